@@ -1,0 +1,66 @@
+"""The audit log: one JSON object per line, one line per decision (signal, verdict, order, fill, alert).
+
+Read it to reconstruct why every trade happened. Secrets are redacted before writing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .secrets import redact
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class AuditLog:
+    """Appends events to ``<state_dir>/audit.jsonl``; flushed per line so a crash loses nothing written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, event: str, *, sim_time: datetime | None, run_id: str, iteration: int, **data: Any) -> None:
+        record = {
+            "time": datetime.now(timezone.utc).isoformat(),
+            "sim_time": sim_time.isoformat() if sim_time else None,
+            "run_id": run_id,
+            "iteration": iteration,
+            "event": event,
+            **{k: _plain(v) for k, v in data.items()},
+        }
+        self._file.write(redact(json.dumps(record, default=str)) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """Every event in an audit log (a torn last line from a crash is skipped)."""
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events

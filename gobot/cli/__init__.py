@@ -1,0 +1,102 @@
+"""The ``gobot`` command line. Commands live in one module per family and load only when used,
+so ``gobot --help`` stays fast; plugins may add commands through ``gobot_register_commands``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import GobotError
+
+#: command name -> "module:attribute", imported on first use.
+COMMANDS = {
+    "start": "gobot.cli.start:start",
+    "status": "gobot.cli.start:status",
+    "kill": "gobot.cli.control:kill",
+    "resume": "gobot.cli.control:resume",
+    "pause": "gobot.cli.control:pause",
+    "unpause": "gobot.cli.control:unpause",
+    "plugins": "gobot.cli.plugins:plugins",
+    "init": "gobot.cli.config:init",
+    "config": "gobot.cli.config:config",
+    "data": "gobot.cli.data:data",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it)."""
+
+    _plugin_commands: dict[str, click.Command] | None = None
+
+    def _plugins(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            from .common import plugin_commands
+
+            self._plugin_commands = plugin_commands()
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, attribute = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return self._plugins().get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help straight from the docstrings' first lines, without importing every module.
+        rows = [(name, SHORT_HELP.get(name, "")) for name in sorted(COMMANDS)]
+        rows += [(name, cmd.get_short_help_str(60)) for name, cmd in sorted(self._plugins().items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+SHORT_HELP = {
+    "start": "Run the bot (paper mode on bundled data unless told otherwise).",
+    "status": "Show the run's state, open positions and last cycle.",
+    "kill": "Engage the kill switch: no new orders, the running loop ends.",
+    "resume": "Remove the kill switch so `gobot start` may run again.",
+    "pause": "Keep scanning and reporting, but open no new positions.",
+    "unpause": "Allow new positions again.",
+    "plugins": "List every plugin: distribution, hooks, enabled or why not.",
+    "init": "Write a commented config.toml with every default.",
+    "config": "Check a config file (`gobot config check`).",
+    "data": "Market data: generate the synthetic demo data.",
+}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gobot")
+def cli() -> None:
+    """gobot: a plugin-based trading bot. Safe by default: with no keys it trades on paper,
+    on bundled market data.
+
+    \b
+    Quick start:
+      gobot init          write config.toml (every setting, with units)
+      gobot start         run 50 paper cycles on the bundled data
+      gobot status        what the bot holds and did last
+      gobot plugins       what is installed, enabled, and why
+
+    Every command takes --config PATH (else $GOBOT_CONFIG, else ./config.toml).
+    """
+
+
+def main() -> None:
+    """Entry point: errors the user can fix are one line on stderr and exit status 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GobotError as exc:
+        click.secho(f"Error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,67 @@
+"""Shared CLI plumbing: the --config option, loading settings and plugins, logging set-up."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+import click
+
+from ..config import Settings, load_settings
+from ..plugin_manager import PluginSet, build_plugin_set
+from ..secrets import RedactingFilter
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $GOBOT_CONFIG, else ./config.toml, else built-in defaults).",
+)
+
+
+def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[str] = (), *, live: bool = False) -> tuple[Settings, PluginSet]:
+    """Settings from the file plus plugins per ``[plugins]`` and the command line's -p/--disable."""
+    settings = load_settings(config_path)
+    plugin_set = build_plugin_set(
+        enable=[*settings.plugins.enable, *enable],
+        disable=[*settings.plugins.disable, *disable],
+        live=live,
+    )
+    return settings, plugin_set
+
+
+def setup_logging(settings: Settings, verbose: bool = False) -> None:
+    """Warnings to stderr, everything to ``<state_dir>/gobot.log``; secrets masked in both."""
+    from ..state import ensure_private_dir
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_gobot", False):
+            root.removeHandler(handler)
+    redacting = RedactingFilter()
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    log_file = ensure_private_dir(settings.state_path) / "gobot.log"
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    file_handler.setLevel(logging.INFO)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for handler in (console, file_handler):
+        handler.addFilter(redacting)
+        handler._gobot = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def plugin_commands() -> dict[str, click.Command]:
+    """Commands added by enabled plugins (config from $GOBOT_CONFIG or ./config.toml)."""
+    from ..errors import GobotError
+    from ..hook_caller import HookCaller
+
+    try:
+        _settings, plugin_set = load(None)
+        group = click.Group()
+        HookCaller(plugin_set.pm).collect_sync("gobot_register_commands", cli=group)
+    except GobotError:
+        return {}  # `gobot config check` and `gobot plugins` report the problem in full
+    return dict(group.commands)

@@ -1,0 +1,104 @@
+"""``gobot init`` and ``gobot config check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import config_option
+
+
+def render_config(plugin_models: dict) -> str:
+    """The commented config file: every core key, then every enabled plugin's section."""
+    from ..config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, commented_toml
+
+    parts = [
+        "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
+        "# Secrets (BINANCE_API_KEY, BINANCE_API_SECRET, OPENAI_API_KEY, TELEGRAM_TOKEN, TELEGRAM_CHAT_ID,\n"
+        "# GOBOT_DASHBOARD_TOKEN) are read from the environment only, never from this file.\n",
+        commented_toml(Settings, None),
+        commented_toml(TradingConfig, "trading"),
+        commented_toml(OrchestratorConfig, "orchestrator"),
+        commented_toml(PluginsConfig, "plugins"),
+        commented_toml(ServerConfig, "server"),
+    ]
+    for name, model in sorted(plugin_models.items()):
+        parts.append(commented_toml(model, f"plugins.{name}"))
+    return "\n".join(parts)
+
+
+def _plugin_models(plugin_set) -> dict:
+    from ..hook_caller import HookCaller
+
+    return dict(HookCaller(plugin_set.pm).collect_sync("gobot_config_model"))
+
+
+@click.command()
+@click.option("--path", "target", type=click.Path(dir_okay=False), default="config.toml", show_default=True, help="Where to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print instead of writing.")
+def init(target, force, to_stdout):
+    """Write a config.toml with every setting at its default, each with its unit and meaning."""
+    from ..plugin_manager import build_plugin_set
+
+    text = render_config(_plugin_models(build_plugin_set()))
+    if to_stdout:
+        click.echo(text, nl=False)
+        return
+    path = Path(target)
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; use --force to overwrite it")
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"Wrote {path}. Check it with `gobot config check --config {path}`.")
+
+
+@click.group()
+def config():
+    """Configuration commands."""
+
+
+@config.command("check")
+@config_option
+def check(config_path):
+    """Validate the whole file: core sections and every enabled plugin's section.
+
+    Every problem is reported as file:key: message — fix. Exit status 1 if any.
+    """
+    from ..config import find_config_path, load_settings
+    from ..errors import ConfigError, ConfigProblem
+    from ..hook_caller import HookCaller
+    from ..orchestrator import load_plugin_configs
+    from ..plugin_manager import build_plugin_set
+
+    problems: list[ConfigProblem] = []
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        _report(exc.problems)
+        return
+    label = settings.file_label
+    plugin_set = build_plugin_set(enable=settings.plugins.enable, disable=settings.plugins.disable)
+    for info in plugin_set.failures:
+        key = "plugins.enable" if "not installed" in info.reason else f"plugins.{info.name}"
+        fix = "check the name in `gobot plugins`" if "not installed" in info.reason else "fix or disable the plugin"
+        problems.append(ConfigProblem(label, key, f"plugin '{info.name}' {info.reason}", fix))
+    try:
+        load_plugin_configs(settings, HookCaller(plugin_set.pm))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    for name in sorted(settings.plugin_sections):
+        info = plugin_set.plugins.get(name)
+        if info is None:
+            problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", "remove the section or install the plugin"))
+    if problems:
+        _report(problems)
+        return
+    where = find_config_path(config_path) or "built-in defaults"
+    click.echo(f"{where}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
+
+
+def _report(problems) -> None:
+    for problem in problems:
+        click.secho(str(problem), fg="red", err=True)
+    raise SystemExit(1)

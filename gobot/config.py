@@ -1,0 +1,277 @@
+"""config.toml: the core settings models, loading with precedence, and errors as ``file:key: message — fix``.
+
+Every plugin's settings live in ``[plugins.<name>]`` and are validated against the model the
+plugin declares (``gobot_config_model``). Secrets never live here: only in the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError, ConfigProblem
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_CONFIG_NAME = "config.toml"
+CONFIG_ENV = "GOBOT_CONFIG"
+
+#: Environment variables that hold secrets. They are read from the environment only and are
+#: redacted from logs, alerts, state and the audit log.
+SECRET_ENV_VARS = (
+    "BINANCE_API_KEY",
+    "BINANCE_API_SECRET",
+    "OPENAI_API_KEY",
+    "TELEGRAM_TOKEN",
+    "TELEGRAM_CHAT_ID",
+    "GOBOT_DASHBOARD_TOKEN",
+)
+_SECRET_KEY_PATTERN = re.compile(r"(api_?key|secret|token|password|passphrase)", re.IGNORECASE)
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TradingConfig(Section):
+    initial_capital_usd: float = Field(100.0, gt=0, description="starting paper balance, USD")
+    max_position_usd: float = Field(10.0, gt=0, description="largest notional of one position, USD")
+    stop_loss_percent: float = Field(
+        2.0, gt=0, lt=100, description="stop distance from entry when a signal gives none, % (positive)"
+    )
+    take_profit_percent: float = Field(
+        4.0, gt=0, description="take-profit distance from entry when a signal gives none, % (positive)"
+    )
+    symbols: list[str] = Field(
+        default_factory=lambda: ["BTC/USDT", "ETH/USDT"], min_length=1, description="markets to trade, BASE/QUOTE"
+    )
+    auto_execute: bool = Field(True, description="false = signals only: orders are proposed (alert + audit), not sent")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_look_like_pairs(cls, symbols: list[str]) -> list[str]:
+        for symbol in symbols:
+            if not re.fullmatch(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?", symbol):
+                raise ValueError(f"'{symbol}' is not a BASE/QUOTE symbol such as 'BTC/USDT'")
+        return symbols
+
+
+class OrchestratorConfig(Section):
+    loop_interval: float = Field(900.0, gt=0, description="seconds between cycles (simulated in replay)")
+    max_iterations: int = Field(50, ge=0, description="cycles per run; 0 = no limit")
+    daily_profit_target: float = Field(
+        50.0, gt=0, description="ends the run when today's P&L reaches +this, USD (positive)"
+    )
+    max_daily_loss: float = Field(100.0, gt=0, description="ends the run when today's P&L reaches -this, USD (positive)")
+    kill_switch_enabled: bool = Field(True, description="honour the kill switch file")
+    kill_switch_file: str = Field("", description="path of the kill switch file; empty = <state_dir>/KILL")
+
+
+class PluginsConfig(Section):
+    enable: list[str] = Field(default_factory=list, description="plugins to enable besides the built-in defaults")
+    disable: list[str] = Field(default_factory=list, description="plugins to switch off (blocked before import)")
+
+
+class ServerConfig(Section):
+    enabled: bool = Field(False, description="serve health and dashboard endpoints")
+    host: str = Field("127.0.0.1", description="address to bind; non-loopback needs GOBOT_DASHBOARD_TOKEN")
+    port: int = Field(8765, ge=1, le=65535, description="TCP port")
+
+
+class Settings(Section):
+    """The whole core configuration. ``plugin_sections`` holds raw ``[plugins.<name>]`` tables."""
+
+    state_dir: str = Field("gobot_state", description="state, audit log, progress.json and database; relative to the config file")
+    trading: TradingConfig = Field(default_factory=TradingConfig)
+    orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    # Not read from the file: where it came from, and the plugin sections (validated later).
+    source: str | None = Field(None, exclude=True)
+    base_dir: str = Field(".", exclude=True)
+    plugin_sections: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.state_dir)
+
+    @property
+    def kill_switch_path(self) -> Path:
+        name = self.orchestrator.kill_switch_file
+        return self.resolve(name) if name else self.state_path / "KILL"
+
+    @property
+    def file_label(self) -> str:
+        return self.source or "(defaults)"
+
+
+def find_config_path(flag: str | None) -> Path | None:
+    """Precedence: ``--config`` flag, then ``$GOBOT_CONFIG``, then ``./config.toml`` if it exists."""
+    if flag:
+        return Path(flag)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.exists() else None
+
+
+def load_settings(flag: str | None = None) -> Settings:
+    """Read and validate the core sections of the config (plugin sections come later)."""
+    path = find_config_path(flag)
+    if path is None:
+        return Settings()
+    label = str(path)
+    if not path.exists():
+        raise ConfigError([ConfigProblem(label, "(file)", "no such file", "create it with `gobot init` or pass --config PATH")])
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(label, "(syntax)", str(exc), "fix the TOML syntax at that line")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {exc}", "check the path and permissions")]) from None
+    return settings_from_dict(data, label, base_dir=str(path.resolve().parent))
+
+
+def settings_from_dict(data: dict[str, Any], label: str = "config.toml", base_dir: str = ".") -> Settings:
+    """Validate a parsed config mapping; every problem is reported, not just the first."""
+    data = dict(data)
+    plugins = data.get("plugins", {})
+    problems: list[ConfigProblem] = []
+    sections: dict[str, dict[str, Any]] = {}
+    if isinstance(plugins, dict):
+        core_plugins = {}
+        for key, value in plugins.items():
+            if key in PluginsConfig.model_fields:
+                core_plugins[key] = value
+            elif isinstance(value, dict):
+                sections[key] = value
+            else:
+                problems.append(
+                    ConfigProblem(
+                        label,
+                        f"plugins.{key}",
+                        f"expected a [plugins.{key}] table or one of {sorted(PluginsConfig.model_fields)}",
+                        f"write its settings under a [plugins.{key}] heading",
+                    )
+                )
+        data["plugins"] = core_plugins
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, Settings, label))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    settings.source = label
+    settings.base_dir = base_dir
+    settings.plugin_sections = sections
+    return settings
+
+
+def validate_plugin_section(settings: Settings, name: str, model: type[BaseModel]) -> BaseModel:
+    """Validate ``[plugins.<name>]`` against the plugin's model; raise ConfigError naming each key."""
+    try:
+        return model.model_validate(settings.plugin_sections.get(name, {}))
+    except ValidationError as exc:
+        raise ConfigError(problems_from_validation(exc, model, settings.file_label, prefix=f"plugins.{name}")) from None
+
+
+def problems_from_validation(
+    exc: ValidationError, model: type[BaseModel], label: str, prefix: str = ""
+) -> list[ConfigProblem]:
+    """Turn pydantic's errors into ``file:key: message — fix`` problems."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(([prefix] if prefix else []) + loc) or prefix or "(top level)"
+        owner, field_name = _owner_of(model, error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(ConfigProblem(label, key, "unknown key", _unknown_key_fix(owner, field_name)))
+            continue
+        message = error["msg"]
+        problems.append(ConfigProblem(label, key, message, _field_fix(owner, field_name)))
+    return problems
+
+
+def _owner_of(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, str]:
+    """Walk nested models along ``loc``: the model that owns the last named field, and that name."""
+    owner: type[BaseModel] | None = model
+    name = ""
+    for part in loc:
+        if not isinstance(part, str):
+            continue
+        if owner is None:
+            break
+        name = part
+        field = owner.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            owner = annotation
+    return owner, name
+
+
+def _unknown_key_fix(owner: type[BaseModel] | None, name: str) -> str:
+    if _SECRET_KEY_PATTERN.search(name):
+        env = ", ".join(SECRET_ENV_VARS)
+        return f"secrets are read only from the environment ({env}); remove this key"
+    valid = sorted(owner.model_fields) if owner else []
+    valid = [v for v in valid if not (owner and owner.model_fields[v].exclude)]
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}remove it; valid keys here: {', '.join(valid)}" if valid else f"{hint}remove it"
+
+
+def _field_fix(owner: type[BaseModel] | None, name: str) -> str:
+    field = owner.model_fields.get(name) if owner else None
+    if field is None:
+        return ""
+    default = field.get_default(call_default_factory=True)
+    text = field.description or ""
+    if default not in (None, ""):
+        text = f"{text}; default {_toml_value(default)}" if text else f"default {_toml_value(default)}"
+    return text
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) >= 1 else str(value)
+    return str(value)
+
+
+def commented_toml(model: type[BaseModel], heading: str | None, values: BaseModel | None = None) -> str:
+    """A TOML section with each key's unit and meaning as a comment (``gobot init`` writes these)."""
+    lines = [f"[{heading}]"] if heading else []
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            continue
+        value = getattr(values, name) if values is not None else field.get_default(call_default_factory=True)
+        if field.description:
+            lines.append(f"# {field.description}")
+        lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

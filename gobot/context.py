@@ -1,0 +1,113 @@
+"""``Context``: the core's implementation of ``gobot_hookspecs.BotContext``, handed to every hook as ``ctx``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from gobot_hookspecs import (
+    Alert,
+    BacktestResult,
+    Candles,
+    Learning,
+    MarketSnapshot,
+    Position,
+    Strategy,
+    StrategyVersion,
+    Trade,
+)
+
+from .backtest import run_backtest
+
+if TYPE_CHECKING:
+    from .orchestrator import Bot
+
+
+class Context:
+    """A plugin's window on the running bot. Plugins import nothing else of the core."""
+
+    def __init__(self, bot: Bot):
+        self._bot = bot
+        self.live = bot.live
+        self.paused = False
+        self.snapshots: list[MarketSnapshot] = []
+        self.pending_alerts: list[Alert] = []
+        self.new_learnings: list[Learning] = []
+
+    @property
+    def config(self) -> Any:
+        return self._bot.settings
+
+    @property
+    def run_id(self) -> str:
+        return self._bot.state.run_id
+
+    @property
+    def iteration(self) -> int:
+        """The number of the cycle running now (1-based)."""
+        return self._bot.state.iteration + 1
+
+    def now(self) -> datetime:
+        return self._bot.clock.now()
+
+    def plugin_config(self, name: str) -> BaseModel | None:
+        return self._bot.plugin_configs.get(name)
+
+    def plugin_state(self, name: str) -> dict[str, Any]:
+        return self._bot.state.plugin_state.setdefault(name, {})
+
+    def positions(self) -> dict[str, Position]:
+        return dict(self._bot.state.positions)
+
+    def closed_trades(self) -> list[Trade]:
+        return list(self._bot.state.trades)
+
+    def equity(self) -> float:
+        return self._bot.portfolio.equity()
+
+    def exposure(self) -> float:
+        """Total notional of open positions at the latest prices."""
+        return self._bot.portfolio.exposure()
+
+    def strategy(self, name: str) -> StrategyVersion:
+        return self._bot.state.strategies[name]
+
+    def strategy_history(self, name: str) -> list[StrategyVersion]:
+        return [v for v in self._bot.state.strategy_history if v.name == name]
+
+    def strategies(self) -> dict[str, Strategy]:
+        return dict(self._bot.strategies)
+
+    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
+        trading = self._bot.settings.trading
+        return run_backtest(
+            self._bot.strategies[strategy],
+            params,
+            candles,
+            symbol,
+            stop_loss_percent=trading.stop_loss_percent,
+            take_profit_percent=trading.take_profit_percent,
+        )
+
+    def add_learning(self, learning: Learning) -> Learning:
+        number = len(self.new_learnings) + 1
+        learning = learning.model_copy(
+            update={
+                "id": learning.id or f"L{self.iteration}-{number}",
+                "iteration": self.iteration,
+                "created_at": learning.created_at or self.now(),
+            }
+        )
+        self.new_learnings.append(learning)
+        self.audit("learning", learning=learning)
+        return learning
+
+    def alert(self, alert: Alert) -> None:
+        if alert.time is None:
+            alert = alert.model_copy(update={"time": self.now()})
+        self.pending_alerts.append(alert)
+
+    def audit(self, event: str, **data: Any) -> None:
+        self._bot.audit(event, **data)

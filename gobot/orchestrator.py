@@ -1,0 +1,574 @@
+"""The orchestrator: one cycle = scan -> ideas -> adjust -> validate -> execute -> report.
+
+Every phase is supplied by plugins through hooks; the core only sequences them, times them,
+keeps the portfolio and the state, and writes the audit log. ``runner.py`` decides when cycles
+run (simulated clock or APScheduler); this module decides what one cycle does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal as signal_module
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from pydantic import BaseModel
+
+from gobot_hookspecs import (
+    Action,
+    AdjustmentDecision,
+    Alert,
+    CycleReport,
+    ExecutionError,
+    Fill,
+    MarketSnapshot,
+    Order,
+    OrderIntent,
+    PhaseRecord,
+    RiskVerdict,
+    Severity,
+    Side,
+    Signal,
+    Strategy,
+    StrategyVersion,
+    Trade,
+    ValidationResult,
+)
+
+from .audit import AuditLog
+from .clock import WallClock
+from .config import Settings, validate_plugin_section
+from .context import Context
+from .errors import ConfigError, PluginError
+from .hook_caller import HookCaller, HookFailure
+from .plugin_manager import PluginSet
+from .portfolio import Portfolio
+from .state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore, ensure_private_dir
+
+log = logging.getLogger(__name__)
+
+PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
+LEARNINGS_HANDED_OVER = 20
+KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"  # e.g. "after_cycle:3": SIGKILL self there (crash tests)
+
+
+class CycleAbandoned(Exception):
+    """A stop was requested before the execute phase: nothing of this cycle is persisted."""
+
+
+def kill_point(name: str) -> None:
+    """Crash the process here if a test asked for it (deterministic kill points for crash tests)."""
+    if os.environ.get(KILL_POINT_ENV) == name:
+        os.kill(os.getpid(), signal_module.SIGKILL)
+
+
+def load_plugin_configs(settings: Settings, hooks: HookCaller) -> dict[str, BaseModel]:
+    """Validate every enabled plugin's ``[plugins.<name>]`` section; report all problems at once."""
+    configs, problems = {}, []
+    for plugin, model in hooks.collect_sync("gobot_config_model"):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise PluginError(plugin, "gobot_config_model must return a pydantic BaseModel subclass", hook="gobot_config_model")
+        try:
+            configs[plugin] = validate_plugin_section(settings, plugin, model)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return configs
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+class Bot:
+    """A configured bot: plugins loaded, config validated, state loaded or created."""
+
+    def __init__(self, settings: Settings, plugin_set: PluginSet, *, live: bool = False, fresh: bool = False):
+        plugin_set.raise_for_failures()
+        self.settings = settings
+        self.plugin_set = plugin_set
+        self.live = live
+        self.failures: list[HookFailure] = []
+        self.hooks = HookCaller(plugin_set.pm, on_failure=self._on_failure)
+        self.plugin_configs = load_plugin_configs(settings, self.hooks)
+        self.strategies: dict[str, Strategy] = {}
+        self.hooks.collect_sync("gobot_register_strategies", register=self._register_strategy)
+
+        ensure_private_dir(settings.state_path)
+        self.store = StateStore(settings.state_path)
+        self.audit_log = AuditLog(settings.state_path / "audit.jsonl")
+        self.resumed_from: int | None = None
+        self.state = self._load_state(fresh)
+        self.portfolio = Portfolio(self.state)
+        self.ctx = Context(self)
+        clock = self.hooks.collect_sync("gobot_clock", ctx=self.ctx)
+        self.clock = clock[0][1] if clock else WallClock()
+        if self.clock.simulated and self.state.clock is not None:
+            self.clock.advance((self.state.clock - self.clock.now()).total_seconds())
+        self.stop_requested = False
+        for name in self.strategies:
+            self.state.strategies.setdefault(name, self._initial_version(name))
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _register_strategy(self, strategy: Strategy) -> None:
+        if strategy.name in self.strategies:
+            raise ValueError(f"strategy '{strategy.name}' is registered twice")
+        self.strategies[strategy.name] = strategy
+
+    def _initial_version(self, name: str) -> StrategyVersion:
+        params = {key: spec.default for key, spec in self.strategies[name].parameters.items()}
+        version = StrategyVersion(name=name, version=1, params=params, created_at=None)
+        self.state.strategy_history.append(version)
+        return version
+
+    def _load_state(self, fresh: bool) -> BotState:
+        previous = self.store.load()
+        if previous is not None and (fresh or previous.finished):
+            self.store.archive(previous)
+            previous = None
+        if previous is not None:
+            self.resumed_from = previous.iteration
+            return previous
+        capital = self.settings.trading.initial_capital_usd
+        return BotState(run_id=new_run_id(), cash=capital, initial_capital=capital, equity_peak=capital)
+
+    def _on_failure(self, failure: HookFailure) -> None:
+        log.error("%s", failure)
+        self.failures.append(failure)
+
+    # -- services used by Context ---------------------------------------------------------------
+
+    def audit(self, event: str, **data: Any) -> None:
+        self.audit_log.write(event, sim_time=self.clock.now(), run_id=self.state.run_id, iteration=self.ctx.iteration, **data)
+
+    async def flush_alerts(self) -> None:
+        """Deliver queued alerts to every channel, each channel in isolation."""
+        while self.ctx.pending_alerts:
+            alert = self.ctx.pending_alerts.pop(0)
+            self.audit("alert", alert=alert)
+            await self.hooks.notify("gobot_send_alert", ctx=self.ctx, alert=alert)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        self.ctx.paused = self.store.paused
+        for impl_failure in await self.hooks.notify("gobot_startup", ctx=self.ctx):
+            raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
+        mode = "live" if self.live else "paper"
+        what = f"resuming run {self.state.run_id} after cycle {self.resumed_from}" if self.resumed_from is not None else f"run {self.state.run_id} started"
+        self.audit("run_started", mode=mode, resumed_from=self.resumed_from, plugins=self.plugin_set.enabled)
+        self.ctx.alert(Alert(kind="run_started", title=f"gobot {mode}: {what}", data={"plugins": self.plugin_set.enabled}))
+        await self.flush_alerts()
+
+    async def shutdown(self, reason: str) -> None:
+        self.ctx.alert(Alert(kind="run_stopped", title=f"gobot stopped: {reason}", severity=Severity.WARNING if "kill" in reason else Severity.INFO))
+        await self.flush_alerts()
+        await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
+        self.audit("run_stopped", reason=reason)
+        self.audit_log.close()
+
+    def finish(self, reason: str) -> None:
+        self.state.finished = True
+        self.state.finish_reason = reason
+        self.store.save(self.state)
+
+    def persist(self) -> None:
+        self.store.save(self.state)
+
+    # -- one cycle ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _phase(self, report: CycleReport, name: str) -> Iterator[PhaseRecord]:
+        if self.stop_requested and name in ("scan", "ideas", "adjust", "validate"):
+            raise CycleAbandoned(name)
+        record = PhaseRecord(name=name)
+        started = time.perf_counter()
+        try:
+            yield record
+        finally:
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            report.phases.append(record)
+
+    async def run_cycle(self) -> CycleReport:
+        """Run one full cycle and persist the state at its end."""
+        ctx, state = self.ctx, self.state
+        ctx.paused = self.store.paused
+        ctx.new_learnings = []
+        self.failures = []
+        now = self.clock.now()
+        report = CycleReport(run_id=state.run_id, iteration=ctx.iteration, time=now, paused=ctx.paused)
+        cycle_started = time.perf_counter()
+        day = now.date().isoformat()
+
+        with self._phase(report, "scan") as phase:
+            snapshots = await self._scan(phase)
+            state.day_start_equity.setdefault(day, self.portfolio.equity())
+            await self._sync_executions(report, phase, snapshots)
+
+        with self._phase(report, "ideas") as phase:
+            signals = await self._ideas(phase, snapshots)
+            report.signals = signals
+
+        with self._phase(report, "adjust") as phase:
+            adjusted = await self._adjust(phase)
+
+        with self._phase(report, "validate") as phase:
+            await self._validate(phase, adjusted)
+            approved = await self._risk(report, phase, signals, snapshots)
+
+        with self._phase(report, "execute") as phase:
+            await self._execute(report, phase, approved)
+            await self.flush_alerts()
+
+        with self._phase(report, "report") as phase:
+            report.learnings = list(ctx.new_learnings)
+            report.errors = [str(f) for f in self.failures]
+            report.equity = self.portfolio.equity()
+            report.cash = state.cash
+            report.realised_pnl = sum(t.pnl for t in state.trades)
+            report.open_positions = len(state.positions)
+            await self.hooks.notify("gobot_report", ctx=ctx, report=report)
+            phase.records.append(
+                f"equity {report.equity:.2f}, {report.open_positions} open, "
+                f"{len(state.trades)} closed trades, {len(report.errors)} plugin errors"
+            )
+
+        self._remember(report, day, (time.perf_counter() - cycle_started) * 1000)
+        kill_point(f"before_persist:{report.iteration}")
+        self.persist()
+        kill_point(f"after_cycle:{report.iteration}")
+        self.store.save_progress(self.progress())
+        await self.hooks.notify("gobot_on_cycle_end", ctx=ctx, report=report)
+        await self.flush_alerts()
+        return report
+
+    async def _scan(self, phase: PhaseRecord) -> list[MarketSnapshot]:
+        by_symbol: dict[str, MarketSnapshot] = {}
+        for plugin, answer in await self.hooks.collect("gobot_scan_market", ctx=self.ctx):
+            for snap in answer:
+                if snap.symbol not in by_symbol:
+                    by_symbol[snap.symbol] = snap.model_copy(update={"source": plugin})
+        snapshots = [by_symbol[s] for s in self.settings.trading.symbols if s in by_symbol]
+        for snap in snapshots:
+            phase.records.append(f"{snap.symbol} {snap.price:.6g} ({snap.source}, {len(snap.candles)} candles)")
+        missing = [s for s in self.settings.trading.symbols if s not in by_symbol]
+        if missing:
+            phase.records.append(f"no market data for {', '.join(missing)}")
+        self.ctx.snapshots = snapshots
+        self.portfolio.mark({snap.symbol: snap.price for snap in snapshots})
+        return snapshots
+
+    async def _sync_executions(self, report: CycleReport, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> None:
+        fills: list[Fill] = []
+        for _plugin, answer in await self.hooks.collect("gobot_sync_executions", ctx=self.ctx, snapshots=snapshots):
+            fills.extend(answer)
+        for fill in sorted(fills, key=lambda f: f.time):
+            await self.apply_fill(report, fill)
+            phase.records.append(f"fill {fill.side.value} {fill.amount:.6g} {fill.symbol} @ {fill.price:.6g} ({fill.reason})")
+        if not fills:
+            phase.records.append("no fills since the last cycle")
+
+    async def apply_fill(self, report: CycleReport, fill: Fill) -> Trade | None:
+        intent = self.state.intents.pop(fill.client_order_id, None)
+        self.state.open_orders.pop(fill.client_order_id, None)
+        trade = self.portfolio.apply_fill(fill, intent)
+        report.fills.append(fill)
+        self.audit("fill", fill=fill)
+        await self.hooks.notify("gobot_on_fill", ctx=self.ctx, fill=fill)
+        if fill.purpose == "open" and trade is None:
+            self.ctx.alert(
+                Alert(
+                    kind="trade_opened",
+                    title=f"Opened {'long' if fill.side is Side.BUY else 'short'} {fill.symbol} @ {fill.price:.6g}",
+                    text=f"amount {fill.amount:.6g}, fee {fill.fee:.4f}",
+                    data={"symbol": fill.symbol, "price": fill.price, "amount": fill.amount},
+                )
+            )
+        if trade is not None:
+            report.trades_closed.append(trade)
+            self.audit("trade_closed", trade=trade)
+            await self.hooks.notify("gobot_on_trade_closed", ctx=self.ctx, trade=trade)
+            self.ctx.alert(
+                Alert(
+                    kind="trade_closed",
+                    title=f"Closed {trade.direction.value.lower()} {trade.symbol}: P&L {trade.pnl:+.2f}",
+                    text=f"{trade.entry_price:.6g} -> {trade.exit_price:.6g} ({trade.exit_reason})",
+                    data={"symbol": trade.symbol, "pnl": trade.pnl, "exit_reason": trade.exit_reason},
+                )
+            )
+        return trade
+
+    async def _ideas(self, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> list[Signal]:
+        learnings = [item for item in self.state.learnings if item.iteration < self.ctx.iteration][-LEARNINGS_HANDED_OVER:]
+        phase.records.append(f"{len(learnings)} learnings handed over: {', '.join(item.id for item in learnings) or '-'}")
+        signals: list[Signal] = []
+        for plugin, answer in await self.hooks.collect(
+            "gobot_generate_ideas", ctx=self.ctx, snapshots=snapshots, learnings=learnings
+        ):
+            for item in answer:
+                item = item.model_copy(update={"source": plugin})
+                signals.append(item)
+                self.audit("signal", signal=item)
+                phase.records.append(
+                    f"{item.symbol} {item.action.value} conf {item.confidence:.2f} by {plugin}: {item.rationale}"
+                )
+        if not signals:
+            phase.records.append("no signals")
+        return signals
+
+    async def _adjust(self, phase: PhaseRecord) -> dict[str, StrategyVersion]:
+        """Apply adjustment decisions; return the previous version of each adjusted strategy."""
+        previous: dict[str, StrategyVersion] = {}
+        for name, current in sorted(self.state.strategies.items()):
+            decisions = await self.hooks.collect("gobot_adjust_strategy", ctx=self.ctx, strategy=current)
+            if not decisions:
+                phase.records.append(f"{name} v{current.version}: no adjuster answered")
+            for plugin, decision in decisions:
+                decision: AdjustmentDecision = decision.model_copy(update={"plugin": plugin})
+                self.audit("adjustment", decision=decision)
+                changes = self._in_range(name, decision.changes, phase)
+                if not changes or name in previous:
+                    phase.records.append(f"{name} v{current.version}: keep ({plugin}: {decision.reason})")
+                    continue
+                new = StrategyVersion(
+                    name=name,
+                    version=max(v.version for v in self.state.strategy_history if v.name == name) + 1,
+                    params={**current.params, **changes},
+                    created_at=self.clock.now(),
+                    reason=f"{plugin}: {decision.reason}",
+                )
+                previous[name] = current
+                self.state.strategies[name] = new
+                self.state.strategy_history.append(new)
+                phase.records.append(f"{name} v{current.version} -> v{new.version}: {changes} ({decision.reason})")
+        return previous
+
+    def _in_range(self, name: str, changes: dict[str, float], phase: PhaseRecord) -> dict[str, float]:
+        specs = self.strategies[name].parameters if name in self.strategies else {}
+        accepted = {}
+        for key, value in changes.items():
+            spec = specs.get(key)
+            if spec is None or not spec.low <= value <= spec.high:
+                phase.records.append(f"{name}: change {key}={value} refused (outside the declared range)")
+                continue
+            accepted[key] = value
+        return accepted
+
+    async def _validate(self, phase: PhaseRecord, adjusted: dict[str, StrategyVersion]) -> None:
+        for name, current in sorted(self.state.strategies.items()):
+            results = await self.hooks.collect("gobot_validate_strategy", ctx=self.ctx, strategy=current)
+            failed = []
+            for plugin, result in results:
+                result: ValidationResult = result.model_copy(update={"plugin": plugin})
+                self.audit("validation", result=result)
+                phase.records.append(
+                    f"{name} v{result.version}: {'pass' if result.passed else 'FAIL'} ({plugin}: {result.reason})"
+                )
+                if not result.passed:
+                    failed.append(result)
+            if name in adjusted and failed:
+                old = adjusted[name]
+                self.state.strategies[name] = old
+                phase.records.append(f"{name}: adjustment to v{current.version} rejected, back to v{old.version}")
+                self.audit("adjustment_rejected", strategy=name, version=current.version, reasons=[f.reason for f in failed])
+
+    def _intent(self, symbol: str, side: Side, purpose: str, notional: float, price: float, signal: Signal | None) -> OrderIntent:
+        key = f"{self.state.run_id}|{self.ctx.iteration}|{symbol}|{side.value}|{purpose}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+        trading = self.settings.trading
+        sign = 1 if side is Side.BUY else -1
+        stop = take = None
+        if purpose == "open":
+            stop = (signal.stop_loss if signal else None) or price * (1 - sign * trading.stop_loss_percent / 100)
+            take = (signal.take_profit if signal else None) or price * (1 + sign * trading.take_profit_percent / 100)
+        return OrderIntent(
+            id=f"{self.ctx.iteration}-{symbol}-{purpose}",
+            client_order_id=f"gb{digest}",
+            symbol=symbol,
+            side=side,
+            purpose=purpose,
+            notional_usd=notional,
+            reference_price=price,
+            stop_loss=stop,
+            take_profit=take,
+            signal=signal,
+            created_at=self.clock.now(),
+        )
+
+    async def _risk(
+        self, report: CycleReport, phase: PhaseRecord, signals: list[Signal], snapshots: list[MarketSnapshot]
+    ) -> list[OrderIntent]:
+        """Turn signals into intents; exits pass, new exposure must pass every risk plugin."""
+        prices = {snap.symbol: snap.price for snap in snapshots}
+        approved: list[OrderIntent] = []
+        seen: set[str] = set()
+        for signal in signals:
+            if signal.action is Action.HOLD or signal.symbol in seen or signal.symbol not in prices:
+                continue
+            seen.add(signal.symbol)
+            price = prices[signal.symbol]
+            position = self.state.positions.get(signal.symbol)
+            if position is not None and position.direction is signal.action:
+                phase.records.append(f"{signal.symbol}: already {position.direction.value.lower()}, holding")
+                continue
+            if position is not None:
+                side = Side.SELL if position.direction is Action.LONG else Side.BUY
+                approved.append(self._intent(signal.symbol, side, "close", position.notional(price), price, signal))
+                phase.records.append(f"{signal.symbol}: exit {position.direction.value.lower()} on opposite signal")
+                continue
+            if any(i.symbol == signal.symbol for i in self.state.intents.values()):
+                phase.records.append(f"{signal.symbol}: an order is still pending, no new intent")
+                continue
+            side = Side.BUY if signal.action is Action.LONG else Side.SELL
+            sized = await self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal)
+            notional = float(sized[1]) if sized else self.settings.trading.max_position_usd
+            if notional <= 0:
+                phase.records.append(f"{signal.symbol}: sizer {sized[0] if sized else '-'} chose no position")
+                continue
+            intent = self._intent(signal.symbol, side, "open", notional, price, signal)
+            verdicts = await self.hooks.risk(ctx=self.ctx, intent=intent)
+            self.audit("risk_verdicts", intent=intent, verdicts=verdicts)
+            vetoes = [v for v in verdicts if not v.approved]
+            if not verdicts:
+                vetoes = [RiskVerdict(approved=False, plugin="core", reason="no risk plugin answered (fail closed)")]
+            if vetoes:
+                self._veto(report, phase, intent, vetoes)
+                continue
+            phase.records.append(f"{intent.symbol} {side.value} {notional:.2f} USD approved by {len(verdicts)} risk checks")
+            approved.append(intent)
+        if not signals or all(s.action is Action.HOLD for s in signals):
+            phase.records.append("no order intents (all HOLD)")
+        return approved
+
+    def _veto(self, report: CycleReport, phase: PhaseRecord, intent: OrderIntent, vetoes: list[RiskVerdict]) -> None:
+        report.vetoes.extend(vetoes)
+        reasons = "; ".join(f"{v.plugin}: {v.reason}" for v in vetoes)
+        phase.records.append(f"{intent.symbol} {intent.side.value} VETOED — {reasons}")
+        self.state.vetoes.append({"iteration": self.ctx.iteration, "symbol": intent.symbol, "reasons": reasons})
+        self.ctx.alert(
+            Alert(
+                kind="risk_veto",
+                title=f"Risk veto: {intent.side.value} {intent.symbol}",
+                text=reasons,
+                severity=Severity.WARNING,
+                data={"symbol": intent.symbol, "reasons": [v.model_dump() for v in vetoes]},
+            )
+        )
+
+    async def _execute(self, report: CycleReport, phase: PhaseRecord, intents: list[OrderIntent]) -> None:
+        killed = self.kill_switch_on()
+        if not intents:
+            phase.records.append("nothing to execute")
+        for intent in intents:
+            if killed:
+                phase.records.append(f"{intent.symbol}: kill switch on, not sent")
+                continue
+            if intent.purpose == "open" and self.ctx.paused:
+                phase.records.append(f"{intent.symbol}: paused, no new positions")
+                continue
+            if not self.settings.trading.auto_execute:
+                order = self._proposed(intent)
+                report.orders.append(order)
+                self.audit("order_proposed", order=order, intent=intent)
+                await self.hooks.notify("gobot_on_order", ctx=self.ctx, order=order)
+                self.ctx.alert(Alert(kind="order_proposed", title=f"Proposed {intent.side.value} {intent.symbol}", text=f"{intent.notional_usd:.2f} USD (auto_execute = false)"))
+                phase.records.append(f"{intent.symbol}: proposed only (auto_execute = false)")
+                continue
+            await self._send(report, phase, intent)
+
+    def _proposed(self, intent: OrderIntent) -> Order:
+        return Order(
+            id=intent.client_order_id, client_order_id=intent.client_order_id, intent_id=intent.id,
+            symbol=intent.symbol, side=intent.side, purpose=intent.purpose, amount=intent.amount,
+            stop_loss=intent.stop_loss, take_profit=intent.take_profit, status="proposed",
+            created_at=intent.created_at, executor="core",
+        )
+
+    async def _send(self, report: CycleReport, phase: PhaseRecord, intent: OrderIntent) -> None:
+        self.state.intents[intent.client_order_id] = intent
+        try:
+            answer = await self.hooks.first("gobot_execute_order", ctx=self.ctx, intent=intent)
+            if answer is None:
+                raise PluginError("core", "no enabled executor answered", hook="gobot_execute_order")
+        except PluginError as exc:
+            self.state.intents.pop(intent.client_order_id, None)
+            error = ExecutionError(message=str(exc), kind="error", symbol=intent.symbol, intent_id=intent.id, plugin=exc.plugin)
+            self.audit("execution_error", error=error)
+            await self.hooks.notify("gobot_on_execution_error", ctx=self.ctx, error=error)
+            self.ctx.alert(Alert(kind="execution_error", title=f"Order failed: {intent.symbol}", text=str(exc), severity=Severity.CRITICAL))
+            phase.records.append(f"{intent.symbol}: execution error — {exc}")
+            return
+        plugin, order = answer
+        order = order.model_copy(update={"executor": plugin})
+        report.orders.append(order)
+        self.audit("order", order=order, intent_id=intent.id)
+        await self.hooks.notify("gobot_on_order", ctx=self.ctx, order=order)
+        phase.records.append(f"{order.symbol}: {order.purpose} {order.side.value} {order.amount:.6g} sent to {plugin} ({order.status})")
+        if order.status not in ("filled", "rejected", "canceled"):
+            self.state.open_orders[order.client_order_id] = order
+        if order.status == "rejected":
+            self.state.intents.pop(intent.client_order_id, None)
+
+    def kill_switch_on(self) -> bool:
+        return self.settings.orchestrator.kill_switch_enabled and self.settings.kill_switch_path.exists()
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _remember(self, report: CycleReport, day: str, duration_ms: float) -> None:
+        state = self.state
+        state.learnings = (state.learnings + report.learnings)[-MAX_LEARNINGS:]
+        counts = {a: sum(1 for s in report.signals if s.action is a) for a in Action}
+        state.cycles.append(
+            CycleRow(
+                iteration=report.iteration,
+                time=report.time,
+                signals=f"{counts[Action.LONG]}L {counts[Action.SHORT]}S {counts[Action.HOLD]}H",
+                vetoes=len(report.vetoes),
+                orders=len(report.orders),
+                fills=len(report.fills),
+                closed=len(report.trades_closed),
+                equity=report.equity,
+                pnl=report.equity - state.initial_capital,
+                duration_ms=duration_ms,
+                phase_ms={p.name: round(p.duration_ms, 3) for p in report.phases},
+                note="paused" if report.paused else "",
+            )
+        )
+        state.cycles = state.cycles[-MAX_CYCLE_ROWS:]
+        state.iteration = report.iteration
+        self.clock.advance(self.settings.orchestrator.loop_interval)
+        state.clock = self.clock.now() if self.clock.simulated else None
+
+    def daily_pnl(self) -> float:
+        """Equity change since the start of the day of the last cycle (UTC)."""
+        day = (self.state.cycles[-1].time if self.state.cycles else self.clock.now()).date().isoformat()
+        start = self.state.day_start_equity.get(day, self.state.initial_capital)
+        return self.portfolio.equity() - start
+
+    def progress(self) -> dict[str, Any]:
+        state = self.state
+        last = state.cycles[-1] if state.cycles else None
+        return {
+            "run_id": state.run_id,
+            "iteration": state.iteration,
+            "max_iterations": self.settings.orchestrator.max_iterations,
+            "time": last.time if last else None,
+            "phase_ms": last.phase_ms if last else {},
+            "equity": round(self.portfolio.equity(), 4),
+            "pnl": round(self.portfolio.equity() - state.initial_capital, 4),
+            "daily_pnl": round(self.daily_pnl(), 4),
+            "closed_trades": len(state.trades),
+            "open_positions": {s: p.model_dump(mode="json") for s, p in state.positions.items()},
+            "breaker": state.plugin_state.get("circuit_breaker", {}).get("state", "not installed"),
+            "paused": self.store.paused,
+            "learnings": [item.model_dump(mode="json") for item in state.learnings[-5:]],
+            "finished": state.finished,
+            "finish_reason": state.finish_reason,
+        }

@@ -1,0 +1,88 @@
+"""Portfolio accounting from fills: positions, cash, closed trades, equity and drawdown.
+
+A margin-style account, the same for long and short: opening pays the fee; closing realises
+``direction * (exit - entry) * amount`` minus the fee. Equity = cash + unrealised P&L.
+"""
+
+from __future__ import annotations
+
+from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
+
+from .state import BotState
+
+
+class Portfolio:
+    def __init__(self, state: BotState):
+        self.state = state
+
+    def equity(self) -> float:
+        prices = self.state.last_prices
+        unrealised = sum(
+            pos.unrealised_pnl(prices.get(symbol, pos.entry_price)) for symbol, pos in self.state.positions.items()
+        )
+        return self.state.cash + unrealised
+
+    def exposure(self) -> float:
+        prices = self.state.last_prices
+        return sum(pos.notional(prices.get(s, pos.entry_price)) for s, pos in self.state.positions.items())
+
+    def mark(self, prices: dict[str, float]) -> None:
+        """Record the latest prices and update the equity peak and the maximum drawdown."""
+        self.state.last_prices.update(prices)
+        equity = self.equity()
+        self.state.equity_peak = max(self.state.equity_peak, equity)
+        if self.state.equity_peak > 0:
+            drawdown = 1.0 - equity / self.state.equity_peak
+            self.state.max_drawdown = max(self.state.max_drawdown, drawdown)
+
+    def apply_fill(self, fill: Fill, intent: OrderIntent | None) -> Trade | None:
+        """Apply a fill; return the closed trade when it closes a position."""
+        state = self.state
+        state.last_prices[fill.symbol] = fill.price
+        if fill.purpose == "open":
+            if fill.symbol in state.positions:  # the exchange would net it; we keep one position a symbol
+                return self._close(state.positions[fill.symbol], fill)
+            signal = intent.signal if intent else None
+            state.cash -= fill.fee
+            state.positions[fill.symbol] = Position(
+                symbol=fill.symbol,
+                direction=Action.LONG if fill.side is Side.BUY else Action.SHORT,
+                amount=fill.amount,
+                entry_price=fill.price,
+                entry_fee=fill.fee,
+                opened_at=fill.time,
+                stop_loss=intent.stop_loss if intent else None,
+                take_profit=intent.take_profit if intent else None,
+                confidence=signal.confidence if signal else None,
+                strategy=signal.strategy if signal else None,
+                strategy_version=signal.strategy_version if signal else None,
+                client_order_id=fill.client_order_id,
+            )
+            return None
+        position = state.positions.get(fill.symbol)
+        if position is None:
+            return None  # an exit for a position we no longer hold (already closed): nothing to do
+        return self._close(position, fill)
+
+    def _close(self, position: Position, fill: Fill) -> Trade:
+        state = self.state
+        gross = position.unrealised_pnl(fill.price)
+        state.cash += gross - fill.fee
+        del state.positions[fill.symbol]
+        trade = Trade(
+            symbol=position.symbol,
+            direction=position.direction,
+            amount=position.amount,
+            entry_price=position.entry_price,
+            exit_price=fill.price,
+            opened_at=position.opened_at,
+            closed_at=fill.time,
+            fees=position.entry_fee + fill.fee,
+            pnl=gross - position.entry_fee - fill.fee,
+            exit_reason=fill.reason,
+            confidence=position.confidence,
+            strategy=position.strategy,
+            strategy_version=position.strategy_version,
+        )
+        state.trades.append(trade)
+        return trade

@@ -1,0 +1,133 @@
+"""The bot's persisted state, written atomically after every cycle so a restart resumes where it stopped.
+
+Files in ``state_dir`` (created owner-only):
+- ``state.json``: everything needed to resume (portfolio, orders, strategy versions, learnings,
+  plugin state, per-cycle rows);
+- ``progress.json``: a small summary rewritten each cycle, for ``tail -f``-style watching;
+- ``audit.jsonl``: the audit log; ``PAUSED`` and ``KILL``: control files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
+
+from .secrets import redact
+
+STATE_VERSION = 1
+MAX_LEARNINGS = 50
+MAX_CYCLE_ROWS = 2000
+
+
+class CycleRow(BaseModel):
+    """One line of the per-cycle table."""
+
+    iteration: int
+    time: datetime
+    signals: str = ""  # e.g. "1L 0S 3H"
+    vetoes: int = 0
+    orders: int = 0
+    fills: int = 0
+    closed: int = 0
+    equity: float = 0.0
+    pnl: float = 0.0
+    duration_ms: float = 0.0
+    phase_ms: dict[str, float] = Field(default_factory=dict)
+    note: str = ""
+
+
+class BotState(BaseModel):
+    """Everything a restart needs. ``iteration`` counts completed cycles of the current run."""
+
+    version: int = STATE_VERSION
+    run_id: str
+    iteration: int = 0
+    clock: datetime | None = None  # the simulated time of the next cycle (replay)
+    cash: float
+    initial_capital: float
+    positions: dict[str, Position] = Field(default_factory=dict)
+    trades: list[Trade] = Field(default_factory=list)
+    open_orders: dict[str, Order] = Field(default_factory=dict)  # by client order id
+    intents: dict[str, OrderIntent] = Field(default_factory=dict)  # by client order id, until filled
+    strategies: dict[str, StrategyVersion] = Field(default_factory=dict)
+    strategy_history: list[StrategyVersion] = Field(default_factory=list)
+    learnings: list[Learning] = Field(default_factory=list)
+    plugin_state: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cycles: list[CycleRow] = Field(default_factory=list)
+    vetoes: list[dict[str, Any]] = Field(default_factory=list)  # every veto with its reason (summary)
+    day_start_equity: dict[str, float] = Field(default_factory=dict)  # by UTC date
+    last_prices: dict[str, float] = Field(default_factory=dict)
+    equity_peak: float = 0.0
+    max_drawdown: float = 0.0  # fraction of the peak
+    finished: bool = False
+    finish_reason: str = ""
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` with owner-only permissions (state may reveal positions and balances)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file, fsync and rename: a crash leaves the old or the new file, never half."""
+    ensure_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class StateStore:
+    """Reads and writes the files in ``state_dir``."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        self.state_file = state_dir / "state.json"
+        self.progress_file = state_dir / "progress.json"
+        self.pause_file = state_dir / "PAUSED"
+
+    def load(self) -> BotState | None:
+        if not self.state_file.exists():
+            return None
+        return BotState.model_validate_json(self.state_file.read_text(encoding="utf-8"))
+
+    def save(self, state: BotState) -> None:
+        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)))
+
+    def save_progress(self, progress: dict[str, Any]) -> None:
+        atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)))
+
+    def archive(self, state: BotState) -> Path:
+        """Move a finished or abandoned run's state aside (``runs/<run_id>.json``)."""
+        target = ensure_private_dir(self.dir / "runs") / f"{state.run_id}.json"
+        atomic_write(target, redact(state.model_dump_json(indent=1)))
+        self.state_file.unlink(missing_ok=True)
+        return target
+
+    @property
+    def paused(self) -> bool:
+        return self.pause_file.exists()
+
+    def set_paused(self, paused: bool) -> None:
+        if paused:
+            ensure_private_dir(self.dir)
+            self.pause_file.write_text("paused by `gobot pause`\n", encoding="utf-8")
+        else:
+            self.pause_file.unlink(missing_ok=True)

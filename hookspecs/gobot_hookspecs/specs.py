@@ -1,0 +1,298 @@
+"""The hook specifications: the plugin author's manual.
+
+Implement a hook by defining a function of the same name decorated with ``@hookimpl`` in a
+module (or object) registered under the ``gobot`` entry-point group. An implementation may
+take any subset of the arguments, by name. Runtime hooks may be ``async def``: the core
+awaits them. ``docs/plugins.md`` has a section per hook with examples.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from .markers import hookspec
+
+if TYPE_CHECKING:  # pragma: no cover - type names only
+    import click
+    from pydantic import BaseModel
+
+    from .components import BotContext, Clock, RateLimitPolicy, Strategy
+    from .models import (
+        AdjustmentDecision,
+        Alert,
+        CycleReport,
+        ExecutionError,
+        Fill,
+        Learning,
+        MarketSnapshot,
+        Order,
+        OrderIntent,
+        RiskVerdict,
+        Signal,
+        StrategyVersion,
+        Trade,
+        ValidationResult,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Registration: called once, when the plugin manager is built
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_config_model() -> type[BaseModel] | None:
+    """Declare the pydantic model of this plugin's ``[plugins.<name>]`` config section.
+
+    Called once at start-up and by ``gobot config check``, for every enabled plugin. The
+    section is validated against the model before the bot starts; errors are reported as
+    ``config.toml:plugins.<name>.<key>: message``. Give every field a default, so the plugin
+    works with no section at all. Read the validated values at runtime with
+    ``ctx.plugin_config("<name>")``.
+
+    :return: a ``pydantic.BaseModel`` subclass, or None if the plugin has no settings.
+    """
+
+
+@hookspec
+def gobot_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``gobot`` command line.
+
+    Called when the CLI lists or runs a command that is not built in.
+
+    :param cli: the ``gobot`` click group; use ``@cli.command()`` to add to it.
+    """
+
+
+@hookspec
+def gobot_register_strategies(register: Callable[[Strategy], None]) -> None:
+    """Hand over backtestable strategy components.
+
+    Called once at start-up. Each component must satisfy ``gobot_hookspecs.Strategy``: a
+    ``name``, a ``parameters`` dict of ``ParamSpec`` (the space the adjuster and optimizer
+    may move in) and ``signal(symbol, candles, params) -> Signal``. The backtester calls the
+    component directly, so the same code runs in backtest, replay, paper and live.
+
+    :param register: call ``register(component)`` once per strategy.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_clock(ctx: BotContext) -> Clock | None:
+    """Provide the bot's clock. First non-None answer wins.
+
+    Called once at start-up, before ``gobot_startup`` (so ``ctx.now()`` is not usable yet;
+    ``ctx.config`` and ``ctx.plugin_config`` are). The replay plugin answers with a simulated
+    clock that the orchestrator advances by ``loop_interval`` each cycle (50 cycles of 15
+    minutes run in seconds); on a restart the core moves it to where the run stopped. With no
+    answer the core uses the wall clock and APScheduler runs a cycle every ``loop_interval``
+    seconds.
+
+    :return: an object satisfying ``gobot_hookspecs.Clock``, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_rate_limit_policy(ctx: BotContext) -> RateLimitPolicy | None:
+    """Provide the policy that paces requests to the exchange. First non-None answer wins.
+
+    Called once at start-up; executors and market-data plugins then call the returned
+    object's ``acquire(weight, priority)`` before every request and ``on_response`` after.
+    With no answer the core uses a policy that never waits.
+
+    :return: an object satisfying ``gobot_hookspecs.RateLimitPolicy``, or None.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_startup(ctx: BotContext) -> None:
+    """The bot is starting (or resuming); open connections, browsers, files here.
+
+    Called once before the first cycle, for every plugin, in isolation: an exception is
+    logged with the plugin's name and stops the start-up (the bot never runs half-configured).
+    """
+
+
+@hookspec
+def gobot_shutdown(ctx: BotContext) -> None:
+    """The bot is stopping (run finished, kill switch, SIGINT/SIGTERM); release resources.
+
+    Called once, for every plugin, in isolation: one failing plugin does not stop the others.
+    """
+
+
+# ---------------------------------------------------------------------------
+# The five orchestrator phases, in the order a cycle calls them
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_scan_market(ctx: BotContext) -> list[MarketSnapshot] | None:
+    """Phase 1, market scan: report what the market looks like now.
+
+    Called once per cycle for every plugin; all answers are collected (a failing plugin is
+    logged and skipped). Return one ``MarketSnapshot`` per symbol in ``ctx.config.trading.symbols``
+    you cover, with candles that end at or before ``ctx.now()`` (never later: no lookahead).
+
+    :return: a list of snapshots, or None.
+    """
+
+
+@hookspec
+def gobot_sync_executions(ctx: BotContext, snapshots: list[MarketSnapshot]) -> list[Fill] | None:
+    """End of phase 1: report fills that happened since the last cycle.
+
+    Called once per cycle, after the scan, for every plugin; answers are collected. Executors
+    report fills of earlier orders here (a paper executor fills at the next candle's open and
+    checks stop-loss/take-profit inside later candles; an exchange executor polls its orders).
+    The core applies the fills to the portfolio and emits ``gobot_on_fill``.
+
+    :return: a list of fills, or None.
+    """
+
+
+@hookspec
+def gobot_generate_ideas(
+    ctx: BotContext, snapshots: list[MarketSnapshot], learnings: list[Learning]
+) -> list[Signal] | None:
+    """Phase 2, idea generation: propose LONG, SHORT or HOLD per symbol, with a confidence.
+
+    Called once per cycle for every plugin; all signals are collected (a failing plugin is
+    logged and skipped; it never trades). HOLD is a real answer and is recorded.
+
+    :param snapshots: this cycle's market scan.
+    :param learnings: recent learnings from earlier cycles (persisted across restarts);
+        list the ids you used in ``Signal.learnings_used``.
+    :return: a list of signals, or None.
+    """
+
+
+@hookspec
+def gobot_adjust_strategy(ctx: BotContext, strategy: StrategyVersion) -> AdjustmentDecision | None:
+    """Phase 3, strategy adjustment: decide whether a strategy's parameters should change.
+
+    Called once per cycle per registered strategy, for every plugin. A decision with
+    ``changes`` makes a new strategy version (recorded and persisted) that the validation
+    phase then judges; a decision with no changes is recorded as the reason to keep it.
+    Changes must stay inside the strategy's declared ``ParamSpec`` ranges.
+
+    :param strategy: the strategy's current version.
+    :return: an ``AdjustmentDecision``, or None for no opinion.
+    """
+
+
+@hookspec
+def gobot_validate_strategy(ctx: BotContext, strategy: StrategyVersion) -> ValidationResult | None:
+    """Phase 4, validation: judge a strategy version, e.g. by a backtest over recent candles.
+
+    Called once per cycle per registered strategy, for every plugin; all results are collected.
+    If the version was just adjusted and any result fails, the adjustment is reverted. Risk
+    checks of order intents run in the same phase (see ``gobot_risk_check``).
+
+    :return: a ``ValidationResult``, or None for no opinion.
+    """
+
+
+@hookspec
+def gobot_report(ctx: BotContext, report: CycleReport) -> None:
+    """Phase 5, report: the cycle is complete; show or store it.
+
+    Called once per cycle for every plugin, in isolation (one failing reporter does not stop
+    the others). ``report`` holds every phase's timing and records.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Risk and sizing
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_risk_check(ctx: BotContext, intent: OrderIntent) -> RiskVerdict | None:
+    """Approve or veto an order intent that opens exposure.
+
+    Called for every intent with ``purpose == "open"``, for every risk plugin; all verdicts are
+    collected and any veto blocks the trade. Fails closed: an exception counts as a veto whose
+    reason names the plugin and the error. Exits (``purpose == "close"``) are not risk-checked.
+    Every verdict is written to the audit log; vetoes also go to the alert channels.
+
+    :return: ``RiskVerdict(approved=..., reason=...)``, or None to abstain.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_size_position(ctx: BotContext, signal: Signal) -> float | None:
+    """Decide the notional (quote currency) of a new position for this signal.
+
+    First non-None answer wins; the built-in ``fixed_size`` sizer answers last
+    (``[trading].max_position_usd``). Return 0 to skip the trade.
+
+    :return: notional in quote currency, or None to let the next sizer answer.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def gobot_execute_order(ctx: BotContext, intent: OrderIntent) -> Order | None:
+    """Place an order for an approved intent. First non-None answer wins.
+
+    The built-in ``paper`` executor answers last. Use ``intent.client_order_id`` as the
+    exchange's client order id so a retry can never place the order twice. Raise to report a
+    failure: the core turns it into an ``ExecutionError`` event and an alert.
+
+    :return: the placed ``Order`` (status ``new`` until filled, or ``filled``), or None.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Alerts
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_send_alert(ctx: BotContext, alert: Alert) -> None:
+    """Deliver an alert to a channel (console, Telegram, webhook, ...).
+
+    Called for every alert, for every channel, in isolation: a failing channel is logged with
+    its name and the others still deliver. Never block for long: queue and retry instead.
+    Alert texts never contain secrets; channels must not add any.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Events: notifications, called for every plugin in isolation
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_on_order(ctx: BotContext, order: Order) -> None:
+    """An order was placed (or proposed, when ``[trading].auto_execute`` is false)."""
+
+
+@hookspec
+def gobot_on_fill(ctx: BotContext, fill: Fill) -> None:
+    """An order was (partly) filled; the portfolio already reflects it."""
+
+
+@hookspec
+def gobot_on_trade_closed(ctx: BotContext, trade: Trade) -> None:
+    """A position was closed; ``trade.pnl`` is its result net of fees."""
+
+
+@hookspec
+def gobot_on_execution_error(ctx: BotContext, error: ExecutionError) -> None:
+    """An order could not be placed or confirmed (network, rejection, rate limit, ban)."""
+
+
+@hookspec
+def gobot_on_cycle_end(ctx: BotContext, report: CycleReport) -> None:
+    """A cycle ended and the state was persisted; ``report`` is the cycle's full record."""

@@ -1,0 +1,47 @@
+"""``console``: alerts and one line per cycle on the terminal (the default alert channel)."""
+
+from __future__ import annotations
+
+import click
+from pydantic import BaseModel, ConfigDict, Field
+
+from gobot_hookspecs import Action, Severity, hookimpl
+
+NAME = "console"
+_COLOURS = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
+_ORDER = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
+
+
+class ConsoleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_severity: Severity = Field(Severity.INFO, description="quietest alert shown: INFO, WARNING or CRITICAL")
+    cycle_lines: bool = Field(True, description="print one line per cycle")
+
+
+class Console:
+    @hookimpl
+    def gobot_config_model(self):
+        return ConsoleConfig
+
+    @hookimpl
+    def gobot_send_alert(self, ctx, alert):
+        config = ctx.plugin_config(NAME) or ConsoleConfig()
+        if _ORDER.index(alert.severity) < _ORDER.index(config.min_severity):
+            return
+        text = f" — {alert.text}" if alert.text else ""
+        click.secho(f"  [{alert.severity.value}] {alert.title}{text}", fg=_COLOURS[alert.severity], err=True)
+
+    @hookimpl
+    def gobot_report(self, ctx, report):
+        config = ctx.plugin_config(NAME) or ConsoleConfig()
+        if not config.cycle_lines:
+            return
+        ideas = ", ".join(
+            f"{s.symbol} {s.action.value} {s.confidence:.2f}" for s in report.signals if s.action is not Action.HOLD
+        ) or "hold"
+        total_ms = sum(p.duration_ms for p in report.phases)
+        click.echo(
+            f"#{report.iteration:<4} {report.time:%Y-%m-%d %H:%M} | {ideas:<34} | vetoes {len(report.vetoes)} "
+            f"orders {len(report.orders)} fills {len(report.fills)} | equity {report.equity:9.2f} | {total_ms:6.1f} ms"
+        )

@@ -1,0 +1,121 @@
+"""``replay``: market data from OHLCV CSV files, on a simulated clock (the out-of-the-box default).
+
+Reads ``<data_dir>/<BASE>_<QUOTE>-<timeframe>.csv`` with the header
+``timestamp_ms,open,high,low,close,volume`` (what ``gobot data download`` and ``gobot data synth``
+write). When no file has the configured timeframe, a finer one is resampled up. A cycle sees
+only candles that have closed at the clock's time: no lookahead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
+
+from .data import TIMEFRAMES, find_candles
+
+NAME = "replay"
+
+
+class ReplayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: str = Field("data", description="folder of OHLCV CSV files, relative to the config file")
+    timeframe: str = Field("5m", description="candle size the strategies see (1m 5m 15m 1h 4h 1d)")
+    warmup_candles: int = Field(200, ge=1, description="candles of history before the first cycle")
+    lookback_candles: int = Field(200, ge=2, description="candles handed to the scan each cycle")
+    start: datetime | None = Field(None, description="first cycle's time (UTC); default: after the warm-up")
+
+
+class ReplayClock:
+    """A simulated clock over the data's time range."""
+
+    simulated = True
+
+    def __init__(self, start: datetime, end: datetime):
+        self._now = start
+        self.end = end
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+class Replay:
+    """One instance per bot: holds the loaded candles in memory."""
+
+    def __init__(self) -> None:
+        self.candles: dict[str, Candles] = {}
+        self.config = ReplayConfig()
+
+    @hookimpl
+    def gobot_config_model(self):
+        return ReplayConfig
+
+    def _load(self, ctx) -> None:
+        self.config = ctx.plugin_config(NAME) or ReplayConfig()
+        if self.config.timeframe not in TIMEFRAMES:
+            raise ValueError(f"[plugins.replay] timeframe '{self.config.timeframe}' is not one of {', '.join(TIMEFRAMES)}")
+        data_dir = ctx.config.resolve(self.config.data_dir)
+        for symbol in ctx.config.trading.symbols:
+            self.candles[symbol] = find_candles(Path(data_dir), symbol, self.config.timeframe)
+
+    @hookimpl(trylast=True)
+    def gobot_clock(self, ctx):
+        self._load(ctx)
+        step = TIMEFRAMES[self.config.timeframe]
+        first = max(c.timestamp[0] for c in self.candles.values())
+        last = min(c.timestamp[-1] for c in self.candles.values())
+        start = first + self.config.warmup_candles * step * 1000
+        if self.config.start is not None:
+            start = max(start, int(self.config.start.timestamp() * 1000))
+        # A cycle at time t sees candles closed by t; the last one closes at last + step.
+        end = last + step * 1000
+        if start > end:
+            raise ValueError(
+                f"replay data too short: {self.config.warmup_candles} warm-up candles of {self.config.timeframe} "
+                "leave no time to trade; lower [plugins.replay] warmup_candles or add data"
+            )
+        to_time = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc)  # noqa: E731
+        return ReplayClock(to_time(start), to_time(end))
+
+    @hookimpl
+    def gobot_scan_market(self, ctx):
+        now_ms = int(ctx.now().timestamp() * 1000)
+        step_ms = TIMEFRAMES[self.config.timeframe] * 1000
+        snapshots = []
+        for symbol, candles in self.candles.items():
+            closed = _count_closed(candles.timestamp, now_ms - step_ms)
+            if closed == 0:
+                continue
+            start = max(0, closed - self.config.lookback_candles)
+            window = Candles.model_construct(
+                timeframe=candles.timeframe,
+                **{k: getattr(candles, k)[start:closed] for k in ("timestamp", "open", "high", "low", "close", "volume")},
+            )
+            snapshots.append(
+                MarketSnapshot.model_construct(
+                    symbol=symbol,
+                    time=ctx.now(),
+                    price=window.close[-1],
+                    candles=window,
+                    bid=None,
+                    ask=None,
+                    volume_24h=None,
+                    source="",
+                    extras={"data": "replay"},
+                )
+            )
+        return snapshots
+
+
+def _count_closed(timestamps: list[int], latest_open_ms: int) -> int:
+    """How many candles opened at or before ``latest_open_ms`` (binary search; timestamps ascend)."""
+    import bisect
+
+    return bisect.bisect_right(timestamps, latest_open_ms)

@@ -1,0 +1,76 @@
+"""The SMA/RSI strategy component, called directly by the orchestrator and the backtester.
+
+The idea follows the trend's state, not a one-candle cross event, so a cycle that sees several
+new candles misses nothing: LONG while the fast SMA is above the slow one and RSI is below
+``rsi_long_max`` (not overbought), SHORT in the mirror case, HOLD otherwise.
+"""
+
+from __future__ import annotations
+
+from gobot_hookspecs import Action, Candles, ParamSpec, Signal
+
+FULL_CONFIDENCE_GAP_PCT = 0.4  # fast/slow gap (% of price) that earns the full trend part of confidence
+
+
+def sma(values: list[float], n: int, end: int) -> float:
+    """Mean of ``values[end - n:end]``."""
+    return sum(values[end - n : end]) / n
+
+
+def rsi(closes: list[float], period: int) -> float:
+    """Cutler's RSI (simple averages) over the last ``period`` changes; 50 when flat."""
+    gains = losses = 0.0
+    for previous, current in zip(closes[-period - 1 : -1], closes[-period:]):
+        change = current - previous
+        if change > 0:
+            gains += change
+        else:
+            losses -= change
+    if gains + losses == 0:
+        return 50.0
+    return 100.0 * gains / (gains + losses)
+
+
+def trend_slope_pct(closes: list[float], slow: int, candles: int) -> float | None:
+    """Percent change of the slow SMA over the last ``candles`` candles (None without enough data)."""
+    if len(closes) < slow + candles:
+        return None
+    now, before = sma(closes, slow, len(closes)), sma(closes, slow, len(closes) - candles)
+    return (now / before - 1.0) * 100.0
+
+
+class SmaRsiStrategy:
+    name = "sma_rsi"
+    parameters = {
+        "fast": ParamSpec(default=9, low=3, high=50, step=1, description="fast SMA, candles"),
+        "slow": ParamSpec(default=26, low=10, high=200, step=2, description="slow SMA, candles"),
+        "rsi_period": ParamSpec(default=14, low=5, high=30, step=1, description="RSI period, candles"),
+        "rsi_long_max": ParamSpec(default=70, low=55, high=90, step=1, description="no LONG above this RSI"),
+        "rsi_short_min": ParamSpec(default=30, low=10, high=45, step=1, description="no SHORT below this RSI"),
+    }
+
+    def signal(self, symbol: str, candles: Candles, params: dict[str, float]) -> Signal:
+        fast, slow, period = int(params["fast"]), int(params["slow"]), int(params["rsi_period"])
+        closes = candles.close
+        n = len(closes)
+        if n < max(slow, period) + 2:
+            return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0, strategy=self.name,
+                          rationale=f"warming up: {n} candles, need {max(slow, period) + 2}")
+        fast_now, slow_now = sma(closes, fast, n), sma(closes, slow, n)
+        strength = rsi(closes, period)
+        gap_pct = abs(fast_now - slow_now) / slow_now * 100.0
+        trend_part = min(1.0, gap_pct / FULL_CONFIDENCE_GAP_PCT)
+        price = closes[-1]
+        if fast_now > slow_now and strength < params["rsi_long_max"]:
+            room = min(1.0, max(0.0, (params["rsi_long_max"] - strength) / (params["rsi_long_max"] - 50.0)))
+            return Signal(symbol=symbol, action=Action.LONG, confidence=round(0.5 + 0.25 * trend_part + 0.25 * room, 4),
+                          entry=price, timeframe=candles.timeframe, strategy=self.name,
+                          rationale=f"SMA{fast} above SMA{slow} (gap {gap_pct:.2f}%), RSI{period} {strength:.0f}")
+        if fast_now < slow_now and strength > params["rsi_short_min"]:
+            room = min(1.0, max(0.0, (strength - params["rsi_short_min"]) / (50.0 - params["rsi_short_min"])))
+            return Signal(symbol=symbol, action=Action.SHORT, confidence=round(0.5 + 0.25 * trend_part + 0.25 * room, 4),
+                          entry=price, timeframe=candles.timeframe, strategy=self.name,
+                          rationale=f"SMA{fast} below SMA{slow} (gap {gap_pct:.2f}%), RSI{period} {strength:.0f}")
+        extreme = "overbought" if fast_now > slow_now else "oversold"
+        return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0, timeframe=candles.timeframe, strategy=self.name,
+                      rationale=f"trend {'up' if fast_now > slow_now else 'down'} but RSI{period} {strength:.0f} {extreme}")
