@@ -7,9 +7,11 @@ plugin declares (``gobot_config_model``). Secrets never live here: only in the e
 from __future__ import annotations
 
 import difflib
+import enum
 import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +252,10 @@ def _field_fix(owner: type[BaseModel] | None, name: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -273,5 +279,6 @@ def commented_toml(model: type[BaseModel], heading: str | None, values: BaseMode
         value = getattr(values, name) if values is not None else field.get_default(call_default_factory=True)
         if field.description:
             lines.append(f"# {field.description}")
-        lines.append(f"{name} = {_toml_value(value)}")
+        # TOML has no null: an unset optional key is shown commented out.
+        lines.append(f"# {name} =" if value is None else f"{name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

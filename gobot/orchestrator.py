@@ -308,6 +308,7 @@ class Bot:
     async def _ideas(self, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> list[Signal]:
         learnings = [item for item in self.state.learnings if item.iteration < self.ctx.iteration][-LEARNINGS_HANDED_OVER:]
         phase.records.append(f"{len(learnings)} learnings handed over: {', '.join(item.id for item in learnings) or '-'}")
+        self.audit("ideas_input", learnings=[item.id for item in learnings], symbols=[s.symbol for s in snapshots])
         signals: list[Signal] = []
         for plugin, answer in await self.hooks.collect(
             "gobot_generate_ideas", ctx=self.ctx, snapshots=snapshots, learnings=learnings

@@ -1,0 +1,66 @@
+"""How fast the CLI answers: ``gobot --help`` must stay under 0.3 s (heavy libraries load lazily).
+
+Prints a table of median wall times over several runs, each with its ratio to a bare
+``python -c pass`` measured in the same run, and which heavy modules ``--help`` imported.
+
+    .venv/bin/python bench/cli_startup.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GOBOT = str(Path(sys.executable).parent / "gobot")
+TARGET_HELP_SECONDS = 0.3
+HEAVY = ("ccxt", "openai", "playwright", "sqlmodel", "pandas", "numpy", "rich", "apscheduler", "gobot.orchestrator")
+
+
+def median_seconds(command: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def heavy_imports_of_help() -> list[str]:
+    code = (
+        "import sys\nfrom gobot.cli import cli\n"
+        "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("HEAVY:"))
+    return [m for m in line.removeprefix("HEAVY:").split(",") if m]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    cases = [
+        ("python -c pass (baseline)", [sys.executable, "-c", "pass"]),
+        ("gobot --help", [GOBOT, "--help"]),
+        ("gobot start --help", [GOBOT, "start", "--help"]),
+        ("gobot plugins --json", [GOBOT, "plugins", "--json"]),
+    ]
+    results = [(name, median_seconds(command, args.runs)) for name, command in cases]
+    baseline = results[0][1]
+    print(f"{'command':<28} {'median s':>9} {'x baseline':>11}")
+    for name, seconds in results:
+        print(f"{name:<28} {seconds:9.3f} {seconds / baseline:11.1f}")
+    help_seconds = results[1][1]
+    verdict = "OK" if help_seconds < TARGET_HELP_SECONDS else "OVER TARGET"
+    print(f"\ngobot --help: {help_seconds:.3f} s (target < {TARGET_HELP_SECONDS} s): {verdict}")
+    heavy = heavy_imports_of_help()
+    print(f"heavy modules imported by --help: {', '.join(heavy) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

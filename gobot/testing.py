@@ -1,0 +1,152 @@
+"""pytest fixtures for plugin authors (and gobot's own tests). Installed as a pytest plugin.
+
+- ``synthetic_data_dir``: a folder of seeded synthetic 5m candles for BTC/USDT and ETH/USDT;
+- ``plugin_set_factory``: ``plugin_set_factory(enable=..., disable=..., plugins=[(name, obj)])``
+  builds a fresh plugin manager from the installed entry points plus objects registered for
+  this test only;
+- ``replay_bot``: ``replay_bot(config={...}, plugins=[(name, obj)], ...)`` builds a bot that
+  trades on paper over the synthetic data, with its state in a temporary folder;
+- ``run_bot(bot, max_iterations)``: runs it to the end and returns the ``RunOutcome``;
+- ``installed_plugin``: ``installed_plugin(name, source, dist=..., version="1.0", attr=None)``
+  fakes an installed distribution (no pip) whose ``gobot`` entry point ``name`` points at a
+  module written from ``source``; returns the folder, which is on ``sys.path`` for this test
+  (put it on ``PYTHONPATH`` to see the plugin from a ``gobot`` subprocess).
+
+Example::
+
+    from gobot_hookspecs import RiskVerdict, hookimpl
+
+    class NoShorts:
+        @hookimpl
+        def gobot_risk_check(self, intent):
+            return RiskVerdict(approved=intent.side.value == "buy", reason="no shorts")
+
+    def test_no_shorts(replay_bot, run_bot):
+        bot = replay_bot(plugins=[("no_shorts", NoShorts())])
+        run_bot(bot, 20)
+        assert all(t.direction.value == "LONG" for t in bot.state.trades)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import pytest
+
+from .config import Settings, settings_from_dict
+from .orchestrator import Bot
+from .plugin_manager import PluginSet, build_plugin_set
+from .runner import Runner, RunOutcome
+
+SYNTHETIC_DAYS = 3
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> Path:
+    """Seeded synthetic candles (3 days of 5m) in the replay format; made once per test session."""
+    from .synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
+
+    folder = tmp_path_factory.mktemp("gobot-data")
+    for symbol, price in DEMO_SYMBOLS.items():
+        write_csv(folder / csv_name(symbol, "5m"), generate(symbol, price, SYNTHETIC_DAYS * 288, seed=1))
+    return folder
+
+
+@pytest.fixture
+def plugin_set_factory() -> Callable[..., PluginSet]:
+    def factory(
+        enable: Iterable[str] = (), disable: Iterable[str] = (), plugins: Iterable[tuple[str, object]] = (), live: bool = False
+    ) -> PluginSet:
+        return build_plugin_set(enable=enable, disable=disable, extra_plugins=plugins, live=live)
+
+    return factory
+
+
+def replay_settings(state_dir: Path, data_dir: Path, config: dict[str, Any] | None = None) -> Settings:
+    """Settings for a replay run: ``config`` is merged over a state_dir and data_dir of the test's own."""
+    data: dict[str, Any] = {"state_dir": str(state_dir), "plugins": {"replay": {"data_dir": str(data_dir)}}}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            merged = dict(data[key])
+            for sub, sub_value in value.items():
+                if isinstance(sub_value, dict) and isinstance(merged.get(sub), dict):
+                    merged[sub] = {**merged[sub], **sub_value}
+                else:
+                    merged[sub] = sub_value
+            data[key] = merged
+        else:
+            data[key] = value
+    return settings_from_dict(data, "test-config.toml", base_dir=str(state_dir.parent))
+
+
+@pytest.fixture
+def replay_bot(tmp_path, synthetic_data_dir, plugin_set_factory) -> Callable[..., Bot]:
+    def factory(
+        config: dict[str, Any] | None = None,
+        plugins: Iterable[tuple[str, object]] = (),
+        enable: Iterable[str] = (),
+        disable: Iterable[str] = (),
+        state_dir: Path | None = None,
+        live: bool = False,
+        fresh: bool = False,
+    ) -> Bot:
+        settings = replay_settings(state_dir or tmp_path / "state", synthetic_data_dir, config)
+        plugin_set = plugin_set_factory(
+            enable=[*settings.plugins.enable, *enable], disable=[*settings.plugins.disable, *disable], plugins=plugins, live=live
+        )
+        return Bot(settings, plugin_set, live=live, fresh=fresh)
+
+    return factory
+
+
+@pytest.fixture
+def run_bot() -> Callable[[Bot, int | None], RunOutcome]:
+    def run(bot: Bot, max_iterations: int | None = None) -> RunOutcome:
+        return asyncio.run(Runner(bot, max_iterations).run())
+
+    return run
+
+
+@pytest.fixture
+def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Path]]:
+    """Fake a pip-installed plugin distribution for one test, without pip.
+
+    ``installed_plugin(name, source, dist=None, version="1.0", attr=None, module=None)`` writes
+    the module ``module`` (default: ``name``) from ``source`` and a ``<dist>-<version>.dist-info``
+    with ``METADATA`` and ``entry_points.txt`` (``[gobot]`` ``name = module:attr``, or just
+    ``module`` when ``attr`` is None) into a fresh folder, and puts that folder first on
+    ``sys.path``, so ``importlib.metadata.entry_points(group="gobot")`` lists the plugin.
+    ``dist`` defaults to ``gobot-plugin-<name>``: each call is its own distribution (one
+    distribution name is seen once on ``sys.path``, so don't reuse it within a test). Nothing
+    is imported here. At teardown the module is forgotten and the folder leaves ``sys.path``.
+    """
+    modules: list[str] = []
+
+    def install(
+        name: str, source: str, dist: str | None = None, version: str = "1.0", attr: str | None = None, module: str | None = None
+    ) -> Path:
+        module = module or name
+        dist = dist or f"gobot-plugin-{name}".replace("_", "-")
+        folder = tmp_path_factory.mktemp(f"site-{name}")
+        (folder / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        info = folder / f"{re.sub(r'[-_.]+', '_', dist)}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
+        target = f"{module}:{attr}" if attr else module
+        (info / "entry_points.txt").write_text(f"[gobot]\n{name} = {target}\n", encoding="utf-8")
+        modules.append(module)
+        sys.modules.pop(module, None)
+        monkeypatch.syspath_prepend(str(folder))
+        importlib.invalidate_caches()
+        return folder
+
+    yield install
+    for module in modules:
+        sys.modules.pop(module, None)
+    importlib.invalidate_caches()

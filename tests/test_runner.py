@@ -1,0 +1,256 @@
+"""Running a bot: stopping rules, kill switch, pause, signals-only mode, fail-closed risk, resume."""
+
+import json
+
+from gobot_hookspecs import Action, Alert, Learning, RiskVerdict, hookimpl
+
+
+class CycleHook:
+    """Calls ``action(ctx, report)`` at the end of every cycle."""
+
+    def __init__(self, action):
+        self.action = action
+
+    @hookimpl
+    def gobot_on_cycle_end(self, ctx, report):
+        self.action(ctx, report)
+
+
+def comparable(bot):
+    """Trades and positions, without the run-specific client order ids."""
+    return [t.model_dump(mode="json") for t in bot.state.trades], {
+        s: p.model_dump(mode="json", exclude={"client_order_id"}) for s, p in bot.state.positions.items()
+    }
+
+
+def test_replay_is_deterministic(replay_bot, run_bot, tmp_path):
+    first = replay_bot(state_dir=tmp_path / "a")
+    second = replay_bot(state_dir=tmp_path / "b")
+    run_bot(first, 40)
+    run_bot(second, 40)
+    assert first.state.trades, "the demo strategy should trade in 40 cycles"
+    assert comparable(first) == comparable(second)
+    assert [c.equity for c in first.state.cycles] == [c.equity for c in second.state.cycles]
+
+
+def test_run_ends_at_max_iterations_and_next_start_is_a_new_run(replay_bot, run_bot, tmp_path):
+    bot = replay_bot()
+    outcome = run_bot(bot, 3)
+    assert outcome.finished and "max_iterations" in outcome.reason
+    assert bot.state.iteration == 3 and bot.state.finished
+    old_run = bot.state.run_id
+    again = replay_bot()
+    assert again.state.run_id != old_run and again.state.iteration == 0
+    assert (tmp_path / "state" / "runs" / f"{old_run}.json").exists()
+
+
+def test_kill_switch_stops_the_loop_after_persisting_and_start_resumes_after_resume(replay_bot, run_bot, tmp_path):
+    def kill_at_three(ctx, report):
+        if report.iteration == 3:
+            ctx.config.kill_switch_path.write_text("test")
+
+    bot = replay_bot(plugins=[("killer", CycleHook(kill_at_three))])
+    outcome = run_bot(bot, 10)
+    assert "kill switch" in outcome.reason and not outcome.finished
+    assert bot.state.iteration == 3
+    kinds = [json.loads(line)["alert"]["kind"] for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
+             if '"event": "alert"' in line]
+    assert "kill_switch" in kinds
+
+    bot.settings.kill_switch_path.unlink()  # what `gobot resume` does
+    resumed = replay_bot()
+    assert resumed.resumed_from == 3 and resumed.state.run_id == bot.state.run_id
+    run_bot(resumed, 5)
+    assert resumed.state.iteration == 5
+
+
+def test_kill_switch_blocks_orders_in_the_cycle_it_appears(replay_bot, run_bot):
+    class KillBeforeExecute:
+        @hookimpl
+        def gobot_risk_check(self, ctx, intent):
+            ctx.config.kill_switch_path.write_text("test")
+            return RiskVerdict(approved=True, reason="ok")
+
+    bot = replay_bot(config={"plugins": {"risk_limits": {"min_confidence_threshold": 0.0}}},
+                     plugins=[("kill_before_execute", KillBeforeExecute())])
+    run_bot(bot, 50)
+    assert bot.state.iteration >= 1
+    assert not bot.state.positions and not bot.state.open_orders and not bot.state.trades
+
+
+def test_pause_keeps_scanning_but_opens_nothing(replay_bot, run_bot):
+    bot = replay_bot()
+    bot.store.set_paused(True)
+    run_bot(bot, 20)
+    assert bot.state.iteration == 20
+    assert not bot.state.positions and not bot.state.trades
+    assert all(row.note == "paused" for row in bot.state.cycles)
+    assert any("L" in row.signals and not row.signals.startswith("0L 0S") for row in bot.state.cycles)
+
+
+def test_signals_only_mode_proposes_orders_and_sends_none(replay_bot, run_bot):
+    sent = []
+
+    class Executor:
+        @hookimpl
+        def gobot_execute_order(self, intent):
+            sent.append(intent)
+
+    bot = replay_bot(config={"trading": {"auto_execute": False}}, plugins=[("spy_executor", Executor())])
+    run_bot(bot, 30)
+    assert not sent and not bot.state.positions and not bot.state.trades
+    events = [json.loads(line) for line in bot.audit_log.path.read_text().splitlines()]
+    proposed = [e for e in events if e["event"] == "order_proposed"]
+    assert proposed and all(e["order"]["status"] == "proposed" for e in proposed)
+    assert any(e["event"] == "alert" and e["alert"]["kind"] == "order_proposed" for e in events)
+
+
+def test_a_raising_risk_plugin_vetoes_every_new_position(replay_bot, run_bot):
+    class Broken:
+        @hookimpl
+        def gobot_risk_check(self, intent):
+            raise RuntimeError("lost my database")
+
+    bot = replay_bot(plugins=[("broken_risk", Broken())])
+    run_bot(bot, 30)
+    assert not bot.state.trades and not bot.state.positions
+    assert bot.state.vetoes
+    assert all("broken_risk: risk check raised RuntimeError: lost my database (fail closed)" in v["reasons"]
+               for v in bot.state.vetoes)
+
+
+def test_no_risk_plugin_means_no_trade(replay_bot, run_bot):
+    bot = replay_bot(disable=["risk_limits"])
+    run_bot(bot, 30)
+    assert not bot.state.trades and not bot.state.positions
+    assert all("no risk plugin answered (fail closed)" in v["reasons"] for v in bot.state.vetoes)
+
+
+def test_a_failing_signal_plugin_is_named_and_the_loop_goes_on(replay_bot, run_bot):
+    reports = []
+
+    class Broken:
+        @hookimpl
+        def gobot_generate_ideas(self, snapshots):
+            raise ValueError("model offline")
+
+    bot = replay_bot(plugins=[("broken_signal", Broken()), ("recorder", CycleHook(lambda ctx, r: reports.append(r)))])
+    run_bot(bot, 5)
+    assert bot.state.iteration == 5
+    assert all(any("plugin 'broken_signal' failed in gobot_generate_ideas: ValueError: model offline" in e
+                   for e in r.errors) for r in reports)
+    assert all(r.signals for r in reports), "the built-in signal plugin still answered"
+
+
+def test_learnings_reach_later_cycles_idea_generation(replay_bot, run_bot):
+    seen = {}
+
+    class Learner:
+        @hookimpl
+        def gobot_generate_ideas(self, ctx, learnings):
+            seen[ctx.iteration] = [item.text for item in learnings]
+            if ctx.iteration == 2:
+                ctx.add_learning(Learning(text="bearish trend detected on ETH/USDT 1h", evidence={"trend": "bearish"},
+                                          symbol="ETH/USDT", source="learner"))
+
+    bot = replay_bot(plugins=[("learner", Learner())])
+    run_bot(bot, 4)
+    assert "bearish trend detected on ETH/USDT 1h" not in seen[2]
+    assert "bearish trend detected on ETH/USDT 1h" in seen[3]
+    assert "bearish trend detected on ETH/USDT 1h" in seen[4]
+
+
+def test_daily_loss_limit_ends_the_run(replay_bot, run_bot):
+    class HugeSizer:
+        @hookimpl
+        def gobot_size_position(self, ctx):
+            return 10_000.0
+
+    bot = replay_bot(
+        config={"orchestrator": {"max_daily_loss": 0.5, "daily_profit_target": 1_000_000},
+                "plugins": {"risk_limits": {"max_total_exposure_usd": 1e9}},
+                "trading": {"max_position_usd": 1e6}},
+        plugins=[("huge_sizer", HugeSizer())],
+    )
+    outcome = run_bot(bot, 200)
+    assert outcome.finished and outcome.reason.startswith("max daily loss reached")
+    assert bot.daily_pnl() <= -0.5
+    assert bot.state.iteration < 200
+
+
+def test_secrets_never_reach_state_audit_or_alerts(replay_bot, run_bot, monkeypatch, tmp_path):
+    secret = "SECRET-binance-key-1234567890"
+    monkeypatch.setenv("BINANCE_API_KEY", secret)
+    monkeypatch.setenv("TELEGRAM_TOKEN", "123456:telegram-token-abcdef")
+    delivered = []
+
+    class Leaky:
+        @hookimpl
+        def gobot_generate_ideas(self, ctx):
+            ctx.alert(Alert(kind="oops", title=f"key is {secret}"))
+            ctx.add_learning(Learning(text=f"learned {secret}", source="leaky"))
+            ctx.plugin_state("leaky")["note"] = secret
+            import logging
+
+            logging.getLogger("leaky").error("token 123456:telegram-token-abcdef leaked")
+
+        @hookimpl
+        def gobot_send_alert(self, alert):
+            delivered.append(alert)
+
+    from gobot.cli.common import setup_logging
+
+    bot = replay_bot(plugins=[("leaky", Leaky())])
+    setup_logging(bot.settings)
+    run_bot(bot, 3)
+    written = "".join(p.read_text() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert "gobot.log" in {p.name for p in (tmp_path / "state").iterdir()}
+    assert secret not in written and "telegram-token-abcdef" not in written
+    assert "***" in written
+
+
+def test_state_files_are_owner_only(replay_bot, run_bot, tmp_path):
+    bot = replay_bot()
+    run_bot(bot, 2)
+    state_dir = tmp_path / "state"
+    assert state_dir.stat().st_mode & 0o077 == 0
+    for name in ("state.json", "progress.json", "audit.jsonl"):
+        assert (state_dir / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_progress_json_is_rewritten_each_cycle(replay_bot, run_bot, tmp_path):
+    iterations = []
+
+    def read_progress(ctx, report):
+        iterations.append(json.loads((tmp_path / "state" / "progress.json").read_text())["iteration"])
+
+    run_bot(replay_bot(plugins=[("reader", CycleHook(read_progress))]), 4)
+    assert iterations == [1, 2, 3, 4]
+    progress = json.loads((tmp_path / "state" / "progress.json").read_text())
+    assert set(progress) >= {"phase_ms", "pnl", "open_positions", "breaker", "learnings", "equity"}
+
+
+def test_wall_clock_runs_are_scheduled_by_apscheduler(replay_bot, run_bot):
+    """Without a simulated clock the same cycle code runs every loop_interval seconds."""
+    from datetime import timezone
+
+    from gobot_hookspecs import Candles, MarketSnapshot
+
+    class LiveFeed:
+        @hookimpl
+        def gobot_scan_market(self, ctx):
+            now = ctx.now()
+            ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
+            prices = [100.0 + (i % 7) for i in range(60)]
+            candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
+                              high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices, volume=[1.0] * 60)
+            return [MarketSnapshot(symbol="BTC/USDT", time=now, price=prices[-1], candles=candles)]
+
+    bot = replay_bot(config={"orchestrator": {"loop_interval": 0.05}}, disable=["replay"], plugins=[("live_feed", LiveFeed())])
+    assert not bot.clock.simulated
+    outcome = run_bot(bot, 3)
+    assert outcome.finished and bot.state.iteration == 3
+    times = [row.time for row in bot.state.cycles]
+    assert all(t.tzinfo is not None and t.tzinfo.utcoffset(t) == timezone.utc.utcoffset(t) for t in times)
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    assert all(gap >= 0.04 for gap in gaps), gaps
