@@ -14,6 +14,7 @@ from gobot_hookspecs import (
     Learning,
     MarketSnapshot,
     Position,
+    RateLimitPolicy,
     Strategy,
     StrategyVersion,
     Trade,
@@ -35,6 +36,7 @@ class Context:
         self.snapshots: list[MarketSnapshot] = []
         self.pending_alerts: list[Alert] = []
         self.new_learnings: list[Learning] = []
+        self.rate_limiter: RateLimitPolicy | None = None  # set by the bot once plugins are loaded
 
     @property
     def config(self) -> Any:

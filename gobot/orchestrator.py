@@ -48,6 +48,7 @@ from .errors import ConfigError, PluginError
 from .hook_caller import HookCaller, HookFailure
 from .plugin_manager import PluginSet
 from .portfolio import Portfolio
+from .rate_limit import NoWaitPolicy
 from .state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore, ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class Bot:
         self.ctx = Context(self)
         clock = self.hooks.collect_sync("gobot_clock", ctx=self.ctx)
         self.clock = clock[0][1] if clock else WallClock()
+        policy = self.hooks.collect_sync("gobot_rate_limit_policy", ctx=self.ctx)
+        self.ctx.rate_limiter = policy[0][1] if policy else NoWaitPolicy()
         if self.clock.simulated and self.state.clock is not None:
             self.clock.advance((self.state.clock - self.clock.now()).total_seconds())
         self.stop_requested = False

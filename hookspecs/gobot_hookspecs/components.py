@@ -73,6 +73,7 @@ class BotContext(Protocol):
     paused: bool
     config: Any  # the validated core configuration (``gobot.config.Settings``)
     snapshots: list[MarketSnapshot]  # this cycle's market scan, once it ran
+    rate_limiter: RateLimitPolicy  # ask it before every exchange request (gobot_rate_limit_policy)
 
     def now(self) -> datetime:
         """The bot clock's time (simulated in replay)."""

@@ -96,9 +96,10 @@ def gobot_clock(ctx: BotContext) -> Clock | None:
 def gobot_rate_limit_policy(ctx: BotContext) -> RateLimitPolicy | None:
     """Provide the policy that paces requests to the exchange. First non-None answer wins.
 
-    Called once at start-up; executors and market-data plugins then call the returned
-    object's ``acquire(weight, priority)`` before every request and ``on_response`` after.
-    With no answer the core uses a policy that never waits.
+    Called once at start-up, before ``gobot_startup``. The answer is ``ctx.rate_limiter``:
+    executors and market-data plugins call its ``acquire(weight, priority)`` before every
+    request and ``on_response(status, headers)`` after. With no answer the core uses a policy
+    that never waits.
 
     :return: an object satisfying ``gobot_hookspecs.RateLimitPolicy``, or None.
     """
