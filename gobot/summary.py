@@ -30,18 +30,17 @@ def run_metrics(state: BotState) -> dict[str, Any]:
 
 
 def cycle_table(state: BotState):
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Run {state.run_id}: per cycle", title_justify="left")
-    for column, justify in (
-        ("#", "right"), ("time (UTC)", "left"), ("signals", "left"), ("vetoes", "right"), ("orders", "right"),
-        ("fills", "right"), ("closed", "right"), ("equity", "right"), ("P&L", "right"), ("ms", "right"),
-    ):
-        table.add_column(column, justify=justify)
+    table = Table(title=f"Run {state.run_id}: per cycle", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("#", "time UTC", "L/S/H", "veto", "ord", "fill", "closed", "equity", "P&L", "ms"):
+        table.add_column(column, justify="left" if column in ("time UTC", "L/S/H") else "right")
     for row in state.cycles:
         pnl = f"[green]{row.pnl:+.2f}[/]" if row.pnl >= 0 else f"[red]{row.pnl:+.2f}[/]"
+        long, short, hold = (part[:-1] for part in row.signals.split())
         table.add_row(
-            str(row.iteration), f"{row.time:%Y-%m-%d %H:%M}", row.signals + (f" {row.note}" if row.note else ""),
+            str(row.iteration), f"{row.time:%m-%d %H:%M}", f"{long}/{short}/{hold}" + (f" {row.note}" if row.note else ""),
             str(row.vetoes or ""), str(row.orders or ""), str(row.fills or ""), str(row.closed or ""),
             f"{row.equity:.2f}", pnl, f"{row.duration_ms:.1f}",
         )
