@@ -418,6 +418,9 @@ class Bot:
                 continue
             seen.add(signal.symbol)
             price = prices[signal.symbol]
+            if any(i.symbol == signal.symbol for i in self.state.intents.values()):
+                phase.records.append(f"{signal.symbol}: an order is still pending, no new intent")
+                continue
             position = self.state.positions.get(signal.symbol)
             if position is not None and position.direction is signal.action:
                 phase.records.append(f"{signal.symbol}: already {position.direction.value.lower()}, holding")
@@ -426,9 +429,6 @@ class Bot:
                 side = Side.SELL if position.direction is Action.LONG else Side.BUY
                 approved.append(self._intent(signal.symbol, side, "close", position.notional(price), price, signal))
                 phase.records.append(f"{signal.symbol}: exit {position.direction.value.lower()} on opposite signal")
-                continue
-            if any(i.symbol == signal.symbol for i in self.state.intents.values()):
-                phase.records.append(f"{signal.symbol}: an order is still pending, no new intent")
                 continue
             side = Side.BUY if signal.action is Action.LONG else Side.SELL
             sized = await self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal)

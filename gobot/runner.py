@@ -105,11 +105,10 @@ class Runner:
                 pass
             outcome = self.outcome or RunOutcome("stopped", False, self.cycles_run)
             outcome.cycles_run = self.cycles_run
+            # Every completed cycle was persisted at its end; an abandoned one is deliberately not.
             if outcome.finished:
                 bot.finish(outcome.reason)
                 bot.ctx.alert(Alert(kind="run_completed", title=f"Run complete: {outcome.reason}", severity=Severity.INFO))
-            else:
-                bot.persist()
             if "kill switch" in outcome.reason:
                 bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL))
             await bot.shutdown(outcome.reason)
