@@ -48,8 +48,8 @@ class Context:
 
     @property
     def iteration(self) -> int:
-        """The number of the cycle running now (1-based)."""
-        return self._bot.state.iteration + 1
+        """The number of the cycle running now (1-based); during ``gobot_on_cycle_end``, the one that ended."""
+        return self._bot.cycle_number
 
     def now(self) -> datetime:
         return self._bot.clock.now()

@@ -114,17 +114,30 @@ class HookCaller:
                 verdicts.append(RiskVerdict(approved=False, reason=reason, plugin=impl.plugin_name))
         return verdicts
 
+    def first_sync(self, hook: str, **kwargs: Any) -> Any:
+        """The first non-None answer of a start-up ``firstresult`` hook; later plugins are not called."""
+        for impl in self._impls(hook):
+            answer = self._call_sync(impl, hook, kwargs)
+            if answer is not None:
+                return answer
+        return None
+
     def collect_sync(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """``collect`` for start-up hooks, which must be plain functions; errors name the plugin."""
         answers = []
         for impl in self._impls(hook):
-            try:
-                result = impl.function(*[kwargs[name] for name in impl.argnames])
-                if inspect.isawaitable(result):
-                    getattr(result, "close", lambda: None)()
-                    raise TypeError(f"{hook} must be a plain function, not async")
-            except Exception as exc:
-                raise PluginError(impl.plugin_name, f"{type(exc).__name__}: {exc}", hook=hook) from exc
+            result = self._call_sync(impl, hook, kwargs)
             if result is not None:
                 answers.append((impl.plugin_name, result))
         return answers
+
+    @staticmethod
+    def _call_sync(impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
+        try:
+            result = impl.function(*[kwargs[name] for name in impl.argnames])
+            if inspect.isawaitable(result):
+                getattr(result, "close", lambda: None)()
+                raise TypeError(f"{hook} must be a plain function, not async")
+        except Exception as exc:
+            raise PluginError(impl.plugin_name, f"{type(exc).__name__}: {exc}", hook=hook) from exc
+        return result

@@ -14,7 +14,7 @@ import signal as signal_module
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from pydantic import BaseModel
@@ -108,13 +108,12 @@ class Bot:
         self.state = self._load_state(fresh)
         self.portfolio = Portfolio(self.state)
         self.ctx = Context(self)
-        clock = self.hooks.collect_sync("gobot_clock", ctx=self.ctx)
-        self.clock = clock[0][1] if clock else WallClock()
-        policy = self.hooks.collect_sync("gobot_rate_limit_policy", ctx=self.ctx)
-        self.ctx.rate_limiter = policy[0][1] if policy else NoWaitPolicy()
+        self.clock = self.hooks.first_sync("gobot_clock", ctx=self.ctx) or WallClock()
+        self.ctx.rate_limiter = self.hooks.first_sync("gobot_rate_limit_policy", ctx=self.ctx) or NoWaitPolicy()
         if self.clock.simulated and self.state.clock is not None:
             self.clock.advance((self.state.clock - self.clock.now()).total_seconds())
         self.stop_requested = False
+        self.cycle_number = self.state.iteration + 1
         for name in self.strategies:
             self.state.strategies.setdefault(name, self._initial_version(name))
 
@@ -189,7 +188,7 @@ class Bot:
 
     @contextmanager
     def _phase(self, report: CycleReport, name: str) -> Iterator[PhaseRecord]:
-        if self.stop_requested and name in ("scan", "ideas", "adjust", "validate"):
+        if self.stop_requested and name in ("scan", "ideas", "adjust", "validate", "execute"):
             raise CycleAbandoned(name)
         record = PhaseRecord(name=name)
         started = time.perf_counter()
@@ -202,6 +201,7 @@ class Bot:
     async def run_cycle(self) -> CycleReport:
         """Run one full cycle and persist the state at its end."""
         ctx, state = self.ctx, self.state
+        self.cycle_number = state.iteration + 1
         ctx.paused = self.store.paused
         ctx.new_learnings = []
         self.failures = []
@@ -250,6 +250,7 @@ class Bot:
         self.store.save_progress(self.progress())
         await self.hooks.notify("gobot_on_cycle_end", ctx=ctx, report=report)
         await self.flush_alerts()
+        self.clock.advance(self.settings.orchestrator.loop_interval)
         return report
 
     async def _scan(self, phase: PhaseRecord) -> list[MarketSnapshot]:
@@ -330,7 +331,7 @@ class Bot:
     async def _adjust(self, phase: PhaseRecord) -> dict[str, StrategyVersion]:
         """Apply adjustment decisions; return the previous version of each adjusted strategy."""
         previous: dict[str, StrategyVersion] = {}
-        for name, current in sorted(self.state.strategies.items()):
+        for name, current in self._current_strategies():
             decisions = await self.hooks.collect("gobot_adjust_strategy", ctx=self.ctx, strategy=current)
             if not decisions:
                 phase.records.append(f"{name} v{current.version}: no adjuster answered")
@@ -354,6 +355,10 @@ class Bot:
                 phase.records.append(f"{name} v{current.version} -> v{new.version}: {changes} ({decision.reason})")
         return previous
 
+    def _current_strategies(self) -> list[tuple[str, StrategyVersion]]:
+        """Registered strategies with their current version (a disabled plugin's are left alone)."""
+        return [(name, self.state.strategies[name]) for name in sorted(self.strategies)]
+
     def _in_range(self, name: str, changes: dict[str, float], phase: PhaseRecord) -> dict[str, float]:
         specs = self.strategies[name].parameters if name in self.strategies else {}
         accepted = {}
@@ -366,7 +371,7 @@ class Bot:
         return accepted
 
     async def _validate(self, phase: PhaseRecord, adjusted: dict[str, StrategyVersion]) -> None:
-        for name, current in sorted(self.state.strategies.items()):
+        for name, current in self._current_strategies():
             results = await self.hooks.collect("gobot_validate_strategy", ctx=self.ctx, strategy=current)
             failed = []
             for plugin, result in results:
@@ -431,10 +436,14 @@ class Bot:
                 phase.records.append(f"{signal.symbol}: exit {position.direction.value.lower()} on opposite signal")
                 continue
             side = Side.BUY if signal.action is Action.LONG else Side.SELL
-            sized = await self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal)
-            notional = float(sized[1]) if sized else self.settings.trading.max_position_usd
+            try:
+                notional = await self._size(signal)
+            except PluginError as exc:  # fail closed: no size, no trade
+                self.failures.append(HookFailure(exc.plugin, "gobot_size_position", exc))
+                phase.records.append(f"{signal.symbol}: no trade, sizing failed — {exc}")
+                continue
             if notional <= 0:
-                phase.records.append(f"{signal.symbol}: sizer {sized[0] if sized else '-'} chose no position")
+                phase.records.append(f"{signal.symbol}: the sizer chose no position")
                 continue
             intent = self._intent(signal.symbol, side, "open", notional, price, signal)
             verdicts = await self.hooks.risk(ctx=self.ctx, intent=intent)
@@ -450,6 +459,15 @@ class Bot:
         if not signals or all(s.action is Action.HOLD for s in signals):
             phase.records.append("no order intents (all HOLD)")
         return approved
+
+    async def _size(self, signal: Signal) -> float:
+        answer = await self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal)
+        if answer is None:
+            return self.settings.trading.max_position_usd
+        plugin, size = answer
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or size != size:
+            raise PluginError(plugin, f"returned {size!r}, expected a notional in USD", hook="gobot_size_position")
+        return float(size)
 
     def _veto(self, report: CycleReport, phase: PhaseRecord, intent: OrderIntent, vetoes: list[RiskVerdict]) -> None:
         report.vetoes.extend(vetoes)
@@ -547,8 +565,8 @@ class Bot:
         )
         state.cycles = state.cycles[-MAX_CYCLE_ROWS:]
         state.iteration = report.iteration
-        self.clock.advance(self.settings.orchestrator.loop_interval)
-        state.clock = self.clock.now() if self.clock.simulated else None
+        if self.clock.simulated:  # where the next cycle starts (the clock itself moves after on_cycle_end)
+            state.clock = self.clock.now() + timedelta(seconds=self.settings.orchestrator.loop_interval)
 
     def daily_pnl(self) -> float:
         """Equity change since the start of the day of the last cycle (UTC)."""

@@ -43,7 +43,7 @@ class Runner:
         self._wake.set()
 
     def request_stop(self, reason: str = "stop requested (signal)") -> None:
-        """SIGINT/SIGTERM: abandon the current cycle if it has not reached execute, persist, exit."""
+        """SIGINT/SIGTERM: finish the cycle if it reached execute, else abandon it (never persisted); exit."""
         self.bot.stop_requested = True
         self._end(reason, finished=False)
 
@@ -90,8 +90,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, f"stopped by {sig.name}")
-        await bot.startup()
         try:
+            await bot.startup()
             if bot.clock.simulated:
                 while self.outcome is None:
                     await self._one_cycle()

@@ -93,11 +93,14 @@ class BotContext(Protocol):
     def equity(self) -> float:
         """Cash plus open positions marked to the latest prices."""
 
+    def exposure(self) -> float:
+        """Total notional of open positions at the latest prices."""
+
     def strategy(self, name: str) -> StrategyVersion:
         """The current version of a registered strategy."""
 
     def strategy_history(self, name: str) -> list[StrategyVersion]:
-        """Every version of a strategy this run, oldest first (the current one last)."""
+        """Every version of a strategy, oldest first, rejected candidates included (see ``strategy``)."""
 
     def strategies(self) -> dict[str, Strategy]:
         """Registered strategy components by name."""

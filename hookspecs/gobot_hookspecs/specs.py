@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
 
 
 # ---------------------------------------------------------------------------
-# Registration: called once, when the plugin manager is built
+# Registration: called once, when a bot is built (or by the CLI)
 # ---------------------------------------------------------------------------
 
 
@@ -204,7 +204,7 @@ def gobot_report(ctx: BotContext, report: CycleReport) -> None:
     """Phase 5, report: the cycle is complete; show or store it.
 
     Called once per cycle for every plugin, in isolation (one failing reporter does not stop
-    the others). ``report`` holds every phase's timing and records.
+    the others). ``report`` holds the timing and records of the five phases before this one.
     """
 
 
@@ -276,24 +276,45 @@ def gobot_send_alert(ctx: BotContext, alert: Alert) -> None:
 
 @hookspec
 def gobot_on_order(ctx: BotContext, order: Order) -> None:
-    """An order was placed (or proposed, when ``[trading].auto_execute`` is false)."""
+    """An order was placed (or proposed, when ``[trading].auto_execute`` is false).
+
+    Called in the execute phase, for every plugin in isolation, after the executor answered
+    (``order.executor`` is its name), or with ``status == "proposed"`` when only proposed.
+    """
 
 
 @hookspec
 def gobot_on_fill(ctx: BotContext, fill: Fill) -> None:
-    """An order was (partly) filled; the portfolio already reflects it."""
+    """An order was (partly) filled; the portfolio already reflects it.
+
+    Called in the scan phase for each fill ``gobot_sync_executions`` reported, oldest first,
+    for every plugin in isolation.
+    """
 
 
 @hookspec
 def gobot_on_trade_closed(ctx: BotContext, trade: Trade) -> None:
-    """A position was closed; ``trade.pnl`` is its result net of fees."""
+    """A position was closed; ``trade.pnl`` is its result net of fees.
+
+    Called right after the closing fill's ``gobot_on_fill``, for every plugin in isolation.
+    The circuit breaker counts losing streaks here.
+    """
 
 
 @hookspec
 def gobot_on_execution_error(ctx: BotContext, error: ExecutionError) -> None:
-    """An order could not be placed or confirmed (network, rejection, rate limit, ban)."""
+    """An order could not be placed or confirmed (network, rejection, rate limit, ban).
+
+    Called when an executor raised or none answered (``error.plugin`` names the executor,
+    ``core`` if none), and by executors that report failures of their own, for every plugin in
+    isolation. The circuit breaker counts failures here.
+    """
 
 
 @hookspec
 def gobot_on_cycle_end(ctx: BotContext, report: CycleReport) -> None:
-    """A cycle ended and the state was persisted; ``report`` is the cycle's full record."""
+    """A cycle ended and the state was persisted; ``report`` is the cycle's full record.
+
+    Called once per cycle, for every plugin in isolation, with all six phases in
+    ``report.phases``; ``ctx.iteration`` and ``ctx.now()`` are still those of this cycle.
+    """

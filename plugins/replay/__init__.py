@@ -1,8 +1,8 @@
 """``replay``: market data from OHLCV CSV files, on a simulated clock (the out-of-the-box default).
 
 Reads ``<data_dir>/<BASE>_<QUOTE>-<timeframe>.csv`` with the header
-``timestamp_ms,open,high,low,close,volume`` (what ``gobot data download`` and ``gobot data synth``
-write). When no file has the configured timeframe, a finer one is resampled up. A cycle sees
+``timestamp_ms,open,high,low,close,volume`` (what ``gobot data synth`` writes, and ``gobot data download`` once an exchange plugin
+provides it). When no file has the configured timeframe, a finer one is resampled up. A cycle sees
 only candles that have closed at the clock's time: no lookahead.
 """
 
@@ -24,7 +24,7 @@ class ReplayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_dir: str = Field("data", description="folder of OHLCV CSV files, relative to the config file")
-    timeframe: str = Field("5m", description="candle size the strategies see (1m 5m 15m 1h 4h 1d)")
+    timeframe: str = Field("5m", description="candle size the strategies see (1m 5m 15m 30m 1h 4h 1d)")
     warmup_candles: int = Field(200, ge=1, description="candles of history before the first cycle")
     lookback_candles: int = Field(200, ge=2, description="candles handed to the scan each cycle")
     start: datetime | None = Field(None, description="first cycle's time (UTC); default: after the warm-up")
