@@ -15,6 +15,7 @@ from gobot_hookspecs import (
     MarketSnapshot,
     Position,
     RateLimitPolicy,
+    Severity,
     Strategy,
     StrategyVersion,
     Trade,
@@ -53,6 +54,34 @@ class Context:
 
     def now(self) -> datetime:
         return self._bot.clock.now()
+
+    async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
+        answer = await self._bot.hooks.first("gobot_fetch_candles", ctx=self, symbol=symbol, timeframe=timeframe, limit=limit)
+        if answer is None:
+            raise LookupError(f"no market-data plugin has {timeframe} candles for {symbol}")
+        return answer[1]
+
+    def pause(self, reason: str) -> None:
+        self._bot.store.set_paused(True)
+        self.paused = True
+        self.audit("paused", reason=reason)
+        self.alert(Alert(kind="paused", title="Paused: no new positions", text=reason, severity=Severity.WARNING))
+
+    def unpause(self, reason: str) -> None:
+        self._bot.store.set_paused(False)
+        self.paused = False
+        self.audit("unpaused", reason=reason)
+        self.alert(Alert(kind="unpaused", title="Unpaused: new positions allowed", text=reason))
+
+    def kill(self, reason: str) -> None:
+        path = self._bot.settings.kill_switch_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{reason}\n", encoding="utf-8")
+        self.audit("kill_switch", reason=reason)
+
+    def close_positions(self, reason: str, symbols: list[str] | None = None) -> None:
+        self._bot.close_requests.append((reason, list(symbols) if symbols is not None else None))
+        self.audit("close_requested", reason=reason, symbols=symbols)
 
     def plugin_config(self, name: str) -> BaseModel | None:
         return self._bot.plugin_configs.get(name)

@@ -30,6 +30,7 @@ from gobot_hookspecs import (
     Order,
     OrderIntent,
     PhaseRecord,
+    Priority,
     RiskVerdict,
     Severity,
     Side,
@@ -113,6 +114,7 @@ class Bot:
         if self.clock.simulated and self.state.clock is not None:
             self.clock.advance((self.state.clock - self.clock.now()).total_seconds())
         self.stop_requested = False
+        self.close_requests: list[tuple[str, list[str] | None]] = []  # (reason, symbols or None = all)
         self.cycle_number = self.state.iteration + 1
         for name in self.strategies:
             self.state.strategies.setdefault(name, self._initial_version(name))
@@ -225,6 +227,8 @@ class Bot:
         with self._phase(report, "validate") as phase:
             await self._validate(phase, adjusted)
             approved = await self._risk(report, phase, signals, snapshots)
+            closes = self._requested_closes(phase, snapshots)
+            approved = closes + [i for i in approved if i.symbol not in {c.symbol for c in closes}]
 
         with self._phase(report, "execute") as phase:
             await self._execute(report, phase, approved)
@@ -460,6 +464,25 @@ class Bot:
             phase.records.append("no order intents (all HOLD)")
         return approved
 
+    def _requested_closes(self, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> list[OrderIntent]:
+        """CRITICAL close intents for positions that ``ctx.close_positions`` asked to close."""
+        prices = {snap.symbol: snap.price for snap in snapshots}
+        closes: list[OrderIntent] = []
+        requests, self.close_requests = self.close_requests, []
+        for reason, symbols in requests:
+            for symbol, position in self.state.positions.items():
+                if symbols is not None and symbol not in symbols:
+                    continue
+                if any(i.symbol == symbol and i.purpose == "close" for i in [*closes, *self.state.intents.values()]):
+                    continue
+                price = prices.get(symbol, self.state.last_prices.get(symbol, position.entry_price))
+                side = Side.SELL if position.direction is Action.LONG else Side.BUY
+                intent = self._intent(symbol, side, "close", position.notional(price), price, None)
+                intent = intent.model_copy(update={"priority": Priority.CRITICAL, "reason": reason})
+                closes.append(intent)
+                phase.records.append(f"{symbol}: close requested ({reason}), CRITICAL")
+        return closes
+
     async def _size(self, signal: Signal) -> float:
         answer = await self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal)
         if answer is None:
@@ -489,7 +512,7 @@ class Bot:
         if not intents:
             phase.records.append("nothing to execute")
         for intent in intents:
-            if killed:
+            if killed and intent.priority is not Priority.CRITICAL:
                 phase.records.append(f"{intent.symbol}: kill switch on, not sent")
                 continue
             if intent.purpose == "open" and self.ctx.paused:

@@ -19,6 +19,7 @@ from .orchestrator import Bot, CycleAbandoned
 log = logging.getLogger(__name__)
 
 KILL_SWITCH_POLL_SECONDS = 2.0
+HEARTBEAT_SECONDS = 30.0
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Runner:
             except CycleAbandoned:
                 return
             self.cycles_run += 1
+            self.bot.store.beat(self.bot.state)
             self._after_cycle()
             self._before_cycle()  # end promptly when this cycle was the last
 
@@ -90,6 +92,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, f"stopped by {sig.name}")
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             await bot.startup()
             if bot.clock.simulated:
@@ -99,6 +102,7 @@ class Runner:
             else:
                 await self._scheduled()
         finally:
+            heartbeat.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             async with self._cycle_lock:  # a cycle in flight finishes (or abandons) first
@@ -113,6 +117,12 @@ class Runner:
                 bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL))
             await bot.shutdown(outcome.reason)
         return outcome
+
+    async def _heartbeat(self) -> None:
+        """Prove liveness every HEARTBEAT_SECONDS, also while a long cycle or a long wait runs."""
+        while True:
+            self.bot.store.beat(self.bot.state)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _scheduled(self) -> None:
         """Wall-clock runs: APScheduler fires a cycle every ``loop_interval`` seconds."""

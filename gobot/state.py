@@ -4,7 +4,9 @@ Files in ``state_dir`` (created owner-only):
 - ``state.json``: everything needed to resume (portfolio, orders, strategy versions, learnings,
   plugin state, per-cycle rows);
 - ``progress.json``: a small summary rewritten each cycle, for ``tail -f``-style watching;
-- ``audit.jsonl``: the audit log; ``PAUSED`` and ``KILL``: control files.
+- ``audit.jsonl``: the audit log; ``PAUSED`` and ``KILL``: control files;
+- ``heartbeat.json``: wall-clock proof of life, rewritten every cycle and every 30 s (``gobot watchdog``-style
+  supervisors alert when it goes stale).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,7 @@ class StateStore:
         self.state_file = state_dir / "state.json"
         self.progress_file = state_dir / "progress.json"
         self.pause_file = state_dir / "PAUSED"
+        self.heartbeat_file = state_dir / "heartbeat.json"
 
     def load(self) -> BotState | None:
         if not self.state_file.exists():
@@ -113,6 +116,14 @@ class StateStore:
 
     def save_progress(self, progress: dict[str, Any]) -> None:
         atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)))
+
+    def beat(self, state: BotState) -> None:
+        """Write the heartbeat: wall-clock time (not the simulated clock), pid, run and iteration."""
+        atomic_write(
+            self.heartbeat_file,
+            json.dumps({"time": datetime.now(timezone.utc).isoformat(), "pid": os.getpid(),
+                        "run_id": state.run_id, "iteration": state.iteration}),
+        )
 
     def archive(self, state: BotState) -> Path:
         """Move a finished or abandoned run's state aside (``runs/<run_id>.json``)."""

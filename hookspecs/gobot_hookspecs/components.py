@@ -78,6 +78,28 @@ class BotContext(Protocol):
     def now(self) -> datetime:
         """The bot clock's time (simulated in replay)."""
 
+    async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
+        """Closed candles up to now from the market-data plugin (``gobot_fetch_candles``).
+
+        Raises ``LookupError`` when no plugin has them.
+        """
+
+    def pause(self, reason: str) -> None:
+        """Stop opening positions (the loop keeps scanning and reporting) until ``unpause``."""
+
+    def unpause(self, reason: str) -> None:
+        """Allow new positions again."""
+
+    def kill(self, reason: str) -> None:
+        """Engage the kill switch: no new orders; the run ends after this cycle is persisted."""
+
+    def close_positions(self, reason: str, symbols: list[str] | None = None) -> None:
+        """Ask for open positions (all, or ``symbols``) to be closed with CRITICAL priority.
+
+        The closes are sent in the execute phase of the current cycle (or the next one, when
+        asked between cycles), even while paused or killed; they are never risk-checked.
+        """
+
     def plugin_config(self, name: str) -> BaseModel | None:
         """The validated ``[plugins.<name>]`` section of a plugin (None if it declares no model)."""
 

@@ -120,6 +120,8 @@ class OrderIntent(_Model):
     take_profit: float | None = None
     signal: Signal | None = None
     created_at: datetime
+    priority: Priority = Field(Priority.HIGH, description="CRITICAL for emergency closes, HIGH otherwise")
+    reason: str = Field("", description="why: the signal's rationale, or the close request's reason")
 
     @property
     def amount(self) -> float:

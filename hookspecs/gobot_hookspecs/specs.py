@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
     from .components import BotContext, Clock, RateLimitPolicy, Strategy
     from .models import (
         AdjustmentDecision,
+        Candles,
         Alert,
         CycleReport,
         ExecutionError,
@@ -141,6 +142,19 @@ def gobot_scan_market(ctx: BotContext) -> list[MarketSnapshot] | None:
     you cover, with candles that end at or before ``ctx.now()`` (never later: no lookahead).
 
     :return: a list of snapshots, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_fetch_candles(ctx: BotContext, symbol: str, timeframe: str, limit: int) -> Candles | None:
+    """Provide candle history beyond this cycle's snapshot (e.g. 7 days of 1h for correlation).
+
+    Called whenever a plugin awaits ``ctx.candles(symbol, timeframe, limit)``; first non-None
+    answer wins. Return at most ``limit`` candles, oldest first, every one closed at
+    ``ctx.now()`` (no lookahead). The ``replay`` plugin answers from its files, resampling a finer
+    timeframe when needed; an exchange plugin answers from the exchange (through its cache).
+
+    :return: ``Candles``, or None if this plugin has no data for the symbol or timeframe.
     """
 
 

@@ -8,6 +8,7 @@ only candles that have closed at the clock's time: no lookahead.
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -51,7 +52,9 @@ class Replay:
 
     def __init__(self) -> None:
         self.candles: dict[str, Candles] = {}
+        self.other_timeframes: dict[tuple[str, str], Candles] = {}
         self.config = ReplayConfig()
+        self.data_dir = Path("data")
 
     @hookimpl
     def gobot_config_model(self):
@@ -61,9 +64,9 @@ class Replay:
         self.config = ctx.plugin_config(NAME) or ReplayConfig()
         if self.config.timeframe not in TIMEFRAMES:
             raise ValueError(f"[plugins.replay] timeframe '{self.config.timeframe}' is not one of {', '.join(TIMEFRAMES)}")
-        data_dir = ctx.config.resolve(self.config.data_dir)
+        self.data_dir = Path(ctx.config.resolve(self.config.data_dir))
         for symbol in ctx.config.trading.symbols:
-            self.candles[symbol] = find_candles(Path(data_dir), symbol, self.config.timeframe)
+            self.candles[symbol] = find_candles(self.data_dir, symbol, self.config.timeframe)
 
     @hookimpl(trylast=True)
     def gobot_clock(self, ctx):
@@ -85,19 +88,29 @@ class Replay:
         return ReplayClock(to_time(start), to_time(end))
 
     @hookimpl
+    def gobot_fetch_candles(self, ctx, symbol, timeframe, limit):
+        if timeframe not in TIMEFRAMES:
+            return None
+        key = (symbol, timeframe)
+        if timeframe == self.config.timeframe and symbol in self.candles:
+            candles = self.candles[symbol]
+        elif key in self.other_timeframes:
+            candles = self.other_timeframes[key]
+        else:
+            try:
+                candles = find_candles(self.data_dir, symbol, timeframe)
+            except FileNotFoundError:
+                return None
+            self.other_timeframes[key] = candles
+        return _closed_window(candles, ctx.now(), timeframe, limit)
+
+    @hookimpl
     def gobot_scan_market(self, ctx):
-        now_ms = int(ctx.now().timestamp() * 1000)
-        step_ms = TIMEFRAMES[self.config.timeframe] * 1000
         snapshots = []
         for symbol, candles in self.candles.items():
-            closed = _count_closed(candles.timestamp, now_ms - step_ms)
-            if closed == 0:
+            window = _closed_window(candles, ctx.now(), self.config.timeframe, self.config.lookback_candles)
+            if window is None:
                 continue
-            start = max(0, closed - self.config.lookback_candles)
-            window = Candles.model_construct(
-                timeframe=candles.timeframe,
-                **{k: getattr(candles, k)[start:closed] for k in ("timestamp", "open", "high", "low", "close", "volume")},
-            )
             snapshots.append(
                 MarketSnapshot.model_construct(
                     symbol=symbol,
@@ -114,8 +127,14 @@ class Replay:
         return snapshots
 
 
-def _count_closed(timestamps: list[int], latest_open_ms: int) -> int:
-    """How many candles opened at or before ``latest_open_ms`` (binary search; timestamps ascend)."""
-    import bisect
-
-    return bisect.bisect_right(timestamps, latest_open_ms)
+def _closed_window(candles: Candles, now: datetime, timeframe: str, limit: int) -> Candles | None:
+    """The last ``limit`` candles that have closed by ``now`` (a candle opened at t closes at t + step)."""
+    latest_open_ms = int(now.timestamp() * 1000) - TIMEFRAMES[timeframe] * 1000
+    closed = bisect.bisect_right(candles.timestamp, latest_open_ms)  # timestamps ascend
+    if closed == 0:
+        return None
+    start = max(0, closed - limit)
+    return Candles.model_construct(
+        timeframe=candles.timeframe,
+        **{k: getattr(candles, k)[start:closed] for k in ("timestamp", "open", "high", "low", "close", "volume")},
+    )
