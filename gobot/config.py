@@ -139,16 +139,20 @@ def load_settings(flag: str | None = None) -> Settings:
     path = find_config_path(flag)
     if path is None:
         return Settings()
+    return settings_from_dict(read_config(path), str(path), base_dir=str(path.resolve().parent))
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The parsed TOML of ``path``; a missing, unreadable or malformed file is a ConfigError."""
     label = str(path)
     if not path.exists():
         raise ConfigError([ConfigProblem(label, "(file)", "no such file", "create it with `gobot init` or pass --config PATH")])
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(label, "(syntax)", str(exc), "fix the TOML syntax at that line")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {exc}", "check the path and permissions")]) from None
-    return settings_from_dict(data, label, base_dir=str(path.resolve().parent))
 
 
 def settings_from_dict(data: dict[str, Any], label: str = "config.toml", base_dir: str = ".") -> Settings:
@@ -205,39 +209,53 @@ def problems_from_validation(
         key = ".".join(([prefix] if prefix else []) + loc) or prefix or "(top level)"
         owner, field_name = _owner_of(model, error["loc"])
         if error["type"] == "extra_forbidden":
-            problems.append(ConfigProblem(label, key, "unknown key", _unknown_key_fix(owner, field_name)))
-            continue
-        message = error["msg"]
-        problems.append(ConfigProblem(label, key, message, _field_fix(owner, field_name)))
+            problems.append(ConfigProblem(label, key, "unknown key", _unknown_key_fix(owner, field_name, model)))
+        elif error["type"] == "model_type":  # e.g. ``trading = 3``: a section written as a value
+            problems.append(ConfigProblem(label, key, f"expected a [{key}] table", f"write its keys under a [{key}] heading"))
+        else:
+            # A validator's own message ("'btc' is not a BASE/QUOTE symbol") without pydantic's "Value error, ".
+            message = str(error["ctx"]["error"]) if error["type"] == "value_error" and "error" in error.get("ctx", {}) else error["msg"]
+            problems.append(ConfigProblem(label, key, message, _field_fix(owner, field_name)))
     return problems
 
 
 def _owner_of(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | None, str]:
     """Walk nested models along ``loc``: the model that owns the last named field, and that name."""
     owner: type[BaseModel] | None = model
+    current: type[BaseModel] | None = model
     name = ""
     for part in loc:
         if not isinstance(part, str):
             continue
-        if owner is None:
+        if current is None:
             break
-        name = part
-        field = owner.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            owner = annotation
+        owner, name = current, part
+        annotation = getattr(current.model_fields.get(part), "annotation", None)
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return owner, name
 
 
-def _unknown_key_fix(owner: type[BaseModel] | None, name: str) -> str:
+def _unknown_key_fix(owner: type[BaseModel] | None, name: str, root: type[BaseModel] | None = None) -> str:
     if _SECRET_KEY_PATTERN.search(name):
         env = ", ".join(SECRET_ENV_VARS)
         return f"secrets are read only from the environment ({env}); remove this key"
     valid = sorted(owner.model_fields) if owner else []
     valid = [v for v in valid if not (owner and owner.model_fields[v].exclude)]
     close = difflib.get_close_matches(name, valid, n=1)
+    section = _section_with_key(root, name) if root is not owner and not close else None
+    if section:
+        return f"move it to [{section}]"
     hint = f"did you mean '{close[0]}'? " if close else ""
     return f"{hint}remove it; valid keys here: {', '.join(valid)}" if valid else f"{hint}remove it"
+
+
+def _section_with_key(root: type[BaseModel] | None, name: str) -> str | None:
+    """The section of ``root`` that has a key ``name`` (``loop_interval`` written under [trading])."""
+    for section, field in (root.model_fields if root else {}).items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and name in annotation.model_fields:
+            return section
+    return None
 
 
 def _field_fix(owner: type[BaseModel] | None, name: str) -> str:

@@ -79,8 +79,9 @@ class PluginSet:
         """The bot never starts half-configured: one failed plugin stops it, with its name."""
         failed = self.failures
         if failed:
-            first = failed[0]
-            raise PluginError(first.name, first.reason, first.distribution or None)
+            first, others = failed[0], [info.name for info in failed[1:]]
+            also = f"; also failed: {', '.join(others)} (see `gobot plugins`)" if others else ""
+            raise PluginError(first.name, first.reason + also, first.distribution or None)
 
     def implementers(self, hook_name: str) -> list[str]:
         return [impl.plugin_name for impl in getattr(self.pm.hook, hook_name).get_hookimpls()]
@@ -132,10 +133,9 @@ def build_plugin_set(
         info = PluginInfo(ep.name, dist.metadata["Name"] if dist else "", dist.version if dist else "")
         if ep.name in plugins:
             other = plugins[ep.name]
-            other.status, other.reason = "failed", (
-                f"two distributions provide plugin '{ep.name}': {other.distribution} and {info.distribution}; "
-                "uninstall one"
-            )
+            if ep.name not in wanted:
+                continue
+            _fail(other, f"two distributions provide plugin '{ep.name}': {other.distribution} and {info.distribution}; uninstall one")
             continue
         plugins[ep.name] = info
         if ep.name not in wanted:
@@ -152,6 +152,10 @@ def build_plugin_set(
 
     for name, plugin in extra_plugins:
         info = plugins.setdefault(name, PluginInfo(name, "(registered in process)"))
+        if name in disable:
+            pm.set_blocked(name)
+            info.status, info.reason = "disabled", "disabled in config"
+            continue
         _register(pm, plugin, info)
 
     for name in sorted(wanted - set(plugins)):
@@ -161,29 +165,41 @@ def build_plugin_set(
     return PluginSet(pm, plugins)
 
 
+def _one_line(text: str) -> str:
+    """Reasons end up in one line of CLI output (and one table cell), whatever the exception said."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _fail(info: PluginInfo, reason: str) -> None:
+    info.status, info.reason = "failed", _one_line(reason)
+
+
 def _load_one(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party plugin must name itself, not crash the CLI
-        info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+        _fail(info, f"import failed: {type(exc).__name__}: {exc}")
         return
     if isinstance(plugin, type):  # a class is instantiated per manager: fresh state for every bot
         try:
             plugin = plugin()
         except Exception as exc:
-            info.status, info.reason = "failed", f"could not be created: {type(exc).__name__}: {exc}"
+            _fail(info, f"could not be created: {type(exc).__name__}: {exc}")
             return
     _register(pm, plugin, info)
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
     try:
-        pm.register(plugin, name=info.name)
+        registered = pm.register(plugin, name=info.name)
     except pluggy.PluginValidationError as exc:
-        info.status, info.reason = "failed", f"wrong hook signature: {exc}"
+        _fail(info, f"wrong hook signature: {exc}")
         return
     except ValueError as exc:
-        info.status, info.reason = "failed", f"cannot register: {exc}"
+        _fail(info, f"cannot register: {exc}")
+        return
+    if registered is None:  # pluggy skips a blocked name silently
+        info.status, info.reason = "disabled", info.reason or "blocked"
         return
     info.status, info.reason = "enabled", ""
     info.hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
@@ -203,6 +219,6 @@ def _check_pending(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> 
     for plugin_name, reason in bad.items():
         info = plugins.get(plugin_name)
         if info is not None:
-            info.status, info.reason = "failed", reason
+            _fail(info, reason)
         pm.unregister(name=plugin_name)
     pm.check_pending()

@@ -28,28 +28,30 @@ COMMANDS = {
 class LazyGroup(click.Group):
     """Imports a command's module only when that command runs (or help lists it)."""
 
-    _plugin_commands: dict[str, click.Command] | None = None
-
-    def _plugins(self) -> dict[str, click.Command]:
-        if self._plugin_commands is None:
+    @staticmethod
+    def _plugins(ctx: click.Context) -> dict[str, click.Command]:
+        # Cached per invocation, not per process: a test (or an embedding program) that installs
+        # or enables a plugin sees its commands on the next run without reloading this module.
+        meta = ctx.find_root().meta
+        if "gobot.plugin_commands" not in meta:
             from .common import plugin_commands
 
-            self._plugin_commands = plugin_commands()
-        return self._plugin_commands
+            meta["gobot.plugin_commands"] = plugin_commands()
+        return meta["gobot.plugin_commands"]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(self._plugins()))
+        return sorted(set(COMMANDS) | set(self._plugins(ctx)))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             module, attribute = COMMANDS[name].split(":")
             return getattr(importlib.import_module(module), attribute)
-        return self._plugins().get(name)
+        return self._plugins(ctx).get(name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help straight from the docstrings' first lines, without importing every module.
         rows = [(name, SHORT_HELP.get(name, "")) for name in sorted(COMMANDS)]
-        rows += [(name, cmd.get_short_help_str(60)) for name, cmd in sorted(self._plugins().items())]
+        rows += [(name, cmd.get_short_help_str(60)) for name, cmd in sorted(self._plugins(ctx).items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -88,7 +90,8 @@ def cli() -> None:
 def main() -> None:
     """Entry point: errors the user can fix are one line on stderr and exit status 2."""
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode click returns ``ctx.exit(code)``'s code instead of exiting.
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -98,5 +101,4 @@ def main() -> None:
     except GobotError as exc:
         click.secho(f"Error: {exc}", fg="red", err=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

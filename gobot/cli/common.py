@@ -37,8 +37,9 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
 
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_gobot", False):
+        if getattr(handler, "_gobot", False):  # a previous run in this process (tests, embedding)
             root.removeHandler(handler)
+            handler.close()
     redacting = RedactingFilter()
     console = logging.StreamHandler()
     console.setLevel(logging.INFO if verbose else logging.WARNING)

@@ -66,7 +66,7 @@ def check(config_path):
     Every problem is reported as file:key: message — fix. Exit status 1 if any.
     """
     from ..config import find_config_path, load_settings
-    from ..errors import ConfigError, ConfigProblem
+    from ..errors import ConfigError, ConfigProblem, PluginError
     from ..hook_caller import HookCaller
     from ..orchestrator import load_plugin_configs
     from ..plugin_manager import build_plugin_set
@@ -75,8 +75,11 @@ def check(config_path):
     try:
         settings = load_settings(config_path)
     except ConfigError as exc:
-        _report(exc.problems)
-        return
+        problems.extend(exc.problems)
+        # Core mistakes don't hide the plugin sections' ones: check those on default core settings.
+        settings = _plugin_part(config_path)
+        if settings is None:
+            _report(problems)
     label = settings.file_label
     plugin_set = build_plugin_set(enable=settings.plugins.enable, disable=settings.plugins.disable)
     for info in plugin_set.failures:
@@ -87,15 +90,29 @@ def check(config_path):
         load_plugin_configs(settings, HookCaller(plugin_set.pm))
     except ConfigError as exc:
         problems.extend(exc.problems)
+    except PluginError as exc:  # e.g. a gobot_config_model that raises: still one line, never a traceback
+        problems.append(ConfigProblem(label, f"plugins.{exc.plugin}", str(exc), "fix or disable the plugin"))
     for name in sorted(settings.plugin_sections):
         info = plugin_set.plugins.get(name)
         if info is None:
             problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", "remove the section or install the plugin"))
     if problems:
         _report(problems)
-        return
     where = find_config_path(config_path) or "built-in defaults"
     click.echo(f"{where}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
+
+
+def _plugin_part(config_path):
+    """Settings made of the file's [plugins] part alone, or None if even that is unusable."""
+    from ..config import find_config_path, read_config, settings_from_dict
+    from ..errors import ConfigError
+
+    path = find_config_path(config_path)
+    try:
+        data = read_config(path)
+        return settings_from_dict({"plugins": data.get("plugins", {})}, str(path), base_dir=str(path.resolve().parent))
+    except ConfigError:
+        return None  # already reported by the core check (a [plugins] mistake, the file, its syntax)
 
 
 def _report(problems) -> None:

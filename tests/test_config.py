@@ -1,0 +1,266 @@
+"""config.toml: where it is read from, and every mistake reported as ``file:key: message — fix``,
+all at once, never as a traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gobot.cli import cli
+from gobot.config import Settings, load_settings, tomllib
+from gobot.errors import ConfigError
+from gobot.plugin_manager import DEFAULT_PLUGINS
+
+
+@pytest.fixture(autouse=True)
+def no_config_around(tmp_path, monkeypatch):
+    """Each test starts in an empty folder with no $GOBOT_CONFIG."""
+    monkeypatch.delenv("GOBOT_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_in(text, tmp_path):
+    """The problems ``load_settings`` reports for a config file holding ``text``, as strings."""
+    path = write(tmp_path / "config.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path))
+    return [str(problem) for problem in caught.value.problems]
+
+
+def config_check(*args):
+    return CliRunner().invoke(cli, ["config", "check", *args])
+
+
+# -- the file -------------------------------------------------------------------------------
+
+
+def test_missing_file_is_named_with_how_to_create_it():
+    with pytest.raises(ConfigError) as caught:
+        load_settings("nowhere.toml")
+    assert str(caught.value) == "nowhere.toml:(file): no such file — fix: create it with `gobot init` or pass --config PATH"
+
+
+def test_toml_syntax_error_gives_the_line(tmp_path):
+    [problem] = problems_in('state_dir = "state"\n[trading]\nsymbols = [BTC/USDT]\n', tmp_path)
+    assert problem.startswith(f"{tmp_path / 'config.toml'}:(syntax): ")
+    assert "line 3" in problem
+    assert problem.endswith("— fix: fix the TOML syntax at that line")
+
+
+# -- core keys ------------------------------------------------------------------------------
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    [problem] = problems_in("[orchestrator]\nloop_intervall = 60\n", tmp_path)
+    assert problem.startswith(f"{tmp_path / 'config.toml'}:orchestrator.loop_intervall: unknown key — fix: did you mean 'loop_interval'? ")
+
+
+def test_key_in_the_wrong_section_says_where_it_belongs(tmp_path):
+    [problem] = problems_in("[trading]\nloop_interval = 60\n", tmp_path)
+    assert problem.endswith("trading.loop_interval: unknown key — fix: move it to [orchestrator]")
+
+
+def test_wrong_type_names_the_key_and_shows_the_default(tmp_path):
+    [problem] = problems_in('[orchestrator]\nloop_interval = "fast"\n', tmp_path)
+    assert problem == (
+        f"{tmp_path / 'config.toml'}:orchestrator.loop_interval: Input should be a valid number, unable to parse string as a number"
+        " — fix: seconds between cycles (simulated in replay); default 900"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_values_that_must_be_positive(tmp_path, value):
+    [problem] = problems_in(f"[trading]\nmax_position_usd = {value}\n", tmp_path)
+    assert problem.endswith(":trading.max_position_usd: Input should be greater than 0 — fix: largest notional of one position, USD; default 10")
+
+
+def test_symbol_must_be_base_slash_quote(tmp_path):
+    [problem] = problems_in('[trading]\nsymbols = ["BTC/USDT", "ethusdt"]\n', tmp_path)
+    assert problem.endswith(":trading.symbols: 'ethusdt' is not a BASE/QUOTE symbol such as 'BTC/USDT' — fix: markets to trade, BASE/QUOTE; default [\"BTC/USDT\", \"ETH/USDT\"]")
+
+
+def test_a_secret_in_the_file_is_sent_to_the_environment(tmp_path):
+    [problem] = problems_in('[trading]\napi_key = "abc123"\n', tmp_path)
+    assert ":trading.api_key: unknown key — fix: secrets are read only from the environment (BINANCE_API_KEY," in problem
+    assert "abc123" not in problem
+
+
+def test_a_section_written_as_a_value_asks_for_a_table(tmp_path):
+    [problem] = problems_in("trading = 3\n", tmp_path)
+    assert problem.endswith(":trading: expected a [trading] table — fix: write its keys under a [trading] heading")
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    problems = problems_in(
+        '[orchestrator]\nloop_intervall = 60\nmax_daily_loss = -1\n[trading]\nsymbols = ["btc"]\n[server]\nport = 0\n', tmp_path
+    )
+    keys = sorted(problem.split(":")[1] for problem in problems)
+    assert keys == ["orchestrator.loop_intervall", "orchestrator.max_daily_loss", "server.port", "trading.symbols"]
+
+
+# -- plugin sections ------------------------------------------------------------------------
+
+
+def test_plugin_section_is_validated_against_the_plugins_model(tmp_path):
+    write(tmp_path / "config.toml", "[plugins.paper]\nfee_percent = -1\n")
+    result = config_check()
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "config.toml:plugins.paper.fee_percent: Input should be greater than or equal to 0 — fix: fee per fill, % of notional; default 0.1"
+    ]
+
+
+def test_section_of_a_plugin_that_is_not_installed_is_reported(tmp_path):
+    write(tmp_path / "config.toml", "[plugins.telegram]\nchat = 1\n")
+    result = config_check()
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "config.toml:plugins.telegram: no installed plugin has this name — fix: remove the section or install the plugin"
+    ]
+
+
+def test_a_scalar_under_plugins_is_reported(tmp_path):
+    [problem] = problems_in("[plugins]\ntelegram = 3\n", tmp_path)
+    assert problem.endswith(":plugins.telegram: expected a [plugins.telegram] table or one of ['disable', 'enable'] — fix: write its settings under a [plugins.telegram] heading")
+
+
+def test_config_check_reports_core_and_plugin_problems_together_one_per_line(tmp_path):
+    write(tmp_path / "config.toml", "[orchestrator]\nloop_interval = 0\n[plugins.paper]\nfee_percent = -1\n[plugins.telegram]\n")
+    result = config_check()
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[1] for line in lines] == ["orchestrator.loop_interval", "plugins.paper.fee_percent", "plugins.telegram"]
+    assert all(line.startswith("config.toml:") and " — fix: " in line for line in lines)
+
+
+def test_config_check_names_a_broken_enabled_plugin(tmp_path, installed_plugin):
+    installed_plugin("crasher", 'raise RuntimeError("boom")\n', dist="gobot-crasher")
+    write(tmp_path / "config.toml", '[plugins]\nenable = ["crasher", "telegarm"]\n')
+    result = config_check()
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "config.toml:plugins.crasher: plugin 'crasher' import failed: RuntimeError: boom — fix: fix or disable the plugin",
+        "config.toml:plugins.enable: plugin 'telegarm' enabled but not installed (no such entry point) — fix: check the name in `gobot plugins`",
+    ]
+
+
+def test_config_check_on_a_valid_file_says_ok(tmp_path):
+    write(tmp_path / "config.toml", "[trading]\nmax_position_usd = 5\n")
+    result = config_check()
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"config.toml: OK ({len(DEFAULT_PLUGINS)} plugins enabled: adjuster, console,")
+
+
+def test_config_check_never_prints_a_traceback(tmp_path):
+    write(tmp_path / "broken.toml", "[trading\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gobot", "config", "check", "--config", "broken.toml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("broken.toml:(syntax): ")
+    assert len(done.stderr.splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+# -- where the config comes from ------------------------------------------------------------
+
+
+@pytest.fixture
+def three_configs(tmp_path, monkeypatch):
+    """./config.toml, a file named by $GOBOT_CONFIG and one for --config, each with its own state_dir."""
+    for name in ("cwd", "env", "flag"):
+        (tmp_path / name).mkdir()
+    write(tmp_path / "cwd" / "config.toml", 'state_dir = "from-cwd"\n')
+    env = write(tmp_path / "env" / "gobot.toml", 'state_dir = "from-env"\n')
+    flag = write(tmp_path / "flag" / "gobot.toml", 'state_dir = "from-flag"\n')
+    monkeypatch.chdir(tmp_path / "cwd")
+    return env, flag
+
+
+def test_config_flag_wins_over_environment_and_cwd(three_configs, monkeypatch):
+    env, flag = three_configs
+    monkeypatch.setenv("GOBOT_CONFIG", str(env))
+    assert load_settings(str(flag)).state_dir == "from-flag"
+
+
+def test_environment_wins_over_cwd(three_configs, monkeypatch):
+    env, _flag = three_configs
+    monkeypatch.setenv("GOBOT_CONFIG", str(env))
+    assert load_settings().state_dir == "from-env"
+
+
+def test_config_toml_in_the_current_folder_is_used_next():
+    write(Path("config.toml"), 'state_dir = "here"\n')
+    settings = load_settings()
+    assert (settings.state_dir, settings.source) == ("here", "config.toml")
+
+
+def test_built_in_defaults_without_any_file():
+    settings = load_settings()
+    assert settings.source is None
+    assert settings.model_dump() == Settings().model_dump()
+
+
+def test_relative_state_dir_resolves_against_the_config_files_folder(tmp_path, monkeypatch):
+    (tmp_path / "bot").mkdir()
+    write(tmp_path / "bot" / "config.toml", 'state_dir = "state"\n')
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = load_settings("../bot/config.toml")
+    assert settings.state_path.resolve() == (tmp_path / "bot" / "state").resolve()
+
+
+def test_absolute_state_dir_is_kept(tmp_path):
+    write(tmp_path / "config.toml", f'state_dir = "{tmp_path / "abs"}"\n')
+    assert load_settings("config.toml").state_path == tmp_path / "abs"
+
+
+# -- gobot init -----------------------------------------------------------------------------
+
+
+def test_init_output_is_valid_toml_that_means_the_defaults(tmp_path):
+    result = CliRunner().invoke(cli, ["init", "--stdout"])
+    assert result.exit_code == 0
+    data = tomllib.loads(result.stdout)
+    write(tmp_path / "config.toml", result.stdout)
+    assert load_settings("config.toml").model_dump() == Settings().model_dump()
+    assert sorted(name for name, value in data["plugins"].items() if isinstance(value, dict)) == [
+        "adjuster", "console", "paper", "replay", "risk_limits", "validator",
+    ]
+
+
+def test_init_output_passes_config_check_with_every_plugin_section(tmp_path):
+    write(tmp_path / "written.toml", CliRunner().invoke(cli, ["init", "--stdout"]).stdout)
+    result = config_check("--config", "written.toml")
+    assert result.exit_code == 0, result.stderr
+    assert f"OK ({len(DEFAULT_PLUGINS)} plugins enabled" in result.stdout
+
+
+def test_init_plugin_sections_hold_each_plugins_defaults(tmp_path):
+    from gobot.hook_caller import HookCaller
+    from gobot.plugin_manager import build_plugin_set
+
+    sections = tomllib.loads(CliRunner().invoke(cli, ["init", "--stdout"]).stdout)["plugins"]
+    for name, model in HookCaller(build_plugin_set().pm).collect_sync("gobot_config_model"):
+        assert model.model_validate(sections[name]) == model(), name
+
+
+def test_init_writes_the_same_text_it_prints(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    assert (tmp_path / "config.toml").read_text(encoding="utf-8") == runner.invoke(cli, ["init", "--stdout"]).stdout
+
+
+def test_init_does_not_overwrite_without_force(tmp_path):
+    write(tmp_path / "config.toml", "# mine\n")
+    result = CliRunner().invoke(cli, ["init"])
+    assert result.exit_code == 1
+    assert "exists; use --force" in result.stderr
+    assert (tmp_path / "config.toml").read_text() == "# mine\n"
