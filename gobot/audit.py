@@ -33,9 +33,14 @@ class AuditLog:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self._file = None  # opened on the first event, so a bot that never runs holds no file
+
+    def _open(self):
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = os.fdopen(fd, "a", encoding="utf-8")
+        return self._file
 
     def write(self, event: str, *, sim_time: datetime | None, run_id: str, iteration: int, **data: Any) -> None:
         record = {
@@ -46,11 +51,14 @@ class AuditLog:
             "event": event,
             **{k: _plain(v) for k, v in data.items()},
         }
-        self._file.write(redact(json.dumps(record, default=str)) + "\n")
-        self._file.flush()
+        handle = self._open()
+        handle.write(redact(json.dumps(record, default=str)) + "\n")
+        handle.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

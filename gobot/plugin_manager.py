@@ -201,8 +201,17 @@ def _register(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> Non
     if registered is None:  # pluggy skips a blocked name silently
         info.status, info.reason = "disabled", info.reason or "blocked"
         return
+    wrappers = [impl.function.__name__ for impl in _impls_of(pm, plugin) if impl.wrapper or impl.hookwrapper]
+    if wrappers:  # gobot's hook caller awaits each implementation itself; a wrapper would never run
+        pm.unregister(plugin)
+        info.status, info.reason = "failed", f"hook wrappers are not supported ({', '.join(wrappers)}); use plain hooks"
+        return
     info.status, info.reason = "enabled", ""
     info.hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+
+
+def _impls_of(pm: pluggy.PluginManager, plugin: object) -> list[pluggy.HookImpl]:
+    return [impl for caller in pm.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
 
 def _check_pending(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> None:

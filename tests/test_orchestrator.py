@@ -4,7 +4,6 @@ from gobot.orchestrator import PHASES
 
 
 def test_every_phase_leaves_a_non_empty_record(replay_bot, run_bot):
-    bot = replay_bot()
     reports = []
 
     class Recorder:

@@ -199,3 +199,15 @@ def test_a_plugin_registered_in_process_honours_disable(plugin_set_factory):
     plugin_set = plugin_set_factory(disable=["recorder"], plugins=[("recorder", Recorder())])
     assert plugin_set.plugins["recorder"].status == "disabled"
     assert plugin_set.pm.get_plugin("recorder") is None
+
+
+def test_a_hook_wrapper_is_refused_with_a_reason(plugin_set_factory):
+    from gobot_hookspecs import hookimpl
+
+    class Timer:
+        @hookimpl(wrapper=True)
+        def gobot_report(self, report):
+            return (yield)
+
+    info = plugin_set_factory(plugins=[("timer", Timer())]).plugins["timer"]
+    assert info.status == "failed" and "hook wrappers are not supported (gobot_report)" in info.reason

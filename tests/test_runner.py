@@ -214,7 +214,10 @@ def test_state_files_are_owner_only(replay_bot, run_bot, tmp_path):
     run_bot(bot, 2)
     state_dir = tmp_path / "state"
     assert state_dir.stat().st_mode & 0o077 == 0
-    for name in ("state.json", "progress.json", "audit.jsonl"):
+    from gobot.cli.common import setup_logging
+
+    setup_logging(bot.settings)
+    for name in ("state.json", "progress.json", "audit.jsonl", "heartbeat.json", "gobot.log"):
         assert (state_dir / name).stat().st_mode & 0o077 == 0, name
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Iterable
 
 import click
@@ -44,6 +45,7 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
     console = logging.StreamHandler()
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     log_file = ensure_private_dir(settings.state_path) / "gobot.log"
+    os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner-only, like the state
     file_handler = logging.FileHandler(log_file, encoding="utf-8")
     file_handler.setLevel(logging.INFO)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

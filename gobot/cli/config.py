@@ -35,14 +35,19 @@ def _plugin_models(plugin_set) -> dict:
 
 
 @click.command()
-@click.option("--path", "target", type=click.Path(dir_okay=False), default="config.toml", show_default=True, help="Where to write.")
+@click.option("--config", "--path", "target", type=click.Path(dir_okay=False), default="config.toml", show_default=True,
+              help="Where to write.")
+@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME", help="Also write the section of plugin NAME (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print instead of writing.")
-def init(target, force, to_stdout):
-    """Write a config.toml with every setting at its default, each with its unit and meaning."""
+def init(target, enable, force, to_stdout):
+    """Write a config.toml with every setting at its default, each with its unit and meaning.
+
+    Sections are written for the built-in default plugins and for each -p NAME.
+    """
     from ..plugin_manager import build_plugin_set
 
-    text = render_config(_plugin_models(build_plugin_set()))
+    text = render_config(_plugin_models(build_plugin_set(enable=enable)))
     if to_stdout:
         click.echo(text, nl=False)
         return
