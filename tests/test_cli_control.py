@@ -53,3 +53,26 @@ def test_pause_and_unpause(tmp_path, synthetic_data_dir):
     assert state["trades"] == [] and state["positions"] == {}
     runner.invoke(cli, ["unpause", "--config", config])
     assert json.loads(runner.invoke(cli, ["status", "--config", config, "--json"]).output)["paused"] is False
+
+
+def test_a_built_in_is_replaced_from_the_command_line(tmp_path, synthetic_data_dir, installed_plugin):
+    """`gobot start --disable fixed_size -p half_size`: the third-party sizer answers instead."""
+    import os
+    import subprocess
+    import sys
+
+    site = installed_plugin("half_size", '''
+        from gobot_hookspecs import hookimpl
+
+        @hookimpl
+        def gobot_size_position(ctx):
+            return ctx.config.trading.max_position_usd / 2
+    ''')
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    config = config_file(tmp_path, synthetic_data_dir)
+    done = subprocess.run([sys.executable, "-m", "gobot", "start", "--config", config, "--max-iterations", "30", "--quiet",
+                           "--disable", "fixed_size", "-p", "half_size"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    notionals = [t["amount"] * t["entry_price"] for t in state["trades"]]
+    assert notionals and all(abs(n - 5.0) < 0.05 for n in notionals), notionals
