@@ -15,21 +15,36 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml hookspecs/pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ./hookspecs -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+# The custom risk plugin example is installed like a user's plugin (tests/test_example_risk_plugin.py).
+$(VENV)/.dev: $(VENV)/.runtime examples/gobot-risk-max-spread/pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,postgres]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e examples/gobot-risk-max-spread
 	touch $@
 
 ## demo: paper trading on the bundled synthetic data, 50 cycles on a simulated clock.
 demo: $(VENV)/.runtime
 	$(BIN)/gobot start --fresh
+	$(BIN)/gobot report --html gobot_state/report.html
+
+# The charts plugin drives the system's Chromium (playwright never downloads a browser here).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# The archiver's tests run on PostgreSQL too (this machine's server; under CI=true it must be reachable).
+export GOBOT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 ## test: every test, with everything it needs installed first.
-test: $(VENV)/.dev
+test: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/python -m pytest -q
 
 ## bench: performance figures (not part of the tests).
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/vision.py
+	$(BIN)/python bench/rate_limiter.py
+	$(BIN)/python bench/archiver.py
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"  # backtesting.py and vectorbt
+	$(BIN)/python bench/backtest_vs_peers.py
 
 clean:
 	rm -rf $(VENV) gobot_state .pytest_cache

@@ -13,18 +13,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .secrets import redact
+from .secrets import MASK, redact, secret_values
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, secrets: list[str]) -> Any:
+    """JSON-ready data with secrets masked value by value (so a numeric secret can't break the JSON)."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return _plain(value.model_dump(mode="json"), secrets)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {_plain(k, secrets): _plain(v, secrets) for k, v in value.items()}
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in secrets:
+        return MASK
     return value
 
 
@@ -49,10 +54,10 @@ class AuditLog:
             "run_id": run_id,
             "iteration": iteration,
             "event": event,
-            **{k: _plain(v) for k, v in data.items()},
+            **{k: _plain(v, secret_values()) for k, v in data.items()},
         }
         handle = self._open()
-        handle.write(redact(json.dumps(record, default=str)) + "\n")
+        handle.write(json.dumps(record, default=lambda v: redact(str(v))) + "\n")
         handle.flush()
 
     def close(self) -> None:

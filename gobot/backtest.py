@@ -1,113 +1,842 @@
-"""A small per-bar backtester over one symbol, used by the validation phase (``ctx.backtest``).
+"""The backtester: a strategy component over candles of one or several symbols, as one portfolio.
 
-Semantics match the paper executor: a signal on a candle's close fills at the next candle's
-open (plus slippage and fee); stop-loss and take-profit are checked inside every candle from
-the entry candle on, and when one candle touches both, the stop-loss counts (the conservative
-rule). An opposite signal exits at the next open. A position still open at the end is marked
-to the last close.
+Two stages. **Signals**: the strategy's ``vectorized()`` method when it has one (whole numpy
+columns in, an action per bar out), else its ``signal()`` called directly for every bar with the
+candles up to that bar (never a pluggy call per candle). Both give an action, a confidence and
+optional stop/target prices per bar; a strategy's two paths must agree (``compare_paths``).
+**Simulation**: one event loop over the symbols' bars in time order, sharing one cash balance,
+with the paper executor's rules (``docs/backtesting.md`` states them all):
+
+- a decision at a bar's close fills at the next bar's open (``fill = "next_open"``, the default)
+  or at that close (``fill = "close"``); market fills move against you by the slippage, and each
+  fill pays the fee on its notional;
+- stop-loss and take-profit (from the signal, else ``[trading]``'s percentages of the decision
+  close, like a live intent) rest like exchange orders and are checked inside every later candle,
+  the entry candle included; when one candle touches both, the stop counts; a candle that opens
+  beyond the stop fills at its open; a take-profit fills at its price;
+- an opposite signal exits at the next fill (it does not reverse in the same step); a signal in
+  the direction already held is ignored; a pending order blocks the symbol's next decision;
+- sizing and risk are asked only at entry decisions (``Gate``), never per candle;
+- an open position at the end is marked to the last close, with no exit fee.
+
+Idle stretches between events are skipped with numpy searches, so the cost grows with the
+number of trades, not of candles. Trades are light records; ``Trade`` models are built on demand.
 """
 
 from __future__ import annotations
 
+import bisect
+import gc
+import heapq
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping, Protocol
+
+import numpy as np
 
 from gobot_hookspecs import Action, BacktestResult, Candles, Strategy, Trade
 
-LOOKBACK = 200  # candles the strategy sees per bar
+from .errors import GobotError
+from .market_data import COLUMNS, MarketRules, Series, series_from_candles
+
+SECONDS_PER_YEAR = 365 * 24 * 3600.0
+PROGRESS_EVERY = 1 << 15  # bars between two progress callbacks in the per-bar path
+
+# Within one timestamp events run in this order: exits at the open, entries at the open, stops and
+# targets inside the candle, exits at the close, decisions at the close.
+_EXIT_OPEN, _ENTRY_OPEN, _STOP, _EXIT_CLOSE, _DECIDE = range(5)
+
+ProgressFn = Callable[[str, int, int], None]
 
 
-def _time(ms: int) -> datetime:
+# -- settings ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How big a new position is: ``plugins`` (the sizer hook, as in live), ``all_in`` (the whole
+    available margin, net of the entry fee, sized at the fill), ``percent`` of equity, or a
+    ``fixed`` notional in the quote currency."""
+
+    kind: str = "plugins"
+    value: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str | float) -> Sizing:
+        raw = str(text).strip().lower().replace("_", "-")
+        if raw in ("plugins", "plugin"):
+            return cls("plugins")
+        if raw in ("all-in", "allin", "all"):
+            return cls("all_in")
+        try:
+            if raw.endswith("%"):
+                value = float(raw[:-1])
+                if not 0 < value <= 100:
+                    raise ValueError
+                return cls("percent", value)
+            value = float(raw)
+            if value <= 0:
+                raise ValueError
+            return cls("fixed", value)
+        except ValueError:
+            raise ValueError(f"sizing '{text}': use plugins, all-in, a percent of equity such as 25%, "
+                             "or a notional such as 100") from None
+
+    def __str__(self) -> str:
+        return {"plugins": "plugins", "all_in": "all-in", "percent": f"{self.value:g}%"}.get(self.kind, f"{self.value:g}")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """The simulated exchange and account (see the module docstring for the rules)."""
+
+    fill: str = "next_open"  # or "close"
+    fee_percent: float = 0.1  # per fill, % of notional
+    slippage_percent: float = 0.05  # market and stop fills move against you by this, %
+    stop_loss_percent: float | None = 2.0  # distance from the decision close when a signal gives none; None = no stop
+    take_profit_percent: float | None = 4.0  # likewise; None = no target
+    start_equity: float = 1000.0
+    sizing: Sizing = field(default_factory=lambda: Sizing("all_in"))
+    risk: str = "none"  # "plugins": every risk plugin judges each entry; "none"
+    allow_short: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fill not in ("next_open", "close"):
+            raise ValueError(f"fill '{self.fill}': use next_open or close")
+        if self.risk not in ("plugins", "none"):
+            raise ValueError(f"risk '{self.risk}': use plugins or none")
+
+
+# -- signals -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Signals:
+    """A strategy's answer for every bar of one series: +1 LONG, -1 SHORT, 0 HOLD."""
+
+    action: np.ndarray  # int8
+    confidence: np.ndarray  # float64 (0 where HOLD)
+    stop_loss: np.ndarray | None = None  # price, NaN = none
+    take_profit: np.ndarray | None = None
+    path: str = "vectorized"  # or "per-bar"
+    seconds: float = 0.0
+
+
+def has_vectorized(strategy: Any) -> bool:
+    return callable(getattr(strategy, "vectorized", None))
+
+
+def compute_signals(strategy: Strategy, params: dict[str, float], series: Series, path: str = "auto",
+                    progress: ProgressFn | None = None) -> Signals:
+    """The strategy's signals over ``series``: ``path`` is ``auto``, ``vectorized`` or ``per-bar``."""
+    if path not in ("auto", "vectorized", "per-bar"):
+        raise ValueError(f"path '{path}': use auto, vectorized or per-bar")
+    started = time.perf_counter()
+    if path == "vectorized" or (path == "auto" and has_vectorized(strategy)):
+        if not has_vectorized(strategy):
+            raise ValueError(f"strategy '{strategy.name}' has no vectorized() method; use the per-bar path")
+        signals = _vectorized(strategy, params, series)
+    else:
+        signals = _per_bar(strategy, params, series, progress)
+    signals.seconds = time.perf_counter() - started
+    return signals
+
+
+def _vectorized(strategy: Strategy, params: dict[str, float], series: Series) -> Signals:
+    n = len(series)
+    try:
+        answer = strategy.vectorized(series.symbol, series.candles(), dict(params))
+    except Exception as exc:
+        raise StrategyFailed(f"strategy '{strategy.name}' vectorized() raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(answer, Mapping):
+        answer = {"action": answer}
+    action = np.asarray(answer.get("action"))
+    if action.shape != (n,):
+        raise StrategyFailed(f"strategy '{strategy.name}' vectorized() returned {action.shape} actions for {n} candles")
+    action = action.astype(np.int8)
+    if np.any((action > 1) | (action < -1)):
+        raise StrategyFailed(f"strategy '{strategy.name}' vectorized() actions must be 1 (LONG), -1 (SHORT) or 0 (HOLD)")
+
+    def column(key: str, default: float) -> np.ndarray | None:
+        value = answer.get(key)
+        if value is None:
+            return None if math.isnan(default) else np.where(action != 0, default, 0.0)
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape != (n,):
+            raise StrategyFailed(f"strategy '{strategy.name}' vectorized() '{key}' has shape {value.shape}, expected ({n},)")
+        return value
+
+    confidence = column("confidence", 1.0)
+    return Signals(action, confidence, column("stop_loss", math.nan), column("take_profit", math.nan), "vectorized")
+
+
+class CandleWindow:
+    """One symbol's candles up to the current bar, as ``signal()`` sees them in the per-bar path.
+
+    Shaped like ``Candles`` (``timeframe``, the six columns as lists, ``len()``, ``tail()``), but
+    each column is one list that grows by appending as the bars advance, filled lazily on first
+    read: a bar costs nothing for the columns a strategy does not read. Read-only by contract; a
+    strategy may keep a column between calls only to recognise it (it is the same list, longer).
+    """
+
+    __slots__ = ("timeframe", "_n", "_series", "_timestamp", "_open", "_high", "_low", "_close", "_volume",
+                 "_src_timestamp", "_src_open", "_src_high", "_src_low", "_src_close", "_src_volume")
+
+    def __init__(self, series: Series):
+        self.timeframe = series.timeframe
+        self._n = 0
+        self._series = series
+        for name in COLUMNS:
+            setattr(self, "_" + name, [])
+            setattr(self, "_src_" + name, None)
+
+    def _sync(self, name: str, values: list) -> list:
+        source = getattr(self, "_src_" + name)
+        if source is None:  # the column's first read: its values become Python objects once
+            source = getattr(self._series, name).tolist()
+            setattr(self, "_src_" + name, source)
+        if len(values) < self._n:
+            values.extend(source[len(values) : self._n])
+        else:
+            del values[self._n :]
+        return values
+
+    @property
+    def timestamp(self) -> list[int]:
+        values = self._timestamp
+        return values if len(values) == self._n else self._sync("timestamp", values)
+
+    @property
+    def open(self) -> list[float]:
+        values = self._open
+        return values if len(values) == self._n else self._sync("open", values)
+
+    @property
+    def high(self) -> list[float]:
+        values = self._high
+        return values if len(values) == self._n else self._sync("high", values)
+
+    @property
+    def low(self) -> list[float]:
+        values = self._low
+        return values if len(values) == self._n else self._sync("low", values)
+
+    @property
+    def close(self) -> list[float]:
+        values, n = self._close, self._n
+        if len(values) == n - 1 and self._src_close is not None:  # the usual step: one candle more
+            values.append(self._src_close[n - 1])
+            return values
+        return values if len(values) == n else self._sync("close", values)
+
+    @property
+    def volume(self) -> list[float]:
+        values = self._volume
+        return values if len(values) == self._n else self._sync("volume", values)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def tail(self, n: int) -> Candles:
+        return Candles.model_construct(timeframe=self.timeframe, **{name: getattr(self, name)[-n:] for name in COLUMNS})
+
+
+def _per_bar(strategy: Strategy, params: dict[str, float], series: Series, progress: ProgressFn | None) -> Signals:
+    n = len(series)
+    window = CandleWindow(series)
+    signal, symbol, params = strategy.signal, series.symbol, dict(params)
+    hold = Action.HOLD
+    ideas: list[tuple[int, Any]] = []
+    keep = ideas.append
+    i = 0
+    try:
+        for start in range(0, n, PROGRESS_EVERY):
+            for i in range(start, min(n, start + PROGRESS_EVERY)):
+                window._n = i + 1
+                answer = signal(symbol, window, params)
+                if answer.action is not hold:
+                    keep((i, answer))
+            if progress is not None:
+                progress(f"signals {symbol}", min(n, start + PROGRESS_EVERY), n)
+    except Exception as exc:
+        when = _utc(int(series.timestamp[i])).isoformat()
+        raise StrategyFailed(f"strategy '{strategy.name}' signal() raised {type(exc).__name__} at {symbol} {when}: {exc}") from exc
+    action = np.zeros(n, dtype=np.int8)
+    confidence = np.zeros(n, dtype=np.float64)
+    stops = targets = None
+    for i, answer in ideas:
+        if answer.action is Action.LONG:
+            action[i] = 1
+        elif answer.action is Action.SHORT:
+            action[i] = -1
+        else:
+            raise StrategyFailed(f"strategy '{strategy.name}' signal() answered {answer.action!r} at bar {i}")
+        confidence[i] = answer.confidence
+        if answer.stop_loss is not None:
+            stops = np.full(n, np.nan) if stops is None else stops
+            stops[i] = answer.stop_loss
+        if answer.take_profit is not None:
+            targets = np.full(n, np.nan) if targets is None else targets
+            targets[i] = answer.take_profit
+    return Signals(action, confidence, stops, targets, "per-bar")
+
+
+class StrategyFailed(GobotError, RuntimeError):
+    """A strategy raised or answered something the backtester cannot use; the message names it."""
+
+
+# -- entry decisions: sizing and risk --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EntryRequest:
+    """A strategy wants to open a position at a bar's close (before sizing and risk)."""
+
+    symbol: str
+    time_ms: int  # open time of the decision bar; the decision happens at its close
+    close_ms: int  # the decision time: the bar's close
+    bar: int
+    direction: int  # +1 long, -1 short
+    price: float  # the decision close: the reference price of the intent
+    confidence: float
+    stop_loss: float | None
+    take_profit: float | None
+
+
+ALL_IN = math.inf  # a gate's notional meaning "the whole available margin, sized at the fill"
+
+
+class Gate(Protocol):
+    """Decides each entry: a notional (``ALL_IN`` for the whole available margin), or a veto."""
+
+    def decide(self, request: EntryRequest, book: Book) -> tuple[float | None, list[str]]:
+        """``(notional, [])`` to open, or ``(None, reasons)`` when sizing or a risk check said no."""
+
+
+class SimpleGate:
+    """Sizing without plugins (all-in, percent, fixed) and no risk checks: the fast gate."""
+
+    def __init__(self, sizing: Sizing):
+        if sizing.kind == "plugins":
+            raise ValueError("plugin sizing needs a bot's plugins: use gobot.backtest_context.PluginGate")
+        self.sizing = sizing
+
+    def decide(self, request: EntryRequest, book: Book) -> tuple[float | None, list[str]]:
+        if self.sizing.kind == "all_in":
+            return ALL_IN, []
+        if self.sizing.kind == "fixed":
+            return self.sizing.value, []
+        equity = book.equity(request.time_ms)
+        if equity <= 0:
+            return None, ["no equity left"]
+        return equity * self.sizing.value / 100.0, []
+
+
+# -- the simulated portfolio -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OpenPosition:
+    symbol: str
+    index: int  # the series' position in the run
+    direction: int
+    amount: float
+    entry_price: float
+    entry_fee: float
+    entry_bar: int
+    entry_ms: int
+    hold_from: int  # first bar whose close marks this position
+    stop_loss: float | None
+    take_profit: float | None
+    confidence: float
+
+
+class TradeRecord:
+    """A closed trade: the attributes of ``gobot_hookspecs.Trade`` (the metrics read them), without
+    pydantic; ``to_trade()`` builds the model. Times are kept in epoch ms and made datetimes on read."""
+
+    __slots__ = ("symbol", "direction", "amount", "entry_price", "exit_price", "fees", "pnl", "exit_reason", "confidence",
+                 "strategy", "strategy_version", "initial_stop_loss", "entry_bar", "exit_bar", "entry_ms", "exit_ms")
+    client_order_id = ""
+
+    def __init__(self, symbol: str, direction: Action, amount: float, entry_price: float, exit_price: float, fees: float,
+                 pnl: float, exit_reason: str, confidence: float | None, strategy: str | None, strategy_version: int | None,
+                 initial_stop_loss: float | None, entry_bar: int, exit_bar: int, entry_ms: int, exit_ms: int):
+        self.symbol, self.direction, self.amount = symbol, direction, amount
+        self.entry_price, self.exit_price, self.fees, self.pnl = entry_price, exit_price, fees, pnl
+        self.exit_reason, self.confidence, self.strategy, self.strategy_version = exit_reason, confidence, strategy, strategy_version
+        self.initial_stop_loss, self.entry_bar, self.exit_bar = initial_stop_loss, entry_bar, exit_bar
+        self.entry_ms, self.exit_ms = entry_ms, exit_ms
+
+    @property
+    def opened_at(self) -> datetime:
+        return _utc(self.entry_ms)
+
+    @property
+    def closed_at(self) -> datetime:
+        return _utc(self.exit_ms)
+
+    def to_trade(self) -> Trade:
+        return Trade(**{name: getattr(self, name) for name in Trade.model_fields})
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in Trade.model_fields}
+        data["direction"] = self.direction.value
+        data["opened_at"] = self.opened_at.isoformat()
+        data["closed_at"] = self.closed_at.isoformat()
+        return data
+
+
+def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-def run_backtest(
-    strategy: Strategy,
-    params: dict[str, float],
-    candles: Candles,
-    symbol: str,
-    *,
-    start_equity: float = 1000.0,
-    fee_percent: float = 0.1,
-    slippage_percent: float = 0.0,
-    stop_loss_percent: float = 2.0,
-    take_profit_percent: float = 4.0,
-    warmup: int = 1,
-) -> BacktestResult:
-    fee, slip = fee_percent / 100.0, slippage_percent / 100.0
-    cash = start_equity
-    trades: list[Trade] = []
-    position: dict | None = None
-    pending: Action | None = None
-    n = len(candles)
-    o, h, lo, c, ts = candles.open, candles.high, candles.low, candles.close, candles.timestamp
+class Book:
+    """The account during a simulation: one cash balance, the open positions, the closed trades."""
 
-    def close(exit_price: float, i: int, reason: str) -> None:
-        nonlocal cash, position
-        sign = 1 if position["direction"] is Action.LONG else -1
-        exit_fee = abs(exit_price * position["amount"]) * fee
-        gross = sign * (exit_price - position["entry"]) * position["amount"]
-        cash += gross - exit_fee
-        trades.append(
-            Trade(
-                symbol=symbol,
-                direction=position["direction"],
-                amount=position["amount"],
-                entry_price=position["entry"],
-                exit_price=exit_price,
-                opened_at=_time(position["opened"]),
-                closed_at=_time(ts[i]),
-                fees=position["fee"] + exit_fee,
-                pnl=gross - position["fee"] - exit_fee,
-                exit_reason=reason,
-            )
-        )
-        position = None
+    def __init__(self, series: list[Series], start_equity: float):
+        self.series = series
+        self.cash = start_equity
+        self.start_equity = start_equity
+        self.positions: dict[int, OpenPosition] = {}
+        self.trades: list[TradeRecord] = []
 
-    for i in range(n):
-        if pending is not None:
-            if position is not None and position["direction"] is not pending:
-                sign = 1 if position["direction"] is Action.LONG else -1
-                close(o[i] * (1 - sign * slip), i, "signal")
-            elif position is None:
-                sign = 1 if pending is Action.LONG else -1
-                entry = o[i] * (1 + sign * slip)
-                notional = cash
-                amount = notional / entry
-                entry_fee = notional * fee
-                cash -= entry_fee
-                position = {
-                    "direction": pending,
-                    "entry": entry,
-                    "amount": amount,
-                    "fee": entry_fee,
-                    "opened": ts[i],
-                    "stop": entry * (1 - sign * stop_loss_percent / 100),
-                    "target": entry * (1 + sign * take_profit_percent / 100),
-                }
-            pending = None
-        if position is not None:
-            is_long = position["direction"] is Action.LONG
-            stop_hit = lo[i] <= position["stop"] if is_long else h[i] >= position["stop"]
-            target_hit = h[i] >= position["target"] if is_long else lo[i] <= position["target"]
-            if stop_hit:  # also when both are touched: the conservative rule
-                gap = min(o[i], position["stop"]) if is_long else max(o[i], position["stop"])
-                close(gap, i, "stop_loss")
-            elif target_hit:
-                close(position["target"], i, "take_profit")
-        if i + 1 >= warmup and i + 1 < n:
-            action = strategy.signal(symbol, _window(candles, i), params).action
-            if action is not Action.HOLD:
-                pending = action
-    end_equity = cash
-    if position is not None:
-        sign = 1 if position["direction"] is Action.LONG else -1
-        end_equity += sign * (c[-1] - position["entry"]) * position["amount"]
-    return BacktestResult(trades=trades, start_equity=start_equity, end_equity=end_equity, candles=n)
+    def mark_price(self, index: int, at_ms: int, inclusive: bool = True) -> float:
+        """The latest close of a series at ``at_ms`` (bars that opened at or before it, if inclusive)."""
+        ts = self.series[index].timestamp
+        bar = int(np.searchsorted(ts, at_ms, "right" if inclusive else "left")) - 1
+        return float(self.series[index].close[max(bar, 0)])
+
+    def equity(self, at_ms: int, inclusive: bool = True) -> float:
+        if not self.positions:
+            return self.cash
+        total = self.cash
+        for index, pos in self.positions.items():
+            total += pos.direction * (self.mark_price(index, at_ms, inclusive) - pos.entry_price) * pos.amount
+        return total
+
+    def exposure(self, at_ms: int, inclusive: bool = True) -> float:
+        return sum(abs(pos.amount * self.mark_price(i, at_ms, inclusive)) for i, pos in self.positions.items())
+
+    def available(self, at_ms: int, inclusive: bool = True) -> float:
+        """Margin free for a new position (leverage 1): equity minus the open notional."""
+        if not self.positions:
+            return max(0.0, self.cash)
+        return max(0.0, self.equity(at_ms, inclusive) - self.exposure(at_ms, inclusive))
 
 
-def _window(candles: Candles, i: int) -> Candles:
-    start = max(0, i + 1 - LOOKBACK)
-    return Candles.model_construct(
-        timeframe=candles.timeframe,
-        **{k: getattr(candles, k)[start : i + 1] for k in ("timestamp", "open", "high", "low", "close", "volume")},
-    )
+# -- the simulation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Simulation:
+    """What one simulation produced."""
+
+    trades: list[TradeRecord]
+    open_positions: list[OpenPosition]
+    timeline: np.ndarray  # int64 ms: every bar time of every symbol in the window
+    equity: np.ndarray  # float64: equity at each timeline bar's close (mark to market)
+    end_equity: float
+    cash: float
+    start_equity: float
+    vetoes: Counter
+    decisions: int
+    seconds: float = 0.0
+
+
+def _first_touch(low: np.ndarray, high: np.ndarray, start: int, end: int, direction: int,
+                 stop: float | None, target: float | None) -> int:
+    """The first bar in ``[start, end)`` where the stop or the target is touched; -1 if none."""
+    if stop is None and target is None:
+        return -1
+    pos, size = start, 512
+    while pos < end:
+        stop_at = min(end, pos + size)
+        if direction > 0:
+            hit = low[pos:stop_at] <= stop if stop is not None else np.zeros(stop_at - pos, dtype=bool)
+            if target is not None:
+                hit = hit | (high[pos:stop_at] >= target)
+        else:
+            hit = high[pos:stop_at] >= stop if stop is not None else np.zeros(stop_at - pos, dtype=bool)
+            if target is not None:
+                hit = hit | (low[pos:stop_at] <= target)
+        found = int(hit.argmax())
+        if hit[found]:
+            return pos + found
+        pos, size = stop_at, size * 4
+    return -1
+
+
+def simulate(series: list[Series], signals: list[Signals], settings: ExecutionSettings, gate: Gate, *,
+             strategy: str = "", strategy_version: int | None = None, start_ms: int | None = None,
+             end_ms: int | None = None) -> Simulation:
+    """Trade ``signals`` over ``series`` (bars opening in ``[start_ms, end_ms)``) as one portfolio."""
+    started = time.perf_counter()
+    fee, slip = settings.fee_percent / 100.0, settings.slippage_percent / 100.0
+    sl, tp = settings.stop_loss_percent, settings.take_profit_percent
+    at_close = settings.fill == "close"
+    book = Book(series, settings.start_equity)
+    vetoes: Counter = Counter()
+    decisions = 0
+    events: list[tuple] = []
+    cash_moves: list[tuple[int, float]] = []
+    holds: list[list[tuple[int, int, float, float]]] = [[] for _ in series]  # per series: (from, to, amount*dir, value)
+
+    lo, hi, opens, longs, shorts, step = [], [], [], [], [], []
+    for s, sig in zip(series, signals):
+        lo.append(0 if start_ms is None else int(np.searchsorted(s.timestamp, start_ms, "left")))
+        hi.append(len(s) if end_ms is None else int(np.searchsorted(s.timestamp, end_ms, "left")))
+        longs.append(np.flatnonzero(sig.action == 1).tolist())
+        shorts.append(np.flatnonzero(sig.action == -1).tolist())
+        opens.append(np.flatnonzero(sig.action != 0).tolist() if settings.allow_short else longs[-1])
+        step.append(s.step_ms)
+    pending: dict[int, tuple[EntryRequest, float]] = {}
+    LONG, SHORT = Action.LONG, Action.SHORT
+
+    def schedule_decision(k: int, from_bar: int) -> None:
+        candidates = opens[k]
+        j = bisect.bisect_left(candidates, max(from_bar, lo[k]))
+        if j < len(candidates):
+            d = candidates[j]
+            if d < hi[k] - (0 if at_close else 1):
+                heapq.heappush(events, (int(series[k].timestamp[d]), _DECIDE, k, d))
+
+    def open_position(k: int, bar: int, price: float, request: EntryRequest, notional: float, at_ms: int) -> bool:
+        """Fill an entry at ``bar`` (its open, or its close with fill = close) at ``at_ms``."""
+        s = series[k]
+        if notional == ALL_IN:  # other symbols marked to their latest close before the fill
+            amount = book.available(int(s.timestamp[bar]), inclusive=at_close) / (price * (1.0 + fee))
+        else:
+            amount = notional / request.price
+        amount = s.market.round_amount(amount)
+        reason = _market_veto(s.market, amount, price)
+        if reason:
+            vetoes[reason] += 1
+            return False
+        entry_fee = amount * price * fee
+        book.cash -= entry_fee
+        cash_moves.append((int(s.timestamp[bar]), -entry_fee))
+        direction = request.direction
+        stop = request.stop_loss if request.stop_loss is not None else (
+            request.price * (1 - direction * sl / 100.0) if sl is not None else None)
+        target = request.take_profit if request.take_profit is not None else (
+            request.price * (1 + direction * tp / 100.0) if tp is not None else None)
+        pos = OpenPosition(s.symbol, k, direction, amount, price, entry_fee, bar, at_ms, bar, stop, target,
+                           request.confidence)
+        book.positions[k] = pos
+        schedule_exit(k, pos, request.bar)
+        return True
+
+    def schedule_exit(k: int, pos: OpenPosition, decision_bar: int) -> None:
+        s = series[k]
+        opposite = shorts[k] if pos.direction > 0 else longs[k]
+        first_signal_bar = decision_bar + 1 if at_close else pos.entry_bar
+        j = bisect.bisect_left(opposite, first_signal_bar)
+        exit_bar = -1
+        if j < len(opposite):
+            candidate = opposite[j] if at_close else opposite[j] + 1
+            if candidate < hi[k]:
+                exit_bar = candidate
+        scan_from = decision_bar + 1 if at_close else pos.entry_bar
+        scan_to = (exit_bar + 1 if at_close else exit_bar) if exit_bar >= 0 else hi[k]
+        touched = _first_touch(s.low, s.high, scan_from, scan_to, pos.direction, pos.stop_loss, pos.take_profit)
+        if touched >= 0:
+            heapq.heappush(events, (int(s.timestamp[touched]), _STOP, k, touched))
+        elif exit_bar >= 0:
+            heapq.heappush(events, (int(s.timestamp[exit_bar]), _EXIT_CLOSE if at_close else _EXIT_OPEN, k, exit_bar))
+
+    def close_position(k: int, bar: int, price: float, reason: str, at_ms: int, hold_to: int) -> None:
+        pos = book.positions.pop(k)
+        exit_fee = pos.amount * price * fee
+        gross = pos.direction * (price - pos.entry_price) * pos.amount
+        book.cash += gross - exit_fee
+        cash_moves.append((int(series[k].timestamp[bar]), gross - exit_fee))
+        holds[k].append((pos.hold_from, hold_to, pos.direction * pos.amount, pos.direction * pos.amount * pos.entry_price))
+        book.trades.append(TradeRecord(
+            pos.symbol, LONG if pos.direction > 0 else SHORT, pos.amount, pos.entry_price, price, pos.entry_fee + exit_fee,
+            gross - pos.entry_fee - exit_fee, reason, pos.confidence, strategy or None, strategy_version, pos.stop_loss,
+            pos.entry_bar, bar, pos.entry_ms, at_ms))
+
+    for k in range(len(series)):
+        schedule_decision(k, lo[k])
+
+    while events:
+        at_ms, phase, k, bar = heapq.heappop(events)
+        s, sig = series[k], signals[k]
+        if phase == _DECIDE:
+            decisions += 1
+            direction = int(sig.action[bar])
+            stop = sig.stop_loss[bar] if sig.stop_loss is not None else math.nan
+            target = sig.take_profit[bar] if sig.take_profit is not None else math.nan
+            request = EntryRequest(s.symbol, at_ms, at_ms + step[k], bar, direction, float(s.close[bar]), float(sig.confidence[bar]),
+                                   None if math.isnan(stop) else float(stop), None if math.isnan(target) else float(target))
+            notional, reasons = gate.decide(request, book)
+            if notional is None or notional <= 0:
+                for reason in reasons or ["the sizer chose no position"]:
+                    vetoes[reason] += 1
+                schedule_decision(k, bar + 1)
+            elif at_close:
+                price = request.price * (1 + direction * slip)
+                if not open_position(k, bar, price, request, notional, at_ms + step[k]):
+                    schedule_decision(k, bar + 1)
+            else:
+                pending[k] = (request, notional)
+                heapq.heappush(events, (int(s.timestamp[bar + 1]), _ENTRY_OPEN, k, bar + 1))
+        elif phase == _ENTRY_OPEN:
+            request, notional = pending.pop(k)
+            price = float(s.open[bar]) * (1 + request.direction * slip)
+            if not open_position(k, bar, price, request, notional, at_ms):
+                schedule_decision(k, bar)
+        elif phase == _STOP:
+            pos = book.positions[k]
+            o, h, low = float(s.open[bar]), float(s.high[bar]), float(s.low[bar])
+            long = pos.direction > 0
+            stop_hit = pos.stop_loss is not None and (low <= pos.stop_loss if long else h >= pos.stop_loss)
+            if stop_hit:  # also when the target was touched in the same candle: the stop counts
+                price = (min(o, pos.stop_loss) if long else max(o, pos.stop_loss)) * (1 - pos.direction * slip)
+                reason = "stop_loss"
+            else:
+                price, reason = pos.take_profit, "take_profit"
+            close_position(k, bar, price, reason, at_ms, bar)
+            schedule_decision(k, bar)
+        elif phase == _EXIT_OPEN:
+            pos = book.positions[k]
+            close_position(k, bar, float(s.open[bar]) * (1 - pos.direction * slip), "signal", at_ms, bar)
+            schedule_decision(k, bar)
+        else:  # _EXIT_CLOSE
+            pos = book.positions[k]
+            close_position(k, bar, float(s.close[bar]) * (1 - pos.direction * slip), "signal", at_ms + step[k], bar)
+            schedule_decision(k, bar + 1)
+
+    still_open = list(book.positions.values())
+    for pos in still_open:
+        holds[pos.index].append((pos.hold_from, hi[pos.index], pos.direction * pos.amount,
+                                 pos.direction * pos.amount * pos.entry_price))
+    end_equity = book.cash
+    for pos in still_open:
+        last = series[pos.index].close[max(hi[pos.index] - 1, 0)]
+        end_equity += pos.direction * (float(last) - pos.entry_price) * pos.amount
+    timeline, equity = _equity_curve(series, lo, hi, book.start_equity, cash_moves, holds, at_close)
+    return Simulation(book.trades, still_open, timeline, equity, end_equity, book.cash, book.start_equity, vetoes,
+                      decisions, time.perf_counter() - started)
+
+
+def _market_veto(market: MarketRules, amount: float, price: float) -> str:
+    if amount <= 0:
+        return "no margin available for a position"
+    if market.min_amount and amount < market.min_amount:
+        return f"amount below the market's minimum {market.min_amount:g}"
+    if market.min_notional and amount * price < market.min_notional:
+        return f"notional below the market's minimum {market.min_notional:g}"
+    return ""
+
+
+def _equity_curve(series: list[Series], lo: list[int], hi: list[int], start_equity: float,
+                  cash_moves: list[tuple[int, float]], holds: list, at_close: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mark-to-market equity at every bar close of the window, on the union of the symbols' times."""
+    parts = [s.timestamp[a:b] for s, a, b in zip(series, lo, hi)]
+    timeline = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+    if not len(timeline):
+        return timeline, np.zeros(0)
+    cash = np.zeros(len(timeline))
+    if cash_moves:
+        times = np.fromiter((t for t, _ in cash_moves), dtype=np.int64, count=len(cash_moves))
+        amounts = np.fromiter((m for _, m in cash_moves), dtype=np.float64, count=len(cash_moves))
+        where = np.searchsorted(timeline, times, "right") - 1  # a close-time move lands on its bar
+        np.add.at(cash, np.clip(where, 0, len(timeline) - 1), amounts)
+    equity = start_equity + np.cumsum(cash)
+    for s, a, b, spans in zip(series, lo, hi, holds):
+        if not spans:
+            continue
+        n = b - a
+        held = np.zeros(n + 1)
+        value = np.zeros(n + 1)
+        for start, stop, amount, cost in spans:
+            held[start - a] += amount
+            held[stop - a] -= amount
+            value[start - a] += cost
+            value[stop - a] -= cost
+        unrealised = np.cumsum(held[:n]) * s.close[a:b] - np.cumsum(value[:n])
+        if len(parts) == 1:
+            equity = equity + unrealised
+        else:
+            where = np.searchsorted(s.timestamp[a:b], timeline, "right") - 1
+            equity = equity + np.where(where >= 0, unrealised[np.clip(where, 0, None)], 0.0)
+    return timeline, equity
+
+
+# -- curve metrics (the contract's definitions, vectorized; tests hold them equal) ---------------------
+
+
+def curve_metrics(times_ms: np.ndarray, equity: np.ndarray) -> dict[str, float | None]:
+    """Max drawdown, Sharpe, Sortino, annual return and Calmar of an equity curve, exactly as
+    ``gobot_hookspecs.metrics`` defines them, over numpy arrays (a year of 1m bars in milliseconds)."""
+    out: dict[str, float | None] = {"max_drawdown": 0.0, "max_drawdown_pct": 0.0, "sharpe": None, "sortino": None,
+                                    "annual_return": None, "calmar": None}
+    if len(equity) == 0:
+        return out
+    peak = np.maximum.accumulate(equity)
+    fall = peak - equity
+    out["max_drawdown"] = float(max(fall.max(), 0.0))
+    positive = peak > 0
+    out["max_drawdown_pct"] = float(max((fall[positive] / peak[positive]).max(), 0.0)) if positive.any() else 0.0
+    if len(equity) < 2:
+        return out
+    span = (int(times_ms[-1]) - int(times_ms[0])) / 1000.0
+    before, after = equity[:-1], equity[1:]
+    ok = before > 0
+    rs = after[ok] / before[ok] - 1.0
+    if span > 0:
+        per_year = (len(equity) - 1) / (span / SECONDS_PER_YEAR)
+        if len(rs) >= 2:
+            mean = rs.mean()
+            variance = rs.var(ddof=1)
+            out["sharpe"] = float(mean / math.sqrt(variance) * math.sqrt(per_year)) if variance > 0 else None
+            downside = math.sqrt(float(np.square(np.minimum(rs, 0.0)).sum()) / len(rs))
+            out["sortino"] = float(mean / downside * math.sqrt(per_year)) if downside > 0 else None
+        first, last = float(equity[0]), float(equity[-1])
+        if first > 0 and last > 0:
+            out["annual_return"] = (last / first) ** (SECONDS_PER_YEAR / span) - 1.0
+            if out["max_drawdown_pct"]:
+                out["calmar"] = out["annual_return"] / out["max_drawdown_pct"]
+    return out
+
+
+# -- a whole backtest --------------------------------------------------------------------------------
+
+
+@dataclass
+class BacktestRun:
+    """A finished backtest: what ran, on what, and what it produced."""
+
+    strategy: str
+    params: dict[str, float]
+    settings: ExecutionSettings
+    series: list[Series]
+    signals: list[Signals]
+    simulation: Simulation
+    path: str
+    seconds: float
+
+    @property
+    def trades(self) -> list[TradeRecord]:
+        return self.simulation.trades
+
+    @property
+    def end_equity(self) -> float:
+        return self.simulation.end_equity
+
+    def metrics(self) -> dict[str, Any]:
+        """Every summary number: the contract's trade metrics, and curve metrics from the bar curve."""
+        from gobot_hookspecs import metrics as contract
+
+        sim = self.simulation
+        trade_part = contract.trade_metrics(sim.trades, sim.start_equity, curve=[]).as_dict()
+        curve = curve_metrics(sim.timeline, sim.equity)
+        trade_part.update({k: curve[k] for k in ("max_drawdown", "max_drawdown_pct", "sharpe", "sortino")})
+        trade_part["annual_return"] = curve["annual_return"]
+        trade_part["calmar"] = curve["calmar"]
+        trade_part.update({
+            "start_equity": sim.start_equity,
+            "end_equity": sim.end_equity,
+            "return_pct": (sim.end_equity / sim.start_equity - 1.0) * 100.0,
+            "open_positions": len(sim.open_positions),
+            "candles": sum(len(s) for s in self.series),
+            "vetoed_entries": sum(sim.vetoes.values()),
+        })
+        return trade_part
+
+
+def run(strategy: Strategy, params: dict[str, float], series: list[Series], settings: ExecutionSettings, *,
+        gate: Gate | None = None, path: str = "auto", start_ms: int | None = None, end_ms: int | None = None,
+        strategy_version: int | None = None, progress: ProgressFn | None = None,
+        signals: list[Signals] | None = None) -> BacktestRun:
+    """Backtest ``strategy`` with ``params`` over ``series`` (one portfolio); ``signals`` reuses
+    signals computed earlier over the same series (the optimizer's walk-forward windows do)."""
+    started = time.perf_counter()
+    if not series:
+        raise ValueError("nothing to backtest: no candles")
+    if gate is None:
+        gate = SimpleGate(settings.sizing)
+    collecting = gc.isenabled()
+    gc.disable()  # the run allocates many small objects and frees none: collector passes would be wasted work
+    try:
+        if signals is None:
+            signals = [compute_signals(strategy, params, s, path, progress) for s in series]
+        simulation = simulate(series, signals, settings, gate, strategy=strategy.name, strategy_version=strategy_version,
+                              start_ms=start_ms, end_ms=end_ms)
+    finally:
+        if collecting:
+            gc.enable()
+    return BacktestRun(strategy.name, dict(params), settings, series, signals, simulation, signals[0].path,
+                       time.perf_counter() - started)
+
+
+def compare_paths(strategy: Strategy, params: dict[str, float], series: Series) -> list[str]:
+    """Where ``vectorized()`` and ``signal()`` disagree (action, confidence, stop, target); empty = identical."""
+    fast = compute_signals(strategy, params, series, "vectorized")
+    slow = compute_signals(strategy, params, series, "per-bar")
+    problems = []
+    for name in ("action", "confidence", "stop_loss", "take_profit"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        if a is None and b is None:
+            continue
+        a = a if a is not None else np.full(len(series), np.nan)
+        b = b if b is not None else np.full(len(series), np.nan)
+        if name == "confidence":  # only where a position would be opened
+            mask = slow.action != 0
+            a, b = np.where(mask, a, 0.0), np.where(mask, b, 0.0)
+        differ = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b))))
+        if differ.size:
+            i = int(differ[0])
+            problems.append(f"{name} differs at {differ.size} bars, first at bar {i} "
+                            f"({_utc(int(series.timestamp[i])).isoformat()}): vectorized {a[i]!r}, per-bar {b[i]!r}")
+    return problems
+
+
+def lookahead_check(strategy: Strategy, params: dict[str, float], series: Series, *, path: str = "auto",
+                    cuts: int = 6, min_bars: int = 50) -> list[str]:
+    """Re-run the strategy on truncated copies of ``series`` and report every earlier signal that
+    changed: a strategy that peeks at later candles answers differently when they are cut off.
+    Empty means no lookahead was seen at the ``cuts`` cut points."""
+    full = compute_signals(strategy, params, series, path)
+    n = len(series)
+    points = sorted({int(x) for x in np.linspace(min(min_bars, n - 1), n - 1, cuts)} - {n})
+    problems = []
+    for cut in points:
+        if cut < 2:
+            continue
+        part = series.between(None, int(series.timestamp[cut]))
+        short = compute_signals(strategy, params, part, path)
+        for name in ("action", "confidence"):
+            a, b = getattr(full, name)[:cut], getattr(short, name)
+            differ = np.flatnonzero(a != b)
+            if differ.size:
+                i = int(differ[0])
+                problems.append(f"{name} at bar {i} ({_utc(int(series.timestamp[i])).isoformat()}) was {a[i]!r} with all "
+                                f"{n} candles but {b[i]!r} with the first {cut}: the strategy looks ahead")
+                break
+    return problems
+
+
+# -- ctx.backtest: the validation phase's backtest -------------------------------------------------------
+
+
+def run_backtest(strategy: Strategy, params: dict[str, float], candles: Candles, symbol: str, *,
+                 start_equity: float = 1000.0, fee_percent: float = 0.1, slippage_percent: float = 0.0,
+                 stop_loss_percent: float | None = 2.0, take_profit_percent: float | None = 4.0,
+                 market: MarketRules | None = None) -> BacktestResult:
+    """One symbol, all equity in each position: what ``ctx.backtest()`` runs (``BacktestResult``)."""
+    settings = ExecutionSettings(fee_percent=fee_percent, slippage_percent=slippage_percent,
+                                 stop_loss_percent=stop_loss_percent, take_profit_percent=take_profit_percent,
+                                 start_equity=start_equity, sizing=Sizing("all_in"))
+    series = series_from_candles(symbol, candles, market)
+    if len(series) == 0:
+        return BacktestResult(trades=[], start_equity=start_equity, end_equity=start_equity, candles=0)
+    result = run(strategy, params, [series], settings)
+    return BacktestResult(trades=[t.to_trade() for t in result.trades], start_equity=start_equity,
+                          end_equity=result.end_equity, candles=len(series))
+

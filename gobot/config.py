@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import ConfigError, ConfigProblem
 
@@ -36,6 +36,7 @@ SECRET_ENV_VARS = (
     "TELEGRAM_TOKEN",
     "TELEGRAM_CHAT_ID",
     "GOBOT_DASHBOARD_TOKEN",
+    "GOBOT_WEBHOOK_URL",
 )
 _SECRET_KEY_PATTERN = re.compile(r"(api_?key|secret|token|password|passphrase)", re.IGNORECASE)
 
@@ -88,7 +89,139 @@ class PluginsConfig(Section):
 class ServerConfig(Section):
     enabled: bool = Field(False, description="serve health and dashboard endpoints")
     host: str = Field("127.0.0.1", description="address to bind; non-loopback needs GOBOT_DASHBOARD_TOKEN")
-    port: int = Field(8765, ge=1, le=65535, description="TCP port")
+    port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 = any free port (printed at start-up)")
+    stall_seconds: float = Field(
+        0.0, ge=0, description="/health turns unhealthy after this long without a completed cycle, seconds; 0 = 3 × loop_interval, at least 60"
+    )
+
+
+class WatchdogConfig(Section):
+    heartbeat_interval: float = Field(
+        30.0, gt=0, le=60, description="seconds between the running bot's heartbeat.json writes (at most 60)"
+    )
+    stale_after: float = Field(
+        180.0, gt=0, description="`gobot watchdog` alerts when the heartbeat is older than this, seconds"
+    )
+    check_interval: float = Field(15.0, gt=0, description="seconds between two checks of `gobot watchdog`")
+    repeat_after: float = Field(
+        3600.0, ge=0, description="repeat the stale alert this often while the heartbeat stays stale, seconds; 0 = once"
+    )
+
+    @field_validator("stale_after")
+    @classmethod
+    def _longer_than_the_heartbeat(cls, stale_after: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("heartbeat_interval")
+        if heartbeat is not None and stale_after <= heartbeat:
+            raise ValueError(f"{stale_after:g} s is not longer than heartbeat_interval ({heartbeat:g} s)")
+        return stale_after
+
+
+#: Metrics an optimizer objective may name (``[optimizer] objective``); the last one is minimised.
+OBJECTIVE_METRICS = ("sharpe", "sortino", "calmar", "profit_factor", "win_rate", "expectancy", "return_pct",
+                     "max_drawdown_pct")
+_OBJECTIVE_TERM = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*\*\s*)?([a-z_]+)\s*$")
+
+
+def parse_objective(text: str) -> list[tuple[float, str]]:
+    """``"sharpe"`` or a weighted sum such as ``"0.5*sharpe + 0.5*calmar"`` -> ``[(weight, metric), ...]``."""
+    terms = []
+    for part in text.split("+"):
+        match = _OBJECTIVE_TERM.match(part)
+        if not match or match.group(2) not in OBJECTIVE_METRICS:
+            raise ValueError(f"'{text}' is not a metric or a weighted sum of {', '.join(OBJECTIVE_METRICS)} "
+                             "(e.g. \"sharpe\" or \"0.5*sharpe + 0.5*calmar\")")
+        terms.append((float(match.group(1) or 1.0), match.group(2)))
+    return terms
+
+
+class BacktestConfig(Section):
+    data_dir: str = Field("data", description="folder of candle CSV files and markets.json, relative to the config file")
+    timeframe: str = Field("5m", description="candle size to test on (a finer file is resampled up)")
+    fill: str = Field("next_open", description="next_open: a decision at a close fills at the next open; close: at that close")
+    fee_percent: float | None = Field(None, ge=0, lt=100, description="fee per fill, %; unset = [plugins.paper] fee_percent")
+    slippage_percent: float | None = Field(
+        None, ge=0, lt=100, description="market and stop fills move against you by this, %; unset = [plugins.paper] slippage_percent"
+    )
+    start_equity_usd: float | None = Field(None, gt=0, description="starting equity, USD; unset = [trading] initial_capital_usd")
+    sizing: str = Field("plugins", description="plugins (the sizer plugin, as live), all-in, a percent of equity (\"25%\") or USD (\"100\")")
+    risk: str = Field("plugins", description="plugins: every risk plugin judges each entry, as live; none: no risk checks")
+    allow_short: bool = Field(True, description="false: a SHORT signal only closes a long")
+
+    @field_validator("fill")
+    @classmethod
+    def _fill(cls, value: str) -> str:
+        value = value.replace("-", "_")
+        if value not in ("next_open", "close"):
+            raise ValueError("use next_open or close")
+        return value
+
+    @field_validator("risk")
+    @classmethod
+    def _risk(cls, value: str) -> str:
+        if value not in ("plugins", "none"):
+            raise ValueError("use plugins or none")
+        return value
+
+    @field_validator("sizing")
+    @classmethod
+    def _sizing(cls, value: str) -> str:
+        raw = value.strip().lower()
+        if raw not in ("plugins", "all-in", "all_in") and not re.fullmatch(r"\d+(\.\d+)?%?", raw):
+            raise ValueError("use plugins, all-in, a percent of equity such as \"25%\" or a notional such as \"100\"")
+        return value
+
+
+class OptimizerConfig(Section):
+    strategy: str = Field("", description="strategy to optimise; empty = the only registered one")
+    objective: str = Field("sharpe", description="what to maximise: sharpe, sortino, calmar, profit_factor, ... or \"0.5*sharpe + 0.5*calmar\"")
+    objectives: list[str] = Field(
+        default_factory=list, description="multi-objective instead, e.g. [\"sharpe\", \"max_drawdown_pct\"] (drawdown is minimised)"
+    )
+    sampler: str = Field("tpe", description="Optuna sampler: tpe, random, or nsga2 (multi-objective)")
+    max_iterations: int = Field(50, ge=1, description="trials (candidate parameter sets) per study, counting resumed ones")
+    min_trades: int = Field(10, ge=0, description="a candidate needs this many trades in sample and out of sample")
+    folds: int = Field(3, ge=1, le=20, description="walk-forward folds: rolling in-sample/out-of-sample window pairs")
+    out_of_sample_percent: float = Field(25.0, gt=0, le=100, description="each out-of-sample window, % of the in-sample window")
+    min_oos_ratio: float = Field(
+        0.5, ge=0, description="overfitting guard: out-of-sample / in-sample objective must reach this"
+    )
+    target_win_rate: float = Field(0.60, ge=0, le=1, description="design target (out of sample) that ends the loop, 0-1")
+    target_profit_factor: float = Field(1.5, ge=0, description="design target (out of sample) that ends the loop")
+    target_max_drawdown_pct: float = Field(10.0, gt=0, description="design target (out of sample) that ends the loop, %")
+    target_trades: int = Field(100, ge=0, description="design target (out of sample) that ends the loop, trades")
+    storage: str = Field("", description="Optuna storage URL shared by workers (postgresql+psycopg://...); empty = sqlite in state_dir")
+    study: str = Field("", description="study name (resume or share a study by name); empty = from strategy, data and objective")
+    jobs: int = Field(1, ge=1, description="worker processes on this machine")
+    seed: int | None = Field(None, description="sampler seed, for repeatable searches")
+    llm_ideas: bool = Field(False, description="also ask a model (openai SDK) for the next parameter change")
+    llm_every: int = Field(5, ge=1, description="ask the model before every n-th trial")
+    llm_model: str = Field("gpt-4o-mini", description="model name for LLM ideas")
+    llm_base_url: str = Field("", description="OpenAI-compatible base URL; empty = OpenAI (key in OPENAI_API_KEY)")
+    scheduled: bool = Field(False, description="gobot start (wall clock) runs the optimizer on the schedule below")
+    schedule: str = Field("weekly", description="weekly, daily, or a crontab line such as \"0 3 * * 0\" (UTC)")
+    schedule_candles: int = Field(5000, ge=100, description="candles per symbol a scheduled run optimises on")
+    auto_apply: bool = Field(False, description="apply a scheduled run's accepted winner as a new strategy version")
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: str) -> str:
+        parse_objective(value)
+        return value
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in OBJECTIVE_METRICS:
+                raise ValueError(f"'{item}' is not one of {', '.join(OBJECTIVE_METRICS)}")
+        return value
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, value: str) -> str:
+        if value not in ("tpe", "random", "nsga2"):
+            raise ValueError("use tpe, random or nsga2")
+        return value
 
 
 class Settings(Section):
@@ -99,6 +232,12 @@ class Settings(Section):
     orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    strategies: dict[str, dict[str, float]] | None = Field(
+        None, description="strategy parameters by strategy, [strategies.<name>] tables; unset = the declared defaults"
+    )
 
     # Not read from the file: where it came from, and the plugin sections (validated later).
     source: str | None = Field(None, exclude=True)
@@ -280,6 +419,9 @@ def _toml_value(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table, e.g. a plugin's price table by model name
+        keys = (k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else f'"{k}"' for k in value)
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in zip(keys, value.values())) + " }" if value else "{}"
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) >= 1 else str(value)
     return str(value)

@@ -11,8 +11,11 @@ from gobot_hookspecs import (
     Alert,
     BacktestResult,
     Candles,
+    ExecutionError,
+    ChartImage,
     Learning,
     MarketSnapshot,
+    OrderIntent,
     Position,
     RateLimitPolicy,
     Severity,
@@ -21,7 +24,7 @@ from gobot_hookspecs import (
     Trade,
 )
 
-from .backtest import run_backtest
+from .errors import PluginError
 
 if TYPE_CHECKING:
     from .orchestrator import Bot
@@ -36,6 +39,7 @@ class Context:
         self.paused = False
         self.snapshots: list[MarketSnapshot] = []
         self.pending_alerts: list[Alert] = []
+        self.pending_execution_errors: list[ExecutionError] = []  # report_execution_error, delivered with the alerts
         self.new_learnings: list[Learning] = []
         self.rate_limiter: RateLimitPolicy | None = None  # set by the bot once plugins are loaded
 
@@ -60,6 +64,15 @@ class Context:
         if answer is None:
             raise LookupError(f"no market-data plugin has {timeframe} candles for {symbol}")
         return answer[1]
+
+    async def chart(self, symbol: str, timeframe: str, limit: int) -> ChartImage:
+        answer = await self._bot.hooks.first("gobot_render_chart", ctx=self, symbol=symbol, timeframe=timeframe, limit=limit)
+        if answer is None:
+            raise LookupError(f"no {timeframe} chart of {symbol}: no chart plugin answered (is `charts` enabled, with {timeframe} candles?)")
+        plugin, image = answer
+        if not isinstance(image, ChartImage):
+            raise PluginError(plugin, f"returned {type(image).__name__}, expected ChartImage or None", hook="gobot_render_chart")
+        return image.model_copy(update={"source": plugin})
 
     def pause(self, reason: str) -> None:
         self._bot.store.set_paused(True)
@@ -95,6 +108,16 @@ class Context:
     def closed_trades(self) -> list[Trade]:
         return list(self._bot.state.trades)
 
+    async def trade_history(self, limit: int) -> list[Trade]:
+        answer = await self._bot.hooks.first("gobot_trade_history", ctx=self, limit=limit)
+        if answer is None:
+            raise LookupError("no plugin keeps a trade archive (gobot_trade_history)")
+        return list(answer[1])[-limit:]
+
+    def pending_intents(self) -> list[OrderIntent]:
+        sent = list(self._bot.state.intents.values())
+        return sent + [i for i in self._bot.cycle_approved if i.client_order_id not in self._bot.state.intents]
+
     def equity(self) -> float:
         return self._bot.portfolio.equity()
 
@@ -112,6 +135,8 @@ class Context:
         return dict(self._bot.strategies)
 
     def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
+        from .backtest import run_backtest  # numpy is imported by the first backtest, not at start-up
+
         trading = self._bot.settings.trading
         return run_backtest(
             self._bot.strategies[strategy],
@@ -140,5 +165,50 @@ class Context:
             alert = alert.model_copy(update={"time": self.now()})
         self.pending_alerts.append(alert)
 
+    def report_execution_error(self, error: ExecutionError) -> None:
+        self.pending_execution_errors.append(error)
+
     def audit(self, event: str, **data: Any) -> None:
         self._bot.audit(event, **data)
+
+
+class CommandContext:
+    """A reduced ``ctx`` for hooks called by CLI commands outside a run (``gobot_download_candles``).
+
+    ``config``, ``plugin_config``, ``rate_limiter``, ``now`` (the wall clock), ``live`` (False) and
+    ``plugin_state`` (a dict that is not persisted) work; alerts and execution errors are handed to
+    ``report`` (the command prints them) and the audit log is not written.
+    """
+
+    live = False
+    paused = False
+    iteration = 0
+    run_id = "command"
+
+    def __init__(self, settings: Any, plugin_configs: dict[str, BaseModel], report: Any = print):
+        self.config = settings
+        self._plugin_configs = plugin_configs
+        self._state: dict[str, dict[str, Any]] = {}
+        self._report = report
+        self.snapshots: list[MarketSnapshot] = []
+        self.rate_limiter: RateLimitPolicy | None = None
+
+    def now(self) -> datetime:
+        from datetime import timezone
+
+        return datetime.now(timezone.utc)
+
+    def plugin_config(self, name: str) -> BaseModel | None:
+        return self._plugin_configs.get(name)
+
+    def plugin_state(self, name: str) -> dict[str, Any]:
+        return self._state.setdefault(name, {})
+
+    def alert(self, alert: Alert) -> None:
+        self._report(f"{alert.severity.value}: {alert.title}" + (f" — {alert.text}" if alert.text else ""))
+
+    def report_execution_error(self, error: ExecutionError) -> None:
+        self._report(f"CRITICAL: {error.kind}: {error.message}")
+
+    def audit(self, event: str, **data: Any) -> None:
+        return None

@@ -7,7 +7,10 @@ run (simulated clock or APScheduler); this module decides what one cycle does.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import hashlib
+import json
 import logging
 import os
 import signal as signal_module
@@ -25,12 +28,14 @@ from gobot_hookspecs import (
     Alert,
     CycleReport,
     ExecutionError,
+    ExecutionFailed,
     Fill,
     MarketSnapshot,
     Order,
     OrderIntent,
     PhaseRecord,
     Priority,
+    RiskStatus,
     RiskVerdict,
     Severity,
     Side,
@@ -41,12 +46,14 @@ from gobot_hookspecs import (
     ValidationResult,
 )
 
+from .alerting import deliver
 from .audit import AuditLog
 from .clock import WallClock
 from .config import Settings, validate_plugin_section
 from .context import Context
 from .errors import ConfigError, PluginError
 from .hook_caller import HookCaller, HookFailure
+from .observe import CoreCounters
 from .plugin_manager import PluginSet
 from .portfolio import Portfolio
 from .rate_limit import NoWaitPolicy
@@ -84,6 +91,20 @@ def load_plugin_configs(settings: Settings, hooks: HookCaller) -> dict[str, Base
     return configs
 
 
+def _request_text(path, default: str) -> str:
+    """The reason written in an operator's request file (its first line), or ``default``."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return default
+    if text.startswith("{"):
+        try:
+            return str(json.loads(text).get("reason") or default)
+        except ValueError:
+            return default
+    return text.splitlines()[0] if text else default
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("r%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
@@ -91,12 +112,17 @@ def new_run_id() -> str:
 class Bot:
     """A configured bot: plugins loaded, config validated, state loaded or created."""
 
-    def __init__(self, settings: Settings, plugin_set: PluginSet, *, live: bool = False, fresh: bool = False):
+    def __init__(
+        self, settings: Settings, plugin_set: PluginSet, *, live: bool = False, fresh: bool = False, reopen: bool = False
+    ):
+        """``reopen``: load the last run's state even if it finished, never archive or start a new
+        run (operator commands on a stopped bot: ``gobot kill --close-positions``, ``gobot risk``)."""
         plugin_set.raise_for_failures()
         self.settings = settings
         self.plugin_set = plugin_set
         self.live = live
         self.failures: list[HookFailure] = []
+        self.counters = CoreCounters()  # for /metrics and /health (gobot start --serve)
         self.hooks = HookCaller(plugin_set.pm, on_failure=self._on_failure)
         self.plugin_configs = load_plugin_configs(settings, self.hooks)
         self.strategies: dict[str, Strategy] = {}
@@ -106,15 +132,25 @@ class Bot:
         self.store = StateStore(settings.state_path)
         self.audit_log = AuditLog(settings.state_path / "audit.jsonl")
         self.resumed_from: int | None = None
-        self.state = self._load_state(fresh)
+        self.carried: dict[str, dict[str, Any]] = {}  # plugin states a new run may inherit (carry_over)
+        self.state = self._load_state(fresh, reopen)
         self.portfolio = Portfolio(self.state)
         self.ctx = Context(self)
         self.clock = self.hooks.first_sync("gobot_clock", ctx=self.ctx) or WallClock()
         self.ctx.rate_limiter = self.hooks.first_sync("gobot_rate_limit_policy", ctx=self.ctx) or NoWaitPolicy()
         if self.clock.simulated and self.state.clock is not None:
             self.clock.advance((self.state.clock - self.clock.now()).total_seconds())
+        if self.carried and not self.clock.simulated:  # a replay is a new simulation: nothing carries over
+            for name, data in self.carried.items():
+                self.state.plugin_state.setdefault(name, copy.deepcopy(data))
+        else:
+            self.carried = {}
+        #: where orders go: "paper", "live", or what an exchange plugin names (gobot_environment)
+        self.environment = (self.hooks.first_sync("gobot_environment", ctx=self.ctx) or "live") if live else "paper"
         self.stop_requested = False
         self.close_requests: list[tuple[str, list[str] | None]] = []  # (reason, symbols or None = all)
+        self.cycle_approved: list[OrderIntent] = []  # open intents approved in this cycle (ctx.pending_intents)
+        self._reset_request_done = False
         self.cycle_number = self.state.iteration + 1
         for name in self.strategies:
             self.state.strategies.setdefault(name, self._initial_version(name))
@@ -127,14 +163,20 @@ class Bot:
         self.strategies[strategy.name] = strategy
 
     def _initial_version(self, name: str) -> StrategyVersion:
-        params = {key: spec.default for key, spec in self.strategies[name].parameters.items()}
+        from .strategy_params import configured_params  # declared defaults, then [strategies.<name>]
+
+        params = configured_params(self.settings, self.strategies[name])
         version = StrategyVersion(name=name, version=1, params=params, created_at=None)
         self.state.strategy_history.append(version)
         return version
 
-    def _load_state(self, fresh: bool) -> BotState:
+    def _load_state(self, fresh: bool, reopen: bool = False) -> BotState:
         previous = self.store.load()
+        if reopen and previous is not None:
+            self.resumed_from = previous.iteration
+            return previous
         if previous is not None and (fresh or previous.finished):
+            self.carried = {n: d for n, d in previous.plugin_state.items() if isinstance(d, dict) and d.get("carry_over")}
             self.store.archive(previous)
             previous = None
         if previous is not None:
@@ -154,10 +196,15 @@ class Bot:
 
     async def flush_alerts(self) -> None:
         """Deliver queued alerts to every channel, each channel in isolation."""
+        while self.ctx.pending_execution_errors:  # ctx.report_execution_error: failures outside execute_order
+            await self._execution_error(self.ctx.pending_execution_errors.pop(0))
         while self.ctx.pending_alerts:
             alert = self.ctx.pending_alerts.pop(0)
             self.audit("alert", alert=alert)
-            await self.hooks.notify("gobot_send_alert", ctx=self.ctx, alert=alert)
+            failed = await deliver(self.hooks, self.ctx, alert)  # redacted; the same code as `gobot alerts test`
+            self.counters.alert_delivered(self.plugin_set.implementers("gobot_send_alert"), [f.plugin for f in failed])
+            if len(failed) >= len(self.plugin_set.implementers("gobot_send_alert")):  # no channel delivered it
+                self.audit("alert_undelivered", kind=alert.kind, title=alert.title, failed=[f.plugin for f in failed])
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -165,14 +212,20 @@ class Bot:
         self.ctx.paused = self.store.paused
         for impl_failure in await self.hooks.notify("gobot_startup", ctx=self.ctx):
             raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
-        mode = "live" if self.live else "paper"
+        mode = self.environment
         what = f"resuming run {self.state.run_id} after cycle {self.resumed_from}" if self.resumed_from is not None else f"run {self.state.run_id} started"
-        self.audit("run_started", mode=mode, resumed_from=self.resumed_from, plugins=self.plugin_set.enabled)
+        self.audit("run_started", mode=mode, resumed_from=self.resumed_from, plugins=self.plugin_set.enabled,
+                   carried_over=sorted(self.carried))
         self.ctx.alert(Alert(kind="run_started", title=f"gobot {mode}: {what}", data={"plugins": self.plugin_set.enabled}))
         await self.flush_alerts()
+        if self.resumed_from is None and self.state.iteration == 0 and not self.store.state_file.exists():
+            # Persist the new run's id now: client order ids derive from it, so a crash inside the
+            # first cycle must re-run that cycle with the same ids (look-before-you-send finds them).
+            self.persist()
 
     async def shutdown(self, reason: str) -> None:
-        self.ctx.alert(Alert(kind="run_stopped", title=f"gobot stopped: {reason}", severity=Severity.WARNING if "kill" in reason else Severity.INFO))
+        severity = Severity.CRITICAL if reason.startswith("crashed") else Severity.WARNING if "kill" in reason else Severity.INFO
+        self.ctx.alert(Alert(kind="run_stopped", title=f"gobot stopped: {reason}", severity=severity))
         await self.flush_alerts()
         await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
         self.audit("run_stopped", reason=reason)
@@ -211,11 +264,18 @@ class Bot:
         report = CycleReport(run_id=state.run_id, iteration=ctx.iteration, time=now, paused=ctx.paused)
         cycle_started = time.perf_counter()
         day = now.date().isoformat()
+        self.cycle_approved = []
+        await self._take_control_requests()
 
         with self._phase(report, "scan") as phase:
             snapshots = await self._scan(phase)
+            new_day = day not in state.day_start_equity
             state.day_start_equity.setdefault(day, self.portfolio.equity())
             await self._sync_executions(report, phase, snapshots)
+            if new_day:  # after the sync: trades that closed before midnight are counted in their day
+                self._daily_summary(day)
+            await self.flush_alerts()  # execution failures reported during the scan reach the breaker before risk checks
+            await self.hooks.notify("gobot_on_scan_end", ctx=ctx, snapshots=snapshots)
 
         with self._phase(report, "ideas") as phase:
             signals = await self._ideas(phase, snapshots)
@@ -231,6 +291,7 @@ class Bot:
             approved = closes + [i for i in approved if i.symbol not in {c.symbol for c in closes}]
 
         with self._phase(report, "execute") as phase:
+            await self.flush_alerts()  # failures reported during the scan (a 418 ban) reach the breaker first
             await self._execute(report, phase, approved)
             await self.flush_alerts()
 
@@ -248,10 +309,16 @@ class Bot:
             )
 
         self._remember(report, day, (time.perf_counter() - cycle_started) * 1000)
+        self.audit("cycle_completed", equity=report.equity, open_positions=report.open_positions,
+                   closed_trades=len(state.trades), vetoes=len(report.vetoes), orders=len(report.orders))
         kill_point(f"before_persist:{report.iteration}")
         self.persist()
+        if self._reset_request_done:  # removed only once the reset is persisted: a crash re-applies it
+            self.store.reset_request_file.unlink(missing_ok=True)
+            self._reset_request_done = False
         kill_point(f"after_cycle:{report.iteration}")
         self.store.save_progress(self.progress())
+        self.counters.cycle_done(report, state.cycles[-1].duration_ms)
         await self.hooks.notify("gobot_on_cycle_end", ctx=ctx, report=report)
         await self.flush_alerts()
         self.clock.advance(self.settings.orchestrator.loop_interval)
@@ -335,6 +402,7 @@ class Bot:
     async def _adjust(self, phase: PhaseRecord) -> dict[str, StrategyVersion]:
         """Apply adjustment decisions; return the previous version of each adjusted strategy."""
         previous: dict[str, StrategyVersion] = {}
+        self._apply_optimizer_request(phase, previous)
         for name, current in self._current_strategies():
             decisions = await self.hooks.collect("gobot_adjust_strategy", ctx=self.ctx, strategy=current)
             if not decisions:
@@ -358,6 +426,50 @@ class Bot:
                 self.state.strategy_history.append(new)
                 phase.records.append(f"{name} v{current.version} -> v{new.version}: {changes} ({decision.reason})")
         return previous
+
+    def _apply_optimizer_request(self, phase: PhaseRecord, previous: dict[str, StrategyVersion]) -> None:
+        """Parameters ``gobot optimize`` accepted (``<state_dir>/OPTIMIZED.json``) become a new version.
+
+        Which request was applied is kept in the persisted state (``plugin_state["optimizer"]``), so a
+        cycle abandoned before it is persisted applies it again; the validate phase judges the version.
+        """
+        from .strategy_params import REQUEST_FILE
+
+        path = self.settings.state_path / REQUEST_FILE
+        if not path.exists():
+            return
+        marker = self.state.plugin_state.setdefault("optimizer", {})
+        try:
+            request = json.loads(path.read_text(encoding="utf-8"))
+            name, params, stamp = request["strategy"], dict(request["params"]), request["created_at"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            phase.records.append(f"optimizer: {path.name} unreadable ({exc}), ignored")
+            return
+        if marker.get("applied") == stamp:
+            return
+        marker["applied"] = stamp
+        if name not in self.strategies:
+            phase.records.append(f"optimizer: no strategy '{name}' registered, request ignored")
+            return
+        current = self.state.strategies[name]
+        changes = self._in_range(name, {k: v for k, v in params.items() if current.params.get(k) != v}, phase)
+        if not changes:
+            phase.records.append(f"optimizer: {name} v{current.version} already has the accepted parameters")
+            return
+        new = StrategyVersion(
+            name=name,
+            version=max(v.version for v in self.state.strategy_history if v.name == name) + 1,
+            params={**current.params, **changes},
+            created_at=self.clock.now(),
+            reason=str(request.get("reason", "optimizer")),
+        )
+        previous[name] = current
+        self.state.strategies[name] = new
+        self.state.strategy_history.append(new)
+        self.audit("optimizer_applied", strategy=name, version=new.version, params=new.params,
+                   study=request.get("study"), trial=request.get("trial"))
+        phase.records.append(f"{name} v{current.version} -> v{new.version}: {changes} (optimizer: study "
+                             f"'{request.get('study')}' trial #{request.get('trial')})")
 
     def _current_strategies(self) -> list[tuple[str, StrategyVersion]]:
         """Registered strategies with their current version (a disabled plugin's are left alone)."""
@@ -455,11 +567,16 @@ class Bot:
             vetoes = [v for v in verdicts if not v.approved]
             if not verdicts:
                 vetoes = [RiskVerdict(approved=False, plugin="core", reason="no risk plugin answered (fail closed)")]
+            # Every verdict says which intent it judged, so reporters and the archiver can keep them all.
+            tag = {"symbol": intent.symbol, "intent_id": intent.id}
+            vetoes = [v.model_copy(update=tag) for v in vetoes]
+            report.verdicts.extend(v.model_copy(update=tag) for v in (verdicts or vetoes))
             if vetoes:
                 self._veto(report, phase, intent, vetoes)
                 continue
             phase.records.append(f"{intent.symbol} {side.value} {notional:.2f} USD approved by {len(verdicts)} risk checks")
             approved.append(intent)
+            self.cycle_approved.append(intent)
         if not signals or all(s.action is Action.HOLD for s in signals):
             phase.records.append("no order intents (all HOLD)")
         return approved
@@ -508,25 +625,54 @@ class Bot:
         )
 
     async def _execute(self, report: CycleReport, phase: PhaseRecord, intents: list[OrderIntent]) -> None:
-        killed = self.kill_switch_on()
         if not intents:
             phase.records.append("nothing to execute")
+        if not self.settings.trading.auto_execute:
+            intents = await self._confirm_first(report, phase, [i for i in intents if self._may_send(phase, i)])
         for intent in intents:
-            if killed and intent.priority is not Priority.CRITICAL:
-                phase.records.append(f"{intent.symbol}: kill switch on, not sent")
+            if self._may_send(phase, intent):  # re-checked per order: a kill switch halts at once
+                await self._send(report, phase, intent)
+
+    def _may_send(self, phase: PhaseRecord, intent: OrderIntent) -> bool:
+        if intent.priority is not Priority.CRITICAL and self.kill_switch_on():
+            phase.records.append(f"{intent.symbol}: kill switch on, not sent")
+            return False
+        if intent.purpose == "open" and self.ctx.paused:
+            phase.records.append(f"{intent.symbol}: paused, no new positions")
+            return False
+        return True
+
+    async def _confirm_first(self, report: CycleReport, phase: PhaseRecord, intents: list[OrderIntent]) -> list[OrderIntent]:
+        """``auto_execute = false``: ask ``gobot_confirm_order`` about every intent at once (a human may
+        answer them in any order); the confirmed ones are returned, the others only proposed."""
+        answers = await asyncio.gather(*(self._confirmation(intent) for intent in intents))
+        confirmed = []
+        for intent, (plugin, answer) in zip(intents, answers):
+            if answer is True:
+                self.audit("order_confirmed", intent=intent, plugin=plugin)
+                phase.records.append(f"{intent.symbol}: confirmed by {plugin}")
+                confirmed.append(intent)
                 continue
-            if intent.purpose == "open" and self.ctx.paused:
-                phase.records.append(f"{intent.symbol}: paused, no new positions")
-                continue
-            if not self.settings.trading.auto_execute:
-                order = self._proposed(intent)
-                report.orders.append(order)
-                self.audit("order_proposed", order=order, intent=intent)
-                await self.hooks.notify("gobot_on_order", ctx=self.ctx, order=order)
-                self.ctx.alert(Alert(kind="order_proposed", title=f"Proposed {intent.side.value} {intent.symbol}", text=f"{intent.notional_usd:.2f} USD (auto_execute = false)"))
-                phase.records.append(f"{intent.symbol}: proposed only (auto_execute = false)")
-                continue
-            await self._send(report, phase, intent)
+            why = "auto_execute = false" + ("" if answer is None else f"; rejected by {plugin}")
+            order = self._proposed(intent)
+            report.orders.append(order)
+            self.audit("order_proposed", order=order, intent=intent, confirmation=plugin or None, confirmed=answer)
+            await self.hooks.notify("gobot_on_order", ctx=self.ctx, order=order)
+            self.ctx.alert(Alert(kind="order_proposed", title=f"Proposed {intent.side.value} {intent.symbol}", text=f"{intent.notional_usd:.2f} USD ({why})"))
+            phase.records.append(f"{intent.symbol}: proposed only ({why})")
+        return confirmed
+
+    async def _confirmation(self, intent: OrderIntent) -> tuple[str, bool | None]:
+        """(plugin, True/False), or ("", None) when nobody answered; a raising confirmer rejects (fails closed)."""
+        try:
+            answer = await self.hooks.first("gobot_confirm_order", ctx=self.ctx, intent=intent)
+        except PluginError as exc:
+            self.failures.append(HookFailure(exc.plugin, "gobot_confirm_order", exc))
+            return exc.plugin, False
+        if answer is None:
+            return "", None
+        plugin, value = answer
+        return plugin, value is True
 
     def _proposed(self, intent: OrderIntent) -> Order:
         return Order(
@@ -545,10 +691,11 @@ class Bot:
         except PluginError as exc:
             self.state.intents.pop(intent.client_order_id, None)
             error = ExecutionError(message=str(exc), kind="error", symbol=intent.symbol, intent_id=intent.id, plugin=exc.plugin)
-            self.audit("execution_error", error=error)
-            await self.hooks.notify("gobot_on_execution_error", ctx=self.ctx, error=error)
-            self.ctx.alert(Alert(kind="execution_error", title=f"Order failed: {intent.symbol}", text=str(exc), severity=Severity.CRITICAL))
-            phase.records.append(f"{intent.symbol}: execution error — {exc}")
+            if isinstance(exc.__cause__, ExecutionFailed):  # the executor said what kind of failure it was
+                error = exc.__cause__.error.model_copy(update={"plugin": exc.plugin})
+                error = error.model_copy(update={"symbol": error.symbol or intent.symbol, "intent_id": error.intent_id or intent.id})
+            await self._execution_error(error)
+            phase.records.append(f"{intent.symbol}: execution error ({error.kind}) — {exc}")
             return
         plugin, order = answer
         order = order.model_copy(update={"executor": plugin})
@@ -561,8 +708,71 @@ class Bot:
         if order.status == "rejected":
             self.state.intents.pop(intent.client_order_id, None)
 
+    async def _execution_error(self, error: ExecutionError) -> None:
+        """Audit it, tell every plugin (the circuit breaker counts these) and raise a CRITICAL alert."""
+        self.audit("execution_error", error=error)
+        await self.hooks.notify("gobot_on_execution_error", ctx=self.ctx, error=error)
+        title = f"Order failed: {error.symbol}" if error.symbol else f"Execution error ({error.kind})"
+        text = error.message if not error.plugin or f"'{error.plugin}'" in error.message else f"plugin '{error.plugin}': {error.message}"
+        self.ctx.alert(Alert(kind="execution_error", title=title, text=text, severity=Severity.CRITICAL,
+                             data={"kind": error.kind, "retryable": error.retryable}))
+
     def kill_switch_on(self) -> bool:
         return self.settings.orchestrator.kill_switch_enabled and self.settings.kill_switch_path.exists()
+
+    # -- operator requests (gobot kill --close-positions, gobot risk reset) ---------------------
+
+    def close_out_pending(self) -> bool:
+        """A close-out was asked for (``<state_dir>/CLOSE_POSITIONS``) and a position or its close is still open.
+
+        Once flat, the request is removed, audited and alerted, and this returns False.
+        """
+        request = self.store.close_request_file
+        if not request.exists():
+            return False
+        if self.state.positions or any(i.purpose == "close" for i in self.state.intents.values()):
+            return True
+        request.unlink(missing_ok=True)
+        self.audit("close_out_complete", reason=_request_text(request, "close-out"))
+        self.ctx.alert(Alert(kind="close_out_complete", title="Close-out complete: no open positions", severity=Severity.WARNING))
+        return False
+
+    async def _take_control_requests(self) -> None:
+        """At the start of a cycle: turn request files left by operator commands into actions."""
+        request = self.store.close_request_file
+        if request.exists() and self.close_out_pending() and self.state.positions:  # removed once flat
+            self.ctx.close_positions(_request_text(request, "gobot kill --close-positions"))
+        reset = self.store.reset_request_file
+        if reset.exists() and not self._reset_request_done:
+            await self.risk_reset(_request_text(reset, "gobot risk reset"), source="request file")
+            self._reset_request_done = True
+
+    async def risk_reset(self, reason: str, source: str = "gobot risk reset") -> list[tuple[str, str]]:
+        """Call ``gobot_risk_reset`` on every plugin; audit and alert what was reset."""
+        answers = [(plugin, str(line)) for plugin, line in await self.hooks.collect("gobot_risk_reset", ctx=self.ctx, reason=reason)]
+        self.audit("risk_reset", reason=reason, source=source, reset={plugin: line for plugin, line in answers})
+        text = "; ".join(f"{plugin}: {line}" for plugin, line in answers) or "nothing was latched"
+        self.ctx.alert(Alert(kind="risk_reset", title=f"Risk state reset: {reason}", text=text, severity=Severity.WARNING))
+        return answers
+
+    async def risk_statuses(self) -> list[RiskStatus]:
+        """Every plugin's ``gobot_risk_status`` (a raising one is reported as unknown, not allowing trades)."""
+        self.failures = []
+        statuses = [status.model_copy(update={"plugin": plugin}) for plugin, status in await self.hooks.collect("gobot_risk_status", ctx=self.ctx)]
+        for failure in self.failures:
+            reason = f"status unknown: {type(failure.error).__name__}: {failure.error}"
+            statuses.append(RiskStatus(plugin=failure.plugin, allows_trading=False, reason=reason))
+        return statuses
+
+    async def open_session(self) -> None:
+        """For operator commands on a stopped bot: start the plugins (alert channels, connections) without a run."""
+        for impl_failure in await self.hooks.notify("gobot_startup", ctx=self.ctx):
+            raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
+
+    async def close_session(self) -> None:
+        await self.flush_alerts()
+        await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
+        self.audit_log.close()
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -590,6 +800,33 @@ class Bot:
         state.iteration = report.iteration
         if self.clock.simulated:  # where the next cycle starts (the clock itself moves after on_cycle_end)
             state.clock = self.clock.now() + timedelta(seconds=self.settings.orchestrator.loop_interval)
+
+    def _daily_summary(self, new_day: str) -> None:
+        """A ``daily_summary`` alert for the last day before ``new_day`` that had cycles (UTC, bot clock)."""
+        state = self.state
+        rows = [row for row in state.cycles if row.time.date().isoformat() < new_day]
+        if not rows:
+            return
+        day = rows[-1].time.date().isoformat()
+        rows = [row for row in rows if row.time.date().isoformat() == day]
+        start = state.day_start_equity.get(day, state.initial_capital)
+        end = rows[-1].equity
+        trades = [t for t in state.trades if t.closed_at.date().isoformat() == day]
+        wins = sum(1 for t in trades if t.pnl > 0)
+        vetoes = sum(row.vetoes for row in rows)
+        realised = sum(t.pnl for t in trades)
+        pnl = end - start
+        win_rate = f", {wins / len(trades):.0%}" if trades else ""
+        self.ctx.alert(
+            Alert(
+                kind="daily_summary",
+                title=f"Daily summary {day}: P&L {pnl:+.2f} ({pnl / start * 100 if start else 0.0:+.1f} %)",
+                text=f"{len(trades)} trades closed ({wins} won{win_rate}), realised {realised:+.2f}; equity {end:.2f}; "
+                f"{len(state.positions)} open positions; {vetoes} risk vetoes; {len(rows)} cycles",
+                data={"day": day, "pnl": round(pnl, 4), "trades": len(trades), "wins": wins, "equity": round(end, 4),
+                      "equity_curve": [[row.time.isoformat(), round(row.equity, 4)] for row in rows]},
+            )
+        )
 
     def daily_pnl(self) -> float:
         """Equity change since the start of the day of the last cycle (UTC)."""

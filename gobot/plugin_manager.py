@@ -7,18 +7,21 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pluggy
 
-from gobot_hookspecs import PROJECT_NAME, specs
+from gobot_hookspecs import CONTRACT_VERSION, PROJECT_NAME, specs
 
 from .errors import PluginError
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "gobot"
+#: The distribution that carries the hook contract; plugins declare the range they support on it.
+CONTRACT_DISTRIBUTION = "gobot-hookspecs"
 
 #: Built-in plugins that are on unless ``[plugins] disable`` lists them. Every other installed
 #: plugin (built-in or third-party) is off until ``[plugins] enable`` (or ``-p NAME``) lists it:
@@ -29,9 +32,11 @@ DEFAULT_PLUGINS = (
     "adjuster",
     "validator",
     "risk_limits",
-    "fixed_size",
+    "circuit_breaker",
+    "kelly_size",  # the default sizer; fixed_size is the simple alternative (enable it, disable kelly_size)
     "paper",
     "console",
+    "archiver",
 )
 
 #: Plugins that only simulate, switched off in live mode so nothing ever falls back to fake fills.
@@ -156,6 +161,9 @@ def build_plugin_set(
             pm.set_blocked(name)
             info.status, info.reason = "disabled", "disabled in config"
             continue
+        if pm.is_blocked(name):  # an installed plugin of that name, not enabled: the object given here replaces it
+            pm.unblock(name)
+            info = plugins[name] = PluginInfo(name, "(registered in process)")
         _register(pm, plugin, info)
 
     for name in sorted(wanted - set(plugins)):
@@ -174,7 +182,65 @@ def _fail(info: PluginInfo, reason: str) -> None:
     info.status, info.reason = "failed", _one_line(reason)
 
 
+def contract_mismatch(dist: importlib.metadata.Distribution | None) -> str | None:
+    """Why ``dist`` cannot be loaded by this core's contract, or None if it can.
+
+    A plugin declares the contract it was built for the way pip sees it: a requirement on the
+    ``gobot-hookspecs`` distribution (``gobot-hookspecs>=1.0,<2``). The installed contract's version
+    must be inside that range. A distribution that names no such requirement (or gobot itself,
+    whose built-ins ship with the core) is not checked. Read from the metadata, before any import:
+    a plugin built for another contract may not even import against this one.
+    """
+    if dist is None or _canonical(dist.metadata["Name"] or "") == "gobot":
+        return None
+    wanted = [spec for name, spec in map(_requirement, dist.requires or ()) if name == CONTRACT_DISTRIBUTION]
+    if not wanted:
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet  # only for third-party plugins
+
+    have = contract_version()
+    for spec in wanted:
+        try:
+            ok = SpecifierSet(spec).contains(have, prereleases=True)
+        except InvalidSpecifier:
+            return f"declares an unreadable contract requirement '{CONTRACT_DISTRIBUTION}{spec}'; fix its metadata"
+        if not ok:
+            return (
+                f"built for contract {CONTRACT_DISTRIBUTION}{spec}, but this gobot's contract is {CONTRACT_VERSION} "
+                f"({CONTRACT_DISTRIBUTION} {have}); install a release of {dist.metadata['Name']} that supports "
+                f"contract {CONTRACT_VERSION}, or a gobot whose contract it supports"
+            )
+    return None
+
+
+def contract_version() -> str:
+    """The installed contract's version: the ``gobot-hookspecs`` distribution's, else ``CONTRACT_VERSION``."""
+    try:
+        return importlib.metadata.version(CONTRACT_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return CONTRACT_VERSION
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement(line: str) -> tuple[str, str]:
+    """``(canonical name, specifier)`` of a ``Requires-Dist`` line; extras' requirements are skipped."""
+    requirement, _, marker = line.partition(";")
+    if "extra" in marker:  # test or docs extras do not bind the plugin at run time
+        return "", ""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*\(?([^)]*)\)?\s*$", requirement)
+    if match is None or match.group(2).strip().startswith("@"):  # a direct URL reference states no range
+        return (_canonical(match.group(1)), "") if match else ("", "")
+    return _canonical(match.group(1)), match.group(2).strip()
+
+
 def _load_one(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
+    mismatch = contract_mismatch(getattr(ep, "dist", None))
+    if mismatch:
+        _fail(info, mismatch)
+        return
     try:
         plugin = ep.load()
     except Exception as exc:  # a broken third-party plugin must name itself, not crash the CLI

@@ -83,6 +83,8 @@ class Portfolio:
             confidence=position.confidence,
             strategy=position.strategy,
             strategy_version=position.strategy_version,
+            client_order_id=position.client_order_id,
+            initial_stop_loss=position.stop_loss,
         )
         state.trades.append(trade)
         return trade

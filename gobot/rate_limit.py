@@ -10,7 +10,10 @@ from gobot_hookspecs import Priority
 
 
 class NoWaitPolicy:
-    async def acquire(self, weight: float, priority: Priority) -> None:
+    #: Lets an exchange plugin tell that no real policy is enabled (and refuse to run unpaced).
+    never_waits = True
+
+    async def acquire(self, weight: float, priority: Priority, orders: int = 0) -> None:
         return None
 
     def on_response(self, status: int, headers: dict[str, str]) -> None:

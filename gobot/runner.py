@@ -2,7 +2,9 @@
 by APScheduler (live and paper on exchange data). Both call the same ``Bot.run_cycle``.
 
 The run ends on ``max_iterations``, a completion target (daily profit target, max daily loss),
-the end of the replay data, the kill switch, or SIGINT/SIGTERM.
+the end of the replay data, the kill switch, or SIGINT/SIGTERM. With the kill switch on and a
+close-out requested (``gobot kill --close-positions``), it first runs close-out cycles — no new
+orders, CRITICAL closes only — until the bot is flat.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from dataclasses import dataclass
 
 from gobot_hookspecs import Alert, Severity
 
+from .errors import StartRefused
 from .orchestrator import Bot, CycleAbandoned
 
 log = logging.getLogger(__name__)
 
 KILL_SWITCH_POLL_SECONDS = 2.0
-HEARTBEAT_SECONDS = 30.0
+MAX_CLOSE_OUT_CYCLES = 20  # then the run ends with a CRITICAL alert: the exchange must be looked at
+CLOSE_OUT_RETRY_SECONDS = 5.0  # wall clock: least time between two close-out cycles
 
 
 @dataclass
@@ -37,6 +41,10 @@ class Runner:
         self.outcome: RunOutcome | None = None
         self._wake = asyncio.Event()
         self._cycle_lock = asyncio.Lock()
+        self.close_out_cycles = 0
+        self._last_close_out = 0.0
+        self.scheduler = None  # the AsyncIOScheduler of a wall-clock run, once it started
+        self.optimizer_job = None  # its optimizer job, with [optimizer] scheduled
 
     def _end(self, reason: str, finished: bool) -> None:
         if self.outcome is None:
@@ -54,6 +62,12 @@ class Runner:
         if self.outcome is not None:
             return False
         if bot.kill_switch_on():
+            if bot.close_out_pending():
+                if self.close_out_cycles < MAX_CLOSE_OUT_CYCLES:
+                    return True  # a close-out cycle: the kill switch lets only CRITICAL closes out
+                bot.ctx.alert(Alert(kind="close_out_incomplete", severity=Severity.CRITICAL,
+                                    title=f"Close-out incomplete after {self.close_out_cycles} cycles",
+                                    text=f"{len(bot.state.positions)} positions still open: check the exchange"))
             self._end(f"kill switch ({bot.settings.kill_switch_path})", finished=False)
             return False
         if self.max_iterations and state.iteration >= self.max_iterations:
@@ -67,6 +81,8 @@ class Runner:
 
     def _after_cycle(self) -> None:
         bot = self.bot
+        if bot.kill_switch_on() and bot.close_out_pending():
+            return  # a close-out goes on until flat, whatever today's P&L
         orchestrator = bot.settings.orchestrator
         daily = bot.daily_pnl()
         if daily >= orchestrator.daily_profit_target:
@@ -78,10 +94,14 @@ class Runner:
         async with self._cycle_lock:
             if not self._before_cycle():
                 return
+            closing_out = self.bot.kill_switch_on()
             try:
                 await self.bot.run_cycle()
             except CycleAbandoned:
                 return
+            if closing_out:
+                self.close_out_cycles += 1
+                self._last_close_out = asyncio.get_running_loop().time()
             self.cycles_run += 1
             self.bot.store.beat(self.bot.state)
             self._after_cycle()
@@ -89,6 +109,9 @@ class Runner:
 
     async def run(self) -> RunOutcome:
         bot = self.bot
+        if not bot.store.acquire_run_lock():
+            raise StartRefused(f"another gobot is running on {bot.store.dir} (it holds {bot.store.lock_file.name}); "
+                               "stop it first, or use another state_dir")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, f"stopped by {sig.name}")
@@ -101,6 +124,9 @@ class Runner:
                     await asyncio.sleep(0)  # let signal handlers run between simulated cycles
             else:
                 await self._scheduled()
+        except Exception as exc:  # a crash is reported (CRITICAL run_stopped), then re-raised
+            self._end(f"crashed: {type(exc).__name__}: {exc}", finished=False)
+            raise
         finally:
             heartbeat.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,14 +141,28 @@ class Runner:
                 bot.ctx.alert(Alert(kind="run_completed", title=f"Run complete: {outcome.reason}", severity=Severity.INFO))
             if "kill switch" in outcome.reason:
                 bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL))
-            await bot.shutdown(outcome.reason)
+            try:
+                await bot.shutdown(outcome.reason)
+            finally:
+                bot.store.beat(bot.state, stopped=outcome.reason)  # `gobot watchdog`: a goodbye, not a silence
+                bot.store.release_run_lock()
         return outcome
 
+    async def _poll_kill_switch(self) -> None:
+        """Between scheduled cycles: end on the kill switch, or run a close-out cycle right away."""
+        bot = self.bot
+        if bot.kill_switch_on() and bot.close_out_pending():
+            due = asyncio.get_running_loop().time() - self._last_close_out >= CLOSE_OUT_RETRY_SECONDS
+            if due and not self._cycle_lock.locked():
+                await self._one_cycle()
+            return
+        self._before_cycle()
+
     async def _heartbeat(self) -> None:
-        """Prove liveness every HEARTBEAT_SECONDS, also while a long cycle or a long wait runs."""
+        """Prove liveness every ``[watchdog] heartbeat_interval``, also while a long cycle or a long wait runs."""
         while True:
             self.bot.store.beat(self.bot.state)
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.bot.settings.watchdog.heartbeat_interval)
 
     async def _scheduled(self) -> None:
         """Wall-clock runs: APScheduler fires a cycle every ``loop_interval`` seconds."""
@@ -140,7 +180,14 @@ class Runner:
             id="cycle",
         )
         # The kill switch is honoured between cycles too, not only when the next one is due.
-        scheduler.add_job(self._before_cycle, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"), id="kill")
+        scheduler.add_job(self._poll_kill_switch, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"), id="kill")
+        if self.bot.settings.optimizer.scheduled:  # [optimizer] scheduled: see gobot/optimizer_job.py
+            from .optimizer_job import optimizer_trigger, run_scheduled
+
+            self.optimizer_job = scheduler.add_job(
+                run_scheduled, optimizer_trigger(self.bot.settings.optimizer.schedule), args=[self.bot],
+                id="optimizer", max_instances=1, coalesce=True, misfire_grace_time=3600)
+        self.scheduler = scheduler
         scheduler.start()
         try:
             while self.outcome is None:

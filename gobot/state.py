@@ -5,12 +5,17 @@ Files in ``state_dir`` (created owner-only):
   plugin state, per-cycle rows);
 - ``progress.json``: a small summary rewritten each cycle, for ``tail -f``-style watching;
 - ``audit.jsonl``: the audit log; ``PAUSED`` and ``KILL``: control files;
-- ``heartbeat.json``: wall-clock proof of life, rewritten every cycle and every 30 s (``gobot watchdog``-style
-  supervisors alert when it goes stale).
+- ``CLOSE_POSITIONS`` and ``RISK_RESET``: requests left by ``gobot kill --close-positions`` and
+  ``gobot risk reset`` for a running bot, taken at the start of its next cycle;
+- ``.run.lock``: held (``flock``) by the process running the bot, so commands know whether one runs;
+- ``heartbeat.json``: wall-clock proof of life, rewritten every cycle and every ``[watchdog]
+  heartbeat_interval`` (30 s), with ``stopped`` once the run ended in order; ``gobot watchdog`` alerts
+  when it goes stale.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -105,6 +110,45 @@ class StateStore:
         self.progress_file = state_dir / "progress.json"
         self.pause_file = state_dir / "PAUSED"
         self.heartbeat_file = state_dir / "heartbeat.json"
+        self.close_request_file = state_dir / "CLOSE_POSITIONS"
+        self.reset_request_file = state_dir / "RISK_RESET"
+        self.lock_file = state_dir / ".run.lock"
+        self._lock_fd: int | None = None
+
+    def acquire_run_lock(self) -> bool:
+        """Take the run lock (an ``flock`` the OS releases even on kill -9); False if another bot holds it."""
+        if self._lock_fd is not None:
+            return True
+        ensure_private_dir(self.dir)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+        return True
+
+    def release_run_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def bot_running(self) -> bool:
+        """True while a bot runs on this state folder (its process holds the run lock)."""
+        if not self.lock_file.exists():
+            return False
+        fd = os.open(self.lock_file, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing the descriptor drops a lock taken through it
+        return False
 
     def load(self) -> BotState | None:
         if not self.state_file.exists():
@@ -117,13 +161,14 @@ class StateStore:
     def save_progress(self, progress: dict[str, Any]) -> None:
         atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)))
 
-    def beat(self, state: BotState) -> None:
-        """Write the heartbeat: wall-clock time (not the simulated clock), pid, run and iteration."""
-        atomic_write(
-            self.heartbeat_file,
-            json.dumps({"time": datetime.now(timezone.utc).isoformat(), "pid": os.getpid(),
-                        "run_id": state.run_id, "iteration": state.iteration}),
-        )
+    def beat(self, state: BotState, stopped: str | None = None) -> None:
+        """Write the heartbeat: wall-clock time (not the simulated clock), pid, run and iteration;
+        ``stopped`` (the reason) when the run ended in order, so a watchdog knows it is not silence."""
+        beat = {"time": datetime.now(timezone.utc).isoformat(), "pid": os.getpid(), "run_id": state.run_id,
+                "iteration": state.iteration}
+        if stopped is not None:
+            beat["stopped"] = stopped
+        atomic_write(self.heartbeat_file, redact(json.dumps(beat)))
 
     def archive(self, state: BotState) -> Path:
         """Move a finished or abandoned run's state aside (``runs/<run_id>.json``)."""

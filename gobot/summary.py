@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from gobot_hookspecs import metrics
+
 from .state import BotState, StateStore
 
 
 def run_metrics(state: BotState) -> dict[str, Any]:
-    """Trades, win rate, P&L and drawdown of a run (open positions marked to the last price)."""
+    """Trades, win rate, P&L and drawdown of a run (open positions marked to the last price).
+
+    Trade statistics come from ``gobot_hookspecs.metrics``, the code the archiver's reports use.
+    """
     closed = state.trades
     wins = sum(1 for t in closed if t.pnl > 0)
     unrealised = sum(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)) for s, p in state.positions.items())
@@ -19,7 +24,8 @@ def run_metrics(state: BotState) -> dict[str, Any]:
         "closed_trades": len(closed),
         "open_positions": len(state.positions),
         "wins": wins,
-        "win_rate": wins / len(closed) if closed else None,
+        "win_rate": metrics.win_rate(closed),
+        "expectancy": metrics.expectancy(closed),
         "realised_pnl": realised,
         "unrealised_pnl": unrealised,
         "pnl": state.cash + unrealised - state.initial_capital,

@@ -7,10 +7,13 @@
 - ``replay_bot``: ``replay_bot(config={...}, plugins=[(name, obj)], ...)`` builds a bot that
   trades on paper over the synthetic data, with its state in a temporary folder;
 - ``run_bot(bot, max_iterations)``: runs it to the end and returns the ``RunOutcome``;
-- ``installed_plugin``: ``installed_plugin(name, source, dist=..., version="1.0", attr=None)``
+- ``installed_plugin``: ``installed_plugin(name, source, dist=..., version="1.0", attr=None, requires=())``
   fakes an installed distribution (no pip) whose ``gobot`` entry point ``name`` points at a
-  module written from ``source``; returns the folder, which is on ``sys.path`` for this test
-  (put it on ``PYTHONPATH`` to see the plugin from a ``gobot`` subprocess).
+  module written from ``source`` (``requires``: its ``Requires-Dist`` lines, e.g. the contract
+  range ``"gobot-hookspecs>=1.0,<2"``); returns the folder, which is on ``sys.path`` for this test
+  (put it on ``PYTHONPATH`` to see the plugin from a ``gobot`` subprocess);
+- ``loopback_openai``: an OpenAI-compatible chat completions server on 127.0.0.1 that records the
+  requests (images checked to be real PNGs) and answers as scripted (``gobot.loopback_openai.Reply``).
 
 Example::
 
@@ -68,9 +71,25 @@ def plugin_set_factory() -> Callable[..., PluginSet]:
     return factory
 
 
+#: The built-in risk plugins' settings in test replays. Test markets are a few candles to 3 days
+#: long: a 30-day volatility baseline or a week of correlation cannot exist, 3 trades a day and a
+#: 3-hour cooldown would end most tests after their first trades, and a strategy under test may
+#: well lose 5 times in a row. So those protections are off here; every other cap (confidence,
+#: reward/risk, position size, exposure, one position per symbol, loss limits, the drawdown stop)
+#: keeps its default. Tests of the protections themselves set the values they test (``config``
+#: is merged over this, key by key).
+REPLAY_TEST_RISK: dict[str, dict[str, Any]] = {
+    "risk_limits": {"max_trades_per_day": 0, "symbol_cooldown_minutes": 0, "low_liquidity_hours": [],
+                    "volatility_multiplier": 0, "max_correlation": 1},
+    "circuit_breaker": {"circuit_breaker_threshold": 1_000_000, "max_consecutive_losses": 1_000_000},
+}
+
+
 def replay_settings(state_dir: Path, data_dir: Path, config: dict[str, Any] | None = None) -> Settings:
-    """Settings for a replay run: ``config`` is merged over a state_dir and data_dir of the test's own."""
-    data: dict[str, Any] = {"state_dir": str(state_dir), "plugins": {"replay": {"data_dir": str(data_dir)}}}
+    """Settings for a replay run: ``config`` is merged over a state_dir and data_dir of the test's own
+    (and ``REPLAY_TEST_RISK``)."""
+    plugins: dict[str, Any] = {"replay": {"data_dir": str(data_dir)}, **{k: dict(v) for k, v in REPLAY_TEST_RISK.items()}}
+    data: dict[str, Any] = {"state_dir": str(state_dir), "plugins": plugins}
     for key, value in (config or {}).items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             merged = dict(data[key])
@@ -114,14 +133,24 @@ def run_bot() -> Callable[[Bot, int | None], RunOutcome]:
 
 
 @pytest.fixture
+def loopback_openai() -> Iterator[Any]:
+    """A ``gobot.loopback_openai.LoopbackOpenAI`` for this test: use its ``base_url``; closed after the test."""
+    from .loopback_openai import LoopbackOpenAI
+
+    server = LoopbackOpenAI()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Path]]:
     """Fake a pip-installed plugin distribution for one test, without pip.
 
-    ``installed_plugin(name, source, dist=None, version="1.0", attr=None, module=None)`` writes
-    the module ``module`` (default: ``name``) from ``source`` and a ``<dist>-<version>.dist-info``
-    with ``METADATA`` and ``entry_points.txt`` (``[gobot]`` ``name = module:attr``, or just
-    ``module`` when ``attr`` is None) into a fresh folder, and puts that folder first on
-    ``sys.path``, so ``importlib.metadata.entry_points(group="gobot")`` lists the plugin.
+    ``installed_plugin(name, source, dist=None, version="1.0", attr=None, module=None, requires=())``
+    writes the module ``module`` (default: ``name``) from ``source`` and a ``<dist>-<version>.dist-info``
+    with ``METADATA`` (one ``Requires-Dist`` line per item of ``requires``) and ``entry_points.txt``
+    (``[gobot]`` ``name = module:attr``, or just ``module`` when ``attr`` is None) into a fresh
+    folder, and puts that folder first on ``sys.path``, so ``importlib.metadata.entry_points(group="gobot")`` lists the plugin.
     ``dist`` defaults to ``gobot-plugin-<name>``: each call is its own distribution (one
     distribution name is seen once on ``sys.path``, so don't reuse it within a test). Nothing
     is imported here. At teardown the module is forgotten and the folder leaves ``sys.path``.
@@ -129,7 +158,8 @@ def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Pa
     modules: list[str] = []
 
     def install(
-        name: str, source: str, dist: str | None = None, version: str = "1.0", attr: str | None = None, module: str | None = None
+        name: str, source: str, dist: str | None = None, version: str = "1.0", attr: str | None = None, module: str | None = None,
+        requires: Iterable[str] = (),
     ) -> Path:
         module = module or name
         dist = dist or f"gobot-plugin-{name}".replace("_", "-")
@@ -137,7 +167,8 @@ def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Pa
         (folder / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
         info = folder / f"{re.sub(r'[-_.]+', '_', dist)}-{version}.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8")
+        requires_lines = "".join(f"Requires-Dist: {line}\n" for line in requires)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requires_lines}", encoding="utf-8")
         target = f"{module}:{attr}" if attr else module
         (info / "entry_points.txt").write_text(f"[gobot]\n{name} = {target}\n", encoding="utf-8")
         modules.append(module)

@@ -99,7 +99,7 @@ def test_a_section_written_as_a_value_asks_for_a_table(tmp_path):
 
 def test_every_problem_is_reported_not_just_the_first(tmp_path):
     problems = problems_in(
-        '[orchestrator]\nloop_intervall = 60\nmax_daily_loss = -1\n[trading]\nsymbols = ["btc"]\n[server]\nport = 0\n', tmp_path
+        '[orchestrator]\nloop_intervall = 60\nmax_daily_loss = -1\n[trading]\nsymbols = ["btc"]\n[server]\nport = 70000\n', tmp_path
     )
     keys = sorted(problem.split(":")[1] for problem in problems)
     assert keys == ["orchestrator.loop_intervall", "orchestrator.max_daily_loss", "server.port", "trading.symbols"]
@@ -118,11 +118,11 @@ def test_plugin_section_is_validated_against_the_plugins_model(tmp_path):
 
 
 def test_section_of_a_plugin_that_is_not_installed_is_reported(tmp_path):
-    write(tmp_path / "config.toml", "[plugins.telegram]\nchat = 1\n")
+    write(tmp_path / "config.toml", "[plugins.pager_duty]\nchat = 1\n")
     result = config_check()
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "config.toml:plugins.telegram: no installed plugin has this name — fix: remove the section or install the plugin"
+        "config.toml:plugins.pager_duty: no installed plugin has this name — fix: remove the section or install the plugin"
     ]
 
 
@@ -132,11 +132,11 @@ def test_a_scalar_under_plugins_is_reported(tmp_path):
 
 
 def test_config_check_reports_core_and_plugin_problems_together_one_per_line(tmp_path):
-    write(tmp_path / "config.toml", "[orchestrator]\nloop_interval = 0\n[plugins.paper]\nfee_percent = -1\n[plugins.telegram]\n")
+    write(tmp_path / "config.toml", "[orchestrator]\nloop_interval = 0\n[plugins.paper]\nfee_percent = -1\n[plugins.pager_duty]\n")
     result = config_check()
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert [line.split(":")[1] for line in lines] == ["orchestrator.loop_interval", "plugins.paper.fee_percent", "plugins.telegram"]
+    assert [line.split(":")[1] for line in lines] == ["orchestrator.loop_interval", "plugins.paper.fee_percent", "plugins.pager_duty"]
     assert all(line.startswith("config.toml:") and " — fix: " in line for line in lines)
 
 
@@ -155,7 +155,7 @@ def test_config_check_on_a_valid_file_says_ok(tmp_path):
     write(tmp_path / "config.toml", "[trading]\nmax_position_usd = 5\n")
     result = config_check()
     assert result.exit_code == 0
-    assert result.stdout.startswith(f"config.toml: OK ({len(DEFAULT_PLUGINS)} plugins enabled: adjuster, console,")
+    assert result.stdout.startswith(f"config.toml: OK ({len(DEFAULT_PLUGINS)} plugins enabled: adjuster, archiver,")
 
 
 def test_config_check_never_prints_a_traceback(tmp_path):
@@ -232,7 +232,7 @@ def test_init_output_is_valid_toml_that_means_the_defaults(tmp_path):
     write(tmp_path / "config.toml", result.stdout)
     assert load_settings("config.toml").model_dump() == Settings().model_dump()
     assert sorted(name for name, value in data["plugins"].items() if isinstance(value, dict)) == [
-        "adjuster", "console", "paper", "replay", "risk_limits", "validator",
+        "adjuster", "archiver", "circuit_breaker", "console", "kelly_size", "paper", "replay", "risk_limits", "validator",
     ]
 
 

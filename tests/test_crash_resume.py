@@ -36,7 +36,9 @@ def audit(folder: Path) -> list[dict]:
 
 def trades(folder: Path) -> list[dict]:
     state = json.loads((folder / "state" / "state.json").read_text())
-    return state["trades"], {s: {k: v for k, v in p.items() if k != "client_order_id"} for s, p in state["positions"].items()}
+    return [{k: v for k, v in t.items() if k != "client_order_id"} for t in state["trades"]], {
+        s: {k: v for k, v in p.items() if k != "client_order_id"} for s, p in state["positions"].items()
+    }
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from gobot.config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, commented_toml
+from gobot.config import (BacktestConfig, OptimizerConfig, OrchestratorConfig, PluginsConfig, ServerConfig, Settings,
+                          TradingConfig, WatchdogConfig, commented_toml)
 from gobot.hook_caller import HookCaller
 from gobot.plugin_manager import build_plugin_set, entry_points
 from gobot_hookspecs import PROJECT_NAME, specs
@@ -196,8 +197,9 @@ def core_sections() -> list[tuple[str, type[BaseModel]]]:
     return sections
 
 
-def test_the_core_sections_are_the_four_known_models():
-    assert [model for _, model in core_sections()[1:]] == [TradingConfig, OrchestratorConfig, PluginsConfig, ServerConfig]
+def test_the_core_sections_are_the_known_models():
+    assert [model for _, model in core_sections()[1:]] == [TradingConfig, OrchestratorConfig, PluginsConfig, ServerConfig, WatchdogConfig,
+                                                           BacktestConfig, OptimizerConfig]
 
 
 def config_sections() -> list[tuple[str, type[BaseModel]]]:

@@ -68,7 +68,7 @@ def test_enable_list_enables_a_third_party_plugin(installed_plugin):
 
 def test_a_builtin_can_be_replaced_by_a_third_party_plugin(installed_plugin):
     installed_plugin("half_sizer", HALF_SIZER, attr="HalfSizer")
-    plugin_set = build_plugin_set(enable=["half_sizer"], disable=["fixed_size"])
+    plugin_set = build_plugin_set(enable=["half_sizer"], disable=["fixed_size", "kelly_size"])
     assert plugin_set.implementers("gobot_size_position") == ["half_sizer"]
     assert plugin_set.plugins["fixed_size"].status == "disabled"
     assert plugin_set.failures == []
@@ -136,7 +136,7 @@ def test_a_misspelled_hook_name_fails_with_a_suggestion(installed_plugin):
 
 
 def test_enabling_a_name_that_is_not_installed_fails():
-    info = build_plugin_set(enable=["telegram"]).plugins["telegram"]
+    info = build_plugin_set(enable=["pager_duty"]).plugins["pager_duty"]
     assert info.status == "failed"
     assert "not installed" in info.reason
 
@@ -211,3 +211,62 @@ def test_a_hook_wrapper_is_refused_with_a_reason(plugin_set_factory):
 
     info = plugin_set_factory(plugins=[("timer", Timer())]).plugins["timer"]
     assert info.status == "failed" and "hook wrappers are not supported (gobot_report)" in info.reason
+
+
+# -- the contract version -------------------------------------------------------------------
+
+SIGNAL_PLUGIN = """
+from gobot_hookspecs import hookimpl
+
+class Quiet:
+    @hookimpl
+    def gobot_generate_ideas(self, snapshots):
+        return []
+"""
+
+
+def test_a_plugin_built_for_another_contract_is_refused_before_import_naming_both_versions(installed_plugin):
+    installed_plugin("future_signal", SIGNAL_PLUGIN, dist="gobot-future-signal", attr="Quiet",
+                     requires=["gobot-hookspecs>=2.0,<3"])
+    info = build_plugin_set(enable=["future_signal"]).plugins["future_signal"]
+    assert info.status == "failed"
+    assert info.reason.startswith("built for contract gobot-hookspecs>=2.0,<3, but this gobot's contract is 1.0 (gobot-hookspecs 1.0")
+    assert "install a release of gobot-future-signal that supports contract 1.0" in info.reason
+    assert "future_signal" not in sys.modules  # refused from its metadata, never imported
+
+
+def test_the_refusal_stops_the_start_with_the_plugin_and_its_distribution(installed_plugin):
+    installed_plugin("old_signal", SIGNAL_PLUGIN, dist="gobot-old-signal", attr="Quiet", requires=["gobot-hookspecs<1.0"])
+    with pytest.raises(PluginError, match=r"plugin 'old_signal' \(distribution gobot-old-signal\): built for contract gobot-hookspecs<1.0, but this gobot's contract is 1.0"):
+        build_plugin_set(enable=["old_signal"]).raise_for_failures()
+
+
+@pytest.mark.parametrize("requires", [
+    ["gobot-hookspecs>=1.0,<2"],
+    ["gobot_hookspecs (~=1.0)"],
+    ["gobot-hookspecs"],
+    [],
+    ["gobot-hookspecs>=9; extra == 'test'", "pluggy>=1"],  # an extra's requirement does not bind at run time
+])
+def test_a_plugin_whose_contract_range_holds_this_version_loads(installed_plugin, requires):
+    installed_plugin("fits", SIGNAL_PLUGIN, dist="gobot-fits", attr="Quiet", requires=requires)
+    assert build_plugin_set(enable=["fits"]).plugins["fits"].status == "enabled"
+
+
+def test_an_unreadable_contract_range_fails_the_plugin_and_says_so(installed_plugin):
+    installed_plugin("garbled", SIGNAL_PLUGIN, dist="gobot-garbled", attr="Quiet", requires=["gobot-hookspecs>=>1"])
+    info = build_plugin_set(enable=["garbled"]).plugins["garbled"]
+    assert info.status == "failed" and "unreadable contract requirement 'gobot-hookspecs>=>1'" in info.reason
+
+
+def test_an_object_registered_in_process_is_used_even_when_a_plugin_of_that_name_is_installed(installed_plugin, plugin_set_factory):
+    """A plugin author's own tests keep registering the object after ``pip install -e .``."""
+    installed_plugin("half_sizer", HALF_SIZER, attr="HalfSizer")
+
+    class Sizer:
+        pass
+
+    sizer = Sizer()
+    plugin_set = plugin_set_factory(plugins=[("half_sizer", sizer)])
+    assert plugin_set.pm.get_plugin("half_sizer") is sizer
+    assert plugin_set.plugins["half_sizer"].status == "enabled"

@@ -22,6 +22,12 @@ COMMANDS = {
     "init": "gobot.cli.config:init",
     "config": "gobot.cli.config:config",
     "data": "gobot.cli.data:data",
+    "risk": "gobot.cli.risk:risk",
+    "validate": "gobot.cli.risk:validate",
+    "alerts": "gobot.cli.alerts:alerts",
+    "watchdog": "gobot.cli.watchdog:watchdog",
+    "backtest": "gobot.cli.backtest:backtest",
+    "optimize": "gobot.cli.optimize:optimize",
 }
 
 
@@ -66,7 +72,13 @@ SHORT_HELP = {
     "plugins": "List every plugin: distribution, hooks, enabled or why not.",
     "init": "Write a commented config.toml with every default.",
     "config": "Check a config file (`gobot config check`).",
-    "data": "Market data: generate the synthetic demo data.",
+    "data": "Market data: download from an exchange, or generate the synthetic demo data.",
+    "risk": "Risk state: `gobot risk status` (breaker, counters, why) and `gobot risk reset`.",
+    "validate": "Go-live readiness report from the audit log (gates `gobot start --live`).",
+    "alerts": "Alert channels: `gobot alerts test` sends one of every kind.",
+    "watchdog": "Alert when the bot's heartbeat goes stale (run it beside the bot).",
+    "backtest": "Backtest a strategy on candle files, offline (summary, --html, --json).",
+    "optimize": "Tune a strategy's parameters with Optuna, walk-forward validated.",
 }
 
 

@@ -64,7 +64,28 @@ def plugin_commands() -> dict[str, click.Command]:
     try:
         _settings, plugin_set = load(None)
         group = click.Group()
-        HookCaller(plugin_set.pm).collect_sync("gobot_register_commands", cli=group)
+        HookCaller(plugin_set.pm).collect_sync("gobot_register_commands", cli=group, load_config=load_config)
     except GobotError:
         return {}  # `gobot config check` and `gobot plugins` report the problem in full
     return dict(group.commands)
+
+
+class LoadedConfig:
+    """``gobot_hookspecs.ConfigView``: what a plugin's command gets from ``load_config``."""
+
+    def __init__(self, settings: Settings, plugin_configs: dict):
+        self.config = settings
+        self._plugin_configs = plugin_configs
+
+    def plugin_config(self, name: str):
+        return self._plugin_configs.get(name)
+
+
+def load_config(config_path: str | None = None) -> LoadedConfig:
+    """The validated settings and enabled plugins' sections, for plugin commands (``gobot_register_commands``)."""
+    from ..hook_caller import HookCaller
+    from ..orchestrator import load_plugin_configs
+
+    settings, plugin_set = load(config_path)
+    plugin_set.raise_for_failures()
+    return LoadedConfig(settings, load_plugin_configs(settings, HookCaller(plugin_set.pm)))

@@ -11,17 +11,18 @@ from .common import config_option
 
 def render_config(plugin_models: dict) -> str:
     """The commented config file: every core key, then every enabled plugin's section."""
-    from ..config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, commented_toml
+    from ..config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, WatchdogConfig, commented_toml
 
     parts = [
         "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
         "# Secrets (BINANCE_API_KEY, BINANCE_API_SECRET, OPENAI_API_KEY, TELEGRAM_TOKEN, TELEGRAM_CHAT_ID,\n"
-        "# GOBOT_DASHBOARD_TOKEN) are read from the environment only, never from this file.\n",
+        "# GOBOT_DASHBOARD_TOKEN, GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n",
         commented_toml(Settings, None),
         commented_toml(TradingConfig, "trading"),
         commented_toml(OrchestratorConfig, "orchestrator"),
         commented_toml(PluginsConfig, "plugins"),
         commented_toml(ServerConfig, "server"),
+        commented_toml(WatchdogConfig, "watchdog"),
     ]
     for name, model in sorted(plugin_models.items()):
         parts.append(commented_toml(model, f"plugins.{name}"))

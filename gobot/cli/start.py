@@ -22,15 +22,27 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 @click.option("--paper/--live", "paper", default=True, show_default=True,
               help="Paper trades with simulated fills; --live sends real orders (needs keys in the environment and a risk plugin).")
 @click.option("--fresh", is_flag=True, help="Start a new run instead of resuming an unfinished one (the old state is archived).")
+@click.option("--skip-validation", is_flag=True,
+              help="With --live: start although `gobot validate` fails (audited, and alerted as CRITICAL).")
+@click.option("--serve", is_flag=True,
+              help="Serve /health, /metrics, the JSON API and the live dashboard while running ([server] host and port).")
 @click.option("--quiet", is_flag=True, help="No per-cycle table at the end, just the summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to the terminal too.")
-def start(config_path, enable, disable, max_iterations, paper, fresh, quiet, verbose):
+def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, quiet, verbose):
     """Run the bot: cycles of scan -> ideas -> adjust -> validate -> execute -> report.
 
     With no config and no keys this trades on paper, on the bundled synthetic market data, on a
     simulated clock (50 cycles of 15 minutes take seconds). An unfinished run resumes where it
     stopped (after a crash or kill -9 too). Ends on max_iterations, a completion target
     (daily_profit_target, max_daily_loss), the kill switch, or Ctrl-C (state is persisted).
+
+    --live needs the exchange keys in the environment, an exchange executor, risk_limits or
+    circuit_breaker enabled, and — unless the exchange plugin says the orders go to its testnet —
+    a passing go-live readiness report (`gobot validate`), or --skip-validation.
+
+    --serve (or [server] enabled = true) runs an HTTP server in this process: the dashboard at /,
+    /health for supervisors, Prometheus /metrics. Its pause/resume/kill buttons need the token in
+    GOBOT_DASHBOARD_TOKEN; a non-loopback [server] host without it is refused.
     """
     from ..orchestrator import Bot
     from ..runner import Runner
@@ -41,26 +53,77 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, quiet, ver
     plugin_set.raise_for_failures()
     if settings.orchestrator.kill_switch_enabled and settings.kill_switch_path.exists():
         raise StartRefused(f"the kill switch is on ({settings.kill_switch_path}); run `gobot resume` to remove it")
+    from ..state import StateStore
+
+    if StateStore(settings.state_path).bot_running():
+        raise StartRefused(f"a bot is already running on {settings.state_path}; stop it first (or use another state_dir)")
     if live:
         _check_live(plugin_set)
+    serve = serve or settings.server.enabled
+    if serve:
+        from ..server import TOKEN_ENV, check_bind
+
+        check_bind(settings.server.host, os.environ.get(TOKEN_ENV))
     setup_logging(settings, verbose)
     bot = Bot(settings, plugin_set, live=live, fresh=fresh)
+    if live:
+        _go_live_gate(bot, skip_validation)
     if bot.resumed_from is not None:
         click.echo(f"Resuming run {bot.state.run_id} after cycle {bot.resumed_from}.")
     else:
         click.echo(f"Run {bot.state.run_id}: {'LIVE' if live else 'paper'} mode, plugins: {', '.join(plugin_set.enabled)}")
-    outcome = asyncio.run(Runner(bot, max_iterations).run())
+    runner = Runner(bot, max_iterations)
+    outcome = asyncio.run(_serve_and_run(runner, settings.server) if serve else runner.run())
     print_run_summary(bot.state, outcome.reason, table=not quiet)
+
+
+async def _serve_and_run(runner, server_config):
+    """The run, with the dashboard server in the same event loop for as long as it lasts."""
+    from ..server import TOKEN_ENV, DashboardServer
+
+    server = DashboardServer(runner.bot, runner, host=server_config.host, port=server_config.port,
+                             token=os.environ.get(TOKEN_ENV), stall_seconds=server_config.stall_seconds)
+    url = await server.start()
+    controls = "on" if os.environ.get(TOKEN_ENV) else f"off (set {TOKEN_ENV} to enable)"
+    click.echo(f"Dashboard: {url} — health {url}health, metrics {url}metrics; controls {controls}", err=True)
+    try:
+        return await runner.run()
+    finally:
+        await server.stop()
 
 
 def _check_live(plugin_set) -> None:
     if not plugin_set.implementers("gobot_risk_check"):
         raise StartRefused("--live needs at least one enabled risk plugin (e.g. risk_limits); none is enabled")
+    if not {"risk_limits", "circuit_breaker"} & set(plugin_set.enabled):
+        raise StartRefused("--live needs risk_limits or circuit_breaker enabled: a replacement may take the place "
+                           "of one of them, never of both")
     missing = [key for key in LIVE_KEYS if not os.environ.get(key)]
     if missing:
         raise StartRefused(f"--live needs {', '.join(missing)} in the environment (never in config.toml)")
     if not plugin_set.implementers("gobot_execute_order"):
         raise StartRefused("--live needs an enabled exchange executor plugin; the paper executor never trades live")
+
+
+def _go_live_gate(bot, skip_validation: bool) -> None:
+    """Real money needs a passing readiness report (testnet runs are how it is earned)."""
+    from gobot_hookspecs import Alert, Severity
+
+    from ..readiness import TESTNET, readiness_report
+
+    if bot.environment == TESTNET:
+        return
+    report = readiness_report(bot.settings.state_path)
+    if report.passed:
+        return
+    failing = "; ".join(f"{line.name}: {line.evidence}" for line in report.failing)
+    if not skip_validation:
+        raise StartRefused(f"--live: the go-live readiness report fails {len(report.failing)} of {len(report.lines)} checks "
+                           f"(run `gobot validate` for the evidence, or pass --skip-validation): {failing}")
+    bot.audit("validation_skipped", failing=[line.name for line in report.failing], evidence=failing)
+    bot.ctx.alert(Alert(kind="validation_skipped", severity=Severity.CRITICAL,
+                        title="LIVE without a passing readiness report (--skip-validation)", text=failing))
+    click.secho(f"Warning: --skip-validation: going live although {len(report.failing)} readiness checks fail.", fg="red", err=True)
 
 
 @click.command()

@@ -14,8 +14,11 @@ from .models import (
     Alert,
     BacktestResult,
     Candles,
+    ChartImage,
+    ExecutionError,
     Learning,
     MarketSnapshot,
+    OrderIntent,
     ParamSpec,
     Position,
     Priority,
@@ -53,15 +56,53 @@ class Strategy(Protocol):
     def signal(self, symbol: str, candles: Candles, params: dict[str, float]) -> Signal:
         """The idea for the newest candle of ``candles``, seeing nothing after it."""
 
+    # Optional, for the backtester (see ``VectorizedStrategy``):
+    #   ``vectorized(symbol, candles, params) -> dict`` — every candle's answer at once;
+    #   ``long_only: bool`` — True: a SHORT only closes a long, never opens a short.
+
+
+@runtime_checkable
+class VectorizedStrategy(Strategy, Protocol):
+    """A ``Strategy`` that can also answer for every candle at once (the backtester's fast path).
+
+    The backtester calls ``vectorized()`` when a strategy has it, and ``signal()`` per candle
+    otherwise; the two must give the same trades (``gobot.backtest.compare_paths`` checks it).
+    """
+
+    def vectorized(self, symbol: str, candles: Candles, params: dict[str, float]) -> dict[str, Any]:
+        """``signal()`` for every candle: ``candles`` holds numpy arrays (``timestamp`` int64 epoch ms,
+        the prices and volume float64); return ``{"action": a, "confidence": c}`` (optionally
+        ``"stop_loss"``, ``"take_profit"`` price arrays, NaN = none), arrays of ``len(candles)``, where
+        ``a[i]`` is 1 (LONG), -1 (SHORT) or 0 (HOLD) as ``signal()`` would answer with the candles up
+        to and including ``i`` — never looking at a later one (``gobot.backtest.lookahead_check``)."""
+
+
+class ConfigView(Protocol):
+    """The validated configuration outside a running bot (``load_config`` of ``gobot_register_commands``)."""
+
+    config: Any  # the validated core configuration, as ``ctx.config``
+
+    def plugin_config(self, name: str) -> BaseModel | None:
+        """The validated ``[plugins.<name>]`` section of an enabled plugin (None if it declares no model)."""
+
 
 class RateLimitPolicy(Protocol):
     """Decides when an outgoing exchange request may go (returned by ``gobot_rate_limit_policy``)."""
 
-    async def acquire(self, weight: float, priority: Priority) -> None:
-        """Wait until a request of this weight and priority may be sent."""
+    async def acquire(self, weight: float, priority: Priority, orders: int = 0) -> None:
+        """Wait until a request of this weight and priority may be sent.
+
+        ``orders`` is the number of new orders the request places (charged to the exchange's
+        order budgets); callers pass it by keyword. May raise ``ExecutionFailed`` (kind
+        ``banned`` or ``rate_limited``) instead of waiting longer than makes sense.
+        """
 
     def on_response(self, status: int, headers: dict[str, str]) -> None:
         """Learn from the exchange's answer (used-weight headers, 429, 418)."""
+
+    # Optional: ``set_limits(limits: list[RateLimit], scope: str) -> None``. Exchange plugins call
+    # it, when the policy has it, with the budgets the exchange advertises; ``scope`` names the
+    # exchange and market ("binance:spot") so bots sharing a budget store share the right ones.
 
 
 class BotContext(Protocol):
@@ -84,6 +125,12 @@ class BotContext(Protocol):
         Raises ``LookupError`` when no plugin has them.
         """
 
+    async def chart(self, symbol: str, timeframe: str, limit: int) -> ChartImage:
+        """A PNG chart of the latest ``limit`` closed candles from a chart plugin (``gobot_render_chart``).
+
+        Raises ``LookupError`` when no plugin drew it (none enabled, or no candles of that timeframe).
+        """
+
     def pause(self, reason: str) -> None:
         """Stop opening positions (the loop keeps scanning and reporting) until ``unpause``."""
 
@@ -104,13 +151,32 @@ class BotContext(Protocol):
         """The validated ``[plugins.<name>]`` section of a plugin (None if it declares no model)."""
 
     def plugin_state(self, name: str) -> dict[str, Any]:
-        """A JSON-serialisable dict persisted with the bot's state; survives restarts."""
+        """A JSON-serialisable dict persisted with the bot's state; survives restarts.
+
+        A dict holding ``"carry_over": True`` is also carried into the next run (after a finished
+        run or ``--fresh``) when the bot runs on the wall clock: account-level state such as a
+        circuit breaker's hard stop must not be cleared by starting a new run. Replays (simulated
+        clock) always start empty.
+        """
 
     def positions(self) -> dict[str, Position]:
         """Open positions by symbol."""
 
     def closed_trades(self) -> list[Trade]:
         """Closed trades of this run, oldest first."""
+
+    async def trade_history(self, limit: int) -> list[Trade]:
+        """Up to ``limit`` closed trades of every run, oldest first, from a trade archive (``gobot_trade_history``).
+
+        Raises ``LookupError`` when no plugin keeps one (``closed_trades()`` has this run's).
+        """
+
+    def pending_intents(self) -> list[OrderIntent]:
+        """Intents approved earlier in this cycle or sent and not yet filled, oldest first.
+
+        A risk check counts their notional with ``exposure()``, so two orders in one cycle (or an
+        order still waiting for its fill) cannot together exceed a cap that each passes alone.
+        """
 
     def equity(self) -> float:
         """Cash plus open positions marked to the latest prices."""
@@ -135,6 +201,14 @@ class BotContext(Protocol):
 
     def alert(self, alert: Alert) -> None:
         """Send an alert through every enabled alert channel (and the audit log)."""
+
+    def report_execution_error(self, error: ExecutionError) -> None:
+        """Emit ``gobot_on_execution_error`` for a failure seen outside ``gobot_execute_order``.
+
+        For example a 418 ban seen while polling orders, or a protective order that could not be
+        placed. Queued and delivered (audit log, event, CRITICAL alert) with the next alerts,
+        at the latest right before the execute phase.
+        """
 
     def audit(self, event: str, **data: Any) -> None:
         """Append an event to the audit log (JSON lines); secrets are redacted."""

@@ -7,8 +7,9 @@ amounts are in the base asset; percentages are plain numbers (2.0 means 2 %).
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,6 +72,28 @@ class Candles(_Model):
         )
 
 
+class ChartImage(_Model):
+    """A chart of one symbol and timeframe as a PNG image (``gobot_render_chart``, ``ctx.chart``)."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    symbol: str
+    timeframe: str = Field(description="e.g. '5m', '15m'")
+    png: bytes = Field(repr=False, description="the PNG file's bytes")
+    width: int = Field(gt=0, description="pixels")
+    height: int = Field(gt=0, description="pixels")
+    candles: int = Field(0, ge=0, description="candles drawn; 0 for a screenshot of a page")
+    end: datetime | None = Field(None, description="close time of the newest candle drawn (None for a screenshot)")
+    origin: str = Field("", description="how it was made: 'render', or the page screenshotted (no secrets)")
+    caption: str = Field("", description="what it shows, in words (indicators drawn), for prompts and records")
+    source: str = Field("", description="plugin that produced it (filled in by the core)")
+
+    @property
+    def sha256(self) -> str:
+        """Hex digest of the PNG: the same picture has the same digest (cache keys, file names)."""
+        return hashlib.sha256(self.png).hexdigest()
+
+
 class MarketSnapshot(_Model):
     """What the market scan saw for one symbol at the cycle's time."""
 
@@ -82,7 +105,11 @@ class MarketSnapshot(_Model):
     ask: float | None = None
     volume_24h: float | None = None
     source: str = Field("", description="plugin that produced it (filled in by the core)")
-    extras: dict[str, Any] = Field(default_factory=dict, description="funding rate, open interest, ...")
+    extras: dict[str, Any] = Field(
+        default_factory=dict,
+        description="funding rate, open interest, ...; 'min_notional': the market's smallest order notional, "
+        "quote currency (exchange plugins fill it in; risk_limits vetoes smaller orders)",
+    )
 
 
 class Signal(_Model):
@@ -137,6 +164,29 @@ class RiskVerdict(_Model):
 
     approved: bool
     reason: str = ""
+    plugin: str = Field("", description="filled in by the core")
+    symbol: str = Field("", description="the intent's symbol (filled in by the core)")
+    intent_id: str = Field("", description="the intent judged (filled in by the core)")
+
+
+class RiskCounter(_Model):
+    """One limit of a risk plugin as ``gobot risk status`` shows it: a counter against its limit."""
+
+    name: str = Field(description="what is counted, e.g. 'trades today' or 'consecutive losses'")
+    value: float | str | None = Field(None, description="where it stands now (None = unknown)")
+    limit: float | str | None = Field(None, description="the limit it is held against (None = no limit)")
+    unit: str = Field("", description="e.g. 'USD', 'trades', 'min'")
+    blocking: bool = Field(False, description="True when this limit stops new positions right now")
+    note: str = Field("", description="anything else worth a line: until when, since when, why unknown")
+
+
+class RiskStatus(_Model):
+    """A risk plugin's report for ``gobot risk status``: its state, its counters, and whether it lets trades through."""
+
+    allows_trading: bool = Field(description="False when this plugin would veto every new position now")
+    reason: str = Field(description="why trading is or is not allowed now, one line")
+    state: str = Field("", description="a state machine's state, e.g. CLOSED, OPEN, HALF_OPEN (empty if none)")
+    counters: list[RiskCounter] = Field(default_factory=list)
     plugin: str = Field("", description="filled in by the core")
 
 
@@ -215,6 +265,8 @@ class Trade(_Model):
     confidence: float | None = None
     strategy: str | None = None
     strategy_version: int | None = None
+    client_order_id: str = Field("", description="the opening order's client order id")
+    initial_stop_loss: float | None = Field(None, description="stop price at entry (for the R multiple)")
 
 
 class ExecutionError(_Model):
@@ -228,8 +280,44 @@ class ExecutionError(_Model):
     plugin: str = ""
 
 
+class ExecutionFailed(Exception):
+    """Raise from ``gobot_execute_order`` (or a rate-limit policy) to say *how* an order failed.
+
+    The core unwraps it into the ``ExecutionError`` it carries (``kind`` such as ``network``,
+    ``timeout``, ``rejected``, ``rate_limited``, ``banned``; ``retryable``), fills in ``plugin``,
+    ``symbol`` and ``intent_id`` when empty, and emits ``gobot_on_execution_error`` with it. Any
+    other exception becomes an ``ExecutionError`` of kind ``error``.
+    """
+
+    def __init__(self, error: ExecutionError):
+        super().__init__(error.message)
+        self.error = error
+
+
+class RateLimit(_Model):
+    """One budget an exchange advertises (Binance's ``exchangeInfo`` ``rateLimits``), in a neutral shape.
+
+    Handed to a rate-limit policy's optional ``set_limits(limits, scope)`` by exchange plugins.
+    """
+
+    kind: Literal["weight", "orders", "requests"] = Field(
+        description="weight: request weight; orders: new orders; requests: raw request count"
+    )
+    limit: int = Field(gt=0, description="units allowed per window")
+    window_seconds: float = Field(gt=0, description="length of the window, seconds")
+
+
+class CandleDownload(_Model):
+    """What ``gobot_download_candles`` returns: the candles and the market's trading rules."""
+
+    candles: Candles
+    market: dict[str, Any] = Field(
+        default_factory=dict, description="precision and limits as the exchange reports them (ccxt's unified market shape)"
+    )
+
+
 class Alert(_Model):
-    """Something a human should hear about. ``kind`` is a stable key (``trade_opened``, ``risk_veto``, ...)."""
+    """Something a human should hear about. ``kind`` is a stable key listed in ``ALERT_KINDS``."""
 
     kind: str
     title: str
@@ -237,6 +325,84 @@ class Alert(_Model):
     severity: Severity = Severity.INFO
     data: dict[str, Any] = Field(default_factory=dict)
     time: datetime | None = None
+
+
+class AlertKind(NamedTuple):
+    """What one alert kind means: its usual severity, who raises it, and when."""
+
+    severity: Severity
+    raised_by: str
+    description: str
+
+
+#: The alert kinds of the core and of the trading, risk, exchange and watchdog events every channel
+#: should carry, in one place (a test checks every ``Alert(kind=...)`` of the core against it).
+#: Channels may format the kinds they know specially and must deliver any other kind as it is: a
+#: plugin may raise kinds of its own (prefer its name as a prefix, e.g. ``vision_error``).
+#: ``gobot alerts test`` sends one sample of each kind listed here.
+ALERT_KINDS: dict[str, AlertKind] = {
+    "run_started": AlertKind(Severity.INFO, "core", "the bot started a run or resumed an unfinished one"),
+    "run_stopped": AlertKind(
+        Severity.INFO, "core", "the run ended, for any reason; WARNING after the kill switch, CRITICAL after a crash"
+    ),
+    "validation_skipped": AlertKind(
+        Severity.CRITICAL, "core", "gobot start --live --skip-validation: live without a passing readiness report"
+    ),
+    "run_completed": AlertKind(
+        Severity.INFO, "core",
+        "a run finished: max_iterations, the end of the replay data, or a completion target "
+        "(daily_profit_target; max_daily_loss is WARNING) was reached",
+    ),
+    "daily_summary": AlertKind(
+        Severity.INFO, "core",
+        "a UTC day of the bot's clock ended: trades closed, P&L, win rate, equity; data['equity_curve'] "
+        "holds [time, equity] pairs of the day's cycles (channels may draw it)",
+    ),
+    "trade_opened": AlertKind(Severity.INFO, "core", "a fill opened a position"),
+    "trade_closed": AlertKind(Severity.INFO, "core", "a position was closed; the title carries the P&L net of fees"),
+    "order_proposed": AlertKind(
+        Severity.INFO, "core", "[trading] auto_execute = false: an approved order was proposed, not sent"
+    ),
+    "risk_veto": AlertKind(Severity.WARNING, "core", "risk checks blocked a new position; the text has every reason"),
+    "loss_limit": AlertKind(Severity.CRITICAL, "risk_limits", "a daily, weekly or monthly loss limit was reached: no new trades until it resets"),
+    "execution_error": AlertKind(Severity.CRITICAL, "core", "an order could not be placed or confirmed"),
+    "order_not_placed": AlertKind(
+        Severity.WARNING, "exchange executors", "an order whose sending was not confirmed turned out never to exist on the exchange"
+    ),
+    "unprotected_position": AlertKind(
+        Severity.CRITICAL, "exchange executors", "a position has no stop-loss on the exchange (placing it failed)"
+    ),
+    "reconciliation": AlertKind(Severity.WARNING, "exchange executors", "the exchange's and the bot's positions or orders differ"),
+    "rate_limited": AlertKind(
+        Severity.WARNING, "rate-limit policy", "the exchange answered 429: every request is paused and backs off"
+    ),
+    "exchange_ban": AlertKind(
+        Severity.CRITICAL, "rate-limit policy, exchange executors",
+        "the exchange banned the bot's IP (HTTP 418): trading is halted until the ban lifts",
+    ),
+    "circuit_breaker": AlertKind(
+        Severity.WARNING, "circuit breaker", "the circuit breaker changed state (CRITICAL when it opens)"
+    ),
+    "kill_switch": AlertKind(Severity.CRITICAL, "core", "the kill switch stopped the run: no new orders"),
+    "close_out_complete": AlertKind(
+        Severity.WARNING, "core", "a close-out (gobot kill --close-positions) closed every position"
+    ),
+    "close_out_incomplete": AlertKind(
+        Severity.CRITICAL, "core", "a close-out gave up with positions still open: look at the exchange"
+    ),
+    "risk_reset": AlertKind(Severity.WARNING, "core", "risk plugins' state was reset (gobot risk reset)"),
+    "paused": AlertKind(Severity.WARNING, "core", "new positions paused (gobot pause, Telegram /pause, a plugin)"),
+    "unpaused": AlertKind(Severity.INFO, "core", "new positions allowed again"),
+    "watchdog_stale": AlertKind(
+        Severity.CRITICAL, "gobot watchdog", "the bot's heartbeat is stale or missing: it crashed, hangs or was killed"
+    ),
+    "watchdog_recovered": AlertKind(Severity.INFO, "gobot watchdog", "the heartbeat is fresh again after a stale alert"),
+    "optimizer_report": AlertKind(
+        Severity.INFO, "core",
+        "a scheduled optimizer run ended: the winner (if any) with its in- and out-of-sample metrics, and whether "
+        "it was applied ([optimizer] auto_apply); WARNING when the run failed",
+    ),
+}
 
 
 class Learning(_Model):
@@ -322,6 +488,7 @@ class CycleReport(_Model):
     phases: list[PhaseRecord] = Field(default_factory=list)
     signals: list[Signal] = Field(default_factory=list)
     vetoes: list[RiskVerdict] = Field(default_factory=list)
+    verdicts: list[RiskVerdict] = Field(default_factory=list, description="every verdict, approvals and vetoes")
     orders: list[Order] = Field(default_factory=list)
     fills: list[Fill] = Field(default_factory=list)
     trades_closed: list[Trade] = Field(default_factory=list)
@@ -338,3 +505,26 @@ class CycleReport(_Model):
             if record.name == name:
                 return record
         raise KeyError(name)
+
+
+class MetricSample(_Model):
+    """One Prometheus sample a plugin adds to ``GET /metrics``, through ``gobot_status``."""
+
+    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", description="metric name, e.g. 'gobot_rate_limit_weight_used'")
+    value: float
+    labels: dict[str, str] = Field(default_factory=dict, description="label name -> value; the core adds plugin=<name>")
+    type: Literal["gauge", "counter"] = Field("gauge", description="gauge: goes up and down; counter: only up")
+    help: str = Field("", description="one line: what it measures, with its unit")
+
+
+class PluginStatus(_Model):
+    """A plugin's contribution to the operator's view (``gobot_status``): health, metrics, a few facts."""
+
+    healthy: bool | None = Field(None, description="False turns GET /health unhealthy (HTTP 503); None = no opinion")
+    reason: str = Field("", description="one line: why, shown by /health and the dashboard")
+    state: str = Field("", description="a state machine's state, e.g. CLOSED or OPEN (empty if none)")
+    metrics: list[MetricSample] = Field(default_factory=list)
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="small JSON-serialisable facts for /api/status and the dashboard"
+    )
+    plugin: str = Field("", description="filled in by the core")

@@ -8,6 +8,7 @@ awaits them. ``docs/plugins.md`` has a section per hook with examples.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 from .markers import hookspec
@@ -16,10 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
     import click
     from pydantic import BaseModel
 
-    from .components import BotContext, Clock, RateLimitPolicy, Strategy
+    from .components import BotContext, Clock, ConfigView, RateLimitPolicy, Strategy
     from .models import (
         AdjustmentDecision,
+        CandleDownload,
         Candles,
+        ChartImage,
         Alert,
         CycleReport,
         ExecutionError,
@@ -28,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
         MarketSnapshot,
         Order,
         OrderIntent,
+        PluginStatus,
+        RiskStatus,
         RiskVerdict,
         Signal,
         StrategyVersion,
@@ -56,12 +61,17 @@ def gobot_config_model() -> type[BaseModel] | None:
 
 
 @hookspec
-def gobot_register_commands(cli: click.Group) -> None:
+def gobot_register_commands(cli: click.Group, load_config: Callable[[str | None], ConfigView]) -> None:
     """Add commands to the ``gobot`` command line.
 
     Called when the CLI lists or runs a command that is not built in.
 
     :param cli: the ``gobot`` click group; use ``@cli.command()`` to add to it.
+    :param load_config: call ``load_config(config_path)`` inside your command (``None`` = the
+        usual precedence: ``$GOBOT_CONFIG``, then ``./config.toml``, then the defaults) to get the
+        validated configuration as a ``ConfigView``: ``.config`` (like ``ctx.config``) and
+        ``.plugin_config(name)`` (like ``ctx.plugin_config``). A bad file raises an error the CLI
+        prints as one ``file:key: message`` line.
     """
 
 
@@ -103,6 +113,21 @@ def gobot_rate_limit_policy(ctx: BotContext) -> RateLimitPolicy | None:
     that never waits.
 
     :return: an object satisfying ``gobot_hookspecs.RateLimitPolicy``, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_environment(ctx: BotContext) -> str | None:
+    """Name the environment a live bot's orders go to, e.g. ``"testnet"``. First non-None answer wins.
+
+    Called once at start-up in live mode (``gobot start --live``), after the clock and the
+    rate-limit policy, by the exchange plugin that knows (its config says whether it trades on the
+    exchange's test network). The answer is the ``mode`` of the audit log's ``run_started`` event:
+    ``gobot validate`` counts days and trades of ``testnet`` runs, and the go-live gate of
+    ``gobot start --live`` is not applied to them. With no answer a live run's mode is ``live``;
+    a paper run's mode is always ``paper`` (this hook is not called).
+
+    :return: ``"testnet"`` (or another name of a non-production environment), ``"live"``, or None.
     """
 
 
@@ -155,6 +180,49 @@ def gobot_fetch_candles(ctx: BotContext, symbol: str, timeframe: str, limit: int
     timeframe when needed; an exchange plugin answers from the exchange (through its cache).
 
     :return: ``Candles``, or None if this plugin has no data for the symbol or timeframe.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_render_chart(ctx: BotContext, symbol: str, timeframe: str, limit: int) -> ChartImage | None:
+    """Draw a chart of ``symbol`` at ``timeframe`` as a PNG image, for plugins that look at charts.
+
+    Called whenever a plugin awaits ``ctx.chart(symbol, timeframe, limit)`` (the ``vision``
+    plugin does, once per symbol and timeframe per cycle); first non-None answer wins. A chart
+    drawn from candles shows at most ``limit`` candles, all closed at ``ctx.now()`` (get them with
+    ``await ctx.candles(...)``: no lookahead). The built-in ``charts`` plugin renders candlesticks,
+    volume and its configured indicators in headless Chromium, or screenshots a configured URL.
+
+    :param symbol: e.g. ``"BTC/USDT"``.
+    :param timeframe: e.g. ``"15m"``.
+    :param limit: the most candles to draw.
+    :return: a ``ChartImage``, or None if this plugin cannot draw it (e.g. no candles of that
+        timeframe). Raise for a real failure (browser gone, page timed out).
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_download_candles(
+    ctx: BotContext,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    since: datetime,
+    until: datetime,
+    progress: Callable[[int, int], None],
+) -> CandleDownload | None:
+    """Download candle history from an exchange, for ``gobot data download``. First non-None answer wins.
+
+    Called by the CLI, outside any run: ``ctx`` is a reduced context (``config``,
+    ``plugin_config``, ``rate_limiter``, ``now``, ``alert`` and ``report_execution_error`` work;
+    state is not persisted). Answer only when ``exchange`` is your plugin's name. Fetch the
+    closed candles with open times in ``[since, until)``, oldest first, paced by
+    ``ctx.rate_limiter``, and call ``progress(done_ms, total_ms)`` as you go (milliseconds of the
+    range covered so far, and in all) so the CLI can draw a progress bar.
+
+    :param exchange: the plugin the user asked for (``--exchange``, default ``binance``).
+    :param since: first candle's open time (UTC); ``until``: end of the range, exclusive.
+    :return: ``CandleDownload`` (candles and the market's precision and limits), or None.
     """
 
 
@@ -251,6 +319,49 @@ def gobot_size_position(ctx: BotContext, signal: Signal) -> float | None:
     """
 
 
+@hookspec(firstresult=True)
+def gobot_trade_history(ctx: BotContext, limit: int) -> list[Trade] | None:
+    """Provide closed trades from a trade archive, across runs: the longer memory of sizers and risk plugins.
+
+    Called whenever a plugin awaits ``ctx.trade_history(limit)`` (the ``kelly_size`` sizer does,
+    to estimate win rate and payoff); first non-None answer wins. A plugin that archives trades
+    (e.g. in SQL) answers with at most ``limit`` closed trades of every run it holds, the running
+    one included, oldest first.
+
+    :return: a list of ``Trade``, or None if this plugin keeps no trade archive.
+    """
+
+
+@hookspec
+def gobot_risk_status(ctx: BotContext) -> RiskStatus | None:
+    """Report this risk plugin's state for ``gobot risk status``: counters against limits, and
+    whether it would let a new position through now.
+
+    Called by ``gobot risk status`` on a bot built from the persisted state (no cycle runs;
+    ``ctx.now()`` is the clock where the run stopped), for every plugin; answers are collected
+    and shown in call order. Read what you need from ``ctx.plugin_state(name)`` and ``ctx``;
+    change nothing. An exception is shown as that plugin's status being unknown.
+
+    :return: a ``RiskStatus`` (``allows_trading``, ``reason``, ``state``, ``counters``), or None
+        if this plugin has nothing to report.
+    """
+
+
+@hookspec
+def gobot_risk_reset(ctx: BotContext, reason: str) -> str | None:
+    """Clear this plugin's latched risk state after an operator's ``gobot risk reset``.
+
+    Called once per reset, for every plugin in isolation: by a running bot at the start of its
+    next cycle (the command leaves a request in the state folder), or by the command itself on
+    the persisted state when no bot runs. Clear what needs a human to clear (a hard stop, a
+    circuit breaker's counters, a blocked day); keep facts (trades made today still count). The
+    reset, the reason and every answer are written to the audit log and sent as an alert.
+
+    :param reason: why the operator reset it (``gobot risk reset --reason``).
+    :return: one line saying what was reset, or None if there was nothing to reset.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Execution
 # ---------------------------------------------------------------------------
@@ -262,9 +373,27 @@ def gobot_execute_order(ctx: BotContext, intent: OrderIntent) -> Order | None:
 
     The built-in ``paper`` executor answers last. Use ``intent.client_order_id`` as the
     exchange's client order id so a retry can never place the order twice. Raise to report a
-    failure: the core turns it into an ``ExecutionError`` event and an alert.
+    failure: the core turns it into an ``ExecutionError`` event and an alert (kind ``error``, or the
+    kind of the ``ExecutionError`` an ``ExecutionFailed`` carries: network, timeout, rejected,
+    rate_limited, banned).
 
     :return: the placed ``Order`` (status ``new`` until filled, or ``filled``), or None.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_confirm_order(ctx: BotContext, intent: OrderIntent) -> bool | None:
+    """Confirm-first: ask a human whether an order may be sent. First non-None answer wins.
+
+    Called in the execute phase only when ``[trading].auto_execute`` is false, for every intent
+    that would otherwise be sent (not while killed; opens not while paused). The core asks for all
+    of a cycle's intents at once and awaits the answers, so wait (asynchronously, up to your own
+    timeout) for the human. True sends the order, after checking the kill switch and the pause
+    again; False rejects it; with no answer it is only proposed (an ``order_proposed`` alert), as
+    without this hook. An exception counts as a rejection (fails closed) and names the plugin.
+
+    :param intent: the ``OrderIntent`` (symbol, side, notional, stop-loss, take-profit, signal).
+    :return: True to send, False to reject, None to let the next plugin answer.
     """
 
 
@@ -279,13 +408,34 @@ def gobot_send_alert(ctx: BotContext, alert: Alert) -> None:
 
     Called for every alert, for every channel, in isolation: a failing channel is logged with
     its name and the others still deliver. Never block for long: queue and retry instead.
-    Alert texts never contain secrets; channels must not add any.
+    Alert texts never contain secrets (the core redacts them); channels must not add any.
+    ``gobot_hookspecs.ALERT_KINDS`` lists every ``alert.kind``.
+
+    Also called without a running bot, by ``gobot alerts test`` and ``gobot watchdog``: then
+    ``gobot_startup`` is not called (start senders lazily), ``ctx`` offers ``config``,
+    ``plugin_config``, ``now``, ``audit`` and an unpersisted ``plugin_state``, and
+    ``gobot_shutdown`` follows: deliver what is queued before returning from it (bounded).
+    Report each delivery's outcome with ``ctx.audit("alert_delivery", channel=<name>,
+    kind=alert.kind, title=alert.title, delivered=<bool>, detail=<why>)``: the audit log then says
+    whether a human was told, and ``gobot alerts test`` shows it per channel.
     """
 
 
 # ---------------------------------------------------------------------------
 # Events: notifications, called for every plugin in isolation
 # ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_on_scan_end(ctx: BotContext, snapshots: list[MarketSnapshot]) -> None:
+    """End of phase 1: the market was scanned, fills applied, the portfolio marked to the new prices.
+
+    Called once per cycle, for every plugin in isolation, before idea generation. A risk plugin
+    watches equity here (drawdown, day and week boundaries); a ``ctx.close_positions`` asked for
+    here goes out in this same cycle's execute phase.
+
+    :param snapshots: this cycle's market scan.
+    """
 
 
 @hookspec
@@ -320,8 +470,8 @@ def gobot_on_execution_error(ctx: BotContext, error: ExecutionError) -> None:
     """An order could not be placed or confirmed (network, rejection, rate limit, ban).
 
     Called when an executor raised or none answered (``error.plugin`` names the executor,
-    ``core`` if none), and by executors that report failures of their own, for every plugin in
-    isolation. The circuit breaker counts failures here.
+    ``core`` if none), and for failures plugins report with ``ctx.report_execution_error``;
+    for every plugin in isolation. The circuit breaker counts failures here.
     """
 
 
@@ -331,4 +481,26 @@ def gobot_on_cycle_end(ctx: BotContext, report: CycleReport) -> None:
 
     Called once per cycle, for every plugin in isolation, with all six phases in
     ``report.phases``; ``ctx.iteration`` and ``ctx.now()`` are still those of this cycle.
+    """
+
+
+# ---------------------------------------------------------------------------
+# The operator's view: called by the health and dashboard server
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def gobot_status(ctx: BotContext) -> PluginStatus | None:
+    """Report this plugin's live status to the operator: health, Prometheus samples, a few facts.
+
+    Called by the HTTP server of ``gobot start --serve`` (``[server] enabled = true``) on every
+    request to ``/health``, ``/metrics``, ``/api/status`` and the dashboard, between or during
+    cycles, for every plugin; answers are collected. Answer from memory, fast, and change nothing
+    (no I/O, no exchange request): a rate limiter reports the weight used and its queue depth by
+    priority, a circuit breaker its state, an exchange plugin whether the exchange answered lately.
+    ``healthy=False`` turns ``GET /health`` unhealthy (HTTP 503) with ``reason``. Each sample is
+    exported with a ``plugin`` label added; name them ``gobot_<what>_<unit>``. An exception is
+    logged and shown as this plugin's status being unknown; it does not make the bot unhealthy.
+
+    :return: a ``PluginStatus`` (``healthy``, ``reason``, ``state``, ``metrics``, ``data``), or None.
     """

@@ -31,6 +31,7 @@ class Console:
             return
         text = f" — {alert.text}" if alert.text else ""
         click.secho(f"  [{alert.severity.value}] {alert.title}{text}", fg=_COLOURS[alert.severity], err=True)
+        ctx.audit("alert_delivery", channel=NAME, kind=alert.kind, title=alert.title, delivered=True, detail="printed")
 
     @hookimpl
     def gobot_report(self, ctx, report):

@@ -1,0 +1,308 @@
+"""How fast the archiver stores and reports, on SQLite and PostgreSQL.
+
+Prints three tables, each with ratios to a baseline measured in the same process:
+
+1. rows archived per second in bulk (100,000 closed-trade rows, and fills, in one transaction), against raw
+   ``sqlite3.executemany`` and against sqlmodel's ORM (``session.add_all``), target >= 100k rows/s;
+2. the latency of one fill event in the trading loop (``gobot_on_fill``: outbox append + fsync,
+   the writer thread storing in the background), against a direct synchronous database insert;
+3. the time of ``gobot report`` for 100,000 trades: building the data (query + metrics + patterns)
+   and drawing the HTML page.
+
+    .venv/bin/python bench/archiver.py [--rows 100000] [--fills 2000]
+
+PostgreSQL comes from $GOBOT_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test),
+in a schema of its own that is dropped afterwards; without a server its rows say why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import quote
+
+from gobot_hookspecs import Action, Fill, Side, Trade
+
+POSTGRES_URL = os.environ.get("GOBOT_TEST_POSTGRES_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TARGET_ROWS_PER_SECOND = 100_000
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def trades(n: int, run_id: str = "r-bench") -> list[Trade]:
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        opened = START + timedelta(minutes=15 * i)
+        entry = 100 + rng.random() * 10
+        exit_ = entry * (1 + rng.gauss(0.0005, 0.01))
+        direction = Action.LONG if rng.random() < 0.6 else Action.SHORT
+        sign = 1 if direction is Action.LONG else -1
+        out.append(Trade(
+            symbol=rng.choice(["BTC/USDT", "ETH/USDT", "SOL/USDT"]), direction=direction, amount=0.1, entry_price=entry,
+            exit_price=exit_, opened_at=opened, closed_at=opened + timedelta(minutes=rng.randint(15, 600)), fees=0.02,
+            pnl=sign * (exit_ - entry) * 0.1 - 0.02, exit_reason="signal", confidence=round(0.5 + rng.random() * 0.5, 3),
+            strategy="sma_rsi", strategy_version=1 + i // 20_000, client_order_id=f"gb{i:024x}",
+            initial_stop_loss=entry * (1 - sign * 0.02),
+        ))
+    return out
+
+
+def trade_rows(n: int, run_id: str = "r-bench") -> list[dict]:
+    from gobot_plugins.archiver import records
+
+    return [records.trade_row(run_id, i, t) for i, t in enumerate(trades(n, run_id))]
+
+
+def postgres_schema_url() -> tuple[str | None, str, object]:
+    """A URL on a fresh schema, its name and an admin engine; (None, reason, None) without a server."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        schema = f"gobot_bench_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        return None, f"no PostgreSQL: {str(exc).splitlines()[0][:60]}", None
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}", schema, admin
+
+
+def drop_schema(schema: str, admin) -> None:
+    from sqlalchemy import text
+
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+# -- 1. bulk insert -------------------------------------------------------------------------------
+
+
+def raw_sqlite_executemany(rows: list[dict], folder: Path) -> float:
+    columns = list(rows[0])
+    connection = sqlite3.connect(folder / "raw.db")
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"CREATE TABLE trades (id INTEGER PRIMARY KEY, {', '.join(columns)}, UNIQUE (trade_key))")
+    values = [tuple(row[c] for c in columns) for row in rows]
+    started = time.perf_counter()
+    with connection:
+        connection.executemany(f"INSERT INTO trades ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
+    seconds = time.perf_counter() - started
+    connection.close()
+    return seconds
+
+
+def sqlmodel_orm(rows: list[dict], folder: Path) -> float:
+    from sqlmodel import Session
+
+    from gobot_plugins.archiver.schema import TradeRow
+    from gobot_plugins.archiver.store import ArchiveStore
+
+    store = ArchiveStore(f"sqlite:///{folder / 'orm.db'}")
+    store.migrate()
+    objects = [TradeRow(**{k: (datetime.fromisoformat(v) if k in ("opened_at", "closed_at") else v) for k, v in row.items()})
+               for row in rows]
+    started = time.perf_counter()
+    with Session(store.engine) as session:
+        session.add_all(objects)
+        session.commit()
+    seconds = time.perf_counter() - started
+    store.close()
+    return seconds
+
+
+def fill_rows(n: int, run_id: str = "r-bench") -> list[dict]:
+    from gobot_plugins.archiver import records
+
+    return [records.fill_row(run_id, i, Fill(order_id=f"o{i}", client_order_id=f"gb{i:024x}", symbol="BTC/USDT",
+                                             side=Side.BUY, purpose="open", amount=0.1, price=100.0 + i % 97, fee=0.01,
+                                             time=START + timedelta(seconds=i))) for i in range(n)]
+
+
+def archiver_bulk(rows: list[dict], url: str, table: str = "trades", key: str = "trade_key") -> float:
+    from gobot_plugins.archiver.store import ArchiveStore
+
+    store = ArchiveStore(url)
+    store.migrate()
+    started = time.perf_counter()
+    with store.engine.begin() as connection:
+        store.insert(connection, table, rows, (key,), "ignore")
+    seconds = time.perf_counter() - started
+    assert store.count(table) == len(rows)
+    store.close()
+    return seconds
+
+
+def outbox_drain(n: int, url: str, folder: Path) -> float:
+    """Entries appended to the outbox, then drained by the writer thread into the database."""
+    from gobot_plugins.archiver import records
+    from gobot_plugins.archiver.store import ArchiveStore
+    from gobot_plugins.archiver.writer import ArchiveWriter, Outbox
+
+    outbox = Outbox(folder / f"drain-{uuid.uuid4().hex[:6]}.jsonl", fsync=False)
+    for i, trade in enumerate(trades(n, "r-drain")):
+        outbox.add("trade", records.trade_row("r-drain", i, trade))
+
+    def open_store():
+        store = ArchiveStore(url)
+        store.migrate()
+        return store
+
+    writer = ArchiveWriter(open_store, outbox)
+    writer.store = open_store()
+    started = time.perf_counter()
+    writer.start()
+    assert writer.wait_idle(600)
+    seconds = time.perf_counter() - started
+    writer.close(1)
+    return seconds
+
+
+# -- 2. one fill in the loop ----------------------------------------------------------------------
+
+
+def fill_latencies(url: str, folder: Path, count: int) -> tuple[list[float], list[float]]:
+    """(seconds per gobot_on_fill call with the outbox, seconds per direct synchronous insert)."""
+    from gobot_plugins.archiver import Archiver, records
+    from gobot_plugins.archiver.store import ArchiveStore
+    from gobot_plugins.archiver.writer import ArchiveWriter, Outbox
+
+    plugin = Archiver()
+    plugin.outbox = Outbox(folder / f"outbox-{uuid.uuid4().hex[:6]}.jsonl", fsync=True)
+
+    def open_store():
+        store = ArchiveStore(url)
+        store.migrate()
+        return store
+
+    plugin.writer = ArchiveWriter(open_store, plugin.outbox)
+    plugin.writer.store = open_store()
+    plugin.writer.start()
+    ctx = SimpleNamespace(run_id="r-latency", iteration=1)
+    fills = [Fill(order_id=f"o{i}", client_order_id=f"c{i}", symbol="BTC/USDT", side=Side.BUY, purpose="open", amount=0.1,
+                  price=100.0 + i, fee=0.01, time=START + timedelta(seconds=i)) for i in range(count)]
+    through_outbox = []
+    for fill in fills:
+        started = time.perf_counter()
+        plugin.gobot_on_fill(ctx, fill)
+        through_outbox.append(time.perf_counter() - started)
+        if len(through_outbox) % 50 == 0:
+            time.sleep(0.001)  # cycles are apart in a real loop; let the writer run
+    assert plugin.writer.wait_idle(120)
+    plugin.writer.close(1)
+
+    store = ArchiveStore(url)
+    direct = []
+    for i, fill in enumerate(fills):
+        row = records.fill_row("r-direct", 1, fill)
+        started = time.perf_counter()
+        with store.engine.begin() as connection:
+            store.insert(connection, "fills", [row], ("fill_key",), "ignore")
+        direct.append(time.perf_counter() - started)
+    store.close()
+    return through_outbox, direct
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- 3. the report --------------------------------------------------------------------------------
+
+
+def report_times(url: str, n: int) -> tuple[float, float, float]:
+    """(metrics alone on in-memory trades, build_report from the database, render_html) in seconds."""
+    from gobot_hookspecs import metrics
+    from gobot_plugins.archiver import records
+    from gobot_plugins.archiver.report import build_report, render_html
+    from gobot_plugins.archiver.store import ArchiveStore
+
+    data = trades(n, "r-report")
+    store = ArchiveStore(url)
+    store.migrate()
+    with store.engine.begin() as connection:
+        store.insert(connection, "runs", [records.run_row("r-report", "paper", START, 1000.0, ["BTC/USDT"])], ("run_id",), "update")
+        store.insert(connection, "trades", [records.trade_row("r-report", i, t) for i, t in enumerate(data)], ("trade_key",), "ignore")
+    started = time.perf_counter()
+    for dimension in metrics.DIMENSIONS:
+        metrics.metrics_by(data, dimension, 1000.0)
+    metrics.trade_metrics(data, 1000.0)
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    report = build_report(store, "r-report", min_trades=20)
+    build = time.perf_counter() - started
+    started = time.perf_counter()
+    page = render_html(report)
+    html = time.perf_counter() - started
+    assert report["summary"]["trades"] == n and page.count("<svg") == 4
+    store.close()
+    return baseline, build, html
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--fills", type=int, default=2000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="gobot-bench-"))
+    pg_url, pg_schema, pg_admin = postgres_schema_url()
+    rows = trade_rows(args.rows)
+    fills = fill_rows(args.rows)
+    orm_rows = rows[: max(1000, args.rows // 10)]
+
+    print(f"1. Bulk insert, {args.rows:,} rows in one transaction (target >= {TARGET_ROWS_PER_SECOND:,} rows/s)")
+    baseline = raw_sqlite_executemany(rows, folder)
+    base_rate = len(rows) / baseline
+    cases = [("raw sqlite3 executemany (baseline)", len(rows), baseline)]
+    cases.append(("sqlmodel ORM add_all, SQLite", len(orm_rows), sqlmodel_orm(orm_rows, folder)))
+    cases.append(("archiver bulk insert, SQLite, trades", len(rows), archiver_bulk(rows, f"sqlite:///{folder / 'bulk.db'}")))
+    cases.append(("archiver bulk insert, SQLite, fills", len(fills),
+                  archiver_bulk(fills, f"sqlite:///{folder / 'bulk-fills.db'}", "fills", "fill_key")))
+    if pg_url:
+        cases.append(("archiver bulk insert, PostgreSQL, trades", len(rows), archiver_bulk(rows, pg_url)))
+        cases.append(("archiver bulk insert, PostgreSQL, fills", len(fills), archiver_bulk(fills, pg_url, "fills", "fill_key")))
+    cases.append(("outbox -> SQLite drain (writer thread)", len(rows), outbox_drain(len(rows), f"sqlite:///{folder / 'drain.db'}", folder)))
+    print(f"{'case':<42} {'rows':>8} {'seconds':>8} {'rows/s':>10} {'x baseline':>11}  verdict")
+    for name, count, seconds in cases:
+        rate = count / seconds
+        verdict = "" if "baseline" in name or "ORM" in name or "drain" in name else (
+            "OK" if rate >= TARGET_ROWS_PER_SECOND else "UNDER TARGET")
+        print(f"{name:<42} {count:>8} {seconds:>8.3f} {rate:>10,.0f} {rate / base_rate:>11.3f}  {verdict}")
+    if not pg_url:
+        print(f"{'archiver bulk insert, PostgreSQL':<42} skipped: {pg_schema}")
+    print("(trades: 22 columns, 3 indexes; fills: 13 columns, 2 indexes; the drain includes JSON parsing and batching)")
+
+    print(f"\n2. One fill event in the trading loop ({args.fills} fills; the writer stores them in the background)")
+    print(f"{'case':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99 x direct':>13}")
+    targets = [("SQLite", f"sqlite:///{folder / 'fills.db'}")] + ([("PostgreSQL", pg_url)] if pg_url else [])
+    for label, url in targets:
+        outbox, direct = fill_latencies(url, folder, args.fills)
+        for name, values in ((f"direct synchronous insert, {label} (baseline)", direct), (f"gobot_on_fill via the outbox, {label}", outbox)):
+            print(f"{name:<44} {percentile(values, 0.5) * 1000:>8.3f} {percentile(values, 0.99) * 1000:>8.3f} "
+                  f"{max(values) * 1000:>8.3f} {percentile(values, 0.99) / percentile(direct, 0.99):>13.2f}")
+
+    print(f"\n3. `gobot report` for {args.rows:,} trades")
+    print(f"{'case':<44} {'seconds':>8} {'x baseline':>11}")
+    for label, url in [("SQLite", f"sqlite:///{folder / 'report.db'}")] + ([("PostgreSQL", pg_url)] if pg_url else []):
+        base, build, html = report_times(url, args.rows)
+        print(f"{'metrics alone, in memory (baseline)':<44} {base:>8.3f} {1.0:>11.2f}")
+        print(f"{'build the report data, ' + label:<44} {build:>8.3f} {build / base:>11.2f}")
+        print(f"{'render the HTML page with 4 plots':<44} {html:>8.3f} {html / base:>11.2f}")
+    if pg_url:
+        drop_schema(pg_schema, pg_admin)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Bench: the adaptive rate limiter at 3x the allowed rate against the Binance test server.
+
+Every scenario sends a fixed number of ticker requests (weight 2) through the real ccxt client
+to a loopback Binance-compatible server whose weight budget is ``--limit`` per ``--window``-second window,
+offering three times what that budget allows, while a CRITICAL request is sent every 50 ms. It
+reports the share of the allowed weight used in the saturated windows (target >= 95 %), the 429s
+and 418s received (target 0), and the p50/p99 wait of the CRITICAL requests in the queue (target
+p99 < 50 ms); then the same with 3 processes sharing one budget through SQLite and through Redis
+(target: combined weight never above the limit, 0 429s). Two baselines run in the same process:
+no limiter at all, and ccxt's own enableRateLimit throttle.
+
+    .venv/bin/python bench/rate_limiter.py [--limit 600] [--window 2] [--requests 1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WEIGHT = 2  # spot ticker/24hr with a symbol
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def drive(url: str, limit: int, window: float, requests: int, rate_factor: float, mode: str, share: str = "none",
+                scope: str = "bench", processes: int = 1) -> dict:
+    """Offer ``requests`` ticker calls at ``rate_factor`` x this process's part of the budget."""
+    from gobot_hookspecs import Priority
+    from gobot_plugins.adaptive_rate_limit import AdaptiveRateLimitConfig
+    from gobot_plugins.adaptive_rate_limit.budgets import open_store
+    from gobot_plugins.adaptive_rate_limit.policy import AdaptiveRateLimiter
+    from gobot_plugins.binance.client import make_exchange, priority
+
+    config = SimpleNamespace(request_timeout=10, mode="live", testnet=False, api_url=url)
+    policy = None
+    if mode == "adaptive":
+        policy = AdaptiveRateLimiter(AdaptiveRateLimitConfig(share=share, requests_per_hour=None), store=open_store(share))
+    exchange = make_exchange(config, market="spot", policy=policy)
+    if mode == "ccxt":
+        exchange.enableRateLimit = True
+    await exchange.load_markets()
+    if policy is not None:
+        policy.scope = None  # force set_limits to rebuild under the shared scope
+        policy.set_limits([l for l in policy.limits if l.window_seconds != 3600], scope)
+    statuses: dict[str, int] = {}
+    critical_waits: list[float] = []
+    done = asyncio.Event()
+    interval = 1.0 / (rate_factor * limit / window / WEIGHT / processes)
+
+    async def one(prio) -> None:
+        import ccxt
+
+        try:
+            with priority(prio):
+                await exchange.fetch_ticker("BTC/USDT")
+            statuses["200"] = statuses.get("200", 0) + 1
+        except ccxt.DDoSProtection as exc:
+            key = "418" if " 418 " in str(exc) else "429"
+            statuses[key] = statuses.get(key, 0) + 1
+        except Exception as exc:  # noqa: BLE001 - counted, the bench goes on
+            statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+
+    async def criticals() -> None:
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+            await one(Priority.CRITICAL)
+
+    started = time.time()
+    side = asyncio.ensure_future(criticals())
+    tasks = []
+    for i in range(requests):
+        tasks.append(asyncio.ensure_future(one(Priority.LOW)))
+        await asyncio.sleep(max(0.0, started + (i + 1) * interval - time.time()))
+    await asyncio.gather(*tasks)
+    done.set()
+    await side
+    if policy is not None:
+        critical_waits = list(policy.stats["waits"][Priority.CRITICAL])
+        policy.close()
+    await exchange.close()
+    return {"statuses": statuses, "critical_waits": critical_waits, "seconds": time.time() - started}
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    result = asyncio.run(drive(args.url, args.limit, args.window, args.requests, 3.0, "adaptive", args.share, args.scope, processes=args.processes))
+    Path(args.out).write_text(json.dumps(result))
+
+
+def steady_share(windows: list[tuple[float, int]], limit: int) -> tuple[float, float]:
+    """Mean and max of used/limit over the windows of the run, leaving out the partial first and last."""
+    inner = [used for _, used in windows[1:-1]] or [used for _, used in windows]
+    return statistics.mean(inner) / limit, max(used for _, used in windows) / limit
+
+
+def scenario_in_process(name: str, mode: str, limit: int, window: float, requests: int) -> dict:
+    from tests.servers.binance import BinanceTestServer
+
+    with BinanceTestServer(window_seconds=window, weight_limit=limit, ban_after_429s=3, ban_seconds=1) as server:
+        result = asyncio.run(drive(server.url, limit, window, requests, 3.0, mode))
+        mean, peak = steady_share(server.windows(), limit)
+        return row(name, result["statuses"], server.status_counts, mean, peak, result["critical_waits"], result["seconds"])
+
+
+def scenario_processes(name: str, share: str, limit: int, window: float, requests: int, processes: int = 3) -> dict:
+    from tests.servers.binance import BinanceTestServer
+
+    scope = f"bench-{os.getpid()}-{time.time_ns()}"
+    with BinanceTestServer(window_seconds=window, weight_limit=limit, ban_after_429s=3, ban_seconds=1) as server, tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"worker-{i}.json" for i in range(processes)]
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--url", server.url, "--limit", str(limit), "--window", str(window),
+                                   "--requests", str(requests // processes), "--share", share, "--scope", scope,
+                                   "--processes", str(processes), "--out", str(out)], env=env) for out in outs]
+        for proc in procs:
+            if proc.wait(timeout=600) != 0:
+                raise SystemExit(f"a bench worker failed ({share})")
+        results = [json.loads(out.read_text()) for out in outs]
+        statuses: dict[str, int] = {}
+        for result in results:
+            for key, count in result["statuses"].items():
+                statuses[key] = statuses.get(key, 0) + count
+        waits = [w for result in results for w in result["critical_waits"]]
+        mean, peak = steady_share(server.windows(), limit)
+        return row(name, statuses, server.status_counts, mean, peak, waits, max(r["seconds"] for r in results))
+
+
+def row(name, client_statuses, server_statuses, mean, peak, waits, seconds) -> dict:
+    return {
+        "scenario": name,
+        "requests": sum(client_statuses.values()),
+        "share": mean,
+        "peak": peak,
+        "429": server_statuses.get(429, 0),
+        "418": server_statuses.get(418, 0),
+        "p50": percentile(waits, 50) * 1000,
+        "p99": percentile(waits, 99) * 1000,
+        "seconds": seconds,
+    }
+
+
+def redis_reachable() -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=600, help="server weight budget per window")
+    parser.add_argument("--window", type=float, default=2.0, help="the server's window, seconds (Binance: 60)")
+    parser.add_argument("--requests", type=int, default=1800, help="ticker requests per scenario")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    for hidden in ("--url", "--share", "--scope", "--out"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args)
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [
+        scenario_in_process("no limiter (baseline)", "none", args.limit, args.window, args.requests // 2),
+        scenario_in_process("ccxt enableRateLimit (baseline)", "ccxt", args.limit, args.window, args.requests // 4),
+        scenario_in_process("adaptive, 1 process", "adaptive", args.limit, args.window, args.requests),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows.append(scenario_processes("adaptive, 3 processes, SQLite", f"sqlite:{Path(tmp) / 'budget.sqlite'}", args.limit, args.window, args.requests))
+    if redis_reachable():
+        rows.append(scenario_processes("adaptive, 3 processes, Redis", REDIS_URL, args.limit, args.window, args.requests))
+    else:
+        print("Redis at 127.0.0.1:6379 is not reachable: its row is left out")
+
+    table = Table(title=f"Rate limiter at 3x the allowed rate: {args.limit} weight per {args.window:g} s window, ticker weight {WEIGHT}")
+    for column in ("scenario", "requests", "used/allowed", "peak/limit", "429s", "418s", "CRIT p50 ms", "CRIT p99 ms", "seconds"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for r in rows:
+        table.add_row(r["scenario"], str(r["requests"]), f"{r['share']:.1%}", f"{r['peak']:.1%}", str(r["429"]), str(r["418"]),
+                      f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['seconds']:.1f}")
+    console = Console(width=120)
+    console.print(table)
+    adaptive = rows[2]
+    ccxt_row = rows[1]
+    console.print(f"adaptive vs ccxt's throttle: {adaptive['share'] / ccxt_row['share']:.2f}x the weight used; "
+                  f"vs no limiter: {rows[0]['429']} -> {adaptive['429']} 429s, {rows[0]['418']} -> {adaptive['418']} 418s")
+    targets = [
+        ("share used >= 95 % (1 process)", adaptive["share"] >= 0.95),
+        ("0 429s (1 process)", adaptive["429"] == 0),
+        ("CRITICAL p99 < 50 ms (1 process)", adaptive["p99"] < 50),
+    ] + [(f"combined weight <= limit, 0 429s ({r['scenario']})", r["peak"] <= 1.0 and r["429"] == 0) for r in rows[3:]]
+    for text, ok in targets:
+        console.print(f"{'OK  ' if ok else 'MISS'} {text}")
+
+
+if __name__ == "__main__":
+    main()

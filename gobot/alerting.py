@@ -1,0 +1,200 @@
+"""Alert delivery, shared by the running bot, ``gobot alerts test`` and ``gobot watchdog``.
+
+- ``deliver(hooks, ctx, alert)``: redact secrets, then hand the alert to every channel
+  (``gobot_send_alert``), each in isolation. ``Bot.flush_alerts`` and ``AlertChannels`` both use it.
+- ``AlertChannels``: the enabled alert channels without a running bot. ``gobot_startup`` is not
+  called; ``close()`` calls ``gobot_shutdown``, in which channels deliver what they queued.
+- ``sample_alerts(now)``: one realistic alert of every kind in ``gobot_hookspecs.ALERT_KINDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel
+
+from gobot_hookspecs import ALERT_KINDS, Alert, Severity
+
+from .config import Settings
+from .hook_caller import HookCaller, HookFailure
+from .plugin_manager import PluginInfo, PluginSet
+from .rate_limit import NoWaitPolicy
+from .secrets import redact
+
+log = logging.getLogger(__name__)
+
+SEND_HOOK = "gobot_send_alert"
+
+
+def redacted(alert: Alert) -> Alert:
+    """The alert with every secret value from the environment masked (title, text and data)."""
+    raw = alert.model_dump_json()
+    clean = redact(raw)
+    return alert if clean == raw else Alert.model_validate_json(clean)
+
+
+async def deliver(hooks: HookCaller, ctx: Any, alert: Alert) -> list[HookFailure]:
+    """Hand ``alert`` (redacted) to every enabled channel, each in isolation; return the failures."""
+    return await hooks.notify(SEND_HOOK, ctx=ctx, alert=redacted(alert))
+
+
+class DeliveryContext:
+    """``ctx`` for alert channels without a running bot: ``config``, ``plugin_config``, ``now``,
+    ``audit`` (kept in memory, and logged) and a ``plugin_state`` that is not persisted."""
+
+    live = False
+    paused = False
+    iteration = 0
+
+    def __init__(self, settings: Settings, plugin_configs: dict[str, BaseModel], run_id: str = ""):
+        self.config = settings
+        self.run_id = run_id
+        self.snapshots: list = []
+        self.rate_limiter = NoWaitPolicy()
+        self.audit_events: list[dict[str, Any]] = []
+        self._plugin_configs = plugin_configs
+        self._plugin_state: dict[str, dict[str, Any]] = {}
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def plugin_config(self, name: str) -> BaseModel | None:
+        return self._plugin_configs.get(name)
+
+    def plugin_state(self, name: str) -> dict[str, Any]:
+        return self._plugin_state.setdefault(name, {})
+
+    def audit(self, event: str, **data: Any) -> None:
+        self.audit_events.append({"event": event, **data})
+        log.info("%s", redact(f"{event}: {data}"))
+
+    def alert(self, alert: Alert) -> None:
+        log.warning("alert raised outside a running bot, not delivered: %s", redact(alert.title))
+
+    def positions(self) -> dict:
+        return {}
+
+    def closed_trades(self) -> list:
+        return []
+
+    def _no_bot(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("not available without a running bot (gobot alerts test, gobot watchdog)")
+
+    pause = unpause = kill = close_positions = _no_bot
+
+
+class AlertChannels:
+    """The enabled alert channels of a configuration, usable without a running bot.
+
+    Built from the same ``[plugins]`` choices as the bot; every plugin that does not implement
+    ``gobot_send_alert`` is unregistered, so only the channels' sections are validated and only
+    the channels' ``gobot_shutdown`` runs.
+    """
+
+    def __init__(self, settings: Settings, plugin_set: PluginSet):
+        from .orchestrator import load_plugin_configs
+
+        self.failed: list[PluginInfo] = plugin_set.failures
+        self.names = plugin_set.implementers(SEND_HOOK)
+        pm = plugin_set.pm
+        for name, plugin in pm.list_name_plugin():
+            if plugin is not None and name not in self.names:
+                pm.unregister(name=name)
+        self.hooks = HookCaller(pm)
+        self.ctx = DeliveryContext(settings, load_plugin_configs(settings, self.hooks))
+        self.handed: list[tuple[Alert, list[HookFailure]]] = []
+
+    async def send(self, alert: Alert) -> list[HookFailure]:
+        if alert.time is None:
+            alert = alert.model_copy(update={"time": self.ctx.now()})
+        failures = await deliver(self.hooks, self.ctx, alert)
+        self.handed.append((alert, failures))
+        return failures
+
+    async def close(self) -> list[HookFailure]:
+        """``gobot_shutdown`` for every channel: each delivers what it queued, within its own bound."""
+        return await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
+
+    def receipts(self) -> list[dict[str, Any]]:
+        """The ``alert_delivery`` events the channels reported, in order."""
+        return [event for event in self.ctx.audit_events if event["event"] == "alert_delivery"]
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """Per channel: alerts delivered, not delivered (with why), and those it did not report on."""
+        out: dict[str, dict[str, Any]] = {
+            name: {"handed": len(self.handed), "delivered": [], "failed": [], "unreported": []} for name in self.names
+        }
+        for alert, failures in self.handed:
+            for failure in failures:
+                out[failure.plugin]["failed"].append({"kind": alert.kind, "detail": f"{type(failure.error).__name__}: {failure.error}"})
+        for receipt in self.receipts():
+            row = out.setdefault(receipt.get("channel", "?"), {"handed": 0, "delivered": [], "failed": [], "unreported": []})
+            key = "delivered" if receipt.get("delivered") else "failed"
+            row[key].append({"kind": receipt.get("kind", ""), "detail": str(receipt.get("detail", ""))})
+        for name, row in out.items():
+            seen = {item["kind"] for item in row["delivered"] + row["failed"]}
+            row["unreported"] = [alert.kind for alert, _ in self.handed if alert.kind not in seen and name in self.names]
+        return out
+
+
+def sample_alerts(now: datetime | None = None) -> list[Alert]:
+    """One alert of every kind in ``ALERT_KINDS``, shaped like the real ones (``gobot alerts test``)."""
+    now = now or datetime.now(timezone.utc)
+    curve = [[(now - timedelta(hours=24 - h)).isoformat(), round(100 + 1.5 * h - 0.08 * h * h, 2)] for h in range(25)]
+    samples = [
+        Alert(kind="run_started", title="gobot paper: run r20260102-030405-abc123 started",
+              data={"plugins": ["replay", "sma_rsi", "risk_limits", "paper", "console"]}),
+        Alert(kind="run_stopped", title="gobot stopped: max_iterations (50) reached"),
+        Alert(kind="validation_skipped", title="LIVE without a passing readiness report (--skip-validation)",
+              severity=Severity.CRITICAL, text="failing: paper_days (3 < 14), max_drawdown (12.0 % > 10 %)"),
+        Alert(kind="run_completed", title="Run complete: daily profit target reached (+51.20 >= 50)"),
+        Alert(kind="daily_summary", title="Daily summary 2026-01-02: P&L +6.10 (+6.1 %)",
+              text="4 trades closed (3 won, 75 %), realised +5.80; equity 106.10; 1 open position; 2 risk vetoes",
+              data={"day": "2026-01-02", "pnl": 6.1, "trades": 4, "wins": 3, "equity": 106.1, "equity_curve": curve}),
+        Alert(kind="trade_opened", title="Opened long BTC/USDT @ 50012.5", text="amount 0.0002, fee 0.0100",
+              data={"symbol": "BTC/USDT", "price": 50012.5, "amount": 0.0002}),
+        Alert(kind="trade_closed", title="Closed long BTC/USDT: P&L +0.19", text="50012.5 -> 51000 (take_profit)",
+              data={"symbol": "BTC/USDT", "pnl": 0.19, "exit_reason": "take_profit"}),
+        Alert(kind="order_proposed", title="Proposed buy ETH/USDT", text="10.00 USD (auto_execute = false)"),
+        Alert(kind="risk_veto", title="Risk veto: buy ETH/USDT", severity=Severity.WARNING,
+              text="risk_limits: confidence 0.61 < 0.75; risk_limits: exposure 35.00 > 30.00 USD",
+              data={"symbol": "ETH/USDT"}),
+        Alert(kind="loss_limit", title="Daily loss limit reached: no new trades until 00:00", severity=Severity.CRITICAL,
+              text="loss 21.40 USD >= daily_loss_limit_usd 20", data={"period": "daily"}),
+        Alert(kind="execution_error", title="Order failed: BTC/USDT", severity=Severity.CRITICAL,
+              text="plugin 'binance': network: timed out after 10 s (will retry with the same client order id)",
+              data={"kind": "network", "retryable": True}),
+        Alert(kind="order_not_placed", title="Order gb7b1fe345920d5b639c0288ae for BTC/USDT was never placed", severity=Severity.WARNING,
+              text="after an unconfirmed send, the exchange has no order with this id"),
+        Alert(kind="unprotected_position", title="Position BTC/USDT has no exchange stop", severity=Severity.CRITICAL,
+              text="stop-loss/take-profit for BTC/USDT could not be placed: -2010 insufficient balance"),
+        Alert(kind="reconciliation", title="Exchange and bot state differ", severity=Severity.WARNING,
+              text="ETH/USDT: the exchange holds 0.0031, the bot none"),
+        Alert(kind="rate_limited", title="Exchange rate limit hit (429)", severity=Severity.WARNING,
+              text="all requests paused for 30.0 s; backoff factor now 2", data={"pause_seconds": 30.0}),
+        Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", severity=Severity.CRITICAL,
+              text="binance: banned for 600 s (until 04:10 UTC); no requests until then", data={"ban_seconds": 600}),
+        Alert(kind="circuit_breaker", title="Circuit breaker OPEN: 3 losing trades in a row", severity=Severity.CRITICAL,
+              text="No new positions for 60 min (CLOSED -> OPEN)", data={"from": "CLOSED", "to": "OPEN"}),
+        Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL),
+        Alert(kind="close_out_complete", title="Close-out complete: no open positions", severity=Severity.WARNING),
+        Alert(kind="close_out_incomplete", title="Close-out incomplete after 20 cycles", severity=Severity.CRITICAL,
+              text="1 positions still open: check the exchange"),
+        Alert(kind="risk_reset", title="Risk state reset: operator checked the exchange", severity=Severity.WARNING,
+              text="circuit_breaker: OPEN -> CLOSED"),
+        Alert(kind="paused", title="Paused: no new positions", text="telegram /pause by user 123456", severity=Severity.WARNING),
+        Alert(kind="unpaused", title="Unpaused: new positions allowed", text="telegram /resume by user 123456"),
+        Alert(kind="watchdog_stale", title="gobot is silent: no heartbeat for 190 s", severity=Severity.CRITICAL,
+              text="Last heartbeat from pid 4242 (run r20260102-030405-abc123, cycle 17); stale after 180 s. "
+                   "It crashed, hangs or was killed: check the service and gobot.log.",
+              data={"age_seconds": 190, "pid": 4242}),
+        Alert(kind="watchdog_recovered", title="gobot heartbeat is fresh again", text="pid 4243, run r20260102-030405-abc123, cycle 18"),
+        Alert(kind="optimizer_report", title="Optimizer: sma_rsi winner #37 (applied next cycle)",
+              text="fast=7, slow=44, rsi_period=13; sharpe in sample +1.420 (baseline +0.310), out of sample +0.980 (baseline +0.120)",
+              data={"study": "scheduled-sma_rsi-20260104-0300", "applied": True, "winner": {"fast": 7, "slow": 44, "rsi_period": 13},
+                    "trials": 50, "stopped": "max_iterations (50) reached"}),
+    ]
+    return [alert.model_copy(update={"time": now}) for alert in samples]
+

@@ -1,0 +1,275 @@
+"""Sizing and risk plugins inside a backtest: ``PluginGate`` asks the enabled sizer
+(``gobot_size_position``) and every risk plugin (``gobot_risk_check``) at each entry decision —
+the moments a live cycle would ask them — never per candle, with a ``BacktestContext`` that shows
+them the simulated account at that moment.
+
+What plugins see through ``ctx`` in a backtest: the configuration and their own config section;
+``ctx.now()`` = the decision candle's close; ``equity()``, ``exposure()``, ``positions()`` and
+``closed_trades()`` of the simulated portfolio; ``snapshots`` = each symbol's last 200 candles;
+``plugin_state()`` = an in-memory dict that lives for the backtest only. No events are emitted
+and nothing is persisted or sent: ``alert()``, ``audit()``, ``add_learning()``, ``pause()``,
+``kill()`` and ``close_positions()`` are recorded and otherwise ignored, so a plugin that counts
+events (a circuit breaker) sees an empty history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+from gobot_hookspecs import (
+    Action,
+    Candles,
+    MarketSnapshot,
+    OrderIntent,
+    Position,
+    Side,
+    Signal,
+    Strategy,
+    StrategyVersion,
+    Trade,
+)
+
+from .backtest import ALL_IN, Book, EntryRequest, Sizing
+from .errors import PluginError
+from .hook_caller import HookCaller, HookFailure
+from .rate_limit import NoWaitPolicy
+
+SNAPSHOT_CANDLES = 200
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+class BacktestContext:
+    """``gobot_hookspecs.BotContext`` for plugins called during a backtest (see the module docstring)."""
+
+    live = False
+    paused = False
+    iteration = 0
+
+    def __init__(self, settings: Any, plugin_configs: dict, strategies: dict[str, Strategy], version: StrategyVersion):
+        self.config = settings
+        self.run_id = "backtest"
+        self.rate_limiter = NoWaitPolicy()
+        self.snapshots: list[MarketSnapshot] = []
+        self.alerts: list[Any] = []
+        self.requests: list[tuple[str, str]] = []  # pause/kill/close asked by plugins: (what, reason)
+        self._configs = plugin_configs
+        self._strategies = strategies
+        self._version = version
+        self._states: dict[str, dict[str, Any]] = {}
+        self._book: Book | None = None
+        self._at_ms = 0
+        self._trades: list[Trade] = []
+        self._resampled: dict[tuple[str, str], dict] = {}
+
+    def moment(self, book: Book, request: EntryRequest) -> None:
+        """Point the context at one decision: the account and the candles at that bar's close."""
+        self._book, self._at_ms = book, request.time_ms
+        self.iteration = request.bar
+        snapshots = []
+        for series in book.series:
+            end = int(series.timestamp.searchsorted(request.time_ms, "right"))
+            if end == 0:
+                continue
+            start = max(0, end - SNAPSHOT_CANDLES)
+            candles = Candles.model_construct(timeframe=series.timeframe, **{
+                name: getattr(series, name)[start:end].tolist() for name in ("timestamp", "open", "high", "low", "close", "volume")})
+            snapshots.append(MarketSnapshot.model_construct(
+                symbol=series.symbol, time=_utc(request.close_ms), price=float(series.close[end - 1]), candles=candles,
+                bid=None, ask=None, volume_24h=None, source="backtest",
+                extras={"data": "backtest", **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
+        self.snapshots = snapshots
+
+    def now(self) -> datetime:
+        return _utc(self._at_ms + (self._book.series[0].step_ms if self._book else 0))
+
+    async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
+        """Closed candles up to the decision: the series' own, or coarser ones resampled from it."""
+        from .market_data import TIMEFRAMES, resample
+
+        for series in self._book.series if self._book else []:
+            if series.symbol != symbol:
+                continue
+            if timeframe == series.timeframe:
+                columns, step = {name: getattr(series, name) for name in COLUMNS}, series.step_ms
+            elif timeframe in TIMEFRAMES and (TIMEFRAMES[timeframe] * 1000) % series.step_ms == 0:
+                step = TIMEFRAMES[timeframe] * 1000
+                key = (symbol, timeframe)
+                if key not in self._resampled:  # once per backtest; only closed buckets are handed out
+                    self._resampled[key] = resample({name: getattr(series, name) for name in COLUMNS}, step)
+                columns = self._resampled[key]
+            else:
+                break
+            now = self._at_ms + series.step_ms  # the decision candle's close
+            end = int(columns["timestamp"].searchsorted(now - step, "right"))  # candles that closed by now
+            start = max(0, end - limit)
+            return Candles(timeframe=timeframe, **{name: columns[name][start:end].tolist() for name in COLUMNS})
+        raise LookupError(f"no {timeframe} candles for {symbol} in this backtest")
+
+    async def chart(self, symbol: str, timeframe: str, limit: int):
+        raise LookupError("no charts in a backtest")
+
+    def pause(self, reason: str) -> None:
+        self.requests.append(("pause", reason))
+
+    def unpause(self, reason: str) -> None:
+        self.requests.append(("unpause", reason))
+
+    def kill(self, reason: str) -> None:
+        self.requests.append(("kill", reason))
+
+    def close_positions(self, reason: str, symbols: list[str] | None = None) -> None:
+        self.requests.append(("close_positions", reason))
+
+    def plugin_config(self, name: str):
+        return self._configs.get(name)
+
+    def plugin_state(self, name: str) -> dict[str, Any]:
+        return self._states.setdefault(name, {})
+
+    def positions(self) -> dict[str, Position]:
+        if self._book is None:
+            return {}
+        return {pos.symbol: Position(symbol=pos.symbol, direction=Action.LONG if pos.direction > 0 else Action.SHORT,
+                                     amount=pos.amount, entry_price=pos.entry_price, entry_fee=pos.entry_fee,
+                                     opened_at=_utc(pos.entry_ms), stop_loss=pos.stop_loss, take_profit=pos.take_profit,
+                                     confidence=pos.confidence, strategy=self._version.name, strategy_version=self._version.version)
+                for pos in self._book.positions.values()}
+
+    def closed_trades(self) -> list[Trade]:
+        if self._book is None:
+            return []
+        records = self._book.trades
+        self._trades.extend(record.to_trade() for record in records[len(self._trades) :])
+        return list(self._trades)
+
+    def pending_intents(self) -> list[OrderIntent]:
+        return []
+
+    def equity(self) -> float:
+        return self._book.equity(self._at_ms) if self._book else 0.0
+
+    def exposure(self) -> float:
+        return self._book.exposure(self._at_ms) if self._book else 0.0
+
+    def strategy(self, name: str) -> StrategyVersion:
+        if name == self._version.name:
+            return self._version
+        strategy = self._strategies[name]
+        return StrategyVersion(name=name, params={k: spec.default for k, spec in strategy.parameters.items()})
+
+    def strategy_history(self, name: str) -> list[StrategyVersion]:
+        return [self.strategy(name)]
+
+    def strategies(self) -> dict[str, Strategy]:
+        return dict(self._strategies)
+
+    def backtest(self, *args: Any, **kwargs: Any):
+        raise RuntimeError("ctx.backtest() is not available inside a backtest")
+
+    def add_learning(self, learning):
+        return learning
+
+    def alert(self, alert) -> None:
+        self.alerts.append(alert)
+
+    def report_execution_error(self, error) -> None:
+        return None
+
+    def audit(self, event: str, **data: Any) -> None:
+        return None
+
+
+def _drive(coroutine, loop: asyncio.AbstractEventLoop | None):
+    """Run a hook call: without an event loop when every implementation is a plain function."""
+    if loop is not None:
+        return loop.run_until_complete(coroutine)
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a plain-function hook call suspended")
+
+
+class PluginGate:
+    """The entry decision as in live: the sizer plugin, then every risk plugin (fail closed)."""
+
+    def __init__(self, hooks: HookCaller, ctx: BacktestContext, sizing: Sizing, risk: str, strategy: str,
+                 version: int = 1, *, stop_loss_percent: float | None = None, take_profit_percent: float | None = None):
+        self.hooks, self.ctx, self.sizing, self.risk = hooks, ctx, sizing, risk
+        self.strategy, self.version = strategy, version
+        self.stop_loss_percent, self.take_profit_percent = stop_loss_percent, take_profit_percent
+        self.failures: list[HookFailure] = []
+        self.calls = 0
+        asynchronous = any(inspect.iscoroutinefunction(impl.function)
+                           for hook in ("gobot_size_position", "gobot_risk_check")
+                           for impl in getattr(hooks.pm.hook, hook).get_hookimpls())
+        self._loop = asyncio.new_event_loop() if asynchronous else None
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+
+    def decide(self, request: EntryRequest, book: Book) -> tuple[float | None, list[str]]:
+        self.calls += 1
+        self.ctx.moment(book, request)
+        action = Action.LONG if request.direction > 0 else Action.SHORT
+        signal = Signal(symbol=request.symbol, action=action, confidence=min(1.0, max(0.0, request.confidence)),
+                        entry=request.price, stop_loss=request.stop_loss, take_profit=request.take_profit,
+                        strategy=self.strategy, strategy_version=self.version, source="backtest")
+        notional: float
+        if self.sizing.kind == "plugins":
+            try:
+                answer = _drive(self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal), self._loop)
+            except PluginError as exc:  # fail closed, as in live: no size, no trade
+                return None, [f"sizing failed: {exc}"]
+            if answer is None:
+                notional = self.ctx.config.trading.max_position_usd
+            else:
+                plugin, size = answer
+                if isinstance(size, bool) or not isinstance(size, (int, float)) or size != size:
+                    return None, [f"sizing failed: plugin '{plugin}' returned {size!r}"]
+                notional = float(size)
+            if notional <= 0:
+                return None, ["the sizer chose no position"]
+        elif self.sizing.kind == "all_in":
+            notional = ALL_IN
+        elif self.sizing.kind == "fixed":
+            notional = self.sizing.value
+        else:
+            notional = book.equity(request.time_ms) * self.sizing.value / 100.0
+        if self.risk == "plugins":
+            shown = book.available(request.time_ms) if notional == ALL_IN else notional
+            intent = self._intent(request, shown, signal)
+            verdicts = _drive(self.hooks.risk(ctx=self.ctx, intent=intent), self._loop)
+            if not verdicts:
+                return None, ["core: no risk plugin answered (fail closed)"]
+            vetoes = [f"{v.plugin}: {v.reason}" for v in verdicts if not v.approved]
+            if vetoes:
+                return None, vetoes
+        return notional, []
+
+    def _intent(self, request: EntryRequest, notional: float, signal: Signal) -> OrderIntent:
+        side = Side.BUY if request.direction > 0 else Side.SELL
+        sign, price = request.direction, request.price
+        stop, target = request.stop_loss, request.take_profit  # as a live intent: the signal's, else [trading]'s
+        if stop is None and self.stop_loss_percent is not None:
+            stop = price * (1 - sign * self.stop_loss_percent / 100)
+        if target is None and self.take_profit_percent is not None:
+            target = price * (1 + sign * self.take_profit_percent / 100)
+        key = f"backtest|{request.bar}|{request.symbol}|{side.value}|open"
+        return OrderIntent(
+            id=f"{request.bar}-{request.symbol}-open", client_order_id="bt" + hashlib.sha256(key.encode()).hexdigest()[:24],
+            symbol=request.symbol, side=side, purpose="open", notional_usd=max(0.0, notional) if math.isfinite(notional) else 0.0,
+            reference_price=price, stop_loss=stop, take_profit=target, signal=signal,
+            created_at=_utc(request.close_ms), reason=signal.rationale,
+        )

@@ -1,0 +1,247 @@
+"""How a backtest is shown: a summary table on the terminal (rich), a JSON document, and a
+self-contained HTML page with the equity curve, trade markers and drawdown drawn by matplotlib as
+inline SVG (the same approach as the archiver's ``gobot report --html``: no network, no files).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backtest import BacktestRun
+
+PLOT_POINTS = 4000  # the equity curve is drawn from at most this many points (min and max kept)
+MAX_MARKERS = 3000  # trade markers drawn; beyond this the page says how many were left out
+HTML_TRADES = 500  # rows of the trades table in the HTML page
+
+
+def _utc(ms: int, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime(fmt)
+
+
+def _num(value: Any, fmt: str = "{:.2f}", none: str = "-") -> str:
+    if value is None:
+        return none
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return fmt.format(value)
+
+
+def data_rows(run: BacktestRun) -> list[dict[str, Any]]:
+    rows = []
+    for series in run.series:
+        rows.append({
+            "symbol": series.symbol, "timeframe": series.timeframe, "candles": len(series), "source": series.source,
+            "from": _utc(int(series.timestamp[0]), "%Y-%m-%d") if len(series) else None,
+            "to": _utc(int(series.timestamp[-1]), "%Y-%m-%d") if len(series) else None,
+            "gaps": len(series.gaps), "missing_candles": series.missing_candles,
+            "largest_gap": max((g.missing for g in series.gaps), default=0),
+            "first_gaps": [{"after": g.after.isoformat(), "missing": g.missing} for g in series.gaps[:10]],
+            "market": {"amount_step": series.market.amount_step, "min_amount": series.market.min_amount,
+                       "min_notional": series.market.min_notional, "source": series.market.source},
+        })
+    return rows
+
+
+def as_json(run: BacktestRun, metrics: dict[str, Any], *, trades: bool = True) -> dict[str, Any]:
+    s = run.settings
+    sim = run.simulation
+    clean = {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in metrics.items()}
+    return {
+        "strategy": run.strategy,
+        "params": run.params,
+        "path": run.path,
+        "settings": {"fill": s.fill, "fee_percent": s.fee_percent, "slippage_percent": s.slippage_percent,
+                     "stop_loss_percent": s.stop_loss_percent, "take_profit_percent": s.take_profit_percent,
+                     "start_equity": s.start_equity, "sizing": str(s.sizing), "risk": s.risk, "allow_short": s.allow_short},
+        "data": data_rows(run),
+        "metrics": clean,
+        "vetoes": dict(sim.vetoes.most_common()),
+        "decisions": sim.decisions,
+        "trades": [t.as_dict() for t in sim.trades] if trades else len(sim.trades),
+        "open_positions": [{"symbol": p.symbol, "direction": "LONG" if p.direction > 0 else "SHORT", "amount": p.amount,
+                            "entry_price": p.entry_price, "opened_at": datetime.fromtimestamp(p.entry_ms / 1000, tz=timezone.utc).isoformat()}
+                           for p in sim.open_positions],
+        "seconds": {"signals": sum(sig.seconds for sig in run.signals), "simulation": sim.seconds, "total": run.seconds},
+    }
+
+
+def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    pf = metrics.get("profit_factor")
+    return [
+        ("trades", f"{metrics['trades']} ({metrics['wins']} won, {metrics['losses']} lost)"
+                   + (f", {metrics['open_positions']} still open" if metrics.get("open_positions") else "")),
+        ("win rate", _num(metrics["win_rate"], "{:.1%}")),
+        ("profit factor", _num(pf)),
+        ("expectancy / trade", _num(metrics["expectancy"], "{:+.4f}")),
+        ("return", f"{metrics['return_pct']:+.2f}%  ({metrics['start_equity']:,.2f} -> {metrics['end_equity']:,.2f})"),
+        ("max drawdown", f"{metrics['max_drawdown_pct']:.2%}  ({metrics['max_drawdown']:,.2f})"),
+        ("Sharpe / Sortino", f"{_num(metrics['sharpe'])} / {_num(metrics['sortino'])}"),
+        ("Calmar", _num(metrics["calmar"])),
+        ("fees paid", f"{metrics['total_fees']:,.2f}"),
+        ("avg holding", _num(metrics["avg_holding_seconds"] and metrics["avg_holding_seconds"] / 60, "{:.1f} min")),
+        ("entries vetoed", str(metrics["vetoed_entries"])),
+    ]
+
+
+def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int = 0) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    s = run.settings
+    params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
+    console.print(f"[bold]{run.strategy}[/] ({params}) — {run.path} path, {run.seconds:.3f} s")
+    console.print(f"fill {s.fill.replace('_', ' ')}, fee {s.fee_percent:g}%, slippage {s.slippage_percent:g}%, "
+                  f"stop {_num(s.stop_loss_percent, '{:g}%', 'none')}, target {_num(s.take_profit_percent, '{:g}%', 'none')}, "
+                  f"sizing {s.sizing}, risk {s.risk}{'' if s.allow_short else ', long only'}")
+    data = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="data", title_justify="left")
+    for column in ("symbol", "tf", "candles", "from", "to", "gaps", "market rules"):
+        data.add_column(column, justify="right" if column in ("candles", "gaps") else "left")
+    for row in data_rows(run):
+        gaps = f"{row['gaps']} ({row['missing_candles']} missing)" if row["gaps"] else "none"
+        market = row["market"]
+        rules = ("defaults" if market["source"] == "defaults" else
+                 f"step {market['amount_step']:g}, min {market['min_notional']:g}")
+        data.add_row(row["symbol"], row["timeframe"], f"{row['candles']:,}", row["from"], row["to"], gaps, rules)
+    console.print(data)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_header=False, title="result", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for label, value in metric_rows(metrics):
+        table.add_row(label, value)
+    console.print(table)
+    if run.simulation.vetoes:
+        grouped: dict[str, int] = {}
+        for reason, n in run.simulation.vetoes.items():  # "confidence 0.71 below ..." and "0.73 ..." are one reason
+            key = re.sub(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", "#", reason)
+            grouped[key] = grouped.get(key, 0) + n
+        top = sorted(grouped.items(), key=lambda item: -item[1])[:5]
+        console.print(f"entries not taken ({sum(grouped.values())}): " + "; ".join(f"{n}x {reason}" for reason, n in top))
+    for series in run.series:
+        if series.gaps:
+            biggest = max(series.gaps, key=lambda g: g.missing)
+            console.print(f"[yellow]gaps in {series.symbol}: {len(series.gaps)}, {series.missing_candles} candles missing "
+                          f"(largest: {biggest.missing} after {biggest.after:%Y-%m-%d %H:%M}); not filled in: "
+                          "orders pending across a gap fill at the next candle[/]")
+    if show_trades:
+        trades = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"last {show_trades} trades", title_justify="left")
+        for column in ("symbol", "side", "opened", "closed", "entry", "exit", "P&L", "why"):
+            trades.add_column(column, justify="right" if column in ("entry", "exit", "P&L") else "left")
+        for t in run.trades[-show_trades:]:
+            pnl = f"[green]{t.pnl:+.2f}[/]" if t.pnl >= 0 else f"[red]{t.pnl:+.2f}[/]"
+            trades.add_row(t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"), f"{t.entry_price:.6g}",
+                           f"{t.exit_price:.6g}", pnl, t.exit_reason)
+        console.print(trades)
+
+
+# -- HTML --------------------------------------------------------------------------------------------
+
+
+def _thin(times: np.ndarray, values: np.ndarray, points: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``points`` points; each bucket keeps its minimum and maximum so no spike disappears."""
+    n = len(values)
+    if n <= points:
+        return times, values
+    edges = np.linspace(0, n, points // 2 + 1).astype(np.int64)[:-1]
+    low = np.minimum.reduceat(values, edges)
+    high = np.maximum.reduceat(values, edges)
+    t = times[edges]
+    return np.repeat(t, 2), np.column_stack((low, high)).ravel()
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def plots(run: BacktestRun) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    sim = run.simulation
+    times, equity = _thin(sim.timeline, sim.equity)
+    when = times.astype("datetime64[ms]")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot(when, equity, color="#2563eb", linewidth=0.9, label="equity (marked to market)")
+    trades = run.trades
+    shown = trades if len(trades) <= MAX_MARKERS else trades[:: math.ceil(len(trades) / MAX_MARKERS)]
+    if shown:
+        curve_at = lambda ms: np.interp(ms, sim.timeline, sim.equity)  # noqa: E731
+        entries = np.array([t.entry_ms for t in shown], dtype=np.int64)
+        exits = np.array([t.exit_ms for t in shown], dtype=np.int64)
+        longs = np.array([t.direction.value == "LONG" for t in shown])
+        wins = np.array([t.pnl > 0 for t in shown])
+        for mask, marker, colour, label in ((longs, "^", "#16a34a", "long entry"), (~longs, "v", "#dc2626", "short entry")):
+            if mask.any():
+                top.scatter(entries[mask].astype("datetime64[ms]"), curve_at(entries[mask]), marker=marker, s=14, color=colour,
+                            label=label, zorder=3)
+        for mask, colour, label in ((wins, "#16a34a", "exit, win"), (~wins, "#dc2626", "exit, loss")):
+            if mask.any():
+                top.scatter(exits[mask].astype("datetime64[ms]"), curve_at(exits[mask]), marker="x", s=12, color=colour,
+                            linewidths=0.8, label=label, zorder=3)
+    top.set_ylabel("equity")
+    top.grid(alpha=0.25)
+    top.legend(loc="upper left", fontsize=8, ncol=3)
+    peak = np.maximum.accumulate(sim.equity)
+    drawdown = np.where(peak > 0, sim.equity / np.where(peak > 0, peak, 1) - 1.0, 0.0) * 100
+    dd_times, dd = _thin(sim.timeline, drawdown)
+    bottom.fill_between(dd_times.astype("datetime64[ms]"), dd, 0, color="#dc2626", alpha=0.35, linewidth=0)
+    bottom.set_ylabel("drawdown %")
+    bottom.grid(alpha=0.25)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
+    fig.tight_layout()
+    svg = _svg(fig)
+    plt.close(fig)
+    return {"equity": svg, "markers_left_out": str(len(trades) - len(shown))}
+
+
+def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path) -> Path:
+    drawn = plots(run)
+    e = html.escape
+    params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
+    parts = [
+        "<!doctype html><html><head><meta charset=utf-8>",
+        f"<title>gobot backtest: {e(run.strategy)}</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:1.5rem auto;max-width:1150px;color:#111}"
+        "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{padding:.2rem .6rem;border-bottom:1px solid #e5e7eb;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}.plot svg{width:100%;height:auto}"
+        ".note{color:#6b7280}.win{color:#15803d}.loss{color:#b91c1c}</style></head><body>",
+        f"<h1>Backtest: {e(run.strategy)} <small class=note>({e(params)})</small></h1>",
+        f"<p class=note>{e(run.path)} path, {run.seconds:.3f} s. Fill {e(run.settings.fill)}, fee {run.settings.fee_percent:g}%, "
+        f"slippage {run.settings.slippage_percent:g}%, sizing {e(str(run.settings.sizing))}, risk {e(run.settings.risk)}.</p>",
+        "<table><tr><th>metric</th><th>value</th></tr>",
+        *[f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in metric_rows(metrics)],
+        "</table><h2>Equity and drawdown</h2><div class=plot>", drawn["equity"], "</div>",
+    ]
+    if drawn["markers_left_out"] != "0":
+        parts.append(f"<p class=note>{int(run.simulation.timeline.size):,} bars; every "
+                     f"{math.ceil(len(run.trades) / MAX_MARKERS)}th trade is marked ({drawn['markers_left_out']} markers left out).</p>")
+    parts.append("<h2>Data</h2><table><tr><th>symbol</th><th>timeframe</th><th>candles</th><th>from</th><th>to</th><th>gaps</th>"
+                 "<th>missing candles</th></tr>")
+    for row in data_rows(run):
+        parts.append(f"<tr><td>{e(row['symbol'])}</td><td>{e(row['timeframe'])}</td><td>{row['candles']:,}</td>"
+                     f"<td>{e(str(row['from']))}</td><td>{e(str(row['to']))}</td><td>{row['gaps']}</td><td>{row['missing_candles']}</td></tr>")
+    parts.append(f"</table><h2>Trades</h2><p class=note>{len(run.trades):,} closed; the last {min(HTML_TRADES, len(run.trades))} below.</p>"
+                 "<table><tr><th>symbol</th><th>side</th><th>opened</th><th>closed</th><th>entry</th><th>exit</th><th>P&amp;L</th><th>why</th></tr>")
+    for t in run.trades[-HTML_TRADES:]:
+        css = "win" if t.pnl > 0 else "loss"
+        parts.append(f"<tr><td>{e(t.symbol)}</td><td>{t.direction.value}</td><td>{_utc(t.entry_ms)}</td><td>{_utc(t.exit_ms)}</td>"
+                     f"<td>{t.entry_price:.6g}</td><td>{t.exit_price:.6g}</td><td class={css}>{t.pnl:+.2f}</td><td>{e(t.exit_reason)}</td></tr>")
+    parts.append("</table></body></html>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(parts), encoding="utf-8")
+    return path

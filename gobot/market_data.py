@@ -1,0 +1,347 @@
+"""Candles for backtests and the optimizer: replay CSV files parsed straight into numpy arrays,
+gaps found and reported (never filled in), and each market's precision and limits read from the
+``markets.json`` that ``gobot data download`` writes next to the candles. Fully offline.
+
+File format (the replay format): ``<BASE>_<QUOTE>-<timeframe>.csv`` with the header
+``timestamp_ms,open,high,low,close,volume``, one closed candle a row, oldest first; the timestamp is
+the candle's open time in epoch milliseconds (UTC). A missing row is a gap: the backtester trades
+across it on the next candle that exists, and every gap is listed in the report.
+
+``markets.json`` maps a symbol to the market as the exchange reports it (ccxt's unified shape; only
+these keys are read, each optional)::
+
+    {"BTC/USDT": {"precision": {"amount": 0.00001, "price": 0.01},
+                  "limits": {"amount": {"min": 0.00001}, "cost": {"min": 5.0}}}}
+
+``precision`` values are step sizes (ccxt's TICK_SIZE mode, the one Binance uses). When the file
+or a symbol is absent, the defaults are safe for a simulation: no rounding and no minimums.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import GobotError
+
+#: Timeframe name -> seconds (the replay plugin's list).
+TIMEFRAMES = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
+              "6h": 21600, "12h": 43200, "1d": 86400}
+HEADER = "timestamp_ms,open,high,low,close,volume"
+MARKETS_FILE = "markets.json"
+_FILE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)(?:_(?P<settle>[A-Z0-9]+))?-(?P<tf>\d+[mhd])\.csv$")
+
+
+class DataError(GobotError, ValueError):
+    """A data file that cannot be used; the message names the file and what to do."""
+
+
+def file_name(symbol: str, timeframe: str) -> str:
+    """``BTC/USDT`` + ``1m`` -> ``BTC_USDT-1m.csv`` (futures ``BTC/USDT:USDT`` -> ``BTC_USDT_USDT-1m.csv``)."""
+    return f"{symbol.replace('/', '_').replace(':', '_')}-{timeframe}.csv"
+
+
+def parse_file_name(path: Path) -> tuple[str, str] | None:
+    """``BTC_USDT-1m.csv`` -> ``("BTC/USDT", "1m")``; None for a name not in that shape."""
+    match = _FILE_NAME.match(path.name)
+    if not match:
+        return None
+    symbol = f"{match['base']}/{match['quote']}" + (f":{match['settle']}" if match["settle"] else "")
+    return symbol, match["tf"]
+
+
+def timeframe_ms(timeframe: str) -> int:
+    if timeframe not in TIMEFRAMES:
+        raise DataError(f"unknown timeframe '{timeframe}'; use one of {', '.join(TIMEFRAMES)}")
+    return TIMEFRAMES[timeframe] * 1000
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """What the exchange allows for one symbol; zeros mean "no rule" (the offline defaults)."""
+
+    amount_step: float = 0.0  # amounts are rounded down to a multiple of this, base asset
+    price_step: float = 0.0  # informational: fills are simulated, not rounded
+    min_amount: float = 0.0  # smallest amount an order may have, base asset
+    min_notional: float = 0.0  # smallest amount x price an order may have, quote currency
+    source: str = "defaults"  # "markets.json" or "defaults"
+
+    def round_amount(self, amount: float) -> float:
+        """Round down to the amount step (as the exchange would), never up."""
+        if self.amount_step <= 0 or amount <= 0:
+            return max(amount, 0.0)
+        return math.floor(amount / self.amount_step) * self.amount_step
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Missing candles: ``missing`` of them after the candle that opened at ``after_ms``."""
+
+    after_ms: int
+    missing: int
+
+    @property
+    def after(self) -> datetime:
+        return datetime.fromtimestamp(self.after_ms / 1000, tz=timezone.utc)
+
+
+@dataclass
+class Series:
+    """One symbol's candles as numpy columns (timestamp int64 ms; prices and volume float64)."""
+
+    symbol: str
+    timeframe: str
+    timestamp: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    market: MarketRules = field(default_factory=MarketRules)
+    source: str = ""  # the file it came from
+    gaps: list[Gap] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    @property
+    def step_ms(self) -> int:
+        return timeframe_ms(self.timeframe)
+
+    @property
+    def missing_candles(self) -> int:
+        return sum(g.missing for g in self.gaps)
+
+    def between(self, start_ms: int | None = None, end_ms: int | None = None) -> Series:
+        """The candles that open in ``[start_ms, end_ms)`` (views, no copy); gaps recomputed."""
+        lo = 0 if start_ms is None else int(np.searchsorted(self.timestamp, start_ms, "left"))
+        hi = len(self) if end_ms is None else int(np.searchsorted(self.timestamp, end_ms, "left"))
+        part = replace(self, **{name: getattr(self, name)[lo:hi] for name in COLUMNS})
+        part.gaps = find_gaps(part.timestamp, self.step_ms)
+        return part
+
+    def candles(self):
+        """A ``Candles`` whose columns are these numpy arrays (what a vectorized strategy gets)."""
+        from gobot_hookspecs import Candles
+
+        return Candles.model_construct(timeframe=self.timeframe, **{name: getattr(self, name) for name in COLUMNS})
+
+
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def read_csv(path: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """The columns of a replay CSV file, checked: header, numbers, ascending unique timestamps.
+
+    With ``cache_dir``, the parsed table is kept there as a binary ``.npy`` file named after the
+    CSV's path, size and modification time, and memory-mapped on the next read of the same file
+    (a year of 1m candles: 0.15 s of parsing becomes a few ms). A changed file is parsed again.
+    """
+    cached = _cache_file(path, cache_dir) if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        try:
+            return _columns(np.load(cached, mmap_mode="r"))
+        except (OSError, ValueError):
+            pass  # a damaged cache file is parsed again and replaced
+    columns, table = _parse_csv(path)
+    if cached is not None:
+        _write_cache(cached, table)
+    return columns
+
+
+def _cache_file(path: Path, cache_dir: Path) -> Path | None:
+    import hashlib
+
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"{key}-{stat.st_size}-{stat.st_mtime_ns}.npy"
+
+
+def _write_cache(cached: Path, table: np.ndarray) -> None:
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cached.with_suffix(".tmp.npy")
+        np.save(temporary, table)
+        temporary.replace(cached)
+        prefix = cached.name.split("-")[0] + "-"
+        for old in cached.parent.glob(prefix + "*.npy"):
+            if old != cached:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache is an optimisation: a read-only folder just means parsing each time
+
+
+def _columns(table: np.ndarray) -> dict[str, np.ndarray]:
+    columns = {name: table[k] for k, name in enumerate(COLUMNS)}
+    columns["timestamp"] = np.asarray(table[0]).astype(np.int64)
+    return columns
+
+
+def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    newline = raw.find(b"\n")
+    header = (raw if newline < 0 else raw[:newline]).decode("utf-8", "replace").strip()
+    if [h.strip() for h in header.split(",")[:6]] != HEADER.split(","):
+        raise DataError(f"{path}: expected the header {HEADER}")
+    body = b"" if newline < 0 else raw[newline + 1 :]
+    if not body.strip():
+        raise DataError(f"{path}: no candles")
+    try:
+        table = np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, usecols=range(6), ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc} (line numbers count from the first candle; fix or re-download the file)") from None
+    table = np.ascontiguousarray(table.T)  # one contiguous row per column
+    columns = _columns(table)
+    ts = columns["timestamp"]
+    if len(ts) > 1:
+        steps = np.diff(ts)
+        bad = np.flatnonzero(steps <= 0)
+        if bad.size:
+            row = int(bad[0]) + 3  # 1-based, after the header
+            raise DataError(f"{path}:{row}: timestamp {int(ts[bad[0] + 1])} does not come after {int(ts[bad[0]])} "
+                            "(rows must be oldest first, one per candle)")
+    return columns, table
+
+
+def find_gaps(timestamp: np.ndarray, step_ms: int) -> list[Gap]:
+    """Every place where one or more candles are missing."""
+    if len(timestamp) < 2:
+        return []
+    steps = np.diff(timestamp)
+    where = np.flatnonzero(steps > step_ms)
+    return [Gap(int(timestamp[i]), max(1, int(round(steps[i] / step_ms)) - 1)) for i in where]
+
+
+def resample(columns: dict[str, np.ndarray], step_ms: int) -> dict[str, np.ndarray]:
+    """Aggregate finer candles into ``step_ms`` buckets; a gap stays a gap (nothing is filled in)."""
+    ts = columns["timestamp"]
+    bucket = ts - ts % step_ms
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(bucket)) + 1))
+    ends = np.concatenate((starts[1:], [len(ts)])) - 1
+    return {
+        "timestamp": bucket[starts],
+        "open": columns["open"][starts],
+        "high": np.maximum.reduceat(columns["high"], starts),
+        "low": np.minimum.reduceat(columns["low"], starts),
+        "close": columns["close"][ends],
+        "volume": np.add.reduceat(columns["volume"], starts),
+    }
+
+
+def read_markets(data_dir: Path) -> dict[str, MarketRules]:
+    """Precision and limits by symbol from ``<data_dir>/markets.json``; empty when there is none."""
+    path = data_dir / MARKETS_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not readable JSON ({exc}); re-run `gobot data download` or delete it") from None
+    if isinstance(data, dict) and isinstance(data.get("markets"), dict):
+        data = data["markets"]
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected an object of symbol -> market")
+    return {symbol: market_rules(market, str(path)) for symbol, market in data.items() if isinstance(market, dict)}
+
+
+def market_rules(market: dict[str, Any], label: str = MARKETS_FILE) -> MarketRules:
+    """``MarketRules`` from a ccxt-shaped market dict (missing keys are no rule)."""
+
+    def number(*keys: str) -> float:
+        value: Any = market
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        try:
+            return float(value) if value is not None else 0.0
+        except (TypeError, ValueError):
+            raise DataError(f"{label}: {'.'.join(keys)} = {value!r} is not a number") from None
+
+    return MarketRules(
+        amount_step=number("precision", "amount"),
+        price_step=number("precision", "price"),
+        min_amount=number("limits", "amount", "min"),
+        min_notional=number("limits", "cost", "min"),
+        source="markets.json",
+    )
+
+
+def load_series(data_dir: Path, symbol: str, timeframe: str, *, start_ms: int | None = None, end_ms: int | None = None,
+                markets: dict[str, MarketRules] | None = None, cache_dir: Path | None = None) -> Series:
+    """``symbol``'s candles at ``timeframe`` from ``data_dir``: the exact file, or a finer one resampled."""
+    wanted = timeframe_ms(timeframe)
+    finer = sorted(((s * 1000, tf) for tf, s in TIMEFRAMES.items() if s * 1000 <= wanted and wanted % (s * 1000) == 0), reverse=True)
+    tried = []
+    for step, tf in finer:
+        path = data_dir / file_name(symbol, tf)
+        tried.append(path.name)
+        if path.exists():
+            return series_from_file(path, symbol, timeframe, source_timeframe=tf, start_ms=start_ms, end_ms=end_ms,
+                                    markets=markets if markets is not None else read_markets(data_dir), cache_dir=cache_dir)
+    raise DataError(f"no candles for {symbol} in {data_dir} (looked for {', '.join(tried)}); "
+                    "download them with `gobot data download`, or pass --data FILE")
+
+
+def series_from_file(path: Path, symbol: str | None = None, timeframe: str | None = None, *, source_timeframe: str | None = None,
+                     start_ms: int | None = None, end_ms: int | None = None,
+                     markets: dict[str, MarketRules] | None = None, cache_dir: Path | None = None) -> Series:
+    """A ``Series`` from one CSV file; symbol and timeframe default to what its name says."""
+    named = parse_file_name(path)
+    symbol = symbol or (named[0] if named else None)
+    source_timeframe = source_timeframe or (named[1] if named else None) or timeframe
+    if symbol is None or source_timeframe is None:
+        raise DataError(f"{path}: cannot tell the symbol and timeframe from the name; call it like BTC_USDT-1m.csv "
+                        "(or pass --symbol and --timeframe)")
+    timeframe = timeframe or source_timeframe
+    columns = read_csv(path, cache_dir)
+    step = timeframe_ms(timeframe)
+    if timeframe != source_timeframe:
+        source_step = timeframe_ms(source_timeframe)
+        if step < source_step or step % source_step:
+            raise DataError(f"{path}: {source_timeframe} candles cannot make {timeframe} candles")
+        columns = resample(columns, step)
+    ts = columns["timestamp"]
+    lo = 0 if start_ms is None else int(np.searchsorted(ts, start_ms, "left"))
+    hi = len(ts) if end_ms is None else int(np.searchsorted(ts, end_ms, "left"))
+    columns = {name: values[lo:hi] for name, values in columns.items()}
+    if markets is None:
+        markets = read_markets(path.parent)
+    return Series(symbol=symbol, timeframe=timeframe, market=markets.get(symbol, MarketRules()), source=str(path),
+                  gaps=find_gaps(columns["timestamp"], step), **columns)
+
+
+def series_from_candles(symbol: str, candles: Any, market: MarketRules | None = None) -> Series:
+    """A ``Series`` from a ``Candles`` model (lists or arrays), e.g. a snapshot's candles."""
+    step = timeframe_ms(candles.timeframe)
+    ts = np.asarray(candles.timestamp, dtype=np.int64)
+    return Series(symbol=symbol, timeframe=candles.timeframe, timestamp=ts,
+                  **{name: np.asarray(getattr(candles, name), dtype=np.float64) for name in COLUMNS[1:]},
+                  market=market or MarketRules(), source="candles", gaps=find_gaps(ts, step))
+
+
+def parse_time(text: str | None, label: str) -> int | None:
+    """``2025-01-31``, ``2025-01-31T12:00`` (UTC unless an offset is given) or epoch ms -> epoch ms."""
+    if text is None or text == "":
+        return None
+    if re.fullmatch(r"\d{11,}", text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(f"{label} '{text}' is not a date; use 2025-01-31 or 2025-01-31T12:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,361 @@
+"""What the operator's view shows: the core's own counters, the plugins' statuses (``gobot_status``),
+health, the JSON documents of the API and the Prometheus exposition. Pure Python and no web
+library: ``gobot/server.py`` serves these over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from gobot_hookspecs import CycleReport, MetricSample, PluginStatus
+
+from .summary import run_metrics
+
+if TYPE_CHECKING:
+    from .orchestrator import Bot
+    from .runner import Runner
+
+log = logging.getLogger(__name__)
+
+#: Breaker states that stop trading: ``/health`` is unhealthy while the breaker is in one of them.
+BREAKER_TRIPPED = ("OPEN", "HARD_STOP", "TRIPPED")
+BREAKER_PLUGIN = "circuit_breaker"
+STALL_MINIMUM_SECONDS = 60.0
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?", re.IGNORECASE)
+
+
+def reason_label(reason: str) -> str:
+    """A veto reason as a bounded Prometheus label: numbers become N ("confidence N below ... N")."""
+    return " ".join(_NUMBER.sub("N", reason).split())[:80] or "(no reason)"
+
+
+@dataclass
+class CoreCounters:
+    """Counters the core keeps for ``/metrics`` while the process lives (Prometheus handles resets)."""
+
+    started: float = field(default_factory=time.time)
+    last_cycle_at: float | None = None  # wall clock (time.time()) of the last completed cycle
+    cycles: int = 0
+    cycle_seconds_sum: float = 0.0
+    phase_seconds_sum: dict[str, float] = field(default_factory=dict)
+    phase_count: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, int] = field(default_factory=dict)  # by status
+    vetoes: dict[tuple[str, str], int] = field(default_factory=dict)  # by (plugin, reason label)
+    alerts_sent: dict[str, int] = field(default_factory=dict)  # by channel
+    alerts_failed: dict[str, int] = field(default_factory=dict)
+    listeners: list[Callable[[], None]] = field(default_factory=list)  # called after each cycle (the server)
+
+    def cycle_done(self, report: CycleReport, duration_ms: float) -> None:
+        """A cycle completed and was persisted."""
+        self.cycles += 1
+        self.last_cycle_at = time.time()
+        self.cycle_seconds_sum += duration_ms / 1000
+        for phase in report.phases:
+            self.phase_seconds_sum[phase.name] = self.phase_seconds_sum.get(phase.name, 0.0) + phase.duration_ms / 1000
+            self.phase_count[phase.name] = self.phase_count.get(phase.name, 0) + 1
+        for order in report.orders:
+            self.orders[order.status] = self.orders.get(order.status, 0) + 1
+        for veto in report.vetoes:
+            for part in (veto.reason or "").split("; "):
+                key = (veto.plugin or "unknown", reason_label(part))
+                self.vetoes[key] = self.vetoes.get(key, 0) + 1
+        for listener in list(self.listeners):
+            listener()
+
+    def alert_delivered(self, channels: list[str], failed: list[str]) -> None:
+        """One alert went to every channel; ``failed`` are those whose hook raised."""
+        for channel in channels:
+            bucket = self.alerts_failed if channel in failed else self.alerts_sent
+            bucket[channel] = bucket.get(channel, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cycles": self.cycles,
+            "cycle_seconds_sum": round(self.cycle_seconds_sum, 6),
+            "phase_seconds_sum": {k: round(v, 6) for k, v in self.phase_seconds_sum.items()},
+            "orders_by_status": dict(self.orders),
+            "risk_vetoes": [{"plugin": p, "reason": r, "count": n} for (p, r), n in sorted(self.vetoes.items())],
+            "alerts_sent": dict(self.alerts_sent),
+            "alerts_failed": dict(self.alerts_failed),
+        }
+
+
+async def plugin_statuses(bot: Bot) -> dict[str, PluginStatus | str]:
+    """Every plugin's ``gobot_status`` answer; a plugin that raised or answered nonsense maps to the error text.
+
+    Called with a hook caller of its own, so a failure here is logged but never counted against
+    the cycle that happens to be running.
+    """
+    from .hook_caller import HookCaller
+
+    errors: dict[str, str] = {}
+
+    def failed(failure) -> None:
+        log.warning("%s", failure)
+        errors[failure.plugin] = f"{type(failure.error).__name__}: {failure.error}"
+
+    answers: dict[str, PluginStatus | str] = dict(errors)
+    for plugin, answer in await HookCaller(bot.plugin_set.pm, on_failure=failed).collect("gobot_status", ctx=bot.ctx):
+        if isinstance(answer, PluginStatus):
+            answers[plugin] = answer.model_copy(update={"plugin": plugin})
+        else:
+            answers[plugin] = f"returned {type(answer).__name__}, expected PluginStatus or None"
+    answers.update(errors)
+    return answers
+
+
+def breaker_state(bot: Bot) -> str:
+    state = bot.state.plugin_state.get(BREAKER_PLUGIN, {})
+    return str(state.get("state", "")) if isinstance(state, dict) else ""
+
+
+def stall_after(bot: Bot, configured: float | None) -> float:
+    """Seconds without a completed cycle after which the loop counts as stalled."""
+    if configured:
+        return configured
+    return max(3 * bot.settings.orchestrator.loop_interval, STALL_MINIMUM_SECONDS)
+
+
+def health(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | str], stall_seconds: float | None,
+           now: float | None = None) -> dict[str, Any]:
+    """Liveness, last cycle age, exchange reachability, breaker state and every plugin's verdict.
+
+    ``healthy`` is False when the loop stalled (no cycle completed for ``stall_after``), the
+    circuit breaker is tripped, the exchange is reported unreachable, or a plugin says unhealthy.
+    """
+    now = time.time() if now is None else now
+    since = counters.last_cycle_at or counters.started
+    age = now - since
+    limit = stall_after(bot, stall_seconds)
+    checks: dict[str, dict[str, Any]] = {}
+    checks["loop"] = {
+        "ok": age <= limit,
+        "last_cycle_age_seconds": round(age, 3),
+        "stall_after_seconds": limit,
+        "detail": (f"last cycle completed {age:.1f} s ago" if counters.last_cycle_at else f"no cycle completed yet ({age:.1f} s)")
+        + ("" if age <= limit else f": stalled (more than {limit:g} s)"),
+    }
+    checks["exchange"] = exchange_check(bot, statuses)
+    breaker = breaker_state(bot)
+    tripped = breaker.upper() in BREAKER_TRIPPED
+    checks["circuit_breaker"] = {
+        "ok": not tripped,
+        "state": breaker or "not installed",
+        "detail": f"circuit breaker {breaker}: no new positions" if tripped else (f"circuit breaker {breaker}" if breaker else "no circuit breaker state"),
+    }
+    for plugin, status in statuses.items():
+        if isinstance(status, str):
+            checks[f"plugin:{plugin}"] = {"ok": None, "detail": f"status unknown: {status}"}
+        elif status.healthy is not None or status.reason:
+            checks[f"plugin:{plugin}"] = {"ok": status.healthy, "state": status.state, "detail": status.reason}
+    healthy = all(check["ok"] is not False for check in checks.values())
+    problems = [f"{name}: {check['detail']}" for name, check in checks.items() if check["ok"] is False]
+    return {
+        "healthy": healthy,
+        "status": "ok" if healthy else "unhealthy",
+        "problems": problems,
+        "alive": True,
+        "run_id": bot.state.run_id,
+        "iteration": bot.state.iteration,
+        "last_cycle_age_seconds": round(age, 3),
+        "exchange_reachable": checks["exchange"]["ok"],
+        "breaker": checks["circuit_breaker"]["state"],
+        "paused": bot.store.paused,
+        "kill_switch": bot.kill_switch_on(),
+        "checks": checks,
+    }
+
+
+def exchange_check(bot: Bot, statuses: dict[str, PluginStatus | str]) -> dict[str, Any]:
+    """Reachability as an exchange plugin reports it (``data["exchange_reachable"]``), else whether
+    the last market scan covered every configured symbol (None before the first scan)."""
+    for plugin, status in statuses.items():
+        if isinstance(status, PluginStatus) and isinstance(status.data.get("exchange_reachable"), bool):
+            reachable = status.data["exchange_reachable"]
+            return {"ok": reachable, "source": plugin, "detail": status.reason or ("reachable" if reachable else "unreachable")}
+    if not bot.state.cycles:
+        return {"ok": None, "source": "market scan", "detail": "no market scan yet"}
+    covered = {snap.symbol for snap in bot.ctx.snapshots}
+    missing = [s for s in bot.settings.trading.symbols if s not in covered]
+    sources = sorted({snap.source for snap in bot.ctx.snapshots})
+    if missing:
+        return {"ok": False, "source": "market scan", "detail": f"no market data for {', '.join(missing)} in the last scan"}
+    return {"ok": True, "source": "market scan", "detail": f"last scan covered every symbol ({', '.join(sources)})"}
+
+
+def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, statuses: dict[str, PluginStatus | str],
+                    health_doc: dict[str, Any], controls: bool) -> dict[str, Any]:
+    """``GET /api/status``: what the bot is, holds and did last, and who is plugged in."""
+    state = bot.state
+    progress = bot.progress()
+    last = state.cycles[-1] if state.cycles else None
+    policy = bot.ctx.rate_limiter
+    return {
+        "run_id": state.run_id,
+        "mode": bot.environment,
+        "running": runner is not None and runner.outcome is None,
+        "outcome": runner.outcome.reason if runner is not None and runner.outcome else None,
+        "clock": bot.clock.now().isoformat(),
+        "simulated_clock": bool(getattr(bot.clock, "simulated", False)),
+        "loop_interval": bot.settings.orchestrator.loop_interval,
+        "iteration": state.iteration,
+        "max_iterations": progress["max_iterations"],
+        "equity": progress["equity"],
+        "cash": round(state.cash, 4),
+        "pnl": progress["pnl"],
+        "daily_pnl": progress["daily_pnl"],
+        "initial_capital": state.initial_capital,
+        "max_drawdown_pct": round(state.max_drawdown * 100, 4),
+        "open_positions": [
+            {**p.model_dump(mode="json"), "price": state.last_prices.get(s), "unrealised_pnl": round(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)), 4)}
+            for s, p in state.positions.items()
+        ],
+        "closed_trades": len(state.trades),
+        "last_cycle": last.model_dump(mode="json") if last else None,
+        "paused": bot.store.paused,
+        "kill_switch": bot.kill_switch_on(),
+        "finished": state.finished,
+        "finish_reason": state.finish_reason,
+        "breaker": health_doc["breaker"],
+        "rate_limiter": {
+            "policy": type(policy).__name__ if policy is not None else None,
+            "samples": [s.model_dump() | {"plugin": p} for p, st in statuses.items() if isinstance(st, PluginStatus)
+                        for s in st.metrics if s.name.startswith("gobot_rate_limit_")],
+        },
+        "plugins": [info.as_dict() for info in sorted(bot.plugin_set.plugins.values(), key=lambda i: i.name)],
+        "plugin_status": {p: (st.model_dump(mode="json") if isinstance(st, PluginStatus) else {"error": st}) for p, st in statuses.items()},
+        "health": health_doc,
+        "controls": controls,
+        "counters": counters.as_dict(),
+    }
+
+
+def trades_document(bot: Bot, limit: int) -> dict[str, Any]:
+    trades = bot.state.trades
+    return {"total": len(trades), "trades": [t.model_dump(mode="json") for t in trades[-limit:]][::-1]}
+
+
+def cycles_document(bot: Bot, limit: int) -> dict[str, Any]:
+    cycles = bot.state.cycles
+    return {"total": bot.state.iteration, "cycles": [c.model_dump(mode="json") for c in cycles[-limit:]][::-1]}
+
+
+def metrics_document(bot: Bot, counters: CoreCounters, points: int = 500) -> dict[str, Any]:
+    """``GET /api/metrics``: the run's performance, the core's counters and the equity curve."""
+    metrics = run_metrics(bot.state)
+    cycles = bot.state.cycles
+    step = max(1, math.ceil(len(cycles) / points))
+    curve = [[c.time.isoformat(), round(c.equity, 4)] for c in cycles[::step]]
+    if cycles and (len(cycles) - 1) % step:
+        curve.append([cycles[-1].time.isoformat(), round(cycles[-1].equity, 4)])
+    return {"run": metrics, "counters": counters.as_dict(), "equity_curve": curve}
+
+
+# -- Prometheus text exposition (format 0.0.4) ------------------------------------------------
+
+
+class Exposition:
+    """Collects metric families and renders them; one HELP/TYPE header per family."""
+
+    def __init__(self) -> None:
+        self.families: dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]] = {}
+
+    def add(self, name: str, value: float, labels: dict[str, str] | None = None, *, kind: str = "gauge", help: str = "") -> None:
+        family = name
+        if kind == "summary":
+            family = name.removesuffix("_sum").removesuffix("_count")
+        elif kind == "counter" and not name.endswith("_total"):
+            raise ValueError(f"counter {name} must end in _total")
+        _, _, samples = self.families.setdefault(family, (kind, help, []))
+        samples.append(({**(labels or {}), "__name__": name}, float(value)))
+
+    def render(self) -> str:
+        lines = []
+        for family, (kind, help_text, samples) in self.families.items():
+            if help_text:
+                lines.append(f"# HELP {family} {_escape_help(help_text)}")
+            lines.append(f"# TYPE {family} {'counter' if kind == 'counter' else kind}")
+            for labels, value in samples:
+                name = labels.pop("__name__")
+                text = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sorted(labels.items()))
+                lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | str], health_doc: dict[str, Any]) -> str:
+    """``GET /metrics``: the core's gauges and counters, then every plugin's samples."""
+    state = bot.state
+    out = Exposition()
+    out.add("gobot_up", 1, help="1 while the bot's process answers")
+    out.add("gobot_healthy", 1 if health_doc["healthy"] else 0, help="1 when GET /health is healthy (HTTP 200)")
+    out.add("gobot_info", 1, {"run_id": state.run_id, "mode": bot.environment}, help="the run and its mode (paper, live, testnet)")
+    out.add("gobot_cycles_total", counters.cycles, kind="counter", help="cycles completed by this process")
+    out.add("gobot_iteration", state.iteration, help="cycles completed in the current run")
+    out.add("gobot_cycle_duration_seconds_sum", counters.cycle_seconds_sum, kind="summary", help="wall time of a whole cycle, seconds")
+    out.add("gobot_cycle_duration_seconds_count", counters.cycles, kind="summary")
+    for phase in counters.phase_seconds_sum:
+        out.add("gobot_phase_duration_seconds_sum", counters.phase_seconds_sum[phase], {"phase": phase}, kind="summary",
+                help="wall time of each cycle phase, seconds")
+        out.add("gobot_phase_duration_seconds_count", counters.phase_count[phase], {"phase": phase}, kind="summary")
+    last = state.cycles[-1] if state.cycles else None
+    for phase, ms in (last.phase_ms.items() if last else ()):
+        out.add("gobot_last_cycle_phase_seconds", ms / 1000, {"phase": phase}, help="the last cycle's phase timings, seconds")
+    out.add("gobot_last_cycle_age_seconds", health_doc["last_cycle_age_seconds"], help="wall time since the last completed cycle (or the start), seconds")
+    for status, count in sorted(counters.orders.items()):
+        out.add("gobot_orders_total", count, {"status": status}, kind="counter", help="orders by status (filled, open, rejected, proposed, ...)")
+    for (plugin, reason), count in sorted(counters.vetoes.items()):
+        out.add("gobot_risk_vetoes_total", count, {"plugin": plugin, "reason": reason}, kind="counter",
+                help="risk vetoes by plugin and reason (numbers in the reason shown as N)")
+    for channel in sorted(set(counters.alerts_sent) | set(counters.alerts_failed)):
+        out.add("gobot_alerts_sent_total", counters.alerts_sent.get(channel, 0), {"channel": channel}, kind="counter",
+                help="alerts handed to a channel without error")
+    for channel in sorted(set(counters.alerts_sent) | set(counters.alerts_failed)):
+        out.add("gobot_alerts_failed_total", counters.alerts_failed.get(channel, 0), {"channel": channel}, kind="counter",
+                help="alerts whose channel raised")
+    out.add("gobot_equity", bot.portfolio.equity(), help="cash plus open positions at the latest prices, quote currency")
+    out.add("gobot_cash", state.cash, help="cash, quote currency")
+    out.add("gobot_open_positions", len(state.positions), help="open positions")
+    out.add("gobot_exposure", bot.portfolio.exposure(), help="notional of open positions, quote currency")
+    out.add("gobot_closed_trades", len(state.trades), help="closed trades in the current run")
+    out.add("gobot_paused", 1 if health_doc["paused"] else 0, help="1 while paused: no new positions")
+    out.add("gobot_kill_switch", 1 if health_doc["kill_switch"] else 0, help="1 while the kill switch is engaged")
+    breaker = health_doc["breaker"]
+    out.add("gobot_circuit_breaker_open", 1 if breaker.upper() in BREAKER_TRIPPED else 0,
+            help="1 while the circuit breaker stops trading (OPEN or a hard stop)")
+    out.add("gobot_circuit_breaker_state", 1, {"state": breaker}, help="the circuit breaker's state, as a label")
+    for plugin, status in statuses.items():
+        if isinstance(status, str):
+            continue
+        for sample in status.metrics:
+            labels = {k: v for k, v in sample.labels.items() if _LABEL_NAME.match(k) and k != "plugin"}
+            kind = sample.type if not (sample.type == "counter" and not sample.name.endswith("_total")) else "gauge"
+            existing = out.families.get(sample.name)
+            if existing is not None and existing[0] != kind:
+                log.warning("plugin '%s': metric %s is already a %s; sample dropped", plugin, sample.name, existing[0])
+                continue
+            out.add(sample.name, sample.value, {**labels, "plugin": plugin}, kind=kind, help=sample.help)
+    return out.render()

@@ -1,0 +1,706 @@
+"""The strategy optimizer: Optuna searches a strategy's declared parameter space, every candidate is
+walk-forward validated, and a change is kept only when it also wins out of sample.
+
+The loop, each step printed:
+
+1. **scan**: the current parameters (declared defaults, then ``[strategies.<name>]``) are
+   backtested on every walk-forward window: the baseline.
+2. **ideas**: Optuna proposes a candidate inside the declared ranges (TPE by default; NSGA-II or
+   TPE for several objectives; random). Optionally, before every n-th trial a model proposes one
+   from the history (``llm_ideas``), checked against the ranges and marked ``llm``.
+3. **backtest**: the candidate's signals are computed once over all the data, then traded on each
+   rolling window pair: in sample (IS) and the out-of-sample (OOS) window right after it.
+4. **validate**: the sampler only ever sees the in-sample objective. A candidate is accepted when it
+   has enough trades, beats the kept parameters in sample *and* out of sample, and its overfitting
+   ratio (OOS objective / IS objective) reaches ``min_oos_ratio``; one that wins only in sample is
+   rejected with that reason.
+5. **report**: every decision, the winner with its IS and OOS metrics, and whether the design
+   targets (win rate, profit factor, drawdown, trades, out of sample) were met — which ends the loop,
+   as ``max_iterations`` does.
+
+Every trial lives in an Optuna storage (SQLite in the state folder by default, or a database URL
+that several ``gobot optimize`` workers on several hosts share): that is the persisted history, and
+running the same command again resumes the study. Trials left RUNNING by a worker of this host that
+died are failed and retried; those of other hosts by Optuna's heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal as signal_module
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from gobot_hookspecs import Strategy
+
+from .backtest import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
+from .config import OBJECTIVE_METRICS, OptimizerConfig, parse_objective
+from .errors import GobotError
+from .market_data import Series
+
+MINIMISED = frozenset({"max_drawdown_pct"})
+PROFIT_FACTOR_CAP = 10.0  # an infinite profit factor (no losing trade) counts as this in objectives
+HEARTBEAT_SECONDS = 5
+GRACE_SECONDS = 30
+KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"  # "optimizer_trial:N": SIGKILL self while trial N runs (resume tests)
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+Say = Callable[[str], None]
+
+
+class OptimizerError(GobotError):
+    """The optimizer cannot run; the message says why and what to change."""
+
+
+# -- walk-forward windows ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int
+    in_sample: tuple[int, int]  # epoch ms, [start, end)
+    out_of_sample: tuple[int, int]
+
+
+def walk_forward(series: list[Series], folds: int, out_of_sample_percent: float) -> list[Fold]:
+    """Rolling windows over the data's span: in-sample windows of equal length, each followed by an
+    out-of-sample window ``out_of_sample_percent`` of its length; the OOS windows tile the end."""
+    start = min(int(s.timestamp[0]) for s in series)
+    end = max(int(s.timestamp[-1]) + s.step_ms for s in series)
+    ratio = out_of_sample_percent / 100.0
+    in_length = (end - start) / (1.0 + folds * ratio)
+    out_length = in_length * ratio
+    out = []
+    for number in range(folds):
+        a = start + number * out_length
+        b = a + in_length
+        out.append(Fold(number + 1, (int(a), int(b)), (int(b), int(min(b + out_length, end)))))
+    return out
+
+
+# -- metrics of a candidate -----------------------------------------------------------------------------
+
+
+def window_metrics(simulation) -> dict[str, Any]:
+    """The numbers the optimizer judges a window by (contract trade metrics, vectorized curve metrics)."""
+    from gobot_hookspecs import metrics as contract
+
+    trades = contract.trade_metrics(simulation.trades, simulation.start_equity, curve=[])
+    curve = curve_metrics(simulation.timeline, simulation.equity)
+    return {
+        "trades": trades.trades, "wins": trades.wins, "win_rate": trades.win_rate,
+        "gross_profit": trades.gross_profit, "gross_loss": trades.gross_loss, "profit_factor": trades.profit_factor,
+        "expectancy": trades.expectancy, "return_pct": (simulation.end_equity / simulation.start_equity - 1.0) * 100.0,
+        "max_drawdown_pct": curve["max_drawdown_pct"] * 100.0, "sharpe": curve["sharpe"], "sortino": curve["sortino"],
+        "calmar": curve["calmar"],
+    }
+
+
+def combine(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several windows as one: trades summed, ratios over all trades, curve metrics averaged, the worst drawdown."""
+    trades = sum(w["trades"] for w in windows)
+    wins = sum(w["wins"] for w in windows)
+    profit = sum(w["gross_profit"] for w in windows)
+    loss = sum(w["gross_loss"] for w in windows)
+    pnl = sum((w["expectancy"] or 0.0) * w["trades"] for w in windows)
+
+    def mean(key: str) -> float:
+        return sum(w[key] or 0.0 for w in windows) / len(windows) if windows else 0.0
+
+    return {
+        "trades": trades, "wins": wins, "win_rate": wins / trades if trades else None,
+        "gross_profit": profit, "gross_loss": loss,
+        "profit_factor": profit / loss if loss > 0 else (math.inf if profit > 0 else None),
+        "expectancy": pnl / trades if trades else None, "return_pct": mean("return_pct"),
+        "max_drawdown_pct": max((w["max_drawdown_pct"] for w in windows), default=0.0),
+        "sharpe": mean("sharpe"), "sortino": mean("sortino"), "calmar": mean("calmar"),
+    }
+
+
+def metric_value(metrics: dict[str, Any], name: str) -> float:
+    """A metric as an objective term: undefined counts as 0, an infinite profit factor as the cap."""
+    value = metrics.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 0.0
+    if name == "profit_factor":
+        return min(float(value), PROFIT_FACTOR_CAP)
+    return float(value)
+
+
+def objective_value(metrics: dict[str, Any], terms: list[tuple[float, str]]) -> float:
+    """The weighted sum of the objective's metrics; a minimised metric counts negatively."""
+    return sum(weight * (-1 if name in MINIMISED else 1) * metric_value(metrics, name) for weight, name in terms)
+
+
+@dataclass
+class Evaluation:
+    """One parameter set, walk-forward: per-fold and combined IS and OOS metrics, and the objective."""
+
+    params: dict[str, float]
+    in_sample: dict[str, Any]
+    out_of_sample: dict[str, Any]
+    folds: list[dict[str, Any]]
+    objective_in: float
+    objective_out: float
+    values: list[float]  # what the sampler sees: the in-sample objective(s)
+
+    @property
+    def ratio(self) -> float | None:
+        """Overfitting ratio: OOS objective / IS objective (None when the IS objective is not positive)."""
+        return self.objective_out / self.objective_in if self.objective_in > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: infinities as the string "inf" (Optuna keeps user attributes as JSON)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+# -- decisions ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    number: int | None  # trial number; None for the baseline
+    params: dict[str, float]
+    source: str  # baseline, tpe, random, nsga2, llm, enqueued
+    objective_in: float
+    objective_out: float
+    ratio: float | None
+    in_sample: dict[str, Any]
+    out_of_sample: dict[str, Any]
+    accepted: bool = False
+    reason: str = ""
+    targets_met: bool = False
+    rationale: str = ""  # the model's, for llm ideas
+
+    def line(self) -> str:
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        head = "baseline" if self.number is None else f"#{self.number} {self.source}"
+        ratio = "-" if self.ratio is None else f"{self.ratio:.2f}"
+        verdict = "ACCEPTED" if self.accepted else "rejected"
+        return (f"{head}: {params} -> IS {self.objective_in:+.3f} ({self.in_sample['trades']} trades), "
+                f"OOS {self.objective_out:+.3f} ({self.out_of_sample['trades']}), ratio {ratio}: "
+                + (verdict if self.number is not None else "kept") + (f" — {self.reason}" if self.reason else ""))
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def targets_met(metrics: dict[str, Any], options: OptimizerConfig) -> bool:
+    """The design targets, out of sample: win rate, profit factor, max drawdown, trades."""
+    return (
+        (metrics.get("win_rate") or 0.0) >= options.target_win_rate
+        and metric_value(metrics, "profit_factor") >= options.target_profit_factor
+        and metrics.get("max_drawdown_pct", math.inf) <= options.target_max_drawdown_pct
+        and metrics.get("trades", 0) >= options.target_trades
+    )
+
+
+def decide(baseline: Decision, candidates: list[Decision], options: OptimizerConfig) -> Decision:
+    """Walk the candidates in trial order and keep each one that beats the kept parameters in sample
+    and out of sample; fill in each one's verdict. Returns the parameters kept at the end."""
+    kept = baseline
+    min_out = math.ceil(options.min_trades * options.out_of_sample_percent / 100.0) if options.min_trades else 0
+    for candidate in sorted(candidates, key=lambda d: d.number):
+        candidate.accepted, candidate.targets_met = False, False
+        where = "baseline" if kept.number is None else f"#{kept.number}"
+        if candidate.in_sample["trades"] < options.min_trades:
+            candidate.reason = f"too few trades in sample ({candidate.in_sample['trades']} < min_trades {options.min_trades})"
+        elif candidate.out_of_sample["trades"] < min_out:
+            candidate.reason = f"too few trades out of sample ({candidate.out_of_sample['trades']} < {min_out})"
+        elif candidate.objective_in <= kept.objective_in:
+            candidate.reason = f"not better in sample ({candidate.objective_in:+.3f} <= {where} {kept.objective_in:+.3f})"
+        elif candidate.objective_out <= kept.objective_out:
+            candidate.reason = (f"wins in sample only: out of sample {candidate.objective_out:+.3f} <= {where} "
+                                f"{kept.objective_out:+.3f} (in sample {candidate.objective_in:+.3f} > {kept.objective_in:+.3f})")
+        elif candidate.ratio is not None and candidate.ratio < options.min_oos_ratio:
+            candidate.reason = (f"overfit: out-of-sample/in-sample ratio {candidate.ratio:.2f} < min_oos_ratio "
+                                f"{options.min_oos_ratio:g}")
+        else:
+            candidate.accepted = True
+            candidate.targets_met = targets_met(candidate.out_of_sample, options)
+            candidate.reason = f"beats {where} in and out of sample" + ("; design targets met out of sample" if candidate.targets_met else "")
+            kept = candidate
+    return kept
+
+
+# -- the optimization ----------------------------------------------------------------------------------
+
+
+def _kill_point(name: str) -> None:
+    if os.environ.get(KILL_POINT_ENV) == name:
+        os.kill(os.getpid(), signal_module.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def storage(url: str):
+    """An Optuna RDB storage with heartbeats (a crashed worker's trial is failed and retried)."""
+    import warnings
+
+    import optuna
+    from optuna import storages
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
+        retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=2)}
+    else:
+        retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=2)}
+    for attempt in range(6):
+        try:
+            return storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                       grace_period=GRACE_SECONDS, **retry)
+        except Exception as exc:
+            # Workers starting together race to create Optuna's tables: the loser retries.
+            racing = any(word in str(exc) for word in ("duplicate key", "already exists", "UniqueViolation", "locked"))
+            if not racing or attempt == 5:
+                error = exc
+                break
+            time.sleep(0.1 * 2**attempt)
+    else:  # pragma: no cover
+        error = RuntimeError("unreachable")
+    try:
+        raise error
+    except Exception as exc:  # a wrong URL, an unreachable server, a missing driver
+        raise OptimizerError(f"cannot open the optimizer storage {redact_url(url)}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}".replace(url, redact_url(url))) from None
+
+
+@dataclass
+class Report:
+    """What an optimization decided: the baseline, every trial's verdict, the parameters kept."""
+
+    study: str
+    storage: str
+    strategy: str
+    objective: str
+    baseline: Decision
+    decisions: list[Decision]
+    kept: Decision
+    folds: list[Fold]
+    stopped: str
+    pareto: list[int] = field(default_factory=list)
+
+    @property
+    def improved(self) -> bool:
+        return self.kept.number is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return _clean({
+            "study": self.study, "storage": self.storage, "strategy": self.strategy, "objective": self.objective,
+            "folds": [asdict(f) for f in self.folds], "baseline": asdict(self.baseline),
+            "winner": asdict(self.kept) if self.improved else None,
+            "targets_met": self.kept.targets_met, "stopped": self.stopped, "pareto_front": self.pareto,
+            "trials": [asdict(d) for d in self.decisions],
+        })
+
+
+class Optimization:
+    """One study: a strategy, its candles, the execution rules, and the search and validation options."""
+
+    def __init__(self, strategy: Strategy, series: list[Series], execution: ExecutionSettings,
+                 gate_factory: Callable[[dict[str, float]], Gate], options: OptimizerConfig, *,
+                 baseline_params: dict[str, float], storage_url: str, study_name: str = "", path: str = "auto",
+                 ideas: Any = None, say: Say = print):
+        if not strategy.parameters:
+            raise OptimizerError(f"strategy '{strategy.name}' declares no parameters to optimise")
+        self.strategy, self.series, self.execution = strategy, series, execution
+        self.gate_factory, self.options, self.path = gate_factory, options, path
+        self.baseline_params = dict(baseline_params)
+        self.storage_url = storage_url
+        self.ideas, self.say = ideas, say
+        self.objectives: list[str] = list(options.objectives)
+        self.terms = parse_objective(options.objective)
+        self.folds = walk_forward(series, options.folds, options.out_of_sample_percent)
+        self.study_name = study_name or options.study or self.default_study_name()
+        self._printed: set[int] = set()
+
+    # -- evaluating a parameter set --------------------------------------------------------------
+
+    def default_study_name(self) -> str:
+        symbols = "+".join(s.symbol.replace("/", "") for s in self.series)
+        objective = ",".join(self.objectives) if self.objectives else self.options.objective.replace(" ", "")
+        span = f"{_day(self.series[0].timestamp[0])}-{_day(self.series[0].timestamp[-1])}"
+        return f"{self.strategy.name}-{symbols}-{self.series[0].timeframe}-{span}-{objective}"
+
+    def data_fingerprint(self) -> str:
+        return ";".join(f"{s.symbol}:{s.timeframe}:{len(s)}:{int(s.timestamp[0])}:{int(s.timestamp[-1])}:{float(s.close[-1])!r}"
+                        for s in self.series)
+
+    def evaluate(self, params: dict[str, float]) -> Evaluation:
+        signals: list[Signals] = [compute_signals(self.strategy, params, s, self.path) for s in self.series]
+        per_fold, ins, outs = [], [], []
+        for fold in self.folds:
+            row = {"fold": fold.number}
+            for label, (start, end), bucket in (("in", fold.in_sample, ins), ("out", fold.out_of_sample, outs)):
+                sim = simulate(self.series, signals, self.execution, self.gate_factory(params), strategy=self.strategy.name,
+                               start_ms=start, end_ms=end)
+                metrics = window_metrics(sim)
+                bucket.append(metrics)
+                row[label] = metrics
+            per_fold.append(row)
+        in_sample, out_of_sample = combine(ins), combine(outs)
+        if self.objectives:
+            values = [metric_value(in_sample, name) for name in self.objectives]
+            first = [(1.0, self.objectives[0])]
+            objective_in, objective_out = objective_value(in_sample, first), objective_value(out_of_sample, first)
+        else:
+            objective_in, objective_out = objective_value(in_sample, self.terms), objective_value(out_of_sample, self.terms)
+            values = [objective_in]
+        return Evaluation(dict(params), in_sample, out_of_sample, per_fold, objective_in, objective_out, values)
+
+    # -- the study ----------------------------------------------------------------------------------
+
+    def _sampler(self, worker: int = 0):
+        import optuna
+
+        seed = None if self.options.seed is None else self.options.seed + worker
+        # Optuna 5 reads constraints set on the trial (set_constraint); older ones take a function.
+        constraints = self._constraints if self.options.min_trades and not _TRIAL_CONSTRAINTS else None
+        if self.options.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if self.options.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, multivariate=True,
+                                          n_startup_trials=min(10, max(3, self.options.max_iterations // 4)))
+
+    def _constraints(self, trial) -> list[float]:
+        """Optuna's feasibility: <= 0 when the candidate has at least ``min_trades`` in sample."""
+        return [float(self.options.min_trades - trial.user_attrs.get("in_sample", {}).get("trades", 0))]
+
+    def open_study(self, worker: int = 0):
+        import optuna
+
+        directions = (["minimize" if name in MINIMISED else "maximize" for name in self.objectives]
+                      if self.objectives else ["maximize"])
+        study = optuna.create_study(storage=storage(self.storage_url), study_name=self.study_name, directions=directions,
+                                    sampler=self._sampler(worker), load_if_exists=True)
+        if [d.name.lower() for d in study.directions] != directions:
+            raise OptimizerError(f"study '{self.study_name}' was made with other objectives; pick another --study")
+        return study
+
+    def prepare(self):
+        """Open or resume the study; compute (or load) the baseline; retry trials of dead local workers."""
+        study = self.open_study()
+        attrs = study.user_attrs
+        fingerprint = self.data_fingerprint()
+        if "baseline" in attrs:
+            if attrs.get("data") != fingerprint:
+                raise OptimizerError(f"study '{self.study_name}' was made on other candles ({attrs.get('data')}); "
+                                     "use the same --data/--from/--to, or another --study")
+            self.say(f"resuming study '{self.study_name}': {len(self._complete(study))} trials done")
+        else:
+            self.say(f"scan: backtesting the current parameters on {len(self.folds)} walk-forward folds")
+            baseline = self.evaluate(self.baseline_params)
+            study.set_user_attr("data", fingerprint)  # first: a worker that sees the baseline sees the data too
+            study.set_user_attr("baseline", _clean(baseline.as_dict()))
+            study.set_user_attr("strategy", self.strategy.name)
+            study.set_user_attr("objective", self.objectives or self.options.objective)
+        self._retry_dead_workers(study)
+        return study
+
+    def baseline(self, study) -> Decision:
+        data = study.user_attrs["baseline"]
+        return Decision(None, data["params"], "baseline", data["objective_in"], data["objective_out"], data["ratio"],
+                        _unclean(data["in_sample"]), _unclean(data["out_of_sample"]), reason="the current parameters")
+
+    @staticmethod
+    def _complete(study) -> list:
+        from optuna.trial import TrialState
+
+        return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+    def _retry_dead_workers(self, study) -> None:
+        """Trials RUNNING on this host whose process is gone (killed mid-trial): fail and re-enqueue them."""
+        from optuna.trial import TrialState
+
+        host = socket.gethostname()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = trial.user_attrs.get("worker", "")
+            name, _, pid = worker.rpartition(":")
+            if name != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"source": trial.user_attrs.get("source", "retry"),
+                                                          "retry_of": trial.number})
+            self.say(f"#{trial.number} was interrupted (worker {worker} is gone): failed, and queued again")
+
+    def decisions(self, study) -> tuple[Decision, list[Decision], Decision]:
+        baseline = self.baseline(study)
+        candidates = []
+        for trial in self._complete(study):
+            attrs = trial.user_attrs
+            if "in_sample" not in attrs:
+                continue
+            candidates.append(Decision(trial.number, dict(trial.params), attrs.get("source", "?"), attrs["objective_in"],
+                                       attrs["objective_out"], attrs.get("ratio"), _unclean(attrs["in_sample"]),
+                                       _unclean(attrs["out_of_sample"]), rationale=attrs.get("rationale", "")))
+        kept = decide(baseline, candidates, self.options)
+        return baseline, candidates, kept
+
+    # -- one worker's trials --------------------------------------------------------------------------
+
+    def objective(self, trial):
+        trial.set_user_attr("worker", WORKER)
+        if "source" not in trial.user_attrs:
+            trial.set_user_attr("source", self.options.sampler)
+        params = {}
+        for name, spec in self.strategy.parameters.items():
+            if spec.integer:
+                step = max(1, int(round(spec.step))) if spec.step else 1
+                params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=step)
+            else:
+                step = spec.step if spec.step and (spec.high - spec.low) / spec.step == int((spec.high - spec.low) / spec.step) else None
+                params[name] = trial.suggest_float(name, spec.low, spec.high, step=step)
+        _kill_point(f"optimizer_trial:{trial.number}")
+        evaluation = self.evaluate(params)
+        if _TRIAL_CONSTRAINTS and self.options.min_trades:
+            trial.set_constraint("min_trades", float(self.options.min_trades - evaluation.in_sample["trades"]))
+        for key, value in _clean(evaluation.as_dict()).items():
+            if key != "params":
+                trial.set_user_attr(key, value)
+        return evaluation.values if self.objectives else evaluation.values[0]
+
+    def after_trial(self, study, trial) -> None:
+        """Stop at max_iterations or when an accepted candidate meets the targets; ask the model for ideas."""
+        complete = self._complete(study)
+        if len(complete) >= self.options.max_iterations:
+            study.set_user_attr("stopped", f"max_iterations ({self.options.max_iterations}) reached")
+            study.stop()
+            return
+        _, candidates, kept = self.decisions(study)
+        if kept.targets_met:
+            study.set_user_attr("stopped", f"design targets met out of sample by #{kept.number}")
+            study.stop()
+            return
+        if self.ideas is not None and (trial.number + 1) % self.options.llm_every == 0:
+            self.ask_model(study, candidates, kept)
+
+    def ask_model(self, study, candidates: list[Decision], kept: Decision) -> None:
+        idea = self.ideas.propose(self.strategy, self.objectives or self.options.objective, kept, candidates[-20:])
+        if idea.params is None:
+            self.say(f"llm idea rejected: {idea.reason}")
+            rejected = list(study.user_attrs.get("llm_rejected", []))[-49:] + [{"after": len(candidates), "reason": idea.reason}]
+            study.set_user_attr("llm_rejected", rejected)
+            return
+        study.enqueue_trial(idea.params, user_attrs={"source": "llm", "rationale": idea.rationale[:500]})
+        self.say(f"llm idea queued: {' '.join(f'{k}={_fmt(v)}' for k, v in idea.params.items())} ({idea.rationale[:120]})")
+
+    def work(self, worker: int = 0, say_trials: bool = True) -> None:
+        """Run trials until the study stops (max_iterations, targets) in this process."""
+        study = self.open_study(worker)
+        callbacks = [self.after_trial]
+        if say_trials:
+            callbacks.append(lambda study, trial: self.print_new(study))
+        study.optimize(self.objective, n_trials=self.options.max_iterations, callbacks=callbacks, gc_after_trial=False)
+
+    def print_new(self, study) -> None:
+        """Print the verdicts of trials whose earlier trials are all done (so the verdicts are final)."""
+        from optuna.trial import TrialState
+
+        pending = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))}
+        _, candidates, _ = self.decisions(study)
+        horizon = min(pending) if pending else math.inf
+        for candidate in candidates:
+            if candidate.number < horizon and candidate.number not in self._printed:
+                self._printed.add(candidate.number)
+                self.say(candidate.line())
+
+    # -- the whole run ----------------------------------------------------------------------------
+
+    def run(self, jobs: int = 1, progress: Callable[[int, int], None] | None = None) -> Report:
+        study = self.prepare()
+        baseline = self.baseline(study)
+        self.say(baseline.line())
+        done = len(self._complete(study))
+        if done >= self.options.max_iterations:
+            self.say(f"max_iterations ({self.options.max_iterations}) already reached: reporting")
+        elif study.user_attrs.get("stopped", "").startswith("design targets"):
+            self.say(f"the study already stopped: {study.user_attrs['stopped']}")
+        elif jobs <= 1:
+            study.set_user_attr("stopped", "")  # a larger max_iterations continues a study that reached the old one
+            self._printed = {t.number for t in self._complete(study)}
+            study.optimize(self.objective, n_trials=self.options.max_iterations - done,
+                           callbacks=[self.after_trial, lambda s, t: (self.print_new(s), progress and progress(
+                               len(self._complete(s)), self.options.max_iterations))])
+        else:
+            study.set_user_attr("stopped", "")
+            self._run_workers(study, jobs, progress)
+        return self.report(study)
+
+    def _run_workers(self, study, jobs: int, progress) -> None:
+        import multiprocessing
+
+        self._printed = {t.number for t in self._complete(study)}
+        getattr(study._storage, "_backend", study._storage).engine.dispose()  # the workers open their own connections
+        context = multiprocessing.get_context("fork")
+        workers = [context.Process(target=_worker_main, args=(self, index), name=f"gobot-optimize-{index}")
+                   for index in range(jobs)]
+        for process in workers:
+            process.start()
+        while any(p.is_alive() for p in workers):
+            self.print_new(study)
+            if progress:
+                progress(len(self._complete(study)), self.options.max_iterations)
+            for process in workers:
+                process.join(timeout=0.5 / len(workers))
+        self.print_new(study)
+        failed = [p.name for p in workers if p.exitcode]
+        if failed:
+            self.say(f"worker processes ended with an error: {', '.join(failed)}")
+
+    def report(self, study) -> Report:
+        baseline, candidates, kept = self.decisions(study)
+        stopped = study.user_attrs.get("stopped") or (
+            f"max_iterations ({self.options.max_iterations}) reached" if len(candidates) >= self.options.max_iterations
+            else f"not finished: {len(candidates)} trials done (interrupted, or workers still running)")
+        pareto = []
+        if self.objectives:
+            pareto = sorted(t.number for t in study.best_trials)
+        return Report(self.study_name, redact_url(self.storage_url), self.strategy.name,
+                      ", ".join(self.objectives) if self.objectives else self.options.objective, baseline, candidates, kept,
+                      self.folds, stopped, pareto)
+
+
+def _trial_constraints() -> bool:
+    try:
+        from optuna.trial import Trial
+    except ImportError:  # pragma: no cover
+        return False
+    return hasattr(Trial, "set_constraint")
+
+
+_TRIAL_CONSTRAINTS = _trial_constraints()
+
+
+def _worker_main(optimization: Optimization, index: int) -> None:
+    """A worker process (forked): its own storage connection, its own sampler seed."""
+    global WORKER
+    WORKER = f"{socket.gethostname()}:{os.getpid()}"
+    optimization.say = lambda text: None  # the coordinator prints the verdicts
+    optimization.work(index, say_trials=False)
+
+
+def _unclean(value: Any) -> Any:
+    if value == "inf":
+        return math.inf
+    if isinstance(value, dict):
+        return {k: _unclean(v) for k, v in value.items()}
+    return value
+
+
+def _day(ms: Any) -> str:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y%m%d")
+
+
+def default_storage_url(state_path) -> str:
+    """SQLite in the state folder, unless $GOBOT_OPTIMIZER_STORAGE names a database."""
+    url = os.environ.get("GOBOT_OPTIMIZER_STORAGE", "")
+    if url:
+        return url
+    state_path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(state_path / 'optimizer.db').resolve()}"
+
+
+def describe_objectives() -> str:
+    return ", ".join(OBJECTIVE_METRICS)
+
+
+# -- applying a winner --------------------------------------------------------------------------------
+
+from .strategy_params import REQUEST_FILE  # noqa: E402  (accepted parameters waiting for the adjust phase)
+
+ARCHIVE_FILE = "strategy_archive.jsonl"  # in state_dir: every version replaced by gobot optimize --apply
+
+
+def request_apply(state_path, report: Report, source: str) -> dict[str, Any]:
+    """Leave the winner for the bot's adjust phase, which makes it a new strategy version."""
+    state_path.mkdir(parents=True, exist_ok=True)
+    kept = report.kept
+    request = {
+        "strategy": report.strategy, "params": kept.params, "study": report.study, "trial": kept.number,
+        "source": source, "created_at": datetime.now(timezone.utc).isoformat(),
+        "reason": (f"optimizer: study '{report.study}' trial #{kept.number} — {report.objective} in sample "
+                   f"{kept.objective_in:+.3f}, out of sample {kept.objective_out:+.3f} (baseline "
+                   f"{report.baseline.objective_in:+.3f} / {report.baseline.objective_out:+.3f})"),
+    }
+    path = state_path / REQUEST_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(_clean(request), indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+    return request
+
+
+def archive_version(state_path, strategy: str, previous: dict[str, float], new: dict[str, float], note: str) -> None:
+    state_path.mkdir(parents=True, exist_ok=True)
+    entry = {"time": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "previous": previous, "new": new, "note": note}
+    with (state_path / ARCHIVE_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def write_strategy_params(config_path, strategy: str, params: dict[str, float]) -> None:
+    """Write ``[strategies.<name>]`` into config.toml, replacing that table and keeping everything else."""
+    import re
+
+    from .config import tomllib
+
+    text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*strategies\s*\.\s*" + re.escape(strategy) + r"\s*\]\s*(#.*)?$")
+    body = [f"{name} = {_toml_number(value)}" for name, value in params.items()]
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        block = ["", f"[strategies.{strategy}]", "# written by gobot optimize --apply", *body]
+        lines = lines + block
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[i])), len(lines))
+        lines = lines[: start + 1] + ["# written by gobot optimize --apply", *body, ""] + lines[end:]
+    new_text = "\n".join(lines).rstrip("\n") + "\n"
+    parsed = tomllib.loads(new_text)  # never write a file that no longer parses
+    if parsed.get("strategies", {}).get(strategy) is None:
+        raise OptimizerError(f"{config_path}: could not write [strategies.{strategy}]")
+    temporary = config_path.with_name(config_path.name + ".tmp")
+    temporary.write_text(new_text, encoding="utf-8")
+    os.replace(temporary, config_path)
+
+
+def _toml_number(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    return repr(value) if isinstance(value, float) else str(value)

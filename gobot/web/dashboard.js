@@ -1,0 +1,220 @@
+// gobot dashboard: long-polls /api/dashboard and redraws; the controls POST with the bearer token.
+"use strict";
+
+const PHASES = ["scan", "ideas", "adjust", "validate", "execute", "report"];
+let version = -1;
+let token = "";
+let ageBase = null;  // [seconds at receipt, Date.now() at receipt]
+let lastCycle = null;
+let lastTrade = null;
+
+const $ = (id) => document.getElementById(id);
+const money = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
+const signed = (x) => (x === null || x === undefined ? "–" : (x >= 0 ? "+" : "") + Number(x).toFixed(2));
+const num = (x) => (x === null || x === undefined ? "–" : Number(x).toPrecision(6).replace(/\.?0+$/, ""));
+const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
+const cls = (x) => (x > 0 ? "pos" : x < 0 ? "neg" : "");
+
+function headers() {
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function fillTable(id, rows, columns, isNew) {
+  const body = $(id).querySelector("tbody");
+  body.replaceChildren();
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = cell("none yet", "empty");
+    td.colSpan = $(id).querySelectorAll("th").length;
+    tr.appendChild(td);
+    body.appendChild(tr);
+    return;
+  }
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    if (isNew && isNew(row)) tr.className = "new";
+    for (const [text, className] of columns(row)) tr.appendChild(cell(text, className));
+    body.appendChild(tr);
+  }
+}
+
+function badge(id, text, level) {
+  const el = $(id);
+  el.textContent = text;
+  el.className = "badge " + level;
+}
+
+function drawCurve(points) {
+  const svg = $("equity-chart");
+  svg.replaceChildren();
+  if (points.length < 2) {
+    $("curve-range").textContent = "the curve appears after two cycles";
+    return;
+  }
+  const values = points.map((p) => p[1]);
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
+  const pad = (hi - lo) * 0.08;
+  lo -= pad; hi += pad;
+  const x = (i) => (i / (points.length - 1)) * 800;
+  const y = (v) => 180 - ((v - lo) / (hi - lo)) * 180;
+  const ns = "http://www.w3.org/2000/svg";
+  const start = points[0][1];
+  const base = document.createElementNS(ns, "line");
+  base.setAttribute("x1", 0); base.setAttribute("x2", 800);
+  base.setAttribute("y1", y(start)); base.setAttribute("y2", y(start));
+  base.setAttribute("stroke", "#27303a"); base.setAttribute("stroke-dasharray", "4 4");
+  svg.appendChild(base);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", points.map((p, i) => x(i).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "));
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", values[values.length - 1] >= start ? "#3fb97b" : "#e5534b");
+  line.setAttribute("stroke-width", "2");
+  line.setAttribute("vector-effect", "non-scaling-stroke");
+  svg.appendChild(line);
+  $("curve-from").textContent = when(points[0][0]);
+  $("curve-to").textContent = when(points[points.length - 1][0]);
+  $("curve-range").textContent = "low " + money(Math.min(...values)) + " · high " + money(Math.max(...values));
+}
+
+function renderRisk(status) {
+  const dl = $("risk");
+  dl.replaceChildren();
+  const add = (term, text) => {
+    const dt = document.createElement("dt"); dt.textContent = term;
+    const dd = document.createElement("dd"); dd.textContent = text;
+    dl.append(dt, dd);
+  };
+  add("circuit breaker", status.breaker);
+  add("rate-limit policy", status.rate_limiter.policy || "–");
+  const used = status.rate_limiter.samples.filter((s) => s.name === "gobot_rate_limit_weight_used");
+  const limits = status.rate_limiter.samples.filter((s) => s.name === "gobot_rate_limit_weight_limit");
+  for (const s of used) {
+    const budget = s.labels.budget || "weight";
+    const limit = limits.find((l) => (l.labels.budget || "weight") === budget);
+    add("weight used (" + budget + ")", num(s.value) + (limit ? " / " + num(limit.value) : ""));
+  }
+  const queued = status.rate_limiter.samples.filter((s) => s.name === "gobot_rate_limit_queue_depth");
+  if (queued.length) add("queue by priority", queued.map((s) => (s.labels.priority || "?") + " " + num(s.value)).join(" · "));
+  for (const [plugin, st] of Object.entries(status.plugin_status)) {
+    if (st.error) { add(plugin, "status unknown: " + st.error); continue; }
+    const parts = [st.state, st.reason].filter(Boolean);
+    if (parts.length) add(plugin, parts.join(" — "));
+  }
+}
+
+function render(doc) {
+  const s = doc.status;
+  const m = doc.metrics;
+  $("run").textContent = "run " + s.run_id + " · " + s.mode + (s.simulated_clock ? " · simulated clock" : "");
+  const state = s.kill_switch ? ["KILLED", "bad"] : s.paused ? ["PAUSED", "warn"] : s.running ? ["RUNNING", "ok"]
+    : s.finished ? ["FINISHED", "ok"] : ["STOPPED", "warn"];
+  badge("state-badge", state[0], state[1]);
+  badge("health-badge", s.health.healthy ? "healthy" : "unhealthy", s.health.healthy ? "ok" : "bad");
+  $("health-badge").title = s.health.problems.join("\n");
+  const tripped = ["OPEN", "HARD_STOP", "TRIPPED"].includes(String(s.breaker).toUpperCase());
+  badge("breaker-badge", "breaker " + s.breaker, tripped ? "bad" : s.breaker === "not installed" ? "" : "ok");
+  $("equity").textContent = money(s.equity);
+  $("pnl").textContent = signed(s.pnl);
+  $("pnl").className = "value " + cls(s.pnl);
+  $("iteration").textContent = String(s.iteration);
+  $("clock").textContent = when(s.clock);
+  $("closed").textContent = String(s.closed_trades);
+  ageBase = [s.health.last_cycle_age_seconds, Date.now()];
+  tickAge();
+  drawCurve(m.equity_curve);
+
+  fillTable("positions", s.open_positions, (p) => [
+    [p.symbol], [p.direction, "text"], [num(p.amount)], [num(p.entry_price)], [num(p.price)],
+    [signed(p.unrealised_pnl), cls(p.unrealised_pnl)], [num(p.stop_loss)], [num(p.take_profit)], [p.strategy || "–", "text"],
+  ]);
+  const newestTrade = doc.trades.trades.length ? doc.trades.trades[0].closed_at + doc.trades.trades[0].symbol : null;
+  fillTable("trades", doc.trades.trades, (t) => [
+    [when(t.closed_at)], [t.symbol, "text"], [t.direction, "text"], [num(t.entry_price)], [num(t.exit_price)],
+    [signed(t.pnl), cls(t.pnl)], [t.exit_reason, "text"], [t.strategy ? t.strategy + (t.strategy_version ? " v" + t.strategy_version : "") : "–", "text"],
+  ], (t) => lastTrade !== null && t.closed_at + t.symbol === newestTrade && newestTrade !== lastTrade);
+  lastTrade = newestTrade;
+  const newest = doc.cycles.cycles.length ? doc.cycles.cycles[0].iteration : null;
+  fillTable("cycles", doc.cycles.cycles, (c) => [
+    [String(c.iteration)], [when(c.time), "text"], [c.signals, "text"], [String(c.vetoes)], [String(c.orders)], [String(c.fills)],
+    [money(c.equity)], ...PHASES.map((p) => [c.phase_ms[p] === undefined ? "–" : Number(c.phase_ms[p]).toFixed(1)]),
+    [Number(c.duration_ms).toFixed(1)], [c.note, "text"],
+  ], (c) => lastCycle !== null && c.iteration === newest && newest !== lastCycle);
+  lastCycle = newest;
+
+  renderRisk(s);
+  const list = $("plugins");
+  list.replaceChildren();
+  for (const p of s.plugins) {
+    const li = document.createElement("li");
+    li.className = p.status;
+    li.textContent = p.name + (p.status === "enabled" ? "" : " (" + p.status + ")");
+    li.title = [p.distribution + " " + p.version, p.reason, p.hooks.join(", ")].filter(Boolean).join("\n");
+    list.appendChild(li);
+  }
+  for (const id of ["pause", "unpause", "kill"]) {
+    $(id).disabled = !s.controls || s.kill_switch;
+    $(id).title = s.controls ? "" : "controls are off: start the bot with GOBOT_DASHBOARD_TOKEN set";
+  }
+  $("pause").disabled ||= s.paused;
+  $("unpause").disabled ||= !s.paused;
+}
+
+function tickAge() {
+  if (!ageBase) return;
+  const seconds = ageBase[0] + (Date.now() - ageBase[1]) / 1000;
+  $("age").textContent = seconds < 90 ? seconds.toFixed(0) + " s ago" : (seconds / 60).toFixed(1) + " min ago";
+}
+
+async function poll() {
+  for (;;) {
+    try {
+      const response = await fetch("/api/dashboard?after=" + version + "&wait=20", { headers: headers(), cache: "no-store" });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const doc = await response.json();
+      version = doc.version;
+      render(doc);
+    } catch (error) {
+      badge("state-badge", "DISCONNECTED", "bad");
+      $("run").textContent = "cannot reach the bot (" + error.message + "); retrying";
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
+async function control(action) {
+  if (action === "kill" && !window.confirm("Engage the kill switch? No new orders are sent and the run ends.")) return;
+  const msg = $("control-msg");
+  msg.textContent = action + "…";
+  try {
+    const response = await fetch("/api/" + action, { method: "POST", headers: headers() });
+    const body = await response.json();
+    msg.textContent = response.ok ? action + ": done" : action + " refused: " + body.error;
+  } catch (error) {
+    msg.textContent = action + " failed: " + error.message;
+  }
+}
+
+function setToken(value) {
+  token = value.trim();
+  if (token) sessionStorage.setItem("gobot-token", token);
+  else sessionStorage.removeItem("gobot-token");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) history.replaceState(null, "", location.pathname);  // the token leaves the address bar
+  setToken(fromHash || sessionStorage.getItem("gobot-token") || "");
+  $("token").value = token;
+  $("token").addEventListener("change", (e) => setToken(e.target.value));
+  for (const id of ["pause", "unpause", "kill"]) $(id).addEventListener("click", () => control(id));
+  setInterval(tickAge, 1000);
+  poll();
+});

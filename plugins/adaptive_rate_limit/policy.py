@@ -1,0 +1,367 @@
+"""The adaptive rate limiter: weight-aware budgets, a priority queue, header resync, 429/418 backoff.
+
+One ``AdaptiveRateLimiter`` per bot. Every exchange request first awaits
+``acquire(weight, priority, orders=...)``; the answer's status and headers go to ``on_response``.
+
+- **Budgets.** Each exchange budget (request weight per minute, orders per 10 s and per day, ...,
+  from ``exchangeInfo`` via ``set_limits``, or the configured fallbacks) is a sliding-window log in
+  a store (``budgets.py``). A sliding window that never holds more than the limit also never puts
+  more than the limit into any of the exchange's fixed windows, so steady traffic can use the
+  whole budget without a 429.
+- **Priority.** Requests wait in one queue ordered by priority (CRITICAL, HIGH, NORMAL, LOW), then
+  arrival; only the head may take budget, so under saturation a CRITICAL request goes next. The last
+  ``critical_reserve_percent`` of every budget is CRITICAL's alone, so it rarely waits at all.
+- **Resync.** ``X-MBX-USED-WEIGHT-<n><unit>`` and ``X-MBX-ORDER-COUNT-<n><unit>`` say what the
+  exchange counted; when that is more than the log holds (another program on the same IP), the
+  difference is added to the log.
+- **429** pauses everything for ``Retry-After`` times a backoff factor that grows by
+  ``backoff_multiplier`` with each 429 and shrinks again after ``decay_after`` successes.
+  **418** (banned) stops every non-CRITICAL request until the ban ends, raises a CRITICAL alert and
+  reports an execution error of kind ``banned`` (the circuit breaker opens on it).
+
+The clock and the sleep are injectable, so tests run minutes of budget in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from pyrate_limiter import Rate, RateItem
+
+from gobot_hookspecs import Alert, ExecutionError, ExecutionFailed, Priority, RateLimit, Severity
+
+from .budgets import MemoryStore
+
+HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.IGNORECASE)
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+HEADER_KIND = {"used-weight": "weight", "order-count": "orders"}
+PLUGIN = "adaptive_rate_limit"
+LEAK_EVERY_SECONDS = 5.0
+MAX_SLEEP_SECONDS = 1.0  # re-check at least this often while waiting (other bots, resync)
+
+
+def default_limits(config: Any) -> list[RateLimit]:
+    """Budgets used before an exchange advertises its own: Binance's historical defaults."""
+    return [
+        RateLimit(kind="weight", limit=1200, window_seconds=60),
+        RateLimit(kind="orders", limit=50, window_seconds=10),
+        RateLimit(kind="orders", limit=160000, window_seconds=86400),
+    ]
+
+
+def apply_overrides(limits: list[RateLimit], config: Any) -> list[RateLimit]:
+    """The configured values replace the exchange's budget of the same kind and window."""
+    overrides = {
+        ("weight", 60.0): config.requests_per_minute,
+        ("weight", 3600.0): config.requests_per_hour,
+        ("orders", 10.0): config.orders_per_10s,
+        ("orders", 86400.0): config.orders_per_day,
+    }
+    result = [limit for limit in limits if overrides.get((limit.kind, float(limit.window_seconds))) is None]
+    for (kind, window), value in overrides.items():
+        if value is not None:
+            result.append(RateLimit(kind=kind, limit=value, window_seconds=window))
+    return result
+
+
+@dataclass
+class Budget:
+    """One exchange budget: a log in the store, with an ordinary and a CRITICAL limit."""
+
+    kind: str
+    limit: int
+    window_ms: int
+    key: str
+    normal: Any  # pyrate bucket: the limit ordinary requests stop at
+    critical: Any  # pyrate bucket over the same log: the limit CRITICAL requests stop at
+    smooth: Any = None  # the ordinary limit plus a per-slice one (smoothing_slices), for requests that fit a slice
+    local: Any = None  # this bot's share of a shared budget (in-memory), if it has one
+    local_critical: Any = None
+
+    def units(self, weight: int, orders: int) -> int:
+        return weight if self.kind == "weight" else orders if self.kind == "orders" else 1
+
+
+@dataclass(order=True)
+class Waiter:
+    priority: int
+    seq: int
+    weight: int = field(compare=False)
+    orders: int = field(compare=False)
+    future: asyncio.Future = field(compare=False)
+    charged: set = field(default_factory=set, compare=False)
+
+
+def _limit_after(limit: int, percent: float) -> int:
+    return max(1, math.floor(limit * (1 - percent / 100)))
+
+
+class AdaptiveRateLimiter:
+    """The policy object ``gobot_rate_limit_policy`` returns (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        store: Any = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        alert: Callable[[Alert], None] | None = None,
+        report_error: Callable[[ExecutionError], None] | None = None,
+    ):
+        self.config = config
+        self.store = store if store is not None else MemoryStore()
+        self.clock = clock
+        if getattr(self.store, "shared", False):
+            self.store.clock = clock  # a shared store stamps entries when it writes them
+        self.sleep = sleep
+        self._alert = alert or (lambda alert: None)
+        self._report_error = report_error or (lambda error: None)
+        self.scope = "default"
+        self.limits: list[RateLimit] = []
+        self.budgets: list[Budget] = []
+        self._local_store = MemoryStore()
+        self._queue: list[Waiter] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task | None = None
+        self.paused_until = 0.0  # 429: everybody waits until then
+        self.banned_until = 0.0  # 418: only CRITICAL requests go until then
+        self.backoff_factor = 1.0
+        self._successes = 0
+        self._last_leak = 0.0
+        # waits: seconds each request spent in acquire, the latest 100,000 per priority (the bench reads them)
+        self.stats: dict[str, Any] = {"granted": 0, "status_429": 0, "status_418": 0, "resynced": 0,
+                                      "waits": {p: collections.deque(maxlen=100_000) for p in Priority}}
+        self.set_limits(default_limits(config), "default")
+
+    # -- budgets ------------------------------------------------------------------------------
+
+    def set_limits(self, limits: list[RateLimit], scope: str) -> None:
+        """Use the exchange's advertised budgets (overridable in the config) under ``scope``."""
+        limits = apply_overrides(list(limits), self.config)
+        if scope == self.scope and limits == self.limits:
+            return
+        self.scope, self.limits = scope, limits
+        margin = self.config.safety_margin_percent
+        reserve = self.config.critical_reserve_percent
+        budgets = []
+        for limit in limits:
+            window_ms = int(limit.window_seconds * 1000)
+            key = f"{scope}:{limit.kind}:{window_ms}"
+            normal_limit = _limit_after(limit.limit, margin + reserve)
+            normal_rate = Rate(normal_limit, window_ms)
+            critical_rate = Rate(_limit_after(limit.limit, margin), window_ms)
+            normal, critical = self.store.buckets(key, [normal_rate, critical_rate])
+            budget = Budget(limit.kind, limit.limit, window_ms, key, normal, critical)
+            slices = self.config.smoothing_slices
+            if slices > 1 and window_ms // slices > 0 and normal_limit >= 2 * slices:
+                # ...and no slice of the window may take much more than its share: traffic spreads out
+                # instead of bursting at window starts, so budget frees up all the time, not once a window.
+                slice_rate = Rate(math.ceil(1.5 * normal_limit / slices), window_ms // slices)
+                [budget.smooth] = self.store.buckets(key, [[slice_rate, normal_rate]])
+            if self.store.shared and self.config.bot_share < 1.0:
+                share = limit.limit * self.config.bot_share
+                budget.local, budget.local_critical = self._local_store.buckets(
+                    key, [Rate(_limit_after(max(1, int(share)), margin + reserve), window_ms), Rate(_limit_after(max(1, int(share)), margin), window_ms)]
+                )
+            budgets.append(budget)
+        self.budgets = budgets
+
+    def used(self, kind: str, window_seconds: float) -> int:
+        """Units the log holds for the budget of this kind and window (0 if there is none)."""
+        now_ms = int(self.clock() * 1000)
+        for budget in self.budgets:
+            if budget.kind == kind and budget.window_ms == int(window_seconds * 1000):
+                return self.store.count(budget.key, now_ms - budget.window_ms + 1)
+        return 0
+
+    # -- acquire ------------------------------------------------------------------------------
+
+    async def acquire(self, weight: float, priority: Priority, orders: int = 0) -> None:
+        priority = Priority(priority)
+        now = self.clock()
+        if priority is not Priority.CRITICAL:
+            if self.banned_until > now:
+                raise self._banned_error(now)
+            if self.paused_until - now > self.config.max_wait_seconds:
+                raise ExecutionFailed(ExecutionError(
+                    message=f"rate limited (429): requests paused for {self.paused_until - now:.0f} s more", kind="rate_limited",
+                    retryable=True, plugin=PLUGIN))
+        loop = asyncio.get_running_loop()
+        if getattr(self, "_loop", None) is not loop:  # a new event loop (a resumed run): fresh primitives
+            self._loop, self._wake, self._queue, self._dispatcher = loop, asyncio.Event(), [], None
+        waiter = Waiter(int(priority), next(self._seq), max(0, round(weight)), max(0, int(orders)), loop.create_future())
+        heapq.heappush(self._queue, waiter)
+        self._wake.set()
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
+        started = self.clock()
+        try:
+            await waiter.future
+        finally:
+            if not waiter.future.done():
+                waiter.future.cancel()
+        self.stats["granted"] += 1
+        self.stats["waits"][priority].append(self.clock() - started)
+
+    def _banned_error(self, now: float) -> ExecutionFailed:
+        return ExecutionFailed(ExecutionError(
+            message=f"IP banned by the exchange (418) for {self.banned_until - now:.0f} s more: only CRITICAL requests may go",
+            kind="banned", retryable=False, plugin=PLUGIN))
+
+    async def _dispatch(self) -> None:
+        while self._queue:
+            self._wake.clear()
+            head = self._queue[0]
+            if head.future.done():  # cancelled by its caller
+                heapq.heappop(self._queue)
+                continue
+            now = self.clock()
+            self._leak(now)
+            critical = head.priority == Priority.CRITICAL
+            if not critical and self.banned_until > now:
+                heapq.heappop(self._queue)
+                head.future.set_exception(self._banned_error(now))
+                continue
+            if self.paused_until > now:
+                await self._wait(self.paused_until - now)
+                continue
+            wait = self._try_charge(head, now)
+            if wait <= 0:
+                heapq.heappop(self._queue)
+                head.future.set_result(None)
+                continue
+            await self._wait(min(wait, MAX_SLEEP_SECONDS))
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep, but wake up early when a new request arrives (it may outrank the head)."""
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        done, pending = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    def _try_charge(self, waiter: Waiter, now: float) -> float:
+        """Charge every budget the request needs; 0 if all took it, else seconds to wait."""
+        timestamp = int(now * 1000)
+        critical = waiter.priority == Priority.CRITICAL
+        for index, budget in enumerate(self.budgets):
+            if index in waiter.charged:
+                continue
+            units = budget.units(waiter.weight, waiter.orders)
+            if units <= 0:
+                continue
+            wait_ms = self._put(budget, units, timestamp, critical)
+            if wait_ms:
+                return wait_ms / 1000
+            waiter.charged.add(index)
+        return 0.0
+
+    def _put(self, budget: Budget, units: int, timestamp: int, critical: bool) -> int:
+        """Charge one budget; 0 on success, else milliseconds until it may fit."""
+        bucket = budget.critical if critical else budget.normal
+        units = min(units, bucket.rates[-1].limit)  # heavier than the whole budget: wait for all of it
+        if not critical and budget.smooth is not None and units <= budget.smooth.rates[0].limit:
+            bucket = budget.smooth
+        local = None
+        if budget.local is not None:
+            local = budget.local_critical if critical else budget.local
+            units = min(units, local.rates[0].limit)
+            decision = local.put_decision(RateItem("gobot", timestamp, units))
+            if not decision.allowed:
+                return max(1, decision.retry_after_ms or 50)
+        decision = bucket.put_decision(RateItem("gobot", timestamp, units))
+        if decision.allowed:
+            return 0
+        if local is not None:
+            self._local_store.remove_newest(budget.key, units)
+        return max(1, decision.retry_after_ms or 50)
+
+    def _leak(self, now: float) -> None:
+        if now - self._last_leak < LEAK_EVERY_SECONDS:
+            return
+        self._last_leak = now
+        for budget in self.budgets:
+            budget.critical.leak(int(now * 1000))
+            if budget.local is not None:
+                budget.local.leak(int(now * 1000))
+
+    # -- learning from responses -------------------------------------------------------------------
+
+    def on_response(self, status: int, headers: dict[str, str]) -> None:
+        now = self.clock()
+        lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
+        self._resync(lowered, now)
+        if status == 429:
+            self.stats["status_429"] += 1
+            self._successes = 0
+            pause = self._retry_after(lowered) * self.backoff_factor
+            self.paused_until = max(self.paused_until, now + pause)
+            self.backoff_factor = min(self.backoff_factor * self.config.backoff_multiplier, self.config.max_backoff_factor)
+            self._alert(Alert(kind="rate_limited", title="Exchange rate limit hit (429)", severity=Severity.WARNING,
+                              text=f"all requests paused for {pause:.1f} s; backoff factor now {self.backoff_factor:g}",
+                              data={"pause_seconds": pause}))
+        elif status == 418:
+            self.stats["status_418"] += 1
+            self._successes = 0
+            first = self.banned_until <= now
+            ban = max(self._retry_after(lowered), 1.0)
+            self.banned_until = max(self.banned_until, now + ban)
+            self.paused_until = max(self.paused_until, now + min(ban, 1.0))
+            self.backoff_factor = min(self.backoff_factor * self.config.backoff_multiplier, self.config.max_backoff_factor)
+            if first:
+                text = f"the exchange banned this IP for {ban:.0f} s (418); only CRITICAL requests go until then"
+                self._alert(Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", text=text,
+                                  severity=Severity.CRITICAL, data={"ban_seconds": ban}))
+                self._report_error(ExecutionError(message=text, kind="banned", retryable=False, plugin=PLUGIN))
+            self._wake.set()  # fail the queued non-CRITICAL requests now
+        elif 200 <= status < 400:
+            self._successes += 1
+            if self.backoff_factor > 1.0 and self._successes >= self.config.decay_after:
+                self.backoff_factor = max(1.0, self.backoff_factor / self.config.backoff_multiplier)
+                self._successes = 0
+
+    def _retry_after(self, headers: dict[str, str]) -> float:
+        try:
+            return max(0.0, float(headers.get("retry-after", "")))
+        except ValueError:
+            return 1.0
+
+    def _resync(self, headers: dict[str, str], now: float) -> None:
+        """Add what the exchange counted beyond our log (weight used elsewhere on this IP)."""
+        now_ms = int(now * 1000)
+        for name, value in headers.items():
+            match = HEADER.match(name)
+            if not match:
+                continue
+            kind = HEADER_KIND[match.group(1).lower()]
+            window_ms = int(match.group(2)) * UNIT_SECONDS[match.group(3).lower()] * 1000
+            try:
+                counted = int(float(value))
+            except ValueError:
+                continue
+            for budget in self.budgets:
+                if budget.kind != kind or budget.window_ms != window_ms:
+                    continue
+                ours = self.store.count(budget.key, now_ms - window_ms + 1)
+                if counted > ours:
+                    self.store.force_put(budget.key, now_ms, counted - ours)
+                    self.stats["resynced"] += counted - ours
+
+    def close(self) -> None:
+        if self._dispatcher is not None and not self._dispatcher.done():
+            self._dispatcher.cancel()
+        for waiter in self._queue:
+            if not waiter.future.done():
+                waiter.future.cancel()
+        self._queue.clear()
+        self.store.close()

@@ -1,0 +1,310 @@
+"""``archiver``: every cycle (with its phase timings), signal, risk verdict, order, fill, closed trade,
+strategy version and learning in SQL — SQLite in ``state_dir`` by default, any SQLAlchemy URL
+(PostgreSQL tested) — plus metrics, pattern discovery, strategy archival and ``gobot report``.
+
+The trading loop never waits on the database: each event is appended to a persisted outbox file
+(``archive_outbox.jsonl``, fsynced) and a background thread stores it, retrying until it is stored;
+a failing database raises an alert. See docs/archiver.md.
+
+This module stays light (``gobot --help`` imports it): SQLAlchemy, sqlmodel, Alembic and
+matplotlib are imported only when the bot starts or a report is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as wall
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gobot_hookspecs import Alert, Severity, hookimpl, metrics
+
+from . import records
+
+NAME = "archiver"
+OUTBOX_FILE = "archive_outbox.jsonl"
+REALERT_SECONDS = 900.0  # while writes keep failing, repeat the alert this often (wall clock)
+
+log = logging.getLogger(__name__)
+
+
+class ArchiverConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the archive; empty = SQLite file archive.db in state_dir. "
+        "No password here: PostgreSQL takes PGPASSWORD from the environment",
+    )
+    archive_on_strategy_change: bool = Field(
+        True, description="when a strategy version is replaced, archive its metrics (and alert)"
+    )
+    pattern_discovery: bool = Field(True, description="look for hours, confidence bands, symbols, sides and versions that win more or less")
+    track_learnings: bool = Field(True, description="archive the orchestrator's learnings with their evidence")
+    min_pattern_trades: int = Field(20, ge=2, description="fewest trades behind a pattern claim")
+    confidence_bands: list[float] = Field(
+        default_factory=lambda: list(metrics.DEFAULT_CONFIDENCE_BANDS),
+        min_length=2,
+        description="edges of the confidence bands, ascending within 0-1",
+    )
+    write_timeout_seconds: float = Field(
+        10.0, gt=0, description="a database write or connection attempt that takes longer fails and is retried, seconds"
+    )
+    retry_max_seconds: float = Field(60.0, gt=0, description="longest wait between retries of a failed write, seconds")
+    flush_timeout_seconds: float = Field(
+        10.0, ge=0, description="at shutdown, wait this long for pending writes (the rest stay in the outbox), seconds"
+    )
+    fsync: bool = Field(True, description="fsync the outbox on every event: a power cut loses nothing")
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_password(cls, url: str) -> str:
+        try:
+            password = urlsplit(url).password if "://" in url else None
+        except ValueError:
+            password = None
+        if password:
+            raise ValueError(
+                "the URL contains a password; secrets never go in config.toml: remove it and set PGPASSWORD "
+                "(or your database's equivalent) in the environment"
+            )
+        return url
+
+    @field_validator("confidence_bands")
+    @classmethod
+    def _ascending(cls, edges: list[float]) -> list[float]:
+        if any(not 0.0 <= edge <= 1.0 for edge in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError("edges must be strictly ascending numbers within 0-1, e.g. [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]")
+        return edges
+
+
+class Archiver:
+    """One per bot: its outbox, its writer thread, and the strategy versions it has seen."""
+
+    def __init__(self) -> None:
+        self.outbox: Any = None
+        self.writer: Any = None
+        self.redact = records.Redactor()
+        self.url = ""
+        self._alerted_failure = False
+        self._last_alert = 0.0
+        self._rejected_alerted = 0
+
+    # -- registration -------------------------------------------------------------------------
+
+    @hookimpl
+    def gobot_config_model(self):
+        return ArchiverConfig
+
+    @hookimpl
+    def gobot_register_commands(self, cli, load_config):
+        from .cli import add_report_command
+
+        add_report_command(cli, load_config)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @hookimpl
+    def gobot_startup(self, ctx):
+        from .store import ArchiveStore, default_url, is_transient, safe_url
+        from .writer import ArchiveWriter, Outbox
+
+        config = self._config(ctx)
+        self.redact = records.Redactor()
+        self.url = config.database_url or default_url(ctx.config.state_path)
+        _check_driver(self.url)
+        self.outbox = Outbox(ctx.config.state_path / OUTBOX_FILE, fsync=config.fsync, redact=self.redact)
+
+        def open_store() -> ArchiveStore:
+            store = ArchiveStore(self.url, write_timeout=config.write_timeout_seconds)
+            try:
+                store.migrate()
+            except Exception:
+                store.close()
+                raise
+            return store
+
+        self.writer = ArchiveWriter(open_store, self.outbox, config.retry_max_seconds, redact=self.redact)
+        try:  # connect and migrate now, so a wrong URL or schema stops the start with a clear error
+            self.writer.store = open_store()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise RuntimeError(f"archive {safe_url(self.url)}: {self.redact(str(exc).splitlines()[0])}") from None
+            self.writer.record_failure(exc)  # unreachable now: the writer retries; the outbox keeps everything
+        state = ctx.plugin_state(NAME)
+        started = state.setdefault("started_at", records.iso(ctx.now()))
+        self._add("run", records.run_row(ctx.run_id, "live" if ctx.live else "paper", datetime.fromisoformat(started),
+                                         ctx.config.trading.initial_capital_usd, ctx.config.trading.symbols))
+        self._sync_versions(ctx, ctx.now(), config)
+        self.writer.start()
+        if self.outbox.torn_lines:
+            ctx.alert(Alert(kind="archiver_outbox_torn", severity=Severity.WARNING,
+                            title=f"Archive outbox: {self.outbox.torn_lines} incomplete line(s) skipped",
+                            text="written when the process died; the interrupted cycle re-runs and emits them again"))
+        self._check_health(ctx)
+
+    @hookimpl
+    def gobot_shutdown(self, ctx):
+        if self.writer is None:
+            return
+        config = self._config(ctx)
+        left = self.writer.close(config.flush_timeout_seconds)
+        if left:
+            log.warning("archiver: %d entries not yet stored; kept in %s for the next start", left, self.outbox.path)
+
+    # -- events -------------------------------------------------------------------------------
+
+    @hookimpl
+    def gobot_on_order(self, ctx, order):
+        self._add("order", records.order_row(ctx.run_id, ctx.iteration, order))
+
+    @hookimpl
+    def gobot_on_fill(self, ctx, fill):
+        self._add("fill", records.fill_row(ctx.run_id, ctx.iteration, fill))
+
+    @hookimpl
+    def gobot_on_trade_closed(self, ctx, trade):
+        self._add("trade", records.trade_row(ctx.run_id, ctx.iteration, trade))
+
+    @hookimpl
+    def gobot_on_execution_error(self, ctx, error):
+        self._add("execution_error", records.execution_error_row(ctx.run_id, ctx.iteration, ctx.now(), error))
+
+    @hookimpl
+    def gobot_report(self, ctx, report):
+        # Written before the core persists the cycle: a crash after this point loses nothing, and
+        # a re-run of the cycle replaces this record.
+        self._add("cycle", records.cycle_entry(report, self._config(ctx).track_learnings))
+
+    @hookimpl
+    def gobot_on_cycle_end(self, ctx, report):
+        config = self._config(ctx)
+        self._add("cycle_timing", {
+            "run_id": report.run_id, "iteration": report.iteration,
+            "report_ms": _phase_ms(report, "report"), "total_ms": sum(p.duration_ms for p in report.phases),
+        })
+        self._sync_versions(ctx, report.time, config)
+        touched = {(t.strategy, t.strategy_version) for t in report.trades_closed if t.strategy and t.strategy_version is not None}
+        for name, version in sorted(touched):
+            self._version_metrics(ctx, name, version)
+        if config.pattern_discovery and report.trades_closed:
+            self._patterns(ctx, report.time, config)
+        self._check_health(ctx)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _config(self, ctx) -> ArchiverConfig:
+        return ctx.plugin_config(NAME) or ArchiverConfig()
+
+    def _add(self, kind: str, data: dict[str, Any]) -> None:
+        if self.outbox is None:
+            return
+        self.outbox.add(kind, data)
+        self.writer.wake()
+
+    def _sync_versions(self, ctx, at: datetime, config: ArchiverConfig) -> None:
+        """Record new strategy versions; when the active one changed, archive the one it replaced."""
+        state = ctx.plugin_state(NAME).setdefault("strategies", {})
+        when = records.iso(at)
+        for name in sorted(ctx.strategies()):
+            current = ctx.strategy(name)
+            history = ctx.strategy_history(name)
+            seen = state.setdefault(name, {"active": None, "known": 0, "started": {}, "ended": {}, "archived": {}})
+            previous = seen["active"]
+            if previous == current.version and seen["known"] == len(history):
+                continue
+            if previous != current.version:
+                if previous is not None:
+                    seen["ended"][str(previous)] = when
+                seen["ended"].pop(str(current.version), None)
+                seen["started"].setdefault(str(current.version), when)
+                seen["active"] = current.version
+            seen["known"] = len(history)
+            for version in history:
+                key = str(version.version)
+                status = "active" if version.version == current.version else "retired" if key in seen["started"] else "rejected"
+                self._add("strategy_version", records.strategy_version_row(
+                    ctx.run_id, version, status, seen["started"].get(key), seen["ended"].get(key)))
+            if previous is not None and previous != current.version and config.archive_on_strategy_change:
+                seen["archived"][str(previous)] = when
+                summary = self._version_metrics(ctx, name, previous)
+                ctx.alert(Alert(
+                    kind="archiver_strategy_archived",
+                    title=f"Strategy {name} v{previous} archived; now v{current.version}",
+                    text=f"v{previous}: {_summary_text(summary)}; v{current.version}: {current.reason}",
+                    data={"strategy": name, "archived_version": previous, "version": current.version,
+                          "metrics": summary.as_dict()},
+                ))
+
+    def _version_metrics(self, ctx, name: str, version: int) -> metrics.TradeMetrics:
+        trades = [t for t in ctx.closed_trades() if t.strategy == name and t.strategy_version == version]
+        result = metrics.trade_metrics(trades, ctx.config.trading.initial_capital_usd)
+        archived = ctx.plugin_state(NAME).get("strategies", {}).get(name, {}).get("archived", {}).get(str(version))
+        self._add("strategy_metrics", {"run_id": ctx.run_id, "name": name, "version": version, "trades": len(trades),
+                                       "metrics": records.dumps(result.as_dict()), "archived_at": archived})
+        return result
+
+    def _patterns(self, ctx, at: datetime, config: ArchiverConfig) -> None:
+        from .patterns import discover
+
+        found = discover(ctx.closed_trades(), config.min_pattern_trades, config.confidence_bands)
+        rows = [{**p.as_dict(), "run_id": ctx.run_id, "discovered_at": records.iso(at)} for p in found]
+        self._add("patterns", {"run_id": ctx.run_id, "patterns": rows})
+
+    def _check_health(self, ctx) -> None:
+        """Turn the writer's state into alerts: failing (then every 15 minutes), recovered, rejected."""
+        if self.writer is None:
+            return
+        health = self.writer.health
+        now = wall.monotonic()
+        if health.failing and (not self._alerted_failure or now - self._last_alert >= REALERT_SECONDS):
+            self._alerted_failure, self._last_alert = True, now
+            ctx.alert(Alert(
+                kind="archiver_write_failed", severity=Severity.WARNING,
+                title=f"Archive writes failing ({health.attempts} attempts); retrying",
+                text=f"{health.last_error}; {len(self.outbox)} entries kept in {self.outbox.path.name}, none lost",
+                data={"attempts": health.attempts, "pending": len(self.outbox)},
+            ))
+        elif not health.failing and self._alerted_failure:
+            self._alerted_failure = False
+            ctx.alert(Alert(kind="archiver_recovered", title="Archive writes recovered",
+                            text=f"{len(self.outbox)} entries still pending", data={"pending": len(self.outbox)}))
+        if health.rejected > self._rejected_alerted:
+            count, self._rejected_alerted = health.rejected - self._rejected_alerted, health.rejected
+            ctx.alert(Alert(
+                kind="archiver_rejected", severity=Severity.CRITICAL,
+                title=f"Archive: {count} entries the database refused; kept in {self.outbox.rejected_path.name}",
+                text=health.last_reject_reason,
+            ))
+
+
+def _phase_ms(report, name: str) -> float | None:
+    try:
+        return report.phase(name).duration_ms
+    except KeyError:
+        return None
+
+
+def _summary_text(m: metrics.TradeMetrics) -> str:
+    if not m.trades:
+        return "no closed trades"
+    pf = "inf" if m.profit_factor == float("inf") else f"{m.profit_factor:.2f}" if m.profit_factor is not None else "-"
+    return f"{m.trades} trades, win rate {m.win_rate:.0%}, P&L {m.total_pnl:+.2f}, profit factor {pf}"
+
+
+def _check_driver(url: str) -> None:
+    """A URL for a missing database driver is a clear start-up error, not a retry loop."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except ArgumentError:
+        raise ValueError("[plugins.archiver] database_url is not a database URL, e.g. sqlite:///archive.db") from None
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (pip install 'gobot[postgres]')" if url.startswith("postgres") else ""
+        raise ValueError(f"[plugins.archiver] database_url needs a driver that is not installed{hint}: {exc}") from None

@@ -1,0 +1,584 @@
+"""The performance report: built from the archive with the shared metric code
+(``gobot_hookspecs.metrics``), rendered as terminal tables (rich), JSON, or one self-contained HTML
+file whose plots are inline SVG drawn by matplotlib (no network, no external files).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from gobot_hookspecs import metrics
+
+from .patterns import discover, label_text
+from .records import PHASES
+
+MAX_PLOT_POINTS = 2000
+DIMENSION_TITLES = {
+    "strategy_version": "By strategy version",
+    "symbol": "By symbol",
+    "side": "By side",
+    "hour": "By hour of entry (UTC)",
+    "confidence_band": "By confidence band",
+}
+
+
+@dataclass(slots=True)
+class TradeView:
+    """A closed trade read back from the archive, shaped like ``gobot_hookspecs.Trade`` for the metrics."""
+
+    run_id: str
+    symbol: str
+    direction: str
+    amount: float
+    entry_price: float
+    exit_price: float
+    opened_at: datetime
+    closed_at: datetime
+    fees: float
+    pnl: float
+    exit_reason: str
+    confidence: float | None
+    strategy: str | None
+    strategy_version: int | None
+    initial_stop_loss: float | None
+
+
+class ReportError(Exception):
+    """Nothing to report on (no archive, no such run): the message says what to do."""
+
+
+# -- building -------------------------------------------------------------------------------------
+
+
+def build_report(
+    store: Any,
+    run_id: str | None = None,
+    all_runs: bool = False,
+    min_trades: int = 20,
+    bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS,
+) -> dict[str, Any]:
+    """Everything the report shows, as plain data (the --json output)."""
+    from .store import loads, safe_url
+
+    runs = store.runs()
+    if not runs:
+        raise ReportError("the archive has no runs yet: run `gobot start` with the archiver enabled first")
+    if all_runs:
+        chosen = runs
+    elif run_id:
+        chosen = [r for r in runs if r["run_id"] == run_id]
+        if not chosen:
+            known = ", ".join(r["run_id"] for r in runs[:5])
+            raise ReportError(f"no run {run_id!r} in the archive; latest runs: {known}")
+    else:
+        chosen = runs[:1]
+    run_ids = [r["run_id"] for r in chosen]
+    start_equity = chosen[-1]["initial_capital"]  # the earliest chosen run's capital
+
+    trades = [
+        TradeView(r["run_id"], r["symbol"], r["direction"], r["amount"], r["entry_price"], r["exit_price"], r["opened_at"],
+                  r["closed_at"], r["fees"], r["pnl"], r["exit_reason"], r["confidence"], r["strategy"],
+                  r["strategy_version"], r["initial_stop_loss"])
+        for r in store.rows("trades", run_ids, order_by=("closed_at", "id"))
+    ]
+    cycles = store.rows("cycles", run_ids, order_by=("time", "id"))
+    if len(chosen) == 1 and cycles:
+        curve = [(c["time"], c["equity"]) for c in cycles]
+    else:
+        curve = metrics.equity_curve(trades, start_equity)
+    summary = _metrics_dict(metrics.trade_metrics(trades, start_equity, curve=curve))
+
+    by: dict[str, list[dict[str, Any]]] = {}
+    for dimension in metrics.DIMENSIONS:
+        by[dimension] = [
+            {"label": label, "label_text": label_text(dimension, label) if dimension == "hour" else str(label),
+             **_metrics_dict(metrics.trade_metrics(group, start_equity))}
+            for label, group in metrics.group_trades(trades, dimension, bands).items()
+        ]
+
+    versions = []
+    for row in store.rows("strategy_versions", run_ids, order_by=("run_id", "name", "version")):
+        group = [t for t in trades if t.run_id == row["run_id"] and t.strategy == row["name"] and t.strategy_version == row["version"]]
+        versions.append({
+            "run_id": row["run_id"], "name": row["name"], "version": row["version"], "params": loads(row["params"], {}),
+            "reason": row["reason"], "status": row["status"], "created_at": row["created_at"],
+            "started_at": row["started_at"], "ended_at": row["ended_at"], "archived_at": row["archived_at"],
+            "metrics": _metrics_dict(metrics.trade_metrics(group, start_equity)),
+        })
+
+    learnings = [
+        {"id": r["learning_id"], "iteration": r["iteration"], "created_at": r["created_at"], "source": r["source"],
+         "symbol": r["symbol"], "text": r["text"], "evidence": loads(r["evidence"], {})}
+        for r in store.rows("learnings", run_ids, order_by=("id",))
+    ]
+    return {
+        "generated_at": datetime.now(timezone.utc),
+        "database": safe_url(store.url),
+        "scope": "all runs" if all_runs else f"run {run_ids[0]}",
+        "runs": [{k: r[k] for k in ("run_id", "mode", "started_at", "first", "last", "cycles", "trades", "initial_capital")} for r in chosen],
+        "start_equity": start_equity,
+        "final_equity": cycles[-1]["equity"] if len(chosen) == 1 and cycles else (curve[-1][1] if curve else start_equity),
+        "summary": summary,
+        "equity_curve": curve,
+        "by": by,
+        "versions": versions,
+        "min_pattern_trades": min_trades,
+        "patterns": [p.as_dict() for p in discover(trades, min_trades, bands)],
+        "learnings": learnings,
+        "activity": _activity(store, run_ids, cycles),
+        "phases": _phase_stats(cycles),
+    }
+
+
+def _metrics_dict(m: metrics.TradeMetrics) -> dict[str, Any]:
+    data = m.as_dict()
+    data["win_rate_ci"] = list(metrics.wilson_interval(m.wins, m.trades)) if m.trades else None
+    return data
+
+
+def _activity(store: Any, run_ids: list[str], cycles: list[dict[str, Any]]) -> dict[str, Any]:
+    signals = store.grouped_counts("signals", "action", run_ids)
+    verdicts = store.grouped_counts("risk_verdicts", "approved", run_ids)
+    return {
+        "cycles": len(cycles),
+        "signals": {action: signals.get(action, 0) for action in ("LONG", "SHORT", "HOLD")},
+        "verdicts_approved": sum(v for k, v in verdicts.items() if k),
+        "verdicts_vetoed": sum(v for k, v in verdicts.items() if not k),
+        "orders": sum(store.grouped_counts("orders", "run_id", run_ids).values()),
+        "fills": sum(store.grouped_counts("fills", "run_id", run_ids).values()),
+        "execution_errors": sum(store.grouped_counts("execution_errors", "run_id", run_ids).values()),
+        "plugin_errors": sum(len(json.loads(c["errors"] or "[]")) for c in cycles),
+    }
+
+
+def _phase_stats(cycles: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    stats = {}
+    for phase in (*PHASES, "total"):
+        values = sorted(c[f"{phase}_ms"] for c in cycles if c.get(f"{phase}_ms") is not None)
+        if values:
+            p95 = values[min(len(values) - 1, math.ceil(0.95 * len(values)) - 1)]
+            stats[phase] = {"avg_ms": statistics.fmean(values), "p95_ms": p95, "max_ms": values[-1]}
+    return stats
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+
+
+def to_json(data: dict[str, Any]) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return str(value)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "inf" if value > 0 else "-inf" if value < 0 else None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(data), default=default, indent=2)
+
+
+# -- terminal -------------------------------------------------------------------------------------
+
+
+def fmt(value: Any, kind: str = "num") -> str:
+    if value is None:
+        return "-"
+    if value == "inf" or (isinstance(value, float) and math.isinf(value)):
+        return "∞"
+    if kind == "pct":
+        return f"{value:.0%}"
+    if kind == "money":
+        return f"{value:+.2f}"
+    if kind == "ratio":
+        return f"{value:.2f}"
+    if kind == "big":  # Sharpe, Sortino: short samples annualise to large numbers
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}"
+    if kind == "hold":
+        return _duration(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+#: (header, metric, format) of the per-group tables. ``exp.`` is the expectancy per trade, which is
+#: also the average P&L (see gobot_hookspecs.metrics); ``R`` is the expectancy in R multiples.
+METRIC_COLUMNS = (
+    ("n", "trades", "num"), ("win%", "win_rate", "pct"), ("PF", "profit_factor", "ratio"), ("P&L", "total_pnl", "money"),
+    ("exp.", "expectancy", "money"), ("R", "expectancy_r", "ratio"), ("maxDD", "max_drawdown", "ratio"),
+    ("Sharpe", "sharpe", "big"), ("Sortino", "sortino", "big"), ("hold", "avg_holding_seconds", "hold"),
+)
+
+
+def _table(title: str, show_header: bool = True) -> Any:
+    """A compact table: the per-group tables fit 80 columns."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False, collapse_padding=True, show_header=show_header)
+
+
+def render_terminal(data: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape as x
+
+    runs = data["runs"]
+    s = data["summary"]
+    head = runs[0]
+    span = f"{_when(head['first'])} → {_when(head['last'])} UTC" if len(runs) == 1 else f"{len(runs)} runs"
+    console.print(f"[bold]Performance report[/] — {x(data['scope'])} ({head['mode'] if len(runs) == 1 else 'all'}), {span}")
+    console.print(f"archive: {x(data['database'])}")
+
+    summary = _table("Summary", show_header=False)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    ci = s["win_rate_ci"]
+    win = f"{fmt(s['win_rate'], 'pct')} ({s['wins']}/{s['trades']}; 95% CI {ci[0]:.0%}-{ci[1]:.0%})" if ci else "-"
+    pairs = [
+        ("closed trades", str(s["trades"])), ("win rate", win),
+        ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
+        ("average P&L", fmt(s["avg_pnl"], "money")), ("expectancy", f"{fmt(s['expectancy'], 'money')} ({fmt(s['expectancy_r'], 'ratio')} R)"),
+        ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"), ("fees", f"{s['total_fees']:.2f}"),
+        ("Sharpe", fmt(s["sharpe"], "ratio")), ("Sortino", fmt(s["sortino"], "ratio")),
+        ("avg holding", fmt(s["avg_holding_seconds"], "hold")), ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
+    ]
+    for left, right in zip(pairs[::2], pairs[1::2]):
+        summary.add_row(*left, *right)
+    console.print()
+    console.print(summary)
+
+    for dimension, rows in data["by"].items():
+        if not rows:
+            continue
+        table = _table(DIMENSION_TITLES[dimension])
+        table.add_column("group")
+        for header, _, _ in METRIC_COLUMNS:
+            table.add_column(header, justify="right")
+        for row in rows:
+            label = row["label_text"].removesuffix(" UTC")
+            table.add_row(x(label), *[_coloured(fmt(row[key], kind), key, row[key]) for _, key, kind in METRIC_COLUMNS])
+        console.print()
+        console.print(table)
+    console.print("[dim]exp. = expectancy per trade (= average P&L), R = expectancy in R multiples, maxDD in money, "
+                  "hold = average holding time; definitions in docs/archiver.md[/]")
+
+    versions = data["versions"][-8:]
+    if versions:
+        table = _table("Strategy versions side by side")
+        table.add_column("")
+        for v in versions:
+            table.add_column(x(f"{v['name']} v{v['version']}"), justify="right")
+        params = sorted({k for v in versions for k in v["params"]})
+        for name in params:
+            table.add_row(x(name), *[fmt(v["params"].get(name)) for v in versions])
+        table.add_row("status", *[v["status"] for v in versions])
+        table.add_row("active from", *[_when(v["started_at"]) for v in versions])
+        table.add_row("until", *[_when(v["ended_at"]) for v in versions])
+        for header, key, kind in METRIC_COLUMNS[:-1]:
+            table.add_row(header, *[fmt(v["metrics"][key], kind) for v in versions])
+        console.print()
+        console.print(table)
+
+    console.print()
+    console.print(f"[bold]Patterns[/] (each over ≥ {data['min_pattern_trades']} trades; 95% Wilson intervals)")
+    if data["patterns"]:
+        for p in data["patterns"]:
+            mark = "[green]●[/]" if p["notable"] and p["win_rate"] > p["baseline_win_rate"] else "[red]●[/]" if p["notable"] else "○"
+            console.print(f"  {mark} {x(p['text'])}")
+    else:
+        console.print(f"  none yet ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} trades behind it, "
+                      "and best/worst need two such groups to compare "
+                      + x("(lower [plugins.archiver] min_pattern_trades or pass --min-trades for smaller samples)"))
+
+    a = data["activity"]
+    sig = a["signals"]
+    console.print()
+    console.print(
+        f"[bold]Activity[/]: {a['cycles']} cycles; signals {sig['LONG']} long, {sig['SHORT']} short, {sig['HOLD']} hold; "
+        f"risk verdicts {a['verdicts_approved']} approved, {a['verdicts_vetoed']} vetoed; {a['orders']} orders, "
+        f"{a['fills']} fills, {a['execution_errors']} execution errors, {a['plugin_errors']} plugin errors"
+    )
+    if data["phases"]:
+        parts = ", ".join(f"{name} {v['avg_ms']:.1f}/{v['p95_ms']:.1f}" for name, v in data["phases"].items())
+        console.print(f"[bold]Phase timings[/] (avg/p95 ms): {parts}")
+    if data["learnings"]:
+        console.print(f"[bold]Learnings[/] ({len(data['learnings'])}, latest 5):")
+        for item in data["learnings"][-5:]:
+            console.print(f"  #{item['iteration']} {x(item['id'])} ({x(item['source'] or '-')}) {x(item['text'] or '')}")
+
+
+def _coloured(text: str, key: str, value: Any) -> str:
+    if key in ("total_pnl", "avg_pnl") and isinstance(value, float):
+        return f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text
+    return text
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return f"{value:%Y-%m-%d %H:%M}"
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde1e8;padding-bottom:.3rem}
+.muted{color:#667085;font-size:.9rem}table{border-collapse:collapse;margin:.5rem 0;font-size:.88rem}
+th,td{padding:.25rem .6rem;text-align:right;border-bottom:1px solid #eef0f4}th:first-child,td:first-child{text-align:left}
+th{background:#f6f7f9;font-weight:600}.pos{color:#15803d}.neg{color:#b91c1c}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+.plot svg{width:100%;height:auto}.kpis{display:flex;flex-wrap:wrap;gap:.6rem}.kpi{background:#f6f7f9;border-radius:6px;padding:.5rem .8rem;min-width:8.5rem}
+.kpi b{display:block;font-size:1.1rem}li{margin:.25rem 0}.notable-up{color:#15803d}.notable-down{color:#b91c1c}
+"""
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """One self-contained HTML page: inline CSS and inline SVG plots, nothing fetched."""
+    e = html.escape
+    s = data["summary"]
+    ci = s["win_rate_ci"]
+    kpis = [
+        ("closed trades", str(s["trades"])),
+        ("win rate", f"{fmt(s['win_rate'], 'pct')}" + (f" <span class=muted>(95% CI {ci[0]:.0%}–{ci[1]:.0%})</span>" if ci else "")),
+        ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
+        ("expectancy", f"{fmt(s['expectancy'], 'money')} / {fmt(s['expectancy_r'], 'ratio')} R"),
+        ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"),
+        ("Sharpe", fmt(s["sharpe"], "ratio")), ("Sortino", fmt(s["sortino"], "ratio")),
+        ("avg holding", fmt(s["avg_holding_seconds"], "hold")),
+        ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
+    ]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>gobot report — {e(data['scope'])}</title><style>{CSS}</style></head><body>",
+        f"<h1>gobot performance report</h1><p class=muted>{e(data['scope'])} · archive {e(data['database'])} · "
+        f"generated {e(_when(data['generated_at']))} UTC</p>",
+        "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis) + "</div>",
+    ]
+    plots = make_plots(data)
+    parts.append("<h2>Equity and drawdown</h2><div class=plot>" + plots["equity"] + "</div><div class=plot>" + plots["drawdown"] + "</div>")
+    parts.append("<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
+                 + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
+
+    parts.append(f"<h2>Patterns</h2><p class=muted>Each claim is over at least {data['min_pattern_trades']} trades, "
+                 "with a 95% Wilson interval for its win rate; coloured claims are unlikely to be chance.</p>")
+    if data["patterns"]:
+        items = []
+        for p in data["patterns"]:
+            cls = ("notable-up" if p["win_rate"] > p["baseline_win_rate"] else "notable-down") if p["notable"] else ""
+            items.append(f"<li class='{cls}'>{e(p['text'])}</li>")
+        parts.append("<ul>" + "".join(items) + "</ul>")
+    else:
+        parts.append(f"<p>None yet ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} trades behind it, "
+                     "and best/worst need two such groups to compare.</p>")
+
+    for dimension, rows in data["by"].items():
+        if rows:
+            parts.append(f"<h2>{e(DIMENSION_TITLES[dimension])}</h2>" + _html_metrics_table(rows))
+
+    if data["versions"]:
+        versions = data["versions"]
+        params = sorted({k for v in versions for k in v["params"]})
+        head = "".join(f"<th>{e(v['name'])} v{v['version']}</th>" for v in versions)
+        rows = [f"<tr><td>{e(name)}</td>" + "".join(f"<td>{e(fmt(v['params'].get(name)))}</td>" for v in versions) + "</tr>" for name in params]
+        rows.append("<tr><td>status</td>" + "".join(f"<td>{e(v['status'])}</td>" for v in versions) + "</tr>")
+        rows.append("<tr><td>active from</td>" + "".join(f"<td>{e(_when(v['started_at']))}</td>" for v in versions) + "</tr>")
+        rows.append("<tr><td>until</td>" + "".join(f"<td>{e(_when(v['ended_at']))}</td>" for v in versions) + "</tr>")
+        rows.append("<tr><td>why</td>" + "".join(f"<td>{e(v['reason'] or '')}</td>" for v in versions) + "</tr>")
+        for header, key, kind in METRIC_COLUMNS[:-1]:
+            rows.append(f"<tr><td>{e(header)}</td>" + "".join(f"<td>{e(fmt(v['metrics'][key], kind))}</td>" for v in versions) + "</tr>")
+        parts.append(f"<h2>Strategy versions side by side</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+
+    a = data["activity"]
+    parts.append(
+        f"<h2>Activity</h2><p>{a['cycles']} cycles; signals {a['signals']['LONG']} long, {a['signals']['SHORT']} short, "
+        f"{a['signals']['HOLD']} hold; risk verdicts {a['verdicts_approved']} approved, {a['verdicts_vetoed']} vetoed; "
+        f"{a['orders']} orders, {a['fills']} fills, {a['execution_errors']} execution errors, {a['plugin_errors']} plugin errors.</p>"
+    )
+    if data["phases"]:
+        rows = "".join(f"<tr><td>{e(n)}</td><td>{v['avg_ms']:.2f}</td><td>{v['p95_ms']:.2f}</td><td>{v['max_ms']:.2f}</td></tr>"
+                       for n, v in data["phases"].items())
+        parts.append(f"<h2>Phase timings (ms)</h2><table><tr><th>phase</th><th>avg</th><th>p95</th><th>max</th></tr>{rows}</table>")
+    if data["learnings"]:
+        rows = "".join(f"<tr><td>#{x['iteration']}</td><td>{e(x['source'] or '')}</td><td style='text-align:left'>{e(x['text'] or '')}</td>"
+                       f"<td style='text-align:left' class=muted>{e(json.dumps(x['evidence'], default=str)[:200])}</td></tr>"
+                       for x in data["learnings"][-20:])
+        parts.append(f"<h2>Learnings (latest 20 of {len(data['learnings'])})</h2><table><tr><th>cycle</th><th>source</th>"
+                     f"<th>learning</th><th>evidence</th></tr>{rows}</table>")
+    parts.append("<p class=muted>Definitions: docs/archiver.md. Sharpe and Sortino are annualised from the equity curve's own "
+                 "sampling (returns per year observed); short samples give large values.</p></body></html>")
+    return "\n".join(parts)
+
+
+def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
+    e = html.escape
+    head = "<tr><th>group</th>" + "".join(f"<th>{e(h)}</th>" for h, _, _ in METRIC_COLUMNS) + "<th>win% 95% CI</th></tr>"
+    body = []
+    for row in rows:
+        cells = []
+        for _, key, kind in METRIC_COLUMNS:
+            value = row[key]
+            cls = " class=pos" if key == "total_pnl" and isinstance(value, float) and value > 0 else " class=neg" if key == "total_pnl" and isinstance(value, float) and value < 0 else ""
+            cells.append(f"<td{cls}>{e(fmt(value, kind))}</td>")
+        ci = row["win_rate_ci"]
+        cells.append(f"<td>{ci[0]:.0%}–{ci[1]:.0%}</td>" if ci else "<td>-</td>")
+        body.append(f"<tr><td>{e(row['label_text'])}</td>{''.join(cells)}</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def make_plots(data: dict[str, Any]) -> dict[str, str]:
+    """The four plots as inline SVG strings (matplotlib, Agg-free SVG backend, no pyplot state)."""
+    import matplotlib
+
+    matplotlib.rcParams["svg.hashsalt"] = "gobot"  # stable ids: the same data gives the same file
+    from matplotlib.figure import Figure
+
+    curve = data["equity_curve"]
+    times = [t for t, _ in curve]
+    equity = [v for _, v in curve]
+    plots: dict[str, str] = {}
+
+    fig = Figure(figsize=(10, 3.2))
+    ax = fig.add_subplot()
+    if curve:
+        t, v = _thin(times, equity)
+        ax.plot(t, v, color="#2563eb", linewidth=1.4)
+        ax.axhline(data["start_equity"], color="#9ca3af", linewidth=0.8, linestyle="--")
+    ax.set_title("Equity (quote currency)", loc="left", fontsize=11)
+    _style(ax, fig)
+    plots["equity"] = _svg(fig)
+
+    fig = Figure(figsize=(10, 2.4))
+    ax = fig.add_subplot()
+    if curve:
+        peak, underwater = -math.inf, []
+        for value in equity:
+            peak = max(peak, value)
+            underwater.append((value / peak - 1.0) * 100 if peak > 0 else 0.0)
+        t, u = _thin(times, underwater)
+        ax.fill_between(t, u, 0, color="#dc2626", alpha=0.35, linewidth=0)
+        ax.plot(t, u, color="#b91c1c", linewidth=0.9)
+    ax.set_title("Drawdown from the running peak (%)", loc="left", fontsize=11)
+    _style(ax, fig)
+    plots["drawdown"] = _svg(fig)
+
+    by_hour = {row["label"]: row for row in data["by"]["hour"]}
+    hours = list(range(24))
+    pnl = [by_hour[h]["total_pnl"] if h in by_hour else 0.0 for h in hours]
+    counts = [by_hour[h]["trades"] if h in by_hour else 0 for h in hours]
+    plots["hour"] = _bars([f"{h:02d}" for h in hours], pnl, counts, "P&L by hour of entry (UTC)")
+
+    bands = data["by"]["confidence_band"]
+    plots["confidence"] = _bars([row["label_text"] for row in bands], [row["total_pnl"] for row in bands],
+                                [row["trades"] for row in bands], "P&L by confidence band", rotate=True)
+    return plots
+
+
+def _bars(labels: list[str], values: list[float], counts: list[int], title: str, rotate: bool = False) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 3.2))
+    ax = fig.add_subplot()
+    colours = ["#16a34a" if v > 0 else "#dc2626" if v < 0 else "#9ca3af" for v in values]
+    positions = list(range(len(labels)))
+    ax.bar(positions, values, color=colours)
+    ax.axhline(0, color="#6b7280", linewidth=0.8)
+    ax.set_xticks(positions, labels, fontsize=7, rotation=45 if rotate else 0)
+    for x, (value, n) in enumerate(zip(values, counts)):
+        if n:
+            ax.annotate(f"n={n}", (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=6, color="#4b5563")
+    ax.set_title(title, loc="left", fontsize=11)
+    _style(ax, fig)
+    return _svg(fig)
+
+
+def _style(ax: Any, fig: Any) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.grid(axis="y", color="#e5e7eb", linewidth=0.6)
+    ax.tick_params(labelsize=8)
+    fig.tight_layout()
+
+
+def _thin(xs: list[Any], ys: list[float]) -> tuple[list[Any], list[float]]:
+    """At most MAX_PLOT_POINTS points, always keeping the last (a 100,000-point curve stays small)."""
+    if len(xs) <= MAX_PLOT_POINTS:
+        return xs, ys
+    step = math.ceil(len(xs) / MAX_PLOT_POINTS)
+    keep = list(range(0, len(xs), step))
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
+def _svg(fig: Any) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | None, as_json: bool,
+               min_trades: int | None, database_url: str | None) -> None:
+    import click
+    from rich.console import Console
+
+    from . import ArchiverConfig, NAME
+    from .store import ArchiveStore, default_url, safe_url, sqlite_path
+
+    config = view.plugin_config(NAME) or ArchiverConfig()
+    url = database_url or config.database_url or default_url(view.config.state_path)
+    path = sqlite_path(url)
+    if path and path != ":memory:" and not Path(path).exists():
+        raise click.ClickException(f"no archive at {path}: run `gobot start` (with the archiver plugin enabled) first")
+    console = Console(stderr=as_json)
+    store = ArchiveStore(url, write_timeout=config.write_timeout_seconds)
+    try:
+        try:
+            store.migrate()  # an archive written by an older gobot is upgraded in place, data kept
+            with console.status("Reading the archive and computing metrics…"):
+                data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades, config.confidence_bands)
+        except ReportError as exc:
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:  # one readable line, never a traceback (and no password from the URL)
+            from .records import Redactor
+
+            message = Redactor()(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise click.ClickException(f"cannot read the archive {safe_url(url)}: {message}") from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(to_json(data))
+    else:
+        render_terminal(data, console)
+    if html_path:
+        with console.status("Drawing the plots…"):
+            page = render_html(data)
+        target = Path(html_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+        console.print(f"HTML report written to {target} ({len(page) // 1024} KiB, self-contained)")

@@ -1,0 +1,524 @@
+"""The archive database: connecting (SQLite in WAL mode, or any SQLAlchemy URL), migrating with
+Alembic, writing outbox batches in one transaction with bulk inserts, and reading for reports.
+
+Imported lazily (SQLAlchemy, sqlmodel and Alembic are heavy); only the writer thread and
+``gobot report`` use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, select, text, update
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from .schema import SCHEMA_REVISION, TABLES, VERSION_TABLE, UTCDateTime, metadata
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: Batches at least this long go to PostgreSQL through COPY (much faster than INSERT ... VALUES).
+COPY_THRESHOLD = 500
+
+#: How each kind of outbox entry is written: table, unique key, and what a duplicate does.
+#: "ignore": the first write wins (an event emitted again by a re-run cycle is the same event);
+#: "update": the latest write wins (a re-run cycle replaces its record), for the columns listed
+#: (all when None).
+WRITES: dict[str, tuple[str, tuple[str, ...], str, tuple[str, ...] | None]] = {
+    "run": ("runs", ("run_id",), "update", None),
+    "order": ("orders", ("run_id", "client_order_id"), "ignore", None),
+    "fill": ("fills", ("fill_key",), "ignore", None),
+    "trade": ("trades", ("trade_key",), "ignore", None),
+    "execution_error": ("execution_errors", ("error_key",), "ignore", None),
+    # Metrics arrive separately ("strategy_metrics"): a version's row update never resets them.
+    "strategy_version": (
+        "strategy_versions", ("run_id", "name", "version"), "update",
+        ("params", "reason", "created_at", "started_at", "ended_at", "status"),
+    ),
+}
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer gobot: this one must not write to it."""
+
+
+def known_revisions() -> set[str]:
+    """The revisions of the migration files shipped with this gobot (``0001_initial.py`` -> ``0001``)."""
+    return {path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py")}
+
+
+class PoisonEntry(Exception):
+    """An outbox entry that can never be written as it is (an unknown kind, a malformed row)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that a retry can cure: the server is down, busy, locked or timed out."""
+    if isinstance(error, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, OSError)):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable database URL)"
+
+
+def default_url(state_dir: Path) -> str:
+    return f"sqlite:///{(state_dir / 'archive.db').resolve()}"
+
+
+class ArchiveStore:
+    """One archive database. Thread-safe for one writer thread plus readers (WAL on SQLite)."""
+
+    def __init__(self, url: str, write_timeout: float = 10.0):
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        self.write_timeout = write_timeout
+        self.engine = self._engine()
+
+    def _engine(self) -> Engine:
+        if self.dialect == "sqlite":
+            database = self.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                folder = Path(database).expanduser().resolve().parent
+                folder.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": self.write_timeout})
+            busy_ms = int(self.write_timeout * 1000)
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                # WAL: the dashboard (or `gobot report`) reads while the bot writes, without blocking.
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cursor.close()
+
+            return engine
+        connect_args: dict[str, Any] = {}
+        if self.dialect == "postgresql" and self.url.get_driver_name() in ("psycopg", "psycopg2"):
+            connect_args["connect_timeout"] = max(1, int(self.write_timeout))
+        engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        if self.dialect == "postgresql":
+            timeout_ms = int(self.write_timeout * 1000)
+
+            @event.listens_for(engine, "connect")
+            def _timeouts(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                # A locked table or a stuck server fails the write (then it is retried) instead of hanging.
+                cursor.execute(f"SET statement_timeout = {timeout_ms}")
+                cursor.execute(f"SET lock_timeout = {timeout_ms}")
+                cursor.close()
+                dbapi_connection.commit()
+
+        return engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: not an archive yet)."""
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table(VERSION_TABLE):
+                return None
+            return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+    def migrate(self, target: str = "head") -> None:
+        """Bring the schema to ``target`` (default: the newest), keeping every row. Safe to repeat."""
+        with self.engine.begin() as connection:
+            current = _current_revision(connection)
+            if current == SCHEMA_REVISION and target == "head":
+                return  # the common case, without importing Alembic
+            if current is not None and current not in known_revisions():
+                raise SchemaTooNew(
+                    f"the archive's schema is at revision {current}, newer than this gobot knows "
+                    f"({SCHEMA_REVISION}): upgrade gobot, or point database_url at another archive"
+                )
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["version_table"] = VERSION_TABLE
+            config.attributes["connection"] = connection
+            log.info("archive schema %s -> %s (%s)", current or "empty", target, safe_url(self.url))
+            command.upgrade(config, target)
+        self._private()
+
+    def _private(self) -> None:
+        """An SQLite archive is readable by its owner only, like the rest of state_dir."""
+        database = self.url.database if self.dialect == "sqlite" else None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            for suffix in ("", "-wal", "-shm"):
+                path = Path(database + suffix)
+                if path.exists():
+                    path.chmod(0o600)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Write outbox entries in one transaction: all of them are stored, or none."""
+        plan = _plan(entries)
+        with self.engine.begin() as connection:
+            self._apply(connection, plan)
+
+    def _apply(self, connection: Connection, plan: _Plan) -> None:
+        for kind, (table, keys, on_conflict, updates) in WRITES.items():
+            rows = plan.rows.get(kind)
+            if rows:
+                self.insert(connection, table, rows, keys, on_conflict, updates)
+        if plan.cycles:
+            cycles = list(plan.cycles.values())
+            replaced = [{"r": c["run_id"], "i": c["iteration"]} for c in cycles]
+            for table in ("signals", "risk_verdicts"):  # a re-run cycle replaces its children
+                model = TABLES[table].__table__
+                connection.execute(
+                    delete(model).where(model.c.run_id == bindparam("r"), model.c.iteration == bindparam("i")), replaced
+                )
+            self.insert(connection, "cycles", cycles, ("run_id", "iteration"), "update")
+            if plan.signals:
+                self.insert(connection, "signals", plan.signals, ("run_id", "iteration", "seq"), "ignore")
+            if plan.verdicts:
+                self.insert(connection, "risk_verdicts", plan.verdicts, ("run_id", "iteration", "seq"), "ignore")
+            if plan.learnings:
+                self.insert(connection, "learnings", plan.learnings, ("run_id", "learning_id"), "ignore")
+        if plan.timings:
+            model = TABLES["cycles"].__table__
+            connection.execute(
+                update(model)
+                .where(model.c.run_id == bindparam("r"), model.c.iteration == bindparam("i"))
+                .values(report_ms=bindparam("report_ms"), total_ms=bindparam("total_ms")),
+                [{"r": t["run_id"], "i": t["iteration"], "report_ms": t["report_ms"], "total_ms": t["total_ms"]} for t in plan.timings],
+            )
+        if plan.metrics:
+            model = TABLES["strategy_versions"].__table__
+            connection.execute(
+                update(model)
+                .where(model.c.run_id == bindparam("r"), model.c.name == bindparam("n"), model.c.version == bindparam("v"))
+                .values(trades=bindparam("trades"), metrics=bindparam("metrics"), archived_at=bindparam("archived_at")),
+                [{"r": m["run_id"], "n": m["name"], "v": m["version"], "trades": m["trades"], "metrics": m["metrics"],
+                  "archived_at": _utc(m.get("archived_at"))} for m in plan.metrics],
+            )
+        for run_id, patterns in plan.patterns.items():
+            model = TABLES["patterns"].__table__
+            connection.execute(delete(model).where(model.c.run_id == run_id))
+            if patterns:
+                self.insert(connection, "patterns", patterns, ("run_id", "dimension", "label", "kind"), "ignore")
+
+    def insert(
+        self,
+        connection: Connection,
+        table_name: str,
+        rows: list[dict[str, Any]],
+        keys: Sequence[str] = (),
+        on_conflict: str | None = None,
+        updates: Sequence[str] | None = None,
+    ) -> int:
+        """Bulk-insert ``rows`` (dicts of column values) into one table; a duplicate of ``keys`` is
+        ignored or updates the row (``on_conflict``; the ``updates`` columns, default all).
+
+        The fast paths skip SQLAlchemy's per-row parameter processing (most of the cost of a bulk
+        insert): SQLite gets one ``executemany`` of plain tuples, PostgreSQL batches go through COPY.
+        Other databases take the portable SQLAlchemy Core path.
+        """
+        table = TABLES[table_name].__table__
+        columns = [c.name for c in table.columns if c.name != "id"]
+        if on_conflict == "update":
+            rows = _dedupe(rows, keys)
+        if not rows:
+            return 0
+        updates = [c for c in (updates or columns) if c not in keys]
+        if self.dialect == "sqlite":
+            values = _tuples(table, columns, rows, _sqlite_time)
+            connection.exec_driver_sql(_sql(table.name, columns, keys, on_conflict, updates, "?"), values)
+            return len(values)
+        if self.dialect == "postgresql" and len(rows) >= COPY_THRESHOLD and _is_psycopg(connection):
+            return _copy_insert(connection, table, columns, _tuples(table, columns, rows, _utc_time), keys, on_conflict, updates)
+        prepared = [dict(zip(columns, values)) for values in _tuples(table, columns, rows, _utc_time)]
+        connection.execute(_insert_statement(self.dialect, table, keys, on_conflict, updates), prepared)
+        return len(prepared)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run, the most recently started first, with its cycle and trade counts and time span."""
+        runs = TABLES["runs"].__table__
+        cycles = TABLES["cycles"].__table__
+        trades = TABLES["trades"].__table__
+        counts = (
+            select(cycles.c.run_id, func.count().label("cycles"), func.min(cycles.c.time).label("first"),
+                   func.max(cycles.c.time).label("last"))
+            .group_by(cycles.c.run_id).subquery()
+        )
+        trade_counts = select(trades.c.run_id, func.count().label("trades")).group_by(trades.c.run_id).subquery()
+        query = (
+            select(runs, counts.c.cycles, counts.c.first, counts.c.last, trade_counts.c.trades)
+            .select_from(runs.outerjoin(counts, counts.c.run_id == runs.c.run_id).outerjoin(trade_counts, trade_counts.c.run_id == runs.c.run_id))
+        )
+        with self.engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        for row in rows:
+            row["first"] = _utc(row["first"]) or row["started_at"]
+            row["last"] = _utc(row["last"]) or row["started_at"]
+            row["cycles"] = row["cycles"] or 0
+            row["trades"] = row["trades"] or 0
+        # Newest first by when the archive first saw the run (replays of the same market share sim times).
+        return sorted(rows, key=lambda r: r["id"], reverse=True)
+
+    def rows(self, table_name: str, run_ids: Iterable[str] | None = None, order_by: Sequence[str] = ("id",)) -> list[dict[str, Any]]:
+        """Rows of one table as dicts (times as aware UTC datetimes), for some runs or all."""
+        table = TABLES[table_name].__table__
+        query = select(table).order_by(*[table.c[name] for name in order_by])
+        if run_ids is not None:
+            query = query.where(table.c.run_id.in_(list(run_ids)))
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def grouped_counts(self, table_name: str, column: str, run_ids: Iterable[str] | None = None) -> dict[Any, int]:
+        """``SELECT column, count(*) ... GROUP BY column`` for some runs or all."""
+        table = TABLES[table_name].__table__
+        query = select(table.c[column], func.count()).group_by(table.c[column])
+        if run_ids is not None:
+            query = query.where(table.c.run_id.in_(list(run_ids)))
+        with self.engine.connect() as connection:
+            return {value: count for value, count in connection.execute(query)}
+
+    def count(self, table_name: str) -> int:
+        table = TABLES[table_name].__table__
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+# -- planning a batch -----------------------------------------------------------------------------
+
+
+class _Plan:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.cycles: dict[tuple[str, int], dict[str, Any]] = {}
+        self.signals: list[dict[str, Any]] = []
+        self.verdicts: list[dict[str, Any]] = []
+        self.learnings: list[dict[str, Any]] = []
+        self.timings: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.patterns: dict[str, list[dict[str, Any]]] = {}
+
+
+def _plan(entries: Sequence[dict[str, Any]]) -> _Plan:
+    """Sort a batch's entries into row lists per table (a later cycle record replaces an earlier one)."""
+    plan = _Plan()
+    children: dict[tuple[str, int], tuple[list, list, list]] = {}
+    for entry in entries:
+        kind, data = entry.get("kind"), entry.get("data")
+        if not isinstance(data, dict):
+            raise PoisonEntry(f"outbox entry {entry.get('seq')}: no data")
+        if kind in WRITES:
+            plan.rows.setdefault(kind, []).append(data)
+        elif kind == "cycle":
+            cycle = dict(data["cycle"])
+            key = (cycle["run_id"], cycle["iteration"])
+            plan.cycles[key] = cycle
+            children[key] = (data.get("signals", []), data.get("verdicts", []), data.get("learnings", []))
+        elif kind == "cycle_timing":
+            plan.timings.append(data)
+        elif kind == "strategy_metrics":
+            plan.metrics.append(data)
+        elif kind == "patterns":
+            plan.patterns[data["run_id"]] = data["patterns"]
+        else:
+            raise PoisonEntry(f"outbox entry {entry.get('seq')}: unknown kind {kind!r}")
+    for signals, verdicts, learnings in children.values():
+        plan.signals.extend(signals)
+        plan.verdicts.extend(verdicts)
+        plan.learnings.extend(learnings)
+    return plan
+
+
+def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The last row of each key (one statement may not touch a row twice on PostgreSQL)."""
+    if not keys:
+        return rows
+    unique: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        unique[tuple(row.get(k) for k in keys)] = row
+    return list(unique.values()) if len(unique) != len(rows) else rows
+
+
+def _utc_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _sqlite_time(value: Any) -> str:
+    """SQLAlchemy's own SQLite storage format for a UTC datetime (so reads through the models parse it)."""
+    if isinstance(value, str) and value.endswith("+00:00") and len(value) in (25, 32) and value[10] == "T":
+        # The outbox's ISO UTC times, reshaped without parsing (the hot path of a bulk insert).
+        return f"{value[:10]} {value[11:19]}.{value[20:26] if len(value) == 32 else '000000'}"
+    return _utc_time(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _tuples(table: Any, columns: list[str], rows: list[dict[str, Any]], time: Any) -> list[tuple]:
+    """Rows as tuples in column order: missing columns None, times converted; unknown columns refused."""
+    known = frozenset(columns)
+    times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime)]
+    every = itemgetter(*columns)
+    width = len(columns)
+    out = []
+    for row in rows:
+        if len(row) == width:  # the usual row: every column, nothing else
+            try:
+                values = list(every(row))
+            except KeyError:
+                values = None
+        else:
+            values = None
+        if values is None:
+            if not row.keys() <= known:
+                raise PoisonEntry(f"{table.name}: unknown columns {sorted(set(row) - known)}")
+            values = [row.get(c) for c in columns]
+        for i in times:
+            if values[i] is not None:
+                values[i] = time(values[i])
+        out.append(tuple(values))
+    return out
+
+
+def _sql(table: str, columns: list[str], keys: Sequence[str], on_conflict: str | None, updates: Sequence[str], mark: str) -> str:
+    """``INSERT ... ON CONFLICT`` for SQLite (``?``) or PostgreSQL (``%s``), columns quoted."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(mark for _ in columns)})'
+    if keys and on_conflict == "ignore":
+        sql += f" ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+    elif keys and on_conflict == "update" and updates:
+        sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in updates)
+    return sql
+
+
+def _insert_statement(dialect: str, table: Any, keys: Sequence[str], on_conflict: str | None, updates: Sequence[str]) -> Any:
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # other databases: a plain insert (duplicates then fail the batch, which is retried)
+        from sqlalchemy import insert
+    statement = insert(table)
+    if not keys or on_conflict is None or dialect not in ("sqlite", "postgresql"):
+        return statement
+    if on_conflict == "ignore":
+        return statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in updates}
+    )
+
+
+def _is_psycopg(connection: Connection) -> bool:
+    return connection.dialect.driver == "psycopg"
+
+
+def _copy_insert(
+    connection: Connection,
+    table: Any,
+    columns: list[str],
+    rows: list[tuple],
+    keys: Sequence[str],
+    on_conflict: str | None,
+    updates: Sequence[str],
+) -> int:
+    """COPY the rows in: straight into the table when duplicates are to be ignored on a one-column
+    key (the keys already stored are looked up first and left out), else into a temporary table
+    followed by ``INSERT ... SELECT ... ON CONFLICT``."""
+    raw = connection.connection.driver_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    if on_conflict in ("ignore", None) and len(keys) <= 1:
+        if keys:
+            index = columns.index(keys[0])
+            with raw.cursor() as cursor:
+                cursor.execute(f'SELECT "{keys[0]}" FROM "{table.name}" WHERE "{keys[0]}" = ANY(%s)', ([r[index] for r in rows],))
+                seen = {value for (value,) in cursor.fetchall()}
+            fresh = []
+            for row in rows:  # also the first of duplicates within the batch
+                if row[index] not in seen:
+                    seen.add(row[index])
+                    fresh.append(row)
+            rows = fresh
+        # A concurrent writer adding the same key now fails this batch, which is retried.
+        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
+            copy.set_types(_pg_types(table, columns))
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
+    staging = f"gobot_staging_{table.name}"
+    conflict = ""
+    if keys and on_conflict == "ignore":
+        conflict = f" ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+    elif keys and on_conflict == "update":
+        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates)
+        conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    with raw.cursor() as cursor:
+        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_pg_types(table, columns))
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {staging}{conflict}')
+        cursor.execute(f"TRUNCATE {staging}")
+    return len(rows)
+
+
+def _pg_types(table: Any, columns: list[str]) -> list[str]:
+    """PostgreSQL type names of the columns, for binary COPY (no text parsing on the server)."""
+    from sqlalchemy import Boolean, Float, Integer
+
+    names = []
+    for column in columns:
+        kind = table.c[column].type
+        if isinstance(kind, UTCDateTime):
+            names.append("timestamptz")
+        elif isinstance(kind, Boolean):
+            names.append("bool")
+        elif isinstance(kind, Integer):
+            names.append("int4")
+        elif isinstance(kind, Float):
+            names.append("float8")
+        else:  # String, Text, AutoString: varchar and text share their binary form
+            names.append("text")
+    return names
+
+
+def _current_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value
+
+
+def loads(value: str | None, default: Any = None) -> Any:
+    """A JSON column's value (``default`` for NULL)."""
+    return json.loads(value) if value else default
+
+
+def sqlite_path(url: str) -> str | None:
+    parsed = make_url(url)
+    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+
+

@@ -1,0 +1,360 @@
+"""The persisted outbox and the background writer: the trading loop only appends to a file; a
+thread moves the entries into the database and retries until they are stored.
+
+The outbox (``<state_dir>/archive_outbox.jsonl``) holds one JSON entry per line. An append is
+one ``write`` of a whole line followed by ``fsync``, so a crash leaves every acknowledged entry
+on disk; a line cut short by a crash mid-append is skipped on load (its cycle was not persisted
+either, so the core re-runs it and the event is emitted again). When the writer has stored a
+batch it rewrites the file without it, atomically (temporary file, fsync, rename). Entries the
+database can never take as they are (an unknown kind after a downgrade, a malformed row) are
+moved to ``archive_outbox.rejected.jsonl`` — kept, never silently dropped — and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 5000
+FIRST_RETRY_SECONDS = 0.25
+
+
+class Outbox:
+    """An append-only, crash-safe queue of entries in one file.
+
+    Stored entries are not rewritten out of the file one batch at a time (that would copy the rest
+    of the file on every batch): ``<file>.acked`` records, atomically, the sequence number up to
+    which everything is stored, and the file itself is emptied when everything is stored, or
+    compacted when stored lines outnumber pending ones.
+    """
+
+    COMPACT_AFTER = 10_000  # stored lines kept in the file before it is compacted (when few are pending)
+
+    def __init__(self, path: Path, fsync: bool = True, redact: Any = None):
+        self.path = path
+        self.acked_path = path.with_name(path.name + ".acked")
+        self.rejected_path = path.with_name(path.stem + ".rejected.jsonl")
+        self.fsync = fsync
+        self.redact = redact
+        self._lock = threading.Lock()
+        self.entries: list[dict[str, Any]] = []
+        self.torn_lines = 0
+        self._acked = self._read_acked()
+        self._dead = 0  # lines in the file that are already stored
+        self._load()
+        self._seq = max([self._acked, *(e["seq"] for e in self.entries)])
+
+    def _read_acked(self) -> int:
+        try:
+            return int(json.loads(self.acked_path.read_text(encoding="utf-8"))["acked"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
+                    raise ValueError("not an outbox entry")
+            except ValueError:
+                self.torn_lines += 1
+                log.warning("archiver: %s line %d is incomplete (a crash while writing it); skipped", self.path.name, number)
+                continue
+            if entry["seq"] <= self._acked:
+                self._dead += 1
+                continue
+            self.entries.append(entry)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, kind: str, data: dict[str, Any]) -> int:
+        """Append an entry durably; returns its sequence number. Secrets are masked first."""
+        with self._lock:
+            self._seq += 1
+            entry = {"seq": self._seq, "kind": kind, "data": data}
+            line = json.dumps(entry, default=str, separators=(",", ":"))
+            entry = json.loads(line)  # what the writer stores is exactly what is on disk
+            if self.redact is not None and self.redact.hits(line):
+                # Mask string values only: a secret that looks like JSON syntax never breaks the line.
+                entry = self.redact.data(entry)
+                line = json.dumps(entry, separators=(",", ":"))
+            self._append(self.path, line + "\n", self.fsync)
+            self.entries.append(entry)
+            return self._seq
+
+    @staticmethod
+    def _append(path: Path, text: str, sync: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, text.encode("utf-8"))
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def peek(self, limit: int = MAX_BATCH) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.entries[:limit])
+
+    def ack(self, seqs: set[int]) -> None:
+        """Forget stored entries; record durably that they are stored."""
+        with self._lock:
+            self._forget(seqs)
+
+    def reject(self, entries: list[dict[str, Any]], reason: str) -> None:
+        """Move entries the database can never take to the rejected file (kept for a human)."""
+        with self._lock:
+            lines = "".join(json.dumps({**e, "rejected_because": reason}, default=str) + "\n" for e in entries)
+            self._append(self.rejected_path, lines, True)
+            self._forget({e["seq"] for e in entries})
+
+    def _forget(self, seqs: set[int]) -> None:
+        before = len(self.entries)
+        head = len(seqs)
+        if all(e["seq"] in seqs for e in self.entries[:head]):  # the usual case: a batch from the front
+            del self.entries[:head]
+        else:
+            self.entries = [e for e in self.entries if e["seq"] not in seqs]
+        self._dead += before - len(self.entries)
+        # Everything below the oldest pending entry is done (batches are taken from the front).
+        acked = self.entries[0]["seq"] - 1 if self.entries else self._seq
+        if acked > self._acked:
+            self._acked = acked
+            _atomic_write(self.acked_path, json.dumps({"acked": acked}))
+        if not self.entries:
+            if self._dead:
+                with open(self.path, "w", encoding="utf-8") as handle:  # all stored: empty the file
+                    os.fsync(handle.fileno())
+            self._dead = 0
+        elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER:
+            # Compact only when few entries are pending: draining a backlog empties the file at the end.
+            _atomic_write(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+            self._dead = 0
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Temporary file, fsync, rename: a crash leaves the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Health:
+    """What the loop thread reads to decide on alerts."""
+
+    failing: bool = False
+    attempts: int = 0  # consecutive failed attempts
+    last_error: str = ""
+    stored: int = 0  # entries stored since start
+    rejected: int = 0  # entries moved to the rejected file since start
+    last_reject_reason: str = ""
+
+
+class ArchiveWriter:
+    """A daemon thread that drains the outbox into the database, retrying with backoff."""
+
+    def __init__(
+        self,
+        open_store: Callable[[], Any],
+        outbox: Outbox,
+        retry_max_seconds: float = 60.0,
+        redact: Callable[[str], str] = lambda text: text,
+    ):
+        self.open_store = open_store  # connects and migrates; called in the thread, retried on failure
+        self.outbox = outbox
+        self.retry_max_seconds = retry_max_seconds
+        self.redact = redact
+        self.store: Any = None
+        self.health = Health()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._stop = False
+        self._retry_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="gobot-archiver", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while len(self.outbox):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.wake()
+                self._idle.wait(min(remaining, 0.5))
+        return True
+
+    def _last_try(self, timeout: float) -> None:
+        """Retry at once; wait until the outbox is empty or the attempt failed (at most ``timeout``)."""
+        attempts = self.health.attempts
+        self._retry_at = 0.0
+        self.wake()
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while len(self.outbox) and self.health.attempts <= attempts:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._idle.wait(min(remaining, 0.5))
+        if not len(self.outbox) or not self.health.failing:
+            self.wait_idle(max(0.0, deadline - time.monotonic()))
+
+    def wait_attempts(self, attempts: int, timeout: float) -> bool:
+        """Block until at least ``attempts`` consecutive writes failed (tests and diagnostics)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self.health.attempts < attempts:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.5))
+        return True
+
+    def close(self, timeout: float) -> int:
+        """Store what is pending (for at most ``timeout`` seconds), stop; returns the entries left.
+
+        While the database is failing it makes one immediate attempt instead of waiting out the
+        backoff; whatever is not stored stays in the outbox file for the next start.
+        """
+        if self._thread.is_alive():
+            if self.health.failing:  # one last attempt now, not after the backoff
+                self._last_try(timeout)
+            else:
+                self.wait_idle(timeout)
+        self._stop = True
+        self.wake()
+        self._thread.join(timeout=max(0.1, min(timeout, 5.0)))
+        if self.store is not None and not self._thread.is_alive():
+            self.store.close()
+        return len(self.outbox)
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop:
+            if self.health.failing:
+                # Back off: new entries wake the thread, but a failing database is not hammered.
+                remaining = self._retry_at - time.monotonic()
+                if remaining > 0:
+                    self._wake.wait(remaining)
+                    self._wake.clear()
+                    continue
+            else:
+                self._wake.wait()
+                self._wake.clear()
+            while len(self.outbox) and not self._stop:
+                if not self._drain_once():
+                    delay = min(self.retry_max_seconds, FIRST_RETRY_SECONDS * 2 ** (self.health.attempts - 1))
+                    self._retry_at = time.monotonic() + delay
+                    break
+            self._notify()
+
+    def _notify(self) -> None:
+        with self._idle:
+            self._idle.notify_all()
+
+    def _drain_once(self) -> bool:
+        """Store one batch; False after a failure that a retry may cure."""
+        from .store import PoisonEntry, is_transient
+
+        batch = self.outbox.peek(MAX_BATCH)
+        if not batch:
+            return True
+        try:
+            if self.store is None:
+                self.store = self.open_store()
+            self.store.write(batch)
+        except Exception as exc:
+            if isinstance(exc, PoisonEntry) or not is_transient(exc):
+                if self._isolate(batch):
+                    return True
+            self.record_failure(exc)
+            return False
+        self.outbox.ack({e["seq"] for e in batch})
+        self._stored(len(batch))
+        return True
+
+    def _isolate(self, batch: list[dict[str, Any]]) -> bool:
+        """Write a failing batch entry by entry; reject the entries that fail while others pass.
+
+        If every entry fails the problem is the database, not the data: nothing is rejected and
+        the batch is retried later. A lone entry is rejected only for a data problem
+        (``PoisonEntry``), never for a database error.
+        """
+        from .store import PoisonEntry
+
+        stored, failed = set(), []
+        for entry in batch:
+            try:
+                self.store.write([entry])
+                stored.add(entry["seq"])
+            except PoisonEntry as exc:
+                failed.append((entry, exc))
+            except Exception as exc:
+                failed.append((entry, exc))
+        if not failed:
+            self.outbox.ack(stored)
+            self._stored(len(stored))
+            return True
+        if not stored and not all(isinstance(exc, PoisonEntry) for _, exc in failed):
+            return False
+        self.outbox.ack(stored)
+        self._stored(len(stored))
+        reason = self.redact(f"{type(failed[0][1]).__name__}: {failed[0][1]}")[:500]
+        self.outbox.reject([entry for entry, _ in failed], reason)
+        self.health.rejected += len(failed)
+        self.health.last_reject_reason = reason
+        log.error("archiver: %d outbox entries rejected by the database (%s); kept in %s", len(failed), reason, self.outbox.rejected_path)
+        return True
+
+    def record_failure(self, exc: BaseException) -> None:
+        self.health.failing = True
+        self.health.attempts += 1
+        self.health.last_error = self.redact(f"{type(exc).__name__}: {_first_line(exc)}")[:500]
+        log.warning("archiver: write failed (attempt %d): %s", self.health.attempts, self.health.last_error)
+        if self.store is not None and self.health.attempts % 5 == 0:
+            try:  # a long outage: start over with fresh connections
+                self.store.engine.dispose()
+            except Exception:  # pragma: no cover - best effort
+                pass
+
+    def _stored(self, count: int) -> None:
+        self.health.stored += count
+        self.health.failing = False
+        self.health.attempts = 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,573 @@
+"""Orders on Binance: idempotent placement, protective orders, fill polling, start-up reconciliation.
+
+Idempotency is "look before you send": every order carries the intent's deterministic client
+order id, and before sending (the first time, and again after a timeout, a dropped connection or
+a 5xx) the order is looked up by that id. Binance rejects a repeated client order id only while
+the first order is still open, so a filled market order would otherwise execute twice. A lookup
+that finds nothing is trusted only once the request's ``recvWindow`` has passed: after that
+Binance refuses to execute the original request, so sending again cannot double it.
+
+Every order the plugin placed is tracked in ``ctx.plugin_state("binance")["orders"]`` under its
+client order id, with its role (``entry``, ``close``, ``sl``, ``tp``, ``oco``) and whether its fill
+was reported, so each fill is reported exactly once, also across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from gobot_hookspecs import Alert, ExecutionError, Fill, Order, OrderIntent, Priority, Severity, Side
+
+from .client import classify, failure, floor_to_step, priority, redact
+
+log = logging.getLogger(__name__)
+NAME = "binance"
+FINAL = ("filled", "canceled", "rejected", "expired", "not_placed")
+
+
+def _time(ms: int | None) -> datetime:
+    return datetime.fromtimestamp((ms or time.time() * 1000) / 1000, tz=timezone.utc)
+
+
+class Trader:
+    """The execution side of the ``binance`` plugin, for one exchange connection."""
+
+    def __init__(self, exchange: Any, config: Any, market_type: str, symbols: dict[str, str]):
+        self.ex = exchange
+        self.config = config
+        self.futures = market_type == "futures"
+        self.symbols = symbols  # core symbol -> ccxt symbol
+        self.sleep = asyncio.sleep
+        self.clock = time.time
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def book(self, ctx: Any) -> dict[str, Any]:
+        state = ctx.plugin_state(NAME)
+        state.setdefault("orders", {})
+        state.setdefault("protection", {})
+        state.setdefault("margin", {})
+        return state
+
+    def market(self, symbol: str) -> dict:
+        return self.ex.market(self.symbols.get(symbol, symbol))
+
+    def amount(self, symbol: str, amount: float) -> float:
+        """Rounded down to the market's lot step (never up: rounding up could exceed a cap)."""
+        return floor_to_step(amount, (self.market(symbol).get("precision") or {}).get("amount"))
+
+    def price(self, symbol: str, price: float) -> float:
+        return float(self.ex.price_to_precision(self.symbols.get(symbol, symbol), price))
+
+    async def _lookup(self, ccxt_symbol: str, coid: str, *, trigger: bool = False, order_list: bool = False) -> dict | None:
+        """The order (or OCO order list) with this client order id, or None if the exchange has none."""
+        import ccxt
+
+        try:
+            if order_list:
+                response = await self.ex.privateGetOrderList({"origClientOrderId": coid})
+                return {"id": str(response.get("orderListId")), "clientOrderId": coid, "status": "open", "info": response}
+            params = {"clientOrderId": coid} | ({"trigger": True} if trigger else {})
+            return await self.ex.fetch_order(None, ccxt_symbol, params)
+        except ccxt.OrderNotFound:
+            return None
+        except ccxt.ExchangeError as exc:
+            if order_list and ("does not exist" in str(exc) or "-2011" in str(exc)):
+                return None
+            raise
+
+    async def place(self, ccxt_symbol: str, coid: str, send: Any, *, trigger: bool = False, order_list: bool = False,
+                    symbol: str | None = None, intent_id: str | None = None) -> dict:
+        """Send an order exactly once: look before the first send and before every retry (see the module)."""
+        last_error: BaseException | None = None
+        sent_at: float | None = None  # the last send whose outcome is unknown
+        for attempt in range(self.config.max_attempts):
+            existing = await self._look(ccxt_symbol, coid, trigger, order_list, sent_at, symbol, intent_id)
+            if existing is not None:
+                return existing
+            sent_at = self.clock()
+            try:
+                return await send()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                kind = classify(exc)
+                if kind != "ambiguous":
+                    raise failure(exc, kind, symbol=symbol, intent_id=intent_id) from exc
+                last_error = exc
+                log.warning("binance: %s sending %s; looking it up before any retry", type(exc).__name__, coid)
+                await self.sleep(self.config.retry_backoff * (2 ** attempt))
+        assert last_error is not None
+        raise failure(last_error, "ambiguous", symbol=symbol, intent_id=intent_id) from last_error
+
+    async def _look(self, ccxt_symbol: str, coid: str, trigger: bool, order_list: bool, sent_at: float | None,
+                    symbol: str | None, intent_id: str | None) -> dict | None:
+        """The order, if the exchange has it. After a send of unknown outcome "not found" is only
+        believed once that request's recvWindow has passed: until then the exchange may still execute it."""
+        deadline = sent_at + self.config.recv_window_ms / 1000 if sent_at is not None else 0.0
+        errors = 0
+        while True:
+            try:
+                found = await self._lookup(ccxt_symbol, coid, trigger=trigger, order_list=order_list)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                kind = classify(exc)
+                errors += 1
+                if kind != "ambiguous" or errors >= self.config.max_attempts:
+                    raise failure(exc, kind, symbol=symbol, intent_id=intent_id) from exc
+                await self.sleep(self.config.retry_backoff * (2 ** errors))
+                continue
+            if found is not None:
+                return found
+            wait = deadline - self.clock()
+            if wait <= 0:
+                return None
+            await self.sleep(min(wait, max(self.config.retry_backoff, 0.05)))
+
+    # -- entering and leaving ---------------------------------------------------------------------------
+
+    async def execute(self, ctx: Any, intent: OrderIntent) -> Order:
+        book = self.book(ctx)
+        ccxt_symbol = self.symbols.get(intent.symbol, intent.symbol)
+        market = self.ex.market(ccxt_symbol)
+        closing = intent.purpose == "close"
+        wanted = Priority.CRITICAL if closing else intent.priority
+        with priority(wanted):
+            if closing:
+                await self.cancel_protection(ctx, intent.symbol)
+                amount = await self._close_amount(intent)
+            else:
+                if self.futures:
+                    await self._ensure_leverage(ctx, ccxt_symbol)
+                amount = self.amount(intent.symbol, intent.amount)
+            problem = self._size_problem(market, amount, intent.reference_price, closing)
+            if problem:
+                return self._order(ctx, intent, None, amount, "rejected", problem)
+            params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+            if closing and self.futures:
+                params["reduceOnly"] = True
+            book["orders"][intent.client_order_id] = {
+                "symbol": intent.symbol, "role": "close" if closing else "entry", "purpose": intent.purpose,
+                "side": intent.side.value, "amount": amount, "status": "sending", "reported": False,
+                "stop_loss": intent.stop_loss, "take_profit": intent.take_profit, "reason": intent.reason or "signal",
+            }
+            try:
+                placed = await self.place(
+                    ccxt_symbol, intent.client_order_id,
+                    lambda: self.ex.create_order(ccxt_symbol, "market", intent.side.value, amount, None, dict(params)),
+                    symbol=intent.symbol, intent_id=intent.id,
+                )
+            except Exception as exc:
+                record = book["orders"][intent.client_order_id]
+                # An ambiguous failure may still have placed it: keep looking for it in later cycles.
+                record["status"] = "unknown" if getattr(getattr(exc, "error", None), "kind", "") in ("network", "timeout") else "rejected"
+                if record["status"] == "rejected":
+                    book["orders"].pop(intent.client_order_id, None)
+                raise
+            status = self._status(placed)
+            if not self.futures and status == "filled" and not placed.get("fees") and placed.get("id"):
+                # found by a look-up, not placed now: only the order's trades tell the commission
+                trades = await self.ex.fetch_order_trades(str(placed["id"]), ccxt_symbol)
+                placed = dict(placed, fees=[dict(t["fee"]) for t in trades if t.get("fee")])
+            record = book["orders"][intent.client_order_id]
+            record["status"], record["id"] = status, str(placed.get("id"))
+            if placed.get("fees"):  # only the placing answer lists the fills' commissions (a later query has none)
+                record["fees"] = [dict(fee) for fee in placed["fees"] if fee]
+            if status == "filled" and not closing:
+                await self.protect(ctx, intent.client_order_id, placed)
+            return self._order(ctx, intent, placed, amount, status, "")
+
+    def _size_problem(self, market: dict, amount: float, price: float, closing: bool) -> str:
+        limits = market.get("limits") or {}
+        minimum = (limits.get("amount") or {}).get("min")
+        if amount <= 0 or (minimum and amount < minimum):
+            return f"amount {amount:g} below the market's lot size minimum {minimum:g}" if minimum else f"amount {amount:g} rounds to nothing"
+        min_cost = (limits.get("cost") or {}).get("min")
+        if not closing and min_cost and amount * price < min_cost:
+            return f"notional {amount * price:.2f} below the market's minimum {min_cost:g}"
+        return ""
+
+    async def _close_amount(self, intent: OrderIntent) -> float:
+        ccxt_symbol = self.symbols.get(intent.symbol, intent.symbol)
+        if self.futures:
+            positions = await self.ex.fetch_positions([ccxt_symbol])
+            held = sum(abs(float(p.get("contracts") or 0)) for p in positions if p.get("symbol") == ccxt_symbol)
+            return self.amount(intent.symbol, held if held > 0 else intent.amount)
+        balance = await self.ex.fetch_balance()
+        base = self.ex.market(ccxt_symbol)["base"]
+        free = float((balance.get("free") or {}).get(base) or 0)
+        return self.amount(intent.symbol, min(intent.amount, free) if free > 0 else intent.amount)
+
+    async def _ensure_leverage(self, ctx: Any, ccxt_symbol: str) -> None:
+        import ccxt
+
+        book = self.book(ctx)
+        wanted = [self.config.leverage, self.config.margin_mode]
+        if book["margin"].get(ccxt_symbol) == wanted:
+            return
+        try:
+            await self.ex.set_margin_mode(self.config.margin_mode, ccxt_symbol)
+        except ccxt.MarginModeAlreadySet:
+            pass
+        await self.ex.set_leverage(self.config.leverage, ccxt_symbol)
+        book["margin"][ccxt_symbol] = wanted
+
+    def _order(self, ctx: Any, intent: OrderIntent, placed: dict | None, amount: float, status: str, reason: str) -> Order:
+        return Order(
+            id=str((placed or {}).get("id") or intent.client_order_id), client_order_id=intent.client_order_id, intent_id=intent.id,
+            symbol=intent.symbol, side=intent.side, purpose=intent.purpose, type="market", amount=amount,
+            price=(placed or {}).get("average") or None, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
+            status=status if status in ("new", "open", "filled", "canceled", "rejected") else "open",
+            created_at=ctx.now(), reason=reason,
+        )
+
+    @staticmethod
+    def _status(order: dict) -> str:
+        status = order.get("status")
+        if status == "closed":
+            return "filled"
+        if status in ("canceled", "rejected", "expired"):
+            return "canceled" if status == "canceled" else status
+        return "open"
+
+    # -- protective orders ----------------------------------------------------------------------------
+
+    async def protect(self, ctx: Any, entry_coid: str, entry: dict) -> None:
+        """Place the stop-loss and take-profit of a filled entry (idempotent by client order id)."""
+        book = self.book(ctx)
+        record = book["orders"][entry_coid]
+        symbol = record["symbol"]
+        if symbol in book["protection"] or (record.get("stop_loss") is None and record.get("take_profit") is None):
+            return
+        ccxt_symbol = self.symbols.get(symbol, symbol)
+        amount = self._held_after(entry, symbol)
+        closing_side = "sell" if record["side"] == "buy" else "buy"
+        protection: dict[str, Any] = {"entry": entry_coid, "amount": amount, "side": closing_side, "legs": {}}
+        sl = self.price(symbol, record["stop_loss"]) if record.get("stop_loss") else None
+        tp = self.price(symbol, record["take_profit"]) if record.get("take_profit") else None
+        try:
+            with priority(Priority.HIGH):
+                if self.futures:
+                    protection["mode"] = "algo"
+                    for role, value, key in (("sl", sl, "stopLossPrice"), ("tp", tp, "takeProfitPrice")):
+                        if value is None:
+                            continue
+                        coid = f"{entry_coid}-{role}"
+                        params = {key: value, "reduceOnly": True, "clientOrderId": coid}
+                        await self.place(ccxt_symbol, coid, lambda p=params: self.ex.create_order(ccxt_symbol, "market", closing_side, amount, None, dict(p)),
+                                         trigger=True, symbol=symbol)
+                        self._track(book, coid, symbol, role, closing_side, amount, trigger=True)
+                        protection["legs"][role] = coid
+                elif sl is not None and tp is not None and self.config.use_oco and self._oco_allowed(ccxt_symbol):
+                    try:
+                        await self._place_oco(ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+                        protection["mode"] = "oco"
+                        for role in ("sl", "tp"):
+                            coid = f"{entry_coid}-{role}"
+                            self._track(book, coid, symbol, role, closing_side, amount)
+                            protection["legs"][role] = coid
+                    except Exception as exc:
+                        if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
+                            raise
+                        log.warning("binance: OCO refused for %s (%s); a stop-loss plus a take-profit limit instead", symbol, exc)
+                        await self._place_pair(ctx, book, protection, ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+                else:
+                    await self._place_pair(ctx, book, protection, ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+        except Exception as exc:
+            protection.setdefault("mode", "pending")
+            book["protection"][symbol] = protection
+            message = f"stop-loss/take-profit for {symbol} could not be placed: {redact(str(exc))}"
+            ctx.alert(Alert(kind="unprotected_position", title=f"Position {symbol} has no exchange stop", text=message, severity=Severity.CRITICAL))
+            ctx.report_execution_error(ExecutionError(message=message, kind=getattr(getattr(exc, "error", None), "kind", "error"),
+                                                      symbol=symbol, plugin=NAME, retryable=True))
+            return
+        book["protection"][symbol] = protection
+
+    def _held_after(self, entry: dict, symbol: str) -> float:
+        """What the entry left on the account: spot buyers pay the fee in the asset bought."""
+        filled = float(entry.get("filled") or entry.get("amount") or 0)
+        market = self.market(symbol)
+        for fee in entry.get("fees") or ([entry["fee"]] if entry.get("fee") else []):
+            if fee and fee.get("currency") == market.get("base") and fee.get("cost"):
+                filled -= float(fee["cost"])
+        return self.amount(symbol, filled)
+
+    def _oco_allowed(self, ccxt_symbol: str) -> bool:
+        return bool(self.ex.market(ccxt_symbol).get("info", {}).get("ocoAllowed", True))
+
+    async def _place_oco(self, ccxt_symbol: str, entry_coid: str, side: str, amount: float, sl: float, tp: float, symbol: str) -> None:
+        market = self.ex.market(ccxt_symbol)
+        list_coid = f"{entry_coid}-oco"
+        request = {
+            "symbol": market["id"], "side": side.upper(), "quantity": self.ex.amount_to_precision(ccxt_symbol, amount),
+            "listClientOrderId": list_coid, "newOrderRespType": "RESULT",
+        }
+        if side == "sell":  # closing a long: take profit above, stop below
+            request |= {"aboveType": "LIMIT_MAKER", "abovePrice": self.ex.price_to_precision(ccxt_symbol, tp), "aboveClientOrderId": f"{entry_coid}-tp",
+                        "belowType": "STOP_LOSS", "belowStopPrice": self.ex.price_to_precision(ccxt_symbol, sl), "belowClientOrderId": f"{entry_coid}-sl"}
+        else:
+            request |= {"aboveType": "STOP_LOSS", "aboveStopPrice": self.ex.price_to_precision(ccxt_symbol, sl), "aboveClientOrderId": f"{entry_coid}-sl",
+                        "belowType": "LIMIT_MAKER", "belowPrice": self.ex.price_to_precision(ccxt_symbol, tp), "belowClientOrderId": f"{entry_coid}-tp"}
+        await self.place(ccxt_symbol, list_coid, lambda: self.ex.privatePostOrderListOco(dict(request)), order_list=True, symbol=symbol)
+
+    async def _place_pair(self, ctx, book, protection, ccxt_symbol, entry_coid, side, amount, sl, tp, symbol) -> None:
+        """No OCO: a stop-loss order and a take-profit limit; the plugin cancels one when the other fills."""
+        protection["mode"] = "pair"
+        if sl is not None:
+            coid = f"{entry_coid}-sl"
+            params = {"stopLossPrice": sl, "clientOrderId": coid}
+            await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", side, amount, None, dict(params)), symbol=symbol)
+            self._track(book, coid, symbol, "sl", side, amount)
+            protection["legs"]["sl"] = coid
+        if tp is not None:
+            coid = f"{entry_coid}-tp"
+            try:
+                await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, tp, {"clientOrderId": coid}), symbol=symbol)
+            except Exception as exc:
+                if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
+                    raise
+                # e.g. the stop already holds the balance: the plugin watches the target itself.
+                protection["watch_tp"] = tp
+                log.warning("binance: take-profit limit for %s refused (%s); watching %s itself", symbol, exc, tp)
+                return
+            self._track(book, coid, symbol, "tp", side, amount)
+            protection["legs"]["tp"] = coid
+
+    @staticmethod
+    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, trigger: bool = False) -> None:
+        book["orders"][coid] = {"symbol": symbol, "role": role, "purpose": "close", "side": side, "amount": amount,
+                                "status": "open", "reported": False, "trigger": trigger}
+
+    async def cancel_protection(self, ctx: Any, symbol: str) -> None:
+        """Cancel a position's stop-loss and take-profit before closing it (a stop must not fire after)."""
+        import ccxt
+
+        book = self.book(ctx)
+        protection = book["protection"].get(symbol)
+        if not protection:
+            return
+        ccxt_symbol = self.symbols.get(symbol, symbol)
+        with priority(Priority.CRITICAL):
+            for role, coid in protection.get("legs", {}).items():
+                record = book["orders"].get(coid, {})
+                if record.get("status") in FINAL:
+                    continue
+                try:
+                    params = {"clientOrderId": coid} | ({"trigger": True} if record.get("trigger") else {})
+                    await self.ex.cancel_order(None, ccxt_symbol, params)
+                    record["status"] = "canceled"
+                except ccxt.OrderNotFound:
+                    pass  # already gone (filled, or the OCO sibling's fill cancelled it): sync will tell
+        book["protection"].pop(symbol, None)
+
+    # -- polling ----------------------------------------------------------------------------------------
+
+    async def sync(self, ctx: Any, prices: dict[str, float]) -> list[Fill]:
+        """Fills since the last cycle, each reported once; protective siblings cancelled; stops re-placed."""
+        book = self.book(ctx)
+        fills: list[Fill] = []
+        for coid, record in list(book["orders"].items()):
+            if record.get("reported") or record.get("status") in ("canceled", "rejected", "expired", "not_placed"):
+                continue
+            try:
+                fill = await self._sync_one(ctx, book, coid, record)
+            except Exception as exc:  # noqa: BLE001 - one order's trouble must not lose the others' fills
+                log.warning("binance: could not check order %s: %s", coid, redact(str(exc)))
+                continue
+            if fill is not None:
+                fills.append(fill)
+        for follow_up in (self._watch_targets(ctx, prices), self._retry_protection(ctx)):
+            try:  # never lose the fills collected above
+                await follow_up
+            except Exception as exc:  # noqa: BLE001
+                log.warning("binance: %s: %s", type(exc).__name__, redact(str(exc)))
+        self._prune(book)
+        return fills
+
+    @staticmethod
+    def _prune(book: dict, keep: int = 100) -> None:
+        """Forget all but the latest ``keep`` finished orders: the state file must not grow forever.
+
+        (Idempotency never depends on this record: the exchange is always asked first.)"""
+        finished = [coid for coid, r in book["orders"].items()
+                    if r.get("status") in FINAL and (r.get("reported") or r.get("status") != "filled")]
+        for coid in finished[:-keep] if len(finished) > keep else []:
+            del book["orders"][coid]
+
+    async def _sync_one(self, ctx: Any, book: dict, coid: str, record: dict) -> Fill | None:
+        ccxt_symbol = self.symbols.get(record["symbol"], record["symbol"])
+        with priority(Priority.NORMAL):
+            order = await self._lookup(ccxt_symbol, coid, trigger=bool(record.get("trigger")))
+        if order is None:
+            if record.get("status") in ("unknown", "sending"):
+                record["status"] = "not_placed"
+                ctx.alert(Alert(kind="order_not_placed", title=f"Order {coid} for {record['symbol']} was never placed",
+                                text="after an unconfirmed send, the exchange has no order with this id", severity=Severity.WARNING))
+            return None
+        status = self._status(order)
+        if status == "open":
+            record["status"] = "open"
+            return None
+        fill_order = order
+        if record.get("trigger") and status == "filled":
+            fill_order = await self._triggered_order(ccxt_symbol, order)
+        if float(fill_order.get("filled") or 0) <= 0:
+            record["status"] = status
+            return None
+        if not self.futures and not record.get("fees") and not fill_order.get("fees") and fill_order.get("id"):
+            with priority(Priority.NORMAL):  # found by a look-up: only the order's trades tell the commission
+                trades = await self.ex.fetch_order_trades(str(fill_order["id"]), ccxt_symbol)
+            record["fees"] = [dict(t["fee"]) for t in trades if t.get("fee")]
+        fill = self._fill(coid, record, fill_order)
+        record["status"], record["reported"] = status, True
+        try:  # from here on the fill is reported whatever happens
+            if record["role"] == "entry" and record["symbol"] not in book["protection"]:
+                with priority(Priority.HIGH):
+                    await self.protect(ctx, coid, fill_order)
+            if record["role"] in ("sl", "tp"):
+                await self._finish_protection(ctx, record["symbol"], coid)
+        except Exception as exc:  # noqa: BLE001 - reported, the fill still counts
+            text = f"after the fill of {coid}: {type(exc).__name__}: {redact(str(exc))}"
+            ctx.alert(Alert(kind="order_follow_up_failed", title=f"{record['symbol']}: could not finish the stops", text=text,
+                            severity=Severity.WARNING))
+        return fill
+
+    async def _triggered_order(self, ccxt_symbol: str, algo: dict) -> dict:
+        """A futures conditional order that triggered: its fill is on the market order it created."""
+        actual = (algo.get("info") or {}).get("actualOrderId")
+        if actual:
+            return await self.ex.fetch_order(str(actual), ccxt_symbol)
+        return algo
+
+    def _fill(self, coid: str, record: dict, order: dict) -> Fill:
+        symbol = record["symbol"]
+        market = self.market(symbol)
+        filled = float(order.get("filled") or 0)
+        price = float(order.get("average") or order.get("price") or 0) or float((order.get("info") or {}).get("actualPrice") or 0)
+        amount, fee = filled, 0.0
+        fees = order.get("fees") or ([order["fee"]] if order.get("fee") else []) or record.get("fees") or []
+        known = False
+        for item in fees:
+            if not item or item.get("cost") is None:
+                continue
+            known = True
+            if item.get("currency") == market.get("quote"):
+                fee += float(item["cost"])
+            elif item.get("currency") == market.get("base"):
+                amount -= float(item["cost"])  # the buyer received less
+                fee += float(item["cost"]) * price
+            else:
+                fee += filled * price * float(market.get("taker") or 0.001)
+        if not known:
+            fee = filled * price * float(market.get("taker") or 0.001)
+        reason = {"sl": "stop_loss", "tp": "take_profit"}.get(record["role"], record.get("reason") or "signal")
+        return Fill(order_id=str(order.get("id") or coid), client_order_id=coid, symbol=symbol, side=Side(record["side"]),
+                    purpose=record["purpose"], amount=amount, price=price, fee=max(0.0, fee),
+                    time=_time(order.get("lastTradeTimestamp") or order.get("timestamp")), reason=reason)
+
+    async def _finish_protection(self, ctx: Any, symbol: str, filled_coid: str) -> None:
+        """One protective order filled: cancel its sibling (an OCO's sibling the exchange cancels itself)."""
+        import ccxt
+
+        book = self.book(ctx)
+        protection = book["protection"].pop(symbol, None)
+        if not protection:
+            return
+        ccxt_symbol = self.symbols.get(symbol, symbol)
+        for coid in protection.get("legs", {}).values():
+            if coid == filled_coid:
+                continue
+            record = book["orders"].get(coid, {})
+            if protection.get("mode") == "oco":
+                record["status"] = "canceled"
+                continue
+            try:
+                with priority(Priority.CRITICAL):
+                    params = {"clientOrderId": coid} | ({"trigger": True} if record.get("trigger") else {})
+                    await self.ex.cancel_order(None, ccxt_symbol, params)
+            except ccxt.OrderNotFound:
+                pass
+            record["status"] = "canceled"
+
+    async def _watch_targets(self, ctx: Any, prices: dict[str, float]) -> None:
+        """Take-profits the exchange would not hold (no OCO, balance held by the stop): sell at market.
+
+        The market sell's fill is reported by the next sync."""
+        book = self.book(ctx)
+        for symbol, protection in list(book["protection"].items()):
+            target = protection.get("watch_tp")
+            price = prices.get(symbol)
+            if target is None or price is None:
+                continue
+            reached = price >= target if protection["side"] == "sell" else price <= target
+            if not reached:
+                continue
+            await self.cancel_protection(ctx, symbol)
+            coid = f"{protection['entry']}-tpw"
+            ccxt_symbol = self.symbols.get(symbol, symbol)
+            amount = protection["amount"]
+            with priority(Priority.CRITICAL):
+                await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", protection["side"], amount, None, {"clientOrderId": coid}),
+                                 symbol=symbol)
+            self._track(book, coid, symbol, "tp", protection["side"], amount)
+
+    async def _retry_protection(self, ctx: Any) -> None:
+        book = self.book(ctx)
+        for symbol, protection in list(book["protection"].items()):
+            if protection.get("mode") != "pending":
+                continue
+            book["protection"].pop(symbol)
+            record = book["orders"].get(protection["entry"])
+            if record is None:
+                continue
+            ccxt_symbol = self.symbols.get(symbol, symbol)
+            entry = await self._lookup(ccxt_symbol, protection["entry"])
+            if entry is not None:
+                await self.protect(ctx, protection["entry"], entry)
+
+    # -- start-up -------------------------------------------------------------------------------------
+
+    async def reconcile(self, ctx: Any) -> list[str]:
+        """Compare the exchange's open orders and positions with the persisted state and the core's."""
+        book = self.book(ctx)
+        differences: list[str] = []
+        known = set(book["orders"])
+        with priority(Priority.NORMAL):
+            for symbol, ccxt_symbol in self.symbols.items():
+                open_orders = await self.ex.fetch_open_orders(ccxt_symbol)
+                if self.futures:
+                    open_orders += await self.ex.fetch_open_orders(ccxt_symbol, None, None, {"trigger": True})
+                for order in open_orders:
+                    coid = order.get("clientOrderId") or ""
+                    if coid.startswith("gb") and coid not in known:
+                        differences.append(f"{symbol}: open order {coid} on the exchange is not in the bot's state (placed by an interrupted cycle?)")
+                for coid, record in book["orders"].items():
+                    if record["symbol"] != symbol or record.get("status") not in ("open", "sending", "unknown"):
+                        continue
+                    if any(o.get("clientOrderId") == coid for o in open_orders):
+                        continue
+                    differences.append(f"{symbol}: order {coid} ({record['role']}) is no longer open on the exchange; its outcome is synced next cycle")
+            held = ctx.positions()
+            if self.futures:
+                positions = await self.ex.fetch_positions(list(self.symbols.values()))
+                by_symbol = {p["symbol"]: float(p.get("contracts") or 0) * (1 if p.get("side") == "long" else -1) for p in positions}
+                for symbol, ccxt_symbol in self.symbols.items():
+                    exchange_amount = by_symbol.get(ccxt_symbol, 0.0)
+                    position = held.get(symbol)
+                    ours = 0.0 if position is None else position.amount * (1 if position.direction.value == "LONG" else -1)
+                    if abs(exchange_amount - ours) > 1e-12 + abs(ours) * 0.01:
+                        differences.append(f"{symbol}: the exchange holds {exchange_amount:g}, the bot's state {ours:g}")
+            else:
+                balance = await self.ex.fetch_balance()
+                for symbol, position in held.items():
+                    if symbol not in self.symbols:
+                        continue
+                    base = self.market(symbol)["base"]
+                    total = float((balance.get("total") or {}).get(base) or 0)
+                    if total < position.amount * 0.98:
+                        differences.append(f"{symbol}: the bot holds {position.amount:g} {base}, the exchange account only {total:g}")
+        for text in differences:
+            ctx.alert(Alert(kind="reconciliation", title="Exchange and bot state differ", text=text, severity=Severity.WARNING))
+        ctx.audit("binance_reconciled", differences=differences)
+        return differences

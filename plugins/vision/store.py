@@ -1,0 +1,145 @@
+"""The vision plugin's files: cached answers, kept charts, the request index and the daily spend ledger.
+
+All under one folder (``cache_dir``, default ``<state_dir>/vision``), owner-only, written atomically:
+
+- ``answers/<k2>/<key>.json``: the model's raw answer per request key (image hashes + prompt + model);
+- ``images/<h2>/<sha256>.png``: every chart sent, by content (the same chart is stored once);
+- ``requests.jsonl``: one line per request: cycle, symbol, charts, the request without its images,
+  the outcome — what ``gobot vision replay`` re-runs;
+- ``spend.json``: tokens, estimated USD and requests per UTC day. It lives on disk, not in the bot's
+  state, so the cap holds across runs and restarts on the same day.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+LEDGER_DAYS = 31
+
+
+def _private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents owner-only (``mkdir(parents=True)`` would apply the umask)."""
+    missing, folder = [], path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    _private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class VisionStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def _answer_path(self, key: str) -> Path:
+        return self.root / "answers" / key[:2] / f"{key}.json"
+
+    def get_answer(self, key: str) -> dict[str, Any] | None:
+        path = self._answer_path(key)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None  # a damaged cache entry is a miss, not an error
+
+    def put_answer(self, key: str, answer: dict[str, Any]) -> None:
+        _atomic_write(self._answer_path(key), json.dumps(answer, sort_keys=True).encode())
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def _image_path(self, sha256: str) -> Path:
+        return self.root / "images" / sha256[:2] / f"{sha256}.png"
+
+    def put_image(self, sha256: str, png: bytes) -> None:
+        path = self._image_path(sha256)
+        if not path.exists():
+            _atomic_write(path, png)
+
+    def get_image(self, sha256: str) -> bytes | None:
+        try:
+            return self._image_path(sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # -- request index ------------------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / "requests.jsonl"
+
+    def record_request(self, entry: dict[str, Any]) -> None:
+        _private_dir(self.root)
+        fd = os.open(self.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+
+    def requests(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.index_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash
+        return entries
+
+    # -- spend ledger -------------------------------------------------------------------------------
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "spend.json"
+
+    def spend(self, day: date) -> dict[str, float]:
+        ledger = self._ledger()
+        return {"tokens": 0, "usd": 0.0, "requests": 0, **ledger.get(day.isoformat(), {})}
+
+    def add_spend(self, day: date, tokens: int, usd: float) -> dict[str, float]:
+        ledger = self._ledger()
+        today = {"tokens": 0, "usd": 0.0, "requests": 0, **ledger.get(day.isoformat(), {})}
+        today["tokens"] += tokens
+        today["usd"] = round(today["usd"] + usd, 8)
+        today["requests"] += 1
+        ledger[day.isoformat()] = today
+        keep = sorted(ledger)[-LEDGER_DAYS:]
+        _atomic_write(self.ledger_path, json.dumps({d: ledger[d] for d in keep}, indent=1, sort_keys=True).encode())
+        return today
+
+    def _ledger(self) -> dict[str, dict[str, float]]:
+        # Fails closed: an unreadable ledger stops requests (the caller turns this into HOLD).
+        try:
+            data = json.loads(self.ledger_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"{self.ledger_path}: unreadable spend ledger ({exc}); delete it to reset the count") from None
+        if not isinstance(data, dict):
+            raise RuntimeError(f"{self.ledger_path}: unreadable spend ledger (not a JSON object); delete it to reset the count")
+        return data

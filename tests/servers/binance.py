@@ -1,0 +1,1029 @@
+"""A Binance-compatible REST server on 127.0.0.1 for tests, the bench and chaos tests.
+
+It speaks enough of Binance's spot (``/api/v3``) and USDT-M futures (``/fapi/v1``, ``/fapi/v2``,
+``/fapi/v3``) APIs for the real ccxt client pointed at it with ``api_url``: exchangeInfo (with
+*scaled* ``rateLimits``, e.g. a 2-second window, so limit tests run in seconds), ticker, depth,
+klines, account and balance, orders (place, query, cancel, open orders), spot OCO order lists
+(refusable), futures algo (conditional) orders, positions, leverage and margin type, funding rate
+and open interest.
+
+Like Binance it verifies HMAC-SHA256 signatures and the API key, counts request weight per IP in
+fixed windows (``X-MBX-USED-WEIGHT-<n><unit>`` and ``X-MBX-ORDER-COUNT-<n><unit>`` headers), answers
+429 with ``Retry-After`` when a request would exceed the limit and 418 (a ban, also with
+``Retry-After``) after repeated 429s, and rejects a repeated client order id only while the first
+order with it is still open. Faults can be injected per endpoint: process the request and then drop
+the connection, drop it without processing, answer 5xx (Binance's JSON body or plain text), or
+answer late.
+
+Usage::
+
+    with BinanceTestServer() as server:
+        exchange.urls["api"] = ...  # or the binance plugin's api_url = server.url
+        server.set_price("BTCUSDT", 51000)   # moves the market, triggers resting orders
+        server.inject(Fault(path="/api/v3/order", method="POST", action="drop", when="after"))
+
+The server runs its own event loop in a thread, so sync tests, async tests and other processes
+(the bench) can all use it. State reads (``orders``, ``requests``, ``weight_used``) take a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+API_KEY = "test-api-key-0123456789"
+API_SECRET = "test-api-secret-0123456789"
+FEE_RATE = Decimal("0.001")
+
+# Request weights as Binance documents them (and ccxt's cost tables encode: spot cost / 0.2).
+SPOT_WEIGHTS = {
+    ("GET", "ping"): 1, ("GET", "time"): 1, ("GET", "exchangeInfo"): 20, ("GET", "depth"): 5, ("GET", "klines"): 2,
+    ("GET", "ticker/24hr"): 2, ("GET", "ticker/price"): 2, ("GET", "account"): 20, ("POST", "order"): 1,
+    ("GET", "order"): 4, ("DELETE", "order"): 1, ("GET", "openOrders"): 6, ("POST", "orderList/oco"): 1,
+    ("GET", "orderList"): 4, ("DELETE", "orderList"): 1, ("GET", "openOrderList"): 6, ("GET", "myTrades"): 20,
+}
+FUTURES_WEIGHTS = {
+    ("GET", "ping"): 1, ("GET", "time"): 1, ("GET", "exchangeInfo"): 1, ("GET", "depth"): 2, ("GET", "klines"): 1,
+    ("GET", "ticker/24hr"): 1, ("GET", "premiumIndex"): 1, ("GET", "openInterest"): 1, ("GET", "account"): 5,
+    ("GET", "balance"): 5, ("GET", "positionRisk"): 5, ("POST", "order"): 4, ("GET", "order"): 1, ("DELETE", "order"): 1,
+    ("GET", "openOrders"): 1, ("POST", "algoOrder"): 1, ("GET", "algoOrder"): 1, ("DELETE", "algoOrder"): 1,
+    ("GET", "openAlgoOrders"): 1, ("POST", "leverage"): 1, ("POST", "marginType"): 1, ("GET", "leverageBracket"): 1,
+    ("GET", "positionSide/dual"): 30,
+}
+PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "ticker/price", "premiumIndex", "openInterest"}
+ORDER_ENDPOINTS = {("POST", "order"), ("POST", "orderList/oco"), ("POST", "algoOrder")}
+INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "1d": 86400}
+OPEN = ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass
+class Fault:
+    """An injected failure for requests matching ``method`` and ``path`` (None = any).
+
+    ``action``: ``drop`` closes the connection without an answer; ``status`` answers ``status``
+    with Binance's JSON error body (or plain text with ``text=True``); ``delay`` answers after
+    ``delay`` seconds. ``when``: ``after`` the request was processed (its effects happened) or
+    ``before`` (nothing happened). Lets the first ``skip`` matching requests through, then applies
+    to the next ``times`` of them.
+    """
+
+    path: str | None = None
+    method: str | None = None
+    action: str = "drop"
+    when: str = "after"
+    status: int = 503
+    text: bool = False
+    delay: float = 0.0
+    times: int = 1
+    skip: int = 0
+    hits: int = 0
+
+
+@dataclass
+class Market:
+    symbol: str
+    base: str
+    quote: str
+    tick: str = "0.01"
+    step: str = "0.00001"
+    min_qty: str = "0.00001"
+    max_qty: str = "9000"
+    min_notional: str = "5"
+    futures: bool = False
+
+
+def _ds(value: Decimal | float | str) -> str:
+    text = format(Decimal(str(value)).normalize(), "f")
+    return text
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, msg: str, status: int = 400):
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+@dataclass
+class _Window:
+    start: float = 0.0
+    used: int = 0
+
+
+@dataclass
+class ServerState:
+    orders: dict[int, dict] = field(default_factory=dict)
+    order_lists: dict[int, dict] = field(default_factory=dict)
+    algo_orders: dict[int, dict] = field(default_factory=dict)
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    positions: dict[str, dict] = field(default_factory=dict)  # futures: symbol -> {amt, entry, leverage, margin}
+    requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
+
+
+class BinanceTestServer:
+    """See the module docstring. ``window_seconds`` scales every "1 minute" budget."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = API_KEY,
+        api_secret: str = API_SECRET,
+        window_seconds: float = 2.0,
+        weight_limit: int = 1200,
+        futures_weight_limit: int = 2400,
+        orders_limit: int = 50,
+        order_window_seconds: float = 1.0,
+        orders_per_day: int = 160000,
+        ban_after_429s: int = 3,
+        ban_seconds: float = 2.0,
+        refuse_oco: bool = False,
+        lock_balances: bool = False,
+        markets: list[Market] | None = None,
+        prices: dict[str, float] | None = None,
+        quote_balance: float = 10000.0,
+    ):
+        self.api_key, self.api_secret = api_key, api_secret
+        self.window_seconds = window_seconds
+        self.weight_limit, self.futures_weight_limit = weight_limit, futures_weight_limit
+        self.orders_limit, self.order_window_seconds, self.orders_per_day = orders_limit, order_window_seconds, orders_per_day
+        self.ban_after_429s, self.ban_seconds = ban_after_429s, ban_seconds
+        self.refuse_oco = refuse_oco
+        self.lock_balances = lock_balances  # spot: resting orders hold their balance, as on Binance
+        self.markets = {m.symbol + (":F" if m.futures else ""): m for m in (markets or default_markets())}
+        self.prices = {k: Decimal(str(v)) for k, v in (prices or {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0}).items()}
+        self.state = ServerState(balances={"USDT": Decimal(str(quote_balance)), "BTC": Decimal(0), "ETH": Decimal(0)})
+        self.futures_wallet = Decimal(str(quote_balance))
+        self.faults: list[Fault] = []
+        self.lock = threading.RLock()
+        self._ids = itertools.count(1000)
+        self._weight = {"spot": _Window(), "futures": _Window()}
+        self._order_count = {"spot": _Window(), "futures": _Window()}
+        self._429s = 0
+        self.banned_until = 0.0
+        self.status_counts: dict[int, int] = {}
+        self.weight_used = {"spot": 0, "futures": 0}  # accepted weight, all windows
+        self.window_log: dict[str, list[tuple[float, int]]] = {"spot": [], "futures": []}  # (window start, weight) of past windows
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> BinanceTestServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self._start_app())
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="binance-test-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the Binance test server did not start")
+        return self
+
+    async def _start_app(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def __enter__(self) -> BinanceTestServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- test controls -----------------------------------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Move the market; resting orders whose condition the new price meets execute."""
+        with self.lock:
+            self.prices[symbol] = Decimal(str(price))
+            self._trigger(symbol)
+
+    def orders_with(self, client_order_id: str) -> list[dict]:
+        with self.lock:
+            return [dict(o) for o in self.state.orders.values() if o["clientOrderId"] == client_order_id]
+
+    def filled_orders(self, symbol: str | None = None) -> list[dict]:
+        with self.lock:
+            return [dict(o) for o in self.state.orders.values() if o["status"] == "FILLED" and (symbol is None or o["symbol"] == symbol)]
+
+    def open_orders(self) -> list[dict]:
+        with self.lock:
+            return [dict(o) for o in self.state.orders.values() if o["status"] in OPEN]
+
+    def open_algo_orders(self) -> list[dict]:
+        with self.lock:
+            return [dict(o) for o in self.state.algo_orders.values() if o["algoStatus"] == "NEW"]
+
+    def position(self, symbol: str) -> Decimal:
+        with self.lock:
+            return self.state.positions.get(symbol, {}).get("amt", Decimal(0))
+
+    def balance(self, asset: str) -> Decimal:
+        with self.lock:
+            return self.state.balances.get(asset, Decimal(0))
+
+    def windows(self, api: str = "spot") -> list[tuple[float, int]]:
+        """(start, accepted weight) of every window so far, the current one last."""
+        with self.lock:
+            current = self._weight[api]
+            return list(self.window_log[api]) + ([(current.start, current.used)] if current.used else [])
+
+    def count(self, method: str, path: str) -> int:
+        with self.lock:
+            return sum(1 for m, p, _ in self.state.requests if m == method and p == path)
+
+    def set_min_notional(self, symbol: str, value: float, futures: bool = False) -> None:
+        with self.lock:
+            self.markets[symbol + (":F" if futures else "")].min_notional = str(value)
+
+    # -- the request pipeline ------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/api/v3/"):
+            api, endpoint = "spot", path[len("/api/v3/"):]
+        elif path.startswith(("/fapi/v1/", "/fapi/v2/", "/fapi/v3/")):
+            api, endpoint = "futures", path[len("/fapi/v1/"):]
+        else:
+            return web.json_response({"code": -1000, "msg": f"unknown path {path}"}, status=404)
+        body = await request.text()
+        raw = request.query_string + (body if body else "")
+        params = dict(parse_qsl(request.query_string)) | dict(parse_qsl(body))
+        fault = self._fault(request.method, path)
+        if fault is not None and fault.action == "delay":
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.when == "before" and fault.action in ("drop", "status"):
+            return self._faulted(request, fault)
+        with self.lock:
+            status, payload, headers = self._process(api, request.method, endpoint, params, raw, request.headers)
+            self.state.requests.append((request.method, path, status))
+            self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        if fault is not None and fault.when == "after" and fault.action in ("drop", "status"):
+            return self._faulted(request, fault)
+        return web.json_response(payload, status=status, headers=headers)
+
+    def _fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if (fault.method is None or fault.method == method) and (fault.path is None or fault.path == path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
+                    fault.hits += 1
+                    if fault.hits >= fault.times:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def _faulted(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        if fault.action == "drop":
+            request.transport.abort()  # no answer at all: the client sees a dropped connection
+            raise asyncio.CancelledError()
+        if fault.text:
+            return web.Response(status=fault.status, text="Service Unavailable", content_type="text/plain")
+        return web.json_response(
+            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, status=fault.status
+        )
+
+    def _process(self, api: str, method: str, endpoint: str, params: dict, raw: str, request_headers: Any) -> tuple[int, Any, dict]:
+        now = time.time()
+        if self.banned_until > now:
+            retry = max(1, math.ceil(self.banned_until - now))
+            return 418, {"code": -1003, "msg": f"Way too many requests; IP banned until {int(self.banned_until * 1000)}."}, {"Retry-After": str(retry)}
+        weights = SPOT_WEIGHTS if api == "spot" else FUTURES_WEIGHTS
+        weight = weights.get((method, endpoint), 1)
+        if endpoint == "depth":
+            weight = _depth_weight(api, int(params.get("limit", 100)))
+        if endpoint == "ticker/24hr" and "symbol" not in params:
+            weight = 80 if api == "spot" else 40
+        window = self._weight[api]
+        limit = self.weight_limit if api == "spot" else self.futures_weight_limit
+        start = now - now % self.window_seconds
+        if window.start != start:
+            if window.used:
+                self.window_log[api].append((window.start, window.used))
+            window.start, window.used = start, 0
+        if window.used + weight > limit:
+            self._429s += 1
+            retry = max(1, math.ceil(start + self.window_seconds - now))
+            if self._429s >= self.ban_after_429s:
+                self.banned_until = now + self.ban_seconds
+                self._429s = 0
+                return 418, {"code": -1003, "msg": "Way too many requests; IP banned."}, {"Retry-After": str(max(1, math.ceil(self.ban_seconds)))}
+            return 429, {"code": -1003, "msg": "Too many requests; current limit is exceeded."}, {"Retry-After": str(retry), **self._weight_headers(api)}
+        window.used += weight
+        self.weight_used[api] += weight
+        headers = self._weight_headers(api)
+        try:
+            if endpoint not in PUBLIC:
+                self._verify(params, raw, request_headers)
+            result = self._route(api, method, endpoint, params)
+        except ApiError as exc:
+            return exc.status, {"code": exc.code, "msg": exc.msg}, headers
+        if (method, endpoint) in ORDER_ENDPOINTS:
+            counter = self._order_count[api]
+            ostart = now - now % self.order_window_seconds
+            if counter.start != ostart:
+                counter.start, counter.used = ostart, 0
+            counter.used += 1
+            headers[f"X-MBX-ORDER-COUNT-{_interval_name(self.order_window_seconds)}"] = str(counter.used)
+        return 200, result, headers
+
+    def _weight_headers(self, api: str) -> dict[str, str]:
+        return {f"X-MBX-USED-WEIGHT-{_interval_name(self.window_seconds)}": str(self._weight[api].used)}
+
+    def _verify(self, params: dict, raw: str, request_headers: Any) -> None:
+        if request_headers.get("X-MBX-APIKEY") != self.api_key:
+            raise ApiError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        signature = params.get("signature")
+        marker = raw.rfind("&signature=")
+        payload = raw[:marker] if marker >= 0 else raw
+        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if signature is None or not hmac.compare_digest(signature, expected):
+            raise ApiError(-1022, "Signature for this request is not valid.")
+        timestamp = int(params.get("timestamp", 0))
+        recv_window = int(params.get("recvWindow", 5000))
+        if abs(time.time() * 1000 - timestamp) > recv_window:
+            raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def _route(self, api: str, method: str, endpoint: str, params: dict) -> Any:
+        handler = getattr(self, f"_{api}_{method.lower()}_{endpoint.replace('/', '_')}", None)
+        if handler is None:
+            handler = getattr(self, f"_any_{method.lower()}_{endpoint.replace('/', '_')}", None)
+            if handler is None:
+                raise ApiError(-1000, f"{method} {endpoint} is not implemented by the test server", 404)
+            return handler(api, params)
+        return handler(params)
+
+    def _market(self, api: str, params: dict) -> Market:
+        symbol = params.get("symbol", "")
+        market = self.markets.get(symbol + (":F" if api == "futures" else ""))
+        if market is None:
+            raise ApiError(-1121, "Invalid symbol.")
+        return market
+
+    def _price(self, symbol: str) -> Decimal:
+        return self.prices.get(symbol, Decimal(100))
+
+    # -- public ------------------------------------------------------------------------------------
+
+    def _any_get_ping(self, api: str, params: dict) -> dict:
+        return {}
+
+    def _any_get_time(self, api: str, params: dict) -> dict:
+        return {"serverTime": int(time.time() * 1000)}
+
+    def _any_get_exchangeInfo(self, api: str, params: dict) -> dict:
+        futures = api == "futures"
+        limit = self.futures_weight_limit if futures else self.weight_limit
+        return {
+            "timezone": "UTC",
+            "serverTime": int(time.time() * 1000),
+            "rateLimits": [
+                _rate_limit("REQUEST_WEIGHT", self.window_seconds, limit),
+                _rate_limit("ORDERS", self.order_window_seconds, self.orders_limit),
+                _rate_limit("ORDERS", 86400, self.orders_per_day),
+            ],
+            "exchangeFilters": [],
+            "symbols": [_symbol_info(m, self.refuse_oco) for m in self.markets.values() if m.futures == futures],
+        }
+
+    def _any_get_ticker_24hr(self, api: str, params: dict) -> Any:
+        markets = [self._market(api, params)] if "symbol" in params else [m for m in self.markets.values() if m.futures == (api == "futures")]
+        now = int(time.time() * 1000)
+        tickers = []
+        for market in markets:
+            price = self._price(market.symbol)
+            tickers.append({
+                "symbol": market.symbol, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": _ds(price),
+                "lastPrice": _ds(price), "lastQty": "1", "bidPrice": _ds(price - Decimal(market.tick)), "bidQty": "1",
+                "askPrice": _ds(price + Decimal(market.tick)), "askQty": "1", "openPrice": _ds(price), "highPrice": _ds(price * Decimal("1.01")),
+                "lowPrice": _ds(price * Decimal("0.99")), "volume": "1234.5", "quoteVolume": _ds(price * Decimal("1234.5")),
+                "openTime": now - 86400000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2,
+            })
+        return tickers[0] if "symbol" in params else tickers
+
+    def _any_get_depth(self, api: str, params: dict) -> dict:
+        market = self._market(api, params)
+        price, tick = self._price(market.symbol), Decimal(market.tick)
+        levels = min(int(params.get("limit", 100)), 20)
+        bids = [[_ds(price - tick * (i + 1)), "0.5"] for i in range(levels)]
+        asks = [[_ds(price + tick * (i + 1)), "0.5"] for i in range(levels)]
+        result = {"lastUpdateId": int(time.time() * 1000), "bids": bids, "asks": asks}
+        if api == "futures":
+            result |= {"E": int(time.time() * 1000), "T": int(time.time() * 1000)}
+        return result
+
+    def _any_get_klines(self, api: str, params: dict) -> list:
+        market = self._market(api, params)
+        step = INTERVALS[params.get("interval", "1m")] * 1000
+        limit = min(int(params.get("limit", 500)), 1000 if api == "spot" else 1500)
+        now = int(time.time() * 1000)
+        current = now - now % step
+        end = int(params.get("endTime", now))
+        start = params.get("startTime")
+        if start is not None:
+            first = int(start) + (-int(start)) % step
+            opens = [t for t in range(first, min(end, current) + 1, step)][:limit]
+        else:
+            last = min(end - end % step, current)
+            opens = [last - step * i for i in range(limit)][::-1]
+        rows = []
+        for t in opens:
+            o, h, lo, c = _candle(market.symbol, float(self._price(market.symbol)), t, step, current)
+            rows.append([t, _ds(o), _ds(h), _ds(lo), _ds(c), "10.5", t + step - 1, _ds(c * 10.5), 5, "5.0", _ds(c * 5), "0"])
+        return rows
+
+    def _futures_get_premiumIndex(self, params: dict) -> dict:
+        market = self._market("futures", params)
+        price = self._price(market.symbol)
+        now = int(time.time() * 1000)
+        return {"symbol": market.symbol, "markPrice": _ds(price), "indexPrice": _ds(price), "estimatedSettlePrice": _ds(price),
+                "lastFundingRate": "0.00010000", "interestRate": "0.00010000", "nextFundingTime": now - now % 28800000 + 28800000,
+                "time": now}
+
+    def _futures_get_openInterest(self, params: dict) -> dict:
+        market = self._market("futures", params)
+        return {"openInterest": "10659.509", "symbol": market.symbol, "time": int(time.time() * 1000)}
+
+    # -- spot account and orders ---------------------------------------------------------------
+
+    def _spot_get_account(self, params: dict) -> dict:
+        locked = self._locked()
+        return {
+            "makerCommission": 10, "takerCommission": 10, "canTrade": True, "canWithdraw": True, "canDeposit": True,
+            "updateTime": int(time.time() * 1000), "accountType": "SPOT", "permissions": ["SPOT"],
+            "balances": [{"asset": a, "free": _ds(v - locked.get(a, 0)), "locked": _ds(locked.get(a, 0))} for a, v in self.state.balances.items()],
+        }
+
+    def _locked(self) -> dict[str, Decimal]:
+        """Balance held by resting spot orders (an OCO list holds it once); none unless lock_balances."""
+        locked: dict[str, Decimal] = {}
+        if not self.lock_balances:
+            return locked  # resting orders are checked only when they execute
+        seen_lists = set()
+        for order in self.state.orders.values():
+            if order["futures"] or order["status"] not in OPEN:
+                continue
+            if order.get("orderListId", -1) >= 0:
+                if order["orderListId"] in seen_lists:
+                    continue
+                seen_lists.add(order["orderListId"])
+            market: Market = order["market"]
+            remaining = order["origQty"] - order["executedQty"]
+            if order["side"] == "SELL":
+                locked[market.base] = locked.get(market.base, Decimal(0)) + remaining
+            else:
+                price = order["price"] or order["stopPrice"] or self._price(order["symbol"])
+                locked[market.quote] = locked.get(market.quote, Decimal(0)) + remaining * price
+        return locked
+
+    def _spot_post_order(self, params: dict) -> dict:
+        market = self._market("spot", params)
+        coid = params.get("newClientOrderId") or f"srv{next(self._ids)}"
+        self._check_duplicate(coid, futures=False)
+        order = self._new_order(market, params, coid, futures=False)
+        self._execute_if_marketable(order)
+        return self._spot_order_response(order, full=True)
+
+    def _spot_get_order(self, params: dict) -> dict:
+        return self._spot_order_response(self._find_order("spot", params))
+
+    def _spot_delete_order(self, params: dict) -> dict:
+        order = self._find_order("spot", params, missing=(-2011, "Unknown order sent."))
+        if order["status"] not in OPEN:
+            raise ApiError(-2011, "Unknown order sent.")
+        self._cancel(order)
+        return self._spot_order_response(order)
+
+    def _spot_get_myTrades(self, params: dict) -> list:
+        trades = []
+        for order in self.state.orders.values():
+            if order["futures"] or order["symbol"] != params.get("symbol"):
+                continue
+            if params.get("orderId") not in (None, str(order["orderId"])):
+                continue
+            for fill in order["fills"]:
+                trades.append({"symbol": order["symbol"], "id": fill["tradeId"], "orderId": order["orderId"], "orderListId": -1,
+                               "price": fill["price"], "qty": fill["qty"], "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
+                               "commission": fill["commission"], "commissionAsset": fill["commissionAsset"], "time": order["updateTime"],
+                               "isBuyer": order["side"] == "BUY", "isMaker": False, "isBestMatch": True})
+        return trades
+
+    def _spot_get_openOrders(self, params: dict) -> list:
+        symbol = params.get("symbol")
+        return [self._spot_order_response(o) for o in self.state.orders.values()
+                if not o["futures"] and o["status"] in OPEN and (symbol is None or o["symbol"] == symbol)]
+
+    def _spot_post_orderList_oco(self, params: dict) -> dict:
+        market = self._market("spot", params)
+        if self.refuse_oco:
+            raise ApiError(-1013, "OCO orders are not supported for this symbol.")
+        list_coid = params.get("listClientOrderId") or f"srvlist{next(self._ids)}"
+        legs = []
+        for side_key in ("above", "below"):
+            leg_params = {
+                "symbol": market.symbol, "side": params["side"], "quantity": params["quantity"], "type": params[f"{side_key}Type"],
+                "price": params.get(f"{side_key}Price"), "stopPrice": params.get(f"{side_key}StopPrice"),
+                "timeInForce": params.get(f"{side_key}TimeInForce"),
+            }
+            coid = params.get(f"{side_key}ClientOrderId") or f"srv{next(self._ids)}"
+            self._check_duplicate(coid, futures=False)
+            legs.append((coid, leg_params))
+        list_id = next(self._ids)
+        orders = [self._new_order(market, p, coid, futures=False, order_list_id=list_id) for coid, p in legs]
+        self.state.order_lists[list_id] = {"orderListId": list_id, "listClientOrderId": list_coid, "symbol": market.symbol,
+                                           "orderIds": [o["orderId"] for o in orders], "status": "EXECUTING",
+                                           "transactionTime": int(time.time() * 1000)}
+        for order in orders:
+            self._execute_if_marketable(order)
+        return self._order_list_response(self.state.order_lists[list_id])
+
+    def _spot_get_orderList(self, params: dict) -> dict:
+        return self._order_list_response(self._find_list(params))
+
+    def _spot_delete_orderList(self, params: dict) -> dict:
+        order_list = self._find_list(params)
+        for order_id in order_list["orderIds"]:
+            order = self.state.orders[order_id]
+            if order["status"] in OPEN:
+                self._cancel(order, cascade=False)
+        order_list["status"] = "ALL_DONE"
+        return self._order_list_response(order_list)
+
+    def _spot_get_openOrderList(self, params: dict) -> list:
+        return [self._order_list_response(ol) for ol in self.state.order_lists.values() if ol["status"] == "EXECUTING"]
+
+    def _find_list(self, params: dict) -> dict:
+        for order_list in self.state.order_lists.values():
+            if str(order_list["orderListId"]) == params.get("orderListId") or order_list["listClientOrderId"] == params.get("origClientOrderId", params.get("listClientOrderId")):
+                return order_list
+        raise ApiError(-2011, "Order list does not exist.")
+
+    def _order_list_response(self, order_list: dict) -> dict:
+        orders = [self.state.orders[i] for i in order_list["orderIds"]]
+        return {
+            "orderListId": order_list["orderListId"], "contingencyType": "OCO",
+            "listStatusType": "ALL_DONE" if order_list["status"] == "ALL_DONE" else "EXEC_STARTED",
+            "listOrderStatus": order_list["status"], "listClientOrderId": order_list["listClientOrderId"],
+            "transactionTime": order_list["transactionTime"], "symbol": order_list["symbol"],
+            "orders": [{"symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"]} for o in orders],
+            "orderReports": [self._spot_order_response(o) for o in orders],
+        }
+
+    def _spot_order_response(self, order: dict, full: bool = False) -> dict:
+        response = {
+            "symbol": order["symbol"], "orderId": order["orderId"], "orderListId": order.get("orderListId", -1),
+            "clientOrderId": order["clientOrderId"], "price": _ds(order["price"]), "origQty": _ds(order["origQty"]),
+            "executedQty": _ds(order["executedQty"]), "cummulativeQuoteQty": _ds(order["cumQuote"]), "status": order["status"],
+            "timeInForce": order.get("timeInForce") or "GTC", "type": order["type"], "side": order["side"],
+            "stopPrice": _ds(order["stopPrice"]), "time": order["time"], "updateTime": order["updateTime"],
+            "transactTime": order["updateTime"], "workingTime": order["time"], "isWorking": order["status"] in OPEN,
+            "origQuoteOrderQty": "0", "selfTradePreventionMode": "EXPIRE_MAKER",
+        }
+        if full:
+            response["fills"] = order["fills"]
+        return response
+
+    # -- futures account, positions and orders ------------------------------------------------------
+
+    def _futures_post_leverage(self, params: dict) -> dict:
+        market = self._market("futures", params)
+        position = self._position(market.symbol)
+        position["leverage"] = int(params["leverage"])
+        return {"leverage": position["leverage"], "maxNotionalValue": "100000000", "symbol": market.symbol}
+
+    def _futures_post_marginType(self, params: dict) -> dict:
+        market = self._market("futures", params)
+        position = self._position(market.symbol)
+        wanted = params["marginType"].upper()
+        if position["margin"] == wanted:
+            raise ApiError(-4046, "No need to change margin type.")
+        if position["amt"] != 0:
+            raise ApiError(-4048, "Margin type cannot be changed if there exists position.")
+        position["margin"] = wanted
+        return {"code": 200, "msg": "success"}
+
+    def _position(self, symbol: str) -> dict:
+        return self.state.positions.setdefault(symbol, {"amt": Decimal(0), "entry": Decimal(0), "leverage": 20, "margin": "CROSSED"})
+
+    def _position_rows(self, params: dict) -> list:
+        now = int(time.time() * 1000)
+        rows = []
+        for market in (m for m in self.markets.values() if m.futures):
+            if params.get("symbol") not in (None, market.symbol):
+                continue
+            p = self._position(market.symbol)
+            mark = self._price(market.symbol)
+            rows.append({
+                "symbol": market.symbol, "positionSide": "BOTH", "positionAmt": _ds(p["amt"]), "entryPrice": _ds(p["entry"]),
+                "breakEvenPrice": _ds(p["entry"]), "markPrice": _ds(mark), "unRealizedProfit": _ds((mark - p["entry"]) * p["amt"]),
+                "liquidationPrice": "0", "isolatedMargin": "0", "notional": _ds(mark * p["amt"]), "marginAsset": "USDT",
+                "isolatedWallet": "0", "initialMargin": _ds(abs(mark * p["amt"]) / p["leverage"]), "maintMargin": "0",
+                "positionInitialMargin": _ds(abs(mark * p["amt"]) / p["leverage"]), "openOrderInitialMargin": "0", "adl": 0,
+                "bidNotional": "0", "askNotional": "0", "updateTime": now, "leverage": str(p["leverage"]),
+                "marginType": "isolated" if p["margin"] == "ISOLATED" else "cross", "isolated": p["margin"] == "ISOLATED",
+                "maxNotionalValue": "100000000", "isAutoAddMargin": "false",
+            })
+        return rows
+
+    def _futures_get_positionRisk(self, params: dict) -> list:
+        return self._position_rows(params)
+
+    def _futures_get_account(self, params: dict) -> dict:
+        wallet = _ds(self.futures_wallet)
+        return {"totalWalletBalance": wallet, "availableBalance": wallet, "totalMarginBalance": wallet, "totalUnrealizedProfit": "0",
+                "canTrade": True, "assets": [{"asset": "USDT", "walletBalance": wallet, "availableBalance": wallet, "marginBalance": wallet,
+                                              "unrealizedProfit": "0", "initialMargin": "0", "maintMargin": "0", "crossWalletBalance": wallet,
+                                              "maxWithdrawAmount": wallet, "updateTime": int(time.time() * 1000)}],
+                "positions": self._position_rows(params)}
+
+    def _futures_get_balance(self, params: dict) -> list:
+        wallet = _ds(self.futures_wallet)
+        return [{"accountAlias": "test", "asset": "USDT", "balance": wallet, "crossWalletBalance": wallet, "crossUnPnl": "0",
+                 "availableBalance": wallet, "maxWithdrawAmount": wallet, "marginAvailable": True, "updateTime": int(time.time() * 1000)}]
+
+    def _futures_get_leverageBracket(self, params: dict) -> list:
+        bracket = {"bracket": 1, "initialLeverage": 125, "notionalCap": 1000000, "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}
+        return [{"symbol": m.symbol, "brackets": [bracket]} for m in self.markets.values() if m.futures]
+
+    def _futures_get_positionSide_dual(self, params: dict) -> dict:
+        return {"dualSidePosition": False}
+
+    def _futures_post_order(self, params: dict) -> dict:
+        market = self._market("futures", params)
+        coid = params.get("newClientOrderId") or f"srv{next(self._ids)}"
+        self._check_duplicate(coid, futures=True)
+        order = self._new_order(market, params, coid, futures=True)
+        self._execute_if_marketable(order)
+        return self._futures_order_response(order)
+
+    def _futures_get_order(self, params: dict) -> dict:
+        return self._futures_order_response(self._find_order("futures", params))
+
+    def _futures_delete_order(self, params: dict) -> dict:
+        order = self._find_order("futures", params, missing=(-2011, "Unknown order sent."))
+        if order["status"] not in OPEN:
+            raise ApiError(-2011, "Unknown order sent.")
+        self._cancel(order)
+        return self._futures_order_response(order)
+
+    def _futures_get_openOrders(self, params: dict) -> list:
+        symbol = params.get("symbol")
+        return [self._futures_order_response(o) for o in self.state.orders.values()
+                if o["futures"] and o["status"] in OPEN and (symbol is None or o["symbol"] == symbol)]
+
+    def _futures_order_response(self, order: dict) -> dict:
+        avg = order["cumQuote"] / order["executedQty"] if order["executedQty"] else Decimal(0)
+        return {
+            "orderId": order["orderId"], "symbol": order["symbol"], "status": order["status"], "clientOrderId": order["clientOrderId"],
+            "price": _ds(order["price"]), "avgPrice": _ds(avg), "origQty": _ds(order["origQty"]), "executedQty": _ds(order["executedQty"]),
+            "cumQty": _ds(order["executedQty"]), "cumQuote": _ds(order["cumQuote"]), "timeInForce": order.get("timeInForce") or "GTC",
+            "type": order["type"], "reduceOnly": order["reduceOnly"], "closePosition": False, "side": order["side"],
+            "positionSide": "BOTH", "stopPrice": _ds(order["stopPrice"]), "workingType": "CONTRACT_PRICE", "priceProtect": False,
+            "origType": order["type"], "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
+            "time": order["time"], "updateTime": order["updateTime"],
+        }
+
+    def _futures_post_algoOrder(self, params: dict) -> dict:
+        market = self._market("futures", params)
+        coid = params.get("clientAlgoId") or f"srvalgo{next(self._ids)}"
+        if any(a["clientAlgoId"] == coid and a["algoStatus"] == "NEW" for a in self.state.algo_orders.values()):
+            raise ApiError(-4116, "ClientOrderId is duplicated.")
+        order_type = params["type"].upper()
+        if order_type not in ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT"):
+            raise ApiError(-1116, "Invalid orderType.")
+        quantity = Decimal(params.get("quantity", "0"))
+        self._check_lot(market, quantity)
+        reduce_only = params.get("reduceOnly", "false").lower() == "true"
+        if reduce_only and not self._reduces(market.symbol, params["side"].upper(), quantity):
+            raise ApiError(-2022, "ReduceOnly Order is rejected.")
+        algo_id = next(self._ids)
+        now = int(time.time() * 1000)
+        self.state.algo_orders[algo_id] = {
+            "algoId": algo_id, "clientAlgoId": coid, "algoType": "CONDITIONAL", "orderType": order_type, "symbol": market.symbol,
+            "side": params["side"].upper(), "positionSide": "BOTH", "timeInForce": "GTC", "quantity": quantity,
+            "algoStatus": "NEW", "triggerPrice": Decimal(params["triggerPrice"]), "price": Decimal(params.get("price", "0")),
+            "reduceOnly": reduce_only, "createTime": now, "updateTime": now, "triggerTime": 0, "actualOrderId": "", "actualPrice": "0",
+        }
+        self._trigger(market.symbol)
+        return self._algo_response(self.state.algo_orders[algo_id])
+
+    def _futures_get_algoOrder(self, params: dict) -> dict:
+        return self._algo_response(self._find_algo(params))
+
+    def _futures_delete_algoOrder(self, params: dict) -> dict:
+        algo = self._find_algo(params)
+        if algo["algoStatus"] != "NEW":
+            raise ApiError(-2011, "Unknown order sent.")
+        algo["algoStatus"], algo["updateTime"] = "CANCELED", int(time.time() * 1000)
+        return {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"], "code": "200", "msg": "success"}
+
+    def _futures_get_openAlgoOrders(self, params: dict) -> list:
+        symbol = params.get("symbol")
+        return [self._algo_response(a) for a in self.state.algo_orders.values() if a["algoStatus"] == "NEW" and symbol in (None, a["symbol"])]
+
+    def _find_algo(self, params: dict) -> dict:
+        matches = [a for a in self.state.algo_orders.values()
+                   if str(a["algoId"]) == params.get("algoId") or a["clientAlgoId"] == params.get("clientAlgoId")]
+        if not matches:
+            raise ApiError(-2013, "Order does not exist.")
+        return matches[-1]
+
+    def _algo_response(self, algo: dict) -> dict:
+        return {k: (_ds(v) if isinstance(v, Decimal) else v) for k, v in algo.items()} | {
+            "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE",
+            "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "goodTillDate": 0,
+        }
+
+    # -- the matching engine -------------------------------------------------------------------------
+
+    def _check_duplicate(self, coid: str, futures: bool) -> None:
+        if any(o["clientOrderId"] == coid and o["status"] in OPEN for o in self.state.orders.values()):
+            if futures:
+                raise ApiError(-4116, "ClientOrderId is duplicated.")
+            raise ApiError(-2010, "Duplicate order sent.")
+
+    def _check_lot(self, market: Market, quantity: Decimal) -> None:
+        step = Decimal(market.step)
+        if quantity < Decimal(market.min_qty) or quantity > Decimal(market.max_qty) or quantity % step != 0:
+            raise ApiError(-1013, "Filter failure: LOT_SIZE")
+
+    def _new_order(self, market: Market, params: dict, coid: str, futures: bool, order_list_id: int = -1) -> dict:
+        order_type = params.get("type", "").upper()
+        side = params.get("side", "").upper()
+        quantity = Decimal(params.get("quantity") or "0")
+        price = Decimal(params.get("price") or "0")
+        stop = Decimal(params.get("stopPrice") or "0")
+        self._check_lot(market, quantity)
+        reference = price if price else self._price(market.symbol)
+        if quantity * reference < Decimal(market.min_notional):
+            raise ApiError(-4164 if futures else -1013, "Order's notional must be no smaller than the minimum." if futures else "Filter failure: NOTIONAL")
+        reduce_only = str(params.get("reduceOnly", "false")).lower() == "true"
+        if futures and reduce_only and not self._reduces(market.symbol, side, quantity):
+            raise ApiError(-2022, "ReduceOnly Order is rejected.")
+        if order_type == "LIMIT_MAKER" and self._crosses(market.symbol, side, price):
+            raise ApiError(-2010, "Order would immediately match and take.")
+        if not futures and (order_type == "MARKET" or (self.lock_balances and order_list_id < 0)):
+            self._check_balance(market, side, quantity, price or stop or self._price(market.symbol))
+        now = int(time.time() * 1000)
+        order = {
+            "orderId": next(self._ids), "symbol": market.symbol, "clientOrderId": coid, "side": side, "type": order_type,
+            "origQty": quantity, "price": price, "stopPrice": stop, "executedQty": Decimal(0), "cumQuote": Decimal(0),
+            "status": "NEW", "time": now, "updateTime": now, "futures": futures, "reduceOnly": reduce_only,
+            "timeInForce": params.get("timeInForce"), "fills": [], "orderListId": order_list_id, "market": market,
+        }
+        self.state.orders[order["orderId"]] = order
+        return order
+
+    def _check_balance(self, market: Market, side: str, quantity: Decimal, price: Decimal) -> None:
+        locked = self._locked()
+        free = {asset: self.state.balances.get(asset, Decimal(0)) - locked.get(asset, Decimal(0)) for asset in (market.base, market.quote)}
+        if side == "BUY" and free[market.quote] < quantity * price:
+            raise ApiError(-2010, "Account has insufficient balance for requested action.")
+        if side == "SELL" and free[market.base] < quantity:
+            raise ApiError(-2010, "Account has insufficient balance for requested action.")
+
+    def _crosses(self, symbol: str, side: str, price: Decimal) -> bool:
+        last = self._price(symbol)
+        return price >= last if side == "BUY" else price <= last
+
+    def _reduces(self, symbol: str, side: str, quantity: Decimal) -> bool:
+        amount = self._position(symbol)["amt"]
+        return (amount > 0 and side == "SELL" and quantity <= amount) or (amount < 0 and side == "BUY" and quantity <= -amount)
+
+    def _execute_if_marketable(self, order: dict) -> None:
+        price = self._price(order["symbol"])
+        kind, side = order["type"], order["side"]
+        fill_at = None
+        if kind == "MARKET":
+            fill_at = price
+        elif kind in ("LIMIT", "LIMIT_MAKER") and self._crosses(order["symbol"], side, order["price"]):
+            fill_at = order["price"]
+        elif kind in ("STOP_LOSS", "STOP_LOSS_LIMIT", "STOP", "STOP_MARKET"):
+            if (side == "SELL" and price <= order["stopPrice"]) or (side == "BUY" and price >= order["stopPrice"]):
+                fill_at = price if kind in ("STOP_LOSS", "STOP_MARKET") else order["price"]
+        elif kind in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET"):
+            if (side == "SELL" and price >= order["stopPrice"]) or (side == "BUY" and price <= order["stopPrice"]):
+                fill_at = price if kind in ("TAKE_PROFIT", "TAKE_PROFIT_MARKET") else order["price"]
+        if fill_at is not None:
+            self._fill(order, fill_at)
+
+    def _fill(self, order: dict, price: Decimal) -> None:
+        market: Market = order["market"]
+        quantity = order["origQty"] - order["executedQty"]
+        notional = quantity * price
+        if order["futures"]:
+            if order["reduceOnly"] and not self._reduces(order["symbol"], order["side"], quantity):
+                order["status"] = "EXPIRED"
+                return
+            self._move_position(order["symbol"], quantity if order["side"] == "BUY" else -quantity, price)
+            self.futures_wallet -= notional * FEE_RATE
+        else:
+            balances = self.state.balances
+            if order["side"] == "BUY":
+                if balances.get(market.quote, Decimal(0)) < notional:
+                    order["status"] = "EXPIRED"
+                    return
+                fee, fee_asset = quantity * FEE_RATE, market.base  # Binance takes a buyer's fee in the asset bought
+                balances[market.quote] -= notional
+                balances[market.base] = balances.get(market.base, Decimal(0)) + quantity - fee
+            else:
+                if balances.get(market.base, Decimal(0)) < quantity:
+                    order["status"] = "EXPIRED"
+                    return
+                fee, fee_asset = notional * FEE_RATE, market.quote
+                balances[market.base] -= quantity
+                balances[market.quote] = balances.get(market.quote, Decimal(0)) + notional - fee
+            order["fills"].append({"price": _ds(price), "qty": _ds(quantity), "commission": _ds(fee), "commissionAsset": fee_asset,
+                                   "tradeId": next(self._ids)})
+        order["executedQty"] += quantity
+        order["cumQuote"] += notional
+        order["status"] = "FILLED"
+        order["updateTime"] = int(time.time() * 1000)
+        if order.get("orderListId", -1) >= 0:  # one leg of an OCO executed: the other is cancelled
+            order_list = self.state.order_lists[order["orderListId"]]
+            for other_id in order_list["orderIds"]:
+                other = self.state.orders[other_id]
+                if other is not order and other["status"] in OPEN:
+                    self._cancel(other, cascade=False)
+            order_list["status"] = "ALL_DONE"
+
+    def _move_position(self, symbol: str, delta: Decimal, price: Decimal) -> None:
+        position = self._position(symbol)
+        amount = position["amt"]
+        new = amount + delta
+        if amount == 0 or (amount > 0) == (delta > 0):
+            position["entry"] = (position["entry"] * abs(amount) + price * abs(delta)) / abs(new) if new else Decimal(0)
+        elif new == 0:
+            position["entry"] = Decimal(0)
+        position["amt"] = new
+
+    def _cancel(self, order: dict, cascade: bool = True) -> None:
+        order["status"], order["updateTime"] = "CANCELED", int(time.time() * 1000)
+        if cascade and order.get("orderListId", -1) >= 0:
+            order_list = self.state.order_lists[order["orderListId"]]
+            for other_id in order_list["orderIds"]:
+                other = self.state.orders[other_id]
+                if other["status"] in OPEN:
+                    other["status"] = "CANCELED"
+            order_list["status"] = "ALL_DONE"
+
+    def _trigger(self, symbol: str) -> None:
+        for order in list(self.state.orders.values()):
+            if order["symbol"] == symbol and order["status"] in OPEN:
+                self._execute_if_marketable(order)
+        price = self._price(symbol)
+        for algo in list(self.state.algo_orders.values()):
+            if algo["symbol"] != symbol or algo["algoStatus"] != "NEW":
+                continue
+            side, trigger = algo["side"], algo["triggerPrice"]
+            stop = algo["orderType"] in ("STOP_MARKET", "STOP")
+            hit = (price <= trigger if side == "SELL" else price >= trigger) if stop else (price >= trigger if side == "SELL" else price <= trigger)
+            if not hit:
+                continue
+            if algo["reduceOnly"] and not self._reduces(symbol, side, algo["quantity"]):
+                algo["algoStatus"] = "EXPIRED"
+                continue
+            market = self.markets[symbol + ":F"]
+            order = self._new_order(market, {"type": "MARKET", "side": side, "quantity": _ds(algo["quantity"]),
+                                             "reduceOnly": "true" if algo["reduceOnly"] else "false"},
+                                    f"{algo['clientAlgoId'][:30]}-x", futures=True)
+            self._fill(order, price)
+            algo["algoStatus"], algo["actualOrderId"], algo["actualPrice"] = "FINISHED", str(order["orderId"]), _ds(price)
+            algo["triggerTime"] = algo["updateTime"] = int(time.time() * 1000)
+
+    def _find_order(self, api: str, params: dict, missing: tuple[int, str] = (-2013, "Order does not exist.")) -> dict:
+        futures = api == "futures"
+        coid = params.get("origClientOrderId")
+        matches = [o for o in self.state.orders.values() if o["futures"] == futures and o["symbol"] == params.get("symbol")
+                   and (str(o["orderId"]) == params.get("orderId") or (coid is not None and o["clientOrderId"] == coid))]
+        if not matches:
+            raise ApiError(*missing)
+        return matches[-1]
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def default_markets() -> list[Market]:
+    return [
+        Market("BTCUSDT", "BTC", "USDT", tick="0.01", step="0.00001", min_qty="0.00001", min_notional="5"),
+        Market("ETHUSDT", "ETH", "USDT", tick="0.01", step="0.0001", min_qty="0.0001", min_notional="5"),
+        Market("BTCUSDT", "BTC", "USDT", tick="0.10", step="0.001", min_qty="0.001", min_notional="5", futures=True),
+        Market("ETHUSDT", "ETH", "USDT", tick="0.01", step="0.001", min_qty="0.001", min_notional="5", futures=True),
+    ]
+
+
+def _interval_name(seconds: float) -> str:
+    """Binance's header suffix for a window: 60 -> 1M, 10 -> 10S, 86400 -> 1D, 2 -> 2S."""
+    seconds = int(seconds)
+    for unit, size in (("D", 86400), ("H", 3600), ("M", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}S"
+
+
+def _rate_limit(kind: str, seconds: float, limit: int) -> dict:
+    name = _interval_name(seconds)
+    interval = {"S": "SECOND", "M": "MINUTE", "H": "HOUR", "D": "DAY"}[name[-1]]
+    return {"rateLimitType": kind, "interval": interval, "intervalNum": int(name[:-1]), "limit": limit}
+
+
+def _depth_weight(api: str, limit: int) -> int:
+    if api == "spot":
+        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+
+
+def _precision(step: str) -> int:
+    return max(0, -Decimal(step).normalize().as_tuple().exponent)
+
+
+def _symbol_info(market: Market, refuse_oco: bool) -> dict:
+    filters = [
+        {"filterType": "PRICE_FILTER", "minPrice": market.tick, "maxPrice": "1000000", "tickSize": market.tick},
+        {"filterType": "LOT_SIZE", "minQty": market.min_qty, "maxQty": market.max_qty, "stepSize": market.step},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": market.min_qty, "maxQty": market.max_qty, "stepSize": market.step},
+    ]
+    if market.futures:
+        filters.append({"filterType": "MIN_NOTIONAL", "notional": market.min_notional})
+        return {
+            "symbol": market.symbol, "pair": market.symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+            "onboardDate": 1569398400000, "status": "TRADING", "baseAsset": market.base, "quoteAsset": market.quote,
+            "marginAsset": market.quote, "pricePrecision": _precision(market.tick), "quantityPrecision": _precision(market.step),
+            "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0,
+            "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+            "filters": filters, "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        }
+    filters.append({"filterType": "NOTIONAL", "minNotional": market.min_notional, "applyMinToMarket": True,
+                    "maxNotional": "9000000", "applyMaxToMarket": False, "avgPriceMins": 5})
+    return {
+        "symbol": market.symbol, "status": "TRADING", "baseAsset": market.base, "baseAssetPrecision": 8, "quoteAsset": market.quote,
+        "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True, "ocoAllowed": not refuse_oco, "otoAllowed": not refuse_oco, "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+        "filters": filters, "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
+
+
+def _candle(symbol: str, current_price: float, open_ms: int, step_ms: int, current_open_ms: int) -> tuple[float, float, float, float]:
+    """A deterministic candle: a gentle wave around today's price; the forming candle ends at the price now."""
+    def level(t: int) -> float:
+        return current_price * (1 + 0.01 * math.sin((t - current_open_ms) / 3_600_000))
+
+    o = level(open_ms)
+    c = current_price if open_ms >= current_open_ms else level(open_ms + step_ms)
+    return round(o, 2), round(max(o, c) * 1.0005, 2), round(min(o, c) * 0.9995, 2), round(c, 2)
+
+
+if __name__ == "__main__":  # run one by hand: python tests/servers/binance.py
+    with BinanceTestServer(window_seconds=60) as server:
+        print(f"Binance test server at {server.url} (key {API_KEY!r}, secret {API_SECRET!r}); Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

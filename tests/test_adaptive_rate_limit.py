@@ -1,0 +1,349 @@
+"""The adaptive rate limiter: budgets, priority, header resync, 429 backoff, 418 halt, shared budgets.
+
+Most tests drive the real limiter on an injected clock (a minute of budget passes in microseconds);
+the last ones run it against the Binance test server through ccxt, and across real processes
+sharing one budget in SQLite and in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gobot_hookspecs import ExecutionFailed, Priority, RateLimit
+from gobot_plugins.adaptive_rate_limit import AdaptiveRateLimitConfig
+from gobot_plugins.adaptive_rate_limit.budgets import MemoryStore, RedisStore, SQLiteStore
+from gobot_plugins.adaptive_rate_limit.policy import AdaptiveRateLimiter
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class FakeClock:
+    """Time moves only when the limiter sleeps (or a test advances it)."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+def limiter(clock: FakeClock | None = None, limits=None, alerts=None, errors=None, store=None, **config) -> AdaptiveRateLimiter:
+    settings = {"safety_margin_percent": 0, "critical_reserve_percent": 0, "requests_per_hour": None, "smoothing_slices": 1} | config
+    clock = clock or FakeClock()
+    policy = AdaptiveRateLimiter(
+        AdaptiveRateLimitConfig(**settings), store=store, clock=clock, sleep=clock.sleep,
+        alert=(alerts.append if alerts is not None else None), report_error=(errors.append if errors is not None else None),
+    )
+    policy.set_limits(limits or [RateLimit(kind="weight", limit=10, window_seconds=60)], "test")
+    return policy
+
+
+def test_requests_within_the_budget_go_at_once_and_the_next_waits_for_the_window():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock)
+        start = clock()
+        for _ in range(10):
+            await policy.acquire(1, Priority.LOW)
+        assert clock() == start
+        await policy.acquire(1, Priority.LOW)
+        return clock() - start
+
+    assert 60 <= asyncio.run(scenario()) < 61
+
+
+def test_weight_is_charged_not_the_number_of_requests():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock)
+        await policy.acquire(6, Priority.NORMAL)
+        await policy.acquire(4, Priority.NORMAL)
+        before = clock()
+        await policy.acquire(5, Priority.NORMAL)
+        return clock() - before
+
+    assert asyncio.run(scenario()) >= 59
+
+
+def test_orders_are_charged_to_the_order_budget():
+    async def scenario():
+        clock = FakeClock()
+        limits = [RateLimit(kind="weight", limit=1000, window_seconds=60), RateLimit(kind="orders", limit=2, window_seconds=10)]
+        policy = limiter(clock, limits)
+        await policy.acquire(1, Priority.HIGH, orders=1)
+        await policy.acquire(1, Priority.HIGH, orders=1)
+        await policy.acquire(1, Priority.NORMAL)  # not an order: no wait
+        before = clock()
+        await policy.acquire(1, Priority.HIGH, orders=1)
+        return clock() - before
+
+    assert 10 <= asyncio.run(scenario()) < 11
+
+
+def test_under_saturation_a_critical_request_goes_before_queued_low_ones():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock)
+        for _ in range(10):
+            await policy.acquire(1, Priority.LOW)
+        order: list[str] = []
+
+        async def request(name, prio):
+            await policy.acquire(1, prio)
+            order.append(name)
+
+        lows = [asyncio.ensure_future(request(f"low{i}", Priority.LOW)) for i in range(5)]
+        await asyncio.sleep(0)
+        critical = asyncio.ensure_future(request("critical", Priority.CRITICAL))
+        await asyncio.gather(*lows, critical)
+        return order
+
+    order = asyncio.run(scenario())
+    assert order[0] == "critical", order
+
+
+def test_critical_requests_may_use_the_reserve_others_may_not():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=100, window_seconds=60)], critical_reserve_percent=10)
+        for _ in range(90):
+            await policy.acquire(1, Priority.LOW)
+        start = clock()
+        await policy.acquire(1, Priority.CRITICAL)
+        critical_wait = clock() - start
+        await policy.acquire(1, Priority.LOW)
+        return critical_wait, clock() - start
+
+    critical_wait, low_wait = asyncio.run(scenario())
+    assert critical_wait == 0
+    assert low_wait >= 59
+
+
+def test_the_exchanges_used_weight_header_resynchronises_the_budget():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=10, window_seconds=60)])
+        await policy.acquire(1, Priority.LOW)
+        policy.on_response(200, {"X-MBX-USED-WEIGHT-1M": "9"})  # another program on this IP used 8
+        assert policy.used("weight", 60) == 9
+        await policy.acquire(1, Priority.LOW)
+        before = clock()
+        await policy.acquire(1, Priority.LOW)
+        return clock() - before
+
+    assert asyncio.run(scenario()) >= 59
+
+
+def test_a_429_pauses_for_retry_after_times_a_growing_backoff_that_decays_after_successes():
+    async def scenario():
+        clock = FakeClock()
+        alerts = []
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts, decay_after=3)
+        policy.on_response(429, {"Retry-After": "2"})
+        start = clock()
+        await policy.acquire(1, Priority.LOW)
+        first = clock() - start
+        policy.on_response(429, {"Retry-After": "2"})
+        start = clock()
+        await policy.acquire(1, Priority.LOW)
+        second = clock() - start
+        factor_after_two = policy.backoff_factor
+        for _ in range(3):
+            policy.on_response(200, {})
+        return first, second, factor_after_two, policy.backoff_factor, alerts
+
+    first, second, factor, decayed, alerts = asyncio.run(scenario())
+    assert first == pytest.approx(2.0)
+    assert second == pytest.approx(4.0)  # Retry-After x backoff_multiplier (2.0)
+    assert factor == 4.0 and decayed == 2.0
+    assert [a.kind for a in alerts] == ["rate_limited", "rate_limited"]
+
+
+def test_a_429_pause_longer_than_max_wait_fails_a_normal_request_at_once():
+    async def scenario():
+        policy = limiter(max_wait_seconds=5)
+        policy.on_response(429, {"Retry-After": "60"})
+        with pytest.raises(ExecutionFailed) as caught:
+            await policy.acquire(1, Priority.NORMAL)
+        return caught.value.error
+
+    error = asyncio.run(scenario())
+    assert error.kind == "rate_limited" and error.retryable
+
+
+def test_a_418_halts_everything_but_critical_alerts_once_and_reports_a_ban():
+    async def scenario():
+        clock = FakeClock()
+        alerts, errors = [], []
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts, errors=errors)
+        policy.on_response(418, {"Retry-After": "120"})
+        policy.on_response(418, {"Retry-After": "120"})  # the same ban: no second alert
+        outcomes = {}
+        for prio in (Priority.LOW, Priority.NORMAL, Priority.HIGH):
+            try:
+                await policy.acquire(1, prio)
+                outcomes[prio.name] = "sent"
+            except ExecutionFailed as exc:
+                outcomes[prio.name] = exc.error.kind
+        await policy.acquire(1, Priority.CRITICAL)
+        outcomes["CRITICAL"] = "sent"
+        clock.t += 121
+        await policy.acquire(1, Priority.LOW)
+        outcomes["LOW after the ban"] = "sent"
+        return outcomes, alerts, errors
+
+    outcomes, alerts, errors = asyncio.run(scenario())
+    assert outcomes == {"LOW": "banned", "NORMAL": "banned", "HIGH": "banned", "CRITICAL": "sent", "LOW after the ban": "sent"}
+    assert [(a.kind, a.severity.value) for a in alerts] == [("exchange_ban", "CRITICAL")]
+    assert [e.kind for e in errors] == ["banned"]
+
+
+def test_a_418_fails_requests_already_waiting_in_the_queue():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock)
+        for _ in range(10):
+            await policy.acquire(1, Priority.LOW)
+        waiting = asyncio.ensure_future(policy.acquire(1, Priority.LOW))
+        await asyncio.sleep(0)
+        policy.on_response(418, {"Retry-After": "600"})
+        with pytest.raises(ExecutionFailed):
+            await waiting
+
+    asyncio.run(scenario())
+
+
+def test_configured_limits_replace_the_exchanges():
+    policy = limiter(limits=[RateLimit(kind="weight", limit=6000, window_seconds=60), RateLimit(kind="orders", limit=100, window_seconds=10)],
+                     requests_per_minute=1200, orders_per_10s=5)
+    budgets = {(b.kind, b.window_ms): b.limit for b in policy.budgets}
+    assert budgets == {("weight", 60000): 1200, ("orders", 10000): 5}
+
+
+def test_the_share_setting_is_validated_with_a_clear_message():
+    with pytest.raises(ValueError, match="none, sqlite:PATH or redis://"):
+        AdaptiveRateLimitConfig(share="postgres://x")
+
+
+def test_a_bots_share_caps_it_below_the_shared_budget(tmp_path):
+    async def scenario():
+        clock = FakeClock()
+        store = SQLiteStore(tmp_path / "budget.sqlite")
+        policy = limiter(clock, store=store, bot_share=0.5)
+        for _ in range(5):
+            await policy.acquire(1, Priority.LOW)
+        before = clock()
+        await policy.acquire(1, Priority.LOW)
+        return clock() - before
+
+    assert asyncio.run(scenario()) >= 59
+
+
+# -- several real processes, one budget --------------------------------------------------------------
+
+WORKER = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    from gobot_hookspecs import Priority, RateLimit
+    from gobot_plugins.adaptive_rate_limit import AdaptiveRateLimitConfig
+    from gobot_plugins.adaptive_rate_limit.budgets import open_store
+    from gobot_plugins.adaptive_rate_limit.policy import AdaptiveRateLimiter
+
+    share, scope, out, start_at, count = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+    config = AdaptiveRateLimitConfig(share=share, safety_margin_percent=0, critical_reserve_percent=0, requests_per_hour=None)
+
+    async def main():
+        policy = AdaptiveRateLimiter(config, store=open_store(share))
+        policy.set_limits([RateLimit(kind="weight", limit=20, window_seconds=1)], scope)
+        while time.time() < start_at:
+            await asyncio.sleep(0.005)
+        grants = []
+        for _ in range(count):
+            await policy.acquire(2, Priority.LOW)
+            grants.append(time.time())
+        json.dump(grants, open(out, "w"))
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_workers(tmp_path: Path, share: str, scope: str, processes: int = 3, count: int = 15) -> list[float]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    import time
+
+    start_at = time.time() + 1.5
+    outs = [tmp_path / f"grants-{i}.json" for i in range(processes)]
+    procs = [subprocess.Popen([sys.executable, str(script), share, scope, str(out), str(start_at), str(count)]) for out in outs]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    return sorted(t for out in outs for t in json.loads(out.read_text()))
+
+
+def assert_never_above(grants: list[float], weight: int, limit: int, window: float) -> None:
+    # A grant is recorded a few ms after the limiter charged it: look at windows 20 ms shorter.
+    window -= 0.02
+    for i, start in enumerate(grants):
+        inside = sum(1 for t in grants[i:] if t < start + window)
+        assert inside * weight <= limit, f"{inside * weight} weight within {window} s from {start}"
+
+
+@pytest.mark.slow
+def test_three_processes_share_one_budget_through_sqlite(tmp_path):
+    grants = run_workers(tmp_path, f"sqlite:{tmp_path / 'budget.sqlite'}", "sqlite-test")
+    assert len(grants) == 45
+    assert_never_above(grants, weight=2, limit=20, window=1.0)
+    assert grants[-1] - grants[0] >= 3.5  # 90 weight at 20 per second: the processes really waited for each other
+
+
+def redis_or_skip() -> None:
+    try:
+        RedisStore(REDIS_URL).close()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at 127.0.0.1:6379 is required under CI=true: {exc}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable ({exc}); start redis-server to run this test")
+
+
+@pytest.mark.slow
+def test_three_processes_share_one_budget_through_redis(tmp_path):
+    redis_or_skip()
+    import uuid
+
+    grants = run_workers(tmp_path, REDIS_URL, f"redis-test-{uuid.uuid4().hex[:8]}")
+    assert len(grants) == 45
+    assert_never_above(grants, weight=2, limit=20, window=1.0)
+    assert grants[-1] - grants[0] >= 3.5
+
+
+def test_memory_store_budgets_are_per_process():
+    assert MemoryStore().shared is False and SQLiteStore.shared is True and RedisStore.shared is True
+
+
+def test_smoothing_spreads_a_burst_over_the_window_instead_of_the_window_start():
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=100, window_seconds=10)], smoothing_slices=10)
+        start = clock()
+        times = []
+        for _ in range(31):
+            await policy.acquire(1, Priority.LOW)
+            times.append(clock() - start)
+        return times
+
+    times = asyncio.run(scenario())
+    # at most 1.5 x a slice's share (15) per 1-second slice, not the whole 100 at the window's start
+    assert times[14] == 0 and 1 <= times[15] <= times[29] < 1.1 and 2 <= times[30] < 2.1

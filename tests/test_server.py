@@ -1,0 +1,351 @@
+"""The operator's HTTP server (`gobot start --serve`): /health for supervisors, Prometheus /metrics,
+the JSON API and the controls, driven with httpx against the real server on 127.0.0.1, around a
+real replay whose cycles complete only when the test lets them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gobot.server import check_bind, is_loopback
+from gobot.errors import StartRefused
+from gobot_hookspecs import MetricSample, PluginStatus, hookimpl
+
+from server_support import TOKEN, Pacer, auth, served, until
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+def test_health_is_200_while_cycles_complete_and_503_once_the_loop_stalls(replay_bot):
+    pacer = Pacer(free=2)
+    bot = replay_bot(plugins=[("pacer", pacer)])
+
+    async def scenario():
+        async with served(bot, stall_seconds=1.0) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 3, what="three cycles")
+            healthy = await client.get("/health")
+            assert healthy.status_code == 200, healthy.json()
+            doc = healthy.json()
+            assert doc["healthy"] and doc["alive"] and doc["iteration"] == 3
+            assert doc["last_cycle_age_seconds"] < 1.0
+            assert doc["exchange_reachable"] is True  # the last scan covered every symbol
+            assert doc["breaker"] in ("CLOSED", "not installed")  # circuit_breaker's state, if it is enabled
+
+            async def stalled():
+                return (await client.get("/health")).status_code == 503
+
+            deadline = time.monotonic() + 10
+            while not await stalled():
+                assert time.monotonic() < deadline, "/health never turned unhealthy"
+                await asyncio.sleep(0.05)
+            doc = (await client.get("/health")).json()
+            assert doc["status"] == "unhealthy"
+            assert any(p.startswith("loop: last cycle completed") and "stalled (more than 1 s)" in p for p in doc["problems"])
+
+            pacer.allow(1)  # the loop moves again: healthy at once
+            await until(lambda: bot.counters.cycles == 4, what="the fourth cycle")
+            assert (await client.get("/health")).status_code == 200
+
+    asyncio.run(scenario())
+
+
+class Breaker:
+    """Stands in for the circuit breaker (which is disabled): keeps its state where the real one does."""
+
+    def __init__(self):
+        self.trip_at = 2
+
+    @hookimpl
+    def gobot_report(self, ctx):
+        ctx.plugin_state("circuit_breaker")["state"] = "OPEN" if ctx.iteration >= self.trip_at else "CLOSED"
+
+
+def test_health_is_503_while_the_circuit_breaker_is_open(replay_bot):
+    pacer = Pacer(free=0)
+    bot = replay_bot(plugins=[("breaker_stub", Breaker()), ("pacer", pacer)], disable=["circuit_breaker"])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 1, what="one cycle")
+            doc = (await client.get("/health")).json()
+            assert doc["healthy"] and doc["breaker"] == "CLOSED"
+            pacer.allow(1)
+            await until(lambda: bot.counters.cycles == 2, what="two cycles")
+            response = await client.get("/health")
+            assert response.status_code == 503
+            assert response.json()["problems"] == ["circuit_breaker: circuit breaker OPEN: no new positions"]
+            metrics = (await client.get("/metrics")).text
+            assert "gobot_circuit_breaker_open 1\n" in metrics
+            assert 'gobot_circuit_breaker_state{state="OPEN"} 1\n' in metrics
+
+    asyncio.run(scenario())
+
+
+class Limiter:
+    """A plugin contributing to the operator's view through ``gobot_status``."""
+
+    def __init__(self):
+        self.banned = False
+
+    @hookimpl
+    def gobot_status(self):
+        samples = [MetricSample(name="gobot_rate_limit_weight_used", value=420, labels={"budget": "REQUEST_WEIGHT/1m"},
+                                help="weight used in the current window")]
+        samples += [MetricSample(name="gobot_rate_limit_queue_depth", value=depth, labels={"priority": name},
+                                 help="requests waiting, by priority") for name, depth in (("CRITICAL", 0), ("LOW", 3))]
+        return PluginStatus(healthy=not self.banned, reason="HTTP 418: banned for 120 s" if self.banned else "",
+                            state="BANNED" if self.banned else "OK", metrics=samples, data={"exchange_reachable": not self.banned})
+
+
+class BrokenStatus:
+    @hookimpl
+    def gobot_status(self):
+        raise RuntimeError("status store gone")
+
+
+def test_plugins_add_samples_and_verdicts_through_gobot_status(replay_bot):
+    limiter = Limiter()
+    bot = replay_bot(plugins=[("limiter", limiter), ("broken", BrokenStatus()), ("pacer", Pacer(0))])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 1, what="one cycle")
+            metrics = (await client.get("/metrics")).text
+            assert 'gobot_rate_limit_weight_used{budget="REQUEST_WEIGHT/1m",plugin="limiter"} 420\n' in metrics
+            assert 'gobot_rate_limit_queue_depth{plugin="limiter",priority="LOW"} 3\n' in metrics
+            health = await client.get("/health")
+            assert health.status_code == 200  # a raising status hook is unknown, not unhealthy
+            assert health.json()["checks"]["plugin:broken"] == {"ok": None, "detail": "status unknown: RuntimeError: status store gone"}
+            status = (await client.get("/api/status")).json()
+            assert status["plugin_status"]["limiter"]["state"] == "OK"
+            assert [s["name"] for s in status["rate_limiter"]["samples"]].count("gobot_rate_limit_queue_depth") == 2
+            assert bot.failures == [] and bot.state.cycles[-1].note == ""  # the cycle's record is not touched
+
+            limiter.banned = True
+            health = await client.get("/health")
+            assert health.status_code == 503
+            assert health.json()["exchange_reachable"] is False
+            assert "plugin:limiter: HTTP 418: banned for 120 s" in health.json()["problems"]
+
+    asyncio.run(scenario())
+
+
+# -- metrics and the JSON API ------------------------------------------------------------------
+
+
+class BrokenChannel:
+    @hookimpl
+    def gobot_send_alert(self, alert):
+        raise ConnectionError("chat server down")
+
+
+def test_metrics_are_valid_prometheus_text_with_every_promised_family(replay_bot):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    bot = replay_bot(plugins=[("broken_channel", BrokenChannel()), ("limiter", Limiter())])
+
+    async def scenario():
+        async with served(bot, max_iterations=40) as (server, runner, task, client):
+            await asyncio.wait_for(asyncio.shield(task), 30)
+            return (await client.get("/metrics")), (await client.get("/api/metrics")).json()
+
+    response, metrics_json = asyncio.run(scenario())
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    samples = {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples} for f in families.values()}
+    assert families["gobot_cycles"].type == "counter"
+    assert samples["gobot_cycles"][()] == 40
+    phase_counts = {dict(k)["phase"]: v for k, v in
+                    ((k, v) for f in [families["gobot_phase_duration_seconds"]] for s in f.samples
+                     if s.name.endswith("_count") for k, v in [(tuple(s.labels.items()), s.value)])}
+    assert phase_counts == {p: 40 for p in ("scan", "ideas", "adjust", "validate", "execute", "report")}
+    assert samples["gobot_orders"][(("status", "new"),)] >= 1  # paper orders fill at the next candle
+    vetoes = samples["gobot_risk_vetoes"]
+    assert vetoes and all(dict(k)["plugin"] and dict(k)["reason"] for k in vetoes)
+    assert any("below min_confidence_threshold N" in dict(k)["reason"] for k in vetoes)  # numbers folded: few label values
+    assert samples["gobot_alerts_sent"][(("channel", "console"),)] > 0
+    assert samples["gobot_alerts_failed"][(("channel", "broken_channel"),)] == samples["gobot_alerts_sent"][(("channel", "console"),)]
+    assert samples["gobot_equity"][()] == pytest.approx(bot.portfolio.equity())
+    assert samples["gobot_open_positions"][()] == len(bot.state.positions)
+    breaker = bot.state.plugin_state.get("circuit_breaker", {}).get("state", "not installed")
+    assert samples["gobot_circuit_breaker_state"] == {(("state", breaker),): 1}
+    assert samples["gobot_rate_limit_queue_depth"][(("plugin", "limiter"), ("priority", "LOW"))] == 3
+    assert metrics_json["run"]["cycles"] == 40
+    assert len(metrics_json["equity_curve"]) == 40
+    assert metrics_json["counters"]["alerts_failed"]["broken_channel"] > 0
+
+
+def test_the_json_api_shows_status_trades_and_cycles(replay_bot):
+    bot = replay_bot()
+
+    async def scenario():
+        async with served(bot, max_iterations=40) as (server, runner, task, client):
+            await asyncio.wait_for(asyncio.shield(task), 30)
+            return [(await client.get(path)).json() for path in ("/api/status", "/api/trades?limit=5", "/api/cycles?limit=3")]
+
+    status, trades, cycles = asyncio.run(scenario())
+    assert status["run_id"] == bot.state.run_id and status["iteration"] == 40 and status["mode"] == "paper"
+    assert status["finished"] and not status["running"]
+    assert {p["name"] for p in status["plugins"] if p["status"] == "enabled"} >= {"replay", "paper", "sma_rsi"}
+    assert len(status["open_positions"]) == len(bot.state.positions)
+    assert trades["total"] == len(bot.state.trades) >= 1
+    assert trades["trades"][0] == bot.state.trades[-1].model_dump(mode="json")  # newest first
+    assert [c["iteration"] for c in cycles["cycles"]] == [40, 39, 38]
+    assert set(cycles["cycles"][0]["phase_ms"]) == {"scan", "ideas", "adjust", "validate", "execute", "report"}
+
+
+# -- controls and their protection ----------------------------------------------------------------
+
+
+def test_a_control_without_the_token_is_rejected_and_changes_nothing(replay_bot):
+    bot = replay_bot(plugins=[("pacer", Pacer(0))])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 1, what="one cycle")
+            for headers in ({}, auth("wrong-token"), {"Authorization": TOKEN}):
+                for action in ("pause", "unpause", "kill"):
+                    response = await client.post(f"/api/{action}", headers=headers)
+                    assert response.status_code == 401, (action, headers)
+                    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            assert not bot.store.paused and not bot.kill_switch_on()
+            assert (await client.get(f"/api/pause")).status_code == 405  # a GET never changes state
+
+            paused = await client.post("/api/pause", headers=auth())
+            assert paused.status_code == 200 and paused.json()["paused"] is True
+            assert bot.store.paused and bot.ctx.paused
+            assert (await client.post("/api/unpause", headers=auth())).json()["paused"] is False
+            killed = await client.post("/api/kill", headers=auth())
+            assert killed.json()["kill_switch"] is True and bot.kill_switch_on()
+
+    asyncio.run(scenario())
+    events = [line for line in (bot.settings.state_path / "audit.jsonl").read_text().splitlines() if '"event": "paused"' in line]
+    assert events and "dashboard (127.0.0.1)" in events[0]
+    log = (bot.settings.state_path / "gobot.log")
+    assert not log.exists() or TOKEN not in log.read_text()
+
+
+def test_without_a_token_in_the_environment_the_controls_are_off(replay_bot):
+    bot = replay_bot(plugins=[("pacer", Pacer(0))])
+
+    async def scenario():
+        async with served(bot, token=None) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 1, what="one cycle")
+            response = await client.post("/api/pause", headers=auth())
+            assert response.status_code == 403 and "GOBOT_DASHBOARD_TOKEN" in response.json()["error"]
+            assert (await client.get("/api/status")).json()["controls"] is False
+            assert not bot.store.paused
+
+    asyncio.run(scenario())
+
+
+def test_a_loopback_server_answers_loopback_host_names_only(replay_bot):
+    bot = replay_bot(plugins=[("pacer", Pacer(0))])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            assert (await client.get("/api/status", headers={"Host": "attacker.example"})).status_code == 421
+            assert (await client.get("/api/status", headers={"Host": f"localhost:{server.port}"})).status_code == 200
+            page = await client.get("/")
+            assert page.status_code == 200 and "Content-Security-Policy" in page.headers
+            assert "<script src=\"/dashboard.js\"" in page.text and "http" not in page.text.split("<footer")[0]  # no CDN
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("::1", True), ("localhost", True), ("127.0.0.2", True),
+                                            ("0.0.0.0", False), ("192.168.1.10", False), ("bot.example.org", False)])
+def test_which_hosts_count_as_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_a_non_loopback_bind_needs_a_token():
+    with pytest.raises(StartRefused, match=r'\[server\] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN'):
+        check_bind("0.0.0.0", None)
+    check_bind("0.0.0.0", TOKEN)
+    check_bind("127.0.0.1", None)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+GATE = """
+import asyncio
+from pathlib import Path
+
+from gobot_hookspecs import hookimpl
+
+
+class Gate:
+    '''Holds the run after its first cycle until the file GO appears in the state folder.'''
+
+    @hookimpl
+    async def gobot_on_cycle_end(self, ctx):
+        go = ctx.config.state_path / "GO"
+        for _ in range(3000):  # at most 60 s
+            if go.exists():
+                return
+            await asyncio.sleep(0.02)
+"""
+
+
+def gobot_env(pythonpath: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GOBOT_CONFIG", "GOBOT_DASHBOARD_TOKEN")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_gobot_start_serve_runs_the_server_in_the_bots_process(tmp_path, synthetic_data_dir, installed_plugin):
+    site = installed_plugin("gate", GATE, attr="Gate")
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "state"\n[plugins]\nenable = ["gate"]\n[server]\nport = 0\n'
+                      f'[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "gobot", "start", "--serve", "--quiet", "--config", str(config),
+                                "--max-iterations", "2"], cwd=tmp_path, env=gobot_env(site, GOBOT_DASHBOARD_TOKEN=TOKEN),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in process.stderr:  # "Dashboard: http://127.0.0.1:PORT/ — health ..., controls on"
+            if line.startswith("Dashboard: "):
+                url = line.split()[1]
+                assert line.rstrip().endswith("controls on") and TOKEN not in line
+                break
+        assert url, "no Dashboard line on stderr"
+        with httpx.Client(base_url=url, timeout=10) as client:
+            deadline = time.monotonic() + 20
+            while client.get("/api/status").json()["iteration"] < 1:
+                assert time.monotonic() < deadline
+            assert client.get("/health").status_code == 200
+            assert "gobot_cycles_total 1\n" in client.get("/metrics").text
+            assert client.post("/api/pause").status_code == 401
+            assert client.post("/api/pause", headers=auth()).json()["paused"] is True
+        assert (tmp_path / "state" / "PAUSED").exists()
+        (tmp_path / "state" / "GO").touch()
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "max_iterations (2) reached" in out
+    assert TOKEN not in (tmp_path / "state" / "gobot.log").read_text()
+
+
+def test_gobot_start_refuses_a_public_address_without_a_token(tmp_path, synthetic_data_dir):
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "state"\n[server]\nenabled = true\nhost = "0.0.0.0"\n'
+                      f'[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "gobot", "start", "--config", str(config)], cwd=tmp_path,
+                          env=gobot_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert 'Error: [server] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN' in done.stderr
+    assert not (tmp_path / "state" / "state.json").exists()  # refused before anything ran
