@@ -534,7 +534,9 @@ class Bot:
         prices = {snap.symbol: snap.price for snap in snapshots}
         approved: list[OrderIntent] = []
         seen: set[str] = set()
-        for signal in signals:
+        # Several plugins may propose for one symbol: the most confident proposal is the one considered
+        # (ties keep plugin call order), so no plugin wins merely by its name's place in the alphabet.
+        for signal in sorted(signals, key=lambda s: -s.confidence):
             if signal.action is Action.HOLD or signal.symbol in seen or signal.symbol not in prices:
                 continue
             seen.add(signal.symbol)

@@ -273,3 +273,23 @@ def test_a_numeric_secret_is_masked_without_breaking_the_audit_json(replay_bot, 
     events = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
     chats = [e for e in events if e["event"] == "chat"]
     assert chats and all(e["chat_id"] == "***" and e["text"] == "sent to ***" for e in chats)
+
+
+def test_the_most_confident_idea_for_a_symbol_is_the_one_considered(replay_bot, run_bot):
+    from gobot_hookspecs import Signal
+
+    considered = []
+
+    class Sure:
+        @hookimpl
+        def gobot_generate_ideas(self, snapshots):
+            return [Signal(symbol=s.symbol, action=Action.SHORT, confidence=0.99, rationale="sure") for s in snapshots]
+
+    class Spy:
+        @hookimpl
+        def gobot_risk_check(self, intent):
+            considered.append(intent)
+
+    bot = replay_bot(plugins=[("a_sure", Sure()), ("spy", Spy())])
+    run_bot(bot, 3)
+    assert considered and all(i.signal.source == "a_sure" and i.side.value == "sell" for i in considered)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gobot_hookspecs import Alert, Severity, hookimpl, metrics
+from gobot_hookspecs import Alert, Severity, Trade, hookimpl, metrics
 
 from . import records
 
@@ -145,6 +145,20 @@ class Archiver:
                             title=f"Archive outbox: {self.outbox.torn_lines} incomplete line(s) skipped",
                             text="written when the process died; the interrupted cycle re-runs and emits them again"))
         self._check_health(ctx)
+
+    @hookimpl
+    def gobot_trade_history(self, ctx, limit):
+        """Closed trades of every archived run (the sizer's longer memory); None while the archive is unreachable."""
+        store = self.writer.store if self.writer is not None else None
+        if store is None:
+            return None
+        try:
+            rows = store.latest_trades(limit)
+        except Exception as exc:  # an archive that can't answer now: the caller falls back to its own ledger
+            log.warning("archiver: trade history unavailable: %s", self.redact(str(exc).splitlines()[0]))
+            return None
+        fields = Trade.model_fields
+        return [Trade(**{k: v for k, v in row.items() if k in fields}) for row in rows]
 
     @hookimpl
     def gobot_shutdown(self, ctx):

@@ -286,6 +286,13 @@ class ArchiveStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
+    def latest_trades(self, limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` most recently closed trades of every run, oldest first."""
+        table = TABLES["trades"].__table__
+        query = select(table).order_by(table.c.closed_at.desc(), table.c.id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)][::-1]
+
     def grouped_counts(self, table_name: str, column: str, run_ids: Iterable[str] | None = None) -> dict[Any, int]:
         """``SELECT column, count(*) ... GROUP BY column`` for some runs or all."""
         table = TABLES[table_name].__table__
