@@ -347,3 +347,19 @@ def test_smoothing_spreads_a_burst_over_the_window_instead_of_the_window_start()
     times = asyncio.run(scenario())
     # at most 1.5 x a slice's share (15) per 1-second slice, not the whole 100 at the window's start
     assert times[14] == 0 and 1 <= times[15] <= times[29] < 1.1 and 2 <= times[30] < 2.1
+
+
+def test_the_limiter_reports_weight_used_and_queue_depth_to_the_operator_view(replay_bot):
+    """/metrics, /health and the dashboard get the limiter's numbers through gobot_status."""
+    import asyncio
+
+    from gobot_hookspecs import Priority
+
+    bot = replay_bot(enable=["adaptive_rate_limit"])
+    asyncio.run(bot.ctx.rate_limiter.acquire(10, Priority.LOW))
+    [(plugin, status)] = [(p, s) for p, s in bot.hooks.collect_sync("gobot_status", ctx=bot.ctx) if p == "adaptive_rate_limit"]
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in status.metrics}
+    assert samples[("gobot_rate_limit_weight_used", (("budget", "weight/60s"),))] == 10
+    assert samples[("gobot_rate_limit_weight_limit", (("budget", "weight/60s"),))] == 1200
+    assert samples[("gobot_rate_limit_queue_depth", (("priority", "CRITICAL"),))] == 0
+    assert status.state == "OK" and status.healthy is None

@@ -77,6 +77,10 @@ class AdaptiveRateLimit:
         return self.policy
 
     @hookimpl
+    def gobot_status(self):
+        return self.policy.status() if self.policy is not None else None
+
+    @hookimpl
     def gobot_shutdown(self):
         if self.policy is not None:
             self.policy.close()

@@ -36,7 +36,7 @@ from typing import Any, Awaitable, Callable
 
 from pyrate_limiter import Rate, RateItem
 
-from gobot_hookspecs import Alert, ExecutionError, ExecutionFailed, Priority, RateLimit, Severity
+from gobot_hookspecs import Alert, ExecutionError, ExecutionFailed, MetricSample, PluginStatus, Priority, RateLimit, Severity
 
 from .budgets import MemoryStore
 
@@ -183,6 +183,29 @@ class AdaptiveRateLimiter:
             if budget.kind == kind and budget.window_ms == int(window_seconds * 1000):
                 return self.store.count(budget.key, now_ms - budget.window_ms + 1)
         return 0
+
+    def status(self) -> PluginStatus:
+        """Budgets used against their limits, queue depth by priority, ban or back-off: for ``gobot_status``."""
+        now = self.clock()
+        samples = []
+        for budget in self.budgets:
+            label = {"budget": f"{budget.kind}/{budget.window_ms // 1000}s"}
+            used = self.store.count(budget.key, int(now * 1000) - budget.window_ms + 1)
+            samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_used", value=used, labels=label,
+                                        help=f"{budget.kind} units used in the current window"))
+            samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_limit", value=budget.limit, labels=label,
+                                        help=f"the exchange's {budget.kind} limit for the window"))
+        waiting = collections.Counter(Priority(waiter.priority).name for waiter in self._queue)
+        for priority in Priority:
+            samples.append(MetricSample(name="gobot_rate_limit_queue_depth", value=waiting[priority.name],
+                                        labels={"priority": priority.name}, help="requests waiting, by priority"))
+        samples.append(MetricSample(name="gobot_rate_limit_backoff_factor", value=self.backoff_factor,
+                                    help="multiplier applied to Retry-After waits (1 = no back-off)"))
+        if self.banned_until > now:
+            return PluginStatus(healthy=False, state="BANNED", metrics=samples,
+                                reason=f"exchange IP ban (418): only CRITICAL requests for {self.banned_until - now:.0f} s")
+        state = "BACKING_OFF" if self.paused_until > now else "OK"
+        return PluginStatus(state=state, metrics=samples, data={"429": self.stats["status_429"], "418": self.stats["status_418"]})
 
     # -- acquire ------------------------------------------------------------------------------
 
