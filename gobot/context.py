@@ -48,6 +48,10 @@ class Context:
         return self._bot.settings
 
     @property
+    def simulated(self) -> bool:
+        return bool(getattr(self._bot.clock, "simulated", False))
+
+    @property
     def run_id(self) -> str:
         return self._bot.state.run_id
 

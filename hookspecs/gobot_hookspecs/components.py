@@ -111,6 +111,7 @@ class BotContext(Protocol):
     run_id: str
     iteration: int
     live: bool
+    simulated: bool  # True on a simulated (replay) clock: history from other runs replays the same market
     paused: bool
     config: Any  # the validated core configuration (``gobot.config.Settings``)
     snapshots: list[MarketSnapshot]  # this cycle's market scan, once it ran

@@ -148,12 +148,16 @@ class Archiver:
 
     @hookimpl
     def gobot_trade_history(self, ctx, limit):
-        """Closed trades of every archived run (the sizer's longer memory); None while the archive is unreachable."""
+        """Closed trades of every archived run (the sizer's longer memory); None while the archive is unreachable.
+
+        On a simulated clock only this run's trades count: other replays of the same data traded the
+        same market, some of it in this run's future, and would leak it into the sizing.
+        """
         store = self.writer.store if self.writer is not None else None
         if store is None:
             return None
         try:
-            rows = store.latest_trades(limit)
+            rows = store.latest_trades(limit, run_id=ctx.run_id if ctx.simulated else None)
         except Exception as exc:  # an archive that can't answer now: the caller falls back to its own ledger
             log.warning("archiver: trade history unavailable: %s", self.redact(str(exc).splitlines()[0]))
             return None

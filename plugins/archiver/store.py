@@ -286,10 +286,12 @@ class ArchiveStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def latest_trades(self, limit: int) -> list[dict[str, Any]]:
-        """The ``limit`` most recently closed trades of every run, oldest first."""
+    def latest_trades(self, limit: int, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The ``limit`` most recently closed trades of every run (or of ``run_id``), oldest first."""
         table = TABLES["trades"].__table__
         query = select(table).order_by(table.c.closed_at.desc(), table.c.id.desc()).limit(limit)
+        if run_id is not None:
+            query = query.where(table.c.run_id == run_id)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)][::-1]
 
