@@ -326,7 +326,8 @@ def gobot_trade_history(ctx: BotContext, limit: int) -> list[Trade] | None:
     Called whenever a plugin awaits ``ctx.trade_history(limit)`` (the ``kelly_size`` sizer does,
     to estimate win rate and payoff); first non-None answer wins. A plugin that archives trades
     (e.g. in SQL) answers with at most ``limit`` closed trades of every run it holds, the running
-    one included, oldest first.
+    one included, oldest first; on a simulated clock (``ctx.simulated``) only the running one's, since
+    other replays of the same data traded this run's future.
 
     :return: a list of ``Trade``, or None if this plugin keeps no trade archive.
     """
