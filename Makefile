@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/python bench/archiver.py
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"  # backtesting.py and vectorbt
 	$(BIN)/python bench/backtest_vs_peers.py
+
+## chaos: the reliability suite at full counts (50 SIGKILLs, every exchange fault 5 times, thousands of
+## fuzz cases) and its table of figures; `make test` runs the same tests at small counts.
+chaos: $(VENV)/.dev /usr/bin/chromium
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) gobot_state .pytest_cache

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import os
 import signal as signal_module
 import time
@@ -63,7 +64,9 @@ log = logging.getLogger(__name__)
 
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
 LEARNINGS_HANDED_OVER = 20
-KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"  # e.g. "after_cycle:3": SIGKILL self there (crash tests)
+# e.g. "after_cycle:3": SIGKILL self there (crash tests). Points: before_persist:N, after_cycle:N,
+# before_archive_fill:N (here) and mid_state_write:N (gobot.state.atomic_write).
+KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"
 
 
 class CycleAbandoned(Exception):
@@ -328,6 +331,9 @@ class Bot:
         by_symbol: dict[str, MarketSnapshot] = {}
         for plugin, answer in await self.hooks.collect("gobot_scan_market", ctx=self.ctx):
             for snap in answer:
+                if not (math.isfinite(snap.price) and snap.price > 0):  # bad data from the exchange: never trade on it
+                    phase.records.append(f"{snap.symbol}: price {snap.price!r} from {plugin} is not a positive number — ignored")
+                    continue
                 if snap.symbol not in by_symbol:
                     by_symbol[snap.symbol] = snap.model_copy(update={"source": plugin})
         snapshots = [by_symbol[s] for s in self.settings.trading.symbols if s in by_symbol]
@@ -356,6 +362,7 @@ class Bot:
         trade = self.portfolio.apply_fill(fill, intent)
         report.fills.append(fill)
         self.audit("fill", fill=fill)
+        kill_point(f"before_archive_fill:{self.ctx.iteration}")  # a fill known, its archive write not yet made
         await self.hooks.notify("gobot_on_fill", ctx=self.ctx, fill=fill)
         if fill.purpose == "open" and trade is None:
             self.ctx.alert(

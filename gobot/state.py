@@ -85,12 +85,19 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file, fsync and rename: a crash leaves the old or the new file, never half."""
+def atomic_write(path: Path, text: str, kill_point: str | None = None) -> None:
+    """Write via a temporary file, fsync and rename: a crash leaves the old or the new file, never half.
+
+    ``kill_point``: crash tests name it in ``GOBOT_TEST_KILL_POINT`` to SIGKILL the process halfway
+    through the temporary file (the middle of a state write)."""
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if kill_point is not None and os.environ.get("GOBOT_TEST_KILL_POINT") == kill_point:
+                handle.write(text[: len(text) // 2])
+                handle.flush()
+                os.kill(os.getpid(), 9)  # SIGKILL
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -156,7 +163,7 @@ class StateStore:
         return BotState.model_validate_json(self.state_file.read_text(encoding="utf-8"))
 
     def save(self, state: BotState) -> None:
-        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)))
+        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)), kill_point=f"mid_state_write:{state.iteration}")
 
     def save_progress(self, progress: dict[str, Any]) -> None:
         atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)))

@@ -170,6 +170,7 @@ def test_a_restart_after_a_crash_mid_order_reconciles_and_places_no_duplicate(tm
         disable = ["replay", "sma_rsi", "adjuster", "validator", "archiver", "kelly_size", "charts", "vision"]
         [plugins.risk_limits]
         max_total_exposure_usd = 1000
+        low_liquidity_hours = []
         [plugins.binance]
         mode = "testnet"
         api_url = "{server.url}"

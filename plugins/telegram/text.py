@@ -15,6 +15,7 @@ from typing import Any
 MESSAGE_LIMIT = 4096  # visible characters of a message, after entity parsing
 CAPTION_LIMIT = 1024  # of a photo's caption
 TITLE_LIMIT = 300
+KIND_LIMIT = 100  # an alert kind is a short name; a longer one is cut (it would leave no room for the text)
 ICONS = {"INFO": "ℹ️", "WARNING": "⚠️", "CRITICAL": "🚨"}
 
 
@@ -54,6 +55,7 @@ def split_text(text: str, limit: int) -> list[str]:
             if size > limit:
                 break
             cut = index + 1
+        cut = max(cut, 1)  # always progress, even when one character is wider than the limit
         window = text[:cut]
         for separator in ("\n", " "):
             at = window.rfind(separator)
@@ -76,7 +78,7 @@ def alert_parts(alert: dict[str, Any], count: int = 1, window: float = 0.0, dela
     title = _shorten(str(alert.get("title", "")), TITLE_LIMIT)
     lead = f"🔁 ×{count} more in the last {_duration(window)}: " if count > 1 else ""
     when = _when(alert.get("time"))
-    footer = f"{alert.get('kind', 'alert')}" + (f" · {when}" if when else "") + (" · delayed" if delayed else "")
+    footer = _shorten(str(alert.get("kind", "alert")), KIND_LIMIT) + (f" · {when}" if when else "") + (" · delayed" if delayed else "")
     body = str(alert.get("text", "") or "")
     head_plain = f"{icon} {lead}{title}".strip()
 

@@ -74,8 +74,9 @@ class Fault:
 
     ``action``: ``drop`` closes the connection without an answer; ``status`` answers ``status``
     with Binance's JSON error body (or plain text with ``text=True``); ``delay`` answers after
-    ``delay`` seconds. ``when``: ``after`` the request was processed (its effects happened) or
-    ``before`` (nothing happened). Lets the first ``skip`` matching requests through, then applies
+    ``delay`` seconds; ``callback`` calls ``callback()`` (e.g. SIGKILL the client: a crash after the
+    order was sent and before its answer was read) and then drops the connection. ``when``: ``after``
+    the request was processed (its effects happened) or ``before`` (nothing happened). Lets the first ``skip`` matching requests through, then applies
     to the next ``times`` of them.
     """
 
@@ -89,6 +90,7 @@ class Fault:
     times: int = 1
     skip: int = 0
     hits: int = 0
+    callback: Any = None
 
 
 @dataclass
@@ -165,6 +167,7 @@ class BinanceTestServer:
         self.state = ServerState(balances={"USDT": Decimal(str(quote_balance)), "BTC": Decimal(0), "ETH": Decimal(0)})
         self.futures_wallet = Decimal(str(quote_balance))
         self.faults: list[Fault] = []
+        self.clock_skew_ms = 0  # the server's clock runs this far ahead: signed requests get -1021
         self.lock = threading.RLock()
         self._ids = itertools.count(1000)
         self._weight = {"spot": _Window(), "futures": _Window()}
@@ -289,13 +292,13 @@ class BinanceTestServer:
         fault = self._fault(request.method, path)
         if fault is not None and fault.action == "delay":
             await asyncio.sleep(fault.delay)
-        if fault is not None and fault.when == "before" and fault.action in ("drop", "status"):
+        if fault is not None and fault.when == "before" and fault.action in ("drop", "status", "callback"):
             return self._faulted(request, fault)
         with self.lock:
             status, payload, headers = self._process(api, request.method, endpoint, params, raw, request.headers)
             self.state.requests.append((request.method, path, status))
             self.status_counts[status] = self.status_counts.get(status, 0) + 1
-        if fault is not None and fault.when == "after" and fault.action in ("drop", "status"):
+        if fault is not None and fault.when == "after" and fault.action in ("drop", "status", "callback"):
             return self._faulted(request, fault)
         return web.json_response(payload, status=status, headers=headers)
 
@@ -313,7 +316,9 @@ class BinanceTestServer:
         return None
 
     def _faulted(self, request: web.Request, fault: Fault) -> web.StreamResponse:
-        if fault.action == "drop":
+        if fault.action == "callback" and fault.callback is not None:
+            fault.callback()
+        if fault.action in ("drop", "callback"):
             request.transport.abort()  # no answer at all: the client sees a dropped connection
             raise asyncio.CancelledError()
         if fault.text:
@@ -380,7 +385,7 @@ class BinanceTestServer:
             raise ApiError(-1022, "Signature for this request is not valid.")
         timestamp = int(params.get("timestamp", 0))
         recv_window = int(params.get("recvWindow", 5000))
-        if abs(time.time() * 1000 - timestamp) > recv_window:
+        if abs(time.time() * 1000 + self.clock_skew_ms - timestamp) > recv_window:
             raise ApiError(-1021, "Timestamp for this request is outside of the recvWindow.")
 
     # -- routing ---------------------------------------------------------------------------------
@@ -410,7 +415,7 @@ class BinanceTestServer:
         return {}
 
     def _any_get_time(self, api: str, params: dict) -> dict:
-        return {"serverTime": int(time.time() * 1000)}
+        return {"serverTime": int(time.time() * 1000 + self.clock_skew_ms)}
 
     def _any_get_exchangeInfo(self, api: str, params: dict) -> dict:
         futures = api == "futures"
