@@ -94,7 +94,7 @@ class AlertChannels:
     """
 
     def __init__(self, settings: Settings, plugin_set: PluginSet):
-        from .orchestrator import load_plugin_configs
+        from .config import load_plugin_configs
 
         self.failed: list[PluginInfo] = plugin_set.failures
         self.names = plugin_set.implementers(SEND_HOOK)

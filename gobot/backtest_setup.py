@@ -14,8 +14,8 @@ from typing import Any, Iterable
 from gobot_hookspecs import Strategy, StrategyVersion
 
 from .backtest import ExecutionSettings, Gate, SimpleGate, Sizing
-from .config import Settings
-from .errors import ConfigError, GobotError
+from .config import Settings, load_plugin_configs
+from .errors import GobotError
 from .hook_caller import HookCaller
 from .market_data import DataError, Series, load_series, read_markets, series_from_file
 from .plugin_manager import PluginSet
@@ -37,27 +37,6 @@ def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _plugin_configs(settings: Settings, hooks: HookCaller) -> dict[str, Any]:
-    """Every enabled plugin's validated section: ``orchestrator.load_plugin_configs`` without
-    importing the orchestrator (a backtest process should start fast)."""
-    from pydantic import BaseModel
-
-    from .config import validate_plugin_section
-    from .errors import PluginError
-
-    configs, problems = {}, []
-    for plugin, model in hooks.collect_sync("gobot_config_model"):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise PluginError(plugin, "gobot_config_model must return a pydantic BaseModel subclass", hook="gobot_config_model")
-        try:
-            configs[plugin] = validate_plugin_section(settings, plugin, model)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return configs
-
-
 @dataclass
 class BacktestSetup:
     settings: Settings
@@ -70,7 +49,7 @@ class BacktestSetup:
     def build(cls, settings: Settings, plugin_set: PluginSet) -> BacktestSetup:
         plugin_set.raise_for_failures()
         hooks = HookCaller(plugin_set.pm)
-        configs = _plugin_configs(settings, hooks)
+        configs = load_plugin_configs(settings, hooks)
         strategies: dict[str, Strategy] = {}
 
         def register(strategy: Strategy) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from .errors import ConfigError, ConfigProblem
+from .errors import ConfigError, ConfigProblem, PluginError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -442,3 +442,18 @@ def commented_toml(model: type[BaseModel], heading: str | None, values: BaseMode
         # TOML has no null: an unset optional key is shown commented out.
         lines.append(f"# {name} =" if value is None else f"{name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+def load_plugin_configs(settings: Settings, hooks: Any) -> dict[str, BaseModel]:
+    """Validate every enabled plugin's ``[plugins.<name>]`` section; report all problems at once."""
+    configs, problems = {}, []
+    for plugin, model in hooks.collect_sync("gobot_config_model"):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise PluginError(plugin, "gobot_config_model must return a pydantic BaseModel subclass", hook="gobot_config_model")
+        try:
+            configs[plugin] = validate_plugin_section(settings, plugin, model)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return configs

@@ -50,7 +50,7 @@ from gobot_hookspecs import (
 from .alerting import deliver
 from .audit import AuditLog
 from .clock import WallClock
-from .config import Settings, validate_plugin_section
+from .config import Settings, load_plugin_configs
 from .context import Context
 from .errors import ConfigError, PluginError
 from .hook_caller import HookCaller, HookFailure
@@ -77,21 +77,6 @@ def kill_point(name: str) -> None:
     """Crash the process here if a test asked for it (deterministic kill points for crash tests)."""
     if os.environ.get(KILL_POINT_ENV) == name:
         os.kill(os.getpid(), signal_module.SIGKILL)
-
-
-def load_plugin_configs(settings: Settings, hooks: HookCaller) -> dict[str, BaseModel]:
-    """Validate every enabled plugin's ``[plugins.<name>]`` section; report all problems at once."""
-    configs, problems = {}, []
-    for plugin, model in hooks.collect_sync("gobot_config_model"):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise PluginError(plugin, "gobot_config_model must return a pydantic BaseModel subclass", hook="gobot_config_model")
-        try:
-            configs[plugin] = validate_plugin_section(settings, plugin, model)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return configs
 
 
 def _request_text(path, default: str) -> str:

@@ -84,7 +84,7 @@ class LoadedConfig:
 def load_config(config_path: str | None = None) -> LoadedConfig:
     """The validated settings and enabled plugins' sections, for plugin commands (``gobot_register_commands``)."""
     from ..hook_caller import HookCaller
-    from ..orchestrator import load_plugin_configs
+    from ..config import load_plugin_configs
 
     settings, plugin_set = load(config_path)
     plugin_set.raise_for_failures()

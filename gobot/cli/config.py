@@ -74,7 +74,7 @@ def check(config_path):
     from ..config import find_config_path, load_settings
     from ..errors import ConfigError, ConfigProblem, PluginError
     from ..hook_caller import HookCaller
-    from ..orchestrator import load_plugin_configs
+    from ..config import load_plugin_configs
     from ..plugin_manager import build_plugin_set
 
     problems: list[ConfigProblem] = []

@@ -78,7 +78,7 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
     from ..context import CommandContext
     from ..errors import GobotError
     from ..hook_caller import HookCaller
-    from ..orchestrator import load_plugin_configs
+    from ..config import load_plugin_configs
     from ..plugin_manager import build_plugin_set
     from ..synthetic import csv_name, write_csv
 
