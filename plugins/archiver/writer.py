@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+from gobot_hookspecs.files import write_private
 import threading
 import time
 from dataclasses import dataclass
@@ -135,7 +135,7 @@ class Outbox:
         acked = self.entries[0]["seq"] - 1 if self.entries else self._seq
         if acked > self._acked:
             self._acked = acked
-            _atomic_write(self.acked_path, json.dumps({"acked": acked}))
+            write_private(self.acked_path, json.dumps({"acked": acked}))
         if not self.entries:
             if self._dead:
                 with open(self.path, "w", encoding="utf-8") as handle:  # all stored: empty the file
@@ -143,23 +143,10 @@ class Outbox:
             self._dead = 0
         elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER:
             # Compact only when few entries are pending: draining a backlog empties the file at the end.
-            _atomic_write(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+            write_private(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
             self._dead = 0
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Temporary file, fsync, rename: a crash leaves the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import os
-import tempfile
+from gobot_hookspecs.files import write_private
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -43,20 +43,6 @@ class Entry:
     parts_sent: int = 0  # of a split message, the parts already delivered (never sent twice)
 
 
-def write_private(path: Path, text: str) -> None:
-    """Atomically (temporary file, fsync, rename) and owner-only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Outbox:

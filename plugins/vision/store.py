@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from gobot_hookspecs.files import write_private
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,7 @@ def _private_dir(path: Path) -> Path:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     _private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, data)
 
 
 class VisionStore:
