@@ -121,6 +121,7 @@ class Bot:
         self.audit_log = AuditLog(settings.state_path / "audit.jsonl")
         self.resumed_from: int | None = None
         self.carried: dict[str, dict[str, Any]] = {}  # plugin states a new run may inherit (carry_over)
+        self.previous_run: BotState | None = None  # the finished run a new one follows (its account carries over)
         self.state = self._load_state(fresh, reopen)
         self.portfolio = Portfolio(self.state)
         self.ctx = Context(self)
@@ -128,11 +129,10 @@ class Bot:
         self.ctx.rate_limiter = self.hooks.first_sync("gobot_rate_limit_policy", ctx=self.ctx) or NoWaitPolicy()
         if self.clock.simulated and self.state.clock is not None:
             self.clock.advance((self.state.clock - self.clock.now()).total_seconds())
-        if self.carried and not self.clock.simulated:  # a replay is a new simulation: nothing carries over
-            for name, data in self.carried.items():
-                self.state.plugin_state.setdefault(name, copy.deepcopy(data))
+        if self.previous_run is not None and not self.clock.simulated:  # a replay is a new simulation: nothing carries over
+            self._carry_over_account(self.previous_run)
         else:
-            self.carried = {}
+            self.carried, self.previous_run = {}, None
         #: where orders go: "paper", "live", or what an exchange plugin names (gobot_environment)
         self.environment = (self.hooks.first_sync("gobot_environment", ctx=self.ctx) or "live") if live else "paper"
         self.stop_requested = False
@@ -166,12 +166,24 @@ class Bot:
         if previous is not None and (fresh or previous.finished):
             self.carried = {n: d for n, d in previous.plugin_state.items() if isinstance(d, dict) and d.get("carry_over")}
             self.store.archive(previous)
-            previous = None
+            self.previous_run, previous = previous, None
         if previous is not None:
             self.resumed_from = previous.iteration
             return previous
         capital = self.settings.trading.initial_capital_usd
         return BotState(run_id=new_run_id(), cash=capital, initial_capital=capital, equity_peak=capital)
+
+    def _carry_over_account(self, previous: BotState) -> None:
+        """A new run on the wall clock trades the same account as the run before it: positions still
+        open, orders still working and their intents, and every plugin state marked ``carry_over``
+        (an executor's order book, a breaker's hard stop) continue; the run's own figures start afresh."""
+        state = self.state
+        state.positions = copy.deepcopy(previous.positions)
+        state.open_orders = copy.deepcopy(previous.open_orders)
+        state.intents = copy.deepcopy(previous.intents)
+        state.last_prices = {s: p for s, p in previous.last_prices.items() if s in state.positions}
+        for name, data in self.carried.items():
+            state.plugin_state.setdefault(name, copy.deepcopy(data))
 
     def _on_failure(self, failure: HookFailure) -> None:
         log.error("%s", failure)
@@ -202,8 +214,11 @@ class Bot:
             raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
         mode = self.environment
         what = f"resuming run {self.state.run_id} after cycle {self.resumed_from}" if self.resumed_from is not None else f"run {self.state.run_id} started"
+        if self.previous_run is not None and self.state.positions:
+            what += f", carrying over {len(self.state.positions)} open position(s) from run {self.previous_run.run_id}"
         self.audit("run_started", mode=mode, resumed_from=self.resumed_from, plugins=self.plugin_set.enabled,
-                   carried_over=sorted(self.carried))
+                   carried_over=sorted(self.carried), positions_carried=sorted(self.state.positions) if self.previous_run else [],
+                   previous_run=self.previous_run.run_id if self.previous_run else None)
         self.ctx.alert(Alert(kind="run_started", title=f"gobot {mode}: {what}", data={"plugins": self.plugin_set.enabled}))
         await self.flush_alerts()
         if self.resumed_from is None and self.state.iteration == 0 and not self.store.state_file.exists():
@@ -333,13 +348,28 @@ class Bot:
 
     async def _sync_executions(self, report: CycleReport, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> None:
         fills: list[Fill] = []
-        for _plugin, answer in await self.hooks.collect("gobot_sync_executions", ctx=self.ctx, snapshots=snapshots):
-            fills.extend(answer)
+        for plugin, answer in await self.hooks.collect("gobot_sync_executions", ctx=self.ctx, snapshots=snapshots):
+            fills.extend(item for item in answer if isinstance(item, Fill))
+            for order in (item for item in answer if isinstance(item, Order)):
+                await self._order_ended(phase, order.model_copy(update={"executor": plugin}))
         for fill in sorted(fills, key=lambda f: f.time):
             await self.apply_fill(report, fill)
             phase.records.append(f"fill {fill.side.value} {fill.amount:.6g} {fill.symbol} @ {fill.price:.6g} ({fill.reason})")
         if not fills:
             phase.records.append("no fills since the last cycle")
+
+    async def _order_ended(self, phase: PhaseRecord, order: Order) -> None:
+        """An order the core waited for ended without a fill (see ``gobot_sync_executions``)."""
+        if order.status not in ("canceled", "rejected"):
+            return
+        intent = self.state.intents.pop(order.client_order_id, None)
+        self.state.open_orders.pop(order.client_order_id, None)
+        if intent is None:
+            return  # not one the core waited for (a protective order, or already settled)
+        self.audit("order_ended", order=order, intent_id=intent.id)
+        await self.hooks.notify("gobot_on_order", ctx=self.ctx, order=order)
+        phase.records.append(f"{order.symbol}: {order.purpose} {order.side.value} {order.client_order_id} ended "
+                             f"{order.status} without a fill ({order.reason or 'no reason given'})")
 
     async def apply_fill(self, report: CycleReport, fill: Fill) -> Trade | None:
         intent = self.state.intents.pop(fill.client_order_id, None)
@@ -683,13 +713,16 @@ class Bot:
             if answer is None:
                 raise PluginError("core", "no enabled executor answered", hook="gobot_execute_order")
         except PluginError as exc:
-            self.state.intents.pop(intent.client_order_id, None)
             error = ExecutionError(message=str(exc), kind="error", symbol=intent.symbol, intent_id=intent.id, plugin=exc.plugin)
             if isinstance(exc.__cause__, ExecutionFailed):  # the executor said what kind of failure it was
                 error = exc.__cause__.error.model_copy(update={"plugin": exc.plugin})
                 error = error.model_copy(update={"symbol": error.symbol or intent.symbol, "intent_id": error.intent_id or intent.id})
+            unknown = error.kind in ("network", "timeout")  # it may have been placed: wait for its fill or its end
+            if not unknown:
+                self.state.intents.pop(intent.client_order_id, None)
             await self._execution_error(error)
-            phase.records.append(f"{intent.symbol}: execution error ({error.kind}) — {exc}")
+            phase.records.append(f"{intent.symbol}: execution error ({error.kind}) — {exc}"
+                                 + (" — outcome unknown: waiting for the executor to report it" if unknown else ""))
             return
         plugin, order = answer
         order = order.model_copy(update={"executor": plugin})

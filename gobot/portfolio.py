@@ -40,8 +40,11 @@ class Portfolio:
         state = self.state
         state.last_prices[fill.symbol] = fill.price
         if fill.purpose == "open":
-            if fill.symbol in state.positions:  # the exchange would net it; we keep one position a symbol
-                return self._close(state.positions[fill.symbol], fill)
+            held = state.positions.get(fill.symbol)
+            if held is not None and (held.direction is Action.LONG) == (fill.side is Side.BUY):
+                return self._add(held, fill)  # a second entry the same way (a late fill): one bigger position
+            if held is not None:  # the exchange would net it; we keep one position a symbol
+                return self._close(held, fill)
             signal = intent.signal if intent else None
             state.cash -= fill.fee
             state.positions[fill.symbol] = Position(
@@ -63,6 +66,16 @@ class Portfolio:
         if position is None:
             return None  # an exit for a position we no longer hold (already closed): nothing to do
         return self._close(position, fill)
+
+    def _add(self, position: Position, fill: Fill) -> None:
+        """Grow ``position`` by an entry fill in its direction: the entry price becomes the average."""
+        amount = position.amount + fill.amount
+        self.state.cash -= fill.fee
+        self.state.positions[fill.symbol] = position.model_copy(update={
+            "amount": amount, "entry_fee": position.entry_fee + fill.fee,
+            "entry_price": (position.entry_price * position.amount + fill.price * fill.amount) / amount,
+        })
+        return None
 
     def _close(self, position: Position, fill: Fill) -> Trade:
         state = self.state

@@ -44,6 +44,39 @@ def test_run_ends_at_max_iterations_and_next_start_is_a_new_run(replay_bot, run_
     assert (tmp_path / "state" / "runs" / f"{old_run}.json").exists()
 
 
+def test_a_new_run_on_the_wall_clock_takes_over_the_account_and_a_replay_starts_empty(replay_bot, tmp_path):
+    """Positions, working orders and the executor's book belong to the account, not to a run."""
+    import asyncio
+
+    from gobot_hookspecs import Fill, Side
+    from risk_helpers import make_intent
+
+    wall = replay_bot(disable=["replay"])
+    assert not wall.clock.simulated
+    wall.portfolio.apply_fill(Fill(order_id="1", client_order_id="gbheld", symbol="BTC/USDT", side=Side.BUY,
+                                   purpose="open", amount=0.5, price=100.0, time=wall.ctx.now()), None)
+    working = make_intent(symbol="ETH/USDT", tag="gbworking")
+    wall.state.intents[working.client_order_id] = working
+    _, wall.state.open_orders[working.client_order_id] = asyncio.run(
+        wall.hooks.first("gobot_execute_order", ctx=wall.ctx, intent=working))
+    wall.finish("max_iterations (1) reached")
+
+    after = replay_bot(disable=["replay"])
+    assert after.state.run_id != wall.state.run_id and after.state.iteration == 0
+    assert after.state.positions == wall.state.positions
+    assert set(after.state.open_orders) == set(after.state.intents) == {working.client_order_id}
+    assert working.client_order_id in after.state.plugin_state["paper"]["pending"]  # the paper fills it later
+    asyncio.run(after.startup())
+    audit = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    started = [entry for entry in audit if entry["event"] == "run_started"][-1]
+    assert started["positions_carried"] == ["BTC/USDT"]
+    assert started["previous_run"] == wall.state.run_id
+    after.finish("max_iterations (1) reached")
+
+    replay = replay_bot()  # a replay is a new simulation: it starts with the configured capital alone
+    assert replay.state.positions == {} and replay.state.open_orders == {} and "paper" not in replay.state.plugin_state
+
+
 def test_kill_switch_stops_the_loop_after_persisting_and_start_resumes_after_resume(replay_bot, run_bot, tmp_path):
     def kill_at_three(ctx, report):
         if report.iteration == 3:

@@ -21,7 +21,8 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 @click.option("--max-iterations", type=click.IntRange(min=0), default=None, help="Cycles to run (0 = no limit); default from config.")
 @click.option("--paper/--live", "paper", default=True, show_default=True,
               help="Paper trades with simulated fills; --live sends real orders (needs keys in the environment and a risk plugin).")
-@click.option("--fresh", is_flag=True, help="Start a new run instead of resuming an unfinished one (the old state is archived).")
+@click.option("--fresh", is_flag=True, help="Start a new run instead of resuming an unfinished one (the old state is archived; "
+              "on the wall clock open positions and working orders carry over).")
 @click.option("--skip-validation", is_flag=True,
               help="With --live: start although `gobot validate` fails (audited, and alerted as CRITICAL).")
 @click.option("--serve", is_flag=True,

@@ -156,7 +156,8 @@ class BotContext(Protocol):
 
         A dict holding ``"carry_over": True`` is also carried into the next run (after a finished
         run or ``--fresh``) when the bot runs on the wall clock: account-level state such as a
-        circuit breaker's hard stop must not be cleared by starting a new run. Replays (simulated
+        circuit breaker's hard stop, an executor's order book must not be cleared by starting a new
+        run (the core carries the open positions and working orders over too). Replays (simulated
         clock) always start empty.
         """
 

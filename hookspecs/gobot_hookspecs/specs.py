@@ -227,15 +227,20 @@ def gobot_download_candles(
 
 
 @hookspec
-def gobot_sync_executions(ctx: BotContext, snapshots: list[MarketSnapshot]) -> list[Fill] | None:
-    """End of phase 1: report fills that happened since the last cycle.
+def gobot_sync_executions(ctx: BotContext, snapshots: list[MarketSnapshot]) -> list[Fill | Order] | None:
+    """End of phase 1: report fills that happened since the last cycle, and orders that ended unfilled.
 
     Called once per cycle, after the scan, for every plugin; answers are collected. Executors
     report fills of earlier orders here (a paper executor fills at the next candle's open and
     checks stop-loss/take-profit inside later candles; an exchange executor polls its orders).
     The core applies the fills to the portfolio and emits ``gobot_on_fill``.
 
-    :return: a list of fills, or None.
+    An order the core is still waiting for that ended without a fill — cancelled or expired on
+    the exchange, or, after a send of unknown outcome, never placed — is reported as its
+    ``Order`` with status ``canceled`` or ``rejected`` and a ``reason``: the core stops waiting
+    for it (the symbol may trade again) and emits ``gobot_on_order``.
+
+    :return: a list of fills and ended orders, or None.
     """
 
 
@@ -376,7 +381,9 @@ def gobot_execute_order(ctx: BotContext, intent: OrderIntent) -> Order | None:
     exchange's client order id so a retry can never place the order twice. Raise to report a
     failure: the core turns it into an ``ExecutionError`` event and an alert (kind ``error``, or the
     kind of the ``ExecutionError`` an ``ExecutionFailed`` carries: network, timeout, rejected,
-    rate_limited, banned).
+    rate_limited, banned). ``network`` and ``timeout`` mean the outcome is unknown — the order may
+    have been placed — so the core keeps waiting for it: report its fill, or its end, from
+    ``gobot_sync_executions`` once you know.
 
     :return: the placed ``Order`` (status ``new`` until filled, or ``filled``), or None.
     """

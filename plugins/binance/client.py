@@ -185,6 +185,10 @@ def make_exchange(config: Any, *, market: str, policy: Any, api_key: str | None 
 # -- what an exception means for an order --------------------------------------------------------------
 
 
+class GarbledAnswer(Exception):
+    """The exchange answered, but not with something the plugin may act on (see ``execution.readable``)."""
+
+
 def classify(exc: BaseException) -> str:
     """``ambiguous`` (the order may or may not exist: look before retrying), ``rejected``, ``banned``,
     ``rate_limited``, ``not_found`` or ``error``."""
@@ -196,6 +200,8 @@ def classify(exc: BaseException) -> str:
         return "banned" if " 418 " in str(exc) else "rate_limited"
     if isinstance(exc, ccxt.OrderNotFound):
         return "not_found"
+    if isinstance(exc, (GarbledAnswer, ccxt.BadResponse)):
+        return "ambiguous"  # a garbled answer tells nothing: the order may exist
     if isinstance(exc, (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable, ccxt.OperationFailed, ccxt.NetworkError)):
         return "ambiguous"  # timeout, dropped connection, 5xx (JSON -> OperationFailed, text -> ExchangeNotAvailable)
     if isinstance(exc, (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.AuthenticationError, ccxt.PermissionDenied)):

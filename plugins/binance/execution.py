@@ -16,17 +16,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 from gobot_hookspecs import Alert, ExecutionError, Fill, Order, OrderIntent, Priority, Severity, Side
 
-from .client import classify, failure, floor_to_step, priority, redact
+from .client import GarbledAnswer, classify, failure, floor_to_step, priority, redact
 
 log = logging.getLogger(__name__)
 NAME = "binance"
 FINAL = ("filled", "canceled", "rejected", "expired", "not_placed")
+
+
+STATUSES = ("open", "closed", "canceled", "expired", "rejected")  # ccxt's
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def readable(order: Any, coid: str | None) -> dict:
+    """An answer about an order that the plugin may act on; otherwise ``GarbledAnswer``.
+
+    It must name the order (``coid``; None for an order found by its exchange id), carry a status
+    ccxt knows and a finite filled amount, and a finite positive price once anything filled. An
+    answer that does not is treated like a dropped connection — the order is looked up again later
+    — never as a fill, a rejection or proof that the order does not exist."""
+    if not isinstance(order, dict):
+        raise GarbledAnswer(f"order {coid}: the answer is not an order: {type(order).__name__}")
+    named = order.get("clientOrderId") or (order.get("info") or {}).get("clientAlgoId")
+    if coid is not None and named != coid:
+        raise GarbledAnswer(f"order {coid}: the answer names order {named!r}")
+    status, filled = order.get("status"), order.get("filled")
+    if status not in STATUSES:
+        raise GarbledAnswer(f"order {coid}: unknown status {status!r}")
+    if (status != "open" or filled is not None) and not (_number(filled) and filled >= 0):
+        raise GarbledAnswer(f"order {coid}: filled amount {filled!r}")
+    if status == "closed" and not filled and not order.get("info", {}).get("algoId"):
+        raise GarbledAnswer(f"order {coid}: filled, but of nothing")  # "closed" means filled in full
+    if filled and not order.get("info", {}).get("algoId"):  # a triggered algo order's fill is on the order it created
+        price = order.get("average") or order.get("price")
+        if not (_number(price) and price > 0):
+            raise GarbledAnswer(f"order {coid}: filled {filled} at price {price!r}")
+    return order
 
 
 def _time(ms: int | None) -> datetime:
@@ -51,6 +85,7 @@ class Trader:
         state.setdefault("orders", {})
         state.setdefault("protection", {})
         state.setdefault("margin", {})
+        state["carry_over"] = True  # the account's orders and protection outlive a run (see ctx.plugin_state)
         return state
 
     def market(self, symbol: str) -> dict:
@@ -70,9 +105,11 @@ class Trader:
         try:
             if order_list:
                 response = await self.ex.privateGetOrderList({"origClientOrderId": coid})
+                if not isinstance(response, dict) or response.get("orderListId") is None:
+                    raise GarbledAnswer(f"order list {coid}: the answer names no order list")
                 return {"id": str(response.get("orderListId")), "clientOrderId": coid, "status": "open", "info": response}
             params = {"clientOrderId": coid} | ({"trigger": True} if trigger else {})
-            return await self.ex.fetch_order(None, ccxt_symbol, params)
+            return readable(await self.ex.fetch_order(None, ccxt_symbol, params), coid)
         except ccxt.OrderNotFound:
             return None
         except ccxt.ExchangeError as exc:
@@ -91,10 +128,11 @@ class Trader:
                 return existing
             sent_at = self.clock()
             try:
-                return await send()
+                answer = await send()
+                return answer if order_list else readable(answer, coid)
             except Exception as exc:  # noqa: BLE001 - classified below
                 kind = classify(exc)
-                if kind != "ambiguous":
+                if kind not in ("ambiguous", "error"):  # only the exchange's clear "no" means it was not placed
                     raise failure(exc, kind, symbol=symbol, intent_id=intent_id) from exc
                 last_error = exc
                 log.warning("binance: %s sending %s; looking it up before any retry", type(exc).__name__, coid)
@@ -151,6 +189,7 @@ class Trader:
                 "symbol": intent.symbol, "role": "close" if closing else "entry", "purpose": intent.purpose,
                 "side": intent.side.value, "amount": amount, "status": "sending", "reported": False,
                 "stop_loss": intent.stop_loss, "take_profit": intent.take_profit, "reason": intent.reason or "signal",
+                "intent_id": intent.id,
             }
             try:
                 placed = await self.place(
@@ -363,10 +402,11 @@ class Trader:
 
     # -- polling ----------------------------------------------------------------------------------------
 
-    async def sync(self, ctx: Any, prices: dict[str, float]) -> list[Fill]:
-        """Fills since the last cycle, each reported once; protective siblings cancelled; stops re-placed."""
+    async def sync(self, ctx: Any, prices: dict[str, float]) -> list[Fill | Order]:
+        """Fills since the last cycle, each reported once; entries and closes that ended unfilled, as
+        their ``Order``; protective siblings cancelled; stops re-placed."""
         book = self.book(ctx)
-        fills: list[Fill] = []
+        fills: list[Fill | Order] = []
         for coid, record in list(book["orders"].items()):
             if record.get("reported") or record.get("status") in ("canceled", "rejected", "expired", "not_placed"):
                 continue
@@ -395,7 +435,7 @@ class Trader:
         for coid in finished[:-keep] if len(finished) > keep else []:
             del book["orders"][coid]
 
-    async def _sync_one(self, ctx: Any, book: dict, coid: str, record: dict) -> Fill | None:
+    async def _sync_one(self, ctx: Any, book: dict, coid: str, record: dict) -> Fill | Order | None:
         ccxt_symbol = self.symbols.get(record["symbol"], record["symbol"])
         with priority(Priority.NORMAL):
             order = await self._lookup(ccxt_symbol, coid, trigger=bool(record.get("trigger")))
@@ -404,6 +444,7 @@ class Trader:
                 record["status"] = "not_placed"
                 ctx.alert(Alert(kind="order_not_placed", title=f"Order {coid} for {record['symbol']} was never placed",
                                 text="after an unconfirmed send, the exchange has no order with this id", severity=Severity.WARNING))
+                return self._ended(ctx, coid, record, "rejected", "never placed: the exchange has no order with this id")
             return None
         status = self._status(order)
         if status == "open":
@@ -414,7 +455,7 @@ class Trader:
             fill_order = await self._triggered_order(ccxt_symbol, order)
         if float(fill_order.get("filled") or 0) <= 0:
             record["status"] = status
-            return None
+            return self._ended(ctx, coid, record, "canceled", f"{status} on the exchange") if status != "open" else None
         if not self.futures and not record.get("fees") and not fill_order.get("fees") and fill_order.get("id"):
             with priority(Priority.NORMAL):  # found by a look-up: only the order's trades tell the commission
                 trades = await self.ex.fetch_order_trades(str(fill_order["id"]), ccxt_symbol)
@@ -433,11 +474,20 @@ class Trader:
                             severity=Severity.WARNING))
         return fill
 
+    @staticmethod
+    def _ended(ctx: Any, coid: str, record: dict, status: str, reason: str) -> Order | None:
+        """An entry or close the core waits for that ended without a fill (protective orders are the plugin's own)."""
+        if record["role"] not in ("entry", "close"):
+            return None
+        return Order(id=str(record.get("id") or coid), client_order_id=coid, intent_id=record.get("intent_id", ""),
+                     symbol=record["symbol"], side=Side(record["side"]), purpose=record["purpose"], amount=record["amount"],
+                     status=status, created_at=ctx.now(), reason=reason)
+
     async def _triggered_order(self, ccxt_symbol: str, algo: dict) -> dict:
         """A futures conditional order that triggered: its fill is on the market order it created."""
         actual = (algo.get("info") or {}).get("actualOrderId")
         if actual:
-            return await self.ex.fetch_order(str(actual), ccxt_symbol)
+            return readable(await self.ex.fetch_order(str(actual), ccxt_symbol), None)
         return algo
 
     def _fill(self, coid: str, record: dict, order: dict) -> Fill:

@@ -35,9 +35,15 @@ class Paper:
     def gobot_config_model(self):
         return PaperConfig
 
+    @staticmethod
+    def _book(ctx) -> dict:
+        book = ctx.plugin_state(NAME)
+        book["carry_over"] = True  # on the wall clock a new run keeps the paper account's orders and stops
+        return book
+
     @hookimpl(trylast=True)
     def gobot_execute_order(self, ctx, intent):
-        book = ctx.plugin_state(NAME)
+        book = self._book(ctx)
         pending = book.setdefault("pending", {})
         if intent.client_order_id not in pending:  # the same client order id never makes a second order
             pending[intent.client_order_id] = {
@@ -66,7 +72,7 @@ class Paper:
     @hookimpl
     def gobot_sync_executions(self, ctx, snapshots):
         config = ctx.plugin_config(NAME) or PaperConfig()
-        book = ctx.plugin_state(NAME)
+        book = self._book(ctx)
         pending, watch, last_ts = book.setdefault("pending", {}), book.setdefault("watch", {}), book.setdefault("last_ts", {})
         fills: list[Fill] = []
         for snap in snapshots:
