@@ -10,7 +10,8 @@ strategy that alternates LONG and SHORT so every cycle trades. It SIGKILLs the p
 deterministic kill points and at random times, and after every kill restarts it for one clean
 cycle and checks: no client order id twice on the exchange, every fill on the exchange in the
 archive database, positions in state = positions on the exchange, state, audit log and database
-readable.
+readable. Every ``NEW_RUN_EVERY`` rounds it lets the run finish and starts a new one on the same
+account, with the same checks.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def gobot_generate_ideas(ctx, snapshots):
 '''
 
 DETERMINISTIC = ("order_sent", "before_persist", "after_cycle", "mid_state_write", "before_archive_fill")
+NEW_RUN_EVERY = 3  # after every third kill round the run finishes and a new run starts
 
 
 def install_flip_plugin(folder: Path) -> Path:
@@ -123,6 +125,8 @@ class CrashReport:
     by_point: dict[str, int] = field(default_factory=dict)
     discrepancies: list[str] = field(default_factory=list)
     unreached: list[str] = field(default_factory=list)  # kill points the run never passed (stopped by SIGTERM)
+    new_runs: int = 0  # runs that finished and were followed by a new run on the same account
+    carried_over: int = 0  # of those, the ones that ended holding a position or a working order
     orders_on_exchange: int = 0
     fills_on_exchange: int = 0
     seconds: float = 0.0
@@ -130,7 +134,8 @@ class CrashReport:
     def line(self) -> str:
         points = ", ".join(f"{k} {v}" for k, v in sorted(self.by_point.items()))
         return (f"kills survived: {self.kills} ({points}); restarts: {self.restarts}; orders on the exchange: "
-                f"{self.orders_on_exchange}; fills: {self.fills_on_exchange}; discrepancies: {len(self.discrepancies)}")
+                f"{self.orders_on_exchange}; fills: {self.fills_on_exchange}; new runs: {self.new_runs} "
+                f"({self.carried_over} carrying a position or order); discrepancies: {len(self.discrepancies)}")
 
 
 class CrashHarness:
@@ -153,15 +158,14 @@ class CrashHarness:
         file = self.state_dir / "state.json"
         return json.loads(file.read_text())["iteration"] if file.exists() else 0
 
-    def _command(self) -> list[str]:
-        # No iteration limit: a run that reached its limit is finished, and the next start would begin a
-        # new run (see the report: positions held on the exchange are not carried into a new run).
-        return [GOBOT, "start", "--config", str(self.config), "--max-iterations", "0", "--quiet"]
+    def _command(self, max_iterations: int = 0) -> list[str]:
+        # No iteration limit, except in new_run_round: a run that reached its limit is finished.
+        return [GOBOT, "start", "--config", str(self.config), "--max-iterations", str(max_iterations), "--quiet"]
 
-    def _run_until(self, iteration: int, hold_after: int, timeout: float = 90) -> subprocess.CompletedProcess:
+    def _run_until(self, iteration: int, hold_after: int, timeout: float = 90, max_iterations: int = 0) -> subprocess.CompletedProcess:
         """Run until cycle ``iteration`` is done, then stop with SIGTERM (a clean stop: the archive is flushed)."""
         env = dict(self.env) | {"CHAOS_FLIP_HOLD_AFTER": str(hold_after)}
-        process = subprocess.Popen(self._command(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(self._command(max_iterations), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         timer = threading.Timer(timeout, process.kill)
         timer.start()
         try:
@@ -229,6 +233,30 @@ class CrashHarness:
         self.report.restarts += 1
         self.report.discrepancies.extend(self.check())
 
+    def new_run_round(self, order_in_flight: bool) -> None:
+        """Let the run finish (``--max-iterations``) and start a new one: the account carries over.
+
+        ``order_in_flight``: the run ends with the cycle that sent an order, so the new run must
+        collect that order's fill; otherwise it ends one HOLD cycle later, holding what it holds."""
+        done = self.persisted_iteration()
+        last = done + (1 if order_in_flight else 2)
+        finishing = self._run_until(last, hold_after=done + 1, max_iterations=last)
+        state = json.loads((self.state_dir / "state.json").read_text())
+        if finishing.returncode != 0 or not state.get("finished"):
+            self.report.discrepancies.append(f"run did not finish at cycle {last}: exit {finishing.returncode}: "
+                                             f"{finishing.stderr.strip()[-400:]}")
+            return
+        carried = bool(state["positions"] or state["open_orders"])
+        result = self._run_until(2, hold_after=1)  # the new run: one flip, one HOLD that collects its fill
+        if result.returncode != 0:
+            self.report.discrepancies.append(f"new run after cycle {last}: exit {result.returncode}: {result.stderr.strip()[-400:]}")
+            return
+        if json.loads((self.state_dir / "state.json").read_text())["run_id"] == state["run_id"]:
+            self.report.discrepancies.append(f"no new run started after run {state['run_id']} finished")
+        self.report.new_runs += 1
+        self.report.carried_over += carried
+        self.report.discrepancies.extend(self.check())
+
     # -- the checks ------------------------------------------------------------------------------
 
     def check(self) -> list[str]:
@@ -280,5 +308,7 @@ class CrashHarness:
             attempts += 1
             self.crash_round(point)
             self.restart_and_check()
+            if attempts % NEW_RUN_EVERY == 0:
+                self.new_run_round(order_in_flight=bool(attempts // NEW_RUN_EVERY % 2))
         self.report.seconds = time.perf_counter() - started
         return self.report

@@ -75,7 +75,9 @@ class Fault:
     ``action``: ``drop`` closes the connection without an answer; ``status`` answers ``status``
     with Binance's JSON error body (or plain text with ``text=True``); ``delay`` answers after
     ``delay`` seconds; ``callback`` calls ``callback()`` (e.g. SIGKILL the client: a crash after the
-    order was sent and before its answer was read) and then drops the connection. ``when``: ``after``
+    order was sent and before its answer was read) and then drops the connection; ``mangle``
+    processes the request and answers ``callback(payload)`` instead of the payload (a malformed
+    answer: missing fields, wrong types, NaN — its effects happened all the same). ``when``: ``after``
     the request was processed (its effects happened) or ``before`` (nothing happened). Lets the first ``skip`` matching requests through, then applies
     to the next ``times`` of them.
     """
@@ -300,6 +302,8 @@ class BinanceTestServer:
             self.status_counts[status] = self.status_counts.get(status, 0) + 1
         if fault is not None and fault.when == "after" and fault.action in ("drop", "status", "callback"):
             return self._faulted(request, fault)
+        if fault is not None and fault.action == "mangle" and status == 200:
+            payload = fault.callback(payload)
         return web.json_response(payload, status=status, headers=headers)
 
     def _fault(self, method: str, path: str) -> Fault | None:

@@ -3,6 +3,7 @@ real ccxt client, a scripted idea plugin, and a recorder of events (for tests an
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,26 @@ class Ideas:
     def gobot_generate_ideas(self, snapshots):
         return [Signal(symbol=s.symbol, action=self.wanted.get(s.symbol, Action.HOLD), confidence=0.9, rationale="scripted")
                 for s in snapshots]
+
+
+class MovableWallClock:
+    """The wall clock, which a test may move forward (say, past the circuit breaker's recovery timeout)."""
+
+    simulated = False
+    end = None
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        pass  # on the wall clock cycles do not move time; only the test does
+
+    @hookimpl(tryfirst=True)
+    def gobot_clock(self):
+        return self
 
 
 class Recorder:
@@ -64,12 +85,13 @@ def binance_settings(state_dir: Path, server: BinanceTestServer, **binance: Any)
 
 
 def binance_bot(state_dir: Path, server: BinanceTestServer, *, ideas: Ideas | None = None, recorder: Recorder | None = None,
-                config: dict[str, Any] | None = None, live: bool = False, **binance: Any) -> Bot:
+                config: dict[str, Any] | None = None, live: bool = False, plugins: list[tuple[str, Any]] = (),
+                **binance: Any) -> Bot:
     data = binance_settings(state_dir, server, **binance)
     for key, value in (config or {}).items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     settings = settings_from_dict(data, "test-config.toml", base_dir=str(state_dir.parent))
-    extra = [("ideas", ideas or Ideas())] + ([("recorder", recorder)] if recorder is not None else [])
+    extra = [("ideas", ideas or Ideas())] + ([("recorder", recorder)] if recorder is not None else []) + list(plugins)
     plugin_set = build_plugin_set(enable=settings.plugins.enable, disable=NOT_NEEDED, extra_plugins=extra, live=live)
     return Bot(settings, plugin_set, live=live)
 
