@@ -16,6 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def summed(rows: list[dict]) -> dict[str, dict]:
+    """One row per suite: a parametrized test writes a row per case, added up here."""
+    suites: dict[str, dict] = {}
+    for row in rows:
+        figures = suites.setdefault(row.pop("suite"), {})
+        for key, value in row.items():
+            figures[key] = round(figures.get(key, 0) + value, 1) if isinstance(value, (int, float)) else value
+    return suites
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         figures = Path(folder) / "figures.jsonl"
@@ -29,9 +39,8 @@ def main() -> int:
     table = Table(title="gobot reliability suite (make chaos)")
     for column in ("suite", "figures"):
         table.add_column(column)
-    for row in rows:
-        suite = row.pop("suite")
-        table.add_row(suite, ", ".join(f"{k} = {v}" for k, v in row.items()))
+    for suite, figures in summed(rows).items():
+        table.add_row(suite, ", ".join(f"{k} = {v}" for k, v in figures.items()))
     Console().print(table)
     print("tests:", "passed" if done.returncode == 0 else f"FAILED (pytest exit {done.returncode})")
     return done.returncode
