@@ -28,8 +28,6 @@ from .client import GarbledAnswer, classify, failure, floor_to_step, priority, r
 log = logging.getLogger(__name__)
 NAME = "binance"
 FINAL = ("filled", "canceled", "rejected", "expired", "not_placed")
-
-
 STATUSES = ("open", "closed", "canceled", "expired", "rejected")  # ccxt's
 
 
@@ -46,7 +44,8 @@ def readable(order: Any, coid: str | None) -> dict:
     — never as a fill, a rejection or proof that the order does not exist."""
     if not isinstance(order, dict):
         raise GarbledAnswer(f"order {coid}: the answer is not an order: {type(order).__name__}")
-    named = order.get("clientOrderId") or (order.get("info") or {}).get("clientAlgoId")
+    info = order.get("info") if isinstance(order.get("info"), dict) else {}
+    named = order.get("clientOrderId") or info.get("clientAlgoId")
     if coid is not None and named != coid:
         raise GarbledAnswer(f"order {coid}: the answer names order {named!r}")
     status, filled = order.get("status"), order.get("filled")
@@ -54,12 +53,13 @@ def readable(order: Any, coid: str | None) -> dict:
         raise GarbledAnswer(f"order {coid}: unknown status {status!r}")
     if (status != "open" or filled is not None) and not (_number(filled) and filled >= 0):
         raise GarbledAnswer(f"order {coid}: filled amount {filled!r}")
-    if status == "closed" and not filled and not order.get("info", {}).get("algoId"):
+    if info.get("algoId"):  # a triggered conditional order's fill is on the order it created (checked there)
+        return order
+    if status == "closed" and not filled:
         raise GarbledAnswer(f"order {coid}: filled, but of nothing")  # "closed" means filled in full
-    if filled and not order.get("info", {}).get("algoId"):  # a triggered algo order's fill is on the order it created
-        price = order.get("average") or order.get("price")
-        if not (_number(price) and price > 0):
-            raise GarbledAnswer(f"order {coid}: filled {filled} at price {price!r}")
+    price = order.get("average") or order.get("price")
+    if filled and not (_number(price) and price > 0):
+        raise GarbledAnswer(f"order {coid}: filled {filled} at price {price!r}")
     return order
 
 

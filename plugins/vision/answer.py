@@ -8,6 +8,7 @@ never raises and never trades. The multi-timeframe gate is applied here too.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -159,10 +160,10 @@ def read_answer(
 
 
 def _levels_problem(answer: VisionAnswer, price: float) -> str | None:
-    """Stops and targets must be positive and on the right side of the current price."""
+    """Stops and targets must be finite, positive and on the right side of the current price."""
     for name in ("entry", "stop_loss", "take_profit"):
         value = getattr(answer, name)
-        if value is not None and not value > 0:
+        if value is not None and not (value > 0 and math.isfinite(value)):  # json.loads reads Infinity
             return f"{name} {value} is not a positive price"
     long = answer.action == "LONG"
     if answer.stop_loss is not None and (answer.stop_loss >= price if long else answer.stop_loss <= price):
