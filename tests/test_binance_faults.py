@@ -101,6 +101,69 @@ def test_an_order_that_could_not_be_confirmed_is_found_and_reported_next_cycle(t
     assert "BTC/USDT" in bot.state.positions  # not lost
 
 
+@pytest.mark.parametrize("path, garble", [
+    ("/api/v3/myTrades", lambda trades: [dict(t, commission="abc") for t in trades]),  # the BTC commission lost
+    ("/api/v3/myTrades", lambda trades: [dict(t, commissionAsset="abc") for t in trades]),  # in no asset the exchange lists
+    ("/api/v3/myTrades", lambda trades: [dict(t, qty="1e30") for t in trades]),  # more filled than ordered
+    (ORDER, lambda order: dict(order, cummulativeQuoteQty="1e30")),  # an average price of 5e32
+], ids=["commission-unreadable", "commission-asset-unknown", "fill-larger-than-order", "absurd-price"])
+def test_a_garbled_fill_is_asked_for_again_and_booked_once_as_it_happened(tmp_path, server, monkeypatch, path, garble):
+    """Found by the answer fuzz: a fill is booked only once its look-up adds up."""
+    keys(monkeypatch)
+    # The placing answer (which lists the commissions) is lost, so the fill comes from look-ups;
+    # the first two readable answers of ``path`` are garbled (a GET of the order: after the look before sending).
+    server.inject(Fault(path=ORDER, method="POST", action="drop", when="after"),
+                  Fault(path=path, method="GET", action="mangle", callback=garble, times=2, skip=1 if path == ORDER else 0))
+    recorder = Recorder()
+    bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.LONG}), recorder=recorder)
+    reports = run(bot, 3)
+    assert not server.faults, "the garbled answers were asked for"
+    [entry] = entries(server)
+    [fill] = [f for f in recorder.fills if f.client_order_id == entry["clientOrderId"]]
+    assert fill.amount == pytest.approx(0.002 - 0.000002)  # the commission, paid in BTC, deducted
+    assert fill.price == pytest.approx(float(entry["fills"][0]["price"]))
+    assert [o.price for r in reports for o in r.orders] in ([None], [pytest.approx(fill.price)])
+    position = bot.state.positions["BTC/USDT"]
+    assert position.amount == pytest.approx(fill.amount) and position.entry_price == pytest.approx(fill.price)
+
+
+@pytest.mark.parametrize("path, garble", [
+    ("/api/v3/ticker/24hr", lambda t: dict(t, lastPrice="1e30")),
+    ("/api/v3/depth", lambda d: dict(d, bids=[["60000", "1"]])),  # a crossed book
+], ids=["ticker-absurd", "book-crossed"])
+def test_market_answers_that_disagree_give_no_snapshot_and_no_trade(tmp_path, server, monkeypatch, path, garble, caplog):
+    """Found by the answer fuzz: a close was once sent on a ticker price of 1e30."""
+    keys(monkeypatch)
+    server.inject(Fault(path=path, method="GET", action="mangle", callback=garble))
+    bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.LONG}))
+    reports = run(bot, 2)
+    assert [len(r.orders) for r in reports] == [0, 1]  # the next, clean cycle trades
+    assert "the answers disagree" in caplog.text
+
+
+def test_a_fill_far_from_a_wrong_sent_price_is_believed_once_its_trades_agree(tmp_path, server, monkeypatch):
+    """The other side of the check above: when the price an order was sent at was itself wrong
+    (here ticker and order book agree on ten times the price), the real fill must not wait forever."""
+    keys(monkeypatch)
+    ideas, recorder = Ideas({"BTC/USDT": Action.LONG}), Recorder()
+    bot = binance_bot(tmp_path / "state", server, ideas=ideas, recorder=recorder)
+
+    def tenfold(i):
+        if i == 0:  # the long is open: close it (spot SHORT) on prices ten times too high
+            ideas.wanted["BTC/USDT"] = Action.SHORT
+            server.inject(Fault(path="/api/v3/ticker/24hr", method="GET", action="mangle", callback=lambda t: dict(t, lastPrice="500000")),
+                          Fault(path="/api/v3/depth", method="GET", action="mangle",
+                                callback=lambda d: dict(d, bids=[["499999", "1"]], asks=[["500001", "1"]])))
+
+    reports = run(bot, 3, tenfold)
+    [close] = [o for o in server.filled_orders("BTCUSDT") if o["side"] == "SELL"]
+    [fill] = [f for f in recorder.fills if f.client_order_id == close["clientOrderId"]]
+    assert bot.state.trades[-1].exit_price == pytest.approx(fill.price) == pytest.approx(50000, rel=0.01)
+    # cycle 1 hears the entry's fill and sends the close; cycle 2 doubts its fill, asks its trades, believes it
+    assert [[f.purpose for f in r.fills] for r in reports[1:]] == [["open"], ["close"]]
+    assert "BTC/USDT" not in bot.state.positions
+
+
 def test_a_429_backs_off_for_retry_after_and_the_bot_recovers(tmp_path, monkeypatch):
     keys(monkeypatch)
     with BinanceTestServer(window_seconds=1, weight_limit=400, ban_after_429s=5) as server:

@@ -189,7 +189,7 @@ class Trader:
                 "symbol": intent.symbol, "role": "close" if closing else "entry", "purpose": intent.purpose,
                 "side": intent.side.value, "amount": amount, "status": "sending", "reported": False,
                 "stop_loss": intent.stop_loss, "take_profit": intent.take_profit, "reason": intent.reason or "signal",
-                "intent_id": intent.id,
+                "intent_id": intent.id, "price": intent.reference_price,
             }
             try:
                 placed = await self.place(
@@ -205,14 +205,16 @@ class Trader:
                     book["orders"].pop(intent.client_order_id, None)
                 raise
             status = self._status(placed)
-            if not self.futures and status == "filled" and not placed.get("fees") and placed.get("id"):
-                # found by a look-up, not placed now: only the order's trades tell the commission
-                trades = await self.ex.fetch_order_trades(str(placed["id"]), ccxt_symbol)
-                placed = dict(placed, fees=[dict(t["fee"]) for t in trades if t.get("fee")])
+            if not self.futures and status == "filled":
+                try:
+                    placed = dict(placed, fees=await self._commissions(ccxt_symbol, intent.client_order_id, placed))
+                except GarbledAnswer as exc:  # asked for again when the fill is synced
+                    log.warning("binance: %s", exc)
+                    placed = dict(placed, fees=[])
             record = book["orders"][intent.client_order_id]
             record["status"], record["id"] = status, str(placed.get("id"))
             if placed.get("fees"):  # only the placing answer lists the fills' commissions (a later query has none)
-                record["fees"] = [dict(fee) for fee in placed["fees"] if fee]
+                record["fees"] = placed["fees"]
             if status == "filled" and not closing:
                 await self.protect(ctx, intent.client_order_id, placed)
             return self._order(ctx, intent, placed, amount, status, "")
@@ -253,10 +255,13 @@ class Trader:
         book["margin"][ccxt_symbol] = wanted
 
     def _order(self, ctx: Any, intent: OrderIntent, placed: dict | None, amount: float, status: str, reason: str) -> Order:
+        average = (placed or {}).get("average") or None
+        if average and not intent.reference_price / 5 <= average <= intent.reference_price * 5:
+            average = None  # a garbled answer (see _fill_problem): the fill, once readable, tells the price
         return Order(
             id=str((placed or {}).get("id") or intent.client_order_id), client_order_id=intent.client_order_id, intent_id=intent.id,
             symbol=intent.symbol, side=intent.side, purpose=intent.purpose, type="market", amount=amount,
-            price=(placed or {}).get("average") or None, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
+            price=average, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
             status=status if status in ("new", "open", "filled", "canceled", "rejected") else "open",
             created_at=ctx.now(), reason=reason,
         )
@@ -296,7 +301,7 @@ class Trader:
                         params = {key: value, "reduceOnly": True, "clientOrderId": coid}
                         await self.place(ccxt_symbol, coid, lambda p=params: self.ex.create_order(ccxt_symbol, "market", closing_side, amount, None, dict(p)),
                                          trigger=True, symbol=symbol)
-                        self._track(book, coid, symbol, role, closing_side, amount, trigger=True)
+                        self._track(book, coid, symbol, role, closing_side, amount, value, trigger=True)
                         protection["legs"][role] = coid
                 elif sl is not None and tp is not None and self.config.use_oco and self._oco_allowed(ccxt_symbol):
                     try:
@@ -304,7 +309,7 @@ class Trader:
                         protection["mode"] = "oco"
                         for role in ("sl", "tp"):
                             coid = f"{entry_coid}-{role}"
-                            self._track(book, coid, symbol, role, closing_side, amount)
+                            self._track(book, coid, symbol, role, closing_side, amount, sl if role == "sl" else tp)
                             protection["legs"][role] = coid
                     except Exception as exc:
                         if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
@@ -357,7 +362,7 @@ class Trader:
             coid = f"{entry_coid}-sl"
             params = {"stopLossPrice": sl, "clientOrderId": coid}
             await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", side, amount, None, dict(params)), symbol=symbol)
-            self._track(book, coid, symbol, "sl", side, amount)
+            self._track(book, coid, symbol, "sl", side, amount, sl)
             protection["legs"]["sl"] = coid
         if tp is not None:
             coid = f"{entry_coid}-tp"
@@ -370,13 +375,13 @@ class Trader:
                 protection["watch_tp"] = tp
                 log.warning("binance: take-profit limit for %s refused (%s); watching %s itself", symbol, exc, tp)
                 return
-            self._track(book, coid, symbol, "tp", side, amount)
+            self._track(book, coid, symbol, "tp", side, amount, tp)
             protection["legs"]["tp"] = coid
 
     @staticmethod
-    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, trigger: bool = False) -> None:
+    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, price: float, trigger: bool = False) -> None:
         book["orders"][coid] = {"symbol": symbol, "role": role, "purpose": "close", "side": side, "amount": amount,
-                                "status": "open", "reported": False, "trigger": trigger}
+                                "price": price, "status": "open", "reported": False, "trigger": trigger}
 
     async def cancel_protection(self, ctx: Any, symbol: str) -> None:
         """Cancel a position's stop-loss and take-profit before closing it (a stop must not fire after)."""
@@ -456,11 +461,18 @@ class Trader:
         if float(fill_order.get("filled") or 0) <= 0:
             record["status"] = status
             return self._ended(ctx, coid, record, "canceled", f"{status} on the exchange") if status != "open" else None
-        if not self.futures and not record.get("fees") and not fill_order.get("fees") and fill_order.get("id"):
-            with priority(Priority.NORMAL):  # found by a look-up: only the order's trades tell the commission
-                trades = await self.ex.fetch_order_trades(str(fill_order["id"]), ccxt_symbol)
-            record["fees"] = [dict(t["fee"]) for t in trades if t.get("fee")]
-        fill = self._fill(coid, record, fill_order)
+        if not self.futures and not record.get("fees"):
+            with priority(Priority.NORMAL):
+                record["fees"] = await self._commissions(ccxt_symbol, coid, fill_order)
+        try:
+            fill: Fill | None = self._fill(coid, record, fill_order)
+        except ValueError:  # pydantic's ValidationError: a non-positive amount, say, after a garbled fee
+            fill = None
+        problem = self._fill_problem(record, fill)
+        if problem:
+            record.pop("fees", None)  # asked for again next time
+            raise GarbledAnswer(f"order {coid}: {problem}")
+        await self._check_far_fill(ccxt_symbol, coid, record, fill_order, fill)
         record["status"], record["reported"] = status, True
         try:  # from here on the fill is reported whatever happens
             if record["role"] == "entry" and record["symbol"] not in book["protection"]:
@@ -490,13 +502,60 @@ class Trader:
             return readable(await self.ex.fetch_order(str(actual), ccxt_symbol), None)
         return algo
 
+    async def _commissions(self, ccxt_symbol: str, coid: str, order: dict) -> list[dict]:
+        """The commissions of a filled spot order: from the placing answer, else from the order's
+        trades (a looked-up order lists none). Spot buyers pay them in the asset bought, so a
+        commission lost to a garbled answer would misstate the position: ``GarbledAnswer`` unless
+        every commission is in an asset the exchange lists, of a finite cost, and the trades add
+        up to the fill."""
+        fees = order.get("fees")
+        if not fees:
+            trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
+            amounts = [t.get("amount") for t in trades] if isinstance(trades, list) and all(isinstance(t, dict) for t in trades) else [None]
+            if not all(_number(a) for a in amounts) or not math.isclose(sum(amounts), float(order.get("filled") or 0), rel_tol=1e-6):
+                raise GarbledAnswer(f"order {coid}: its trades do not add up to its fill of {order.get('filled')}")
+            fees = [t.get("fee") for t in trades]
+        known = self.ex.currencies or {}
+        if not all(isinstance(f, dict) and f.get("currency") in known and _number(f.get("cost")) and f["cost"] >= 0 for f in fees):
+            raise GarbledAnswer(f"order {coid}: a commission is unreadable: {fees!r}")
+        return [dict(f) for f in fees]
+
+    @staticmethod
+    def _fill_problem(record: dict, fill: Fill | None) -> str:
+        """Why a fill cannot be what the exchange did, or "": unreadable, more than was ordered, or
+        a commission above 1% of its value."""
+        if fill is None:
+            return "the fill is unreadable"
+        if fill.amount > record["amount"] * 1.001:
+            return f"filled {fill.amount:g} of an order of {record['amount']:g}"
+        if fill.fee > fill.amount * fill.price * 0.01:
+            return f"a commission of {fill.fee:g} on {fill.amount * fill.price:g}"
+        return ""
+
+    async def _check_far_fill(self, ccxt_symbol: str, coid: str, record: dict, order: dict, fill: Fill) -> None:
+        """A fill more than five times away from the price its order was sent at (far outside the
+        price bands Binance lets any order trade in) is most likely a garbled answer; but the price
+        it was sent at may have been the wrong one, so another endpoint decides: the fill is
+        believed if the order's trades average the same price, else ``GarbledAnswer``."""
+        sent = record.get("price")
+        if not sent or sent / 5 <= fill.price <= sent * 5:
+            return
+        with priority(Priority.NORMAL):
+            trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
+        pairs = [(t.get("price"), t.get("amount")) for t in trades if isinstance(t, dict)] if isinstance(trades, list) else []
+        size = sum(a for p, a in pairs if _number(p) and _number(a))
+        average = sum(p * a for p, a in pairs if _number(p) and _number(a)) / size if size > 0 else None
+        if average is None or not math.isclose(average, fill.price, rel_tol=1e-3):
+            raise GarbledAnswer(f"order {coid}: filled at {fill.price:g}, sent at {sent:g}, its trades say {average}")
+        log.warning("binance: order %s filled at %g, sent at %g: its trades confirm it", coid, fill.price, sent)
+
     def _fill(self, coid: str, record: dict, order: dict) -> Fill:
         symbol = record["symbol"]
         market = self.market(symbol)
         filled = float(order.get("filled") or 0)
         price = float(order.get("average") or order.get("price") or 0) or float((order.get("info") or {}).get("actualPrice") or 0)
         amount, fee = filled, 0.0
-        fees = order.get("fees") or ([order["fee"]] if order.get("fee") else []) or record.get("fees") or []
+        fees = record.get("fees") or order.get("fees") or ([order["fee"]] if order.get("fee") else [])
         known = False
         for item in fees:
             if not item or item.get("cost") is None:
@@ -560,7 +619,7 @@ class Trader:
             with priority(Priority.CRITICAL):
                 await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", protection["side"], amount, None, {"clientOrderId": coid}),
                                  symbol=symbol)
-            self._track(book, coid, symbol, "tp", protection["side"], amount)
+            self._track(book, coid, symbol, "tp", protection["side"], amount, price)
 
     async def _retry_protection(self, ctx: Any) -> None:
         book = self.book(ctx)

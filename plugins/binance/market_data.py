@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -38,6 +39,26 @@ def to_candles(rows: list[list], timeframe: str) -> Candles:
         timestamp=[int(r[0]) for r in rows], open=[float(r[1]) for r in rows], high=[float(r[2]) for r in rows],
         low=[float(r[3]) for r in rows], close=[float(r[4]) for r in rows], volume=[float(r[5] or 0) for r in rows],
     )
+
+
+def disagreement(price: float, bid: float | None, ask: float | None, last_close: float | None) -> str:
+    """Why a snapshot's prices cannot all be true, or "": the ticker's last price, the order book's
+    top and the last candle come from separate answers, so one garbled answer shows as a
+    disagreement. The last price must lie within 2% of the book (a crossed or non-positive book is
+    itself garbled); without a book, within 20% of the last closed candle."""
+    def sane(value: float | None) -> bool:
+        return value is not None and math.isfinite(value) and value > 0
+
+    if not sane(price):
+        return f"last price {price}"
+    if bid is not None or ask is not None:
+        if not (sane(bid) and sane(ask) and bid <= ask):
+            return f"order book top {bid} / {ask}"
+        if not bid * 0.98 <= price <= ask * 1.02:
+            return f"last price {price:g} outside the order book's {bid:g} / {ask:g}"
+    elif sane(last_close) and not 0.8 <= price / last_close <= 1.25:
+        return f"last price {price:g} against the last close {last_close:g}"
+    return ""
 
 
 class MarketData:
@@ -85,6 +106,9 @@ class MarketData:
         price = float(ticker.get("last") or ticker.get("close") or (candles.close[-1] if candles.close else 0))
         bid = float(book["bids"][0][0]) if book.get("bids") else ticker.get("bid")
         ask = float(book["asks"][0][0]) if book.get("asks") else ticker.get("ask")
+        problem = disagreement(price, bid, ask, candles.close[-1] if candles.close else None)
+        if problem:
+            raise ValueError(f"the answers disagree: {problem}")
         extras: dict[str, Any] = {"data": "binance", "market": self.market_type}
         if bid and ask:
             extras["spread"] = ask - bid
