@@ -502,6 +502,16 @@ class Trader:
             return readable(await self.ex.fetch_order(str(actual), ccxt_symbol), None)
         return algo
 
+    async def _trades(self, ccxt_symbol: str, coid: str, order: dict) -> list[dict]:
+        """The order's trades, each with a finite positive price and amount, adding up to its fill;
+        otherwise ``GarbledAnswer``."""
+        trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
+        sane = isinstance(trades, list) and trades and all(
+            isinstance(t, dict) and all(_number(t.get(k)) and t[k] > 0 for k in ("price", "amount")) for t in trades)
+        if not sane or not math.isclose(sum(t["amount"] for t in trades), float(order.get("filled") or 0), rel_tol=1e-6):
+            raise GarbledAnswer(f"order {coid}: its trades do not add up to its fill of {order.get('filled')}")
+        return trades
+
     async def _commissions(self, ccxt_symbol: str, coid: str, order: dict) -> list[dict]:
         """The commissions of a filled spot order: from the placing answer, else from the order's
         trades (a looked-up order lists none). Spot buyers pay them in the asset bought, so a
@@ -510,10 +520,7 @@ class Trader:
         up to the fill."""
         fees = order.get("fees")
         if not fees:
-            trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
-            amounts = [t.get("amount") for t in trades] if isinstance(trades, list) and all(isinstance(t, dict) for t in trades) else [None]
-            if not all(_number(a) for a in amounts) or not math.isclose(sum(amounts), float(order.get("filled") or 0), rel_tol=1e-6):
-                raise GarbledAnswer(f"order {coid}: its trades do not add up to its fill of {order.get('filled')}")
+            trades = await self._trades(ccxt_symbol, coid, order)
             fees = [t.get("fee") for t in trades]
         known = self.ex.currencies or {}
         if not all(isinstance(f, dict) and f.get("currency") in known and _number(f.get("cost")) and f["cost"] >= 0 for f in fees):
@@ -541,12 +548,10 @@ class Trader:
         if not sent or sent / 5 <= fill.price <= sent * 5:
             return
         with priority(Priority.NORMAL):
-            trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
-        pairs = [(t.get("price"), t.get("amount")) for t in trades if isinstance(t, dict)] if isinstance(trades, list) else []
-        size = sum(a for p, a in pairs if _number(p) and _number(a))
-        average = sum(p * a for p, a in pairs if _number(p) and _number(a)) / size if size > 0 else None
-        if average is None or not math.isclose(average, fill.price, rel_tol=1e-3):
-            raise GarbledAnswer(f"order {coid}: filled at {fill.price:g}, sent at {sent:g}, its trades say {average}")
+            trades = await self._trades(ccxt_symbol, coid, order)
+        average = sum(t["price"] * t["amount"] for t in trades) / sum(t["amount"] for t in trades)
+        if not math.isclose(average, fill.price, rel_tol=1e-3):
+            raise GarbledAnswer(f"order {coid}: filled at {fill.price:g}, sent at {sent:g}, its trades say {average:g}")
         log.warning("binance: order %s filled at %g, sent at %g: its trades confirm it", coid, fill.price, sent)
 
     def _fill(self, coid: str, record: dict, order: dict) -> Fill:
