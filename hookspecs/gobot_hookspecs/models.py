@@ -110,6 +110,11 @@ class MarketSnapshot(_Model):
         description="funding rate, open interest, ...; 'min_notional': the market's smallest order notional, "
         "quote currency (exchange plugins fill it in; risk_limits vetoes smaller orders)",
     )
+    missing: list[str] = Field(
+        default_factory=list,
+        description="what could not be fetched this cycle, e.g. 'order_book', 'funding_rate', 'open_interest': "
+        "the snapshot carries everything else; a check that needs a missing field fails closed",
+    )
 
 
 class Signal(_Model):

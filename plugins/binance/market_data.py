@@ -5,7 +5,9 @@ candles, the 24 h ticker, the top of the order book and, on futures, the funding
 interest — each through the read-through cache, so a second plugin asking the same thing within
 its TTL costs no request. The snapshot's ``extras`` carry the spread, the funding rate, the open
 interest and the market's trading rules (``min_notional``, ``min_amount``, ``amount_step``,
-``price_step``), which sizers and risk checks may read.
+``price_step``), which sizers and risk checks may read. Without candles or a ticker a symbol has no
+snapshot this cycle; an order book, funding rate or open interest that could not be fetched is
+named in the snapshot's ``missing`` instead, and only the checks that need it fail closed.
 """
 
 from __future__ import annotations
@@ -90,19 +92,39 @@ class MarketData:
         return snapshots
 
     async def _snapshot(self, ctx: Any, symbol: str) -> MarketSnapshot:
+        """One symbol's snapshot. The candles and the ticker (the price) are required: without them
+        the symbol raises and is left out. The order book, the funding rate and the open interest
+        are not: one that fails is named in ``missing`` and the snapshot carries the rest."""
         c = self.config
         sym = self.symbols[symbol]
-        wanted = [
+        required = [
             self.candles(ctx, symbol, c.timeframe, c.lookback_candles),
             self._cached(("ticker", sym), c.ttl_ticker, lambda: self.ex.fetch_ticker(sym)),
-            self._cached(("book", sym, c.order_book_depth), c.ttl_order_book, lambda: self.ex.fetch_order_book(sym, c.order_book_depth)),
         ]
+        optional = {"order_book": self._cached(("book", sym, c.order_book_depth), c.ttl_order_book,
+                                               lambda: self.ex.fetch_order_book(sym, c.order_book_depth))}
         if self.market_type == "futures":
-            wanted.append(self._cached(("funding", sym), c.ttl_funding, lambda: self.ex.fetch_funding_rate(sym)))
-            wanted.append(self._cached(("oi", sym), c.ttl_open_interest, lambda: self.ex.fetch_open_interest(sym)))
+            optional["funding_rate"] = self._cached(("funding", sym), c.ttl_funding, lambda: self.ex.fetch_funding_rate(sym))
+            optional["open_interest"] = self._cached(("oi", sym), c.ttl_open_interest, lambda: self.ex.fetch_open_interest(sym))
         with priority(Priority.LOW):
-            answers = await asyncio.gather(*wanted)
-        candles, ticker, book = answers[:3]
+            answers = await asyncio.gather(*required, *optional.values(), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, Exception):
+                raise answer  # cancelled: not a missing answer
+        candles, ticker = answers[:2]
+        for answer in (candles, ticker):
+            if isinstance(answer, Exception):
+                raise answer
+        got: dict[str, Any] = {}
+        missing: list[str] = []
+        for name, answer in zip(optional, answers[2:]):
+            if isinstance(answer, Exception):
+                log.warning("binance: %s %s missing this cycle (checks that need it fail closed): %s: %s",
+                            symbol, name, type(answer).__name__, redact(str(answer)))
+                missing.append(name)
+            else:
+                got[name] = answer
+        book = got.get("order_book") or {}
         price = float(ticker.get("last") or ticker.get("close") or (candles.close[-1] if candles.close else 0))
         bid = float(book["bids"][0][0]) if book.get("bids") else ticker.get("bid")
         ask = float(book["asks"][0][0]) if book.get("asks") else ticker.get("ask")
@@ -115,17 +137,18 @@ class MarketData:
             extras["spread_pct"] = (ask - bid) / ((ask + bid) / 2) * 100
         if ticker.get("baseVolume") is not None:
             extras["volume_24h_base"] = float(ticker["baseVolume"])
-        if self.market_type == "futures":
-            funding, interest = answers[3], answers[4]
-            extras["funding_rate"] = funding.get("fundingRate")
-            extras["next_funding_time"] = funding.get("fundingTimestamp")
-            amount = interest.get("openInterestAmount")
+        if "funding_rate" in got:
+            extras["funding_rate"] = got["funding_rate"].get("fundingRate")
+            extras["next_funding_time"] = got["funding_rate"].get("fundingTimestamp")
+        if "open_interest" in got:
+            amount = got["open_interest"].get("openInterestAmount")
             extras["open_interest"] = amount
-            extras["open_interest_value"] = interest.get("openInterestValue") or (float(amount) * price if amount else None)
+            extras["open_interest_value"] = got["open_interest"].get("openInterestValue") or (float(amount) * price if amount else None)
         extras.update(self.rules(symbol))
         return MarketSnapshot(
             symbol=symbol, time=ctx.now(), price=price, candles=candles, bid=bid, ask=ask,
             volume_24h=float(ticker["quoteVolume"]) if ticker.get("quoteVolume") is not None else None, extras=extras,
+            missing=missing,
         )
 
     def rules(self, symbol: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 - per order: signal confidence, reward/risk, position size (``[trading] max_position_usd``), the
   market's minimum notional (``MarketSnapshot.extras["min_notional"]``: vetoed, never upsized),
-  total exposure (open positions + pending orders + this one), one position per symbol;
+  total exposure (open positions + pending orders + this one), one position per symbol, and (off by
+  default) the bid/ask spread, which needs this cycle's order book: a snapshot that names
+  ``order_book`` in ``missing`` is a veto (fail closed), other checks do not need it;
 - per day and week, in the configured time zone: positions opened, and loss limits (equity now
   against the day's / week's first look, so realised + unrealised) that block new trades for the
   rest of the day / week once reached;
@@ -43,6 +45,10 @@ class RiskLimitsConfig(BaseModel):
     min_confidence_threshold: float = Field(0.75, ge=0, le=1, description="lowest confidence that may trade, 0-1")
     min_reward_risk: float = Field(
         2.0, ge=0, description="least take-profit distance divided by stop distance of a new position; 0 = off"
+    )
+    max_spread_pct: float = Field(
+        0.0, ge=0, description="widest bid/ask spread that may open a position, % of the mid price; needs the cycle's "
+        "order book (a missing one is a veto); 0 = off",
     )
     max_total_exposure_usd: float = Field(
         30.0, gt=0, description="largest total notional: open positions + pending orders + the new one, USD"
@@ -255,6 +261,8 @@ class RiskLimits:
         minimum = _min_notional(ctx, intent.symbol)
         if minimum is not None and intent.notional_usd < minimum - EPSILON:
             reasons.append(f"notional {intent.notional_usd:.2f} USD below the market's minimum {minimum:g} USD (not upsized)")
+        if config.max_spread_pct > 0:
+            reasons += _spread_check(ctx, config, intent.symbol)
         return reasons
 
     def _account_checks(self, ctx, config: RiskLimitsConfig, state: dict, intent, losses: dict) -> list[str]:
@@ -438,6 +446,8 @@ class RiskLimits:
             RiskCounter(name="confidence", limit=config.min_confidence_threshold, note="checked per order (minimum)"),
             RiskCounter(name="reward/risk", limit=config.min_reward_risk or None, note="checked per order (minimum)"),
             RiskCounter(name="position size", limit=ctx.config.trading.max_position_usd, unit="USD", note="checked per order"),
+            RiskCounter(name="bid/ask spread", limit=config.max_spread_pct or None, unit="%",
+                        note="checked per order against the cycle's order book"),
             RiskCounter(name="correlation with open positions", limit=config.max_correlation if config.max_correlation < 1 else None,
                         note="checked per order"),
         ]
@@ -466,10 +476,30 @@ class RiskLimits:
         return "lifted the " + " and the ".join(cleared)
 
 
+def _snapshot(ctx, symbol: str):
+    """This cycle's market snapshot of ``symbol``, or None."""
+    return next((snap for snap in ctx.snapshots if snap.symbol == symbol), None)
+
+
 def _min_notional(ctx, symbol: str) -> float | None:
     """The market's minimum order notional, when the market-data plugin reports one."""
-    for snap in ctx.snapshots:
-        if snap.symbol == symbol:
-            value = snap.extras.get("min_notional")
-            return float(value) if isinstance(value, (int, float)) and value > 0 else None
-    return None
+    snap = _snapshot(ctx, symbol)
+    value = snap.extras.get("min_notional") if snap is not None else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _spread_check(ctx, config: RiskLimitsConfig, symbol: str) -> list[str]:
+    """The bid/ask spread against ``max_spread_pct``; without this cycle's order book it is unknown: a veto."""
+    off = "fail closed; max_spread_pct = 0 turns this check off"
+    snap = _snapshot(ctx, symbol)
+    if snap is None:
+        return [f"spread unknown: no market snapshot of {symbol} this cycle ({off})"]
+    if "order_book" in snap.missing:
+        return [f"spread unknown: the order book of {symbol} is missing this cycle (could not be fetched; {off})"]
+    bid, ask = snap.bid, snap.ask
+    if bid is None or ask is None or not 0 < bid <= ask:
+        return [f"spread unknown: no bid/ask quote for {symbol} ({off})"]
+    spread = (ask - bid) / ((ask + bid) / 2) * 100
+    if spread > config.max_spread_pct + EPSILON:
+        return [f"spread {spread:.3f}% on {symbol} above max_spread_pct {config.max_spread_pct:g}"]
+    return []
