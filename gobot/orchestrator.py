@@ -19,7 +19,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel
 
@@ -133,8 +133,10 @@ class Bot:
             self._carry_over_account(self.previous_run)
         else:
             self.carried, self.previous_run = {}, None
-        #: where orders go: "paper", "live", or what an exchange plugin names (gobot_environment)
-        self.environment = (self.hooks.first_sync("gobot_environment", ctx=self.ctx) or "live") if live else "paper"
+        #: where orders go: what the exchange plugin names (gobot_environment: "testnet", "live"), else "live"
+        #: with --live and "paper" without; without --live a run is never called "live"
+        named = self.hooks.first_sync("gobot_environment", ctx=self.ctx)
+        self.environment = (named or "live") if live else (named if named and named != "live" else "paper")
         self.stop_requested = False
         self.close_requests: list[tuple[str, list[str] | None]] = []  # (reason, symbols or None = all)
         self.cycle_approved: list[OrderIntent] = []  # open intents approved in this cycle (ctx.pending_intents)
@@ -186,7 +188,8 @@ class Bot:
             state.plugin_state.setdefault(name, copy.deepcopy(data))
 
     def _on_failure(self, failure: HookFailure) -> None:
-        log.error("%s", failure)
+        # A start-up failure is raised as one PluginError that the CLI prints: not a second line on the terminal.
+        log.log(logging.INFO if failure.hook == "gobot_startup" else logging.ERROR, "%s", failure)
         self.failures.append(failure)
 
     # -- services used by Context ---------------------------------------------------------------
@@ -208,10 +211,13 @@ class Bot:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def startup(self) -> None:
+    async def startup(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start every plugin; ``on_started()`` (the CLI's start line) runs once they all did, before the alerts."""
         self.ctx.paused = self.store.paused
         for impl_failure in await self.hooks.notify("gobot_startup", ctx=self.ctx):
             raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
+        if on_started is not None:
+            on_started()
         mode = self.environment
         what = f"resuming run {self.state.run_id} after cycle {self.resumed_from}" if self.resumed_from is not None else f"run {self.state.run_id} started"
         if self.previous_run is not None and self.state.positions:

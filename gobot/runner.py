@@ -13,10 +13,11 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Callable
 
 from gobot_hookspecs import Alert, Severity
 
-from .errors import StartRefused
+from .errors import PluginError, StartRefused
 from .orchestrator import Bot, CycleAbandoned
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ class RunOutcome:
 
 
 class Runner:
-    def __init__(self, bot: Bot, max_iterations: int | None = None):
+    def __init__(self, bot: Bot, max_iterations: int | None = None, on_started: Callable[[], None] | None = None):
+        """``on_started()`` is called once every plugin started, before the first cycle (see ``Bot.startup``)."""
         self.bot = bot
+        self.on_started = on_started
         self.max_iterations = bot.settings.orchestrator.max_iterations if max_iterations is None else max_iterations
         self.cycles_run = 0
         self.outcome: RunOutcome | None = None
@@ -116,8 +119,14 @@ class Runner:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, f"stopped by {sig.name}")
         heartbeat = asyncio.create_task(self._heartbeat())
+        refused: PluginError | None = None  # a plugin would not start: the run never began
         try:
-            await bot.startup()
+            try:
+                await bot.startup(self.on_started)
+            except PluginError as exc:
+                if exc.hook == "gobot_startup":
+                    refused = exc
+                raise
             if bot.clock.simulated:
                 while self.outcome is None:
                     await self._one_cycle()
@@ -125,7 +134,8 @@ class Runner:
             else:
                 await self._scheduled()
         except Exception as exc:  # a crash is reported (CRITICAL run_stopped), then re-raised
-            self._end(f"crashed: {type(exc).__name__}: {exc}", finished=False)
+            if refused is None:
+                self._end(f"crashed: {type(exc).__name__}: {exc}", finished=False)
             raise
         finally:
             heartbeat.cancel()
@@ -133,20 +143,39 @@ class Runner:
                 loop.remove_signal_handler(sig)
             async with self._cycle_lock:  # a cycle in flight finishes (or abandons) first
                 pass
-            outcome = self.outcome or RunOutcome("stopped", False, self.cycles_run)
-            outcome.cycles_run = self.cycles_run
-            # Every completed cycle was persisted at its end; an abandoned one is deliberately not.
-            if outcome.finished:
-                bot.finish(outcome.reason)
-                bot.ctx.alert(Alert(kind="run_completed", title=f"Run complete: {outcome.reason}", severity=Severity.INFO))
-            if "kill switch" in outcome.reason:
-                bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL))
-            try:
-                await bot.shutdown(outcome.reason)
-            finally:
-                bot.store.beat(bot.state, stopped=outcome.reason)  # `gobot watchdog`: a goodbye, not a silence
-                bot.store.release_run_lock()
-        return outcome
+            if refused is not None:
+                await self._refused(refused)
+            else:
+                await self._wind_up()
+        return self.outcome
+
+    async def _wind_up(self) -> None:
+        """The run ended (or crashed): record how, say goodbye to the plugins and the watchdog."""
+        bot = self.bot
+        outcome = self.outcome = self.outcome or RunOutcome("stopped", False, self.cycles_run)
+        outcome.cycles_run = self.cycles_run
+        # Every completed cycle was persisted at its end; an abandoned one is deliberately not.
+        if outcome.finished:
+            bot.finish(outcome.reason)
+            bot.ctx.alert(Alert(kind="run_completed", title=f"Run complete: {outcome.reason}", severity=Severity.INFO))
+        if "kill switch" in outcome.reason:
+            bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL))
+        try:
+            await bot.shutdown(outcome.reason)
+        finally:
+            bot.store.beat(bot.state, stopped=outcome.reason)  # `gobot watchdog`: a goodbye, not a silence
+            bot.store.release_run_lock()
+
+    async def _refused(self, refused: PluginError) -> None:
+        """A plugin would not start. Not a crash: nothing ran and nothing was announced, so there is
+        no run_stopped alert, and the CLI prints the refusal once. The plugins that did start close
+        what they opened; the heartbeat is not marked stopped, so a watchdog sees a bot that is not running."""
+        bot = self.bot
+        bot.audit("start_refused", plugin=refused.plugin, reason=str(refused))
+        try:
+            await bot.close_session()
+        finally:
+            bot.store.release_run_lock()
 
     async def _poll_kill_switch(self) -> None:
         """Between scheduled cycles: end on the kill switch, or run a close-out cycle right away."""

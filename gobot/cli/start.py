@@ -20,7 +20,8 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 @click.option("--disable", multiple=True, metavar="NAME", help="Disable a plugin for this run (repeatable).")
 @click.option("--max-iterations", type=click.IntRange(min=0), default=None, help="Cycles to run (0 = no limit); default from config.")
 @click.option("--paper/--live", "paper", default=True, show_default=True,
-              help="Paper trades with simulated fills; --live sends real orders (needs keys in the environment and a risk plugin).")
+              help="--paper (the default) never risks real money: simulated fills, or an exchange plugin's testnet "
+              "(the start line says which); --live sends real orders (needs keys in the environment and a risk plugin).")
 @click.option("--fresh", is_flag=True, help="Start a new run instead of resuming an unfinished one (the old state is archived; "
               "on the wall clock open positions and working orders carry over).")
 @click.option("--skip-validation", is_flag=True,
@@ -69,11 +70,15 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     bot = Bot(settings, plugin_set, live=live, fresh=fresh)
     if live:
         _go_live_gate(bot, skip_validation)
-    if bot.resumed_from is not None:
-        click.echo(f"Resuming run {bot.state.run_id} after cycle {bot.resumed_from}.")
-    else:
-        click.echo(f"Run {bot.state.run_id}: {'LIVE' if live else 'paper'} mode, plugins: {', '.join(plugin_set.enabled)}")
-    runner = Runner(bot, max_iterations)
+    mode = bot.environment.upper() if bot.environment == "live" else bot.environment  # paper, testnet or LIVE
+
+    def started() -> None:  # once every plugin started: a refusal prints its one line instead
+        if bot.resumed_from is not None:
+            click.echo(f"Resuming run {bot.state.run_id} ({mode} mode) after cycle {bot.resumed_from}.")
+        else:
+            click.echo(f"Run {bot.state.run_id}: {mode} mode, plugins: {', '.join(plugin_set.enabled)}")
+
+    runner = Runner(bot, max_iterations, on_started=started)
     outcome = asyncio.run(_serve_and_run(runner, settings.server) if serve else runner.run())
     print_run_summary(bot.state, outcome.reason, table=not quiet)
 

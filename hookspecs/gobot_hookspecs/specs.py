@@ -118,16 +118,18 @@ def gobot_rate_limit_policy(ctx: BotContext) -> RateLimitPolicy | None:
 
 @hookspec(firstresult=True)
 def gobot_environment(ctx: BotContext) -> str | None:
-    """Name the environment a live bot's orders go to, e.g. ``"testnet"``. First non-None answer wins.
+    """Name the environment the bot's orders go to, e.g. ``"testnet"``. First non-None answer wins.
 
-    Called once at start-up in live mode (``gobot start --live``), after the clock and the
-    rate-limit policy, by the exchange plugin that knows (its config says whether it trades on the
-    exchange's test network). The answer is the ``mode`` of the audit log's ``run_started`` event:
-    ``gobot validate`` counts days and trades of ``testnet`` runs, and the go-live gate of
-    ``gobot start --live`` is not applied to them. With no answer a live run's mode is ``live``;
-    a paper run's mode is always ``paper`` (this hook is not called).
+    Called once at start-up in every mode, after the clock and the rate-limit policy, by the
+    exchange plugin that knows (its config says whether it trades on the exchange's test network).
+    The answer is the mode ``gobot start`` prints, the ``run_started`` alert names and the audit
+    log's ``run_started`` event records: ``gobot validate`` counts days and trades of ``testnet``
+    runs, and the go-live gate of ``gobot start --live`` is not applied to them. With no answer the
+    mode is ``live`` with ``--live`` and ``paper`` without; without ``--live`` an answer of
+    ``"live"`` counts as ``paper`` (a plugin that would send real orders refuses to start then).
 
-    :return: ``"testnet"`` (or another name of a non-production environment), ``"live"``, or None.
+    :return: ``"testnet"`` (or another name of a non-production environment), ``"live"``, or None
+        (also when the ``paper`` simulator fills the orders).
     """
 
 
