@@ -10,6 +10,10 @@ from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
 
 from .state import BotState
 
+#: A close fill this much smaller than the position closes only part of it (below: all of it,
+#: so lot-step rounding and a spot buyer's commission never leave a crumb of a position open).
+PARTIAL_TOLERANCE = 0.02
+
 
 class Portfolio:
     def __init__(self, state: BotState):
@@ -78,10 +82,20 @@ class Portfolio:
         return None
 
     def _close(self, position: Position, fill: Fill) -> Trade:
+        """Close ``position`` by ``fill``; a fill for less than the position (a partial liquidation,
+        a part closed by hand) closes that part as its own trade and the rest stays open."""
         state = self.state
+        closed = position
+        if fill.amount < position.amount * (1 - PARTIAL_TOLERANCE):
+            share = fill.amount / position.amount
+            closed = position.model_copy(update={"amount": fill.amount, "entry_fee": position.entry_fee * share})
+            state.positions[fill.symbol] = position.model_copy(update={
+                "amount": position.amount - fill.amount, "entry_fee": position.entry_fee - closed.entry_fee})
+        else:
+            del state.positions[fill.symbol]
+        position = closed
         gross = position.unrealised_pnl(fill.price)
         state.cash += gross - fill.fee
-        del state.positions[fill.symbol]
         trade = Trade(
             symbol=position.symbol,
             direction=position.direction,

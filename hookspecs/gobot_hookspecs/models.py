@@ -225,9 +225,11 @@ class Fill(_Model):
     purpose: Literal["open", "close"]
     amount: float = Field(gt=0)
     price: float = Field(gt=0)
-    fee: float = Field(0.0, ge=0, description="in quote currency")
+    fee: float = Field(0.0, ge=0, description="in quote currency (a commission paid in another asset, converted at the fill's time)")
     time: datetime
     reason: str = "signal"
+    commissions: dict[str, float] = Field(
+        default_factory=dict, description="the commissions as the exchange charged them, in their own assets: {'BNB': 0.0000375}")
 
 
 class Position(_Model):

@@ -54,6 +54,10 @@ class BinanceConfig(BaseModel):
     retry_backoff: float = Field(0.5, ge=0, description="first pause before looking an order up again after a timeout or 5xx, seconds (doubles)")
     max_attempts: int = Field(3, ge=1, le=10, description="sends of one order (each after a look-up) before giving up")
     use_oco: bool = Field(True, description="spot: protect a position with an OCO order list where the market allows it")
+    stop_limit_offset_percent: float = Field(
+        0.5, gt=0, le=10, description="spot markets without STOP_LOSS orders: a STOP_LOSS_LIMIT's limit this far beyond its stop, %")
+    foreign_positions: Literal["alert", "adopt", "ignore"] = Field(
+        "alert", description="a position on the exchange that gobot did not open: alert (once), adopt (book it and protect it) or ignore")
 
     @field_validator("api_url")
     @classmethod

@@ -31,7 +31,7 @@ FINAL = ("filled", "canceled", "rejected", "expired", "not_placed")
 STATUSES = ("open", "closed", "canceled", "expired", "rejected")  # ccxt's
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -51,16 +51,28 @@ def readable(order: Any, coid: str | None) -> dict:
     status, filled = order.get("status"), order.get("filled")
     if status not in STATUSES:
         raise GarbledAnswer(f"order {coid}: unknown status {status!r}")
-    if (status != "open" or filled is not None) and not (_number(filled) and filled >= 0):
+    if (status != "open" or filled is not None) and not (is_number(filled) and filled >= 0):
         raise GarbledAnswer(f"order {coid}: filled amount {filled!r}")
     if info.get("algoId"):  # a triggered conditional order's fill is on the order it created (checked there)
         return order
     if status == "closed" and not filled:
         raise GarbledAnswer(f"order {coid}: filled, but of nothing")  # "closed" means filled in full
     price = order.get("average") or order.get("price")
-    if filled and not (_number(price) and price > 0):
+    if filled and not (is_number(price) and price > 0):
         raise GarbledAnswer(f"order {coid}: filled {filled} at price {price!r}")
     return order
+
+
+def order_from_trades(trades: list[dict], coid: str | None) -> dict:
+    """An order in ccxt's shape made of its trades (from ``fetch_my_trades``): filled, average, fees."""
+    for trade in trades:
+        if not all(is_number(trade.get(k)) and trade[k] > 0 for k in ("price", "amount")):
+            raise GarbledAnswer(f"order {coid}: a trade of {trade.get('amount')!r} at {trade.get('price')!r}")
+    filled = sum(t["amount"] for t in trades)
+    return {"id": str(trades[0].get("order")), "clientOrderId": coid, "status": "closed", "filled": filled,
+            "average": sum(t["price"] * t["amount"] for t in trades) / filled, "timestamp": trades[0].get("timestamp"),
+            "lastTradeTimestamp": trades[-1].get("timestamp"), "fees": [t["fee"] for t in trades if t.get("fee")],
+            "info": {"trades": [t.get("info") for t in trades]}}
 
 
 def _time(ms: int | None) -> datetime:
@@ -77,6 +89,9 @@ class Trader:
         self.symbols = symbols  # core symbol -> ccxt symbol
         self.sleep = asyncio.sleep
         self.clock = time.time
+        from .reconcile import Reconciler
+
+        self.reconciler = Reconciler(self)
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -98,7 +113,7 @@ class Trader:
     def price(self, symbol: str, price: float) -> float:
         return float(self.ex.price_to_precision(self.symbols.get(symbol, symbol), price))
 
-    async def _lookup(self, ccxt_symbol: str, coid: str, *, trigger: bool = False, order_list: bool = False) -> dict | None:
+    async def lookup(self, ccxt_symbol: str, coid: str, *, trigger: bool = False, order_list: bool = False) -> dict | None:
         """The order (or OCO order list) with this client order id, or None if the exchange has none."""
         import ccxt
 
@@ -148,7 +163,7 @@ class Trader:
         errors = 0
         while True:
             try:
-                found = await self._lookup(ccxt_symbol, coid, trigger=trigger, order_list=order_list)
+                found = await self.lookup(ccxt_symbol, coid, trigger=trigger, order_list=order_list)
             except Exception as exc:  # noqa: BLE001 - classified below
                 kind = classify(exc)
                 errors += 1
@@ -205,7 +220,9 @@ class Trader:
                     book["orders"].pop(intent.client_order_id, None)
                 raise
             status = self._status(placed)
-            if not self.futures and status == "filled":
+            if status in ("canceled", "expired") and float(placed.get("filled") or 0) > 0:
+                status = "filled"  # a partial fill (the rest expired in a thin book): what filled is the position
+            if status == "filled":
                 try:
                     placed = dict(placed, fees=await self._commissions(ccxt_symbol, intent.client_order_id, placed))
                 except GarbledAnswer as exc:  # asked for again when the fill is synced
@@ -297,19 +314,21 @@ class Trader:
                     for role, value, key in (("sl", sl, "stopLossPrice"), ("tp", tp, "takeProfitPrice")):
                         if value is None:
                             continue
-                        coid = f"{entry_coid}-{role}"
+                        coid = self.leg_id(book, entry_coid, role)
                         params = {key: value, "reduceOnly": True, "clientOrderId": coid}
-                        await self.place(ccxt_symbol, coid, lambda p=params: self.ex.create_order(ccxt_symbol, "market", closing_side, amount, None, dict(p)),
-                                         trigger=True, symbol=symbol)
-                        self._track(book, coid, symbol, role, closing_side, amount, value, trigger=True)
+                        placed = await self.place(ccxt_symbol, coid, lambda p=params: self.ex.create_order(ccxt_symbol, "market", closing_side, amount, None, dict(p)),
+                                                  trigger=True, symbol=symbol)
+                        self._track(book, coid, symbol, role, closing_side, amount, value, placed, trigger=True)
                         protection["legs"][role] = coid
                 elif sl is not None and tp is not None and self.config.use_oco and self._oco_allowed(ccxt_symbol):
                     try:
-                        await self._place_oco(ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+                        listed = await self._place_oco(book, ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
                         protection["mode"] = "oco"
+                        ids = {o.get("clientOrderId"): o.get("orderId") for o in (listed.get("info") or listed).get("orders") or []
+                               if isinstance(o, dict)}
                         for role in ("sl", "tp"):
-                            coid = f"{entry_coid}-{role}"
-                            self._track(book, coid, symbol, role, closing_side, amount, sl if role == "sl" else tp)
+                            coid = self.leg_id(book, entry_coid, role)
+                            self._track(book, coid, symbol, role, closing_side, amount, sl if role == "sl" else tp, {"id": ids.get(coid)})
                             protection["legs"][role] = coid
                     except Exception as exc:
                         if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
@@ -337,37 +356,65 @@ class Trader:
                 filled -= float(fee["cost"])
         return self.amount(symbol, filled)
 
+    @staticmethod
+    def leg_id(book: dict, entry_coid: str, role: str) -> str:
+        """The client order id of a protective leg: ``<entry>-sl``; ``<entry>-sl2`` once a stop that
+        vanished from the exchange is placed again (a new id: the look-before-send would find the old one)."""
+        generation = book.get("generation", {}).get(entry_coid, 1)
+        return f"{entry_coid}-{role}" + (str(generation) if generation > 1 else "")
+
     def _oco_allowed(self, ccxt_symbol: str) -> bool:
         return bool(self.ex.market(ccxt_symbol).get("info", {}).get("ocoAllowed", True))
 
-    async def _place_oco(self, ccxt_symbol: str, entry_coid: str, side: str, amount: float, sl: float, tp: float, symbol: str) -> None:
+    def _allows(self, ccxt_symbol: str, order_type: str) -> bool:
+        """Whether the spot market lists this order type in exchangeInfo's ``orderTypes``."""
+        return order_type in (self.ex.market(ccxt_symbol).get("info", {}).get("orderTypes") or [])
+
+    def _stop_limit(self, stop: float, side: str) -> float:
+        """A stop-limit's limit price: ``stop_limit_offset_percent`` beyond the stop, so the order still
+        fills when the price moves on after the trigger (a sell's limit below its stop, a buy's above)."""
+        offset = self.config.stop_limit_offset_percent / 100
+        return stop * (1 - offset) if side == "sell" else stop * (1 + offset)
+
+    async def _place_oco(self, book: dict, ccxt_symbol: str, entry_coid: str, side: str, amount: float, sl: float, tp: float, symbol: str) -> dict:
         market = self.ex.market(ccxt_symbol)
-        list_coid = f"{entry_coid}-oco"
+        list_coid = self.leg_id(book, entry_coid, "oco")
         request = {
             "symbol": market["id"], "side": side.upper(), "quantity": self.ex.amount_to_precision(ccxt_symbol, amount),
             "listClientOrderId": list_coid, "newOrderRespType": "RESULT",
         }
-        if side == "sell":  # closing a long: take profit above, stop below
-            request |= {"aboveType": "LIMIT_MAKER", "abovePrice": self.ex.price_to_precision(ccxt_symbol, tp), "aboveClientOrderId": f"{entry_coid}-tp",
-                        "belowType": "STOP_LOSS", "belowStopPrice": self.ex.price_to_precision(ccxt_symbol, sl), "belowClientOrderId": f"{entry_coid}-sl"}
+        # POST /api/v3/orderList/oco: the take-profit leg a LIMIT_MAKER, the stop a STOP_LOSS where the
+        # market lists it, else a STOP_LOSS_LIMIT (which needs its limit price and time in force).
+        stop_leg, target_leg = ("below", "above") if side == "sell" else ("above", "below")
+        request |= {f"{target_leg}Type": "LIMIT_MAKER", f"{target_leg}Price": self.ex.price_to_precision(ccxt_symbol, tp),
+                    f"{target_leg}ClientOrderId": self.leg_id(book, entry_coid, "tp"),
+                    f"{stop_leg}StopPrice": self.ex.price_to_precision(ccxt_symbol, sl), f"{stop_leg}ClientOrderId": self.leg_id(book, entry_coid, "sl")}
+        if self._allows(ccxt_symbol, "STOP_LOSS"):
+            request[f"{stop_leg}Type"] = "STOP_LOSS"
         else:
-            request |= {"aboveType": "STOP_LOSS", "aboveStopPrice": self.ex.price_to_precision(ccxt_symbol, sl), "aboveClientOrderId": f"{entry_coid}-sl",
-                        "belowType": "LIMIT_MAKER", "belowPrice": self.ex.price_to_precision(ccxt_symbol, tp), "belowClientOrderId": f"{entry_coid}-tp"}
-        await self.place(ccxt_symbol, list_coid, lambda: self.ex.privatePostOrderListOco(dict(request)), order_list=True, symbol=symbol)
+            request |= {f"{stop_leg}Type": "STOP_LOSS_LIMIT", f"{stop_leg}TimeInForce": "GTC",
+                        f"{stop_leg}Price": self.ex.price_to_precision(ccxt_symbol, self._stop_limit(sl, side))}
+        return await self.place(ccxt_symbol, list_coid, lambda: self.ex.privatePostOrderListOco(dict(request)), order_list=True, symbol=symbol)
 
     async def _place_pair(self, ctx, book, protection, ccxt_symbol, entry_coid, side, amount, sl, tp, symbol) -> None:
         """No OCO: a stop-loss order and a take-profit limit; the plugin cancels one when the other fills."""
         protection["mode"] = "pair"
         if sl is not None:
-            coid = f"{entry_coid}-sl"
+            coid = self.leg_id(book, entry_coid, "sl")
             params = {"stopLossPrice": sl, "clientOrderId": coid}
-            await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", side, amount, None, dict(params)), symbol=symbol)
-            self._track(book, coid, symbol, "sl", side, amount, sl)
+            if self._allows(ccxt_symbol, "STOP_LOSS"):  # ccxt sends a market order with stopLossPrice as STOP_LOSS
+                send = lambda: self.ex.create_order(ccxt_symbol, "market", side, amount, None, dict(params))  # noqa: E731
+            else:  # ... and a limit order with it as STOP_LOSS_LIMIT (the spot testnet lists only that one)
+                limit = self.price(symbol, self._stop_limit(sl, side))
+                send = lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, limit, dict(params, timeInForce="GTC"))  # noqa: E731
+            placed = await self.place(ccxt_symbol, coid, send, symbol=symbol)
+            self._track(book, coid, symbol, "sl", side, amount, sl, placed)
             protection["legs"]["sl"] = coid
         if tp is not None:
-            coid = f"{entry_coid}-tp"
+            coid = self.leg_id(book, entry_coid, "tp")
             try:
-                await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, tp, {"clientOrderId": coid}), symbol=symbol)
+                placed = await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, tp, {"clientOrderId": coid}),
+                                          symbol=symbol)
             except Exception as exc:
                 if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
                     raise
@@ -375,13 +422,15 @@ class Trader:
                 protection["watch_tp"] = tp
                 log.warning("binance: take-profit limit for %s refused (%s); watching %s itself", symbol, exc, tp)
                 return
-            self._track(book, coid, symbol, "tp", side, amount, tp)
+            self._track(book, coid, symbol, "tp", side, amount, tp, placed)
             protection["legs"]["tp"] = coid
 
     @staticmethod
-    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, price: float, trigger: bool = False) -> None:
+    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, price: float, placed: dict | None,
+               trigger: bool = False) -> None:
         book["orders"][coid] = {"symbol": symbol, "role": role, "purpose": "close", "side": side, "amount": amount,
-                                "price": price, "status": "open", "reported": False, "trigger": trigger}
+                                "price": price, "status": "open", "reported": False, "trigger": trigger,
+                                "id": str((placed or {}).get("id") or "") or None}
 
     async def cancel_protection(self, ctx: Any, symbol: str) -> None:
         """Cancel a position's stop-loss and take-profit before closing it (a stop must not fire after)."""
@@ -427,6 +476,10 @@ class Trader:
                 await follow_up
             except Exception as exc:  # noqa: BLE001
                 log.warning("binance: %s: %s", type(exc).__name__, redact(str(exc)))
+        try:
+            fills += await self.reconciler.check(ctx, fills, set(prices))
+        except Exception as exc:  # noqa: BLE001 - the books are compared again next cycle
+            log.warning("binance: comparing the books: %s: %s", type(exc).__name__, redact(str(exc)))
         self._prune(book)
         return fills
 
@@ -443,7 +496,7 @@ class Trader:
     async def _sync_one(self, ctx: Any, book: dict, coid: str, record: dict) -> Fill | Order | None:
         ccxt_symbol = self.symbols.get(record["symbol"], record["symbol"])
         with priority(Priority.NORMAL):
-            order = await self._lookup(ccxt_symbol, coid, trigger=bool(record.get("trigger")))
+            order = await self.lookup(ccxt_symbol, coid, trigger=bool(record.get("trigger")))
         if order is None:
             if record.get("status") in ("unknown", "sending"):
                 record["status"] = "not_placed"
@@ -457,15 +510,18 @@ class Trader:
             return None
         fill_order = order
         if record.get("trigger") and status == "filled":
-            fill_order = await self._triggered_order(ccxt_symbol, order)
+            fill_order = await self._triggered_order(ccxt_symbol, order, book)
+            if fill_order is None:  # triggered, its market order not found yet: asked again next cycle
+                record["status"] = "triggered"
+                return None
         if float(fill_order.get("filled") or 0) <= 0:
             record["status"] = status
             return self._ended(ctx, coid, record, "canceled", f"{status} on the exchange") if status != "open" else None
-        if not self.futures and not record.get("fees"):
+        if not record.get("fees"):  # the commissions as charged (futures: only the trades list them)
             with priority(Priority.NORMAL):
                 record["fees"] = await self._commissions(ccxt_symbol, coid, fill_order)
         try:
-            fill: Fill | None = self._fill(coid, record, fill_order)
+            fill: Fill | None = self.make_fill(coid, record, fill_order)
         except ValueError:  # pydantic's ValidationError: a non-positive amount, say, after a garbled fee
             fill = None
         problem = self._fill_problem(record, fill)
@@ -495,37 +551,95 @@ class Trader:
                      symbol=record["symbol"], side=Side(record["side"]), purpose=record["purpose"], amount=record["amount"],
                      status=status, created_at=ctx.now(), reason=reason)
 
-    async def _triggered_order(self, ccxt_symbol: str, algo: dict) -> dict:
-        """A futures conditional order that triggered: its fill is on the market order it created."""
-        actual = (algo.get("info") or {}).get("actualOrderId")
-        if actual:
-            return readable(await self.ex.fetch_order(str(actual), ccxt_symbol), None)
-        return algo
+    async def _triggered_order(self, ccxt_symbol: str, algo: dict, book: dict) -> dict | None:
+        """A futures conditional order that triggered: its fill is on the market order it created.
+
+        The algo order's answer names that order in ``actualOrderId``, but may leave it empty (or
+        the order may not be found): then the order is the first one on the algo order's side in the
+        account's trades since the trigger that is none of the plugin's own. None while there is none
+        yet (TRIGGERED: the market order is still being placed)."""
+        import ccxt
+
+        info = algo.get("info") or {}
+        actual = str(info.get("actualOrderId") or "")
+        if actual and actual != "0":
+            try:
+                return readable(await self.ex.fetch_order(actual, ccxt_symbol), None)
+            except (ccxt.OrderNotFound, GarbledAnswer) as exc:
+                log.warning("binance: the order %s created by algo order %s: %s; looking in the trades", actual, algo.get("id"), exc)
+        since = int(info.get("triggerTime") or info.get("updateTime") or 0) or None
+        ours = {str(r.get("id")) for r in book["orders"].values() if r.get("id")}
+        side = algo.get("side")
+        with priority(Priority.NORMAL):
+            trades = await self.ex.fetch_my_trades(ccxt_symbol, since - 1000 if since else None)
+        mine = [t for t in trades if isinstance(t, dict) and t.get("side") == side and str(t.get("order")) not in ours
+                and (not actual or str(t.get("order")) == actual)]
+        if not mine:
+            return None
+        order_id = str(mine[0].get("order"))
+        return order_from_trades([t for t in mine if str(t.get("order")) == order_id], algo.get("clientOrderId"))
 
     async def _trades(self, ccxt_symbol: str, coid: str, order: dict) -> list[dict]:
         """The order's trades, each with a finite positive price and amount, adding up to its fill;
         otherwise ``GarbledAnswer``."""
-        trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
+        if self.futures:  # ccxt's fetchOrderTrades is spot-only; userTrades takes the order id
+            trades = await self.ex.fetch_my_trades(ccxt_symbol, None, None, {"orderId": str(order.get("id"))})
+        else:
+            trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
         sane = isinstance(trades, list) and trades and all(
-            isinstance(t, dict) and all(_number(t.get(k)) and t[k] > 0 for k in ("price", "amount")) for t in trades)
+            isinstance(t, dict) and all(is_number(t.get(k)) and t[k] > 0 for k in ("price", "amount")) for t in trades)
         if not sane or not math.isclose(sum(t["amount"] for t in trades), float(order.get("filled") or 0), rel_tol=1e-6):
             raise GarbledAnswer(f"order {coid}: its trades do not add up to its fill of {order.get('filled')}")
         return trades
 
     async def _commissions(self, ccxt_symbol: str, coid: str, order: dict) -> list[dict]:
-        """The commissions of a filled spot order: from the placing answer, else from the order's
-        trades (a looked-up order lists none). Spot buyers pay them in the asset bought, so a
-        commission lost to a garbled answer would misstate the position: ``GarbledAnswer`` unless
-        every commission is in an asset the exchange lists, of a finite cost, and the trades add
-        up to the fill."""
+        """The commissions of a filled order: from the placing answer (spot), else from the order's
+        trades (a looked-up order and a futures order list none). Spot buyers pay them in the asset
+        bought, so a commission lost to a garbled answer would misstate the position: ``GarbledAnswer``
+        unless every commission is in an asset the exchange lists (BNB with the fee discount on), of
+        a finite cost, and the trades add up to the fill. One paid in a third asset is valued in the
+        quote at the fill's time (``valued``)."""
         fees = order.get("fees")
         if not fees:
             trades = await self._trades(ccxt_symbol, coid, order)
             fees = [t.get("fee") for t in trades]
-        known = self.ex.currencies or {}
-        if not all(isinstance(f, dict) and f.get("currency") in known and _number(f.get("cost")) and f["cost"] >= 0 for f in fees):
+        known = self.assets()
+        if not all(isinstance(f, dict) and f.get("currency") in known and is_number(f.get("cost")) and f["cost"] >= 0 for f in fees):
             raise GarbledAnswer(f"order {coid}: a commission is unreadable: {fees!r}")
-        return [dict(f) for f in fees]
+        return await self.valued(ccxt_symbol, fees, order.get("lastTradeTimestamp") or order.get("timestamp"))
+
+    async def valued(self, ccxt_symbol: str, fees: list[dict], at_ms: int | None) -> list[dict]:
+        """The commissions, those paid in a third asset with their value in the quote (``quote_cost``)."""
+        market = self.ex.market(ccxt_symbol)
+        return [dict(f) | ({"quote_cost": await self.in_quote(f["currency"], market["quote"], f["cost"], at_ms)}
+                           if f.get("currency") not in (market["base"], market["quote"]) else {}) for f in fees]
+
+    def assets(self) -> set[str]:
+        """Every asset the exchange lists: the currencies of its markets (``fetchCurrencies`` is off,
+        so ``ex.currencies`` is mostly empty)."""
+        assets = set(self.ex.currencies or {})
+        for market in (self.ex.markets or {}).values():
+            assets.update((market.get("base"), market.get("quote")))
+        return assets
+
+    async def in_quote(self, asset: str, quote: str, cost: float, at_ms: int | None) -> float | None:
+        """A commission paid in a third asset (BNB with the fee discount on), in ``quote``: at the
+        close of the one-minute candle of the fill's time on ``asset``/``quote`` (or the inverse
+        market); with neither market, estimated at the taker rate (logged)."""
+        if not cost:
+            return 0.0
+        for symbol, invert in ((f"{asset}/{quote}", False), (f"{quote}/{asset}", True)):
+            if symbol not in (self.ex.markets or {}):
+                continue
+            since = int(at_ms or self.clock() * 1000) // 60000 * 60000
+            with priority(Priority.NORMAL):
+                candles = await self.ex.fetch_ohlcv(symbol, "1m", since, 1)
+            price = candles[0][4] if candles and is_number(candles[0][4]) and candles[0][4] > 0 else None
+            if price is None:
+                raise GarbledAnswer(f"no {symbol} price to value a commission of {cost:g} {asset}")
+            return cost / price if invert else cost * price
+        log.warning("binance: no %s/%s market to value a commission of %g %s: estimated", asset, quote, cost, asset)
+        return None
 
     @staticmethod
     def _fill_problem(record: dict, fill: Fill | None) -> str:
@@ -554,30 +668,35 @@ class Trader:
             raise GarbledAnswer(f"order {coid}: filled at {fill.price:g}, sent at {sent:g}, its trades say {average:g}")
         log.warning("binance: order %s filled at %g, sent at %g: its trades confirm it", coid, fill.price, sent)
 
-    def _fill(self, coid: str, record: dict, order: dict) -> Fill:
+    def make_fill(self, coid: str, record: dict, order: dict) -> Fill:
         symbol = record["symbol"]
         market = self.market(symbol)
         filled = float(order.get("filled") or 0)
         price = float(order.get("average") or order.get("price") or 0) or float((order.get("info") or {}).get("actualPrice") or 0)
         amount, fee = filled, 0.0
         fees = record.get("fees") or order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        estimate = filled * price * float(market.get("taker") or 0.001)
         known = False
+        commissions: dict[str, float] = {}
         for item in fees:
             if not item or item.get("cost") is None:
                 continue
             known = True
-            if item.get("currency") == market.get("quote"):
-                fee += float(item["cost"])
-            elif item.get("currency") == market.get("base"):
-                amount -= float(item["cost"])  # the buyer received less
-                fee += float(item["cost"]) * price
-            else:
-                fee += filled * price * float(market.get("taker") or 0.001)
+            asset, cost = item.get("currency"), float(item["cost"])
+            commissions[asset] = commissions.get(asset, 0.0) + cost
+            if asset == market.get("quote"):
+                fee += cost
+            elif asset == market.get("base"):
+                amount -= cost  # the buyer received less
+                fee += cost * price
+            else:  # paid in a third asset (BNB): the position is whole, the cost is valued in the quote
+                value = item.get("quote_cost")
+                fee += value if is_number(value) else estimate
         if not known:
-            fee = filled * price * float(market.get("taker") or 0.001)
+            fee = estimate
         reason = {"sl": "stop_loss", "tp": "take_profit"}.get(record["role"], record.get("reason") or "signal")
         return Fill(order_id=str(order.get("id") or coid), client_order_id=coid, symbol=symbol, side=Side(record["side"]),
-                    purpose=record["purpose"], amount=amount, price=price, fee=max(0.0, fee),
+                    purpose=record["purpose"], amount=amount, price=price, fee=max(0.0, fee), commissions=commissions,
                     time=_time(order.get("lastTradeTimestamp") or order.get("timestamp")), reason=reason)
 
     async def _finish_protection(self, ctx: Any, symbol: str, filled_coid: str) -> None:
@@ -622,9 +741,9 @@ class Trader:
             ccxt_symbol = self.symbols.get(symbol, symbol)
             amount = protection["amount"]
             with priority(Priority.CRITICAL):
-                await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", protection["side"], amount, None, {"clientOrderId": coid}),
-                                 symbol=symbol)
-            self._track(book, coid, symbol, "tp", protection["side"], amount, price)
+                placed = await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", protection["side"], amount, None,
+                                                                                          {"clientOrderId": coid}), symbol=symbol)
+            self._track(book, coid, symbol, "tp", protection["side"], amount, price, placed)
 
     async def _retry_protection(self, ctx: Any) -> None:
         book = self.book(ctx)
@@ -636,7 +755,7 @@ class Trader:
             if record is None:
                 continue
             ccxt_symbol = self.symbols.get(symbol, symbol)
-            entry = await self._lookup(ccxt_symbol, protection["entry"])
+            entry = await self.lookup(ccxt_symbol, protection["entry"])
             if entry is not None:
                 await self.protect(ctx, protection["entry"], entry)
 

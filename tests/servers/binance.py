@@ -60,7 +60,7 @@ FUTURES_WEIGHTS = {
     ("GET", "balance"): 5, ("GET", "positionRisk"): 5, ("POST", "order"): 4, ("GET", "order"): 1, ("DELETE", "order"): 1,
     ("GET", "openOrders"): 1, ("POST", "algoOrder"): 1, ("GET", "algoOrder"): 1, ("DELETE", "algoOrder"): 1,
     ("GET", "openAlgoOrders"): 1, ("POST", "leverage"): 1, ("POST", "marginType"): 1, ("GET", "leverageBracket"): 1,
-    ("GET", "positionSide/dual"): 30,
+    ("GET", "positionSide/dual"): 30, ("GET", "userTrades"): 5,
 }
 PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "ticker/price", "premiumIndex", "openInterest"}
 ORDER_ENDPOINTS = {("POST", "order"), ("POST", "orderList/oco"), ("POST", "algoOrder")}
@@ -106,6 +106,10 @@ class Market:
     max_qty: str = "9000"
     min_notional: str = "5"
     futures: bool = False
+    #: exchangeInfo ``orderTypes`` (spot); None = Binance's mainnet list. The spot testnet has long
+    #: listed only ``LIMIT LIMIT_MAKER MARKET STOP_LOSS_LIMIT TAKE_PROFIT_LIMIT`` (ccxt's recorded
+    #: exchangeInfo, ts/src/test/static/response/binance.json, shows the same list).
+    order_types: list[str] | None = None
 
 
 def _ds(value: Decimal | float | str) -> str:
@@ -156,6 +160,9 @@ class BinanceTestServer:
         markets: list[Market] | None = None,
         prices: dict[str, float] | None = None,
         quote_balance: float = 10000.0,
+        commission_asset: str | None = None,
+        commission_zero: bool = False,
+        actual_order_id: bool = True,
     ):
         self.api_key, self.api_secret = api_key, api_secret
         self.window_seconds = window_seconds
@@ -163,10 +170,19 @@ class BinanceTestServer:
         self.orders_limit, self.order_window_seconds, self.orders_per_day = orders_limit, order_window_seconds, orders_per_day
         self.ban_after_429s, self.ban_seconds = ban_after_429s, ban_seconds
         self.refuse_oco = refuse_oco
+        # Spot commissions: in the asset received (Binance's default), or in BNB when the account's
+        # BNB fee discount is on (``commission_asset="BNB"``: 0.075 %, the 25 % discount); the spot
+        # testnet often reports ``"commission": "0"`` (``commission_zero``).
+        self.commission_asset, self.commission_zero = commission_asset, commission_zero
+        # Futures: whether a triggered algo order's query answer names the order it created
+        # (``actualOrderId``); answers seen from Binance-compatible servers leave it empty.
+        self.actual_order_id = actual_order_id
+        self.fill_ratio = Decimal(1)  # the next market orders fill only this share and expire (thin book)
         self.lock_balances = lock_balances  # spot: resting orders hold their balance, as on Binance
         self.markets = {m.symbol + (":F" if m.futures else ""): m for m in (markets or default_markets())}
-        self.prices = {k: Decimal(str(v)) for k, v in (prices or {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0}).items()}
-        self.state = ServerState(balances={"USDT": Decimal(str(quote_balance)), "BTC": Decimal(0), "ETH": Decimal(0)})
+        self.prices = {k: Decimal(str(v)) for k, v in (prices or {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0, "BNBUSDT": 600.0}).items()}
+        self.state = ServerState(balances={"USDT": Decimal(str(quote_balance)), "BTC": Decimal(0), "ETH": Decimal(0),
+                                           "BNB": Decimal(1) if commission_asset == "BNB" else Decimal(0)})
         self.futures_wallet = Decimal(str(quote_balance))
         self.faults: list[Fault] = []
         self.clock_skew_ms = 0  # the server's clock runs this far ahead: signed requests get -1021
@@ -277,6 +293,27 @@ class BinanceTestServer:
     def set_min_notional(self, symbol: str, value: float, futures: bool = False) -> None:
         with self.lock:
             self.markets[symbol + (":F" if futures else "")].min_notional = str(value)
+
+    def close_outside(self, symbol: str, futures: bool = False, prefix: str = "web_", fraction: float = 1.0) -> dict:
+        """The account's position in ``symbol`` closed (``fraction`` of it) by an order that is not the bot's.
+
+        ``prefix`` is the client order id Binance gives it: ``web_`` (closed by hand in the web UI),
+        ``autoclose-`` (a liquidation) or ``adl_autoclose`` (auto-deleveraging), as the USDⓈ-M
+        futures docs describe for ``clientOrderId`` in User Data Stream ORDER_TRADE_UPDATE events."""
+        with self.lock:
+            market = self.markets[symbol + (":F" if futures else "")]
+            if futures:
+                held = self._position(symbol)["amt"]
+            else:
+                held = self.state.balances.get(market.base, Decimal(0))
+            step = Decimal(market.step)
+            quantity = (abs(held) * Decimal(str(fraction)) / step).to_integral_value(rounding="ROUND_FLOOR") * step
+            side = "SELL" if held > 0 else "BUY"
+            order = self._new_order(market, {"type": "MARKET", "side": side, "quantity": _ds(quantity),
+                                             "reduceOnly": "true" if futures else "false"},
+                                    f"{prefix}{next(self._ids)}", futures=futures)
+            self._fill(order, self._price(symbol))
+            return dict(order)
 
     # -- the request pipeline ------------------------------------------------------------------
 
@@ -434,7 +471,9 @@ class BinanceTestServer:
             ],
             "exchangeFilters": [],
             "symbols": [_symbol_info(m, self.refuse_oco) for m in self.markets.values() if m.futures == futures],
-        }
+        } | ({"assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "0"},  # USDⓈ-M only
+                         {"asset": "BTC", "marginAvailable": True, "autoAssetExchange": "-0.10"},
+                         {"asset": "BNB", "marginAvailable": False, "autoAssetExchange": None}]} if futures else {})
 
     def _any_get_ticker_24hr(self, api: str, params: dict) -> Any:
         markets = [self._market(api, params)] if "symbol" in params else [m for m in self.markets.values() if m.futures == (api == "futures")]
@@ -449,6 +488,14 @@ class BinanceTestServer:
                 "lowPrice": _ds(price * Decimal("0.99")), "volume": "1234.5", "quoteVolume": _ds(price * Decimal("1234.5")),
                 "openTime": now - 86400000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2,
             })
+            if api == "futures":  # USDⓈ-M "24hr Ticker Price Change Statistics": no book top, no prevClosePrice
+                for key in ("bidPrice", "bidQty", "askPrice", "askQty"):
+                    del tickers[-1][key]
+            elif params.get("type", "FULL").upper() == "MINI":  # spot rest-api.md "Response - MINI"
+                tickers[-1] = {k: v for k, v in tickers[-1].items() if k not in (
+                    "priceChange", "priceChangePercent", "weightedAvgPrice", "lastQty", "bidPrice", "bidQty", "askPrice", "askQty")}
+            else:  # spot "Response - FULL"
+                tickers[-1]["prevClosePrice"] = tickers[-1]["openPrice"]
         return tickers[0] if "symbol" in params else tickers
 
     def _any_get_depth(self, api: str, params: dict) -> dict:
@@ -482,7 +529,10 @@ class BinanceTestServer:
             rows.append([t, _ds(o), _ds(h), _ds(lo), _ds(c), "10.5", t + step - 1, _ds(c * 10.5), 5, "5.0", _ds(c * 5), "0"])
         return rows
 
-    def _futures_get_premiumIndex(self, params: dict) -> dict:
+    def _futures_get_premiumIndex(self, params: dict) -> dict | list:
+        """USDⓈ-M "Mark Price": one object for ``symbol``, an array of them when no symbol is sent."""
+        if "symbol" not in params:
+            return [self._futures_get_premiumIndex({"symbol": m.symbol}) for m in self.markets.values() if m.futures]
         market = self._market("futures", params)
         price = self._price(market.symbol)
         now = int(time.time() * 1000)
@@ -497,11 +547,18 @@ class BinanceTestServer:
     # -- spot account and orders ---------------------------------------------------------------
 
     def _spot_get_account(self, params: dict) -> dict:
+        """rest-api.md "Account information (USER_DATA)"; ``omitZeroBalances=true`` leaves out empty assets."""
         locked = self._locked()
+        rate = _ds(FEE_RATE.quantize(Decimal("0.00000001")))
+        balances = [{"asset": a, "free": _ds(v - locked.get(a, 0)), "locked": _ds(locked.get(a, 0))} for a, v in self.state.balances.items()]
+        if str(params.get("omitZeroBalances", "false")).lower() == "true":
+            balances = [b for b in balances if Decimal(b["free"]) or Decimal(b["locked"])]
         return {
-            "makerCommission": 10, "takerCommission": 10, "canTrade": True, "canWithdraw": True, "canDeposit": True,
-            "updateTime": int(time.time() * 1000), "accountType": "SPOT", "permissions": ["SPOT"],
-            "balances": [{"asset": a, "free": _ds(v - locked.get(a, 0)), "locked": _ds(locked.get(a, 0))} for a, v in self.state.balances.items()],
+            "makerCommission": int(FEE_RATE * 10000), "takerCommission": int(FEE_RATE * 10000), "buyerCommission": 0, "sellerCommission": 0,
+            "commissionRates": {"maker": rate, "taker": rate, "buyer": "0.00000000", "seller": "0.00000000"},
+            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False, "requireSelfTradePrevention": False,
+            "preventSor": False, "updateTime": int(time.time() * 1000), "accountType": "SPOT", "balances": balances,
+            "permissions": ["SPOT"], "uid": 354937868,
         }
 
     def _locked(self) -> dict[str, Decimal]:
@@ -552,11 +609,33 @@ class BinanceTestServer:
             if params.get("orderId") not in (None, str(order["orderId"])):
                 continue
             for fill in order["fills"]:
-                trades.append({"symbol": order["symbol"], "id": fill["tradeId"], "orderId": order["orderId"], "orderListId": -1,
+                if fill["time"] < int(params.get("startTime", 0)):
+                    continue
+                trades.append({"symbol": order["symbol"], "id": fill["tradeId"], "orderId": order["orderId"],
+                               "orderListId": order.get("orderListId", -1),
                                "price": fill["price"], "qty": fill["qty"], "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
-                               "commission": fill["commission"], "commissionAsset": fill["commissionAsset"], "time": order["updateTime"],
-                               "isBuyer": order["side"] == "BUY", "isMaker": False, "isBestMatch": True})
-        return trades
+                               "commission": fill["commission"], "commissionAsset": fill["commissionAsset"], "time": fill["time"],
+                               "isBuyer": order["side"] == "BUY", "isMaker": order["type"] != "MARKET", "isBestMatch": True})
+        return sorted(trades, key=lambda t: t["id"])
+
+    def _futures_get_userTrades(self, params: dict) -> list:
+        """GET /fapi/v1/userTrades (USDⓈ-M "Account Trade List"): every trade of the account's orders,
+        liquidations, ADL and orders placed by hand included."""
+        trades = []
+        for order in self.state.orders.values():
+            if not order["futures"] or order["symbol"] != params.get("symbol"):
+                continue
+            if params.get("orderId") not in (None, str(order["orderId"])):
+                continue
+            for fill in order["fills"]:
+                if fill["time"] < int(params.get("startTime", 0)):
+                    continue
+                trades.append({"buyer": order["side"] == "BUY", "commission": fill["commission"], "commissionAsset": fill["commissionAsset"],
+                               "id": fill["tradeId"], "maker": order["type"] != "MARKET", "orderId": order["orderId"],
+                               "price": fill["price"], "qty": fill["qty"], "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
+                               "realizedPnl": fill.get("realizedPnl", "0"), "side": order["side"], "positionSide": "BOTH",
+                               "symbol": order["symbol"], "time": fill["time"]})
+        return sorted(trades, key=lambda t: t["id"])
 
     def _spot_get_openOrders(self, params: dict) -> list:
         symbol = params.get("symbol")
@@ -656,40 +735,70 @@ class BinanceTestServer:
         return self.state.positions.setdefault(symbol, {"amt": Decimal(0), "entry": Decimal(0), "leverage": 20, "margin": "CROSSED"})
 
     def _position_rows(self, params: dict) -> list:
+        """``GET /fapi/v3/positionRisk`` rows (USDⓈ-M "Position Information V3"): only symbols with a
+        position or open orders are returned; no ``leverage``/``marginType`` (those were V2 fields)."""
         now = int(time.time() * 1000)
         rows = []
         for market in (m for m in self.markets.values() if m.futures):
-            if params.get("symbol") not in (None, market.symbol):
+            if params.get("symbol") not in (None, market.symbol) or not self._position_listed(market.symbol):
                 continue
             p = self._position(market.symbol)
             mark = self._price(market.symbol)
+            notional = mark * p["amt"]
+            initial = abs(notional) / p["leverage"]
+            isolated = initial if p["margin"] == "ISOLATED" and p["amt"] else Decimal(0)
+            upnl = (mark - p["entry"]) * p["amt"]
             rows.append({
                 "symbol": market.symbol, "positionSide": "BOTH", "positionAmt": _ds(p["amt"]), "entryPrice": _ds(p["entry"]),
-                "breakEvenPrice": _ds(p["entry"]), "markPrice": _ds(mark), "unRealizedProfit": _ds((mark - p["entry"]) * p["amt"]),
-                "liquidationPrice": "0", "isolatedMargin": "0", "notional": _ds(mark * p["amt"]), "marginAsset": "USDT",
-                "isolatedWallet": "0", "initialMargin": _ds(abs(mark * p["amt"]) / p["leverage"]), "maintMargin": "0",
-                "positionInitialMargin": _ds(abs(mark * p["amt"]) / p["leverage"]), "openOrderInitialMargin": "0", "adl": 0,
-                "bidNotional": "0", "askNotional": "0", "updateTime": now, "leverage": str(p["leverage"]),
-                "marginType": "isolated" if p["margin"] == "ISOLATED" else "cross", "isolated": p["margin"] == "ISOLATED",
-                "maxNotionalValue": "100000000", "isAutoAddMargin": "false",
+                "breakEvenPrice": _ds(p["entry"]), "markPrice": _ds(mark), "unRealizedProfit": _ds(upnl),
+                "liquidationPrice": "0", "isolatedMargin": _ds(isolated + upnl if isolated else 0), "notional": _ds(notional),
+                "marginAsset": market.quote, "isolatedWallet": _ds(isolated), "initialMargin": _ds(initial),
+                "maintMargin": _ds(abs(notional) * Decimal("0.004")), "positionInitialMargin": _ds(initial), "openOrderInitialMargin": "0",
+                "adl": 2 if p["amt"] else 0, "bidNotional": "0", "askNotional": "0", "updateTime": now,
             })
         return rows
+
+    def _position_listed(self, symbol: str) -> bool:
+        """Binance lists a futures symbol in positionRisk / account ``positions`` only while it has a
+        position or open orders (conditional algo orders included)."""
+        if self._position(symbol)["amt"]:
+            return True
+        return any(o["futures"] and o["symbol"] == symbol and o["status"] in OPEN for o in self.state.orders.values()) or any(
+            a["symbol"] == symbol and a["algoStatus"] == "NEW" for a in self.state.algo_orders.values())
 
     def _futures_get_positionRisk(self, params: dict) -> list:
         return self._position_rows(params)
 
     def _futures_get_account(self, params: dict) -> dict:
-        wallet = _ds(self.futures_wallet)
-        return {"totalWalletBalance": wallet, "availableBalance": wallet, "totalMarginBalance": wallet, "totalUnrealizedProfit": "0",
-                "canTrade": True, "assets": [{"asset": "USDT", "walletBalance": wallet, "availableBalance": wallet, "marginBalance": wallet,
-                                              "unrealizedProfit": "0", "initialMargin": "0", "maintMargin": "0", "crossWalletBalance": wallet,
-                                              "maxWithdrawAmount": wallet, "updateTime": int(time.time() * 1000)}],
-                "positions": self._position_rows(params)}
+        """``GET /fapi/v3/account`` (USDⓈ-M "Account Information V3", single-asset mode)."""
+        rows = self._position_rows({})
+        upnl = sum((Decimal(r["unRealizedProfit"]) for r in rows), Decimal(0))
+        initial = sum((Decimal(r["initialMargin"]) for r in rows), Decimal(0))
+        maint = sum((Decimal(r["maintMargin"]) for r in rows), Decimal(0))
+        wallet, margin = self.futures_wallet, self.futures_wallet + upnl
+        available = max(margin - initial, Decimal(0))
+        now = int(time.time() * 1000)
+        totals = {"totalInitialMargin": _ds(initial), "totalMaintMargin": _ds(maint), "totalWalletBalance": _ds(wallet),
+                  "totalUnrealizedProfit": _ds(upnl), "totalMarginBalance": _ds(margin), "totalPositionInitialMargin": _ds(initial),
+                  "totalOpenOrderInitialMargin": "0", "totalCrossWalletBalance": _ds(wallet), "totalCrossUnPnl": _ds(upnl),
+                  "availableBalance": _ds(available), "maxWithdrawAmount": _ds(min(available, wallet))}
+        asset = {"asset": "USDT", "walletBalance": _ds(wallet), "unrealizedProfit": _ds(upnl), "marginBalance": _ds(margin),
+                 "maintMargin": _ds(maint), "initialMargin": _ds(initial), "positionInitialMargin": _ds(initial),
+                 "openOrderInitialMargin": "0", "crossWalletBalance": _ds(wallet), "crossUnPnl": _ds(upnl),
+                 "availableBalance": _ds(available), "maxWithdrawAmount": _ds(min(available, wallet)), "updateTime": now}
+        positions = [{"symbol": r["symbol"], "positionSide": r["positionSide"], "positionAmt": r["positionAmt"],
+                      "unrealizedProfit": r["unRealizedProfit"], "isolatedMargin": r["isolatedMargin"], "notional": r["notional"],
+                      "isolatedWallet": r["isolatedWallet"], "initialMargin": r["initialMargin"], "maintMargin": r["maintMargin"],
+                      "updateTime": r["updateTime"]} for r in rows]
+        return totals | {"assets": [asset], "positions": positions}
 
     def _futures_get_balance(self, params: dict) -> list:
-        wallet = _ds(self.futures_wallet)
-        return [{"accountAlias": "test", "asset": "USDT", "balance": wallet, "crossWalletBalance": wallet, "crossUnPnl": "0",
-                 "availableBalance": wallet, "maxWithdrawAmount": wallet, "marginAvailable": True, "updateTime": int(time.time() * 1000)}]
+        """``GET /fapi/v2|v3/balance`` (USDⓈ-M "Futures Account Balance V3"; V2 has the same fields)."""
+        account = self._futures_get_account({})
+        return [{"accountAlias": "SgsR", "asset": "USDT", "balance": account["totalWalletBalance"],
+                 "crossWalletBalance": account["totalCrossWalletBalance"], "crossUnPnl": account["totalCrossUnPnl"],
+                 "availableBalance": account["availableBalance"], "maxWithdrawAmount": account["maxWithdrawAmount"],
+                 "marginAvailable": True, "updateTime": int(time.time() * 1000)}]
 
     def _futures_get_leverageBracket(self, params: dict) -> list:
         bracket = {"bracket": 1, "initialLeverage": 125, "notionalCap": 1000000, "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}
@@ -779,7 +888,10 @@ class BinanceTestServer:
         return matches[-1]
 
     def _algo_response(self, algo: dict) -> dict:
-        return {k: (_ds(v) if isinstance(v, Decimal) else v) for k, v in algo.items()} | {
+        shown = dict(algo)
+        if not self.actual_order_id:
+            shown["actualOrderId"], shown["actualPrice"] = "", "0"
+        return {k: (_ds(v) if isinstance(v, Decimal) else v) for k, v in shown.items()} | {
             "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE",
             "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "goodTillDate": 0,
         }
@@ -844,29 +956,45 @@ class BinanceTestServer:
         price = self._price(order["symbol"])
         kind, side = order["type"], order["side"]
         fill_at = None
-        if kind == "MARKET":
+        triggered = order.get("triggered", False)
+        if kind in ("STOP_LOSS", "STOP_LOSS_LIMIT", "STOP", "STOP_MARKET") and not triggered:
+            triggered = (side == "SELL" and price <= order["stopPrice"]) or (side == "BUY" and price >= order["stopPrice"])
+        elif kind in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET") and not triggered:
+            triggered = (side == "SELL" and price >= order["stopPrice"]) or (side == "BUY" and price <= order["stopPrice"])
+        order["triggered"] = triggered
+        if kind == "MARKET" or (triggered and kind in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")):
             fill_at = price
-        elif kind in ("LIMIT", "LIMIT_MAKER") and self._crosses(order["symbol"], side, order["price"]):
-            fill_at = order["price"]
-        elif kind in ("STOP_LOSS", "STOP_LOSS_LIMIT", "STOP", "STOP_MARKET"):
-            if (side == "SELL" and price <= order["stopPrice"]) or (side == "BUY" and price >= order["stopPrice"]):
-                fill_at = price if kind in ("STOP_LOSS", "STOP_MARKET") else order["price"]
-        elif kind in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET"):
-            if (side == "SELL" and price >= order["stopPrice"]) or (side == "BUY" and price <= order["stopPrice"]):
-                fill_at = price if kind in ("TAKE_PROFIT", "TAKE_PROFIT_MARKET") else order["price"]
+        elif kind in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "STOP") and (kind in ("LIMIT", "LIMIT_MAKER") or triggered):
+            # a limit order (or a triggered stop-limit, which rests as a limit at ``price``) trades at its
+            # price or better: at the market's price when that is already beyond it
+            if self._crosses(order["symbol"], side, order["price"]):
+                fill_at = price if kind not in ("LIMIT", "LIMIT_MAKER") or triggered else order["price"]
         if fill_at is not None:
             self._fill(order, fill_at)
 
     def _fill(self, order: dict, price: Decimal) -> None:
         market: Market = order["market"]
         quantity = order["origQty"] - order["executedQty"]
+        partial = order["type"] == "MARKET" and self.fill_ratio < 1
+        if partial:  # a thin book: a market order takes what there is and expires (Binance's EXPIRED with executedQty > 0)
+            step = Decimal(market.step)
+            quantity = (quantity * self.fill_ratio / step).to_integral_value(rounding="ROUND_FLOOR") * step
         notional = quantity * price
+        now = int(time.time() * 1000)
+        fill = {"price": _ds(price), "qty": _ds(quantity), "tradeId": next(self._ids), "time": now}
         if order["futures"]:
             if order["reduceOnly"] and not self._reduces(order["symbol"], order["side"], quantity):
                 order["status"] = "EXPIRED"
                 return
-            self._move_position(order["symbol"], quantity if order["side"] == "BUY" else -quantity, price)
-            self.futures_wallet -= notional * FEE_RATE
+            position = self._position(order["symbol"])
+            held, entry = position["amt"], position["entry"]
+            delta = quantity if order["side"] == "BUY" else -quantity
+            closed = min(abs(held), quantity) if held and (held > 0) != (delta > 0) else Decimal(0)
+            realized = closed * (price - entry) * (1 if held > 0 else -1)
+            self._move_position(order["symbol"], delta, price)
+            fee = notional * FEE_RATE
+            self.futures_wallet += realized - fee
+            fill |= {"commission": _ds(fee), "commissionAsset": "USDT", "realizedPnl": _ds(realized)}
         else:
             balances = self.state.balances
             if order["side"] == "BUY":
@@ -875,26 +1003,33 @@ class BinanceTestServer:
                     return
                 fee, fee_asset = quantity * FEE_RATE, market.base  # Binance takes a buyer's fee in the asset bought
                 balances[market.quote] -= notional
-                balances[market.base] = balances.get(market.base, Decimal(0)) + quantity - fee
+                balances[market.base] = balances.get(market.base, Decimal(0)) + quantity
             else:
                 if balances.get(market.base, Decimal(0)) < quantity:
                     order["status"] = "EXPIRED"
                     return
                 fee, fee_asset = notional * FEE_RATE, market.quote
                 balances[market.base] -= quantity
-                balances[market.quote] = balances.get(market.quote, Decimal(0)) + notional - fee
-            order["fills"].append({"price": _ds(price), "qty": _ds(quantity), "commission": _ds(fee), "commissionAsset": fee_asset,
-                                   "tradeId": next(self._ids)})
+                balances[market.quote] = balances.get(market.quote, Decimal(0)) + notional
+            if self.commission_asset and self.commission_asset not in (market.base, market.quote):
+                # the BNB discount: 75 % of the commission, paid in BNB at BNB's price in the quote
+                rate = self._price(f"{self.commission_asset}{market.quote}")
+                fee, fee_asset = (notional * FEE_RATE * Decimal("0.75") / rate).quantize(Decimal("0.00000001")), self.commission_asset
+            if self.commission_zero:
+                fee = Decimal(0)
+            balances[fee_asset] = balances.get(fee_asset, Decimal(0)) - fee
+            fill |= {"commission": _ds(fee), "commissionAsset": fee_asset}
+        order["fills"].append(fill)
         order["executedQty"] += quantity
         order["cumQuote"] += notional
-        order["status"] = "FILLED"
-        order["updateTime"] = int(time.time() * 1000)
-        if order.get("orderListId", -1) >= 0:  # one leg of an OCO executed: the other is cancelled
+        order["status"] = "EXPIRED" if partial else "FILLED"
+        order["updateTime"] = now
+        if order.get("orderListId", -1) >= 0:  # one leg of an OCO executed: the other expires (Binance's word for it)
             order_list = self.state.order_lists[order["orderListId"]]
             for other_id in order_list["orderIds"]:
                 other = self.state.orders[other_id]
                 if other is not order and other["status"] in OPEN:
-                    self._cancel(other, cascade=False)
+                    other["status"], other["updateTime"] = "EXPIRED", now
             order_list["status"] = "ALL_DONE"
 
     def _move_position(self, symbol: str, delta: Decimal, price: Decimal) -> None:
@@ -958,6 +1093,7 @@ def default_markets() -> list[Market]:
     return [
         Market("BTCUSDT", "BTC", "USDT", tick="0.01", step="0.00001", min_qty="0.00001", min_notional="5"),
         Market("ETHUSDT", "ETH", "USDT", tick="0.01", step="0.0001", min_qty="0.0001", min_notional="5"),
+        Market("BNBUSDT", "BNB", "USDT", tick="0.01", step="0.001", min_qty="0.001", min_notional="5"),
         Market("BTCUSDT", "BTC", "USDT", tick="0.10", step="0.001", min_qty="0.001", min_notional="5", futures=True),
         Market("ETHUSDT", "ETH", "USDT", tick="0.01", step="0.001", min_qty="0.001", min_notional="5", futures=True),
     ]
@@ -995,13 +1131,16 @@ def _symbol_info(market: Market, refuse_oco: bool) -> dict:
         {"filterType": "MARKET_LOT_SIZE", "minQty": market.min_qty, "maxQty": market.max_qty, "stepSize": market.step},
     ]
     if market.futures:
-        filters.append({"filterType": "MIN_NOTIONAL", "notional": market.min_notional})
+        filters += [{"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                    {"filterType": "MIN_NOTIONAL", "notional": market.min_notional},
+                    {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"}]
         return {
             "symbol": market.symbol, "pair": market.symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
-            "onboardDate": 1569398400000, "status": "TRADING", "baseAsset": market.base, "quoteAsset": market.quote,
+            "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+            "baseAsset": market.base, "quoteAsset": market.quote,
             "marginAsset": market.quote, "pricePrecision": _precision(market.tick), "quantityPrecision": _precision(market.step),
             "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0,
-            "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+            "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
             "filters": filters, "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         }
@@ -1010,9 +1149,9 @@ def _symbol_info(market: Market, refuse_oco: bool) -> dict:
     return {
         "symbol": market.symbol, "status": "TRADING", "baseAsset": market.base, "baseAssetPrecision": 8, "quoteAsset": market.quote,
         "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "orderTypes": market.order_types or ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
         "icebergAllowed": True, "ocoAllowed": not refuse_oco, "otoAllowed": not refuse_oco, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+        "allowTrailingStop": True, "cancelReplaceAllowed": True, "allowAmend": False, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": filters, "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
