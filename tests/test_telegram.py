@@ -320,6 +320,23 @@ def test_read_commands_answer_viewers(server, replay_bot, run_bot):
     assert "/kill" not in shown[-1], "a viewer's /help lists read commands only"
 
 
+def test_a_huge_command_is_audited_in_brief(server, replay_bot, run_bot):
+    """Found by the red team: /close with 250 KB of arguments wrote a 250 KB audit line (and its
+    reply, echoing them, was too long for Telegram)."""
+    def script(api, ctx):
+        api.push_message(OPERATOR, CHAT, "/close " + " ".join(["BTC/USDT" * 500] * 60))
+        api.wait_for(lambda: [c for c in replies(api) if "Nothing to close" in c.params.get("text", "")], what="close reply")
+
+    scenario = Scenario(server, script)
+    bot = make_bot(replay_bot, telegram(server), plugins=[("scenario", scenario)])
+    run_bot(bot, 3)
+    assert scenario.error is None, scenario.error
+    [line] = [raw for raw in bot.audit_log.path.read_text().splitlines() if '"telegram_command"' in raw]
+    assert len(line) < 1200
+    [event] = [e for e in audit(bot) if e["event"] == "telegram_command"]
+    assert len(event["args"]) == 9 and event["args"][-1] == "…(+52 more)" and event["args"][0].endswith("…(+3936 chars)")
+
+
 # -- confirm-first -------------------------------------------------------------------------------------
 
 

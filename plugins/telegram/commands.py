@@ -23,6 +23,15 @@ from .text import escape, table
 log = logging.getLogger(__name__)
 
 VIEWER, OPERATOR = "viewer", "operator"
+#: What of a command's arguments the audit log keeps: a chat message may be 4,096 characters of
+#: anything, repeated; the audit line of one command stays under a kilobyte.
+AUDIT_ARGS, AUDIT_ARG_CHARS = 8, 64
+
+
+def capped(args: list[str]) -> list[str]:
+    """``args`` as the audit log keeps them: at most AUDIT_ARGS, each at most AUDIT_ARG_CHARS, the rest counted."""
+    kept = [a if len(a) <= AUDIT_ARG_CHARS else f"{a[:AUDIT_ARG_CHARS]}…(+{len(a) - AUDIT_ARG_CHARS} chars)" for a in args[:AUDIT_ARGS]]
+    return kept + ([f"…(+{len(args) - AUDIT_ARGS} more)"] if len(args) > AUDIT_ARGS else [])
 
 
 @dataclass
@@ -155,7 +164,8 @@ class CommandHandler:
             self._ignore("needs the operator role", user_id, chat_id, text)
             await self.reply(chat_id, f"/{escape(name)} needs the operator role.")
             return
-        self.ctx.audit("telegram_command", command=name.lower(), args=args, user_id=str(user_id), role=role, chat_id=str(chat_id))
+        self.ctx.audit("telegram_command", command=name.lower(), args=capped(args), user_id=str(user_id), role=role,
+                       chat_id=str(chat_id))
         await getattr(self, f"_cmd_{name.lower()}")(chat_id, user_id, args)
 
     async def reply(self, chat_id: Any, html: str, buttons: list[tuple[str, str]] | None = None) -> dict | None:
@@ -283,7 +293,7 @@ class CommandHandler:
         held = self.ctx.positions()
         unknown = [s for s in symbols if s not in held]
         if unknown or not held:
-            await self.reply(chat_id, f"Nothing to close: no open position in {escape(', '.join(unknown) or 'any symbol')}.")
+            await self.reply(chat_id, f"Nothing to close: no open position in {escape(', '.join(capped(unknown)) or 'any symbol')}.")
             return
         what = ", ".join(symbols) if symbols else f"all {len(held)} positions"
         await self._ask_or_confirm("close", chat_id, user_id, symbols,
@@ -315,7 +325,7 @@ class CommandHandler:
             self.confirmed_reasons.add(reason)
             self.ctx.close_positions(reason, pending.args or None)
             outcome = f"Closing {escape(', '.join(pending.args) or 'all positions')}: sent in this cycle's execute phase (or the next)."
-        self.ctx.audit("telegram_confirmed", action=pending.kind, args=pending.args, user_id=str(user_id))
+        self.ctx.audit("telegram_confirmed", action=pending.kind, args=capped(pending.args), user_id=str(user_id))
         await self._settle(pending, f"✅ confirmed by {escape(who)}")
         await self.reply(chat_id, outcome)
 
