@@ -73,8 +73,8 @@ class Reconciler:
             held = await self._exchange_holds()
         booked: list[Fill] = []
         for symbol in symbols:
-            ours, theirs = expected.get(symbol, 0.0), held.get(symbol, (0.0, None))[0]
-            fills = await self._compare(ctx, book, symbol, ours, theirs, held.get(symbol, (0.0, None))[1])
+            ours, (theirs, entry) = expected.get(symbol, 0.0), held[symbol]
+            fills = await self._compare(ctx, book, symbol, ours, theirs, entry)
             booked += fills
             for fill in fills:
                 ours += fill.amount * (1 if fill.side is Side.BUY else -1)
