@@ -11,9 +11,8 @@ empty, both forms are exercised.
 The requests are plain HTTP (httpx), signed like Binance wants (HMAC-SHA256 of the query string),
 so nothing of ccxt's parsing hides a wrong shape.
 
-Order endpoints whose answer still deviates are ``xfail(strict=True)`` with the difference as the
-reason (they are being reworked; see ``/tmp/order_shapes.md`` of issue 15): when one is fixed its
-test passes unexpectedly and the mark must go.
+Order answers follow ``newOrderRespType`` (ACK / RESULT / FULL, Binance's defaults when it is not
+sent) and differ per endpoint (placing, query, cancel), as Binance's do; each shape is checked.
 """
 
 from __future__ import annotations
@@ -449,18 +448,12 @@ def test_an_isolated_position_has_isolated_margin(server):
 # == orders: spot ===================================================================================
 
 
-def order_mark(reason: str):
-    return pytest.mark.xfail(strict=True, reason=f"order endpoint, being reworked (issue 15): {reason}")
-
-
-@order_mark("the placing answer carries query-only keys time/updateTime/isWorking, stopPrice for a MARKET order, and a time in each fill")
 def test_spot_market_order_full(server):
     placed = spot_buy(server)
     assert placed["fills"], "a MARKET order that executed lists its fills"
     assert_shape(placed, SPOT_FULL, optional={"icebergQty"})
 
 
-@order_mark("the placing answer carries query-only keys time/updateTime/isWorking, and stopPrice for a LIMIT order")
 def test_spot_resting_limit_order_full_has_empty_fills(server):
     placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
                                                    "quantity": "0.001", "price": "40000", "newOrderRespType": "FULL"}, signed=True)
@@ -468,17 +461,14 @@ def test_spot_resting_limit_order_full_has_empty_fills(server):
     assert_shape(placed, SPOT_FULL)
 
 
-@order_mark("newOrderRespType is ignored: RESULT still lists fills (fills come only with FULL)")
 def test_spot_result_answer_has_no_fills(server):
     assert_shape(spot_buy(server, newOrderRespType="RESULT"), SPOT_RESULT)
 
 
-@order_mark("newOrderRespType is ignored: ACK answers the whole order")
 def test_spot_ack_answer(server):
     assert_shape(spot_buy(server, newOrderRespType="ACK"), SPOT_ACK)
 
 
-@order_mark("newOrderRespType is ignored: a STOP_LOSS_LIMIT without it must be answered ACK (Binance's default for non MARKET/LIMIT types)")
 def test_spot_stop_order_default_answer_is_ack(server):
     spot_buy(server)
     placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT", "timeInForce": "GTC",
@@ -486,8 +476,6 @@ def test_spot_stop_order_default_answer_is_ack(server):
     assert_shape(placed, SPOT_ACK)
 
 
-@order_mark("a stop order's RESULT answer carries fills (FULL only) and time/updateTime/isWorking, and workingTime is the creation time, "
-            "not -1 before the trigger")
 @pytest.mark.parametrize("order_type", ["STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"])
 def test_spot_stop_and_take_profit_orders(server, order_type):
     spot_buy(server)
@@ -509,12 +497,13 @@ def test_spot_stop_order_query_has_stop_price_and_triggers(server):
                   signed=True)
     query = call(server, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
     assert query["status"] == "NEW" and Decimal(query["stopPrice"]) == 48000
+    assert (query["isWorking"], query["workingTime"]) == (False, -1)  # not working until triggered
     server.set_price("BTCUSDT", 47500)
     query = call(server, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "sl1"}, signed=True)
     assert query["status"] == "FILLED" and query["type"] == "STOP_LOSS"  # the type stays STOP_LOSS once triggered
+    assert query["isWorking"] is True and query["workingTime"] >= query["time"]  # working since the trigger
 
 
-@order_mark("the query answer carries transactTime (a placing/cancel key)")
 def test_spot_query_and_open_orders(server):
     placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
                                                    "quantity": "0.001", "price": "40000"}, signed=True)
@@ -524,14 +513,26 @@ def test_spot_query_and_open_orders(server):
                  optional={"stopPrice", "icebergQty"})
 
 
-@order_mark("the cancel answer has no origClientOrderId and names the order's own id in clientOrderId (Binance: the cancel's id), "
-            "and carries time/updateTime/workingTime/isWorking")
 def test_spot_cancel(server):
     call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
                                            "price": "40000", "newClientOrderId": "mine"}, signed=True)
     canceled = call(server, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "mine"}, signed=True)
     assert_shape(canceled, SPOT_CANCEL)
     assert canceled["origClientOrderId"] == "mine" and canceled["clientOrderId"] != "mine"
+
+
+def test_spot_cancel_names_the_cancel_by_new_client_order_id(server):
+    call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
+                                           "price": "40000", "newClientOrderId": "mine"}, signed=True)
+    canceled = call(server, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "mine", "newClientOrderId": "undo-mine"},
+                    signed=True)
+    assert (canceled["origClientOrderId"], canceled["clientOrderId"], canceled["status"]) == ("mine", "undo-mine", "CANCELED")
+
+
+def test_spot_invalid_new_order_resp_type(server):
+    assert call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001",
+                                                  "newOrderRespType": "EVERYTHING"}, signed=True, status=400)["code"] == -1136
+    assert server.open_orders() == [] and server.filled_orders() == []  # refused before anything happened
 
 
 def test_spot_cancel_unknown_order(server):
@@ -558,7 +559,6 @@ def test_spot_trades_and_fills_commissions(fees):
 # -- OCO order lists --
 
 
-@order_mark("orderReports are query-shaped (time/updateTime/isWorking; stopPrice on the LIMIT_MAKER leg; workingTime not -1 on the stop leg)")
 def test_oco_placing_answer(server):
     placed = place_oco(server)
     assert (placed["listStatusType"], placed["listOrderStatus"]) == ("EXEC_STARTED", "EXECUTING")
@@ -568,13 +568,25 @@ def test_oco_placing_answer(server):
     assert legs["STOP_LOSS_LIMIT"]["workingTime"] == -1
 
 
+@pytest.mark.parametrize("resp_type", ["ACK", "FULL", None])
+def test_oco_placing_answer_by_new_order_resp_type(server, resp_type):
+    """ACK reports only name the legs; FULL (also when not sent, as a live testnet answer shows) adds ``fills``."""
+    spot_buy(server)
+    placed = call(server, "POST", "/api/v3/orderList/oco", {
+        "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001", "newOrderRespType": resp_type,
+        "aboveType": "LIMIT_MAKER", "abovePrice": "52000", "belowType": "STOP_LOSS", "belowStopPrice": "48000"}, signed=True)
+    report = SPOT_ACK if resp_type == "ACK" else SPOT_FULL | STOP_PRICE
+    assert_shape(placed, ORDER_LIST | {"orderReports": [report]}, optional={"stopPrice"})
+    if resp_type != "ACK":
+        assert all(r["fills"] == [] for r in placed["orderReports"])
+
+
 def test_oco_placing_answer_list_fields(server):
     placed = place_oco(server)
     assert_shape({k: v for k, v in placed.items() if k != "orderReports"}, ORDER_LIST)
     assert sorted(o["clientOrderId"] for o in placed["orders"]) == ["oco1-sl", "oco1-tp"]
 
 
-@order_mark("the order list query answer carries orderReports (Binance's has only orders)")
 def test_oco_query_and_open_order_lists(server):
     placed = place_oco(server)
     assert_shape(call(server, "GET", "/api/v3/orderList", {"orderListId": placed["orderListId"]}, signed=True), ORDER_LIST)
@@ -582,7 +594,6 @@ def test_oco_query_and_open_order_lists(server):
     assert_shape(call(server, "GET", "/api/v3/openOrderList", signed=True), [ORDER_LIST])
 
 
-@order_mark("the cancel answer's orderReports are query-shaped, without origClientOrderId")
 def test_oco_cancel(server):
     placed = place_oco(server)
     canceled = call(server, "DELETE", "/api/v3/orderList", {"symbol": "BTCUSDT", "orderListId": placed["orderListId"]}, signed=True)
@@ -608,13 +619,22 @@ def test_oco_one_leg_filled_the_other_expired(server):
 # == orders: futures ================================================================================
 
 
-@order_mark("the placing answer carries time (Binance's new-order answer has updateTime only)")
 def test_futures_new_order(server):
     placed = futures_open(server)
     assert_shape(placed, FUTURES_NEW, optional=TRAILING)
 
 
-@order_mark("the query answer carries cumQty (only the placing and cancel answers have it)")
+def test_futures_ack_answers_the_order_as_accepted(server):
+    """ACK, the futures default: a MARKET order is answered NEW with nothing executed; the query shows the fill."""
+    placed = futures_open(server, newOrderRespType=None)
+    assert_shape(placed, FUTURES_NEW, optional=TRAILING)
+    assert (placed["status"], Decimal(placed["executedQty"]), Decimal(placed["avgPrice"])) == ("NEW", 0, 0)
+    query = call(server, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
+    assert query["status"] == "FILLED" and Decimal(query["executedQty"]) == Decimal("0.002")
+    result = futures_open(server, side="SELL")  # RESULT: the state after execution
+    assert result["status"] == "FILLED" and Decimal(result["avgPrice"]) > 0
+
+
 def test_futures_query_and_open_orders(server):
     placed = call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
                                                     "price": "40000", "timeInForce": "GTC", "newOrderRespType": "RESULT"}, signed=True)
@@ -623,7 +643,6 @@ def test_futures_query_and_open_orders(server):
     assert_shape(call(server, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, signed=True), [FUTURES_QUERY], optional=TRAILING)
 
 
-@order_mark("the cancel answer carries avgPrice and time (Binance's has neither)")
 def test_futures_cancel(server):
     placed = call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
                                                     "price": "40000", "timeInForce": "GTC"}, signed=True)
@@ -645,8 +664,7 @@ def test_futures_user_trades(server):
 
 @pytest.mark.parametrize(("prefix", "expected"), [
     ("autoclose-", "autoclose-"),  # liquidation: "starts with autoclose-"
-    pytest.param("adl_autoclose", "adl_autoclose", marks=order_mark(
-        "the server's ADL order id is 'adl_autoclose' plus digits; Binance's is exactly 'adl_autoclose'")),
+    ("adl_autoclose", "adl_autoclose"),  # ADL: exactly "adl_autoclose"
 ])
 def test_futures_liquidation_and_adl_orders(server, prefix, expected):
     """Orders Binance places on the account (USDⓈ-M "User's Force Orders" example, ORDER_TRADE_UPDATE
@@ -674,12 +692,10 @@ def place_algo(server: BinanceTestServer, coid: str = "stop1") -> dict:
         "triggerPrice": "48000", "reduceOnly": "true", "clientAlgoId": coid, "newOrderRespType": "RESULT"}, signed=True)
 
 
-@order_mark("the placing answer carries actualOrderId/actualPrice (query-only fields)")
 def test_algo_order_placing_answer(server):
     assert_shape(place_algo(server), ALGO_NEW, optional=ALGO_TRAILING)
 
 
-@order_mark("the query answer lacks tpTriggerPrice/tpPrice/slTriggerPrice/slPrice/tpOrderType")
 def test_algo_order_query_and_open_algo_orders(server):
     placed = place_algo(server)
     query = call(server, "GET", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]}, signed=True)

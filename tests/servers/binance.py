@@ -66,6 +66,13 @@ PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "tic
 ORDER_ENDPOINTS = {("POST", "order"), ("POST", "orderList/oco"), ("POST", "algoOrder")}
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "1d": 86400}
 OPEN = ("NEW", "PARTIALLY_FILLED")
+#: Spot types that wait for their stop price: not working (``workingTime: -1``, ``isWorking: false``)
+#: until triggered; only they carry ``stopPrice`` in placing and cancel answers (spot rest-api.md
+#: "Conditional fields in Order Responses").
+SPOT_STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+#: spot ``newOrderRespType`` values (rest-api.md "New order"); the default is FULL for MARKET and
+#: LIMIT, ACK for every other type.
+SPOT_RESP_TYPES = ("ACK", "RESULT", "FULL")
 
 
 @dataclass
@@ -188,6 +195,7 @@ class BinanceTestServer:
         self.clock_skew_ms = 0  # the server's clock runs this far ahead: signed requests get -1021
         self.lock = threading.RLock()
         self._ids = itertools.count(1000)
+        self._cancel_ids = itertools.count(1)  # generated client ids of cancel requests (their own counter: order ids stay as they were)
         self._weight = {"spot": _Window(), "futures": _Window()}
         self._order_count = {"spot": _Window(), "futures": _Window()}
         self._429s = 0
@@ -309,9 +317,10 @@ class BinanceTestServer:
             step = Decimal(market.step)
             quantity = (abs(held) * Decimal(str(fraction)) / step).to_integral_value(rounding="ROUND_FLOOR") * step
             side = "SELL" if held > 0 else "BUY"
+            # Binance's ADL order id is exactly "adl_autoclose"; the others are a prefix and digits
+            coid = prefix if prefix == "adl_autoclose" else f"{prefix}{next(self._ids)}"
             order = self._new_order(market, {"type": "MARKET", "side": side, "quantity": _ds(quantity),
-                                             "reduceOnly": "true" if futures else "false"},
-                                    f"{prefix}{next(self._ids)}", futures=futures)
+                                             "reduceOnly": "true" if futures else "false"}, coid, futures=futures)
             self._fill(order, self._price(symbol))
             return dict(order)
 
@@ -585,11 +594,20 @@ class BinanceTestServer:
 
     def _spot_post_order(self, params: dict) -> dict:
         market = self._market("spot", params)
+        default = "FULL" if params.get("type", "").upper() in ("MARKET", "LIMIT") else "ACK"
+        resp_type = self._spot_resp_type(params, default)
         coid = params.get("newClientOrderId") or f"srv{next(self._ids)}"
         self._check_duplicate(coid, futures=False)
         order = self._new_order(market, params, coid, futures=False)
         self._execute_if_marketable(order)
-        return self._spot_order_response(order, full=True)
+        return self._spot_order_response(order, resp_type)
+
+    @staticmethod
+    def _spot_resp_type(params: dict, default: str) -> str:
+        resp_type = params.get("newOrderRespType") or default
+        if resp_type not in SPOT_RESP_TYPES:
+            raise ApiError(-1136, "Invalid newOrderRespType.")
+        return resp_type
 
     def _spot_get_order(self, params: dict) -> dict:
         return self._spot_order_response(self._find_order("spot", params))
@@ -599,7 +617,7 @@ class BinanceTestServer:
         if order["status"] not in OPEN:
             raise ApiError(-2011, "Unknown order sent.")
         self._cancel(order)
-        return self._spot_order_response(order)
+        return self._spot_order_response(order, "CANCEL", cancel_id=params.get("newClientOrderId"))
 
     def _spot_get_myTrades(self, params: dict) -> list:
         trades = []
@@ -657,6 +675,7 @@ class BinanceTestServer:
             coid = params.get(f"{side_key}ClientOrderId") or f"srv{next(self._ids)}"
             self._check_duplicate(coid, futures=False)
             legs.append((coid, leg_params))
+        resp_type = self._spot_resp_type(params, "FULL")  # a live testnet answer without it has FULL reports ("fills": [])
         list_id = next(self._ids)
         orders = [self._new_order(market, p, coid, futures=False, order_list_id=list_id) for coid, p in legs]
         self.state.order_lists[list_id] = {"orderListId": list_id, "listClientOrderId": list_coid, "symbol": market.symbol,
@@ -664,7 +683,7 @@ class BinanceTestServer:
                                            "transactionTime": int(time.time() * 1000)}
         for order in orders:
             self._execute_if_marketable(order)
-        return self._order_list_response(self.state.order_lists[list_id])
+        return self._order_list_response(self.state.order_lists[list_id], resp_type)
 
     def _spot_get_orderList(self, params: dict) -> dict:
         return self._order_list_response(self._find_list(params))
@@ -676,7 +695,7 @@ class BinanceTestServer:
             if order["status"] in OPEN:
                 self._cancel(order, cascade=False)
         order_list["status"] = "ALL_DONE"
-        return self._order_list_response(order_list)
+        return self._order_list_response(order_list, "CANCEL")
 
     def _spot_get_openOrderList(self, params: dict) -> list:
         return [self._order_list_response(ol) for ol in self.state.order_lists.values() if ol["status"] == "EXECUTING"]
@@ -687,29 +706,52 @@ class BinanceTestServer:
                 return order_list
         raise ApiError(-2011, "Order list does not exist.")
 
-    def _order_list_response(self, order_list: dict) -> dict:
+    def _order_list_response(self, order_list: dict, reports: str | None = None) -> dict:
+        """An order list: its fields and ``orders``; the placing (``reports`` = ACK/RESULT/FULL) and
+        cancel (``CANCEL``) answers add ``orderReports`` in that shape, a query has none."""
         orders = [self.state.orders[i] for i in order_list["orderIds"]]
-        return {
+        response = {
             "orderListId": order_list["orderListId"], "contingencyType": "OCO",
             "listStatusType": "ALL_DONE" if order_list["status"] == "ALL_DONE" else "EXEC_STARTED",
             "listOrderStatus": order_list["status"], "listClientOrderId": order_list["listClientOrderId"],
             "transactionTime": order_list["transactionTime"], "symbol": order_list["symbol"],
             "orders": [{"symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"]} for o in orders],
-            "orderReports": [self._spot_order_response(o) for o in orders],
         }
+        if reports is not None:
+            response["orderReports"] = [self._spot_order_response(o, reports) for o in orders]
+        return response
 
-    def _spot_order_response(self, order: dict, full: bool = False) -> dict:
-        response = {
-            "symbol": order["symbol"], "orderId": order["orderId"], "orderListId": order.get("orderListId", -1),
-            "clientOrderId": order["clientOrderId"], "price": _ds(order["price"]), "origQty": _ds(order["origQty"]),
-            "executedQty": _ds(order["executedQty"]), "cummulativeQuoteQty": _ds(order["cumQuote"]), "status": order["status"],
-            "timeInForce": order.get("timeInForce") or "GTC", "type": order["type"], "side": order["side"],
-            "stopPrice": _ds(order["stopPrice"]), "time": order["time"], "updateTime": order["updateTime"],
-            "transactTime": order["updateTime"], "workingTime": order["time"], "isWorking": order["status"] in OPEN,
-            "origQuoteOrderQty": "0", "selfTradePreventionMode": "EXPIRE_MAKER",
-        }
-        if full:
-            response["fills"] = order["fills"]
+    def _spot_order_response(self, order: dict, shape: str = "QUERY", cancel_id: str | None = None) -> dict:
+        """A spot order as Binance answers it (rest-api.md): ``ACK``/``RESULT``/``FULL`` (placing,
+        by ``newOrderRespType``), ``QUERY`` (query order, open orders) or ``CANCEL`` (cancel order:
+        ``origClientOrderId`` is the order's id, ``clientOrderId`` the cancel's — ``cancel_id``, the
+        request's ``newClientOrderId``, generated when not sent)."""
+        working = order["type"] not in SPOT_STOP_TYPES or order.get("triggered", False)
+        working_time = order.get("workingTime", order["time"]) if working else -1
+        stop = {"stopPrice": _ds(order["stopPrice"])}
+        conditional = stop if order["type"] in SPOT_STOP_TYPES else {}
+        ids = {"symbol": order["symbol"], "orderId": order["orderId"], "orderListId": order.get("orderListId", -1),
+               "clientOrderId": order["clientOrderId"]}
+        if shape == "CANCEL":
+            ids = {"symbol": order["symbol"], "origClientOrderId": order["clientOrderId"], "orderId": order["orderId"],
+                   "orderListId": order.get("orderListId", -1), "clientOrderId": cancel_id or f"srvcancel{next(self._cancel_ids)}"}
+        if shape in ("ACK", "RESULT", "FULL", "CANCEL"):
+            ids["transactTime"] = order["updateTime"]
+        if shape == "ACK":
+            return ids
+        amounts = {"price": _ds(order["price"]), "origQty": _ds(order["origQty"]), "executedQty": _ds(order["executedQty"])}
+        state = {"status": order["status"], "timeInForce": order.get("timeInForce") or "GTC", "type": order["type"], "side": order["side"]}
+        if shape == "QUERY":  # the query example lists stopPrice for every type
+            return ids | amounts | {"cummulativeQuoteQty": _ds(order["cumQuote"])} | state | stop | {
+                "time": order["time"], "updateTime": order["updateTime"], "isWorking": working, "workingTime": working_time,
+                "origQuoteOrderQty": "0", "selfTradePreventionMode": "EXPIRE_MAKER"}
+        response = ids | amounts | {"origQuoteOrderQty": "0", "cummulativeQuoteQty": _ds(order["cumQuote"])} | state | conditional
+        if shape != "CANCEL":
+            response["workingTime"] = working_time
+        response["selfTradePreventionMode"] = "EXPIRE_MAKER"
+        if shape == "FULL":
+            response["fills"] = [{"price": f["price"], "qty": f["qty"], "commission": f["commission"], "commissionAsset": f["commissionAsset"],
+                                  "tradeId": f["tradeId"]} for f in order["fills"]]
         return response
 
     # -- futures account, positions and orders ------------------------------------------------------
@@ -812,8 +854,11 @@ class BinanceTestServer:
         coid = params.get("newClientOrderId") or f"srv{next(self._ids)}"
         self._check_duplicate(coid, futures=True)
         order = self._new_order(market, params, coid, futures=True)
+        # newOrderRespType (USDⓈ-M "New Order"): ACK (the default) answers the order as accepted,
+        # before it executes (a MARKET order: NEW, nothing executed); RESULT its state after.
+        accepted = self._futures_order_response(order, "NEW") if params.get("newOrderRespType", "ACK") == "ACK" else None
         self._execute_if_marketable(order)
-        return self._futures_order_response(order)
+        return accepted or self._futures_order_response(order, "NEW")
 
     def _futures_get_order(self, params: dict) -> dict:
         return self._futures_order_response(self._find_order("futures", params))
@@ -823,16 +868,19 @@ class BinanceTestServer:
         if order["status"] not in OPEN:
             raise ApiError(-2011, "Unknown order sent.")
         self._cancel(order)
-        return self._futures_order_response(order)
+        return self._futures_order_response(order, "CANCEL")
 
     def _futures_get_openOrders(self, params: dict) -> list:
         symbol = params.get("symbol")
         return [self._futures_order_response(o) for o in self.state.orders.values()
                 if o["futures"] and o["status"] in OPEN and (symbol is None or o["symbol"] == symbol)]
 
-    def _futures_order_response(self, order: dict) -> dict:
+    def _futures_order_response(self, order: dict, shape: str = "QUERY") -> dict:
+        """A futures order as USDⓈ-M answers it: ``NEW`` (New Order: ``cumQty``, no ``time``), ``QUERY``
+        (Query Order, open orders: ``time``, no ``cumQty``) or ``CANCEL`` (Cancel Order: ``cumQty``,
+        no ``avgPrice``, no ``time``)."""
         avg = order["cumQuote"] / order["executedQty"] if order["executedQty"] else Decimal(0)
-        return {
+        response = {
             "orderId": order["orderId"], "symbol": order["symbol"], "status": order["status"], "clientOrderId": order["clientOrderId"],
             "price": _ds(order["price"]), "avgPrice": _ds(avg), "origQty": _ds(order["origQty"]), "executedQty": _ds(order["executedQty"]),
             "cumQty": _ds(order["executedQty"]), "cumQuote": _ds(order["cumQuote"]), "timeInForce": order.get("timeInForce") or "GTC",
@@ -841,6 +889,8 @@ class BinanceTestServer:
             "origType": order["type"], "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
             "time": order["time"], "updateTime": order["updateTime"],
         }
+        drop = {"NEW": ("time",), "QUERY": ("cumQty",), "CANCEL": ("avgPrice", "time")}[shape]
+        return {k: v for k, v in response.items() if k not in drop}
 
     def _futures_post_algoOrder(self, params: dict) -> dict:
         market = self._market("futures", params)
@@ -864,7 +914,7 @@ class BinanceTestServer:
             "reduceOnly": reduce_only, "createTime": now, "updateTime": now, "triggerTime": 0, "actualOrderId": "", "actualPrice": "0",
         }
         self._trigger(market.symbol)
-        return self._algo_response(self.state.algo_orders[algo_id])
+        return self._algo_response(self.state.algo_orders[algo_id], query=False)
 
     def _futures_get_algoOrder(self, params: dict) -> dict:
         return self._algo_response(self._find_algo(params))
@@ -887,13 +937,24 @@ class BinanceTestServer:
             raise ApiError(-2013, "Order does not exist.")
         return matches[-1]
 
-    def _algo_response(self, algo: dict) -> dict:
-        shown = dict(algo)
+    def _algo_response(self, algo: dict, query: bool = True) -> dict:
+        """An algo order as USDⓈ-M answers it: the placing answer ("New Algo Order") has no
+        ``actualOrderId``/``actualPrice`` (nor the tp/sl keys); the query answers ("Query Algo
+        Order", open/all algo orders) have them (``actualOrderId`` "" until triggered)."""
+        shown = {k: (_ds(v) if isinstance(v, Decimal) else v) for k, v in algo.items()}
         if not self.actual_order_id:
             shown["actualOrderId"], shown["actualPrice"] = "", "0"
-        return {k: (_ds(v) if isinstance(v, Decimal) else v) for k, v in shown.items()} | {
-            "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE",
-            "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "goodTillDate": 0,
+        head = {k: shown[k] for k in ("algoId", "clientAlgoId", "algoType", "orderType", "symbol", "side", "positionSide",
+                                      "timeInForce", "quantity", "algoStatus")}
+        if query:
+            head |= {"actualOrderId": shown["actualOrderId"], "actualPrice": shown["actualPrice"]}
+        head |= {"triggerPrice": shown["triggerPrice"], "price": shown["price"], "icebergQuantity": None}
+        if query:
+            head |= {"tpTriggerPrice": "0.000", "tpPrice": "0.000", "slTriggerPrice": "0.000", "slPrice": "0.000", "tpOrderType": ""}
+        return head | {
+            "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE", "priceMatch": "NONE", "closePosition": False,
+            "priceProtect": False, "reduceOnly": shown["reduceOnly"], "createTime": shown["createTime"], "updateTime": shown["updateTime"],
+            "triggerTime": shown["triggerTime"], "goodTillDate": 0,
         }
 
     # -- the matching engine -------------------------------------------------------------------------
@@ -961,6 +1022,8 @@ class BinanceTestServer:
             triggered = (side == "SELL" and price <= order["stopPrice"]) or (side == "BUY" and price >= order["stopPrice"])
         elif kind in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET") and not triggered:
             triggered = (side == "SELL" and price >= order["stopPrice"]) or (side == "BUY" and price <= order["stopPrice"])
+        if triggered and not order.get("triggered", False):
+            order["workingTime"] = int(time.time() * 1000)  # a stop order starts working when triggered
         order["triggered"] = triggered
         if kind == "MARKET" or (triggered and kind in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")):
             fill_at = price
