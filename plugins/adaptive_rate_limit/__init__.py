@@ -34,7 +34,7 @@ class AdaptiveRateLimitConfig(BaseModel):
     safety_margin_percent: float = Field(1.0, ge=0, lt=50, description="share of every budget never used (clock and network jitter), %")
     critical_reserve_percent: float = Field(2.0, ge=0, lt=50, description="share of every budget only CRITICAL requests may use, %")
     smoothing_slices: int = Field(
-        10, ge=1, le=100, description="a window is also cut into this many slices, none taking much more than its share; 1 = off"
+        10, ge=1, le=100, description="a window is also cut into this many slices, none taking more than its share; 1 = off"
     )
     max_wait_seconds: float = Field(
         30.0, gt=0, description="a non-CRITICAL request that would wait longer than this for a 429 pause fails at once, seconds"

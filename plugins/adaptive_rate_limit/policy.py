@@ -7,10 +7,15 @@ One ``AdaptiveRateLimiter`` per bot. Every exchange request first awaits
   from ``exchangeInfo`` via ``set_limits``, or the configured fallbacks) is a sliding-window log in
   a store (``budgets.py``). A sliding window that never holds more than the limit also never puts
   more than the limit into any of the exchange's fixed windows, so steady traffic can use the
-  whole budget without a 429.
+  whole budget without a 429. Ordinary requests are also held to an even share of each slice of
+  the window, so the log fills as evenly as it empties: no burst now means no stall one window
+  later, when the burst's entries would all still be in the window.
 - **Priority.** Requests wait in one queue ordered by priority (CRITICAL, HIGH, NORMAL, LOW), then
   arrival; only the head may take budget, so under saturation a CRITICAL request goes next. The last
-  ``critical_reserve_percent`` of every budget is CRITICAL's alone, so it rarely waits at all.
+  ``critical_reserve_percent`` of every budget is CRITICAL's alone: that is also what keeps the
+  priority across bots sharing a budget, which have one queue each but one log — the others' ordinary
+  requests stop below the reserve, and the log frees up steadily (see above), so a CRITICAL
+  request never waits for more than the next free slot.
 - **Resync.** ``X-MBX-USED-WEIGHT-<n><unit>`` and ``X-MBX-ORDER-COUNT-<n><unit>`` say what the
   exchange counted; when that is more than the log holds (another program on the same IP), the
   difference is added to the log.
@@ -164,9 +169,10 @@ class AdaptiveRateLimiter:
             budget = Budget(limit.kind, limit.limit, window_ms, key, normal, critical)
             slices = self.config.smoothing_slices
             if slices > 1 and window_ms // slices > 0 and normal_limit >= 2 * slices:
-                # ...and no slice of the window may take much more than its share: traffic spreads out
-                # instead of bursting at window starts, so budget frees up all the time, not once a window.
-                slice_rate = Rate(math.ceil(1.5 * normal_limit / slices), window_ms // slices)
+                # ...and no slice of the window may take more than its share: the log fills as evenly
+                # as it empties. (1.5 x the share made windows fill in two thirds of their time, then
+                # stall for the last third — again one window later, as the burst's entries left.)
+                slice_rate = Rate(math.ceil(normal_limit / slices), window_ms // slices)
                 [budget.smooth] = self.store.buckets(key, [[slice_rate, normal_rate]])
             if self.store.shared and self.config.bot_share < 1.0:
                 share = limit.limit * self.config.bot_share
