@@ -15,8 +15,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -42,14 +44,15 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-def limiter(clock: FakeClock | None = None, limits=None, alerts=None, errors=None, store=None, **config) -> AdaptiveRateLimiter:
+def limiter(clock: FakeClock | None = None, limits=None, alerts=None, errors=None, store=None, scope: str = "test",
+            **config) -> AdaptiveRateLimiter:
     settings = {"safety_margin_percent": 0, "critical_reserve_percent": 0, "requests_per_hour": None, "smoothing_slices": 1} | config
     clock = clock or FakeClock()
     policy = AdaptiveRateLimiter(
         AdaptiveRateLimitConfig(**settings), store=store, clock=clock, sleep=clock.sleep,
         alert=(alerts.append if alerts is not None else None), report_error=(errors.append if errors is not None else None),
     )
-    policy.set_limits(limits or [RateLimit(kind="weight", limit=10, window_seconds=60)], "test")
+    policy.set_limits(limits or [RateLimit(kind="weight", limit=10, window_seconds=60)], scope)
     return policy
 
 
@@ -157,29 +160,139 @@ def test_the_exchanges_used_weight_header_resynchronises_the_budget():
     assert asyncio.run(scenario()) >= 59
 
 
-def test_a_429_pauses_for_retry_after_times_a_growing_backoff_that_decays_after_successes():
+async def per_window(policy: AdaptiveRateLimiter, clock: FakeClock, windows: int, window: float = 60.0) -> list[int]:
+    """Weight a LOW-priority stream of weight-1 requests gets through in each of the next ``windows``."""
+    start = clock()
+    counts = [0] * windows
+    while True:
+        await policy.acquire(1, Priority.LOW)
+        index = int((clock() - start) // window)
+        if index >= windows:
+            return counts
+        counts[index] += 1
+
+
+def test_a_429_lowers_the_budget_to_what_the_exchange_counted_and_it_grows_back_slowly():
+    """Finding 5: a budget configured above the exchange's real limit learns the real one from the 429."""
     async def scenario():
         clock = FakeClock()
         alerts = []
         policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts, decay_after=3)
-        policy.on_response(429, {"Retry-After": "2"})
-        start = clock()
-        await policy.acquire(1, Priority.LOW)
-        first = clock() - start
-        policy.on_response(429, {"Retry-After": "2"})
-        start = clock()
-        await policy.acquire(1, Priority.LOW)
-        second = clock() - start
-        factor_after_two = policy.backoff_factor
-        for _ in range(3):
-            policy.on_response(200, {})
-        return first, second, factor_after_two, policy.backoff_factor, alerts
+        # the exchange's real limit is 500: it refused a request, having counted 500
+        policy.on_response(429, {"Retry-After": "2", "X-MBX-USED-WEIGHT-1M": "500"})
+        after_429 = policy.budgets[0].ceiling
+        return after_429, await per_window(policy, clock, 7), policy.budgets[0].ceiling, alerts
 
-    first, second, factor, decayed, alerts = asyncio.run(scenario())
-    assert first == pytest.approx(2.0)
-    assert second == pytest.approx(4.0)  # Retry-After x backoff_multiplier (2.0)
-    assert factor == 4.0 and decayed == 2.0
-    assert [a.kind for a in alerts] == ["rate_limited", "rate_limited"]
+    after_429, counts, ceiling, alerts = asyncio.run(scenario())
+    assert after_429 == 500
+    # the first window is full (the exchange counted 500 in it); 3 windows (decay_after) at the exchange's
+    # limit, then back to 1000 in 3 steps of a third of the gap
+    assert counts == [0, 500, 500, 666, 833, 1000, 1000] and ceiling == 1000
+    assert [a.kind for a in alerts] == ["rate_limited"]
+    assert "from 1000 to 500 (the exchange counted 500)" in alerts[0].text
+
+
+def test_the_answers_to_one_burst_lower_the_budget_once():
+    """Requests already sent when the first 429 came get 429s too: they say nothing new."""
+    async def scenario():
+        policy = limiter(limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)])
+        for _ in range(5):  # no used-weight header: halved, once
+            policy.on_response(429, {"Retry-After": "2"})
+        return policy.budgets[0].ceiling
+
+    assert asyncio.run(scenario()) == 500
+
+
+def test_a_critical_request_waits_only_the_exchanges_retry_after_however_many_429s_came_before():
+    """Finding 5: no multiplier on Retry-After (it reached 64 x 7 s = 448 s before a close went out)."""
+    async def scenario():
+        clock = FakeClock()
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)])
+        waits = []
+        for _ in range(8):
+            policy.on_response(429, {"Retry-After": "7"})
+            start = clock()
+            await policy.acquire(1, Priority.CRITICAL)
+            waits.append(clock() - start)
+        return waits
+
+    assert asyncio.run(scenario()) == [7.0] * 8
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_ban_is_kept_in_the_shared_store_until_its_wall_clock_end_and_never_longer(tmp_path, kind):
+    """Finding 5: what a process learnt from a 418 holds for the next process (``gobot kill
+    --close-positions``) exactly until the exchange's own deadline — not as a multiplier."""
+    open_store_again = shared_stores(kind, tmp_path)
+    scope = f"ban-test-{uuid.uuid4().hex[:8]}"
+    limits = [RateLimit(kind="weight", limit=1000, window_seconds=60)]
+
+    async def next_process(clock: FakeClock) -> dict[str, str]:
+        policy = limiter(clock, limits=limits, store=open_store_again(), scope=scope)
+        outcome = {}
+        try:
+            await policy.acquire(1, Priority.LOW)
+            outcome["LOW"] = "sent"
+        except ExecutionFailed as exc:
+            outcome["LOW"] = exc.error.kind
+        start = clock()
+        await policy.acquire(1, Priority.CRITICAL)
+        outcome["CRITICAL"] = f"sent after {clock() - start:g} s"
+        policy.close()
+        return outcome
+
+    async def scenario():
+        clock = FakeClock()
+        first = limiter(clock, limits=limits, store=open_store_again(), scope=scope)
+        await first.acquire(1, Priority.LOW)
+        for _ in range(5):  # the issue's run: five 429s...
+            first.on_response(429, {"Retry-After": "7"})
+            clock.t += 7
+        first.on_response(418, {"Retry-After": "120"})  # ...then a ban
+        first.close()
+        clock.t += 30
+        during = await next_process(clock)  # 30 s into the ban (and the CRITICAL request waits out the rest)
+        clock.t += 1
+        after = await next_process(clock)
+        return during, after
+
+    during, after = asyncio.run(scenario())
+    assert during == {"LOW": "banned", "CRITICAL": "sent after 90 s"}
+    assert after == {"LOW": "sent", "CRITICAL": "sent after 0 s"}
+
+
+def test_with_a_budget_configured_twice_the_exchanges_the_limiter_learns_it_from_one_429_and_earns_no_ban():
+    """Finding 5, end to end: ccxt against the loopback Binance server, whose weight limit is half the
+    budget the limiter was given. Before, each window after a pause sent the same burst: 429s, then a 418."""
+    import ccxt
+
+    from gobot_plugins.binance.client import make_exchange
+    from servers.binance import BinanceTestServer
+
+    with BinanceTestServer(window_seconds=1, weight_limit=100, ban_after_429s=3, ban_seconds=30) as server:
+        async def scenario():
+            policy = AdaptiveRateLimiter(AdaptiveRateLimitConfig(requests_per_hour=None))
+            config = SimpleNamespace(request_timeout=5, mode="live", testnet=False, api_url=server.url)
+            exchange = make_exchange(config, market="spot", policy=policy)
+            try:
+                await exchange.load_markets()
+                policy.set_limits([RateLimit(kind="weight", limit=200, window_seconds=1)], "binance:spot")  # 2x the real one
+                outcomes = []
+                end = time.time() + 5  # 5 of the server's windows, one request at a time
+                while time.time() < end:
+                    try:
+                        await exchange.fetch_ticker("BTC/USDT")
+                        outcomes.append(200)
+                    except ccxt.DDoSProtection as exc:
+                        outcomes.append(418 if " 418 " in str(exc) else 429)
+                return outcomes, policy.budgets[0].ceiling
+            finally:
+                await exchange.close()
+
+        outcomes, ceiling = asyncio.run(scenario())
+    assert server.status_counts.get(429) == 1 and server.status_counts.get(418) is None, server.status_counts
+    assert ceiling == 100  # what the server counted when it said 429
+    assert outcomes.count(200) >= 150  # and it kept using the real budget: ~48 requests a window after the first
 
 
 def test_a_429_pause_longer_than_max_wait_fails_a_normal_request_at_once():
@@ -194,7 +307,7 @@ def test_a_429_pause_longer_than_max_wait_fails_a_normal_request_at_once():
     assert error.kind == "rate_limited" and error.retryable
 
 
-def test_a_418_halts_everything_but_critical_alerts_once_and_reports_a_ban():
+def test_a_418_fails_ordinary_requests_critical_ones_wait_for_its_end_alerts_once_and_reports_a_ban():
     async def scenario():
         clock = FakeClock()
         alerts, errors = [], []
@@ -208,15 +321,15 @@ def test_a_418_halts_everything_but_critical_alerts_once_and_reports_a_ban():
                 outcomes[prio.name] = "sent"
             except ExecutionFailed as exc:
                 outcomes[prio.name] = exc.error.kind
-        await policy.acquire(1, Priority.CRITICAL)
-        outcomes["CRITICAL"] = "sent"
-        clock.t += 121
+        start = clock()
+        await policy.acquire(1, Priority.CRITICAL)  # a request during a ban only earns a longer one: it waits for the end
+        outcomes["CRITICAL"] = f"sent after {clock() - start:g} s"
         await policy.acquire(1, Priority.LOW)
         outcomes["LOW after the ban"] = "sent"
         return outcomes, alerts, errors
 
     outcomes, alerts, errors = asyncio.run(scenario())
-    assert outcomes == {"LOW": "banned", "NORMAL": "banned", "HIGH": "banned", "CRITICAL": "sent", "LOW after the ban": "sent"}
+    assert outcomes == {"LOW": "banned", "NORMAL": "banned", "HIGH": "banned", "CRITICAL": "sent after 120 s", "LOW after the ban": "sent"}
     assert [(a.kind, a.severity.value) for a in alerts] == [("exchange_ban", "CRITICAL")]
     assert [e.kind for e in errors] == ["banned"]
 
@@ -437,7 +550,6 @@ def test_smoothing_spreads_a_burst_over_the_window_instead_of_the_window_start()
     times = asyncio.run(scenario())
     # at most a slice's share (10) per 1-second slice, not the whole 100 at the window's start
     assert times[9] == 0 and 1 <= times[10] <= times[19] < 1.1 and 2 <= times[20] <= times[29] < 2.1 and 3 <= times[30] < 3.1
-
 
 
 def test_the_limiter_reports_weight_used_and_queue_depth_to_the_operator_view(replay_bot):

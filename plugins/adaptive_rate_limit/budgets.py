@@ -2,9 +2,13 @@
 
 pyrate-limiter does the counting (its buckets keep one timestamped entry per unit of weight and
 decide atomically whether ``weight`` more fit in the window); this module picks its backend for
-the ``share`` setting and adds the two things pyrate-limiter has no call for: counting what a
-window holds (to compare with the exchange's used-weight headers) and adding weight regardless of
-the limit (to catch up with the exchange's count).
+the ``share`` setting and adds what pyrate-limiter has no call for: counting what a window holds
+(to compare with the exchange's used-weight headers), adding weight regardless of the limit (to
+catch up with the exchange's count), and, for shared stores, **marks**: wall-clock deadlines the
+exchange set (a 429's ``Retry-After``, a 418 ban's end) and lowered budgets, so every bot behind
+the IP waits them out, and a new process still sees them. A mark only ever moves forward (the
+later one wins) and is forgotten at its ``keep_until``: it never outlives what the exchange asked
+for.
 
 Each budget has two pyrate buckets over the *same* log: one with the limit for ordinary requests
 and one with the higher limit CRITICAL requests may reach (see ``policy.py``).
@@ -34,7 +38,7 @@ def _table(key: str) -> str:
 
 
 class MemoryStore:
-    """Budgets of this process only (``share = "none"``)."""
+    """Budgets of this process only (``share = "none"``): no marks, the limiter keeps them itself."""
 
     shared = False
 
@@ -130,6 +134,9 @@ class SQLiteStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.lock = _ImmediateTransaction(self.conn)
+        with self.lock:
+            self.conn.execute("CREATE TABLE IF NOT EXISTS gobot_marks (scope TEXT, name TEXT, value REAL, payload TEXT, "
+                              "keep_until REAL, PRIMARY KEY (scope, name))")
 
     def _ensure(self, key: str) -> str:
         table = _table(key)
@@ -153,6 +160,19 @@ class SQLiteStore:
         with self.lock:
             self.conn.executemany(f"INSERT INTO '{_table(key)}' (name, item_timestamp) VALUES (?, ?)", [("resync", timestamp_ms)] * units)
 
+    def marks(self, scope: str, names: list[str]) -> dict[str, tuple[float, str]]:
+        rows = self.conn.execute("SELECT name, value, payload FROM gobot_marks WHERE scope = ?", (scope,)).fetchall()
+        return {name: (value, payload) for name, value, payload in rows if name in names}
+
+    def mark(self, scope: str, name: str, value: float, payload: str = "", *, now: float, keep_until: float) -> None:
+        with self.lock:
+            self.conn.execute("DELETE FROM gobot_marks WHERE keep_until < ?", (now,))  # what the exchange asked for is over
+            self.conn.execute(
+                "INSERT INTO gobot_marks (scope, name, value, payload, keep_until) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (scope, name) DO UPDATE SET value = excluded.value, payload = excluded.payload, "
+                "keep_until = excluded.keep_until WHERE excluded.value > gobot_marks.value",
+                (scope, name, value, payload, keep_until))
+
     def close(self) -> None:
         self.conn.close()
 
@@ -174,6 +194,18 @@ class _RedisBucket(RedisBucket):
         return cls(rates, redis, bucket_key, redis.script_load(cls.SCRIPT), algorithm)
 
 
+#: Keep the later of two marks (value|payload in one string), for ARGV[3] milliseconds.
+_MARK_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    local value = tonumber(string.match(current, '^([^|]*)'))
+    if value and value >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
 class RedisStore:
     """Budgets in Redis, for bots on several hosts behind one IP (``share = "redis://HOST:PORT/DB"``)."""
 
@@ -185,6 +217,7 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
         self.client.ping()  # fail at start-up, not on the first order
         self.prefix = prefix
+        self._mark = self.client.register_script(_MARK_SCRIPT)  # reloads itself after a Redis restart
 
     def buckets(self, key: str, rates: list[Rate | list[Rate]]) -> list[RedisBucket]:
         return [_RedisBucket.init(_listed(rate), self.client, self.prefix + key) for rate in rates]
@@ -195,6 +228,20 @@ class RedisStore:
     def force_put(self, key: str, timestamp_ms: int, units: int) -> None:
         tag = uuid.uuid4().hex
         self.client.zadd(self.prefix + key, {f"resync:{tag}:{i}": timestamp_ms for i in range(units)})
+
+    def marks(self, scope: str, names: list[str]) -> dict[str, tuple[float, str]]:
+        if not names:
+            return {}
+        found = {}
+        for name, raw in zip(names, self.client.mget([f"{self.prefix}mark:{scope}:{name}" for name in names])):
+            if raw is not None:
+                value, _, payload = raw.decode().partition("|")
+                found[name] = (float(value), payload)
+        return found
+
+    def mark(self, scope: str, name: str, value: float, payload: str = "", *, now: float, keep_until: float) -> None:
+        ttl_ms = max(1, int((keep_until - now) * 1000))  # Redis forgets it when what the exchange asked for is over
+        self._mark(keys=[f"{self.prefix}mark:{scope}:{name}"], args=[repr(float(value)), payload, ttl_ms])
 
     def close(self) -> None:
         self.client.close()

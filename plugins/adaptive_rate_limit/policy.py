@@ -1,4 +1,4 @@
-"""The adaptive rate limiter: weight-aware budgets, a priority queue, header resync, 429/418 backoff.
+"""The adaptive rate limiter: weight-aware budgets, a priority queue, header resync, 429/418 handling.
 
 One ``AdaptiveRateLimiter`` per bot. Every exchange request first awaits
 ``acquire(weight, priority, orders=...)``; the answer's status and headers go to ``on_response``.
@@ -19,10 +19,18 @@ One ``AdaptiveRateLimiter`` per bot. Every exchange request first awaits
 - **Resync.** ``X-MBX-USED-WEIGHT-<n><unit>`` and ``X-MBX-ORDER-COUNT-<n><unit>`` say what the
   exchange counted; when that is more than the log holds (another program on the same IP), the
   difference is added to the log.
-- **429** pauses everything for ``Retry-After`` times a backoff factor that grows by
-  ``backoff_multiplier`` with each 429 and shrinks again after ``decay_after`` successes.
-  **418** (banned) stops every non-CRITICAL request until the ban ends, raises a CRITICAL alert and
-  reports an execution error of kind ``banned`` (the circuit breaker opens on it).
+- **429: learn, and wait what the exchange says.** Every request, CRITICAL too, waits the
+  ``Retry-After`` — and nothing more: a multiplier on it only delays closes while the budget stays
+  wrong. Instead the budget the exchange ran out of comes down to what the exchange said it had
+  counted when it refused (its used-weight header; by ``backoff_multiplier`` without one), so the
+  next window stays under the exchange's real limit, whatever was configured. It stays there for
+  ``decay_after`` windows without another 429, then grows back over as many.
+- **418** (banned): no request goes until the ban ends — a non-CRITICAL one fails at once, a
+  CRITICAL one waits for the end (if it is near); a CRITICAL alert, and an execution error of kind
+  ``banned`` (the circuit breaker opens on it).
+- **Shared budgets.** The deadlines the exchange set and the lowered budgets are marks in the
+  shared store: every bot behind the IP keeps to them, and a bot started later sees them — as
+  wall-clock deadlines, so nothing outlives what the exchange asked for.
 
 The clock and the sleep are injectable, so tests run minutes of budget in milliseconds.
 """
@@ -51,6 +59,12 @@ HEADER_KIND = {"used-weight": "weight", "order-count": "orders"}
 PLUGIN = "adaptive_rate_limit"
 LEAK_EVERY_SECONDS = 5.0
 MAX_SLEEP_SECONDS = 1.0  # re-check at least this often while waiting (other bots, resync)
+#: A CRITICAL request waits out a ban that ends within this; a longer one (Binance's grow from 2
+#: minutes to days for repeat offenders) fails it at once, so the caller can report it rather than hang.
+CRITICAL_MAX_BAN_WAIT_SECONDS = 600.0
+#: A lowered budget moves in steps of its window, but of a minute at most (a daily order budget
+#: must not take days to recover).
+MAX_STEP_SECONDS = 60.0
 
 
 def default_limits(config: Any) -> list[RateLimit]:
@@ -82,7 +96,8 @@ class Budget:
     """One exchange budget: a log in the store, with an ordinary and a CRITICAL limit."""
 
     kind: str
-    limit: int
+    limit: int  # the exchange's limit (or the configured one)
+    ceiling: int  # what is used of it: the limit, or less after a 429 (``AdaptiveRateLimiter._ceiling``)
     window_ms: int
     key: str
     normal: Any  # pyrate bucket: the limit ordinary requests stop at
@@ -124,8 +139,9 @@ class AdaptiveRateLimiter:
     ):
         self.config = config
         self.store = store if store is not None else MemoryStore()
+        self.shared = bool(getattr(self.store, "shared", False))
         self.clock = clock
-        if getattr(self.store, "shared", False):
+        if self.shared:
             self.store.clock = clock  # a shared store stamps entries when it writes them
         self.sleep = sleep
         self._alert = alert or (lambda alert: None)
@@ -138,10 +154,9 @@ class AdaptiveRateLimiter:
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task | None = None
-        self.paused_until = 0.0  # 429: everybody waits until then
-        self.banned_until = 0.0  # 418: only CRITICAL requests go until then
-        self.backoff_factor = 1.0
-        self._successes = 0
+        self.paused_until = 0.0  # 429: everybody waits until then (the exchange's Retry-After)
+        self.banned_until = 0.0  # 418: nobody goes until then
+        self.cuts: dict[str, tuple[float, int]] = {}  # budget key -> (when, ceiling): budgets a 429 lowered
         self._last_leak = 0.0
         # waits: seconds each request spent in acquire, the latest 100,000 per priority (the bench reads them)
         self.stats: dict[str, Any] = {"granted": 0, "status_429": 0, "status_418": 0, "resynced": 0,
@@ -156,17 +171,36 @@ class AdaptiveRateLimiter:
         if scope == self.scope and limits == self.limits:
             return
         self.scope, self.limits = scope, limits
+        self._build(self.clock())
+
+    def _ceiling(self, limit: int, window_ms: int, key: str, now: float) -> int:
+        """The part of ``limit`` in use. After a 429 lowered it to ``value``, it stays there for
+        ``decay_after`` steps (the budget's window, a minute at most), then grows back by a
+        ``decay_after``-th of the gap each step: slowly enough that a wrong configured limit costs
+        one 429 now and then, not a burst of them."""
+        if key not in self.cuts:
+            return limit
+        at, value = self.cuts[key]
+        decay = self.config.decay_after
+        steps = int((now - at) // min(window_ms / 1000, MAX_STEP_SECONDS)) - decay + 1
+        if steps >= decay:
+            return limit
+        return min(limit, value + max(0, (limit - value) * steps // decay))
+
+    def _build(self, now: float) -> None:
+        """(Re)make the budgets' buckets in the store, at their current ceilings."""
         margin = self.config.safety_margin_percent
         reserve = self.config.critical_reserve_percent
         budgets = []
-        for limit in limits:
+        for limit in self.limits:
             window_ms = int(limit.window_seconds * 1000)
-            key = f"{scope}:{limit.kind}:{window_ms}"
-            normal_limit = _limit_after(limit.limit, margin + reserve)
+            key = f"{self.scope}:{limit.kind}:{window_ms}"
+            ceiling = self._ceiling(limit.limit, window_ms, key, now)
+            normal_limit = _limit_after(ceiling, margin + reserve)
             normal_rate = Rate(normal_limit, window_ms)
-            critical_rate = Rate(_limit_after(limit.limit, margin), window_ms)
+            critical_rate = Rate(_limit_after(ceiling, margin), window_ms)
             normal, critical = self.store.buckets(key, [normal_rate, critical_rate])
-            budget = Budget(limit.kind, limit.limit, window_ms, key, normal, critical)
+            budget = Budget(limit.kind, limit.limit, ceiling, window_ms, key, normal, critical)
             slices = self.config.smoothing_slices
             if slices > 1 and window_ms // slices > 0 and normal_limit >= 2 * slices:
                 # ...and no slice of the window may take more than its share: the log fills as evenly
@@ -174,11 +208,10 @@ class AdaptiveRateLimiter:
                 # stall for the last third — again one window later, as the burst's entries left.)
                 slice_rate = Rate(math.ceil(normal_limit / slices), window_ms // slices)
                 [budget.smooth] = self.store.buckets(key, [[slice_rate, normal_rate]])
-            if self.store.shared and self.config.bot_share < 1.0:
-                share = limit.limit * self.config.bot_share
+            if self.shared and self.config.bot_share < 1.0:
+                share = max(1, int(ceiling * self.config.bot_share))
                 budget.local, budget.local_critical = self._local_store.buckets(
-                    key, [Rate(_limit_after(max(1, int(share)), margin + reserve), window_ms), Rate(_limit_after(max(1, int(share)), margin), window_ms)]
-                )
+                    key, [Rate(_limit_after(share, margin + reserve), window_ms), Rate(_limit_after(share, margin), window_ms)])
             budgets.append(budget)
         self.budgets = budgets
 
@@ -193,6 +226,7 @@ class AdaptiveRateLimiter:
     def status(self) -> PluginStatus:
         """Budgets used against their limits, queue depth by priority, ban or back-off: for ``gobot_status``."""
         now = self.clock()
+        self._refresh(now)
         samples = []
         for budget in self.budgets:
             label = {"budget": f"{budget.kind}/{budget.window_ms // 1000}s"}
@@ -201,30 +235,66 @@ class AdaptiveRateLimiter:
                                         help=f"{budget.kind} units used in the current window"))
             samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_limit", value=budget.limit, labels=label,
                                         help=f"the exchange's {budget.kind} limit for the window"))
+            samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_ceiling", value=budget.ceiling, labels=label,
+                                        help=f"the part of the {budget.kind} limit in use (lower after a 429)"))
         waiting = collections.Counter(Priority(waiter.priority).name for waiter in self._queue)
         for priority in Priority:
             samples.append(MetricSample(name="gobot_rate_limit_queue_depth", value=waiting[priority.name],
                                         labels={"priority": priority.name}, help="requests waiting, by priority"))
-        samples.append(MetricSample(name="gobot_rate_limit_backoff_factor", value=self.backoff_factor,
-                                    help="multiplier applied to Retry-After waits (1 = no back-off)"))
+        data = {"429": self.stats["status_429"], "418": self.stats["status_418"]}
         if self.banned_until > now:
-            return PluginStatus(healthy=False, state="BANNED", metrics=samples,
-                                reason=f"exchange IP ban (418): only CRITICAL requests for {self.banned_until - now:.0f} s")
+            return PluginStatus(healthy=False, state="BANNED", metrics=samples, data=data,
+                                reason=f"exchange IP ban (418): no requests for {self.banned_until - now:.0f} s")
         state = "BACKING_OFF" if self.paused_until > now else "OK"
-        return PluginStatus(state=state, metrics=samples, data={"429": self.stats["status_429"], "418": self.stats["status_418"]})
+        return PluginStatus(state=state, metrics=samples, data=data)
+
+    # -- the shared store: the exchange's deadlines and the lowered budgets ---------------------------
+
+    def _mark_names(self) -> list[str]:
+        return ["paused_until", "banned_until"] + [f"cut:{budget.key}" for budget in self.budgets]
+
+    def _publish(self, now: float) -> None:
+        """Tell the other bots sharing the budget the exchange's deadlines and the lowered budgets."""
+        if not self.shared:
+            return
+        for name in ("paused_until", "banned_until"):
+            deadline = getattr(self, name)
+            if deadline > now:  # kept exactly until the exchange's own deadline
+                self.store.mark(self.scope, name, deadline, now=now, keep_until=deadline)
+        for key, (at, value) in self.cuts.items():
+            if key.startswith(self.scope + ":"):  # kept until it has surely grown back
+                self.store.mark(self.scope, f"cut:{key}", at, str(value), now=now,
+                                keep_until=at + 2 * self.config.decay_after * MAX_STEP_SECONDS)
+
+    def _adopt(self, now: float) -> None:
+        """Take on the other bots' marks: a later deadline, a more recent cut."""
+        marks = self.store.marks(self.scope, self._mark_names())
+        self.paused_until = max(self.paused_until, marks.get("paused_until", (0.0, ""))[0])
+        self.banned_until = max(self.banned_until, marks.get("banned_until", (0.0, ""))[0])
+        for name, (at, payload) in marks.items():
+            key = name.removeprefix("cut:")
+            if name.startswith("cut:") and at > self.cuts.get(key, (-math.inf, 0))[0]:
+                self.cuts[key] = (at, int(payload))
+
+    def _refresh(self, now: float) -> None:
+        """Before deciding: the other bots' marks, and the ceilings as they grow back."""
+        if self.shared:
+            self._adopt(now)
+        if any(budget.ceiling != self._ceiling(budget.limit, budget.window_ms, budget.key, now) for budget in self.budgets):
+            self._build(now)
 
     # -- acquire ------------------------------------------------------------------------------
 
     async def acquire(self, weight: float, priority: Priority, orders: int = 0) -> None:
         priority = Priority(priority)
         now = self.clock()
-        if priority is not Priority.CRITICAL:
-            if self.banned_until > now:
-                raise self._banned_error(now)
-            if self.paused_until - now > self.config.max_wait_seconds:
-                raise ExecutionFailed(ExecutionError(
-                    message=f"rate limited (429): requests paused for {self.paused_until - now:.0f} s more", kind="rate_limited",
-                    retryable=True, plugin=PLUGIN))
+        self._refresh(now)
+        if self.banned_until > now and (priority is not Priority.CRITICAL or self.banned_until - now > CRITICAL_MAX_BAN_WAIT_SECONDS):
+            raise self._banned_error(now)
+        if priority is not Priority.CRITICAL and self.paused_until - now > self.config.max_wait_seconds:
+            raise ExecutionFailed(ExecutionError(
+                message=f"rate limited (429): requests paused for {self.paused_until - now:.0f} s more", kind="rate_limited",
+                retryable=True, plugin=PLUGIN))
         loop = asyncio.get_running_loop()
         if getattr(self, "_loop", None) is not loop:  # a new event loop (a resumed run): fresh primitives
             self._loop, self._wake, self._queue, self._dispatcher = loop, asyncio.Event(), [], None
@@ -244,32 +314,39 @@ class AdaptiveRateLimiter:
 
     def _banned_error(self, now: float) -> ExecutionFailed:
         return ExecutionFailed(ExecutionError(
-            message=f"IP banned by the exchange (418) for {self.banned_until - now:.0f} s more: only CRITICAL requests may go",
-            kind="banned", retryable=False, plugin=PLUGIN))
+            message=f"IP banned by the exchange (418) for {self.banned_until - now:.0f} s more", kind="banned",
+            retryable=False, plugin=PLUGIN))
 
     async def _dispatch(self) -> None:
         while self._queue:
             self._wake.clear()
-            head = self._queue[0]
-            if head.future.done():  # cancelled by its caller
-                heapq.heappop(self._queue)
-                continue
-            now = self.clock()
-            self._leak(now)
-            critical = head.priority == Priority.CRITICAL
-            if not critical and self.banned_until > now:
-                heapq.heappop(self._queue)
-                head.future.set_exception(self._banned_error(now))
-                continue
-            if self.paused_until > now:
-                await self._wait(self.paused_until - now)
-                continue
-            wait = self._try_charge(head, now)
-            if wait <= 0:
-                heapq.heappop(self._queue)
-                head.future.set_result(None)
-                continue
-            await self._wait(min(wait, MAX_SLEEP_SECONDS))
+            wait = self._step(self._queue[0])
+            if wait > 0:
+                await self._wait(wait)
+
+    def _step(self, head: Waiter) -> float:
+        """Decide about the head request: 0 once it is granted or failed, else seconds to wait."""
+        if head.future.done():  # cancelled by its caller
+            heapq.heappop(self._queue)
+            return 0.0
+        now = self.clock()
+        self._refresh(now)
+        self._leak(now)
+        critical = head.priority == Priority.CRITICAL
+        if self.banned_until > now:
+            if critical and self.banned_until - now <= CRITICAL_MAX_BAN_WAIT_SECONDS:
+                return self.banned_until - now  # what the ban requires, no more
+            heapq.heappop(self._queue)
+            head.future.set_exception(self._banned_error(now))
+            return 0.0
+        if self.paused_until > now:
+            return self.paused_until - now  # the exchange's Retry-After, no more
+        wait = self._try_charge(head, now)
+        if wait <= 0:
+            heapq.heappop(self._queue)
+            head.future.set_result(None)
+            return 0.0
+        return min(wait, MAX_SLEEP_SECONDS)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep, but wake up early when a new request arrives (it may outrank the head)."""
@@ -330,34 +407,62 @@ class AdaptiveRateLimiter:
         now = self.clock()
         lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
         self._resync(lowered, now)
+        if status not in (429, 418):
+            return
+        quiet = max(self.paused_until, self.banned_until) <= now  # not one more answer to a burst already heard
+        first_ban = status == 418 and self.banned_until <= now
+        retry = self._retry_after(lowered)
+        cut = self._cut(lowered, now) if quiet else None
         if status == 429:
             self.stats["status_429"] += 1
-            self._successes = 0
-            pause = self._retry_after(lowered) * self.backoff_factor
-            self.paused_until = max(self.paused_until, now + pause)
-            self.backoff_factor = min(self.backoff_factor * self.config.backoff_multiplier, self.config.max_backoff_factor)
-            self._alert(Alert(kind="rate_limited", title="Exchange rate limit hit (429)", severity=Severity.WARNING,
-                              text=f"all requests paused for {pause:.1f} s; backoff factor now {self.backoff_factor:g}",
-                              data={"pause_seconds": pause}))
-        elif status == 418:
+            self.paused_until = max(self.paused_until, now + retry)
+        else:
             self.stats["status_418"] += 1
-            self._successes = 0
-            first = self.banned_until <= now
-            ban = max(self._retry_after(lowered), 1.0)
-            self.banned_until = max(self.banned_until, now + ban)
-            self.paused_until = max(self.paused_until, now + min(ban, 1.0))
-            self.backoff_factor = min(self.backoff_factor * self.config.backoff_multiplier, self.config.max_backoff_factor)
-            if first:
-                text = f"the exchange banned this IP for {ban:.0f} s (418); only CRITICAL requests go until then"
-                self._alert(Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", text=text,
-                                  severity=Severity.CRITICAL, data={"ban_seconds": ban}))
-                self._report_error(ExecutionError(message=text, kind="banned", retryable=False, plugin=PLUGIN))
-            self._wake.set()  # fail the queued non-CRITICAL requests now
-        elif 200 <= status < 400:
-            self._successes += 1
-            if self.backoff_factor > 1.0 and self._successes >= self.config.decay_after:
-                self.backoff_factor = max(1.0, self.backoff_factor / self.config.backoff_multiplier)
-                self._successes = 0
+            self.banned_until = max(self.banned_until, now + max(retry, 1.0))
+        self._publish(now)
+        self._wake.set()  # the queue re-decides: fail what must fail, wait what must wait
+        lowered_text = ""
+        if cut is not None:
+            budget, before, seen = cut
+            counted = f"the exchange counted {seen}" if seen is not None else "no used-weight header"
+            lowered_text = (f"; the {budget.kind}/{budget.window_ms // 1000}s budget comes down from {before} to {budget.ceiling} "
+                            f"({counted}) and grows back after {self.config.decay_after} windows without a 429")
+        if status == 429 and quiet:
+            text = f"every request waits the exchange's Retry-After ({retry:.1f} s){lowered_text}"
+            self._alert(Alert(kind="rate_limited", title="Exchange rate limit hit (429)", severity=Severity.WARNING,
+                              text=text, data={"pause_seconds": retry}))
+        elif first_ban:
+            ban = self.banned_until - now
+            text = f"the exchange banned this IP for {ban:.0f} s (418); no request goes until then (CRITICAL ones wait for its end)"
+            self._alert(Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", text=text + lowered_text,
+                              severity=Severity.CRITICAL, data={"ban_seconds": ban}))
+            self._report_error(ExecutionError(message=text, kind="banned", retryable=False, plugin=PLUGIN))
+
+    def _cut(self, headers: dict[str, str], now: float) -> tuple[Budget, int, int | None] | None:
+        """Lower the budget the exchange ran out of to what it counted when it refused.
+
+        That is the one it counted fullest, relative to what we use of it; with no header, the
+        shortest weight budget, by ``backoff_multiplier``. Never by more than that factor at once,
+        nor below the limit / ``max_backoff_factor``.
+        """
+        counted = self._counted(headers)
+        known = [budget for budget in self.budgets if (budget.kind, budget.window_ms) in counted]
+        if known:
+            budget = max(known, key=lambda b: counted[(b.kind, b.window_ms)] / b.ceiling)
+            seen: int | None = counted[(budget.kind, budget.window_ms)]
+        else:
+            weights = [budget for budget in self.budgets if budget.kind == "weight"]
+            if not weights:
+                return None
+            budget, seen = min(weights, key=lambda b: b.window_ms), None
+        floor = max(1, math.ceil(budget.limit / self.config.max_backoff_factor), math.ceil(budget.ceiling / self.config.backoff_multiplier))
+        value = max(floor, min(budget.ceiling, seen if seen is not None else floor))
+        if value >= budget.ceiling:
+            return None
+        before = budget.ceiling
+        self.cuts[budget.key] = (now, value)
+        self._build(now)
+        return next(b for b in self.budgets if b.key == budget.key), before, seen
 
     def _retry_after(self, headers: dict[str, str]) -> float:
         try:
@@ -365,19 +470,25 @@ class AdaptiveRateLimiter:
         except ValueError:
             return 1.0
 
-    def _resync(self, headers: dict[str, str], now: float) -> None:
-        """Add what the exchange counted beyond our log (weight used elsewhere on this IP)."""
-        now_ms = int(now * 1000)
+    def _counted(self, headers: dict[str, str]) -> dict[tuple[str, int], int]:
+        """(kind, window ms) -> what the exchange counted, from its used-weight and order-count headers."""
+        counted = {}
         for name, value in headers.items():
             match = HEADER.match(name)
             if not match:
                 continue
-            kind = HEADER_KIND[match.group(1).lower()]
-            window_ms = int(match.group(2)) * UNIT_SECONDS[match.group(3).lower()] * 1000
             try:
-                counted = int(float(value))
+                number = int(float(value))
             except ValueError:
                 continue
+            window_ms = int(match.group(2)) * UNIT_SECONDS[match.group(3).lower()] * 1000
+            counted[(HEADER_KIND[match.group(1).lower()], window_ms)] = number
+        return counted
+
+    def _resync(self, headers: dict[str, str], now: float) -> None:
+        """Add what the exchange counted beyond our log (weight used elsewhere on this IP)."""
+        now_ms = int(now * 1000)
+        for (kind, window_ms), counted in self._counted(headers).items():
             for budget in self.budgets:
                 if budget.kind != kind or budget.window_ms != window_ms:
                     continue
