@@ -4,8 +4,8 @@ Paces every exchange request by its weight against the exchange's own budgets (`
 ``rateLimits``, overridable here), in priority order, resynchronised from the exchange's
 used-weight headers; a 429 lowers the budget to what the exchange counted and pauses for its
 Retry-After, a 418 halts until the ban ends. Budgets can be shared by several bots through SQLite
-or Redis. Off by default: exchange plugins (``binance``) refuse to run without a real policy, so
-enable it with them. The work is in ``policy.py`` and ``budgets.py``.
+or Redis (with a local budget while the shared store is unreachable). Off by default: exchange
+plugins (``binance``) refuse to run without a real policy, so enable it with them. The work is in ``policy.py`` and ``budgets.py``.
 """
 
 from __future__ import annotations

@@ -4,19 +4,28 @@ pyrate-limiter does the counting (its buckets keep one timestamped entry per uni
 decide atomically whether ``weight`` more fit in the window); this module picks its backend for
 the ``share`` setting and adds what pyrate-limiter has no call for: counting what a window holds
 (to compare with the exchange's used-weight headers), adding weight regardless of the limit (to
-catch up with the exchange's count), and, for shared stores, **marks**: wall-clock deadlines the
-exchange set (a 429's ``Retry-After``, a 418 ban's end) and lowered budgets, so every bot behind
-the IP waits them out, and a new process still sees them. A mark only ever moves forward (the
-later one wins) and is forgotten at its ``keep_until``: it never outlives what the exchange asked
-for.
+catch up with the exchange's count), and, for shared stores, what the bots sharing a budget must
+also agree on:
+
+- **marks**: wall-clock deadlines the exchange set (a 429's ``Retry-After``, a 418 ban's end) and
+  lowered budgets, so every bot behind the IP waits them out, and a new process still sees them.
+  A mark only ever moves forward (the later one wins) and is forgotten at its ``keep_until``: it
+  never outlives what the exchange asked for;
+- **sharers**: which bots use the budget (a heartbeat each), so that a bot cut off from the store
+  knows what share of the budget it may safely use on its own.
 
 Each budget has two pyrate buckets over the *same* log: one with the limit for ordinary requests
 and one with the higher limit CRITICAL requests may reach (see ``policy.py``).
+
+Every operation on a shared store either answers or fails within a bounded time (short socket
+timeouts for Redis, a short busy timeout for SQLite, no retries): ``errors`` lists what a failure
+raises, and the limiter then falls back to a local budget rather than waiting on it.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import re
 import sqlite3
 import threading
@@ -28,6 +37,12 @@ from urllib.parse import urlparse
 from pyrate_limiter import InMemoryBucket, Rate, RateItem, RedisBucket, SQLiteBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
 
+#: A SQLite write lock held longer than this means a stuck or frozen bot, not contention (a
+#: check-and-charge holds it for well under a millisecond): give up and use the local budget.
+SQLITE_BUSY_SECONDS = 2.0
+#: Redis answers in a millisecond on a working network; this bounds a request's wait for a lost one.
+REDIS_TIMEOUT_SECONDS = 0.5
+
 
 def _listed(rate: Rate | list[Rate]) -> list[Rate]:
     return list(rate) if isinstance(rate, (list, tuple)) else [rate]
@@ -38,9 +53,12 @@ def _table(key: str) -> str:
 
 
 class MemoryStore:
-    """Budgets of this process only (``share = "none"``): no marks, the limiter keeps them itself."""
+    """Budgets of this process only (``share = "none"``, and a shared store's local fallback).
+
+    It has nobody to share marks or a heartbeat with: the limiter keeps those to itself."""
 
     shared = False
+    errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
         self._items: dict[str, list[RateItem]] = {}
@@ -58,6 +76,12 @@ class MemoryStore:
     def count(self, key: str, since_ms: int) -> int:
         items = self._items.get(key, [])
         return len(items) - bisect.bisect_left(items, since_ms, key=lambda item: item.timestamp)
+
+    def entries(self, key: str, since_ms: int) -> list[tuple[int, int]]:
+        """(timestamp, units) of the log's entries since ``since_ms``."""
+        items = self._items.get(key, [])
+        start = bisect.bisect_left(items, since_ms, key=lambda item: item.timestamp)
+        return sorted(collections.Counter(item.timestamp for item in items[start:]).items())
 
     def force_put(self, key: str, timestamp_ms: int, units: int) -> None:
         items = self._items.setdefault(key, [])
@@ -125,18 +149,21 @@ class SQLiteStore:
     """Budgets in one SQLite file shared by the bots of one machine (``share = "sqlite:PATH"``)."""
 
     shared = True
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
     clock: Callable[[], float] | None = None  # set by the limiter: entries are stamped when written
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(str(path), timeout=30, isolation_level="DEFERRED", check_same_thread=False)
+        self.conn = sqlite3.connect(str(path), timeout=SQLITE_BUSY_SECONDS, isolation_level="DEFERRED", check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.lock = _ImmediateTransaction(self.conn)
         with self.lock:
             self.conn.execute("CREATE TABLE IF NOT EXISTS gobot_marks (scope TEXT, name TEXT, value REAL, payload TEXT, "
                               "keep_until REAL, PRIMARY KEY (scope, name))")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS gobot_sharers (scope TEXT, member TEXT, seen REAL, "
+                              "PRIMARY KEY (scope, member))")
 
     def _ensure(self, key: str) -> str:
         table = _table(key)
@@ -172,6 +199,20 @@ class SQLiteStore:
                 "ON CONFLICT (scope, name) DO UPDATE SET value = excluded.value, payload = excluded.payload, "
                 "keep_until = excluded.keep_until WHERE excluded.value > gobot_marks.value",
                 (scope, name, value, payload, keep_until))
+
+    def beat(self, scope: str, member: str, now: float, ttl: float) -> int:
+        with self.lock:
+            self.conn.execute("INSERT OR REPLACE INTO gobot_sharers (scope, member, seen) VALUES (?, ?, ?)", (scope, member, now))
+            self.conn.execute("DELETE FROM gobot_sharers WHERE scope = ? AND seen < ?", (scope, now - ttl))
+            return self.conn.execute("SELECT COUNT(*) FROM gobot_sharers WHERE scope = ?", (scope,)).fetchone()[0]
+
+    def leave(self, scope: str, member: str) -> None:
+        with self.lock:
+            self.conn.execute("DELETE FROM gobot_sharers WHERE scope = ? AND member = ?", (scope, member))
+
+    def ping(self) -> None:
+        with self.lock:  # takes the write lock: a store we could read but not charge is no use
+            self.conn.execute("SELECT 1").fetchone()
 
     def close(self) -> None:
         self.conn.close()
@@ -213,8 +254,13 @@ class RedisStore:
 
     def __init__(self, url: str, prefix: str = "gobot:budget:"):
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        self.errors = (redis.exceptions.RedisError, OSError)
+        # No retries: a lost Redis must fail fast, so the limiter can fall back to a local budget.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                                           retry=Retry(NoBackoff(), 0))
         self.client.ping()  # fail at start-up, not on the first order
         self.prefix = prefix
         self._mark = self.client.register_script(_MARK_SCRIPT)  # reloads itself after a Redis restart
@@ -242,6 +288,21 @@ class RedisStore:
     def mark(self, scope: str, name: str, value: float, payload: str = "", *, now: float, keep_until: float) -> None:
         ttl_ms = max(1, int((keep_until - now) * 1000))  # Redis forgets it when what the exchange asked for is over
         self._mark(keys=[f"{self.prefix}mark:{scope}:{name}"], args=[repr(float(value)), payload, ttl_ms])
+
+    def beat(self, scope: str, member: str, now: float, ttl: float) -> int:
+        key = f"{self.prefix}sharers:{scope}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(key, {member: now})
+        pipe.zremrangebyscore(key, "-inf", now - ttl)
+        pipe.zcard(key)
+        pipe.pexpire(key, int(ttl * 2000))
+        return int(pipe.execute()[2])
+
+    def leave(self, scope: str, member: str) -> None:
+        self.client.zrem(f"{self.prefix}sharers:{scope}", member)
+
+    def ping(self) -> None:
+        self.client.ping()
 
     def close(self) -> None:
         self.client.close()

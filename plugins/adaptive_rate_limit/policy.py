@@ -30,7 +30,10 @@ One ``AdaptiveRateLimiter`` per bot. Every exchange request first awaits
   ``banned`` (the circuit breaker opens on it).
 - **Shared budgets.** The deadlines the exchange set and the lowered budgets are marks in the
   shared store: every bot behind the IP keeps to them, and a bot started later sees them — as
-  wall-clock deadlines, so nothing outlives what the exchange asked for.
+  wall-clock deadlines, so nothing outlives what the exchange asked for. When the shared store fails
+  (after a bounded wait: ``budgets.py``), the bot uses a local budget — its 1/N of each budget for
+  the N bots known to share it, and under the exchange's own count from the headers — with a
+  CRITICAL alert, and goes back to sharing when the store answers again.
 
 The clock and the sleep are injectable, so tests run minutes of budget in milliseconds.
 """
@@ -41,9 +44,11 @@ import asyncio
 import collections
 import heapq
 import itertools
+import logging
 import math
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -52,6 +57,8 @@ from pyrate_limiter import Rate, RateItem
 from gobot_hookspecs import Alert, ExecutionError, ExecutionFailed, MetricSample, PluginStatus, Priority, RateLimit, Severity
 
 from .budgets import MemoryStore
+
+log = logging.getLogger(__name__)
 
 HEADER = re.compile(r"^x-mbx-(used-weight|order-count)-(\d+)([smhd])$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,6 +72,9 @@ CRITICAL_MAX_BAN_WAIT_SECONDS = 600.0
 #: A lowered budget moves in steps of its window, but of a minute at most (a daily order budget
 #: must not take days to recover).
 MAX_STEP_SECONDS = 60.0
+STORE_RETRY_SECONDS = 2.0  # while the shared store is unreachable, try it again this often
+SHARER_BEAT_SECONDS = 2.0  # each bot says it shares the budget this often (and learns how many do)...
+SHARER_TTL_SECONDS = 30.0  # ...and stops counting as a sharer this long after its last word
 
 
 def default_limits(config: Any) -> list[RateLimit]:
@@ -103,8 +113,8 @@ class Budget:
     normal: Any  # pyrate bucket: the limit ordinary requests stop at
     critical: Any  # pyrate bucket over the same log: the limit CRITICAL requests stop at
     smooth: Any = None  # the ordinary limit plus a per-slice one (smoothing_slices), for requests that fit a slice
-    local: Any = None  # this bot's share of a shared budget (in-memory), if it has one
-    local_critical: Any = None
+    own: Any = None  # a shared budget: this bot's own charges (in memory), held to its share
+    own_critical: Any = None
 
     def units(self, weight: int, orders: int) -> int:
         return weight if self.kind == "weight" else orders if self.kind == "orders" else 1
@@ -138,18 +148,20 @@ class AdaptiveRateLimiter:
         report_error: Callable[[ExecutionError], None] | None = None,
     ):
         self.config = config
-        self.store = store if store is not None else MemoryStore()
-        self.shared = bool(getattr(self.store, "shared", False))
+        self.shared_store = store if store is not None else MemoryStore()  # where the budgets live...
+        self.store = self.shared_store  # ...and the store in use: a local one while the shared one is lost
+        self.shared = bool(getattr(self.shared_store, "shared", False))
         self.clock = clock
         if self.shared:
-            self.store.clock = clock  # a shared store stamps entries when it writes them
+            self.shared_store.clock = clock  # a shared store stamps entries when it writes them
         self.sleep = sleep
         self._alert = alert or (lambda alert: None)
         self._report_error = report_error or (lambda error: None)
+        self.member = uuid.uuid4().hex  # this bot, among the sharers of a budget
         self.scope = "default"
         self.limits: list[RateLimit] = []
         self.budgets: list[Budget] = []
-        self._local_store = MemoryStore()
+        self._own_store = MemoryStore()  # this bot's own charges of shared budgets
         self._queue: list[Waiter] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -157,9 +169,14 @@ class AdaptiveRateLimiter:
         self.paused_until = 0.0  # 429: everybody waits until then (the exchange's Retry-After)
         self.banned_until = 0.0  # 418: nobody goes until then
         self.cuts: dict[str, tuple[float, int]] = {}  # budget key -> (when, ceiling): budgets a 429 lowered
+        self.local_since: float | None = None  # the shared store failed then: a local budget since
+        self.sharers = 1  # bots known to share the budget (this one included)
+        self._retry_store_at = 0.0
+        self._beat_at = -math.inf
+        self._beat_scope: str | None = None
         self._last_leak = 0.0
         # waits: seconds each request spent in acquire, the latest 100,000 per priority (the bench reads them)
-        self.stats: dict[str, Any] = {"granted": 0, "status_429": 0, "status_418": 0, "resynced": 0,
+        self.stats: dict[str, Any] = {"granted": 0, "status_429": 0, "status_418": 0, "resynced": 0, "store_failures": 0,
                                       "waits": {p: collections.deque(maxlen=100_000) for p in Priority}}
         self.set_limits(default_limits(config), "default")
 
@@ -171,7 +188,7 @@ class AdaptiveRateLimiter:
         if scope == self.scope and limits == self.limits:
             return
         self.scope, self.limits = scope, limits
-        self._build(self.clock())
+        self._guarded(self._build, self.clock())
 
     def _ceiling(self, limit: int, window_ms: int, key: str, now: float) -> int:
         """The part of ``limit`` in use. After a 429 lowered it to ``value``, it stays there for
@@ -187,10 +204,17 @@ class AdaptiveRateLimiter:
             return limit
         return min(limit, value + max(0, (limit - value) * steps // decay))
 
+    def _share(self) -> float:
+        """This bot's part of each budget: ``bot_share``, and 1/N of N known sharers on a local budget."""
+        if self.local_since is None:
+            return self.config.bot_share
+        return min(self.config.bot_share, 1 / max(1, self.sharers))
+
     def _build(self, now: float) -> None:
-        """(Re)make the budgets' buckets in the store, at their current ceilings."""
+        """(Re)make the budgets' buckets in the store in use, at their current ceilings and share."""
         margin = self.config.safety_margin_percent
         reserve = self.config.critical_reserve_percent
+        share = self._share()
         budgets = []
         for limit in self.limits:
             window_ms = int(limit.window_seconds * 1000)
@@ -208,10 +232,10 @@ class AdaptiveRateLimiter:
                 # stall for the last third — again one window later, as the burst's entries left.)
                 slice_rate = Rate(math.ceil(normal_limit / slices), window_ms // slices)
                 [budget.smooth] = self.store.buckets(key, [[slice_rate, normal_rate]])
-            if self.shared and self.config.bot_share < 1.0:
-                share = max(1, int(ceiling * self.config.bot_share))
-                budget.local, budget.local_critical = self._local_store.buckets(
-                    key, [Rate(_limit_after(share, margin + reserve), window_ms), Rate(_limit_after(share, margin), window_ms)])
+            if self.shared:
+                mine = max(1, int(ceiling * share))
+                budget.own, budget.own_critical = self._own_store.buckets(
+                    key, [Rate(_limit_after(mine, margin + reserve), window_ms), Rate(_limit_after(mine, margin), window_ms)])
             budgets.append(budget)
         self.budgets = budgets
 
@@ -220,7 +244,7 @@ class AdaptiveRateLimiter:
         now_ms = int(self.clock() * 1000)
         for budget in self.budgets:
             if budget.kind == kind and budget.window_ms == int(window_seconds * 1000):
-                return self.store.count(budget.key, now_ms - budget.window_ms + 1)
+                return self._guarded(self.store.count, budget.key, now_ms - budget.window_ms + 1) or 0
         return 0
 
     def status(self) -> PluginStatus:
@@ -230,7 +254,7 @@ class AdaptiveRateLimiter:
         samples = []
         for budget in self.budgets:
             label = {"budget": f"{budget.kind}/{budget.window_ms // 1000}s"}
-            used = self.store.count(budget.key, int(now * 1000) - budget.window_ms + 1)
+            used = self._guarded(self.store.count, budget.key, int(now * 1000) - budget.window_ms + 1) or 0
             samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_used", value=used, labels=label,
                                         help=f"{budget.kind} units used in the current window"))
             samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_limit", value=budget.limit, labels=label,
@@ -241,21 +265,35 @@ class AdaptiveRateLimiter:
         for priority in Priority:
             samples.append(MetricSample(name="gobot_rate_limit_queue_depth", value=waiting[priority.name],
                                         labels={"priority": priority.name}, help="requests waiting, by priority"))
+        if self.shared:
+            samples.append(MetricSample(name="gobot_rate_limit_shared", value=0 if self.local_since is not None else 1,
+                                        help="1 while the budgets are shared, 0 while the shared store is unreachable"))
         data = {"429": self.stats["status_429"], "418": self.stats["status_418"]}
         if self.banned_until > now:
             return PluginStatus(healthy=False, state="BANNED", metrics=samples, data=data,
                                 reason=f"exchange IP ban (418): no requests for {self.banned_until - now:.0f} s")
+        if self.local_since is not None:
+            return PluginStatus(state="LOCAL_BUDGET", metrics=samples, data=data,
+                                reason=f"shared budget unreachable: 1/{self.sharers} of each budget, on this bot's own")
         state = "BACKING_OFF" if self.paused_until > now else "OK"
         return PluginStatus(state=state, metrics=samples, data=data)
 
-    # -- the shared store: the exchange's deadlines and the lowered budgets ---------------------------
+    # -- the shared store: marks, sharers, losing it and getting it back ----------------------------
+
+    def _guarded(self, operation: Callable[..., Any], *args: Any) -> Any:
+        """``operation(*args)``; if the shared store fails, None, and the local budget from now on."""
+        try:
+            return operation(*args)
+        except self.shared_store.errors as exc:
+            self._lose_store(exc)
+            return None
 
     def _mark_names(self) -> list[str]:
         return ["paused_until", "banned_until"] + [f"cut:{budget.key}" for budget in self.budgets]
 
     def _publish(self, now: float) -> None:
         """Tell the other bots sharing the budget the exchange's deadlines and the lowered budgets."""
-        if not self.shared:
+        if not self.shared or self.local_since is not None:
             return
         for name in ("paused_until", "banned_until"):
             deadline = getattr(self, name)
@@ -277,11 +315,61 @@ class AdaptiveRateLimiter:
                 self.cuts[key] = (at, int(payload))
 
     def _refresh(self, now: float) -> None:
-        """Before deciding: the other bots' marks, and the ceilings as they grow back."""
-        if self.shared:
-            self._adopt(now)
+        """Before deciding: the shared marks, this bot's heartbeat, the ceilings, the lost store."""
+        if self.local_since is not None:
+            if now >= self._retry_store_at:
+                self._try_store_again(now)
+        elif self.shared:
+            try:
+                self._adopt(now)
+                if self._beat_scope != self.scope or now - self._beat_at >= SHARER_BEAT_SECONDS:
+                    if self._beat_scope not in (None, self.scope):
+                        self.store.leave(self._beat_scope, self.member)
+                    self.sharers = self.store.beat(self.scope, self.member, now, SHARER_TTL_SECONDS)
+                    self._beat_scope, self._beat_at = self.scope, now
+            except self.shared_store.errors as exc:
+                self._lose_store(exc)
         if any(budget.ceiling != self._ceiling(budget.limit, budget.window_ms, budget.key, now) for budget in self.budgets):
+            self._guarded(self._build, now)
+
+    def _lose_store(self, exc: BaseException) -> None:
+        """The shared store failed: from now on a local budget, 1/N of each for N known sharers."""
+        now = self.clock()
+        self._retry_store_at = now + STORE_RETRY_SECONDS
+        if self.local_since is not None:
+            return
+        self.stats["store_failures"] += 1
+        self.local_since = now
+        self.store = MemoryStore()  # the exchange's count (headers) and this bot's charges from now on
+        self._build(now)
+        text = (f"the shared rate-limit store failed ({type(exc).__name__}: {exc}); this bot now keeps to 1/{self.sharers} "
+                f"of each budget on its own, and shares again once the store answers")
+        log.error(text)
+        self._alert(Alert(kind="rate_limit_store", title="Shared rate-limit budget unreachable: local budget", text=text,
+                          severity=Severity.CRITICAL, data={"sharers": self.sharers}))
+
+    def _try_store_again(self, now: float) -> None:
+        """Share again if the store answers: first this bot's charges meanwhile go into the shared log
+        (the other bots count them too), then the marks both ways."""
+        self._retry_store_at = now + STORE_RETRY_SECONDS
+        since, local = self.local_since, self.store
+        try:
+            self.shared_store.ping()
+            for budget in self.budgets:
+                horizon = int(now * 1000) - budget.window_ms + 1
+                for timestamp, units in self._own_store.entries(budget.key, max(horizon, int(since * 1000))):
+                    self.shared_store.force_put(budget.key, timestamp, units)
+            self.store, self.local_since = self.shared_store, None
+            self._adopt(now)
+            self._publish(now)
             self._build(now)
+        except self.shared_store.errors as exc:
+            self.store, self.local_since = local, since  # still lost (its budgets were not replaced)
+            log.warning("the shared rate-limit store is still unreachable: %s", exc)
+            return
+        text = f"the shared rate-limit store answers again after {now - since:.0f} s: the budgets are shared again"
+        log.warning(text)
+        self._alert(Alert(kind="rate_limit_store", title="Shared rate-limit budget back", text=text, severity=Severity.INFO))
 
     # -- acquire ------------------------------------------------------------------------------
 
@@ -318,9 +406,23 @@ class AdaptiveRateLimiter:
             retryable=False, plugin=PLUGIN))
 
     async def _dispatch(self) -> None:
+        """Hand out budget to the head of the queue. Never dies with requests waiting (they would hang
+        for good): a failing shared store means the local budget; anything else fails the head request."""
         while self._queue:
             self._wake.clear()
-            wait = self._step(self._queue[0])
+            head = self._queue[0]
+            try:
+                wait = self._step(head)
+            except self.shared_store.errors as exc:
+                self._lose_store(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - handed to the request that was being decided
+                log.exception("rate limiter: a request failed while it waited")
+                if self._queue and self._queue[0] is head:
+                    heapq.heappop(self._queue)
+                if not head.future.done():
+                    head.future.set_exception(exc)
+                continue
             if wait > 0:
                 await self._wait(wait)
 
@@ -378,18 +480,23 @@ class AdaptiveRateLimiter:
         units = min(units, bucket.rates[-1].limit)  # heavier than the whole budget: wait for all of it
         if not critical and budget.smooth is not None and units <= budget.smooth.rates[0].limit:
             bucket = budget.smooth
-        local = None
-        if budget.local is not None:
-            local = budget.local_critical if critical else budget.local
-            units = min(units, local.rates[0].limit)
-            decision = local.put_decision(RateItem("gobot", timestamp, units))
+        own = None
+        if budget.own is not None:
+            own = budget.own_critical if critical else budget.own
+            units = min(units, own.rates[0].limit)
+            decision = own.put_decision(RateItem("gobot", timestamp, units))
             if not decision.allowed:
                 return max(1, decision.retry_after_ms or 50)
-        decision = bucket.put_decision(RateItem("gobot", timestamp, units))
+        try:
+            decision = bucket.put_decision(RateItem("gobot", timestamp, units))
+        except BaseException:
+            if own is not None:
+                self._own_store.remove_newest(budget.key, units)
+            raise
         if decision.allowed:
             return 0
-        if local is not None:
-            self._local_store.remove_newest(budget.key, units)
+        if own is not None:
+            self._own_store.remove_newest(budget.key, units)
         return max(1, decision.retry_after_ms or 50)
 
     def _leak(self, now: float) -> None:
@@ -398,15 +505,15 @@ class AdaptiveRateLimiter:
         self._last_leak = now
         for budget in self.budgets:
             budget.critical.leak(int(now * 1000))
-            if budget.local is not None:
-                budget.local.leak(int(now * 1000))
+            if budget.own is not None:
+                budget.own.leak(int(now * 1000))
 
     # -- learning from responses -------------------------------------------------------------------
 
     def on_response(self, status: int, headers: dict[str, str]) -> None:
         now = self.clock()
         lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
-        self._resync(lowered, now)
+        self._guarded(self._resync, lowered, now)
         if status not in (429, 418):
             return
         quiet = max(self.paused_until, self.banned_until) <= now  # not one more answer to a burst already heard
@@ -419,7 +526,7 @@ class AdaptiveRateLimiter:
         else:
             self.stats["status_418"] += 1
             self.banned_until = max(self.banned_until, now + max(retry, 1.0))
-        self._publish(now)
+        self._guarded(self._publish, now)
         self._wake.set()  # the queue re-decides: fail what must fail, wait what must wait
         lowered_text = ""
         if cut is not None:
@@ -461,7 +568,7 @@ class AdaptiveRateLimiter:
             return None
         before = budget.ceiling
         self.cuts[budget.key] = (now, value)
-        self._build(now)
+        self._guarded(self._build, now)
         return next(b for b in self.budgets if b.key == budget.key), before, seen
 
     def _retry_after(self, headers: dict[str, str]) -> float:
@@ -504,4 +611,11 @@ class AdaptiveRateLimiter:
             if not waiter.future.done():
                 waiter.future.cancel()
         self._queue.clear()
-        self.store.close()
+        if self.shared and self._beat_scope is not None and self.local_since is None:
+            try:
+                self.shared_store.leave(self._beat_scope, self.member)
+            except self.shared_store.errors:
+                pass
+        self.shared_store.close()
+        if self.store is not self.shared_store:
+            self.store.close()
