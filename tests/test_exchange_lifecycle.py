@@ -54,7 +54,7 @@ def install_ideas_plugin(folder: Path) -> Path:
     return folder
 
 
-def write_config(folder: Path, server_url: str, market: str) -> Path:
+def write_config(folder: Path, server_url: str, market: str, share: str = "none") -> Path:
     config = folder / "config.toml"
     config.write_text(textwrap.dedent(f"""
         state_dir = "state"
@@ -87,6 +87,8 @@ def write_config(folder: Path, server_url: str, market: str) -> Path:
         ttl_ticker = 0
         ttl_order_book = 0
         ttl_ohlcv = 0
+        [plugins.adaptive_rate_limit]
+        share = "{share}"
     """), encoding="utf-8")
     return config
 
@@ -98,11 +100,12 @@ class Lifecycle:
     folder: Path
     server: BinanceTestServer
     market: str
+    share: str = "none"
     kills: int = 0
     outputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.config = write_config(self.folder, self.server.url, self.market)
+        self.config = write_config(self.folder, self.server.url, self.market, self.share)
         self.ideas = self.folder / "ideas.json"
         self.ideas.write_text("{}")
         site = install_ideas_plugin(self.folder / "site")

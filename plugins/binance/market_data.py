@@ -73,7 +73,9 @@ class MarketData:
         self.cache = ReadThroughCache()
 
     async def load(self) -> None:
-        with priority(Priority.NORMAL):
+        # CRITICAL: without the markets not even a close or a stop can be sent, and a start-up (say
+        # `gobot kill --close-positions` right after a ban) must wait out the exchange's ban, not fail.
+        with priority(Priority.CRITICAL):
             await self.ex.load_markets()
         missing = [s for s, c in self.symbols.items() if c not in self.ex.markets]
         if missing:
