@@ -2,7 +2,11 @@
 
 Files in ``state_dir`` (created owner-only):
 - ``state.json``: everything needed to resume (portfolio, orders, strategy versions, learnings,
-  plugin state, per-cycle rows);
+  plugin state, per-cycle rows); checked when read (``read_state``: valid JSON, the right types,
+  every number finite, values in range and consistent) — a damaged one is refused with
+  ``StateError`` (file, key, problem and fix), never half-used;
+- ``state.json.bak``: the previous generation of ``state.json``, kept at every save (a hard link
+  to the file being replaced, so it costs no write); ``gobot state restore`` puts it back;
 - ``progress.json``: a small summary rewritten each cycle, for ``tail -f``-style watching;
 - ``audit.jsonl``: the audit log; ``PAUSED`` and ``KILL``: control files;
 - ``CLOSE_POSITIONS`` and ``RISK_RESET``: requests left by ``gobot kill --close-positions`` and
@@ -11,27 +15,57 @@ Files in ``state_dir`` (created owner-only):
 - ``heartbeat.json``: wall-clock proof of life, rewritten every cycle and every ``[watchdog]
   heartbeat_interval`` (30 s), with ``stopped`` once the run ended in order; ``gobot watchdog`` alerts
   when it goes stale.
+
+Temporary files (``.<name>.<random>.tmp``) exist only during an atomic write; ones left by a
+killed process are removed when a bot starts (``remove_stale_temporaries``). A full disk
+(``is_disk_error``) is the caller's to handle: the bot keeps running without writing (see
+``Bot.persist_cycle``).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import logging
+import math
 import os
+import re
+import shutil
+import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
 
+from .errors import GobotError
 from .secrets import redact
+
+log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 MAX_LEARNINGS = 50
 MAX_CYCLE_ROWS = 2000
+BACKUP_SUFFIX = ".bak"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # it names files: runs/<run_id>.json
+
+#: "No room to write": a full disk or quota, a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored),
+#: an I/O error, a file system remounted read-only after errors. A running bot survives these.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def is_disk_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+def disk_error_text(exc: OSError) -> str:
+    """``No space left on device (ENOSPC)``."""
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return f"{exc.strerror or exc} ({name})"
 
 
 class CycleRow(BaseModel):
@@ -78,6 +112,162 @@ class BotState(BaseModel):
     finish_reason: str = ""
 
 
+class StateError(GobotError):
+    """``state.json`` (or a backup) is damaged or holds impossible values: nothing of it is used.
+
+    ``str()`` is one line: the file, the key (or line:column), what is wrong, and the fix."""
+
+    def __init__(self, file: Path, problems: list[tuple[str, str]], fix: str):
+        self.file, self.problems, self.fix = file, problems, fix
+        key, problem = problems[0]
+        more = ""
+        if len(problems) > 1:
+            keys = ", ".join(k or "?" for k, _ in problems[1:4]) + (", ..." if len(problems) > 4 else "")
+            more = f" (and {len(problems) - 1} more: {keys})"
+        super().__init__(f"{file}:{key}: {problem}{more} — fix: {fix}" if key else f"{file}: {problem}{more} — fix: {fix}")
+
+
+class StateDamage(Exception):
+    """What ``read_state`` found wrong, as ``(key, problem)`` pairs (the key may be ``line:column`` or empty)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {p}" if k else p for k, p in problems))
+
+
+def _key(loc: tuple | list) -> str:
+    """``('positions', 'BTC/USDT', 'amount')`` -> ``positions.BTC/USDT.amount``; list indexes as ``[3]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_state(raw: bytes) -> BotState:
+    """The state in ``raw``, checked; raises ``StateDamage`` naming every problem found."""
+    if not raw.strip():
+        return _damaged("", f"is empty ({len(raw)} bytes): a write to it was cut short")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        return _damaged("", f"contains NUL bytes (the first at byte {nul} of {len(raw)}): zero-filled by a crash or a disk fault")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _damaged("", f"is not UTF-8 text (byte {exc.start} of {len(raw)}): garbled")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")  # the text ends inside a value
+        what = "ends early (truncated)" if cut else "is not valid JSON (garbled)"
+        return _damaged(f"{exc.lineno}:{exc.colno}", f"{what} at byte {exc.pos} of {len(raw)}: {exc.msg}")
+    except RecursionError:
+        return _damaged("", "is not a state file: nested too deeply")
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}.get(type(data), "null")
+        return _damaged("", f"holds {kind} where a JSON object (the bot's state) was expected")
+    try:
+        state = BotState.model_validate(data)
+    except ValidationError as exc:
+        raise StateDamage([(_key(e["loc"]) or "(top level)", "is missing" if e["type"] == "missing" else
+                            f"{e['msg']} (found {_shown(e.get('input'))})") for e in exc.errors()]) from None
+    problems = check_state(state)
+    if problems:
+        raise StateDamage(problems)
+    return state
+
+
+def _damaged(key: str, problem: str):
+    raise StateDamage([(key, problem)])
+
+
+def _numbers(value: Any, loc: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    if isinstance(value, float):
+        yield loc, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, (*loc, k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _numbers(v, (*loc, i))
+
+
+def check_state(state: BotState) -> list[tuple[str, str]]:
+    """Values a state must have to be traded on, like the config's: finite, in range, consistent.
+
+    A NaN cash would trade on with ``equity nan`` (no equity-based guard can trip on NaN); a
+    negative iteration would re-run cycles and store rows twice. Returns ``(key, problem)`` pairs."""
+    problems: list[tuple[str, str]] = []
+
+    def bad(key: str, problem: str) -> None:
+        problems.append((key, problem))
+
+    for loc, number in _numbers(state.model_dump(mode="python")):  # everywhere, plugin state included
+        if not math.isfinite(number):
+            bad(_key(loc), f"{number} is not a finite number")
+    if state.version != STATE_VERSION:
+        bad("version", f"state format {state.version}; this gobot reads format {STATE_VERSION}")
+    if not RUN_ID.fullmatch(state.run_id):
+        bad("run_id", f"{_shown(state.run_id)} is not a run id (letters, digits, '.', '_', '-')")
+    if state.iteration < 0:
+        bad("iteration", f"{state.iteration} is negative (completed cycles: 0 or more)")
+    previous = 0
+    for i, row in enumerate(state.cycles):
+        if not previous < row.iteration <= max(state.iteration, 0):
+            bad(f"cycles[{i}].iteration", f"cycle #{row.iteration} does not fit (after #{previous}, at most iteration "
+                f"{state.iteration})")
+            break
+        previous = row.iteration
+    else:
+        if state.cycles and state.cycles[-1].iteration != state.iteration:
+            bad("iteration", f"{state.iteration}, but the last cycle row is #{state.cycles[-1].iteration}")
+    if not state.initial_capital > 0:
+        bad("initial_capital", f"{state.initial_capital} must be more than 0")
+    if state.equity_peak < 0:
+        bad("equity_peak", f"{state.equity_peak} is negative")
+    if state.max_drawdown < 0:
+        bad("max_drawdown", f"{state.max_drawdown} is negative (a fraction of the peak, 0 or more)")
+    for symbol, position in state.positions.items():
+        if position.symbol != symbol:
+            bad(f"positions.{symbol}.symbol", f"{_shown(position.symbol)} under the key {_shown(symbol)}")
+        for name in ("amount", "entry_price"):
+            if not getattr(position, name) > 0:
+                bad(f"positions.{symbol}.{name}", f"{getattr(position, name)} must be more than 0")
+        if position.entry_fee < 0:
+            bad(f"positions.{symbol}.entry_fee", f"{position.entry_fee} is negative")
+    for i, trade in enumerate(state.trades):
+        for name in ("amount", "entry_price", "exit_price"):
+            if not getattr(trade, name) > 0:
+                bad(f"trades[{i}].{name}", f"{getattr(trade, name)} must be more than 0")
+        if trade.fees < 0:
+            bad(f"trades[{i}].fees", f"{trade.fees} is negative")
+    for field in ("open_orders", "intents"):
+        for coid, item in getattr(state, field).items():
+            if item.client_order_id != coid:
+                bad(f"{field}.{coid}.client_order_id", f"{_shown(item.client_order_id)} under the key {_shown(coid)}")
+    for symbol, price in state.last_prices.items():
+        if not price > 0:
+            bad(f"last_prices.{symbol}", f"{price} must be more than 0")
+    for day in state.day_start_equity:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            bad(f"day_start_equity.{day}", "is not a date (YYYY-MM-DD)")
+    for name, version in state.strategies.items():
+        if version.name != name or version.version < 1:
+            bad(f"strategies.{name}", f"version {version.version} of {_shown(version.name)} (a version 1 or later of {name!r} expected)")
+    return problems
+
+
+def read_state(path: Path) -> BotState:
+    """Read and check a state file; ``StateDamage`` if it is damaged (``OSError`` if unreadable)."""
+    return parse_state(path.read_bytes())
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` with owner-only permissions (state may reveal positions and balances)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -85,11 +275,13 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write(path: Path, text: str, kill_point: str | None = None) -> None:
+def atomic_write(path: Path, text: str, kill_point: str | None = None, before_replace=None) -> None:
     """Write via a temporary file, fsync and rename: a crash leaves the old or the new file, never half.
 
-    ``kill_point``: crash tests name it in ``GOBOT_TEST_KILL_POINT`` to SIGKILL the process halfway
-    through the temporary file (the middle of a state write)."""
+    A disk error (``is_disk_error``) leaves the old file as it was, and is raised. ``before_replace()``
+    runs once the new content is safely on disk, just before the rename (``StateStore`` keeps the
+    previous generation there). ``kill_point``: crash tests name it in ``GOBOT_TEST_KILL_POINT`` to
+    SIGKILL the process halfway through the temporary file (the middle of a state write)."""
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -102,10 +294,41 @@ def atomic_write(path: Path, text: str, kill_point: str | None = None) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_control_file(path: Path, text: str) -> None:
+    """A control file (``KILL``, ``PAUSED``, ``CLOSE_POSITIONS``): owner-only (0600) like the rest of the state.
+
+    The file is created before its text is written, so on a full disk it exists (the switch is on)
+    even when the reason cannot be written; the disk error is raised after that."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # one made 0644 by an earlier gobot
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+class DiskTolerantFileHandler(logging.FileHandler):
+    """``gobot.log``: on a full disk a log line is dropped (and counted) instead of a traceback per
+    line on stderr; the terminal's handler still shows warnings. Lines flow again once there is room."""
+
+    dropped = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if is_disk_error(sys.exc_info()[1]):
+            self.dropped += 1
+            return
+        super().handleError(record)
 
 
 class StateStore:
@@ -120,7 +343,9 @@ class StateStore:
         self.close_request_file = state_dir / "CLOSE_POSITIONS"
         self.reset_request_file = state_dir / "RISK_RESET"
         self.lock_file = state_dir / ".run.lock"
+        self.backup_file = state_dir / f"state.json{BACKUP_SUFFIX}"
         self._lock_fd: int | None = None
+        self._known: tuple[int, int, int] | None = None  # (inode, size, mtime) of the state.json this store read or wrote
 
     def acquire_run_lock(self) -> bool:
         """Take the run lock (an ``flock`` the OS releases even on kill -9); False if another bot holds it."""
@@ -158,12 +383,112 @@ class StateStore:
         return False
 
     def load(self) -> BotState | None:
-        if not self.state_file.exists():
+        """The persisted state, checked (``read_state``); None if there is none.
+
+        Fails closed: a damaged file raises ``StateError`` naming the file, the key and the fix
+        (``gobot state restore`` when the backup is good), and nothing of it is used."""
+        try:
+            raw = self.state_file.read_bytes()
+            stat = os.stat(self.state_file)
+        except FileNotFoundError:
             return None
-        return BotState.model_validate_json(self.state_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise StateError(self.state_file, [("", f"cannot be read: {exc.strerror or exc}")],
+                             "check the file's permissions and the disk") from None
+        try:
+            state = parse_state(raw)
+        except StateDamage as exc:
+            raise StateError(self.state_file, exc.problems, self.recovery_hint()) from None
+        self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        return state
+
+    def read_backup(self) -> BotState:
+        """The backup generation, checked: ``FileNotFoundError`` if there is none, ``StateDamage`` if damaged."""
+        return read_state(self.backup_file)
+
+    def recovery_hint(self) -> str:
+        """What to do about a damaged ``state.json``, depending on whether its backup is good."""
+        try:
+            good = self.read_backup()
+        except FileNotFoundError:
+            why = f"there is no backup ({self.backup_file.name})"
+        except StateDamage as exc:
+            why = f"the backup {self.backup_file.name} is damaged too ({exc})"
+        except OSError as exc:
+            why = f"the backup {self.backup_file.name} cannot be read ({exc.strerror or exc})"
+        else:
+            return (f"run `gobot state restore` to go back to the previous good generation ({self.backup_file.name}: "
+                    f"run {good.run_id} after cycle {good.iteration}), or correct the file by hand")
+        return (f"{why}: correct the file by hand, or move it aside (`mv {self.state_file} {self.state_file}.damaged`) "
+                "and `gobot start` begins a new run — check the exchange for positions the old run held first")
 
     def save(self, state: BotState) -> None:
-        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)), kill_point=f"mid_state_write:{state.iteration}")
+        """Write ``state.json`` atomically, keeping the generation it replaces as ``state.json.bak``.
+
+        A disk error leaves both files as they were and is raised."""
+        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)), kill_point=f"mid_state_write:{state.iteration}",
+                     before_replace=self._keep_backup)
+        stat = os.stat(self.state_file)
+        self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def _keep_backup(self) -> None:
+        """The state.json about to be replaced becomes the backup — if it is the one this store read
+        or wrote (one changed by something else since is not vouched for: the older backup stays)."""
+        try:
+            stat = os.stat(self.state_file)
+        except FileNotFoundError:
+            return
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != self._known:
+            log.warning("%s changed outside this process since it was read: not kept as the backup", self.state_file)
+            return
+        tmp = self.dir / f".{self.backup_file.name}.{os.getpid()}.tmp"
+        try:
+            try:
+                os.link(self.state_file, tmp)  # no copy: the old file's inode lives on as the backup
+            except OSError as exc:
+                if is_disk_error(exc):
+                    raise
+                shutil.copyfile(self.state_file, tmp)  # a file system without hard links
+                os.chmod(tmp, 0o600)
+            os.replace(tmp, self.backup_file)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def restore_backup(self) -> tuple[BotState, Path | None]:
+        """Put the backup back as ``state.json`` (``gobot state restore``; no bot may be running).
+
+        The file it replaces is kept as ``state.json.damaged-<UTC time>``. Returns the restored
+        state and where the replaced file went (None if there was none)."""
+        state = self.read_backup()
+        kept = None
+        if self.state_file.exists():
+            kept = self.dir / f"state.json.damaged-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
+            try:
+                os.link(self.state_file, kept)
+            except OSError as exc:
+                if is_disk_error(exc):
+                    raise
+                shutil.copyfile(self.state_file, kept)
+            os.chmod(kept, 0o600)
+        atomic_write(self.state_file, self.backup_file.read_text(encoding="utf-8"))
+        stat = os.stat(self.state_file)
+        self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        return state, kept
+
+    def remove_stale_temporaries(self) -> list[str]:
+        """Delete ``.<name>.<random>.tmp`` files left in the state folder by a process killed in the
+        middle of an atomic write (call it holding the run lock: no bot is writing one)."""
+        removed = []
+        for folder in (self.dir, self.dir / "runs"):
+            for path in sorted(folder.glob(".*.tmp")) if folder.is_dir() else []:
+                try:
+                    if path.is_file() and not path.is_symlink():
+                        path.unlink()
+                        removed.append(str(path.relative_to(self.dir)))
+                except OSError as exc:
+                    log.warning("could not remove the stale temporary file %s: %s", path, exc)
+        return removed
 
     def save_progress(self, progress: dict[str, Any]) -> None:
         atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)))
@@ -181,7 +506,9 @@ class StateStore:
         """Move a finished or abandoned run's state aside (``runs/<run_id>.json``)."""
         target = ensure_private_dir(self.dir / "runs") / f"{state.run_id}.json"
         atomic_write(target, redact(state.model_dump_json(indent=1)))
+        self.backup_file.unlink(missing_ok=True)  # it belongs to the archived run
         self.state_file.unlink(missing_ok=True)
+        self._known = None
         return target
 
     @property
@@ -191,6 +518,6 @@ class StateStore:
     def set_paused(self, paused: bool) -> None:
         if paused:
             ensure_private_dir(self.dir)
-            self.pause_file.write_text("paused by `gobot pause`\n", encoding="utf-8")
+            write_control_file(self.pause_file, "paused by `gobot pause`\n")
         else:
             self.pause_file.unlink(missing_ok=True)

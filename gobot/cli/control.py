@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..config import load_settings
-from ..state import StateStore, ensure_private_dir
+from ..state import StateError, StateStore, disk_error_text, ensure_private_dir, is_disk_error, write_control_file
 from .common import config_option
 
 
@@ -30,12 +30,16 @@ def kill(config_path, close_positions, reason):
     settings = load_settings(config_path)
     path = settings.kill_switch_path
     store = StateStore(settings.state_path)
-    ensure_private_dir(path.parent)
-    path.write_text(f"{reason}\n", encoding="utf-8")
+    ensure_private_dir(store.dir)
+    _write_switch(path, reason)
     if close_positions:
-        ensure_private_dir(store.dir)
-        store.close_request_file.write_text(f"{reason}\n", encoding="utf-8")
-    state = store.load()
+        _write_switch(store.close_request_file, reason)
+    try:
+        state = store.load()
+    except StateError as exc:  # the switch is on all the same: a damaged state never stands in its way
+        state, damaged = None, exc
+    else:
+        damaged = None
     _audit(settings, state, "kill_switch", reason=reason, source="gobot kill", close_positions=close_positions)
     click.echo(f"Kill switch on: {path}")
     if not settings.orchestrator.kill_switch_enabled:
@@ -46,7 +50,19 @@ def kill(config_path, close_positions, reason):
         click.echo("A bot is running: it sends no new order from now on, closes every open position with CRITICAL "
                    "priority in its next cycle (again each cycle until flat), then stops.")
         return
+    if damaged is not None:
+        raise damaged  # no close-out from a state that cannot be read: one line, exit status 2
     _close_out(config_path, settings, store, state)
+
+
+def _write_switch(path, reason: str) -> None:
+    """A control file, owner-only. On a full disk it is created empty: the switch is on, its reason not written."""
+    try:
+        write_control_file(path, f"{reason}\n")
+    except OSError as exc:
+        if not (is_disk_error(exc) and path.exists()):
+            raise
+        click.secho(f"Warning: {path} is on, but its reason could not be written: {disk_error_text(exc)}.", fg="yellow", err=True)
 
 
 def _audit(settings, state, event: str, **data) -> None:
