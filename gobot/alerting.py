@@ -184,6 +184,15 @@ def sample_alerts(now: datetime | None = None) -> list[Alert]:
               text="1 positions still open: check the exchange"),
         Alert(kind="risk_reset", title="Risk state reset: operator checked the exchange", severity=Severity.WARNING,
               text="circuit_breaker: OPEN -> CLOSED"),
+        Alert(kind="disk_full", title="Disk full: cannot write state.json — no new positions", severity=Severity.CRITICAL,
+              text="No space left on device (ENOSPC) in /var/lib/gobot/state. Open positions stay protected (exits and stops go "
+                   "on); the state is kept in memory and saved again at every cycle's end; new positions resume once a save "
+                   "succeeds. Free space there.",
+              data={"file": "/var/lib/gobot/state/state.json", "error": "No space left on device (ENOSPC)", "since_cycle": 35}),
+        Alert(kind="disk_recovered", title="Disk writable again: state saved, new positions allowed", severity=Severity.WARNING,
+              text="4 cycle(s) ended without a save, from cycle 35 on (No space left on device (ENOSPC) on "
+                   "/var/lib/gobot/state/state.json); cycle 39 is saved and every waiting audit line written",
+              data={"since_cycle": 35, "cycles": 4, "failed_writes": 57}),
         Alert(kind="paused", title="Paused: no new positions", text="telegram /pause by user 123456", severity=Severity.WARNING),
         Alert(kind="unpaused", title="Unpaused: new positions allowed", text="telegram /resume by user 123456"),
         Alert(kind="watchdog_stale", title="gobot is silent: no heartbeat for 190 s", severity=Severity.CRITICAL,

@@ -19,6 +19,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel
@@ -58,7 +59,16 @@ from .observe import CoreCounters
 from .plugin_manager import PluginSet
 from .portfolio import Portfolio
 from .rate_limit import NoWaitPolicy
-from .state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore, ensure_private_dir
+from .state import (
+    MAX_CYCLE_ROWS,
+    MAX_LEARNINGS,
+    BotState,
+    CycleRow,
+    StateStore,
+    disk_error_text,
+    ensure_private_dir,
+    is_disk_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +151,9 @@ class Bot:
         self.close_requests: list[tuple[str, list[str] | None]] = []  # (reason, symbols or None = all)
         self.cycle_approved: list[OrderIntent] = []  # open intents approved in this cycle (ctx.pending_intents)
         self._reset_request_done = False
+        #: while the state folder's disk takes no writes (full, quota, I/O error): what failed, since when
+        self.disk_trouble: dict[str, Any] | None = None
+        self._saved_iteration = self.state.iteration  # the last cycle whose state is on disk
         self.cycle_number = self.state.iteration + 1
         for name in self.strategies:
             self.state.strategies.setdefault(name, self._initial_version(name))
@@ -196,6 +209,8 @@ class Bot:
 
     def audit(self, event: str, **data: Any) -> None:
         self.audit_log.write(event, sim_time=self.clock.now(), run_id=self.state.run_id, iteration=self.ctx.iteration, **data)
+        if self.audit_log.error is not None:  # the line waits in memory: see persist_cycle
+            self._disk_failed(self.audit_log.path, self.audit_log.error)
 
     async def flush_alerts(self) -> None:
         """Deliver queued alerts to every channel, each channel in isolation."""
@@ -230,7 +245,7 @@ class Bot:
         if self.resumed_from is None and self.state.iteration == 0 and not self.store.state_file.exists():
             # Persist the new run's id now: client order ids derive from it, so a crash inside the
             # first cycle must re-run that cycle with the same ids (look-before-you-send finds them).
-            self.persist()
+            self.persist_cycle()
 
     async def shutdown(self, reason: str) -> None:
         severity = Severity.CRITICAL if reason.startswith("crashed") else Severity.WARNING if "kill" in reason else Severity.INFO
@@ -243,10 +258,77 @@ class Bot:
     def finish(self, reason: str) -> None:
         self.state.finished = True
         self.state.finish_reason = reason
-        self.store.save(self.state)
+        self.persist_cycle()
 
     def persist(self) -> None:
+        """Save the state (operator commands); a disk error is raised. The loop uses ``persist_cycle``."""
         self.store.save(self.state)
+
+    # -- a full disk: degrade, never crash ------------------------------------------------------
+
+    def persist_cycle(self) -> bool:
+        """Save the state from the loop; False if the disk took no write.
+
+        On a disk error (``is_disk_error``: ENOSPC, EDQUOT, EFBIG, EIO, EROFS) the bot keeps going on
+        the state in memory: it opens no new position (exits, stops and CRITICAL closes go on), raises
+        one CRITICAL ``disk_full`` alert (the console, Telegram and webhooks need no disk), keeps
+        audit lines in memory, and tries again at every cycle's end. The first save that succeeds
+        with every waiting audit line written ends it: ``disk_recovered``, new positions again."""
+        try:
+            self.store.save(self.state)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            self._disk_failed(self.store.state_file, exc)
+            return False
+        self._saved_iteration = self.state.iteration
+        if self.disk_trouble is not None and self.audit_log.flush():
+            self._disk_recovered()
+        return True
+
+    def beat(self, stopped: str | None = None) -> None:
+        """The heartbeat; a disk error makes the bot degrade (see ``persist_cycle``), never crash."""
+        self._disk_write(self.store.heartbeat_file, lambda: self.store.beat(self.state, stopped))
+
+    def _disk_write(self, path, write: Callable[[], None]) -> bool:
+        try:
+            write()
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            self._disk_failed(path, exc)
+            return False
+        return True
+
+    def _disk_failed(self, path, exc: OSError) -> None:
+        trouble = self.disk_trouble
+        if trouble is not None:
+            trouble["failed_writes"] += 1
+            return
+        error = disk_error_text(exc)
+        self.disk_trouble = {"since_cycle": self._saved_iteration + 1, "file": str(path), "error": error, "failed_writes": 1,
+                             "started": time.monotonic()}
+        log.critical("cannot write %s: %s — no new positions until the state can be saved again (retried every cycle)", path, error)
+        self.ctx.alert(Alert(
+            kind="disk_full", severity=Severity.CRITICAL,
+            title=f"Disk full: cannot write {Path(path).name} — no new positions",
+            text=f"{error} in {self.store.dir}. Open positions stay protected (exits and stops go on); the state is kept "
+                 "in memory and saved again at every cycle's end; new positions resume once a save succeeds. Free space there.",
+            data={"file": str(path), "error": error, "since_cycle": self._saved_iteration + 1}))
+        self.audit("disk_full", file=str(path), error=error, since_cycle=self._saved_iteration + 1)
+
+    def _disk_recovered(self) -> None:
+        trouble, self.disk_trouble = self.disk_trouble, None
+        cycles = max(0, self.state.iteration - trouble["since_cycle"])  # cycles that ended without a save (this one did)
+        seconds = time.monotonic() - trouble["started"]
+        self.audit("disk_recovered", since_cycle=trouble["since_cycle"], cycles=cycles, failed_writes=trouble["failed_writes"],
+                   seconds=round(seconds, 3), error=trouble["error"])
+        self.ctx.alert(Alert(
+            kind="disk_recovered", severity=Severity.WARNING,
+            title="Disk writable again: state saved, new positions allowed",
+            text=f"{cycles} cycle(s) ended without a save, from cycle {trouble['since_cycle']} on ({trouble['error']} on "
+                 f"{trouble['file']}); cycle {self.state.iteration} is saved and every waiting audit line written",
+            data={"since_cycle": trouble["since_cycle"], "cycles": cycles, "failed_writes": trouble["failed_writes"]}))
 
     # -- one cycle ----------------------------------------------------------------------------
 
@@ -321,12 +403,12 @@ class Bot:
         self.audit("cycle_completed", equity=report.equity, open_positions=report.open_positions,
                    closed_trades=len(state.trades), vetoes=len(report.vetoes), orders=len(report.orders))
         kill_point(f"before_persist:{report.iteration}")
-        self.persist()
-        if self._reset_request_done:  # removed only once the reset is persisted: a crash re-applies it
+        saved = self.persist_cycle()
+        if saved and self._reset_request_done:  # removed only once the reset is persisted: a crash re-applies it
             self.store.reset_request_file.unlink(missing_ok=True)
             self._reset_request_done = False
         kill_point(f"after_cycle:{report.iteration}")
-        self.store.save_progress(self.progress())
+        self._disk_write(self.store.progress_file, lambda: self.store.save_progress(self.progress()))
         self.counters.cycle_done(report, state.cycles[-1].duration_ms)
         await self.hooks.notify("gobot_on_cycle_end", ctx=ctx, report=report)
         await self.flush_alerts()
@@ -669,6 +751,9 @@ class Bot:
             return False
         if intent.purpose == "open" and self.ctx.paused:
             phase.records.append(f"{intent.symbol}: paused, no new positions")
+            return False
+        if intent.purpose == "open" and self.disk_trouble is not None:
+            phase.records.append(f"{intent.symbol}: disk full ({self.disk_trouble['error']}), no new positions")
             return False
         return True
 

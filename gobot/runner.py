@@ -5,6 +5,11 @@ The run ends on ``max_iterations``, a completion target (daily profit target, ma
 the end of the replay data, the kill switch, or SIGINT/SIGTERM. With the kill switch on and a
 close-out requested (``gobot kill --close-positions``), it first runs close-out cycles — no new
 orders, CRITICAL closes only — until the bot is flat.
+
+A full disk never ends the run: the bot opens no new positions until the state can be saved again
+(``Bot.persist_cycle``); a file size limit (``ulimit -f``) is one more such write error (EFBIG: Python
+ignores SIGXFSZ). At start, with the run lock held,
+temporary files a killed process left in the state folder are removed.
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ class Runner:
                 self.close_out_cycles += 1
                 self._last_close_out = asyncio.get_running_loop().time()
             self.cycles_run += 1
-            self.bot.store.beat(self.bot.state)
+            self.bot.beat()
             self._after_cycle()
             self._before_cycle()  # end promptly when this cycle was the last
 
@@ -163,8 +168,10 @@ class Runner:
         try:
             await bot.shutdown(outcome.reason)
         finally:
-            bot.store.beat(bot.state, stopped=outcome.reason)  # `gobot watchdog`: a goodbye, not a silence
-            bot.store.release_run_lock()
+            try:
+                bot.beat(stopped=outcome.reason)  # `gobot watchdog`: a goodbye, not a silence
+            finally:
+                bot.store.release_run_lock()
 
     async def _refused(self, refused: PluginError) -> None:
         """A plugin would not start. Not a crash: nothing ran and nothing was announced, so there is
@@ -190,7 +197,7 @@ class Runner:
     async def _heartbeat(self) -> None:
         """Prove liveness every ``[watchdog] heartbeat_interval``, also while a long cycle or a long wait runs."""
         while True:
-            self.bot.store.beat(self.bot.state)
+            self.bot.beat()
             await asyncio.sleep(self.bot.settings.watchdog.heartbeat_interval)
 
     async def _scheduled(self) -> None:

@@ -115,4 +115,13 @@ def main() -> None:
     except GobotError as exc:
         click.secho(f"Error: {exc}", fg="red", err=True)
         sys.exit(2)
+    except OSError as exc:  # a full disk (or quota, I/O error, read-only file system): one line, not a traceback
+        from ..state import disk_error_text, is_disk_error
+
+        if not is_disk_error(exc):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.secho(f"Error: {where}{disk_error_text(exc)} — fix: free space on that file system and run the command again",
+                    fg="red", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

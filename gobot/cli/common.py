@@ -46,7 +46,9 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     log_file = ensure_private_dir(settings.state_path) / "gobot.log"
     os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner-only, like the state
-    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    from ..state import DiskTolerantFileHandler
+
+    file_handler = DiskTolerantFileHandler(log_file, encoding="utf-8")  # a full disk drops lines, prints no traceback
     file_handler.setLevel(logging.INFO)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for handler in (console, file_handler):

@@ -72,6 +72,9 @@ def _audit(settings, state, event: str, **data) -> None:
     log = AuditLog(settings.state_path / "audit.jsonl")
     log.write(event, sim_time=state.clock if state else None, run_id=state.run_id if state else "",
               iteration=state.iteration if state else 0, **data)
+    if log.pending:
+        click.secho(f"Warning: not written to {log.path}: {disk_error_text(log.error)}.", fg="yellow", err=True)
+        log.pending.clear()
     log.close()
 
 

@@ -398,6 +398,12 @@ ALERT_KINDS: dict[str, AlertKind] = {
         Severity.CRITICAL, "core", "a close-out gave up with positions still open: look at the exchange"
     ),
     "risk_reset": AlertKind(Severity.WARNING, "core", "risk plugins' state was reset (gobot risk reset)"),
+    "disk_full": AlertKind(
+        Severity.CRITICAL, "core",
+        "the state folder takes no writes (disk full, quota, file size limit, I/O error): no new positions, open ones "
+        "stay protected, the state is saved again every cycle",
+    ),
+    "disk_recovered": AlertKind(Severity.WARNING, "core", "the state could be saved again after disk_full: new positions allowed"),
     "paused": AlertKind(Severity.WARNING, "core", "new positions paused (gobot pause, Telegram /pause, a plugin)"),
     "unpaused": AlertKind(Severity.INFO, "core", "new positions allowed again"),
     "watchdog_stale": AlertKind(
