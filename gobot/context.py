@@ -91,9 +91,9 @@ class Context:
         self.alert(Alert(kind="unpaused", title="Unpaused: new positions allowed", text=reason))
 
     def kill(self, reason: str) -> None:
-        path = self._bot.settings.kill_switch_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{reason}\n", encoding="utf-8")
+        from .state import write_control_file
+
+        write_control_file(self._bot.settings.kill_switch_path, f"{reason}\n")  # owner-only, like the rest of the state
         self.audit("kill_switch", reason=reason)
 
     def close_positions(self, reason: str, symbols: list[str] | None = None) -> None:

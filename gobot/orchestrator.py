@@ -49,7 +49,7 @@ from gobot_hookspecs import (
 )
 
 from .alerting import deliver
-from .audit import AuditLog
+from .audit import FILL_ID_FIELDS, TRADE_ID_FIELDS, AuditLog, event_id
 from .clock import WallClock
 from .config import Settings, load_plugin_configs
 from .context import Context
@@ -464,7 +464,7 @@ class Bot:
         self.state.open_orders.pop(fill.client_order_id, None)
         trade = self.portfolio.apply_fill(fill, intent)
         report.fills.append(fill)
-        self.audit("fill", fill=fill)
+        self.audit("fill", fill=fill, event_id=event_id("fill", fill, FILL_ID_FIELDS))  # once, also when a cycle re-runs
         kill_point(f"before_archive_fill:{self.ctx.iteration}")  # a fill known, its archive write not yet made
         await self.hooks.notify("gobot_on_fill", ctx=self.ctx, fill=fill)
         if fill.purpose == "open" and trade is None:
@@ -478,7 +478,7 @@ class Bot:
             )
         if trade is not None:
             report.trades_closed.append(trade)
-            self.audit("trade_closed", trade=trade)
+            self.audit("trade_closed", trade=trade, event_id=event_id("trade", trade, TRADE_ID_FIELDS))
             await self.hooks.notify("gobot_on_trade_closed", ctx=self.ctx, trade=trade)
             self.ctx.alert(
                 Alert(

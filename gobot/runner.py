@@ -120,6 +120,10 @@ class Runner:
         if not bot.store.acquire_run_lock():
             raise StartRefused(f"another gobot is running on {bot.store.dir} (it holds {bot.store.lock_file.name}); "
                                "stop it first, or use another state_dir")
+        stale = bot.store.remove_stale_temporaries()
+        if stale:
+            log.info("removed temporary files left by a killed process: %s", ", ".join(stale))
+            bot.audit("stale_temporaries_removed", files=stale)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, f"stopped by {sig.name}")

@@ -10,8 +10,8 @@ strategy that alternates LONG and SHORT so every cycle trades. It SIGKILLs the p
 deterministic kill points and at random times, and after every kill restarts it for one clean
 cycle and checks: no client order id twice on the exchange, every fill on the exchange in the
 archive database, positions in state = positions on the exchange, state, audit log and database
-readable. Every ``NEW_RUN_EVERY`` rounds it lets the run finish and starts a new one on the same
-account, with the same checks.
+readable, every fill and closed trade in the audit log once. Every ``NEW_RUN_EVERY`` rounds it lets
+the run finish and starts a new one on the same account, with the same checks.
 """
 
 from __future__ import annotations
@@ -265,12 +265,17 @@ class CrashHarness:
             state = json.loads((self.state_dir / "state.json").read_text())
         except (OSError, ValueError) as exc:
             return [f"state.json unreadable: {exc}"]
+        facts: list[str] = []  # every fill and closed trade in the audit log: each must be there once
         try:
             for number, line in enumerate((self.state_dir / "audit.jsonl").read_text().splitlines(), 1):
                 if line.strip():
-                    json.loads(line)
+                    event = json.loads(line)
+                    if event.get("event") in ("fill", "trade_closed"):
+                        facts.append(json.dumps(event.get("fill") or event.get("trade"), sort_keys=True))
         except ValueError as exc:
             problems.append(f"audit.jsonl line {number} unreadable: {exc}")
+        if len(facts) != len(set(facts)):
+            problems.append(f"audit.jsonl holds {len(facts) - len(set(facts))} fills or closed trades twice")
         try:
             with sqlite3.connect(self.state_dir / "archive.db") as db:
                 if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":

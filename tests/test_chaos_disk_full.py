@@ -8,7 +8,7 @@ the disk refuse writes at the end of cycle ``FULL_AT`` and gives the room back a
   the plugin fills it with a ballast file until the kernel answers ENOSPC, then deletes it. Mounting
   needs root (CAP_SYS_ADMIN); without it the test is skipped and says so.
 - **EFBIG**, portable (no root): the plugin lowers the process's own ``RLIMIT_FSIZE`` below the
-  size of ``state.json`` and ``audit.jsonl`` (the bot ignores SIGXFSZ, so the kernel answers EFBIG)
+  size of ``state.json`` and ``audit.jsonl`` (Python ignores SIGXFSZ, so the kernel answers EFBIG)
   and raises it back.
 
 Its strategy flips LONG/SHORT every cycle, so every cycle sends an order: an entry when flat, an

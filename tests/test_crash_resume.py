@@ -99,3 +99,26 @@ def test_sigterm_stops_cleanly_and_persists(tmp_path):
     assert state["iteration"] >= 3 and not state["finished"]
     resumed = start(config, "--max-iterations", str(state["iteration"] + 1), "--quiet")
     assert f"after cycle {state['iteration']}" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_a_cycle_re_run_after_sigkill_writes_its_fill_and_closed_trade_once(tmp_path, synthetic_data_dir, uninterrupted):
+    """Killed after a cycle's fill and closed trade were audited but before its state was saved: the
+    restart re-runs the cycle and meets the same fill again. The audit log holds each fact once."""
+    closing = next(e["iteration"] for e in audit(uninterrupted) if e["event"] == "trade_closed")
+    config = write_config(tmp_path, synthetic_data_dir)
+    assert start(config, "--max-iterations", "12", kill_point=f"before_persist:{closing}").returncode == -signal.SIGKILL
+    before = [e for e in audit(tmp_path) if e["event"] in ("fill", "trade_closed")]
+    assert any(e["event"] == "trade_closed" and e["iteration"] == closing for e in before)  # written before the kill
+    assert start(config, "--max-iterations", "12").returncode == 0
+
+    def facts(folder):  # without the run's client order ids (the uninterrupted run is another run)
+        return [(e["event"], json.dumps({k: v for k, v in (e.get("fill") or e.get("trade")).items()
+                                         if k not in ("client_order_id", "order_id")}, sort_keys=True))
+                for e in audit(folder) if e["event"] in ("fill", "trade_closed")]
+
+    written = facts(tmp_path)
+    assert len(written) == len(set(written)), "a fill or a closed trade is in the audit log twice"
+    assert sorted(written) == sorted(facts(uninterrupted))  # nothing lost either
+    ids = [e["event_id"] for e in audit(tmp_path) if e["event"] in ("fill", "trade_closed")]
+    assert len(ids) == len(set(ids)) == len(written)

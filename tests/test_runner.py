@@ -251,8 +251,19 @@ def test_state_files_are_owner_only(replay_bot, run_bot, tmp_path):
     from gobot.cli.common import setup_logging
 
     setup_logging(bot.settings)
-    for name in ("state.json", "progress.json", "audit.jsonl", "heartbeat.json", "gobot.log"):
+    for name in ("state.json", "state.json.bak", "progress.json", "audit.jsonl", "heartbeat.json", "gobot.log"):
         assert (state_dir / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_a_kill_switch_or_pause_from_a_plugin_or_the_dashboard_is_owner_only(replay_bot, run_bot, tmp_path):
+    """ctx.kill (the dashboard's kill button, Telegram /kill) and ctx.pause write 0600 files, like the rest of the state."""
+    def control(ctx, report):
+        ctx.pause("test")
+        ctx.kill("test")
+
+    run_bot(replay_bot(plugins=[("control", CycleHook(control))]), 3)
+    for name in ("KILL", "PAUSED"):
+        assert (tmp_path / "state" / name).stat().st_mode & 0o777 == 0o600, name
 
 
 def test_progress_json_is_rewritten_each_cycle(replay_bot, run_bot, tmp_path):
