@@ -660,10 +660,9 @@ def request_apply(state_path, report: Report, source: str) -> dict[str, Any]:
                    f"{kept.objective_in:+.3f}, out of sample {kept.objective_out:+.3f} (baseline "
                    f"{report.baseline.objective_in:+.3f} / {report.baseline.objective_out:+.3f})"),
     }
-    path = state_path / REQUEST_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(_clean(request), indent=2), encoding="utf-8")
-    os.replace(temporary, path)
+    from .state import atomic_write  # owner-only, like every file in state_dir; a dot temporary the start-up cleans
+
+    atomic_write(state_path / REQUEST_FILE, json.dumps(_clean(request), indent=2))
     return request
 
 

@@ -303,6 +303,7 @@ def test_apply_writes_the_winner_to_config_and_archives_the_previous_version(tmp
     assert archive[-1]["previous"] == {"fast": 27, "slow": 18} and archive[-1]["new"] == winner
     request = json.loads((tmp_path / "state" / "OPTIMIZED.json").read_text())
     assert request["params"] == winner and request["strategy"] == "sma_cross"
+    assert (tmp_path / "state" / "OPTIMIZED.json").stat().st_mode & 0o777 == 0o600  # like every file in state_dir
 
 
 def test_config_strategy_parameters_start_the_bot_and_bad_ones_are_named(replay_bot, tmp_path):
