@@ -28,13 +28,12 @@ DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_ENV = "GOBOT_CONFIG"
 
 #: Environment variables that hold secrets. They are read from the environment only and are
-#: redacted from logs, alerts, state and the audit log.
+#: masked in logs, alerts, state and the audit log (``gobot.secrets``). A chat id is not a secret.
 SECRET_ENV_VARS = (
     "BINANCE_API_KEY",
     "BINANCE_API_SECRET",
     "OPENAI_API_KEY",
     "TELEGRAM_TOKEN",
-    "TELEGRAM_CHAT_ID",
     "GOBOT_DASHBOARD_TOKEN",
     "GOBOT_WEBHOOK_URL",
 )

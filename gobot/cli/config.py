@@ -15,8 +15,8 @@ def render_config(plugin_models: dict) -> str:
 
     parts = [
         "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
-        "# Secrets (BINANCE_API_KEY, BINANCE_API_SECRET, OPENAI_API_KEY, TELEGRAM_TOKEN, TELEGRAM_CHAT_ID,\n"
-        "# GOBOT_DASHBOARD_TOKEN, GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n",
+        "# Secrets (BINANCE_API_KEY, BINANCE_API_SECRET, OPENAI_API_KEY, TELEGRAM_TOKEN, GOBOT_DASHBOARD_TOKEN,\n"
+        "# GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n",
         commented_toml(Settings, None),
         commented_toml(TradingConfig, "trading"),
         commented_toml(OrchestratorConfig, "orchestrator"),

@@ -96,7 +96,7 @@ class CommandHandler:
         return str(chat_id) == self.chat_id or chat_id == user_id  # the alert chat, or a private chat
 
     def _ignore(self, reason: str, user_id: Any, chat_id: Any, text: str) -> None:
-        # ids as strings: TELEGRAM_CHAT_ID is masked as a secret, and a masked number would break the JSON line
+        # ids as strings, as Telegram shows them (a chat id is not a secret; nothing masks it)
         self.ctx.audit("telegram_ignored", reason=reason, user_id=str(user_id), chat_id=str(chat_id), text=text[:200])
 
     # -- polling ----------------------------------------------------------------------------------
