@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import difflib
 import enum
+import math
 import os
 import re
+import stat
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,23 +40,50 @@ SECRET_ENV_VARS = (
     "GOBOT_DASHBOARD_TOKEN",
     "GOBOT_WEBHOOK_URL",
 )
-_SECRET_KEY_PATTERN = re.compile(r"(api_?key|secret|token|password|passphrase)", re.IGNORECASE)
+#: Key names that hold a secret (``api_key``, ``bot_token``, ``client_secret``, ``password``; not ``max_tokens``).
+_SECRET_KEY_PATTERN = re.compile(r"api_?key|secret|passw(or)?d|passphrase|credential|private_?key|(^|_)(auth_?)?token($|_)",
+                                 re.IGNORECASE)
+#: Values that are credentials whatever their key: webhook URLs of Slack and Discord, Telegram bot tokens, private keys.
+_CREDENTIAL_VALUES = (
+    (re.compile(r"hooks\.slack\.com/(services|workflows|triggers)/", re.IGNORECASE), "a Slack webhook URL"),
+    (re.compile(r"discord(app)?\.com/api/webhooks/", re.IGNORECASE), "a Discord webhook URL"),
+    (re.compile(r"(?<![0-9])[0-9]{5,12}:[A-Za-z0-9_-]{30,}"), "a Telegram bot token"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+)
+MAX_CONFIG_BYTES = 1024 * 1024  # a config file is a few kilobytes; a bigger "config" is the wrong file
+MAX_PATH_BYTES = 4095  # PATH_MAX - 1 on Linux
+MAX_NAME_BYTES = 255  # NAME_MAX: one folder or file name
+MAX_USD = 1e12  # no account, position or daily limit is larger
+MAX_SECONDS = 7 * 86400.0  # no interval or timeout of the bot is longer than a week
 
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def check_path(value: str) -> str:
+    """A path gobot can hand to the operating system: no NUL, not longer than the system allows."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which no path may hold")
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"is {size} bytes long; a path is at most {MAX_PATH_BYTES} bytes")
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in value.split("/"))
+    if longest > MAX_NAME_BYTES:
+        raise ValueError(f"holds a folder or file name of {longest} bytes; a name is at most {MAX_NAME_BYTES} bytes")
+    return value
 
 
 class TradingConfig(Section):
-    initial_capital_usd: float = Field(100.0, gt=0, description="starting paper balance, USD")
-    max_position_usd: float = Field(10.0, gt=0, description="largest notional of one position, USD")
+    initial_capital_usd: float = Field(100.0, gt=0, le=MAX_USD, description="starting paper balance, USD")
+    max_position_usd: float = Field(10.0, gt=0, le=MAX_USD, description="largest notional of one position, USD")
     stop_loss_percent: float = Field(
         2.0, gt=0, lt=100, description="stop distance from entry when a signal gives none, % (positive)"
     )
     take_profit_percent: float = Field(
-        4.0, gt=0, description="take-profit distance from entry when a signal gives none, % (positive)"
+        4.0, gt=0, le=1000, description="take-profit distance from entry when a signal gives none, % (positive)"
     )
     symbols: list[str] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT"], min_length=1, description="markets to trade, BASE/QUOTE"
@@ -66,18 +96,28 @@ class TradingConfig(Section):
         for symbol in symbols:
             if not re.fullmatch(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?", symbol):
                 raise ValueError(f"'{symbol}' is not a BASE/QUOTE symbol such as 'BTC/USDT'")
+        twice = sorted({s for s in symbols if symbols.count(s) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(repr(s) for s in twice)} listed more than once: each symbol once "
+                             "(twice would give two signals per cycle for one market)")
         return symbols
 
 
 class OrchestratorConfig(Section):
-    loop_interval: float = Field(900.0, gt=0, description="seconds between cycles (simulated in replay)")
-    max_iterations: int = Field(50, ge=0, description="cycles per run; 0 = no limit")
-    daily_profit_target: float = Field(
-        50.0, gt=0, description="ends the run when today's P&L reaches +this, USD (positive)"
+    loop_interval: float = Field(
+        900.0, ge=0.01, le=MAX_SECONDS, description="seconds between cycles (simulated in replay)"
     )
-    max_daily_loss: float = Field(100.0, gt=0, description="ends the run when today's P&L reaches -this, USD (positive)")
+    max_iterations: int = Field(50, ge=0, le=10**9, description="cycles per run; 0 = no limit")
+    daily_profit_target: float = Field(
+        50.0, gt=0, le=MAX_USD, description="ends the run when today's P&L reaches +this, USD (positive)"
+    )
+    max_daily_loss: float = Field(
+        100.0, gt=0, le=MAX_USD, description="ends the run when today's P&L reaches -this, USD (positive)"
+    )
     kill_switch_enabled: bool = Field(True, description="honour the kill switch file")
     kill_switch_file: str = Field("", description="path of the kill switch file; empty = <state_dir>/KILL")
+
+    _path = field_validator("kill_switch_file")(classmethod(lambda cls, value: check_path(value)))
 
 
 class PluginsConfig(Section):
@@ -90,7 +130,7 @@ class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="address to bind; non-loopback needs GOBOT_DASHBOARD_TOKEN")
     port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 = any free port (printed at start-up)")
     stall_seconds: float = Field(
-        0.0, ge=0, description="/health turns unhealthy after this long without a completed cycle, seconds; 0 = 3 × loop_interval, at least 60"
+        0.0, ge=0, le=MAX_SECONDS, description="/health turns unhealthy after this long without a completed cycle, seconds; 0 = 3 × loop_interval, at least 60"
     )
 
 
@@ -99,11 +139,11 @@ class WatchdogConfig(Section):
         30.0, gt=0, le=60, description="seconds between the running bot's heartbeat.json writes (at most 60)"
     )
     stale_after: float = Field(
-        180.0, gt=0, description="`gobot watchdog` alerts when the heartbeat is older than this, seconds"
+        180.0, gt=0, le=MAX_SECONDS, description="`gobot watchdog` alerts when the heartbeat is older than this, seconds"
     )
-    check_interval: float = Field(15.0, gt=0, description="seconds between two checks of `gobot watchdog`")
+    check_interval: float = Field(15.0, gt=0, le=86400, description="seconds between two checks of `gobot watchdog`")
     repeat_after: float = Field(
-        3600.0, ge=0, description="repeat the stale alert this often while the heartbeat stays stale, seconds; 0 = once"
+        3600.0, ge=0, le=MAX_SECONDS, description="repeat the stale alert this often while the heartbeat stays stale, seconds; 0 = once"
     )
 
     @field_validator("stale_after")
@@ -141,10 +181,12 @@ class BacktestConfig(Section):
     slippage_percent: float | None = Field(
         None, ge=0, lt=100, description="market and stop fills move against you by this, %; unset = [plugins.paper] slippage_percent"
     )
-    start_equity_usd: float | None = Field(None, gt=0, description="starting equity, USD; unset = [trading] initial_capital_usd")
+    start_equity_usd: float | None = Field(None, gt=0, le=MAX_USD, description="starting equity, USD; unset = [trading] initial_capital_usd")
     sizing: str = Field("plugins", description="plugins (the sizer plugin, as live), all-in, a percent of equity (\"25%\") or USD (\"100\")")
     risk: str = Field("plugins", description="plugins: every risk plugin judges each entry, as live; none: no risk checks")
     allow_short: bool = Field(True, description="false: a SHORT signal only closes a long")
+
+    _path = field_validator("data_dir")(classmethod(lambda cls, value: check_path(value)))
 
     @field_validator("fill")
     @classmethod
@@ -177,28 +219,28 @@ class OptimizerConfig(Section):
         default_factory=list, description="multi-objective instead, e.g. [\"sharpe\", \"max_drawdown_pct\"] (drawdown is minimised)"
     )
     sampler: str = Field("tpe", description="Optuna sampler: tpe, random, or nsga2 (multi-objective)")
-    max_iterations: int = Field(50, ge=1, description="trials (candidate parameter sets) per study, counting resumed ones")
-    min_trades: int = Field(10, ge=0, description="a candidate needs this many trades in sample and out of sample")
+    max_iterations: int = Field(50, ge=1, le=10**6, description="trials (candidate parameter sets) per study, counting resumed ones")
+    min_trades: int = Field(10, ge=0, le=10**9, description="a candidate needs this many trades in sample and out of sample")
     folds: int = Field(3, ge=1, le=20, description="walk-forward folds: rolling in-sample/out-of-sample window pairs")
     out_of_sample_percent: float = Field(25.0, gt=0, le=100, description="each out-of-sample window, % of the in-sample window")
     min_oos_ratio: float = Field(
-        0.5, ge=0, description="overfitting guard: out-of-sample / in-sample objective must reach this"
+        0.5, ge=0, le=100, description="overfitting guard: out-of-sample / in-sample objective must reach this"
     )
     target_win_rate: float = Field(0.60, ge=0, le=1, description="design target (out of sample) that ends the loop, 0-1")
-    target_profit_factor: float = Field(1.5, ge=0, description="design target (out of sample) that ends the loop")
-    target_max_drawdown_pct: float = Field(10.0, gt=0, description="design target (out of sample) that ends the loop, %")
-    target_trades: int = Field(100, ge=0, description="design target (out of sample) that ends the loop, trades")
+    target_profit_factor: float = Field(1.5, ge=0, le=1000, description="design target (out of sample) that ends the loop")
+    target_max_drawdown_pct: float = Field(10.0, gt=0, le=100, description="design target (out of sample) that ends the loop, %")
+    target_trades: int = Field(100, ge=0, le=10**9, description="design target (out of sample) that ends the loop, trades")
     storage: str = Field("", description="Optuna storage URL shared by workers (postgresql+psycopg://...); empty = sqlite in state_dir")
     study: str = Field("", description="study name (resume or share a study by name); empty = from strategy, data and objective")
-    jobs: int = Field(1, ge=1, description="worker processes on this machine")
-    seed: int | None = Field(None, description="sampler seed, for repeatable searches")
+    jobs: int = Field(1, ge=1, le=1024, description="worker processes on this machine")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="sampler seed, for repeatable searches (0 to 4294967295)")
     llm_ideas: bool = Field(False, description="also ask a model (openai SDK) for the next parameter change")
-    llm_every: int = Field(5, ge=1, description="ask the model before every n-th trial")
+    llm_every: int = Field(5, ge=1, le=10**6, description="ask the model before every n-th trial")
     llm_model: str = Field("gpt-4o-mini", description="model name for LLM ideas")
     llm_base_url: str = Field("", description="OpenAI-compatible base URL; empty = OpenAI (key in OPENAI_API_KEY)")
     scheduled: bool = Field(False, description="gobot start (wall clock) runs the optimizer on the schedule below")
     schedule: str = Field("weekly", description="weekly, daily, or a crontab line such as \"0 3 * * 0\" (UTC)")
-    schedule_candles: int = Field(5000, ge=100, description="candles per symbol a scheduled run optimises on")
+    schedule_candles: int = Field(5000, ge=100, le=10**7, description="candles per symbol a scheduled run optimises on")
     auto_apply: bool = Field(False, description="apply a scheduled run's accepted winner as a new strategy version")
 
     @field_validator("objective")
@@ -237,6 +279,8 @@ class Settings(Section):
     strategies: dict[str, dict[str, float]] | None = Field(
         None, description="strategy parameters by strategy, [strategies.<name>] tables; unset = the declared defaults"
     )
+
+    _path = field_validator("state_dir")(classmethod(lambda cls, value: check_path(value)))
 
     # Not read from the file: where it came from, and the plugin sections (validated later).
     source: str | None = Field(None, exclude=True)
@@ -281,52 +325,212 @@ def load_settings(flag: str | None = None) -> Settings:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """The parsed TOML of ``path``; a missing, unreadable or malformed file is a ConfigError."""
+    """The parsed TOML of ``path``; a missing, unreadable, malformed or not-a-file config is a ConfigError.
+
+    Only a regular file is read (``/dev/zero`` or a FIFO would never end), and at most
+    ``MAX_CONFIG_BYTES`` of it."""
     label = str(path)
-    if not path.exists():
-        raise ConfigError([ConfigProblem(label, "(file)", "no such file", "create it with `gobot init` or pass --config PATH")])
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(label, "(file)", "no such file", "create it with `gobot init` or pass --config PATH")]) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {_reason(exc)}", "check the path and permissions")]) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+        raise ConfigError([ConfigProblem(label, "(file)", f"{kind}, not a config file",
+                                         "pass the path of a TOML file (`gobot init` writes one) with --config or GOBOT_CONFIG")])
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(label, "(file)", f"is {info.st_size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes",
+                                         "pass the path of the TOML config file, not another file")])
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {_reason(exc)}", "check the path and permissions")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(label, "(file)", f"is more than {MAX_CONFIG_BYTES} bytes; a config file is not",
+                                         "pass the path of the TOML config file, not another file")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(label, f"(line {line})", f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                                         "save the file as UTF-8")]) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(label, "(syntax)", str(exc), "fix the TOML syntax at that line")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {exc}", "check the path and permissions")]) from None
+
+
+_FILE_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket"}
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def settings_from_dict(data: dict[str, Any], label: str = "config.toml", base_dir: str = ".") -> Settings:
-    """Validate a parsed config mapping; every problem is reported, not just the first."""
+    """Validate a parsed config mapping; every problem is reported, not just the first.
+
+    Besides the core models: no value anywhere may hold a NUL character, a plugin section's
+    numbers must be finite, and no section — a disabled plugin's, an unknown one's — may hold a
+    secret (a key named like one, or a value that is a credential)."""
     data = dict(data)
-    plugins = data.get("plugins", {})
-    problems: list[ConfigProblem] = []
-    sections: dict[str, dict[str, Any]] = {}
-    if isinstance(plugins, dict):
-        core_plugins = {}
-        for key, value in plugins.items():
-            if key in PluginsConfig.model_fields:
-                core_plugins[key] = value
-            elif isinstance(value, dict):
-                sections[key] = value
-            else:
-                problems.append(
-                    ConfigProblem(
-                        label,
-                        f"plugins.{key}",
-                        f"expected a [plugins.{key}] table or one of {sorted(PluginsConfig.model_fields)}",
-                        f"write its settings under a [plugins.{key}] heading",
-                    )
-                )
+    problems = _hostile_values(data, label)
+    core_plugins, sections, plugin_problems = split_plugins(data.get("plugins", {}), label)
+    problems += plugin_problems
+    if isinstance(data.get("plugins", {}), dict):
         data["plugins"] = core_plugins
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems.extend(problems_from_validation(exc, Settings, label))
-        raise ConfigError(problems) from None
+        raise ConfigError(unique(problems + problems_from_validation(exc, Settings, label))) from None
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(unique(problems))
     settings.source = label
     settings.base_dir = base_dir
     settings.plugin_sections = sections
     return settings
+
+
+def split_plugins(plugins: Any, label: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[ConfigProblem]]:
+    """``[plugins]``: its own keys (enable, disable), the ``[plugins.<name>]`` sections, and the problems."""
+    core: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    problems: list[ConfigProblem] = []
+    if not isinstance(plugins, dict):
+        return core, sections, problems  # the core model reports it
+    for key, value in plugins.items():
+        if key in PluginsConfig.model_fields:
+            core[key] = value
+        elif isinstance(value, dict):
+            sections[key] = value
+        else:
+            problems.append(ConfigProblem(label, f"plugins.{_shown(key)}",
+                                          f"expected a [plugins.{_shown(key)}] table or one of {sorted(PluginsConfig.model_fields)}",
+                                          f"write its settings under a [plugins.{_shown(key)}] heading"))
+    return core, sections, problems
+
+
+def unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """One problem per key (the first): a key refused by two checks is reported once."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for problem in problems:
+        if (problem.file, problem.key) not in seen:
+            seen.add((problem.file, problem.key))
+            kept.append(problem)
+    return kept
+
+
+def _shown(key: Any) -> str:
+    """A key as it can be printed on one line (control characters escaped)."""
+    text = str(key)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _hostile_values(data: dict[str, Any], label: str) -> list[ConfigProblem]:
+    """NUL characters anywhere; non-finite numbers and secrets in plugin sections; credentials anywhere."""
+    problems: list[ConfigProblem] = []
+    secrets_fix = f"secrets are read only from the environment ({', '.join(SECRET_ENV_VARS)}); remove this key"
+
+    def walk(value: Any, path: list[str], in_plugin: bool) -> None:
+        key = ".".join(path) or "(top level)"
+        if isinstance(value, dict):
+            for name, item in value.items():
+                shown = _shown(name)
+                if isinstance(name, str) and "\x00" in name:
+                    problems.append(ConfigProblem(label, ".".join(path + [shown]), "the key contains a NUL character", "remove it"))
+                    continue
+                if in_plugin and len(path) >= 2 and isinstance(name, str) and _SECRET_KEY_PATTERN.search(name):
+                    problems.append(ConfigProblem(label, ".".join(path + [shown]), "a secret does not belong in the config file",
+                                                  secrets_fix))
+                    continue
+                walk(item, path + [shown], in_plugin or (path == ["plugins"] and isinstance(item, dict)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, path + [str(index)], in_plugin)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                problems.append(ConfigProblem(label, key, "contains a NUL character", "remove it"))
+                return
+            for pattern, what in _CREDENTIAL_VALUES:
+                if pattern.search(value):
+                    problems.append(ConfigProblem(label, key, f"holds {what}, a credential; secrets never go in the config file",
+                                                  _credential_fix(path)))
+                    return
+        elif in_plugin and isinstance(value, float) and not math.isfinite(value):
+            problems.append(ConfigProblem(label, key, f"{value} is not a finite number", "write a finite number"))
+
+    walk(data, [], False)
+    return problems
+
+
+def _credential_fix(path: list[str]) -> str:
+    if path[:2] == ["plugins", "webhook"]:
+        return "set GOBOT_WEBHOOK_URL in the environment and remove this key"
+    if path[:2] == ["plugins", "telegram"]:
+        return "set TELEGRAM_TOKEN in the environment and remove it from here"
+    return f"put it in the environment ({', '.join(SECRET_ENV_VARS)}) and remove it from here"
+
+
+def runtime_problems(settings: Settings) -> list[ConfigProblem]:
+    """What ``gobot start`` needs beyond valid values, checked before anything runs (and by ``gobot
+    config check``): a state folder it can create or use — owner-only, writable — and secrets in the
+    environment long enough to be masked safely. Leaves no trace."""
+    from .secrets import secret_problems
+
+    problems = []
+    reason = unusable_folder(settings.state_path)
+    if reason:
+        problems.append(ConfigProblem(settings.file_label, "state_dir", f"{settings.state_path}: {reason}",
+                                      "use a folder you own and can write (a relative path is relative to the config file)"))
+    return problems + secret_problems()
+
+
+def check_runnable(settings: Settings) -> None:
+    """Raise ConfigError with every ``runtime_problems`` problem (``gobot start`` calls this)."""
+    problems = runtime_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+
+
+def unusable_folder(path: Path) -> str | None:
+    """Why gobot could not keep its files in ``path`` — create it, make it owner-only (``chmod 700``),
+    write a file in it — or None. Whatever the probe creates is removed again."""
+    created: list[Path] = []
+    try:
+        target = Path(os.path.abspath(path))
+        missing, existing = [], target
+        while not os.path.lexists(existing):
+            missing.append(existing)
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{existing} is {'a file' if existing.is_file() else 'not a folder'}"
+        step = "create it"
+        try:
+            for folder in reversed(missing):
+                folder.mkdir()
+                created.append(folder)
+            step = "make it owner-only (chmod)"
+            os.chmod(target, 0o700 if created else stat.S_IMODE(target.stat().st_mode))
+            step = "write a file in it"
+            fd, probe = tempfile.mkstemp(dir=target, prefix=".gobot-check-")
+            os.close(fd)
+            os.unlink(probe)
+        except (OSError, ValueError) as exc:
+            return f"cannot {step}: {_reason(exc)}"
+    except (OSError, ValueError) as exc:
+        return f"cannot be used: {_reason(exc)}"
+    finally:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    return None
 
 
 def validate_plugin_section(settings: Settings, name: str, model: type[BaseModel]) -> BaseModel:

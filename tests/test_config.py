@@ -264,3 +264,145 @@ def test_init_does_not_overwrite_without_force(tmp_path):
     assert result.exit_code == 1
     assert "exists; use --force" in result.stderr
     assert (tmp_path / "config.toml").read_text() == "# mine\n"
+
+
+# -- what `gobot start` cannot run is refused by `config check` too (issue 16, findings 7 and 8) ---
+
+
+def gobot_cli(*args, cwd, env=None, timeout=60):
+    """``gobot ARGS`` as a real process (no $GOBOT_CONFIG, no secrets unless ``env`` sets them)."""
+    import os
+
+    from gobot.config import SECRET_ENV_VARS
+
+    base = {k: v for k, v in os.environ.items() if k not in ("GOBOT_CONFIG", *SECRET_ENV_VARS)}
+    return subprocess.run([sys.executable, "-m", "gobot", *args], cwd=cwd, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def check_and_start(tmp_path, text, env=None):
+    """``config check`` and ``start`` on a config holding ``text``: (check's stderr lines, start's stderr lines)."""
+    write(tmp_path / "config.toml", text)
+    checked = gobot_cli("config", "check", "--config", "config.toml", cwd=tmp_path, env=env)
+    started = gobot_cli("start", "--config", "config.toml", "--max-iterations", "1", "--quiet", cwd=tmp_path, env=env)
+    assert checked.returncode == 1 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-2000:])
+    assert "Traceback" not in checked.stderr + started.stderr
+    assert started.stderr.startswith("Error: ")
+    return checked.stderr.splitlines(), started.stderr.removeprefix("Error: ").splitlines()
+
+
+@pytest.mark.parametrize("text, key, message", [
+    ('state_dir = "/proc/self"\n', "state_dir", "/proc/self: cannot make it owner-only (chmod): Operation not permitted"),
+    ('state_dir = "config.toml/state"\n', "state_dir", "{tmp}/config.toml/state: {tmp}/config.toml is a file"),
+    (f'state_dir = "{"s" * 5000}"\n', "state_dir", "is 5000 bytes long; a path is at most 4095 bytes"),
+    ('state_dir = "state\\u0000x"\n', "state_dir", "contains a NUL character"),
+    ('[orchestrator]\nkill_switch_file = "k\\u0000"\n', "orchestrator.kill_switch_file", "contains a NUL character"),
+    ("[trading]\nmax_position_usd = inf\n", "trading.max_position_usd", "Input should be a finite number"),
+    ("[trading]\nmax_position_usd = 1e300\n", "trading.max_position_usd", "Input should be less than or equal to 1000000000000"),
+    ("[trading]\ntake_profit_percent = 1e300\n", "trading.take_profit_percent", "Input should be less than or equal to 1000"),
+    ('[trading]\nsymbols = ["BTC/USDT", "ETH/USDT", "BTC/USDT"]\n', "trading.symbols", "'BTC/USDT' listed more than once"),
+    ("[orchestrator]\nloop_interval = 1e-9\n", "orchestrator.loop_interval", "Input should be greater than or equal to 0.01"),
+    ("[orchestrator]\nmax_daily_loss = nan\n", "orchestrator.max_daily_loss", "Input should be a finite number"),
+    ("[strategies.sma_rsi]\nfast = inf\n", "strategies.sma_rsi.fast", "Input should be a finite number"),
+    ("[plugins.paper]\nfee_percent = nan\n", "plugins.paper.fee_percent", "nan is not a finite number"),
+])
+def test_config_check_refuses_what_start_cannot_run(tmp_path, text, key, message):
+    checked, started = check_and_start(tmp_path, text)
+    assert len(checked) == 1 and checked == started, (checked, started)
+    assert checked[0].startswith(f"config.toml:{key}: {message.format(tmp=tmp_path)}") and " — fix: " in checked[0]
+    if key == "state_dir":
+        assert not (tmp_path / "state").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_the_state_folder_probe_leaves_nothing_behind_and_accepts_a_new_folder(tmp_path):
+    write(tmp_path / "config.toml", 'state_dir = "a/b/state"\n')
+    result = config_check("--config", "config.toml")
+    assert result.exit_code == 0, result.stderr
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo", "folder"])
+def test_a_config_that_is_not_a_regular_file_is_refused_not_read_forever(tmp_path, kind):
+    import os
+
+    path = {"/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo.toml"), "folder": str(tmp_path)}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    done = gobot_cli("config", "check", cwd=tmp_path, env={"GOBOT_CONFIG": path}, timeout=30)  # it hung forever
+    started = gobot_cli("start", cwd=tmp_path, env={"GOBOT_CONFIG": path}, timeout=30)
+    what = {"/dev/zero": "a character device", "fifo": "a FIFO (named pipe)", "folder": "a folder"}[kind]
+    assert done.returncode == 1 and started.returncode == 2
+    assert done.stderr.splitlines() == [f"{path}:(file): {what}, not a config file — fix: pass the path of a TOML file "
+                                        "(`gobot init` writes one) with --config or GOBOT_CONFIG"]
+    assert started.stderr.splitlines() == ["Error: " + done.stderr.splitlines()[0]]
+
+
+def test_a_config_that_is_not_utf8_names_the_line(tmp_path):
+    (tmp_path / "config.toml").write_bytes(b'state_dir = "s"\n[trading]\nsymbols = ["BTC/USDT"] # \xff\n')
+    [problem] = problems_in_file(tmp_path / "config.toml")
+    assert problem == f"{tmp_path / 'config.toml'}:(line 3): not UTF-8 text (byte 0xff) — fix: save the file as UTF-8"
+
+
+def test_an_oversized_config_is_refused(tmp_path):
+    write(tmp_path / "config.toml", "# " + "x" * (1024 * 1024) + "\n")
+    [problem] = problems_in_file(tmp_path / "config.toml")
+    assert ":(file): is 1048579 bytes; a config file is at most 1048576 bytes" in problem
+
+
+def problems_in_file(path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path))
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_a_dashboard_start_would_refuse_is_refused_by_check(tmp_path):
+    checked, started = check_and_start(tmp_path, '[server]\nenabled = true\nhost = "0.0.0.0"\n')
+    assert checked[0].startswith('config.toml:server.host: "0.0.0.0" is not a loopback address and GOBOT_DASHBOARD_TOKEN is not set')
+    assert "GOBOT_DASHBOARD_TOKEN" in started[0]
+
+
+@pytest.mark.parametrize("text, key, message, fix", [
+    ('[plugins.telegram]\ntoken = "123456:abcdef"\n', "plugins.telegram.token", "a secret does not belong in the config file",
+     "secrets are read only from the environment (BINANCE_API_KEY"),
+    ('[plugins]\ndisable = ["binance"]\n[plugins.binance]\napi_secret = "s3cr3t"\n', "plugins.binance.api_secret",
+     "a secret does not belong in the config file", "secrets are read only from the environment"),
+    ('[plugins.someone_elses]\npassword = "hunter2"\n', "plugins.someone_elses.password", "a secret does not belong in the config file",
+     "secrets are read only from the environment"),
+    ('[plugins.webhook]\nurl = "https://hooks.slack.com/services/T000/B000/XXXXXXXX"\n', "plugins.webhook.url",
+     "holds a Slack webhook URL, a credential; secrets never go in the config file",
+     "set GOBOT_WEBHOOK_URL in the environment and remove this key"),
+    ('[plugins]\nenable = ["webhook"]\n[plugins.webhook]\nurl = "https://alerts.example.com/gobot"\n', "plugins.webhook.url",
+     "a webhook URL is a credential (whoever has it can post to the channel): it is read from GOBOT_WEBHOOK_URL in the environment only",
+     "set GOBOT_WEBHOOK_URL in the environment and remove this key"),
+    ('[plugins.telegram]\napi_url = "https://api.telegram.org/bot123456789:AAFakeTokenForTests-abcdefghijklmnop/"\n',
+     "plugins.telegram.api_url", "holds a Telegram bot token, a credential", "set TELEGRAM_TOKEN in the environment"),
+])
+def test_a_secret_in_any_plugin_section_is_refused_enabled_or_not(tmp_path, text, key, message, fix):
+    checked, started = check_and_start(tmp_path, text)
+    assert started == checked[:1], (checked, started)  # check also says no plugin is named someone_elses
+    assert checked[0].startswith(f"config.toml:{key}: {message}") and f" — fix: {fix}" in checked[0]
+    assert "s3cr3t" not in checked[0] and "hunter2" not in checked[0] and "XXXXXXXX" not in checked[0]
+
+
+def test_no_declared_setting_looks_like_a_secret():
+    """The secret-key rule refuses keys by name: no real setting of gobot or of an installed plugin may match it."""
+    from importlib.metadata import entry_points
+
+    from gobot.config import _SECRET_KEY_PATTERN
+    from gobot.hook_caller import HookCaller
+    from gobot.plugin_manager import build_plugin_set
+
+    plugin_set = build_plugin_set(enable=sorted({ep.name for ep in entry_points(group="gobot")}))
+    models = dict(HookCaller(plugin_set.pm).collect_sync("gobot_config_model"))
+    names = {(plugin, name) for plugin, model in models.items() for name, field in model.model_fields.items() if not field.exclude}
+    names |= {("core", name) for section in Settings.model_fields.values()
+              if isinstance(section.annotation, type) and hasattr(section.annotation, "model_fields")
+              for name in section.annotation.model_fields}
+    assert ("vision", "max_tokens_per_day") in names
+    assert [n for n in names if _SECRET_KEY_PATTERN.search(n[1])] == []
+
+
+def test_init_writes_no_webhook_url_key(tmp_path):
+    result = CliRunner().invoke(cli, ["init", "--stdout", "-p", "webhook"])
+    section = result.output.split("[plugins.webhook]")[1]
+    assert "\nurl" not in section and "format = " in section

@@ -94,3 +94,16 @@ def test_a_running_bot_posts_its_warnings(receiver, replay_bot, run_bot):
     run_bot(bot, 5)
     kinds = [body["kind"] for body in receiver.delivered()]
     assert kinds[0] == "run_started" and kinds[-1] == "run_stopped"
+
+
+def test_a_url_in_the_config_is_refused_with_the_fix(tmp_path, monkeypatch):
+    """A webhook URL is a credential (Slack's and Discord's carry their key): it comes from GOBOT_WEBHOOK_URL only."""
+    from gobot.errors import ConfigError
+
+    monkeypatch.setenv("GOBOT_WEBHOOK_URL", "https://alerts.example.com/from-the-environment")
+    with pytest.raises(ConfigError) as caught:
+        channels(tmp_path, url="https://alerts.example.com/gobot")
+    [problem] = caught.value.problems
+    assert str(problem) == ("test.toml:plugins.webhook.url: a webhook URL is a credential (whoever has it can post to the "
+                            "channel): it is read from GOBOT_WEBHOOK_URL in the environment only — fix: set GOBOT_WEBHOOK_URL "
+                            "in the environment and remove this key")

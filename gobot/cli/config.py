@@ -67,20 +67,24 @@ def config():
 @config.command("check")
 @config_option
 def check(config_path):
-    """Validate the whole file: core sections and every enabled plugin's section.
+    """Validate the whole file: everything `gobot start` checks before it runs.
 
-    Every problem is reported as file:key: message — fix. Exit status 1 if any.
+    Core sections, every enabled plugin's section, secrets in any section (a disabled plugin's
+    too), the state folder (created or used, owner-only, writable), secrets in the environment
+    long enough to be masked, and the dashboard's address. Every problem is reported as
+    file:key: message — fix. Exit status 1 if any.
     """
-    from ..config import find_config_path, load_settings
+    from ..config import find_config_path, load_plugin_configs, load_settings, runtime_problems, unique
     from ..errors import ConfigError, ConfigProblem, PluginError
     from ..hook_caller import HookCaller
-    from ..config import load_plugin_configs
     from ..plugin_manager import build_plugin_set
 
     problems: list[ConfigProblem] = []
+    core_ok = True
     try:
         settings = load_settings(config_path)
     except ConfigError as exc:
+        core_ok = False
         problems.extend(exc.problems)
         # Core mistakes don't hide the plugin sections' ones: check those on default core settings.
         settings = _plugin_part(config_path)
@@ -102,23 +106,52 @@ def check(config_path):
         info = plugin_set.plugins.get(name)
         if info is None:
             problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", "remove the section or install the plugin"))
+    if core_ok:  # what `gobot start` checks next: the state folder, secrets in the environment, the dashboard
+        problems.extend(runtime_problems(settings))
+        problems.extend(_server_problems(settings))
     if problems:
-        _report(problems)
+        _report(unique(problems))
     where = find_config_path(config_path) or "built-in defaults"
     click.echo(f"{where}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
 
 
+def _server_problems(settings) -> list:
+    """``[server] enabled`` on a non-loopback host without GOBOT_DASHBOARD_TOKEN: `gobot start` refuses it."""
+    import os
+
+    from ..errors import ConfigProblem
+
+    if not settings.server.enabled:
+        return []
+    from ..server import TOKEN_ENV, is_loopback
+
+    if is_loopback(settings.server.host) or os.environ.get(TOKEN_ENV):
+        return []
+    return [ConfigProblem(settings.file_label, "server.host",
+                          f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is not set: anyone who can '
+                          "reach the port could control the bot",
+                          f"set {TOKEN_ENV} in the environment, or bind to 127.0.0.1")]
+
+
 def _plugin_part(config_path):
     """Settings made of the file's [plugins] part alone, or None if even that is unusable."""
-    from ..config import find_config_path, read_config, settings_from_dict
+    from pydantic import ValidationError
+
+    from ..config import PluginsConfig, Settings, find_config_path, read_config, split_plugins
     from ..errors import ConfigError
 
     path = find_config_path(config_path)
     try:
         data = read_config(path)
-        return settings_from_dict({"plugins": data.get("plugins", {})}, str(path), base_dir=str(path.resolve().parent))
     except ConfigError:
-        return None  # already reported by the core check (a [plugins] mistake, the file, its syntax)
+        return None  # already reported by the core check (the file, its syntax)
+    core, sections, _ = split_plugins(data.get("plugins", {}), str(path))
+    try:
+        settings = Settings(plugins=PluginsConfig.model_validate(core))
+    except ValidationError:
+        return None  # a [plugins] enable/disable mistake: already reported
+    settings.source, settings.base_dir, settings.plugin_sections = str(path), str(path.resolve().parent), sections
+    return settings
 
 
 def _report(problems) -> None:

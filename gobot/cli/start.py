@@ -66,6 +66,9 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
         from ..server import TOKEN_ENV, check_bind
 
         check_bind(settings.server.host, os.environ.get(TOKEN_ENV))
+    from ..config import check_runnable
+
+    check_runnable(settings)  # the state folder, secrets in the environment: as `gobot config check` reports them
     setup_logging(settings, verbose)
     bot = Bot(settings, plugin_set, live=live, fresh=fresh)
     if live:

@@ -1,8 +1,8 @@
 """``webhook``: alerts as a JSON POST to a URL — gobot's own JSON, or Slack- or Discord-compatible.
 
-The URL comes from ``GOBOT_WEBHOOK_URL`` in the environment (use it for Slack and Discord URLs:
-whoever has them can post to your channel, so they are secrets and are masked in logs), or from
-``[plugins.webhook] url``. Delivery runs in a background task: 429 ``Retry-After`` is honoured,
+The URL comes from ``GOBOT_WEBHOOK_URL`` in the environment, and only from there: whoever has a
+webhook URL can post to the channel (Slack's and Discord's carry their key in the path), so it is a
+secret, masked in logs like the others. ``[plugins.webhook] url`` is refused with that fix. Delivery runs in a background task: 429 ``Retry-After`` is honoured,
 network errors, timeouts and 5xx are retried with backoff up to ``max_attempts``; the trading
 loop never waits. Enabled without a URL, the bot refuses to start and says what to set.
 """
@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gobot_hookspecs import Severity, hookimpl
 
@@ -33,7 +33,8 @@ SLACK_LIMIT = 3000  # of one section's text; longer texts are cut
 class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field("", description="where to POST; GOBOT_WEBHOOK_URL in the environment wins (put Slack/Discord URLs there: they are secrets)")
+    # Not a setting: kept only to refuse it with the fix (a webhook URL is a credential). `gobot init` omits it.
+    url: str = Field("", exclude=True, description=f"set {URL_ENV} in the environment and remove this key")
     format: Literal["json", "slack", "discord"] = Field(
         "json", description="payload: json (the alert's fields), slack ({\"text\": ...}) or discord ({\"content\": ...})"
     )
@@ -43,6 +44,14 @@ class WebhookConfig(BaseModel):
     retry_initial: float = Field(2.0, gt=0, description="seconds before the first retry; doubles with each failure")
     retry_max: float = Field(60.0, gt=0, description="longest wait between two tries, seconds")
     drain_timeout: float = Field(10.0, gt=0, description="at shutdown, seconds without a delivery before the rest is given up")
+
+    @field_validator("url")
+    @classmethod
+    def _not_here(cls, url: str) -> str:
+        if url.strip():
+            raise ValueError(f"a webhook URL is a credential (whoever has it can post to the channel): it is read from "
+                             f"{URL_ENV} in the environment only")
+        return url
 
 
 def payload(alert: dict[str, Any], form: str) -> list[dict[str, Any]]:
@@ -105,9 +114,9 @@ class Webhook:
         import httpx
 
         config = ctx.plugin_config(NAME) or WebhookConfig()
-        url = os.environ.get(URL_ENV, "").strip() or config.url.strip()
+        url = os.environ.get(URL_ENV, "").strip()
         if not url:
-            raise RuntimeError(f"no URL to post to: set {URL_ENV} or [plugins.webhook] url, or disable the webhook plugin")
+            raise RuntimeError(f"no URL to post to: set {URL_ENV} in the environment, or disable the webhook plugin")
         if not url.startswith(("http://", "https://")):
             raise RuntimeError("the webhook URL must start with http:// or https://")
         self.ctx, self.config, self.url = ctx, config, url
