@@ -4,7 +4,10 @@ strategy version and learning in SQL — SQLite in ``state_dir`` by default, any
 
 The trading loop never waits on the database: each event is appended to a persisted outbox file
 (``archive_outbox.jsonl``, fsynced) and a background thread stores it, retrying until it is stored;
-a failing database raises an alert. See docs/archiver.md.
+a failing database raises an alert. At start the archive is checked against the bot's own record:
+SQLite's ``PRAGMA quick_check``, and every completed cycle of the run in the database or still in
+the outbox; unreadable outbox lines are quarantined. Each finding is a CRITICAL alert. See
+docs/archiver.md.
 
 This module stays light (``gobot --help`` imports it): SQLAlchemy, sqlmodel, Alembic and
 matplotlib are imported only when the bot starts or a report is made.
@@ -92,6 +95,7 @@ class Archiver:
         self._alerted_failure = False
         self._last_alert = 0.0
         self._rejected_alerted = 0
+        self.integrity: dict[str, Any] = {}  # what the start-up check found (tests and diagnostics)
 
     # -- registration -------------------------------------------------------------------------
 
@@ -134,6 +138,16 @@ class Archiver:
             if not is_transient(exc):
                 raise RuntimeError(f"archive {safe_url(self.url)}: {self.redact(str(exc).splitlines()[0])}") from None
             self.writer.record_failure(exc)  # unreachable now: the writer retries; the outbox keeps everything
+        if self.outbox.quarantined:
+            lines = self.outbox.quarantined
+            ctx.alert(Alert(
+                kind="archiver_outbox_damaged", severity=Severity.CRITICAL,
+                title=f"Archive outbox: {len(lines)} unreadable line(s) quarantined in {self.outbox.rejected_path.name}",
+                text="; ".join(lines[:5]) + ("; ..." if len(lines) > 5 else "") + ". The entries around them are stored; "
+                     "a quarantined line is kept as it was, for a human",
+                data={"lines": lines[:20], "rejected_file": str(self.outbox.rejected_path)},
+            ))
+        self.integrity = self._check_integrity(ctx)
         state = ctx.plugin_state(NAME)
         started = state.setdefault("started_at", records.iso(ctx.now()))
         self._add("run", records.run_row(ctx.run_id, "live" if ctx.live else "paper", datetime.fromisoformat(started),
@@ -213,6 +227,48 @@ class Archiver:
         self._check_health(ctx)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _check_integrity(self, ctx) -> dict[str, Any]:
+        """Compare the archive with the bot's own record, at start: the database file is sound
+        (SQLite ``PRAGMA quick_check``), and every cycle the run completed since the archiver first
+        saw it is in the database or still in the outbox. A finding is a CRITICAL alert."""
+        store = self.writer.store
+        state = ctx.plugin_state(NAME)
+        completed = ctx.iteration - 1  # the cycles this run persisted
+        ledger = state.get("ledger") or {}
+        if ledger.get("run_id") != ctx.run_id or ledger.get("archive") != records.key(self.url):
+            # A new run, or another archive: it is expected to hold this run's cycles from here on.
+            ledger = state["ledger"] = {"run_id": ctx.run_id, "archive": records.key(self.url), "from": completed + 1}
+        found: dict[str, Any] = {"checked": store is not None, "problems": [], "missing": []}
+        if store is None:
+            return found  # unreachable now: checked at the next start
+        try:
+            damage = store.quick_check()
+            present = store.cycle_iterations(ctx.run_id)
+        except Exception as exc:
+            damage, present = [f"{type(exc).__name__}: {self.redact(str(exc).splitlines()[0] if str(exc) else '')}"], None
+        if damage:
+            found["problems"].append(f"integrity check: {'; '.join(damage[:3])}")
+        if present is not None:
+            pending = {e["data"]["cycle"]["iteration"] for e in self.outbox.peek(len(self.outbox))
+                       if e.get("kind") == "cycle" and e["data"].get("cycle", {}).get("run_id") == ctx.run_id}
+            expected = range(int(ledger.get("from", 1)), completed + 1)
+            missing = [i for i in expected if i not in present and i not in pending]
+            found["missing"] = missing
+            if missing:
+                found["problems"].append(f"{len(missing)} of the run's {len(expected)} cycles are missing from the archive "
+                                         f"(cycle {_ranges(missing)}); the state has {completed}")
+        if found["problems"]:
+            text = "; ".join(found["problems"])
+            log.error("archiver: %s: %s", safe_archive(self.url), text)
+            ctx.alert(Alert(
+                kind="archiver_integrity", severity=Severity.CRITICAL,
+                title=f"Archive damaged: {text[:150]}",
+                text=f"{safe_archive(self.url)}: {text}. Rows the database lost are not in the outbox any more: restore "
+                     "the archive from a backup, or keep it knowing reports miss them (the state still has the run)",
+                data={"missing_cycles": len(found["missing"]), "problems": found["problems"]},
+            ))
+        return found
 
     def _config(self, ctx) -> ArchiverConfig:
         return ctx.plugin_config(NAME) or ArchiverConfig()
@@ -297,6 +353,24 @@ class Archiver:
                 title=f"Archive: {count} entries the database refused; kept in {self.outbox.rejected_path.name}",
                 text=health.last_reject_reason,
             ))
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[4, 5, 6, 9]`` -> ``"4-6, 9"``."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(f"{start}" if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(parts[:10]) + (", ..." if len(parts) > 10 else "")
+
+
+def safe_archive(url: str) -> str:
+    from .store import safe_url
+
+    return safe_url(url)
 
 
 def _phase_ms(report, name: str) -> float | None:

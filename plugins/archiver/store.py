@@ -250,6 +250,34 @@ class ArchiveStore:
         connection.execute(_insert_statement(self.dialect, table, keys, on_conflict, updates), prepared)
         return len(prepared)
 
+    def checkpoint(self) -> bool:
+        """True when every committed write is in the database file itself. On SQLite a commit first
+        lands in the write-ahead log; a PASSIVE checkpoint (it never waits) copies the log into the
+        file, and a log damaged after that loses nothing. False while a reader holds part of the log
+        back. Other databases: always True."""
+        if self.dialect != "sqlite":
+            return True
+        with self.engine.connect() as connection:
+            busy, frames, done = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return frames == -1 or (not busy and done >= frames)
+
+    # -- checking -----------------------------------------------------------------------------
+
+    def quick_check(self) -> list[str]:
+        """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else its first complaints.
+        Other databases keep their own files consistent: []."""
+        if self.dialect != "sqlite":
+            return []
+        with self.engine.connect() as connection:
+            rows = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA quick_check(20)")]
+        return [] if rows == ["ok"] else rows
+
+    def cycle_iterations(self, run_id: str) -> set[int]:
+        """The iterations of ``run_id`` that have a row in ``cycles``."""
+        table = TABLES["cycles"].__table__
+        with self.engine.connect() as connection:
+            return {row[0] for row in connection.execute(select(table.c.iteration).where(table.c.run_id == run_id))}
+
     # -- reading ------------------------------------------------------------------------------
 
     def runs(self) -> list[dict[str, Any]]:
