@@ -70,52 +70,15 @@ NEW_RUN_EVERY = 3  # after every third kill round the run finishes and a new run
 
 def install_flip_plugin(folder: Path) -> Path:
     """A pip-installed-looking plugin distribution ``chaos_flip`` in ``folder`` (put it on PYTHONPATH)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "chaos_flip.py").write_text(textwrap.dedent(FLIP_PLUGIN), encoding="utf-8")
-    info = folder / "gobot_plugin_chaos_flip-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gobot-plugin-chaos-flip\nVersion: 1.0\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[gobot]\nchaos_flip = chaos_flip\n", encoding="utf-8")
-    return folder
+    from servers.bots import install_plugin_dist
+
+    return install_plugin_dist(folder, "chaos_flip", FLIP_PLUGIN)
 
 
 def write_crash_config(folder: Path, server_url: str) -> Path:
-    config = folder / "config.toml"
-    config.write_text(textwrap.dedent(f"""
-        state_dir = "state"
-        [trading]
-        symbols = ["BTC/USDT"]
-        max_position_usd = 100
-        initial_capital_usd = 10000
-        [orchestrator]
-        loop_interval = 0.05
-        [plugins]
-        enable = ["binance", "adaptive_rate_limit", "chaos_flip", "archiver"]
-        disable = ["replay", "sma_rsi", "adjuster", "validator", "kelly_size", "charts", "vision"]
-        [plugins.risk_limits]
-        max_total_exposure_usd = 1000
-        symbol_cooldown_minutes = 0
-        max_trades_per_day = 0
-        low_liquidity_hours = []
-        [plugins.circuit_breaker]
-        circuit_breaker_threshold = 1000000
-        max_consecutive_losses = 1000000
-        failure_threshold = 1000000
-        [plugins.archiver]
-        pattern_discovery = false
-        [plugins.binance]
-        mode = "testnet"
-        market = "futures"
-        api_url = "{server_url}"
-        timeframe = "1m"
-        lookback_candles = 30
-        recv_window_ms = 5000
-        retry_backoff = 0.05
-        ttl_ticker = 0
-        ttl_order_book = 0
-        ttl_ohlcv = 0
-    """), encoding="utf-8")
-    return config
+    from servers.bots import write_start_config
+
+    return write_start_config(folder, server_url, market="futures", ideas="chaos_flip", archiver=True)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import asyncio
 import pytest
 from servers.binance import BinanceTestServer
 from servers.bots import Ideas, Recorder, binance_bot, keys
+from servers.bots import run_cycles as cycles
 
 from gobot_hookspecs import Action
 
@@ -21,22 +22,6 @@ from gobot_hookspecs import Action
 def server():
     with BinanceTestServer() as running:
         yield running
-
-
-def cycles(bot, n: int, between=None) -> list:
-    async def go():
-        await bot.startup()
-        reports = []
-        try:
-            for i in range(n):
-                reports.append(await bot.run_cycle())
-                if between is not None:
-                    between(i)
-        finally:
-            await bot.shutdown("test over")
-        return reports
-
-    return asyncio.run(go())
 
 
 def test_spot_round_trip_with_an_oco_stop_loss(tmp_path, server, monkeypatch):

@@ -7,34 +7,18 @@ account's quote balance (net of commissions paid in BNB)."""
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 from servers.binance import BinanceTestServer, Market, default_markets
 from servers.bots import Ideas, Recorder, binance_bot, keys
+from servers.bots import run_cycles as run
 
 from gobot_hookspecs import Action
 
 #: The spot testnet's BTCUSDT ``orderTypes`` (no STOP_LOSS, no TAKE_PROFIT): ccxt's recorded
 #: exchangeInfo (ts/src/test/static/response/binance.json) shows this list.
 TESTNET_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
-
-
-def run(bot, n: int, between=None) -> list:
-    async def go():
-        await bot.startup()
-        reports = []
-        try:
-            for i in range(n):
-                reports.append(await bot.run_cycle())
-                if between is not None:
-                    between(i)
-        finally:
-            await bot.shutdown("test over")
-        return reports
-
-    return asyncio.run(go())
 
 
 def assert_books_agree(bot, server: BinanceTestServer, futures: bool, symbol: str = "BTC/USDT") -> None:

@@ -9,7 +9,6 @@ and a restart after a crash in the middle of a cycle reconciles and re-runs it w
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer, Fault
 from servers.bots import Ideas, Recorder, binance_bot, keys
+from servers.bots import run_cycles as run
 
 from gobot_hookspecs import Action
 
@@ -31,22 +31,6 @@ ORDER = "/api/v3/order"
 def server():
     with BinanceTestServer() as running:
         yield running
-
-
-def run(bot, n: int = 2, between=None):
-    async def go():
-        await bot.startup()
-        reports = []
-        try:
-            for i in range(n):
-                reports.append(await bot.run_cycle())
-                if between is not None:
-                    between(i)
-        finally:
-            await bot.shutdown("test over")
-        return reports
-
-    return asyncio.run(go())
 
 
 def entries(server) -> list[dict]:

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Callable
 
 import pytest
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer, Fault, Market, default_markets
+from servers.bots import install_plugin_dist, write_start_config
 
 GOBOT = str(Path(sys.executable).parent / "gobot")
 TESTNET_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"]
@@ -44,55 +44,6 @@ def gobot_generate_ideas(ctx, snapshots):
 '''
 
 
-def install_ideas_plugin(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "lifecycle_ideas.py").write_text(textwrap.dedent(IDEAS_PLUGIN), encoding="utf-8")
-    info = folder / "gobot_plugin_lifecycle_ideas-1.0.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gobot-plugin-lifecycle-ideas\nVersion: 1.0\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[gobot]\nlifecycle_ideas = lifecycle_ideas\n", encoding="utf-8")
-    return folder
-
-
-def write_config(folder: Path, server_url: str, market: str, share: str = "none") -> Path:
-    config = folder / "config.toml"
-    config.write_text(textwrap.dedent(f"""
-        state_dir = "state"
-        [trading]
-        symbols = ["BTC/USDT"]
-        max_position_usd = 100
-        initial_capital_usd = 10000
-        [orchestrator]
-        loop_interval = 0.05
-        [plugins]
-        enable = ["binance", "adaptive_rate_limit", "lifecycle_ideas"]
-        disable = ["replay", "sma_rsi", "adjuster", "validator", "kelly_size", "charts", "vision", "archiver"]
-        [plugins.risk_limits]
-        max_total_exposure_usd = 1000
-        symbol_cooldown_minutes = 0
-        max_trades_per_day = 0
-        low_liquidity_hours = []
-        [plugins.circuit_breaker]
-        circuit_breaker_threshold = 1000000
-        max_consecutive_losses = 1000000
-        failure_threshold = 1000000
-        [plugins.binance]
-        mode = "testnet"
-        market = "{market}"
-        api_url = "{server_url}"
-        timeframe = "1m"
-        lookback_candles = 30
-        recv_window_ms = 5000
-        retry_backoff = 0.05
-        ttl_ticker = 0
-        ttl_order_book = 0
-        ttl_ohlcv = 0
-        [plugins.adaptive_rate_limit]
-        share = "{share}"
-    """), encoding="utf-8")
-    return config
-
-
 @dataclass
 class Lifecycle:
     """One account, one state directory, and a ``gobot start`` per step, each ended by SIGKILL."""
@@ -105,10 +56,10 @@ class Lifecycle:
     outputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.config = write_config(self.folder, self.server.url, self.market, self.share)
+        self.config = write_start_config(self.folder, self.server.url, market=self.market, ideas="lifecycle_ideas", share=self.share)
         self.ideas = self.folder / "ideas.json"
         self.ideas.write_text("{}")
-        site = install_ideas_plugin(self.folder / "site")
+        site = install_plugin_dist(self.folder / "site", "lifecycle_ideas", IDEAS_PLUGIN)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GOBOT_")} | {
             "BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET, "LIFECYCLE_IDEAS": str(self.ideas),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}

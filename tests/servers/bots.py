@@ -3,6 +3,9 @@ real ccxt client, a scripted idea plugin, and a recorder of events (for tests an
 
 from __future__ import annotations
 
+import asyncio
+import json
+import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,82 @@ def binance_bot(state_dir: Path, server: BinanceTestServer, *, ideas: Ideas | No
 def keys(monkeypatch: Any) -> None:
     monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
     monkeypatch.setenv("BINANCE_API_SECRET", API_SECRET)
+
+
+def run_cycles(bot: Bot, n: int, between: Any = None) -> list:
+    """Start ``bot``, run ``n`` cycles (calling ``between(i)`` after cycle i), shut it down; the reports."""
+    async def go():
+        await bot.startup()
+        reports = []
+        try:
+            for i in range(n):
+                reports.append(await bot.run_cycle())
+                if between is not None:
+                    between(i)
+        finally:
+            await bot.shutdown("test over")
+        return reports
+
+    return asyncio.run(go())
+
+
+# -- for `gobot start` as a subprocess ----------------------------------------------------------------
+
+
+def install_plugin_dist(folder: Path, name: str, source: str) -> Path:
+    """A pip-installed-looking plugin distribution ``name`` (module ``name``, entry point in the
+    ``gobot`` group) in ``folder``: put it on the subprocess's PYTHONPATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    dist = f"gobot_plugin_{name}"
+    info = folder / f"{dist}-1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 1.0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[gobot]\n{name} = {name}\n", encoding="utf-8")
+    return folder
+
+
+def write_start_config(folder: Path, server_url: str, *, market: str, ideas: str, archiver: bool = False,
+                       share: str = "none") -> Path:
+    """``folder/config.toml`` for ``gobot start`` in testnet mode against the test server: one symbol,
+    the ``ideas`` plugin deciding, every risk limit and the breaker out of the way of the trades."""
+    enable = ["binance", "adaptive_rate_limit", ideas] + (["archiver"] if archiver else [])
+    disable = ["replay", "sma_rsi", "adjuster", "validator", "kelly_size", "charts", "vision"] + ([] if archiver else ["archiver"])
+    config = folder / "config.toml"
+    config.write_text(textwrap.dedent(f"""
+        state_dir = "state"
+        [trading]
+        symbols = ["BTC/USDT"]
+        max_position_usd = 100
+        initial_capital_usd = 10000
+        [orchestrator]
+        loop_interval = 0.05
+        [plugins]
+        enable = {json.dumps(enable)}
+        disable = {json.dumps(disable)}
+        [plugins.risk_limits]
+        max_total_exposure_usd = 1000
+        symbol_cooldown_minutes = 0
+        max_trades_per_day = 0
+        low_liquidity_hours = []
+        [plugins.circuit_breaker]
+        circuit_breaker_threshold = 1000000
+        max_consecutive_losses = 1000000
+        failure_threshold = 1000000
+        [plugins.archiver]
+        pattern_discovery = false
+        [plugins.adaptive_rate_limit]
+        share = "{share}"
+        [plugins.binance]
+        mode = "testnet"
+        market = "{market}"
+        api_url = "{server_url}"
+        timeframe = "1m"
+        lookback_candles = 30
+        recv_window_ms = 5000
+        retry_backoff = 0.05
+        ttl_ticker = 0
+        ttl_order_book = 0
+        ttl_ohlcv = 0
+    """), encoding="utf-8")
+    return config
