@@ -200,6 +200,10 @@ def sample_alerts(now: datetime | None = None) -> list[Alert]:
                    "It crashed, hangs or was killed: check the service and gobot.log.",
               data={"age_seconds": 190, "pid": 4242}),
         Alert(kind="watchdog_recovered", title="gobot heartbeat is fresh again", text="pid 4243, run r20260102-030405-abc123, cycle 18"),
+        Alert(kind="dashboard_lockout", title="Dashboard: 203.0.113.7 locked out after 10 wrong tokens", severity=Severity.WARNING,
+              text="10 wrong GOBOT_DASHBOARD_TOKEN values from 203.0.113.7 (last: POST /api/kill); its requests are refused "
+                   "for 1 s, twice as long after each further wrong one",
+              data={"client": "203.0.113.7", "failures": 10, "lockout_seconds": 1.0, "other_lockouts": 0}),
         Alert(kind="optimizer_report", title="Optimizer: sma_rsi winner #37 (applied next cycle)",
               text="fast=7, slow=44, rsi_period=13; sharpe in sample +1.420 (baseline +0.310), out of sample +0.980 (baseline +0.120)",
               data={"study": "scheduled-sma_rsi-20260104-0300", "applied": True, "winner": {"fast": 7, "slow": 44, "rsi_period": 13},

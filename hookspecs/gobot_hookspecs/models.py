@@ -410,6 +410,11 @@ ALERT_KINDS: dict[str, AlertKind] = {
         Severity.CRITICAL, "gobot watchdog", "the bot's heartbeat is stale or missing: it crashed, hangs or was killed"
     ),
     "watchdog_recovered": AlertKind(Severity.INFO, "gobot watchdog", "the heartbeat is fresh again after a stale alert"),
+    "dashboard_lockout": AlertKind(
+        Severity.WARNING, "dashboard server",
+        "a client sent too many wrong GOBOT_DASHBOARD_TOKEN values and is locked out for a while (its address in the "
+        "text; at most one alert a minute)",
+    ),
     "optimizer_report": AlertKind(
         Severity.INFO, "core",
         "a scheduled optimizer run ended: the winner (if any) with its in- and out-of-sample metrics, and whether "
