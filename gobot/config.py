@@ -132,6 +132,17 @@ class ServerConfig(Section):
     stall_seconds: float = Field(
         0.0, ge=0, le=MAX_SECONDS, description="/health turns unhealthy after this long without a completed cycle, seconds; 0 = 3 × loop_interval, at least 60"
     )
+    max_connections: int = Field(
+        128, ge=1, le=100_000, description="open HTTP connections at most; more wait in the kernel's queue until one closes"
+    )
+    reserved_fds: int = Field(
+        128, ge=0, le=1_000_000,
+        description="file descriptors the server always leaves free under the open-files limit for state, archive and exchange I/O",
+    )
+    idle_timeout: float = Field(
+        15.0, gt=0, le=3600, description="close a connection idle, or with its request headers incomplete, for this long, seconds"
+    )
+    body_timeout: float = Field(10.0, gt=0, le=3600, description="a request body must have arrived within this long, seconds")
 
 
 class WatchdogConfig(Section):

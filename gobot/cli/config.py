@@ -116,7 +116,7 @@ def check(config_path):
 
 
 def _server_problems(settings) -> list:
-    """``[server] enabled`` on a non-loopback host without GOBOT_DASHBOARD_TOKEN: `gobot start` refuses it."""
+    """``[server] enabled`` on a non-loopback host without a strong GOBOT_DASHBOARD_TOKEN: `gobot start` refuses it."""
     import os
 
     from ..errors import ConfigProblem
@@ -125,8 +125,16 @@ def _server_problems(settings) -> list:
         return []
     from ..server import TOKEN_ENV, is_loopback
 
-    if is_loopback(settings.server.host) or os.environ.get(TOKEN_ENV):
+    from ..server import token_weakness
+
+    token = os.environ.get(TOKEN_ENV)
+    if is_loopback(settings.server.host):
         return []
+    if token:
+        weakness = token_weakness(token)
+        return [ConfigProblem(settings.file_label, "server.host",
+                              f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is too weak to guard it: {weakness}',
+                              f"set a random one, e.g. {TOKEN_ENV}=$(openssl rand -hex 16), or bind to 127.0.0.1")] if weakness else []
     return [ConfigProblem(settings.file_label, "server.host",
                           f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is not set: anyone who can '
                           "reach the port could control the bot",
