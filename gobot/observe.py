@@ -306,8 +306,9 @@ def _number(value: float) -> str:
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | str], health_doc: dict[str, Any]) -> str:
-    """``GET /metrics``: the core's gauges and counters, then every plugin's samples."""
+def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | str], health_doc: dict[str, Any],
+                    extra: Callable[[Exposition], None] | None = None) -> str:
+    """``GET /metrics``: the core's gauges and counters, ``extra``'s (the server's own), then every plugin's samples."""
     state = bot.state
     out = Exposition()
     out.add("gobot_up", 1, help="1 while the bot's process answers")
@@ -347,6 +348,8 @@ def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, Plugin
     out.add("gobot_circuit_breaker_open", 1 if breaker.upper() in BREAKER_TRIPPED else 0,
             help="1 while the circuit breaker stops trading (OPEN or a hard stop)")
     out.add("gobot_circuit_breaker_state", 1, {"state": breaker}, help="the circuit breaker's state, as a label")
+    if extra is not None:
+        extra(out)
     for plugin, status in statuses.items():
         if isinstance(status, str):
             continue

@@ -45,10 +45,12 @@ async def until(condition, timeout: float = 10.0, what: str = "condition"):
 
 
 @contextlib.asynccontextmanager
-async def served(bot, *, token: str | None = TOKEN, stall_seconds: float | None = None, max_iterations: int = 0):
-    """The bot running (its runner as a task) with the server on a free loopback port."""
+async def served(bot, *, token: str | None = TOKEN, stall_seconds: float | None = None, max_iterations: int = 0,
+                 **options):
+    """The bot running (its runner as a task) with the server on a free loopback port (``options``:
+    more of DashboardServer's settings, e.g. ``max_connections``, ``idle_timeout``)."""
     runner = Runner(bot, max_iterations)
-    server = DashboardServer(bot, runner, host="127.0.0.1", port=0, token=token, stall_seconds=stall_seconds)
+    server = DashboardServer(bot, runner, host="127.0.0.1", port=0, token=token, stall_seconds=stall_seconds, **options)
     url = await server.start()
     task = asyncio.create_task(runner.run())
     try:

@@ -274,6 +274,22 @@ def test_a_non_loopback_bind_needs_a_token():
     check_bind("127.0.0.1", None)
 
 
+@pytest.mark.parametrize("token, why", [("a", "it has 1 character, at least 16 are needed"), ("   ", "it contains whitespace"),
+                                        ("correct horse battery staple", "it contains whitespace"),
+                                        ("0123456789abcde", "it has 15 characters, at least 16 are needed"),
+                                        ("aaaaaaaaaaaaaaaaaaaa", "it has only 1 different characters, at least 6 are needed")])
+def test_a_non_loopback_bind_needs_a_strong_token(token, why):
+    """Issue 16, finding 8: "a" and "   " were accepted on 0.0.0.0."""
+    with pytest.raises(StartRefused) as refused:
+        check_bind("0.0.0.0", token)
+    message = str(refused.value)
+    assert message == (f'GOBOT_DASHBOARD_TOKEN is too weak for [server] host = "0.0.0.0" (not a loopback address): {why}; '
+                       "set a random one, e.g. GOBOT_DASHBOARD_TOKEN=$(openssl rand -hex 16), or bind to 127.0.0.1")
+    assert "\n" not in message and (len(token) < 5 or token not in message)  # one line; the token itself never shown
+    check_bind("0.0.0.0", "3f9c2a71e04b5d86c1a7e93b2f60d4a8")  # openssl rand -hex 16
+    check_bind("127.0.0.1", token)  # on loopback the token only guards the controls
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 GATE = """
@@ -340,12 +356,24 @@ def test_gobot_start_serve_runs_the_server_in_the_bots_process(tmp_path, synthet
     assert TOKEN not in (tmp_path / "state" / "gobot.log").read_text()
 
 
-def test_gobot_start_refuses_a_public_address_without_a_token(tmp_path, synthetic_data_dir):
+@pytest.mark.parametrize("token, error", [
+    (None, 'Error: [server] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN'),
+    ("a", 'Error: GOBOT_DASHBOARD_TOKEN is too weak for [server] host = "0.0.0.0" (not a loopback address): it has 1 '
+          "character, at least 16 are needed; set a random one, e.g. GOBOT_DASHBOARD_TOKEN=$(openssl rand -hex 16)"),
+    ("   ", "Error: GOBOT_DASHBOARD_TOKEN is too weak for [server] host = \"0.0.0.0\" (not a loopback address): it contains whitespace"),
+])
+def test_gobot_start_refuses_a_public_address_without_a_strong_token(tmp_path, synthetic_data_dir, token, error):
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "state"\n[server]\nenabled = true\nhost = "0.0.0.0"\n'
                       f'[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+    extra = {} if token is None else {"GOBOT_DASHBOARD_TOKEN": token}
     done = subprocess.run([sys.executable, "-m", "gobot", "start", "--config", str(config)], cwd=tmp_path,
-                          env=gobot_env(tmp_path), capture_output=True, text=True, timeout=60)
+                          env=gobot_env(tmp_path, **extra), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert 'Error: [server] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN' in done.stderr
+    assert error in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # one line, no traceback
     assert not (tmp_path / "state" / "state.json").exists()  # refused before anything ran
+    checked = subprocess.run([sys.executable, "-m", "gobot", "config", "check", "--config", str(config)], cwd=tmp_path,
+                             env=gobot_env(tmp_path, **extra), capture_output=True, text=True, timeout=60)
+    assert checked.returncode != 0 and "server.host" in checked.stdout + checked.stderr  # config check says so too
+    assert "Traceback" not in checked.stderr

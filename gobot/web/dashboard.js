@@ -177,7 +177,11 @@ async function poll() {
   for (;;) {
     try {
       const response = await fetch("/api/dashboard?after=" + version + "&wait=20", { headers: headers(), cache: "no-store" });
-      if (!response.ok) throw new Error("HTTP " + response.status);
+      if (!response.ok) {
+        let reason = "HTTP " + response.status;
+        try { reason += ": " + (await response.json()).error; } catch (ignored) { /* not JSON */ }
+        throw new Error(reason);
+      }
       const doc = await response.json();
       version = doc.version;
       render(doc);
