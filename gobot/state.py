@@ -41,6 +41,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, Field, ValidationError
 
 from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
+from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error  # noqa: F401 - re-exported for the core
 
 from .errors import GobotError
 from .secrets import redact
@@ -53,13 +54,6 @@ MAX_CYCLE_ROWS = 2000
 BACKUP_SUFFIX = ".bak"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # it names files: runs/<run_id>.json
 
-#: "No room to write": a full disk or quota, a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored),
-#: an I/O error, a file system remounted read-only after errors. A running bot survives these.
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
-
-
-def is_disk_error(exc: BaseException | None) -> bool:
-    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
 def disk_error_text(exc: OSError) -> str:

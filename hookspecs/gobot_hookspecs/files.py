@@ -1,10 +1,20 @@
-"""Writing a plugin's own files in ``state_dir`` safely (stdlib only): ``write_private(path, data)``."""
+"""Writing a plugin's own files in ``state_dir`` safely (stdlib only): ``write_private(path, data)``,
+and ``is_disk_error(exc)``: the errors a running bot survives by holding its writes for later."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+#: "No room to write": a full disk or quota, a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored),
+#: an I/O error, a file system remounted read-only after errors. A running bot survives these.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def is_disk_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
 def write_private(path: Path, data: str | bytes) -> None:

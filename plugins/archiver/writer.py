@@ -12,6 +12,11 @@ fsync, rename). Entries the database can never take as they are (an unknown kind
 downgrade, a malformed row) are moved to the rejected file too — kept, never silently dropped — and
 reported.
 
+A full disk (``is_disk_error``: ENOSPC, a quota, a file size limit, EIO) never loses an entry:
+an append that fails is cut back off the file and its line held in memory, in order, and written
+ahead of the next one; the entry still goes to the database (which may have room, or get it
+first), and a held line whose entry is stored meanwhile is simply dropped.
+
 On SQLite a batch counts as stored only once it is in the database file itself, not just in the
 write-ahead log (``ArchiveStore.checkpoint``): a WAL damaged after a crash loses nothing, the
 outbox still holds what it held.
@@ -22,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from gobot_hookspecs.files import write_private
+from gobot_hookspecs.files import is_disk_error, write_private
 import threading
 import time
 from dataclasses import dataclass
@@ -55,6 +60,7 @@ class Outbox:
         self.redact = redact
         self._lock = threading.Lock()
         self.entries: list[dict[str, Any]] = []
+        self.held: list[tuple[int, str]] = []  # (seq, line) not yet appended: the disk was full
         self.torn_lines = 0
         self.quarantined: list[str] = []  # "archive_outbox.jsonl:7: not UTF-8 ..." for each unreadable line moved aside
         self._acked = self._read_acked()
@@ -122,18 +128,45 @@ class Outbox:
                 # Mask string values only: a secret that looks like JSON syntax never breaks the line.
                 entry = self.redact.data(entry)
                 line = json.dumps(entry, separators=(",", ":"))
-            self._append(self.path, line + "\n", self.fsync)
             self.entries.append(entry)
+            self.held.append((self._seq, line + "\n"))
+            self._write_held()
             return self._seq
+
+    def write_held(self) -> None:
+        """Append the lines a full disk held back (the writer calls it before each batch)."""
+        with self._lock:
+            self._write_held()
+
+    def _write_held(self) -> None:
+        if not self.held:
+            return
+        try:
+            self._append(self.path, "".join(line for _, line in self.held), self.fsync)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            if len(self.held) == 1:
+                log.error("archiver: cannot append to %s (%s): entries are held in memory until it can", self.path.name, exc)
+            return
+        self.held.clear()
 
     @staticmethod
     def _append(path: Path, text: str, sync: bool) -> None:
+        """One ``write`` of whole lines; one that fails (a full disk) is cut back off the file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, text.encode("utf-8"))
-            if sync:
-                os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                data = text.encode("utf-8")
+                if os.write(fd, data) != len(data):
+                    raise OSError(28, "No space left on device (short write)")
+                if sync:
+                    os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
 
@@ -154,6 +187,7 @@ class Outbox:
             self._forget({e["seq"] for e in entries})
 
     def _forget(self, seqs: set[int]) -> None:
+        self.held = [(seq, line) for seq, line in self.held if seq not in seqs]
         before = len(self.entries)
         head = len(seqs)
         if all(e["seq"] in seqs for e in self.entries[:head]):  # the usual case: a batch from the front
@@ -163,18 +197,33 @@ class Outbox:
         self._dead += before - len(self.entries)
         # Everything below the oldest pending entry is done (batches are taken from the front).
         acked = self.entries[0]["seq"] - 1 if self.entries else self._seq
-        if acked > self._acked:
+        if acked > self._acked and self._mark_acked(acked):
             self._acked = acked
-            write_private(self.acked_path, json.dumps({"acked": acked}))
         if not self.entries:
             if self._dead:
                 with open(self.path, "w", encoding="utf-8") as handle:  # all stored: empty the file
                     os.fsync(handle.fileno())
             self._dead = 0
-        elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER:
+        elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER and not self.held:
             # Compact only when few entries are pending: draining a backlog empties the file at the end.
-            write_private(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
-            self._dead = 0
+            try:
+                write_private(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+                self._dead = 0
+            except OSError as exc:
+                if not is_disk_error(exc):
+                    raise  # a full disk: compacted another time
+
+    def _mark_acked(self, acked: int) -> bool:
+        """Record durably that everything up to ``acked`` is stored; False on a full disk (the mark
+        is only a shortcut: without it a restart stores those entries again, and stored rows are
+        idempotent by their keys)."""
+        try:
+            write_private(self.acked_path, json.dumps({"acked": acked}))
+            return True
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            return False
 
 
 
@@ -308,6 +357,7 @@ class ArchiveWriter:
         """Store one batch; False after a failure that a retry may cure."""
         from .store import PoisonEntry, is_transient
 
+        self.outbox.write_held()
         batch = self.outbox.peek(MAX_BATCH)
         if not batch:
             return True
