@@ -170,10 +170,14 @@ def sample_alerts(now: datetime | None = None) -> list[Alert]:
               text="after an unconfirmed send, the exchange has no order with this id"),
         Alert(kind="unprotected_position", title="Position BTC/USDT has no exchange stop", severity=Severity.CRITICAL,
               text="stop-loss/take-profit for BTC/USDT could not be placed: -2010 insufficient balance"),
-        Alert(kind="reconciliation", title="Exchange and bot state differ", severity=Severity.WARNING,
-              text="ETH/USDT: the exchange holds 0.0031, the bot none"),
+        Alert(kind="reconciliation", title="BTC/USDT: the exchange's book and the bot's differ", severity=Severity.WARNING,
+              text="0.002 closed on the exchange by order 8389765 (liquidation) at 47210, fee 0.0472: booked"),
         Alert(kind="rate_limited", title="Exchange rate limit hit (429)", severity=Severity.WARNING,
-              text="all requests paused for 30.0 s; backoff factor now 2", data={"pause_seconds": 30.0}),
+              text="every request waits the exchange's Retry-After (7.0 s); the weight/60s budget comes down from 6000 to 5200 "
+                   "(the exchange counted 5200) and grows back after 3 windows without a 429", data={"pause_seconds": 7.0}),
+        Alert(kind="rate_limit_store", title="Shared rate-limit budget unreachable: local budget", severity=Severity.CRITICAL,
+              text="the shared rate-limit store failed (ConnectionError); this bot now keeps to 1/3 of each budget on its own, "
+                   "and shares again once the store answers"),
         Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", severity=Severity.CRITICAL,
               text="binance: banned for 600 s (until 04:10 UTC); no requests until then", data={"ban_seconds": 600}),
         Alert(kind="circuit_breaker", title="Circuit breaker OPEN: 3 losing trades in a row", severity=Severity.CRITICAL,

@@ -381,7 +381,12 @@ ALERT_KINDS: dict[str, AlertKind] = {
     ),
     "reconciliation": AlertKind(Severity.WARNING, "exchange executors", "the exchange's and the bot's positions or orders differ"),
     "rate_limited": AlertKind(
-        Severity.WARNING, "rate-limit policy", "the exchange answered 429: every request is paused and backs off"
+        Severity.WARNING, "rate-limit policy",
+        "the exchange answered 429: every request waits its Retry-After, and the budget comes down to what the exchange counted",
+    ),
+    "rate_limit_store": AlertKind(
+        Severity.CRITICAL, "rate-limit policy",
+        "the shared budget (SQLite or Redis) is unreachable: this bot keeps to its share locally (INFO when sharing again)",
     ),
     "exchange_ban": AlertKind(
         Severity.CRITICAL, "rate-limit policy, exchange executors",
