@@ -8,7 +8,8 @@ structured answer into a ``Signal``:
   with the reason in the rationale: it never raises and never trades;
 - LONG/SHORT needs ``min_agreeing_timeframes`` charts read the same way by the model; the
   confidence is passed on, and the risk plugins' ``min_confidence_threshold`` applies;
-- answers are cached by image hashes + prompt + model, so a replay costs nothing the second time;
+- answers are cached by image hashes + prompt (and PROMPT_VERSION) + model + base_url, so a replay costs
+  nothing the second time and another model or endpoint is never answered from the cache;
 - a per-day cap on tokens and estimated USD: past it, HOLD and one alert;
 - with no ``OPENAI_API_KEY`` and no ``base_url`` it switches itself off with a message, and the
   bot trades on the other plugins' ideas.

@@ -130,7 +130,7 @@ async def _replay(config, store, entries: list[dict], model: str | None, no_cach
             then = f"{entry['outcome']['action']} {entry['outcome']['confidence']:.2f}"
             images = {sha: store.get_image(sha) for sha in image_hashes(body)}
             lost = [sha[:12] for sha, png in images.items() if png is None]
-            key = request_key(body)
+            key = request_key(body, config.base_url)
             cached = None if no_cache or not config.cache else store.get_answer(key)
             if lost and cached is None:
                 rows.append((entry["symbol"], " ".join(shown), then, "-", "", "", "", "", f"charts not kept ({', '.join(lost)}): keep_images = false?"))

@@ -1,7 +1,9 @@
 """Asking the model: the prompt, the request (cacheable: images by hash), the cache, the spend cap, the call.
 
-The request body is built with each image as ``{"type": "image_ref", "sha256": ...}``; its key is
-the hash of that body, i.e. of the image hashes, the prompt, the model and the sampling settings.
+The request body is built with each image as ``{"type": "image_ref", "sha256": ...}``; its cache key
+is the hash of that body (the image hashes, the prompt, the model and the sampling settings), the
+endpoint (``base_url``) and ``PROMPT_VERSION``: another model, another endpoint serving a model of
+the same name, or a new prompt is asked afresh, never answered from another's cache.
 The images go in as ``data:`` URLs only when the request is sent. Timeouts and retries with
 backoff are the openai SDK's own (``timeout_seconds``, ``max_retries``): there is no second retry
 loop here. The openai package is imported when the first request is sent.
@@ -21,6 +23,10 @@ from urllib.parse import urlsplit
 from .answer import ANSWER_SCHEMA
 from .config import VisionConfig
 from .store import VisionStore
+
+#: Part of every cache key: raise it whenever the prompt or the reading of its answer changes, so
+#: answers to the old prompt are not reused (they stay on disk, unused).
+PROMPT_VERSION = 1
 
 PROMPT = """You are a disciplined technical analyst. You are shown candlestick charts of one market, \
 one chart per timeframe, each labelled with its timeframe. Read each chart on its own: trend, market \
@@ -80,8 +86,13 @@ def build_request(
     return body
 
 
-def request_key(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def request_key(body: dict[str, Any], base_url: str = "") -> str:
+    """The cache key of ``body`` sent to ``base_url`` (empty = OpenAI) with the current prompt version.
+
+    The model is in the body; the endpoint is not, and two servers may answer to one model name
+    (a local ``llava`` and a remote one), so it is part of the key too."""
+    keyed = {"prompt_version": PROMPT_VERSION, "base_url": base_url.rstrip("/"), "request": body}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def image_hashes(body: dict[str, Any]) -> list[str]:
@@ -179,7 +190,7 @@ class VisionClient:
 
     async def ask(self, body: dict[str, Any], images: dict[str, bytes], *, use_cache: bool = True, day: date | None = None) -> Asked:
         """The answer to ``body``: from the cache, else from the endpoint within the day's caps. Never raises."""
-        key = request_key(body)
+        key = request_key(body, self.config.base_url)
         if use_cache and self.config.cache:
             cached = self.store.get_answer(key)
             if cached is not None:

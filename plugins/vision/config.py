@@ -47,7 +47,7 @@ class VisionConfig(BaseModel):
         description="USD per million tokens [input, output] by model name (longest prefix match)",
     )
     instructions: str = Field("", description="extra instructions appended to the built-in prompt")
-    cache: bool = Field(True, description="reuse the answer for the same images, prompt and model (no new request)")
+    cache: bool = Field(True, description="reuse the answer for the same images, prompt, model and base_url (no new request)")
     cache_dir: str = Field("", description="answers, images and spend ledger; empty = <state_dir>/vision")
     keep_images: bool = Field(True, description="keep each request's charts, for `gobot vision replay`")
 

@@ -2,7 +2,7 @@
 
 All under one folder (``cache_dir``, default ``<state_dir>/vision``), owner-only, written atomically:
 
-- ``answers/<k2>/<key>.json``: the model's raw answer per request key (image hashes + prompt + model);
+- ``answers/<k2>/<key>.json``: the model's raw answer per request key (image hashes + prompt + prompt version + model + base_url);
 - ``images/<h2>/<sha256>.png``: every chart sent, by content (the same chart is stored once);
 - ``requests.jsonl``: one line per request: cycle, symbol, charts, the request without its images,
   the outcome — what ``gobot vision replay`` re-runs;
