@@ -588,6 +588,12 @@ def _owner_of(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | Non
     return owner, name
 
 
+def did_you_mean(name: str, choices: Any) -> str:
+    """``"did you mean 'archiver'? "`` for the closest of ``choices`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(str(name), sorted(choices), n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 def _unknown_key_fix(owner: type[BaseModel] | None, name: str, root: type[BaseModel] | None = None) -> str:
     if _SECRET_KEY_PATTERN.search(name):
         env = ", ".join(SECRET_ENV_VARS)

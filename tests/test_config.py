@@ -147,7 +147,36 @@ def test_config_check_names_a_broken_enabled_plugin(tmp_path, installed_plugin):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "config.toml:plugins.crasher: plugin 'crasher' import failed: RuntimeError: boom — fix: fix or disable the plugin",
-        "config.toml:plugins.enable: plugin 'telegarm' enabled but not installed (no such entry point) — fix: check the name in `gobot plugins`",
+        "config.toml:plugins.enable: plugin 'telegarm' enabled but not installed (no such entry point) — fix: did you mean 'telegram'? check the name in `gobot plugins`",
+    ]
+
+
+def test_an_unknown_plugin_name_in_enable_suggests_the_installed_one(tmp_path):
+    write(tmp_path / "config.toml", '[plugins]\nenable = ["archivr"]\n')
+    result = config_check()
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "config.toml:plugins.enable: plugin 'archivr' enabled but not installed (no such entry point) — fix: did you mean 'archiver'? check the name in `gobot plugins`",
+    ]
+
+
+def test_a_section_of_a_misspelled_plugin_suggests_the_installed_one(tmp_path):
+    write(tmp_path / "config.toml", '[plugins.telegarm]\nparse_mode = "HTML"\n')
+    result = config_check()
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "config.toml:plugins.telegarm: no installed plugin has this name — fix: did you mean 'telegram'? rename the section, or remove it",
+    ]
+
+
+def test_a_misspelled_name_in_disable_is_warned_about_with_the_installed_one(tmp_path):
+    """A name in disable that matches no plugin is ignored, as before (not an error), but said:
+    a typo there leaves the plugin on."""
+    write(tmp_path / "config.toml", '[plugins]\ndisable = ["kely_size"]\n')
+    result = config_check()
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: config.toml:plugins.disable: 'kely_size' matches no installed plugin and is ignored — fix: did you mean 'kelly_size'? check the name in `gobot plugins`",
     ]
 
 

@@ -74,7 +74,7 @@ def check(config_path):
     long enough to be masked, and the dashboard's address. Every problem is reported as
     file:key: message — fix. Exit status 1 if any.
     """
-    from ..config import find_config_path, load_plugin_configs, load_settings, runtime_problems, unique
+    from ..config import did_you_mean, find_config_path, load_plugin_configs, load_settings, runtime_problems, unique
     from ..errors import ConfigError, ConfigProblem, PluginError
     from ..hook_caller import HookCaller
     from ..plugin_manager import build_plugin_set
@@ -92,10 +92,13 @@ def check(config_path):
             _report(problems)
     label = settings.file_label
     plugin_set = build_plugin_set(enable=settings.plugins.enable, disable=settings.plugins.disable)
+    installed = _installed_names(plugin_set)
     for info in plugin_set.failures:
-        key = "plugins.enable" if "not installed" in info.reason else f"plugins.{info.name}"
-        fix = "check the name in `gobot plugins`" if "not installed" in info.reason else "fix or disable the plugin"
-        problems.append(ConfigProblem(label, key, f"plugin '{info.name}' {info.reason}", fix))
+        if info.name not in installed:
+            problems.append(ConfigProblem(label, "plugins.enable", f"plugin '{info.name}' {info.reason}",
+                                          f"{did_you_mean(info.name, installed)}check the name in `gobot plugins`"))
+        else:
+            problems.append(ConfigProblem(label, f"plugins.{info.name}", f"plugin '{info.name}' {info.reason}", "fix or disable the plugin"))
     try:
         load_plugin_configs(settings, HookCaller(plugin_set.pm))
     except ConfigError as exc:
@@ -105,14 +108,25 @@ def check(config_path):
     for name in sorted(settings.plugin_sections):
         info = plugin_set.plugins.get(name)
         if info is None:
-            problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", "remove the section or install the plugin"))
+            hint = did_you_mean(name, installed)
+            fix = f"{hint}rename the section, or remove it" if hint else "remove the section or install the plugin"
+            problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", fix))
     if core_ok:  # what `gobot start` checks next: the state folder, secrets in the environment, the dashboard
         problems.extend(runtime_problems(settings))
         problems.extend(_server_problems(settings))
+    for name in settings.plugins.disable:  # ignored, as `gobot start` ignores it; a typo would leave the plugin on
+        if name not in installed:
+            click.secho(f"warning: {label}:plugins.disable: '{name}' matches no installed plugin and is ignored — fix: "
+                        f"{did_you_mean(name, installed)}check the name in `gobot plugins`", fg="yellow", err=True)
     if problems:
         _report(unique(problems))
     where = find_config_path(config_path) or "built-in defaults"
     click.echo(f"{where}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
+
+
+def _installed_names(plugin_set) -> set[str]:
+    """Every installed plugin's name, enabled or not (not the names enabled but found nowhere)."""
+    return {name for name, info in plugin_set.plugins.items() if not (info.status == "failed" and info.reason.startswith("enabled but not installed"))}
 
 
 def _server_problems(settings) -> list:
