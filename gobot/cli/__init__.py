@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..errors import GobotError
+from ..errors import GobotError, PluginError
 
 #: command name -> "module:attribute", imported on first use.
 COMMANDS = {
@@ -43,7 +43,7 @@ class LazyGroup(click.Group):
         if "gobot.plugin_commands" not in meta:
             from .common import plugin_commands
 
-            meta["gobot.plugin_commands"] = plugin_commands()
+            meta["gobot.plugin_commands"], meta["gobot.plugin_commands_error"] = plugin_commands()
         return meta["gobot.plugin_commands"]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -53,7 +53,13 @@ class LazyGroup(click.Group):
         if name in COMMANDS:
             module, attribute = COMMANDS[name].split(":")
             return getattr(importlib.import_module(module), attribute)
-        return self._plugins(ctx).get(name)
+        command = self._plugins(ctx).get(name)
+        error = ctx.find_root().meta.get("gobot.plugin_commands_error")
+        if command is None and error is not None and not ctx.resilient_parsing:
+            # A plugin's command (`gobot report`) cannot be found while the config is broken: say
+            # what is broken (one line a problem, exit status 2), not "no such command".
+            raise error
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help straight from the docstrings' first lines, without importing every module.
@@ -101,8 +107,23 @@ def cli() -> None:
     """
 
 
+#: Hooks whose failure means the set-up is wrong (a plugin that cannot load, configure or start):
+#: exit status 2. A plugin failing in any other hook failed at work (an exchange unreachable
+#: during a download, ...): exit status 1.
+SETUP_HOOKS = frozenset({None, "gobot_config_model", "gobot_startup", "gobot_register_commands"})
+
+
+def exit_status(error: GobotError) -> int:
+    """The convention every command follows (docs/operations.md, "Exit status"): 0 success,
+    1 runtime failure, 2 usage or configuration error — a refusal to run as asked included."""
+    if isinstance(error, PluginError) and error.hook not in SETUP_HOOKS:
+        return 1
+    return getattr(error, "exit_status", 2)
+
+
 def main() -> None:
-    """Entry point: errors the user can fix are one line on stderr and exit status 2."""
+    """Entry point: exit status 0 success, 1 runtime failure, 2 usage or configuration error;
+    errors are one line on stderr (see ``exit_status``)."""
     try:
         # Without standalone mode click returns ``ctx.exit(code)``'s code instead of exiting.
         code = cli.main(standalone_mode=False)
@@ -114,7 +135,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except GobotError as exc:
         click.secho(f"Error: {exc}", fg="red", err=True)
-        sys.exit(2)
+        sys.exit(exit_status(exc))
     except OSError as exc:  # a full disk (or quota, I/O error, read-only file system): one line, not a traceback
         from ..state import disk_error_text, is_disk_error
 
@@ -123,5 +144,5 @@ def main() -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         click.secho(f"Error: {where}{disk_error_text(exc)} — fix: free space on that file system and run the command again",
                     fg="red", err=True)
-        sys.exit(2)
+        sys.exit(1)  # the machine failed the command, not its user: a runtime failure
     sys.exit(code if isinstance(code, int) else 0)

@@ -58,8 +58,9 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
     root.setLevel(logging.INFO)
 
 
-def plugin_commands() -> dict[str, click.Command]:
-    """Commands added by enabled plugins (config from $GOBOT_CONFIG or ./config.toml)."""
+def plugin_commands() -> tuple[dict[str, click.Command], Exception | None]:
+    """Commands added by enabled plugins (config from $GOBOT_CONFIG or ./config.toml), and the error
+    that kept them from being found (a broken config), if one did."""
     from ..errors import GobotError
     from ..hook_caller import HookCaller
 
@@ -67,9 +68,9 @@ def plugin_commands() -> dict[str, click.Command]:
         _settings, plugin_set = load(None)
         group = click.Group()
         HookCaller(plugin_set.pm).collect_sync("gobot_register_commands", cli=group, load_config=load_config)
-    except GobotError:
-        return {}  # `gobot config check` and `gobot plugins` report the problem in full
-    return dict(group.commands)
+    except GobotError as exc:
+        return {}, exc  # `gobot config check` and `gobot plugins` report the problem in full
+    return dict(group.commands), None
 
 
 class LoadedConfig:

@@ -51,8 +51,10 @@ def _date(value: str | None):
 @config_option
 @click.option("--symbol", "symbols", multiple=True, required=True, help="Symbol such as BTC/USDT (repeatable).")
 @click.option("--timeframe", default="1m", show_default=True, help="Candle size: 1m 5m 15m 30m 1h 4h 1d.")
-@click.option("--since", required=True, help="First candle's open time, UTC: 2025-01-01 or 2025-01-01T12:00.")
-@click.option("--until", default=None, help="End of the range (exclusive), UTC; default: now (only closed candles).")
+@click.option("--from", "--since", "since", required=True, metavar="DATE",
+              help="First candle's open time, UTC: 2025-01-01 or 2025-01-01T12:00 (--since is the same option).")
+@click.option("--to", "--until", "until", default=None, metavar="DATE",
+              help="End of the range (exclusive), UTC; default: now, only closed candles (--until is the same option).")
 @click.option("--exchange", default="binance", show_default=True, help="Exchange plugin to download from.")
 @click.option("--market", type=click.Choice(["spot", "futures"]), default=None, help="Override [plugins.<exchange>] market.")
 @click.option("--api-url", default=None, help="Override [plugins.<exchange>] api_url: a Binance-compatible base URL.")
@@ -66,7 +68,7 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
     Requests are paced by the adaptive rate limiter, so a long download never earns a ban.
 
     \b
-      gobot data download --symbol BTC/USDT --timeframe 1m --since 2025-01-01
+      gobot data download --symbol BTC/USDT --timeframe 1m --from 2025-01-01
     """
     import asyncio
     import json
@@ -84,7 +86,7 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
 
     start, end = _date(since), _date(until) or datetime.now(timezone.utc)
     if start >= end:
-        raise click.BadParameter(f"--since {since} is not before --until {until or 'now'}")
+        raise click.BadParameter(f"--from {since} is not before --to {until or 'now'}")
     settings = load_settings(config_path)
     overrides = {key: value for key, value in (("market", market), ("api_url", api_url)) if value is not None}
     if overrides:

@@ -1,0 +1,195 @@
+"""One CLI convention (issue 17), checked over every command gobot has — its own and the enabled
+plugins' — found by walking click's command tree, so a new command is covered without a new test.
+
+Exit status: 0 success, 1 runtime failure, 2 usage or configuration error (a refusal included).
+Every command: ``--help`` exits 0; an unknown option exits 2; a command that reads the config
+exits 2 with one line (no traceback) when the config has a bad key; and where a runtime failure
+can be provoked cheaply, it exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gobot.cli import cli, main
+
+#: Values for required options and arguments, so a command gets as far as reading its config.
+SAMPLES = {"symbols": "BTC/USDT", "since": "2025-01-01", "start": "2025-01-01", "reason": "test", "name": "probe", "kind": "signal"}
+
+#: Commands that read the config but whose job is to judge it: they report a bad config as their
+#: verdict (exit 1, every problem on its own line), like `gobot validate` reports a failing check.
+JUDGES_THE_CONFIG = {("config", "check")}
+
+
+def walk(group: click.Group, ctx: click.Context, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    found = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        found.append(((*path, name), command))
+        if isinstance(command, click.Group):
+            found += walk(command, click.Context(command, parent=ctx, info_name=name), (*path, name))
+    return found
+
+
+def commands() -> list[tuple[tuple[str, ...], click.Command]]:
+    with CliRunner().isolation():
+        return walk(cli, click.Context(cli, info_name="gobot"))
+
+
+COMMANDS = commands()
+IDS = [" ".join(path) for path, _ in COMMANDS]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``gobot ARGS`` through ``main`` (what the shell sees), in this process: (status, stdout, stderr)."""
+    runner = CliRunner()
+    with runner.isolation(env=env) as (out, err, _mixed):
+        argv, sys.argv = sys.argv, ["gobot", *args]
+        try:
+            main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        finally:
+            sys.argv = argv
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def reads_config(command: click.Command) -> bool:
+    return any(param.name == "config_path" for param in command.params)
+
+
+def required(command: click.Command) -> list[str]:
+    """The least arguments that let the command parse: its required options and arguments."""
+    args: list[str] = []
+    for param in command.params:
+        if not param.required:
+            continue
+        assert param.name in SAMPLES, f"add a sample value for {param.name!r} to SAMPLES"
+        args += [SAMPLES[param.name]] if isinstance(param, click.Argument) else [param.opts[-1], SAMPLES[param.name]]
+    return args
+
+
+@pytest.fixture(autouse=True)
+def empty_folder(tmp_path, monkeypatch):
+    for name in ("GOBOT_CONFIG", "BINANCE_API_KEY", "BINANCE_API_SECRET", "OPENAI_API_KEY", "TELEGRAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def broken_config(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('state_dir = "state"\n[orchestrator]\nloop_intervall = 60\n', encoding="utf-8")
+    return path
+
+
+def test_the_walk_finds_every_command():
+    names = set(IDS)
+    assert {"start", "status", "kill", "state restore", "data download", "data synth", "risk status", "risk reset",
+            "alerts test", "alerts kinds", "plugins new", "config check", "backtest", "optimize", "watchdog", "report"} <= names
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=IDS)
+def test_help_exits_0(path):
+    code, out, err = invoke(*path, "--help")
+    assert code == 0, err
+    assert out.startswith("Usage: ") and f"{' '.join(path)} [OPTIONS]" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=IDS)
+def test_an_unknown_option_exits_2(path):
+    code, _out, err = invoke(*path, "--no-such-option")
+    assert code == 2, err
+    assert "No such option '--no-such-option'" in err and "Traceback" not in err
+
+
+CONFIG_READERS = [(p, c) for p, c in COMMANDS if reads_config(c) and p not in JUDGES_THE_CONFIG]
+
+
+@pytest.mark.parametrize("path,command", CONFIG_READERS, ids=[" ".join(p) for p, _ in CONFIG_READERS])
+def test_a_bad_config_key_exits_2_with_one_line(path, command, broken_config):
+    code, _out, err = invoke(*path, "--config", str(broken_config), *required(command))
+    assert code == 2, err
+    assert err.splitlines() == [f"Error: {broken_config}:orchestrator.loop_intervall: unknown key — fix: did you mean "
+                                "'loop_interval'? (known keys: see `gobot init`)"] or (
+        len(err.splitlines()) == 1 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key")), err
+
+
+@pytest.mark.parametrize("path,command", CONFIG_READERS, ids=[" ".join(p) for p, _ in CONFIG_READERS])
+def test_a_bad_config_from_the_environment_exits_2_with_one_line(path, command, broken_config):
+    code, _out, err = invoke(*path, *required(command), env={"GOBOT_CONFIG": str(broken_config)})
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key"), err
+
+
+def test_judging_the_config_is_a_verdict_not_an_error(broken_config):
+    code, out, err = invoke("config", "check", "--config", str(broken_config))
+    assert code == 1 and "loop_intervall" in out + err
+
+
+# -- runtime failures: exit status 1 ---------------------------------------------------------------
+
+
+def _existing_plugin_folder(tmp_path):
+    from gobot.scaffold import Scaffold
+
+    (tmp_path / Scaffold("probe", "signal").distribution).mkdir()
+    return ("plugins", "new", "probe", "--kind", "signal")
+
+
+RUNTIME_FAILURES = {
+    "validate": lambda tmp_path: ("validate",),  # no testnet history: not ready
+    "alerts test": lambda tmp_path: ("alerts", "test", "--disable", "console"),  # no channel delivered anything
+    "watchdog": lambda tmp_path: ("watchdog", "--once"),  # no heartbeat
+    "report": lambda tmp_path: ("report", "--database-url", f"sqlite:///{tmp_path / 'none.db'}"),  # no archive
+    "plugins new": _existing_plugin_folder,  # the folder exists already
+    # the exchange is unreachable: a plugin failing at work, not a set-up problem
+    "data download": lambda tmp_path: ("data", "download", "--symbol", "BTC/USDT", "--from", "2025-01-01", "--to", "2025-01-02",
+                                       "--api-url", "http://127.0.0.1:9", "--out", str(tmp_path / "data")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIME_FAILURES))
+def test_a_runtime_failure_exits_1(name, tmp_path):
+    assert name in IDS, f"{name} is no longer a command"
+    code, out, err = invoke(*RUNTIME_FAILURES[name](tmp_path))
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+
+
+def test_a_plugin_failing_at_work_is_1_and_failing_to_set_up_is_2():
+    from gobot.cli import exit_status
+    from gobot.errors import ConfigError, ConfigProblem, PluginError, StartRefused
+
+    assert exit_status(PluginError("binance", "ExchangeNotAvailable", hook="gobot_download_candles")) == 1
+    assert exit_status(PluginError("binance", "ExchangeNotAvailable", hook="gobot_execute_order")) == 1
+    assert exit_status(PluginError("binance", "start-up failed: no keys", hook="gobot_startup")) == 2
+    assert exit_status(PluginError("crasher", "import failed")) == 2
+    assert exit_status(ConfigError([ConfigProblem("c.toml", "x", "unknown key")])) == 2
+    assert exit_status(StartRefused("the kill switch is on")) == 2
+
+
+def test_a_full_disk_is_a_runtime_failure(tmp_path, monkeypatch):
+    import errno
+
+    from gobot.cli import control
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "state" / "KILL"))
+
+    monkeypatch.setattr(control, "ensure_private_dir", full)
+    code, _out, err = invoke("kill")
+    assert code == 1 and err.startswith(f"Error: {tmp_path / 'state' / 'KILL'}: No space left on device"), err
+    assert len(err.splitlines()) == 1
+
+
+def test_an_unknown_command_with_a_broken_config_names_the_config_problem(broken_config):
+    code, _out, err = invoke("report", env={"GOBOT_CONFIG": str(broken_config)})
+    assert code == 2 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key"), err
