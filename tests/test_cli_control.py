@@ -76,3 +76,21 @@ def test_a_built_in_is_replaced_from_the_command_line(tmp_path, synthetic_data_d
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     notionals = [t["amount"] * t["entry_price"] for t in state["trades"]]
     assert notionals and all(abs(n - 5.0) < 0.05 for n in notionals), notionals
+
+
+def test_start_host_and_port_choose_where_the_server_listens(tmp_path, synthetic_data_dir, monkeypatch):
+    """`gobot start --serve --host ADDR --port N` (--host or --port alone imply --serve)."""
+    import socket
+
+    monkeypatch.delenv("GOBOT_DASHBOARD_TOKEN", raising=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = config_file(tmp_path, synthetic_data_dir)
+    result = CliRunner().invoke(cli, ["start", "--config", config, "--host", "127.0.0.1", "--port", str(port),
+                                      "--max-iterations", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert f"Dashboard: http://127.0.0.1:{port}/" in result.stderr
+    public = CliRunner().invoke(cli, ["start", "--config", config, "--serve", "--host", "0.0.0.0", "--max-iterations", "2"])
+    assert public.exit_code != 0 and "GOBOT_DASHBOARD_TOKEN" in str(public.exception)
+    assert CliRunner().invoke(cli, ["start", "--config", config, "--port", "70000"]).exit_code == 2

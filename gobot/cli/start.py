@@ -28,9 +28,14 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
               help="With --live: start although `gobot validate` fails (audited, and alerted as CRITICAL).")
 @click.option("--serve", is_flag=True,
               help="Serve /health, /metrics, the JSON API and the live dashboard while running ([server] host and port).")
+@click.option("--host", metavar="ADDRESS", default=None,
+              help="Address the server binds (implies --serve); default [server] host, 127.0.0.1. A non-loopback one "
+                   "needs GOBOT_DASHBOARD_TOKEN.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="TCP port of the server (implies --serve); default [server] port, 8765; 0 = any free port.")
 @click.option("--quiet", is_flag=True, help="No per-cycle table at the end, just the summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to the terminal too.")
-def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, quiet, verbose):
+def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, host, port, quiet, verbose):
     """Run the bot: cycles of scan -> ideas -> adjust -> validate -> execute -> report.
 
     With no config and no keys this trades on paper, on the bundled synthetic market data, on a
@@ -43,8 +48,9 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     a passing go-live readiness report (`gobot validate`), or --skip-validation.
 
     --serve (or [server] enabled = true) runs an HTTP server in this process: the dashboard at /,
-    /health for supervisors, Prometheus /metrics. Its pause/resume/kill buttons need the token in
-    GOBOT_DASHBOARD_TOKEN; a non-loopback [server] host without it is refused.
+    /health for supervisors, Prometheus /metrics; --host and --port choose where (and imply
+    --serve). Its pause/resume/kill buttons need the token in GOBOT_DASHBOARD_TOKEN; a non-loopback
+    host without it is refused.
     """
     from ..orchestrator import Bot
     from ..runner import Runner
@@ -61,7 +67,13 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
         raise StartRefused(f"a bot is already running on {settings.state_path}; stop it first (or use another state_dir)")
     if live:
         _check_live(plugin_set)
-    serve = serve or settings.server.enabled
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    for key, value in overrides.items():  # validated as [server] host and port are
+        try:
+            setattr(settings.server, key, value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc).splitlines()[-1].strip(), param_hint=f"--{key}") from None
+    serve = serve or bool(overrides) or settings.server.enabled
     if serve:
         from ..server import TOKEN_ENV, check_bind
 
