@@ -73,6 +73,37 @@ def as_json(run: BacktestRun, metrics: dict[str, Any], *, trades: bool = True) -
     }
 
 
+#: The values inside a reason: a date (and time), a time of day, or a number with its unit
+#: ("2.1x", "30s", "5%"); never the digits inside a word (a symbol, a setting's name).
+_VALUE = re.compile(r"(?<![\w.:-])(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
+                    r"|-?\d+(?:\.\d+)?(?:e[+-]?\d+)?[a-z%]*)(?![\w.:])")
+
+
+def _order(value: str):
+    number = re.match(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", value)
+    return (0, float(number.group()), value) if number and number.end() == len(value.rstrip("abcdefghijklmnopqrstuvwxyz%")) \
+        else (1, 0.0, value)
+
+
+def group_reasons(vetoes: dict[str, int]) -> list[tuple[str, int]]:
+    """Veto reasons that differ only in their values, as one line with the real values: a value the
+    same in every one is printed as it is, one that varies as its range ("confidence 0.55–0.68
+    below min_confidence_threshold 0.70"); the most frequent first."""
+    groups: dict[str, list[tuple[list[str], int]]] = {}
+    for reason, n in vetoes.items():
+        groups.setdefault(_VALUE.sub("\x00", reason), []).append((_VALUE.findall(reason), n))
+    lines = []
+    for skeleton, members in groups.items():
+        texts = skeleton.split("\x00")
+        parts = [texts[0]]
+        for slot, text in enumerate(texts[1:]):
+            values = sorted({values[slot] for values, _ in members}, key=_order)
+            parts.append(values[0] if len(values) == 1 else f"{values[0]}–{values[-1]}")
+            parts.append(text)
+        lines.append(("".join(parts), sum(n for _, n in members)))
+    return sorted(lines, key=lambda line: -line[1])
+
+
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     pf = metrics.get("profit_factor")
     return [
@@ -120,12 +151,9 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
         table.add_row(label, value)
     console.print(table)
     if run.simulation.vetoes:
-        grouped: dict[str, int] = {}
-        for reason, n in run.simulation.vetoes.items():  # "confidence 0.71 below ..." and "0.73 ..." are one reason
-            key = re.sub(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", "#", reason)
-            grouped[key] = grouped.get(key, 0) + n
-        top = sorted(grouped.items(), key=lambda item: -item[1])[:5]
-        console.print(f"entries not taken ({sum(grouped.values())}): " + "; ".join(f"{n}x {reason}" for reason, n in top))
+        grouped = group_reasons(run.simulation.vetoes)
+        console.print(f"entries not taken ({sum(n for _, n in grouped)}): "
+                      + "; ".join(f"{n}x {reason}" for reason, n in grouped[:5]), highlight=False)
     for series in run.series:
         if series.gaps:
             biggest = max(series.gaps, key=lambda g: g.missing)

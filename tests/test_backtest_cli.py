@@ -4,6 +4,7 @@ market rules from markets.json, the lookahead check, and one-line errors."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -144,3 +145,32 @@ def test_a_parsed_csv_is_kept_as_a_binary_copy_until_the_file_changes(tmp_path):
     changed = read_csv(path, cache)
     assert changed["close"].tolist() == [1.7]
     assert [p.name for p in cache.glob("*.npy")] != [kept.name] and len(list(cache.glob("*.npy"))) == 1
+
+
+def test_veto_reasons_print_their_numbers(config):
+    """Reasons that differ only in their values are one line — with the values, never "#:##:#"."""
+    config.write_text(config.read_text() + '[plugins.risk_limits]\nlow_liquidity_hours = ["00:00-06:00"]\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), "-p", "sma_cross", "-s", "sma_cross", "--sizing", "5"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output[result.output.index("entries not taken"):].split())
+    assert "#" not in line
+    assert re.search(r"\d+x risk_limits: low-liquidity hours 00:00-06:00 UTC \(now \d\d:\d\d(–\d\d:\d\d)?\)", line), line
+
+
+def test_veto_reasons_are_grouped_with_their_ranges():
+    from gobot.backtest_report import group_reasons
+
+    vetoes = {"risk_limits: low-liquidity hours 00:00-06:00 UTC (now 03:15)": 3,
+              "risk_limits: low-liquidity hours 00:00-06:00 UTC (now 05:45)": 2,
+              "risk_limits: confidence 0.71 below min_confidence_threshold 0.75": 4,
+              "risk_limits: confidence 0.62 below min_confidence_threshold 0.75": 1,
+              "risk_limits: high volatility on BTC/USDT: ATR% 0.2 is 12.5x its mean": 1,
+              "risk_limits: high volatility on BTC/USDT: ATR% 0.123 is 2.1x its mean": 1,
+              "notional below the market's minimum 1e+09": 7}
+    assert group_reasons(vetoes) == [
+        ("notional below the market's minimum 1e+09", 7),
+        ("risk_limits: low-liquidity hours 00:00-06:00 UTC (now 03:15–05:45)", 5),
+        ("risk_limits: confidence 0.62–0.71 below min_confidence_threshold 0.75", 5),
+        ("risk_limits: high volatility on BTC/USDT: ATR% 0.123–0.2 is 2.1x–12.5x its mean", 2),
+    ]

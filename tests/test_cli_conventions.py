@@ -193,3 +193,25 @@ def test_a_full_disk_is_a_runtime_failure(tmp_path, monkeypatch):
 def test_an_unknown_command_with_a_broken_config_names_the_config_problem(broken_config):
     code, _out, err = invoke("report", env={"GOBOT_CONFIG": str(broken_config)})
     assert code == 2 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key"), err
+
+
+# -- one name per idea ---------------------------------------------------------------------------------
+
+#: A synonym may only be an alias of the one name gobot uses for the idea.
+SYNONYMS = {"--since": "--from", "--until": "--to", "--start": "--from", "--end": "--to", "--begin": "--from",
+            "--listen": "--host", "--bind": "--host", "--conf": "--config", "--config-file": "--config"}
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=IDS)
+def test_one_name_per_idea(path, command):
+    for param in command.params:
+        names = [name for name in param.opts if name.startswith("--")]
+        for name in names:
+            if name in SYNONYMS:
+                assert SYNONYMS[name] in names, f"{' '.join(path)}: {name} without {SYNONYMS[name]}, gobot's name for it"
+
+
+def test_data_download_keeps_since_and_until_as_aliases():
+    [command] = [c for p, c in COMMANDS if p == ("data", "download")]
+    options = {p.name: p.opts for p in command.params}
+    assert options["since"][:2] == ["--from", "--since"] and options["until"][:2] == ["--to", "--until"]
