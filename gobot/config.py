@@ -14,9 +14,12 @@ import re
 import stat
 import sys
 import tempfile
+import types
+import typing
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -29,6 +32,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 DEFAULT_CONFIG_NAME = "config.toml"
 CONFIG_ENV = "GOBOT_CONFIG"
+#: ``GOBOT_<SECTION>__<KEY>`` and ``GOBOT_PLUGINS__<NAME>__<KEY>`` override config.toml (see ``env_overrides``).
+ENV_PREFIX = "GOBOT_"
+ENV_SEPARATOR = "__"
+#: Top-level keys, which have no section: their variable is ``GOBOT_<KEY>``.
+TOP_LEVEL_ENV = {"GOBOT_STATE_DIR": "state_dir"}
+ENV_LABEL = "(environment)"
 
 #: Environment variables that hold secrets. They are read from the environment only and are
 #: masked in logs, alerts, state and the audit log (``gobot.secrets``). A chat id is not a secret.
@@ -297,6 +306,8 @@ class Settings(Section):
     source: str | None = Field(None, exclude=True)
     base_dir: str = Field(".", exclude=True)
     plugin_sections: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    # Values from GOBOT_<SECTION>__<KEY> variables: dotted key -> (variable, its text).
+    env_sources: dict[str, tuple[str, str]] = Field(default_factory=dict, exclude=True)
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -327,12 +338,210 @@ def find_config_path(flag: str | None) -> Path | None:
     return default if default.exists() else None
 
 
-def load_settings(flag: str | None = None) -> Settings:
-    """Read and validate the core sections of the config (plugin sections come later)."""
+def load_settings(flag: str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the core sections of the config (plugin sections come later).
+
+    Precedence, highest first: a command-line flag (applied by the command), a
+    ``GOBOT_<SECTION>__<KEY>`` variable in ``environ`` (default: the process environment), the
+    config file, the default."""
+    environ = os.environ if environ is None else environ
     path = find_config_path(flag)
     if path is None:
-        return Settings()
-    return settings_from_dict(read_config(path), str(path), base_dir=str(path.resolve().parent))
+        if not any(_is_override(name) for name in environ):
+            return Settings()
+        settings = settings_from_dict({}, "(defaults)", environ=environ)
+        settings.source = None
+        return settings
+    return settings_from_dict(read_config(path), str(path), base_dir=str(path.resolve().parent), environ=environ)
+
+
+# -- GOBOT_<SECTION>__<KEY>: settings from the environment ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvOverride:
+    """One ``GOBOT_<SECTION>__<KEY>`` variable: its name, the config key it sets and its text."""
+
+    var: str
+    path: tuple[str, ...]
+    raw: str
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+
+def _is_override(name: str) -> bool:
+    return name in TOP_LEVEL_ENV or (name.startswith(ENV_PREFIX) and ENV_SEPARATOR in name[len(ENV_PREFIX):])
+
+
+def _core_sections() -> dict[str, type[BaseModel]]:
+    return {name: field.annotation for name, field in Settings.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
+
+
+def env_var_name(*path: str) -> str:
+    """The variable that sets a config key: ``("trading", "symbols")`` -> ``GOBOT_TRADING__SYMBOLS``."""
+    for name, key in TOP_LEVEL_ENV.items():
+        if path == (key,):
+            return name
+    return ENV_PREFIX + ENV_SEPARATOR.join(part.upper() for part in path)
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[list[EnvOverride], list[ConfigProblem]]:
+    """Every ``GOBOT_<SECTION>__<KEY>``, ``GOBOT_PLUGINS__<NAME>__<KEY>`` and
+    ``GOBOT_STRATEGIES__<NAME>__<PARAM>`` variable in ``environ`` (and ``GOBOT_STATE_DIR``), and
+    the problems with their names: an unknown section or key (with the closest valid variable), a
+    name of the wrong shape, a key named like a secret. Other ``GOBOT_`` variables (``GOBOT_CONFIG``,
+    ``GOBOT_DASHBOARD_TOKEN``, ...) have no ``__`` and are not overrides."""
+    overrides: list[EnvOverride] = []
+    problems: list[ConfigProblem] = []
+    sections = _core_sections()
+    secrets_fix = f"secrets are read only from their own variables ({', '.join(SECRET_ENV_VARS)}); unset this one"
+
+    def refuse(var: str, message: str, fix: str) -> None:
+        problems.append(ConfigProblem(ENV_LABEL, _shown(var), message, fix))
+
+    for var in sorted(name for name in environ if _is_override(name)):
+        raw = environ[var]
+        if var in TOP_LEVEL_ENV:
+            overrides.append(EnvOverride(var, (TOP_LEVEL_ENV[var],), raw))
+            continue
+        parts = [part.lower() for part in var[len(ENV_PREFIX):].split(ENV_SEPARATOR)]
+        if any(not part for part in parts):
+            refuse(var, "an empty name between the '__' separators",
+                   "write GOBOT_<SECTION>__<KEY>, or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting")
+            continue
+        if _SECRET_KEY_PATTERN.search(parts[-1]):
+            refuse(var, "a secret is not read from a GOBOT_<SECTION>__<KEY> variable, as it is not read from the config file",
+                   secrets_fix)
+            continue
+        section, rest = parts[0], parts[1:]
+        if section == "plugins":
+            if len(rest) == 1 and rest[0] in PluginsConfig.model_fields:
+                overrides.append(EnvOverride(var, tuple(parts), raw))
+            elif len(rest) == 2:
+                overrides.append(EnvOverride(var, tuple(parts), raw))
+            else:
+                close = difflib.get_close_matches(rest[0], sorted(PluginsConfig.model_fields), n=1) if len(rest) == 1 else []
+                hint = f"did you mean {env_var_name('plugins', close[0])}? " if close else ""
+                refuse(var, "not a [plugins] key or a plugin's setting",
+                       f"{hint}use GOBOT_PLUGINS__ENABLE, GOBOT_PLUGINS__DISABLE, or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting")
+        elif section == "strategies":
+            if len(rest) == 2:
+                overrides.append(EnvOverride(var, tuple(parts), raw))
+            else:
+                refuse(var, "a strategy parameter needs the strategy and the parameter", "write GOBOT_STRATEGIES__<STRATEGY>__<PARAM>")
+        elif section in sections:
+            model = sections[section]
+            valid = [key for key in model.model_fields if not model.model_fields[key].exclude]
+            if len(rest) != 1:
+                refuse(var, f"[{section}] keys take one name after the section",
+                       f"write {env_var_name(section, '<KEY>')}; valid keys: {', '.join(sorted(valid))}")
+            elif rest[0] not in valid:
+                close = difflib.get_close_matches(rest[0], valid, n=1)
+                hint = f"did you mean {env_var_name(section, close[0])}? " if close else ""
+                refuse(var, f"[{section}] has no key '{rest[0]}'",
+                       f"{hint}unset it; valid keys here: {', '.join(sorted(valid))}")
+            else:
+                overrides.append(EnvOverride(var, tuple(parts), raw))
+        else:
+            known = sorted({*sections, "strategies"})
+            close = difflib.get_close_matches(section, known, n=1)
+            hint = f"did you mean {env_var_name(close[0], *rest)}? " if close else ""
+            refuse(var, f"no config section '{section}'",
+                   f"{hint}sections: {', '.join(known)} (GOBOT_<SECTION>__<KEY>); unset it")
+    return overrides, problems
+
+
+def env_value(raw: str, annotation: Any = None) -> Any:
+    """The value of a variable's text: a TOML literal where it is one (``25``, ``true``,
+    ``["BTC/USDT"]``, ``"quoted"``), else the text itself. For a text setting (``str``, a choice of
+    words) the text is taken as it is, so ``GOBOT_OPTIMIZER__STUDY=2026`` is the study "2026"."""
+    if "\n" in raw or "\r" in raw:
+        return raw  # one TOML value per variable: never a second key smuggled in on a new line
+    if annotation is not None and _wants_text(annotation) and not raw.startswith(('"', "'")):
+        return raw
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _wants_text(annotation: Any) -> bool:
+    if annotation is str:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return all(isinstance(choice, str) for choice in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return bool(args) and all(_wants_text(arg) for arg in args)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return all(isinstance(member.value, str) for member in annotation)
+    return False
+
+
+def _core_annotation(path: tuple[str, ...]) -> Any:
+    if len(path) == 1:
+        return Settings.model_fields[path[0]].annotation
+    section = _core_sections().get(path[0])
+    field = section.model_fields.get(path[1]) if section is not None else None
+    return field.annotation if field is not None else None
+
+
+def _core_key_annotation(key: str) -> Any:
+    """The type of a core key (``trading.symbols``, ``state_dir``); None for a plugin's or a strategy's."""
+    path = tuple(key.split("."))
+    return _core_annotation(path) if len(path) <= 2 and path[0] != "strategies" else None
+
+
+def apply_env(data: dict[str, Any], overrides: list[EnvOverride]) -> tuple[dict[str, Any], list[EnvOverride]]:
+    """``data`` (a parsed config file) with each override's value in place: the variable wins over
+    the file. Core values are read for their field's type; a plugin's setting, whose model is not
+    known yet, as a TOML literal (``validate_plugin_section`` reads it again for its type). A section
+    the file writes as a plain value is left to its own error. Returns the data and the overrides
+    applied."""
+    data = dict(data)
+    applied = []
+    for override in overrides:
+        path = override.path
+        if len(path) == 1:
+            data[path[0]] = env_value(override.raw, _core_annotation(path))
+            applied.append(override)
+            continue
+        table = data.get(path[0], {})
+        if not isinstance(table, dict):
+            continue
+        table = data[path[0]] = dict(table)
+        if len(path) == 3:
+            inner = table.get(path[1], {})
+            if not isinstance(inner, dict):
+                continue
+            inner = table[path[1]] = dict(inner)
+            inner[path[2]] = env_value(override.raw, float if path[0] == "strategies" else None)
+        elif path[0] == "plugins":
+            table[path[1]] = env_value(override.raw)
+        else:
+            table[path[1]] = env_value(override.raw, _core_annotation(path))
+        applied.append(override)
+    return data, applied
+
+
+def _from_env(problem: ConfigProblem, label: str, sources: Mapping[str, tuple[str, str]],
+              annotation_of: Any = None) -> ConfigProblem:
+    """A problem with a value that came from a variable names the variable, not ``file:key``."""
+    if problem.file != label:
+        return problem
+    for key, (var, raw) in sources.items():
+        if problem.key == key or problem.key.startswith(key + "."):
+            fix = problem.fix
+            annotation = annotation_of(key) if annotation_of else None
+            if isinstance(env_value(raw), str) and annotation is not None and not _wants_text(annotation):
+                fix = f"{fix}; the value is read as TOML: a number, true or false, a list such as '[\"a\", \"b\"]'".lstrip("; ")
+            fix = fix.replace("remove this key", "unset this variable").replace("remove it from here", "unset this variable")
+            return ConfigProblem(ENV_LABEL, var, problem.message, fix)
+    return problem
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -382,27 +591,38 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def settings_from_dict(data: dict[str, Any], label: str = "config.toml", base_dir: str = ".") -> Settings:
+def settings_from_dict(data: dict[str, Any], label: str = "config.toml", base_dir: str = ".",
+                       environ: Mapping[str, str] | None = None) -> Settings:
     """Validate a parsed config mapping; every problem is reported, not just the first.
 
     Besides the core models: no value anywhere may hold a NUL character, a plugin section's
     numbers must be finite, and no section — a disabled plugin's, an unknown one's — may hold a
-    secret (a key named like one, or a value that is a credential)."""
-    data = dict(data)
-    problems = _hostile_values(data, label)
+    secret (a key named like one, or a value that is a credential).
+
+    With ``environ``, its ``GOBOT_<SECTION>__<KEY>`` variables override the file's values first
+    and are validated the same way; a problem with one names the variable, ``(environment):VAR``."""
+    overrides, problems = env_overrides(environ) if environ is not None else ([], [])
+    data, applied = apply_env(dict(data), overrides)
+    sources = {override.key: (override.var, override.raw) for override in applied}
+    problems += _hostile_values(data, label)
     core_plugins, sections, plugin_problems = split_plugins(data.get("plugins", {}), label)
     problems += plugin_problems
     if isinstance(data.get("plugins", {}), dict):
         data["plugins"] = core_plugins
+
+    def located(found: list[ConfigProblem]) -> list[ConfigProblem]:
+        return unique([_from_env(problem, label, sources, _core_key_annotation) for problem in found])
+
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(unique(problems + problems_from_validation(exc, Settings, label))) from None
+        raise ConfigError(located(problems + problems_from_validation(exc, Settings, label))) from None
     if problems:
-        raise ConfigError(unique(problems))
+        raise ConfigError(located(problems))
     settings.source = label
     settings.base_dir = base_dir
     settings.plugin_sections = sections
+    settings.env_sources = sources
     return settings
 
 
@@ -496,9 +716,37 @@ def runtime_problems(settings: Settings) -> list[ConfigProblem]:
     problems = []
     reason = unusable_folder(settings.state_path)
     if reason:
-        problems.append(ConfigProblem(settings.file_label, "state_dir", f"{settings.state_path}: {reason}",
-                                      "use a folder you own and can write (a relative path is relative to the config file)"))
+        problems.append(_from_env(ConfigProblem(settings.file_label, "state_dir", f"{settings.state_path}: {reason}",
+                                                "use a folder you own and can write (a relative path is relative to the config file)"),
+                                  settings.file_label, settings.env_sources))
     return problems + secret_problems()
+
+
+def located(settings: Settings, problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """``problems`` with each one about a value from a ``GOBOT_..`` variable naming the variable."""
+    return [_from_env(problem, settings.file_label, settings.env_sources, _core_key_annotation) for problem in problems]
+
+
+def env_report(settings: Settings, plugin_configs: Mapping[str, BaseModel] | None = None) -> list[str]:
+    """One line per value taken from the environment: ``VAR: key = value (was: file value | default)``."""
+    lines = []
+    for key, (var, raw) in sorted(settings.env_sources.items(), key=lambda item: item[1][0]):
+        path = key.split(".")
+        value: Any = raw
+        try:
+            if path[0] == "plugins" and len(path) == 3:
+                config = (plugin_configs or {}).get(path[1])
+                value = getattr(config, path[2]) if config is not None else env_value(raw)
+            elif path[0] == "strategies":
+                value = (settings.strategies or {}).get(path[1], {}).get(path[2], env_value(raw))
+            else:
+                value = settings
+                for part in path:
+                    value = getattr(value, part)
+        except AttributeError:
+            value = env_value(raw)
+        lines.append(f"{var}: {key} = {_toml_value(value)}")
+    return lines
 
 
 def check_runnable(settings: Settings) -> None:
@@ -544,12 +792,29 @@ def unusable_folder(path: Path) -> str | None:
     return None
 
 
+_MISSING = object()
+
+
 def validate_plugin_section(settings: Settings, name: str, model: type[BaseModel]) -> BaseModel:
-    """Validate ``[plugins.<name>]`` against the plugin's model; raise ConfigError naming each key."""
+    """Validate ``[plugins.<name>]`` against the plugin's model; raise ConfigError naming each key
+    (or the ``GOBOT_PLUGINS__<NAME>__<KEY>`` variable a value came from)."""
+    section = dict(settings.plugin_sections.get(name, {}))
+    prefix = f"plugins.{name}."
+    # The variables' values still in place: a command's own flag may have replaced one since (it wins).
+    sources = {key: (var, raw) for key, (var, raw) in settings.env_sources.items()
+               if key.startswith(prefix) and section.get(key[len(prefix):], _MISSING) == env_value(raw)}
+
+    def annotation_of(key: str) -> Any:
+        field = model.model_fields.get(key[len(prefix):])
+        return field.annotation if field is not None else None
+
+    for key, (_var, raw) in sources.items():  # read again for the type the plugin declares
+        section[key[len(prefix):]] = env_value(raw, annotation_of(key))
     try:
-        return model.model_validate(settings.plugin_sections.get(name, {}))
+        return model.model_validate(section)
     except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc, model, settings.file_label, prefix=f"plugins.{name}")) from None
+        problems = problems_from_validation(exc, model, settings.file_label, prefix=f"plugins.{name}")
+        raise ConfigError(unique([_from_env(problem, settings.file_label, sources, annotation_of) for problem in problems])) from None
 
 
 def problems_from_validation(

@@ -74,7 +74,10 @@ def check(config_path):
     long enough to be masked, and the dashboard's address. Every problem is reported as
     file:key: message — fix. Exit status 1 if any.
     """
-    from ..config import did_you_mean, find_config_path, load_plugin_configs, load_settings, runtime_problems, unique
+    import difflib
+
+    from ..config import (ENV_LABEL, did_you_mean, env_report, env_var_name, find_config_path, load_plugin_configs,
+                          load_settings, located, runtime_problems, unique)
     from ..errors import ConfigError, ConfigProblem, PluginError
     from ..hook_caller import HookCaller
     from ..plugin_manager import build_plugin_set
@@ -99,8 +102,9 @@ def check(config_path):
                                           f"{did_you_mean(info.name, installed)}check the name in `gobot plugins`"))
         else:
             problems.append(ConfigProblem(label, f"plugins.{info.name}", f"plugin '{info.name}' {info.reason}", "fix or disable the plugin"))
+    plugin_configs = {}
     try:
-        load_plugin_configs(settings, HookCaller(plugin_set.pm))
+        plugin_configs = load_plugin_configs(settings, HookCaller(plugin_set.pm))
     except ConfigError as exc:
         problems.extend(exc.problems)
     except PluginError as exc:  # e.g. a gobot_config_model that raises: still one line, never a traceback
@@ -109,19 +113,39 @@ def check(config_path):
         info = plugin_set.plugins.get(name)
         if info is None:
             hint = did_you_mean(name, installed)
+            from_env = {key.split(".", 2)[2]: var for key, (var, _raw) in settings.env_sources.items() if key.startswith(f"plugins.{name}.")}
+            if from_env and set(settings.plugin_sections[name]) <= set(from_env):  # a section only variables make
+                key, var = sorted(from_env.items())[0]
+                close = difflib.get_close_matches(name, sorted(installed), n=1)
+                hint = f"did you mean {env_var_name('plugins', close[0], key)}? " if close else ""
+                problems.append(ConfigProblem(ENV_LABEL, var, f"no installed plugin is called '{name}'", f"{hint}unset it, or install the plugin"))
+                continue
             fix = f"{hint}rename the section, or remove it" if hint else "remove the section or install the plugin"
             problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", fix))
     if core_ok:  # what `gobot start` checks next: the state folder, secrets in the environment, the dashboard
         problems.extend(runtime_problems(settings))
         problems.extend(_server_problems(settings))
+    disable_var = settings.env_sources.get("plugins.disable")
+    disable_at = f"{ENV_LABEL}:{disable_var[0]}" if disable_var else f"{label}:plugins.disable"
     for name in settings.plugins.disable:  # ignored, as `gobot start` ignores it; a typo would leave the plugin on
         if name not in installed:
-            click.secho(f"warning: {label}:plugins.disable: '{name}' matches no installed plugin and is ignored — fix: "
+            click.secho(f"warning: {disable_at}: '{name}' matches no installed plugin and is ignored — fix: "
                         f"{did_you_mean(name, installed)}check the name in `gobot plugins`", fg="yellow", err=True)
+    from_env = env_report(settings, plugin_configs)
     if problems:
-        _report(unique(problems))
+        _show_env(from_env)
+        _report(unique(located(settings, problems)))
     where = find_config_path(config_path) or "built-in defaults"
     click.echo(f"{where}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
+    _show_env(from_env)
+
+
+def _show_env(lines: list[str]) -> None:
+    """Which values came from GOBOT_<SECTION>__<KEY> variables (they win over the file)."""
+    if lines:
+        click.echo(f"From the environment (over the file; a command-line flag wins over both): {len(lines)} value(s)")
+        for line in lines:
+            click.echo(f"  {line}")
 
 
 def _installed_names(plugin_set) -> set[str]:
@@ -159,20 +183,27 @@ def _plugin_part(config_path):
     """Settings made of the file's [plugins] part alone, or None if even that is unusable."""
     from pydantic import ValidationError
 
-    from ..config import PluginsConfig, Settings, find_config_path, read_config, split_plugins
+    import os
+
+    from ..config import PluginsConfig, Settings, apply_env, env_overrides, find_config_path, read_config, split_plugins
     from ..errors import ConfigError
 
     path = find_config_path(config_path)
     try:
-        data = read_config(path)
+        data = read_config(path) if path is not None else {}
     except ConfigError:
         return None  # already reported by the core check (the file, its syntax)
-    core, sections, _ = split_plugins(data.get("plugins", {}), str(path))
+    overrides, _ = env_overrides(os.environ)  # their problems are reported by the core check
+    data, applied = apply_env(data, [o for o in overrides if o.path[0] == "plugins"])
+    core, sections, _ = split_plugins(data.get("plugins", {}), str(path) if path is not None else "(defaults)")
     try:
         settings = Settings(plugins=PluginsConfig.model_validate(core))
     except ValidationError:
         return None  # a [plugins] enable/disable mistake: already reported
-    settings.source, settings.base_dir, settings.plugin_sections = str(path), str(path.resolve().parent), sections
+    settings.source = str(path) if path is not None else None
+    settings.base_dir = str(path.resolve().parent) if path is not None else "."
+    settings.plugin_sections = sections
+    settings.env_sources = {o.key: (o.var, o.raw) for o in applied}
     return settings
 
 
