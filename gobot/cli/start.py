@@ -82,7 +82,10 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 
     check_runnable(settings)  # the state folder, secrets in the environment: as `gobot config check` reports them
     setup_logging(settings, verbose)
+    had_state = fresh and (settings.state_path / "state.json").exists()
     bot = Bot(settings, plugin_set, live=live, fresh=fresh)
+    if fresh:
+        click.echo(_fresh_note(settings.state_path, had_state, bot))
     if live:
         _go_live_gate(bot, skip_validation)
     mode = bot.environment.upper() if bot.environment == "live" else bot.environment  # paper, testnet or LIVE
@@ -96,6 +99,24 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     runner = Runner(bot, max_iterations, on_started=started)
     outcome = asyncio.run(_serve_and_run(runner, settings.server) if serve else runner.run())
     print_run_summary(bot.state, outcome.reason, table=not quiet)
+
+
+#: What a fresh run leaves in the state folder, as the --fresh line names it (only those present are named).
+_KEPT_ON_FRESH = (
+    ("archive.db", "the archive (archive.db)"), ("archive_outbox.jsonl", "the archive outbox"),
+    ("vision", "the vision answer cache and spend ledger (vision/)"), ("telegram-outbox.json", "the Telegram outbox"),
+    ("optimizer.db", "the optimizer's studies"), ("audit.jsonl", "the audit log"), ("gobot.log", "gobot.log"),
+    ("PAUSED", "the pause (PAUSED)"), ("runs", "earlier runs (runs/)"),
+)
+
+
+def _fresh_note(state_path, had_state: bool, bot) -> str:
+    """One line: what --fresh started afresh, and what it keeps in the state folder."""
+    kept = [what for name, what in _KEPT_ON_FRESH if (state_path / name).exists()]
+    if bot.state.positions or bot.state.open_orders:
+        kept.append(f"{len(bot.state.positions)} open position(s) and {len(bot.state.open_orders)} working order(s) (wall clock)")
+    start = "--fresh: a new run, the previous one's state archived in runs/" if had_state else "--fresh: a new run (none to archive)"
+    return f"{start}; kept: {', '.join(kept) if kept else 'nothing else'}."
 
 
 async def _serve_and_run(runner, server_config):
