@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gobot_hookspecs.metrics import MIN_RATIO_SAMPLE, enough_for_ratios
 
 from .backtest import BacktestRun
 
@@ -53,7 +54,7 @@ def data_rows(run: BacktestRun) -> list[dict[str, Any]]:
 def as_json(run: BacktestRun, metrics: dict[str, Any], *, trades: bool = True) -> dict[str, Any]:
     s = run.settings
     sim = run.simulation
-    clean = {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in metrics.items()}
+    clean = {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in _sampled(metrics).items()}
     return {
         "strategy": run.strategy,
         "params": run.params,
@@ -104,6 +105,17 @@ def group_reasons(vetoes: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(lines, key=lambda line: -line[1])
 
 
+def _enough(metrics: dict[str, Any]) -> bool:
+    return enough_for_ratios(metrics["trades"])
+
+
+def _sampled(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Sharpe, Sortino and Calmar only over the contract's minimum sample of closed trades (None below)."""
+    if _enough(metrics):
+        return metrics
+    return {**metrics, "sharpe": None, "sortino": None, "calmar": None}
+
+
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     pf = metrics.get("profit_factor")
     return [
@@ -114,8 +126,9 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("expectancy / trade", _num(metrics["expectancy"], "{:+.4f}")),
         ("return", f"{metrics['return_pct']:+.2f}%  ({metrics['start_equity']:,.2f} -> {metrics['end_equity']:,.2f})"),
         ("max drawdown", f"{metrics['max_drawdown_pct']:.2%}  ({metrics['max_drawdown']:,.2f})"),
-        ("Sharpe / Sortino", f"{_num(metrics['sharpe'])} / {_num(metrics['sortino'])}"),
-        ("Calmar", _num(metrics["calmar"])),
+        ("Sharpe / Sortino", f"{_num(metrics['sharpe'])} / {_num(metrics['sortino'])}" if _enough(metrics)
+         else f"— / — (n={metrics['trades']}; shown from {MIN_RATIO_SAMPLE} trades)"),
+        ("Calmar", _num(metrics["calmar"]) if _enough(metrics) else f"— (n={metrics['trades']})"),
         ("fees paid", f"{metrics['total_fees']:,.2f}"),
         ("avg holding", _num(metrics["avg_holding_seconds"] and metrics["avg_holding_seconds"] / 60, "{:.1f} min")),
         ("entries vetoed", str(metrics["vetoed_entries"])),

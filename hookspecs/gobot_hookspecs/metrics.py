@@ -23,9 +23,17 @@ neither a win nor a loss but counts in ``trades``):
   standard deviation, the downside deviation is √(Σ min(r, 0)² / n) (target return 0), the
   risk-free rate is 0, and P, the periods per year, is the number of returns divided by the span of
   the curve in years (365-day years: crypto trades every day). For a curve sampled every 15 minutes
-  P is 35,040; for a curve with a point per closed trade it is the observed trades per year. Short
-  samples annualise to large numbers: read them with the sample size. None with fewer than two
-  returns, a zero span, or no dispersion (no losing period, for Sortino).
+  P is 35,040; for a curve with a point per closed trade it is the observed trades per year. None
+  with fewer than two returns, a zero span, or no dispersion (no losing period, for Sortino).
+- **minimum sample**: :func:`trade_metrics` reports Sharpe and Sortino only for at least
+  :data:`MIN_RATIO_SAMPLE` (30) closed trades, and None below it; reports print "— (n=…)" instead
+  (:func:`ratio_text`). Why 30: a ratio of mean to dispersion estimated from n independent bets has
+  a standard error of about √((1 + SR²/2) / n) (Lo, 2002) — below ~30 it is as large as the ratio
+  itself — and annualising a short, dense sample multiplies that noise: two trades an hour apart
+  gave a Sharpe of −780,273. The count is of trades, not of curve points, because a curve marked to
+  market every cycle has many points but only as many independent outcomes as trades closed. The
+  curve functions (:func:`sharpe_ratio`, :func:`sortino_ratio`, :func:`calmar_ratio`) compute the
+  number for any curve; the gate is the reports' (the backtester applies it to Calmar too).
 - **annual return** = (last / first) ^ (1 / years) − 1 of the equity curve (compound growth over
   its span in 365-day years) and **Calmar** = annual return / max drawdown (as a fraction of the
   peak). None with a zero span, a non-positive first or last point, or (Calmar) no drawdown.
@@ -49,6 +57,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 SECONDS_PER_YEAR = 365 * 24 * 3600.0
+#: Closed trades a report needs before it shows Sharpe, Sortino (and Calmar); see the module docstring.
+MIN_RATIO_SAMPLE = 30
 #: Default confidence band edges: 0-0.5 in one band, then steps of 0.1.
 DEFAULT_CONFIDENCE_BANDS: tuple[float, ...] = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: The dimensions :func:`metrics_by` groups on.
@@ -257,12 +267,30 @@ def calmar_ratio(curve: EquityCurve) -> float | None:
     return growth / drawdown if growth is not None and drawdown > 0 else None
 
 
-def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve | None = None) -> TradeMetrics:
+def enough_for_ratios(trades: int, min_sample: int = MIN_RATIO_SAMPLE) -> bool:
+    """True when ``trades`` closed trades are enough to report Sharpe, Sortino and Calmar."""
+    return trades >= min_sample
+
+
+def ratio_text(value: float | None, trades: int, spec: str = "{:.2f}", min_sample: int = MIN_RATIO_SAMPLE) -> str:
+    """How a report prints Sharpe, Sortino or Calmar: the number, or "— (n=2)" below the minimum
+    sample (n = the closed trades behind it), or "—" when it is undefined (no dispersion)."""
+    if not enough_for_ratios(trades, min_sample):
+        return f"— (n={trades})"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return spec.format(value)
+
+
+def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve | None = None,
+                  min_sample: int = MIN_RATIO_SAMPLE) -> TradeMetrics:
     """Every metric of a set of trades, in one pass over them (fast enough for 100,000 trades).
 
     :param start_equity: the equity the trades' curve starts from (e.g. the run's initial capital).
     :param curve: an equity curve to take drawdown, Sharpe and Sortino from (e.g. the run's equity per
         cycle, marked to market); default: :func:`equity_curve` of the trades.
+    :param min_sample: Sharpe and Sortino are None for fewer closed trades than this
+        (:data:`MIN_RATIO_SAMPLE`; 0 computes them for any sample).
     """
     trades = list(trades)
     n = len(trades)
@@ -288,7 +316,7 @@ def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve
     if curve is None:
         curve = equity_curve(trades, start_equity)
     dd_abs, dd_pct = max_drawdown(curve)
-    sharpe, sortino = _annualised(returns(curve), periods_per_year(curve))
+    sharpe, sortino = _annualised(returns(curve), periods_per_year(curve)) if enough_for_ratios(n, min_sample) else (None, None)
     total = gross_profit - gross_loss
     avg_win = gross_profit / wins if wins else None
     avg_loss = -gross_loss / losses if losses else None

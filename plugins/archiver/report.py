@@ -211,6 +211,20 @@ def fmt(value: Any, kind: str = "num") -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+#: Metrics shown only over gobot_hookspecs.metrics.MIN_RATIO_SAMPLE closed trades, else "— (n=…)".
+SAMPLED_RATIOS = ("sharpe", "sortino", "calmar")
+
+
+def cell(metrics_row: dict[str, Any], key: str, kind: str) -> str:
+    """A metric of a row (summary, group, version) as text; Sharpe and Sortino below the minimum
+    sample as "— (n=2)", n being the row's closed trades."""
+    if key in SAMPLED_RATIOS:
+        value = metrics_row[key]
+        spec = "{:.0f}" if kind == "big" and value is not None and abs(value) >= 100 else "{:.2f}"
+        return metrics.ratio_text(value, metrics_row["trades"], spec)
+    return fmt(metrics_row[key], kind)
+
+
 def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.0f}m"
@@ -259,7 +273,7 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
         ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
         ("average P&L", fmt(s["avg_pnl"], "money")), ("expectancy", f"{fmt(s['expectancy'], 'money')} ({fmt(s['expectancy_r'], 'ratio')} R)"),
         ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"), ("fees", f"{s['total_fees']:.2f}"),
-        ("Sharpe", fmt(s["sharpe"], "ratio")), ("Sortino", fmt(s["sortino"], "ratio")),
+        ("Sharpe", cell(s, "sharpe", "ratio")), ("Sortino", cell(s, "sortino", "ratio")),
         ("avg holding", fmt(s["avg_holding_seconds"], "hold")), ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
     ]
     for left, right in zip(pairs[::2], pairs[1::2]):
@@ -276,7 +290,7 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
             table.add_column(header, justify="right")
         for row in rows:
             label = row["label_text"].removesuffix(" UTC")
-            table.add_row(x(label), *[_coloured(fmt(row[key], kind), key, row[key]) for _, key, kind in METRIC_COLUMNS])
+            table.add_row(x(label), *[_coloured(cell(row, key, kind), key, row[key]) for _, key, kind in METRIC_COLUMNS])
         console.print()
         console.print(table)
     console.print("[dim]exp. = expectancy per trade (= average P&L), R = expectancy in R multiples, maxDD in money, "
@@ -295,7 +309,7 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
         table.add_row("active from", *[_when(v["started_at"]) for v in versions])
         table.add_row("until", *[_when(v["ended_at"]) for v in versions])
         for header, key, kind in METRIC_COLUMNS[:-1]:
-            table.add_row(header, *[fmt(v["metrics"][key], kind) for v in versions])
+            table.add_row(header, *[cell(v["metrics"], key, kind) for v in versions])
         console.print()
         console.print(table)
 
@@ -365,7 +379,7 @@ def render_html(data: dict[str, Any]) -> str:
         ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
         ("expectancy", f"{fmt(s['expectancy'], 'money')} / {fmt(s['expectancy_r'], 'ratio')} R"),
         ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"),
-        ("Sharpe", fmt(s["sharpe"], "ratio")), ("Sortino", fmt(s["sortino"], "ratio")),
+        ("Sharpe", cell(s, "sharpe", "ratio")), ("Sortino", cell(s, "sortino", "ratio")),
         ("avg holding", fmt(s["avg_holding_seconds"], "hold")),
         ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
     ]
@@ -407,7 +421,7 @@ def render_html(data: dict[str, Any]) -> str:
         rows.append("<tr><td>until</td>" + "".join(f"<td>{e(_when(v['ended_at']))}</td>" for v in versions) + "</tr>")
         rows.append("<tr><td>why</td>" + "".join(f"<td>{e(v['reason'] or '')}</td>" for v in versions) + "</tr>")
         for header, key, kind in METRIC_COLUMNS[:-1]:
-            rows.append(f"<tr><td>{e(header)}</td>" + "".join(f"<td>{e(fmt(v['metrics'][key], kind))}</td>" for v in versions) + "</tr>")
+            rows.append(f"<tr><td>{e(header)}</td>" + "".join(f"<td>{e(cell(v['metrics'], key, kind))}</td>" for v in versions) + "</tr>")
         parts.append(f"<h2>Strategy versions side by side</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
 
     a = data["activity"]
@@ -440,7 +454,7 @@ def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
         for _, key, kind in METRIC_COLUMNS:
             value = row[key]
             cls = " class=pos" if key == "total_pnl" and isinstance(value, float) and value > 0 else " class=neg" if key == "total_pnl" and isinstance(value, float) and value < 0 else ""
-            cells.append(f"<td{cls}>{e(fmt(value, kind))}</td>")
+            cells.append(f"<td{cls}>{e(cell(row, key, kind))}</td>")
         ci = row["win_rate_ci"]
         cells.append(f"<td>{ci[0]:.0%}–{ci[1]:.0%}</td>" if ci else "<td>-</td>")
         body.append(f"<tr><td>{e(row['label_text'])}</td>{''.join(cells)}</tr>")
