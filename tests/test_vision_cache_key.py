@@ -105,3 +105,25 @@ def test_a_trailing_slash_on_the_endpoint_is_the_same_key():
     config = VisionConfig(model="llava")
     body = body_for(config)
     assert request_key(body, "http://127.0.0.1:11434/v1/") == request_key(body, "http://127.0.0.1:11434/v1")
+
+
+def test_vision_replay_reads_the_config_as_the_bot_does_variables_included(tmp_path, monkeypatch):
+    """The endpoint is part of the key: `gobot vision replay` must see GOBOT_PLUGINS__VISION__BASE_URL
+    and GOBOT_STATE_DIR as `gobot start` does, or it would look up (and ask) the wrong thing."""
+    from click.testing import CliRunner
+
+    from gobot.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GOBOT_CONFIG", raising=False)
+    (tmp_path / "config.toml").write_text('[plugins]\nenable = ["charts", "vision"]\n[plugins.vision]\nmodel = "llava"\n', encoding="utf-8")
+    monkeypatch.setenv("GOBOT_PLUGINS__VISION__BASE_URL", "http://127.0.0.1:11434/v1/")
+    monkeypatch.setenv("GOBOT_STATE_DIR", str(tmp_path / "elsewhere"))
+    result = CliRunner().invoke(cli, ["vision", "replay", "--list"])
+    assert result.exit_code != 0
+    assert f"no vision requests recorded in {tmp_path / 'elsewhere' / 'vision'}" in result.output
+
+    from gobot_plugins.vision import cli as vision_cli
+
+    config, root = vision_cli._load(None)
+    assert (config.model, config.base_url, root) == ("llava", "http://127.0.0.1:11434/v1", tmp_path / "elsewhere" / "vision")

@@ -81,10 +81,11 @@ class Vision:
         return VisionConfig
 
     @hookimpl
-    def gobot_register_commands(self, cli):
-        from .cli import vision
+    def gobot_register_commands(self, cli, load_config):
+        from . import cli as commands
 
-        cli.add_command(vision)
+        commands.LOAD_CONFIG = load_config  # the core's validated config: the file, GOBOT_<SECTION>__<KEY>, the defaults
+        cli.add_command(commands.vision)
 
     def _once(self, ctx, key: str, alert: Alert) -> None:
         if key not in self._said:

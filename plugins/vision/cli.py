@@ -19,12 +19,26 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+#: ``load_config`` from ``gobot_register_commands``: the configuration as ``gobot start`` sees it.
+LOAD_CONFIG: Any = None
+
+
 def _load(config_path: str | None) -> tuple[Any, Path]:
-    """The validated vision section and the cache folder, from --config, $GOBOT_CONFIG or ./config.toml."""
+    """The validated vision section and the cache folder, from --config, $GOBOT_CONFIG or ./config.toml.
+
+    Through the core's ``load_config`` when vision is enabled there, so ``GOBOT_PLUGINS__VISION__...``
+    and ``GOBOT_STATE_DIR`` apply as they do to the bot (the endpoint is part of the cache key: a
+    replay must ask, and look up, what the bot did); else from the file's own section."""
     from pydantic import ValidationError
 
     from .config import VisionConfig
 
+    if LOAD_CONFIG is not None:
+        view = LOAD_CONFIG(config_path)
+        config = view.plugin_config("vision")
+        if config is not None:
+            core = view.config
+            return config, (core.resolve(config.cache_dir) if config.cache_dir else core.state_path / "vision")
     path = Path(config_path) if config_path else Path(os.environ["GOBOT_CONFIG"]) if os.environ.get("GOBOT_CONFIG") else Path("config.toml")
     data: dict[str, Any] = {}
     if path.exists():
