@@ -16,7 +16,9 @@ def render_config(plugin_models: dict) -> str:
     parts = [
         "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
         "# Secrets (BINANCE_API_KEY, BINANCE_API_SECRET, OPENAI_API_KEY, TELEGRAM_TOKEN, GOBOT_DASHBOARD_TOKEN,\n"
-        "# GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n",
+        "# GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n"
+        "# Any key can be overridden from the environment: GOBOT_<SECTION>__<KEY>, e.g. GOBOT_TRADING__MAX_POSITION_USD=25,\n"
+        "# GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's, GOBOT_STATE_DIR; a command-line flag wins over both.\n",
         commented_toml(Settings, None),
         commented_toml(TradingConfig, "trading"),
         commented_toml(OrchestratorConfig, "orchestrator"),
