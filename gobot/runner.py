@@ -28,6 +28,10 @@ from .orchestrator import Bot, CycleAbandoned
 log = logging.getLogger(__name__)
 
 KILL_SWITCH_POLL_SECONDS = 2.0
+#: The logger the scheduler writes to: under "apscheduler" (WARNING and up reach gobot.log and
+#: stderr), with apscheduler's "skipped: maximum number of running instances reached" dropped —
+#: the Runner says that in its own words, once (see ``Runner._on_job_event``).
+SCHEDULER_LOGGER = "apscheduler.scheduler.gobot"
 MAX_CLOSE_OUT_CYCLES = 20  # then the run ends with a CRITICAL alert: the exchange must be looked at
 CLOSE_OUT_RETRY_SECONDS = 5.0  # wall clock: least time between two close-out cycles
 
@@ -53,6 +57,9 @@ class Runner:
         self._last_close_out = 0.0
         self.scheduler = None  # the AsyncIOScheduler of a wall-clock run, once it started
         self.optimizer_job = None  # its optimizer job, with [optimizer] scheduled
+        self.overruns = 0  # wall clock: cycles that took longer than loop_interval
+        self.skipped_starts = 0  # scheduled cycle starts dropped because the previous cycle still ran
+        self._skipping: dict[str, int] = {}  # job id -> starts skipped in the overrun going on now
 
     def _end(self, reason: str, finished: bool) -> None:
         if self.outcome is None:
@@ -204,12 +211,43 @@ class Runner:
             self.bot.beat()
             await asyncio.sleep(self.bot.settings.watchdog.heartbeat_interval)
 
+    def _on_job_event(self, event) -> None:
+        """APScheduler skipped a start because the job still runs (it never overlaps itself), or a
+        job ended. A cycle that outlasts ``loop_interval`` is said once a run as a WARNING (stderr
+        and gobot.log), every later one in gobot.log at INFO; apscheduler's own warning, repeated
+        at every skipped start, is filtered out (``SCHEDULER_LOGGER``)."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        job = event.job_id
+        if event.code != EVENT_JOB_MAX_INSTANCES:
+            skipped = self._skipping.pop(job, 0)
+            if skipped and job == "cycle":
+                log.info("the overrunning cycle ended; %d scheduled start%s skipped", skipped, "" if skipped == 1 else "s")
+            return
+        self._skipping[job] = self._skipping.get(job, 0) + 1
+        if job == "cycle":
+            self.skipped_starts += 1
+        if self._skipping[job] > 1:
+            return
+        interval = self.bot.settings.orchestrator.loop_interval
+        if job == "cycle":
+            self.overruns += 1
+            level = logging.WARNING if self.overruns == 1 else logging.INFO
+            log.log(level, "cycle %d is taking longer than loop_interval (%g s): the next cycle starts when it ends, not "
+                    "on schedule (cycles never overlap)%s", self.bot.state.iteration + 1, interval,
+                    "; later overruns are logged in gobot.log only" if self.overruns == 1 else "")
+        elif job == "optimizer":
+            log.info("the scheduled optimizer run is still going: its next scheduled start is skipped")
+        # "kill": the poll runs a close-out cycle, which takes as long as it takes; nothing to say
+
     async def _scheduled(self) -> None:
         """Wall-clock runs: APScheduler fires a cycle every ``loop_interval`` seconds."""
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
+        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC", logger=scheduler_logger())
+        scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.add_job(
             self._one_cycle,
             IntervalTrigger(seconds=self.bot.settings.orchestrator.loop_interval, timezone="UTC"),
@@ -220,7 +258,8 @@ class Runner:
             id="cycle",
         )
         # The kill switch is honoured between cycles too, not only when the next one is due.
-        scheduler.add_job(self._poll_kill_switch, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"), id="kill")
+        scheduler.add_job(self._poll_kill_switch, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"), id="kill",
+                          max_instances=1, coalesce=True, misfire_grace_time=None)  # late or skipped polls: no warnings
         if self.bot.settings.optimizer.scheduled:  # [optimizer] scheduled: see gobot/optimizer_job.py
             from .optimizer_job import optimizer_trigger, run_scheduled
 
@@ -234,3 +273,22 @@ class Runner:
                 await self._wake.wait()
         finally:
             scheduler.shutdown(wait=False)
+            if self.overruns:
+                log.info("%d cycle%s took longer than loop_interval (%g s); %d scheduled start%s skipped", self.overruns,
+                         "" if self.overruns == 1 else "s", self.bot.settings.orchestrator.loop_interval,
+                         self.skipped_starts, "" if self.skipped_starts == 1 else "s")
+
+
+class _SkippedStartFilter(logging.Filter):
+    """Drops apscheduler's 'Execution of job ... skipped: maximum number of running instances reached'."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in str(record.msg)
+
+
+def scheduler_logger() -> logging.Logger:
+    """``SCHEDULER_LOGGER``, with the filter that drops apscheduler's skipped-start warnings (installed once)."""
+    logger = logging.getLogger(SCHEDULER_LOGGER)
+    if not any(isinstance(f, _SkippedStartFilter) for f in logger.filters):
+        logger.addFilter(_SkippedStartFilter())
+    return logger

@@ -56,6 +56,13 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
         handler._gobot = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.INFO)
+    for name in QUIET_LIBRARIES:  # gobot.log at INFO is gobot's story; their warnings and errors still come through
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+#: Libraries whose INFO lines ("Added job", "Running job", "Context impl SQLiteImpl.", "Running upgrade ...")
+#: are not the bot's story: WARNING and up only.
+QUIET_LIBRARIES = ("apscheduler", "alembic")
 
 
 def plugin_commands() -> tuple[dict[str, click.Command], Exception | None]:
