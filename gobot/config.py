@@ -405,6 +405,9 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[list[EnvOverride], list[C
     for var in sorted(name for name in environ if _is_override(name)):
         raw = environ[var]
         if var in TOP_LEVEL_ENV:
+            if not raw.strip():  # e.g. a compose file's ${STATE_DIR} left unset: not "the config file's folder"
+                refuse(var, "is empty", "give the folder (an absolute path in a container), or unset it")
+                continue
             overrides.append(EnvOverride(var, (TOP_LEVEL_ENV[var],), raw))
             continue
         parts = [part.lower() for part in var[len(ENV_PREFIX):].split(ENV_SEPARATOR)]

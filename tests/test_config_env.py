@@ -101,6 +101,12 @@ def test_strategy_parameters_and_the_state_folder(tmp_path):
     assert settings.strategies == {"sma_rsi": {"fast": 12.0}} and settings.state_dir == "/var/lib/gobot"
 
 
+def test_an_empty_state_dir_variable_is_refused_not_taken_as_the_config_files_folder():
+    assert problems({"GOBOT_STATE_DIR": ""}) == [
+        "(environment):GOBOT_STATE_DIR: is empty — fix: give the folder (an absolute path in a container), or unset it",
+    ]
+
+
 def test_other_gobot_variables_are_not_overrides():
     settings = settings_from_dict({}, environ={"GOBOT_CONFIG": "x.toml", "GOBOT_DASHBOARD_TOKEN": "a" * 20,
                                                "GOBOT_OPTIMIZER_STORAGE": "sqlite://", "GOBOT_TEST_KILL_POINT": "x"})
