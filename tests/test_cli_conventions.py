@@ -215,3 +215,27 @@ def test_data_download_keeps_since_and_until_as_aliases():
     [command] = [c for p, c in COMMANDS if p == ("data", "download")]
     options = {p.name: p.opts for p in command.params}
     assert options["since"][:2] == ["--from", "--since"] and options["until"][:2] == ["--to", "--until"]
+
+
+# -- shell completion (docs/operations.md) -------------------------------------------------------------
+
+
+def test_clicks_shell_completion_completes_commands_plugin_commands_and_options(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    gobot = str(Path(sys.executable).parent / "gobot")
+    env = {k: v for k, v in os.environ.items() if k != "GOBOT_CONFIG"}
+    script = subprocess.run([gobot], env={**env, "_GOBOT_COMPLETE": "bash_source"}, capture_output=True, text=True, cwd=tmp_path)
+    assert script.returncode == 0 and "_gobot_completion()" in script.stdout
+
+    def complete(words: str) -> list[str]:
+        done = subprocess.run([gobot], capture_output=True, text=True, cwd=tmp_path,
+                              env={**env, "_GOBOT_COMPLETE": "bash_complete", "COMP_WORDS": words,
+                                   "COMP_CWORD": str(len(words.split()) - 1)})
+        assert done.returncode == 0, done.stderr
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+
+    assert complete("gobot re") == ["report", "resume"]  # `report` is the archiver plugin's
+    assert complete("gobot data download --f") == ["--from"]
