@@ -172,6 +172,8 @@ def test_a_plugin_failing_at_work_is_1_and_failing_to_set_up_is_2():
     assert exit_status(PluginError("binance", "ExchangeNotAvailable", hook="gobot_execute_order")) == 1
     assert exit_status(PluginError("binance", "start-up failed: no keys", hook="gobot_startup")) == 2
     assert exit_status(PluginError("crasher", "import failed")) == 2
+    assert exit_status(PluginError("broken", "ImportError: numpy missing", hook="gobot_register_strategies")) == 2
+    assert exit_status(PluginError("broken", "ZeroDivisionError: no equity", hook="gobot_size_position")) == 1
     assert exit_status(ConfigError([ConfigProblem("c.toml", "x", "unknown key")])) == 2
     assert exit_status(StartRefused("the kill switch is on")) == 2
 

@@ -107,10 +107,11 @@ def cli() -> None:
     """
 
 
-#: Hooks whose failure means the set-up is wrong (a plugin that cannot load, configure or start):
-#: exit status 2. A plugin failing in any other hook failed at work (an exchange unreachable
-#: during a download, ...): exit status 1.
-SETUP_HOOKS = frozenset({None, "gobot_config_model", "gobot_startup", "gobot_register_commands"})
+#: Hooks called while plugins load, register and start: a failure there means the set-up is wrong
+#: (a plugin that cannot load, configure or start; None = loading): exit status 2. A plugin failing
+#: in any other hook failed at work (an exchange unreachable during a download, ...): exit status 1.
+SETUP_HOOKS = frozenset({None, "gobot_config_model", "gobot_register_commands", "gobot_register_strategies", "gobot_clock",
+                         "gobot_rate_limit_policy", "gobot_environment", "gobot_startup"})
 
 
 def exit_status(error: GobotError) -> int:
