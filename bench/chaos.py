@@ -41,7 +41,7 @@ def main() -> int:
         table.add_column(column)
     for suite, figures in summed(rows).items():
         table.add_row(suite, ", ".join(f"{k} = {v}" for k, v in figures.items()))
-    Console().print(table)
+    Console(width=200).print(table)  # one line a suite: the figures are the point
     print("tests:", "passed" if done.returncode == 0 else f"FAILED (pytest exit {done.returncode})")
     return done.returncode
 
