@@ -16,12 +16,16 @@ import pluggy
 from gobot_hookspecs import CONTRACT_VERSION, PROJECT_NAME, specs
 
 from .errors import PluginError
+from .extras import DISTRIBUTION
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "gobot"
 #: The distribution that carries the hook contract; plugins declare the range they support on it.
 CONTRACT_DISTRIBUTION = "gobot-hookspecs"
+#: The core's own distribution (the PyPI name; ``gobot`` there is an unrelated project). Its built-ins
+#: ship with their contract, and those with heavy dependencies name an extra of it.
+CORE_DISTRIBUTION = DISTRIBUTION
 
 #: Built-in plugins that are on unless ``[plugins] disable`` lists them. Every other installed
 #: plugin (built-in or third-party) is off until ``[plugins] enable`` (or ``-p NAME``) lists it:
@@ -148,6 +152,9 @@ def build_plugin_set(
             info.reason = "disabled in config" if ep.name in disable else "not enabled (add to [plugins] enable)"
             if live and ep.name in SIMULATION_ONLY:
                 info.reason = "simulation only: off in live mode"
+            needs = missing_extra(ep)
+            if needs and ep.name not in disable:
+                info.reason = needs  # what it takes to use it, before anyone enables it
 
     for ep in points:
         info = plugins[ep.name]
@@ -191,7 +198,7 @@ def contract_mismatch(dist: importlib.metadata.Distribution | None) -> str | Non
     whose built-ins ship with the core) is not checked. Read from the metadata, before any import:
     a plugin built for another contract may not even import against this one.
     """
-    if dist is None or _canonical(dist.metadata["Name"] or "") == "gobot":
+    if dist is None or _canonical(dist.metadata["Name"] or "") == CORE_DISTRIBUTION:
         return None
     wanted = [spec for name, spec in map(_requirement, dist.requires or ()) if name == CONTRACT_DISTRIBUTION]
     if not wanted:
@@ -236,10 +243,53 @@ def _requirement(line: str) -> tuple[str, str]:
     return _canonical(match.group(1)), match.group(2).strip()
 
 
+def missing_extra(ep: importlib.metadata.EntryPoint) -> str | None:
+    """``needs: pip install 'DIST[EXTRA]'`` when the plugin's extra is not installed, else None.
+
+    A plugin with heavy dependencies names the extra of its distribution that brings them, in its
+    entry point (``vision = "gobot_plugins.vision:Vision [vision]"``). Each requirement of that
+    extra (``Requires-Dist: openai>=1.40; extra == "vision"``) must be installed at a matching
+    version. Read from the metadata, before anything is imported: a missing extra is one line, not
+    an ImportError traceback.
+    """
+    dist = getattr(ep, "dist", None)
+    extras = getattr(ep, "extras", None) or []
+    if dist is None or not extras:
+        return None
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing = []
+    for extra in extras:
+        for line in dist.requires or ():
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if requirement.marker is None or not requirement.marker.evaluate({"extra": extra}):
+                continue
+            if requirement.marker.evaluate({"extra": ""}):  # not specific to this extra
+                continue
+            try:
+                have = importlib.metadata.version(requirement.name)
+            except importlib.metadata.PackageNotFoundError:
+                missing.append(extra)
+                break
+            if requirement.specifier and not requirement.specifier.contains(have, prereleases=True):
+                missing.append(extra)
+                break
+    if not missing:
+        return None
+    return f"needs: pip install '{dist.metadata['Name']}[{','.join(missing)}]'"
+
+
 def _load_one(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
     mismatch = contract_mismatch(getattr(ep, "dist", None))
     if mismatch:
         _fail(info, mismatch)
+        return
+    needs = missing_extra(ep)
+    if needs:
+        _fail(info, needs)
         return
     try:
         plugin = ep.load()

@@ -126,7 +126,7 @@ def test_plugins_json_lists_every_builtin_with_status_distribution_and_hooks():
     assert set(DEFAULT_PLUGINS) <= set(rows)
     for name in DEFAULT_PLUGINS:
         assert rows[name]["status"] == "enabled"
-        assert rows[name]["distribution"] == "gobot"
+        assert rows[name]["distribution"] == "gobot-trading"
         assert all(hook.startswith("gobot_") for hook in rows[name]["hooks"]) and rows[name]["hooks"]
     assert "gobot_risk_check" in rows["risk_limits"]["hooks"]
 

@@ -155,7 +155,7 @@ def test_the_worked_examples_pass_their_own_tests(tmp_path):
 
 def builtin_plugin_models() -> dict[str, type[BaseModel]]:
     """Config models of every plugin the ``gobot`` distribution itself registers, enabled or not."""
-    builtins = [ep.name for ep in entry_points() if ep.dist is not None and ep.dist.metadata["Name"] == "gobot"]
+    builtins = [ep.name for ep in entry_points() if ep.dist is not None and ep.dist.metadata["Name"] == "gobot-trading"]
     plugin_set = build_plugin_set(enable=builtins)
     return dict(HookCaller(plugin_set.pm).collect_sync("gobot_config_model"))
 

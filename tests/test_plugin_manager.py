@@ -27,7 +27,7 @@ def test_builtins_are_all_enabled_by_default_from_the_gobot_distribution():
     assert sorted(plugin_set.enabled) == sorted(DEFAULT_PLUGINS)
     for name in DEFAULT_PLUGINS:
         info = plugin_set.plugins[name]
-        assert (info.status, info.distribution, info.reason) == ("enabled", "gobot", "")
+        assert (info.status, info.distribution, info.reason) == ("enabled", "gobot-trading", "")
         assert info.hooks, f"{name} implements no hook"
     assert plugin_set.failures == []
 

@@ -91,7 +91,7 @@ SHORT_HELP = {
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="gobot")
+@click.version_option(package_name="gobot-trading")
 def cli() -> None:
     """gobot: a plugin-based trading bot. Safe by default: with no keys it trades on paper,
     on bundled market data.
