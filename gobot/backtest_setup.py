@@ -17,7 +17,7 @@ from .backtest import ExecutionSettings, Gate, SimpleGate, Sizing
 from .config import Settings, load_plugin_configs
 from .errors import GobotError
 from .hook_caller import HookCaller
-from .market_data import DataError, Series, load_series, read_markets, series_from_file
+from .market_data import DataError, Series, data_dir_or_bundled, load_series, read_markets, series_from_file
 from .plugin_manager import PluginSet
 from .strategy_params import check_params, configured_params
 
@@ -89,7 +89,8 @@ class BacktestSetup:
 
     @property
     def data_dir(self) -> Path:
-        return self.settings.resolve(self.settings.backtest.data_dir)
+        configured = self.settings.backtest.data_dir  # no data/ folder here: the bundled demo market
+        return data_dir_or_bundled(configured, self.settings.resolve(configured))
 
     def series(self, data: Iterable[str] = (), timeframe: str | None = None, start_ms: int | None = None,
                end_ms: int | None = None) -> list[Series]:

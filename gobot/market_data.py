@@ -19,6 +19,7 @@ or a symbol is absent, the defaults are safe for a simulation: no rounding and n
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -36,6 +37,10 @@ from .errors import GobotError
 TIMEFRAMES = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
               "6h": 21600, "12h": 43200, "1d": 86400}
 HEADER = "timestamp_ms,open,high,low,close,volume"
+#: The bundled synthetic demo market: package data of gobot (``data/`` of the repository).
+BUNDLED_PACKAGE = "gobot.demo_data"
+#: The default data folder; when it does not exist, the bundled demo market is read instead.
+DEFAULT_DATA_DIR = "data"
 MARKETS_FILE = "markets.json"
 _FILE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)(?:_(?P<settle>[A-Z0-9]+))?-(?P<tf>\d+[mhd])\.csv$")
 
@@ -277,6 +282,22 @@ def market_rules(market: dict[str, Any], label: str = MARKETS_FILE) -> MarketRul
         min_notional=number("limits", "cost", "min"),
         source="markets.json",
     )
+
+
+def bundled_data_dir() -> Path | None:
+    """The folder of the bundled synthetic candles (BTC/USDT and ETH/USDT, 5m) shipped in the wheel, or None."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / "BTC_USDT-5m.csv").is_file():
+            return Path(location)
+    return None
+
+
+def data_dir_or_bundled(configured: str, resolved: Path) -> Path:
+    """``resolved``, unless it is the default folder and missing: then the bundled demo market (if shipped)."""
+    if configured == DEFAULT_DATA_DIR and not resolved.exists():
+        return bundled_data_dir() or resolved
+    return resolved
 
 
 def load_series(data_dir: Path, symbol: str, timeframe: str, *, start_ms: int | None = None, end_ms: int | None = None,

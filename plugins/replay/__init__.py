@@ -3,7 +3,8 @@
 Reads ``<data_dir>/<BASE>_<QUOTE>-<timeframe>.csv`` with the header
 ``timestamp_ms,open,high,low,close,volume`` (what ``gobot data synth`` writes, and ``gobot data download`` once an exchange plugin
 provides it). When no file has the configured timeframe, a finer one is resampled up. A cycle sees
-only candles that have closed at the clock's time: no lookahead.
+only candles that have closed at the clock's time: no lookahead. When ``data_dir`` is left at its
+default and there is no such folder, the synthetic demo market bundled with gobot is replayed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
 
-from .data import TIMEFRAMES, find_candles
+from .data import TIMEFRAMES, bundled_data_dir, find_candles
 
 NAME = "replay"
 
@@ -65,6 +66,11 @@ class Replay:
         if self.config.timeframe not in TIMEFRAMES:
             raise ValueError(f"[plugins.replay] timeframe '{self.config.timeframe}' is not one of {', '.join(TIMEFRAMES)}")
         self.data_dir = Path(ctx.config.resolve(self.config.data_dir))
+        default = ReplayConfig.model_fields["data_dir"].default
+        if self.config.data_dir == default and not self.data_dir.exists():
+            bundled = bundled_data_dir()  # no data/ here: the synthetic demo market shipped with gobot
+            if bundled is not None:
+                self.data_dir = bundled
         for symbol in ctx.config.trading.symbols:
             self.candles[symbol] = find_candles(self.data_dir, symbol, self.config.timeframe)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 from gobot_hookspecs import Candles
@@ -10,6 +11,26 @@ from gobot_hookspecs import Candles
 #: Timeframe name -> seconds.
 TIMEFRAMES = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400}
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+#: Where the bundled synthetic demo market lives: inside gobot's wheel (``data/`` of the repository).
+BUNDLED_PACKAGE = "gobot.demo_data"
+
+
+def bundled_data_dir() -> Path | None:
+    """The folder of the bundled synthetic demo candles (BTC/USDT and ETH/USDT, 5m), or None.
+
+    They ship as package data of gobot, so ``gobot start`` in an empty folder runs the demo
+    without writing anything there. Only a location is looked up: nothing of the core is used.
+    """
+    try:
+        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / "BTC_USDT-5m.csv").is_file():
+            return Path(location)
+    return None
 
 
 def file_name(symbol: str, timeframe: str) -> str:
