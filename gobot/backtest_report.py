@@ -6,6 +6,7 @@ inline SVG (the same approach as the archiver's ``gobot report --html``: no netw
 from __future__ import annotations
 
 import html
+import importlib.util
 import io
 import math
 import re
@@ -250,8 +251,15 @@ def plots(run: BacktestRun) -> dict[str, str]:
     return {"equity": svg, "markers_left_out": str(len(trades) - len(shown))}
 
 
+#: Said in the report instead of the plot when matplotlib is not installed (the extra ``plots``).
+NO_PLOTS = "The equity plot needs matplotlib: pip install 'gobot-trading[plots]'."
+
+
 def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path) -> Path:
-    drawn = plots(run)
+    if importlib.util.find_spec("matplotlib") is None:  # the core install: the tables only
+        drawn = {"equity": f"<p class=note>{html.escape(NO_PLOTS)}</p>", "markers_left_out": "0"}
+    else:
+        drawn = plots(run)
     e = html.escape
     params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
     parts = [

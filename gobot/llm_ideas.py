@@ -62,6 +62,9 @@ def check_params(strategy: Strategy, proposed: Any, current: dict[str, float]) -
 
 class LlmIdeas:
     def __init__(self, model: str, base_url: str = "", *, timeout: float = 60.0):
+        from .extras import require
+
+        require("optimize", "openai", "gobot optimize --llm")
         self.model, self.base_url, self.timeout = model, base_url, timeout
         self._client = None
 

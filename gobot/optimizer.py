@@ -272,6 +272,10 @@ def storage(url: str):
     """An Optuna RDB storage with heartbeats (a crashed worker's trial is failed and retried)."""
     import warnings
 
+    from .extras import require
+
+    require("optimize", "optuna", "gobot optimize")
+
     import optuna
     from optuna import storages
 
@@ -338,6 +342,9 @@ class Optimization:
                  gate_factory: Callable[[dict[str, float]], Gate], options: OptimizerConfig, *,
                  baseline_params: dict[str, float], storage_url: str, study_name: str = "", path: str = "auto",
                  ideas: Any = None, say: Say = print):
+        from .extras import require
+
+        require("optimize", "optuna", "gobot optimize")
         if not strategy.parameters:
             raise OptimizerError(f"strategy '{strategy.name}' declares no parameters to optimise")
         self.strategy, self.series, self.execution = strategy, series, execution

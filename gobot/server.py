@@ -38,7 +38,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable
 
-from aiohttp import web
+try:
+    from aiohttp import web
+except ModuleNotFoundError:  # the core install: `--serve` needs the extra [server] (check_bind says so)
+    web = None  # type: ignore[assignment]
 
 from . import observe
 from .errors import StartRefused
@@ -105,7 +108,12 @@ def token_weakness(token: str) -> str:
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse to serve a non-loopback address without a strong token (checked before the bot starts)."""
+    """Refuse to serve a non-loopback address without a strong token (checked before the bot starts),
+    and refuse to serve at all without aiohttp (the extra [server])."""
+    if web is None:
+        from .extras import require
+
+        require("server", "aiohttp", "the dashboard server (gobot start --serve, [server] enabled)")
     if is_loopback(host):
         return
     if not token:
@@ -618,7 +626,7 @@ class DashboardServer:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
 
-    @web.middleware
+    @(web.middleware if web is not None else (lambda handler: handler))
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
         try:
             self._check(request)

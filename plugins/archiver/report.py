@@ -6,6 +6,7 @@ file whose plots are inline SVG drawn by matplotlib (no network, no external fil
 from __future__ import annotations
 
 import html
+import importlib.util
 import io
 import json
 import math
@@ -390,10 +391,13 @@ def render_html(data: dict[str, Any]) -> str:
         f"generated {e(_when(data['generated_at']))} UTC</p>",
         "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis) + "</div>",
     ]
-    plots = make_plots(data)
-    parts.append("<h2>Equity and drawdown</h2><div class=plot>" + plots["equity"] + "</div><div class=plot>" + plots["drawdown"] + "</div>")
-    parts.append("<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
-                 + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
+    if importlib.util.find_spec("matplotlib") is None:  # the core install: tables only
+        parts.append(f"<p class=muted>{e(NO_PLOTS)}</p>")
+    else:
+        plots = make_plots(data)
+        parts.append("<h2>Equity and drawdown</h2><div class=plot>" + plots["equity"] + "</div><div class=plot>" + plots["drawdown"] + "</div>")
+        parts.append("<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
+                     + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
 
     parts.append(f"<h2>Patterns</h2><p class=muted>Each claim is over at least {data['min_pattern_trades']} trades, "
                  "with a 95% Wilson interval for its win rate; coloured claims are unlikely to be chance.</p>")
@@ -459,6 +463,10 @@ def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
         cells.append(f"<td>{ci[0]:.0%}–{ci[1]:.0%}</td>" if ci else "<td>-</td>")
         body.append(f"<tr><td>{e(row['label_text'])}</td>{''.join(cells)}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+#: Said in the report instead of the plots when matplotlib is not installed (the extra ``plots``).
+NO_PLOTS = "The plots (equity, drawdown, P&L by hour and by confidence band) need matplotlib: pip install 'gobot-trading[plots]'."
 
 
 def make_plots(data: dict[str, Any]) -> dict[str, str]:
