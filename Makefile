@@ -10,14 +10,19 @@ BIN    := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Runtime install (editable): the light contract first, then gobot with its built-in plugins.
+# The core install (editable): the light contract, then gobot-trading with its built-in plugins and the
+# dependencies of the demo only (replay, paper, risk, sizing, console, the archiver on SQLite, backtest).
+# (An environment made before the rename holds the distribution "gobot": removed, with its build metadata,
+# or both would provide every plugin.)
 $(VENV)/.runtime: $(BIN)/python pyproject.toml hookspecs/pyproject.toml
+	$(BIN)/pip uninstall --quiet --disable-pip-version-check -y gobot 2>/dev/null; rm -rf gobot.egg-info
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ./hookspecs -e .
 	touch $@
 
-# The custom risk plugin example is installed like a user's plugin (tests/test_example_risk_plugin.py).
+# Everything the tests touch: every extra ([all]: binance, vision, telegram, optimize, server, ...), the
+# dev tools; the custom risk plugin example is installed like a user's plugin (tests/test_example_risk_plugin.py).
 $(VENV)/.dev: $(VENV)/.runtime examples/gobot-risk-max-spread/pyproject.toml
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,postgres]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[all,dev]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e examples/gobot-risk-max-spread
 	touch $@
 
@@ -52,4 +57,4 @@ chaos: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/python bench/chaos.py
 
 clean:
-	rm -rf $(VENV) gobot_state .pytest_cache
+	rm -rf $(VENV) gobot_state .pytest_cache *.egg-info hookspecs/*.egg-info
