@@ -111,13 +111,13 @@ name = "$dist"
 version = "0.1.0"
 description = "gobot plugin '$name': $what"
 readme = "README.md"
-requires-python = ">=3.10"
+requires-python = ">=3.11"
 # The hook contract is the only runtime dependency; its range is the contract this plugin is
 # built for, and gobot refuses to load the plugin under a contract outside it.
 dependencies = ["gobot-hookspecs$contract"]
 
 [project.optional-dependencies]
-test = ["gobot", "pytest>=8"]
+test = ["gobot-trading", "pytest>=8"]  # gobot-trading: the gobot command and its pytest fixtures
 
 # The entry-point name is the plugin's name everywhere: `[plugins] enable = ["$name"]`,
 # `gobot start -p $name`, the `[plugins.$name]` config section.
