@@ -127,7 +127,7 @@ def test_rows_the_archive_lost_are_found_at_start(tmp_path, synthetic_data_dir):
 
 @pytest.mark.slow
 def test_damaged_outbox_lines_are_quarantined_and_the_rest_stored(tmp_path, synthetic_data_dir):
-    pytest.importorskip("psycopg", reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot[postgres]'")
+    pytest.importorskip("psycopg", reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot-trading[postgres]'")
     config = write_config(tmp_path, synthetic_data_dir, "postgresql+psycopg://postgres@127.0.0.1:9/test")  # nothing listens
     state = tmp_path / "state"
     first = start(config, "--max-iterations", "15")

@@ -398,5 +398,5 @@ def _check_driver(url: str) -> None:
     except ArgumentError:
         raise ValueError("[plugins.archiver] database_url is not a database URL, e.g. sqlite:///archive.db") from None
     except (NoSuchModuleError, ImportError) as exc:
-        hint = " (pip install 'gobot[postgres]')" if url.startswith("postgres") else ""
+        hint = " (pip install 'gobot-trading[postgres]')" if url.startswith("postgres") else ""
         raise ValueError(f"[plugins.archiver] database_url needs a driver that is not installed{hint}: {exc}") from None

@@ -26,7 +26,7 @@ def _postgres_problem() -> str | None:
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        return "the psycopg driver is not installed (pip install 'gobot[postgres]'; `make test` does)"
+        return "the psycopg driver is not installed (pip install 'gobot-trading[postgres]'; `make test` does)"
     from sqlalchemy import create_engine, text
 
     engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})

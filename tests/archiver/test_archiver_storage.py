@@ -194,7 +194,7 @@ def test_a_locked_database_never_blocks_the_loop_raises_an_alert_and_loses_nothi
 
 
 def test_an_unreachable_database_at_start_keeps_events_for_the_next_start(replay_bot, run_bot, database_url, alerts, open_store, tmp_path):
-    pytest.importorskip("psycopg", reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot[postgres]'")
+    pytest.importorskip("psycopg", reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot-trading[postgres]'")
     down = "postgresql+psycopg://postgres@127.0.0.1:9/test"  # the discard port: nothing listens
     bot = replay_bot(config={"plugins": {"archiver": {"database_url": down, "write_timeout_seconds": 1}}},
                      plugins=[("alerts", alerts)])
