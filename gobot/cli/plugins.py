@@ -22,7 +22,9 @@ def plugins(ctx, config_path, enable, disable, as_json):
 
     Status is enabled, disabled (with the reason) or failed (with the error). Built-in
     defaults are on unless [plugins] disable lists them; other plugins are off until
-    [plugins] enable (or -p NAME) lists them.
+    [plugins] enable (or -p NAME) lists them. A plugin whose extra is not installed says
+    what to install ("needs: pip install 'gobot-trading[vision]'"), and fails with that line
+    when enabled.
 
     `gobot plugins new NAME --kind signal` writes a new plugin distribution to start from.
     """
