@@ -40,9 +40,9 @@ def _every_builtin_enabled() -> str:
     import tempfile
     from pathlib import Path
 
-    from gobot.plugin_manager import entry_points
+    from gobot.plugin_manager import CORE_DISTRIBUTION, entry_points
 
-    names = sorted({ep.name for ep in entry_points() if ep.dist is not None and ep.dist.name == "gobot"})
+    names = sorted({ep.name for ep in entry_points() if ep.dist is not None and ep.dist.name == CORE_DISTRIBUTION})
     import atexit
     import shutil
 
