@@ -29,6 +29,10 @@ def optimizer_trigger(schedule: str):
     """``weekly``, ``daily`` or a crontab line (UTC) as an APScheduler trigger."""
     from apscheduler.triggers.cron import CronTrigger
 
+    from .extras import require
+
+    require("optimize", "optuna", "[optimizer] schedule (the scheduled optimizer)")  # said at start, not a week later
+
     line = SCHEDULES.get(schedule.strip().lower(), schedule)
     fields = line.split()
     if len(fields) == 5:  # cron counts weekdays from Sunday = 0 (or 7); APScheduler 3 from Monday: use names

@@ -199,9 +199,11 @@ def test_a_plugin_whose_extra_is_missing_says_what_to_install(core_venv, empty_f
     assert enabled.returncode == 2
     assert enabled.stderr.strip() == "Error: plugin 'vision' (distribution gobot-trading): needs: pip install 'gobot-trading[vision]'"
 
-    serve = core_venv.gobot("start", "--serve", "--max-iterations", "1", cwd=empty_folder)
-    assert serve.returncode == 2 and "Traceback" not in serve.stderr
-    assert "needs: pip install 'gobot-trading[server]'" in serve.stderr
+    for args, extra in ((("start", "--serve", "--max-iterations", "1"), "server"),
+                        (("optimize", "--strategy", "sma_rsi", "--max-iterations", "1"), "optimize")):
+        done = core_venv.gobot(*args, cwd=empty_folder)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert f"needs: pip install 'gobot-trading[{extra}]'" in done.stderr
 
 
 # -- docs that run: the worked example of docs/plugins.md and the scaffold, pip-installed ---------

@@ -253,7 +253,10 @@ class RedisStore:
     shared = True
 
     def __init__(self, url: str, prefix: str = "gobot:budget:"):
-        import redis
+        try:
+            import redis
+        except ModuleNotFoundError:  # the redis client comes with gobot-trading's extra [redis]
+            raise RuntimeError("a budget shared through Redis needs: pip install 'gobot-trading[redis]'") from None
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
