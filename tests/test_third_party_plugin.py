@@ -4,7 +4,6 @@ environment beside gobot, listed, used by a replay with nothing but ``enable``, 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,9 @@ def plugin_rows(venv, cwd) -> dict[str, dict]:
 
 @pytest.fixture
 def bot_folder(tmp_path):
-    """A folder as a user has it: the bundled market data, and a config that only enables the plugin."""
+    """A folder as a user has it: a config that only enables the plugin, no data (the bundled market is replayed)."""
     folder = tmp_path / "bot"
     folder.mkdir()
-    os.symlink(ROOT / "data", folder / "data")
     (folder / "config.toml").write_text('[plugins]\nenable = ["bollinger"]\n', encoding="utf-8")
     return folder
 

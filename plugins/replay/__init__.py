@@ -25,7 +25,8 @@ NAME = "replay"
 class ReplayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    data_dir: str = Field("data", description="folder of OHLCV CSV files, relative to the config file")
+    data_dir: str = Field("data", description="folder of OHLCV CSV files, relative to the config file; while the "
+                          "default folder does not exist, the synthetic demo market bundled with gobot")
     timeframe: str = Field("5m", description="candle size the strategies see (1m 5m 15m 30m 1h 4h 1d)")
     warmup_candles: int = Field(200, ge=1, description="candles of history before the first cycle")
     lookback_candles: int = Field(200, ge=2, description="candles handed to the scan each cycle")
