@@ -90,7 +90,12 @@ class PluginSet:
         if failed:
             first, others = failed[0], [info.name for info in failed[1:]]
             also = f"; also failed: {', '.join(others)} (see `gobot plugins`)" if others else ""
-            raise PluginError(first.name, first.reason + also, first.distribution or None)
+            hint = ""
+            if first.reason.startswith("enabled but not installed"):  # a misspelt name, most likely
+                known = [name for name, info in self.plugins.items() if not info.reason.startswith("enabled but not installed")]
+                close = difflib.get_close_matches(first.name, sorted(known), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise PluginError(first.name, first.reason + hint + also, first.distribution or None)
 
     def implementers(self, hook_name: str) -> list[str]:
         return [impl.plugin_name for impl in getattr(self.pm.hook, hook_name).get_hookimpls()]

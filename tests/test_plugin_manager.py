@@ -141,6 +141,14 @@ def test_enabling_a_name_that_is_not_installed_fails():
     assert "not installed" in info.reason
 
 
+def test_starting_with_a_misspelt_plugin_name_suggests_the_installed_one():
+    from gobot.errors import PluginError
+
+    with pytest.raises(PluginError) as refused:
+        build_plugin_set(enable=["archivr"]).raise_for_failures()
+    assert "enabled but not installed (no such entry point); did you mean 'archiver'?" in str(refused.value)
+
+
 def test_live_mode_blocks_the_paper_executor():
     plugin_set = build_plugin_set(live=True)
     info = plugin_set.plugins["paper"]
