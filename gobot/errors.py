@@ -46,5 +46,9 @@ class PluginError(GobotError):
         super().__init__(f"{where}: {message}")
 
 
-class StartRefused(GobotError):
+class Refused(GobotError):
+    """A command will not do what was asked, and says why (a file it would overwrite, ...): exit status 2."""
+
+
+class StartRefused(Refused):
     """``gobot start`` will not run, and says why (kill switch, live without a risk plugin, ...)."""

@@ -151,7 +151,7 @@ def test_a_hostile_config_is_refused_by_check_and_start_alike(tmp_path, name, te
     started = _gobot(["start", *args, "--max-iterations", "1", "--quiet"], tmp_path, env)
     HOSTILE_SEEN["tracebacks"] += ("Traceback" in checked.stderr) + ("Traceback" in started.stderr)
     assert "Traceback" not in checked.stderr + started.stderr, (checked.stderr, started.stderr)
-    assert checked.returncode == 1 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-1500:])
+    assert checked.returncode == 2 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-1500:])
     line = f"{label}:{key}: "
     assert any(problem.startswith(line) and " — fix: " in problem for problem in checked.stderr.splitlines()), checked.stderr
     if key == "server.host":  # start says it in the dashboard's own words (gobot/server.py check_bind)

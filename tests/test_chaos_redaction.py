@@ -112,7 +112,7 @@ def test_a_secret_of_four_characters_is_refused_at_start_with_one_line(tmp_path)
             "in logs and alerts without also masking ordinary data (a year in a date, a price) — fix: use a random value of "
             "at least 12 characters with letters in it, e.g. `openssl rand -hex 16`")
     assert (started.returncode, started.stderr.splitlines()) == (2, [f"Error: {line}"])
-    assert (checked.returncode, checked.stderr.splitlines()) == (1, [line])
+    assert (checked.returncode, checked.stderr.splitlines()) == (2, [line])
     assert not (tmp_path / "gobot_state").exists()
 
 

@@ -20,8 +20,8 @@ from gobot.cli import cli, main
 #: Values for required options and arguments, so a command gets as far as reading its config.
 SAMPLES = {"symbols": "BTC/USDT", "since": "2025-01-01", "start": "2025-01-01", "reason": "test", "name": "probe", "kind": "signal"}
 
-#: Commands that read the config but whose job is to judge it: they report a bad config as their
-#: verdict (exit 1, every problem on its own line), like `gobot validate` reports a failing check.
+#: Commands that read the config and whose job is to judge it: every problem on its own line (not
+#: one "Error:" line), exit status 2 like any command given that config.
 JUDGES_THE_CONFIG = {("config", "check")}
 
 
@@ -152,9 +152,9 @@ def test_a_bad_config_from_the_environment_exits_2_with_one_line(path, command, 
     assert len(err.splitlines()) == 1 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key"), err
 
 
-def test_judging_the_config_is_a_verdict_not_an_error(broken_config):
+def test_config_check_lists_every_problem_and_exits_2(broken_config):
     code, out, err = invoke("config", "check", "--config", str(broken_config))
-    assert code == 1 and "loop_intervall" in out + err
+    assert code == 2 and "loop_intervall" in out + err
 
 
 # -- runtime failures: exit status 1 ---------------------------------------------------------------
@@ -172,11 +172,19 @@ RUNTIME_FAILURES = {
     "alerts test": lambda tmp_path: ("alerts", "test", "--disable", "console"),  # no channel delivered anything
     "watchdog": lambda tmp_path: ("watchdog", "--once"),  # no heartbeat
     "report": lambda tmp_path: ("report", "--database-url", f"sqlite:///{tmp_path / 'none.db'}"),  # no archive
-    "plugins new": _existing_plugin_folder,  # the folder exists already
     # the exchange is unreachable: a plugin failing at work, not a set-up problem
     "data download": lambda tmp_path: ("data", "download", "--symbol", "BTC/USDT", "--from", "2025-01-01", "--to", "2025-01-02",
                                        "--api-url", "http://127.0.0.1:9", "--out", str(tmp_path / "data")),
 }
+
+
+def test_refusing_to_overwrite_is_a_refusal_and_exits_2(tmp_path):
+    """`gobot init` on an existing config.toml and `gobot plugins new` on an existing folder refuse,
+    as `gobot start` refuses with the kill switch on: what was asked cannot be done as asked."""
+    (tmp_path / "config.toml").write_text("# mine\n", encoding="utf-8")
+    for command in (("init", "--config", str(tmp_path / "config.toml")), _existing_plugin_folder(tmp_path)):
+        code, out, err = invoke(*command)
+        assert code == 2 and ("exists" in err) and "Traceback" not in out + err, (command, out, err)
 
 
 @pytest.mark.parametrize("name", sorted(RUNTIME_FAILURES))

@@ -111,7 +111,7 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
 def test_plugin_section_is_validated_against_the_plugins_model(tmp_path):
     write(tmp_path / "config.toml", "[plugins.paper]\nfee_percent = -1\n")
     result = config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "config.toml:plugins.paper.fee_percent: Input should be greater than or equal to 0 — fix: fee per fill, % of notional; default 0.1"
     ]
@@ -120,7 +120,7 @@ def test_plugin_section_is_validated_against_the_plugins_model(tmp_path):
 def test_section_of_a_plugin_that_is_not_installed_is_reported(tmp_path):
     write(tmp_path / "config.toml", "[plugins.pager_duty]\nchat = 1\n")
     result = config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "config.toml:plugins.pager_duty: no installed plugin has this name — fix: remove the section or install the plugin"
     ]
@@ -134,7 +134,7 @@ def test_a_scalar_under_plugins_is_reported(tmp_path):
 def test_config_check_reports_core_and_plugin_problems_together_one_per_line(tmp_path):
     write(tmp_path / "config.toml", "[orchestrator]\nloop_interval = 0\n[plugins.paper]\nfee_percent = -1\n[plugins.pager_duty]\n")
     result = config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert [line.split(":")[1] for line in lines] == ["orchestrator.loop_interval", "plugins.paper.fee_percent", "plugins.pager_duty"]
     assert all(line.startswith("config.toml:") and " — fix: " in line for line in lines)
@@ -144,7 +144,7 @@ def test_config_check_names_a_broken_enabled_plugin(tmp_path, installed_plugin):
     installed_plugin("crasher", 'raise RuntimeError("boom")\n', dist="gobot-crasher")
     write(tmp_path / "config.toml", '[plugins]\nenable = ["crasher", "telegarm"]\n')
     result = config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "config.toml:plugins.crasher: plugin 'crasher' import failed: RuntimeError: boom — fix: fix or disable the plugin",
         "config.toml:plugins.enable: plugin 'telegarm' enabled but not installed (no such entry point) — fix: did you mean 'telegram'? check the name in `gobot plugins`",
@@ -154,7 +154,7 @@ def test_config_check_names_a_broken_enabled_plugin(tmp_path, installed_plugin):
 def test_an_unknown_plugin_name_in_enable_suggests_the_installed_one(tmp_path):
     write(tmp_path / "config.toml", '[plugins]\nenable = ["archivr"]\n')
     result = config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "config.toml:plugins.enable: plugin 'archivr' enabled but not installed (no such entry point) — fix: did you mean 'archiver'? check the name in `gobot plugins`",
     ]
@@ -163,7 +163,7 @@ def test_an_unknown_plugin_name_in_enable_suggests_the_installed_one(tmp_path):
 def test_a_section_of_a_misspelled_plugin_suggests_the_installed_one(tmp_path):
     write(tmp_path / "config.toml", '[plugins.telegarm]\nparse_mode = "HTML"\n')
     result = config_check()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "config.toml:plugins.telegarm: no installed plugin has this name — fix: did you mean 'telegram'? rename the section, or remove it",
     ]
@@ -192,7 +192,7 @@ def test_config_check_never_prints_a_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "gobot", "config", "check", "--config", "broken.toml"], cwd=tmp_path, capture_output=True, text=True
     )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.startswith("broken.toml:(syntax): ")
     assert len(done.stderr.splitlines()) == 1
     assert "Traceback" not in done.stderr
@@ -290,8 +290,10 @@ def test_init_writes_the_same_text_it_prints(tmp_path):
 def test_init_does_not_overwrite_without_force(tmp_path):
     write(tmp_path / "config.toml", "# mine\n")
     result = CliRunner().invoke(cli, ["init"])
-    assert result.exit_code == 1
-    assert "exists; use --force" in result.stderr
+    from gobot.cli import exit_status
+
+    assert exit_status(result.exception) == 2  # one line and status 2 through main()
+    assert "exists; use --force" in str(result.exception)
     assert (tmp_path / "config.toml").read_text() == "# mine\n"
 
 
@@ -314,7 +316,7 @@ def check_and_start(tmp_path, text, env=None):
     write(tmp_path / "config.toml", text)
     checked = gobot_cli("config", "check", "--config", "config.toml", cwd=tmp_path, env=env)
     started = gobot_cli("start", "--config", "config.toml", "--max-iterations", "1", "--quiet", cwd=tmp_path, env=env)
-    assert checked.returncode == 1 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-2000:])
+    assert checked.returncode == 2 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-2000:])
     assert "Traceback" not in checked.stderr + started.stderr
     assert started.stderr.startswith("Error: ")
     return checked.stderr.splitlines(), started.stderr.removeprefix("Error: ").splitlines()
@@ -360,7 +362,7 @@ def test_a_config_that_is_not_a_regular_file_is_refused_not_read_forever(tmp_pat
     done = gobot_cli("config", "check", cwd=tmp_path, env={"GOBOT_CONFIG": path}, timeout=30)  # it hung forever
     started = gobot_cli("start", cwd=tmp_path, env={"GOBOT_CONFIG": path}, timeout=30)
     what = {"/dev/zero": "a character device", "fifo": "a FIFO (named pipe)", "folder": "a folder"}[kind]
-    assert done.returncode == 1 and started.returncode == 2
+    assert done.returncode == 2 and started.returncode == 2
     assert done.stderr.splitlines() == [f"{path}:(file): {what}, not a config file — fix: pass the path of a TOML file "
                                         "(`gobot init` writes one) with --config or GOBOT_CONFIG"]
     assert started.stderr.splitlines() == ["Error: " + done.stderr.splitlines()[0]]

@@ -190,7 +190,7 @@ def test_a_plugin_setting_is_validated_against_the_plugins_model_and_names_the_v
     write(tmp_path / "config.toml", '[plugins]\nenable = ["charts", "vision"]\n[plugins.vision]\nmodel = "llava"\n')
     monkeypatch.setenv("GOBOT_PLUGINS__VISION__MAX_OUTPUT_TOKENS", "5")
     result = CliRunner().invoke(cli, ["config", "check"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "(environment):GOBOT_PLUGINS__VISION__MAX_OUTPUT_TOKENS: Input should be greater than or equal to 50 — fix: "
         "longest answer, tokens (a cut-off answer is HOLD); default 600",
@@ -210,7 +210,7 @@ def test_a_plugin_text_setting_keeps_its_text_and_a_number_is_a_number(tmp_path)
 def test_a_variable_for_a_plugin_that_is_not_installed_suggests_the_installed_one(monkeypatch):
     monkeypatch.setenv("GOBOT_PLUGINS__TELEGARM__PARSE_MODE", "HTML")
     result = CliRunner().invoke(cli, ["config", "check"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "(environment):GOBOT_PLUGINS__TELEGARM__PARSE_MODE: no installed plugin is called 'telegarm' — fix: did you mean "
         "GOBOT_PLUGINS__TELEGRAM__PARSE_MODE? unset it, or install the plugin",

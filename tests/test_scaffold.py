@@ -53,7 +53,9 @@ def test_an_existing_folder_is_never_overwritten(tmp_path):
     assert new("guard", "--kind", "risk", cwd=tmp_path).exit_code == 0
     (tmp_path / "gobot-risk-guard" / "README.md").write_text("mine")
     result = new("guard", "--kind", "risk", cwd=tmp_path)
-    assert result.exit_code == 1 and "already exists" in result.output
+    from gobot.cli import exit_status
+
+    assert exit_status(result.exception) == 2 and "already exists" in str(result.exception)  # one line, status 2 via main()
     assert (tmp_path / "gobot-risk-guard" / "README.md").read_text() == "mine"
 
 

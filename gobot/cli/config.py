@@ -56,7 +56,9 @@ def init(target, enable, force, to_stdout):
         return
     path = Path(target)
     if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; use --force to overwrite it")
+        from ..errors import Refused
+
+        raise Refused(f"{path} exists; use --force to overwrite it")
     path.write_text(text, encoding="utf-8")
     click.echo(f"Wrote {path}. Check it with `gobot config check --config {path}`.")
 
@@ -74,7 +76,7 @@ def check(config_path):
     Core sections, every enabled plugin's section, secrets in any section (a disabled plugin's
     too), the state folder (created or used, owner-only, writable), secrets in the environment
     long enough to be masked, and the dashboard's address. Every problem is reported as
-    file:key: message — fix. Exit status 1 if any.
+    file:key: message — fix. Exit status 2 if any (a configuration error, as in every command).
     """
     import difflib
 
@@ -212,4 +214,4 @@ def _plugin_part(config_path):
 def _report(problems) -> None:
     for problem in problems:
         click.secho(str(problem), fg="red", err=True)
-    raise SystemExit(1)
+    raise SystemExit(2)  # a configuration error, as in every command

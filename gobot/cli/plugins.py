@@ -84,8 +84,10 @@ def new(name, kind, parent):
     scaffold = Scaffold(name, kind)
     try:
         target = write(scaffold, parent)
-    except FileExistsError as exc:
-        raise click.ClickException(str(exc)) from None
+    except FileExistsError as exc:  # a refusal to run as asked: exit status 2, as `gobot init` without --force
+        from ..errors import Refused
+
+        raise Refused(str(exc)) from None
     click.echo(f"Created {target}/ — {kind} plugin '{name}' (distribution {scaffold.distribution}):")
     for relative in scaffold.files():
         click.echo(f"  {relative}")
