@@ -136,13 +136,24 @@ def test_plugins_json_shows_what_disable_did():
     assert (rows["console"]["status"], rows["console"]["hooks"]) == ("disabled", [])
 
 
+def test_plugins_reads_at_80_columns_when_not_on_a_terminal(tmp_path):
+    """Piped (no terminal): every line within 80 columns, every hook whole on its own line."""
+    done = gobot("plugins", cwd=tmp_path, env={"COLUMNS": "80"})  # what rich assumes with no terminal
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and max(len(line) for line in lines) <= 80
+    shown = {cell.strip() for line in lines for cell in line.split("│") if cell.strip()}
+    rows = json.loads(gobot("plugins", "--json", cwd=tmp_path).stdout)
+    hooks = {h.removeprefix("gobot_") for row in rows for h in row["hooks"]}
+    assert hooks <= shown  # none folded in the middle
+
+
 def test_plugins_table_shows_a_failed_plugin_with_its_reason(tmp_path, installed_plugin):
     site = installed_plugin("crasher", CRASHES_ON_IMPORT, dist="gobot-crasher", version="0.2")
     done = gobot("plugins", "-p", "crasher", cwd=tmp_path, pythonpath=site)
     assert done.returncode == 0, done.stderr
-    [row] = [line for line in done.stdout.splitlines() if "crasher" in line]
-    assert "gobot-crasher 0.2" in row
-    assert "failed: import failed: RuntimeError: cannot reach the exchange at import time" in row
+    name, dist = [line for line in done.stdout.splitlines() if "crasher" in line]  # the distribution beneath the name
+    assert "gobot-crasher 0.2" in dist
+    assert "failed: import failed: RuntimeError: cannot reach the exchange at import time" in name
     assert "paper" in done.stdout  # the other plugins are still listed
 
 

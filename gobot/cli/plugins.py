@@ -39,21 +39,19 @@ def plugins(ctx, config_path, enable, disable, as_json):
     from rich.markup import escape
     from rich.table import Table
 
+    # Three columns that read at 80 (a pipe, a log) as on a wide terminal: the plugin with its
+    # distribution beneath, the status with its whole reason (wrapped at words), one hook a line.
     table = Table(title="gobot plugins", title_justify="left")
-    console = Console()
-    longest_status = max((len(r["status"]) + 2 + len(r["reason"]) for r in rows), default=10)
-    status_width = min(longest_status, max(20, console.width - 90))  # whole reasons when the terminal is wide
-    table.add_column("name", overflow="fold")
-    table.add_column("distribution", overflow="fold")
-    table.add_column("status", overflow="fold", min_width=status_width)
-    table.add_column("hooks", overflow="fold")  # long hook lists wrap instead
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("status", ratio=1)
+    table.add_column("hooks", no_wrap=True)
     colours = {"enabled": "green", "disabled": "dim", "failed": "bold red"}
     for row in rows:
-        dist = f"{row['distribution']} {row['version']}".strip()
+        dist = escape(f"{row['distribution']} {row['version']}".strip())
         status = f"[{colours[row['status']]}]{row['status']}[/]" + (f": {escape(row['reason'])}" if row["reason"] else "")
-        hooks = ", ".join(h.removeprefix("gobot_") for h in row["hooks"])
-        table.add_row(row["name"], dist, status, hooks)
-    console.print(table)
+        hooks = "\n".join(h.removeprefix("gobot_") for h in row["hooks"])
+        table.add_row(f"{row['name']}\n[dim]{dist}[/]", status, hooks)
+    Console().print(table)
 
 
 @plugins.command("new")
