@@ -160,6 +160,16 @@ def test_plugins_table_shows_a_failed_plugin_with_its_reason(tmp_path, installed
 # -- gobot start refusals ---------------------------------------------------------------------
 
 
+def test_start_warns_about_a_section_no_plugin_reads_with_the_closest_name(tmp_path):
+    (tmp_path / "config.toml").write_text('[orchestrator]\nmax_iterations = 1\n[plugins.telegarm]\nchat_id_env = "X"\n',
+                                          encoding="utf-8")
+    done = gobot("start", "--fresh", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert ("warning: config.toml:plugins.telegarm: no installed plugin has this name and the section is ignored — fix: "
+            "did you mean 'telegram'? rename or remove it") in done.stderr
+
+
+
 def test_start_with_a_broken_plugin_is_one_line_naming_plugin_and_distribution(tmp_path, config, installed_plugin):
     site = installed_plugin("crasher", CRASHES_ON_IMPORT, dist="gobot-crasher")
     path = config('[plugins]\nenable = ["crasher"]')

@@ -59,6 +59,7 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     live = not paper
     settings, plugin_set = load(config_path, enable, disable, live=live)
     plugin_set.raise_for_failures()
+    _warn_unknown_sections(settings, plugin_set)
     if settings.orchestrator.kill_switch_enabled and settings.kill_switch_path.exists():
         raise StartRefused(f"the kill switch is on ({settings.kill_switch_path}); run `gobot resume` to remove it")
     from ..state import StateStore
@@ -132,6 +133,16 @@ async def _serve_and_run(runner, server_config):
         return await runner.run()
     finally:
         await server.stop()
+
+
+def _warn_unknown_sections(settings, plugin_set) -> None:
+    """A ``[plugins.<name>]`` section no installed plugin reads (a typo leaves its plugin on its
+    defaults): one warning line with the closest name; `gobot config check` refuses it."""
+    from ..config import did_you_mean
+
+    for name in sorted(set(settings.plugin_sections) - set(plugin_set.plugins)):
+        click.secho(f"warning: {settings.file_label}:plugins.{name}: no installed plugin has this name and the section is "
+                    f"ignored — fix: {did_you_mean(name, plugin_set.plugins)}rename or remove it", fg="yellow", err=True)
 
 
 def _check_live(plugin_set) -> None:
