@@ -63,6 +63,11 @@ def readable(order: Any, coid: str | None) -> dict:
     return order
 
 
+def exit_reason(record: dict) -> str:
+    """Why a fill of this tracked order closes a position: its protective role, else its own reason."""
+    return {"sl": "stop_loss", "tp": "take_profit"}.get(record["role"], record.get("reason") or "signal")
+
+
 def order_from_trades(trades: list[dict], coid: str | None) -> dict:
     """An order in ccxt's shape made of its trades (from ``fetch_my_trades``): filled, average, fees."""
     for trade in trades:
@@ -434,8 +439,6 @@ class Trader:
 
     async def cancel_protection(self, ctx: Any, symbol: str) -> None:
         """Cancel a position's stop-loss and take-profit before closing it (a stop must not fire after)."""
-        import ccxt
-
         book = self.book(ctx)
         protection = book["protection"].get(symbol)
         if not protection:
@@ -446,13 +449,22 @@ class Trader:
                 record = book["orders"].get(coid, {})
                 if record.get("status") in FINAL:
                     continue
-                try:
-                    params = {"clientOrderId": coid} | ({"trigger": True} if record.get("trigger") else {})
-                    await self.ex.cancel_order(None, ccxt_symbol, params)
-                    record["status"] = "canceled"
-                except ccxt.OrderNotFound:
-                    pass  # already gone (filled, or the OCO sibling's fill cancelled it): sync will tell
+                if await self.cancel_leg(ccxt_symbol, coid, record):
+                    record["status"] = "canceled"  # else already gone (filled, or the OCO sibling's fill): sync will tell
         book["protection"].pop(symbol, None)
+
+    async def cancel_leg(self, ccxt_symbol: str, coid: str, record: dict) -> bool:
+        """Cancel one protective order (a conditional one on the algo endpoint), CRITICAL; False if
+        the exchange no longer has it open."""
+        import ccxt
+
+        params = {"clientOrderId": coid} | ({"trigger": True} if record.get("trigger") else {})
+        try:
+            with priority(Priority.CRITICAL):
+                await self.ex.cancel_order(None, ccxt_symbol, params)
+            return True
+        except ccxt.OrderNotFound:
+            return False
 
     # -- polling ----------------------------------------------------------------------------------------
 
@@ -694,15 +706,13 @@ class Trader:
                 fee += value if is_number(value) else estimate
         if not known:
             fee = estimate
-        reason = {"sl": "stop_loss", "tp": "take_profit"}.get(record["role"], record.get("reason") or "signal")
+        reason = exit_reason(record)
         return Fill(order_id=str(order.get("id") or coid), client_order_id=coid, symbol=symbol, side=Side(record["side"]),
                     purpose=record["purpose"], amount=amount, price=price, fee=max(0.0, fee), commissions=commissions,
                     time=_time(order.get("lastTradeTimestamp") or order.get("timestamp")), reason=reason)
 
     async def _finish_protection(self, ctx: Any, symbol: str, filled_coid: str) -> None:
         """One protective order filled: cancel its sibling (an OCO's sibling the exchange cancels itself)."""
-        import ccxt
-
         book = self.book(ctx)
         protection = book["protection"].pop(symbol, None)
         if not protection:
@@ -715,12 +725,7 @@ class Trader:
             if protection.get("mode") == "oco":
                 record["status"] = "canceled"
                 continue
-            try:
-                with priority(Priority.CRITICAL):
-                    params = {"clientOrderId": coid} | ({"trigger": True} if record.get("trigger") else {})
-                    await self.ex.cancel_order(None, ccxt_symbol, params)
-            except ccxt.OrderNotFound:
-                pass
+            await self.cancel_leg(ccxt_symbol, coid, record)
             record["status"] = "canceled"
 
     async def _watch_targets(self, ctx: Any, prices: dict[str, float]) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from gobot_hookspecs import Alert, Fill, Order, Priority, Severity, Side
 
 from .client import GarbledAnswer, priority, redact
-from .execution import is_number, order_from_trades
+from .execution import exit_reason, is_number, order_from_trades
 
 log = logging.getLogger(__name__)
 ENDED_UNFILLED = ("canceled", "rejected", "expired", "not_placed")
@@ -227,7 +227,7 @@ class Reconciler:
 
         if order_id in known:
             coid, record = known[order_id]
-            return coid, record, {"sl": "stop_loss", "tp": "take_profit"}.get(record["role"], record.get("reason") or "signal")
+            return coid, record, exit_reason(record)
         try:
             with priority(Priority.NORMAL):
                 order = await self.ex.fetch_order(order_id, ccxt_symbol)
@@ -240,10 +240,10 @@ class Reconciler:
                 return coid, None, cause
         if coid in book["orders"]:
             record = book["orders"][coid]
-            return coid, record, {"sl": "stop_loss", "tp": "take_profit"}.get(record["role"], record.get("reason") or "signal")
+            return coid, record, exit_reason(record)
         for own, record in book["orders"].items():  # a triggered algo order's market order carries its id
             if record["symbol"] == symbol and record.get("trigger") and coid and coid.startswith(own[:30]):
-                return own, record, {"sl": "stop_loss", "tp": "take_profit"}[record["role"]]
+                return own, record, exit_reason(record)
         return coid or f"x{order_id}", None, "closed_outside"
 
     # -- more on the exchange: a position gobot did not open ---------------------------------------------
@@ -278,8 +278,6 @@ class Reconciler:
 
     async def _check_orders(self, ctx: Any, book: dict, symbol: str, holding: float) -> None:
         """A held position's stop must be open on the exchange; the plugin's orders without a position go."""
-        import ccxt
-
         protection = book["protection"].get(symbol)
         if not holding and not protection:
             return
@@ -310,12 +308,7 @@ class Reconciler:
                    severity=Severity.CRITICAL)
         for coid in protection.get("legs", {}).values():
             if coid in open_ids:
-                try:
-                    with priority(Priority.CRITICAL):
-                        params = {"clientOrderId": coid} | ({"trigger": True} if book["orders"].get(coid, {}).get("trigger") else {})
-                        await self.ex.cancel_order(None, ccxt_symbol, params)
-                except ccxt.OrderNotFound:
-                    pass
+                await self.trader.cancel_leg(ccxt_symbol, coid, book["orders"].get(coid, {}))
             book["orders"].pop(coid, None)
         book["protection"].pop(symbol, None)
         book.setdefault("generation", {})[entry] = book.get("generation", {}).get(entry, 1) + 1
