@@ -1,12 +1,16 @@
 """Writing a plugin's own files in ``state_dir`` safely (stdlib only): ``write_private(path, data)``,
-and ``is_disk_error(exc)``: the errors a running bot survives by holding its writes for later."""
+``is_disk_error(exc)`` (the errors a running bot survives by holding its writes for later) and
+``use_wal(connection)`` for an SQLite file that several processes open at once."""
 
 from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 #: "No room to write": a full disk or quota, a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored),
 #: an I/O error, a file system remounted read-only after errors. A running bot survives these.
@@ -32,3 +36,21 @@ def write_private(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def use_wal(connection: Any, timeout: float = 10.0) -> None:
+    """Put an SQLite connection (``sqlite3`` DB-API) in WAL mode, waiting up to ``timeout`` seconds.
+
+    Switching the journal mode takes the file's exclusive lock, and SQLite may answer "database is
+    locked" at once, without its busy handler, when another process opens or switches the same file
+    at that moment (seen with three bots starting together): the switch is retried until it holds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)

@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 from pyrate_limiter import InMemoryBucket, Rate, RateItem, RedisBucket, SQLiteBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
+from gobot_hookspecs.files import use_wal
 
 #: A SQLite write lock held longer than this means a stuck or frozen bot, not contention (a
 #: check-and-charge holds it for well under a millisecond): give up and use the local budget.
@@ -156,7 +157,7 @@ class SQLiteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.conn = sqlite3.connect(str(path), timeout=SQLITE_BUSY_SECONDS, isolation_level="DEFERRED", check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(self.conn, SQLITE_BUSY_SECONDS)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.lock = _ImmediateTransaction(self.conn)
         with self.lock:

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, s
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from gobot_hookspecs.files import use_wal
 
 from .schema import SCHEMA_REVISION, TABLES, VERSION_TABLE, UTCDateTime, metadata
 
@@ -99,7 +100,7 @@ class ArchiveStore:
             def _pragmas(dbapi_connection: Any, _record: Any) -> None:
                 cursor = dbapi_connection.cursor()
                 # WAL: the dashboard (or `gobot report`) reads while the bot writes, without blocking.
-                cursor.execute("PRAGMA journal_mode=WAL")
+                use_wal(cursor, self.write_timeout)
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
                 cursor.close()
