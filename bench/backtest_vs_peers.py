@@ -108,8 +108,8 @@ def _launch(command: list[str], cwd: Path) -> tuple[float, str, float]:
 
 
 def gobot_run(data_file: Path, rows: int, path: str):
-    from gobot.backtest import ExecutionSettings, Sizing, run
-    from gobot.market_data import read_markets, series_from_file
+    from gobot.research.backtest.engine import ExecutionSettings, Sizing, run
+    from gobot.research.market_data import read_markets, series_from_file
     from gobot_plugins.sma_cross.strategy import SmaCrossStrategy
 
     series = series_from_file(data_file, markets=read_markets(data_file.parent))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 GOBOT = str(Path(sys.executable).parent / "gobot")
 TARGET_HELP_SECONDS = 0.3
-HEAVY = ("ccxt", "openai", "playwright", "sqlmodel", "pandas", "numpy", "rich", "apscheduler", "gobot.orchestrator")
+HEAVY = ("ccxt", "openai", "playwright", "sqlmodel", "pandas", "numpy", "rich", "apscheduler", "gobot.run.bot")
 
 
 def median_seconds(command: list[str], runs: int) -> float:

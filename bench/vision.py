@@ -68,9 +68,9 @@ def bench_rendering(renders: int) -> list[tuple[str, float, str]]:
 
 
 def run_replay(state_dir: Path, cycles: int, config: dict, fresh: bool) -> list:
-    from gobot.orchestrator import Bot
-    from gobot.plugin_manager import build_plugin_set
-    from gobot.runner import Runner
+    from gobot.run.bot import Bot
+    from gobot.host.plugin_manager import build_plugin_set
+    from gobot.run.runner import Runner
     from gobot.testing import replay_settings
 
     settings = replay_settings(state_dir, ROOT / "data", {**config, "plugins": {**config.get("plugins", {}), "console": {"cycle_lines": False}}})
@@ -82,7 +82,7 @@ def run_replay(state_dir: Path, cycles: int, config: dict, fresh: bool) -> list:
 
 
 def bench_cycles(cycles: int) -> list[tuple[str, float, float, float]]:
-    from gobot.loopback_openai import LoopbackOpenAI, Reply
+    from gobot.testing.loopback_openai import LoopbackOpenAI, Reply
 
     answer = {
         "action": "HOLD", "confidence": 0.5, "entry": None, "stop_loss": None, "take_profit": None,

@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from .errors import ConfigError, ConfigProblem, PluginError
+from gobot.errors import ConfigError, ConfigProblem, PluginError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -714,7 +714,7 @@ def runtime_problems(settings: Settings) -> list[ConfigProblem]:
     """What ``gobot start`` needs beyond valid values, checked before anything runs (and by ``gobot
     config check``): a state folder it can create or use — owner-only, writable — and secrets in the
     environment long enough to be masked safely. Leaves no trace."""
-    from .secrets import secret_problems
+    from gobot.secrets import secret_problems
 
     problems = []
     reason = unusable_folder(settings.state_path)

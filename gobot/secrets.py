@@ -22,8 +22,8 @@ import re
 from functools import lru_cache
 from typing import Any, Mapping
 
-from .config import SECRET_ENV_VARS
-from .errors import ConfigProblem
+from gobot.config import SECRET_ENV_VARS
+from gobot.errors import ConfigProblem
 
 MASK = "***"
 MIN_SECRET_LENGTH = 12  # shorter values can equal ordinary text: "2026" is a year in every date

@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from gobot.synthetic import csv_name, generate, write_csv
+from gobot.research.synthetic import csv_name, generate, write_csv
 from gobot_hookspecs import Action, OrderIntent, Position, RiskVerdict, Side, Signal, Trade
 
 DESIGN_RISK_LIMITS = {  # the design's values of the switches REPLAY_TEST_RISK turns off

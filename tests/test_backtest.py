@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from gobot.backtest import ExecutionSettings, Sizing, run, simulate, compute_signals, SimpleGate
-from gobot.market_data import MarketRules, Series, find_gaps
+from gobot.research.backtest.engine import ExecutionSettings, Sizing, run, simulate, compute_signals, SimpleGate
+from gobot.research.market_data import MarketRules, Series, find_gaps
 from gobot_hookspecs import Action, Candles, ParamSpec, Signal
 
 MINUTE = 60_000

@@ -126,13 +126,13 @@ def test_help_lists_backtest_and_optimize_without_importing_them():
     result = gobot("--help")
     assert "backtest" in result.stdout and "optimize" in result.stdout
     probe = subprocess.run([sys.executable, "-c", "import sys\nfrom gobot.cli import cli\ntry:\n    cli.main(['--help'], standalone_mode=False)\n"
-                            "except SystemExit:\n    pass\nprint(sorted(m for m in ('numpy', 'optuna', 'gobot.backtest') if m in sys.modules))"],
+                            "except SystemExit:\n    pass\nprint(sorted(m for m in ('numpy', 'optuna', 'gobot.research.backtest.engine') if m in sys.modules))"],
                            capture_output=True, text=True, env={**os.environ})
     assert probe.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_parsed_csv_is_kept_as_a_binary_copy_until_the_file_changes(tmp_path):
-    from gobot.market_data import read_csv
+    from gobot.research.market_data import read_csv
 
     path = tmp_path / "BTC_USDT-1m.csv"
     path.write_text("timestamp_ms,open,high,low,close,volume\n60000,1,2,0.5,1.5,10\n120000,1.5,2,1,1.8,11\n")
@@ -159,7 +159,7 @@ def test_veto_reasons_print_their_numbers(config):
 
 
 def test_veto_reasons_are_grouped_with_their_ranges():
-    from gobot.backtest_report import group_reasons
+    from gobot.research.backtest.report import group_reasons
 
     vetoes = {"risk_limits: low-liquidity hours 00:00-06:00 UTC (now 03:15)": 3,
               "risk_limits: low-liquidity hours 00:00-06:00 UTC (now 05:45)": 2,

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from gobot.backtest import ExecutionSettings, Sizing, compare_paths, curve_metrics, lookahead_check, run
-from gobot.backtest_setup import BacktestSetup
-from gobot.market_data import MarketRules, Series, find_gaps, load_series
+from gobot.research.backtest.engine import ExecutionSettings, Sizing, compare_paths, curve_metrics, lookahead_check, run
+from gobot.research.backtest.setup import BacktestSetup
+from gobot.research.market_data import MarketRules, Series, find_gaps, load_series
 from gobot_hookspecs import Action, ParamSpec, Signal, metrics
 from gobot_plugins.sma_cross.strategy import SmaCrossStrategy
 from gobot_plugins.sma_rsi.strategy import SmaRsiStrategy

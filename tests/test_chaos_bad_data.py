@@ -140,7 +140,7 @@ def test_the_dashboard_inserts_data_only_as_text():
 
     import gobot
 
-    web = Path(gobot.__file__).parent / "web"
+    web = Path(gobot.__file__).parent / "ops" / "web"
     script = (web / "dashboard.js").read_text(encoding="utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script, sink

@@ -29,9 +29,9 @@ from pydantic import BaseModel
 
 from gobot.config import SECRET_ENV_VARS, Settings, settings_from_dict
 from gobot.errors import ConfigError
-from gobot.hook_caller import HookCaller
-from gobot.orchestrator import load_plugin_configs
-from gobot.plugin_manager import build_plugin_set
+from gobot.host.hook_caller import HookCaller
+from gobot.run.bot import load_plugin_configs
+from gobot.host.plugin_manager import build_plugin_set
 
 CASES = count(300, 3000)
 LABEL = "fuzz/config.toml"
@@ -154,7 +154,7 @@ def test_a_hostile_config_is_refused_by_check_and_start_alike(tmp_path, name, te
     assert checked.returncode == 2 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-1500:])
     line = f"{label}:{key}: "
     assert any(problem.startswith(line) and " — fix: " in problem for problem in checked.stderr.splitlines()), checked.stderr
-    if key == "server.host":  # start says it in the dashboard's own words (gobot/server.py check_bind)
+    if key == "server.host":  # start says it in the dashboard's own words (gobot/ops/server.py check_bind)
         assert started.stderr.startswith('Error: [server] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN')
     else:
         assert any(problem.removeprefix("Error: ").startswith(line) for problem in started.stderr.splitlines()), started.stderr

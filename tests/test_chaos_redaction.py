@@ -125,9 +125,9 @@ BROKE_IT = ["2026", "2026-01-01", "2026-01-01T00:00", "2026-01-01T00:15:00", "BT
 def test_a_secret_drawn_from_the_bots_own_data_never_rewrites_it(replay_bot, run_bot, monkeypatch):
     from pydantic import ValidationError
 
-    from gobot.alerting import redacted
+    from gobot.run.alerting import redacted
     from gobot.secrets import redact, secret_problems
-    from gobot.state import BotState
+    from gobot.run.state import BotState
     from gobot_hookspecs import Alert
 
     bot = replay_bot()

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from chaos_support import count, record_figures
-from gobot.server import LOCKOUT_AFTER, MAX_BODY_BYTES, Throttle
+from gobot.ops.server import LOCKOUT_AFTER, MAX_BODY_BYTES, Throttle
 from gobot_hookspecs import hookimpl
 from server_support import TOKEN, Pacer, auth, served, until
 

@@ -161,7 +161,7 @@ def _mutate(raw: bytes, rng: random.Random) -> bytes:
 
 def test_randomly_damaged_state_files_are_read_or_refused_never_crash(crashed, tmp_path):
     from gobot.errors import GobotError
-    from gobot.state import StateStore
+    from gobot.run.state import StateStore
 
     folder = copy_of(crashed, tmp_path)
     store = StateStore(folder / "state")
@@ -182,7 +182,7 @@ def test_randomly_damaged_state_files_are_read_or_refused_never_crash(crashed, t
             print("crash:", type(exc).__name__, exc)
             continue
         accepted += 1  # a change that leaves a valid state (a digit of a price): no checksum can be asked of a hand edit
-        from gobot.state import check_state
+        from gobot.run.state import check_state
 
         assert check_state(state) == []
     record_figures("state.json fuzzed", cases=cases, refused=refusals, accepted_valid=accepted, crashes=crashes)

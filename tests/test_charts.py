@@ -10,7 +10,7 @@ import pytest
 from chart_support import BrowserSession, requires_chromium
 
 from gobot.errors import ConfigError, PluginError
-from gobot.loopback_openai import decode_png
+from gobot.testing.loopback_openai import decode_png
 from gobot_hookspecs import hookimpl
 from gobot_plugins.charts import chart_url, indicators
 from gobot_plugins.charts.page import PAGE_HTML

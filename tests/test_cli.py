@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from gobot.cli import cli
 from gobot.errors import StartRefused
-from gobot.plugin_manager import DEFAULT_PLUGINS
+from gobot.host.plugin_manager import DEFAULT_PLUGINS
 
 CRASHES_ON_IMPORT = 'raise RuntimeError("cannot reach the exchange at import time")\n'
 
@@ -65,7 +65,7 @@ def test_help_imports_no_heavy_module(tmp_path):
         "    cli.main(['--help'], prog_name='gobot')\n"
         "except SystemExit as exit:\n"
         "    assert exit.code == 0, exit.code\n"
-        "heavy = ('gobot.orchestrator', 'rich', 'apscheduler')\n"
+        "heavy = ('gobot.run.bot', 'rich', 'apscheduler')\n"
         "print('LOADED', sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)

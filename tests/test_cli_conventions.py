@@ -40,7 +40,7 @@ def _every_builtin_enabled() -> str:
     import tempfile
     from pathlib import Path
 
-    from gobot.plugin_manager import CORE_DISTRIBUTION, entry_points
+    from gobot.host.plugin_manager import CORE_DISTRIBUTION, entry_points
 
     names = sorted({ep.name for ep in entry_points() if ep.dist is not None and ep.dist.name == CORE_DISTRIBUTION})
     import atexit
@@ -161,7 +161,7 @@ def test_config_check_lists_every_problem_and_exits_2(broken_config):
 
 
 def _existing_plugin_folder(tmp_path):
-    from gobot.scaffold import Scaffold
+    from gobot.cli.scaffold import Scaffold
 
     (tmp_path / Scaffold("probe", "signal").distribution).mkdir()
     return ("plugins", "new", "probe", "--kind", "signal")

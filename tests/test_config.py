@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gobot.cli import cli
 from gobot.config import Settings, load_settings, tomllib
 from gobot.errors import ConfigError
-from gobot.plugin_manager import DEFAULT_PLUGINS
+from gobot.host.plugin_manager import DEFAULT_PLUGINS
 
 
 @pytest.fixture(autouse=True)
@@ -273,8 +273,8 @@ def test_init_output_passes_config_check_with_every_plugin_section(tmp_path):
 
 
 def test_init_plugin_sections_hold_each_plugins_defaults(tmp_path):
-    from gobot.hook_caller import HookCaller
-    from gobot.plugin_manager import build_plugin_set
+    from gobot.host.hook_caller import HookCaller
+    from gobot.host.plugin_manager import build_plugin_set
 
     sections = tomllib.loads(CliRunner().invoke(cli, ["init", "--stdout"]).stdout)["plugins"]
     for name, model in HookCaller(build_plugin_set().pm).collect_sync("gobot_config_model"):
@@ -420,8 +420,8 @@ def test_no_declared_setting_looks_like_a_secret():
     from importlib.metadata import entry_points
 
     from gobot.config import _SECRET_KEY_PATTERN
-    from gobot.hook_caller import HookCaller
-    from gobot.plugin_manager import build_plugin_set
+    from gobot.host.hook_caller import HookCaller
+    from gobot.host.plugin_manager import build_plugin_set
 
     plugin_set = build_plugin_set(enable=sorted({ep.name for ep in entry_points(group="gobot")}))
     models = dict(HookCaller(plugin_set.pm).collect_sync("gobot_config_model"))

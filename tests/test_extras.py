@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 from gobot.errors import PluginError
-from gobot.extras import MissingExtra, require
-from gobot.plugin_manager import CORE_DISTRIBUTION, build_plugin_set, entry_points
+from gobot.host.extras import MissingExtra, require
+from gobot.host.plugin_manager import CORE_DISTRIBUTION, build_plugin_set, entry_points
 
 #: Built-in plugins and the extra their entry point names (the rest need the core install only).
 BUILTIN_EXTRAS = {"binance": "binance", "adaptive_rate_limit": "binance", "charts": "charts", "vision": "vision",

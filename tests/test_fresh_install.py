@@ -145,7 +145,7 @@ def test_the_wheel_carries_the_demo_data_the_web_assets_and_the_migrations(wheel
     names = set(zipfile.ZipFile(wheels.gobot).namelist())
     for csv in ("BTC_USDT-5m.csv", "ETH_USDT-5m.csv"):
         assert zipfile.ZipFile(wheels.gobot).read(f"gobot/demo_data/{csv}") == (ROOT / "data" / csv).read_bytes()
-    assert {"gobot/web/index.html", "gobot/web/dashboard.js", "gobot/web/dashboard.css"} <= names
+    assert {"gobot/ops/web/index.html", "gobot/ops/web/dashboard.js", "gobot/ops/web/dashboard.css"} <= names
     assert any(n.startswith("gobot_plugins/archiver/migrations/versions/0001") for n in names)
     metadata = zipfile.ZipFile(wheels.gobot).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Name: gobot-trading" in metadata and "Requires-Python: >=3.11" in metadata

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from gobot.errors import PluginError
-from gobot.hook_caller import HookCaller
-from gobot.plugin_manager import new_plugin_manager
+from gobot.host.hook_caller import HookCaller
+from gobot.host.plugin_manager import new_plugin_manager
 from gobot_hookspecs import Action, Alert, OrderIntent, RiskVerdict, Side, Signal, hookimpl
 
 SIGNAL = Signal(symbol="BTC/USDT", action=Action.LONG, confidence=0.8)

@@ -132,7 +132,7 @@ def test_kill_close_positions_when_flat_says_so(tmp_path, synthetic_data_dir):
 
 def test_a_second_bot_on_the_same_state_folder_is_refused(replay_bot, run_bot, tmp_path, synthetic_data_dir):
     from gobot.errors import StartRefused
-    from gobot.state import StateStore
+    from gobot.run.state import StateStore
 
     holder = StateStore(tmp_path / "state")
     assert holder.acquire_run_lock() and holder.bot_running()

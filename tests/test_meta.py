@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from gobot.config import (BacktestConfig, OptimizerConfig, OrchestratorConfig, PluginsConfig, ServerConfig, Settings,
                           TradingConfig, WatchdogConfig, commented_toml)
-from gobot.hook_caller import HookCaller
-from gobot.plugin_manager import build_plugin_set, entry_points
+from gobot.host.hook_caller import HookCaller
+from gobot.host.plugin_manager import build_plugin_set, entry_points
 from gobot_hookspecs import PROJECT_NAME, specs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gobot.backtest import ExecutionSettings, SimpleGate, Sizing
+from gobot.research.backtest.engine import ExecutionSettings, SimpleGate, Sizing
 from gobot.config import OptimizerConfig
-from gobot.market_data import Series, find_gaps
-from gobot.optimizer import Optimization, decide, request_apply, storage, walk_forward, write_strategy_params
+from gobot.research.market_data import Series, find_gaps
+from gobot.research.optimizer import Optimization, decide, request_apply, storage, walk_forward, write_strategy_params
 from gobot_hookspecs import Action, ParamSpec, Signal
 from gobot_plugins.sma_cross.strategy import SmaCrossStrategy
 
@@ -122,7 +122,7 @@ def test_a_candidate_that_wins_only_in_sample_is_rejected_with_that_reason(tmp_p
 
 
 def test_the_decision_chain_refuses_too_few_trades_and_a_poor_out_of_sample_ratio():
-    from gobot.optimizer import Decision
+    from gobot.research.optimizer import Decision
 
     options = OptimizerConfig(min_trades=10, min_oos_ratio=0.5)
     base = Decision(None, {"x": 0}, "baseline", 0.1, 0.05, 0.5, {"trades": 50}, {"trades": 12})
@@ -268,7 +268,7 @@ def test_two_workers_share_one_study_through_postgresql(tmp_path):
 
 
 def test_a_models_ideas_are_checked_against_the_declared_ranges_and_marked(tmp_path, loopback_openai):
-    from gobot.loopback_openai import Reply
+    from gobot.testing.loopback_openai import Reply
 
     loopback_openai.queue(
         Reply.answer({"params": {"fast": 500, "slow": 40}, "rationale": "much slower"}),  # outside 2..100
@@ -318,7 +318,7 @@ def test_config_strategy_parameters_start_the_bot_and_bad_ones_are_named(replay_
 def test_the_adjust_phase_makes_accepted_parameters_a_new_strategy_version(replay_bot, tmp_path):
     import asyncio
 
-    from gobot.optimizer import Decision, Report
+    from gobot.research.optimizer import Decision, Report
 
     bot = replay_bot(enable=["sma_cross"], disable=["validator"])
     asyncio.run(bot.run_cycle())

@@ -1,6 +1,6 @@
 """The cycle: every phase has an owner and leaves a record; replay is deterministic."""
 
-from gobot.orchestrator import PHASES
+from gobot.run.bot import PHASES
 
 
 def test_every_phase_leaves_a_non_empty_record(replay_bot, run_bot):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gobot.orchestrator import Bot
+from gobot.run.bot import Bot
 from gobot.testing import replay_settings
 from gobot_hookspecs import Action, Signal, hookimpl
 
@@ -84,7 +84,7 @@ def test_stop_is_checked_inside_the_entry_candle(tmp_path, plugin_set_factory, r
 
 
 def test_the_audit_log_explains_the_trade(tmp_path, plugin_set_factory, run_bot):
-    from gobot.audit import read_audit
+    from gobot.run.audit import read_audit
 
     bot = make_bot(tmp_path, plugin_set_factory, [FLAT, FLAT, (100.5, 101, 100, 100.8), (101, 104.5, 100.5, 104), FLAT])
     run_bot(bot, 4)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from gobot.errors import PluginError
-from gobot.plugin_manager import DEFAULT_PLUGINS, build_plugin_set
+from gobot.host.plugin_manager import DEFAULT_PLUGINS, build_plugin_set
 
 CRASHES_ON_IMPORT = """
 raise RuntimeError("cannot reach the exchange at import time")

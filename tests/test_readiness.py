@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 from click.testing import CliRunner
 
-from gobot.audit import AuditLog
+from gobot.run.audit import AuditLog
 from gobot.cli import cli
 from gobot.errors import StartRefused
-from gobot.readiness import REQUIRED_ALERT_KINDS, readiness_report
-from gobot.state import BotState, StateStore
+from gobot.ops.readiness import REQUIRED_ALERT_KINDS, readiness_report
+from gobot.run.state import BotState, StateStore
 from gobot_hookspecs import Action, Trade, hookimpl
 from gobot_plugins.paper import Paper
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gobot.cli import cli
-from gobot.scaffold import KINDS, Scaffold
+from gobot.cli.scaffold import KINDS, Scaffold
 
 KIND_HOOKS = {
     "signal": {"gobot_generate_ideas", "gobot_register_strategies", "gobot_config_model", "gobot_startup"},

@@ -9,7 +9,7 @@ import logging
 
 from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
 
-from gobot.runner import SCHEDULER_LOGGER, scheduler_logger
+from gobot.run.runner import SCHEDULER_LOGGER, scheduler_logger
 
 
 class LiveFeed:
@@ -35,7 +35,7 @@ class Slow:
 
 
 def test_overrunning_cycles_are_said_once_in_gobots_words(replay_bot, run_bot, caplog):
-    from gobot.runner import Runner
+    from gobot.run.runner import Runner
 
     caplog.set_level(logging.INFO)
     stderr_like = []
@@ -87,7 +87,7 @@ def test_gobot_log_at_info_is_gobots_story(tmp_path):
         logging.getLogger("apscheduler.executors.default").info("Running job \"Runner._one_cycle\"")
         logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
         logging.getLogger("alembic.runtime.migration").warning("a migration warning still shows")
-        logging.getLogger("gobot.runner").info("removed temporary files left by a killed process")
+        logging.getLogger("gobot.run.runner").info("removed temporary files left by a killed process")
     finally:
         for handler in list(logging.getLogger().handlers):
             if getattr(handler, "_gobot", False):
@@ -95,4 +95,4 @@ def test_gobot_log_at_info_is_gobots_story(tmp_path):
                 handler.close()
     text = (tmp_path / "state" / "gobot.log").read_text(encoding="utf-8")
     assert "Added job" not in text and "Running job" not in text and "Context impl" not in text
-    assert "a migration warning still shows" in text and "gobot.runner: removed temporary files" in text
+    assert "a migration warning still shows" in text and "gobot.run.runner: removed temporary files" in text

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gobot.alerting import redacted
+from gobot.run.alerting import redacted
 from gobot.config import SECRET_ENV_VARS
 from gobot.secrets import MASK, redact, redact_data, secret_problems, secret_values
 from gobot_hookspecs import Alert

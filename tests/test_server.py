@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gobot.server import check_bind, is_loopback
+from gobot.ops.server import check_bind, is_loopback
 from gobot.errors import StartRefused
 from gobot_hookspecs import MetricSample, PluginStatus, hookimpl
 

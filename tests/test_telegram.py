@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from alert_servers import TelegramApiServer, visible_text
-from gobot.alerting import AlertChannels, sample_alerts
+from gobot.run.alerting import AlertChannels, sample_alerts
 from gobot.cli import cli
 from gobot.config import settings_from_dict
 from gobot.errors import PluginError
-from gobot.plugin_manager import build_plugin_set
+from gobot.host.plugin_manager import build_plugin_set
 from gobot_hookspecs import ALERT_KINDS, Action, Alert, RiskVerdict, Severity, Signal, hookimpl
 
 TOKEN = "987654321:AAFakeTokenForTests-abcdefghijklmnop"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from gobot.cli import cli
 from gobot.errors import ConfigError
-from gobot.loopback_openai import Reply
+from gobot.testing.loopback_openai import Reply
 from gobot_hookspecs import Action, hookimpl
 from gobot_plugins.vision.answer import ANSWER_SCHEMA, VisionAnswer, read_answer
 

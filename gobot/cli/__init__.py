@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..errors import GobotError, PluginError
+from gobot.errors import GobotError, PluginError
 
 #: command name -> "module:attribute", imported on first use.
 COMMANDS = {
@@ -41,7 +41,7 @@ class LazyGroup(click.Group):
         # or enables a plugin sees its commands on the next run without reloading this module.
         meta = ctx.find_root().meta
         if "gobot.plugin_commands" not in meta:
-            from .common import plugin_commands
+            from gobot.cli.common import plugin_commands
 
             meta["gobot.plugin_commands"], meta["gobot.plugin_commands_error"] = plugin_commands()
         return meta["gobot.plugin_commands"]
@@ -138,7 +138,7 @@ def main() -> None:
         click.secho(f"Error: {exc}", fg="red", err=True)
         sys.exit(exit_status(exc))
     except OSError as exc:  # a full disk (or quota, I/O error, read-only file system): one line, not a traceback
-        from ..state import disk_error_text, is_disk_error
+        from gobot.run.state import disk_error_text, is_disk_error
 
         if not is_disk_error(exc):
             raise

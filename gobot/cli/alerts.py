@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import config_option, load
+from gobot.cli.common import config_option, load
 
 
 @click.group()
@@ -53,8 +53,8 @@ def test(config_path, only, enable, disable, as_json):
 
     from gobot_hookspecs import ALERT_KINDS
 
-    from ..alerting import AlertChannels, sample_alerts
-    from .common import setup_logging
+    from gobot.run.alerting import AlertChannels, sample_alerts
+    from gobot.cli.common import setup_logging
 
     unknown = sorted(set(only) - set(ALERT_KINDS))
     if unknown:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import config_option, load
+from gobot.cli.common import config_option, load
 
 
 def _percent_or_none(value: str | None, flag: str):
@@ -69,9 +69,9 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot backtest -p sma_cross -s sma_cross --data data/BTC_USDT-1m.csv --sizing all-in --risk none
       gobot backtest --strategy sma_rsi --from 2026-01-01 --set fast=12 --html report.html
     """
-    from ..backtest import Sizing, lookahead_check, run
-    from ..backtest_setup import BacktestSetup, parse_assignments
-    from ..market_data import parse_time
+    from gobot.research.backtest.engine import Sizing, lookahead_check, run
+    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
+    from gobot.research.market_data import parse_time
 
     settings, plugin_set = load(config_path, enable, disable)
     setup = BacktestSetup.build(settings, plugin_set)
@@ -104,18 +104,18 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
         for s in series:
             problems += [f"{s.symbol}: {p}" for p in lookahead_check(component, params, s, path=path)]
     if html_path:
-        from ..backtest_report import write_html
+        from gobot.research.backtest.report import write_html
 
         written = write_html(result, metrics, Path(html_path))
     if as_json:
-        from ..backtest_report import as_json as to_json
+        from gobot.research.backtest.report import as_json as to_json
 
         document = to_json(result, metrics)
         if check_lookahead:
             document["lookahead"] = problems
         click.echo(json.dumps(document, indent=2, default=str))
     else:
-        from ..backtest_report import print_summary
+        from gobot.research.backtest.report import print_summary
 
         print_summary(result, metrics, show_trades=show_trades)
         if html_path:

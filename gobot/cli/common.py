@@ -8,9 +8,9 @@ from typing import Iterable
 
 import click
 
-from ..config import Settings, load_settings
-from ..plugin_manager import PluginSet, build_plugin_set
-from ..secrets import RedactingFilter
+from gobot.config import Settings, load_settings
+from gobot.host.plugin_manager import PluginSet, build_plugin_set
+from gobot.secrets import RedactingFilter
 
 config_option = click.option(
     "--config",
@@ -34,7 +34,7 @@ def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[
 
 def setup_logging(settings: Settings, verbose: bool = False) -> None:
     """Warnings to stderr, everything to ``<state_dir>/gobot.log``; secrets masked in both."""
-    from ..state import ensure_private_dir
+    from gobot.run.state import ensure_private_dir
 
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -46,7 +46,7 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     log_file = ensure_private_dir(settings.state_path) / "gobot.log"
     os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # owner-only, like the state
-    from ..state import DiskTolerantFileHandler
+    from gobot.run.state import DiskTolerantFileHandler
 
     file_handler = DiskTolerantFileHandler(log_file, encoding="utf-8")  # a full disk drops lines, prints no traceback
     file_handler.setLevel(logging.INFO)
@@ -68,8 +68,8 @@ QUIET_LIBRARIES = ("apscheduler", "alembic")
 def plugin_commands() -> tuple[dict[str, click.Command], Exception | None]:
     """Commands added by enabled plugins (config from $GOBOT_CONFIG or ./config.toml), and the error
     that kept them from being found (a broken config), if one did."""
-    from ..errors import GobotError
-    from ..hook_caller import HookCaller
+    from gobot.errors import GobotError
+    from gobot.host.hook_caller import HookCaller
 
     try:
         _settings, plugin_set = load(None)
@@ -93,8 +93,8 @@ class LoadedConfig:
 
 def load_config(config_path: str | None = None) -> LoadedConfig:
     """The validated settings and enabled plugins' sections, for plugin commands (``gobot_register_commands``)."""
-    from ..hook_caller import HookCaller
-    from ..config import load_plugin_configs
+    from gobot.host.hook_caller import HookCaller
+    from gobot.config import load_plugin_configs
 
     settings, plugin_set = load(config_path)
     plugin_set.raise_for_failures()

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from .common import config_option
+from gobot.cli.common import config_option
 
 
 def render_config(plugin_models: dict) -> str:
     """The commented config file: every core key, then every enabled plugin's section."""
-    from ..config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, WatchdogConfig, commented_toml
+    from gobot.config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, WatchdogConfig, commented_toml
 
     parts = [
         "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
@@ -32,7 +32,7 @@ def render_config(plugin_models: dict) -> str:
 
 
 def _plugin_models(plugin_set) -> dict:
-    from ..hook_caller import HookCaller
+    from gobot.host.hook_caller import HookCaller
 
     return dict(HookCaller(plugin_set.pm).collect_sync("gobot_config_model"))
 
@@ -48,7 +48,7 @@ def init(target, enable, force, to_stdout):
 
     Sections are written for the built-in default plugins and for each -p NAME.
     """
-    from ..plugin_manager import build_plugin_set
+    from gobot.host.plugin_manager import build_plugin_set
 
     text = render_config(_plugin_models(build_plugin_set(enable=enable)))
     if to_stdout:
@@ -56,7 +56,7 @@ def init(target, enable, force, to_stdout):
         return
     path = Path(target)
     if path.exists() and not force:
-        from ..errors import Refused
+        from gobot.errors import Refused
 
         raise Refused(f"{path} exists; use --force to overwrite it")
     path.write_text(text, encoding="utf-8")
@@ -80,11 +80,11 @@ def check(config_path):
     """
     import difflib
 
-    from ..config import (ENV_LABEL, did_you_mean, env_report, env_var_name, find_config_path, load_plugin_configs,
+    from gobot.config import (ENV_LABEL, did_you_mean, env_report, env_var_name, find_config_path, load_plugin_configs,
                           load_settings, located, runtime_problems, unique)
-    from ..errors import ConfigError, ConfigProblem, PluginError
-    from ..hook_caller import HookCaller
-    from ..plugin_manager import build_plugin_set
+    from gobot.errors import ConfigError, ConfigProblem, PluginError
+    from gobot.host.hook_caller import HookCaller
+    from gobot.host.plugin_manager import build_plugin_set
 
     problems: list[ConfigProblem] = []
     core_ok = True
@@ -161,13 +161,13 @@ def _server_problems(settings) -> list:
     """``[server] enabled`` on a non-loopback host without a strong GOBOT_DASHBOARD_TOKEN: `gobot start` refuses it."""
     import os
 
-    from ..errors import ConfigProblem
+    from gobot.errors import ConfigProblem
 
     if not settings.server.enabled:
         return []
-    from ..server import TOKEN_ENV, is_loopback
+    from gobot.ops.server import TOKEN_ENV, is_loopback
 
-    from ..server import token_weakness
+    from gobot.ops.server import token_weakness
 
     token = os.environ.get(TOKEN_ENV)
     if is_loopback(settings.server.host):
@@ -189,8 +189,8 @@ def _plugin_part(config_path):
 
     import os
 
-    from ..config import PluginsConfig, Settings, apply_env, env_overrides, find_config_path, read_config, split_plugins
-    from ..errors import ConfigError
+    from gobot.config import PluginsConfig, Settings, apply_env, env_overrides, find_config_path, read_config, split_plugins
+    from gobot.errors import ConfigError
 
     path = find_config_path(config_path)
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..config import load_settings
-from ..state import StateError, StateStore, disk_error_text, ensure_private_dir, is_disk_error, write_control_file
-from .common import config_option
+from gobot.config import load_settings
+from gobot.run.state import StateError, StateStore, disk_error_text, ensure_private_dir, is_disk_error, write_control_file
+from gobot.cli.common import config_option
 
 
 @click.command()
@@ -67,7 +67,7 @@ def _write_switch(path, reason: str) -> None:
 
 def _audit(settings, state, event: str, **data) -> None:
     """An audit line from a command (no bot running, or beside a running one: the log is append-only)."""
-    from ..audit import AuditLog
+    from gobot.run.audit import AuditLog
 
     log = AuditLog(settings.state_path / "audit.jsonl")
     log.write(event, sim_time=state.clock if state else None, run_id=state.run_id if state else "",
@@ -80,7 +80,7 @@ def _audit(settings, state, event: str, **data) -> None:
 
 def _run_mode(state_dir, run_id: str) -> str:
     """The mode (paper, live, testnet) the run was started in, from its run_started audit events."""
-    from ..audit import read_audit
+    from gobot.run.audit import read_audit
 
     modes = [e.get("mode") for e in read_audit(state_dir / "audit.jsonl") if e.get("event") == "run_started" and e.get("run_id") == run_id]
     return modes[-1] if modes and modes[-1] else "paper"
@@ -90,10 +90,10 @@ def _close_out(config_path, settings, store, state) -> None:
     """No bot is running: build it from the persisted state and run close-out cycles until flat."""
     import asyncio
 
-    from ..errors import StartRefused
-    from ..orchestrator import Bot
-    from ..runner import Runner
-    from .common import load, setup_logging
+    from gobot.errors import StartRefused
+    from gobot.run.bot import Bot
+    from gobot.run.runner import Runner
+    from gobot.cli.common import load, setup_logging
 
     if state is None or not (state.positions or any(i.purpose == "close" for i in state.intents.values())):
         store.close_request_file.unlink(missing_ok=True)
@@ -107,7 +107,7 @@ def _close_out(config_path, settings, store, state) -> None:
     settings, plugin_set = load(config_path, live=live)
     plugin_set.raise_for_failures()
     if live:
-        from .start import _check_live
+        from gobot.cli.start import _check_live
 
         _check_live(plugin_set)
     setup_logging(settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import config_option
+from gobot.cli.common import config_option
 
 
 @click.group()
@@ -22,8 +22,8 @@ def data():
 def synth(config_path, symbols, days, seed, out):
     """Generate SYNTHETIC 5-minute candles from the seeded market model (trends, volatility
     clustering, jumps) in the replay format. The bundled demo data was made with the defaults."""
-    from ..config import load_settings
-    from ..synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
+    from gobot.config import load_settings
+    from gobot.research.synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
 
     folder = load_settings(config_path).resolve(out)
 
@@ -76,13 +76,13 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..config import load_settings
-    from ..context import CommandContext
-    from ..errors import GobotError
-    from ..hook_caller import HookCaller
-    from ..config import load_plugin_configs
-    from ..plugin_manager import build_plugin_set
-    from ..synthetic import csv_name, write_csv
+    from gobot.config import load_settings
+    from gobot.run.context import CommandContext
+    from gobot.errors import GobotError
+    from gobot.host.hook_caller import HookCaller
+    from gobot.config import load_plugin_configs
+    from gobot.host.plugin_manager import build_plugin_set
+    from gobot.research.synthetic import csv_name, write_csv
 
     start, end = _date(since), _date(until) or datetime.now(timezone.utc)
     if start >= end:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import config_option, load
+from gobot.cli.common import config_option, load
 
 
 @click.command()
@@ -61,10 +61,10 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     """
     import sys
 
-    from ..backtest import Sizing
-    from ..backtest_setup import BacktestSetup, parse_assignments
-    from ..market_data import parse_time
-    from ..optimizer import Optimization, default_storage_url, redact_url
+    from gobot.research.backtest.engine import Sizing
+    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
+    from gobot.research.market_data import parse_time
+    from gobot.research.optimizer import Optimization, default_storage_url, redact_url
 
     settings, plugin_set = load(config_path, enable, disable)
     setup = BacktestSetup.build(settings, plugin_set)
@@ -90,7 +90,7 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
         execution = replace(execution, allow_short=False)
     ideas = None
     if options.llm_ideas:
-        from ..llm_ideas import LlmIdeas
+        from gobot.research.llm_ideas import LlmIdeas
 
         ideas = LlmIdeas(options.llm_model, options.llm_base_url)
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
@@ -104,11 +104,11 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     optimization = Optimization(component, series, execution, gate_factory, options, baseline_params=baseline,
                                 storage_url=url, ideas=ideas, say=say)
     if history:
-        from ..optimizer import storage as open_storage
+        from gobot.research.optimizer import storage as open_storage
 
         import optuna
 
-        from ..errors import GobotError
+        from gobot.errors import GobotError
 
         try:
             found = optuna.load_study(study_name=optimization.study_name, storage=open_storage(url))
@@ -196,8 +196,8 @@ def _print_report(report) -> None:
 
 
 def _apply(settings, report, component) -> None:
-    from ..errors import GobotError
-    from ..optimizer import archive_version, request_apply, write_strategy_params
+    from gobot.errors import GobotError
+    from gobot.research.optimizer import archive_version, request_apply, write_strategy_params
 
     if not report.improved:
         click.echo("--apply: nothing to apply (no accepted winner)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import config_option, load
+from gobot.cli.common import config_option, load
 
 
 @click.group(invoke_without_command=True)
@@ -73,8 +73,8 @@ def new(name, kind, parent):
       pip install -e 'gobot-signal-momentum[test]' && pytest gobot-signal-momentum
       gobot start -p momentum
     """
-    from ..plugin_manager import entry_points
-    from ..scaffold import Scaffold, check_name, write
+    from gobot.host.plugin_manager import entry_points
+    from gobot.cli.scaffold import Scaffold, check_name, write
 
     problem = check_name(name, {ep.name for ep in entry_points()})
     if problem:
@@ -83,7 +83,7 @@ def new(name, kind, parent):
     try:
         target = write(scaffold, parent)
     except FileExistsError as exc:  # a refusal to run as asked: exit status 2, as `gobot init` without --force
-        from ..errors import Refused
+        from gobot.errors import Refused
 
         raise Refused(str(exc)) from None
     click.echo(f"Created {target}/ — {kind} plugin '{name}' (distribution {scaffold.distribution}):")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import click
 
-from .common import config_option
+from gobot.cli.common import config_option
 
 
 @click.group()
@@ -23,8 +23,8 @@ def risk():
 
 def _offline_bot(config_path):
     """The bot of the last run (finished or not), built from the persisted state; no cycle runs."""
-    from ..orchestrator import Bot
-    from .common import load
+    from gobot.run.bot import Bot
+    from gobot.cli.common import load
 
     settings, plugin_set = load(config_path)
     plugin_set.raise_for_failures()
@@ -39,7 +39,7 @@ def status(config_path, as_json):
 
     Reads the state the last cycle persisted (a running bot is not disturbed). Exit status 0.
     """
-    from ..state import StateStore
+    from gobot.run.state import StateStore
 
     bot = _offline_bot(config_path)
     store = StateStore(bot.settings.state_path)
@@ -121,8 +121,8 @@ def reset(config_path, reason):
     A running bot applies the reset at the start of its next cycle; otherwise it is applied to
     the persisted state here. Either way it is written to the audit log and sent as an alert.
     """
-    from ..config import load_settings
-    from ..state import StateStore, atomic_write
+    from gobot.config import load_settings
+    from gobot.run.state import StateStore, atomic_write
 
     settings = load_settings(config_path)
     store = StateStore(settings.state_path)
@@ -165,8 +165,8 @@ def validate(config_path, as_json):
     recovered, the audit log complete. Each line passes or fails with its evidence. `gobot start
     --live` refuses to run while it fails (unless --skip-validation). Exit status 1 if not ready.
     """
-    from ..config import load_settings
-    from ..readiness import readiness_report
+    from gobot.config import load_settings
+    from gobot.ops.readiness import readiness_report
 
     report = readiness_report(load_settings(config_path).state_path)
     if as_json:

@@ -8,8 +8,8 @@ import os
 
 import click
 
-from ..errors import StartRefused
-from .common import config_option, load, setup_logging
+from gobot.errors import StartRefused
+from gobot.cli.common import config_option, load, setup_logging
 
 LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 
@@ -52,9 +52,9 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     --serve). Its pause/resume/kill buttons need the token in GOBOT_DASHBOARD_TOKEN; a non-loopback
     host without it is refused.
     """
-    from ..orchestrator import Bot
-    from ..runner import Runner
-    from ..summary import print_run_summary
+    from gobot.run.bot import Bot
+    from gobot.run.runner import Runner
+    from gobot.run.summary import print_run_summary
 
     live = not paper
     settings, plugin_set = load(config_path, enable, disable, live=live)
@@ -62,7 +62,7 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     _warn_unknown_sections(settings, plugin_set)
     if settings.orchestrator.kill_switch_enabled and settings.kill_switch_path.exists():
         raise StartRefused(f"the kill switch is on ({settings.kill_switch_path}); run `gobot resume` to remove it")
-    from ..state import StateStore
+    from gobot.run.state import StateStore
 
     if StateStore(settings.state_path).bot_running():
         raise StartRefused(f"a bot is already running on {settings.state_path}; stop it first (or use another state_dir)")
@@ -76,10 +76,10 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
             raise click.BadParameter(str(exc).splitlines()[-1].strip(), param_hint=f"--{key}") from None
     serve = serve or bool(overrides) or settings.server.enabled
     if serve:
-        from ..server import TOKEN_ENV, check_bind
+        from gobot.ops.server import TOKEN_ENV, check_bind
 
         check_bind(settings.server.host, os.environ.get(TOKEN_ENV))
-    from ..config import check_runnable
+    from gobot.config import check_runnable
 
     check_runnable(settings)  # the state folder, secrets in the environment: as `gobot config check` reports them
     setup_logging(settings, verbose)
@@ -122,7 +122,7 @@ def _fresh_note(state_path, had_state: bool, bot) -> str:
 
 async def _serve_and_run(runner, server_config):
     """The run, with the dashboard server in the same event loop for as long as it lasts."""
-    from ..server import TOKEN_ENV, DashboardServer
+    from gobot.ops.server import TOKEN_ENV, DashboardServer
 
     server = DashboardServer(runner.bot, runner, host=server_config.host, port=server_config.port,
                              token=os.environ.get(TOKEN_ENV), stall_seconds=server_config.stall_seconds)
@@ -138,7 +138,7 @@ async def _serve_and_run(runner, server_config):
 def _warn_unknown_sections(settings, plugin_set) -> None:
     """A ``[plugins.<name>]`` section no installed plugin reads (a typo leaves its plugin on its
     defaults): one warning line with the closest name; `gobot config check` refuses it."""
-    from ..config import did_you_mean
+    from gobot.config import did_you_mean
 
     for name in sorted(set(settings.plugin_sections) - set(plugin_set.plugins)):
         click.secho(f"warning: {settings.file_label}:plugins.{name}: no installed plugin has this name and the section is "
@@ -162,7 +162,7 @@ def _go_live_gate(bot, skip_validation: bool) -> None:
     """Real money needs a passing readiness report (testnet runs are how it is earned)."""
     from gobot_hookspecs import Alert, Severity
 
-    from ..readiness import TESTNET, readiness_report
+    from gobot.ops.readiness import TESTNET, readiness_report
 
     if bot.environment == TESTNET:
         return
@@ -184,9 +184,9 @@ def _go_live_gate(bot, skip_validation: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path, as_json):
     """Show the run's state: iteration, equity, open positions, the last cycle, pause and kill switch."""
-    from ..config import load_settings
-    from ..state import StateStore
-    from ..summary import print_status, status_dict
+    from gobot.config import load_settings
+    from gobot.run.state import StateStore
+    from gobot.run.summary import print_status, status_dict
 
     settings = load_settings(config_path)
     store = StateStore(settings.state_path)

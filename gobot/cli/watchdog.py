@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import config_option
+from gobot.cli.common import config_option
 
 
 @click.command()
@@ -25,10 +25,10 @@ def watchdog(config_path, once, verbose):
     import logging
     import signal
 
-    from ..alerting import AlertChannels
-    from ..secrets import RedactingFilter
-    from ..watchdog import Watchdog
-    from .common import load
+    from gobot.run.alerting import AlertChannels
+    from gobot.secrets import RedactingFilter
+    from gobot.ops.watchdog import Watchdog
+    from gobot.cli.common import load
 
     settings, plugin_set = load(config_path)
     handler = logging.StreamHandler()

@@ -157,7 +157,7 @@ def test_no_pattern_below_the_minimum_sample():
 
 
 def test_the_core_run_summary_uses_the_shared_metrics(replay_bot, run_bot):
-    from gobot.summary import run_metrics
+    from gobot.run.summary import run_metrics
 
     bot = replay_bot(disable=["archiver"])
     bot.state.trades.extend(TRADES)

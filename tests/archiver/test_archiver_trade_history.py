@@ -22,7 +22,7 @@ def test_on_a_simulated_clock_only_this_runs_trades_count(archive_bot, run_bot):
 def test_on_a_wall_clock_every_archived_run_counts(archive_bot, run_bot):
     import asyncio
 
-    from gobot.clock import WallClock
+    from gobot.run.clock import WallClock
 
     first = archive_bot()
     run_bot(first, 40)

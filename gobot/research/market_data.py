@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GobotError
+from gobot.errors import GobotError
 
 #: Timeframe name -> seconds (the replay plugin's list).
 TIMEFRAMES = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,

@@ -43,8 +43,8 @@ from pydantic import BaseModel, Field, ValidationError
 from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
 from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error  # noqa: F401 - re-exported for the core
 
-from .errors import GobotError
-from .secrets import redact
+from gobot.errors import GobotError
+from gobot.secrets import redact
 
 log = logging.getLogger(__name__)
 

@@ -48,18 +48,18 @@ from gobot_hookspecs import (
     ValidationResult,
 )
 
-from .alerting import deliver
-from .audit import FILL_ID_FIELDS, TRADE_ID_FIELDS, AuditLog, event_id
-from .clock import WallClock
-from .config import Settings, load_plugin_configs
-from .context import Context
-from .errors import ConfigError, PluginError
-from .hook_caller import HookCaller, HookFailure
-from .observe import CoreCounters
-from .plugin_manager import PluginSet
-from .portfolio import Portfolio
-from .rate_limit import NoWaitPolicy
-from .state import (
+from gobot.run.alerting import deliver
+from gobot.run.audit import FILL_ID_FIELDS, TRADE_ID_FIELDS, AuditLog, event_id
+from gobot.run.clock import WallClock
+from gobot.config import Settings, load_plugin_configs
+from gobot.run.context import Context
+from gobot.errors import ConfigError, PluginError
+from gobot.host.hook_caller import HookCaller, HookFailure
+from gobot.ops.status import CoreCounters
+from gobot.host.plugin_manager import PluginSet
+from gobot.run.portfolio import Portfolio
+from gobot.host.rate_limit import NoWaitPolicy
+from gobot.run.state import (
     MAX_CYCLE_ROWS,
     MAX_LEARNINGS,
     BotState,
@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
 LEARNINGS_HANDED_OVER = 20
 # e.g. "after_cycle:3": SIGKILL self there (crash tests). Points: before_persist:N, after_cycle:N,
-# before_archive_fill:N (here) and mid_state_write:N (gobot.state.atomic_write).
+# before_archive_fill:N (here) and mid_state_write:N (gobot.run.state.atomic_write).
 KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"
 
 
@@ -166,7 +166,7 @@ class Bot:
         self.strategies[strategy.name] = strategy
 
     def _initial_version(self, name: str) -> StrategyVersion:
-        from .strategy_params import configured_params  # declared defaults, then [strategies.<name>]
+        from gobot.host.strategy_params import configured_params  # declared defaults, then [strategies.<name>]
 
         params = configured_params(self.settings, self.strategies[name])
         version = StrategyVersion(name=name, version=1, params=params, created_at=None)
@@ -543,7 +543,7 @@ class Bot:
         Which request was applied is kept in the persisted state (``plugin_state["optimizer"]``), so a
         cycle abandoned before it is persisted applies it again; the validate phase judges the version.
         """
-        from .strategy_params import REQUEST_FILE
+        from gobot.host.strategy_params import REQUEST_FILE
 
         path = self.settings.state_path / REQUEST_FILE
         if not path.exists():

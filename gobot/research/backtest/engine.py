@@ -39,8 +39,8 @@ import numpy as np
 
 from gobot_hookspecs import Action, BacktestResult, Candles, Strategy, Trade
 
-from .errors import GobotError
-from .market_data import COLUMNS, MarketRules, Series, series_from_candles
+from gobot.errors import GobotError
+from gobot.research.market_data import COLUMNS, MarketRules, Series, series_from_candles
 
 SECONDS_PER_YEAR = 365 * 24 * 3600.0
 PROGRESS_EVERY = 1 << 15  # bars between two progress callbacks in the per-bar path
@@ -321,7 +321,7 @@ class SimpleGate:
 
     def __init__(self, sizing: Sizing):
         if sizing.kind == "plugins":
-            raise ValueError("plugin sizing needs a bot's plugins: use gobot.backtest_context.PluginGate")
+            raise ValueError("plugin sizing needs a bot's plugins: use gobot.research.backtest.gate.PluginGate")
         self.sizing = sizing
 
     def decide(self, request: EntryRequest, book: Book) -> tuple[float | None, list[str]]:

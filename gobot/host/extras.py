@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .errors import GobotError
+from gobot.errors import GobotError
 
 #: The distribution users install (``gobot`` on PyPI is an unrelated project).
 DISTRIBUTION = "gobot-trading"

@@ -34,10 +34,10 @@ from gobot_hookspecs import (
     Trade,
 )
 
-from .backtest import ALL_IN, Book, EntryRequest, Sizing
-from .errors import PluginError
-from .hook_caller import HookCaller, HookFailure
-from .rate_limit import NoWaitPolicy
+from gobot.research.backtest.engine import ALL_IN, Book, EntryRequest, Sizing
+from gobot.errors import PluginError
+from gobot.host.hook_caller import HookCaller, HookFailure
+from gobot.host.rate_limit import NoWaitPolicy
 
 SNAPSHOT_CANDLES = 200
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -93,7 +93,7 @@ class BacktestContext:
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
         """Closed candles up to the decision: the series' own, or coarser ones resampled from it."""
-        from .market_data import TIMEFRAMES, resample
+        from gobot.research.market_data import TIMEFRAMES, resample
 
         for series in self._book.series if self._book else []:
             if series.symbol != symbol:

@@ -13,13 +13,13 @@ from typing import Any, Iterable
 
 from gobot_hookspecs import Strategy, StrategyVersion
 
-from .backtest import ExecutionSettings, Gate, SimpleGate, Sizing
-from .config import Settings, load_plugin_configs
-from .errors import GobotError
-from .hook_caller import HookCaller
-from .market_data import DataError, Series, data_dir_or_bundled, load_series, read_markets, series_from_file
-from .plugin_manager import PluginSet
-from .strategy_params import check_params, configured_params
+from gobot.research.backtest.engine import ExecutionSettings, Gate, SimpleGate, Sizing
+from gobot.config import Settings, load_plugin_configs
+from gobot.errors import GobotError
+from gobot.host.hook_caller import HookCaller
+from gobot.research.market_data import DataError, Series, data_dir_or_bundled, load_series, read_markets, series_from_file
+from gobot.host.plugin_manager import PluginSet
+from gobot.host.strategy_params import check_params, configured_params
 
 
 class BacktestSetupError(GobotError):
@@ -149,7 +149,7 @@ class BacktestSetup:
         """The entry gate: plugins when sizing or risk asks for them, else the plugin-free fast gate."""
         if execution.sizing.kind != "plugins" and execution.risk == "none":
             return SimpleGate(execution.sizing)
-        from .backtest_context import BacktestContext, PluginGate
+        from gobot.research.backtest.gate import BacktestContext, PluginGate
 
         version = version or StrategyVersion(name=strategy.name, params=self.params(strategy))
         ctx = BacktestContext(self.settings, self.plugin_configs, self.strategies, version)

@@ -18,7 +18,7 @@ from typing import Any
 
 from gobot_hookspecs import Strategy
 
-from .secrets import redact
+from gobot.secrets import redact
 
 SYSTEM = (
     "You tune the parameters of a trading strategy. Propose ONE next parameter set to try, inside the "
@@ -62,7 +62,7 @@ def check_params(strategy: Strategy, proposed: Any, current: dict[str, float]) -
 
 class LlmIdeas:
     def __init__(self, model: str, base_url: str = "", *, timeout: float = 60.0):
-        from .extras import require
+        from gobot.host.extras import require
 
         require("optimize", "openai", "gobot optimize --llm")
         self.model, self.base_url, self.timeout = model, base_url, timeout

@@ -13,7 +13,7 @@
   range ``"gobot-hookspecs>=1.0,<2"``); returns the folder, which is on ``sys.path`` for this test
   (put it on ``PYTHONPATH`` to see the plugin from a ``gobot`` subprocess);
 - ``loopback_openai``: an OpenAI-compatible chat completions server on 127.0.0.1 that records the
-  requests (images checked to be real PNGs) and answers as scripted (``gobot.loopback_openai.Reply``).
+  requests (images checked to be real PNGs) and answers as scripted (``gobot.testing.loopback_openai.Reply``).
 
 Example::
 
@@ -42,10 +42,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 
-from .config import Settings, settings_from_dict
-from .orchestrator import Bot
-from .plugin_manager import PluginSet, build_plugin_set
-from .runner import Runner, RunOutcome
+from gobot.config import Settings, settings_from_dict
+from gobot.run.bot import Bot
+from gobot.host.plugin_manager import PluginSet, build_plugin_set
+from gobot.run.runner import Runner, RunOutcome
 
 SYNTHETIC_DAYS = 3
 
@@ -53,7 +53,7 @@ SYNTHETIC_DAYS = 3
 @pytest.fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """Seeded synthetic candles (3 days of 5m) in the replay format; made once per test session."""
-    from .synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
+    from gobot.research.synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
 
     folder = tmp_path_factory.mktemp("gobot-data")
     for symbol, price in DEMO_SYMBOLS.items():
@@ -134,8 +134,8 @@ def run_bot() -> Callable[[Bot, int | None], RunOutcome]:
 
 @pytest.fixture
 def loopback_openai() -> Iterator[Any]:
-    """A ``gobot.loopback_openai.LoopbackOpenAI`` for this test: use its ``base_url``; closed after the test."""
-    from .loopback_openai import LoopbackOpenAI
+    """A ``gobot.testing.loopback_openai.LoopbackOpenAI`` for this test: use its ``base_url``; closed after the test."""
+    from gobot.testing.loopback_openai import LoopbackOpenAI
 
     server = LoopbackOpenAI()
     yield server

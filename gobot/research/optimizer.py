@@ -38,10 +38,10 @@ from typing import Any, Callable
 
 from gobot_hookspecs import Strategy
 
-from .backtest import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
-from .config import OBJECTIVE_METRICS, OptimizerConfig, parse_objective
-from .errors import GobotError
-from .market_data import Series
+from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
+from gobot.config import OBJECTIVE_METRICS, OptimizerConfig, parse_objective
+from gobot.errors import GobotError
+from gobot.research.market_data import Series
 
 MINIMISED = frozenset({"max_drawdown_pct"})
 PROFIT_FACTOR_CAP = 10.0  # an infinite profit factor (no losing trade) counts as this in objectives
@@ -272,7 +272,7 @@ def storage(url: str):
     """An Optuna RDB storage with heartbeats (a crashed worker's trial is failed and retried)."""
     import warnings
 
-    from .extras import require
+    from gobot.host.extras import require
 
     require("optimize", "optuna", "gobot optimize")
 
@@ -342,7 +342,7 @@ class Optimization:
                  gate_factory: Callable[[dict[str, float]], Gate], options: OptimizerConfig, *,
                  baseline_params: dict[str, float], storage_url: str, study_name: str = "", path: str = "auto",
                  ideas: Any = None, say: Say = print):
-        from .extras import require
+        from gobot.host.extras import require
 
         require("optimize", "optuna", "gobot optimize")
         if not strategy.parameters:
@@ -651,7 +651,7 @@ def describe_objectives() -> str:
 
 # -- applying a winner --------------------------------------------------------------------------------
 
-from .strategy_params import REQUEST_FILE  # noqa: E402  (accepted parameters waiting for the adjust phase)
+from gobot.host.strategy_params import REQUEST_FILE  # noqa: E402  (accepted parameters waiting for the adjust phase)
 
 ARCHIVE_FILE = "strategy_archive.jsonl"  # in state_dir: every version replaced by gobot optimize --apply
 
@@ -667,7 +667,7 @@ def request_apply(state_path, report: Report, source: str) -> dict[str, Any]:
                    f"{kept.objective_in:+.3f}, out of sample {kept.objective_out:+.3f} (baseline "
                    f"{report.baseline.objective_in:+.3f} / {report.baseline.objective_out:+.3f})"),
     }
-    from .state import atomic_write  # owner-only, like every file in state_dir; a dot temporary the start-up cleans
+    from gobot.run.state import atomic_write  # owner-only, like every file in state_dir; a dot temporary the start-up cleans
 
     atomic_write(state_path / REQUEST_FILE, json.dumps(_clean(request), indent=2))
     return request
@@ -684,7 +684,7 @@ def write_strategy_params(config_path, strategy: str, params: dict[str, float]) 
     """Write ``[strategies.<name>]`` into config.toml, replacing that table and keeping everything else."""
     import re
 
-    from .config import tomllib
+    from gobot.config import tomllib
 
     text = config_path.read_text(encoding="utf-8") if config_path.exists() else ""
     lines = text.splitlines()

@@ -15,8 +15,8 @@ import pluggy
 
 from gobot_hookspecs import CONTRACT_VERSION, PROJECT_NAME, specs
 
-from .errors import PluginError
-from .extras import DISTRIBUTION
+from gobot.errors import PluginError
+from gobot.host.extras import DISTRIBUTION
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Callable
 
 from gobot_hookspecs import Alert, Severity
 
-from .errors import PluginError, StartRefused
-from .orchestrator import Bot, CycleAbandoned
+from gobot.errors import PluginError, StartRefused
+from gobot.run.bot import Bot, CycleAbandoned
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +260,8 @@ class Runner:
         # The kill switch is honoured between cycles too, not only when the next one is due.
         scheduler.add_job(self._poll_kill_switch, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"), id="kill",
                           max_instances=1, coalesce=True, misfire_grace_time=None)  # late or skipped polls: no warnings
-        if self.bot.settings.optimizer.scheduled:  # [optimizer] scheduled: see gobot/optimizer_job.py
-            from .optimizer_job import optimizer_trigger, run_scheduled
+        if self.bot.settings.optimizer.scheduled:  # [optimizer] scheduled: see gobot/research/optimizer_job.py
+            from gobot.research.optimizer_job import optimizer_trigger, run_scheduled
 
             self.optimizer_job = scheduler.add_job(
                 run_scheduled, optimizer_trigger(self.bot.settings.optimizer.schedule), args=[self.bot],

@@ -17,11 +17,11 @@ from pydantic import BaseModel
 
 from gobot_hookspecs import ALERT_KINDS, Alert, Severity
 
-from .config import Settings
-from .hook_caller import HookCaller, HookFailure
-from .plugin_manager import PluginInfo, PluginSet
-from .rate_limit import NoWaitPolicy
-from .secrets import redact
+from gobot.config import Settings
+from gobot.host.hook_caller import HookCaller, HookFailure
+from gobot.host.plugin_manager import PluginInfo, PluginSet
+from gobot.host.rate_limit import NoWaitPolicy
+from gobot.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class AlertChannels:
     """
 
     def __init__(self, settings: Settings, plugin_set: PluginSet):
-        from .config import load_plugin_configs
+        from gobot.config import load_plugin_configs
 
         self.failed: list[PluginInfo] = plugin_set.failures
         self.names = plugin_set.implementers(SEND_HOOK)

@@ -1,6 +1,6 @@
 """What the operator's view shows: the core's own counters, the plugins' statuses (``gobot_status``),
 health, the JSON documents of the API and the Prometheus exposition. Pure Python and no web
-library: ``gobot/server.py`` serves these over HTTP.
+library: ``gobot/ops/server.py`` serves these over HTTP.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from gobot_hookspecs import CycleReport, MetricSample, PluginStatus
 
-from .summary import run_metrics
+from gobot.run.summary import run_metrics
 
 if TYPE_CHECKING:
-    from .orchestrator import Bot
-    from .runner import Runner
+    from gobot.run.bot import Bot
+    from gobot.run.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ async def plugin_statuses(bot: Bot) -> dict[str, PluginStatus | str]:
     Called with a hook caller of its own, so a failure here is logged but never counted against
     the cycle that happens to be running.
     """
-    from .hook_caller import HookCaller
+    from gobot.host.hook_caller import HookCaller
 
     errors: dict[str, str] = {}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from gobot_hookspecs import ParamSpec, Strategy
 
-from .errors import ConfigError, ConfigProblem, GobotError
+from gobot.errors import ConfigError, ConfigProblem, GobotError
 
 #: In the state folder: parameters the optimizer accepted, waiting for the adjust phase of a bot.
 REQUEST_FILE = "OPTIMIZED.json"

@@ -22,7 +22,7 @@ import pluggy
 
 from gobot_hookspecs import RiskVerdict
 
-from .errors import PluginError
+from gobot.errors import PluginError
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from gobot_hookspecs import (
     Trade,
 )
 
-from .errors import PluginError
+from gobot.errors import PluginError
 
 if TYPE_CHECKING:
-    from .orchestrator import Bot
+    from gobot.run.bot import Bot
 
 
 class Context:
@@ -91,7 +91,7 @@ class Context:
         self.alert(Alert(kind="unpaused", title="Unpaused: new positions allowed", text=reason))
 
     def kill(self, reason: str) -> None:
-        from .state import write_control_file
+        from gobot.run.state import write_control_file
 
         write_control_file(self._bot.settings.kill_switch_path, f"{reason}\n")  # owner-only, like the rest of the state
         self.audit("kill_switch", reason=reason)
@@ -139,7 +139,7 @@ class Context:
         return dict(self._bot.strategies)
 
     def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
-        from .backtest import run_backtest  # numpy is imported by the first backtest, not at start-up
+        from gobot.research.backtest.engine import run_backtest  # numpy is imported by the first backtest, not at start-up
 
         trading = self._bot.settings.trading
         return run_backtest(

@@ -43,12 +43,12 @@ try:
 except ModuleNotFoundError:  # the core install: `--serve` needs the extra [server] (check_bind says so)
     web = None  # type: ignore[assignment]
 
-from . import observe
-from .errors import StartRefused
+from gobot.ops import status
+from gobot.errors import StartRefused
 
 if TYPE_CHECKING:
-    from .orchestrator import Bot
-    from .runner import Runner
+    from gobot.run.bot import Bot
+    from gobot.run.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def check_bind(host: str, token: str | None) -> None:
     """Refuse to serve a non-loopback address without a strong token (checked before the bot starts),
     and refuse to serve at all without aiohttp (the extra [server])."""
     if web is None:
-        from .extras import require
+        from gobot.host.extras import require
 
         require("server", "aiohttp", "the dashboard server (gobot start --serve, [server] enabled)")
     if is_loopback(host):
@@ -666,8 +666,8 @@ class DashboardServer:
     # -- read-only endpoints ------------------------------------------------------------------------
 
     async def _observed(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        statuses = await observe.plugin_statuses(self.bot)
-        return statuses, observe.health(self.bot, self.bot.counters, statuses, self.stall_seconds)
+        statuses = await status.plugin_statuses(self.bot)
+        return statuses, status.health(self.bot, self.bot.counters, statuses, self.stall_seconds)
 
     async def health(self, request: web.Request) -> web.Response:
         _statuses, doc = await self._observed()
@@ -675,10 +675,10 @@ class DashboardServer:
 
     async def metrics(self, request: web.Request) -> web.Response:
         statuses, doc = await self._observed()
-        text = observe.prometheus_text(self.bot, self.bot.counters, statuses, doc, extra=self._server_metrics)
+        text = status.prometheus_text(self.bot, self.bot.counters, statuses, doc, extra=self._server_metrics)
         return web.Response(body=text.encode("utf-8"), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
-    def _server_metrics(self, out: observe.Exposition) -> None:
+    def _server_metrics(self, out: status.Exposition) -> None:
         out.add("gobot_server_connections", self.connections, help="HTTP connections open to the dashboard server")
         out.add("gobot_server_connection_limit", self.connection_limit,
                 help="connections the server accepts at most ([server] max_connections, lowered to fit the open-files limit)")
@@ -691,19 +691,19 @@ class DashboardServer:
 
     async def _status(self) -> dict[str, Any]:
         statuses, doc = await self._observed()
-        return observe.status_document(self.bot, self.runner, self.bot.counters, statuses, doc, controls=bool(self._token))
+        return status.status_document(self.bot, self.runner, self.bot.counters, statuses, doc, controls=bool(self._token))
 
     async def status(self, request: web.Request) -> web.Response:
         return _json(await self._status())
 
     async def trades(self, request: web.Request) -> web.Response:
-        return _json(observe.trades_document(self.bot, _limit(request, 100)))
+        return _json(status.trades_document(self.bot, _limit(request, 100)))
 
     async def cycles(self, request: web.Request) -> web.Response:
-        return _json(observe.cycles_document(self.bot, _limit(request, 50)))
+        return _json(status.cycles_document(self.bot, _limit(request, 50)))
 
     async def metrics_json(self, request: web.Request) -> web.Response:
-        return _json(observe.metrics_document(self.bot, self.bot.counters))
+        return _json(status.metrics_document(self.bot, self.bot.counters))
 
     async def dashboard(self, request: web.Request) -> web.Response:
         """Everything the page shows, in one document; with ``?after=V`` it waits (long-poll, at most
@@ -743,9 +743,9 @@ class DashboardServer:
             body = json.dumps({
                 "version": version,
                 "status": await self._status(),
-                "trades": observe.trades_document(self.bot, 50),
-                "cycles": observe.cycles_document(self.bot, 15),
-                "metrics": observe.metrics_document(self.bot, self.bot.counters),
+                "trades": status.trades_document(self.bot, 50),
+                "cycles": status.cycles_document(self.bot, 15),
+                "metrics": status.metrics_document(self.bot, self.bot.counters),
             }, default=str).encode("utf-8")
             self.documents_built += 1
             self._document = (version, asyncio.get_running_loop().time(), body)
@@ -755,7 +755,7 @@ class DashboardServer:
 
     async def static(self, request: web.Request) -> web.Response:
         name, content_type = STATIC[request.path]
-        body = resources.files("gobot").joinpath("web", name).read_text(encoding="utf-8")
+        body = resources.files("gobot.ops").joinpath("web", name).read_text(encoding="utf-8")
         headers = {"Content-Security-Policy": PAGE_POLICY} if name.endswith(".html") else {}
         return web.Response(text=body, content_type=content_type, charset="utf-8", headers=headers)
 

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from gobot_hookspecs import Alert, Severity
 
-from .config import WatchdogConfig
+from gobot.config import WatchdogConfig
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
 
-from .state import BotState
+from gobot.run.state import BotState
 
 #: A close fill this much smaller than the position closes only part of it (below: all of it,
 #: so lot-step rounding and a spot buyer's commission never leave a crumb of a position open).

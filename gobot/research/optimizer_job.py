@@ -18,7 +18,7 @@ from typing import Any
 
 from gobot_hookspecs import Alert, Severity, StrategyVersion
 
-from .errors import GobotError
+from gobot.errors import GobotError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def optimizer_trigger(schedule: str):
     """``weekly``, ``daily`` or a crontab line (UTC) as an APScheduler trigger."""
     from apscheduler.triggers.cron import CronTrigger
 
-    from .extras import require
+    from gobot.host.extras import require
 
     require("optimize", "optuna", "[optimizer] schedule (the scheduled optimizer)")  # said at start, not a week later
 
@@ -48,9 +48,9 @@ def optimizer_trigger(schedule: str):
 
 async def run_scheduled(bot: Any):
     """One scheduled optimization for a running bot; returns the report (None when it could not run)."""
-    from .backtest_setup import BacktestSetup
-    from .market_data import series_from_candles
-    from .optimizer import Optimization, default_storage_url, request_apply
+    from gobot.research.backtest.setup import BacktestSetup
+    from gobot.research.market_data import series_from_candles
+    from gobot.research.optimizer import Optimization, default_storage_url, request_apply
 
     settings, options = bot.settings, bot.settings.optimizer
     try:

@@ -7,7 +7,7 @@ and are written once: a cycle re-run after a crash (its state was not persisted)
 fill again, and its line is not written a second time. Decisions the re-run cycle makes again
 (signals, verdicts, alerts) are written again, with the same iteration.
 
-On a full disk (``gobot.state.is_disk_error``) a line that cannot be written is kept in memory, in
+On a full disk (``gobot.run.state.is_disk_error``) a line that cannot be written is kept in memory, in
 order, and written before the next one once there is room (``flush``); a line cut short by the
 full disk is taken back, so the file holds whole lines only. ``error`` is the disk error while
 lines wait; callers decide what it means for them (the bot opens no new positions).
@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .secrets import MASK, redact, secret_values
-from .state import is_disk_error
+from gobot.secrets import MASK, redact, secret_values
+from gobot.run.state import is_disk_error
 
 log = logging.getLogger(__name__)
 

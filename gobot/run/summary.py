@@ -6,7 +6,7 @@ from typing import Any
 
 from gobot_hookspecs import metrics
 
-from .state import BotState, StateStore
+from gobot.run.state import BotState, StateStore
 
 
 def run_metrics(state: BotState) -> dict[str, Any]:

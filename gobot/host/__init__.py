@@ -1,0 +1,1 @@
+"""The host: finds plugins, calls their hooks, and makes the one entry decision (live and backtest)."""

@@ -1,0 +1,1 @@
+"""Operating a running bot: the dashboard server and its status documents, the watchdog, readiness."""
