@@ -66,7 +66,7 @@ class VectorizedStrategy(Strategy, Protocol):
     """A ``Strategy`` that can also answer for every candle at once (the backtester's fast path).
 
     The backtester calls ``vectorized()`` when a strategy has it, and ``signal()`` per candle
-    otherwise; the two must give the same trades (``gobot.backtest.compare_paths`` checks it).
+    otherwise; the two must give the same trades (``gobot.research.backtest.engine.compare_paths`` checks it).
     """
 
     def vectorized(self, symbol: str, candles: Candles, params: dict[str, float]) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class VectorizedStrategy(Strategy, Protocol):
         the prices and volume float64); return ``{"action": a, "confidence": c}`` (optionally
         ``"stop_loss"``, ``"take_profit"`` price arrays, NaN = none), arrays of ``len(candles)``, where
         ``a[i]`` is 1 (LONG), -1 (SHORT) or 0 (HOLD) as ``signal()`` would answer with the candles up
-        to and including ``i`` — never looking at a later one (``gobot.backtest.lookahead_check``)."""
+        to and including ``i`` — never looking at a later one (``gobot.research.backtest.engine.lookahead_check``)."""
 
 
 class ConfigView(Protocol):
