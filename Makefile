@@ -38,8 +38,9 @@ demo: $(VENV)/.runtime
 # The archiver's tests run on PostgreSQL too (this machine's server; under CI=true it must be reachable).
 export GOBOT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-## test: every test, with everything it needs installed first.
+## test: the linter (ruff, configured in pyproject.toml), then every test, with everything it needs installed first.
 test: $(VENV)/.dev /usr/bin/chromium
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 ## bench: performance figures (not part of the tests).
