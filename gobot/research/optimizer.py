@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal as signal_module
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,12 +41,12 @@ from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, com
 from gobot.config import OBJECTIVE_METRICS, OptimizerConfig, parse_objective
 from gobot.errors import GobotError
 from gobot.research.market_data import Series
+from gobot.testing.kill_point import kill_point
 
 MINIMISED = frozenset({"max_drawdown_pct"})
 PROFIT_FACTOR_CAP = 10.0  # an infinite profit factor (no losing trade) counts as this in objectives
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 30
-KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"  # "optimizer_trial:N": SIGKILL self while trial N runs (resume tests)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 Say = Callable[[str], None]
@@ -240,11 +239,6 @@ def decide(baseline: Decision, candidates: list[Decision], options: OptimizerCon
 
 
 # -- the optimization ----------------------------------------------------------------------------------
-
-
-def _kill_point(name: str) -> None:
-    if os.environ.get(KILL_POINT_ENV) == name:
-        os.kill(os.getpid(), signal_module.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
@@ -495,7 +489,7 @@ class Optimization:
             else:
                 step = spec.step if spec.step and (spec.high - spec.low) / spec.step == int((spec.high - spec.low) / spec.step) else None
                 params[name] = trial.suggest_float(name, spec.low, spec.high, step=step)
-        _kill_point(f"optimizer_trial:{trial.number}")
+        kill_point(f"optimizer_trial:{trial.number}")  # SIGKILL while trial N runs (resume tests)
         evaluation = self.evaluate(params)
         if _TRIAL_CONSTRAINTS and self.options.min_trades:
             trial.set_constraint("min_trades", float(self.options.min_trades - evaluation.in_sample["trades"]))

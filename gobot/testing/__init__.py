@@ -38,19 +38,29 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
-
-import pytest
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from gobot.config import Settings, settings_from_dict
-from gobot.run.bot import Bot
 from gobot.host.plugin_manager import PluginSet, build_plugin_set
-from gobot.run.runner import Runner, RunOutcome
+
+if "pytest" in sys.modules:  # loaded by pytest (the pytest11 entry point) or by a test: real fixtures
+    import pytest
+
+    fixture = pytest.fixture
+else:  # imported by the core for gobot.testing.kill_point, where pytest may not be installed: plain functions
+
+    def fixture(function=None, **_options):
+        return function if function is not None else (lambda decorated: decorated)
+
+
+if TYPE_CHECKING:  # the bot imports gobot.testing.kill_point: importing it here at load time would be circular
+    from gobot.run.bot import Bot
+    from gobot.run.runner import RunOutcome
 
 SYNTHETIC_DAYS = 3
 
 
-@pytest.fixture(scope="session")
+@fixture(scope="session")
 def synthetic_data_dir(tmp_path_factory) -> Path:
     """Seeded synthetic candles (3 days of 5m) in the replay format; made once per test session."""
     from gobot.research.synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
@@ -61,7 +71,7 @@ def synthetic_data_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
+@fixture
 def plugin_set_factory() -> Callable[..., PluginSet]:
     def factory(
         enable: Iterable[str] = (), disable: Iterable[str] = (), plugins: Iterable[tuple[str, object]] = (), live: bool = False
@@ -104,7 +114,7 @@ def replay_settings(state_dir: Path, data_dir: Path, config: dict[str, Any] | No
     return settings_from_dict(data, "test-config.toml", base_dir=str(state_dir.parent))
 
 
-@pytest.fixture
+@fixture
 def replay_bot(tmp_path, synthetic_data_dir, plugin_set_factory) -> Callable[..., Bot]:
     def factory(
         config: dict[str, Any] | None = None,
@@ -119,20 +129,24 @@ def replay_bot(tmp_path, synthetic_data_dir, plugin_set_factory) -> Callable[...
         plugin_set = plugin_set_factory(
             enable=[*settings.plugins.enable, *enable], disable=[*settings.plugins.disable, *disable], plugins=plugins, live=live
         )
+        from gobot.run.bot import Bot
+
         return Bot(settings, plugin_set, live=live, fresh=fresh)
 
     return factory
 
 
-@pytest.fixture
+@fixture
 def run_bot() -> Callable[[Bot, int | None], RunOutcome]:
     def run(bot: Bot, max_iterations: int | None = None) -> RunOutcome:
+        from gobot.run.runner import Runner
+
         return asyncio.run(Runner(bot, max_iterations).run())
 
     return run
 
 
-@pytest.fixture
+@fixture
 def loopback_openai() -> Iterator[Any]:
     """A ``gobot.testing.loopback_openai.LoopbackOpenAI`` for this test: use its ``base_url``; closed after the test."""
     from gobot.testing.loopback_openai import LoopbackOpenAI
@@ -142,7 +156,7 @@ def loopback_openai() -> Iterator[Any]:
     server.close()
 
 
-@pytest.fixture
+@fixture
 def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Path]]:
     """Fake a pip-installed plugin distribution for one test, without pip.
 

@@ -1,0 +1,26 @@
+"""Deterministic crash points for crash-and-resume tests, the one implementation the core uses.
+
+``GOBOT_TEST_KILL_POINT=<point>:<n>`` makes the process SIGKILL itself when it reaches that point:
+``before_persist:N``, ``after_cycle:N``, ``before_archive_fill:N`` (``gobot.run.bot``),
+``mid_state_write:N`` (``gobot.run.state.atomic_write``, half a state file written) and
+``optimizer_trial:N`` (``gobot.research.optimizer``). Standard library only: the core imports it in
+production, where pytest is not installed. Plugins cannot import gobot; a plugin that wants a
+crash point of its own reads the same variable (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Callable
+
+KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"
+
+
+def kill_point(name: str, before: Callable[[], None] | None = None) -> None:
+    """SIGKILL this process here if a test asked for ``name``; ``before()`` runs first (e.g. write half a file)."""
+    if os.environ.get(KILL_POINT_ENV) != name:
+        return
+    if before is not None:
+        before()
+    os.kill(os.getpid(), signal.SIGKILL)
