@@ -58,14 +58,20 @@ def test_health_is_200_while_cycles_complete_and_503_once_the_loop_stalls(replay
 
 
 class Breaker:
-    """Stands in for the circuit breaker (which is disabled): keeps its state where the real one does."""
+    """Stands in for the circuit breaker (which is disabled), under another name: the core knows a breaker
+    only by its ``gobot_status`` answer (``breaker=True``), as it knows the real one."""
 
     def __init__(self):
         self.trip_at = 2
+        self.state = "CLOSED"
 
     @hookimpl
     def gobot_report(self, ctx):
-        ctx.plugin_state("circuit_breaker")["state"] = "OPEN" if ctx.iteration >= self.trip_at else "CLOSED"
+        self.state = "OPEN" if ctx.iteration >= self.trip_at else "CLOSED"
+
+    @hookimpl
+    def gobot_status(self):
+        return PluginStatus(breaker=True, state=self.state, healthy=self.state != "OPEN", reason=f"breaker {self.state}")
 
 
 def test_health_is_503_while_the_circuit_breaker_is_open(replay_bot):

@@ -39,11 +39,15 @@ def status(config_path, as_json):
 
     Reads the state the last cycle persisted (a running bot is not disturbed). Exit status 0.
     """
+    from gobot.ops.status import breaker_state, plugin_statuses
     from gobot.run.state import StateStore
+
+    async def ask(bot):
+        return await bot.risk_statuses(), breaker_state(await plugin_statuses(bot))
 
     bot = _offline_bot(config_path)
     store = StateStore(bot.settings.state_path)
-    statuses = asyncio.run(bot.risk_statuses())
+    statuses, breaker = asyncio.run(ask(bot))
     kill, paused = bot.kill_switch_on(), store.paused
     why = [f"{s.plugin}: {s.reason}" for s in statuses if not s.allows_trading]
     if kill:
@@ -59,7 +63,7 @@ def status(config_path, as_json):
         "bot_running": store.bot_running(),
         "kill_switch": kill,
         "paused": paused,
-        "breaker": next((s.state for s in statuses if s.plugin == "circuit_breaker"), "not installed"),
+        "breaker": breaker,  # whoever answers gobot_status with breaker=True
         "trading_allowed": not why,
         "why": why or [s_line for s_line in (f"{s.plugin}: {s.reason}" for s in statuses)],
         "plugins": [s.model_dump(mode="json") for s in statuses],

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Breaker states that stop trading: ``/health`` is unhealthy while the breaker is in one of them.
-BREAKER_TRIPPED = ("OPEN", "HARD_STOP", "TRIPPED")
-BREAKER_PLUGIN = "circuit_breaker"
 STALL_MINIMUM_SECONDS = 60.0
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?", re.IGNORECASE)
 
@@ -109,9 +106,18 @@ async def plugin_statuses(bot: Bot) -> dict[str, PluginStatus | str]:
     return answers
 
 
-def breaker_state(bot: Bot) -> str:
-    state = bot.state.plugin_state.get(BREAKER_PLUGIN, {})
-    return str(state.get("state", "")) if isinstance(state, dict) else ""
+def breaker_status(statuses: dict[str, PluginStatus | str]) -> PluginStatus | None:
+    """The circuit breaker's ``gobot_status`` answer (``breaker=True``; the first in call order), if any.
+
+    The core knows the breaker only by what it answers, so a replacement under any name is shown the same.
+    """
+    return next((s for s in statuses.values() if isinstance(s, PluginStatus) and s.breaker), None)
+
+
+def breaker_state(statuses: dict[str, PluginStatus | str]) -> str:
+    """The breaker's state as /health, the dashboard, progress.json and `gobot risk status` show it."""
+    status = breaker_status(statuses)
+    return (status.state or "unknown") if status is not None else "not installed"
 
 
 def stall_after(bot: Bot, configured: float | None) -> float:
@@ -141,14 +147,18 @@ def health(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | 
         + ("" if age <= limit else f": stalled (more than {limit:g} s)"),
     }
     checks["exchange"] = exchange_check(bot, statuses)
-    breaker = breaker_state(bot)
-    tripped = breaker.upper() in BREAKER_TRIPPED
+    breaker = breaker_status(statuses)
+    tripped = breaker is not None and breaker.healthy is False
+    state = breaker_state(statuses)
     checks["circuit_breaker"] = {
         "ok": not tripped,
-        "state": breaker or "not installed",
-        "detail": f"circuit breaker {breaker}: no new positions" if tripped else (f"circuit breaker {breaker}" if breaker else "no circuit breaker state"),
+        "state": state,
+        "detail": f"circuit breaker {state}: no new positions" if tripped
+        else (f"circuit breaker {state}" if breaker is not None else "no circuit breaker installed"),
     }
     for plugin, status in statuses.items():
+        if status is breaker:  # its verdict is the circuit_breaker check above
+            continue
         if isinstance(status, str):
             checks[f"plugin:{plugin}"] = {"ok": None, "detail": f"status unknown: {status}"}
         elif status.healthy is not None or status.reason:
@@ -345,7 +355,7 @@ def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, Plugin
     out.add("gobot_paused", 1 if health_doc["paused"] else 0, help="1 while paused: no new positions")
     out.add("gobot_kill_switch", 1 if health_doc["kill_switch"] else 0, help="1 while the kill switch is engaged")
     breaker = health_doc["breaker"]
-    out.add("gobot_circuit_breaker_open", 1 if breaker.upper() in BREAKER_TRIPPED else 0,
+    out.add("gobot_circuit_breaker_open", 0 if health_doc["checks"]["circuit_breaker"]["ok"] else 1,
             help="1 while the circuit breaker stops trading (OPEN or a hard stop)")
     out.add("gobot_circuit_breaker_state", 1, {"state": breaker}, help="the circuit breaker's state, as a label")
     if extra is not None:

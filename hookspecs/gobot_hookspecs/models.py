@@ -546,6 +546,11 @@ class PluginStatus(_Model):
     healthy: bool | None = Field(None, description="False turns GET /health unhealthy (HTTP 503); None = no opinion")
     reason: str = Field("", description="one line: why, shown by /health and the dashboard")
     state: str = Field("", description="a state machine's state, e.g. CLOSED or OPEN (empty if none)")
+    breaker: bool = Field(
+        False,
+        description="True from the bot's circuit breaker: its state is the breaker of /health, /api/status, the dashboard, "
+        "/metrics, progress.json and `gobot risk status`, and healthy=False means it stops new positions now",
+    )
     metrics: list[MetricSample] = Field(default_factory=list)
     data: dict[str, Any] = Field(
         default_factory=dict, description="small JSON-serialisable facts for /api/status and the dashboard"

@@ -505,9 +505,12 @@ def gobot_status(ctx: BotContext) -> PluginStatus | None:
 
     Called by the HTTP server of ``gobot start --serve`` (``[server] enabled = true``) on every
     request to ``/health``, ``/metrics``, ``/api/status`` and the dashboard, between or during
-    cycles, for every plugin; answers are collected. Answer from memory, fast, and change nothing
+    cycles, at the end of every cycle (``progress.json``) and by ``gobot risk status``, for every
+    plugin; answers are collected. Answer from memory, fast, and change nothing
     (no I/O, no exchange request): a rate limiter reports the weight used and its queue depth by
-    priority, a circuit breaker its state, an exchange plugin whether the exchange answered lately.
+    priority, an exchange plugin whether the exchange answered lately, a circuit breaker its state
+    with ``breaker=True`` (the core knows the bot's breaker only by that answer: its ``state`` is
+    the ``breaker`` of /health, the dashboard, /metrics, ``progress.json`` and ``gobot risk status``).
     ``healthy=False`` turns ``GET /health`` unhealthy (HTTP 503) with ``reason``. Each sample is
     exported with a ``plugin`` label added; name them ``gobot_<what>_<unit>``. An exception is
     logged and shown as this plugin's status being unknown; it does not make the bot unhealthy.

@@ -1,7 +1,8 @@
 """``circuit_breaker``: stops opening positions when trading goes wrong, and lets it back in carefully.
 
-The state machine (its state is ``ctx.plugin_state("circuit_breaker")["state"]``, which
-``progress.json`` shows as ``breaker``)::
+The state machine (its state is kept in ``ctx.plugin_state("circuit_breaker")``; the core learns it
+only through ``gobot_status``, which answers ``breaker=True``: /health, the dashboard, /metrics and
+``progress.json`` show it as ``breaker``)::
 
     CLOSED --(3 consecutive losing trades | 5 execution failures in the window | an exchange ban)--> OPEN
     OPEN --(recovery timeout passed)--> HALF_OPEN     one probe trade is let through
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gobot_hookspecs import Alert, RiskCounter, RiskStatus, RiskVerdict, Severity, hookimpl
+from gobot_hookspecs import Alert, PluginStatus, RiskCounter, RiskStatus, RiskVerdict, Severity, hookimpl
 
 NAME = "circuit_breaker"
 CLOSED, OPEN, HALF_OPEN, HARD_STOP = "CLOSED", "OPEN", "HALF_OPEN", "HARD_STOP"
@@ -274,6 +275,18 @@ class CircuitBreaker:
         else:
             reason = f"breaker HARD_STOP{since} ({state.get('reason')}): run `gobot risk reset` to trade again"
         return RiskStatus(state=current, allows_trading=current in (CLOSED, HALF_OPEN), reason=reason, counters=counters)
+
+    @hookimpl
+    def gobot_status(self, ctx):
+        """The operator's view: this plugin is the bot's breaker; OPEN and HARD_STOP make /health unhealthy."""
+        state = ctx.plugin_state(NAME)
+        current = state.get("state", CLOSED)
+        since = f" since {_hhmm(state.get('since'))}" if state.get("since") else ""
+        reason = f"breaker {current}{since}" + (f" ({state.get('reason')})" if current != CLOSED else "")
+        if current == OPEN:
+            reason += f"; one probe trade allowed after {_hhmm(state.get('retry_at'))}"
+        data = {k: state.get(k) for k in ("since", "retry_at", "consecutive_losses", "timeout_minutes")}
+        return PluginStatus(breaker=True, state=current, healthy=current not in (OPEN, HARD_STOP), reason=reason, data=data)
 
     @hookimpl
     def gobot_risk_reset(self, ctx, reason):
