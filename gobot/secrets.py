@@ -1,10 +1,12 @@
 """Keep secrets out of everything gobot writes: logs, alerts, state, the audit log.
 
-One rule, everywhere: a secret is the value of one of ``SECRET_ENV_VARS``; it is masked as a
-whole value — ``***`` replaces it where it stands on its own (the character before and after it,
-if any, is not a letter or a digit), never a piece of a longer word or number. Data is never
-rewritten by substring: a JSON document (the state, an alert) is masked value by value, its keys,
-numbers and structure untouched.
+One rule, everywhere, written once in the contract (``gobot_hookspecs.redact``, which the plugins
+use too): a secret is the value of one of ``SECRET_ENV_VARS``; it is masked as a whole value —
+``***`` replaces it where it stands on its own (the character before and after it, if any, is not a
+letter or a digit), never a piece of a longer word or number — and so are credentials in known
+places (a URL's password, a request signature, an API key header). Data is never rewritten by
+substring: a JSON document (the state, an alert) is masked value by value, its keys, numbers and
+structure untouched.
 
 That is only safe for values that cannot be mistaken for data, so a secret must be at least
 ``MIN_SECRET_LENGTH`` characters long and not a number or a date: ``gobot start`` and ``gobot
@@ -19,34 +21,14 @@ import json
 import logging
 import os
 import re
-from functools import lru_cache
 from typing import Any, Mapping
 
 from gobot.config import SECRET_ENV_VARS
 from gobot.errors import ConfigProblem
+from gobot_hookspecs.redact import MASK, MIN_SECRET_LENGTH, Redactor, looks_like_data, maskable  # noqa: F401
 
-MASK = "***"
-MIN_SECRET_LENGTH = 12  # shorter values can equal ordinary text: "2026" is a year in every date
 ENVIRONMENT = "(environment)"  # the "file" of a problem with an environment variable
-_DATA_LETTERS = frozenset("TZeE")  # the letters of "2026-01-01T00:00:00Z" and "1e-05"
 SECRET_FIX = "use a random value of at least 12 characters with letters in it, e.g. `openssl rand -hex 16`"
-
-
-def looks_like_data(value: str) -> bool:
-    """True for a value that a number, a date, a time or an id in the bot's data could equal: no
-    letters but the T, Z and e of ISO times and exponents ("2026-01-01T00:00", chat and order ids)."""
-    if not any(c.isalpha() and c not in _DATA_LETTERS for c in value):
-        return True
-    try:
-        float(value)  # "1e123456789012", "Infinity"
-    except ValueError:
-        return False
-    return True
-
-
-def maskable(value: str) -> bool:
-    """Whether ``value`` can be masked wherever it appears without touching ordinary data."""
-    return len(value) >= MIN_SECRET_LENGTH and not looks_like_data(value)
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -77,34 +59,13 @@ def secret_problems(environ: Mapping[str, str] | None = None) -> list[ConfigProb
     return problems
 
 
-@lru_cache(maxsize=8)
-def _pattern(values: tuple[str, ...]) -> re.Pattern[str]:
-    alternatives = "|".join(re.escape(v) for v in values)  # longest first: a longer secret wins over its prefix
-    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
-
-
-def _mask_text(text: str, values: list[str]) -> str:
-    return _pattern(tuple(values)).sub(MASK, text)
-
-
-def _mask_data(value: Any, values: list[str]) -> Any:
-    """JSON-like ``value`` with secrets masked inside its strings; keys, numbers and structure untouched."""
-    if isinstance(value, str):
-        return _mask_text(value, values)
-    if isinstance(value, dict):
-        return {k: _mask_data(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_data(v, values) for v in value]
-    return value
-
-
 def redact(text: str) -> str:
-    """``text`` with every secret from the environment masked as a whole value.
+    """``text`` with every secret from the environment, and every credential in a known place, masked.
 
     A JSON object or array (a state file, an alert) is masked value by value and written back in
     the same layout, so its keys, numbers and syntax never change."""
-    values = secret_values()
-    if not values or not any(v in text for v in values):
+    redactor = Redactor(secret_values())
+    if not redactor.hits(text):
         return text
     head = text.lstrip()[:1]
     if head in ("{", "["):
@@ -113,20 +74,19 @@ def redact(text: str) -> str:
         except ValueError:
             document = None
         if isinstance(document, (dict, list)):
-            masked = _mask_data(document, values)
+            masked = redactor.data(document)
             if masked == document:
                 return text
             indent = re.search(r"\n( +)\S", text)
             if indent:
                 return json.dumps(masked, indent=len(indent.group(1)), ensure_ascii=False)
             return json.dumps(masked, separators=(",", ":"), ensure_ascii=False)
-    return _mask_text(text, values)
+    return redactor(text)
 
 
 def redact_data(value: Any) -> Any:
     """JSON-like ``value`` with every secret masked inside its strings (keys and numbers untouched)."""
-    values = secret_values()
-    return _mask_data(value, values) if values else value
+    return Redactor(secret_values()).data(value)
 
 
 class RedactingFilter(logging.Filter):

@@ -2,10 +2,10 @@
 gaps found and reported (never filled in), and each market's precision and limits read from the
 ``markets.json`` that ``gobot data download`` writes next to the candles. Fully offline.
 
-File format (the replay format): ``<BASE>_<QUOTE>-<timeframe>.csv`` with the header
-``timestamp_ms,open,high,low,close,volume``, one closed candle a row, oldest first; the timestamp is
-the candle's open time in epoch milliseconds (UTC). A missing row is a gap: the backtester trades
-across it on the next candle that exists, and every gap is listed in the report.
+File format: the replay format of the contract (``gobot_hookspecs.candles``: the file name rule,
+the header, the timeframe table), read here with numpy for speed; a test holds this reader to the
+contract's. A missing row is a gap: the backtester trades across it on the next candle that exists,
+and every gap is listed in the report.
 
 ``markets.json`` maps a symbol to the market as the exchange reports it (ccxt's unified shape; only
 these keys are read, each optional)::
@@ -32,17 +32,15 @@ from typing import Any
 import numpy as np
 
 from gobot.errors import GobotError
+from gobot_hookspecs import candles as replay_format
+from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, can_resample, sources_for  # noqa: F401 - re-exported
 
-#: Timeframe name -> seconds (the replay plugin's list).
-TIMEFRAMES = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
-              "6h": 21600, "12h": 43200, "1d": 86400}
-HEADER = "timestamp_ms,open,high,low,close,volume"
+HEADER = replay_format.CSV_HEADER
 #: The bundled synthetic demo market: package data of gobot (``data/`` of the repository).
 BUNDLED_PACKAGE = "gobot.demo_data"
 #: The default data folder; when it does not exist, the bundled demo market is read instead.
 DEFAULT_DATA_DIR = "data"
 MARKETS_FILE = "markets.json"
-_FILE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)(?:_(?P<settle>[A-Z0-9]+))?-(?P<tf>\d+[mhd])\.csv$")
 
 
 class DataError(GobotError, ValueError):
@@ -51,22 +49,19 @@ class DataError(GobotError, ValueError):
 
 def file_name(symbol: str, timeframe: str) -> str:
     """``BTC/USDT`` + ``1m`` -> ``BTC_USDT-1m.csv`` (futures ``BTC/USDT:USDT`` -> ``BTC_USDT_USDT-1m.csv``)."""
-    return f"{symbol.replace('/', '_').replace(':', '_')}-{timeframe}.csv"
+    return replay_format.csv_file_name(symbol, timeframe)
 
 
 def parse_file_name(path: Path) -> tuple[str, str] | None:
     """``BTC_USDT-1m.csv`` -> ``("BTC/USDT", "1m")``; None for a name not in that shape."""
-    match = _FILE_NAME.match(path.name)
-    if not match:
-        return None
-    symbol = f"{match['base']}/{match['quote']}" + (f":{match['settle']}" if match["settle"] else "")
-    return symbol, match["tf"]
+    return replay_format.parse_csv_file_name(path)
 
 
 def timeframe_ms(timeframe: str) -> int:
-    if timeframe not in TIMEFRAMES:
-        raise DataError(f"unknown timeframe '{timeframe}'; use one of {', '.join(TIMEFRAMES)}")
-    return TIMEFRAMES[timeframe] * 1000
+    try:
+        return replay_format.timeframe_ms(timeframe)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -138,9 +133,6 @@ class Series:
         from gobot_hookspecs import Candles
 
         return Candles.model_construct(timeframe=self.timeframe, **{name: getattr(self, name) for name in COLUMNS})
-
-
-COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
 def read_csv(path: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
@@ -303,10 +295,9 @@ def data_dir_or_bundled(configured: str, resolved: Path) -> Path:
 def load_series(data_dir: Path, symbol: str, timeframe: str, *, start_ms: int | None = None, end_ms: int | None = None,
                 markets: dict[str, MarketRules] | None = None, cache_dir: Path | None = None) -> Series:
     """``symbol``'s candles at ``timeframe`` from ``data_dir``: the exact file, or a finer one resampled."""
-    wanted = timeframe_ms(timeframe)
-    finer = sorted(((s * 1000, tf) for tf, s in TIMEFRAMES.items() if s * 1000 <= wanted and wanted % (s * 1000) == 0), reverse=True)
+    timeframe_ms(timeframe)  # an unknown timeframe is a DataError naming the known ones
     tried = []
-    for step, tf in finer:
+    for tf in sources_for(timeframe):
         path = data_dir / file_name(symbol, tf)
         tried.append(path.name)
         if path.exists():
@@ -330,8 +321,8 @@ def series_from_file(path: Path, symbol: str | None = None, timeframe: str | Non
     columns = read_csv(path, cache_dir)
     step = timeframe_ms(timeframe)
     if timeframe != source_timeframe:
-        source_step = timeframe_ms(source_timeframe)
-        if step < source_step or step % source_step:
+        timeframe_ms(source_timeframe)
+        if not can_resample(source_timeframe, timeframe):
             raise DataError(f"{path}: {source_timeframe} candles cannot make {timeframe} candles")
         columns = resample(columns, step)
     ts = columns["timestamp"]

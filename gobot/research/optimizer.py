@@ -36,10 +36,12 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from gobot_hookspecs import Strategy
+from gobot_hookspecs.redact import mask_credentials
 
 from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
-from gobot.config import OBJECTIVE_METRICS, OptimizerConfig, parse_objective
+from gobot.config import OptimizerConfig, parse_objective
 from gobot.errors import GobotError
+from gobot.host.strategy_params import REQUEST_FILE  # accepted parameters waiting for the adjust phase
 from gobot.research.market_data import Series
 from gobot.testing.kill_point import kill_point
 
@@ -252,14 +254,8 @@ def _alive(pid: int) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """A database URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    """A database URL without its password (the contract's one masking rule)."""
+    return mask_credentials(url)
 
 
 def storage(url: str):
@@ -639,13 +635,7 @@ def default_storage_url(state_path) -> str:
     return f"sqlite:///{(state_path / 'optimizer.db').resolve()}"
 
 
-def describe_objectives() -> str:
-    return ", ".join(OBJECTIVE_METRICS)
-
-
 # -- applying a winner --------------------------------------------------------------------------------
-
-from gobot.host.strategy_params import REQUEST_FILE  # noqa: E402  (accepted parameters waiting for the adjust phase)
 
 ARCHIVE_FILE = "strategy_archive.jsonl"  # in state_dir: every version replaced by gobot optimize --apply
 

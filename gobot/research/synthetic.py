@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-CSV_HEADER = "timestamp_ms,open,high,low,close,volume"
+from gobot_hookspecs.candles import CSV_HEADER
+from gobot_hookspecs.candles import csv_file_name as csv_name  # noqa: F401 - the name the CLI and tests use
+
 DEMO_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DEMO_SYMBOLS = {"BTC/USDT": 60000.0, "ETH/USDT": 3000.0}
 
@@ -88,7 +90,3 @@ def write_csv(path: Path, rows: list[tuple[int, float, float, float, float, floa
     for ts, o, h, lo, c, v in rows:
         lines.append(f"{ts},{o:.10g},{h:.10g},{lo:.10g},{c:.10g},{v:.10g}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def csv_name(symbol: str, timeframe: str) -> str:
-    return f"{symbol.replace('/', '_').replace(':', '_')}-{timeframe}.csv"

@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,7 +40,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, Field, ValidationError
 
 from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
-from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error  # noqa: F401 - re-exported for the core
+from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error, write_private  # noqa: F401 - re-exported for the core
 
 from gobot.errors import GobotError
 from gobot.secrets import redact
@@ -270,30 +269,16 @@ def ensure_private_dir(path: Path) -> Path:
 
 
 def atomic_write(path: Path, text: str, kill_point: str | None = None, before_replace=None) -> None:
-    """Write via a temporary file, fsync and rename: a crash leaves the old or the new file, never half.
+    """The contract's ``write_private`` (temporary file, fsync, rename; owner-only) in an owner-only folder.
 
-    A disk error (``is_disk_error``) leaves the old file as it was, and is raised. ``before_replace()``
-    runs once the new content is safely on disk, just before the rename (``StateStore`` keeps the
-    previous generation there). ``kill_point``: crash tests name it in ``GOBOT_TEST_KILL_POINT`` to
-    SIGKILL the process halfway through the temporary file (the middle of a state write)."""
+    ``kill_point``: crash tests name it in ``GOBOT_TEST_KILL_POINT`` to SIGKILL the process halfway
+    through the temporary file (the middle of a state write)."""
     ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            if kill_point is not None and os.environ.get("GOBOT_TEST_KILL_POINT") == kill_point:
-                handle.write(text[: len(text) // 2])
-                handle.flush()
-                os.kill(os.getpid(), 9)  # SIGKILL
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    midway = None
+    if kill_point is not None and os.environ.get("GOBOT_TEST_KILL_POINT") == kill_point:
+        def midway() -> None:
+            os.kill(os.getpid(), 9)  # SIGKILL
+    write_private(path, text, before_replace=before_replace, midway=midway)
 
 
 def write_control_file(path: Path, text: str) -> None:

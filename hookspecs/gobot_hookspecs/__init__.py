@@ -4,7 +4,9 @@ Everything a plugin author needs is importable from here::
 
     from gobot_hookspecs import hookimpl, Signal, Action
 
-It depends on pluggy and pydantic only.
+It depends on pluggy and pydantic only. Shared helpers live in modules of their own, imported
+where needed: ``candles`` (timeframes, the replay CSV files), ``indicators``, ``redact`` (masking
+secrets), ``metrics`` and ``files``.
 """
 
 from . import specs
@@ -45,6 +47,7 @@ from .models import (
     Trade,
     ValidationResult,
 )
+from .plugin_config import PluginConfig
 
 #: Version of the hook contract. A plugin declares the range it supports (see docs/plugins.md).
 CONTRACT_VERSION = "1.0"
@@ -75,6 +78,7 @@ __all__ = [
     "OrderIntent",
     "ParamSpec",
     "PhaseRecord",
+    "PluginConfig",
     "PluginStatus",
     "Position",
     "Priority",

@@ -10,7 +10,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 #: "No room to write": a full disk or quota, a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored),
 #: an I/O error, a file system remounted read-only after errors. A running bot survives these.
@@ -21,17 +21,32 @@ def is_disk_error(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
-def write_private(path: Path, data: str | bytes) -> None:
-    """Write atomically and owner-only: temporary file, fsync, rename; a crash leaves the old file or the new one."""
+def write_private(path: Path, data: str | bytes, *, before_replace: Callable[[], None] | None = None,
+                  midway: Callable[[], None] | None = None) -> None:
+    """Write atomically and owner-only: temporary file, fsync, rename; a crash leaves the old file or the new one.
+
+    A disk error (``is_disk_error``) leaves the old file as it was, and is raised. ``before_replace()``
+    runs once the new content is safely on disk, just before the rename (to keep the previous
+    generation, say). ``midway()`` runs once half the data is written and flushed: crash tests kill
+    the process there.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    content = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if midway is not None:
+                handle.write(content[: len(content) // 2])
+                handle.flush()
+                midway()
+                content = content[len(content) // 2 :]
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,64 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from gobot_hookspecs import CycleReport, ExecutionError, Fill, Learning, Order, StrategyVersion, Trade
-from gobot_hookspecs import metrics
+from gobot_hookspecs import metrics, redact
 
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
-MASK = "***"
-_SECRET_NAME = re.compile(r"(api_?key|secret|token|password|passphrase|passwd)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+@", re.IGNORECASE)
-MIN_SECRET_LENGTH = 12  # as gobot.secrets: a shorter value could equal ordinary data ("2026" in every date)
 
 
-def _maskable(value: str) -> bool:
-    """Long enough, and not a number or a date (no letters but the T, Z and e of times and exponents),
-    so masking it never touches data."""
-    if len(value) < MIN_SECRET_LENGTH or not any(c.isalpha() and c not in "TZeE" for c in value):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return False
+class Redactor(redact.Redactor):
+    """Masks secrets before anything is stored, by gobot's one rule (``gobot_hookspecs.redact``): the
+    values of environment variables whose names say they are secret (``*_API_KEY``, ``*TOKEN*``,
+    ``PGPASSWORD``, ...) as whole values, and credentials in known places (passwords in URLs). Values
+    that could equal data (shorter than 12 characters, numbers, dates) are left alone:
+    ``GOBOT_X_TOKEN=true`` never turns a ``true`` in a row into ``***``."""
 
-
-class Redactor:
-    """Masks secrets before anything is stored, by gobot's one rule (``gobot.secrets``): the values of
-    environment variables whose names say they are secret (``*_API_KEY``, ``*TOKEN*``, ``PGPASSWORD``,
-    ...) as whole values — where one stands on its own, never a piece of a longer word or number —
-    and passwords in URLs. Values that could equal data (shorter than 12 characters, numbers, dates)
-    are left alone: ``GOBOT_X_TOKEN=true`` never turns a ``true`` in a row into ``***``."""
-
-    def __init__(self, environ: dict[str, str] | None = None):
+    def __init__(self, environ: Mapping[str, str] | None = None):
         environ = os.environ if environ is None else environ
-        values = {v for k, v in environ.items() if _SECRET_NAME.search(k) and _maskable(v)}
-        self.values = sorted(values, key=len, reverse=True)
-        alternatives = "|".join(re.escape(v) for v in self.values)
-        self._pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])") if self.values else None
-
-    def __call__(self, text: str) -> str:
-        if self._pattern is not None and any(value in text for value in self.values):
-            text = self._pattern.sub(MASK, text)
-        return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
-
-    def hits(self, text: str) -> bool:
-        """Whether ``text`` may hold anything to mask (a quick test before the walk of ``data``)."""
-        return any(value in text for value in self.values) or bool(_URL_PASSWORD.search(text))
-
-    def data(self, value: Any) -> Any:
-        """``value`` (JSON-like) with every string masked; keys, numbers and structure are left alone."""
-        if isinstance(value, str):
-            return self(value)
-        if isinstance(value, dict):
-            return {k: self.data(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.data(v) for v in value]
-        return value
+        super().__init__(environ.get(name, "") for name in environ if redact.SECRET_NAME.search(name))
 
 
 def iso(value: datetime | None) -> str | None:

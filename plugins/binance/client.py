@@ -31,6 +31,7 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from gobot_hookspecs import ExecutionError, ExecutionFailed, Priority, RateLimit
+from gobot_hookspecs.redact import mask_credentials
 
 #: ccxt's Binance costs are in units of its 50 ms rateLimit: one unit of weight costs this much.
 COST_PER_WEIGHT = {"public": 0.2, "private": 0.2, "v1": 0.2, "papi": 0.2, "papiV2": 0.2}
@@ -222,12 +223,9 @@ def failure(exc: BaseException, kind: str, *, symbol: str | None = None, intent_
 
 
 def redact(text: str) -> str:
-    """Exception texts may carry signed query strings: drop signatures and API keys from them."""
-    import re
-
-    text = re.sub(r"signature=[0-9a-fA-F]+", "signature=***", text)
-    text = re.sub(r"(X-MBX-APIKEY['\"]?:\s*['\"]?)[^'\",}\s]+", r"\1***", text)
-    return text[:500]
+    """Exception texts may carry signed query strings and request headers: the contract's rule masks
+    their signatures and API keys (``gobot_hookspecs.redact``); the text is cut to 500 characters."""
+    return mask_credentials(text)[:500]
 
 
 def floor_to_step(value: float, step: float | None) -> float:

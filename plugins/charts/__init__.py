@@ -21,12 +21,12 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gobot_hookspecs import ChartImage, hookimpl
+from gobot_hookspecs.candles import TIMEFRAMES
 
 from . import indicators as ind
 from .renderer import ChartRenderer, png_size, safe_origin
 
 NAME = "charts"
-TIMEFRAME_SECONDS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "1d": 86400}
 URL_FIELDS = ("symbol", "base", "quote", "timeframe", "minutes")
 
 
@@ -77,7 +77,7 @@ class ChartsConfig(BaseModel):
 def chart_url(template: str, symbol: str, timeframe: str) -> str:
     base, _, rest = symbol.partition("/")
     quote_ccy = rest.split(":")[0]
-    minutes = TIMEFRAME_SECONDS.get(timeframe, 0) // 60
+    minutes = TIMEFRAMES.get(timeframe, 0) // 60
     values = {"symbol": quote(symbol, safe=""), "base": base, "quote": quote_ccy, "timeframe": timeframe, "minutes": minutes}
     return template.format_map(values)
 
@@ -116,7 +116,7 @@ def caption(specs: list[str]) -> str:
 
 
 def _end_time(last_open_ms: int, timeframe: str) -> datetime:
-    return datetime.fromtimestamp(last_open_ms / 1000 + TIMEFRAME_SECONDS.get(timeframe, 0), tz=timezone.utc)
+    return datetime.fromtimestamp(last_open_ms / 1000 + TIMEFRAMES.get(timeframe, 0), tz=timezone.utc)
 
 
 class Charts:

@@ -1,4 +1,5 @@
-"""Indicators drawn on the charts, computed in Python (pure functions, no numpy) and handed to the page.
+"""Indicators drawn on the charts, handed to the page: the contract's SMA, EMA and Wilder RSI
+(``gobot_hookspecs.indicators``, pure Python) and Bollinger bands.
 
 An indicator is written ``name:period``: ``sma:20``, ``ema:50``, ``bb:20`` (Bollinger bands, 2 standard
 deviations) and ``rsi:14`` (drawn in its own panel). Values are None where the period is not filled yet.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+
+from gobot_hookspecs.indicators import ema, rsi, sma
 
 KINDS = {
     "sma": "simple moving average of the close",
@@ -27,32 +30,6 @@ def parse(spec: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def sma(values: list[float], period: int) -> list[float | None]:
-    out: list[float | None] = [None] * len(values)
-    total = 0.0
-    for i, value in enumerate(values):
-        total += value
-        if i >= period:
-            total -= values[i - period]
-        if i >= period - 1:
-            out[i] = total / period
-    return out
-
-
-def ema(values: list[float], period: int) -> list[float | None]:
-    """Seeded with the SMA of the first ``period`` values, then ``alpha = 2 / (period + 1)``."""
-    out: list[float | None] = [None] * len(values)
-    if len(values) < period:
-        return out
-    alpha = 2.0 / (period + 1)
-    current = sum(values[:period]) / period
-    out[period - 1] = current
-    for i in range(period, len(values)):
-        current = alpha * values[i] + (1 - alpha) * current
-        out[i] = current
-    return out
-
-
 def bollinger(values: list[float], period: int, width: float = 2.0) -> tuple[list[float | None], list[float | None]]:
     """Upper and lower band: the SMA ± ``width`` population standard deviations."""
     mid = sma(values, period)
@@ -65,32 +42,6 @@ def bollinger(values: list[float], period: int, width: float = 2.0) -> tuple[lis
         sd = math.sqrt(sum((v - mean) ** 2 for v in window) / period)
         upper[i], lower[i] = mean + width * sd, mean - width * sd
     return upper, lower
-
-
-def rsi(values: list[float], period: int) -> list[float | None]:
-    """Wilder's RSI, 0-100."""
-    out: list[float | None] = [None] * len(values)
-    if len(values) <= period:
-        return out
-    gains = losses = 0.0
-    for i in range(1, period + 1):
-        change = values[i] - values[i - 1]
-        gains += max(change, 0.0)
-        losses += max(-change, 0.0)
-    avg_gain, avg_loss = gains / period, losses / period
-    out[period] = _rsi_value(avg_gain, avg_loss)
-    for i in range(period + 1, len(values)):
-        change = values[i] - values[i - 1]
-        avg_gain = (avg_gain * (period - 1) + max(change, 0.0)) / period
-        avg_loss = (avg_loss * (period - 1) + max(-change, 0.0)) / period
-        out[i] = _rsi_value(avg_gain, avg_loss)
-    return out
-
-
-def _rsi_value(avg_gain: float, avg_loss: float) -> float:
-    if avg_loss == 0:
-        return 100.0 if avg_gain > 0 else 50.0
-    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
 
 
 def series(specs: list[str], close: list[float], skip: int) -> dict[str, list[dict]]:

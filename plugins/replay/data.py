@@ -1,17 +1,15 @@
-"""Reading and resampling OHLCV CSV files (``timestamp_ms,open,high,low,close,volume``)."""
+"""Finding a symbol's candles in a folder of replay CSV files: the exact timeframe, or a finer one
+resampled up. The format, the file name rule and the reader are the contract's
+(``gobot_hookspecs.candles``), shared with the core's backtester.
+"""
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from pathlib import Path
 
 from gobot_hookspecs import Candles
-
-#: Timeframe name -> seconds.
-TIMEFRAMES = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400}
-COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-
+from gobot_hookspecs.candles import TIMEFRAMES, csv_file_name, read_csv, resample, sources_for  # noqa: F401
 
 #: Where the bundled synthetic demo market lives: inside gobot's wheel (``data/`` of the repository).
 BUNDLED_PACKAGE = "gobot.demo_data"
@@ -33,58 +31,11 @@ def bundled_data_dir() -> Path | None:
     return None
 
 
-def file_name(symbol: str, timeframe: str) -> str:
-    """``BTC/USDT`` + ``5m`` -> ``BTC_USDT-5m.csv`` (futures ``BTC/USDT:USDT`` -> ``BTC_USDT_USDT``)."""
-    return f"{symbol.replace('/', '_').replace(':', '_')}-{timeframe}.csv"
-
-
-def read_csv(path: Path, timeframe: str) -> Candles:
-    columns: dict[str, list] = {name: [] for name in COLUMNS}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:6]] != ["timestamp_ms", "open", "high", "low", "close", "volume"]:
-            raise ValueError(f"{path}: expected the header timestamp_ms,open,high,low,close,volume")
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                columns["timestamp"].append(int(float(row[0])))
-                for name, value in zip(COLUMNS[1:], row[1:6]):
-                    columns[name].append(float(value))
-            except (ValueError, IndexError):
-                raise ValueError(f"{path}:{line_no}: not a number in {row!r}") from None
-    return Candles.model_construct(timeframe=timeframe, **columns)
-
-
-def resample(candles: Candles, timeframe: str) -> Candles:
-    """Aggregate finer candles into ``timeframe`` buckets; gaps stay gaps (nothing is filled in)."""
-    step = TIMEFRAMES[timeframe] * 1000
-    out: dict[str, list] = {name: [] for name in COLUMNS}
-    current = None
-    for ts, o, h, lo, c, v in zip(candles.timestamp, candles.open, candles.high, candles.low, candles.close, candles.volume):
-        bucket = ts - ts % step
-        if bucket != current:
-            current = bucket
-            out["timestamp"].append(bucket)
-            out["open"].append(o)
-            out["high"].append(h)
-            out["low"].append(lo)
-            out["close"].append(c)
-            out["volume"].append(v)
-        else:
-            out["high"][-1] = max(out["high"][-1], h)
-            out["low"][-1] = min(out["low"][-1], lo)
-            out["close"][-1] = c
-            out["volume"][-1] += v
-    return Candles.model_construct(timeframe=timeframe, **out)
-
-
 def find_candles(data_dir: Path, symbol: str, timeframe: str) -> Candles:
     """The candles of ``symbol`` at ``timeframe``: the exact file, or the coarsest finer one resampled."""
-    wanted = TIMEFRAMES[timeframe]
-    finer = sorted((s, tf) for tf, s in TIMEFRAMES.items() if s <= wanted and wanted % s == 0)
     tried = []
-    for seconds, tf in reversed(finer):
-        path = data_dir / file_name(symbol, tf)
+    for tf in sources_for(timeframe):
+        path = data_dir / csv_file_name(symbol, tf)
         tried.append(path.name)
         if path.exists():
             candles = read_csv(path, tf)

@@ -30,8 +30,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gobot_hookspecs import Action, Alert, RiskCounter, RiskStatus, RiskVerdict, Severity, Side, hookimpl
+from gobot_hookspecs.candles import TIMEFRAMES
 
-from .market import TIMEFRAME_SECONDS, correlation, volatility
+from .market import correlation, volatility
 
 NAME = "risk_limits"
 LEDGER_DAYS = 8  # positions opened longer ago than this are forgotten (the weekly view needs 7)
@@ -103,8 +104,8 @@ class RiskLimitsConfig(BaseModel):
     @field_validator("history_timeframe")
     @classmethod
     def _timeframe(cls, name: str) -> str:
-        if name not in TIMEFRAME_SECONDS:
-            raise ValueError(f"'{name}' is not one of {', '.join(TIMEFRAME_SECONDS)}")
+        if name not in TIMEFRAMES:
+            raise ValueError(f"'{name}' is not one of {', '.join(TIMEFRAMES)}")
         return name
 
 
@@ -310,7 +311,7 @@ class RiskLimits:
         now = ctx.now()
         if self._cache_time != now:
             self._cache, self._cache_time = {}, now
-        step = TIMEFRAME_SECONDS[config.history_timeframe]
+        step = TIMEFRAMES[config.history_timeframe]
         limit = math.ceil(days * 86400 / step) + extra
         key = (symbol, config.history_timeframe, limit)
         if key not in self._cache:
@@ -365,7 +366,7 @@ class RiskLimits:
         mine, problem = await self._history(ctx, config, intent.symbol, config.correlation_days)
         if mine is None:
             return [f"correlation unknown: {problem} (fail closed; max_correlation = 1 turns this check off)"]
-        step_ms = TIMEFRAME_SECONDS[config.history_timeframe] * 1000
+        step_ms = TIMEFRAMES[config.history_timeframe] * 1000
         reasons = []
         for symbol, other_direction in sorted(others.items()):
             theirs, problem = await self._history(ctx, config, symbol, config.correlation_days)

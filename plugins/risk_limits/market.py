@@ -8,9 +8,7 @@ import math
 from dataclasses import dataclass
 
 from gobot_hookspecs import Candles
-
-#: Timeframe name -> seconds (the names exchanges and the replay plugin use).
-TIMEFRAME_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "1d": 86400}
+from gobot_hookspecs.indicators import atr
 
 
 @dataclass(frozen=True)
@@ -28,19 +26,9 @@ class Volatility:
 
 def atr_pct_series(candles: Candles, period: int) -> list[float]:
     """ATR (simple mean of ``period`` true ranges) as a % of the close, for every candle that has one."""
-    highs, lows, closes = candles.high, candles.low, candles.close
-    ranges = [
-        max(highs[i] - lows[i], abs(highs[i] - closes[i - 1]), abs(lows[i] - closes[i - 1])) for i in range(1, len(closes))
-    ]
-    series = []
-    window = sum(ranges[:period])
-    for end in range(period, len(ranges) + 1):  # ranges[end - period:end] ends at candle ``end``
-        if end > period:
-            window += ranges[end - 1] - ranges[end - 1 - period]
-        close = closes[end]
-        if close > 0:
-            series.append(window / period / close * 100.0)
-    return series
+    closes = candles.close
+    values = atr(candles.high, candles.low, closes, period)
+    return [value / close * 100.0 for value, close in zip(values, closes) if value is not None and close > 0]
 
 
 def median(values: list[float]) -> float:

@@ -9,6 +9,7 @@ on ETH/USDT ...") is recorded when a symbol's trend turns, and tempers later ide
 from __future__ import annotations
 
 from gobot_hookspecs import Action, Learning, hookimpl
+from gobot_hookspecs.candles import timeframe_seconds
 
 from .strategy import SmaRsiStrategy, trend_slope_pct
 
@@ -35,7 +36,7 @@ class SmaRsi:
             signal = signal.model_copy(update={"strategy_version": version.version})
             signal = _temper(signal, learnings)
             signals.append(signal)
-            candles = max(1, round(TREND_HOURS * 3600 / _seconds(snap.candles.timeframe)))
+            candles = max(1, round(TREND_HOURS * 3600 / timeframe_seconds(snap.candles.timeframe)))
             slope = trend_slope_pct(snap.candles.close, int(version.params["slow"]), candles)
             if slope is None:
                 continue
@@ -71,8 +72,3 @@ def _temper(signal, learnings):
             "learnings_used": [latest.id],
         }
     )
-
-
-def _seconds(timeframe: str) -> int:
-    units = {"m": 60, "h": 3600, "d": 86400}
-    return int(timeframe[:-1]) * units[timeframe[-1]]

@@ -5,40 +5,17 @@ new candles misses nothing: LONG while the fast SMA is above the slow one and RS
 ``rsi_long_max`` (not overbought), SHORT in the mirror case, HOLD otherwise.
 
 ``vectorized()`` gives the backtester the same answers for every candle at once: each window
-sum is added up left to right in both paths, so the two agree to the last bit.
+sum is added up left to right in both paths (the contract's ``mean_of_last`` and ``cutler_rsi``
+here, numpy there), so the two agree to the last bit.
 """
 
 from __future__ import annotations
 
-import sys
-from functools import reduce
-from operator import add
-
 from gobot_hookspecs import Action, Candles, ParamSpec, Signal
+from gobot_hookspecs.indicators import cutler_rsi as rsi
+from gobot_hookspecs.indicators import mean_of_last as sma
 
 FULL_CONFIDENCE_GAP_PCT = 0.4  # fast/slow gap (% of price) that earns the full trend part of confidence
-
-# Left-to-right float addition, as the vectorized path does it (Python 3.12's sum() compensates).
-_sum = sum if sys.version_info < (3, 12) else (lambda values: reduce(add, values, 0.0))
-
-
-def sma(values: list[float], n: int, end: int) -> float:
-    """Mean of ``values[end - n:end]``."""
-    return _sum(values[end - n : end]) / n
-
-
-def rsi(closes: list[float], period: int) -> float:
-    """Cutler's RSI (simple averages) over the last ``period`` changes; 50 when flat."""
-    gains = losses = 0.0
-    for previous, current in zip(closes[-period - 1 : -1], closes[-period:]):
-        change = current - previous
-        if change > 0:
-            gains += change
-        else:
-            losses -= change
-    if gains + losses == 0:
-        return 50.0
-    return 100.0 * gains / (gains + losses)
 
 
 def trend_slope_pct(closes: list[float], slow: int, candles: int) -> float | None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d")
+from gobot_hookspecs.candles import TIMEFRAMES
 
 #: USD per million tokens, [input, output]: OpenAI's list prices when this table was written.
 #: Check them against your provider's price page; a local model costs nothing here.
