@@ -253,15 +253,34 @@ def _table(title: str, show_header: bool = True) -> Any:
 
 
 def render_terminal(data: dict[str, Any], console: Any) -> None:
-    from rich.markup import escape as x
+    """The report as rich tables on ``console``: the summary, a table per breakdown, the strategy versions
+    side by side, the patterns, then the activity, phase timings and latest learnings."""
+    _print_heading(data, console)
+    _print_summary(data, console)
+    _print_breakdowns(data, console)
+    _print_versions(data, console)
+    _print_patterns(data, console)
+    _print_activity(data, console)
 
+
+def _escape(text: str) -> str:
+    """``text`` with its square brackets escaped for rich markup (rich is imported only to print)."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _print_heading(data: dict[str, Any], console: Any) -> None:
     runs = data["runs"]
-    s = data["summary"]
     head = runs[0]
     span = f"{_when(head['first'])} → {_when(head['last'])} UTC" if len(runs) == 1 else f"{len(runs)} runs"
-    console.print(f"[bold]Performance report[/] — {x(data['scope'])} ({head['mode'] if len(runs) == 1 else 'all'}), {span}")
-    console.print(f"archive: {x(data['database'])}")
+    mode = head["mode"] if len(runs) == 1 else "all"
+    console.print(f"[bold]Performance report[/] — {_escape(data['scope'])} ({mode}), {span}")
+    console.print(f"archive: {_escape(data['database'])}")
 
+
+def _print_summary(data: dict[str, Any], console: Any) -> None:
+    s = data["summary"]
     summary = _table("Summary", show_header=False)
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -269,19 +288,23 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
     summary.add_column("value", justify="right")
     ci = s["win_rate_ci"]
     win = f"{fmt(s['win_rate'], 'pct')} ({s['wins']}/{s['trades']}; 95% CI {ci[0]:.0%}-{ci[1]:.0%})" if ci else "-"
+    expectancy = f"{fmt(s['expectancy'], 'money')} ({fmt(s['expectancy_r'], 'ratio')} R)"
     pairs = [
         ("closed trades", str(s["trades"])), ("win rate", win),
         ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
-        ("average P&L", fmt(s["avg_pnl"], "money")), ("expectancy", f"{fmt(s['expectancy'], 'money')} ({fmt(s['expectancy_r'], 'ratio')} R)"),
+        ("average P&L", fmt(s["avg_pnl"], "money")), ("expectancy", expectancy),
         ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"), ("fees", f"{s['total_fees']:.2f}"),
         ("Sharpe", cell(s, "sharpe", "ratio")), ("Sortino", cell(s, "sortino", "ratio")),
-        ("avg holding", fmt(s["avg_holding_seconds"], "hold")), ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
+        ("avg holding", fmt(s["avg_holding_seconds"], "hold")),
+        ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
     ]
     for left, right in zip(pairs[::2], pairs[1::2]):
         summary.add_row(*left, *right)
     console.print()
     console.print(summary)
 
+
+def _print_breakdowns(data: dict[str, Any], console: Any) -> None:
     for dimension, rows in data["by"].items():
         if not rows:
             continue
@@ -291,45 +314,57 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
             table.add_column(header, justify="right")
         for row in rows:
             label = row["label_text"].removesuffix(" UTC")
-            table.add_row(x(label), *[_coloured(cell(row, key, kind), key, row[key]) for _, key, kind in METRIC_COLUMNS])
+            values = [_coloured(cell(row, key, kind), key, row[key]) for _, key, kind in METRIC_COLUMNS]
+            table.add_row(_escape(label), *values)
         console.print()
         console.print(table)
     console.print("[dim]exp. = expectancy per trade (= average P&L), R = expectancy in R multiples, maxDD in money, "
                   "hold = average holding time; definitions in docs/archiver.md[/]")
 
-    versions = data["versions"][-8:]
-    if versions:
-        table = _table("Strategy versions side by side")
-        table.add_column("")
-        for v in versions:
-            table.add_column(x(f"{v['name']} v{v['version']}"), justify="right")
-        params = sorted({k for v in versions for k in v["params"]})
-        for name in params:
-            table.add_row(x(name), *[fmt(v["params"].get(name)) for v in versions])
-        table.add_row("status", *[v["status"] for v in versions])
-        table.add_row("active from", *[_when(v["started_at"]) for v in versions])
-        table.add_row("until", *[_when(v["ended_at"]) for v in versions])
-        for header, key, kind in METRIC_COLUMNS[:-1]:
-            table.add_row(header, *[cell(v["metrics"], key, kind) for v in versions])
-        console.print()
-        console.print(table)
 
+def _print_versions(data: dict[str, Any], console: Any) -> None:
+    versions = data["versions"][-8:]
+    if not versions:
+        return
+    table = _table("Strategy versions side by side")
+    table.add_column("")
+    for v in versions:
+        table.add_column(_escape(f"{v['name']} v{v['version']}"), justify="right")
+    params = sorted({k for v in versions for k in v["params"]})
+    for name in params:
+        table.add_row(_escape(name), *[fmt(v["params"].get(name)) for v in versions])
+    table.add_row("status", *[v["status"] for v in versions])
+    table.add_row("active from", *[_when(v["started_at"]) for v in versions])
+    table.add_row("until", *[_when(v["ended_at"]) for v in versions])
+    for header, key, kind in METRIC_COLUMNS[:-1]:
+        table.add_row(header, *[cell(v["metrics"], key, kind) for v in versions])
+    console.print()
+    console.print(table)
+
+
+def _print_patterns(data: dict[str, Any], console: Any) -> None:
     console.print()
     console.print(f"[bold]Patterns[/] (each over ≥ {data['min_pattern_trades']} trades; 95% Wilson intervals)")
-    if data["patterns"]:
-        for p in data["patterns"]:
-            mark = "[green]●[/]" if p["notable"] and p["win_rate"] > p["baseline_win_rate"] else "[red]●[/]" if p["notable"] else "○"
-            console.print(f"  {mark} {x(p['text'])}")
-    else:
-        console.print(f"  none yet ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} trades behind it, "
-                      "and best/worst need two such groups to compare "
-                      + x("(lower [plugins.archiver] min_pattern_trades or pass --min-trades for smaller samples)"))
+    if not data["patterns"]:
+        hint = _escape("(lower [plugins.archiver] min_pattern_trades or pass --min-trades for smaller samples)")
+        console.print(f"  none yet ({data['summary']['trades']} closed trades): a claim needs "
+                      f"{data['min_pattern_trades']} trades behind it, and best/worst need two such groups to compare "
+                      + hint)
+        return
+    for p in data["patterns"]:
+        mark = "○"
+        if p["notable"]:
+            mark = "[green]●[/]" if p["win_rate"] > p["baseline_win_rate"] else "[red]●[/]"
+        console.print(f"  {mark} {_escape(p['text'])}")
 
+
+def _print_activity(data: dict[str, Any], console: Any) -> None:
     a = data["activity"]
     sig = a["signals"]
     console.print()
     console.print(
-        f"[bold]Activity[/]: {a['cycles']} cycles; signals {sig['LONG']} long, {sig['SHORT']} short, {sig['HOLD']} hold; "
+        f"[bold]Activity[/]: {a['cycles']} cycles; "
+        f"signals {sig['LONG']} long, {sig['SHORT']} short, {sig['HOLD']} hold; "
         f"risk verdicts {a['verdicts_approved']} approved, {a['verdicts_vetoed']} vetoed; {a['orders']} orders, "
         f"{a['fills']} fills, {a['execution_errors']} execution errors, {a['plugin_errors']} plugin errors"
     )
@@ -339,7 +374,8 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
     if data["learnings"]:
         console.print(f"[bold]Learnings[/] ({len(data['learnings'])}, latest 5):")
         for item in data["learnings"][-5:]:
-            console.print(f"  #{item['iteration']} {x(item['id'])} ({x(item['source'] or '-')}) {x(item['text'] or '')}")
+            source, text = _escape(item["source"] or "-"), _escape(item["text"] or "")
+            console.print(f"  #{item['iteration']} {_escape(item['id'])} ({source}) {text}")
 
 
 def _coloured(text: str, key: str, value: Any) -> str:
@@ -572,7 +608,7 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
     from . import ArchiverConfig, NAME
     from .store import ArchiveStore, default_url, safe_url, sqlite_path
 
-    config = view.plugin_config(NAME) or ArchiverConfig()
+    config = ArchiverConfig.of(view, NAME)
     url = database_url or config.database_url or default_url(view.config.state_path)
     path = sqlite_path(url)
     if path and path != ":memory:" and not Path(path).exists():
