@@ -9,22 +9,39 @@ Four call styles:
 - ``notify``: the same, for hooks whose answers don't matter (alerts, reports, events).
 - ``first``: stop at the first non-None answer (executor, sizer, clock, rate-limit policy).
 - ``risk``: every verdict counts and a raising risk check is a veto (fail closed).
+
+A spec's ``firstresult`` says which style its call sites use (``first`` for firstresult specs, the
+others for the rest); ``tests/test_hook_contract.py`` walks the core's call sites to keep that true.
+Hook wrappers (``wrapper=True``, ``hookwrapper=True``) are refused, never skipped silently: the
+implementations are called one by one, so there is no single call for a wrapper to wrap. The
+failure names the plugin and the hook, like any implementation that raised.
+
+``GOBOT_TRACE_HOOKS=1`` writes one line to stderr per implementation called: the hook, the
+plugin, the duration and the outcome (see docs/operations.md).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import pluggy
 
+from gobot.errors import PluginError
 from gobot_hookspecs import RiskVerdict
 
-from gobot.errors import PluginError
-
 log = logging.getLogger(__name__)
+
+TRACE_ENV = "GOBOT_TRACE_HOOKS"
+
+
+class HookWrapperRefused(TypeError):
+    """A plugin implemented a hook as a wrapper, which gobot's caller does not run."""
 
 
 @dataclass
@@ -45,18 +62,25 @@ class HookCaller:
     def __init__(self, pm: pluggy.PluginManager, on_failure: Callable[[HookFailure], None] | None = None):
         self.pm = pm
         self.on_failure = on_failure or (lambda failure: log.error("%s", failure))
+        self.trace = os.environ.get(TRACE_ENV) == "1"
 
     def _impls(self, hook: str) -> list[pluggy.HookImpl]:
-        impls = getattr(self.pm.hook, hook).get_hookimpls()
         # pluggy calls the last-registered (and tryfirst) implementation first.
-        return [impl for impl in reversed(impls) if not (impl.hookwrapper or impl.wrapper)]
+        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
 
-    @staticmethod
-    async def _call(impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
-        result = impl.function(*[kwargs[name] for name in impl.argnames])
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+    async def _call(self, impl: pluggy.HookImpl, kwargs: dict[str, Any], hook: str) -> Any:
+        started = time.perf_counter()
+        outcome = "raised"
+        try:
+            _refuse_wrapper(impl, hook)
+            result = impl.function(*[kwargs[name] for name in impl.argnames])
+            if inspect.isawaitable(result):
+                result = await result
+            outcome = "None" if result is None else "answered"
+            return result
+        finally:
+            if self.trace:
+                _trace(hook, impl.plugin_name, started, outcome)
 
     def _fail(self, impl: pluggy.HookImpl, hook: str, error: BaseException) -> HookFailure:
         failure = HookFailure(impl.plugin_name, hook, error)
@@ -68,7 +92,7 @@ class HookCaller:
         answers = []
         for impl in self._impls(hook):
             try:
-                result = await self._call(impl, kwargs)
+                result = await self._call(impl, kwargs, hook)
             except Exception as exc:
                 self._fail(impl, hook, exc)
                 continue
@@ -81,7 +105,7 @@ class HookCaller:
         failures = []
         for impl in self._impls(hook):
             try:
-                await self._call(impl, kwargs)
+                await self._call(impl, kwargs, hook)
             except Exception as exc:
                 failures.append(self._fail(impl, hook, exc))
         return failures
@@ -90,7 +114,7 @@ class HookCaller:
         """The first non-None answer as ``(plugin_name, result)``; an exception names its plugin."""
         for impl in self._impls(hook):
             try:
-                result = await self._call(impl, kwargs)
+                result = await self._call(impl, kwargs, hook)
             except Exception as exc:
                 raise PluginError(impl.plugin_name, f"{type(exc).__name__}: {exc}", hook=hook) from exc
             if result is not None:
@@ -102,7 +126,7 @@ class HookCaller:
         verdicts = []
         for impl in self._impls("gobot_risk_check"):
             try:
-                verdict = await self._call(impl, kwargs)
+                verdict = await self._call(impl, kwargs, "gobot_risk_check")
                 if verdict is None:
                     continue
                 if not isinstance(verdict, RiskVerdict):
@@ -131,13 +155,35 @@ class HookCaller:
                 answers.append((impl.plugin_name, result))
         return answers
 
-    @staticmethod
-    def _call_sync(impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
+    def _call_sync(self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        outcome = "raised"
         try:
+            _refuse_wrapper(impl, hook)
             result = impl.function(*[kwargs[name] for name in impl.argnames])
             if inspect.isawaitable(result):
                 getattr(result, "close", lambda: None)()
                 raise TypeError(f"{hook} must be a plain function, not async")
+            outcome = "None" if result is None else "answered"
         except Exception as exc:
             raise PluginError(impl.plugin_name, f"{type(exc).__name__}: {exc}", hook=hook) from exc
+        finally:
+            if self.trace:
+                _trace(hook, impl.plugin_name, started, outcome)
         return result
+
+
+def _refuse_wrapper(impl: pluggy.HookImpl, hook: str) -> None:
+    if impl.wrapper or impl.hookwrapper:
+        kind = "wrapper=True" if impl.wrapper else "hookwrapper=True"
+        raise HookWrapperRefused(
+            f"{hook} is a hook wrapper ({kind}), which gobot does not run: it calls each implementation on its own "
+            f"(to isolate failures and await async ones), so there is no call to wrap. Implement {hook} as a plain "
+            f"hook; to time hooks, set {TRACE_ENV}=1"
+        )
+
+
+def _trace(hook: str, plugin: str, started: float, outcome: str) -> None:
+    """One line per implementation called, on stderr: greppable, and seen even before logging is set up."""
+    ms = (time.perf_counter() - started) * 1000
+    print(f"gobot hook {hook} plugin={plugin} {ms:.3f} ms {outcome}", file=sys.stderr, flush=True)
