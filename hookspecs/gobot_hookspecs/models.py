@@ -13,6 +13,8 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .fills import Exit, resting_exit
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -233,7 +235,9 @@ class Fill(_Model):
 
 
 class Position(_Model):
-    """An open position, as the core's portfolio tracks it."""
+    """An open position with its resting stop-loss and take-profit: as the core's portfolio tracks it,
+    and as the ``paper`` executor remembers it (``model_dump`` in its plugin state). The backtester's
+    ``OpenPosition`` is its twin for the hot loop; both exit through ``fills.resting_exit``."""
 
     symbol: str
     direction: Action
@@ -248,9 +252,17 @@ class Position(_Model):
     strategy_version: int | None = None
     client_order_id: str = ""
 
+    @property
+    def sign(self) -> int:
+        """``+1`` long, ``-1`` short: the direction as the fill rules (``gobot_hookspecs.fills``) take it."""
+        return 1 if self.direction is Action.LONG else -1
+
     def unrealised_pnl(self, price: float) -> float:
-        sign = 1 if self.direction is Action.LONG else -1
-        return sign * (price - self.entry_price) * self.amount
+        return self.sign * (price - self.entry_price) * self.amount
+
+    def resting_exit(self, open_: float, high: float, low: float, slippage_percent: float) -> Exit | None:
+        """Where the stop-loss or take-profit fills inside one candle, and why; None if it touches neither."""
+        return resting_exit(self.sign, self.stop_loss, self.take_profit, open_, high, low, slippage_percent)
 
     def notional(self, price: float) -> float:
         return abs(self.amount * price)
