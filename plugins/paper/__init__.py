@@ -4,8 +4,10 @@ A market order placed during a cycle fills at the open of the next candle (plus
 ``slippage_percent``, against you) and pays ``fee_percent`` of its notional. Stop-loss and
 take-profit rest like exchange orders and are checked inside every later candle, the entry
 candle included; a candle that touches both counts as a stop-loss (the conservative rule),
-and a candle that opens beyond the stop fills at its open. All of it lives in the bot's
-persisted state, so a restart continues exactly where it stopped. Off in live mode.
+and a candle that opens beyond the stop fills at its open. The rules are the contract's
+``gobot_hookspecs.fills``, the same the backtester uses. Orders waiting for their candle and the
+open positions (the contract's ``Position``) live in the bot's persisted state, so a restart
+continues exactly where it stopped. Off in live mode.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gobot_hookspecs import Fill, Order, Side, hookimpl
+from gobot_hookspecs import Action, Fill, Order, Position, Side, fills, hookimpl
 
 NAME = "paper"
 
@@ -28,6 +30,17 @@ class PaperConfig(BaseModel):
 
 def _time(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def _watched(symbol: str, entry: dict) -> Position:
+    """A position from the plugin state's ``watch``. State files written before paper kept the
+    contract's ``Position`` there hold ``long``/``amount``/``stop``/``target``/``coid``: they still
+    load (their entry price and time were not recorded, and paper needs neither)."""
+    if "long" in entry:
+        return Position(symbol=symbol, direction=Action.LONG if entry["long"] else Action.SHORT, amount=entry["amount"],
+                        entry_price=0.0, opened_at=_time(0), stop_loss=entry["stop"], take_profit=entry["target"],
+                        client_order_id=entry["coid"])
+    return Position.model_validate(entry)
 
 
 class Paper:
@@ -93,49 +106,40 @@ class Paper:
         return fills
 
     def _fill_pending(self, pending, watch, symbol, ts, open_price, config):
-        fills = []
+        fills_made = []
         for coid, order in sorted(pending.items(), key=lambda item: item[1]["created_ms"]):
             if order["symbol"] != symbol or order["created_ms"] > ts:
                 continue
             del pending[coid]
             side = Side(order["side"])
-            price = open_price * (1 + config.slippage_percent / 100 * (1 if side is Side.BUY else -1))
+            price = fills.market_price(open_price, 1 if side is Side.BUY else -1, config.slippage_percent)
+            amount = order["amount"]
             if order["purpose"] == "close":
                 position = watch.pop(symbol, None)
-                amount = position["amount"] if position else order["amount"]
-            else:
-                amount = order["amount"]
-                watch[symbol] = {
-                    "long": side is Side.BUY,
-                    "amount": amount,
-                    "stop": order["stop_loss"],
-                    "target": order["take_profit"],
-                    "coid": coid,
-                }
-            fills.append(
+                amount = _watched(symbol, position).amount if position else amount
+            fee = fills.fee(amount, price, config.fee_percent)
+            if order["purpose"] == "open":
+                watch[symbol] = Position(
+                    symbol=symbol, direction=Action.LONG if side is Side.BUY else Action.SHORT, amount=amount,
+                    entry_price=price, entry_fee=fee, opened_at=_time(ts), stop_loss=order["stop_loss"],
+                    take_profit=order["take_profit"], client_order_id=coid,
+                ).model_dump(mode="json")
+            fills_made.append(
                 Fill(order_id=f"paper-{coid}", client_order_id=coid, symbol=symbol, side=side, purpose=order["purpose"],
-                     amount=amount, price=price, fee=amount * price * config.fee_percent / 100, time=_time(ts),
-                     reason="signal")
+                     amount=amount, price=price, fee=fee, time=_time(ts), reason="signal")
             )
-        return fills
+        return fills_made
 
     def _check_stops(self, watch, symbol, ts, open_price, high, low, config):
-        position = watch.get(symbol)
-        if position is None:
+        if symbol not in watch:
             return None
-        long, stop, target = position["long"], position["stop"], position["target"]
-        stop_hit = stop is not None and (low <= stop if long else high >= stop)
-        target_hit = target is not None and (high >= target if long else low <= target)
-        if not (stop_hit or target_hit):
+        position = _watched(symbol, watch[symbol])
+        hit = position.resting_exit(open_price, high, low, config.slippage_percent)
+        if hit is None:
             return None
         del watch[symbol]
-        if stop_hit:  # both touched: the stop counts
-            price = min(open_price, stop) if long else max(open_price, stop)
-            price *= 1 - config.slippage_percent / 100 * (1 if long else -1)
-            reason, suffix = "stop_loss", "sl"
-        else:
-            price, reason, suffix = target, "take_profit", "tp"
-        amount = position["amount"]
-        return Fill(order_id=f"paper-{position['coid']}-{suffix}", client_order_id=f"{position['coid']}-{suffix}",
-                    symbol=symbol, side=Side.SELL if long else Side.BUY, purpose="close", amount=amount, price=price,
-                    fee=amount * price * config.fee_percent / 100, time=_time(ts), reason=reason)
+        suffix = "sl" if hit.reason == fills.STOP_LOSS else "tp"
+        coid, amount = position.client_order_id, position.amount
+        return Fill(order_id=f"paper-{coid}-{suffix}", client_order_id=f"{coid}-{suffix}", symbol=symbol,
+                    side=Side.SELL if position.sign > 0 else Side.BUY, purpose="close", amount=amount, price=hit.price,
+                    fee=fills.fee(amount, hit.price, config.fee_percent), time=_time(ts), reason=hit.reason)
