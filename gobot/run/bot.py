@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -54,6 +53,7 @@ from gobot.run.clock import WallClock
 from gobot.config import Settings, load_plugin_configs
 from gobot.run.context import Context
 from gobot.errors import ConfigError, PluginError
+from gobot.host.entry import LIVE_ID_PREFIX, NO_POSITION, EntryDecision, decide_entry, order_intent
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.ops.status import CoreCounters
 from gobot.host.plugin_manager import PluginSet
@@ -615,27 +615,10 @@ class Bot:
                 self.audit("adjustment_rejected", strategy=name, version=current.version, reasons=[f.reason for f in failed])
 
     def _intent(self, symbol: str, side: Side, purpose: str, notional: float, price: float, signal: Signal | None) -> OrderIntent:
-        key = f"{self.state.run_id}|{self.ctx.iteration}|{symbol}|{side.value}|{purpose}"
-        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
         trading = self.settings.trading
-        sign = 1 if side is Side.BUY else -1
-        stop = take = None
-        if purpose == "open":
-            stop = (signal.stop_loss if signal else None) or price * (1 - sign * trading.stop_loss_percent / 100)
-            take = (signal.take_profit if signal else None) or price * (1 + sign * trading.take_profit_percent / 100)
-        return OrderIntent(
-            id=f"{self.ctx.iteration}-{symbol}-{purpose}",
-            client_order_id=f"gb{digest}",
-            symbol=symbol,
-            side=side,
-            purpose=purpose,
-            notional_usd=notional,
-            reference_price=price,
-            stop_loss=stop,
-            take_profit=take,
-            signal=signal,
-            created_at=self.clock.now(),
-        )
+        return order_intent(self.ctx, symbol, side, purpose, notional, price, signal, id_prefix=LIVE_ID_PREFIX,
+                            created_at=self.clock.now(), stop_loss_percent=trading.stop_loss_percent,
+                            take_profit_percent=trading.take_profit_percent)
 
     async def _risk(
         self, report: CycleReport, phase: PhaseRecord, signals: list[Signal], snapshots: list[MarketSnapshot]
@@ -663,30 +646,21 @@ class Bot:
                 approved.append(self._intent(signal.symbol, side, "close", position.notional(price), price, signal))
                 phase.records.append(f"{signal.symbol}: exit {position.direction.value.lower()} on opposite signal")
                 continue
-            side = Side.BUY if signal.action is Action.LONG else Side.SELL
-            try:
-                notional = await self._size(signal)
-            except PluginError as exc:  # fail closed: no size, no trade
-                self.failures.append(HookFailure(exc.plugin, "gobot_size_position", exc))
-                phase.records.append(f"{signal.symbol}: no trade, sizing failed — {exc}")
+            decision = await self._decide_entry(signal, price)
+            if decision.sizing_error is not None:  # fail closed: no size, no trade
+                self.failures.append(decision.sizing_failure())
+                phase.records.append(f"{signal.symbol}: no trade, sizing failed — {decision.sizing_error}")
                 continue
-            if notional <= 0:
-                phase.records.append(f"{signal.symbol}: the sizer chose no position")
+            if decision.intent is None:  # risk is always asked here: no intent = no size
+                phase.records.append(f"{signal.symbol}: {NO_POSITION}")
                 continue
-            intent = self._intent(signal.symbol, side, "open", notional, price, signal)
-            verdicts = await self.hooks.risk(ctx=self.ctx, intent=intent)
-            self.audit("risk_verdicts", intent=intent, verdicts=verdicts)
-            vetoes = [v for v in verdicts if not v.approved]
-            if not verdicts:
-                vetoes = [RiskVerdict(approved=False, plugin="core", reason="no risk plugin answered (fail closed)")]
-            # Every verdict says which intent it judged, so reporters and the archiver can keep them all.
-            tag = {"symbol": intent.symbol, "intent_id": intent.id}
-            vetoes = [v.model_copy(update=tag) for v in vetoes]
-            report.verdicts.extend(v.model_copy(update=tag) for v in (verdicts or vetoes))
-            if vetoes:
-                self._veto(report, phase, intent, vetoes)
+            intent = decision.intent
+            report.verdicts.extend(decision.verdicts)
+            if decision.vetoes:
+                self._veto(report, phase, intent, decision.vetoes)
                 continue
-            phase.records.append(f"{intent.symbol} {side.value} {notional:.2f} USD approved by {len(verdicts)} risk checks")
+            phase.records.append(f"{intent.symbol} {intent.side.value} {decision.notional:.2f} USD approved by "
+                                 f"{len(decision.verdicts)} risk checks")
             approved.append(intent)
             self.cycle_approved.append(intent)
         if not signals or all(s.action is Action.HOLD for s in signals):
@@ -712,14 +686,12 @@ class Bot:
                 phase.records.append(f"{symbol}: close requested ({reason}), CRITICAL")
         return closes
 
-    async def _size(self, signal: Signal) -> float:
-        answer = await self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal)
-        if answer is None:
-            return self.settings.trading.max_position_usd
-        plugin, size = answer
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or size != size:
-            raise PluginError(plugin, f"returned {size!r}, expected a notional in USD", hook="gobot_size_position")
-        return float(size)
+    async def _decide_entry(self, signal: Signal, price: float) -> EntryDecision:
+        """The entry decision (``gobot.host.entry``): sized, an intent, judged by every risk plugin, audited."""
+        trading = self.settings.trading
+        return await decide_entry(self.hooks, self.ctx, signal, price, id_prefix=LIVE_ID_PREFIX,
+                                  created_at=self.clock.now(), stop_loss_percent=trading.stop_loss_percent,
+                                  take_profit_percent=trading.take_profit_percent)
 
     def _veto(self, report: CycleReport, phase: PhaseRecord, intent: OrderIntent, vetoes: list[RiskVerdict]) -> None:
         report.vetoes.extend(vetoes)

@@ -15,29 +15,25 @@ events (a circuit breaker) sees an empty history.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
-import math
 from datetime import datetime, timezone
 from typing import Any
 
+from gobot.host.entry import BACKTEST_ID_PREFIX, decide_entry
+from gobot.host.hook_caller import HookCaller, HookFailure
+from gobot.host.rate_limit import NoWaitPolicy
+from gobot.research.backtest.engine import ALL_IN, Book, EntryRequest, Sizing
 from gobot_hookspecs import (
     Action,
     Candles,
     MarketSnapshot,
     OrderIntent,
     Position,
-    Side,
     Signal,
     Strategy,
     StrategyVersion,
     Trade,
 )
-
-from gobot.research.backtest.engine import ALL_IN, Book, EntryRequest, Sizing
-from gobot.errors import PluginError
-from gobot.host.hook_caller import HookCaller, HookFailure
-from gobot.host.rate_limit import NoWaitPolicy
 
 SNAPSHOT_CANDLES = 200
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -81,11 +77,12 @@ class BacktestContext:
                 continue
             start = max(0, end - SNAPSHOT_CANDLES)
             candles = Candles.model_construct(timeframe=series.timeframe, **{
-                name: getattr(series, name)[start:end].tolist() for name in ("timestamp", "open", "high", "low", "close", "volume")})
+                name: getattr(series, name)[start:end].tolist() for name in COLUMNS})
             snapshots.append(MarketSnapshot.model_construct(
                 symbol=series.symbol, time=_utc(request.close_ms), price=float(series.close[end - 1]), candles=candles,
                 bid=None, ask=None, volume_24h=None, source="backtest",
-                extras={"data": "backtest", **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
+                extras={"data": "backtest",
+                        **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
         self.snapshots = snapshots
 
     def now(self) -> datetime:
@@ -141,7 +138,8 @@ class BacktestContext:
         return {pos.symbol: Position(symbol=pos.symbol, direction=Action.LONG if pos.direction > 0 else Action.SHORT,
                                      amount=pos.amount, entry_price=pos.entry_price, entry_fee=pos.entry_fee,
                                      opened_at=_utc(pos.entry_ms), stop_loss=pos.stop_loss, take_profit=pos.take_profit,
-                                     confidence=pos.confidence, strategy=self._version.name, strategy_version=self._version.version)
+                                     confidence=pos.confidence, strategy=self._version.name,
+                                     strategy_version=self._version.version)
                 for pos in self._book.positions.values()}
 
     def closed_trades(self) -> list[Trade]:
@@ -201,7 +199,8 @@ def _drive(coroutine, loop: asyncio.AbstractEventLoop | None):
 
 
 class PluginGate:
-    """The entry decision as in live: the sizer plugin, then every risk plugin (fail closed)."""
+    """The entry decision of live (``gobot.host.entry.decide_entry``): the sizer plugin, or the
+    backtest's own sizing, then every risk plugin (fail closed) unless risk is off."""
 
     def __init__(self, hooks: HookCaller, ctx: BacktestContext, sizing: Sizing, risk: str, strategy: str,
                  version: int = 1, *, stop_loss_percent: float | None = None, take_profit_percent: float | None = None):
@@ -226,50 +225,22 @@ class PluginGate:
         signal = Signal(symbol=request.symbol, action=action, confidence=min(1.0, max(0.0, request.confidence)),
                         entry=request.price, stop_loss=request.stop_loss, take_profit=request.take_profit,
                         strategy=self.strategy, strategy_version=self.version, source="backtest")
-        notional: float
-        if self.sizing.kind == "plugins":
-            try:
-                answer = _drive(self.hooks.first("gobot_size_position", ctx=self.ctx, signal=signal), self._loop)
-            except PluginError as exc:  # fail closed, as in live: no size, no trade
-                return None, [f"sizing failed: {exc}"]
-            if answer is None:
-                notional = self.ctx.config.trading.max_position_usd
-            else:
-                plugin, size = answer
-                if isinstance(size, bool) or not isinstance(size, (int, float)) or size != size:
-                    return None, [f"sizing failed: plugin '{plugin}' returned {size!r}"]
-                notional = float(size)
-            if notional <= 0:
-                return None, ["the sizer chose no position"]
-        elif self.sizing.kind == "all_in":
+        notional: float | None = None  # the sizer plugins choose
+        if self.sizing.kind == "all_in":
             notional = ALL_IN
         elif self.sizing.kind == "fixed":
             notional = self.sizing.value
-        else:
+        elif self.sizing.kind != "plugins":
             notional = book.equity(request.time_ms) * self.sizing.value / 100.0
-        if self.risk == "plugins":
-            shown = book.available(request.time_ms) if notional == ALL_IN else notional
-            intent = self._intent(request, shown, signal)
-            verdicts = _drive(self.hooks.risk(ctx=self.ctx, intent=intent), self._loop)
-            if not verdicts:
-                return None, ["core: no risk plugin answered (fail closed)"]
-            vetoes = [f"{v.plugin}: {v.reason}" for v in verdicts if not v.approved]
-            if vetoes:
-                return None, vetoes
-        return notional, []
-
-    def _intent(self, request: EntryRequest, notional: float, signal: Signal) -> OrderIntent:
-        side = Side.BUY if request.direction > 0 else Side.SELL
-        sign, price = request.direction, request.price
-        stop, target = request.stop_loss, request.take_profit  # as a live intent: the signal's, else [trading]'s
-        if stop is None and self.stop_loss_percent is not None:
-            stop = price * (1 - sign * self.stop_loss_percent / 100)
-        if target is None and self.take_profit_percent is not None:
-            target = price * (1 + sign * self.take_profit_percent / 100)
-        key = f"backtest|{request.bar}|{request.symbol}|{side.value}|open"
-        return OrderIntent(
-            id=f"{request.bar}-{request.symbol}-open", client_order_id="bt" + hashlib.sha256(key.encode()).hexdigest()[:24],
-            symbol=request.symbol, side=side, purpose="open", notional_usd=max(0.0, notional) if math.isfinite(notional) else 0.0,
-            reference_price=price, stop_loss=stop, take_profit=target, signal=signal,
-            created_at=_utc(request.close_ms), reason=signal.rationale,
-        )
+        # The risk plugins see what all-in means now: the available margin.
+        shown = book.available(request.time_ms) if notional == ALL_IN else notional
+        decision = _drive(decide_entry(
+            self.hooks, self.ctx, signal, request.price, id_prefix=BACKTEST_ID_PREFIX,
+            created_at=_utc(request.close_ms), stop_loss_percent=self.stop_loss_percent,
+            take_profit_percent=self.take_profit_percent, notional=shown, check_risk=self.risk == "plugins"),
+            self._loop)
+        if not decision.approved:
+            if decision.sizing_error is not None:
+                self.failures.append(decision.sizing_failure())
+            return None, decision.reasons
+        return (ALL_IN if notional == ALL_IN else decision.notional), []
