@@ -12,41 +12,52 @@ from gobot.cli.common import config_option, load
 
 @click.command()
 @config_option
-@click.option("-s", "--strategy", metavar="NAME", help="Strategy to tune; default [optimizer] strategy, else the only one.")
+@click.option("-s", "--strategy", metavar="NAME",
+              help="Strategy to tune; default [optimizer] strategy, else the only one.")
 @click.option("--data", multiple=True, metavar="PATH|SYMBOL", help="Candles, as for gobot backtest (repeatable).")
 @click.option("--timeframe", metavar="TF", help="Candle size; default [backtest] timeframe.")
 @click.option("--from", "start", metavar="DATE", help="First candle (UTC).")
 @click.option("--to", "end", metavar="DATE", help="End (exclusive).")
-@click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE", help="Change a baseline parameter (repeatable).")
+@click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
+              help="Change a baseline parameter (repeatable).")
 @click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME", help="Enable a plugin for this run.")
 @click.option("--disable", multiple=True, metavar="NAME", help="Disable a plugin for this run.")
-@click.option("--objective", help="sharpe, sortino, calmar, profit_factor, ... or a weighted sum \"0.5*sharpe + 0.5*calmar\".")
-@click.option("--objectives", multiple=True, metavar="METRIC", help="Several objectives (Pareto search), e.g. --objectives sharpe "
+@click.option("--objective",
+              help="sharpe, sortino, calmar, profit_factor, ... or a weighted sum \"0.5*sharpe + 0.5*calmar\".")
+@click.option("--objectives", multiple=True, metavar="METRIC",
+              help="Several objectives (Pareto search), e.g. --objectives sharpe "
               "--objectives max_drawdown_pct; the first one decides acceptance.")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "nsga2"]), help="Optuna sampler (default tpe).")
 @click.option("--max-iterations", type=click.IntRange(min=1), help="Trials in the study, resumed ones included.")
-@click.option("--min-trades", type=click.IntRange(min=0), help="Trades a candidate needs in sample (and pro rata out of sample).")
+@click.option("--min-trades", type=click.IntRange(min=0),
+              help="Trades a candidate needs in sample (and pro rata out of sample).")
 @click.option("--folds", type=click.IntRange(1, 20), help="Walk-forward window pairs.")
-@click.option("--oos-percent", type=click.FloatRange(0, 100, min_open=True), help="Out-of-sample window, % of the in-sample one.")
-@click.option("--storage", metavar="URL", help="Optuna storage shared by workers, e.g. postgresql+psycopg://user@host/db "
+@click.option("--oos-percent", type=click.FloatRange(0, 100, min_open=True),
+              help="Out-of-sample window, % of the in-sample one.")
+@click.option("--storage", metavar="URL",
+              help="Optuna storage shared by workers, e.g. postgresql+psycopg://user@host/db "
               "(default: [optimizer] storage, $GOBOT_OPTIMIZER_STORAGE, else SQLite in the state folder).")
 @click.option("--study", metavar="NAME", help="Study name: the same name resumes it, or joins other workers on it.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes on this machine.")
 @click.option("--seed", type=int, help="Sampler seed.")
-@click.option("--llm/--no-llm", "llm", default=None, help="Also ask a model for ideas ([optimizer] llm_*; key in OPENAI_API_KEY).")
+@click.option("--llm/--no-llm", "llm", default=None,
+              help="Also ask a model for ideas ([optimizer] llm_*; key in OPENAI_API_KEY).")
 @click.option("--llm-base-url", metavar="URL", help="OpenAI-compatible endpoint for --llm.")
 @click.option("--llm-model", metavar="NAME", help="Model for --llm.")
 @click.option("--llm-every", type=click.IntRange(min=1), metavar="N", help="Ask the model before every N-th trial.")
-@click.option("--sizing", metavar="plugins|all-in|N%|N", help="Position size during the search; default [backtest] sizing.")
-@click.option("--risk", type=click.Choice(["plugins", "none"]), help="Risk checks during the search; default [backtest] risk.")
-@click.option("--apply", "apply", is_flag=True, help="Write an accepted winner to config.toml [strategies.NAME] and hand it "
+@click.option("--sizing", metavar="plugins|all-in|N%|N",
+              help="Position size during the search; default [backtest] sizing.")
+@click.option("--risk", type=click.Choice(["plugins", "none"]),
+              help="Risk checks during the search; default [backtest] risk.")
+@click.option("--apply", "apply", is_flag=True,
+              help="Write an accepted winner to config.toml [strategies.NAME] and hand it "
               "to the bot's adjust phase as a new strategy version (the previous one is archived).")
 @click.option("--history", is_flag=True, help="Print the study's trials and verdicts, run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def optimize(config_path, strategy, data, timeframe, start, end, assignments, enable, disable, objective, objectives, sampler,
-             max_iterations, min_trades, folds, oos_percent, storage, study, jobs, seed, llm, llm_base_url, llm_model, llm_every,
-             sizing, risk, apply, history, as_json, progress):
+def optimize(config_path, strategy, data, timeframe, start, end, assignments, enable, disable, objective, objectives,
+             sampler, max_iterations, min_trades, folds, oos_percent, storage, study, jobs, seed, llm, llm_base_url,
+             llm_model, llm_every, sizing, risk, apply, history, as_json, progress):
     """Tune a strategy's parameters: Optuna proposes candidates inside the ranges the strategy
     declares, each is backtested on rolling in-sample/out-of-sample windows, and a candidate is
     kept only when it beats the current parameters out of sample too (one that wins only in
@@ -59,35 +70,22 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot optimize -s sma_rsi --objective "0.5*sharpe + 0.5*calmar" --apply
       gobot optimize -s sma_rsi --storage postgresql+psycopg://opt@db.lan/gobot --study weekly   # on each host
     """
-    import sys
-
-    from gobot.research.backtest.engine import Sizing
     from gobot.research.backtest.setup import BacktestSetup, parse_assignments
     from gobot.research.market_data import parse_time
-    from gobot.research.optimizer import Optimization, default_storage_url, redact_url
+    from gobot.research.optimizer import Optimization, default_storage_url
 
     settings, plugin_set = load(config_path, enable, disable)
     setup = BacktestSetup.build(settings, plugin_set)
-    updates = {key: value for key, value in {
-        "objective": objective, "objectives": list(objectives) or None, "sampler": sampler, "max_iterations": max_iterations,
-        "min_trades": min_trades, "folds": folds, "out_of_sample_percent": oos_percent, "storage": storage, "study": study,
-        "jobs": jobs, "seed": seed, "llm_ideas": llm, "llm_base_url": llm_base_url, "llm_model": llm_model, "llm_every": llm_every,
-    }.items() if value is not None}
-    try:
-        options = settings.optimizer.model_validate({**settings.optimizer.model_dump(), **updates})
-    except Exception as exc:
-        raise click.UsageError(str(exc).splitlines()[-1] if str(exc) else repr(exc)) from None
+    options = _options(
+        settings, objective=objective, objectives=list(objectives) or None, sampler=sampler,
+        max_iterations=max_iterations, min_trades=min_trades, folds=folds, out_of_sample_percent=oos_percent,
+        storage=storage, study=study, jobs=jobs, seed=seed, llm_ideas=llm, llm_base_url=llm_base_url,
+        llm_model=llm_model, llm_every=llm_every,
+    )
     component = setup.strategy(strategy or options.strategy or None)
     baseline = setup.params(component, parse_assignments(assignments))
     series = setup.series(data, timeframe, parse_time(start, "--from"), parse_time(end, "--to"))
-    try:
-        execution = setup.execution(sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if getattr(component, "long_only", False):
-        from dataclasses import replace
-
-        execution = replace(execution, allow_short=False)
+    execution = _execution(setup, component, sizing, risk)
     ideas = None
     if options.llm_ideas:
         from gobot.research.llm_ideas import LlmIdeas
@@ -104,32 +102,73 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     optimization = Optimization(component, series, execution, gate_factory, options, baseline_params=baseline,
                                 storage_url=url, ideas=ideas, say=say)
     if history:
-        from gobot.research.optimizer import storage as open_storage
-
-        import optuna
-
-        from gobot.errors import GobotError
-
-        try:
-            found = optuna.load_study(study_name=optimization.study_name, storage=open_storage(url))
-        except KeyError:
-            raise GobotError(f"no study '{optimization.study_name}' in {redact_url(url)}; name one with --study") from None
-        if "baseline" not in found.user_attrs:
-            raise GobotError(f"study '{optimization.study_name}' has no baseline yet (its first worker is still starting)")
-        report = optimization.report(found)
+        report = _stored_report(optimization, url)
     else:
-        say(f"study '{optimization.study_name}' in {redact_url(optimization.storage_url)}: {component.name}, "
-            f"{len(series)} symbol(s), {sum(len(s) for s in series):,} candles, {options.folds} folds, "
-            f"objective {', '.join(options.objectives) or options.objective}, up to {options.max_iterations} trials, "
-            f"{options.jobs} worker(s)")
-        show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
-        report = _run(optimization, options.jobs, show)
+        report = _search(optimization, say, progress, as_json)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         _print_report(report)
     if apply:
         _apply(settings, report, component)
+
+
+def _options(settings, **overrides):
+    """The [optimizer] section with the command line's options over it (an option not given keeps the config's
+    value); an invalid combination is a usage error in one line."""
+    updates = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return settings.optimizer.model_validate({**settings.optimizer.model_dump(), **updates})
+    except Exception as exc:
+        raise click.UsageError(str(exc).splitlines()[-1] if str(exc) else repr(exc)) from None
+
+
+def _execution(setup, component, sizing, risk):
+    """How candidates trade during the search: [backtest] sizing and risk unless the options say otherwise,
+    long only for a strategy that declares it."""
+    from gobot.research.backtest.engine import Sizing
+
+    try:
+        execution = setup.execution(sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if getattr(component, "long_only", False):
+        from dataclasses import replace
+
+        execution = replace(execution, allow_short=False)
+    return execution
+
+
+def _stored_report(optimization, url: str):
+    """--history: the report of the study as stored, nothing run."""
+    import optuna
+
+    from gobot.errors import GobotError
+    from gobot.research.optimizer import redact_url
+    from gobot.research.optimizer import storage as open_storage
+
+    try:
+        found = optuna.load_study(study_name=optimization.study_name, storage=open_storage(url))
+    except KeyError:
+        raise GobotError(f"no study '{optimization.study_name}' in {redact_url(url)}; name one with --study") from None
+    if "baseline" not in found.user_attrs:
+        raise GobotError(f"study '{optimization.study_name}' has no baseline yet (its first worker is still starting)")
+    return optimization.report(found)
+
+
+def _search(optimization, say, progress: bool | None, as_json: bool):
+    """Run the study (resumed if it exists), with a progress bar on a terminal unless told otherwise."""
+    import sys
+
+    from gobot.research.optimizer import redact_url
+
+    options, series = optimization.options, optimization.series
+    say(f"study '{optimization.study_name}' in {redact_url(optimization.storage_url)}: {optimization.strategy.name}, "
+        f"{len(series)} symbol(s), {sum(len(s) for s in series):,} candles, {options.folds} folds, "
+        f"objective {', '.join(options.objectives) or options.objective}, up to {options.max_iterations} trials, "
+        f"{options.jobs} worker(s)")
+    show = progress if progress is not None else (sys.stderr.isatty() and not as_json)
+    return _run(optimization, options.jobs, show)
 
 
 def _run(optimization, jobs: int, show: bool):
@@ -152,9 +191,10 @@ def _print_report(report) -> None:
     from rich.table import Table
 
     console = Console()
-    columns = [("baseline", report.baseline)] + ([(f"winner #{report.kept.number}", report.kept)] if report.improved else [])
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"walk-forward, {len(report.folds)} folds: {report.objective}",
-                  title_justify="left")
+    winner = [(f"winner #{report.kept.number}", report.kept)] if report.improved else []
+    columns = [("baseline", report.baseline)] + winner
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left",
+                  title=f"walk-forward, {len(report.folds)} folds: {report.objective}")
     table.add_column("")
     for label, _ in columns:
         table.add_column(label, justify="right")
@@ -172,9 +212,12 @@ def _print_report(report) -> None:
         ("overfitting ratio (out / in)", lambda d: "-" if d.ratio is None else f"{d.ratio:.2f}"),
         ("trades in / out", lambda d: f"{d.in_sample['trades']} / {d.out_of_sample['trades']}"),
         ("win rate in / out", lambda d: f"{pct(d.in_sample.get('win_rate'))} / {pct(d.out_of_sample.get('win_rate'))}"),
-        ("profit factor in / out", lambda d: f"{pf(d.in_sample.get('profit_factor'))} / {pf(d.out_of_sample.get('profit_factor'))}"),
-        ("max drawdown % in / out", lambda d: f"{d.in_sample['max_drawdown_pct']:.1f} / {d.out_of_sample['max_drawdown_pct']:.1f}"),
-        ("return % in / out (per window)", lambda d: f"{d.in_sample['return_pct']:+.2f} / {d.out_of_sample['return_pct']:+.2f}"),
+        ("profit factor in / out",
+         lambda d: f"{pf(d.in_sample.get('profit_factor'))} / {pf(d.out_of_sample.get('profit_factor'))}"),
+        ("max drawdown % in / out",
+         lambda d: f"{d.in_sample['max_drawdown_pct']:.1f} / {d.out_of_sample['max_drawdown_pct']:.1f}"),
+        ("return % in / out (per window)",
+         lambda d: f"{d.in_sample['return_pct']:+.2f} / {d.out_of_sample['return_pct']:+.2f}"),
     ]
     for label, cell in rows:
         table.add_row(label, *[cell(d) for _, d in columns])
@@ -211,4 +254,5 @@ def _apply(settings, report, component) -> None:
                     f"gobot optimize --apply: study '{report.study}' trial #{report.kept.number}")
     request_apply(settings.state_path, report, "gobot optimize --apply")
     click.echo(f"applied: {path} [strategies.{component.name}] updated; previous parameters archived in "
-               f"{settings.state_path / 'strategy_archive.jsonl'}; a running bot takes them as a new version next cycle")
+               f"{settings.state_path / 'strategy_archive.jsonl'}; "
+               "a running bot takes them as a new version next cycle")
