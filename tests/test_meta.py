@@ -3,6 +3,7 @@ worked examples in docs/plugins.md run as written, and the contract stays light 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -228,18 +229,68 @@ HEAVY = ("ccxt", "openai", "playwright", "sqlmodel", "gobot", "gobot_plugins", "
 IMPORT_PROBE = textwrap.dedent(
     f"""
     import json, sys, time
+    before = set(sys.modules)
     started = time.perf_counter()
     import gobot_hookspecs
     seconds = time.perf_counter() - started
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
-    print(json.dumps({{"seconds": seconds, "heavy": heavy}}))
+    new = sorted({{m.split(".")[0] for m in set(sys.modules) - before}})
+    print(json.dumps({{"seconds": seconds, "heavy": heavy, "new": new}}))
     """
 )
 
 
+@functools.cache
+def contract_import_probe() -> dict:
+    """What a fresh interpreter imports with ``import gobot_hookspecs``, and how long that takes."""
+    result = subprocess.run([sys.executable, "-I", "-c", IMPORT_PROBE], capture_output=True, text=True, timeout=60,
+                            check=True)
+    return json.loads(result.stdout)
+
+
 @pytest.mark.slow
 def test_importing_the_contract_is_fast_and_pulls_in_nothing_heavy():
-    result = subprocess.run([sys.executable, "-I", "-c", IMPORT_PROBE], capture_output=True, text=True, timeout=60, check=True)
-    probe = json.loads(result.stdout)
+    probe = contract_import_probe()
     assert probe["heavy"] == [], f"importing gobot_hookspecs imported {probe['heavy']}"
     assert probe["seconds"] < 0.5, f"importing gobot_hookspecs took {probe['seconds']:.3f} s"
+
+
+def requirement_closure(*names: str) -> set[str]:
+    """The distributions ``names`` and everything they require (extras and other platforms' markers apart)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: set[str] = set()
+    pending = [canonicalize_name(name) for name in names]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            requirements = [Requirement(line) for line in requires(name) or []]
+        except PackageNotFoundError:
+            continue
+        pending += [canonicalize_name(r.name) for r in requirements if not r.marker or r.marker.evaluate({"extra": ""})]
+    return found
+
+
+@pytest.mark.slow
+def test_importing_the_contract_imports_only_the_standard_library_pluggy_and_pydantic():
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    allowed = requirement_closure("pluggy", "pydantic") | {"gobot-hookspecs"}
+    owners = packages_distributions()
+    others = {
+        module: owners.get(module, ["?"])
+        for module in contract_import_probe()["new"]
+        if module not in sys.stdlib_module_names and not module.startswith("_sysconfigdata")
+        and not {canonicalize_name(owner) for owner in owners.get(module, [])} & allowed
+    }
+    assert not others, (
+        f"importing gobot_hookspecs imported {others} (module: distributions); allowed: {sorted(allowed)}"
+    )
