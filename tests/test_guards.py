@@ -187,11 +187,14 @@ def shortest_cycle(graph: dict[str, dict[str, int]], group: set[str]) -> list[st
 
 
 def describe(graph: dict[str, dict[str, int]], cycle: list[str], group: set[str]) -> str:
-    """``a -> b -> a   (a line 12, b line 40)``, and the other modules of the group when there are more."""
+    """``a -> b -> a   (a line 12, b line 40)``; when the group holds more modules, every import inside it,
+    so one reading shows which imports to cut."""
     steps = " -> ".join(cycle)
     lines = ", ".join(f"{a} line {graph[a][b]}" for a, b in zip(cycle, cycle[1:]))
-    others = sorted(group - set(cycle))
-    return f"{steps}   ({lines})" + (f"; in the same knot: {', '.join(others)}" if others else "")
+    if group == set(cycle):
+        return f"{steps}   ({lines})"
+    inside = [f"{a} -> {b} (line {graph[a][b]})" for a in sorted(group) for b in sorted(graph[a]) if b in group]
+    return f"{steps}   ({lines}); the knot, {len(group)} modules:\n      " + "\n      ".join(inside)
 
 
 def test_the_core_has_no_import_cycle():
@@ -220,7 +223,10 @@ def test_the_cycle_guard_resolves_relative_and_submodule_imports():
     assert describe(graph, ["a", "b", "c", "a"], {"a", "b", "c"}) == "a -> b -> c -> a   (a line 1, b line 2, c line 3)"
     graph["b"]["a"] = 5
     assert find_cycles(graph) == [(["a", "b", "a"], {"a", "b", "c"})]
-    assert describe(graph, ["a", "b", "a"], {"a", "b", "c"}).endswith("; in the same knot: c")
+    assert describe(graph, ["a", "b", "a"], {"a", "b", "c"}).splitlines() == [
+        "a -> b -> a   (a line 1, b line 5); the knot, 3 modules:",
+        "      a -> b (line 1)", "      b -> a (line 5)", "      b -> c (line 2)", "      c -> a (line 3)",
+    ]
 
 
 # -- no function over 80 lines --------------------------------------------------------------
