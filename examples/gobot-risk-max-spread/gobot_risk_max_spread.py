@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import MarketSnapshot, RiskCounter, RiskStatus, RiskVerdict, hookimpl
+from gobot_hookspecs import MarketSnapshot, PluginConfig, RiskCounter, RiskStatus, RiskVerdict, hookimpl
 
 NAME = "max_spread"  # the entry-point name: config section, plugin_config() and plugin_state() key
 
 
-class MaxSpreadConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelled key is an error in `gobot config check`
-
+class MaxSpreadConfig(PluginConfig):  # unknown keys forbidden: a misspelled one fails `gobot config check`
     max_spread_pct: float = Field(0.1, gt=0, description="widest bid/ask spread that may open a position, % of the mid price")
     without_quote: Literal["veto", "allow"] = Field(
         "veto", description="when the market data has no bid/ask: veto (fail closed) or allow"
@@ -41,7 +39,7 @@ class MaxSpread:
 
     @hookimpl
     def gobot_risk_check(self, ctx, intent):
-        config = ctx.plugin_config(NAME)
+        config = MaxSpreadConfig.of(ctx, NAME)
         snapshot = next((snap for snap in ctx.snapshots if snap.symbol == intent.symbol), None)
         spread = spread_pct(snapshot) if snapshot is not None else None
         if spread is None:
@@ -57,7 +55,7 @@ class MaxSpread:
     @hookimpl
     def gobot_risk_status(self, ctx):
         """For `gobot risk status`: the limit, and each market's spread if the last scan is known."""
-        config = ctx.plugin_config(NAME)
+        config = MaxSpreadConfig.of(ctx, NAME)
         counters = []
         for snap in ctx.snapshots:
             spread = spread_pct(snap)

@@ -13,16 +13,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import hookimpl
+from gobot_hookspecs import PluginConfig, hookimpl
 
 NAME = "adaptive_rate_limit"
 
 
-class AdaptiveRateLimitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AdaptiveRateLimitConfig(PluginConfig):
     requests_per_minute: int | None = Field(
         None, gt=0, description="request weight per minute; unset = the exchange's own limit (exchangeInfo), 1200 until it is known"
     )
@@ -75,7 +73,7 @@ class AdaptiveRateLimit:
         from .budgets import open_store
         from .policy import AdaptiveRateLimiter
 
-        config = ctx.plugin_config(NAME) or AdaptiveRateLimitConfig()
+        config = AdaptiveRateLimitConfig.of(ctx, NAME)
         base = ctx.config.resolve(".") if hasattr(ctx.config, "resolve") else None
         self.policy = AdaptiveRateLimiter(
             config, store=open_store(config.share, base), alert=ctx.alert, report_error=ctx.report_execution_error

@@ -8,16 +8,14 @@ change becomes a new strategy version, which the validation phase may still reje
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import AdjustmentDecision, hookimpl
+from gobot_hookspecs import AdjustmentDecision, PluginConfig, hookimpl
 
 NAME = "adjuster"
 
 
-class AdjusterConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AdjusterConfig(PluginConfig):
     parameter: str = Field("slow", description="strategy parameter to adjust")
     window: int = Field(4, ge=1, description="recent closed trades looked at")
     min_trades: int = Field(3, ge=1, description="closed trades needed before any change")
@@ -31,7 +29,7 @@ class Adjuster:
 
     @hookimpl
     def gobot_adjust_strategy(self, ctx, strategy):
-        config = ctx.plugin_config(NAME) or AdjusterConfig()
+        config = AdjusterConfig.of(ctx, NAME)
         spec = ctx.strategies()[strategy.name].parameters.get(config.parameter)
         if spec is None:
             return AdjustmentDecision(strategy=strategy.name, reason=f"no parameter '{config.parameter}' to adjust")

@@ -21,9 +21,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import Alert, Severity, Trade, hookimpl, metrics
+from gobot_hookspecs import Alert, PluginConfig, Severity, Trade, hookimpl, metrics
 
 from . import records
 
@@ -34,9 +34,7 @@ REALERT_SECONDS = 900.0  # while writes keep failing, repeat the alert this ofte
 log = logging.getLogger(__name__)
 
 
-class ArchiverConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ArchiverConfig(PluginConfig):
     database_url: str = Field(
         "",
         description="SQLAlchemy URL of the archive; empty = SQLite file archive.db in state_dir. "
@@ -271,7 +269,7 @@ class Archiver:
         return found
 
     def _config(self, ctx) -> ArchiverConfig:
-        return ctx.plugin_config(NAME) or ArchiverConfig()
+        return ArchiverConfig.of(ctx, NAME)
 
     def _add(self, kind: str, data: dict[str, Any]) -> None:
         if self.outbox is None:

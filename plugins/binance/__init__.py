@@ -18,9 +18,9 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import RiskVerdict, Side, hookimpl
+from gobot_hookspecs import PluginConfig, RiskVerdict, Side, hookimpl
 
 from .client import floor_to_step
 
@@ -29,9 +29,7 @@ NAME = "binance"
 KEY_ENV, SECRET_ENV = "BINANCE_API_KEY", "BINANCE_API_SECRET"
 
 
-class BinanceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BinanceConfig(PluginConfig):
     mode: Literal["paper", "testnet", "live"] = Field(
         "paper", description="paper: Binance data, simulated fills; testnet: orders on the testnet; live: real orders (needs --live)"
     )
@@ -41,7 +39,7 @@ class BinanceConfig(BaseModel):
     symbols: list[str] = Field(default_factory=list, description="symbols of [trading] symbols this plugin covers; empty = all")
     leverage: int = Field(1, ge=1, le=125, description="futures: leverage set on each symbol before its first order")
     margin_mode: Literal["isolated", "cross"] = Field("isolated", description="futures: margin mode set on each symbol before its first order")
-    timeframe: str = Field("5m", description="candle size the scan hands to the strategies (1m 5m 15m 30m 1h 4h 1d)")
+    timeframe: str = Field("5m", description="candle size the scan hands to the strategies: any Binance timeframe, 1m to 1M")
     lookback_candles: int = Field(200, ge=2, le=1000, description="closed candles handed to the scan each cycle")
     order_book_depth: int = Field(5, description="order-book levels fetched for the spread (5, 10, 20, 50 or 100)")
     ttl_ticker: float = Field(5.0, ge=0, description="cache lifetime of tickers, seconds")
@@ -95,7 +93,7 @@ class Binance:
         from .execution import Trader
         from .market_data import MarketData
 
-        self.config = config = ctx.plugin_config(NAME) or BinanceConfig()
+        self.config = config = BinanceConfig.of(ctx, NAME)
         self._check_mode(ctx, config)
         trading = config.mode in ("testnet", "live")
         key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
@@ -129,7 +127,7 @@ class Binance:
 
     @hookimpl
     def gobot_environment(self, ctx):
-        config = ctx.plugin_config(NAME) or BinanceConfig()
+        config = BinanceConfig.of(ctx, NAME)
         return "testnet" if config.mode == "testnet" else "live" if config.mode == "live" else None
 
     @hookimpl
@@ -158,7 +156,7 @@ class Binance:
             return None
         from .market_data import download
 
-        return await download(ctx, ctx.plugin_config(NAME) or BinanceConfig(), symbol, timeframe, since, until, progress)
+        return await download(ctx, BinanceConfig.of(ctx, NAME), symbol, timeframe, since, until, progress)
 
     # -- risk: the exchange's own limits, before anything is sent ---------------------------------
 

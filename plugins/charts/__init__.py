@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from gobot_hookspecs import ChartImage, hookimpl
+from gobot_hookspecs import ChartImage, PluginConfig, hookimpl
 from gobot_hookspecs.candles import TIMEFRAMES
 
 from . import indicators as ind
@@ -30,9 +30,7 @@ NAME = "charts"
 URL_FIELDS = ("symbol", "base", "quote", "timeframe", "minutes")
 
 
-class ChartsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ChartsConfig(PluginConfig):
     executable_path: str = Field("/usr/bin/chromium", description="the Chromium binary playwright drives (Debian's chromium package)")
     mode: Literal["render", "url"] = Field(
         "render", description="render = draw from candles offline; url = screenshot url_template"
@@ -138,7 +136,7 @@ class Charts:
 
     @hookimpl
     async def gobot_startup(self, ctx):
-        config = ctx.plugin_config(NAME) or ChartsConfig()
+        config = ChartsConfig.of(ctx, NAME)
         await self._renderer(config).start()
 
     @hookimpl
@@ -149,7 +147,7 @@ class Charts:
 
     @hookimpl
     async def gobot_render_chart(self, ctx, symbol, timeframe, limit):
-        config = ctx.plugin_config(NAME) or ChartsConfig()
+        config = ChartsConfig.of(ctx, NAME)
         renderer = self._renderer(config)
         if config.mode == "url":
             url = chart_url(config.url_template, symbol, timeframe)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import click
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Action, Severity, hookimpl
+from gobot_hookspecs import Action, PluginConfig, Severity, hookimpl
 
 NAME = "console"
 _COLOURS = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
 _ORDER = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
 
 
-class ConsoleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ConsoleConfig(PluginConfig):
     min_severity: Severity = Field(Severity.INFO, description="quietest alert shown: INFO, WARNING or CRITICAL")
     cycle_lines: bool = Field(True, description="print one line per cycle")
 
@@ -26,7 +24,7 @@ class Console:
 
     @hookimpl
     def gobot_send_alert(self, ctx, alert):
-        config = ctx.plugin_config(NAME) or ConsoleConfig()
+        config = ConsoleConfig.of(ctx, NAME)
         if _ORDER.index(alert.severity) < _ORDER.index(config.min_severity):
             return
         text = f" — {alert.text}" if alert.text else ""
@@ -35,7 +33,7 @@ class Console:
 
     @hookimpl
     def gobot_report(self, ctx, report):
-        config = ctx.plugin_config(NAME) or ConsoleConfig()
+        config = ConsoleConfig.of(ctx, NAME)
         if not config.cycle_lines:
             return
         ideas = ", ".join(

@@ -17,16 +17,14 @@ and disable ``kelly_size``.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import hookimpl
+from gobot_hookspecs import PluginConfig, hookimpl
 
 NAME = "kelly_size"
 
 
-class KellySizeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KellySizeConfig(PluginConfig):
     fraction: float = Field(0.5, gt=0, le=1, description="share of the full Kelly stake to use (0.5 = half Kelly)")
     min_trades: int = Field(
         30, ge=1, description="closed trades needed before Kelly is trusted; until then positions are [trading] max_position_usd"
@@ -60,7 +58,7 @@ class KellySize:
 
     @hookimpl
     def gobot_on_trade_closed(self, ctx, trade):
-        config = ctx.plugin_config(NAME) or KellySizeConfig()
+        config = KellySizeConfig.of(ctx, NAME)
         notional = abs(trade.entry_price * trade.amount)
         if notional <= 0:
             return
@@ -80,7 +78,7 @@ class KellySize:
 
     @hookimpl(trylast=True)  # a built-in default: any other sizer plugin answers first
     async def gobot_size_position(self, ctx, signal):
-        config = ctx.plugin_config(NAME) or KellySizeConfig()
+        config = KellySizeConfig.of(ctx, NAME)
         cap, equity = ctx.config.trading.max_position_usd, ctx.equity()
         returns, source = await self._history(ctx, config.lookback_trades)
         if len(returns) < config.min_trades:

@@ -13,21 +13,19 @@ import bisect
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
+from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
 
 from .data import TIMEFRAMES, bundled_data_dir, find_candles
 
 NAME = "replay"
 
 
-class ReplayConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReplayConfig(PluginConfig):
     data_dir: str = Field("data", description="folder of OHLCV CSV files, relative to the config file; while the "
                           "default folder does not exist, the synthetic demo market bundled with gobot")
-    timeframe: str = Field("5m", description="candle size the strategies see (1m 5m 15m 30m 1h 4h 1d)")
+    timeframe: str = Field("5m", description="candle size the strategies see: any Binance timeframe, 1m to 1M")
     warmup_candles: int = Field(200, ge=1, description="candles of history before the first cycle")
     lookback_candles: int = Field(200, ge=2, description="candles handed to the scan each cycle")
     start: datetime | None = Field(None, description="first cycle's time (UTC); default: after the warm-up")
@@ -63,7 +61,7 @@ class Replay:
         return ReplayConfig
 
     def _load(self, ctx) -> None:
-        self.config = ctx.plugin_config(NAME) or ReplayConfig()
+        self.config = ReplayConfig.of(ctx, NAME)
         if self.config.timeframe not in TIMEFRAMES:
             raise ValueError(f"[plugins.replay] timeframe '{self.config.timeframe}' is not one of {', '.join(TIMEFRAMES)}")
         self.data_dir = Path(ctx.config.resolve(self.config.data_dir))

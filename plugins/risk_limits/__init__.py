@@ -27,9 +27,9 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import Action, Alert, RiskCounter, RiskStatus, RiskVerdict, Severity, Side, hookimpl
+from gobot_hookspecs import Action, Alert, PluginConfig, RiskCounter, RiskStatus, RiskVerdict, Severity, Side, hookimpl
 from gobot_hookspecs.candles import TIMEFRAMES
 
 from .market import correlation, volatility
@@ -40,9 +40,7 @@ EPSILON = 1e-9
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
 
-class RiskLimitsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RiskLimitsConfig(PluginConfig):
     min_confidence_threshold: float = Field(0.75, ge=0, le=1, description="lowest confidence that may trade, 0-1")
     min_reward_risk: float = Field(
         2.0, ge=0, description="least take-profit distance divided by stop distance of a new position; 0 = off"
@@ -162,7 +160,7 @@ class RiskLimits:
 
     @staticmethod
     def _config(ctx) -> RiskLimitsConfig:
-        return ctx.plugin_config(NAME) or RiskLimitsConfig()
+        return RiskLimitsConfig.of(ctx, NAME)
 
     @staticmethod
     def _state(ctx) -> dict:

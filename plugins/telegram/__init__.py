@@ -18,9 +18,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import Severity, hookimpl
+from gobot_hookspecs import PluginConfig, Severity, hookimpl
 
 from .api import BotApi, TelegramError
 from .delivery import DELAYED_AFTER_SECONDS, Entry, Outbox, Sender
@@ -35,9 +35,7 @@ OUTBOX_FILE = "telegram-outbox.json"
 LEVELS = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
 
 
-class TelegramConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TelegramConfig(PluginConfig):
     chat_id: str = Field("", description="chat that gets the alerts and order confirmations; TELEGRAM_CHAT_ID in the environment wins")
     api_url: str = Field(
         "https://api.telegram.org", description="Bot API base URL (a local Bot API server, a test server); https unless loopback"
@@ -107,7 +105,7 @@ class Telegram:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def _open(self, ctx: Any, with_outbox: bool) -> None:
-        config = ctx.plugin_config(NAME) or TelegramConfig()
+        config = TelegramConfig.of(ctx, NAME)
         token = os.environ.get(TOKEN_ENV, "").strip()
         chat_id = os.environ.get(CHAT_ENV, "").strip() or config.chat_id.strip()
         if not token:
@@ -169,7 +167,7 @@ class Telegram:
 
     @hookimpl
     def gobot_send_alert(self, ctx, alert):
-        config = ctx.plugin_config(NAME) or TelegramConfig()
+        config = TelegramConfig.of(ctx, NAME)
         if LEVELS.index(alert.severity) < LEVELS.index(config.min_severity):
             return
         if self.sender is None:  # no running bot (gobot alerts test, gobot watchdog): no outbox, no commands

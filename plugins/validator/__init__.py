@@ -7,16 +7,14 @@ and, when it is a new version, it does not trail the version before it by more t
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import ValidationResult, hookimpl
+from gobot_hookspecs import PluginConfig, ValidationResult, hookimpl
 
 NAME = "validator"
 
 
-class ValidatorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ValidatorConfig(PluginConfig):
     max_loss_pct: float = Field(10.0, gt=0, description="a version whose backtest loses more than this fails, %")
     tolerance_pct: float = Field(1.0, ge=0, description="a new version may trail the previous one by this much, %")
 
@@ -37,7 +35,7 @@ class Validator:
 
     @hookimpl
     def gobot_validate_strategy(self, ctx, strategy):
-        config = ctx.plugin_config(NAME) or ValidatorConfig()
+        config = ValidatorConfig.of(ctx, NAME)
         if not ctx.snapshots:
             return ValidationResult(strategy=strategy.name, version=strategy.version, passed=True, reason="no candles to test on")
         ret, trades = _backtest_return(ctx, strategy.name, strategy.params)

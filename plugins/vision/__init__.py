@@ -94,7 +94,7 @@ class Vision:
 
     @hookimpl
     def gobot_startup(self, ctx):
-        config = ctx.plugin_config(NAME) or VisionConfig()
+        config = VisionConfig.of(ctx, NAME)
         api_key = os.environ.get(KEY_ENV, "").strip()
         if not api_key and not config.base_url:
             self.disabled_reason = f"no {KEY_ENV} in the environment and no [plugins.vision] base_url"
@@ -135,7 +135,7 @@ class Vision:
     async def gobot_generate_ideas(self, ctx, snapshots):
         if self.client is None:
             return None
-        config = ctx.plugin_config(NAME) or VisionConfig()
+        config = VisionConfig.of(ctx, NAME)
         results = await asyncio.gather(*(self._idea(ctx, config, snap) for snap in snapshots))
         self._say_missing(ctx, config, results)
         return [signal for signal, _missing in results]

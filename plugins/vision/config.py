@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from gobot_hookspecs import PluginConfig
 from gobot_hookspecs.candles import TIMEFRAMES
 
 #: USD per million tokens, [input, output]: OpenAI's list prices when this table was written.
@@ -18,9 +19,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
-class VisionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class VisionConfig(PluginConfig):
     model: str = Field("gpt-4o", min_length=1, description="vision model name at the endpoint (e.g. gpt-4o, llava, qwen2.5vl)")
     base_url: str = Field(
         "", description="OpenAI-compatible endpoint; empty = OpenAI. e.g. http://127.0.0.1:11434/v1 (Ollama)"

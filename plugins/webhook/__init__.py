@@ -16,9 +16,9 @@ import time
 from collections import deque
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import Severity, hookimpl
+from gobot_hookspecs import PluginConfig, Severity, hookimpl
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ DISCORD_LIMIT = 2000
 SLACK_LIMIT = 3000  # of one section's text; longer texts are cut
 
 
-class WebhookConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WebhookConfig(PluginConfig):
     # Not a setting: kept only to refuse it with the fix (a webhook URL is a credential). `gobot init` omits it.
     url: str = Field("", exclude=True, description=f"set {URL_ENV} in the environment and remove this key")
     format: Literal["json", "slack", "discord"] = Field(
@@ -113,7 +111,7 @@ class Webhook:
     def _open(self, ctx: Any) -> None:
         import httpx
 
-        config = ctx.plugin_config(NAME) or WebhookConfig()
+        config = WebhookConfig.of(ctx, NAME)
         url = os.environ.get(URL_ENV, "").strip()
         if not url:
             raise RuntimeError(f"no URL to post to: set {URL_ENV} in the environment, or disable the webhook plugin")
@@ -135,7 +133,7 @@ class Webhook:
 
     @hookimpl
     def gobot_send_alert(self, ctx, alert):
-        config = ctx.plugin_config(NAME) or WebhookConfig()
+        config = WebhookConfig.of(ctx, NAME)
         if LEVELS.index(alert.severity) < LEVELS.index(config.min_severity):
             return
         if self._task is None:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Action, Candles, ParamSpec, Signal, hookimpl
+from gobot_hookspecs import Action, Candles, ParamSpec, PluginConfig, Signal, hookimpl
 
 NAME = "bollinger"
 __version__ = "0.1.0"
 
 
-class BollingerConfig(BaseModel):
-    """``[plugins.bollinger]``: every key has a default, so the plugin works with no section at all."""
-
-    model_config = ConfigDict(extra="forbid")
+class BollingerConfig(PluginConfig):
+    """``[plugins.bollinger]``: every key has a default, so the plugin works with no section at all
+    (``PluginConfig`` forbids unknown keys, so a misspelled one fails ``gobot config check``)."""
 
     base_confidence: float = Field(0.75, ge=0, le=1, description="confidence of a close exactly on a band, 0-1")
     confidence_per_std: float = Field(0.1, ge=0, le=1, description="confidence added per standard deviation beyond the band")
@@ -82,7 +81,7 @@ class Bollinger:
 
     @hookimpl
     def gobot_startup(self, ctx):
-        self.strategy.config = ctx.plugin_config(NAME) or BollingerConfig()
+        self.strategy.config = BollingerConfig.of(ctx, NAME)
 
     @hookimpl
     def gobot_generate_ideas(self, ctx, snapshots):
