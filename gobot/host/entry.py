@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from gobot.errors import PluginError
 from gobot.host.hook_caller import HookCaller, HookFailure
-from gobot_hookspecs import Action, OrderIntent, RiskVerdict, Side, Signal
+from gobot_hookspecs import Action, BotContext, OrderIntent, RiskVerdict, Side, Signal
 
-LIVE_ID_PREFIX = "gb"  # client order ids of a running bot: the prefix tells an exchange's orders apart at a glance
-BACKTEST_ID_PREFIX = "bt"
+LIVE_ID_PREFIX = "gb"  # a running bot's client order ids: its orders on an exchange account read as gobot's
+BACKTEST_ID_PREFIX = "bt"  # never sent anywhere; told apart from live ids in a mixed log or archive
 NO_POSITION = "the sizer chose no position"
 NO_RISK_ANSWER = RiskVerdict(approved=False, plugin="core", reason="no risk plugin answered (fail closed)")
 
@@ -57,8 +56,8 @@ def client_order_id(prefix: str, run_id: str, iteration: int, symbol: str, side:
     return prefix + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
-def order_intent(ctx: Any, symbol: str, side: Side, purpose: str, notional: float, price: float, signal: Signal | None,
-                 *, id_prefix: str, created_at: datetime, stop_loss_percent: float | None = None,
+def order_intent(ctx: BotContext, symbol: str, side: Side, purpose: str, notional: float, price: float,
+                 signal: Signal | None, *, id_prefix: str, created_at: datetime, stop_loss_percent: float | None = None,
                  take_profit_percent: float | None = None) -> OrderIntent:
     """An intent of cycle ``ctx.iteration`` of run ``ctx.run_id``; an open one gets the signal's stop and
     target, else ``*_percent`` away from ``price`` (None: none). A negative notional is shown as 0."""
@@ -79,7 +78,7 @@ def order_intent(ctx: Any, symbol: str, side: Side, purpose: str, notional: floa
     )
 
 
-async def size_position(hooks: HookCaller, ctx: Any, signal: Signal) -> float:
+async def size_position(hooks: HookCaller, ctx: BotContext, signal: Signal) -> float:
     """The first sizer's notional; none answering = ``[trading].max_position_usd``.
 
     Raises ``PluginError`` naming the plugin when a sizer raises or answers something that is not a
@@ -94,7 +93,7 @@ async def size_position(hooks: HookCaller, ctx: Any, signal: Signal) -> float:
     return float(size)
 
 
-async def decide_entry(hooks: HookCaller, ctx: Any, signal: Signal, price: float, *, id_prefix: str,
+async def decide_entry(hooks: HookCaller, ctx: BotContext, signal: Signal, price: float, *, id_prefix: str,
                        created_at: datetime, stop_loss_percent: float | None, take_profit_percent: float | None,
                        notional: float | None = None, check_risk: bool = True) -> EntryDecision:
     """Decide whether ``signal`` (LONG or SHORT) opens a position at ``price``, as every cycle does.
