@@ -156,7 +156,8 @@ def gobot_shutdown(ctx: BotContext) -> None:
 
 
 # ---------------------------------------------------------------------------
-# The five orchestrator phases, in the order a cycle calls them
+# The six phases of a cycle (scan, ideas, adjust, validate, execute, report), in the order a
+# cycle calls them; execute has no hook of its own: it calls gobot_execute_order
 # ---------------------------------------------------------------------------
 
 
@@ -290,10 +291,11 @@ def gobot_validate_strategy(ctx: BotContext, strategy: StrategyVersion) -> Valid
 
 @hookspec
 def gobot_report(ctx: BotContext, report: CycleReport) -> None:
-    """Phase 5, report: the cycle is complete; show or store it.
+    """Phase 6, report: the cycle is complete; show or store it.
 
     Called once per cycle for every plugin, in isolation (one failing reporter does not stop
-    the others). ``report`` holds the timing and records of the five phases before this one.
+    the others). ``report`` holds the timing and records of the five phases before this one
+    (market scan, ideas, strategy adjustment, validation, execution).
     """
 
 
