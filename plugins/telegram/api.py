@@ -11,7 +11,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-MASK = "***"
+from gobot_hookspecs.redact import MASK
 
 
 class TelegramError(Exception):

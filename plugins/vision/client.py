@@ -20,6 +20,8 @@ from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from gobot_hookspecs.redact import MASK
+
 from .answer import ANSWER_SCHEMA
 from .config import VisionConfig
 from .store import VisionStore
@@ -126,7 +128,7 @@ _KEY_LIKE = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-*]{6,}")
 
 def _scrub(text: str) -> str:
     """Error texts from an endpoint may echo (part of) a key: mask anything key-shaped, keep it short."""
-    return _KEY_LIKE.sub("***", " ".join(str(text).split()))[:240]
+    return _KEY_LIKE.sub(MASK, " ".join(str(text).split()))[:240]
 
 
 @dataclass
