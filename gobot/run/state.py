@@ -34,6 +34,7 @@ import re
 import shutil
 import sys
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -275,9 +276,11 @@ def atomic_write(path: Path, text: str, kill_point: str | None = None, before_re
     through the temporary file (the middle of a state write)."""
     ensure_private_dir(path.parent)
     midway = None
-    if kill_point is not None and os.environ.get("GOBOT_TEST_KILL_POINT") == kill_point:
-        def midway() -> None:
-            os.kill(os.getpid(), 9)  # SIGKILL
+    if kill_point is not None:
+        from gobot.testing import kill_point as crash_tests  # only the state file's writes name one
+
+        if crash_tests.armed(kill_point):
+            midway = partial(crash_tests.kill_point, kill_point)
     write_private(path, text, before_replace=before_replace, midway=midway)
 
 

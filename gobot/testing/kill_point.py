@@ -4,8 +4,8 @@
 ``before_persist:N``, ``after_cycle:N``, ``before_archive_fill:N`` (``gobot.run.bot``),
 ``mid_state_write:N`` (``gobot.run.state.atomic_write``, half a state file written) and
 ``optimizer_trial:N`` (``gobot.research.optimizer``). Standard library only: the core imports it in
-production, where pytest is not installed. Plugins cannot import gobot; a plugin that wants a
-crash point of its own reads the same variable (see docs/reliability.md).
+production, where pytest is not installed. No plugin has a crash point of its own (plugins cannot
+import gobot; one that needed a crash point would read the same variable).
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ from typing import Callable
 KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"
 
 
+def armed(name: str) -> bool:
+    """True if a test asked for a crash at ``name`` (a writer then splits its write to crash halfway)."""
+    return os.environ.get(KILL_POINT_ENV) == name
+
+
 def kill_point(name: str, before: Callable[[], None] | None = None) -> None:
     """SIGKILL this process here if a test asked for ``name``; ``before()`` runs first (e.g. write half a file)."""
-    if os.environ.get(KILL_POINT_ENV) != name:
+    if not armed(name):
         return
     if before is not None:
         before()
