@@ -43,7 +43,7 @@ def status(config_path, as_json):
     from gobot.run.state import StateStore
 
     async def ask(bot):
-        return await bot.risk_statuses(), breaker_state(await plugin_statuses(bot))
+        return await bot.requests.risk_statuses(), breaker_state(await plugin_statuses(bot))
 
     bot = _offline_bot(config_path)
     store = StateStore(bot.settings.state_path)

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from gobot_hookspecs import CycleReport, MetricSample, PluginStatus
-
+from gobot.run.summary import progress as progress_document
 from gobot.run.summary import run_metrics
+from gobot_hookspecs import CycleReport, MetricSample, PluginStatus
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot
@@ -202,7 +202,7 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
                     health_doc: dict[str, Any], controls: bool) -> dict[str, Any]:
     """``GET /api/status``: what the bot is, holds and did last, and who is plugged in."""
     state = bot.state
-    progress = bot.progress()
+    progress = progress_document(bot, health_doc["breaker"])
     last = state.cycles[-1] if state.cycles else None
     policy = bot.ctx.rate_limiter
     return {

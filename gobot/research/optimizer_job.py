@@ -80,7 +80,7 @@ async def run_scheduled(bot: Any):
             log.exception("scheduled optimizer run failed")
         bot.ctx.alert(Alert(kind="optimizer_report", title="Optimizer run failed", text=f"{type(exc).__name__}: {exc}",
                             severity=Severity.WARNING))
-        await bot.flush_alerts()
+        await bot.drain()
         return None
     applied = False
     if report.improved and options.auto_apply:
@@ -100,5 +100,5 @@ async def run_scheduled(bot: Any):
         "study": report.study, "applied": applied, "winner": kept.params if report.improved else None,
         "trials": len(report.decisions), "stopped": report.stopped,
         "finished_at": datetime.now(timezone.utc).isoformat()}))
-    await bot.flush_alerts()
+    await bot.drain()
     return report

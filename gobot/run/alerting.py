@@ -1,7 +1,9 @@
 """Alert delivery, shared by the running bot, ``gobot alerts test`` and ``gobot watchdog``.
 
 - ``deliver(hooks, ctx, alert)``: redact secrets, then hand the alert to every channel
-  (``gobot_send_alert``), each in isolation. ``Bot.flush_alerts`` and ``AlertChannels`` both use it.
+  (``gobot_send_alert``), each in isolation. ``drain`` and ``AlertChannels`` both use it.
+- ``drain(bot)``: the running bot's one way of delivering what waits on ``ctx`` (execution errors,
+  then alerts), called at the points its docstring lists.
 - ``AlertChannels``: the enabled alert channels without a running bot. ``gobot_startup`` is not
   called; ``close()`` calls ``gobot_shutdown``, in which channels deliver what they queued.
 - ``sample_alerts(now)``: one realistic alert of every kind in ``gobot_hookspecs.ALERT_KINDS``.
@@ -11,17 +13,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-
-from gobot_hookspecs import ALERT_KINDS, Alert, Severity
 
 from gobot.config import Settings
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.host.plugin_manager import PluginInfo, PluginSet
 from gobot.host.rate_limit import NoWaitPolicy
 from gobot.secrets import redact
+from gobot_hookspecs import ALERT_KINDS, Alert, ExecutionError, Severity
+
+if TYPE_CHECKING:
+    from gobot.run.bot import Bot
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,46 @@ def redacted(alert: Alert) -> Alert:
 async def deliver(hooks: HookCaller, ctx: Any, alert: Alert) -> list[HookFailure]:
     """Hand ``alert`` (redacted) to every enabled channel, each in isolation; return the failures."""
     return await hooks.notify(SEND_HOOK, ctx=ctx, alert=redacted(alert))
+
+
+async def drain(bot: Bot) -> None:
+    """Deliver what waits on ``bot.ctx``, always in this order: every execution error reported outside
+    an order (``ctx.report_execution_error``; see ``execution_error``: the circuit breaker counts it),
+    then every alert in the order it was raised, each to every channel in isolation, audited. Close
+    requests (``ctx.close_positions``) are not drained: the validate phase turns them into CRITICAL intents.
+
+    The bot drains at these points of its life, and only there (``Bot.drain``):
+
+    1. start-up, after ``run_started``;
+    2. scan, after the fills are synced and before ``gobot_on_scan_end``: a failure seen while
+       syncing (an exchange ban) reaches the breaker before it ticks and before any risk check;
+    3. execute, before the first order: what ideas, adjust and validate raised (vetoes, failures
+       reported meanwhile) goes out first, and the breaker has seen every failure;
+    4. execute, after the last order: order failures, opened and closed trades;
+    5. the cycle's end, after ``gobot_on_cycle_end`` (the state is saved by then);
+    6. shutdown, and the end of an operator session (``Bot.close_session``).
+    """
+    ctx, channels = bot.ctx, bot.plugin_set.implementers(SEND_HOOK)
+    while ctx.pending_execution_errors:
+        await execution_error(bot, ctx.pending_execution_errors.pop(0))
+    while ctx.pending_alerts:
+        alert = ctx.pending_alerts.pop(0)
+        bot.audit("alert", alert=alert)
+        failed = [f.plugin for f in await deliver(bot.hooks, ctx, alert)]  # the same code as `gobot alerts test`
+        bot.counters.alert_delivered(channels, failed)
+        if len(failed) >= len(channels):  # no channel delivered it
+            bot.audit("alert_undelivered", kind=alert.kind, title=alert.title, failed=failed)
+
+
+async def execution_error(bot: Bot, error: ExecutionError) -> None:
+    """Audit it, tell every plugin (the circuit breaker counts these) and raise a CRITICAL alert."""
+    bot.audit("execution_error", error=error)
+    await bot.hooks.notify("gobot_on_execution_error", ctx=bot.ctx, error=error)
+    title = f"Order failed: {error.symbol}" if error.symbol else f"Execution error ({error.kind})"
+    named = not error.plugin or f"'{error.plugin}'" in error.message
+    text = error.message if named else f"plugin '{error.plugin}': {error.message}"
+    bot.ctx.alert(Alert(kind="execution_error", title=title, text=text, severity=Severity.CRITICAL,
+                        data={"kind": error.kind, "retryable": error.retryable}))
 
 
 class DeliveryContext:

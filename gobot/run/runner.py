@@ -7,7 +7,7 @@ close-out requested (``gobot kill --close-positions``), it first runs close-out 
 orders, CRITICAL closes only — until the bot is flat.
 
 A full disk never ends the run: the bot opens no new positions until the state can be saved again
-(``Bot.persist_cycle``); a file size limit (``ulimit -f``) is one more such write error (EFBIG: Python
+(``gobot.run.disk``); a file size limit (``ulimit -f``) is one more such write error (EFBIG: Python
 ignores SIGXFSZ). At start, with the run lock held,
 temporary files a killed process left in the state folder are removed.
 """
@@ -77,7 +77,7 @@ class Runner:
         if self.outcome is not None:
             return False
         if bot.kill_switch_on():
-            if bot.close_out_pending():
+            if bot.requests.close_out_pending():
                 if self.close_out_cycles < MAX_CLOSE_OUT_CYCLES:
                     return True  # a close-out cycle: the kill switch lets only CRITICAL closes out
                 bot.ctx.alert(Alert(kind="close_out_incomplete", severity=Severity.CRITICAL,
@@ -96,7 +96,7 @@ class Runner:
 
     def _after_cycle(self) -> None:
         bot = self.bot
-        if bot.kill_switch_on() and bot.close_out_pending():
+        if bot.kill_switch_on() and bot.requests.close_out_pending():
             return  # a close-out goes on until flat, whatever today's P&L
         orchestrator = bot.settings.orchestrator
         daily = bot.daily_pnl()
@@ -198,7 +198,7 @@ class Runner:
     async def _poll_kill_switch(self) -> None:
         """Between scheduled cycles: end on the kill switch, or run a close-out cycle right away."""
         bot = self.bot
-        if bot.kill_switch_on() and bot.close_out_pending():
+        if bot.kill_switch_on() and bot.requests.close_out_pending():
             due = asyncio.get_running_loop().time() - self._last_close_out >= CLOSE_OUT_RETRY_SECONDS
             if due and not self._cycle_lock.locked():
                 await self._one_cycle()

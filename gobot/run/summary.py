@@ -1,12 +1,98 @@
-"""What a person reads at the end of a run and in ``gobot status``: the per-cycle table and the summary."""
+"""What a person reads about a run: the per-cycle rows of the state, the daily summary alert,
+``progress.json`` (rewritten after each cycle), and at the end of a run and in ``gobot status`` the
+per-cycle table and the summary."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from gobot_hookspecs import metrics
+from gobot.run.state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore
+from gobot_hookspecs import Action, Alert, CycleReport, metrics
 
-from gobot.run.state import BotState, StateStore
+if TYPE_CHECKING:
+    from gobot.run.bot import Bot
+
+
+def remember_cycle(state: BotState, report: CycleReport, duration_ms: float, next_clock: datetime | None) -> None:
+    """Book a completed cycle in the state: its row (``MAX_CYCLE_ROWS`` kept), its learnings, the iteration,
+    and on a simulated clock where the next cycle starts (``next_clock``)."""
+    state.learnings = (state.learnings + report.learnings)[-MAX_LEARNINGS:]
+    counts = {a: sum(1 for s in report.signals if s.action is a) for a in Action}
+    state.cycles.append(CycleRow(
+        iteration=report.iteration, time=report.time,
+        signals=f"{counts[Action.LONG]}L {counts[Action.SHORT]}S {counts[Action.HOLD]}H",
+        vetoes=len(report.vetoes), orders=len(report.orders), fills=len(report.fills), closed=len(report.trades_closed),
+        equity=report.equity, pnl=report.equity - state.initial_capital, duration_ms=duration_ms,
+        phase_ms={p.name: round(p.duration_ms, 3) for p in report.phases}, note="paused" if report.paused else "",
+    ))
+    state.cycles = state.cycles[-MAX_CYCLE_ROWS:]
+    state.iteration = report.iteration
+    if next_clock is not None:
+        state.clock = next_clock
+
+
+def daily_summary(state: BotState, new_day: str) -> Alert | None:
+    """The ``daily_summary`` alert for the last day before ``new_day`` that had cycles (UTC, bot clock)."""
+    rows = [row for row in state.cycles if row.time.date().isoformat() < new_day]
+    if not rows:
+        return None
+    day = rows[-1].time.date().isoformat()
+    rows = [row for row in rows if row.time.date().isoformat() == day]
+    start = state.day_start_equity.get(day, state.initial_capital)
+    end = rows[-1].equity
+    trades = [t for t in state.trades if t.closed_at.date().isoformat() == day]
+    wins = sum(1 for t in trades if t.pnl > 0)
+    vetoes = sum(row.vetoes for row in rows)
+    realised = sum(t.pnl for t in trades)
+    pnl = end - start
+    win_rate = f", {wins / len(trades):.0%}" if trades else ""
+    return Alert(
+        kind="daily_summary",
+        title=f"Daily summary {day}: P&L {pnl:+.2f} ({pnl / start * 100 if start else 0.0:+.1f} %)",
+        text=f"{len(trades)} trades closed ({wins} won{win_rate}), realised {realised:+.2f}; equity {end:.2f}; "
+        f"{len(state.positions)} open positions; {vetoes} risk vetoes; {len(rows)} cycles",
+        data={"day": day, "pnl": round(pnl, 4), "trades": len(trades), "wins": wins, "equity": round(end, 4),
+              "equity_curve": [[row.time.isoformat(), round(row.equity, 4)] for row in rows]},
+    )
+
+
+def daily_pnl(state: BotState, equity: float, now: datetime) -> float:
+    """Equity change since the start of the day of the last cycle (UTC; ``now`` before the first cycle)."""
+    day = (state.cycles[-1].time if state.cycles else now).date().isoformat()
+    return equity - state.day_start_equity.get(day, state.initial_capital)
+
+
+def progress(bot: Bot, breaker: str) -> dict[str, Any]:
+    """``progress.json``: a small summary for watching a run from outside; ``breaker`` as ``gobot_status`` says."""
+    state = bot.state
+    last = state.cycles[-1] if state.cycles else None
+    equity = bot.portfolio.equity()
+    return {
+        "run_id": state.run_id,
+        "iteration": state.iteration,
+        "max_iterations": bot.settings.orchestrator.max_iterations,
+        "time": last.time if last else None,
+        "phase_ms": last.phase_ms if last else {},
+        "equity": round(equity, 4),
+        "pnl": round(equity - state.initial_capital, 4),
+        "daily_pnl": round(daily_pnl(state, equity, bot.clock.now()), 4),
+        "closed_trades": len(state.trades),
+        "open_positions": {s: p.model_dump(mode="json") for s, p in state.positions.items()},
+        "breaker": breaker,
+        "paused": bot.store.paused,
+        "learnings": [item.model_dump(mode="json") for item in state.learnings[-5:]],
+        "finished": state.finished,
+        "finish_reason": state.finish_reason,
+    }
+
+
+async def write_progress(bot: Bot) -> None:
+    """Rewrite ``progress.json`` after a cycle; the breaker's state is asked through ``gobot_status``."""
+    from gobot.ops.status import breaker_state, plugin_statuses
+
+    document = progress(bot, breaker_state(await plugin_statuses(bot)))
+    bot.disk.write(bot.store.progress_file, lambda: bot.store.save_progress(document))
 
 
 def run_metrics(state: BotState) -> dict[str, Any]:
