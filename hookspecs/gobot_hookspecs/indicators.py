@@ -104,7 +104,9 @@ def cutler_rsi(values: Sequence[float], period: int) -> float:
 def true_ranges(high: Sequence[float], low: Sequence[float], close: Sequence[float]) -> list[float]:
     """The true range of every candle after the first (index ``i - 1`` is candle ``i``): the widest
     of high - low and the distances of high and low from the previous close."""
-    return [max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1])) for i in range(1, len(close))]
+    return [
+        max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1])) for i in range(1, len(close))
+    ]
 
 
 def atr(high: Sequence[float], low: Sequence[float], close: Sequence[float], period: int) -> Series:

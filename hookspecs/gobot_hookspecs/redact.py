@@ -15,6 +15,7 @@ a year inside a date into ``***``.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
@@ -81,10 +82,12 @@ class Redactor:
         self.values = sorted({v for v in values if isinstance(v, str) and maskable(v)}, key=len, reverse=True)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], names: Iterable[str] | None = None) -> Redactor:
-        """The values of ``names`` in ``environ``, or of every variable whose name says secret."""
+    def from_environ(cls, environ: Mapping[str, str] | None = None, names: Iterable[str] | None = None) -> Redactor:
+        """The values of ``names`` in ``environ`` (default: the process's environment), or of every
+        variable whose name says secret."""
+        environ = os.environ if environ is None else environ
         wanted = list(names) if names is not None else [name for name in environ if SECRET_NAME.search(name)]
-        return cls(environ.get(name, "") for name in wanted)
+        return Redactor(environ.get(name, "") for name in wanted)
 
     def hits(self, text: str) -> bool:
         """Whether ``text`` may hold anything to mask (a quick test before the walk of a document)."""

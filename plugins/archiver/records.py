@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import datetime
 from typing import Any, Mapping
 
-from gobot_hookspecs import CycleReport, ExecutionError, Fill, Learning, Order, StrategyVersion, Trade
-from gobot_hookspecs import metrics, redact
+from gobot_hookspecs import CycleReport, ExecutionError, Fill, Learning, Order, StrategyVersion, Trade, metrics, redact
 
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
 
@@ -27,8 +25,7 @@ class Redactor(redact.Redactor):
     ``GOBOT_X_TOKEN=true`` never turns a ``true`` in a row into ``***``."""
 
     def __init__(self, environ: Mapping[str, str] | None = None):
-        environ = os.environ if environ is None else environ
-        super().__init__(environ.get(name, "") for name in environ if redact.SECRET_NAME.search(name))
+        super().__init__(redact.Redactor.from_environ(environ).values)
 
 
 def iso(value: datetime | None) -> str | None:
