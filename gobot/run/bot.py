@@ -152,7 +152,7 @@ class Bot:
                    previous_run=self.previous_run.run_id if self.previous_run else None)
         self.ctx.alert(Alert(kind="run_started", title=f"gobot {mode}: {what}",
                              data={"plugins": self.plugin_set.enabled}))
-        await self.drain()
+        await self.drain()  # drain point 1 (the points: gobot.run.alerting.drain)
         if self.resumed_from is None and self.state.iteration == 0 and not self.store.state_file.exists():
             # Persist the new run's id now: client order ids derive from it, so a crash inside the
             # first cycle must re-run that cycle with the same ids (look-before-you-send finds them).
@@ -162,7 +162,7 @@ class Bot:
         severity = Severity.CRITICAL if reason.startswith("crashed") else \
             Severity.WARNING if "kill" in reason else Severity.INFO
         self.ctx.alert(Alert(kind="run_stopped", title=f"gobot stopped: {reason}", severity=severity))
-        await self.drain()
+        await self.drain()  # point 6
         await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
         self.audit("run_stopped", reason=reason)
         self.audit_log.close()
@@ -219,7 +219,7 @@ class Bot:
             await self._sync_executions(report, phase, snapshots)
             if new_day and (daily := summary.daily_summary(state, day)) is not None:  # after the sync: trades that
                 ctx.alert(daily)  # closed before midnight are counted in their day
-            await self.drain()  # point 2: failures reported during the scan reach the breaker before risk checks
+            await self.drain()  # point 2: failures seen in the sync reach the breaker before it ticks
             await self.hooks.notify("gobot_on_scan_end", ctx=ctx, snapshots=snapshots)
 
         with self._phase(report, "ideas") as phase:
@@ -238,7 +238,7 @@ class Bot:
         with self._phase(report, "execute") as phase:
             await self.drain()  # point 3
             await self._execute(report, phase, approved)
-            await self.drain()
+            await self.drain()  # point 4
 
         with self._phase(report, "report") as phase:
             report.learnings = list(ctx.new_learnings)
@@ -265,7 +265,7 @@ class Bot:
         await summary.write_progress(self)
         self.counters.cycle_done(report, state.cycles[-1].duration_ms)
         await self.hooks.notify("gobot_on_cycle_end", ctx=ctx, report=report)
-        await self.drain()
+        await self.drain()  # point 5
         self.clock.advance(self.settings.orchestrator.loop_interval)
         return report
 
@@ -529,7 +529,7 @@ class Bot:
             raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
 
     async def close_session(self) -> None:
-        await self.drain()
+        await self.drain()  # point 6
         await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
         self.audit_log.close()
 

@@ -38,8 +38,9 @@ class Context:
         self.live = bot.live
         self.paused = False
         self.snapshots: list[MarketSnapshot] = []
+        # Queued here, delivered by the bot's one drain (gobot.run.alerting.drain): errors first, then alerts.
         self.pending_alerts: list[Alert] = []
-        self.pending_execution_errors: list[ExecutionError] = []  # report_execution_error, delivered with the alerts
+        self.pending_execution_errors: list[ExecutionError] = []  # ctx.report_execution_error
         self.new_learnings: list[Learning] = []
         self.rate_limiter: RateLimitPolicy | None = None  # set by the bot once plugins are loaded
 
