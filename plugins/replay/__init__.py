@@ -16,8 +16,9 @@ from pathlib import Path
 from pydantic import Field
 
 from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
+from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES
 
-from .data import TIMEFRAMES, bundled_data_dir, find_candles
+from .data import bundled_data_dir, find_candles
 
 NAME = "replay"
 
@@ -141,5 +142,5 @@ def _closed_window(candles: Candles, now: datetime, timeframe: str, limit: int) 
     start = max(0, closed - limit)
     return Candles.model_construct(
         timeframe=candles.timeframe,
-        **{k: getattr(candles, k)[start:closed] for k in ("timestamp", "open", "high", "low", "close", "volume")},
+        **{k: getattr(candles, k)[start:closed] for k in COLUMNS},
     )

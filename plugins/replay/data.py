@@ -9,7 +9,7 @@ import importlib.util
 from pathlib import Path
 
 from gobot_hookspecs import Candles
-from gobot_hookspecs.candles import TIMEFRAMES, csv_file_name, read_csv, resample, sources_for  # noqa: F401
+from gobot_hookspecs.candles import csv_file_name, read_csv, resample, sources_for
 
 #: Where the bundled synthetic demo market lives: inside gobot's wheel (``data/`` of the repository).
 BUNDLED_PACKAGE = "gobot.demo_data"
