@@ -86,8 +86,9 @@ class Paper:
     def gobot_sync_executions(self, ctx, snapshots):
         config = ctx.plugin_config(NAME) or PaperConfig()
         book = self._book(ctx)
-        pending, watch, last_ts = book.setdefault("pending", {}), book.setdefault("watch", {}), book.setdefault("last_ts", {})
-        fills: list[Fill] = []
+        pending, watch = book.setdefault("pending", {}), book.setdefault("watch", {})
+        last_ts = book.setdefault("last_ts", {})
+        made: list[Fill] = []
         for snap in snapshots:
             candles = snap.candles
             if not candles.timestamp:
@@ -98,15 +99,16 @@ class Paper:
                     continue
                 if since is None:  # first look at this symbol: start from its newest candle
                     break
-                fills.extend(self._fill_pending(pending, watch, snap.symbol, ts, candles.open[i], config))
-                fill = self._check_stops(watch, snap.symbol, ts, candles.open[i], candles.high[i], candles.low[i], config)
+                made.extend(self._fill_pending(pending, watch, snap.symbol, ts, candles.open[i], config))
+                fill = self._check_stops(watch, snap.symbol, ts, candles.open[i], candles.high[i], candles.low[i],
+                                         config)
                 if fill is not None:
-                    fills.append(fill)
+                    made.append(fill)
             last_ts[snap.symbol] = candles.timestamp[-1]
-        return fills
+        return made
 
     def _fill_pending(self, pending, watch, symbol, ts, open_price, config):
-        fills_made = []
+        made = []
         for coid, order in sorted(pending.items(), key=lambda item: item[1]["created_ms"]):
             if order["symbol"] != symbol or order["created_ms"] > ts:
                 continue
@@ -124,11 +126,11 @@ class Paper:
                     entry_price=price, entry_fee=fee, opened_at=_time(ts), stop_loss=order["stop_loss"],
                     take_profit=order["take_profit"], client_order_id=coid,
                 ).model_dump(mode="json")
-            fills_made.append(
+            made.append(
                 Fill(order_id=f"paper-{coid}", client_order_id=coid, symbol=symbol, side=side, purpose=order["purpose"],
                      amount=amount, price=price, fee=fee, time=_time(ts), reason="signal")
             )
-        return fills_made
+        return made
 
     def _check_stops(self, watch, symbol, ts, open_price, high, low, config):
         if symbol not in watch:
