@@ -19,7 +19,7 @@ from gobot.research.backtest.engine import ExecutionSettings, Signals, SimpleGat
 from gobot.research.market_data import load_series
 from gobot.run.bot import Bot
 from gobot.testing import replay_settings
-from gobot_hookspecs import Action, RiskVerdict, Signal, fills, hookimpl
+from gobot_hookspecs import Action, Position, RiskVerdict, Signal, fills, hookimpl
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 STEP = 300_000  # 5m candles, one per cycle
@@ -166,13 +166,23 @@ def same_trades(bot: Bot, simulation) -> None:
         money = (b.entry_price, b.exit_price, b.fees, b.pnl)
         assert (a.entry_price, a.exit_price, a.fees, a.pnl) == cent(money, abs=0.005)
         assert a.amount == cent(b.amount, rel=1e-12)
-    still_open = {p.symbol: p.entry_price for p in simulation.open_positions}
-    assert still_open == cent({s: p.entry_price for s, p in bot.state.positions.items()}, abs=0.005)
+    # one open position concept: the backtester's OpenPosition as the contract's Position equals both
+    # the core's position and the one paper keeps in its state, resting stop and target included
+    tested_open = {p.symbol: p.to_position() for p in simulation.open_positions}
+    watched = bot.state.plugin_state.get("paper", {}).get("watch", {})
+    for held in (bot.state.positions, {symbol: Position.model_validate(p) for symbol, p in watched.items()}):
+        assert sorted(held) == sorted(tested_open)
+        for symbol, b in held.items():
+            a = tested_open[symbol]
+            assert (a.direction, a.opened_at) == (b.direction, b.opened_at)
+            numbers = (b.amount, b.entry_price, b.entry_fee, b.stop_loss, b.take_profit)
+            assert (a.amount, a.entry_price, a.entry_fee, a.stop_loss, a.take_profit) == cent(numbers, abs=0.005)
 
 
 def test_the_paper_bot_and_the_backtester_make_the_same_trades(tmp_path, plugin_set_factory, run_bot):
     examples = itertools.count()
-    seen = dict.fromkeys(("trades", "stop_loss", "take_profit", "signal", "short", "gap", "both", "entry candle"), 0)
+    seen = dict.fromkeys(("trades", "stop_loss", "take_profit", "signal", "short", "gap", "both", "entry candle",
+                          "still open"), 0)
 
     # make test: the same examples every run (derandomized); make chaos: more, new ones each time.
     # The fixtures are factories with no per-test state, so the inner test may share them. No
@@ -187,6 +197,7 @@ def test_the_paper_bot_and_the_backtester_make_the_same_trades(tmp_path, plugin_
         bot = paper_bot(folder, market, script, plugin_set_factory, run_bot)
         simulation = backtest(folder, market, script)
         same_trades(bot, simulation)
+        seen["still open"] += len(simulation.open_positions)
         for trade in simulation.trades:
             seen["trades"] += 1
             seen[trade.exit_reason] += 1

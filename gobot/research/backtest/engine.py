@@ -5,7 +5,9 @@ columns in, an action per bar out), else its ``signal()`` called directly for ev
 candles up to that bar (never a pluggy call per candle). Both give an action, a confidence and
 optional stop/target prices per bar; a strategy's two paths must agree (``compare_paths``).
 **Simulation**: one event loop over the symbols' bars in time order, sharing one cash balance,
-with the paper executor's rules (``docs/backtesting.md`` states them all):
+with the paper executor's rules, whose fill prices and fees both take from the contract's
+``gobot_hookspecs.fills`` (``docs/backtesting.md`` states them all; ``tests/test_fill_model.py``
+holds the two to the same trades):
 
 - a decision at a bar's close fills at the next bar's open (``fill = "next_open"``, the default)
   or at that close (``fill = "close"``); market fills move against you by the slippage, and each
