@@ -23,9 +23,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from gobot_hookspecs import Alert, PluginStatus, RiskCounter, RiskStatus, RiskVerdict, Severity, hookimpl
+from gobot_hookspecs import Alert, PluginConfig, PluginStatus, RiskCounter, RiskStatus, RiskVerdict, Severity, hookimpl
 
 NAME = "circuit_breaker"
 CLOSED, OPEN, HALF_OPEN, HARD_STOP = "CLOSED", "OPEN", "HALF_OPEN", "HARD_STOP"
@@ -34,9 +34,7 @@ HISTORY = 20  # transitions kept in the state
 SEVERITY = {CLOSED: Severity.INFO, HALF_OPEN: Severity.WARNING, OPEN: Severity.CRITICAL, HARD_STOP: Severity.CRITICAL}
 
 
-class CircuitBreakerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CircuitBreakerConfig(PluginConfig):
     circuit_breaker_threshold: int = Field(3, ge=1, description="consecutive losing trades that open the breaker")
     failure_threshold: int = Field(
         5, ge=1, description="execution failures (errors, timeouts, rejections, 429s) within failure_window_minutes that open it"
@@ -77,7 +75,7 @@ class CircuitBreaker:
 
     @staticmethod
     def _config(ctx) -> CircuitBreakerConfig:
-        return ctx.plugin_config(NAME) or CircuitBreakerConfig()
+        return CircuitBreakerConfig.of(ctx, NAME)
 
     def _state(self, ctx) -> dict:
         state = ctx.plugin_state(NAME)

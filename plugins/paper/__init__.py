@@ -14,16 +14,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Action, Fill, Order, Position, Side, fills, hookimpl
+from gobot_hookspecs import Action, Fill, Order, PluginConfig, Position, Side, fills, hookimpl
 
 NAME = "paper"
 
 
-class PaperConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaperConfig(PluginConfig):
     fee_percent: float = Field(0.1, ge=0, lt=100, description="fee per fill, % of notional")
     slippage_percent: float = Field(0.05, ge=0, lt=100, description="market fills move against you by this, %")
 
@@ -84,7 +82,7 @@ class Paper:
 
     @hookimpl
     def gobot_sync_executions(self, ctx, snapshots):
-        config = ctx.plugin_config(NAME) or PaperConfig()
+        config = PaperConfig.of(ctx, NAME)
         book = self._book(ctx)
         pending, watch = book.setdefault("pending", {}), book.setdefault("watch", {})
         last_ts = book.setdefault("last_ts", {})
