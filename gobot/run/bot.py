@@ -255,7 +255,7 @@ class Bot:
 
         next_clock = self.clock.now() + timedelta(seconds=self.settings.orchestrator.loop_interval)
         summary.remember_cycle(state, report, (time.perf_counter() - cycle_started) * 1000,
-                       next_clock if self.clock.simulated else None)  # the clock itself moves after on_cycle_end
+                               next_clock if self.clock.simulated else None)  # the clock moves after on_cycle_end
         self.audit("cycle_completed", equity=report.equity, open_positions=report.open_positions,
                    closed_trades=len(state.trades), vetoes=len(report.vetoes), orders=len(report.orders))
         kill_point(f"before_persist:{report.iteration}")
