@@ -29,7 +29,7 @@ def heavy_plugin(tmp_path, monkeypatch):
         Metadata-Version: 2.1
         Name: gobot-heavy
         Version: 1.0
-        Requires-Dist: gobot-hookspecs>=1.0,<2
+        Requires-Dist: gobot-hookspecs>=1.1,<2
         Provides-Extra: gpu
         Requires-Dist: surely-not-installed-gobot-test>=1; extra == "gpu"
         Requires-Dist: pluggy; extra == "gpu"

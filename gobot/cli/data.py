@@ -50,7 +50,7 @@ def _date(value: str | None):
 @data.command()
 @config_option
 @click.option("--symbol", "symbols", multiple=True, required=True, help="Symbol such as BTC/USDT (repeatable).")
-@click.option("--timeframe", default="1m", show_default=True, help="Candle size: 1m 5m 15m 30m 1h 4h 1d.")
+@click.option("--timeframe", default="1m", show_default=True, help="Candle size, as Binance names it: 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.")
 @click.option("--from", "--since", "since", required=True, metavar="DATE",
               help="First candle's open time, UTC: 2025-01-01 or 2025-01-01T12:00 (--since is the same option).")
 @click.option("--to", "--until", "until", default=None, metavar="DATE",

@@ -178,17 +178,15 @@ with yours; keep it pure (no I/O) so the backtester can call it for every candle
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Action, Candles, ParamSpec, Signal, hookimpl
+from gobot_hookspecs import Action, Candles, ParamSpec, PluginConfig, Signal, hookimpl
 
 NAME = "$name"
 
 
-class ${cls}Config(BaseModel):
+class ${cls}Config(PluginConfig):
     """``[plugins.$name]``: every key has a default and a description (unit, meaning)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     confidence: float = Field(0.8, ge=0, le=1, description="confidence of a LONG or SHORT idea, 0-1")
 
@@ -237,7 +235,7 @@ class ${cls}:
 
     @hookimpl
     def gobot_startup(self, ctx):
-        self.strategy.confidence = (ctx.plugin_config(NAME) or ${cls}Config()).confidence
+        self.strategy.confidence = ${cls}Config.of(ctx, NAME).confidence
 
     @hookimpl
     def gobot_generate_ideas(self, ctx, snapshots, learnings):
@@ -300,17 +298,15 @@ Vetoes any order that would open more than ``max_notional_usd``. Add your own ru
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import RiskVerdict, hookimpl
+from gobot_hookspecs import PluginConfig, RiskVerdict, hookimpl
 
 NAME = "$name"
 
 
-class ${cls}Config(BaseModel):
+class ${cls}Config(PluginConfig):
     """``[plugins.$name]``: every key has a default and a description (unit, meaning)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_notional_usd: float = Field(10.0, gt=0, description="largest notional one order may open, USD")
 
@@ -324,7 +320,7 @@ class ${cls}:
     def gobot_risk_check(self, ctx, intent):
         """Called for every intent that opens exposure; a veto from any risk plugin blocks it, and
         an exception here counts as a veto too (fail closed)."""
-        config = ctx.plugin_config(NAME) or ${cls}Config()
+        config = ${cls}Config.of(ctx, NAME)
         if intent.notional_usd > config.max_notional_usd:
             return RiskVerdict(approved=False,
                                reason=f"notional {intent.notional_usd:.2f} USD above max_notional_usd {config.max_notional_usd:g}")
@@ -368,18 +364,16 @@ webhook): never block the bot for long, and never add a secret to a message.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Severity, hookimpl
+from gobot_hookspecs import PluginConfig, Severity, hookimpl
 
 NAME = "$name"
 LEVELS = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
 
 
-class ${cls}Config(BaseModel):
+class ${cls}Config(PluginConfig):
     """``[plugins.$name]``: every key has a default and a description (unit, meaning)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     path: str = Field("alerts.log", description="file the alerts are appended to, relative to the config file")
     min_severity: Severity = Field(Severity.INFO, description="quietest alert delivered: INFO, WARNING or CRITICAL")
@@ -395,7 +389,7 @@ class ${cls}:
 
     def _open(self, ctx):
         if self.file is None:  # also called without gobot_startup (`gobot alerts test`)
-            config = ctx.plugin_config(NAME) or ${cls}Config()
+            config = ${cls}Config.of(ctx, NAME)
             self.file = ctx.config.resolve(config.path).open("a", encoding="utf-8")
         return self.file
 
@@ -405,7 +399,7 @@ class ${cls}:
 
     @hookimpl
     def gobot_send_alert(self, ctx, alert):
-        config = ctx.plugin_config(NAME) or ${cls}Config()
+        config = ${cls}Config.of(ctx, NAME)
         if LEVELS.index(alert.severity) < LEVELS.index(config.min_severity):
             return
         text = f" - {alert.text}" if alert.text else ""
@@ -461,17 +455,15 @@ and report fills in ``gobot_sync_executions``. An exchange executor must never p
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from gobot_hookspecs import Fill, Order, hookimpl
+from gobot_hookspecs import Fill, Order, PluginConfig, hookimpl
 
 NAME = "$name"
 
 
-class ${cls}Config(BaseModel):
+class ${cls}Config(PluginConfig):
     """``[plugins.$name]``: every key has a default and a description (unit, meaning)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     fee_percent: float = Field(0.1, ge=0, lt=100, description="fee per fill, % of notional")
 
@@ -484,7 +476,7 @@ class ${cls}:
     @hookimpl
     def gobot_execute_order(self, ctx, intent):
         """First answer wins: the built-in ``paper`` executor answers last (trylast)."""
-        config = ctx.plugin_config(NAME) or ${cls}Config()
+        config = ${cls}Config.of(ctx, NAME)
         unreported = ctx.plugin_state(NAME).setdefault("unreported", {})  # persisted with the bot's state
         if intent.client_order_id not in unreported:  # the same client order id never fills twice
             fill = Fill(

@@ -90,6 +90,8 @@ class BacktestContext:
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
         """Closed candles up to the decision: the series' own, or coarser ones resampled from it."""
+        from gobot_hookspecs.candles import can_resample
+
         from gobot.research.market_data import TIMEFRAMES, resample
 
         for series in self._book.series if self._book else []:
@@ -97,7 +99,7 @@ class BacktestContext:
                 continue
             if timeframe == series.timeframe:
                 columns, step = {name: getattr(series, name) for name in COLUMNS}, series.step_ms
-            elif timeframe in TIMEFRAMES and (TIMEFRAMES[timeframe] * 1000) % series.step_ms == 0:
+            elif can_resample(series.timeframe, timeframe):  # weeks and months do not align with epoch buckets
                 step = TIMEFRAMES[timeframe] * 1000
                 key = (symbol, timeframe)
                 if key not in self._resampled:  # once per backtest; only closed buckets are handed out
