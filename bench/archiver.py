@@ -21,7 +21,6 @@ import argparse
 import os
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 import uuid

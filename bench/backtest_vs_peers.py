@@ -242,7 +242,7 @@ def main() -> None:
             seconds, trades, equity = vectorbt_run(candles, n)
             rows.append({"tool": "vectorbt (warm)", "rows": n, "s": seconds, "trades": trades, "equity": equity, "base": bt_s})
 
-    print(f"\nin-process (data in memory; vectorbt after its JIT warm-up)")
+    print("\nin-process (data in memory; vectorbt after its JIT warm-up)")
     print(f"{'tool':<22} {'rows':>9} {'seconds':>9} {'x bt.py':>8} {'trades':>7} {'final equity':>18}")
     for row in rows:
         print(f"{row['tool']:<22} {row['rows']:>9,} {row['s']:>9.3f} {row['base'] / row['s']:>8.1f} {row['trades']:>7} "

@@ -222,7 +222,6 @@ def scenario_cli_close_out(name: str, share_kind: str, ban: float) -> dict:
     ``gobot kill --close-positions`` runs with no bot running. Timed as a whole process."""
     sys.path.insert(0, str(ROOT / "tests"))
     from test_exchange_lifecycle import GOBOT, Lifecycle
-
     from tests.servers.binance import BinanceTestServer
 
     with BinanceTestServer(ban_after_429s=100, ban_seconds=ban) as server, tempfile.TemporaryDirectory() as tmp:

@@ -68,8 +68,8 @@ def bench_rendering(renders: int) -> list[tuple[str, float, str]]:
 
 
 def run_replay(state_dir: Path, cycles: int, config: dict, fresh: bool) -> list:
-    from gobot.run.bot import Bot
     from gobot.host.plugin_manager import build_plugin_set
+    from gobot.run.bot import Bot
     from gobot.run.runner import Runner
     from gobot.testing import replay_settings
 

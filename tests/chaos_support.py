@@ -23,7 +23,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from dataclasses import dataclass, field

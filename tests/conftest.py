@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 
-
 class PluginVenv:
     """A virtual environment beside gobot's own, where tests pip-install plugin distributions.
 

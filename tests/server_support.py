@@ -9,8 +9,8 @@ import time
 
 import httpx
 
-from gobot.run.runner import Runner
 from gobot.ops.server import DashboardServer
+from gobot.run.runner import Runner
 from gobot_hookspecs import hookimpl
 
 TOKEN = "s3cret-dashboard-token"

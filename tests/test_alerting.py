@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gobot.run.alerting import sample_alerts
 from gobot.cli import cli
 from gobot.config import WatchdogConfig
 from gobot.ops.watchdog import Watchdog
+from gobot.run.alerting import sample_alerts
 from gobot_hookspecs import ALERT_KINDS, Action, Alert, RiskVerdict, Severity, Signal, hookimpl
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,14 +4,12 @@ precision, and that sizing and risk are asked only at entry decisions."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
-from gobot.research.backtest.engine import ExecutionSettings, Sizing, run, simulate, compute_signals, SimpleGate
+from gobot.research.backtest.engine import ExecutionSettings, Sizing, run
 from gobot.research.market_data import MarketRules, Series, find_gaps
-from gobot_hookspecs import Action, Candles, ParamSpec, Signal
+from gobot_hookspecs import Action, ParamSpec, Signal
 
 MINUTE = 60_000
 T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC

@@ -4,8 +4,8 @@ market rules from markets.json, the lookahead check, and one-line errors."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import textwrap

@@ -4,9 +4,8 @@ a backtest trades exactly like the bot on paper, and it agrees with backtesting.
 
 from __future__ import annotations
 
-import math
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest

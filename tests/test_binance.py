@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
+from gobot_hookspecs import Action
 from servers.binance import BinanceTestServer
 from servers.bots import Ideas, Recorder, binance_bot, keys
 from servers.bots import run_cycles as cycles
-
-from gobot_hookspecs import Action
 
 
 @pytest.fixture
@@ -256,8 +256,8 @@ def test_start_up_refuses_what_is_unsafe_and_says_why(tmp_path, server, monkeypa
 def test_without_a_rate_limit_policy_the_plugin_refuses_to_start(tmp_path, server, monkeypatch):
     from gobot.config import settings_from_dict
     from gobot.errors import PluginError
-    from gobot.run.bot import Bot
     from gobot.host.plugin_manager import build_plugin_set
+    from gobot.run.bot import Bot
     from servers.bots import NOT_NEEDED, binance_settings
 
     keys(monkeypatch)
@@ -313,8 +313,8 @@ def test_when_the_stop_holds_the_balance_the_plugin_watches_the_target_itself(tm
 
 def test_a_users_own_rate_limit_policy_replaces_the_built_in_one(tmp_path, server, monkeypatch):
     from gobot.config import settings_from_dict
-    from gobot.run.bot import Bot
     from gobot.host.plugin_manager import build_plugin_set
+    from gobot.run.bot import Bot
     from gobot_hookspecs import hookimpl
     from servers.bots import NOT_NEEDED, binance_settings
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
+from gobot_hookspecs import Action
 from servers.binance import BinanceTestServer, Market, default_markets
 from servers.bots import Ideas, Recorder, binance_bot, keys
 from servers.bots import run_cycles as run
-
-from gobot_hookspecs import Action
 
 #: The spot testnet's BTCUSDT ``orderTypes`` (no STOP_LOSS, no TAKE_PROFIT): ccxt's recorded
 #: exchangeInfo (ts/src/test/static/response/binance.json) shows this list.

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+
+from gobot_hookspecs import Action
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer, Fault
 from servers.bots import Ideas, Recorder, binance_bot, keys
 from servers.bots import run_cycles as run
-
-from gobot_hookspecs import Action
 
 ORDER = "/api/v3/order"
 

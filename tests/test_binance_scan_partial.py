@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from servers.binance import BinanceTestServer, Fault
-from servers.bots import Ideas, binance_bot, keys
 
 from gobot_hookspecs import Action
+from servers.binance import BinanceTestServer, Fault
+from servers.bots import Ideas, binance_bot, keys
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import asyncio
 
 import ccxt
 import pytest
+
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer, Fault
 
 

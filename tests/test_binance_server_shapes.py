@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer
 
 # -- plain signed HTTP -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from chaos_support import count, record_figures
 
 GOBOT = str(Path(sys.executable).parent / "gobot")

@@ -11,10 +11,10 @@ import math
 import re
 
 import pytest
-from chaos_support import count, record_figures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chaos_support import count, record_figures
 from gobot_hookspecs import Action
 from gobot_plugins.vision import to_signal
 from gobot_plugins.vision.answer import read_answer

@@ -22,16 +22,16 @@ import sys
 from importlib.metadata import entry_points
 
 import pytest
-from chaos_support import count, record_figures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from chaos_support import count, record_figures
 from gobot.config import SECRET_ENV_VARS, Settings, settings_from_dict
 from gobot.errors import ConfigError
 from gobot.host.hook_caller import HookCaller
-from gobot.run.bot import load_plugin_configs
 from gobot.host.plugin_manager import build_plugin_set
+from gobot.run.bot import load_plugin_configs
 
 CASES = count(300, 3000)
 LABEL = "fuzz/config.toml"

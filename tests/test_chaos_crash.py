@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from chaos_support import DETERMINISTIC, CrashHarness, count, record_figures
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer
 

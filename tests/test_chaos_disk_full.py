@@ -32,6 +32,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from chaos_support import GOBOT, count, record_figures
 
 BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data"

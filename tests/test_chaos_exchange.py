@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from chaos_support import count, record_figures
-from servers.binance import BinanceTestServer, Fault
-from server_support import until
-from servers.bots import Ideas, MovableWallClock, Recorder, binance_bot, keys
 
+from chaos_support import count, record_figures
 from gobot_hookspecs import Action
+from server_support import until
+from servers.binance import BinanceTestServer, Fault
+from servers.bots import Ideas, MovableWallClock, Recorder, binance_bot, keys
 
 ORDER = "/api/v3/order"
 ROUNDS = count(1, 5)

@@ -24,10 +24,10 @@ import math
 from typing import Any
 
 import pytest
-from chaos_support import FULL, count, record_figures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chaos_support import FULL, count, record_figures
 from gobot_hookspecs import Action, Signal, hookimpl
 
 PRICE = 50000.0

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from decimal import Decimal
 
 from chaos_support import count, record_figures
+from gobot_hookspecs import Action, Signal, hookimpl
 from servers.binance import BinanceTestServer
 from servers.bots import Recorder, binance_bot, keys
 from servers.tcp_proxy import TcpProxy
 from test_adaptive_rate_limit import redis_or_skip
 from test_binance_book import assert_books_agree
-
-from gobot_hookspecs import Action, Signal, hookimpl
-
 
 #: A trade as often as the market allows: no cooldown, no daily caps, the breaker out of the way.
 RISK = {"max_total_exposure_usd": 1000, "symbol_cooldown_minutes": 0, "max_trades_per_day": 0, "low_liquidity_hours": [],

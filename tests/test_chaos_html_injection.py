@@ -11,11 +11,11 @@ import os
 import shutil
 
 import pytest
-from chaos_support import record_figures
 from click.testing import CliRunner
-from server_support import TOKEN, Pacer, served, until
 
+from chaos_support import record_figures
 from gobot_hookspecs import Action, Learning, RiskVerdict, Signal, hookimpl
+from server_support import TOKEN, Pacer, served, until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",

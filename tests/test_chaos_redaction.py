@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from chaos_support import count, record_figures
 
+from chaos_support import count, record_figures
 from gobot.config import SECRET_ENV_VARS
 
 GOBOT = str(Path(sys.executable).parent / "gobot")
@@ -126,8 +126,8 @@ def test_a_secret_drawn_from_the_bots_own_data_never_rewrites_it(replay_bot, run
     from pydantic import ValidationError
 
     from gobot.run.alerting import redacted
-    from gobot.secrets import redact, secret_problems
     from gobot.run.state import BotState
+    from gobot.secrets import redact, secret_problems
     from gobot_hookspecs import Alert
 
     bot = replay_bot()

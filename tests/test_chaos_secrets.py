@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from alert_servers import TelegramApiServer, WebhookServer
 from chaos_support import record_figures
-
 from gobot.config import SECRET_ENV_VARS
 
 GOBOT = str(Path(sys.executable).parent / "gobot")

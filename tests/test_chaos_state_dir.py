@@ -19,6 +19,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from chaos_support import count, install_flip_plugin, record_figures
 from state_files_support import audit, copy_of, crashed_run, gobot, write_config
 

@@ -22,8 +22,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from chaos_support import GOBOT, count, record_figures
 from state_files_support import audit, copy_of, crashed_run, gobot
+
 
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory) -> Path:

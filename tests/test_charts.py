@@ -7,8 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from chart_support import BrowserSession, requires_chromium
 
+from chart_support import BrowserSession, requires_chromium
 from gobot.errors import ConfigError, PluginError
 from gobot.testing.loopback_openai import decode_png
 from gobot_hookspecs import hookimpl

@@ -8,8 +8,19 @@ import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
-from gobot_hookspecs import Action, CycleReport, ExecutionError, Fill, Order, Priority, RiskVerdict, Side, Signal, hookimpl
-from risk_helpers import DESIGN_BREAKER, hold, judge, make_intent, notify, synthetic_market, trade
+from gobot_hookspecs import (
+    Action,
+    CycleReport,
+    ExecutionError,
+    Fill,
+    Order,
+    Priority,
+    RiskVerdict,
+    Side,
+    Signal,
+    hookimpl,
+)
+from risk_helpers import DESIGN_BREAKER, hold, judge, make_intent, notify, trade
 
 T0 = datetime(2026, 1, 1, 16, 40, tzinfo=timezone.utc)  # the fixture replay's first cycle
 

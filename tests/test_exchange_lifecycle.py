@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
 from servers.binance import API_KEY, API_SECRET, BinanceTestServer, Fault, Market, default_markets
 from servers.bots import install_plugin_dist, write_start_config
 

@@ -15,8 +15,17 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from gobot.config import (BacktestConfig, OptimizerConfig, OrchestratorConfig, PluginsConfig, ServerConfig, Settings,
-                          TradingConfig, WatchdogConfig, commented_toml)
+from gobot.config import (
+    BacktestConfig,
+    OptimizerConfig,
+    OrchestratorConfig,
+    PluginsConfig,
+    ServerConfig,
+    Settings,
+    TradingConfig,
+    WatchdogConfig,
+    commented_toml,
+)
 from gobot.host.hook_caller import HookCaller
 from gobot.host.plugin_manager import build_plugin_set, entry_points
 from gobot_hookspecs import PROJECT_NAME, specs

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gobot.research.backtest.engine import ExecutionSettings, SimpleGate, Sizing
 from gobot.config import OptimizerConfig
+from gobot.research.backtest.engine import ExecutionSettings, SimpleGate, Sizing
 from gobot.research.market_data import Series, find_gaps
 from gobot.research.optimizer import Optimization, decide, request_apply, storage, walk_forward, write_strategy_params
 from gobot_hookspecs import Action, ParamSpec, Signal

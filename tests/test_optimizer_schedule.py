@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from gobot.host.strategy_params import REQUEST_FILE
 from gobot.research.optimizer_job import optimizer_trigger, run_scheduled
 from gobot.run.runner import Runner
-from gobot.host.strategy_params import REQUEST_FILE
 from gobot_hookspecs import hookimpl
 
 END_OF_DATA = datetime(2026, 1, 3, 23, 0, tzinfo=timezone.utc)  # the synthetic data's last day

@@ -11,9 +11,8 @@ import asyncio
 import uuid
 
 from gobot_hookspecs import Priority, RateLimit
-from gobot_plugins.adaptive_rate_limit.budgets import RedisStore
 from gobot_plugins.adaptive_rate_limit import policy as limiter_policy
-
+from gobot_plugins.adaptive_rate_limit.budgets import RedisStore
 from servers.tcp_proxy import TcpProxy
 from test_adaptive_rate_limit import REDIS_URL, FakeClock, limiter, redis_or_skip
 

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 from click.testing import CliRunner
 
-from gobot.run.audit import AuditLog
 from gobot.cli import cli
 from gobot.errors import StartRefused
 from gobot.ops.readiness import REQUIRED_ALERT_KINDS, readiness_report
+from gobot.run.audit import AuditLog
 from gobot.run.state import BotState, StateStore
 from gobot_hookspecs import Action, Trade, hookimpl
 from gobot_plugins.paper import Paper

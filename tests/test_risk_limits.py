@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gobot_hookspecs import Action, Candles, MarketSnapshot, Side, hookimpl
-from risk_helpers import DESIGN_RISK_LIMITS, hold, judge, make_intent, notify, trade
+from risk_helpers import hold, judge, make_intent, notify, trade
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"
@@ -211,7 +211,7 @@ def test_volatility_on_the_bundled_data(replay_bot):
     assert judge(calm, make_intent("BTC/USDT")).approved  # below the design's 3x
     strict = market_bot(replay_bot, BUNDLED, ["BTC/USDT"], when, volatility_multiplier=1.5)
     veto = judge(strict, make_intent("BTC/USDT"))
-    assert veto.reason.startswith(f"high volatility on BTC/USDT: ATR% ") and f"is {ratio:.1f}x its 30-day median" in veto.reason
+    assert veto.reason.startswith("high volatility on BTC/USDT: ATR% ") and f"is {ratio:.1f}x its 30-day median" in veto.reason
     assert veto.reason.endswith("(volatility_multiplier 1.5)")
 
 
@@ -233,7 +233,7 @@ def test_a_volatility_burst_is_vetoed_at_the_design_default(replay_bot, tmp_path
     ratio = reference_atr_ratio(data / "BTC_USDT-5m.csv", int(when.timestamp() * 1000))
     assert ratio > 3
     veto = judge(market_bot(replay_bot, data, ["BTC/USDT"], when), make_intent("BTC/USDT"))
-    assert f"high volatility on BTC/USDT" in veto.reason and f"is {ratio:.1f}x its 30-day median" in veto.reason
+    assert "high volatility on BTC/USDT" in veto.reason and f"is {ratio:.1f}x its 30-day median" in veto.reason
 
 
 def test_correlation_on_the_bundled_data(replay_bot, tmp_path):
@@ -275,7 +275,7 @@ def test_volatility_on_real_exchange_candles(replay_bot):
     to_time = lambda ms: datetime.fromtimestamp(ms / 1000, tz=timezone.utc)  # noqa: E731
     blocked = market_bot(replay_bot, SHARED, ["LTC/BTC"], to_time(wild), volatility_multiplier=threshold)
     veto = judge(blocked, make_intent("LTC/BTC", price=0.02))
-    assert f"high volatility on LTC/BTC" in veto.reason and f"{ratios[wild]:.1f}x" in veto.reason
+    assert "high volatility on LTC/BTC" in veto.reason and f"{ratios[wild]:.1f}x" in veto.reason
     passed = market_bot(replay_bot, SHARED, ["LTC/BTC"], to_time(calm), volatility_multiplier=threshold)
     assert judge(passed, make_intent("LTC/BTC", price=0.02)).approved
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
-
 from gobot.run.runner import SCHEDULER_LOGGER, scheduler_logger
+from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
 
 
 class LiveFeed:

@@ -14,12 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gobot.ops.server import check_bind, is_loopback
 from gobot.errors import StartRefused
+from gobot.ops.server import check_bind, is_loopback
 from gobot_hookspecs import MetricSample, PluginStatus, hookimpl
-
 from server_support import TOKEN, Pacer, auth, served, until
-
 
 # -- health ---------------------------------------------------------------------------------
 
@@ -223,7 +221,7 @@ def test_a_control_without_the_token_is_rejected_and_changes_nothing(replay_bot)
                     assert response.status_code == 401, (action, headers)
                     assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert not bot.store.paused and not bot.kill_switch_on()
-            assert (await client.get(f"/api/pause")).status_code == 405  # a GET never changes state
+            assert (await client.get("/api/pause")).status_code == 405  # a GET never changes state
 
             paused = await client.post("/api/pause", headers=auth())
             assert paused.status_code == 200 and paused.json()["paused"] is True

@@ -15,10 +15,10 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from servers.binance import API_KEY, API_SECRET, BinanceTestServer
 
 from gobot.cli import cli
 from gobot_hookspecs import hookimpl
+from servers.binance import API_KEY, API_SECRET, BinanceTestServer
 
 KEYS = {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET}
 

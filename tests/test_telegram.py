@@ -6,20 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import stat
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from alert_servers import TelegramApiServer, visible_text
-from gobot.run.alerting import AlertChannels, sample_alerts
 from gobot.cli import cli
 from gobot.config import settings_from_dict
 from gobot.errors import PluginError
 from gobot.host.plugin_manager import build_plugin_set
+from gobot.run.alerting import AlertChannels, sample_alerts
 from gobot_hookspecs import ALERT_KINDS, Action, Alert, RiskVerdict, Severity, Signal, hookimpl
 
 TOKEN = "987654321:AAFakeTokenForTests-abcdefghijklmnop"

@@ -14,9 +14,9 @@ import re
 import socket
 
 import pytest
-from chart_support import BrowserSession, FixedCharts, Recorder, requires_chromium
 from click.testing import CliRunner
 
+from chart_support import BrowserSession, FixedCharts, Recorder, requires_chromium
 from gobot.cli import cli
 from gobot.errors import ConfigError
 from gobot.testing.loopback_openai import Reply

@@ -8,10 +8,10 @@ import logging
 import pytest
 
 from alert_servers import WebhookServer
-from gobot.run.alerting import AlertChannels
 from gobot.config import settings_from_dict
 from gobot.errors import PluginError
 from gobot.host.plugin_manager import build_plugin_set
+from gobot.run.alerting import AlertChannels
 from gobot_hookspecs import Alert, Severity
 
 VETO = Alert(kind="risk_veto", title="Risk veto: buy <!channel> BTC/USDT", text="risk_limits: *bold* & @everyone", severity=Severity.WARNING)

@@ -51,10 +51,9 @@ def test(config_path, only, enable, disable, as_json):
     """
     import asyncio
 
-    from gobot_hookspecs import ALERT_KINDS
-
-    from gobot.run.alerting import AlertChannels, sample_alerts
     from gobot.cli.common import setup_logging
+    from gobot.run.alerting import AlertChannels, sample_alerts
+    from gobot_hookspecs import ALERT_KINDS
 
     unknown = sorted(set(only) - set(ALERT_KINDS))
     if unknown:

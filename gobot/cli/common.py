@@ -93,8 +93,8 @@ class LoadedConfig:
 
 def load_config(config_path: str | None = None) -> LoadedConfig:
     """The validated settings and enabled plugins' sections, for plugin commands (``gobot_register_commands``)."""
-    from gobot.host.hook_caller import HookCaller
     from gobot.config import load_plugin_configs
+    from gobot.host.hook_caller import HookCaller
 
     settings, plugin_set = load(config_path)
     plugin_set.raise_for_failures()

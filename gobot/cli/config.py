@@ -11,7 +11,15 @@ from gobot.cli.common import config_option
 
 def render_config(plugin_models: dict) -> str:
     """The commented config file: every core key, then every enabled plugin's section."""
-    from gobot.config import OrchestratorConfig, PluginsConfig, ServerConfig, Settings, TradingConfig, WatchdogConfig, commented_toml
+    from gobot.config import (
+        OrchestratorConfig,
+        PluginsConfig,
+        ServerConfig,
+        Settings,
+        TradingConfig,
+        WatchdogConfig,
+        commented_toml,
+    )
 
     parts = [
         "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
@@ -80,8 +88,18 @@ def check(config_path):
     """
     import difflib
 
-    from gobot.config import (ENV_LABEL, did_you_mean, env_report, env_var_name, find_config_path, load_plugin_configs,
-                          load_settings, located, runtime_problems, unique)
+    from gobot.config import (
+        ENV_LABEL,
+        did_you_mean,
+        env_report,
+        env_var_name,
+        find_config_path,
+        load_plugin_configs,
+        load_settings,
+        located,
+        runtime_problems,
+        unique,
+    )
     from gobot.errors import ConfigError, ConfigProblem, PluginError
     from gobot.host.hook_caller import HookCaller
     from gobot.host.plugin_manager import build_plugin_set
@@ -165,9 +183,7 @@ def _server_problems(settings) -> list:
 
     if not settings.server.enabled:
         return []
-    from gobot.ops.server import TOKEN_ENV, is_loopback
-
-    from gobot.ops.server import token_weakness
+    from gobot.ops.server import TOKEN_ENV, is_loopback, token_weakness
 
     token = os.environ.get(TOKEN_ENV)
     if is_loopback(settings.server.host):
@@ -185,11 +201,19 @@ def _server_problems(settings) -> list:
 
 def _plugin_part(config_path):
     """Settings made of the file's [plugins] part alone, or None if even that is unusable."""
-    from pydantic import ValidationError
-
     import os
 
-    from gobot.config import PluginsConfig, Settings, apply_env, env_overrides, find_config_path, read_config, split_plugins
+    from pydantic import ValidationError
+
+    from gobot.config import (
+        PluginsConfig,
+        Settings,
+        apply_env,
+        env_overrides,
+        find_config_path,
+        read_config,
+        split_plugins,
+    )
     from gobot.errors import ConfigError
 
     path = find_config_path(config_path)

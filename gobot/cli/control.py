@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import click
 
-from gobot.config import load_settings
-from gobot.run.state import StateError, StateStore, disk_error_text, ensure_private_dir, is_disk_error, write_control_file
 from gobot.cli.common import config_option
+from gobot.config import load_settings
+from gobot.run.state import (
+    StateError,
+    StateStore,
+    disk_error_text,
+    ensure_private_dir,
+    is_disk_error,
+    write_control_file,
+)
 
 
 @click.command()
@@ -90,10 +97,10 @@ def _close_out(config_path, settings, store, state) -> None:
     """No bot is running: build it from the persisted state and run close-out cycles until flat."""
     import asyncio
 
+    from gobot.cli.common import load, setup_logging
     from gobot.errors import StartRefused
     from gobot.run.bot import Bot
     from gobot.run.runner import Runner
-    from gobot.cli.common import load, setup_logging
 
     if state is None or not (state.positions or any(i.purpose == "close" for i in state.intents.values())):
         store.close_request_file.unlink(missing_ok=True)

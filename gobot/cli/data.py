@@ -76,13 +76,12 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from gobot.config import load_settings
-    from gobot.run.context import CommandContext
+    from gobot.config import load_plugin_configs, load_settings
     from gobot.errors import GobotError
     from gobot.host.hook_caller import HookCaller
-    from gobot.config import load_plugin_configs
     from gobot.host.plugin_manager import build_plugin_set
     from gobot.research.synthetic import csv_name, write_csv
+    from gobot.run.context import CommandContext
 
     start, end = _date(since), _date(until) or datetime.now(timezone.utc)
     if start >= end:

@@ -73,8 +73,8 @@ def new(name, kind, parent):
       pip install -e 'gobot-signal-momentum[test]' && pytest gobot-signal-momentum
       gobot start -p momentum
     """
-    from gobot.host.plugin_manager import entry_points
     from gobot.cli.scaffold import Scaffold, check_name, write
+    from gobot.host.plugin_manager import entry_points
 
     problem = check_name(name, {ep.name for ep in entry_points()})
     if problem:

@@ -23,8 +23,8 @@ def risk():
 
 def _offline_bot(config_path):
     """The bot of the last run (finished or not), built from the persisted state; no cycle runs."""
-    from gobot.run.bot import Bot
     from gobot.cli.common import load
+    from gobot.run.bot import Bot
 
     settings, plugin_set = load(config_path)
     plugin_set.raise_for_failures()

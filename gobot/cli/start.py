@@ -8,8 +8,8 @@ import os
 
 import click
 
-from gobot.errors import StartRefused
 from gobot.cli.common import config_option, load, setup_logging
+from gobot.errors import StartRefused
 
 LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 
@@ -160,9 +160,8 @@ def _check_live(plugin_set) -> None:
 
 def _go_live_gate(bot, skip_validation: bool) -> None:
     """Real money needs a passing readiness report (testnet runs are how it is earned)."""
-    from gobot_hookspecs import Alert, Severity
-
     from gobot.ops.readiness import TESTNET, readiness_report
+    from gobot_hookspecs import Alert, Severity
 
     if bot.environment == TESTNET:
         return

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from gobot.errors import GobotError
 from gobot.cli.common import config_option
+from gobot.errors import GobotError
 
 
 class RestoreRefused(GobotError):
@@ -39,9 +39,9 @@ def restore(config_path, force, reason):
     runs on the state folder, when the backup is missing or damaged too, and — unless --force —
     when state.json is readable.
     """
+    from gobot.cli.control import _audit
     from gobot.config import load_settings
     from gobot.run.state import StateDamage, StateError, StateStore
-    from gobot.cli.control import _audit
 
     settings = load_settings(config_path)
     store = StateStore(settings.state_path)

@@ -25,10 +25,10 @@ def watchdog(config_path, once, verbose):
     import logging
     import signal
 
+    from gobot.cli.common import load
+    from gobot.ops.watchdog import Watchdog
     from gobot.run.alerting import AlertChannels
     from gobot.secrets import RedactingFilter
-    from gobot.ops.watchdog import Watchdog
-    from gobot.cli.common import load
 
     settings, plugin_set = load(config_path)
     handler = logging.StreamHandler()

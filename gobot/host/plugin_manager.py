@@ -13,10 +13,9 @@ from typing import Any, Iterable
 
 import pluggy
 
-from gobot_hookspecs import CONTRACT_VERSION, PROJECT_NAME, specs
-
 from gobot.errors import PluginError
 from gobot.host.extras import DISTRIBUTION
+from gobot_hookspecs import CONTRACT_VERSION, PROJECT_NAME, specs
 
 log = logging.getLogger(__name__)
 

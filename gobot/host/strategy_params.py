@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gobot_hookspecs import ParamSpec, Strategy
-
 from gobot.errors import ConfigError, ConfigProblem, GobotError
+from gobot_hookspecs import ParamSpec, Strategy
 
 #: In the state folder: parameters the optimizer accepted, waiting for the adjust phase of a bot.
 REQUEST_FILE = "OPTIMIZED.json"

@@ -43,8 +43,8 @@ try:
 except ModuleNotFoundError:  # the core install: `--serve` needs the extra [server] (check_bind says so)
     web = None  # type: ignore[assignment]
 
-from gobot.ops import status
 from gobot.errors import StartRefused
+from gobot.ops import status
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from gobot.run.summary import progress as progress_document
 from gobot.run.summary import run_metrics
-from gobot_hookspecs import CycleReport, MetricSample, PluginStatus
+from gobot_hookspecs import CycleReport, PluginStatus
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot

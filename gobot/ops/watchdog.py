@@ -14,9 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from gobot_hookspecs import Alert, Severity
-
 from gobot.config import WatchdogConfig
+from gobot_hookspecs import Alert, Severity
 
 
 @dataclass

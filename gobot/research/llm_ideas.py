@@ -16,9 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from gobot_hookspecs import Strategy
-
 from gobot.secrets import redact
+from gobot_hookspecs import Strategy
 
 SYSTEM = (
     "You tune the parameters of a trading strategy. Propose ONE next parameter set to try, inside the "

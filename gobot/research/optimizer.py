@@ -35,15 +35,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from gobot_hookspecs import Strategy
-from gobot_hookspecs.redact import mask_credentials
-
-from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
 from gobot.config import OptimizerConfig, parse_objective
 from gobot.errors import GobotError
 from gobot.host.strategy_params import REQUEST_FILE  # accepted parameters waiting for the adjust phase
+from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
 from gobot.research.market_data import Series
 from gobot.testing.kill_point import kill_point
+from gobot_hookspecs import Strategy
+from gobot_hookspecs.redact import mask_credentials
 
 MINIMISED = frozenset({"max_drawdown_pct"})
 PROFIT_FACTOR_CAP = 10.0  # an infinite profit factor (no losing trade) counts as this in objectives
@@ -651,7 +650,9 @@ def request_apply(state_path, report: Report, source: str) -> dict[str, Any]:
                    f"{kept.objective_in:+.3f}, out of sample {kept.objective_out:+.3f} (baseline "
                    f"{report.baseline.objective_in:+.3f} / {report.baseline.objective_out:+.3f})"),
     }
-    from gobot.run.state import atomic_write  # owner-only, like every file in state_dir; a dot temporary the start-up cleans
+    from gobot.run.state import (
+        atomic_write,  # owner-only, like every file in state_dir; a dot temporary the start-up cleans
+    )
 
     atomic_write(state_path / REQUEST_FILE, json.dumps(_clean(request), indent=2))
     return request

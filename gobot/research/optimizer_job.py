@@ -16,9 +16,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from gobot_hookspecs import Alert, Severity, StrategyVersion
-
 from gobot.errors import GobotError
+from gobot_hookspecs import Alert, Severity, StrategyVersion
 
 log = logging.getLogger(__name__)
 

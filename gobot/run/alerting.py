@@ -22,7 +22,7 @@ from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.host.plugin_manager import PluginInfo, PluginSet
 from gobot.host.rate_limit import NoWaitPolicy
 from gobot.secrets import redact
-from gobot_hookspecs import ALERT_KINDS, Alert, ExecutionError, Severity
+from gobot_hookspecs import Alert, ExecutionError, Severity
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot

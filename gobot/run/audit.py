@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gobot.secrets import MASK, redact, secret_values
 from gobot.run.state import is_disk_error
+from gobot.secrets import MASK, redact, secret_values
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from gobot.errors import PluginError
 from gobot_hookspecs import (
     Alert,
     BacktestResult,
     Candles,
-    ExecutionError,
     ChartImage,
+    ExecutionError,
     Learning,
     MarketSnapshot,
     OrderIntent,
@@ -23,8 +24,6 @@ from gobot_hookspecs import (
     StrategyVersion,
     Trade,
 )
-
-from gobot.errors import PluginError
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot
@@ -140,7 +139,9 @@ class Context:
         return dict(self._bot.strategies)
 
     def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
-        from gobot.research.backtest.engine import run_backtest  # numpy is imported by the first backtest, not at start-up
+        from gobot.research.backtest.engine import (
+            run_backtest,  # numpy is imported by the first backtest, not at start-up
+        )
 
         trading = self._bot.settings.trading
         return run_backtest(

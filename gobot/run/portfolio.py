@@ -6,9 +6,8 @@ A margin-style account, the same for long and short: opening pays the fee; closi
 
 from __future__ import annotations
 
-from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
-
 from gobot.run.state import BotState
+from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
 
 #: A close fill this much smaller than the position closes only part of it (below: all of it,
 #: so lot-step rounding and a spot buyer's commission never leave a crumb of a position open).

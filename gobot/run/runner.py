@@ -20,10 +20,9 @@ import signal
 from dataclasses import dataclass
 from typing import Callable
 
-from gobot_hookspecs import Alert, Severity
-
 from gobot.errors import PluginError, StartRefused
 from gobot.run.bot import Bot, CycleAbandoned
+from gobot_hookspecs import Alert, Severity
 
 log = logging.getLogger(__name__)
 

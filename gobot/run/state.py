@@ -40,11 +40,10 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
-from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error, write_private  # noqa: F401 - re-exported for the core
-
 from gobot.errors import GobotError
 from gobot.secrets import redact
+from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
+from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error, write_private  # noqa: F401 - re-exported for the core
 
 log = logging.getLogger(__name__)
 

@@ -51,9 +51,9 @@ from __future__ import annotations
 
 import math
 import re
-from operator import attrgetter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
 
 SECONDS_PER_YEAR = 365 * 24 * 3600.0

@@ -20,10 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
     from .components import BotContext, Clock, ConfigView, RateLimitPolicy, Strategy
     from .models import (
         AdjustmentDecision,
+        Alert,
         CandleDownload,
         Candles,
         ChartImage,
-        Alert,
         CycleReport,
         ExecutionError,
         Fill,

@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 from pyrate_limiter import InMemoryBucket, Rate, RateItem, RedisBucket, SQLiteBucket
 from pyrate_limiter.buckets.redis_bucket import LuaScript
+
 from gobot_hookspecs.files import use_wal
 
 #: A SQLite write lock held longer than this means a stuck or frozen bot, not contention (a

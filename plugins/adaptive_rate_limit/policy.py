@@ -54,7 +54,16 @@ from typing import Any, Awaitable, Callable
 
 from pyrate_limiter import Rate, RateItem
 
-from gobot_hookspecs import Alert, ExecutionError, ExecutionFailed, MetricSample, PluginStatus, Priority, RateLimit, Severity
+from gobot_hookspecs import (
+    Alert,
+    ExecutionError,
+    ExecutionFailed,
+    MetricSample,
+    PluginStatus,
+    Priority,
+    RateLimit,
+    Severity,
+)
 
 from .budgets import MemoryStore
 

@@ -605,7 +605,7 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
     import click
     from rich.console import Console
 
-    from . import ArchiverConfig, NAME
+    from . import NAME, ArchiverConfig
     from .store import ArchiveStore, default_url, safe_url, sqlite_path
 
     config = ArchiverConfig.of(view, NAME)

@@ -18,9 +18,10 @@ from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, s
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from gobot_hookspecs.files import use_wal
 
-from .schema import SCHEMA_REVISION, TABLES, VERSION_TABLE, UTCDateTime, metadata
+from .schema import SCHEMA_REVISION, TABLES, VERSION_TABLE, UTCDateTime
 
 log = logging.getLogger(__name__)
 

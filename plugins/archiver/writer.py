@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from gobot_hookspecs.files import is_disk_error, write_private
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from gobot_hookspecs.files import is_disk_error, write_private
 
 log = logging.getLogger(__name__)
 

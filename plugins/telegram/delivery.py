@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-from gobot_hookspecs.files import write_private
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
+
+from gobot_hookspecs.files import write_private
 
 from .api import TelegramError
 

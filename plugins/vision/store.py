@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-from gobot_hookspecs.files import write_private
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from gobot_hookspecs.files import write_private
 
 LEDGER_DAYS = 31
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from gobot_plugins.archiver.writer import Outbox

@@ -32,7 +32,6 @@ import asyncio
 import hashlib
 import hmac
 import itertools
-import json
 import math
 import threading
 import time

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from gobot.config import settings_from_dict
-from gobot.run.bot import Bot
 from gobot.host.plugin_manager import build_plugin_set
+from gobot.run.bot import Bot
 from gobot_hookspecs import Action, Signal, hookimpl
 
 from .binance import API_KEY, API_SECRET, BinanceTestServer

@@ -4,9 +4,9 @@
 from datetime import datetime, timezone
 
 import pytest
+from gobot_risk_max_spread import MaxSpread, spread_pct
 
 from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
-from gobot_risk_max_spread import MaxSpread, spread_pct
 
 
 class QuotedMarket:

@@ -1,7 +1,8 @@
 """The plugin's own tests, with the fixtures gobot gives plugin authors (``pip install -e '.[test]'``)."""
 
-from gobot_hookspecs import Action, Candles
 from gobot_signal_bollinger import Bollinger, BollingerStrategy
+
+from gobot_hookspecs import Action, Candles
 
 PARAMS = {"window": 5, "width": 2.0}
 

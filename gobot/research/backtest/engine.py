@@ -35,16 +35,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
+from gobot.errors import GobotError
+from gobot.research.market_data import COLUMNS, MarketRules, Series, series_from_candles
 from gobot_hookspecs import Action, BacktestResult, Candles, Position, Strategy, Trade
 from gobot_hookspecs.fills import Exit, market_price, resting_exit
 from gobot_hookspecs.fills import fee as fill_fee
-
-from gobot.errors import GobotError
-from gobot.research.market_data import COLUMNS, MarketRules, Series, series_from_candles
 
 SECONDS_PER_YEAR = 365 * 24 * 3600.0
 PROGRESS_EVERY = 1 << 15  # bars between two progress callbacks in the per-bar path

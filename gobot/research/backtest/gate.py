@@ -90,9 +90,8 @@ class BacktestContext:
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
         """Closed candles up to the decision: the series' own, or coarser ones resampled from it."""
-        from gobot_hookspecs.candles import can_resample
-
         from gobot.research.market_data import TIMEFRAMES, resample
+        from gobot_hookspecs.candles import can_resample
 
         for series in self._book.series if self._book else []:
             if series.symbol != symbol:

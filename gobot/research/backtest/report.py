@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gobot_hookspecs.metrics import MIN_RATIO_SAMPLE, enough_for_ratios
 
 from gobot.research.backtest.engine import BacktestRun
+from gobot_hookspecs.metrics import MIN_RATIO_SAMPLE, enough_for_ratios
 
 PLOT_POINTS = 4000  # the equity curve is drawn from at most this many points (min and max kept)
 MAX_MARKERS = 3000  # trade markers drawn; beyond this the page says how many were left out

@@ -11,15 +11,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from gobot_hookspecs import Strategy, StrategyVersion
-
-from gobot.research.backtest.engine import ExecutionSettings, Gate, SimpleGate, Sizing
 from gobot.config import Settings, load_plugin_configs
 from gobot.errors import GobotError
 from gobot.host.hook_caller import HookCaller
-from gobot.research.market_data import DataError, Series, data_dir_or_bundled, load_series, read_markets, series_from_file
 from gobot.host.plugin_manager import PluginSet
 from gobot.host.strategy_params import check_params, configured_params
+from gobot.research.backtest.engine import ExecutionSettings, Gate, SimpleGate, Sizing
+from gobot.research.market_data import (
+    DataError,
+    Series,
+    data_dir_or_bundled,
+    load_series,
+    read_markets,
+    series_from_file,
+)
+from gobot_hookspecs import Strategy, StrategyVersion
 
 
 class BacktestSetupError(GobotError):
