@@ -24,6 +24,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from gobot.errors import ConfigError, ConfigProblem, PluginError
+from gobot.secrets import SECRET_ENV_VARS, secret_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,16 +40,6 @@ ENV_SEPARATOR = "__"
 TOP_LEVEL_ENV = {"GOBOT_STATE_DIR": "state_dir"}
 ENV_LABEL = "(environment)"
 
-#: Environment variables that hold secrets. They are read from the environment only and are
-#: masked in logs, alerts, state and the audit log (``gobot.secrets``). A chat id is not a secret.
-SECRET_ENV_VARS = (
-    "BINANCE_API_KEY",
-    "BINANCE_API_SECRET",
-    "OPENAI_API_KEY",
-    "TELEGRAM_TOKEN",
-    "GOBOT_DASHBOARD_TOKEN",
-    "GOBOT_WEBHOOK_URL",
-)
 #: Key names that hold a secret (``api_key``, ``bot_token``, ``client_secret``, ``password``; not ``max_tokens``).
 _SECRET_KEY_PATTERN = re.compile(r"api_?key|secret|passw(or)?d|passphrase|credential|private_?key|(^|_)(auth_?)?token($|_)",
                                  re.IGNORECASE)
@@ -714,8 +705,6 @@ def runtime_problems(settings: Settings) -> list[ConfigProblem]:
     """What ``gobot start`` needs beyond valid values, checked before anything runs (and by ``gobot
     config check``): a state folder it can create or use — owner-only, writable — and secrets in the
     environment long enough to be masked safely. Leaves no trace."""
-    from gobot.secrets import secret_problems
-
     problems = []
     reason = unusable_folder(settings.state_path)
     if reason:

@@ -23,9 +23,19 @@ import os
 import re
 from typing import Any, Mapping
 
-from gobot.config import SECRET_ENV_VARS
 from gobot.errors import ConfigProblem
 from gobot_hookspecs.redact import MASK, MIN_SECRET_LENGTH, Redactor, looks_like_data, maskable  # noqa: F401
+
+#: Environment variables that hold secrets. They are read from the environment only and are
+#: masked in logs, alerts, state and the audit log (here). A chat id is not a secret.
+SECRET_ENV_VARS = (
+    "BINANCE_API_KEY",
+    "BINANCE_API_SECRET",
+    "OPENAI_API_KEY",
+    "TELEGRAM_TOKEN",
+    "GOBOT_DASHBOARD_TOKEN",
+    "GOBOT_WEBHOOK_URL",
+)
 
 ENVIRONMENT = "(environment)"  # the "file" of a problem with an environment variable
 SECRET_FIX = "use a random value of at least 12 characters with letters in it, e.g. `openssl rand -hex 16`"

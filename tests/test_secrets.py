@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gobot.config import SECRET_ENV_VARS
+from gobot.secrets import SECRET_ENV_VARS
 from gobot.run.alerting import redacted
 from gobot.secrets import MASK, redact, redact_data, secret_problems, secret_values
 from gobot_hookspecs import Alert
