@@ -12,7 +12,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from gobot.cli import cli
-from gobot.ops.status import CoreCounters, health, plugin_statuses
+from gobot.ops.status import health
+from gobot.run.counters import CoreCounters
+from gobot.run.plugin_statuses import plugin_statuses
 
 GOBOT = Path(__file__).resolve().parents[1] / "gobot"
 

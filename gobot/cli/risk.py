@@ -39,7 +39,7 @@ def status(config_path, as_json):
 
     Reads the state the last cycle persisted (a running bot is not disturbed). Exit status 0.
     """
-    from gobot.ops.status import breaker_state, plugin_statuses
+    from gobot.run.plugin_statuses import breaker_state, plugin_statuses
     from gobot.run.state import StateStore
 
     async def ask(bot):
@@ -82,7 +82,8 @@ def _print_status(data) -> None:
     run = f"run {data['run']}" if data["run"] else "no run yet"
     running = "a bot is running" if data["bot_running"] else "no bot running"
     console.print(f"Risk status of {run} at {data['time']} ({running})")
-    console.print(f"Circuit breaker: [bold]{data['breaker']}[/]; kill switch {'[red]on[/]' if data['kill_switch'] else 'off'}; "
+    console.print(f"Circuit breaker: [bold]{data['breaker']}[/]; "
+                  f"kill switch {'[red]on[/]' if data['kill_switch'] else 'off'}; "
                   f"{'[red]paused[/]' if data['paused'] else 'not paused'}")
     for status in data["plugins"]:
         state = f" [{status['state']}]" if status["state"] else ""

@@ -9,12 +9,13 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from gobot.run.counters import CoreCounters
+from gobot.run.plugin_statuses import breaker_state, breaker_status
 from gobot.run.summary import progress as progress_document
 from gobot.run.summary import run_metrics
-from gobot_hookspecs import CycleReport, PluginStatus
+from gobot_hookspecs import PluginStatus
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot
@@ -23,101 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STALL_MINIMUM_SECONDS = 60.0
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?%?", re.IGNORECASE)
-
-
-def reason_label(reason: str) -> str:
-    """A veto reason as a bounded Prometheus label: numbers become N ("confidence N below ... N")."""
-    return " ".join(_NUMBER.sub("N", reason).split())[:80] or "(no reason)"
-
-
-@dataclass
-class CoreCounters:
-    """Counters the core keeps for ``/metrics`` while the process lives (Prometheus handles resets)."""
-
-    started: float = field(default_factory=time.time)
-    last_cycle_at: float | None = None  # wall clock (time.time()) of the last completed cycle
-    cycles: int = 0
-    cycle_seconds_sum: float = 0.0
-    phase_seconds_sum: dict[str, float] = field(default_factory=dict)
-    phase_count: dict[str, int] = field(default_factory=dict)
-    orders: dict[str, int] = field(default_factory=dict)  # by status
-    vetoes: dict[tuple[str, str], int] = field(default_factory=dict)  # by (plugin, reason label)
-    alerts_sent: dict[str, int] = field(default_factory=dict)  # by channel
-    alerts_failed: dict[str, int] = field(default_factory=dict)
-    listeners: list[Callable[[], None]] = field(default_factory=list)  # called after each cycle (the server)
-
-    def cycle_done(self, report: CycleReport, duration_ms: float) -> None:
-        """A cycle completed and was persisted."""
-        self.cycles += 1
-        self.last_cycle_at = time.time()
-        self.cycle_seconds_sum += duration_ms / 1000
-        for phase in report.phases:
-            self.phase_seconds_sum[phase.name] = self.phase_seconds_sum.get(phase.name, 0.0) + phase.duration_ms / 1000
-            self.phase_count[phase.name] = self.phase_count.get(phase.name, 0) + 1
-        for order in report.orders:
-            self.orders[order.status] = self.orders.get(order.status, 0) + 1
-        for veto in report.vetoes:
-            for part in (veto.reason or "").split("; "):
-                key = (veto.plugin or "unknown", reason_label(part))
-                self.vetoes[key] = self.vetoes.get(key, 0) + 1
-        for listener in list(self.listeners):
-            listener()
-
-    def alert_delivered(self, channels: list[str], failed: list[str]) -> None:
-        """One alert went to every channel; ``failed`` are those whose hook raised."""
-        for channel in channels:
-            bucket = self.alerts_failed if channel in failed else self.alerts_sent
-            bucket[channel] = bucket.get(channel, 0) + 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cycles": self.cycles,
-            "cycle_seconds_sum": round(self.cycle_seconds_sum, 6),
-            "phase_seconds_sum": {k: round(v, 6) for k, v in self.phase_seconds_sum.items()},
-            "orders_by_status": dict(self.orders),
-            "risk_vetoes": [{"plugin": p, "reason": r, "count": n} for (p, r), n in sorted(self.vetoes.items())],
-            "alerts_sent": dict(self.alerts_sent),
-            "alerts_failed": dict(self.alerts_failed),
-        }
-
-
-async def plugin_statuses(bot: Bot) -> dict[str, PluginStatus | str]:
-    """Every plugin's ``gobot_status`` answer; a plugin that raised or answered nonsense maps to the error text.
-
-    Called with a hook caller of its own, so a failure here is logged but never counted against
-    the cycle that happens to be running.
-    """
-    from gobot.host.hook_caller import HookCaller
-
-    errors: dict[str, str] = {}
-
-    def failed(failure) -> None:
-        log.warning("%s", failure)
-        errors[failure.plugin] = f"{type(failure.error).__name__}: {failure.error}"
-
-    answers: dict[str, PluginStatus | str] = dict(errors)
-    for plugin, answer in await HookCaller(bot.plugin_set.pm, on_failure=failed).collect("gobot_status", ctx=bot.ctx):
-        if isinstance(answer, PluginStatus):
-            answers[plugin] = answer.model_copy(update={"plugin": plugin})
-        else:
-            answers[plugin] = f"returned {type(answer).__name__}, expected PluginStatus or None"
-    answers.update(errors)
-    return answers
-
-
-def breaker_status(statuses: dict[str, PluginStatus | str]) -> PluginStatus | None:
-    """The circuit breaker's ``gobot_status`` answer (``breaker=True``; the first in call order), if any.
-
-    The core knows the breaker only by what it answers, so a replacement under any name is shown the same.
-    """
-    return next((s for s in statuses.values() if isinstance(s, PluginStatus) and s.breaker), None)
-
-
-def breaker_state(statuses: dict[str, PluginStatus | str]) -> str:
-    """The breaker's state as /health, the dashboard, progress.json and `gobot risk status` show it."""
-    status = breaker_status(statuses)
-    return (status.state or "unknown") if status is not None else "not installed"
 
 
 def stall_after(bot: Bot, configured: float | None) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,11 +21,9 @@ from gobot.config import Settings
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.host.plugin_manager import PluginInfo, PluginSet
 from gobot.host.rate_limit import NoWaitPolicy
+from gobot.run import RunningBot
 from gobot.secrets import redact
 from gobot_hookspecs import Alert, ExecutionError, Severity
-
-if TYPE_CHECKING:
-    from gobot.run.bot import Bot
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ async def deliver(hooks: HookCaller, ctx: Any, alert: Alert) -> list[HookFailure
     return await hooks.notify(SEND_HOOK, ctx=ctx, alert=redacted(alert))
 
 
-async def drain(bot: Bot) -> None:
+async def drain(bot: RunningBot) -> None:
     """Deliver what waits on ``bot.ctx``, always in this order: every execution error reported outside
     an order (``ctx.report_execution_error``; see ``execution_error``: the circuit breaker counts it),
     then every alert in the order it was raised, each to every channel in isolation, audited. Close
@@ -73,7 +71,7 @@ async def drain(bot: Bot) -> None:
             bot.audit("alert_undelivered", kind=alert.kind, title=alert.title, failed=failed)
 
 
-async def execution_error(bot: Bot, error: ExecutionError) -> None:
+async def execution_error(bot: RunningBot, error: ExecutionError) -> None:
     """Audit it, tell every plugin (the circuit breaker counts these) and raise a CRITICAL alert."""
     bot.audit("execution_error", error=error)
     await bot.hooks.notify("gobot_on_execution_error", ctx=bot.ctx, error=error)

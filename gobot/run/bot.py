@@ -20,12 +20,12 @@ from gobot.host.entry import LIVE_ID_PREFIX, NO_POSITION, EntryDecision, decide_
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.host.plugin_manager import PluginSet
 from gobot.host.rate_limit import NoWaitPolicy
-from gobot.ops.status import CoreCounters
 from gobot.run import alerting, summary
 from gobot.run.audit import FILL_ID_FIELDS, TRADE_ID_FIELDS, AuditLog, event_id
 from gobot.run.clock import WallClock
 from gobot.run.confirm import confirm_first
 from gobot.run.context import Context
+from gobot.run.counters import CoreCounters
 from gobot.run.disk import DiskGuard
 from gobot.run.portfolio import Portfolio
 from gobot.run.requests import OperatorRequests

@@ -6,17 +6,14 @@ A confirmed intent is sent as usual; the others become ``proposed`` orders, audi
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from gobot.errors import PluginError
 from gobot.host.hook_caller import HookFailure
+from gobot.run import RunningBot
 from gobot_hookspecs import Alert, CycleReport, Order, OrderIntent, PhaseRecord
 
-if TYPE_CHECKING:
-    from gobot.run.bot import Bot
 
-
-async def confirm_first(bot: Bot, report: CycleReport, phase: PhaseRecord,
+async def confirm_first(bot: RunningBot, report: CycleReport, phase: PhaseRecord,
                         intents: list[OrderIntent]) -> list[OrderIntent]:
     """The confirmed intents; the others are only proposed (``report.orders``, ``gobot_on_order``, an alert)."""
     answers = await asyncio.gather(*(confirmation(bot, intent) for intent in intents))
@@ -38,7 +35,7 @@ async def confirm_first(bot: Bot, report: CycleReport, phase: PhaseRecord,
     return confirmed
 
 
-async def confirmation(bot: Bot, intent: OrderIntent) -> tuple[str, bool | None]:
+async def confirmation(bot: RunningBot, intent: OrderIntent) -> tuple[str, bool | None]:
     """(plugin, True/False), or ("", None) when nobody answered; a raising confirmer rejects (fails closed)."""
     try:
         answer = await bot.hooks.first("gobot_confirm_order", ctx=bot.ctx, intent=intent)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from gobot.errors import PluginError
+from gobot.run import RunningBot
 from gobot_hookspecs import (
     Alert,
     BacktestResult,
@@ -25,14 +26,11 @@ from gobot_hookspecs import (
     Trade,
 )
 
-if TYPE_CHECKING:
-    from gobot.run.bot import Bot
-
 
 class Context:
     """A plugin's window on the running bot. Plugins import nothing else of the core."""
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: RunningBot):
         self._bot = bot
         self.live = bot.live
         self.paused = False

@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from gobot.run import RunningBot
 from gobot.run.state import disk_error_text, is_disk_error
 from gobot_hookspecs import Alert, Severity
-
-if TYPE_CHECKING:
-    from gobot.run.bot import Bot
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ log = logging.getLogger(__name__)
 class DiskGuard:
     """The loop's writes to the state folder, and the trouble while its disk takes none."""
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: RunningBot):
         self.bot = bot
         #: while the disk takes no writes: what failed, since when (None = all well)
         self.trouble: dict[str, Any] | None = None

@@ -12,14 +12,10 @@ reset and status those commands ask for.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from gobot.run import RunningBot
 from gobot_hookspecs import Alert, PhaseRecord, RiskStatus, Severity, StrategyVersion
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from gobot.run.bot import Bot
 
 
 def request_text(path: Path, default: str) -> str:
@@ -39,7 +35,7 @@ def request_text(path: Path, default: str) -> str:
 class OperatorRequests:
     """The request files of one bot's state folder, taken at defined points of its cycle."""
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: RunningBot):
         self.bot = bot
         self._reset_applied = False  # RISK_RESET applied in the cycle running now, not yet persisted
 

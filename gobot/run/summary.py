@@ -5,13 +5,11 @@ per-cycle table and the summary."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gobot.run import RunningBot
 from gobot.run.state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore
 from gobot_hookspecs import Action, Alert, CycleReport, metrics
-
-if TYPE_CHECKING:
-    from gobot.run.bot import Bot
 
 
 def remember_cycle(state: BotState, report: CycleReport, duration_ms: float, next_clock: datetime | None) -> None:
@@ -63,7 +61,7 @@ def daily_pnl(state: BotState, equity: float, now: datetime) -> float:
     return equity - state.day_start_equity.get(day, state.initial_capital)
 
 
-def progress(bot: Bot, breaker: str) -> dict[str, Any]:
+def progress(bot: RunningBot, breaker: str) -> dict[str, Any]:
     """``progress.json``: a small summary for watching a run from outside; ``breaker`` as ``gobot_status`` says."""
     state = bot.state
     last = state.cycles[-1] if state.cycles else None
@@ -87,9 +85,9 @@ def progress(bot: Bot, breaker: str) -> dict[str, Any]:
     }
 
 
-async def write_progress(bot: Bot) -> None:
+async def write_progress(bot: RunningBot) -> None:
     """Rewrite ``progress.json`` after a cycle; the breaker's state is asked through ``gobot_status``."""
-    from gobot.ops.status import breaker_state, plugin_statuses
+    from gobot.run.plugin_statuses import breaker_state, plugin_statuses
 
     document = progress(bot, breaker_state(await plugin_statuses(bot)))
     bot.disk.write(bot.store.progress_file, lambda: bot.store.save_progress(document))

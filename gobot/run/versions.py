@@ -6,18 +6,14 @@ version that fails validation is reverted. Every version is kept in ``state.stra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from gobot.run import RunningBot
 from gobot_hookspecs import AdjustmentDecision, PhaseRecord, Strategy, StrategyVersion, ValidationResult
-
-if TYPE_CHECKING:
-    from gobot.run.bot import Bot
 
 
 class StrategyVersions:
     """The strategy versions of one bot; the strategies themselves stay in ``bot.strategies``."""
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: RunningBot):
         self.bot = bot
 
     def register(self, strategy: Strategy) -> None:
