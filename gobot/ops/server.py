@@ -45,6 +45,7 @@ except ModuleNotFoundError:  # the core install: `--serve` needs the extra [serv
 
 from gobot.errors import StartRefused
 from gobot.ops import status
+from gobot.run.plugin_statuses import plugin_statuses
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot
@@ -208,7 +209,8 @@ class _Quiet:
         now = time.monotonic()
         if now - self.started > self.period:
             if self.dropped:
-                log.warning("dashboard: %d more such warnings in the last %g s were not logged", self.dropped, self.period)
+                log.warning("dashboard: %d more such warnings in the last %g s were not logged",
+                            self.dropped, self.period)
             self.started, self.logged, self.dropped = now, 0, 0
         if self.logged < self.burst:
             self.logged += 1
@@ -325,8 +327,9 @@ class _Listener:
             if not self._full:
                 self._full = True
                 self.full_episodes += 1
-                self._warn.warning("dashboard server: %d connections open (at most %d, %s file descriptors kept for the "
-                                   "trading loop): new connections wait", len(self.live), self.limit, self.reserved)
+                self._warn.warning("dashboard server: %d connections open (at most %d, %s file descriptors kept "
+                                   "for the trading loop): new connections wait", len(self.live), self.limit,
+                                   self.reserved)
             self._freed.clear()
             try:  # a connection closing makes room; so may the trading loop closing files
                 await asyncio.wait_for(self._freed.wait(), 0.5)
@@ -353,7 +356,7 @@ class _Listener:
 
             def protocol() -> _Counted:
                 counted = _Counted(self.factory(), self._lost)
-                made.append(counted)
+                made.append(counted)  # noqa: B023 -- called within this pass, by connect_accepted_socket below
                 self.live.add(counted)
                 return counted
 
@@ -485,8 +488,9 @@ class DashboardServer:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
         for path, handler in (("/health", self.health), ("/metrics", self.metrics), ("/api/status", self.status),
-                              ("/api/trades", self.trades), ("/api/cycles", self.cycles), ("/api/metrics", self.metrics_json),
-                              ("/api/dashboard", self.dashboard), *((path, self.static) for path in STATIC)):
+                              ("/api/trades", self.trades), ("/api/cycles", self.cycles),
+                              ("/api/metrics", self.metrics_json), ("/api/dashboard", self.dashboard),
+                              *((path, self.static) for path in STATIC)):
             app.router.add_get(path, handler, expect_handler=self._expect)
         for path in CONTROLS:
             app.router.add_post(path, self.control, expect_handler=self._expect)
@@ -495,7 +499,8 @@ class DashboardServer:
     async def start(self) -> str:
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0,
-            keepalive_timeout=self.idle_timeout,  # also closes a connection whose request headers are not complete by then
+            # the keep-alive timeout also closes a connection whose request headers are not complete by then
+            keepalive_timeout=self.idle_timeout,
             lingering_time=0,  # a body nobody reads is never read (the connection closes instead)
             auto_decompress=False,  # no compressed bodies: 16 KiB means 16 KiB
         )
@@ -505,7 +510,8 @@ class DashboardServer:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
-            raise StartRefused(f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}; change [server] port") from None
+            raise StartRefused(f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}; "
+                               "change [server] port") from None
         limit = fd_limit()
         now_open = open_fds()
         self.connection_limit = self.max_connections
@@ -513,9 +519,10 @@ class DashboardServer:
             room = limit - now_open - self.reserved_fds
             self.connection_limit = max(0, min(self.max_connections, room))
             if room < self.max_connections:
-                log.warning("dashboard server: the limit of open files (%d, %d open) leaves room for %d connections once "
-                            "%d are kept for the trading loop ([server] max_connections = %d): raise it (ulimit -n, "
-                            "systemd LimitNOFILE=) or lower [server] reserved_fds", limit, now_open, max(room, 0),
+                log.warning("dashboard server: the limit of open files (%d, %d open) leaves room for %d "
+                            "connections once %d are kept for the trading loop ([server] max_connections = %d): "
+                            "raise it (ulimit -n, systemd LimitNOFILE=) or lower [server] reserved_fds",
+                            limit, now_open, max(room, 0),
                             self.reserved_fds, self.max_connections)
         self._listener = _Listener(self._runner.server, sockets, self.connection_limit, self.reserved_fds, limit)
         self._listener.start()
@@ -551,7 +558,8 @@ class DashboardServer:
 
     def _authorized(self, request: web.BaseRequest) -> bool:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-        return bool(self._token) and scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token.encode())
+        return (bool(self._token) and scheme.lower() == "bearer"
+                and hmac.compare_digest(value.strip().encode(), self._token.encode()))
 
     def _check(self, request: web.BaseRequest) -> None:
         """Everything decided from the request line and headers alone, before any of the body is
@@ -583,14 +591,16 @@ class DashboardServer:
         what = request.path.rsplit("/", 1)[-1]
         if "Authorization" in request.headers:  # a guess: counted against the client
             lockout = self.throttle.failed(key)
-            self._quiet.warning("dashboard: %s %s refused (wrong token) from %s", request.method, request.path, request.remote)
+            self._quiet.warning("dashboard: %s %s refused (wrong token) from %s",
+                                request.method, request.path, request.remote)
             if lockout:
                 self._locked_out(key, request, lockout)
         elif control:
             self._quiet.warning("dashboard: %s refused (no token) from %s", what, request.remote)
         if control:
             raise _Refused(_unauthorized(f"{what} needs Authorization: Bearer <{TOKEN_ENV}>"))
-        raise _Refused(_unauthorized(f"this server is reachable from the network: send Authorization: Bearer <{TOKEN_ENV}>"))
+        raise _Refused(_unauthorized("this server is reachable from the network: "
+                                     f"send Authorization: Bearer <{TOKEN_ENV}>"))
 
     def _locked_out(self, key: str, request: web.BaseRequest, seconds: float) -> None:
         failures = self.throttle.count(key)
@@ -653,20 +663,22 @@ class DashboardServer:
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
                     self.refused["body_too_large"] += 1
-                    raise _Refused(_json({"error": f"request bodies are limited to {MAX_BODY_BYTES} bytes"}, status=413))
+                    raise _Refused(_json({"error": f"request bodies are limited to {MAX_BODY_BYTES} bytes"},
+                                         status=413))
                 chunks.append(chunk)
 
         try:
             await asyncio.wait_for(read(), self.body_timeout)
         except asyncio.TimeoutError:
             self.refused["body_timeout"] += 1
-            raise _Refused(_json({"error": f"the request body did not arrive within {self.body_timeout:g} s"}, status=408)) from None
+            raise _Refused(_json({"error": f"the request body did not arrive within {self.body_timeout:g} s"},
+                                 status=408)) from None
         return b"".join(chunks)
 
     # -- read-only endpoints ------------------------------------------------------------------------
 
     async def _observed(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        statuses = await status.plugin_statuses(self.bot)
+        statuses = await plugin_statuses(self.bot)
         return statuses, status.health(self.bot, self.bot.counters, statuses, self.stall_seconds)
 
     async def health(self, request: web.Request) -> web.Response:
@@ -676,12 +688,14 @@ class DashboardServer:
     async def metrics(self, request: web.Request) -> web.Response:
         statuses, doc = await self._observed()
         text = status.prometheus_text(self.bot, self.bot.counters, statuses, doc, extra=self._server_metrics)
-        return web.Response(body=text.encode("utf-8"), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(body=text.encode("utf-8"),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     def _server_metrics(self, out: status.Exposition) -> None:
         out.add("gobot_server_connections", self.connections, help="HTTP connections open to the dashboard server")
         out.add("gobot_server_connection_limit", self.connection_limit,
-                help="connections the server accepts at most ([server] max_connections, lowered to fit the open-files limit)")
+                help="connections the server accepts at most "
+                     "([server] max_connections, lowered to fit the open-files limit)")
         out.add("gobot_server_long_polls", self.long_polls, help="dashboard long-polls waiting for a change")
         for reason, number in self.refused.items():
             out.add("gobot_server_refused_total", number, {"reason": reason}, kind="counter",
@@ -691,7 +705,8 @@ class DashboardServer:
 
     async def _status(self) -> dict[str, Any]:
         statuses, doc = await self._observed()
-        return status.status_document(self.bot, self.runner, self.bot.counters, statuses, doc, controls=bool(self._token))
+        return status.status_document(self.bot, self.runner, self.bot.counters, statuses, doc,
+                                      controls=bool(self._token))
 
     async def status(self, request: web.Request) -> web.Response:
         return _json(await self._status())
@@ -724,7 +739,8 @@ class DashboardServer:
                 pass
             finally:
                 self.long_polls -= 1
-        return web.Response(body=await self.dashboard_document(), headers={"Content-Type": "application/json; charset=utf-8"})
+        return web.Response(body=await self.dashboard_document(),
+                            headers={"Content-Type": "application/json; charset=utf-8"})
 
     async def dashboard_document(self) -> bytes:
         """The dashboard document as JSON, built once per version and shared by every request that
@@ -774,7 +790,8 @@ class DashboardServer:
             ctx.kill(reason)  # the runner ends the run at the next check (at most 2 s on the wall clock)
         log.warning("dashboard: %s by %s", action, request.remote)
         self.changed()
-        return _json({"ok": True, "action": action, "paused": self.bot.store.paused, "kill_switch": self.bot.kill_switch_on()})
+        return _json({"ok": True, "action": action, "paused": self.bot.store.paused,
+                      "kill_switch": self.bot.kill_switch_on()})
 
 
 def _limit(request: web.Request, default: int) -> int:
