@@ -41,8 +41,8 @@ TOP_LEVEL_ENV = {"GOBOT_STATE_DIR": "state_dir"}
 ENV_LABEL = "(environment)"
 
 #: Key names that hold a secret (``api_key``, ``bot_token``, ``client_secret``, ``password``; not ``max_tokens``).
-_SECRET_KEY_PATTERN = re.compile(r"api_?key|secret|passw(or)?d|passphrase|credential|private_?key|(^|_)(auth_?)?token($|_)",
-                                 re.IGNORECASE)
+_SECRET_KEY_PATTERN = re.compile(
+    r"api_?key|secret|passw(or)?d|passphrase|credential|private_?key|(^|_)(auth_?)?token($|_)", re.IGNORECASE)
 #: Values that are credentials whatever their key: webhook URLs of Slack and Discord, Telegram bot tokens, private keys.
 _CREDENTIAL_VALUES = (
     (re.compile(r"hooks\.slack\.com/(services|workflows|triggers)/", re.IGNORECASE), "a Slack webhook URL"),
@@ -130,19 +130,25 @@ class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="address to bind; non-loopback needs GOBOT_DASHBOARD_TOKEN")
     port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 = any free port (printed at start-up)")
     stall_seconds: float = Field(
-        0.0, ge=0, le=MAX_SECONDS, description="/health turns unhealthy after this long without a completed cycle, seconds; 0 = 3 × loop_interval, at least 60"
+        0.0, ge=0, le=MAX_SECONDS,
+        description="/health turns unhealthy after this long without a completed cycle, seconds; "
+                    "0 = 3 × loop_interval, at least 60"
     )
     max_connections: int = Field(
-        128, ge=1, le=100_000, description="open HTTP connections at most; more wait in the kernel's queue until one closes"
+        128, ge=1, le=100_000,
+        description="open HTTP connections at most; more wait in the kernel's queue until one closes"
     )
     reserved_fds: int = Field(
         128, ge=0, le=1_000_000,
-        description="file descriptors the server always leaves free under the open-files limit for state, archive and exchange I/O",
+        description="file descriptors the server always leaves free under the open-files limit for state, archive "
+                    "and exchange I/O",
     )
     idle_timeout: float = Field(
-        15.0, gt=0, le=3600, description="close a connection idle, or with its request headers incomplete, for this long, seconds"
+        15.0, gt=0, le=3600,
+        description="close a connection idle, or with its request headers incomplete, for this long, seconds"
     )
-    body_timeout: float = Field(10.0, gt=0, le=3600, description="a request body must have arrived within this long, seconds")
+    body_timeout: float = Field(10.0, gt=0, le=3600,
+                                description="a request body must have arrived within this long, seconds")
 
 
 class WatchdogConfig(Section):
@@ -150,11 +156,13 @@ class WatchdogConfig(Section):
         30.0, gt=0, le=60, description="seconds between the running bot's heartbeat.json writes (at most 60)"
     )
     stale_after: float = Field(
-        180.0, gt=0, le=MAX_SECONDS, description="`gobot watchdog` alerts when the heartbeat is older than this, seconds"
+        180.0, gt=0, le=MAX_SECONDS,
+        description="`gobot watchdog` alerts when the heartbeat is older than this, seconds"
     )
     check_interval: float = Field(15.0, gt=0, le=86400, description="seconds between two checks of `gobot watchdog`")
     repeat_after: float = Field(
-        3600.0, ge=0, le=MAX_SECONDS, description="repeat the stale alert this often while the heartbeat stays stale, seconds; 0 = once"
+        3600.0, ge=0, le=MAX_SECONDS,
+        description="repeat the stale alert this often while the heartbeat stays stale, seconds; 0 = once"
     )
 
     @field_validator("stale_after")
@@ -185,16 +193,23 @@ def parse_objective(text: str) -> list[tuple[float, str]]:
 
 
 class BacktestConfig(Section):
-    data_dir: str = Field("data", description="folder of candle CSV files and markets.json, relative to the config file")
+    data_dir: str = Field("data",
+                          description="folder of candle CSV files and markets.json, relative to the config file")
     timeframe: str = Field("5m", description="candle size to test on (a finer file is resampled up)")
-    fill: str = Field("next_open", description="next_open: a decision at a close fills at the next open; close: at that close")
-    fee_percent: float | None = Field(None, ge=0, lt=100, description="fee per fill, %; unset = [plugins.paper] fee_percent")
+    fill: str = Field("next_open",
+                      description="next_open: a decision at a close fills at the next open; close: at that close")
+    fee_percent: float | None = Field(None, ge=0, lt=100,
+                                      description="fee per fill, %; unset = [plugins.paper] fee_percent")
     slippage_percent: float | None = Field(
-        None, ge=0, lt=100, description="market and stop fills move against you by this, %; unset = [plugins.paper] slippage_percent"
+        None, ge=0, lt=100,
+        description="market and stop fills move against you by this, %; unset = [plugins.paper] slippage_percent"
     )
-    start_equity_usd: float | None = Field(None, gt=0, le=MAX_USD, description="starting equity, USD; unset = [trading] initial_capital_usd")
-    sizing: str = Field("plugins", description="plugins (the sizer plugin, as live), all-in, a percent of equity (\"25%\") or USD (\"100\")")
-    risk: str = Field("plugins", description="plugins: every risk plugin judges each entry, as live; none: no risk checks")
+    start_equity_usd: float | None = Field(None, gt=0, le=MAX_USD,
+                                           description="starting equity, USD; unset = [trading] initial_capital_usd")
+    sizing: str = Field("plugins", description="plugins (the sizer plugin, as live), all-in, a percent of equity "
+                                               "(\"25%\") or USD (\"100\")")
+    risk: str = Field("plugins",
+                      description="plugins: every risk plugin judges each entry, as live; none: no risk checks")
     allow_short: bool = Field(True, description="false: a SHORT signal only closes a long")
 
     _path = field_validator("data_dir")(classmethod(lambda cls, value: check_path(value)))
@@ -225,26 +240,38 @@ class BacktestConfig(Section):
 
 class OptimizerConfig(Section):
     strategy: str = Field("", description="strategy to optimise; empty = the only registered one")
-    objective: str = Field("sharpe", description="what to maximise: sharpe, sortino, calmar, profit_factor, ... or \"0.5*sharpe + 0.5*calmar\"")
+    objective: str = Field("sharpe", description="what to maximise: sharpe, sortino, calmar, profit_factor, ... or "
+                                                 "\"0.5*sharpe + 0.5*calmar\"")
     objectives: list[str] = Field(
-        default_factory=list, description="multi-objective instead, e.g. [\"sharpe\", \"max_drawdown_pct\"] (drawdown is minimised)"
+        default_factory=list,
+        description="multi-objective instead, e.g. [\"sharpe\", \"max_drawdown_pct\"] (drawdown is minimised)"
     )
     sampler: str = Field("tpe", description="Optuna sampler: tpe, random, or nsga2 (multi-objective)")
-    max_iterations: int = Field(50, ge=1, le=10**6, description="trials (candidate parameter sets) per study, counting resumed ones")
-    min_trades: int = Field(10, ge=0, le=10**9, description="a candidate needs this many trades in sample and out of sample")
+    max_iterations: int = Field(50, ge=1, le=10**6,
+                                description="trials (candidate parameter sets) per study, counting resumed ones")
+    min_trades: int = Field(10, ge=0, le=10**9,
+                            description="a candidate needs this many trades in sample and out of sample")
     folds: int = Field(3, ge=1, le=20, description="walk-forward folds: rolling in-sample/out-of-sample window pairs")
-    out_of_sample_percent: float = Field(25.0, gt=0, le=100, description="each out-of-sample window, % of the in-sample window")
+    out_of_sample_percent: float = Field(25.0, gt=0, le=100,
+                                         description="each out-of-sample window, % of the in-sample window")
     min_oos_ratio: float = Field(
         0.5, ge=0, le=100, description="overfitting guard: out-of-sample / in-sample objective must reach this"
     )
-    target_win_rate: float = Field(0.60, ge=0, le=1, description="design target (out of sample) that ends the loop, 0-1")
-    target_profit_factor: float = Field(1.5, ge=0, le=1000, description="design target (out of sample) that ends the loop")
-    target_max_drawdown_pct: float = Field(10.0, gt=0, le=100, description="design target (out of sample) that ends the loop, %")
-    target_trades: int = Field(100, ge=0, le=10**9, description="design target (out of sample) that ends the loop, trades")
-    storage: str = Field("", description="Optuna storage URL shared by workers (postgresql+psycopg://...); empty = sqlite in state_dir")
-    study: str = Field("", description="study name (resume or share a study by name); empty = from strategy, data and objective")
+    target_win_rate: float = Field(0.60, ge=0, le=1,
+                                   description="design target (out of sample) that ends the loop, 0-1")
+    target_profit_factor: float = Field(1.5, ge=0, le=1000,
+                                        description="design target (out of sample) that ends the loop")
+    target_max_drawdown_pct: float = Field(10.0, gt=0, le=100,
+                                           description="design target (out of sample) that ends the loop, %")
+    target_trades: int = Field(100, ge=0, le=10**9,
+                               description="design target (out of sample) that ends the loop, trades")
+    storage: str = Field(
+        "", description="Optuna storage URL shared by workers (postgresql+psycopg://...); empty = sqlite in state_dir")
+    study: str = Field(
+        "", description="study name (resume or share a study by name); empty = from strategy, data and objective")
     jobs: int = Field(1, ge=1, le=1024, description="worker processes on this machine")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="sampler seed, for repeatable searches (0 to 4294967295)")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                             description="sampler seed, for repeatable searches (0 to 4294967295)")
     llm_ideas: bool = Field(False, description="also ask a model (openai SDK) for the next parameter change")
     llm_every: int = Field(5, ge=1, le=10**6, description="ask the model before every n-th trial")
     llm_model: str = Field("gpt-4o-mini", description="model name for LLM ideas")
@@ -279,7 +306,8 @@ class OptimizerConfig(Section):
 class Settings(Section):
     """The whole core configuration. ``plugin_sections`` holds raw ``[plugins.<name>]`` tables."""
 
-    state_dir: str = Field("gobot_state", description="state, audit log, progress.json and database; relative to the config file")
+    state_dir: str = Field("gobot_state",
+                           description="state, audit log, progress.json and database; relative to the config file")
     trading: TradingConfig = Field(default_factory=TradingConfig)
     orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
@@ -407,8 +435,8 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[list[EnvOverride], list[C
                    "write GOBOT_<SECTION>__<KEY>, or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting")
             continue
         if _SECRET_KEY_PATTERN.search(parts[-1]):
-            refuse(var, "a secret is not read from a GOBOT_<SECTION>__<KEY> variable, as it is not read from the config file",
-                   secrets_fix)
+            refuse(var, "a secret is not read from a GOBOT_<SECTION>__<KEY> variable, "
+                   "as it is not read from the config file", secrets_fix)
             continue
         section, rest = parts[0], parts[1:]
         if section == "plugins":
@@ -417,15 +445,18 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[list[EnvOverride], list[C
             elif len(rest) == 2:
                 overrides.append(EnvOverride(var, tuple(parts), raw))
             else:
-                close = difflib.get_close_matches(rest[0], sorted(PluginsConfig.model_fields), n=1) if len(rest) == 1 else []
+                close = (difflib.get_close_matches(rest[0], sorted(PluginsConfig.model_fields), n=1)
+                         if len(rest) == 1 else [])
                 hint = f"did you mean {env_var_name('plugins', close[0])}? " if close else ""
                 refuse(var, "not a [plugins] key or a plugin's setting",
-                       f"{hint}use GOBOT_PLUGINS__ENABLE, GOBOT_PLUGINS__DISABLE, or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting")
+                       f"{hint}use GOBOT_PLUGINS__ENABLE, GOBOT_PLUGINS__DISABLE, "
+                       "or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting")
         elif section == "strategies":
             if len(rest) == 2:
                 overrides.append(EnvOverride(var, tuple(parts), raw))
             else:
-                refuse(var, "a strategy parameter needs the strategy and the parameter", "write GOBOT_STRATEGIES__<STRATEGY>__<PARAM>")
+                refuse(var, "a strategy parameter needs the strategy and the parameter",
+                       "write GOBOT_STRATEGIES__<STRATEGY>__<PARAM>")
         elif section in sections:
             model = sections[section]
             valid = [key for key in model.model_fields if not model.model_fields[key].exclude]
@@ -532,8 +563,10 @@ def _from_env(problem: ConfigProblem, label: str, sources: Mapping[str, tuple[st
             fix = problem.fix
             annotation = annotation_of(key) if annotation_of else None
             if isinstance(env_value(raw), str) and annotation is not None and not _wants_text(annotation):
-                fix = f"{fix}; the value is read as TOML: a number, true or false, a list such as '[\"a\", \"b\"]'".lstrip("; ")
-            fix = fix.replace("remove this key", "unset this variable").replace("remove it from here", "unset this variable")
+                fix = (f"{fix}; the value is read as TOML: a number, true or false, "
+                       "a list such as '[\"a\", \"b\"]'").lstrip("; ")
+            fix = (fix.replace("remove this key", "unset this variable")
+                   .replace("remove it from here", "unset this variable"))
             return ConfigProblem(ENV_LABEL, var, problem.message, fix)
     return problem
 
@@ -547,23 +580,29 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(label, "(file)", "no such file", "create it with `gobot init` or pass --config PATH")]) from None
+        raise ConfigError([ConfigProblem(label, "(file)", "no such file",
+                                         "create it with `gobot init` or pass --config PATH")]) from None
     except (OSError, ValueError) as exc:
-        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {_reason(exc)}", "check the path and permissions")]) from None
+        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {_reason(exc)}",
+                                         "check the path and permissions")]) from None
     if not stat.S_ISREG(info.st_mode):
         kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
         raise ConfigError([ConfigProblem(label, "(file)", f"{kind}, not a config file",
-                                         "pass the path of a TOML file (`gobot init` writes one) with --config or GOBOT_CONFIG")])
+                                         "pass the path of a TOML file (`gobot init` writes one) "
+                                         "with --config or GOBOT_CONFIG")])
     if info.st_size > MAX_CONFIG_BYTES:
-        raise ConfigError([ConfigProblem(label, "(file)", f"is {info.st_size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes",
+        raise ConfigError([ConfigProblem(label, "(file)",
+                                         f"is {info.st_size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes",
                                          "pass the path of the TOML config file, not another file")])
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {_reason(exc)}", "check the path and permissions")]) from None
+        raise ConfigError([ConfigProblem(label, "(file)", f"cannot read: {_reason(exc)}",
+                                         "check the path and permissions")]) from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError([ConfigProblem(label, "(file)", f"is more than {MAX_CONFIG_BYTES} bytes; a config file is not",
+        raise ConfigError([ConfigProblem(label, "(file)",
+                                         f"is more than {MAX_CONFIG_BYTES} bytes; a config file is not",
                                          "pass the path of the TOML config file, not another file")])
     try:
         text = raw.decode("utf-8")
@@ -634,7 +673,8 @@ def split_plugins(plugins: Any, label: str) -> tuple[dict[str, Any], dict[str, d
             sections[key] = value
         else:
             problems.append(ConfigProblem(label, f"plugins.{_shown(key)}",
-                                          f"expected a [plugins.{_shown(key)}] table or one of {sorted(PluginsConfig.model_fields)}",
+                                          f"expected a [plugins.{_shown(key)}] table "
+                                          f"or one of {sorted(PluginsConfig.model_fields)}",
                                           f"write its settings under a [plugins.{_shown(key)}] heading"))
     return core, sections, problems
 
@@ -667,11 +707,12 @@ def _hostile_values(data: dict[str, Any], label: str) -> list[ConfigProblem]:
             for name, item in value.items():
                 shown = _shown(name)
                 if isinstance(name, str) and "\x00" in name:
-                    problems.append(ConfigProblem(label, ".".join(path + [shown]), "the key contains a NUL character", "remove it"))
+                    problems.append(ConfigProblem(label, ".".join(path + [shown]), "the key contains a NUL character",
+                                                  "remove it"))
                     continue
                 if in_plugin and len(path) >= 2 and isinstance(name, str) and _SECRET_KEY_PATTERN.search(name):
-                    problems.append(ConfigProblem(label, ".".join(path + [shown]), "a secret does not belong in the config file",
-                                                  secrets_fix))
+                    problems.append(ConfigProblem(label, ".".join(path + [shown]),
+                                                  "a secret does not belong in the config file", secrets_fix))
                     continue
                 walk(item, path + [shown], in_plugin or (path == ["plugins"] and isinstance(item, dict)))
         elif isinstance(value, list):
@@ -683,7 +724,8 @@ def _hostile_values(data: dict[str, Any], label: str) -> list[ConfigProblem]:
                 return
             for pattern, what in _CREDENTIAL_VALUES:
                 if pattern.search(value):
-                    problems.append(ConfigProblem(label, key, f"holds {what}, a credential; secrets never go in the config file",
+                    problems.append(ConfigProblem(label, key,
+                                                  f"holds {what}, a credential; secrets never go in the config file",
                                                   _credential_fix(path)))
                     return
         elif in_plugin and isinstance(value, float) and not math.isfinite(value):
@@ -709,7 +751,8 @@ def runtime_problems(settings: Settings) -> list[ConfigProblem]:
     reason = unusable_folder(settings.state_path)
     if reason:
         problems.append(_from_env(ConfigProblem(settings.file_label, "state_dir", f"{settings.state_path}: {reason}",
-                                                "use a folder you own and can write (a relative path is relative to the config file)"),
+                                                "use a folder you own and can write "
+                                                "(a relative path is relative to the config file)"),
                                   settings.file_label, settings.env_sources))
     return problems + secret_problems()
 
@@ -806,7 +849,8 @@ def validate_plugin_section(settings: Settings, name: str, model: type[BaseModel
         return model.model_validate(section)
     except ValidationError as exc:
         problems = problems_from_validation(exc, model, settings.file_label, prefix=f"plugins.{name}")
-        raise ConfigError(unique([_from_env(problem, settings.file_label, sources, annotation_of) for problem in problems])) from None
+        raise ConfigError(unique([_from_env(problem, settings.file_label, sources, annotation_of)
+                                  for problem in problems])) from None
 
 
 def problems_from_validation(
@@ -821,10 +865,12 @@ def problems_from_validation(
         if error["type"] == "extra_forbidden":
             problems.append(ConfigProblem(label, key, "unknown key", _unknown_key_fix(owner, field_name, model)))
         elif error["type"] == "model_type":  # e.g. ``trading = 3``: a section written as a value
-            problems.append(ConfigProblem(label, key, f"expected a [{key}] table", f"write its keys under a [{key}] heading"))
+            problems.append(ConfigProblem(label, key, f"expected a [{key}] table",
+                                          f"write its keys under a [{key}] heading"))
         else:
             # A validator's own message ("'btc' is not a BASE/QUOTE symbol") without pydantic's "Value error, ".
-            message = str(error["ctx"]["error"]) if error["type"] == "value_error" and "error" in error.get("ctx", {}) else error["msg"]
+            message = (str(error["ctx"]["error"]) if error["type"] == "value_error" and "error" in error.get("ctx", {})
+                       else error["msg"])
             problems.append(ConfigProblem(label, key, message, _field_fix(owner, field_name)))
     return problems
 
@@ -898,7 +944,8 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):  # an inline table, e.g. a plugin's price table by model name
         keys = (k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else f'"{k}"' for k in value)
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in zip(keys, value.values())) + " }" if value else "{}"
+        return ("{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in zip(keys, value.values())) + " }"
+                if value else "{}")
     if isinstance(value, float) and value.is_integer():
         return str(int(value)) if abs(value) >= 1 else str(value)
     return str(value)
@@ -926,7 +973,8 @@ def load_plugin_configs(settings: Settings, hooks: Any) -> dict[str, BaseModel]:
     configs, problems = {}, []
     for plugin, model in hooks.collect_sync("gobot_config_model"):
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise PluginError(plugin, "gobot_config_model must return a pydantic BaseModel subclass", hook="gobot_config_model")
+            raise PluginError(plugin, "gobot_config_model must return a pydantic BaseModel subclass",
+                              hook="gobot_config_model")
         try:
             configs[plugin] = validate_plugin_section(settings, plugin, model)
         except ConfigError as exc:

@@ -59,8 +59,9 @@ def secret_problems(environ: Mapping[str, str] | None = None) -> list[ConfigProb
         if len(value) < MIN_SECRET_LENGTH:
             problems.append(ConfigProblem(
                 ENVIRONMENT, name,
-                f"is {len(value)} characters long; a secret shorter than {MIN_SECRET_LENGTH} characters cannot be masked "
-                "in logs and alerts without also masking ordinary data (a year in a date, a price)", SECRET_FIX))
+                f"is {len(value)} characters long; a secret shorter than {MIN_SECRET_LENGTH} characters "
+                "cannot be masked in logs and alerts without also masking ordinary data (a year in a date, a price)",
+                SECRET_FIX))
         elif looks_like_data(value):
             problems.append(ConfigProblem(
                 ENVIRONMENT, name,

@@ -110,8 +110,8 @@ def cli() -> None:
 #: Hooks called while plugins load, register and start: a failure there means the set-up is wrong
 #: (a plugin that cannot load, configure or start; None = loading): exit status 2. A plugin failing
 #: in any other hook failed at work (an exchange unreachable during a download, ...): exit status 1.
-SETUP_HOOKS = frozenset({None, "gobot_config_model", "gobot_register_commands", "gobot_register_strategies", "gobot_clock",
-                         "gobot_rate_limit_policy", "gobot_environment", "gobot_startup"})
+SETUP_HOOKS = frozenset({None, "gobot_config_model", "gobot_register_commands", "gobot_register_strategies",
+                         "gobot_clock", "gobot_rate_limit_policy", "gobot_environment", "gobot_startup"})
 
 
 def exit_status(error: GobotError) -> int:
@@ -143,7 +143,7 @@ def main() -> None:
         if not is_disk_error(exc):
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        click.secho(f"Error: {where}{disk_error_text(exc)} — fix: free space on that file system and run the command again",
-                    fg="red", err=True)
+        click.secho(f"Error: {where}{disk_error_text(exc)} — fix: free space on that file system "
+                    "and run the command again", fg="red", err=True)
         sys.exit(1)  # the machine failed the command, not its user: a runtime failure
     sys.exit(code if isinstance(code, int) else 0)

@@ -37,8 +37,10 @@ def kinds(as_json):
 
 @alerts.command("test")
 @config_option
-@click.option("--kind", "only", multiple=True, metavar="KIND", help="Send only this kind (repeatable); default: every kind.")
-@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME", help="Enable a channel plugin for this test (repeatable).")
+@click.option("--kind", "only", multiple=True, metavar="KIND",
+              help="Send only this kind (repeatable); default: every kind.")
+@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME",
+              help="Enable a channel plugin for this test (repeatable).")
 @click.option("--disable", multiple=True, metavar="NAME", help="Disable a plugin for this test (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def test(config_path, only, enable, disable, as_json):
@@ -57,11 +59,13 @@ def test(config_path, only, enable, disable, as_json):
 
     unknown = sorted(set(only) - set(ALERT_KINDS))
     if unknown:
-        raise click.BadParameter(f"unknown kind {', '.join(unknown)}; `gobot alerts kinds` lists them", param_hint="--kind")
+        raise click.BadParameter(f"unknown kind {', '.join(unknown)}; `gobot alerts kinds` lists them",
+                                 param_hint="--kind")
     settings, plugin_set = load(config_path, enable, disable)
     setup_logging(settings)
     channels = AlertChannels(settings, plugin_set)
-    samples = [a.model_copy(update={"title": f"[test] {a.title}"}) for a in sample_alerts() if not only or a.kind in only]
+    samples = [a.model_copy(update={"title": f"[test] {a.title}"})
+               for a in sample_alerts() if not only or a.kind in only]
 
     async def send_all() -> None:
         for alert in samples:
@@ -97,8 +101,10 @@ def _print_report(report: dict, failed: list, sent: int) -> None:
         for item in row["failed"]:
             console.print(f"[red]{name}[/]: {item['kind']}: {item['detail']}", markup=True, highlight=False)
         if row["unreported"]:
-            console.print(f"[dim]{name}: not sent (below its min_severity, or no receipt): {', '.join(row['unreported'])}[/]")
+            console.print(f"[dim]{name}: not sent (below its min_severity, or no receipt): "
+                          f"{', '.join(row['unreported'])}[/]")
     for info in failed:
         console.print(f"[bold red]plugin {info.name} failed to load[/]: {info.reason}", highlight=False)
     if not report:
-        console.print("[yellow]No alert channel is enabled: enable one in [plugins] enable (telegram, webhook) or keep console.[/]")
+        console.print("[yellow]No alert channel is enabled: enable one in [plugins] enable (telegram, webhook) "
+                      "or keep console.[/]")

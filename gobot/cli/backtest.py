@@ -27,35 +27,51 @@ def _percent_or_none(value: str | None, flag: str):
 
 @click.command()
 @config_option
-@click.option("-s", "--strategy", metavar="NAME", help="Strategy to test (registered by an enabled plugin); default: the only one.")
+@click.option("-s", "--strategy", metavar="NAME",
+              help="Strategy to test (registered by an enabled plugin); default: the only one.")
 @click.option("--data", multiple=True, metavar="PATH|SYMBOL",
               help="A CSV file (BTC_USDT-1m.csv), a folder, or a symbol looked up in [backtest] data_dir. Repeatable: "
                    "several symbols trade as one portfolio. Default: every [trading] symbol in data_dir.")
-@click.option("--timeframe", metavar="TF", help="Candle size, e.g. 1m, 5m, 1h (a finer file is resampled); default [backtest] timeframe.")
+@click.option("--timeframe", metavar="TF",
+              help="Candle size, e.g. 1m, 5m, 1h (a finer file is resampled); default [backtest] timeframe.")
 @click.option("--from", "start", metavar="DATE", help="First candle, e.g. 2025-01-01 or 2025-01-01T12:00 (UTC).")
 @click.option("--to", "end", metavar="DATE", help="End (exclusive), same format.")
-@click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE", help="Override a strategy parameter (repeatable).")
-@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME", help="Enable a plugin for this run, e.g. -p sma_cross.")
+@click.option("--set", "assignments", multiple=True, metavar="PARAM=VALUE",
+              help="Override a strategy parameter (repeatable).")
+@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME",
+              help="Enable a plugin for this run, e.g. -p sma_cross.")
 @click.option("--disable", multiple=True, metavar="NAME", help="Disable a plugin for this run.")
 @click.option("--path", "path", type=click.Choice(["auto", "vectorized", "per-bar"]), default="auto", show_default=True,
               help="Signals from the strategy's vectorized() (auto when it has one) or signal() per bar.")
-@click.option("--fill", type=click.Choice(["next-open", "close"]), help="When a decision fills; default [backtest] fill (next-open).")
-@click.option("--fee", type=click.FloatRange(min=0, max=100, max_open=True), help="Fee per fill, %; default as [plugins.paper].")
-@click.option("--slippage", type=click.FloatRange(min=0, max=100, max_open=True), help="Slippage of market and stop fills, %.")
+@click.option("--fill", type=click.Choice(["next-open", "close"]),
+              help="When a decision fills; default [backtest] fill (next-open).")
+@click.option("--fee", type=click.FloatRange(min=0, max=100, max_open=True),
+              help="Fee per fill, %; default as [plugins.paper].")
+@click.option("--slippage", type=click.FloatRange(min=0, max=100, max_open=True),
+              help="Slippage of market and stop fills, %.")
 @click.option("--stop-loss", metavar="PCT|none", help="Stop distance when the signal gives none, %; default [trading].")
-@click.option("--take-profit", metavar="PCT|none", help="Target distance when the signal gives none, %; default [trading].")
-@click.option("--equity", type=click.FloatRange(min=0, min_open=True), help="Starting equity; default [backtest] or [trading].")
-@click.option("--sizing", metavar="plugins|all-in|N%|N", help="Position size: the sizer plugin (as live), all available margin, "
+@click.option("--take-profit", metavar="PCT|none",
+              help="Target distance when the signal gives none, %; default [trading].")
+@click.option("--equity", type=click.FloatRange(min=0, min_open=True),
+              help="Starting equity; default [backtest] or [trading].")
+@click.option("--sizing", metavar="plugins|all-in|N%|N",
+              help="Position size: the sizer plugin (as live), all available margin, "
               "a percent of equity, or a notional; default [backtest] sizing.")
-@click.option("--risk", type=click.Choice(["plugins", "none"]), help="Ask every risk plugin at each entry (as live), or nobody.")
+@click.option("--risk", type=click.Choice(["plugins", "none"]),
+              help="Ask every risk plugin at each entry (as live), or nobody.")
 @click.option("--long-only", is_flag=True, help="A SHORT signal only closes a long.")
-@click.option("--check-lookahead", is_flag=True, help="Also re-run the strategy on truncated data; fail if earlier signals change.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write an HTML report (equity curve, trade markers) here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (metrics, trades, data gaps) instead of tables.")
+@click.option("--check-lookahead", is_flag=True,
+              help="Also re-run the strategy on truncated data; fail if earlier signals change.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write an HTML report (equity curve, trade markers) here.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON (metrics, trades, data gaps) instead of tables.")
 @click.option("--trades", "show_trades", type=click.IntRange(min=0), default=0, help="Also list the last N trades.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal, for long per-bar runs).")
-def backtest(config_path, strategy, data, timeframe, start, end, assignments, enable, disable, path, fill, fee, slippage,
-             stop_loss, take_profit, equity, sizing, risk, long_only, check_lookahead, html_path, as_json, show_trades, progress):
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: on a terminal, for long per-bar runs).")
+def backtest(config_path, strategy, data, timeframe, start, end, assignments, enable, disable, path, fill, fee,
+             slippage, stop_loss, take_profit, equity, sizing, risk, long_only, check_lookahead, html_path, as_json,
+             show_trades, progress):
     """Backtest a strategy on candle files, offline.
 
     The strategy component is the one its plugin registers for live trading, called directly:
@@ -121,7 +137,8 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
         if html_path:
             click.echo(f"HTML report: {written}")
         if check_lookahead:
-            click.echo("lookahead check: " + ("no earlier signal changed on truncated data" if not problems else "FAILED"))
+            click.echo("lookahead check: "
+                       + ("no earlier signal changed on truncated data" if not problems else "FAILED"))
             for problem in problems:
                 click.echo(f"  {problem}", err=True)
     if problems:
@@ -142,8 +159,9 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} candles"),
-                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:,}/{task.total:,} candles"), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
         self.bar.start()
         return self.update
 

@@ -21,7 +21,8 @@ config_option = click.option(
 )
 
 
-def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[str] = (), *, live: bool = False) -> tuple[Settings, PluginSet]:
+def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[str] = (), *,
+         live: bool = False) -> tuple[Settings, PluginSet]:
     """Settings from the file plus plugins per ``[plugins]`` and the command line's -p/--disable."""
     settings = load_settings(config_path)
     plugin_set = build_plugin_set(

@@ -25,7 +25,8 @@ def render_config(plugin_models: dict) -> str:
         "# gobot configuration. Units and sign conventions are in each comment; docs/configuration.md has more.\n"
         "# Secrets (BINANCE_API_KEY, BINANCE_API_SECRET, OPENAI_API_KEY, TELEGRAM_TOKEN, GOBOT_DASHBOARD_TOKEN,\n"
         "# GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n"
-        "# Any key can be overridden from the environment: GOBOT_<SECTION>__<KEY>, e.g. GOBOT_TRADING__MAX_POSITION_USD=25,\n"
+        "# Any key can be overridden from the environment: GOBOT_<SECTION>__<KEY>, "
+        "e.g. GOBOT_TRADING__MAX_POSITION_USD=25,\n"
         "# GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's, GOBOT_STATE_DIR; a command-line flag wins over both.\n",
         commented_toml(Settings, None),
         commented_toml(TradingConfig, "trading"),
@@ -48,7 +49,8 @@ def _plugin_models(plugin_set) -> dict:
 @click.command()
 @click.option("--config", "--path", "target", type=click.Path(dir_okay=False), default="config.toml", show_default=True,
               help="Where to write.")
-@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME", help="Also write the section of plugin NAME (repeatable).")
+@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME",
+              help="Also write the section of plugin NAME (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print instead of writing.")
 def init(target, enable, force, to_stdout):
@@ -86,13 +88,10 @@ def check(config_path):
     long enough to be masked, and the dashboard's address. Every problem is reported as
     file:key: message — fix. Exit status 2 if any (a configuration error, as in every command).
     """
-    import difflib
-
     from gobot.config import (
         ENV_LABEL,
         did_you_mean,
         env_report,
-        env_var_name,
         find_config_path,
         load_plugin_configs,
         load_settings,
@@ -123,7 +122,8 @@ def check(config_path):
             problems.append(ConfigProblem(label, "plugins.enable", f"plugin '{info.name}' {info.reason}",
                                           f"{did_you_mean(info.name, installed)}check the name in `gobot plugins`"))
         else:
-            problems.append(ConfigProblem(label, f"plugins.{info.name}", f"plugin '{info.name}' {info.reason}", "fix or disable the plugin"))
+            problems.append(ConfigProblem(label, f"plugins.{info.name}", f"plugin '{info.name}' {info.reason}",
+                                          "fix or disable the plugin"))
     plugin_configs = {}
     try:
         plugin_configs = load_plugin_configs(settings, HookCaller(plugin_set.pm))
@@ -131,19 +131,7 @@ def check(config_path):
         problems.extend(exc.problems)
     except PluginError as exc:  # e.g. a gobot_config_model that raises: still one line, never a traceback
         problems.append(ConfigProblem(label, f"plugins.{exc.plugin}", str(exc), "fix or disable the plugin"))
-    for name in sorted(settings.plugin_sections):
-        info = plugin_set.plugins.get(name)
-        if info is None:
-            hint = did_you_mean(name, installed)
-            from_env = {key.split(".", 2)[2]: var for key, (var, _raw) in settings.env_sources.items() if key.startswith(f"plugins.{name}.")}
-            if from_env and set(settings.plugin_sections[name]) <= set(from_env):  # a section only variables make
-                key, var = sorted(from_env.items())[0]
-                close = difflib.get_close_matches(name, sorted(installed), n=1)
-                hint = f"did you mean {env_var_name('plugins', close[0], key)}? " if close else ""
-                problems.append(ConfigProblem(ENV_LABEL, var, f"no installed plugin is called '{name}'", f"{hint}unset it, or install the plugin"))
-                continue
-            fix = f"{hint}rename the section, or remove it" if hint else "remove the section or install the plugin"
-            problems.append(ConfigProblem(label, f"plugins.{name}", "no installed plugin has this name", fix))
+    problems.extend(_section_problems(settings, plugin_set, installed))
     if core_ok:  # what `gobot start` checks next: the state folder, secrets in the environment, the dashboard
         problems.extend(runtime_problems(settings))
         problems.extend(_server_problems(settings))
@@ -162,6 +150,33 @@ def check(config_path):
     _show_env(from_env)
 
 
+def _section_problems(settings, plugin_set, installed: set[str]) -> list:
+    """A [plugins.<name>] section (in the file or from variables) that no installed plugin owns."""
+    import difflib
+
+    from gobot.config import ENV_LABEL, did_you_mean, env_var_name
+    from gobot.errors import ConfigProblem
+
+    problems = []
+    for name in sorted(settings.plugin_sections):
+        info = plugin_set.plugins.get(name)
+        if info is None:
+            hint = did_you_mean(name, installed)
+            from_env = {key.split(".", 2)[2]: var for key, (var, _raw) in settings.env_sources.items()
+                        if key.startswith(f"plugins.{name}.")}
+            if from_env and set(settings.plugin_sections[name]) <= set(from_env):  # a section only variables make
+                key, var = sorted(from_env.items())[0]
+                close = difflib.get_close_matches(name, sorted(installed), n=1)
+                hint = f"did you mean {env_var_name('plugins', close[0], key)}? " if close else ""
+                problems.append(ConfigProblem(ENV_LABEL, var, f"no installed plugin is called '{name}'",
+                                              f"{hint}unset it, or install the plugin"))
+                continue
+            fix = f"{hint}rename the section, or remove it" if hint else "remove the section or install the plugin"
+            problems.append(ConfigProblem(settings.file_label, f"plugins.{name}", "no installed plugin has this name",
+                                          fix))
+    return problems
+
+
 def _show_env(lines: list[str]) -> None:
     """Which values came from GOBOT_<SECTION>__<KEY> variables (they win over the file)."""
     if lines:
@@ -172,7 +187,8 @@ def _show_env(lines: list[str]) -> None:
 
 def _installed_names(plugin_set) -> set[str]:
     """Every installed plugin's name, enabled or not (not the names enabled but found nowhere)."""
-    return {name for name, info in plugin_set.plugins.items() if not (info.status == "failed" and info.reason.startswith("enabled but not installed"))}
+    return {name for name, info in plugin_set.plugins.items()
+            if not (info.status == "failed" and info.reason.startswith("enabled but not installed"))}
 
 
 def _server_problems(settings) -> list:
@@ -191,11 +207,13 @@ def _server_problems(settings) -> list:
     if token:
         weakness = token_weakness(token)
         return [ConfigProblem(settings.file_label, "server.host",
-                              f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is too weak to guard it: {weakness}',
-                              f"set a random one, e.g. {TOKEN_ENV}=$(openssl rand -hex 16), or bind to 127.0.0.1")] if weakness else []
+                              f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is too weak '
+                              f"to guard it: {weakness}",
+                              f"set a random one, e.g. {TOKEN_ENV}=$(openssl rand -hex 16), "
+                              "or bind to 127.0.0.1")] if weakness else []
     return [ConfigProblem(settings.file_label, "server.host",
-                          f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is not set: anyone who can '
-                          "reach the port could control the bot",
+                          f'"{settings.server.host}" is not a loopback address and {TOKEN_ENV} is not set: '
+                          "anyone who can reach the port could control the bot",
                           f"set {TOKEN_ENV} in the environment, or bind to 127.0.0.1")]
 
 

@@ -50,7 +50,8 @@ def kill(config_path, close_positions, reason):
     _audit(settings, state, "kill_switch", reason=reason, source="gobot kill", close_positions=close_positions)
     click.echo(f"Kill switch on: {path}")
     if not settings.orchestrator.kill_switch_enabled:
-        click.secho("Warning: [orchestrator] kill_switch_enabled = false, so the bot ignores it.", fg="yellow", err=True)
+        click.secho("Warning: [orchestrator] kill_switch_enabled = false, so the bot ignores it.",
+                    fg="yellow", err=True)
     if not close_positions:
         return
     if store.bot_running():
@@ -69,7 +70,8 @@ def _write_switch(path, reason: str) -> None:
     except OSError as exc:
         if not (is_disk_error(exc) and path.exists()):
             raise
-        click.secho(f"Warning: {path} is on, but its reason could not be written: {disk_error_text(exc)}.", fg="yellow", err=True)
+        click.secho(f"Warning: {path} is on, but its reason could not be written: {disk_error_text(exc)}.",
+                    fg="yellow", err=True)
 
 
 def _audit(settings, state, event: str, **data) -> None:
@@ -89,7 +91,8 @@ def _run_mode(state_dir, run_id: str) -> str:
     """The mode (paper, live, testnet) the run was started in, from its run_started audit events."""
     from gobot.run.audit import read_audit
 
-    modes = [e.get("mode") for e in read_audit(state_dir / "audit.jsonl") if e.get("event") == "run_started" and e.get("run_id") == run_id]
+    modes = [e.get("mode") for e in read_audit(state_dir / "audit.jsonl")
+             if e.get("event") == "run_started" and e.get("run_id") == run_id]
     return modes[-1] if modes and modes[-1] else "paper"
 
 
@@ -125,10 +128,12 @@ def _close_out(config_path, settings, store, state) -> None:
     runner = Runner(bot)
     asyncio.run(runner.run())
     for trade in bot.state.trades[before:]:
-        click.echo(f"  closed {trade.direction.value.lower()} {trade.symbol} @ {trade.exit_price:.6g}: P&L {trade.pnl:+.2f}")
+        click.echo(f"  closed {trade.direction.value.lower()} {trade.symbol} @ {trade.exit_price:.6g}: "
+                   f"P&L {trade.pnl:+.2f}")
     if bot.state.positions:
-        click.secho(f"Still open after {runner.close_out_cycles} close-out cycles: {', '.join(sorted(bot.state.positions))}. "
-                    "Check the exchange, then run this again.", fg="red", err=True)
+        click.secho(f"Still open after {runner.close_out_cycles} close-out cycles: "
+                    f"{', '.join(sorted(bot.state.positions))}. Check the exchange, then run this again.",
+                    fg="red", err=True)
         raise click.exceptions.Exit(1)
     click.echo(f"Flat after {runner.close_out_cycles} close-out cycles. `gobot resume` removes the kill switch.")
 

@@ -14,7 +14,8 @@ def data():
 
 @data.command()
 @config_option
-@click.option("--symbol", "symbols", multiple=True, default=("BTC/USDT", "ETH/USDT"), show_default=True, help="Symbol (repeatable).")
+@click.option("--symbol", "symbols", multiple=True, default=("BTC/USDT", "ETH/USDT"), show_default=True,
+              help="Symbol (repeatable).")
 @click.option("--days", type=click.IntRange(min=1), default=10, show_default=True, help="Length of the series.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: same seed, same bytes.")
 @click.option("--out", type=click.Path(file_okay=False), default="data", show_default=True,
@@ -50,13 +51,15 @@ def _date(value: str | None):
 @data.command()
 @config_option
 @click.option("--symbol", "symbols", multiple=True, required=True, help="Symbol such as BTC/USDT (repeatable).")
-@click.option("--timeframe", default="1m", show_default=True, help="Candle size, as Binance names it: 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.")
+@click.option("--timeframe", default="1m", show_default=True,
+              help="Candle size, as Binance names it: 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M.")
 @click.option("--from", "--since", "since", required=True, metavar="DATE",
               help="First candle's open time, UTC: 2025-01-01 or 2025-01-01T12:00 (--since is the same option).")
 @click.option("--to", "--until", "until", default=None, metavar="DATE",
               help="End of the range (exclusive), UTC; default: now, only closed candles (--until is the same option).")
 @click.option("--exchange", default="binance", show_default=True, help="Exchange plugin to download from.")
-@click.option("--market", type=click.Choice(["spot", "futures"]), default=None, help="Override [plugins.<exchange>] market.")
+@click.option("--market", type=click.Choice(["spot", "futures"]), default=None,
+              help="Override [plugins.<exchange>] market.")
 @click.option("--api-url", default=None, help="Override [plugins.<exchange>] api_url: a Binance-compatible base URL.")
 @click.option("--out", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Folder to write to (the replay plugin's data_dir), relative to the config file's folder.")
@@ -90,7 +93,8 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
     overrides = {key: value for key, value in (("market", market), ("api_url", api_url)) if value is not None}
     if overrides:
         settings.plugin_sections[exchange] = {**settings.plugin_sections.get(exchange, {}), **overrides}
-    plugin_set = build_plugin_set(enable=[*settings.plugins.enable, exchange, "adaptive_rate_limit"], disable=settings.plugins.disable)
+    plugin_set = build_plugin_set(enable=[*settings.plugins.enable, exchange, "adaptive_rate_limit"],
+                                  disable=settings.plugins.disable)
     plugin_set.raise_for_failures()
     hooks = HookCaller(plugin_set.pm)
     ctx = CommandContext(settings, load_plugin_configs(settings, hooks), report=lambda line: click.echo(line, err=True))
@@ -102,22 +106,26 @@ def download(config_path, symbols, timeframe, since, until, exchange, market, ap
         def advance(done_ms: int, total_ms: int) -> None:
             progress.update(task, completed=done_ms, total=total_ms)
 
-        answer = await hooks.first("gobot_download_candles", ctx=ctx, exchange=exchange, symbol=symbol, timeframe=timeframe,
-                                   since=start, until=end, progress=advance)
+        answer = await hooks.first("gobot_download_candles", ctx=ctx, exchange=exchange, symbol=symbol,
+                                   timeframe=timeframe, since=start, until=end, progress=advance)
         if answer is None:
             raise GobotError(f"no enabled plugin downloads from '{exchange}' (is it installed? `gobot plugins`)")
         return answer[1]
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+               TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=False) as progress:
         for symbol in symbols:
             task = progress.add_task(f"{symbol} {timeframe}", total=None)
             result = asyncio.run(fetch(symbol, progress, task))
             candles = result.candles
             path = folder / csv_name(symbol, timeframe)
-            write_csv(path, list(zip(candles.timestamp, candles.open, candles.high, candles.low, candles.close, candles.volume)))
+            write_csv(path, list(zip(candles.timestamp, candles.open, candles.high, candles.low, candles.close,
+                                     candles.volume)))
             markets = json.loads(markets_path.read_text(encoding="utf-8")) if markets_path.exists() else {}
             markets[symbol] = result.market
             markets_path.write_text(json.dumps(markets, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-            first = datetime.fromtimestamp(candles.timestamp[0] / 1000, tz=timezone.utc).isoformat() if candles.timestamp else "-"
-            progress.console.print(f"{path}: {len(candles)} candles of {timeframe} from {first}; market rules in {markets_path.name}")
+            first = (datetime.fromtimestamp(candles.timestamp[0] / 1000, tz=timezone.utc).isoformat()
+                     if candles.timestamp else "-")
+            progress.console.print(f"{path}: {len(candles)} candles of {timeframe} from {first}; "
+                                   f"market rules in {markets_path.name}")

@@ -48,7 +48,8 @@ def plugins(ctx, config_path, enable, disable, as_json):
     colours = {"enabled": "green", "disabled": "dim", "failed": "bold red"}
     for row in rows:
         dist = escape(f"{row['distribution']} {row['version']}".strip())
-        status = f"[{colours[row['status']]}]{row['status']}[/]" + (f": {escape(row['reason'])}" if row["reason"] else "")
+        status = (f"[{colours[row['status']]}]{row['status']}[/]"
+                  + (f": {escape(row['reason'])}" if row["reason"] else ""))
         hooks = "\n".join(h.removeprefix("gobot_") for h in row["hooks"])
         table.add_row(f"{row['name']}\n[dim]{dist}[/]", status, hooks)
     Console().print(table)

@@ -197,7 +197,8 @@ class ${cls}Strategy:
 
     name = NAME
     parameters = {
-        "lookback": ParamSpec(default=12, low=2, high=100, step=1, description="candles the move is measured over, count"),
+        "lookback": ParamSpec(default=12, low=2, high=100, step=1,
+                              description="candles the move is measured over, count"),
         "threshold_pct": ParamSpec(default=0.3, low=0.05, high=5.0, step=0.05, integer=False,
                                    description="move that makes an idea, % of price"),
     }
@@ -323,7 +324,8 @@ class ${cls}:
         config = ${cls}Config.of(ctx, NAME)
         if intent.notional_usd > config.max_notional_usd:
             return RiskVerdict(approved=False,
-                               reason=f"notional {intent.notional_usd:.2f} USD above max_notional_usd {config.max_notional_usd:g}")
+                               reason=f"notional {intent.notional_usd:.2f} USD above "
+                                      f"max_notional_usd {config.max_notional_usd:g}")
         return RiskVerdict(approved=True, reason="within max_notional_usd")
 '''
 
@@ -407,7 +409,8 @@ class ${cls}:
         handle = self._open(ctx)
         handle.write(f"{when} {alert.severity.value} {alert.kind}: {alert.title}{text}\\n")
         handle.flush()
-        ctx.audit("alert_delivery", channel=NAME, kind=alert.kind, title=alert.title, delivered=True, detail=config.path)
+        ctx.audit("alert_delivery", channel=NAME, kind=alert.kind, title=alert.title, delivered=True,
+                  detail=config.path)
 
     @hookimpl
     def gobot_shutdown(self):
@@ -432,7 +435,8 @@ def test_every_alert_of_a_run_is_delivered_in_order(replay_bot, run_bot, tmp_pat
 
 def test_quieter_alerts_than_min_severity_are_not_delivered(replay_bot, run_bot, tmp_path):
     path = tmp_path / "alerts.log"
-    bot = replay_bot(config={"plugins": {NAME: {"path": str(path), "min_severity": "CRITICAL"}}}, plugins=[(NAME, $cls())])
+    bot = replay_bot(config={"plugins": {NAME: {"path": str(path), "min_severity": "CRITICAL"}}},
+                     plugins=[(NAME, $cls())])
     run_bot(bot, 10)
     assert all(" CRITICAL " in line for line in path.read_text().splitlines())
 

@@ -16,18 +16,23 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 
 @click.command()
 @config_option
-@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME", help="Enable a plugin for this run (repeatable).")
+@click.option("-p", "--plugin", "enable", multiple=True, metavar="NAME",
+              help="Enable a plugin for this run (repeatable).")
 @click.option("--disable", multiple=True, metavar="NAME", help="Disable a plugin for this run (repeatable).")
-@click.option("--max-iterations", type=click.IntRange(min=0), default=None, help="Cycles to run (0 = no limit); default from config.")
+@click.option("--max-iterations", type=click.IntRange(min=0), default=None,
+              help="Cycles to run (0 = no limit); default from config.")
 @click.option("--paper/--live", "paper", default=True, show_default=True,
               help="--paper (the default) never risks real money: simulated fills, or an exchange plugin's testnet "
-              "(the start line says which); --live sends real orders (needs keys in the environment and a risk plugin).")
-@click.option("--fresh", is_flag=True, help="Start a new run instead of resuming an unfinished one (the old state is archived; "
+              "(the start line says which); --live sends real orders (needs keys in the environment "
+              "and a risk plugin).")
+@click.option("--fresh", is_flag=True,
+              help="Start a new run instead of resuming an unfinished one (the old state is archived; "
               "on the wall clock open positions and working orders carry over).")
 @click.option("--skip-validation", is_flag=True,
               help="With --live: start although `gobot validate` fails (audited, and alerted as CRITICAL).")
 @click.option("--serve", is_flag=True,
-              help="Serve /health, /metrics, the JSON API and the live dashboard while running ([server] host and port).")
+              help="Serve /health, /metrics, the JSON API and the live dashboard while running "
+              "([server] host and port).")
 @click.option("--host", metavar="ADDRESS", default=None,
               help="Address the server binds (implies --serve); default [server] host, 127.0.0.1. A non-loopback one "
                    "needs GOBOT_DASHBOARD_TOKEN.")
@@ -35,7 +40,8 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
               help="TCP port of the server (implies --serve); default [server] port, 8765; 0 = any free port.")
 @click.option("--quiet", is_flag=True, help="No per-cycle table at the end, just the summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to the terminal too.")
-def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, host, port, quiet, verbose):
+def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, host, port, quiet,
+          verbose):
     """Run the bot: cycles of scan -> ideas -> adjust -> validate -> execute -> report.
 
     With no config and no keys this trades on paper, on the bundled synthetic market data, on a
@@ -65,7 +71,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     from gobot.run.state import StateStore
 
     if StateStore(settings.state_path).bot_running():
-        raise StartRefused(f"a bot is already running on {settings.state_path}; stop it first (or use another state_dir)")
+        raise StartRefused(f"a bot is already running on {settings.state_path}; "
+                           "stop it first (or use another state_dir)")
     if live:
         _check_live(plugin_set)
     overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
@@ -115,8 +122,10 @@ def _fresh_note(state_path, had_state: bool, bot) -> str:
     """One line: what --fresh started afresh, and what it keeps in the state folder."""
     kept = [what for name, what in _KEPT_ON_FRESH if (state_path / name).exists()]
     if bot.state.positions or bot.state.open_orders:
-        kept.append(f"{len(bot.state.positions)} open position(s) and {len(bot.state.open_orders)} working order(s) (wall clock)")
-    start = "--fresh: a new run, the previous one's state archived in runs/" if had_state else "--fresh: a new run (none to archive)"
+        kept.append(f"{len(bot.state.positions)} open position(s) and {len(bot.state.open_orders)} "
+                    "working order(s) (wall clock)")
+    start = ("--fresh: a new run, the previous one's state archived in runs/" if had_state
+             else "--fresh: a new run (none to archive)")
     return f"{start}; kept: {', '.join(kept) if kept else 'nothing else'}."
 
 
@@ -141,8 +150,9 @@ def _warn_unknown_sections(settings, plugin_set) -> None:
     from gobot.config import did_you_mean
 
     for name in sorted(set(settings.plugin_sections) - set(plugin_set.plugins)):
-        click.secho(f"warning: {settings.file_label}:plugins.{name}: no installed plugin has this name and the section is "
-                    f"ignored — fix: {did_you_mean(name, plugin_set.plugins)}rename or remove it", fg="yellow", err=True)
+        click.secho(f"warning: {settings.file_label}:plugins.{name}: no installed plugin has this name "
+                    f"and the section is ignored — fix: {did_you_mean(name, plugin_set.plugins)}rename or remove it",
+                    fg="yellow", err=True)
 
 
 def _check_live(plugin_set) -> None:
@@ -170,12 +180,14 @@ def _go_live_gate(bot, skip_validation: bool) -> None:
         return
     failing = "; ".join(f"{line.name}: {line.evidence}" for line in report.failing)
     if not skip_validation:
-        raise StartRefused(f"--live: the go-live readiness report fails {len(report.failing)} of {len(report.lines)} checks "
+        raise StartRefused(f"--live: the go-live readiness report fails {len(report.failing)} of "
+                           f"{len(report.lines)} checks "
                            f"(run `gobot validate` for the evidence, or pass --skip-validation): {failing}")
     bot.audit("validation_skipped", failing=[line.name for line in report.failing], evidence=failing)
     bot.ctx.alert(Alert(kind="validation_skipped", severity=Severity.CRITICAL,
                         title="LIVE without a passing readiness report (--skip-validation)", text=failing))
-    click.secho(f"Warning: --skip-validation: going live although {len(report.failing)} readiness checks fail.", fg="red", err=True)
+    click.secho(f"Warning: --skip-validation: going live although {len(report.failing)} readiness checks fail.",
+                fg="red", err=True)
 
 
 @click.command()

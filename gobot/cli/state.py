@@ -58,8 +58,8 @@ def restore(config_path, force, reason):
         key, problem = exc.problems[0]
         where = f"{backup}:{key}" if key else str(backup)
         raise RestoreRefused(f"{where}: {problem} — the backup is damaged too; "
-                             f"correct a file by hand, or move {store.state_file.name} aside to start a new run (check the "
-                             "exchange for positions the old run held first)") from None
+                             f"correct a file by hand, or move {store.state_file.name} aside to start a new run "
+                             "(check the exchange for positions the old run held first)") from None
     damage = ""
     try:
         current = store.load()
@@ -67,15 +67,17 @@ def restore(config_path, force, reason):
         damage = str(exc).split(" — fix: ")[0]
     else:
         if current is not None and not force:
-            raise RestoreRefused(f"{store.state_file} is readable (run {current.run_id} after cycle {current.iteration}): "
-                                 f"nothing to restore; --force rolls it back to {backup.name} (run {good.run_id} after "
-                                 f"cycle {good.iteration})")
+            raise RestoreRefused(f"{store.state_file} is readable (run {current.run_id} after cycle "
+                                 f"{current.iteration}): nothing to restore; --force rolls it back to {backup.name} "
+                                 f"(run {good.run_id} after cycle {good.iteration})")
         if current is not None:
             damage = f"readable (run {current.run_id} after cycle {current.iteration}); restored with --force"
     restored, kept = store.restore_backup()
     _audit(settings, restored, "state_restored", reason=reason, source="gobot state restore", backup=str(backup),
            replaced=str(kept) if kept else None, problem=damage or "state.json missing", forced=force)
-    click.echo(f"Restored {store.state_file} from {backup.name}: run {restored.run_id} after cycle {restored.iteration}.")
+    click.echo(f"Restored {store.state_file} from {backup.name}: run {restored.run_id} "
+               f"after cycle {restored.iteration}.")
     if kept:
         click.echo(f"The file it replaced is kept as {kept}.")
-    click.echo(f"`gobot start` resumes the run after cycle {restored.iteration}; the restore is in {settings.state_path / 'audit.jsonl'}.")
+    click.echo(f"`gobot start` resumes the run after cycle {restored.iteration}; "
+               f"the restore is in {settings.state_path / 'audit.jsonl'}.")

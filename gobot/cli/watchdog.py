@@ -9,7 +9,9 @@ from gobot.cli.common import config_option
 
 @click.command()
 @config_option
-@click.option("--once", is_flag=True, help="Check once and exit: status 0 if the heartbeat is fresh or the bot stopped in order, 1 if not (alerting then).")
+@click.option("--once", is_flag=True,
+              help="Check once and exit: status 0 if the heartbeat is fresh or the bot stopped in order, "
+              "1 if not (alerting then).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every check, not only changes.")
 def watchdog(config_path, once, verbose):
     """Alert through the enabled channels when the bot's heartbeat goes stale.
@@ -38,7 +40,8 @@ def watchdog(config_path, once, verbose):
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     channels = AlertChannels(settings, plugin_set)
     for info in channels.failed:
-        click.secho(f"watchdog: plugin {info.name} failed to load ({info.reason}); alerting without it", fg="yellow", err=True)
+        click.secho(f"watchdog: plugin {info.name} failed to load ({info.reason}); alerting without it",
+                    fg="yellow", err=True)
     config = settings.watchdog
     state_dir = settings.state_path
 
