@@ -157,13 +157,14 @@ class SQLiteStore:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(str(path), timeout=SQLITE_BUSY_SECONDS, isolation_level="DEFERRED", check_same_thread=False)
+        self.conn = sqlite3.connect(str(path), timeout=SQLITE_BUSY_SECONDS, isolation_level="DEFERRED",
+                                    check_same_thread=False)
         use_wal(self.conn, SQLITE_BUSY_SECONDS)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.lock = _ImmediateTransaction(self.conn)
         with self.lock:
-            self.conn.execute("CREATE TABLE IF NOT EXISTS gobot_marks (scope TEXT, name TEXT, value REAL, payload TEXT, "
-                              "keep_until REAL, PRIMARY KEY (scope, name))")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS gobot_marks (scope TEXT, name TEXT, value REAL, "
+                              "payload TEXT, keep_until REAL, PRIMARY KEY (scope, name))")
             self.conn.execute("CREATE TABLE IF NOT EXISTS gobot_sharers (scope TEXT, member TEXT, seen REAL, "
                               "PRIMARY KEY (scope, member))")
 
@@ -183,11 +184,13 @@ class SQLiteStore:
 
     def count(self, key: str, since_ms: int) -> int:
         with self.lock:
-            return self.conn.execute(f"SELECT COUNT(*) FROM '{_table(key)}' WHERE item_timestamp >= ?", (since_ms,)).fetchone()[0]
+            return self.conn.execute(f"SELECT COUNT(*) FROM '{_table(key)}' WHERE item_timestamp >= ?",
+                                     (since_ms,)).fetchone()[0]
 
     def force_put(self, key: str, timestamp_ms: int, units: int) -> None:
         with self.lock:
-            self.conn.executemany(f"INSERT INTO '{_table(key)}' (name, item_timestamp) VALUES (?, ?)", [("resync", timestamp_ms)] * units)
+            self.conn.executemany(f"INSERT INTO '{_table(key)}' (name, item_timestamp) VALUES (?, ?)",
+                                  [("resync", timestamp_ms)] * units)
 
     def marks(self, scope: str, names: list[str]) -> dict[str, tuple[float, str]]:
         rows = self.conn.execute("SELECT name, value, payload FROM gobot_marks WHERE scope = ?", (scope,)).fetchall()
@@ -195,7 +198,8 @@ class SQLiteStore:
 
     def mark(self, scope: str, name: str, value: float, payload: str = "", *, now: float, keep_until: float) -> None:
         with self.lock:
-            self.conn.execute("DELETE FROM gobot_marks WHERE keep_until < ?", (now,))  # what the exchange asked for is over
+            # what the exchange asked for is over
+            self.conn.execute("DELETE FROM gobot_marks WHERE keep_until < ?", (now,))
             self.conn.execute(
                 "INSERT INTO gobot_marks (scope, name, value, payload, keep_until) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (scope, name) DO UPDATE SET value = excluded.value, payload = excluded.payload, "
@@ -204,7 +208,8 @@ class SQLiteStore:
 
     def beat(self, scope: str, member: str, now: float, ttl: float) -> int:
         with self.lock:
-            self.conn.execute("INSERT OR REPLACE INTO gobot_sharers (scope, member, seen) VALUES (?, ?, ?)", (scope, member, now))
+            self.conn.execute("INSERT OR REPLACE INTO gobot_sharers (scope, member, seen) VALUES (?, ?, ?)",
+                              (scope, member, now))
             self.conn.execute("DELETE FROM gobot_sharers WHERE scope = ? AND seen < ?", (scope, now - ttl))
             return self.conn.execute("SELECT COUNT(*) FROM gobot_sharers WHERE scope = ?", (scope,)).fetchone()[0]
 
@@ -229,7 +234,8 @@ class _RedisBucket(RedisBucket):
     keeps the check atomic across processes.
     """
 
-    SCRIPT = LuaScript.PUT_ITEM.replace("redis.call('ZCOUNT', bucket, window_start, now)", "redis.call('ZCOUNT', bucket, window_start, '+inf')")
+    SCRIPT = LuaScript.PUT_ITEM.replace("redis.call('ZCOUNT', bucket, window_start, now)",
+                                        "redis.call('ZCOUNT', bucket, window_start, '+inf')")
 
     @classmethod
     def init(cls, rates, redis, bucket_key, algorithm=None):
@@ -264,8 +270,8 @@ class RedisStore:
 
         self.errors = (redis.exceptions.RedisError, OSError)
         # No retries: a lost Redis must fail fast, so the limiter can fall back to a local budget.
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                           retry=Retry(NoBackoff(), 0))
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                           socket_timeout=REDIS_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0))
         self.client.ping()  # fail at start-up, not on the first order
         self.prefix = prefix
         self._mark = self.client.register_script(_MARK_SCRIPT)  # reloads itself after a Redis restart

@@ -185,7 +185,8 @@ class AdaptiveRateLimiter:
         self._beat_scope: str | None = None
         self._last_leak = 0.0
         # waits: seconds each request spent in acquire, the latest 100,000 per priority (the bench reads them)
-        self.stats: dict[str, Any] = {"granted": 0, "status_429": 0, "status_418": 0, "resynced": 0, "store_failures": 0,
+        self.stats: dict[str, Any] = {"granted": 0, "status_429": 0, "status_418": 0, "resynced": 0,
+                                      "store_failures": 0,
                                       "waits": {p: collections.deque(maxlen=100_000) for p in Priority}}
         self.set_limits(default_limits(config), "default")
 
@@ -244,7 +245,8 @@ class AdaptiveRateLimiter:
             if self.shared:
                 mine = max(1, int(ceiling * share))
                 budget.own, budget.own_critical = self._own_store.buckets(
-                    key, [Rate(_limit_after(mine, margin + reserve), window_ms), Rate(_limit_after(mine, margin), window_ms)])
+                    key, [Rate(_limit_after(mine, margin + reserve), window_ms),
+                          Rate(_limit_after(mine, margin), window_ms)])
             budgets.append(budget)
         self.budgets = budgets
 
@@ -268,7 +270,8 @@ class AdaptiveRateLimiter:
                                         help=f"{budget.kind} units used in the current window"))
             samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_limit", value=budget.limit, labels=label,
                                         help=f"the exchange's {budget.kind} limit for the window"))
-            samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_ceiling", value=budget.ceiling, labels=label,
+            samples.append(MetricSample(name=f"gobot_rate_limit_{budget.kind}_ceiling", value=budget.ceiling,
+                                        labels=label,
                                         help=f"the part of the {budget.kind} limit in use (lower after a 429)"))
         waiting = collections.Counter(Priority(waiter.priority).name for waiter in self._queue)
         for priority in Priority:
@@ -338,7 +341,8 @@ class AdaptiveRateLimiter:
                     self._beat_scope, self._beat_at = self.scope, now
             except self.shared_store.errors as exc:
                 self._lose_store(exc)
-        if any(budget.ceiling != self._ceiling(budget.limit, budget.window_ms, budget.key, now) for budget in self.budgets):
+        if any(budget.ceiling != self._ceiling(budget.limit, budget.window_ms, budget.key, now)
+               for budget in self.budgets):
             self._guarded(self._build, now)
 
     def _lose_store(self, exc: BaseException) -> None:
@@ -351,11 +355,12 @@ class AdaptiveRateLimiter:
         self.local_since = now
         self.store = MemoryStore()  # the exchange's count (headers) and this bot's charges from now on
         self._build(now)
-        text = (f"the shared rate-limit store failed ({type(exc).__name__}: {exc}); this bot now keeps to 1/{self.sharers} "
+        text = (f"the shared rate-limit store failed ({type(exc).__name__}: {exc}); "
+                f"this bot now keeps to 1/{self.sharers} "
                 f"of each budget on its own, and shares again once the store answers")
         log.error(text)
-        self._alert(Alert(kind="rate_limit_store", title="Shared rate-limit budget unreachable: local budget", text=text,
-                          severity=Severity.CRITICAL, data={"sharers": self.sharers}))
+        self._alert(Alert(kind="rate_limit_store", title="Shared rate-limit budget unreachable: local budget",
+                          text=text, severity=Severity.CRITICAL, data={"sharers": self.sharers}))
 
     def _try_store_again(self, now: float) -> None:
         """Share again if the store answers: first this bot's charges meanwhile go into the shared log
@@ -378,7 +383,8 @@ class AdaptiveRateLimiter:
             return
         text = f"the shared rate-limit store answers again after {now - since:.0f} s: the budgets are shared again"
         log.warning(text)
-        self._alert(Alert(kind="rate_limit_store", title="Shared rate-limit budget back", text=text, severity=Severity.INFO))
+        self._alert(Alert(kind="rate_limit_store", title="Shared rate-limit budget back", text=text,
+                          severity=Severity.INFO))
 
     # -- acquire ------------------------------------------------------------------------------
 
@@ -386,16 +392,18 @@ class AdaptiveRateLimiter:
         priority = Priority(priority)
         now = self.clock()
         self._refresh(now)
-        if self.banned_until > now and (priority is not Priority.CRITICAL or self.banned_until - now > CRITICAL_MAX_BAN_WAIT_SECONDS):
+        if self.banned_until > now and (priority is not Priority.CRITICAL
+                                        or self.banned_until - now > CRITICAL_MAX_BAN_WAIT_SECONDS):
             raise self._banned_error(now)
         if priority is not Priority.CRITICAL and self.paused_until - now > self.config.max_wait_seconds:
             raise ExecutionFailed(ExecutionError(
-                message=f"rate limited (429): requests paused for {self.paused_until - now:.0f} s more", kind="rate_limited",
-                retryable=True, plugin=PLUGIN))
+                message=f"rate limited (429): requests paused for {self.paused_until - now:.0f} s more",
+                kind="rate_limited", retryable=True, plugin=PLUGIN))
         loop = asyncio.get_running_loop()
         if getattr(self, "_loop", None) is not loop:  # a new event loop (a resumed run): fresh primitives
             self._loop, self._wake, self._queue, self._dispatcher = loop, asyncio.Event(), [], None
-        waiter = Waiter(int(priority), next(self._seq), max(0, round(weight)), max(0, int(orders)), loop.create_future())
+        waiter = Waiter(int(priority), next(self._seq), max(0, round(weight)), max(0, int(orders)),
+                        loop.create_future())
         heapq.heappush(self._queue, waiter)
         self._wake.set()
         if self._dispatcher is None or self._dispatcher.done():
@@ -541,7 +549,8 @@ class AdaptiveRateLimiter:
         if cut is not None:
             budget, before, seen = cut
             counted = f"the exchange counted {seen}" if seen is not None else "no used-weight header"
-            lowered_text = (f"; the {budget.kind}/{budget.window_ms // 1000}s budget comes down from {before} to {budget.ceiling} "
+            lowered_text = (f"; the {budget.kind}/{budget.window_ms // 1000}s budget comes down "
+                            f"from {before} to {budget.ceiling} "
                             f"({counted}) and grows back after {self.config.decay_after} windows without a 429")
         if status == 429 and quiet:
             text = f"every request waits the exchange's Retry-After ({retry:.1f} s){lowered_text}"
@@ -549,9 +558,10 @@ class AdaptiveRateLimiter:
                               text=text, data={"pause_seconds": retry}))
         elif first_ban:
             ban = self.banned_until - now
-            text = f"the exchange banned this IP for {ban:.0f} s (418); no request goes until then (CRITICAL ones wait for its end)"
-            self._alert(Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", text=text + lowered_text,
-                              severity=Severity.CRITICAL, data={"ban_seconds": ban}))
+            text = (f"the exchange banned this IP for {ban:.0f} s (418); no request goes until then "
+                    f"(CRITICAL ones wait for its end)")
+            self._alert(Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted",
+                              text=text + lowered_text, severity=Severity.CRITICAL, data={"ban_seconds": ban}))
             self._report_error(ExecutionError(message=text, kind="banned", retryable=False, plugin=PLUGIN))
 
     def _cut(self, headers: dict[str, str], now: float) -> tuple[Budget, int, int | None] | None:
@@ -571,7 +581,8 @@ class AdaptiveRateLimiter:
             if not weights:
                 return None
             budget, seen = min(weights, key=lambda b: b.window_ms), None
-        floor = max(1, math.ceil(budget.limit / self.config.max_backoff_factor), math.ceil(budget.ceiling / self.config.backoff_multiplier))
+        floor = max(1, math.ceil(budget.limit / self.config.max_backoff_factor),
+                    math.ceil(budget.ceiling / self.config.backoff_multiplier))
         value = max(floor, min(budget.ceiling, seen if seen is not None else floor))
         if value >= budget.ceiling:
             return None

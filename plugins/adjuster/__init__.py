@@ -33,7 +33,8 @@ class Adjuster:
         spec = ctx.strategies()[strategy.name].parameters.get(config.parameter)
         if spec is None:
             return AdjustmentDecision(strategy=strategy.name, reason=f"no parameter '{config.parameter}' to adjust")
-        trades = [t for t in ctx.closed_trades() if t.strategy == strategy.name and t.strategy_version == strategy.version]
+        trades = [t for t in ctx.closed_trades()
+                  if t.strategy == strategy.name and t.strategy_version == strategy.version]
         recent = trades[-config.window :]
         if len(recent) < config.min_trades:
             return AdjustmentDecision(
@@ -47,7 +48,8 @@ class Adjuster:
         current = strategy.params[config.parameter]
         new = min(spec.high, current + spec.step)
         if new == current:
-            return AdjustmentDecision(strategy=strategy.name, reason=f"{config.parameter} already at its maximum {spec.high:g}")
+            return AdjustmentDecision(strategy=strategy.name,
+                                      reason=f"{config.parameter} already at its maximum {spec.high:g}")
         return AdjustmentDecision(
             strategy=strategy.name,
             changes={config.parameter: new},

@@ -31,15 +31,22 @@ KEY_ENV, SECRET_ENV = "BINANCE_API_KEY", "BINANCE_API_SECRET"
 
 class BinanceConfig(PluginConfig):
     mode: Literal["paper", "testnet", "live"] = Field(
-        "paper", description="paper: Binance data, simulated fills; testnet: orders on the testnet; live: real orders (needs --live)"
+        "paper", description=("paper: Binance data, simulated fills; testnet: orders on the testnet; "
+                              "live: real orders (needs --live)")
     )
-    market: Literal["spot", "futures"] = Field("spot", description="spot (ccxt.binance) or USDT-M futures (ccxt.binanceusdm)")
-    testnet: bool = Field(False, description="read market data from the testnet too in paper mode (mode = testnet implies it)")
-    api_url: str = Field("", description="one base URL replacing every Binance REST endpoint (a gateway, a proxy, a test server); empty = Binance's")
-    symbols: list[str] = Field(default_factory=list, description="symbols of [trading] symbols this plugin covers; empty = all")
+    market: Literal["spot", "futures"] = Field("spot",
+                                               description="spot (ccxt.binance) or USDT-M futures (ccxt.binanceusdm)")
+    testnet: bool = Field(False,
+                          description="read market data from the testnet too in paper mode (mode = testnet implies it)")
+    api_url: str = Field("", description=("one base URL replacing every Binance REST endpoint "
+                                          "(a gateway, a proxy, a test server); empty = Binance's"))
+    symbols: list[str] = Field(default_factory=list,
+                               description="symbols of [trading] symbols this plugin covers; empty = all")
     leverage: int = Field(1, ge=1, le=125, description="futures: leverage set on each symbol before its first order")
-    margin_mode: Literal["isolated", "cross"] = Field("isolated", description="futures: margin mode set on each symbol before its first order")
-    timeframe: str = Field("5m", description="candle size the scan hands to the strategies: any Binance timeframe, 1m to 1M")
+    margin_mode: Literal["isolated", "cross"] = Field(
+        "isolated", description="futures: margin mode set on each symbol before its first order")
+    timeframe: str = Field("5m",
+                           description="candle size the scan hands to the strategies: any Binance timeframe, 1m to 1M")
     lookback_candles: int = Field(200, ge=2, le=1000, description="closed candles handed to the scan each cycle")
     order_book_depth: int = Field(5, description="order-book levels fetched for the spread (5, 10, 20, 50 or 100)")
     ttl_ticker: float = Field(5.0, ge=0, description="cache lifetime of tickers, seconds")
@@ -48,14 +55,19 @@ class BinanceConfig(PluginConfig):
     ttl_funding: float = Field(60.0, ge=0, description="cache lifetime of futures funding rates, seconds")
     ttl_open_interest: float = Field(60.0, ge=0, description="cache lifetime of futures open interest, seconds")
     request_timeout: float = Field(10.0, gt=0, description="one HTTP request's time limit, seconds")
-    recv_window_ms: int = Field(5000, ge=100, le=60000, description="Binance recvWindow: a request older than this is refused, ms")
-    retry_backoff: float = Field(0.5, ge=0, description="first pause before looking an order up again after a timeout or 5xx, seconds (doubles)")
+    recv_window_ms: int = Field(5000, ge=100, le=60000,
+                                description="Binance recvWindow: a request older than this is refused, ms")
+    retry_backoff: float = Field(0.5, ge=0, description=("first pause before looking an order up again "
+                                                         "after a timeout or 5xx, seconds (doubles)"))
     max_attempts: int = Field(3, ge=1, le=10, description="sends of one order (each after a look-up) before giving up")
-    use_oco: bool = Field(True, description="spot: protect a position with an OCO order list where the market allows it")
+    use_oco: bool = Field(True,
+                          description="spot: protect a position with an OCO order list where the market allows it")
     stop_limit_offset_percent: float = Field(
-        0.5, gt=0, le=10, description="spot markets without STOP_LOSS orders: a STOP_LOSS_LIMIT's limit this far beyond its stop, %")
+        0.5, gt=0, le=10, description=("spot markets without STOP_LOSS orders: "
+                                       "a STOP_LOSS_LIMIT's limit this far beyond its stop, %"))
     foreign_positions: Literal["alert", "adopt", "ignore"] = Field(
-        "alert", description="a position on the exchange that gobot did not open: alert (once), adopt (book it and protect it) or ignore")
+        "alert", description=("a position on the exchange that gobot did not open: "
+                              "alert (once), adopt (book it and protect it) or ignore"))
 
     @field_validator("api_url")
     @classmethod
@@ -98,7 +110,8 @@ class Binance:
         trading = config.mode in ("testnet", "live")
         key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
         if trading and not (key and secret):
-            raise RuntimeError(f"[plugins.binance] mode = {config.mode} needs {KEY_ENV} and {SECRET_ENV} in the environment")
+            raise RuntimeError(f"[plugins.binance] mode = {config.mode} needs {KEY_ENV} and {SECRET_ENV} "
+                               f"in the environment")
         self.exchange = make_exchange(config, market=config.market, policy=ctx.rate_limiter,
                                       api_key=key if trading else None, secret=secret if trading else None)
         try:
@@ -119,7 +132,8 @@ class Binance:
         if config.mode == "live" and not ctx.live:
             raise RuntimeError("[plugins.binance] mode = live needs `gobot start --live`")
         if ctx.live and config.mode == "paper":
-            raise RuntimeError("`gobot start --live` needs [plugins.binance] mode = \"live\" or \"testnet\" (it is \"paper\")")
+            raise RuntimeError("`gobot start --live` needs [plugins.binance] mode = \"live\" or \"testnet\" "
+                               "(it is \"paper\")")
         drift = abs((ctx.now() - datetime.now(timezone.utc)).total_seconds())
         if drift > 86400:
             raise RuntimeError("binance trades on the wall clock, but a simulated clock is running: "
@@ -171,19 +185,24 @@ class Binance:
         cap = ctx.config.trading.max_position_usd
         min_cost = (limits.get("cost") or {}).get("min")
         if min_cost and min_cost > cap:
-            return RiskVerdict(approved=False, reason=f"the market's minimum notional {min_cost:g} exceeds max_position_usd {cap:g}: never upsized")
+            return RiskVerdict(approved=False, reason=(f"the market's minimum notional {min_cost:g} "
+                                                       f"exceeds max_position_usd {cap:g}: never upsized"))
         step = (market.get("precision") or {}).get("amount")
         amount = floor_to_step(intent.amount, step)
         min_amount = (limits.get("amount") or {}).get("min")
         max_amount = (limits.get("amount") or {}).get("max")
         if amount <= 0 or (min_amount and amount < min_amount):
-            return RiskVerdict(approved=False, reason=f"amount {intent.amount:.8g} rounds to {amount:g} at lot step {step or 0:g}, below the minimum {min_amount or 0:g}")
+            return RiskVerdict(approved=False, reason=(f"amount {intent.amount:.8g} rounds to {amount:g} "
+                                                       f"at lot step {step or 0:g}, "
+                                                       f"below the minimum {min_amount or 0:g}"))
         if max_amount and amount > max_amount:
             return RiskVerdict(approved=False, reason=f"amount {amount:g} above the market's maximum {max_amount:g}")
         notional = amount * intent.reference_price
         if min_cost and notional < min_cost:
-            return RiskVerdict(approved=False, reason=f"notional {notional:.2f} after rounding is below the market's minimum {min_cost:g}")
-        return RiskVerdict(approved=True, reason=f"within Binance's limits: {amount:g} at step {step or 0:g}, notional {notional:.2f}")
+            return RiskVerdict(approved=False, reason=(f"notional {notional:.2f} after rounding "
+                                                       f"is below the market's minimum {min_cost:g}"))
+        return RiskVerdict(approved=True, reason=(f"within Binance's limits: {amount:g} at step {step or 0:g}, "
+                                                  f"notional {notional:.2f}"))
 
     # -- execution -------------------------------------------------------------------------------
 

@@ -82,7 +82,8 @@ def rate_limits(exchange_info: dict) -> list[RateLimit]:
         seconds = INTERVAL_SECONDS.get(item.get("interval", ""))
         if kind is None or seconds is None:
             continue
-        limits.append(RateLimit(kind=kind, limit=int(item["limit"]), window_seconds=seconds * int(item.get("intervalNum", 1))))
+        limits.append(RateLimit(kind=kind, limit=int(item["limit"]),
+                                window_seconds=seconds * int(item.get("intervalNum", 1))))
     return limits
 
 
@@ -139,7 +140,8 @@ def paced_class(base: type) -> type:
                 else:
                     await policy.acquire(weight, wanted)
             response = await super().fetch2(path, api, method, params, config)
-            if path == "exchangeInfo" and isinstance(response, dict) and policy is not None and hasattr(policy, "set_limits"):
+            if (path == "exchangeInfo" and isinstance(response, dict) and policy is not None
+                    and hasattr(policy, "set_limits")):
                 limits = rate_limits(response)
                 if limits:
                     policy.set_limits(limits, self.gobot_scope)
@@ -152,13 +154,15 @@ def paced_class(base: type) -> type:
                 if url and url.startswith(new):
                     url = original + url[len(new):]
                     break
-            return super().handle_errors(code, reason, url, method, headers, body, response, request_headers, request_body)
+            return super().handle_errors(code, reason, url, method, headers, body, response, request_headers,
+                                         request_body)
 
     Paced.__name__ = f"Paced{base.__name__}"
     return Paced
 
 
-def make_exchange(config: Any, *, market: str, policy: Any, api_key: str | None = None, secret: str | None = None) -> Any:
+def make_exchange(config: Any, *, market: str, policy: Any, api_key: str | None = None,
+                  secret: str | None = None) -> Any:
     """The async ccxt exchange for ``config`` (the ``[plugins.binance]`` settings); see the module docstring."""
     import ccxt.async_support as ccxt
 
@@ -170,7 +174,8 @@ def make_exchange(config: Any, *, market: str, policy: Any, api_key: str | None 
         "adjustForTimeDifference": False,
         "recvWindow": int(getattr(config, "recv_window_ms", 5000)),  # look-before-retry waits out exactly this
     }
-    settings: dict[str, Any] = {"enableRateLimit": False, "timeout": int(config.request_timeout * 1000), "options": options}
+    settings: dict[str, Any] = {"enableRateLimit": False, "timeout": int(config.request_timeout * 1000),
+                                "options": options}
     if api_key and secret:
         settings |= {"apiKey": api_key, "secret": secret}
     exchange = paced_class(base)(settings)
@@ -205,12 +210,14 @@ def classify(exc: BaseException) -> str:
         return "ambiguous"  # a garbled answer tells nothing: the order may exist
     if isinstance(exc, (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable, ccxt.OperationFailed, ccxt.NetworkError)):
         return "ambiguous"  # timeout, dropped connection, 5xx (JSON -> OperationFailed, text -> ExchangeNotAvailable)
-    if isinstance(exc, (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.AuthenticationError, ccxt.PermissionDenied)):
+    if isinstance(exc, (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.AuthenticationError,
+                        ccxt.PermissionDenied)):
         return "rejected"
     return "error"
 
 
-def failure(exc: BaseException, kind: str, *, symbol: str | None = None, intent_id: str | None = None) -> ExecutionFailed:
+def failure(exc: BaseException, kind: str, *, symbol: str | None = None,
+            intent_id: str | None = None) -> ExecutionFailed:
     """The ``ExecutionFailed`` the core turns into an execution-error event of this kind."""
     import ccxt
 

@@ -118,7 +118,8 @@ class Trader:
     def price(self, symbol: str, price: float) -> float:
         return float(self.ex.price_to_precision(self.symbols.get(symbol, symbol), price))
 
-    async def lookup(self, ccxt_symbol: str, coid: str, *, trigger: bool = False, order_list: bool = False) -> dict | None:
+    async def lookup(self, ccxt_symbol: str, coid: str, *, trigger: bool = False,
+                     order_list: bool = False) -> dict | None:
         """The order (or OCO order list) with this client order id, or None if the exchange has none."""
         import ccxt
 
@@ -127,7 +128,8 @@ class Trader:
                 response = await self.ex.privateGetOrderList({"origClientOrderId": coid})
                 if not isinstance(response, dict) or response.get("orderListId") is None:
                     raise GarbledAnswer(f"order list {coid}: the answer names no order list")
-                return {"id": str(response.get("orderListId")), "clientOrderId": coid, "status": "open", "info": response}
+                return {"id": str(response.get("orderListId")), "clientOrderId": coid, "status": "open",
+                        "info": response}
             params = {"clientOrderId": coid} | ({"trigger": True} if trigger else {})
             return readable(await self.ex.fetch_order(None, ccxt_symbol, params), coid)
         except ccxt.OrderNotFound:
@@ -220,7 +222,9 @@ class Trader:
             except Exception as exc:
                 record = book["orders"][intent.client_order_id]
                 # An ambiguous failure may still have placed it: keep looking for it in later cycles.
-                record["status"] = "unknown" if getattr(getattr(exc, "error", None), "kind", "") in ("network", "timeout") else "rejected"
+                record["status"] = ("unknown"
+                                    if getattr(getattr(exc, "error", None), "kind", "") in ("network", "timeout")
+                                    else "rejected")
                 if record["status"] == "rejected":
                     book["orders"].pop(intent.client_order_id, None)
                 raise
@@ -245,7 +249,8 @@ class Trader:
         limits = market.get("limits") or {}
         minimum = (limits.get("amount") or {}).get("min")
         if amount <= 0 or (minimum and amount < minimum):
-            return f"amount {amount:g} below the market's lot size minimum {minimum:g}" if minimum else f"amount {amount:g} rounds to nothing"
+            return (f"amount {amount:g} below the market's lot size minimum {minimum:g}" if minimum
+                    else f"amount {amount:g} rounds to nothing")
         min_cost = (limits.get("cost") or {}).get("min")
         if not closing and min_cost and amount * price < min_cost:
             return f"notional {amount * price:.2f} below the market's minimum {min_cost:g}"
@@ -276,12 +281,14 @@ class Trader:
         await self.ex.set_leverage(self.config.leverage, ccxt_symbol)
         book["margin"][ccxt_symbol] = wanted
 
-    def _order(self, ctx: Any, intent: OrderIntent, placed: dict | None, amount: float, status: str, reason: str) -> Order:
+    def _order(self, ctx: Any, intent: OrderIntent, placed: dict | None, amount: float, status: str,
+               reason: str) -> Order:
         average = (placed or {}).get("average") or None
         if average and not intent.reference_price / 5 <= average <= intent.reference_price * 5:
             average = None  # a garbled answer (see _fill_problem): the fill, once readable, tells the price
         return Order(
-            id=str((placed or {}).get("id") or intent.client_order_id), client_order_id=intent.client_order_id, intent_id=intent.id,
+            id=str((placed or {}).get("id") or intent.client_order_id), client_order_id=intent.client_order_id,
+            intent_id=intent.id,
             symbol=intent.symbol, side=intent.side, purpose=intent.purpose, type="market", amount=amount,
             price=average, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
             status=status if status in ("new", "open", "filled", "canceled", "rejected") else "open",
@@ -321,33 +328,43 @@ class Trader:
                             continue
                         coid = self.leg_id(book, entry_coid, role)
                         params = {key: value, "reduceOnly": True, "clientOrderId": coid}
-                        placed = await self.place(ccxt_symbol, coid, lambda p=params: self.ex.create_order(ccxt_symbol, "market", closing_side, amount, None, dict(p)),
+                        placed = await self.place(ccxt_symbol, coid,
+                                                  lambda p=params: self.ex.create_order(ccxt_symbol, "market",
+                                                                                        closing_side, amount, None,
+                                                                                        dict(p)),
                                                   trigger=True, symbol=symbol)
                         self._track(book, coid, symbol, role, closing_side, amount, value, placed, trigger=True)
                         protection["legs"][role] = coid
                 elif sl is not None and tp is not None and self.config.use_oco and self._oco_allowed(ccxt_symbol):
                     try:
-                        listed = await self._place_oco(book, ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+                        listed = await self._place_oco(book, ccxt_symbol, entry_coid, closing_side, amount, sl, tp,
+                                                       symbol)
                         protection["mode"] = "oco"
-                        ids = {o.get("clientOrderId"): o.get("orderId") for o in (listed.get("info") or listed).get("orders") or []
-                               if isinstance(o, dict)}
+                        ids = {o.get("clientOrderId"): o.get("orderId")
+                               for o in (listed.get("info") or listed).get("orders") or [] if isinstance(o, dict)}
                         for role in ("sl", "tp"):
                             coid = self.leg_id(book, entry_coid, role)
-                            self._track(book, coid, symbol, role, closing_side, amount, sl if role == "sl" else tp, {"id": ids.get(coid)})
+                            self._track(book, coid, symbol, role, closing_side, amount, sl if role == "sl" else tp,
+                                        {"id": ids.get(coid)})
                             protection["legs"][role] = coid
                     except Exception as exc:
                         if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
                             raise
-                        log.warning("binance: OCO refused for %s (%s); a stop-loss plus a take-profit limit instead", symbol, exc)
-                        await self._place_pair(ctx, book, protection, ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+                        log.warning("binance: OCO refused for %s (%s); a stop-loss plus a take-profit limit instead",
+                                    symbol, exc)
+                        await self._place_pair(ctx, book, protection, ccxt_symbol, entry_coid, closing_side, amount,
+                                               sl, tp, symbol)
                 else:
-                    await self._place_pair(ctx, book, protection, ccxt_symbol, entry_coid, closing_side, amount, sl, tp, symbol)
+                    await self._place_pair(ctx, book, protection, ccxt_symbol, entry_coid, closing_side, amount, sl, tp,
+                                           symbol)
         except Exception as exc:
             protection.setdefault("mode", "pending")
             book["protection"][symbol] = protection
             message = f"stop-loss/take-profit for {symbol} could not be placed: {redact(str(exc))}"
-            ctx.alert(Alert(kind="unprotected_position", title=f"Position {symbol} has no exchange stop", text=message, severity=Severity.CRITICAL))
-            ctx.report_execution_error(ExecutionError(message=message, kind=getattr(getattr(exc, "error", None), "kind", "error"),
+            ctx.alert(Alert(kind="unprotected_position", title=f"Position {symbol} has no exchange stop", text=message,
+                            severity=Severity.CRITICAL))
+            ctx.report_execution_error(ExecutionError(message=message,
+                                                      kind=getattr(getattr(exc, "error", None), "kind", "error"),
                                                       symbol=symbol, plugin=NAME, retryable=True))
             return
         book["protection"][symbol] = protection
@@ -381,7 +398,8 @@ class Trader:
         offset = self.config.stop_limit_offset_percent / 100
         return stop * (1 - offset) if side == "sell" else stop * (1 + offset)
 
-    async def _place_oco(self, book: dict, ccxt_symbol: str, entry_coid: str, side: str, amount: float, sl: float, tp: float, symbol: str) -> dict:
+    async def _place_oco(self, book: dict, ccxt_symbol: str, entry_coid: str, side: str, amount: float, sl: float,
+                         tp: float, symbol: str) -> dict:
         market = self.ex.market(ccxt_symbol)
         list_coid = self.leg_id(book, entry_coid, "oco")
         request = {
@@ -391,15 +409,18 @@ class Trader:
         # POST /api/v3/orderList/oco: the take-profit leg a LIMIT_MAKER, the stop a STOP_LOSS where the
         # market lists it, else a STOP_LOSS_LIMIT (which needs its limit price and time in force).
         stop_leg, target_leg = ("below", "above") if side == "sell" else ("above", "below")
-        request |= {f"{target_leg}Type": "LIMIT_MAKER", f"{target_leg}Price": self.ex.price_to_precision(ccxt_symbol, tp),
+        request |= {f"{target_leg}Type": "LIMIT_MAKER",
+                    f"{target_leg}Price": self.ex.price_to_precision(ccxt_symbol, tp),
                     f"{target_leg}ClientOrderId": self.leg_id(book, entry_coid, "tp"),
-                    f"{stop_leg}StopPrice": self.ex.price_to_precision(ccxt_symbol, sl), f"{stop_leg}ClientOrderId": self.leg_id(book, entry_coid, "sl")}
+                    f"{stop_leg}StopPrice": self.ex.price_to_precision(ccxt_symbol, sl),
+                    f"{stop_leg}ClientOrderId": self.leg_id(book, entry_coid, "sl")}
         if self._allows(ccxt_symbol, "STOP_LOSS"):
             request[f"{stop_leg}Type"] = "STOP_LOSS"
         else:
             request |= {f"{stop_leg}Type": "STOP_LOSS_LIMIT", f"{stop_leg}TimeInForce": "GTC",
                         f"{stop_leg}Price": self.ex.price_to_precision(ccxt_symbol, self._stop_limit(sl, side))}
-        return await self.place(ccxt_symbol, list_coid, lambda: self.ex.privatePostOrderListOco(dict(request)), order_list=True, symbol=symbol)
+        return await self.place(ccxt_symbol, list_coid, lambda: self.ex.privatePostOrderListOco(dict(request)),
+                                order_list=True, symbol=symbol)
 
     async def _place_pair(self, ctx, book, protection, ccxt_symbol, entry_coid, side, amount, sl, tp, symbol) -> None:
         """No OCO: a stop-loss order and a take-profit limit; the plugin cancels one when the other fills."""
@@ -411,14 +432,17 @@ class Trader:
                 send = lambda: self.ex.create_order(ccxt_symbol, "market", side, amount, None, dict(params))  # noqa: E731
             else:  # ... and a limit order with it as STOP_LOSS_LIMIT (the spot testnet lists only that one)
                 limit = self.price(symbol, self._stop_limit(sl, side))
-                send = lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, limit, dict(params, timeInForce="GTC"))  # noqa: E731
+                send = lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, limit,  # noqa: E731
+                                                    dict(params, timeInForce="GTC"))
             placed = await self.place(ccxt_symbol, coid, send, symbol=symbol)
             self._track(book, coid, symbol, "sl", side, amount, sl, placed)
             protection["legs"]["sl"] = coid
         if tp is not None:
             coid = self.leg_id(book, entry_coid, "tp")
             try:
-                placed = await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, tp, {"clientOrderId": coid}),
+                placed = await self.place(ccxt_symbol, coid,
+                                          lambda: self.ex.create_order(ccxt_symbol, "limit", side, amount, tp,
+                                                                       {"clientOrderId": coid}),
                                           symbol=symbol)
             except Exception as exc:
                 if getattr(exc, "error", None) is None or exc.error.kind != "rejected":
@@ -431,8 +455,8 @@ class Trader:
             protection["legs"]["tp"] = coid
 
     @staticmethod
-    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, price: float, placed: dict | None,
-               trigger: bool = False) -> None:
+    def _track(book: dict, coid: str, symbol: str, role: str, side: str, amount: float, price: float,
+               placed: dict | None, trigger: bool = False) -> None:
         book["orders"][coid] = {"symbol": symbol, "role": role, "purpose": "close", "side": side, "amount": amount,
                                 "price": price, "status": "open", "reported": False, "trigger": trigger,
                                 "id": str((placed or {}).get("id") or "") or None}
@@ -445,12 +469,13 @@ class Trader:
             return
         ccxt_symbol = self.symbols.get(symbol, symbol)
         with priority(Priority.CRITICAL):
-            for role, coid in protection.get("legs", {}).items():
+            for _role, coid in protection.get("legs", {}).items():
                 record = book["orders"].get(coid, {})
                 if record.get("status") in FINAL:
                     continue
                 if await self.cancel_leg(ccxt_symbol, coid, record):
-                    record["status"] = "canceled"  # else already gone (filled, or the OCO sibling's fill): sync will tell
+                    # else already gone (filled, or the OCO sibling's fill): sync will tell
+                    record["status"] = "canceled"
         book["protection"].pop(symbol, None)
 
     async def cancel_leg(self, ccxt_symbol: str, coid: str, record: dict) -> bool:
@@ -513,8 +538,10 @@ class Trader:
             if record.get("status") in ("unknown", "sending"):
                 record["status"] = "not_placed"
                 ctx.alert(Alert(kind="order_not_placed", title=f"Order {coid} for {record['symbol']} was never placed",
-                                text="after an unconfirmed send, the exchange has no order with this id", severity=Severity.WARNING))
-                return self._ended(ctx, coid, record, "rejected", "never placed: the exchange has no order with this id")
+                                text="after an unconfirmed send, the exchange has no order with this id",
+                                severity=Severity.WARNING))
+                return self._ended(ctx, coid, record, "rejected",
+                                   "never placed: the exchange has no order with this id")
             return None
         status = self._status(order)
         if status == "open":
@@ -550,8 +577,8 @@ class Trader:
                 await self._finish_protection(ctx, record["symbol"], coid)
         except Exception as exc:  # noqa: BLE001 - reported, the fill still counts
             text = f"after the fill of {coid}: {type(exc).__name__}: {redact(str(exc))}"
-            ctx.alert(Alert(kind="order_follow_up_failed", title=f"{record['symbol']}: could not finish the stops", text=text,
-                            severity=Severity.WARNING))
+            ctx.alert(Alert(kind="order_follow_up_failed", title=f"{record['symbol']}: could not finish the stops",
+                            text=text, severity=Severity.WARNING))
         return fill
 
     @staticmethod
@@ -560,8 +587,8 @@ class Trader:
         if record["role"] not in ("entry", "close"):
             return None
         return Order(id=str(record.get("id") or coid), client_order_id=coid, intent_id=record.get("intent_id", ""),
-                     symbol=record["symbol"], side=Side(record["side"]), purpose=record["purpose"], amount=record["amount"],
-                     status=status, created_at=ctx.now(), reason=reason)
+                     symbol=record["symbol"], side=Side(record["side"]), purpose=record["purpose"],
+                     amount=record["amount"], status=status, created_at=ctx.now(), reason=reason)
 
     async def _triggered_order(self, ccxt_symbol: str, algo: dict, book: dict) -> dict | None:
         """A futures conditional order that triggered: its fill is on the market order it created.
@@ -578,7 +605,8 @@ class Trader:
             try:
                 return readable(await self.ex.fetch_order(actual, ccxt_symbol), None)
             except (ccxt.OrderNotFound, GarbledAnswer) as exc:
-                log.warning("binance: the order %s created by algo order %s: %s; looking in the trades", actual, algo.get("id"), exc)
+                log.warning("binance: the order %s created by algo order %s: %s; looking in the trades", actual,
+                            algo.get("id"), exc)
         since = int(info.get("triggerTime") or info.get("updateTime") or 0) or None
         ours = {str(r.get("id")) for r in book["orders"].values() if r.get("id")}
         side = algo.get("side")
@@ -600,7 +628,8 @@ class Trader:
             trades = await self.ex.fetch_order_trades(str(order.get("id")), ccxt_symbol)
         sane = isinstance(trades, list) and trades and all(
             isinstance(t, dict) and all(is_number(t.get(k)) and t[k] > 0 for k in ("price", "amount")) for t in trades)
-        if not sane or not math.isclose(sum(t["amount"] for t in trades), float(order.get("filled") or 0), rel_tol=1e-6):
+        if not sane or not math.isclose(sum(t["amount"] for t in trades), float(order.get("filled") or 0),
+                                        rel_tol=1e-6):
             raise GarbledAnswer(f"order {coid}: its trades do not add up to its fill of {order.get('filled')}")
         return trades
 
@@ -616,7 +645,8 @@ class Trader:
             trades = await self._trades(ccxt_symbol, coid, order)
             fees = [t.get("fee") for t in trades]
         known = self.assets()
-        if not all(isinstance(f, dict) and f.get("currency") in known and is_number(f.get("cost")) and f["cost"] >= 0 for f in fees):
+        if not all(isinstance(f, dict) and f.get("currency") in known and is_number(f.get("cost")) and f["cost"] >= 0
+                   for f in fees):
             raise GarbledAnswer(f"order {coid}: a commission is unreadable: {fees!r}")
         return await self.valued(ccxt_symbol, fees, order.get("lastTradeTimestamp") or order.get("timestamp"))
 
@@ -684,7 +714,8 @@ class Trader:
         symbol = record["symbol"]
         market = self.market(symbol)
         filled = float(order.get("filled") or 0)
-        price = float(order.get("average") or order.get("price") or 0) or float((order.get("info") or {}).get("actualPrice") or 0)
+        price = (float(order.get("average") or order.get("price") or 0)
+                 or float((order.get("info") or {}).get("actualPrice") or 0))
         amount, fee = filled, 0.0
         fees = record.get("fees") or order.get("fees") or ([order["fee"]] if order.get("fee") else [])
         estimate = filled * price * float(market.get("taker") or 0.001)
@@ -707,8 +738,9 @@ class Trader:
         if not known:
             fee = estimate
         reason = exit_reason(record)
-        return Fill(order_id=str(order.get("id") or coid), client_order_id=coid, symbol=symbol, side=Side(record["side"]),
-                    purpose=record["purpose"], amount=amount, price=price, fee=max(0.0, fee), commissions=commissions,
+        return Fill(order_id=str(order.get("id") or coid), client_order_id=coid, symbol=symbol,
+                    side=Side(record["side"]), purpose=record["purpose"], amount=amount, price=price,
+                    fee=max(0.0, fee), commissions=commissions,
                     time=_time(order.get("lastTradeTimestamp") or order.get("timestamp")), reason=reason)
 
     async def _finish_protection(self, ctx: Any, symbol: str, filled_coid: str) -> None:
@@ -746,8 +778,12 @@ class Trader:
             ccxt_symbol = self.symbols.get(symbol, symbol)
             amount = protection["amount"]
             with priority(Priority.CRITICAL):
-                placed = await self.place(ccxt_symbol, coid, lambda: self.ex.create_order(ccxt_symbol, "market", protection["side"], amount, None,
-                                                                                          {"clientOrderId": coid}), symbol=symbol)
+                # the closure runs inside this await, within this pass of the loop
+                placed = await self.place(
+                    ccxt_symbol, coid,
+                    lambda: self.ex.create_order(ccxt_symbol, "market", protection["side"], amount,  # noqa: B023
+                                                 None, {"clientOrderId": coid}),  # noqa: B023
+                    symbol=symbol)
             self._track(book, coid, symbol, "tp", protection["side"], amount, price, placed)
 
     async def _retry_protection(self, ctx: Any) -> None:
@@ -779,23 +815,28 @@ class Trader:
                 for order in open_orders:
                     coid = order.get("clientOrderId") or ""
                     if coid.startswith("gb") and coid not in known:
-                        differences.append(f"{symbol}: open order {coid} on the exchange is not in the bot's state (placed by an interrupted cycle?)")
+                        differences.append(f"{symbol}: open order {coid} on the exchange is not in the bot's state "
+                                           f"(placed by an interrupted cycle?)")
                 for coid, record in book["orders"].items():
                     if record["symbol"] != symbol or record.get("status") not in ("open", "sending", "unknown"):
                         continue
                     if any(o.get("clientOrderId") == coid for o in open_orders):
                         continue
-                    differences.append(f"{symbol}: order {coid} ({record['role']}) is no longer open on the exchange; its outcome is synced next cycle")
+                    differences.append(f"{symbol}: order {coid} ({record['role']}) is no longer open on the exchange; "
+                                       f"its outcome is synced next cycle")
             held = ctx.positions()
             if self.futures:
                 positions = await self.ex.fetch_positions(list(self.symbols.values()))
-                by_symbol = {p["symbol"]: float(p.get("contracts") or 0) * (1 if p.get("side") == "long" else -1) for p in positions}
+                by_symbol = {p["symbol"]: float(p.get("contracts") or 0) * (1 if p.get("side") == "long" else -1)
+                             for p in positions}
                 for symbol, ccxt_symbol in self.symbols.items():
                     exchange_amount = by_symbol.get(ccxt_symbol, 0.0)
                     position = held.get(symbol)
-                    ours = 0.0 if position is None else position.amount * (1 if position.direction.value == "LONG" else -1)
+                    ours = (0.0 if position is None
+                            else position.amount * (1 if position.direction.value == "LONG" else -1))
                     if abs(exchange_amount - ours) > 1e-12 + abs(ours) * 0.01:
-                        differences.append(f"{symbol}: the exchange holds {exchange_amount:g}, the bot's state {ours:g}")
+                        differences.append(f"{symbol}: the exchange holds {exchange_amount:g}, "
+                                           f"the bot's state {ours:g}")
             else:
                 balance = await self.ex.fetch_balance()
                 for symbol, position in held.items():
@@ -804,8 +845,10 @@ class Trader:
                     base = self.market(symbol)["base"]
                     total = float((balance.get("total") or {}).get(base) or 0)
                     if total < position.amount * 0.98:
-                        differences.append(f"{symbol}: the bot holds {position.amount:g} {base}, the exchange account only {total:g}")
+                        differences.append(f"{symbol}: the bot holds {position.amount:g} {base}, "
+                                           f"the exchange account only {total:g}")
         for text in differences:
-            ctx.alert(Alert(kind="reconciliation", title="Exchange and bot state differ", text=text, severity=Severity.WARNING))
+            ctx.alert(Alert(kind="reconciliation", title="Exchange and bot state differ", text=text,
+                            severity=Severity.WARNING))
         ctx.audit("binance_reconciled", differences=differences)
         return differences

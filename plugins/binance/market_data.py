@@ -25,7 +25,8 @@ from .cache import ReadThroughCache
 from .client import make_exchange, priority, redact
 
 log = logging.getLogger(__name__)
-MARKET_FIELDS = ("id", "symbol", "type", "base", "quote", "settle", "spot", "swap", "linear", "contractSize", "precision", "limits", "taker", "maker")
+MARKET_FIELDS = ("id", "symbol", "type", "base", "quote", "settle", "spot", "swap", "linear", "contractSize",
+                 "precision", "limits", "taker", "maker")
 
 
 def ccxt_symbol(symbol: str, market_type: str) -> str:
@@ -79,7 +80,8 @@ class MarketData:
             await self.ex.load_markets()
         missing = [s for s, c in self.symbols.items() if c not in self.ex.markets]
         if missing:
-            raise RuntimeError(f"Binance {self.market_type} has no market {', '.join(missing)} (check [trading] symbols)")
+            raise RuntimeError(f"Binance {self.market_type} has no market {', '.join(missing)} "
+                               f"(check [trading] symbols)")
 
     # -- scan ------------------------------------------------------------------------------------
 
@@ -88,7 +90,8 @@ class MarketData:
         snapshots = []
         for symbol, result in zip(self.symbols, results):
             if isinstance(result, BaseException):
-                log.warning("binance: no market data for %s: %s: %s", symbol, type(result).__name__, redact(str(result)))
+                log.warning("binance: no market data for %s: %s: %s", symbol, type(result).__name__,
+                            redact(str(result)))
                 continue
             snapshots.append(result)
         return snapshots
@@ -106,8 +109,10 @@ class MarketData:
         optional = {"order_book": self._cached(("book", sym, c.order_book_depth), c.ttl_order_book,
                                                lambda: self.ex.fetch_order_book(sym, c.order_book_depth))}
         if self.market_type == "futures":
-            optional["funding_rate"] = self._cached(("funding", sym), c.ttl_funding, lambda: self.ex.fetch_funding_rate(sym))
-            optional["open_interest"] = self._cached(("oi", sym), c.ttl_open_interest, lambda: self.ex.fetch_open_interest(sym))
+            optional["funding_rate"] = self._cached(("funding", sym), c.ttl_funding,
+                                                    lambda: self.ex.fetch_funding_rate(sym))
+            optional["open_interest"] = self._cached(("oi", sym), c.ttl_open_interest,
+                                                     lambda: self.ex.fetch_open_interest(sym))
         with priority(Priority.LOW):
             answers = await asyncio.gather(*required, *optional.values(), return_exceptions=True)
         for answer in answers:
@@ -145,7 +150,8 @@ class MarketData:
         if "open_interest" in got:
             amount = got["open_interest"].get("openInterestAmount")
             extras["open_interest"] = amount
-            extras["open_interest_value"] = got["open_interest"].get("openInterestValue") or (float(amount) * price if amount else None)
+            extras["open_interest_value"] = (got["open_interest"].get("openInterestValue")
+                                             or (float(amount) * price if amount else None))
         extras.update(self.rules(symbol))
         return MarketSnapshot(
             symbol=symbol, time=ctx.now(), price=price, candles=candles, bid=bid, ask=ask,
@@ -228,7 +234,8 @@ async def download(ctx: Any, config: Any, symbol: str, timeframe: str, since: da
         progress(total, total)
         market = exchange.market(sym)
         info = {key: market.get(key) for key in MARKET_FIELDS}
-        info |= {"exchange": "binance", "market_type": config.market, "fetched_at": datetime.now(timezone.utc).isoformat()}
+        info |= {"exchange": "binance", "market_type": config.market,
+                 "fetched_at": datetime.now(timezone.utc).isoformat()}
         return CandleDownload(candles=to_candles(rows, timeframe), market=info)
     finally:
         await exchange.close()

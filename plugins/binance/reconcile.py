@@ -18,9 +18,10 @@ the positions the bot will hold once this cycle's fills are applied:
 
 A symbol with an entry or close of the plugin's own still in flight is left for the next cycle:
 until that order has an outcome, the two books cannot be compared; so is a symbol whose market
-data did not arrive this cycle (an outage or a rate limit: the comparison would only add load). Request weight per cycle:
-futures 5 (positions) + 2 per symbol held or protected (open orders and open algo orders); spot 20
-(account) + 6 per symbol held or protected; plus the trades looked up when something diverged.
+data did not arrive this cycle (an outage or a rate limit: the comparison would only add load).
+Request weight per cycle: futures 5 (positions) + 2 per symbol held or protected (open orders and
+open algo orders); spot 20 (account) + 6 per symbol held or protected; plus the trades looked up
+when something diverged.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class Reconciler:
             by_ccxt = {}
             for row in rows if isinstance(rows, list) else []:
                 contracts, entry = row.get("contracts"), row.get("entryPrice")
-                if not (is_number(contracts) and contracts >= 0) or (contracts and row.get("side") not in ("long", "short")):
+                if (not (is_number(contracts) and contracts >= 0)
+                        or (contracts and row.get("side") not in ("long", "short"))):
                     raise GarbledAnswer(f"positions: {row.get('symbol')} holds {contracts!r} ({row.get('side')!r})")
                 amount = contracts * (1 if row.get("side") == "long" else -1)
                 by_ccxt[row.get("symbol")] = (amount, entry if is_number(entry) and entry > 0 else None)
@@ -123,7 +125,8 @@ class Reconciler:
         step = float((self.trader.market(symbol).get("precision") or {}).get("amount") or 0)
         return max(step / 2, 0.0 if self.trader.futures else abs(amount) * 0.02, 1e-12)
 
-    async def _compare(self, ctx: Any, book: dict, symbol: str, ours: float, theirs: float, entry: float | None) -> list[Fill]:
+    async def _compare(self, ctx: Any, book: dict, symbol: str, ours: float, theirs: float,
+                       entry: float | None) -> list[Fill]:
         tolerance = self._tolerance(symbol, ours)
         if not self.trader.futures:
             # A spot account holds the base asset for its own reasons too (the owner's coins, the lot-step
@@ -170,7 +173,8 @@ class Reconciler:
             groups.setdefault(order_id, []).append(trade)
         fills: list[Fill] = []
         left = gone
-        last = next((s.price for s in ctx.snapshots or [] if s.symbol == symbol), None) or (position.entry_price if position else None)
+        last = (next((s.price for s in ctx.snapshots or [] if s.symbol == symbol), None)
+                or (position.entry_price if position else None))
         for order_id, group in groups.items():
             if left <= self._tolerance(symbol, gone) / 2:
                 break
@@ -205,16 +209,18 @@ class Reconciler:
             if seen < CONFIRMATIONS:
                 if seen == 1:
                     self._tell(ctx, symbol, f"the exchange holds {left:g} less than the bot and no trade explains it: "
-                                            f"checked again, booked if {CONFIRMATIONS} cycles in a row agree", cause="unexplained")
+                                            f"checked again, booked if {CONFIRMATIONS} cycles in a row agree",
+                               cause="unexplained")
                 return fills
             unexplained.pop(symbol)
             price = next((s.price for s in ctx.snapshots or [] if s.symbol == symbol), None) or (
                 position.entry_price if position else None)
             coid = f"reconciled-{symbol.replace('/', '')}-{int(time.time() * 1000)}"
-            fills.append(Fill(order_id=coid, client_order_id=coid, symbol=symbol, side=Side(closing_side), purpose="close",
-                              amount=left, price=price, fee=0.0, time=ctx.now(), reason="reconciled"))
-            self._tell(ctx, symbol, f"{left:g} gone from the exchange for {CONFIRMATIONS} cycles with no trade to explain it: "
-                                    f"closed at the last price {price:g}", cause="reconciled", severity=Severity.CRITICAL)
+            fills.append(Fill(order_id=coid, client_order_id=coid, symbol=symbol, side=Side(closing_side),
+                              purpose="close", amount=left, price=price, fee=0.0, time=ctx.now(), reason="reconciled"))
+            self._tell(ctx, symbol, f"{left:g} gone from the exchange for {CONFIRMATIONS} cycles "
+                                    f"with no trade to explain it: closed at the last price {price:g}",
+                       cause="reconciled", severity=Severity.CRITICAL)
         unexplained.pop(symbol, None)
         if abs(ours) - gone <= self._tolerance(symbol, ours):
             await self.trader.cancel_protection(ctx, symbol)  # the position is gone: its orphaned siblings go too
@@ -248,7 +254,8 @@ class Reconciler:
 
     # -- more on the exchange: a position gobot did not open ---------------------------------------------
 
-    async def _foreign(self, ctx: Any, book: dict, symbol: str, signed: float, amount: float, entry: float | None) -> list[Fill]:
+    async def _foreign(self, ctx: Any, book: dict, symbol: str, signed: float, amount: float,
+                       entry: float | None) -> list[Fill]:
         mode = self.trader.config.foreign_positions
         if mode == "ignore":
             return []
@@ -262,14 +269,17 @@ class Reconciler:
         side = "buy" if signed > 0 else "sell"
         coid = f"adopted-{symbol.replace('/', '')}-{int(time.time() * 1000)}"
         trading = ctx.config.trading
-        stop = price * (1 - trading.stop_loss_percent / 100) if side == "buy" else price * (1 + trading.stop_loss_percent / 100)
-        target = price * (1 + trading.take_profit_percent / 100) if side == "buy" else price * (1 - trading.take_profit_percent / 100)
+        stop = (price * (1 - trading.stop_loss_percent / 100) if side == "buy"
+                else price * (1 + trading.stop_loss_percent / 100))
+        target = (price * (1 + trading.take_profit_percent / 100) if side == "buy"
+                  else price * (1 - trading.take_profit_percent / 100))
         book["orders"][coid] = {"symbol": symbol, "role": "entry", "purpose": "open", "side": side, "amount": amount,
                                 "status": "filled", "reported": True, "stop_loss": stop, "take_profit": target,
                                 "reason": "adopted", "price": price}
         fill = Fill(order_id=coid, client_order_id=coid, symbol=symbol, side=Side(side), purpose="open", amount=amount,
                     price=price, fee=0.0, time=ctx.now(), reason="adopted")
-        self._tell(ctx, symbol, f"adopted {signed:g} at {price:g} that gobot did not open; stop {stop:g}, target {target:g}",
+        self._tell(ctx, symbol,
+                   f"adopted {signed:g} at {price:g} that gobot did not open; stop {stop:g}, target {target:g}",
                    cause="adopted")
         await self.trader.protect(ctx, coid, {"filled": amount})
         return [fill]
@@ -304,8 +314,8 @@ class Reconciler:
         if found is not None and found.get("status") in ("open", "closed"):
             return  # open after all, or filled (its fill is the sync's)
         entry = protection["entry"]
-        self._tell(ctx, symbol, f"its stop {stop} is no longer open on the exchange: placing it again", cause="unprotected",
-                   severity=Severity.CRITICAL)
+        self._tell(ctx, symbol, f"its stop {stop} is no longer open on the exchange: placing it again",
+                   cause="unprotected", severity=Severity.CRITICAL)
         for coid in protection.get("legs", {}).values():
             if coid in open_ids:
                 await self.trader.cancel_leg(ccxt_symbol, coid, book["orders"].get(coid, {}))
@@ -315,7 +325,8 @@ class Reconciler:
         if entry in book["orders"]:
             await self.trader.protect(ctx, entry, {"filled": holding})
 
-    def _tell(self, ctx: Any, symbol: str, text: str, *, cause: str, severity: Severity = Severity.WARNING, **data: Any) -> None:
+    def _tell(self, ctx: Any, symbol: str, text: str, *, cause: str, severity: Severity = Severity.WARNING,
+              **data: Any) -> None:
         ctx.alert(Alert(kind="reconciliation", title=f"{symbol}: the exchange's book and the bot's differ", text=text,
                         severity=severity, data={"symbol": symbol, "cause": cause} | data))
         ctx.audit("binance_divergence", symbol=symbol, cause=cause, text=text, **data)

@@ -27,7 +27,8 @@ NAME = "kelly_size"
 class KellySizeConfig(PluginConfig):
     fraction: float = Field(0.5, gt=0, le=1, description="share of the full Kelly stake to use (0.5 = half Kelly)")
     min_trades: int = Field(
-        30, ge=1, description="closed trades needed before Kelly is trusted; until then positions are [trading] max_position_usd"
+        30, ge=1, description=("closed trades needed before Kelly is trusted; "
+                               "until then positions are [trading] max_position_usd")
     )
     lookback_trades: int = Field(100, ge=1, description="most recent closed trades the win rate and payoff come from")
 
@@ -90,5 +91,6 @@ class KellySize:
         size = 0.0 if f <= 0 else round(max(0.0, min(config.fraction * f * equity, cap, equity)), 2)
         ctx.audit("sizing", plugin=NAME, symbol=signal.symbol, notional=size, kelly=f, win_rate=p, payoff=b,
                   trades=len(returns), source=source,
-                  why="negative edge: no position" if f <= 0 else f"{config.fraction:g} x Kelly {f:.3f} x equity {equity:.2f}")
+                  why=("negative edge: no position" if f <= 0
+                       else f"{config.fraction:g} x Kelly {f:.3f} x equity {equity:.2f}"))
         return size

@@ -1,10 +1,11 @@
 """``replay``: market data from OHLCV CSV files, on a simulated clock (the out-of-the-box default).
 
 Reads ``<data_dir>/<BASE>_<QUOTE>-<timeframe>.csv`` with the header
-``timestamp_ms,open,high,low,close,volume`` (what ``gobot data synth`` writes, and ``gobot data download`` once an exchange plugin
-provides it). When no file has the configured timeframe, a finer one is resampled up. A cycle sees
-only candles that have closed at the clock's time: no lookahead. When ``data_dir`` is left at its
-default and there is no such folder, the synthetic demo market bundled with gobot is replayed.
+``timestamp_ms,open,high,low,close,volume`` (what ``gobot data synth`` writes, and
+``gobot data download`` once an exchange plugin provides it). When no file has the configured
+timeframe, a finer one is resampled up. A cycle sees only candles that have closed at the clock's
+time: no lookahead. When ``data_dir`` is left at its default and there is no such folder, the
+synthetic demo market bundled with gobot is replayed.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class Replay:
     def _load(self, ctx) -> None:
         self.config = ReplayConfig.of(ctx, NAME)
         if self.config.timeframe not in TIMEFRAMES:
-            raise ValueError(f"[plugins.replay] timeframe '{self.config.timeframe}' is not one of {', '.join(TIMEFRAMES)}")
+            raise ValueError(f"[plugins.replay] timeframe '{self.config.timeframe}' "
+                             f"is not one of {', '.join(TIMEFRAMES)}")
         self.data_dir = Path(ctx.config.resolve(self.config.data_dir))
         default = ReplayConfig.model_fields["data_dir"].default
         if self.config.data_dir == default and not self.data_dir.exists():

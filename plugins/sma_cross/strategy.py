@@ -71,8 +71,8 @@ class SmaCrossStrategy:
         else:
             return self._holds.get(symbol) or self._hold(symbol)
         word = "above" if action is Action.LONG else "below"
-        return Signal(symbol=symbol, action=action, confidence=CONFIDENCE, entry=closes[-1], timeframe=candles.timeframe,
-                      strategy=self.name, rationale=f"SMA{fast} crossed {word} SMA{slow}")
+        return Signal(symbol=symbol, action=action, confidence=CONFIDENCE, entry=closes[-1],
+                      timeframe=candles.timeframe, strategy=self.name, rationale=f"SMA{fast} crossed {word} SMA{slow}")
 
     def vectorized(self, symbol: str, candles: Candles, params: dict[str, float]) -> dict:
         import numpy as np

@@ -59,7 +59,8 @@ def _temper(signal, learnings):
     """Lower the confidence of an idea that goes against the latest trend learning for its symbol."""
     if signal.action is Action.HOLD:
         return signal
-    latest = next((item for item in reversed(learnings) if item.symbol == signal.symbol and "trend" in item.evidence), None)
+    latest = next((item for item in reversed(learnings)
+                   if item.symbol == signal.symbol and "trend" in item.evidence), None)
     if latest is None or latest.evidence["trend"] == "flat":
         return signal
     against = (signal.action is Action.LONG) == (latest.evidence["trend"] == "bearish")

@@ -55,12 +55,15 @@ class SmaRsiStrategy:
                           rationale=f"SMA{fast} above SMA{slow} (gap {gap_pct:.2f}%), RSI{period} {strength:.0f}")
         if fast_now < slow_now and strength > params["rsi_short_min"]:
             room = min(1.0, max(0.0, (strength - params["rsi_short_min"]) / (50.0 - params["rsi_short_min"])))
-            return Signal(symbol=symbol, action=Action.SHORT, confidence=round(0.5 + 0.25 * trend_part + 0.25 * room, 4),
+            return Signal(symbol=symbol, action=Action.SHORT,
+                          confidence=round(0.5 + 0.25 * trend_part + 0.25 * room, 4),
                           entry=price, timeframe=candles.timeframe, strategy=self.name,
                           rationale=f"SMA{fast} below SMA{slow} (gap {gap_pct:.2f}%), RSI{period} {strength:.0f}")
         extreme = "overbought" if fast_now > slow_now else "oversold"
-        return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0, timeframe=candles.timeframe, strategy=self.name,
-                      rationale=f"trend {'up' if fast_now > slow_now else 'down'} but RSI{period} {strength:.0f} {extreme}")
+        return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0, timeframe=candles.timeframe,
+                      strategy=self.name,
+                      rationale=(f"trend {'up' if fast_now > slow_now else 'down'} "
+                                 f"but RSI{period} {strength:.0f} {extreme}"))
 
     def vectorized(self, symbol: str, candles: Candles, params: dict[str, float]) -> dict:
         """``signal()`` for every candle at once (the backtester's fast path)."""

@@ -37,7 +37,8 @@ class Validator:
     def gobot_validate_strategy(self, ctx, strategy):
         config = ValidatorConfig.of(ctx, NAME)
         if not ctx.snapshots:
-            return ValidationResult(strategy=strategy.name, version=strategy.version, passed=True, reason="no candles to test on")
+            return ValidationResult(strategy=strategy.name, version=strategy.version, passed=True,
+                                    reason="no candles to test on")
         ret, trades = _backtest_return(ctx, strategy.name, strategy.params)
         candles = len(ctx.snapshots[0].candles)
         metrics = {"return_pct": round(ret, 4), "trades": trades}
@@ -53,4 +54,5 @@ class Validator:
                 return ValidationResult(strategy=strategy.name, version=strategy.version, passed=False, metrics=metrics,
                                         reason=f"{summary}, trails v{earlier[-1].version} ({before:+.2f}%)")
             summary += f", v{earlier[-1].version} made {before:+.2f}%"
-        return ValidationResult(strategy=strategy.name, version=strategy.version, passed=True, reason=summary, metrics=metrics)
+        return ValidationResult(strategy=strategy.name, version=strategy.version, passed=True, reason=summary,
+                                metrics=metrics)

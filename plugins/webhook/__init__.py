@@ -2,9 +2,10 @@
 
 The URL comes from ``GOBOT_WEBHOOK_URL`` in the environment, and only from there: whoever has a
 webhook URL can post to the channel (Slack's and Discord's carry their key in the path), so it is a
-secret, masked in logs like the others. ``[plugins.webhook] url`` is refused with that fix. Delivery runs in a background task: 429 ``Retry-After`` is honoured,
-network errors, timeouts and 5xx are retried with backoff up to ``max_attempts``; the trading
-loop never waits. Enabled without a URL, the bot refuses to start and says what to set.
+secret, masked in logs like the others. ``[plugins.webhook] url`` is refused with that fix. Delivery
+runs in a background task: 429 ``Retry-After`` is honoured, network errors, timeouts and 5xx are
+retried with backoff up to ``max_attempts``; the trading loop never waits. Enabled without a URL,
+the bot refuses to start and says what to set.
 """
 
 from __future__ import annotations
@@ -34,14 +35,17 @@ class WebhookConfig(PluginConfig):
     # Not a setting: kept only to refuse it with the fix (a webhook URL is a credential). `gobot init` omits it.
     url: str = Field("", exclude=True, description=f"set {URL_ENV} in the environment and remove this key")
     format: Literal["json", "slack", "discord"] = Field(
-        "json", description="payload: json (the alert's fields), slack ({\"text\": ...}) or discord ({\"content\": ...})"
+        "json", description=("payload: json (the alert's fields), slack ({\"text\": ...}) "
+                             "or discord ({\"content\": ...})")
     )
     min_severity: Severity = Field(Severity.WARNING, description="quietest alert sent: INFO, WARNING or CRITICAL")
     timeout: float = Field(10.0, gt=0, description="seconds one POST may take")
-    max_attempts: int = Field(5, ge=1, description="tries per alert (network errors, timeouts, 5xx, 429), then it is dropped and logged")
+    max_attempts: int = Field(5, ge=1, description=("tries per alert (network errors, timeouts, 5xx, 429), "
+                                                    "then it is dropped and logged"))
     retry_initial: float = Field(2.0, gt=0, description="seconds before the first retry; doubles with each failure")
     retry_max: float = Field(60.0, gt=0, description="longest wait between two tries, seconds")
-    drain_timeout: float = Field(10.0, gt=0, description="at shutdown, seconds without a delivery before the rest is given up")
+    drain_timeout: float = Field(10.0, gt=0,
+                                 description="at shutdown, seconds without a delivery before the rest is given up")
 
     @field_validator("url")
     @classmethod
@@ -54,7 +58,8 @@ class WebhookConfig(PluginConfig):
 
 def payload(alert: dict[str, Any], form: str) -> list[dict[str, Any]]:
     """The request bodies for one alert (Discord's 2000-character limit may need several)."""
-    title, text, severity = str(alert.get("title", "")), str(alert.get("text", "") or ""), str(alert.get("severity", "INFO"))
+    title, text, severity = (str(alert.get("title", "")), str(alert.get("text", "") or ""),
+                             str(alert.get("severity", "INFO")))
     if form == "json":
         return [{"source": "gobot", **{k: alert.get(k) for k in ("kind", "severity", "title", "text", "time", "data")}}]
     if form == "slack":
@@ -166,7 +171,8 @@ class Webhook:
                 self._done(alert, False, f"dropped after {attempts} tries: {detail}")
                 log.error("webhook: alert dropped after %d tries: %s", attempts, detail)
                 continue
-            delay = retry_after if retry_after is not None else min(self.config.retry_max, self.config.retry_initial * 2 ** (attempts - 1))
+            delay = (retry_after if retry_after is not None
+                     else min(self.config.retry_max, self.config.retry_initial * 2 ** (attempts - 1)))
             self._queue[0] = (alert, attempts, time.time() + delay)
             log.warning("webhook: delivery failed (%s); retrying in %.1f s", detail, delay)
 
