@@ -18,7 +18,8 @@ NAME = "max_spread"  # the entry-point name: config section, plugin_config() and
 
 
 class MaxSpreadConfig(PluginConfig):  # unknown keys forbidden: a misspelled one fails `gobot config check`
-    max_spread_pct: float = Field(0.1, gt=0, description="widest bid/ask spread that may open a position, % of the mid price")
+    max_spread_pct: float = Field(0.1, gt=0,
+                                  description="widest bid/ask spread that may open a position, % of the mid price")
     without_quote: Literal["veto", "allow"] = Field(
         "veto", description="when the market data has no bid/ask: veto (fail closed) or allow"
     )
@@ -49,8 +50,10 @@ class MaxSpread:
                                                       '(fail closed; without_quote = "allow" trades anyway)')
         if spread > config.max_spread_pct:
             return RiskVerdict(approved=False,
-                               reason=f"spread {spread:.3f}% on {intent.symbol} above max_spread_pct {config.max_spread_pct:g}")
-        return RiskVerdict(approved=True, reason=f"spread {spread:.3f}% within max_spread_pct {config.max_spread_pct:g}")
+                               reason=f"spread {spread:.3f}% on {intent.symbol} "
+                                      f"above max_spread_pct {config.max_spread_pct:g}")
+        return RiskVerdict(approved=True,
+                           reason=f"spread {spread:.3f}% within max_spread_pct {config.max_spread_pct:g}")
 
     @hookimpl
     def gobot_risk_status(self, ctx):
@@ -59,9 +62,11 @@ class MaxSpread:
         counters = []
         for snap in ctx.snapshots:
             spread = spread_pct(snap)
-            counters.append(RiskCounter(name=f"spread {snap.symbol}", value=None if spread is None else round(spread, 4),
+            counters.append(RiskCounter(name=f"spread {snap.symbol}",
+                                        value=None if spread is None else round(spread, 4),
                                         limit=config.max_spread_pct, unit="%",
-                                        blocking=spread is None and config.without_quote == "veto" or (spread or 0) > config.max_spread_pct))
+                                        blocking=spread is None and config.without_quote == "veto"
+                                        or (spread or 0) > config.max_spread_pct))
         if not counters:
             counters.append(RiskCounter(name="bid/ask spread", limit=config.max_spread_pct, unit="%",
                                         note="checked per order against the cycle's quotes"))

@@ -91,7 +91,8 @@ class PluginSet:
             also = f"; also failed: {', '.join(others)} (see `gobot plugins`)" if others else ""
             hint = ""
             if first.reason.startswith("enabled but not installed"):  # a misspelt name, most likely
-                known = [name for name, info in self.plugins.items() if not info.reason.startswith("enabled but not installed")]
+                known = [name for name, info in self.plugins.items()
+                         if not info.reason.startswith("enabled but not installed")]
                 close = difflib.get_close_matches(first.name, sorted(known), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
             raise PluginError(first.name, first.reason + hint + also, first.distribution or None)
@@ -148,7 +149,8 @@ def build_plugin_set(
             other = plugins[ep.name]
             if ep.name not in wanted:
                 continue
-            _fail(other, f"two distributions provide plugin '{ep.name}': {other.distribution} and {info.distribution}; uninstall one")
+            _fail(other, f"two distributions provide plugin '{ep.name}': {other.distribution} and "
+                         f"{info.distribution}; uninstall one")
             continue
         plugins[ep.name] = info
         if ep.name not in wanted:
@@ -331,7 +333,8 @@ def _register(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> Non
 
 
 def _impls_of(pm: pluggy.PluginManager, plugin: object) -> list[pluggy.HookImpl]:
-    return [impl for caller in pm.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls() if impl.plugin is plugin]
+    return [impl for caller in pm.get_hookcallers(plugin) or [] for impl in caller.get_hookimpls()
+            if impl.plugin is plugin]
 
 
 def _check_pending(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> None:
@@ -344,7 +347,8 @@ def _check_pending(pm: pluggy.PluginManager, plugins: dict[str, PluginInfo]) -> 
         for impl in hook_caller.get_hookimpls():
             if not impl.optionalhook:
                 guess = difflib.get_close_matches(name, known, n=1)
-                bad.setdefault(impl.plugin_name, f"implements unknown hook {name}" + (f"; did you mean {guess[0]}?" if guess else ""))
+                bad.setdefault(impl.plugin_name, f"implements unknown hook {name}"
+                               + (f"; did you mean {guess[0]}?" if guess else ""))
     for plugin_name, reason in bad.items():
         info = plugins.get(plugin_name)
         if info is not None:

@@ -41,6 +41,7 @@ def configured_params(settings: Any, strategy: Strategy) -> dict[str, float]:
     try:
         params.update(check_params(strategy, table, f"[strategies.{strategy.name}]"))
     except ParameterError as exc:
-        raise ConfigError([ConfigProblem(settings.file_label, f"strategies.{strategy.name}", str(exc).split(": ", 1)[-1],
+        raise ConfigError([ConfigProblem(settings.file_label, f"strategies.{strategy.name}",
+                                         str(exc).split(": ", 1)[-1],
                                          "use a parameter the strategy declares, within its range")]) from None
     return params

@@ -20,7 +20,8 @@ TARGET_TRADES = 100
 TARGET_WIN_RATE = 0.60
 #: Alert kinds an operator must have seen arrive before trusting the bot with money.
 REQUIRED_ALERT_KINDS = (
-    "run_started", "run_stopped", "trade_opened", "trade_closed", "risk_veto", "execution_error", "circuit_breaker", "kill_switch",
+    "run_started", "run_stopped", "trade_opened", "trade_closed", "risk_veto", "execution_error", "circuit_breaker",
+    "kill_switch",
 )
 
 
@@ -100,7 +101,8 @@ def readiness_report(state_dir: Path) -> ReadinessReport:
                                       f"{len(trades)} closed trades"))
     rate = wins / len(trades) if trades else 0.0
     report.lines.append(ReadinessLine("win rate", f"> {TARGET_WIN_RATE:.0%}", bool(trades) and rate > TARGET_WIN_RATE,
-                                      f"{rate:.1%} ({wins} of {len(trades)} trades won)" if trades else "no closed trades"))
+                                      f"{rate:.1%} ({wins} of {len(trades)} trades won)" if trades
+                                      else "no closed trades"))
 
     sent: dict[str, int] = {}
     undelivered: dict[str, int] = {}
@@ -116,9 +118,11 @@ def readiness_report(state_dir: Path) -> ReadinessReport:
                                       f"delivered {len(delivered)} of {len(REQUIRED_ALERT_KINDS)}"
                                       + (f"; never delivered: {', '.join(missing)}" if missing else "")))
 
-    kills = [e for e in mine if e.get("event") == "kill_switch" or (e.get("event") == "alert" and e.get("alert", {}).get("kind") == "kill_switch")]
+    kills = [e for e in mine if e.get("event") == "kill_switch"
+             or (e.get("event") == "alert" and e.get("alert", {}).get("kind") == "kill_switch")]
     report.lines.append(ReadinessLine("kill switch exercised", "at least once", bool(kills),
-                                      f"{len(kills)} kill-switch events, first at {kills[0].get('sim_time') or kills[0].get('time')}"
+                                      f"{len(kills)} kill-switch events, "
+                                      f"first at {kills[0].get('sim_time') or kills[0].get('time')}"
                                       if kills else "no kill-switch event (run `gobot kill` during a testnet run)"))
 
     recovered = []
@@ -127,7 +131,8 @@ def readiness_report(state_dir: Path) -> ReadinessReport:
             after = [c for c in mine if c.get("event") == "cycle_completed" and c["run_id"] == e["run_id"]
                      and c.get("iteration", 0) > e["resumed_from"] and c.get("time", "") >= e.get("time", "")]
             if after:
-                recovered.append(f"run {e['run_id']} resumed after cycle {e['resumed_from']} and completed cycle {after[0]['iteration']}")
+                recovered.append(f"run {e['run_id']} resumed after cycle {e['resumed_from']} "
+                                 f"and completed cycle {after[0]['iteration']}")
     report.lines.append(ReadinessLine("a restart recovered", "at least once", bool(recovered),
                                       recovered[0] if recovered else "no resumed testnet run completed a cycle"))
 
@@ -135,7 +140,8 @@ def readiness_report(state_dir: Path) -> ReadinessReport:
     return report
 
 
-def _completeness(mine: list[dict], runs: list[str], bad_lines: int, state_trades: dict[str, int], trades: dict) -> ReadinessLine:
+def _completeness(mine: list[dict], runs: list[str], bad_lines: int, state_trades: dict[str, int],
+                  trades: dict) -> ReadinessLine:
     """Every cycle recorded, every order explained by risk verdicts, the trade history agrees, nothing unreadable."""
     problems = []
     if not runs:
@@ -149,7 +155,8 @@ def _completeness(mine: list[dict], runs: list[str], bad_lines: int, state_trade
         gaps = sorted(set(range(1, max(seen) + 1)) - seen) if seen else []
         if gaps:
             problems.append(f"run {run}: cycles {gaps[:5]}{'...' if len(gaps) > 5 else ''} missing")
-        judged = {e.get("intent", {}).get("id") for e in mine if e.get("event") == "risk_verdicts" and e["run_id"] == run}
+        judged = {e.get("intent", {}).get("id") for e in mine
+                  if e.get("event") == "risk_verdicts" and e["run_id"] == run}
         unexplained = [e for e in mine if e.get("event") == "order" and e["run_id"] == run
                        and e.get("order", {}).get("purpose") == "open" and e.get("intent_id") not in judged]
         if unexplained:
@@ -157,5 +164,6 @@ def _completeness(mine: list[dict], runs: list[str], bad_lines: int, state_trade
         logged = sum(1 for key in trades if key[0] == run)
         if run in state_trades and state_trades[run] != logged:
             problems.append(f"run {run}: {state_trades[run]} trades in the state, {logged} in the audit log")
-    evidence = "; ".join(problems) if problems else f"{cycles} cycles, every opening order with its risk verdicts, trade history agrees"
+    evidence = ("; ".join(problems) if problems
+                else f"{cycles} cycles, every opening order with its risk verdicts, trade history agrees")
     return ReadinessLine("audit log complete", "no gaps", not problems, evidence)

@@ -99,7 +99,8 @@ class Watchdog:
     def _stale_alert(self, heartbeat: Heartbeat, now: datetime) -> Alert:
         if heartbeat.state == "missing":
             title = f"gobot is silent: no heartbeat in {self.path.parent}"
-            text = f"No readable heartbeat.json for over {self.config.stale_after:g} s: the bot is not running, or never started."
+            text = (f"No readable heartbeat.json for over {self.config.stale_after:g} s: "
+                    "the bot is not running, or never started.")
         else:
             title = f"gobot is silent: no heartbeat for {heartbeat.age:.0f} s"
             alive = process_alive((heartbeat.beat or {}).get("pid"))
@@ -111,5 +112,6 @@ class Watchdog:
 
     def _data(self, heartbeat: Heartbeat) -> dict[str, Any]:
         beat = heartbeat.beat or {}
-        return {"state_dir": str(self.path.parent), "age_seconds": None if heartbeat.age is None else round(heartbeat.age, 1),
+        return {"state_dir": str(self.path.parent),
+                "age_seconds": None if heartbeat.age is None else round(heartbeat.age, 1),
                 "pid": beat.get("pid"), "run_id": beat.get("run_id"), "iteration": beat.get("iteration")}

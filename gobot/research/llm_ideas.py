@@ -78,7 +78,8 @@ class LlmIdeas:
     def messages(self, strategy: Strategy, objective: Any, kept, history: list) -> list[dict[str, str]]:
         space = {name: {"low": spec.low, "high": spec.high, "step": spec.step, "integer": spec.integer,
                         "description": spec.description} for name, spec in strategy.parameters.items()}
-        trials = [{"trial": d.number, "source": d.source, "params": d.params, "objective_in_sample": round(d.objective_in, 4),
+        trials = [{"trial": d.number, "source": d.source, "params": d.params,
+                   "objective_in_sample": round(d.objective_in, 4),
                    "objective_out_of_sample": round(d.objective_out, 4), "trades_in_sample": d.in_sample["trades"],
                    "accepted": d.accepted, "verdict": d.reason} for d in history]
         prompt = {

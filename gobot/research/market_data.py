@@ -200,7 +200,8 @@ def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     try:
         table = np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, usecols=range(6), ndmin=2)
     except ValueError as exc:
-        raise DataError(f"{path}: {exc} (line numbers count from the first candle; fix or re-download the file)") from None
+        raise DataError(f"{path}: {exc} (line numbers count from the first candle; "
+                        "fix or re-download the file)") from None
     table = np.ascontiguousarray(table.T)  # one contiguous row per column
     columns = _columns(table)
     ts = columns["timestamp"]
@@ -302,13 +303,14 @@ def load_series(data_dir: Path, symbol: str, timeframe: str, *, start_ms: int | 
         tried.append(path.name)
         if path.exists():
             return series_from_file(path, symbol, timeframe, source_timeframe=tf, start_ms=start_ms, end_ms=end_ms,
-                                    markets=markets if markets is not None else read_markets(data_dir), cache_dir=cache_dir)
+                                    markets=markets if markets is not None else read_markets(data_dir),
+                                    cache_dir=cache_dir)
     raise DataError(f"no candles for {symbol} in {data_dir} (looked for {', '.join(tried)}); "
                     "download them with `gobot data download`, or pass --data FILE")
 
 
-def series_from_file(path: Path, symbol: str | None = None, timeframe: str | None = None, *, source_timeframe: str | None = None,
-                     start_ms: int | None = None, end_ms: int | None = None,
+def series_from_file(path: Path, symbol: str | None = None, timeframe: str | None = None, *,
+                     source_timeframe: str | None = None, start_ms: int | None = None, end_ms: int | None = None,
                      markets: dict[str, MarketRules] | None = None, cache_dir: Path | None = None) -> Series:
     """A ``Series`` from one CSV file; symbol and timeframe default to what its name says."""
     named = parse_file_name(path)

@@ -220,21 +220,25 @@ def decide(baseline: Decision, candidates: list[Decision], options: OptimizerCon
         candidate.accepted, candidate.targets_met = False, False
         where = "baseline" if kept.number is None else f"#{kept.number}"
         if candidate.in_sample["trades"] < options.min_trades:
-            candidate.reason = f"too few trades in sample ({candidate.in_sample['trades']} < min_trades {options.min_trades})"
+            candidate.reason = (f"too few trades in sample ({candidate.in_sample['trades']} "
+                                f"< min_trades {options.min_trades})")
         elif candidate.out_of_sample["trades"] < min_out:
             candidate.reason = f"too few trades out of sample ({candidate.out_of_sample['trades']} < {min_out})"
         elif candidate.objective_in <= kept.objective_in:
-            candidate.reason = f"not better in sample ({candidate.objective_in:+.3f} <= {where} {kept.objective_in:+.3f})"
+            candidate.reason = (f"not better in sample ({candidate.objective_in:+.3f} <= {where} "
+                                f"{kept.objective_in:+.3f})")
         elif candidate.objective_out <= kept.objective_out:
             candidate.reason = (f"wins in sample only: out of sample {candidate.objective_out:+.3f} <= {where} "
-                                f"{kept.objective_out:+.3f} (in sample {candidate.objective_in:+.3f} > {kept.objective_in:+.3f})")
+                                f"{kept.objective_out:+.3f} (in sample {candidate.objective_in:+.3f} "
+                                f"> {kept.objective_in:+.3f})")
         elif candidate.ratio is not None and candidate.ratio < options.min_oos_ratio:
             candidate.reason = (f"overfit: out-of-sample/in-sample ratio {candidate.ratio:.2f} < min_oos_ratio "
                                 f"{options.min_oos_ratio:g}")
         else:
             candidate.accepted = True
             candidate.targets_met = targets_met(candidate.out_of_sample, options)
-            candidate.reason = f"beats {where} in and out of sample" + ("; design targets met out of sample" if candidate.targets_met else "")
+            candidate.reason = (f"beats {where} in and out of sample"
+                                + ("; design targets met out of sample" if candidate.targets_met else ""))
             kept = candidate
     return kept
 
@@ -356,8 +360,8 @@ class Optimization:
         return f"{self.strategy.name}-{symbols}-{self.series[0].timeframe}-{span}-{objective}"
 
     def data_fingerprint(self) -> str:
-        return ";".join(f"{s.symbol}:{s.timeframe}:{len(s)}:{int(s.timestamp[0])}:{int(s.timestamp[-1])}:{float(s.close[-1])!r}"
-                        for s in self.series)
+        return ";".join(f"{s.symbol}:{s.timeframe}:{len(s)}:{int(s.timestamp[0])}:{int(s.timestamp[-1])}:"
+                        f"{float(s.close[-1])!r}" for s in self.series)
 
     def evaluate(self, params: dict[str, float]) -> Evaluation:
         signals: list[Signals] = [compute_signals(self.strategy, params, s, self.path) for s in self.series]
@@ -365,8 +369,8 @@ class Optimization:
         for fold in self.folds:
             row = {"fold": fold.number}
             for label, (start, end), bucket in (("in", fold.in_sample, ins), ("out", fold.out_of_sample, outs)):
-                sim = simulate(self.series, signals, self.execution, self.gate_factory(params), strategy=self.strategy.name,
-                               start_ms=start, end_ms=end)
+                sim = simulate(self.series, signals, self.execution, self.gate_factory(params),
+                               strategy=self.strategy.name, start_ms=start, end_ms=end)
                 metrics = window_metrics(sim)
                 bucket.append(metrics)
                 row[label] = metrics
@@ -377,7 +381,8 @@ class Optimization:
             first = [(1.0, self.objectives[0])]
             objective_in, objective_out = objective_value(in_sample, first), objective_value(out_of_sample, first)
         else:
-            objective_in, objective_out = objective_value(in_sample, self.terms), objective_value(out_of_sample, self.terms)
+            objective_in, objective_out = (objective_value(in_sample, self.terms),
+                                           objective_value(out_of_sample, self.terms))
             values = [objective_in]
         return Evaluation(dict(params), in_sample, out_of_sample, per_fold, objective_in, objective_out, values)
 
@@ -405,8 +410,8 @@ class Optimization:
 
         directions = (["minimize" if name in MINIMISED else "maximize" for name in self.objectives]
                       if self.objectives else ["maximize"])
-        study = optuna.create_study(storage=storage(self.storage_url), study_name=self.study_name, directions=directions,
-                                    sampler=self._sampler(worker), load_if_exists=True)
+        study = optuna.create_study(storage=storage(self.storage_url), study_name=self.study_name,
+                                    directions=directions, sampler=self._sampler(worker), load_if_exists=True)
         if [d.name.lower() for d in study.directions] != directions:
             raise OptimizerError(f"study '{self.study_name}' was made with other objectives; pick another --study")
         return study
@@ -464,8 +469,9 @@ class Optimization:
             attrs = trial.user_attrs
             if "in_sample" not in attrs:
                 continue
-            candidates.append(Decision(trial.number, dict(trial.params), attrs.get("source", "?"), attrs["objective_in"],
-                                       attrs["objective_out"], attrs.get("ratio"), _unclean(attrs["in_sample"]),
+            candidates.append(Decision(trial.number, dict(trial.params), attrs.get("source", "?"),
+                                       attrs["objective_in"], attrs["objective_out"], attrs.get("ratio"),
+                                       _unclean(attrs["in_sample"]),
                                        _unclean(attrs["out_of_sample"]), rationale=attrs.get("rationale", "")))
         kept = decide(baseline, candidates, self.options)
         return baseline, candidates, kept
@@ -482,7 +488,8 @@ class Optimization:
                 step = max(1, int(round(spec.step))) if spec.step else 1
                 params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=step)
             else:
-                step = spec.step if spec.step and (spec.high - spec.low) / spec.step == int((spec.high - spec.low) / spec.step) else None
+                step = (spec.step if spec.step
+                        and (spec.high - spec.low) / spec.step == int((spec.high - spec.low) / spec.step) else None)
                 params[name] = trial.suggest_float(name, spec.low, spec.high, step=step)
         kill_point(f"optimizer_trial:{trial.number}")  # SIGKILL while trial N runs (resume tests)
         evaluation = self.evaluate(params)
@@ -512,11 +519,13 @@ class Optimization:
         idea = self.ideas.propose(self.strategy, self.objectives or self.options.objective, kept, candidates[-20:])
         if idea.params is None:
             self.say(f"llm idea rejected: {idea.reason}")
-            rejected = list(study.user_attrs.get("llm_rejected", []))[-49:] + [{"after": len(candidates), "reason": idea.reason}]
+            rejected = (list(study.user_attrs.get("llm_rejected", []))[-49:]
+                        + [{"after": len(candidates), "reason": idea.reason}])
             study.set_user_attr("llm_rejected", rejected)
             return
         study.enqueue_trial(idea.params, user_attrs={"source": "llm", "rationale": idea.rationale[:500]})
-        self.say(f"llm idea queued: {' '.join(f'{k}={_fmt(v)}' for k, v in idea.params.items())} ({idea.rationale[:120]})")
+        self.say(f"llm idea queued: {' '.join(f'{k}={_fmt(v)}' for k, v in idea.params.items())} "
+                 f"({idea.rationale[:120]})")
 
     def work(self, worker: int = 0, say_trials: bool = True) -> None:
         """Run trials until the study stops (max_iterations, targets) in this process."""
@@ -590,8 +599,8 @@ class Optimization:
         if self.objectives:
             pareto = sorted(t.number for t in study.best_trials)
         return Report(self.study_name, redact_url(self.storage_url), self.strategy.name,
-                      ", ".join(self.objectives) if self.objectives else self.options.objective, baseline, candidates, kept,
-                      self.folds, stopped, pareto)
+                      ", ".join(self.objectives) if self.objectives else self.options.objective, baseline, candidates,
+                      kept, self.folds, stopped, pareto)
 
 
 def _trial_constraints() -> bool:
@@ -660,7 +669,8 @@ def request_apply(state_path, report: Report, source: str) -> dict[str, Any]:
 
 def archive_version(state_path, strategy: str, previous: dict[str, float], new: dict[str, float], note: str) -> None:
     state_path.mkdir(parents=True, exist_ok=True)
-    entry = {"time": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "previous": previous, "new": new, "note": note}
+    entry = {"time": datetime.now(timezone.utc).isoformat(), "strategy": strategy, "previous": previous, "new": new,
+             "note": note}
     with (state_path / ARCHIVE_FILE).open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")
 

@@ -67,8 +67,10 @@ async def run_scheduled(bot: Any):
             execution = replace(execution, allow_short=False)
         stamp = bot.clock.now().strftime("%Y%m%d-%H%M")
         optimization = Optimization(
-            strategy, series, execution, lambda params: setup.gate(execution, strategy, StrategyVersion(name=strategy.name, params=params)),
-            options, baseline_params=current.params, storage_url=options.storage or default_storage_url(settings.state_path),
+            strategy, series, execution,
+            lambda params: setup.gate(execution, strategy, StrategyVersion(name=strategy.name, params=params)),
+            options, baseline_params=current.params,
+            storage_url=options.storage or default_storage_url(settings.state_path),
             study_name=f"scheduled-{strategy.name}-{stamp}", say=lambda text: log.info("optimizer: %s", text),
         )
         report = await asyncio.to_thread(optimization.run, 1)
@@ -88,8 +90,10 @@ async def run_scheduled(bot: Any):
     kept = report.kept
     if report.improved:
         params = ", ".join(f"{k}={v:g}" for k, v in kept.params.items())
-        title = f"Optimizer: {strategy.name} winner #{kept.number}" + (" (applied next cycle)" if applied else " (not applied)")
-        text = (f"{params}; {report.objective} in sample {kept.objective_in:+.3f} (baseline {report.baseline.objective_in:+.3f}), "
+        title = (f"Optimizer: {strategy.name} winner #{kept.number}"
+                 + (" (applied next cycle)" if applied else " (not applied)"))
+        text = (f"{params}; {report.objective} in sample {kept.objective_in:+.3f} "
+                f"(baseline {report.baseline.objective_in:+.3f}), "
                 f"out of sample {kept.objective_out:+.3f} (baseline {report.baseline.objective_out:+.3f})"
                 + ("" if applied else "; set [optimizer] auto_apply = true, or run gobot optimize --apply"))
     else:

@@ -74,7 +74,8 @@ def synthetic_data_dir(tmp_path_factory) -> Path:
 @fixture
 def plugin_set_factory() -> Callable[..., PluginSet]:
     def factory(
-        enable: Iterable[str] = (), disable: Iterable[str] = (), plugins: Iterable[tuple[str, object]] = (), live: bool = False
+        enable: Iterable[str] = (), disable: Iterable[str] = (), plugins: Iterable[tuple[str, object]] = (),
+        live: bool = False
     ) -> PluginSet:
         return build_plugin_set(enable=enable, disable=disable, extra_plugins=plugins, live=live)
 
@@ -98,7 +99,8 @@ REPLAY_TEST_RISK: dict[str, dict[str, Any]] = {
 def replay_settings(state_dir: Path, data_dir: Path, config: dict[str, Any] | None = None) -> Settings:
     """Settings for a replay run: ``config`` is merged over a state_dir and data_dir of the test's own
     (and ``REPLAY_TEST_RISK``)."""
-    plugins: dict[str, Any] = {"replay": {"data_dir": str(data_dir)}, **{k: dict(v) for k, v in REPLAY_TEST_RISK.items()}}
+    plugins: dict[str, Any] = {"replay": {"data_dir": str(data_dir)},
+                               **{k: dict(v) for k, v in REPLAY_TEST_RISK.items()}}
     data: dict[str, Any] = {"state_dir": str(state_dir), "plugins": plugins}
     for key, value in (config or {}).items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -127,7 +129,8 @@ def replay_bot(tmp_path, synthetic_data_dir, plugin_set_factory) -> Callable[...
     ) -> Bot:
         settings = replay_settings(state_dir or tmp_path / "state", synthetic_data_dir, config)
         plugin_set = plugin_set_factory(
-            enable=[*settings.plugins.enable, *enable], disable=[*settings.plugins.disable, *disable], plugins=plugins, live=live
+            enable=[*settings.plugins.enable, *enable], disable=[*settings.plugins.disable, *disable],
+            plugins=plugins, live=live
         )
         from gobot.run.bot import Bot
 
@@ -164,7 +167,8 @@ def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Pa
     writes the module ``module`` (default: ``name``) from ``source`` and a ``<dist>-<version>.dist-info``
     with ``METADATA`` (one ``Requires-Dist`` line per item of ``requires``) and ``entry_points.txt``
     (``[gobot]`` ``name = module:attr``, or just ``module`` when ``attr`` is None) into a fresh
-    folder, and puts that folder first on ``sys.path``, so ``importlib.metadata.entry_points(group="gobot")`` lists the plugin.
+    folder, and puts that folder first on ``sys.path``, so
+    ``importlib.metadata.entry_points(group="gobot")`` lists the plugin.
     ``dist`` defaults to ``gobot-plugin-<name>``: each call is its own distribution (one
     distribution name is seen once on ``sys.path``, so don't reuse it within a test). Nothing
     is imported here. At teardown the module is forgotten and the folder leaves ``sys.path``.
@@ -172,8 +176,8 @@ def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Pa
     modules: list[str] = []
 
     def install(
-        name: str, source: str, dist: str | None = None, version: str = "1.0", attr: str | None = None, module: str | None = None,
-        requires: Iterable[str] = (),
+        name: str, source: str, dist: str | None = None, version: str = "1.0", attr: str | None = None,
+        module: str | None = None, requires: Iterable[str] = (),
     ) -> Path:
         module = module or name
         dist = dist or f"gobot-plugin-{name}".replace("_", "-")
@@ -182,7 +186,8 @@ def installed_plugin(tmp_path_factory, monkeypatch) -> Iterator[Callable[..., Pa
         info = folder / f"{re.sub(r'[-_.]+', '_', dist)}-{version}.dist-info"
         info.mkdir()
         requires_lines = "".join(f"Requires-Dist: {line}\n" for line in requires)
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requires_lines}", encoding="utf-8")
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requires_lines}",
+                                       encoding="utf-8")
         target = f"{module}:{attr}" if attr else module
         (info / "entry_points.txt").write_text(f"[gobot]\n{name} = {target}\n", encoding="utf-8")
         modules.append(module)

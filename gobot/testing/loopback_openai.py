@@ -125,7 +125,8 @@ class Reply:
     delay: float = 0.0
 
     @classmethod
-    def answer(cls, content: str | dict[str, Any], *, finish_reason: str = "stop", usage: tuple[int, int] = (1200, 80)) -> Reply:
+    def answer(cls, content: str | dict[str, Any], *, finish_reason: str = "stop",
+               usage: tuple[int, int] = (1200, 80)) -> Reply:
         text = content if isinstance(content, str) else json.dumps(content)
         return cls(content=text, finish_reason=finish_reason, usage=usage)
 
@@ -267,8 +268,10 @@ class LoopbackOpenAI:
                     return  # the server is closing: drop the slow answer
                 try:
                     if reply.status != 200:
-                        kind = "rate_limit_error" if reply.status == 429 else "server_error" if reply.status >= 500 else "invalid_request_error"
-                        self._send(reply.status, {"error": {"message": reply.message, "type": kind, "code": None}}, reply.headers)
+                        kind = ("rate_limit_error" if reply.status == 429
+                                else "server_error" if reply.status >= 500 else "invalid_request_error")
+                        self._send(reply.status, {"error": {"message": reply.message, "type": kind, "code": None}},
+                                   reply.headers)
                         return
                     self._send(200, _completion(body.get("model", "model"), reply))
                 except (BrokenPipeError, ConnectionResetError):

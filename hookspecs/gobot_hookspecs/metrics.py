@@ -178,7 +178,8 @@ def expectancy(trades: Sequence[Any]) -> float | None:
     return len(wins) / n * avg_win - len(losses) / n * abs(avg_loss)
 
 
-def equity_curve(trades: Iterable[Any], start_equity: float, start: datetime | None = None) -> list[tuple[datetime, float]]:
+def equity_curve(trades: Iterable[Any], start_equity: float,
+                 start: datetime | None = None) -> list[tuple[datetime, float]]:
     """The equity after each trade in closing order, starting at ``start_equity``.
 
     The first point is at ``start`` (default: the earliest entry); an empty list for no trades.
@@ -316,7 +317,8 @@ def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve
     if curve is None:
         curve = equity_curve(trades, start_equity)
     dd_abs, dd_pct = max_drawdown(curve)
-    sharpe, sortino = _annualised(returns(curve), periods_per_year(curve)) if enough_for_ratios(n, min_sample) else (None, None)
+    sharpe, sortino = (_annualised(returns(curve), periods_per_year(curve)) if enough_for_ratios(n, min_sample)
+                       else (None, None))
     total = gross_profit - gross_loss
     avg_win = gross_profit / wins if wins else None
     avg_loss = -gross_loss / losses if losses else None
@@ -361,7 +363,8 @@ def group_key(dimension: str, bands: Sequence[float] = DEFAULT_CONFIDENCE_BANDS)
     return keys[dimension]
 
 
-def group_trades(trades: Iterable[Any], dimension: str, bands: Sequence[float] = DEFAULT_CONFIDENCE_BANDS) -> dict[Any, list[Any]]:
+def group_trades(trades: Iterable[Any], dimension: str,
+                 bands: Sequence[float] = DEFAULT_CONFIDENCE_BANDS) -> dict[Any, list[Any]]:
     """Trades by their label along ``dimension``, labels sorted (hours numerically)."""
     key = group_key(dimension, bands)
     groups: dict[Any, list[Any]] = {}
@@ -374,7 +377,8 @@ def metrics_by(
     trades: Iterable[Any], dimension: str, start_equity: float, bands: Sequence[float] = DEFAULT_CONFIDENCE_BANDS
 ) -> dict[Any, TradeMetrics]:
     """:func:`trade_metrics` of each group of :func:`group_trades` (each from its own equity curve)."""
-    return {label: trade_metrics(group, start_equity) for label, group in group_trades(trades, dimension, bands).items()}
+    return {label: trade_metrics(group, start_equity)
+            for label, group in group_trades(trades, dimension, bands).items()}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -227,11 +227,13 @@ class Fill(_Model):
     purpose: Literal["open", "close"]
     amount: float = Field(gt=0)
     price: float = Field(gt=0)
-    fee: float = Field(0.0, ge=0, description="in quote currency (a commission paid in another asset, converted at the fill's time)")
+    fee: float = Field(0.0, ge=0, description="in quote currency (a commission paid in another asset, "
+                                              "converted at the fill's time)")
     time: datetime
     reason: str = "signal"
     commissions: dict[str, float] = Field(
-        default_factory=dict, description="the commissions as the exchange charged them, in their own assets: {'BNB': 0.0000375}")
+        default_factory=dict,
+        description="the commissions as the exchange charged them, in their own assets: {'BNB': 0.0000375}")
 
 
 class Position(_Model):
@@ -331,7 +333,8 @@ class CandleDownload(_Model):
 
     candles: Candles
     market: dict[str, Any] = Field(
-        default_factory=dict, description="precision and limits as the exchange reports them (ccxt's unified market shape)"
+        default_factory=dict,
+        description="precision and limits as the exchange reports them (ccxt's unified market shape)"
     )
 
 
@@ -383,22 +386,30 @@ ALERT_KINDS: dict[str, AlertKind] = {
         Severity.INFO, "core", "[trading] auto_execute = false: an approved order was proposed, not sent"
     ),
     "risk_veto": AlertKind(Severity.WARNING, "core", "risk checks blocked a new position; the text has every reason"),
-    "loss_limit": AlertKind(Severity.CRITICAL, "risk_limits", "a daily, weekly or monthly loss limit was reached: no new trades until it resets"),
+    "loss_limit": AlertKind(
+        Severity.CRITICAL, "risk_limits",
+        "a daily, weekly or monthly loss limit was reached: no new trades until it resets"
+    ),
     "execution_error": AlertKind(Severity.CRITICAL, "core", "an order could not be placed or confirmed"),
     "order_not_placed": AlertKind(
-        Severity.WARNING, "exchange executors", "an order whose sending was not confirmed turned out never to exist on the exchange"
+        Severity.WARNING, "exchange executors",
+        "an order whose sending was not confirmed turned out never to exist on the exchange"
     ),
     "unprotected_position": AlertKind(
         Severity.CRITICAL, "exchange executors", "a position has no stop-loss on the exchange (placing it failed)"
     ),
-    "reconciliation": AlertKind(Severity.WARNING, "exchange executors", "the exchange's and the bot's positions or orders differ"),
+    "reconciliation": AlertKind(
+        Severity.WARNING, "exchange executors", "the exchange's and the bot's positions or orders differ"
+    ),
     "rate_limited": AlertKind(
         Severity.WARNING, "rate-limit policy",
-        "the exchange answered 429: every request waits its Retry-After, and the budget comes down to what the exchange counted",
+        "the exchange answered 429: every request waits its Retry-After, and the budget comes down to what the "
+        "exchange counted",
     ),
     "rate_limit_store": AlertKind(
         Severity.CRITICAL, "rate-limit policy",
-        "the shared budget (SQLite or Redis) is unreachable: this bot keeps to its share locally (INFO when sharing again)",
+        "the shared budget (SQLite or Redis) is unreachable: this bot keeps to its share locally "
+        "(INFO when sharing again)",
     ),
     "exchange_ban": AlertKind(
         Severity.CRITICAL, "rate-limit policy, exchange executors",
@@ -420,13 +431,17 @@ ALERT_KINDS: dict[str, AlertKind] = {
         "the state folder takes no writes (disk full, quota, file size limit, I/O error): no new positions, open ones "
         "stay protected, the state is saved again every cycle",
     ),
-    "disk_recovered": AlertKind(Severity.WARNING, "core", "the state could be saved again after disk_full: new positions allowed"),
+    "disk_recovered": AlertKind(
+        Severity.WARNING, "core", "the state could be saved again after disk_full: new positions allowed"
+    ),
     "paused": AlertKind(Severity.WARNING, "core", "new positions paused (gobot pause, Telegram /pause, a plugin)"),
     "unpaused": AlertKind(Severity.INFO, "core", "new positions allowed again"),
     "watchdog_stale": AlertKind(
         Severity.CRITICAL, "gobot watchdog", "the bot's heartbeat is stale or missing: it crashed, hangs or was killed"
     ),
-    "watchdog_recovered": AlertKind(Severity.INFO, "gobot watchdog", "the heartbeat is fresh again after a stale alert"),
+    "watchdog_recovered": AlertKind(
+        Severity.INFO, "gobot watchdog", "the heartbeat is fresh again after a stale alert"
+    ),
     "dashboard_lockout": AlertKind(
         Severity.WARNING, "dashboard server",
         "a client sent too many wrong GOBOT_DASHBOARD_TOKEN values and is locked out for a while (its address in the "
@@ -545,7 +560,8 @@ class CycleReport(_Model):
 class MetricSample(_Model):
     """One Prometheus sample a plugin adds to ``GET /metrics``, through ``gobot_status``."""
 
-    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", description="metric name, e.g. 'gobot_rate_limit_weight_used'")
+    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+                      description="metric name, e.g. 'gobot_rate_limit_weight_used'")
     value: float
     labels: dict[str, str] = Field(default_factory=dict, description="label name -> value; the core adds plugin=<name>")
     type: Literal["gauge", "counter"] = Field("gauge", description="gauge: goes up and down; counter: only up")
@@ -560,8 +576,9 @@ class PluginStatus(_Model):
     state: str = Field("", description="a state machine's state, e.g. CLOSED or OPEN (empty if none)")
     breaker: bool = Field(
         False,
-        description="True from the bot's circuit breaker: its state is the breaker of /health, /api/status, the dashboard, "
-        "/metrics, progress.json and `gobot risk status`, and healthy=False means it stops new positions now",
+        description="True from the bot's circuit breaker: its state is the breaker of /health, /api/status, "
+        "the dashboard, /metrics, progress.json and `gobot risk status`, and healthy=False means it stops new "
+        "positions now",
     )
     metrics: list[MetricSample] = Field(default_factory=list)
     data: dict[str, Any] = Field(

@@ -25,7 +25,8 @@ class BollingerConfig(PluginConfig):
     (``PluginConfig`` forbids unknown keys, so a misspelled one fails ``gobot config check``)."""
 
     base_confidence: float = Field(0.75, ge=0, le=1, description="confidence of a close exactly on a band, 0-1")
-    confidence_per_std: float = Field(0.1, ge=0, le=1, description="confidence added per standard deviation beyond the band")
+    confidence_per_std: float = Field(0.1, ge=0, le=1,
+                                      description="confidence added per standard deviation beyond the band")
     max_confidence: float = Field(0.95, ge=0, le=1, description="cap on the confidence, 0-1")
 
 
@@ -34,8 +35,10 @@ class BollingerStrategy:
 
     name = NAME
     parameters = {
-        "window": ParamSpec(default=20, low=10, high=60, step=5, integer=True, description="candles in the mean, count"),
-        "width": ParamSpec(default=2.0, low=1.0, high=3.5, step=0.25, integer=False, description="band half-width, standard deviations"),
+        "window": ParamSpec(default=20, low=10, high=60, step=5, integer=True,
+                            description="candles in the mean, count"),
+        "width": ParamSpec(default=2.0, low=1.0, high=3.5, step=0.25, integer=False,
+                           description="band half-width, standard deviations"),
     }
 
     def __init__(self, config: BollingerConfig | None = None) -> None:

@@ -89,7 +89,8 @@ class Sizing:
                              "or a notional such as 100") from None
 
     def __str__(self) -> str:
-        return {"plugins": "plugins", "all_in": "all-in", "percent": f"{self.value:g}%"}.get(self.kind, f"{self.value:g}")
+        return {"plugins": "plugins", "all_in": "all-in",
+                "percent": f"{self.value:g}%"}.get(self.kind, f"{self.value:g}")
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def _vectorized(strategy: Strategy, params: dict[str, float], series: Series) ->
         raise StrategyFailed(f"strategy '{strategy.name}' vectorized() returned {action.shape} actions for {n} candles")
     action = action.astype(np.int8)
     if np.any((action > 1) | (action < -1)):
-        raise StrategyFailed(f"strategy '{strategy.name}' vectorized() actions must be 1 (LONG), -1 (SHORT) or 0 (HOLD)")
+        raise StrategyFailed(f"strategy '{strategy.name}' vectorized() actions must be "
+                             "1 (LONG), -1 (SHORT) or 0 (HOLD)")
 
     def column(key: str, default: float) -> np.ndarray | None:
         value = answer.get(key)
@@ -169,7 +171,8 @@ def _vectorized(strategy: Strategy, params: dict[str, float], series: Series) ->
             return None if math.isnan(default) else np.where(action != 0, default, 0.0)
         value = np.asarray(value, dtype=np.float64)
         if value.shape != (n,):
-            raise StrategyFailed(f"strategy '{strategy.name}' vectorized() '{key}' has shape {value.shape}, expected ({n},)")
+            raise StrategyFailed(f"strategy '{strategy.name}' vectorized() '{key}' has shape {value.shape}, "
+                                 f"expected ({n},)")
         return value
 
     confidence = column("confidence", 1.0)
@@ -266,7 +269,8 @@ def _per_bar(strategy: Strategy, params: dict[str, float], series: Series, progr
                 progress(f"signals {symbol}", min(n, start + PROGRESS_EVERY), n)
     except Exception as exc:
         when = _utc(int(series.timestamp[i])).isoformat()
-        raise StrategyFailed(f"strategy '{strategy.name}' signal() raised {type(exc).__name__} at {symbol} {when}: {exc}") from exc
+        raise StrategyFailed(f"strategy '{strategy.name}' signal() raised {type(exc).__name__} "
+                             f"at {symbol} {when}: {exc}") from exc
     action = np.zeros(n, dtype=np.int8)
     confidence = np.zeros(n, dtype=np.float64)
     stops = targets = None
@@ -378,16 +382,19 @@ class TradeRecord:
     """A closed trade: the attributes of ``gobot_hookspecs.Trade`` (the metrics read them), without
     pydantic; ``to_trade()`` builds the model. Times are kept in epoch ms and made datetimes on read."""
 
-    __slots__ = ("symbol", "direction", "amount", "entry_price", "exit_price", "fees", "pnl", "exit_reason", "confidence",
-                 "strategy", "strategy_version", "initial_stop_loss", "entry_bar", "exit_bar", "entry_ms", "exit_ms")
+    __slots__ = ("symbol", "direction", "amount", "entry_price", "exit_price", "fees", "pnl", "exit_reason",
+                 "confidence", "strategy", "strategy_version", "initial_stop_loss", "entry_bar", "exit_bar",
+                 "entry_ms", "exit_ms")
     client_order_id = ""
 
-    def __init__(self, symbol: str, direction: Action, amount: float, entry_price: float, exit_price: float, fees: float,
-                 pnl: float, exit_reason: str, confidence: float | None, strategy: str | None, strategy_version: int | None,
-                 initial_stop_loss: float | None, entry_bar: int, exit_bar: int, entry_ms: int, exit_ms: int):
+    def __init__(self, symbol: str, direction: Action, amount: float, entry_price: float, exit_price: float,
+                 fees: float, pnl: float, exit_reason: str, confidence: float | None, strategy: str | None,
+                 strategy_version: int | None, initial_stop_loss: float | None, entry_bar: int, exit_bar: int,
+                 entry_ms: int, exit_ms: int):
         self.symbol, self.direction, self.amount = symbol, direction, amount
         self.entry_price, self.exit_price, self.fees, self.pnl = entry_price, exit_price, fees, pnl
-        self.exit_reason, self.confidence, self.strategy, self.strategy_version = exit_reason, confidence, strategy, strategy_version
+        self.exit_reason, self.confidence = exit_reason, confidence
+        self.strategy, self.strategy_version = strategy, strategy_version
         self.initial_stop_loss, self.entry_bar, self.exit_bar = initial_stop_loss, entry_bar, exit_bar
         self.entry_ms, self.exit_ms = entry_ms, exit_ms
 
@@ -825,8 +832,8 @@ def run(strategy: Strategy, params: dict[str, float], series: list[Series], sett
     try:
         if signals is None:
             signals = [compute_signals(strategy, params, s, path, progress) for s in series]
-        simulation = simulate(series, signals, settings, gate, strategy=strategy.name, strategy_version=strategy_version,
-                              start_ms=start_ms, end_ms=end_ms)
+        simulation = simulate(series, signals, settings, gate, strategy=strategy.name,
+                              strategy_version=strategy_version, start_ms=start_ms, end_ms=end_ms)
     finally:
         if collecting:
             gc.enable()
@@ -875,8 +882,9 @@ def lookahead_check(strategy: Strategy, params: dict[str, float], series: Series
             differ = np.flatnonzero(a != b)
             if differ.size:
                 i = int(differ[0])
-                problems.append(f"{name} at bar {i} ({_utc(int(series.timestamp[i])).isoformat()}) was {a[i]!r} with all "
-                                f"{n} candles but {b[i]!r} with the first {cut}: the strategy looks ahead")
+                problems.append(f"{name} at bar {i} ({_utc(int(series.timestamp[i])).isoformat()}) "
+                                f"was {a[i]!r} with all {n} candles but {b[i]!r} with the first {cut}: "
+                                "the strategy looks ahead")
                 break
     return problems
 

@@ -62,16 +62,19 @@ def as_json(run: BacktestRun, metrics: dict[str, Any], *, trades: bool = True) -
         "path": run.path,
         "settings": {"fill": s.fill, "fee_percent": s.fee_percent, "slippage_percent": s.slippage_percent,
                      "stop_loss_percent": s.stop_loss_percent, "take_profit_percent": s.take_profit_percent,
-                     "start_equity": s.start_equity, "sizing": str(s.sizing), "risk": s.risk, "allow_short": s.allow_short},
+                     "start_equity": s.start_equity, "sizing": str(s.sizing), "risk": s.risk,
+                     "allow_short": s.allow_short},
         "data": data_rows(run),
         "metrics": clean,
         "vetoes": dict(sim.vetoes.most_common()),
         "decisions": sim.decisions,
         "trades": [t.as_dict() for t in sim.trades] if trades else len(sim.trades),
         "open_positions": [{"symbol": p.symbol, "direction": "LONG" if p.direction > 0 else "SHORT", "amount": p.amount,
-                            "entry_price": p.entry_price, "opened_at": datetime.fromtimestamp(p.entry_ms / 1000, tz=timezone.utc).isoformat()}
+                            "entry_price": p.entry_price,
+                            "opened_at": datetime.fromtimestamp(p.entry_ms / 1000, tz=timezone.utc).isoformat()}
                            for p in sim.open_positions],
-        "seconds": {"signals": sum(sig.seconds for sig in run.signals), "simulation": sim.seconds, "total": run.seconds},
+        "seconds": {"signals": sum(sig.seconds for sig in run.signals), "simulation": sim.seconds,
+                    "total": run.seconds},
     }
 
 
@@ -83,8 +86,8 @@ _VALUE = re.compile(r"(?<![\w.:-])(?:\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2
 
 def _order(value: str):
     number = re.match(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", value)
-    return (0, float(number.group()), value) if number and number.end() == len(value.rstrip("abcdefghijklmnopqrstuvwxyz%")) \
-        else (1, 0.0, value)
+    return ((0, float(number.group()), value)
+            if number and number.end() == len(value.rstrip("abcdefghijklmnopqrstuvwxyz%")) else (1, 0.0, value))
 
 
 def group_reasons(vetoes: dict[str, int]) -> list[tuple[str, int]]:
@@ -146,7 +149,8 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
     params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
     console.print(f"[bold]{run.strategy}[/] ({params}) — {run.path} path, {run.seconds:.3f} s")
     console.print(f"fill {s.fill.replace('_', ' ')}, fee {s.fee_percent:g}%, slippage {s.slippage_percent:g}%, "
-                  f"stop {_num(s.stop_loss_percent, '{:g}%', 'none')}, target {_num(s.take_profit_percent, '{:g}%', 'none')}, "
+                  f"stop {_num(s.stop_loss_percent, '{:g}%', 'none')}, "
+                  f"target {_num(s.take_profit_percent, '{:g}%', 'none')}, "
                   f"sizing {s.sizing}, risk {s.risk}{'' if s.allow_short else ', long only'}")
     data = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="data", title_justify="left")
     for column in ("symbol", "tf", "candles", "from", "to", "gaps", "market rules"):
@@ -171,7 +175,8 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
     for series in run.series:
         if series.gaps:
             biggest = max(series.gaps, key=lambda g: g.missing)
-            console.print(f"[yellow]gaps in {series.symbol}: {len(series.gaps)}, {series.missing_candles} candles missing "
+            console.print(f"[yellow]gaps in {series.symbol}: {len(series.gaps)}, "
+                          f"{series.missing_candles} candles missing "
                           f"(largest: {biggest.missing} after {biggest.after:%Y-%m-%d %H:%M}); not filled in: "
                           "orders pending across a gap fill at the next candle[/]")
     if show_trades:
@@ -180,8 +185,8 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
             trades.add_column(column, justify="right" if column in ("entry", "exit", "P&L") else "left")
         for t in run.trades[-show_trades:]:
             pnl = f"[green]{t.pnl:+.2f}[/]" if t.pnl >= 0 else f"[red]{t.pnl:+.2f}[/]"
-            trades.add_row(t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"), f"{t.entry_price:.6g}",
-                           f"{t.exit_price:.6g}", pnl, t.exit_reason)
+            trades.add_row(t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"),
+                           f"{t.entry_price:.6g}", f"{t.exit_price:.6g}", pnl, t.exit_reason)
         console.print(trades)
 
 
@@ -227,10 +232,11 @@ def plots(run: BacktestRun) -> dict[str, str]:
         exits = np.array([t.exit_ms for t in shown], dtype=np.int64)
         longs = np.array([t.direction.value == "LONG" for t in shown])
         wins = np.array([t.pnl > 0 for t in shown])
-        for mask, marker, colour, label in ((longs, "^", "#16a34a", "long entry"), (~longs, "v", "#dc2626", "short entry")):
+        for mask, marker, colour, label in ((longs, "^", "#16a34a", "long entry"),
+                                            (~longs, "v", "#dc2626", "short entry")):
             if mask.any():
-                top.scatter(entries[mask].astype("datetime64[ms]"), curve_at(entries[mask]), marker=marker, s=14, color=colour,
-                            label=label, zorder=3)
+                top.scatter(entries[mask].astype("datetime64[ms]"), curve_at(entries[mask]), marker=marker, s=14,
+                            color=colour, label=label, zorder=3)
         for mask, colour, label in ((wins, "#16a34a", "exit, win"), (~wins, "#dc2626", "exit, loss")):
             if mask.any():
                 top.scatter(exits[mask].astype("datetime64[ms]"), curve_at(exits[mask]), marker="x", s=12, color=colour,
@@ -270,26 +276,32 @@ def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path) -> Path:
         "text-align:right}td:first-child,th:first-child{text-align:left}.plot svg{width:100%;height:auto}"
         ".note{color:#6b7280}.win{color:#15803d}.loss{color:#b91c1c}</style></head><body>",
         f"<h1>Backtest: {e(run.strategy)} <small class=note>({e(params)})</small></h1>",
-        f"<p class=note>{e(run.path)} path, {run.seconds:.3f} s. Fill {e(run.settings.fill)}, fee {run.settings.fee_percent:g}%, "
-        f"slippage {run.settings.slippage_percent:g}%, sizing {e(str(run.settings.sizing))}, risk {e(run.settings.risk)}.</p>",
+        f"<p class=note>{e(run.path)} path, {run.seconds:.3f} s. Fill {e(run.settings.fill)}, "
+        f"fee {run.settings.fee_percent:g}%, slippage {run.settings.slippage_percent:g}%, "
+        f"sizing {e(str(run.settings.sizing))}, risk {e(run.settings.risk)}.</p>",
         "<table><tr><th>metric</th><th>value</th></tr>",
         *[f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in metric_rows(metrics)],
         "</table><h2>Equity and drawdown</h2><div class=plot>", drawn["equity"], "</div>",
     ]
     if drawn["markers_left_out"] != "0":
         parts.append(f"<p class=note>{int(run.simulation.timeline.size):,} bars; every "
-                     f"{math.ceil(len(run.trades) / MAX_MARKERS)}th trade is marked ({drawn['markers_left_out']} markers left out).</p>")
-    parts.append("<h2>Data</h2><table><tr><th>symbol</th><th>timeframe</th><th>candles</th><th>from</th><th>to</th><th>gaps</th>"
-                 "<th>missing candles</th></tr>")
+                     f"{math.ceil(len(run.trades) / MAX_MARKERS)}th trade is marked "
+                     f"({drawn['markers_left_out']} markers left out).</p>")
+    parts.append("<h2>Data</h2><table><tr><th>symbol</th><th>timeframe</th><th>candles</th><th>from</th><th>to</th>"
+                 "<th>gaps</th><th>missing candles</th></tr>")
     for row in data_rows(run):
         parts.append(f"<tr><td>{e(row['symbol'])}</td><td>{e(row['timeframe'])}</td><td>{row['candles']:,}</td>"
-                     f"<td>{e(str(row['from']))}</td><td>{e(str(row['to']))}</td><td>{row['gaps']}</td><td>{row['missing_candles']}</td></tr>")
-    parts.append(f"</table><h2>Trades</h2><p class=note>{len(run.trades):,} closed; the last {min(HTML_TRADES, len(run.trades))} below.</p>"
-                 "<table><tr><th>symbol</th><th>side</th><th>opened</th><th>closed</th><th>entry</th><th>exit</th><th>P&amp;L</th><th>why</th></tr>")
+                     f"<td>{e(str(row['from']))}</td><td>{e(str(row['to']))}</td><td>{row['gaps']}</td>"
+                     f"<td>{row['missing_candles']}</td></tr>")
+    parts.append(f"</table><h2>Trades</h2><p class=note>{len(run.trades):,} closed; "
+                 f"the last {min(HTML_TRADES, len(run.trades))} below.</p>"
+                 "<table><tr><th>symbol</th><th>side</th><th>opened</th><th>closed</th><th>entry</th><th>exit</th>"
+                 "<th>P&amp;L</th><th>why</th></tr>")
     for t in run.trades[-HTML_TRADES:]:
         css = "win" if t.pnl > 0 else "loss"
-        parts.append(f"<tr><td>{e(t.symbol)}</td><td>{t.direction.value}</td><td>{_utc(t.entry_ms)}</td><td>{_utc(t.exit_ms)}</td>"
-                     f"<td>{t.entry_price:.6g}</td><td>{t.exit_price:.6g}</td><td class={css}>{t.pnl:+.2f}</td><td>{e(t.exit_reason)}</td></tr>")
+        parts.append(f"<tr><td>{e(t.symbol)}</td><td>{t.direction.value}</td><td>{_utc(t.entry_ms)}</td>"
+                     f"<td>{_utc(t.exit_ms)}</td><td>{t.entry_price:.6g}</td><td>{t.exit_price:.6g}</td>"
+                     f"<td class={css}>{t.pnl:+.2f}</td><td>{e(t.exit_reason)}</td></tr>")
     parts.append("</table></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(parts), encoding="utf-8")

@@ -113,8 +113,8 @@ class BacktestSetup:
                                                 cache_dir=self.cache_dir))
                 elif path.is_dir():
                     markets = read_markets(path)
-                    out.extend(load_series(path, symbol, default_timeframe, start_ms=start_ms, end_ms=end_ms, markets=markets,
-                                           cache_dir=self.cache_dir)
+                    out.extend(load_series(path, symbol, default_timeframe, start_ms=start_ms, end_ms=end_ms,
+                                           markets=markets, cache_dir=self.cache_dir)
                                for symbol in self.settings.trading.symbols)
                 elif "/" in item and not item.endswith(".csv"):
                     out.append(load_series(self.data_dir, item, default_timeframe, start_ms=start_ms, end_ms=end_ms,
@@ -160,4 +160,5 @@ class BacktestSetup:
         version = version or StrategyVersion(name=strategy.name, params=self.params(strategy))
         ctx = BacktestContext(self.settings, self.plugin_configs, self.strategies, version)
         return PluginGate(self.hooks, ctx, execution.sizing, execution.risk, strategy.name, version.version,
-                          stop_loss_percent=execution.stop_loss_percent, take_profit_percent=execution.take_profit_percent)
+                          stop_loss_percent=execution.stop_loss_percent,
+                          take_profit_percent=execution.take_profit_percent)
