@@ -49,7 +49,8 @@ def health(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | 
         "ok": age <= limit,
         "last_cycle_age_seconds": round(age, 3),
         "stall_after_seconds": limit,
-        "detail": (f"last cycle completed {age:.1f} s ago" if counters.last_cycle_at else f"no cycle completed yet ({age:.1f} s)")
+        "detail": (f"last cycle completed {age:.1f} s ago" if counters.last_cycle_at
+                   else f"no cycle completed yet ({age:.1f} s)")
         + ("" if age <= limit else f": stalled (more than {limit:g} s)"),
     }
     checks["exchange"] = exchange_check(bot, statuses)
@@ -93,14 +94,16 @@ def exchange_check(bot: Bot, statuses: dict[str, PluginStatus | str]) -> dict[st
     for plugin, status in statuses.items():
         if isinstance(status, PluginStatus) and isinstance(status.data.get("exchange_reachable"), bool):
             reachable = status.data["exchange_reachable"]
-            return {"ok": reachable, "source": plugin, "detail": status.reason or ("reachable" if reachable else "unreachable")}
+            return {"ok": reachable, "source": plugin,
+                    "detail": status.reason or ("reachable" if reachable else "unreachable")}
     if not bot.state.cycles:
         return {"ok": None, "source": "market scan", "detail": "no market scan yet"}
     covered = {snap.symbol for snap in bot.ctx.snapshots}
     missing = [s for s in bot.settings.trading.symbols if s not in covered]
     sources = sorted({snap.source for snap in bot.ctx.snapshots})
     if missing:
-        return {"ok": False, "source": "market scan", "detail": f"no market data for {', '.join(missing)} in the last scan"}
+        return {"ok": False, "source": "market scan",
+                "detail": f"no market data for {', '.join(missing)} in the last scan"}
     return {"ok": True, "source": "market scan", "detail": f"last scan covered every symbol ({', '.join(sources)})"}
 
 
@@ -128,7 +131,8 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
         "initial_capital": state.initial_capital,
         "max_drawdown_pct": round(state.max_drawdown * 100, 4),
         "open_positions": [
-            {**p.model_dump(mode="json"), "price": state.last_prices.get(s), "unrealised_pnl": round(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)), 4)}
+            {**p.model_dump(mode="json"), "price": state.last_prices.get(s),
+             "unrealised_pnl": round(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)), 4)}
             for s, p in state.positions.items()
         ],
         "closed_trades": len(state.trades),
@@ -144,7 +148,8 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
                         for s in st.metrics if s.name.startswith("gobot_rate_limit_")],
         },
         "plugins": [info.as_dict() for info in sorted(bot.plugin_set.plugins.values(), key=lambda i: i.name)],
-        "plugin_status": {p: (st.model_dump(mode="json") if isinstance(st, PluginStatus) else {"error": st}) for p, st in statuses.items()},
+        "plugin_status": {p: (st.model_dump(mode="json") if isinstance(st, PluginStatus) else {"error": st})
+                          for p, st in statuses.items()},
         "health": health_doc,
         "controls": controls,
         "counters": counters.as_dict(),
@@ -181,7 +186,8 @@ class Exposition:
     def __init__(self) -> None:
         self.families: dict[str, tuple[str, str, list[tuple[dict[str, str], float]]]] = {}
 
-    def add(self, name: str, value: float, labels: dict[str, str] | None = None, *, kind: str = "gauge", help: str = "") -> None:
+    def add(self, name: str, value: float, labels: dict[str, str] | None = None, *, kind: str = "gauge",
+            help: str = "") -> None:
         family = name
         if kind == "summary":
             family = name.removesuffix("_sum").removesuffix("_count")
@@ -222,17 +228,19 @@ def _number(value: float) -> str:
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | str], health_doc: dict[str, Any],
-                    extra: Callable[[Exposition], None] | None = None) -> str:
+def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, PluginStatus | str],
+                    health_doc: dict[str, Any], extra: Callable[[Exposition], None] | None = None) -> str:
     """``GET /metrics``: the core's gauges and counters, ``extra``'s (the server's own), then every plugin's samples."""
     state = bot.state
     out = Exposition()
     out.add("gobot_up", 1, help="1 while the bot's process answers")
     out.add("gobot_healthy", 1 if health_doc["healthy"] else 0, help="1 when GET /health is healthy (HTTP 200)")
-    out.add("gobot_info", 1, {"run_id": state.run_id, "mode": bot.environment}, help="the run and its mode (paper, live, testnet)")
+    out.add("gobot_info", 1, {"run_id": state.run_id, "mode": bot.environment},
+            help="the run and its mode (paper, live, testnet)")
     out.add("gobot_cycles_total", counters.cycles, kind="counter", help="cycles completed by this process")
     out.add("gobot_iteration", state.iteration, help="cycles completed in the current run")
-    out.add("gobot_cycle_duration_seconds_sum", counters.cycle_seconds_sum, kind="summary", help="wall time of a whole cycle, seconds")
+    out.add("gobot_cycle_duration_seconds_sum", counters.cycle_seconds_sum, kind="summary",
+            help="wall time of a whole cycle, seconds")
     out.add("gobot_cycle_duration_seconds_count", counters.cycles, kind="summary")
     for phase in counters.phase_seconds_sum:
         out.add("gobot_phase_duration_seconds_sum", counters.phase_seconds_sum[phase], {"phase": phase}, kind="summary",
@@ -240,20 +248,24 @@ def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, Plugin
         out.add("gobot_phase_duration_seconds_count", counters.phase_count[phase], {"phase": phase}, kind="summary")
     last = state.cycles[-1] if state.cycles else None
     for phase, ms in (last.phase_ms.items() if last else ()):
-        out.add("gobot_last_cycle_phase_seconds", ms / 1000, {"phase": phase}, help="the last cycle's phase timings, seconds")
-    out.add("gobot_last_cycle_age_seconds", health_doc["last_cycle_age_seconds"], help="wall time since the last completed cycle (or the start), seconds")
+        out.add("gobot_last_cycle_phase_seconds", ms / 1000, {"phase": phase},
+                help="the last cycle's phase timings, seconds")
+    out.add("gobot_last_cycle_age_seconds", health_doc["last_cycle_age_seconds"],
+            help="wall time since the last completed cycle (or the start), seconds")
     for status, count in sorted(counters.orders.items()):
-        out.add("gobot_orders_total", count, {"status": status}, kind="counter", help="orders by status (filled, open, rejected, proposed, ...)")
+        out.add("gobot_orders_total", count, {"status": status}, kind="counter",
+                help="orders by status (filled, open, rejected, proposed, ...)")
     for (plugin, reason), count in sorted(counters.vetoes.items()):
         out.add("gobot_risk_vetoes_total", count, {"plugin": plugin, "reason": reason}, kind="counter",
                 help="risk vetoes by plugin and reason (numbers in the reason shown as N)")
     for channel in sorted(set(counters.alerts_sent) | set(counters.alerts_failed)):
-        out.add("gobot_alerts_sent_total", counters.alerts_sent.get(channel, 0), {"channel": channel}, kind="counter",
-                help="alerts handed to a channel without error")
+        out.add("gobot_alerts_sent_total", counters.alerts_sent.get(channel, 0), {"channel": channel},
+                kind="counter", help="alerts handed to a channel without error")
     for channel in sorted(set(counters.alerts_sent) | set(counters.alerts_failed)):
-        out.add("gobot_alerts_failed_total", counters.alerts_failed.get(channel, 0), {"channel": channel}, kind="counter",
-                help="alerts whose channel raised")
-    out.add("gobot_equity", bot.portfolio.equity(), help="cash plus open positions at the latest prices, quote currency")
+        out.add("gobot_alerts_failed_total", counters.alerts_failed.get(channel, 0), {"channel": channel},
+                kind="counter", help="alerts whose channel raised")
+    out.add("gobot_equity", bot.portfolio.equity(),
+            help="cash plus open positions at the latest prices, quote currency")
     out.add("gobot_cash", state.cash, help="cash, quote currency")
     out.add("gobot_open_positions", len(state.positions), help="open positions")
     out.add("gobot_exposure", bot.portfolio.exposure(), help="notional of open positions, quote currency")

@@ -170,14 +170,17 @@ class AlertChannels:
         }
         for alert, failures in self.handed:
             for failure in failures:
-                out[failure.plugin]["failed"].append({"kind": alert.kind, "detail": f"{type(failure.error).__name__}: {failure.error}"})
+                out[failure.plugin]["failed"].append({"kind": alert.kind,
+                                                      "detail": f"{type(failure.error).__name__}: {failure.error}"})
         for receipt in self.receipts():
-            row = out.setdefault(receipt.get("channel", "?"), {"handed": 0, "delivered": [], "failed": [], "unreported": []})
+            row = out.setdefault(receipt.get("channel", "?"),
+                                 {"handed": 0, "delivered": [], "failed": [], "unreported": []})
             key = "delivered" if receipt.get("delivered") else "failed"
             row[key].append({"kind": receipt.get("kind", ""), "detail": str(receipt.get("detail", ""))})
         for name, row in out.items():
             seen = {item["kind"] for item in row["delivered"] + row["failed"]}
-            row["unreported"] = [alert.kind for alert, _ in self.handed if alert.kind not in seen and name in self.names]
+            row["unreported"] = [alert.kind for alert, _ in self.handed
+                                 if alert.kind not in seen and name in self.names]
         return out
 
 
@@ -200,60 +203,65 @@ def sample_alerts(now: datetime | None = None) -> list[Alert]:
         Alert(kind="trade_closed", title="Closed long BTC/USDT: P&L +0.19", text="50012.5 -> 51000 (take_profit)",
               data={"symbol": "BTC/USDT", "pnl": 0.19, "exit_reason": "take_profit"}),
         Alert(kind="order_proposed", title="Proposed buy ETH/USDT", text="10.00 USD (auto_execute = false)"),
-        Alert(kind="risk_veto", title="Risk veto: buy ETH/USDT", severity=Severity.WARNING,
-              text="risk_limits: confidence 0.61 < 0.75; risk_limits: exposure 35.00 > 30.00 USD",
-              data={"symbol": "ETH/USDT"}),
-        Alert(kind="loss_limit", title="Daily loss limit reached: no new trades until 00:00", severity=Severity.CRITICAL,
-              text="loss 21.40 USD >= daily_loss_limit_usd 20", data={"period": "daily"}),
+        Alert(kind="risk_veto", title="Risk veto: buy ETH/USDT", severity=Severity.WARNING, text="risk_limits: "
+                   "confidence 0.61 < 0.75; risk_limits: exposure 35.00 > 30.00 USD", data={"symbol": "ETH/USDT"}),
+        Alert(kind="loss_limit", title="Daily loss limit reached: no new trades until 00:00",
+              severity=Severity.CRITICAL, text="loss 21.40 USD >= daily_loss_limit_usd 20", data={"period": "daily"}),
         Alert(kind="execution_error", title="Order failed: BTC/USDT", severity=Severity.CRITICAL,
               text="plugin 'binance': network: timed out after 10 s (will retry with the same client order id)",
               data={"kind": "network", "retryable": True}),
-        Alert(kind="order_not_placed", title="Order gb7b1fe345920d5b639c0288ae for BTC/USDT was never placed", severity=Severity.WARNING,
-              text="after an unconfirmed send, the exchange has no order with this id"),
+        Alert(kind="order_not_placed", title="Order gb7b1fe345920d5b639c0288ae for BTC/USDT was never placed",
+              severity=Severity.WARNING, text="after an unconfirmed send, the exchange has no order with this id"),
         Alert(kind="unprotected_position", title="Position BTC/USDT has no exchange stop", severity=Severity.CRITICAL,
               text="stop-loss/take-profit for BTC/USDT could not be placed: -2010 insufficient balance"),
-        Alert(kind="reconciliation", title="BTC/USDT: the exchange's book and the bot's differ", severity=Severity.WARNING,
-              text="0.002 closed on the exchange by order 8389765 (liquidation) at 47210, fee 0.0472: booked"),
+        Alert(kind="reconciliation", title="BTC/USDT: the exchange's book and the bot's differ",
+              severity=Severity.WARNING, text="0.002 closed on the exchange by order 8389765 (liquidation) at 47210, "
+                   "fee 0.0472: booked"),
         Alert(kind="rate_limited", title="Exchange rate limit hit (429)", severity=Severity.WARNING,
-              text="every request waits the exchange's Retry-After (7.0 s); the weight/60s budget comes down from 6000 to 5200 "
-                   "(the exchange counted 5200) and grows back after 3 windows without a 429", data={"pause_seconds": 7.0}),
-        Alert(kind="rate_limit_store", title="Shared rate-limit budget unreachable: local budget", severity=Severity.CRITICAL,
-              text="the shared rate-limit store failed (ConnectionError); this bot now keeps to 1/3 of each budget on its own, "
-                   "and shares again once the store answers"),
+              text="every request waits the exchange's Retry-After (7.0 s); the weight/60s budget comes down from "
+                   "6000 to 5200 (the exchange counted 5200) and grows back after 3 windows without a 429",
+              data={"pause_seconds": 7.0}),
+        Alert(kind="rate_limit_store", title="Shared rate-limit budget unreachable: local budget",
+              severity=Severity.CRITICAL, text="the shared rate-limit store failed (ConnectionError); this bot now "
+                   "keeps to 1/3 of each budget on its own, and shares again once the store answers"),
         Alert(kind="exchange_ban", title="Exchange IP ban (418): trading halted", severity=Severity.CRITICAL,
               text="binance: banned for 600 s (until 04:10 UTC); no requests until then", data={"ban_seconds": 600}),
-        Alert(kind="circuit_breaker", title="Circuit breaker OPEN: 3 losing trades in a row", severity=Severity.CRITICAL,
-              text="No new positions for 60 min (CLOSED -> OPEN)", data={"from": "CLOSED", "to": "OPEN"}),
+        Alert(kind="circuit_breaker", title="Circuit breaker OPEN: 3 losing trades in a row",
+              severity=Severity.CRITICAL, text="No new positions for 60 min (CLOSED -> OPEN)",
+              data={"from": "CLOSED", "to": "OPEN"}),
         Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL),
         Alert(kind="close_out_complete", title="Close-out complete: no open positions", severity=Severity.WARNING),
         Alert(kind="close_out_incomplete", title="Close-out incomplete after 20 cycles", severity=Severity.CRITICAL,
               text="1 positions still open: check the exchange"),
         Alert(kind="risk_reset", title="Risk state reset: operator checked the exchange", severity=Severity.WARNING,
               text="circuit_breaker: OPEN -> CLOSED"),
-        Alert(kind="disk_full", title="Disk full: cannot write state.json — no new positions", severity=Severity.CRITICAL,
-              text="No space left on device (ENOSPC) in /var/lib/gobot/state. Open positions stay protected (exits and stops go "
-                   "on); the state is kept in memory and saved again at every cycle's end; new positions resume once a save "
-                   "succeeds. Free space there.",
-              data={"file": "/var/lib/gobot/state/state.json", "error": "No space left on device (ENOSPC)", "since_cycle": 35}),
-        Alert(kind="disk_recovered", title="Disk writable again: state saved, new positions allowed", severity=Severity.WARNING,
-              text="4 cycle(s) ended without a save, from cycle 35 on (No space left on device (ENOSPC) on "
-                   "/var/lib/gobot/state/state.json); cycle 39 is saved and every waiting audit line written",
-              data={"since_cycle": 35, "cycles": 4, "failed_writes": 57}),
-        Alert(kind="paused", title="Paused: no new positions", text="telegram /pause by user 123456", severity=Severity.WARNING),
+        Alert(kind="disk_full", title="Disk full: cannot write state.json — no new positions",
+              severity=Severity.CRITICAL, text="No space left on device (ENOSPC) in /var/lib/gobot/state. Open "
+                   "positions stay protected (exits and stops go on); the state is kept in memory and saved again at "
+                   "every cycle's end; new positions resume once a save succeeds. Free space there.",
+              data={"file": "/var/lib/gobot/state/state.json", "error": "No space left on device (ENOSPC)",
+                    "since_cycle": 35}),
+        Alert(kind="disk_recovered", title="Disk writable again: state saved, new positions allowed",
+              severity=Severity.WARNING, text="4 cycle(s) ended without a save, from cycle 35 on (No space left "
+                   "on device (ENOSPC) on /var/lib/gobot/state/state.json); cycle 39 is saved and every waiting "
+                   "audit line written", data={"since_cycle": 35, "cycles": 4, "failed_writes": 57}),
+        Alert(kind="paused", title="Paused: no new positions", text="telegram /pause by user 123456",
+              severity=Severity.WARNING),
         Alert(kind="unpaused", title="Unpaused: new positions allowed", text="telegram /resume by user 123456"),
         Alert(kind="watchdog_stale", title="gobot is silent: no heartbeat for 190 s", severity=Severity.CRITICAL,
               text="Last heartbeat from pid 4242 (run r20260102-030405-abc123, cycle 17); stale after 180 s. "
                    "It crashed, hangs or was killed: check the service and gobot.log.",
               data={"age_seconds": 190, "pid": 4242}),
-        Alert(kind="watchdog_recovered", title="gobot heartbeat is fresh again", text="pid 4243, run r20260102-030405-abc123, cycle 18"),
-        Alert(kind="dashboard_lockout", title="Dashboard: 203.0.113.7 locked out after 10 wrong tokens", severity=Severity.WARNING,
-              text="10 wrong GOBOT_DASHBOARD_TOKEN values from 203.0.113.7 (last: POST /api/kill); its requests are refused "
-                   "for 1 s, twice as long after each further wrong one",
+        Alert(kind="watchdog_recovered", title="gobot heartbeat is fresh again",
+              text="pid 4243, run r20260102-030405-abc123, cycle 18"),
+        Alert(kind="dashboard_lockout", title="Dashboard: 203.0.113.7 locked out after 10 wrong tokens",
+              severity=Severity.WARNING, text="10 wrong GOBOT_DASHBOARD_TOKEN values from 203.0.113.7 (last: POST "
+                   "/api/kill); its requests are refused for 1 s, twice as long after each further wrong one",
               data={"client": "203.0.113.7", "failures": 10, "lockout_seconds": 1.0, "other_lockouts": 0}),
         Alert(kind="optimizer_report", title="Optimizer: sma_rsi winner #37 (applied next cycle)",
-              text="fast=7, slow=44, rsi_period=13; sharpe in sample +1.420 (baseline +0.310), out of sample +0.980 (baseline +0.120)",
-              data={"study": "scheduled-sma_rsi-20260104-0300", "applied": True, "winner": {"fast": 7, "slow": 44, "rsi_period": 13},
-                    "trials": 50, "stopped": "max_iterations (50) reached"}),
-    ]
+              text="fast=7, slow=44, rsi_period=13; sharpe in sample +1.420 (baseline +0.310), out of sample +0.980 "
+                   "(baseline +0.120)",
+              data={"study": "scheduled-sma_rsi-20260104-0300", "applied": True, "winner": {"fast": 7, "slow": 44,
+                    "rsi_period": 13}, "trials": 50, "stopped": "max_iterations (50) reached"})]
     return [alert.model_copy(update={"time": now}) for alert in samples]
 

@@ -31,7 +31,8 @@ from gobot.secrets import MASK, redact, secret_values
 log = logging.getLogger(__name__)
 
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # audit lines kept in memory while the disk is full; then the newest are dropped
-ID_SCAN_BYTES = 32 * 1024 * 1024  # the tail of the log searched for event ids already written (a re-run cycle is at its end)
+# the tail of the log searched for event ids already written (a re-run cycle is at its end)
+ID_SCAN_BYTES = 32 * 1024 * 1024
 
 
 def event_id(kind: str, value: BaseModel, fields: tuple[str, ...]) -> str:
@@ -43,8 +44,8 @@ def event_id(kind: str, value: BaseModel, fields: tuple[str, ...]) -> str:
 
 
 FILL_ID_FIELDS = ("order_id", "client_order_id", "symbol", "side", "purpose", "amount", "price", "time")
-TRADE_ID_FIELDS = ("symbol", "direction", "amount", "entry_price", "exit_price", "opened_at", "closed_at", "client_order_id",
-                   "exit_reason")
+TRADE_ID_FIELDS = ("symbol", "direction", "amount", "entry_price", "exit_price", "opened_at", "closed_at",
+                   "client_order_id", "exit_reason")
 
 
 def _plain(value: Any, secrets: list[str]) -> Any:
@@ -172,7 +173,8 @@ class AuditLog:
 
     def close(self) -> None:
         if not self.flush():
-            log.error("%d audit lines could not be written to %s (%s): they are lost", len(self.pending), self.path, self.error)
+            log.error("%d audit lines could not be written to %s (%s): they are lost", len(self.pending), self.path,
+                      self.error)
             self.pending, self._pending_bytes = [], 0
         if self._fd is not None:
             os.close(self._fd)

@@ -367,7 +367,8 @@ class Bot:
             phase.records.append("no signals")
         return signals
 
-    def _intent(self, symbol: str, side: Side, purpose: str, notional: float, price: float, signal: Signal | None) -> OrderIntent:
+    def _intent(self, symbol: str, side: Side, purpose: str, notional: float, price: float,
+                signal: Signal | None) -> OrderIntent:
         trading = self.settings.trading
         return order_intent(self.ctx, symbol, side, purpose, notional, price, signal, id_prefix=LIVE_ID_PREFIX,
                             created_at=self.clock.now(), stop_loss_percent=trading.stop_loss_percent,

@@ -62,18 +62,22 @@ class Context:
         return self._bot.clock.now()
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
-        answer = await self._bot.hooks.first("gobot_fetch_candles", ctx=self, symbol=symbol, timeframe=timeframe, limit=limit)
+        answer = await self._bot.hooks.first("gobot_fetch_candles", ctx=self, symbol=symbol, timeframe=timeframe,
+                                             limit=limit)
         if answer is None:
             raise LookupError(f"no market-data plugin has {timeframe} candles for {symbol}")
         return answer[1]
 
     async def chart(self, symbol: str, timeframe: str, limit: int) -> ChartImage:
-        answer = await self._bot.hooks.first("gobot_render_chart", ctx=self, symbol=symbol, timeframe=timeframe, limit=limit)
+        answer = await self._bot.hooks.first("gobot_render_chart", ctx=self, symbol=symbol, timeframe=timeframe,
+                                             limit=limit)
         if answer is None:
-            raise LookupError(f"no {timeframe} chart of {symbol}: no chart plugin answered (is `charts` enabled, with {timeframe} candles?)")
+            raise LookupError(f"no {timeframe} chart of {symbol}: no chart plugin answered "
+                              f"(is `charts` enabled, with {timeframe} candles?)")
         plugin, image = answer
         if not isinstance(image, ChartImage):
-            raise PluginError(plugin, f"returned {type(image).__name__}, expected ChartImage or None", hook="gobot_render_chart")
+            raise PluginError(plugin, f"returned {type(image).__name__}, expected ChartImage or None",
+                              hook="gobot_render_chart")
         return image.model_copy(update={"source": plugin})
 
     def pause(self, reason: str) -> None:

@@ -174,7 +174,8 @@ class Runner:
             bot.finish(outcome.reason)
             bot.ctx.alert(Alert(kind="run_completed", title=f"Run complete: {outcome.reason}", severity=Severity.INFO))
         if "kill switch" in outcome.reason:
-            bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped", severity=Severity.CRITICAL))
+            bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped",
+                                severity=Severity.CRITICAL))
         try:
             await bot.shutdown(outcome.reason)
         finally:
@@ -221,7 +222,8 @@ class Runner:
         if event.code != EVENT_JOB_MAX_INSTANCES:
             skipped = self._skipping.pop(job, 0)
             if skipped and job == "cycle":
-                log.info("the overrunning cycle ended; %d scheduled start%s skipped", skipped, "" if skipped == 1 else "s")
+                log.info("the overrunning cycle ended; %d scheduled start%s skipped", skipped,
+                         "" if skipped == 1 else "s")
             return
         self._skipping[job] = self._skipping.get(job, 0) + 1
         if job == "cycle":
@@ -232,8 +234,8 @@ class Runner:
         if job == "cycle":
             self.overruns += 1
             level = logging.WARNING if self.overruns == 1 else logging.INFO
-            log.log(level, "cycle %d is taking longer than loop_interval (%g s): the next cycle starts when it ends, not "
-                    "on schedule (cycles never overlap)%s", self.bot.state.iteration + 1, interval,
+            log.log(level, "cycle %d is taking longer than loop_interval (%g s): the next cycle starts when it ends, "
+                    "not on schedule (cycles never overlap)%s", self.bot.state.iteration + 1, interval,
                     "; later overruns are logged in gobot.log only" if self.overruns == 1 else "")
         elif job == "optimizer":
             log.info("the scheduled optimizer run is still going: its next scheduled start is skipped")
@@ -257,8 +259,9 @@ class Runner:
             id="cycle",
         )
         # The kill switch is honoured between cycles too, not only when the next one is due.
-        scheduler.add_job(self._poll_kill_switch, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"), id="kill",
-                          max_instances=1, coalesce=True, misfire_grace_time=None)  # late or skipped polls: no warnings
+        scheduler.add_job(self._poll_kill_switch, IntervalTrigger(seconds=KILL_SWITCH_POLL_SECONDS, timezone="UTC"),
+                          id="kill", max_instances=1, coalesce=True,
+                          misfire_grace_time=None)  # late or skipped polls: no warnings
         if self.bot.settings.optimizer.scheduled:  # [optimizer] scheduled: see gobot/research/optimizer_job.py
             from gobot.research.optimizer_job import optimizer_trigger, run_scheduled
 
@@ -273,8 +276,8 @@ class Runner:
         finally:
             scheduler.shutdown(wait=False)
             if self.overruns:
-                log.info("%d cycle%s took longer than loop_interval (%g s); %d scheduled start%s skipped", self.overruns,
-                         "" if self.overruns == 1 else "s", self.bot.settings.orchestrator.loop_interval,
+                log.info("%d cycle%s took longer than loop_interval (%g s); %d scheduled start%s skipped",
+                         self.overruns, "" if self.overruns == 1 else "s", self.bot.settings.orchestrator.loop_interval,
                          self.skipped_starts, "" if self.skipped_starts == 1 else "s")
 
 

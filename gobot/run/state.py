@@ -117,7 +117,8 @@ class StateError(GobotError):
         if len(problems) > 1:
             keys = ", ".join(k or "?" for k, _ in problems[1:4]) + (", ..." if len(problems) > 4 else "")
             more = f" (and {len(problems) - 1} more: {keys})"
-        super().__init__(f"{file}:{key}: {problem}{more} — fix: {fix}" if key else f"{file}: {problem}{more} — fix: {fix}")
+        super().__init__(f"{file}:{key}: {problem}{more} — fix: {fix}" if key
+                         else f"{file}: {problem}{more} — fix: {fix}")
 
 
 class StateDamage(Exception):
@@ -147,7 +148,8 @@ def parse_state(raw: bytes) -> BotState:
         return _damaged("", f"is empty ({len(raw)} bytes): a write to it was cut short")
     nul = raw.find(b"\x00")
     if nul >= 0:
-        return _damaged("", f"contains NUL bytes (the first at byte {nul} of {len(raw)}): zero-filled by a crash or a disk fault")
+        return _damaged("", f"contains NUL bytes (the first at byte {nul} of {len(raw)}): "
+                            "zero-filled by a crash or a disk fault")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -161,7 +163,8 @@ def parse_state(raw: bytes) -> BotState:
     except RecursionError:
         return _damaged("", "is not a state file: nested too deeply")
     if not isinstance(data, dict):
-        kind = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}.get(type(data), "null")
+        kind = {list: "a list", str: "a string", int: "a number", float: "a number",
+                bool: "true/false"}.get(type(data), "null")
         return _damaged("", f"holds {kind} where a JSON object (the bot's state) was expected")
     try:
         state = BotState.model_validate(data)
@@ -252,7 +255,8 @@ def check_state(state: BotState) -> list[tuple[str, str]]:
             bad(f"day_start_equity.{day}", "is not a date (YYYY-MM-DD)")
     for name, version in state.strategies.items():
         if version.name != name or version.version < 1:
-            bad(f"strategies.{name}", f"version {version.version} of {_shown(version.name)} (a version 1 or later of {name!r} expected)")
+            bad(f"strategies.{name}",
+                f"version {version.version} of {_shown(version.name)} (a version 1 or later of {name!r} expected)")
     return problems
 
 
@@ -326,7 +330,8 @@ class StateStore:
         self.lock_file = state_dir / ".run.lock"
         self.backup_file = state_dir / f"state.json{BACKUP_SUFFIX}"
         self._lock_fd: int | None = None
-        self._known: tuple[int, int, int] | None = None  # (inode, size, mtime) of the state.json this store read or wrote
+        # (inode, size, mtime) of the state.json this store read or wrote
+        self._known: tuple[int, int, int] | None = None
 
     def acquire_run_lock(self) -> bool:
         """Take the run lock (an ``flock`` the OS releases even on kill -9); False if another bot holds it."""
@@ -407,8 +412,8 @@ class StateStore:
         """Write ``state.json`` atomically, keeping the generation it replaces as ``state.json.bak``.
 
         A disk error leaves both files as they were and is raised."""
-        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)), kill_point=f"mid_state_write:{state.iteration}",
-                     before_replace=self._keep_backup)
+        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)),
+                     kill_point=f"mid_state_write:{state.iteration}", before_replace=self._keep_backup)
         stat = os.stat(self.state_file)
         self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 

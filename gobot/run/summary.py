@@ -130,7 +130,8 @@ def cycle_table(state: BotState):
         pnl = f"[green]{row.pnl:+.2f}[/]" if row.pnl >= 0 else f"[red]{row.pnl:+.2f}[/]"
         long, short, hold = (part[:-1] for part in row.signals.split())
         table.add_row(
-            str(row.iteration), f"{row.time:%m-%d %H:%M}", f"{long}/{short}/{hold}" + (f" {row.note}" if row.note else ""),
+            str(row.iteration), f"{row.time:%m-%d %H:%M}",
+            f"{long}/{short}/{hold}" + (f" {row.note}" if row.note else ""),
             str(row.vetoes or ""), str(row.orders or ""), str(row.fills or ""), str(row.closed or ""),
             f"{row.equity:.2f}", pnl, f"{row.duration_ms:.1f}",
         )
