@@ -43,7 +43,9 @@ class ArchiverConfig(PluginConfig):
     archive_on_strategy_change: bool = Field(
         True, description="when a strategy version is replaced, archive its metrics (and alert)"
     )
-    pattern_discovery: bool = Field(True, description="look for hours, confidence bands, symbols, sides and versions that win more or less")
+    pattern_discovery: bool = Field(
+        True, description="look for hours, confidence bands, symbols, sides and versions that win more or less"
+    )
     track_learnings: bool = Field(True, description="archive the orchestrator's learnings with their evidence")
     min_pattern_trades: int = Field(20, ge=2, description="fewest trades behind a pattern claim")
     confidence_bands: list[float] = Field(
@@ -78,7 +80,8 @@ class ArchiverConfig(PluginConfig):
     @classmethod
     def _ascending(cls, edges: list[float]) -> list[float]:
         if any(not 0.0 <= edge <= 1.0 for edge in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise ValueError("edges must be strictly ascending numbers within 0-1, e.g. [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]")
+            raise ValueError("edges must be strictly ascending numbers within 0-1, "
+                             "e.g. [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]")
         return edges
 
 
@@ -140,9 +143,10 @@ class Archiver:
             lines = self.outbox.quarantined
             ctx.alert(Alert(
                 kind="archiver_outbox_damaged", severity=Severity.CRITICAL,
-                title=f"Archive outbox: {len(lines)} unreadable line(s) quarantined in {self.outbox.rejected_path.name}",
-                text="; ".join(lines[:5]) + ("; ..." if len(lines) > 5 else "") + ". The entries around them are stored; "
-                     "a quarantined line is kept as it was, for a human",
+                title=(f"Archive outbox: {len(lines)} unreadable line(s) quarantined in "
+                       f"{self.outbox.rejected_path.name}"),
+                text="; ".join(lines[:5]) + ("; ..." if len(lines) > 5 else "")
+                     + ". The entries around them are stored; a quarantined line is kept as it was, for a human",
                 data={"lines": lines[:20], "rejected_file": str(self.outbox.rejected_path)},
             ))
         self.integrity = self._check_integrity(ctx)
@@ -217,7 +221,8 @@ class Archiver:
             "report_ms": _phase_ms(report, "report"), "total_ms": sum(p.duration_ms for p in report.phases),
         })
         self._sync_versions(ctx, report.time, config)
-        touched = {(t.strategy, t.strategy_version) for t in report.trades_closed if t.strategy and t.strategy_version is not None}
+        touched = {(t.strategy, t.strategy_version) for t in report.trades_closed
+                   if t.strategy and t.strategy_version is not None}
         for name, version in sorted(touched):
             self._version_metrics(ctx, name, version)
         if config.pattern_discovery and report.trades_closed:
@@ -244,7 +249,8 @@ class Archiver:
             damage = store.quick_check()
             present = store.cycle_iterations(ctx.run_id)
         except Exception as exc:
-            damage, present = [f"{type(exc).__name__}: {self.redact(str(exc).splitlines()[0] if str(exc) else '')}"], None
+            damage, present = [f"{type(exc).__name__}: "
+                               f"{self.redact(str(exc).splitlines()[0] if str(exc) else '')}"], None
         if damage:
             found["problems"].append(f"integrity check: {'; '.join(damage[:3])}")
         if present is not None:
@@ -254,16 +260,17 @@ class Archiver:
             missing = [i for i in expected if i not in present and i not in pending]
             found["missing"] = missing
             if missing:
-                found["problems"].append(f"{len(missing)} of the run's {len(expected)} cycles are missing from the archive "
-                                         f"(cycle {_ranges(missing)}); the state has {completed}")
+                found["problems"].append(f"{len(missing)} of the run's {len(expected)} cycles are missing from the "
+                                         f"archive (cycle {_ranges(missing)}); the state has {completed}")
         if found["problems"]:
             text = "; ".join(found["problems"])
             log.error("archiver: %s: %s", safe_archive(self.url), text)
             ctx.alert(Alert(
                 kind="archiver_integrity", severity=Severity.CRITICAL,
                 title=f"Archive damaged: {text[:150]}",
-                text=f"{safe_archive(self.url)}: {text}. Rows the database lost are not in the outbox any more: restore "
-                     "the archive from a backup, or keep it knowing reports miss them (the state still has the run)",
+                text=f"{safe_archive(self.url)}: {text}. Rows the database lost are not in the outbox any more: "
+                     "restore the archive from a backup, or keep it knowing reports miss them (the state still has "
+                     "the run)",
                 data={"missing_cycles": len(found["missing"]), "problems": found["problems"]},
             ))
         return found
@@ -297,7 +304,8 @@ class Archiver:
             seen["known"] = len(history)
             for version in history:
                 key = str(version.version)
-                status = "active" if version.version == current.version else "retired" if key in seen["started"] else "rejected"
+                status = ("active" if version.version == current.version
+                          else "retired" if key in seen["started"] else "rejected")
                 self._add("strategy_version", records.strategy_version_row(
                     ctx.run_id, version, status, seen["started"].get(key), seen["ended"].get(key)))
             if previous is not None and previous != current.version and config.archive_on_strategy_change:

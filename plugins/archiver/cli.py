@@ -11,7 +11,8 @@ def add_report_command(cli: click.Group, load_config) -> None:
     @cli.command(name="report")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                   help="Config file (default: $GOBOT_CONFIG, else ./config.toml, else built-in defaults).")
-    @click.option("--run", "run_id", metavar="RUN_ID", default=None, help="Report on this run (default: the latest one).")
+    @click.option("--run", "run_id", metavar="RUN_ID", default=None,
+                  help="Report on this run (default: the latest one).")
     @click.option("--all", "all_runs", is_flag=True, help="Report on every run in the archive together.")
     @click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True), default=None,
                   help="Also write a self-contained HTML report with plots to this file.")

@@ -25,7 +25,8 @@ from typing import Any, Sequence
 from gobot_hookspecs import metrics
 
 DIMENSIONS = ("hour", "confidence_band", "symbol", "side", "strategy_version")
-_NAMES = {"hour": "hour", "confidence_band": "confidence", "symbol": "symbol", "side": "side", "strategy_version": "strategy"}
+_NAMES = {"hour": "hour", "confidence_band": "confidence", "symbol": "symbol", "side": "side",
+          "strategy_version": "strategy"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def _pattern(dimension: str, label: Any, kind: str, group: Sequence[Any], baseli
     )
 
 
-def discover(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS) -> list[Pattern]:
+def discover(trades: Sequence[Any], min_trades: int,
+             bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS) -> list[Pattern]:
     """Every claim the trades support with at least ``min_trades`` trades behind it (see the module doc)."""
     trades = list(trades)
     if len(trades) < min_trades:
@@ -112,5 +114,6 @@ def discover(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = me
     for edge in bands[1:-1]:
         group = [t for t in trades if t.confidence is not None and t.confidence >= edge]
         if min_trades <= len(group) < len(trades):
-            found.append(_pattern("confidence", f">={edge:.2f}", "threshold", group, baseline, f"confidence ≥ {edge:.2f}"))
+            found.append(_pattern("confidence", f">={edge:.2f}", "threshold", group, baseline,
+                                  f"confidence ≥ {edge:.2f}"))
     return found

@@ -41,7 +41,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True)
 
 
-def run_row(run_id: str, mode: str, started_at: datetime | None, initial_capital: float, symbols: list[str]) -> dict[str, Any]:
+def run_row(run_id: str, mode: str, started_at: datetime | None, initial_capital: float,
+            symbols: list[str]) -> dict[str, Any]:
     return {"run_id": run_id, "mode": mode, "started_at": iso(started_at), "initial_capital": initial_capital,
             "symbols": dumps(list(symbols))}
 
@@ -58,7 +59,8 @@ def order_row(run_id: str, iteration: int, order: Order) -> dict[str, Any]:
 
 def fill_row(run_id: str, iteration: int, fill: Fill) -> dict[str, Any]:
     return {
-        "fill_key": key(run_id, fill.client_order_id, fill.purpose, iso(fill.time), repr(fill.amount), repr(fill.price)),
+        "fill_key": key(run_id, fill.client_order_id, fill.purpose, iso(fill.time), repr(fill.amount),
+                        repr(fill.price)),
         "run_id": run_id, "iteration": iteration, "order_id": fill.order_id, "client_order_id": fill.client_order_id,
         "symbol": fill.symbol, "side": fill.side.value, "purpose": fill.purpose, "amount": fill.amount,
         "price": fill.price, "fee": fill.fee, "time": iso(fill.time), "reason": fill.reason,

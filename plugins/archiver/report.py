@@ -59,13 +59,8 @@ class ReportError(Exception):
 # -- building -------------------------------------------------------------------------------------
 
 
-def build_report(
-    store: Any,
-    run_id: str | None = None,
-    all_runs: bool = False,
-    min_trades: int = 20,
-    bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS,
-) -> dict[str, Any]:
+def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, min_trades: int = 20,
+                 bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS) -> dict[str, Any]:
     """Everything the report shows, as plain data (the --json output)."""
     from .store import loads, safe_url
 
@@ -85,9 +80,9 @@ def build_report(
     start_equity = chosen[-1]["initial_capital"]  # the earliest chosen run's capital
 
     trades = [
-        TradeView(r["run_id"], r["symbol"], r["direction"], r["amount"], r["entry_price"], r["exit_price"], r["opened_at"],
-                  r["closed_at"], r["fees"], r["pnl"], r["exit_reason"], r["confidence"], r["strategy"],
-                  r["strategy_version"], r["initial_stop_loss"])
+        TradeView(r["run_id"], r["symbol"], r["direction"], r["amount"], r["entry_price"], r["exit_price"],
+                  r["opened_at"], r["closed_at"], r["fees"], r["pnl"], r["exit_reason"], r["confidence"],
+                  r["strategy"], r["strategy_version"], r["initial_stop_loss"])
         for r in store.rows("trades", run_ids, order_by=("closed_at", "id"))
     ]
     cycles = store.rows("cycles", run_ids, order_by=("time", "id"))
@@ -107,7 +102,8 @@ def build_report(
 
     versions = []
     for row in store.rows("strategy_versions", run_ids, order_by=("run_id", "name", "version")):
-        group = [t for t in trades if t.run_id == row["run_id"] and t.strategy == row["name"] and t.strategy_version == row["version"]]
+        group = [t for t in trades
+                 if t.run_id == row["run_id"] and t.strategy == row["name"] and t.strategy_version == row["version"]]
         versions.append({
             "run_id": row["run_id"], "name": row["name"], "version": row["version"], "params": loads(row["params"], {}),
             "reason": row["reason"], "status": row["status"], "created_at": row["created_at"],
@@ -124,9 +120,11 @@ def build_report(
         "generated_at": datetime.now(timezone.utc),
         "database": safe_url(store.url),
         "scope": "all runs" if all_runs else f"run {run_ids[0]}",
-        "runs": [{k: r[k] for k in ("run_id", "mode", "started_at", "first", "last", "cycles", "trades", "initial_capital")} for r in chosen],
+        "runs": [{k: r[k] for k in ("run_id", "mode", "started_at", "first", "last", "cycles", "trades",
+                                    "initial_capital")} for r in chosen],
         "start_equity": start_equity,
-        "final_equity": cycles[-1]["equity"] if len(chosen) == 1 and cycles else (curve[-1][1] if curve else start_equity),
+        "final_equity": (cycles[-1]["equity"] if len(chosen) == 1 and cycles
+                         else (curve[-1][1] if curve else start_equity)),
         "summary": summary,
         "equity_curve": curve,
         "by": by,
@@ -237,9 +235,10 @@ def _duration(seconds: float) -> str:
 #: (header, metric, format) of the per-group tables. ``exp.`` is the expectancy per trade, which is
 #: also the average P&L (see gobot_hookspecs.metrics); ``R`` is the expectancy in R multiples.
 METRIC_COLUMNS = (
-    ("n", "trades", "num"), ("win%", "win_rate", "pct"), ("PF", "profit_factor", "ratio"), ("P&L", "total_pnl", "money"),
-    ("exp.", "expectancy", "money"), ("R", "expectancy_r", "ratio"), ("maxDD", "max_drawdown", "ratio"),
-    ("Sharpe", "sharpe", "big"), ("Sortino", "sortino", "big"), ("hold", "avg_holding_seconds", "hold"),
+    ("n", "trades", "num"), ("win%", "win_rate", "pct"), ("PF", "profit_factor", "ratio"),
+    ("P&L", "total_pnl", "money"), ("exp.", "expectancy", "money"), ("R", "expectancy_r", "ratio"),
+    ("maxDD", "max_drawdown", "ratio"), ("Sharpe", "sharpe", "big"), ("Sortino", "sortino", "big"),
+    ("hold", "avg_holding_seconds", "hold"),
 )
 
 
@@ -395,12 +394,17 @@ def _when(value: Any) -> str:
 # -- HTML -----------------------------------------------------------------------------------------
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330;padding:0 1rem}
-h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde1e8;padding-bottom:.3rem}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;\
+color:#1d2330;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde1e8;\
+padding-bottom:.3rem}
 .muted{color:#667085;font-size:.9rem}table{border-collapse:collapse;margin:.5rem 0;font-size:.88rem}
-th,td{padding:.25rem .6rem;text-align:right;border-bottom:1px solid #eef0f4}th:first-child,td:first-child{text-align:left}
-th{background:#f6f7f9;font-weight:600}.pos{color:#15803d}.neg{color:#b91c1c}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
-.plot svg{width:100%;height:auto}.kpis{display:flex;flex-wrap:wrap;gap:.6rem}.kpi{background:#f6f7f9;border-radius:6px;padding:.5rem .8rem;min-width:8.5rem}
+th,td{padding:.25rem .6rem;text-align:right;border-bottom:1px solid #eef0f4}\
+th:first-child,td:first-child{text-align:left}
+th{background:#f6f7f9;font-weight:600}.pos{color:#15803d}.neg{color:#b91c1c}\
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+.plot svg{width:100%;height:auto}.kpis{display:flex;flex-wrap:wrap;gap:.6rem}\
+.kpi{background:#f6f7f9;border-radius:6px;padding:.5rem .8rem;min-width:8.5rem}
 .kpi b{display:block;font-size:1.1rem}li{margin:.25rem 0}.notable-up{color:#15803d}.notable-down{color:#b91c1c}
 """
 
@@ -412,7 +416,8 @@ def render_html(data: dict[str, Any]) -> str:
     ci = s["win_rate_ci"]
     kpis = [
         ("closed trades", str(s["trades"])),
-        ("win rate", f"{fmt(s['win_rate'], 'pct')}" + (f" <span class=muted>(95% CI {ci[0]:.0%}–{ci[1]:.0%})</span>" if ci else "")),
+        ("win rate", f"{fmt(s['win_rate'], 'pct')}"
+                     + (f" <span class=muted>(95% CI {ci[0]:.0%}–{ci[1]:.0%})</span>" if ci else "")),
         ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
         ("expectancy", f"{fmt(s['expectancy'], 'money')} / {fmt(s['expectancy_r'], 'ratio')} R"),
         ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"),
@@ -425,13 +430,15 @@ def render_html(data: dict[str, Any]) -> str:
         f"<title>gobot report — {e(data['scope'])}</title><style>{CSS}</style></head><body>",
         f"<h1>gobot performance report</h1><p class=muted>{e(data['scope'])} · archive {e(data['database'])} · "
         f"generated {e(_when(data['generated_at']))} UTC</p>",
-        "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis) + "</div>",
+        "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis)
+        + "</div>",
     ]
     if importlib.util.find_spec("matplotlib") is None:  # the core install: tables only
         parts.append(f"<p class=muted>{e(NO_PLOTS)}</p>")
     else:
         plots = make_plots(data)
-        parts.append("<h2>Equity and drawdown</h2><div class=plot>" + plots["equity"] + "</div><div class=plot>" + plots["drawdown"] + "</div>")
+        parts.append("<h2>Equity and drawdown</h2><div class=plot>" + plots["equity"] + "</div><div class=plot>"
+                     + plots["drawdown"] + "</div>")
         parts.append("<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
                      + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
 
@@ -444,56 +451,68 @@ def render_html(data: dict[str, Any]) -> str:
             items.append(f"<li class='{cls}'>{e(p['text'])}</li>")
         parts.append("<ul>" + "".join(items) + "</ul>")
     else:
-        parts.append(f"<p>None yet ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} trades behind it, "
-                     "and best/worst need two such groups to compare.</p>")
+        parts.append(f"<p>None yet ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} "
+                     "trades behind it, and best/worst need two such groups to compare.</p>")
 
     for dimension, rows in data["by"].items():
         if rows:
             parts.append(f"<h2>{e(DIMENSION_TITLES[dimension])}</h2>" + _html_metrics_table(rows))
 
     if data["versions"]:
-        versions = data["versions"]
-        params = sorted({k for v in versions for k in v["params"]})
-        head = "".join(f"<th>{e(v['name'])} v{v['version']}</th>" for v in versions)
-        rows = [f"<tr><td>{e(name)}</td>" + "".join(f"<td>{e(fmt(v['params'].get(name)))}</td>" for v in versions) + "</tr>" for name in params]
-        rows.append("<tr><td>status</td>" + "".join(f"<td>{e(v['status'])}</td>" for v in versions) + "</tr>")
-        rows.append("<tr><td>active from</td>" + "".join(f"<td>{e(_when(v['started_at']))}</td>" for v in versions) + "</tr>")
-        rows.append("<tr><td>until</td>" + "".join(f"<td>{e(_when(v['ended_at']))}</td>" for v in versions) + "</tr>")
-        rows.append("<tr><td>why</td>" + "".join(f"<td>{e(v['reason'] or '')}</td>" for v in versions) + "</tr>")
-        for header, key, kind in METRIC_COLUMNS[:-1]:
-            rows.append(f"<tr><td>{e(header)}</td>" + "".join(f"<td>{e(cell(v['metrics'], key, kind))}</td>" for v in versions) + "</tr>")
-        parts.append(f"<h2>Strategy versions side by side</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+        parts.append(_html_versions_table(data["versions"]))
 
     a = data["activity"]
     parts.append(
-        f"<h2>Activity</h2><p>{a['cycles']} cycles; signals {a['signals']['LONG']} long, {a['signals']['SHORT']} short, "
-        f"{a['signals']['HOLD']} hold; risk verdicts {a['verdicts_approved']} approved, {a['verdicts_vetoed']} vetoed; "
-        f"{a['orders']} orders, {a['fills']} fills, {a['execution_errors']} execution errors, {a['plugin_errors']} plugin errors.</p>"
+        f"<h2>Activity</h2><p>{a['cycles']} cycles; signals {a['signals']['LONG']} long, {a['signals']['SHORT']} "
+        f"short, {a['signals']['HOLD']} hold; risk verdicts {a['verdicts_approved']} approved, "
+        f"{a['verdicts_vetoed']} vetoed; {a['orders']} orders, {a['fills']} fills, {a['execution_errors']} execution "
+        f"errors, {a['plugin_errors']} plugin errors.</p>"
     )
     if data["phases"]:
-        rows = "".join(f"<tr><td>{e(n)}</td><td>{v['avg_ms']:.2f}</td><td>{v['p95_ms']:.2f}</td><td>{v['max_ms']:.2f}</td></tr>"
-                       for n, v in data["phases"].items())
-        parts.append(f"<h2>Phase timings (ms)</h2><table><tr><th>phase</th><th>avg</th><th>p95</th><th>max</th></tr>{rows}</table>")
+        rows = "".join(f"<tr><td>{e(n)}</td><td>{v['avg_ms']:.2f}</td><td>{v['p95_ms']:.2f}</td>"
+                       f"<td>{v['max_ms']:.2f}</td></tr>" for n, v in data["phases"].items())
+        parts.append("<h2>Phase timings (ms)</h2><table><tr><th>phase</th><th>avg</th><th>p95</th><th>max</th></tr>"
+                     f"{rows}</table>")
     if data["learnings"]:
-        rows = "".join(f"<tr><td>#{x['iteration']}</td><td>{e(x['source'] or '')}</td><td style='text-align:left'>{e(x['text'] or '')}</td>"
-                       f"<td style='text-align:left' class=muted>{e(json.dumps(x['evidence'], default=str)[:200])}</td></tr>"
+        rows = "".join(f"<tr><td>#{x['iteration']}</td><td>{e(x['source'] or '')}</td>"
+                       f"<td style='text-align:left'>{e(x['text'] or '')}</td><td style='text-align:left' "
+                       f"class=muted>{e(json.dumps(x['evidence'], default=str)[:200])}</td></tr>"
                        for x in data["learnings"][-20:])
-        parts.append(f"<h2>Learnings (latest 20 of {len(data['learnings'])})</h2><table><tr><th>cycle</th><th>source</th>"
-                     f"<th>learning</th><th>evidence</th></tr>{rows}</table>")
-    parts.append("<p class=muted>Definitions: docs/archiver.md. Sharpe and Sortino are annualised from the equity curve's own "
-                 "sampling (returns per year observed); short samples give large values.</p></body></html>")
+        parts.append(f"<h2>Learnings (latest 20 of {len(data['learnings'])})</h2><table><tr><th>cycle</th>"
+                     f"<th>source</th><th>learning</th><th>evidence</th></tr>{rows}</table>")
+    parts.append("<p class=muted>Definitions: docs/archiver.md. Sharpe and Sortino are annualised from the equity "
+                 "curve's own sampling (returns per year observed); short samples give large values.</p></body></html>")
     return "\n".join(parts)
+
+
+def _html_versions_table(versions: list[dict[str, Any]]) -> str:
+    e = html.escape
+    params = sorted({k for v in versions for k in v["params"]})
+    head = "".join(f"<th>{e(v['name'])} v{v['version']}</th>" for v in versions)
+    rows = [f"<tr><td>{e(name)}</td>" + "".join(f"<td>{e(fmt(v['params'].get(name)))}</td>" for v in versions)
+            + "</tr>" for name in params]
+    rows.append("<tr><td>status</td>" + "".join(f"<td>{e(v['status'])}</td>" for v in versions) + "</tr>")
+    rows.append("<tr><td>active from</td>" + "".join(f"<td>{e(_when(v['started_at']))}</td>" for v in versions)
+                + "</tr>")
+    rows.append("<tr><td>until</td>" + "".join(f"<td>{e(_when(v['ended_at']))}</td>" for v in versions) + "</tr>")
+    rows.append("<tr><td>why</td>" + "".join(f"<td>{e(v['reason'] or '')}</td>" for v in versions) + "</tr>")
+    for header, key, kind in METRIC_COLUMNS[:-1]:
+        rows.append(f"<tr><td>{e(header)}</td>"
+                    + "".join(f"<td>{e(cell(v['metrics'], key, kind))}</td>" for v in versions) + "</tr>")
+    return f"<h2>Strategy versions side by side</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 
 def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
     e = html.escape
-    head = "<tr><th>group</th>" + "".join(f"<th>{e(h)}</th>" for h, _, _ in METRIC_COLUMNS) + "<th>win% 95% CI</th></tr>"
+    head = ("<tr><th>group</th>" + "".join(f"<th>{e(h)}</th>" for h, _, _ in METRIC_COLUMNS)
+            + "<th>win% 95% CI</th></tr>")
     body = []
     for row in rows:
         cells = []
         for _, key, kind in METRIC_COLUMNS:
             value = row[key]
-            cls = " class=pos" if key == "total_pnl" and isinstance(value, float) and value > 0 else " class=neg" if key == "total_pnl" and isinstance(value, float) and value < 0 else ""
+            cls = (" class=pos" if key == "total_pnl" and isinstance(value, float) and value > 0
+                   else " class=neg" if key == "total_pnl" and isinstance(value, float) and value < 0 else "")
             cells.append(f"<td{cls}>{e(cell(row, key, kind))}</td>")
         ci = row["win_rate_ci"]
         cells.append(f"<td>{ci[0]:.0%}–{ci[1]:.0%}</td>" if ci else "<td>-</td>")
@@ -502,7 +521,8 @@ def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
 
 
 #: Said in the report instead of the plots when matplotlib is not installed (the extra ``plots``).
-NO_PLOTS = "The plots (equity, drawdown, P&L by hour and by confidence band) need matplotlib: pip install 'gobot-trading[plots]'."
+NO_PLOTS = ("The plots (equity, drawdown, P&L by hour and by confidence band) need matplotlib: "
+            "pip install 'gobot-trading[plots]'.")
 
 
 def make_plots(data: dict[str, Any]) -> dict[str, str]:
@@ -565,7 +585,8 @@ def _bars(labels: list[str], values: list[float], counts: list[int], title: str,
     ax.set_xticks(positions, labels, fontsize=7, rotation=45 if rotate else 0)
     for x, (value, n) in enumerate(zip(values, counts)):
         if n:
-            ax.annotate(f"n={n}", (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=6, color="#4b5563")
+            ax.annotate(f"n={n}", (x, value), ha="center", va="bottom" if value >= 0 else "top", fontsize=6,
+                        color="#4b5563")
     ax.set_title(title, loc="left", fontsize=11)
     _style(ax, fig)
     return _svg(fig)
@@ -619,7 +640,8 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
         try:
             store.migrate()  # an archive written by an older gobot is upgraded in place, data kept
             with console.status("Reading the archive and computing metrics…"):
-                data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades, config.confidence_bands)
+                data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades,
+                                    config.confidence_bands)
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # one readable line, never a traceback (and no password from the URL)

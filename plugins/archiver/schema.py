@@ -287,7 +287,9 @@ class PatternRow(ArchiveModel, table=True):
     """A discovered pattern: a claim with its sample size and 95 % Wilson interval (since 0002)."""
 
     __tablename__ = "patterns"
-    __table_args__ = (UniqueConstraint("run_id", "dimension", "label", "kind", name="uq_patterns_run_dimension_label_kind"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "dimension", "label", "kind", name="uq_patterns_run_dimension_label_kind"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: str

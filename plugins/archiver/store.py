@@ -202,13 +202,15 @@ class ArchiveStore:
                 update(model)
                 .where(model.c.run_id == bindparam("r"), model.c.iteration == bindparam("i"))
                 .values(report_ms=bindparam("report_ms"), total_ms=bindparam("total_ms")),
-                [{"r": t["run_id"], "i": t["iteration"], "report_ms": t["report_ms"], "total_ms": t["total_ms"]} for t in plan.timings],
+                [{"r": t["run_id"], "i": t["iteration"], "report_ms": t["report_ms"], "total_ms": t["total_ms"]}
+                 for t in plan.timings],
             )
         if plan.metrics:
             model = TABLES["strategy_versions"].__table__
             connection.execute(
                 update(model)
-                .where(model.c.run_id == bindparam("r"), model.c.name == bindparam("n"), model.c.version == bindparam("v"))
+                .where(model.c.run_id == bindparam("r"), model.c.name == bindparam("n"),
+                       model.c.version == bindparam("v"))
                 .values(trades=bindparam("trades"), metrics=bindparam("metrics"), archived_at=bindparam("archived_at")),
                 [{"r": m["run_id"], "n": m["name"], "v": m["version"], "trades": m["trades"], "metrics": m["metrics"],
                   "archived_at": _utc(m.get("archived_at"))} for m in plan.metrics],
@@ -247,7 +249,8 @@ class ArchiveStore:
             connection.exec_driver_sql(_sql(table.name, columns, keys, on_conflict, updates, "?"), values)
             return len(values)
         if self.dialect == "postgresql" and len(rows) >= COPY_THRESHOLD and _is_psycopg(connection):
-            return _copy_insert(connection, table, columns, _tuples(table, columns, rows, _utc_time), keys, on_conflict, updates)
+            return _copy_insert(connection, table, columns, _tuples(table, columns, rows, _utc_time), keys,
+                                on_conflict, updates)
         prepared = [dict(zip(columns, values)) for values in _tuples(table, columns, rows, _utc_time)]
         connection.execute(_insert_statement(self.dialect, table, keys, on_conflict, updates), prepared)
         return len(prepared)
@@ -295,7 +298,8 @@ class ArchiveStore:
         trade_counts = select(trades.c.run_id, func.count().label("trades")).group_by(trades.c.run_id).subquery()
         query = (
             select(runs, counts.c.cycles, counts.c.first, counts.c.last, trade_counts.c.trades)
-            .select_from(runs.outerjoin(counts, counts.c.run_id == runs.c.run_id).outerjoin(trade_counts, trade_counts.c.run_id == runs.c.run_id))
+            .select_from(runs.outerjoin(counts, counts.c.run_id == runs.c.run_id)
+                         .outerjoin(trade_counts, trade_counts.c.run_id == runs.c.run_id))
         )
         with self.engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
@@ -307,7 +311,8 @@ class ArchiveStore:
         # Newest first by when the archive first saw the run (replays of the same market share sim times).
         return sorted(rows, key=lambda r: r["id"], reverse=True)
 
-    def rows(self, table_name: str, run_ids: Iterable[str] | None = None, order_by: Sequence[str] = ("id",)) -> list[dict[str, Any]]:
+    def rows(self, table_name: str, run_ids: Iterable[str] | None = None,
+             order_by: Sequence[str] = ("id",)) -> list[dict[str, Any]]:
         """Rows of one table as dicts (times as aware UTC datetimes), for some runs or all."""
         table = TABLES[table_name].__table__
         query = select(table).order_by(*[table.c[name] for name in order_by])
@@ -435,18 +440,21 @@ def _tuples(table: Any, columns: list[str], rows: list[dict[str, Any]], time: An
     return out
 
 
-def _sql(table: str, columns: list[str], keys: Sequence[str], on_conflict: str | None, updates: Sequence[str], mark: str) -> str:
+def _sql(table: str, columns: list[str], keys: Sequence[str], on_conflict: str | None, updates: Sequence[str],
+         mark: str) -> str:
     """``INSERT ... ON CONFLICT`` for SQLite (``?``) or PostgreSQL (``%s``), columns quoted."""
     names = ", ".join(f'"{c}"' for c in columns)
     sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(mark for _ in columns)})'
     if keys and on_conflict == "ignore":
         sql += f" ON CONFLICT ({', '.join(keys)}) DO NOTHING"
     elif keys and on_conflict == "update" and updates:
-        sql += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in updates)
+        sql += (f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f'"{c}" = excluded."{c}"' for c in updates))
     return sql
 
 
-def _insert_statement(dialect: str, table: Any, keys: Sequence[str], on_conflict: str | None, updates: Sequence[str]) -> Any:
+def _insert_statement(dialect: str, table: Any, keys: Sequence[str], on_conflict: str | None,
+                      updates: Sequence[str]) -> Any:
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     elif dialect == "postgresql":
@@ -485,7 +493,8 @@ def _copy_insert(
         if keys:
             index = columns.index(keys[0])
             with raw.cursor() as cursor:
-                cursor.execute(f'SELECT "{keys[0]}" FROM "{table.name}" WHERE "{keys[0]}" = ANY(%s)', ([r[index] for r in rows],))
+                cursor.execute(f'SELECT "{keys[0]}" FROM "{table.name}" WHERE "{keys[0]}" = ANY(%s)',
+                               ([r[index] for r in rows],))
                 seen = {value for (value,) in cursor.fetchall()}
             fresh = []
             for row in rows:  # also the first of duplicates within the batch
@@ -507,7 +516,8 @@ def _copy_insert(
         sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates)
         conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
     with raw.cursor() as cursor:
-        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
+        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{table.name}" INCLUDING DEFAULTS) '
+                       "ON COMMIT DELETE ROWS")
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_pg_types(table, columns))
             for row in rows:

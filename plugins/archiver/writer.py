@@ -90,7 +90,8 @@ class Outbox:
                 rewrite = True  # never append after a damaged line: the next entry would be glued to it
                 if number == len(lines):  # no newline after it: cut short by a crash mid-append
                     self.torn_lines += 1
-                    log.warning("archiver: %s line %d is incomplete (a crash while writing it); skipped", self.path.name, number)
+                    log.warning("archiver: %s line %d is incomplete (a crash while writing it); skipped",
+                                self.path.name, number)
                 else:
                     unreadable.append((number, chunk, reason))
                 continue
@@ -101,7 +102,8 @@ class Outbox:
         if unreadable:
             self._quarantine(unreadable)
         if rewrite:  # the file again holds whole, readable lines only: the pending entries
-            write_private(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+            write_private(self.path,
+                          "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
             self._dead = 0
 
     def _quarantine(self, lines: list[tuple[int, bytes, str]]) -> None:
@@ -110,7 +112,8 @@ class Outbox:
         for number, chunk, reason in lines:
             where = f"{self.path.name}:{number}"
             self.quarantined.append(f"{where}: {reason}")
-            records.append(json.dumps({"file": self.path.name, "line": number, "raw": chunk.decode("utf-8", "backslashreplace"),
+            records.append(json.dumps({"file": self.path.name, "line": number,
+                                       "raw": chunk.decode("utf-8", "backslashreplace"),
                                        "rejected_because": f"{where}: {reason}"}) + "\n")
             log.error("archiver: %s: %s; moved to %s", where, reason, self.rejected_path.name)
         self._append(self.rejected_path, "".join(records), True)
@@ -148,7 +151,8 @@ class Outbox:
             if not is_disk_error(exc):
                 raise
             if len(self.held) == 1:
-                log.error("archiver: cannot append to %s (%s): entries are held in memory until it can", self.path.name, exc)
+                log.error("archiver: cannot append to %s (%s): entries are held in memory until it can",
+                          self.path.name, exc)
             return
         self.held.clear()
 
@@ -208,7 +212,8 @@ class Outbox:
         elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER and not self.held:
             # Compact only when few entries are pending: draining a backlog empties the file at the end.
             try:
-                write_private(self.path, "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+                write_private(self.path,
+                              "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
                 self._dead = 0
             except OSError as exc:
                 if not is_disk_error(exc):
@@ -414,7 +419,8 @@ class ArchiveWriter:
         self.outbox.reject([entry for entry, _ in failed], reason)
         self.health.rejected += len(failed)
         self.health.last_reject_reason = reason
-        log.error("archiver: %d outbox entries rejected by the database (%s); kept in %s", len(failed), reason, self.outbox.rejected_path)
+        log.error("archiver: %d outbox entries rejected by the database (%s); kept in %s", len(failed), reason,
+                  self.outbox.rejected_path)
         return True
 
     def record_failure(self, exc: BaseException) -> None:

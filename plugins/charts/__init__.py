@@ -31,7 +31,9 @@ URL_FIELDS = ("symbol", "base", "quote", "timeframe", "minutes")
 
 
 class ChartsConfig(PluginConfig):
-    executable_path: str = Field("/usr/bin/chromium", description="the Chromium binary playwright drives (Debian's chromium package)")
+    executable_path: str = Field(
+        "/usr/bin/chromium", description="the Chromium binary playwright drives (Debian's chromium package)"
+    )
     mode: Literal["render", "url"] = Field(
         "render", description="render = draw from candles offline; url = screenshot url_template"
     )
@@ -46,7 +48,9 @@ class ChartsConfig(PluginConfig):
         "", description="url mode: page to screenshot; {symbol} {base} {quote} {timeframe} {minutes} are filled in"
     )
     wait_for_selector: str = Field("", description="url mode: CSS selector that must be visible before the screenshot")
-    page_timeout_seconds: float = Field(30.0, gt=0, le=300, description="browser start, page load and wait-for limit, seconds")
+    page_timeout_seconds: float = Field(
+        30.0, gt=0, le=300, description="browser start, page load and wait-for limit, seconds"
+    )
 
     @field_validator("indicators")
     @classmethod
@@ -62,7 +66,8 @@ class ChartsConfig(PluginConfig):
             try:
                 template.format_map({name: "x" for name in URL_FIELDS})
             except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(f"unknown placeholder {exc} in url_template; use {', '.join('{' + f + '}' for f in URL_FIELDS)}") from None
+                raise ValueError(f"unknown placeholder {exc} in url_template; "
+                                 f"use {', '.join('{' + f + '}' for f in URL_FIELDS)}") from None
         return template
 
     @model_validator(mode="after")
@@ -76,7 +81,8 @@ def chart_url(template: str, symbol: str, timeframe: str) -> str:
     base, _, rest = symbol.partition("/")
     quote_ccy = rest.split(":")[0]
     minutes = TIMEFRAMES.get(timeframe, 0) // 60
-    values = {"symbol": quote(symbol, safe=""), "base": base, "quote": quote_ccy, "timeframe": timeframe, "minutes": minutes}
+    values = {"symbol": quote(symbol, safe=""), "base": base, "quote": quote_ccy, "timeframe": timeframe,
+              "minutes": minutes}
     return template.format_map(values)
 
 
@@ -93,8 +99,8 @@ def chart_data(symbol: str, timeframe: str, candles, specs: list[str], limit: in
         "theme": theme,
         "title": f"{symbol} · {timeframe}",
         "subtitle": (
-            f"O {o:.6g}  H {candles.high[-1]:.6g}  L {candles.low[-1]:.6g}  C {c:.6g}  ({change:+.2f}% over {shown} candles)"
-            f"  to {end:%Y-%m-%d %H:%M} UTC"
+            f"O {o:.6g}  H {candles.high[-1]:.6g}  L {candles.low[-1]:.6g}  C {c:.6g}  "
+            f"({change:+.2f}% over {shown} candles)  to {end:%Y-%m-%d %H:%M} UTC"
         ),
         "t": list(candles.timestamp[skip:]),
         "o": list(candles.open[skip:]),
@@ -108,7 +114,8 @@ def chart_data(symbol: str, timeframe: str, candles, specs: list[str], limit: in
 
 def caption(specs: list[str]) -> str:
     """``candlesticks and volume; SMA 20, Bollinger bands 20 (2 sd), RSI 14 in its own panel``."""
-    names = {"sma": "SMA {}", "ema": "EMA {}", "bb": "Bollinger bands {} (2 sd)", "rsi": "RSI {} in its own panel (30/70 lines)"}
+    names = {"sma": "SMA {}", "ema": "EMA {}", "bb": "Bollinger bands {} (2 sd)",
+             "rsi": "RSI {} in its own panel (30/70 lines)"}
     drawn = [names[kind].format(period) for kind, period in map(ind.parse, specs)]
     return "candlesticks and volume" + (f"; {', '.join(drawn)}" if drawn else "")
 
@@ -131,7 +138,8 @@ class Charts:
 
     def _renderer(self, config: ChartsConfig) -> ChartRenderer:
         if self.renderer is None:
-            self.renderer = ChartRenderer(config.executable_path, config.width, config.height, config.page_timeout_seconds)
+            self.renderer = ChartRenderer(config.executable_path, config.width, config.height,
+                                          config.page_timeout_seconds)
         return self.renderer
 
     @hookimpl
@@ -165,10 +173,12 @@ class Charts:
         if len(candles) == 0:
             return None
         key = (symbol, timeframe, limit)
-        fingerprint = (len(candles), candles.timestamp[-1], candles.close[-1], candles.volume[-1], tuple(config.indicators), config.theme)
+        fingerprint = (len(candles), candles.timestamp[-1], candles.close[-1], candles.volume[-1],
+                       tuple(config.indicators), config.theme)
         if key in self._last and self._last[key][0] == fingerprint:
             return self._last[key][1]
-        png, drawn = await renderer.render(chart_data(symbol, timeframe, candles, config.indicators, limit, config.theme))
+        png, drawn = await renderer.render(chart_data(symbol, timeframe, candles, config.indicators, limit,
+                                                      config.theme))
         if drawn == 0:
             return None
         width, height = png_size(png)

@@ -64,7 +64,8 @@ def series(specs: list[str], close: list[float], skip: int) -> dict[str, list[di
             upper, lower = bollinger(close, period)
             bands.append({"label": f"BB {period}, 2σ", "upper": _round(upper[skip:]), "lower": _round(lower[skip:])})
         else:
-            oscillators.append({"label": label, "values": _round(rsi(close, period)[skip:]), "min": 0, "max": 100, "levels": [30, 70]})
+            oscillators.append({"label": label, "values": _round(rsi(close, period)[skip:]), "min": 0, "max": 100,
+                                "levels": [30, 70]})
     return {"overlays": overlays, "bands": bands, "oscillators": oscillators}
 
 

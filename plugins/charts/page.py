@@ -106,10 +106,12 @@ function draw(d) {
   let lastDay = "";
   for (let i = 0; i < n; i += every) {
     const x = Math.round(xs[i]) + 0.5;
-    ctx.strokeStyle = theme.grid; ctx.beginPath(); ctx.moveTo(x, priceTop); ctx.lineTo(x, d.height - bottom); ctx.stroke();
+    ctx.strokeStyle = theme.grid;
+    ctx.beginPath(); ctx.moveTo(x, priceTop); ctx.lineTo(x, d.height - bottom); ctx.stroke();
     const day = new Date(d.t[i]).toISOString().slice(0, 10);
     const label = timeLabel(d.t[i], day !== lastDay), half = ctx.measureText(label).width / 2;
-    ctx.fillStyle = theme.muted; ctx.fillText(label, Math.min(Math.max(x, left + half), left + plotW - half), d.height - bottom + 5);
+    ctx.fillStyle = theme.muted;
+    ctx.fillText(label, Math.min(Math.max(x, left + half), left + plotW - half), d.height - bottom + 5);
     lastDay = day;
   }
   ctx.strokeStyle = theme.axis;
@@ -120,7 +122,10 @@ function draw(d) {
   for (const b of d.bands) {
     ctx.fillStyle = theme.band; ctx.globalAlpha = 0.12; ctx.beginPath();
     let first = -1, last = -1;
-    for (let i = 0; i < n; i++) if (b.upper[i] !== null) { if (first < 0) { ctx.moveTo(xs[i], toY(b.upper[i])); first = i; } else ctx.lineTo(xs[i], toY(b.upper[i])); last = i; }
+    for (let i = 0; i < n; i++) if (b.upper[i] !== null) {
+      if (first < 0) { ctx.moveTo(xs[i], toY(b.upper[i])); first = i; } else ctx.lineTo(xs[i], toY(b.upper[i]));
+      last = i;
+    }
     for (let i = last; i >= first && first >= 0; i--) ctx.lineTo(xs[i], toY(b.lower[i]));
     ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
     line(ctx, xs, b.upper, toY, theme.band, 1); line(ctx, xs, b.lower, toY, theme.band, 1);
@@ -131,7 +136,8 @@ function draw(d) {
     const up = d.c[i] >= d.o[i];
     ctx.strokeStyle = ctx.fillStyle = up ? theme.up : theme.down;
     const x = Math.round(xs[i]);
-    ctx.lineWidth = 1; ctx.beginPath(); ctx.moveTo(x + 0.5, toY(d.h[i])); ctx.lineTo(x + 0.5, toY(d.l[i])); ctx.stroke();
+    ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(x + 0.5, toY(d.h[i])); ctx.lineTo(x + 0.5, toY(d.l[i])); ctx.stroke();
     const y1 = toY(Math.max(d.o[i], d.c[i])), y2 = toY(Math.min(d.o[i], d.c[i]));
     ctx.fillRect(x - Math.floor(bodyW / 2), Math.round(y1), bodyW, Math.max(1, Math.round(y2 - y1)));
   }
@@ -139,9 +145,11 @@ function draw(d) {
 
   // Last price marker on the axis.
   const lastClose = d.c[n - 1], ly = toY(lastClose);
-  ctx.setLineDash([3, 3]); ctx.strokeStyle = theme.last; ctx.beginPath(); ctx.moveTo(left, ly); ctx.lineTo(left + plotW, ly); ctx.stroke(); ctx.setLineDash([]);
+  ctx.setLineDash([3, 3]); ctx.strokeStyle = theme.last;
+  ctx.beginPath(); ctx.moveTo(left, ly); ctx.lineTo(left + plotW, ly); ctx.stroke(); ctx.setLineDash([]);
   ctx.fillStyle = theme.last; ctx.fillRect(left + plotW + 1, ly - 9, axisW - 2, 18);
-  ctx.fillStyle = theme.bg; ctx.textAlign = "left"; ctx.textBaseline = "middle"; ctx.fillText(fmt(lastClose, step / 10), left + plotW + 6, ly);
+  ctx.fillStyle = theme.bg; ctx.textAlign = "left"; ctx.textBaseline = "middle";
+  ctx.fillText(fmt(lastClose, step / 10), left + plotW + 6, ly);
 
   // Volume.
   let vmax = 0; for (const v of d.v) vmax = Math.max(vmax, v);
@@ -150,15 +158,19 @@ function draw(d) {
     ctx.fillStyle = d.c[i] >= d.o[i] ? theme.up : theme.down; ctx.globalAlpha = 0.55;
     ctx.fillRect(Math.round(xs[i]) - Math.floor(bodyW / 2), volTop + volH - h, bodyW, h); ctx.globalAlpha = 1;
   }
-  ctx.fillStyle = theme.muted; ctx.textAlign = "left"; ctx.textBaseline = "top"; ctx.fillText("Volume", left + 6, volTop + 4);
+  ctx.fillStyle = theme.muted; ctx.textAlign = "left"; ctx.textBaseline = "top";
+  ctx.fillText("Volume", left + 6, volTop + 4);
 
   // Oscillators (RSI) in their own panel.
   for (const o of d.oscillators) {
     ctx.strokeStyle = theme.axis; ctx.strokeRect(left + 0.5, oscTop + 0.5, plotW, oscH);
     const toOy = v => oscTop + (o.max - v) / (o.max - o.min) * oscH;
     ctx.setLineDash([4, 4]); ctx.strokeStyle = theme.muted;
-    for (const level of o.levels) { const y = Math.round(toOy(level)) + 0.5; ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + plotW, y); ctx.stroke();
-      ctx.fillStyle = theme.muted; ctx.textBaseline = "middle"; ctx.fillText(String(level), left + plotW + 6, y); }
+    for (const level of o.levels) {
+      const y = Math.round(toOy(level)) + 0.5;
+      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + plotW, y); ctx.stroke();
+      ctx.fillStyle = theme.muted; ctx.textBaseline = "middle"; ctx.fillText(String(level), left + plotW + 6, y);
+    }
     ctx.setLineDash([]);
     line(ctx, xs, o.values, toOy, theme.lines[2], 1.4);
     ctx.fillStyle = theme.muted; ctx.textBaseline = "top"; ctx.fillText(o.label, left + 6, oscTop + 4);
@@ -169,8 +181,13 @@ function draw(d) {
   ctx.fillStyle = theme.text; ctx.font = BOLD; ctx.fillText(d.title, left + 4, 6);
   ctx.font = FONT; ctx.fillStyle = theme.muted; ctx.fillText(d.subtitle, left + 4, 26);
   let x = left + 4 + Math.max(ctx.measureText(d.subtitle).width + 18, 0);
-  d.overlays.forEach((o, k) => { ctx.fillStyle = theme.lines[k % theme.lines.length]; ctx.fillText(o.label, x, 26); x += ctx.measureText(o.label).width + 14; });
-  for (const b of d.bands) { ctx.fillStyle = theme.band; ctx.fillText(b.label, x, 26); x += ctx.measureText(b.label).width + 14; }
+  d.overlays.forEach((o, k) => {
+    ctx.fillStyle = theme.lines[k % theme.lines.length]; ctx.fillText(o.label, x, 26);
+    x += ctx.measureText(o.label).width + 14;
+  });
+  for (const b of d.bands) {
+    ctx.fillStyle = theme.band; ctx.fillText(b.label, x, 26); x += ctx.measureText(b.label).width + 14;
+  }
   return { candles: n };
 }
 </script>

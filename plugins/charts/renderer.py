@@ -77,13 +77,15 @@ class ChartRenderer:
         self._playwright = await async_playwright().start()
         try:
             self._browser = await self._playwright.chromium.launch(
-                executable_path=self.executable_path, args=LAUNCH_ARGS, headless=True, timeout=max(self.timeout_ms, 30_000)
+                executable_path=self.executable_path, args=LAUNCH_ARGS, headless=True,
+                timeout=max(self.timeout_ms, 30_000)
             )
         except Exception as exc:
             await self._playwright.stop()
             self._playwright = None
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeError(f"Chromium at {self.executable_path} did not start: {first_line}; {INSTALL_HINT}") from None
+            raise RuntimeError(f"Chromium at {self.executable_path} did not start: {first_line}; "
+                               f"{INSTALL_HINT}") from None
 
     async def close(self) -> None:
         browser, playwright = self._browser, self._playwright
@@ -113,7 +115,8 @@ class ChartRenderer:
                 page = await self._new_page(offline=True)
                 await page.set_content(PAGE_HTML, wait_until="load")
                 self._chart_page = page
-            drawn = await self._chart_page.evaluate("data => draw(data)", {**data, "width": self.width, "height": self.height})
+            drawn = await self._chart_page.evaluate("data => draw(data)",
+                                                    {**data, "width": self.width, "height": self.height})
             png = await self._chart_page.screenshot(type="png", full_page=False, animations="disabled")
         return png, int(drawn["candles"])
 
@@ -132,7 +135,8 @@ class ChartRenderer:
                 try:
                     await page.wait_for_selector(wait_for_selector, state="visible")
                 except Exception as exc:
-                    raise RuntimeError(f"{where}: '{wait_for_selector}' did not appear: {_first_line(exc).replace(url, where)}") from None
+                    raise RuntimeError(f"{where}: '{wait_for_selector}' did not appear: "
+                                       f"{_first_line(exc).replace(url, where)}") from None
             return await page.screenshot(type="png", full_page=False, animations="disabled")
 
 

@@ -37,20 +37,25 @@ SEVERITY = {CLOSED: Severity.INFO, HALF_OPEN: Severity.WARNING, OPEN: Severity.C
 class CircuitBreakerConfig(PluginConfig):
     circuit_breaker_threshold: int = Field(3, ge=1, description="consecutive losing trades that open the breaker")
     failure_threshold: int = Field(
-        5, ge=1, description="execution failures (errors, timeouts, rejections, 429s) within failure_window_minutes that open it"
+        5, ge=1,
+        description="execution failures (errors, timeouts, rejections, 429s) within failure_window_minutes that open it"
     )
     failure_window_minutes: float = Field(60.0, gt=0, description="how far back execution failures count, minutes")
     max_drawdown_pct: float = Field(
         20.0, gt=0, le=100, description="drawdown from the equity peak that stops at once and closes every position, %"
     )
-    recovery_timeout_minutes: float = Field(30.0, gt=0, description="time OPEN before one probe trade is let through, minutes")
+    recovery_timeout_minutes: float = Field(
+        30.0, gt=0, description="time OPEN before one probe trade is let through, minutes"
+    )
     max_recovery_timeout_minutes: float = Field(
         240.0, gt=0, description="cap of the recovery timeout, which doubles after each reopen, minutes"
     )
     max_consecutive_losses: int = Field(
         5, ge=1, description="a losing streak this long is a hard stop: only `gobot risk reset` resumes trading"
     )
-    timezone: str = Field("UTC", description="time zone of the day boundary (a profitable day resets the recovery timeout)")
+    timezone: str = Field(
+        "UTC", description="time zone of the day boundary (a profitable day resets the recovery timeout)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -101,16 +106,18 @@ class CircuitBreaker:
         state["retry_at"] = (now + timedelta(minutes=state["timeout_minutes"])).isoformat() if to == OPEN else None
         if to in (OPEN, HARD_STOP, CLOSED):
             state["failures"] = []
-        state["history"] = (state["history"] + [{"time": now.isoformat(), "from": old, "to": to, "reason": reason}])[-HISTORY:]
-        ctx.audit("circuit_breaker", from_state=old, to_state=to, reason=reason, consecutive_losses=state["consecutive_losses"],
-                  timeout_minutes=state["timeout_minutes"], retry_at=state["retry_at"])
+        state["history"] = (state["history"]
+                            + [{"time": now.isoformat(), "from": old, "to": to, "reason": reason}])[-HISTORY:]
+        ctx.audit("circuit_breaker", from_state=old, to_state=to, reason=reason,
+                  consecutive_losses=state["consecutive_losses"], timeout_minutes=state["timeout_minutes"],
+                  retry_at=state["retry_at"])
         text = reason
         if to == OPEN:
             text += f"; one probe trade allowed after {_hhmm(state['retry_at'])} ({state['timeout_minutes']:g} min)"
         elif to == HARD_STOP:
             text += "; no new positions until `gobot risk reset`"
-        ctx.alert(Alert(kind="circuit_breaker", title=f"Circuit breaker {old} -> {to}", text=text, severity=SEVERITY[to],
-                        data={"from": old, "to": to, "reason": reason}))
+        ctx.alert(Alert(kind="circuit_breaker", title=f"Circuit breaker {old} -> {to}", text=text,
+                        severity=SEVERITY[to], data={"from": old, "to": to, "reason": reason}))
 
     def _tick(self, ctx, state: dict) -> None:
         """Time-driven transitions: recovery timeout, drawdown, a new day."""
@@ -119,8 +126,9 @@ class CircuitBreaker:
         peak = state["peak_equity"]
         drawdown = (1 - equity / peak) * 100 if peak > 0 else 0.0
         if drawdown >= config.max_drawdown_pct and state["state"] != HARD_STOP:
-            self._move(ctx, state, HARD_STOP, f"emergency stop: drawdown {drawdown:.1f}% from the equity peak {peak:.2f} "
-                                              f"(max_drawdown_pct {config.max_drawdown_pct:g}); closing every position")
+            self._move(ctx, state, HARD_STOP,
+                       f"emergency stop: drawdown {drawdown:.1f}% from the equity peak {peak:.2f} "
+                       f"(max_drawdown_pct {config.max_drawdown_pct:g}); closing every position")
             state["emergency_close"] = True
         if state.get("emergency_close"):
             if ctx.positions():
@@ -128,16 +136,18 @@ class CircuitBreaker:
             else:
                 state["emergency_close"] = False
         if state["state"] == OPEN and state["retry_at"] and now >= datetime.fromisoformat(state["retry_at"]):
-            self._move(ctx, state, HALF_OPEN, f"recovery timeout of {state['timeout_minutes']:g} min passed: one probe trade")
+            self._move(ctx, state, HALF_OPEN,
+                       f"recovery timeout of {state['timeout_minutes']:g} min passed: one probe trade")
         day = now.astimezone(ZoneInfo(config.timezone)).date().isoformat()
         previous = state.get("day")
         if previous is None or previous["key"] != day:
-            if previous is not None and equity > previous["start_equity"] and state["timeout_minutes"] > config.recovery_timeout_minutes:
+            if (previous is not None and equity > previous["start_equity"]
+                    and state["timeout_minutes"] > config.recovery_timeout_minutes):
                 state["timeout_minutes"] = config.recovery_timeout_minutes
                 ctx.audit("circuit_breaker_timeout_reset", day=previous["key"], pnl=equity - previous["start_equity"])
                 ctx.alert(Alert(kind="circuit_breaker", title=f"Circuit breaker recovery timeout back to "
-                                f"{config.recovery_timeout_minutes:g} min", text=f"{previous['key']} was a profitable day",
-                                severity=Severity.INFO))
+                                f"{config.recovery_timeout_minutes:g} min",
+                                text=f"{previous['key']} was a profitable day", severity=Severity.INFO))
             state["day"] = {"key": day, "start_equity": equity}
 
     # -- events ---------------------------------------------------------------------------------
@@ -155,9 +165,12 @@ class CircuitBreaker:
             streak = state["consecutive_losses"]
             what = f"{streak} consecutive losing trades (last: {trade.symbol} {trade.pnl:+.2f})"
             if streak >= config.max_consecutive_losses and state["state"] != HARD_STOP:
-                self._move(ctx, state, HARD_STOP, f"hard stop: {what}, max_consecutive_losses {config.max_consecutive_losses}")
+                self._move(ctx, state, HARD_STOP,
+                           f"hard stop: {what}, max_consecutive_losses {config.max_consecutive_losses}")
             elif state["state"] == HALF_OPEN:
-                self._move(ctx, state, OPEN, f"{'the probe trade' if probe and probe['symbol'] == trade.symbol else 'a trade'} lost: {what}")
+                self._move(ctx, state, OPEN,
+                           f"{'the probe trade' if probe and probe['symbol'] == trade.symbol else 'a trade'} "
+                           f"lost: {what}")
             elif state["state"] == CLOSED and streak >= config.circuit_breaker_threshold:
                 self._move(ctx, state, OPEN, f"{what}, circuit_breaker_threshold {config.circuit_breaker_threshold}")
             return
@@ -182,8 +195,9 @@ class CircuitBreaker:
         horizon = now - timedelta(minutes=config.failure_window_minutes)
         state["failures"] = [t for t in state["failures"] if datetime.fromisoformat(t) > horizon] + [now.isoformat()]
         if len(state["failures"]) >= config.failure_threshold and state["state"] != OPEN:
-            self._move(ctx, state, OPEN, f"{len(state['failures'])} execution failures in {config.failure_window_minutes:g} min "
-                                         f"(failure_threshold {config.failure_threshold}; last: {what})")
+            self._move(ctx, state, OPEN,
+                       f"{len(state['failures'])} execution failures in {config.failure_window_minutes:g} min "
+                       f"(failure_threshold {config.failure_threshold}; last: {what})")
 
     @hookimpl
     def gobot_on_order(self, ctx, order):
@@ -222,12 +236,13 @@ class CircuitBreaker:
             return RiskVerdict(approved=False, reason=f"circuit breaker HARD_STOP since {_hhmm(state['since'])} "
                                                       f"({state['reason']}): `gobot risk reset` needed")
         if current == OPEN:
-            return RiskVerdict(approved=False, reason=f"circuit breaker OPEN since {_hhmm(state['since'])} ({state['reason']}); "
-                                                      f"one probe trade allowed after {_hhmm(state['retry_at'])}")
+            return RiskVerdict(approved=False,
+                               reason=f"circuit breaker OPEN since {_hhmm(state['since'])} ({state['reason']}); "
+                                      f"one probe trade allowed after {_hhmm(state['retry_at'])}")
         probe = state.get("probe")
         if probe:
-            return RiskVerdict(approved=False, reason=f"circuit breaker HALF_OPEN: the probe trade on {probe['symbol']} "
-                                                      "must win before more trades")
+            return RiskVerdict(approved=False, reason=f"circuit breaker HALF_OPEN: the probe trade on "
+                                                      f"{probe['symbol']} must win before more trades")
         state["probe"] = {"client_order_id": intent.client_order_id, "intent_id": intent.id, "symbol": intent.symbol,
                           "stage": "approved"}
         return RiskVerdict(approved=True, reason="breaker HALF_OPEN: this is the probe trade")
@@ -248,31 +263,37 @@ class CircuitBreaker:
         streak = state.get("consecutive_losses", 0)
         timeout = state.get("timeout_minutes", config.recovery_timeout_minutes)
         counters = [
-            RiskCounter(name="consecutive losing trades", value=streak, limit=config.circuit_breaker_threshold, unit="trades",
+            RiskCounter(name="consecutive losing trades", value=streak, limit=config.circuit_breaker_threshold,
+                        unit="trades",
                         blocking=current in (OPEN, HARD_STOP) and streak >= config.circuit_breaker_threshold,
                         note=f"hard stop at {config.max_consecutive_losses}"),
             RiskCounter(name=f"execution failures (last {config.failure_window_minutes:g} min)", value=len(failures),
                         limit=config.failure_threshold, blocking=len(failures) >= config.failure_threshold),
-            RiskCounter(name="drawdown from the equity peak", value=round(drawdown, 2), limit=config.max_drawdown_pct, unit="%",
-                        blocking=drawdown >= config.max_drawdown_pct, note=f"peak {peak:.2f}, equity {equity:.2f}"),
+            RiskCounter(name="drawdown from the equity peak", value=round(drawdown, 2), limit=config.max_drawdown_pct,
+                        unit="%", blocking=drawdown >= config.max_drawdown_pct,
+                        note=f"peak {peak:.2f}, equity {equity:.2f}"),
             RiskCounter(name="recovery timeout", value=timeout, limit=config.max_recovery_timeout_minutes, unit="min",
-                        note=f"{state.get('reopens', 0)} reopens; back to {config.recovery_timeout_minutes:g} after a profitable day"),
+                        note=f"{state.get('reopens', 0)} reopens; back to {config.recovery_timeout_minutes:g} after a "
+                             "profitable day"),
         ]
         since = f" since {_hhmm(state.get('since'))}" if state.get("since") else ""
         if current == CLOSED:
             reason = "breaker CLOSED: trading allowed"
         elif current == HALF_OPEN:
             probe = state.get("probe")
-            reason = f"breaker HALF_OPEN{since}: " + (f"the probe trade on {probe['symbol']} decides" if probe else "one probe trade allowed")
+            reason = f"breaker HALF_OPEN{since}: " + (f"the probe trade on {probe['symbol']} decides" if probe
+                                                      else "one probe trade allowed")
         elif current == OPEN:
             retry = datetime.fromisoformat(state["retry_at"]) if state.get("retry_at") else now
             if retry <= now:
                 reason = f"breaker OPEN{since} ({state.get('reason')}); the next cycle lets one probe trade through"
                 return RiskStatus(state=current, allows_trading=True, reason=reason, counters=counters)
-            reason = f"breaker OPEN{since} ({state.get('reason')}); one probe trade allowed after {_hhmm(state['retry_at'])}"
+            reason = (f"breaker OPEN{since} ({state.get('reason')}); one probe trade allowed after "
+                      f"{_hhmm(state['retry_at'])}")
         else:
             reason = f"breaker HARD_STOP{since} ({state.get('reason')}): run `gobot risk reset` to trade again"
-        return RiskStatus(state=current, allows_trading=current in (CLOSED, HALF_OPEN), reason=reason, counters=counters)
+        return RiskStatus(state=current, allows_trading=current in (CLOSED, HALF_OPEN), reason=reason,
+                          counters=counters)
 
     @hookimpl
     def gobot_status(self, ctx):
@@ -284,13 +305,15 @@ class CircuitBreaker:
         if current == OPEN:
             reason += f"; one probe trade allowed after {_hhmm(state.get('retry_at'))}"
         data = {k: state.get(k) for k in ("since", "retry_at", "consecutive_losses", "timeout_minutes")}
-        return PluginStatus(breaker=True, state=current, healthy=current not in (OPEN, HARD_STOP), reason=reason, data=data)
+        return PluginStatus(breaker=True, state=current, healthy=current not in (OPEN, HARD_STOP), reason=reason,
+                            data=data)
 
     @hookimpl
     def gobot_risk_reset(self, ctx, reason):
         config, state = self._config(ctx), self._state(ctx)
         before = state["state"]
-        dirty = before != CLOSED or state["consecutive_losses"] or state["failures"] or state["timeout_minutes"] != config.recovery_timeout_minutes
+        dirty = (before != CLOSED or state["consecutive_losses"] or state["failures"]
+                 or state["timeout_minutes"] != config.recovery_timeout_minutes)
         if not dirty:
             return None
         streak = state["consecutive_losses"]
@@ -299,4 +322,5 @@ class CircuitBreaker:
         if before != CLOSED:
             self._move(ctx, state, CLOSED, f"reset by the operator: {reason}")
         state["failures"] = []
-        return f"{before} -> CLOSED; losing streak {streak} -> 0, recovery timeout back to {config.recovery_timeout_minutes:g} min, equity peak re-based"
+        return (f"{before} -> CLOSED; losing streak {streak} -> 0, recovery timeout back to "
+                f"{config.recovery_timeout_minutes:g} min, equity peak re-based")

@@ -54,10 +54,13 @@ class RiskLimitsConfig(PluginConfig):
     )
     max_trades_per_day: int = Field(3, ge=0, description="most positions opened per day (see timezone); 0 = no limit")
     daily_loss_limit_usd: float = Field(
-        30.0, ge=0, description="today's loss (realised + unrealised) that blocks new trades for the rest of the day, USD (positive); 0 = off"
+        30.0, ge=0,
+        description="today's loss (realised + unrealised) that blocks new trades for the rest of the day, "
+                    "USD (positive); 0 = off"
     )
     weekly_loss_limit_usd: float = Field(
-        50.0, ge=0, description="this week's loss that blocks new trades for the rest of the week, USD (positive); 0 = off"
+        50.0, ge=0,
+        description="this week's loss that blocks new trades for the rest of the week, USD (positive); 0 = off"
     )
     symbol_cooldown_minutes: float = Field(
         180.0, ge=0, description="no new position on a symbol this long after a trade on it closed, minutes; 0 = off"
@@ -194,7 +197,8 @@ class RiskLimits:
             loss = base["start_equity"] - equity
             if latch and blocked is None and limits[period] > 0 and loss >= limits[period] - EPSILON:
                 blocked = state["blocked"][period] = {
-                    "key": key, "loss": round(loss, 4), "limit": limits[period], "since": now.isoformat(), "until": ends.isoformat(),
+                    "key": key, "loss": round(loss, 4), "limit": limits[period], "since": now.isoformat(),
+                    "until": ends.isoformat(),
                 }
                 label = "daily" if period == "day" else "weekly"
                 ctx.audit("loss_limit_reached", period=period, key=key, loss=loss, limit=limits[period], until=ends)
@@ -242,7 +246,8 @@ class RiskLimits:
         reasons = []
         confidence = intent.signal.confidence if intent.signal else 0.0
         if confidence < config.min_confidence_threshold:
-            shown = f"{confidence:.2f}" if round(confidence, 2) < config.min_confidence_threshold else f"{confidence:.4f}"
+            shown = (f"{confidence:.2f}" if round(confidence, 2) < config.min_confidence_threshold
+                     else f"{confidence:.4f}")
             reasons.append(f"confidence {shown} below min_confidence_threshold {config.min_confidence_threshold:.2f}")
         if config.min_reward_risk > 0:
             price, stop, target = intent.reference_price, intent.stop_loss, intent.take_profit
@@ -259,7 +264,8 @@ class RiskLimits:
             reasons.append(f"notional {intent.notional_usd:.2f} USD above max_position_usd {cap:g}")
         minimum = _min_notional(ctx, intent.symbol)
         if minimum is not None and intent.notional_usd < minimum - EPSILON:
-            reasons.append(f"notional {intent.notional_usd:.2f} USD below the market's minimum {minimum:g} USD (not upsized)")
+            reasons.append(f"notional {intent.notional_usd:.2f} USD below the market's minimum {minimum:g} USD "
+                           "(not upsized)")
         if config.max_spread_pct > 0:
             reasons += _spread_check(ctx, config, intent.symbol)
         return reasons
@@ -267,7 +273,8 @@ class RiskLimits:
     def _account_checks(self, ctx, config: RiskLimitsConfig, state: dict, intent, losses: dict) -> list[str]:
         reasons = []
         now = ctx.now()
-        pending = [i for i in ctx.pending_intents() if i.purpose == "open" and i.client_order_id != intent.client_order_id]
+        pending = [i for i in ctx.pending_intents()
+                   if i.purpose == "open" and i.client_order_id != intent.client_order_id]
         exposure, waiting = ctx.exposure(), sum(i.notional_usd for i in pending)
         if exposure + waiting + intent.notional_usd > config.max_total_exposure_usd + EPSILON:
             pending_text = f" + pending {waiting:.2f}" if waiting else ""
@@ -280,7 +287,8 @@ class RiskLimits:
             reasons.append(f"an order on {intent.symbol} is still pending")
         if config.max_trades_per_day:
             today = losses["day"]["key"]
-            opened = sum(1 for o in state["opens"] if _local_day(datetime.fromisoformat(o["time"]), config.timezone) == today)
+            opened = sum(1 for o in state["opens"]
+                         if _local_day(datetime.fromisoformat(o["time"]), config.timezone) == today)
             opened += sum(1 for i in pending if _local_day(i.created_at, config.timezone) == today)
             if opened >= config.max_trades_per_day:
                 reasons.append(f"{opened} positions opened today ({today} {config.timezone}), "
@@ -288,8 +296,9 @@ class RiskLimits:
         for period, label in (("day", "daily"), ("week", "weekly")):
             blocked = losses[period]["blocked"]
             if blocked:
-                reasons.append(f"{label} loss {blocked['loss']:.2f} USD reached {label}_loss_limit_usd {blocked['limit']:g}: "
-                               f"no new trades until {_hhmm(datetime.fromisoformat(blocked['until']))}")
+                reasons.append(f"{label} loss {blocked['loss']:.2f} USD reached {label}_loss_limit_usd "
+                               f"{blocked['limit']:g}: no new trades until "
+                               f"{_hhmm(datetime.fromisoformat(blocked['until']))}")
         if config.symbol_cooldown_minutes > 0 and intent.symbol in state["last_close"]:
             closed = datetime.fromisoformat(state["last_close"][intent.symbol])
             waited = (now - closed).total_seconds() / 60
@@ -323,7 +332,8 @@ class RiskLimits:
         hours = len(candles) * step / 3600
         need = min(config.min_history_hours, days * 24)
         if hours < need - EPSILON:
-            return None, f"only {hours:g} h of {config.history_timeframe} history for {symbol}, min_history_hours {need:g}"
+            return None, (f"only {hours:g} h of {config.history_timeframe} history for {symbol}, "
+                          f"min_history_hours {need:g}")
         return candles, ""
 
     async def _market_checks(self, ctx, config: RiskLimitsConfig, intent) -> list[str]:
@@ -345,7 +355,8 @@ class RiskLimits:
         return []
 
     async def _volatility(self, ctx, config: RiskLimitsConfig, symbol: str):
-        candles, problem = await self._history(ctx, config, symbol, config.volatility_median_days, config.volatility_atr_candles + 1)
+        candles, problem = await self._history(ctx, config, symbol, config.volatility_median_days,
+                                               config.volatility_atr_candles + 1)
         if candles is None:
             return None, problem
         reading = volatility(candles, config.volatility_atr_candles)
@@ -369,7 +380,8 @@ class RiskLimits:
         for symbol, other_direction in sorted(others.items()):
             theirs, problem = await self._history(ctx, config, symbol, config.correlation_days)
             if theirs is None:
-                reasons.append(f"correlation unknown: {problem} (fail closed; max_correlation = 1 turns this check off)")
+                reasons.append(f"correlation unknown: {problem} "
+                               "(fail closed; max_correlation = 1 turns this check off)")
                 continue
             rho, n = correlation(mine, theirs, step_ms)
             need = min(config.min_history_hours, config.correlation_days * 24) * 3600 * 1000 / step_ms
@@ -382,8 +394,9 @@ class RiskLimits:
             if effective > config.max_correlation:
                 side = "same" if same else "opposite"
                 reasons.append(f"over-correlated: {intent.symbol} and open {other_direction.value.lower()} {symbol} "
-                               f"correlate {rho:+.2f} over {config.correlation_days:g} days of {config.history_timeframe} "
-                               f"returns ({side} direction), max_correlation {config.max_correlation:g}")
+                               f"correlate {rho:+.2f} over {config.correlation_days:g} days of "
+                               f"{config.history_timeframe} returns ({side} direction), "
+                               f"max_correlation {config.max_correlation:g}")
         return reasons
 
     # -- gobot risk status / reset ------------------------------------------------------------------
@@ -402,10 +415,12 @@ class RiskLimits:
         pending = [i for i in ctx.pending_intents() if i.purpose == "open"]
         exposure = ctx.exposure() + sum(i.notional_usd for i in pending)
         today = losses["day"]["key"]
-        opened = sum(1 for o in state["opens"] if _local_day(datetime.fromisoformat(o["time"]), config.timezone) == today)
+        opened = sum(1 for o in state["opens"]
+                     if _local_day(datetime.fromisoformat(o["time"]), config.timezone) == today)
         counters = [
-            RiskCounter(name="exposure (positions + pending)", value=round(exposure, 2), limit=config.max_total_exposure_usd,
-                        unit="USD", blocking=exposure >= config.max_total_exposure_usd - EPSILON),
+            RiskCounter(name="exposure (positions + pending)", value=round(exposure, 2),
+                        limit=config.max_total_exposure_usd, unit="USD",
+                        blocking=exposure >= config.max_total_exposure_usd - EPSILON),
             RiskCounter(name=f"positions opened today ({today} {config.timezone})", value=opened,
                         limit=config.max_trades_per_day or None, unit="trades",
                         blocking=bool(config.max_trades_per_day) and opened >= config.max_trades_per_day),
@@ -422,33 +437,38 @@ class RiskLimits:
         symbol_blocks = {}
         for symbol in ctx.config.trading.symbols:
             if config.symbol_cooldown_minutes > 0 and symbol in state["last_close"]:
-                free = datetime.fromisoformat(state["last_close"][symbol]) + timedelta(minutes=config.symbol_cooldown_minutes)
+                free = (datetime.fromisoformat(state["last_close"][symbol])
+                        + timedelta(minutes=config.symbol_cooldown_minutes))
                 if free > now:
                     left = (free - now).total_seconds() / 60
-                    counters.append(RiskCounter(name=f"cooldown {symbol}", value=round(left), limit=config.symbol_cooldown_minutes,
-                                                unit="min left", blocking=True, note=f"free at {_hhmm(free)}"))
+                    counters.append(RiskCounter(
+                        name=f"cooldown {symbol}", value=round(left), limit=config.symbol_cooldown_minutes,
+                        unit="min left", blocking=True, note=f"free at {_hhmm(free)}"))
                     symbol_blocks.setdefault(symbol, "cooling down")
             if config.volatility_multiplier > 0:
                 reading, problem = await self._volatility(ctx, config, symbol)
                 if reading is None:
-                    counters.append(RiskCounter(name=f"volatility {symbol} (ATR% / median)", value=None,
-                                                limit=config.volatility_multiplier, unit="x", blocking=True, note=problem))
+                    counters.append(RiskCounter(
+                        name=f"volatility {symbol} (ATR% / median)", value=None, limit=config.volatility_multiplier,
+                        unit="x", blocking=True, note=problem))
                     symbol_blocks.setdefault(symbol, "volatility unknown")
                 else:
                     high = reading.ratio > config.volatility_multiplier
-                    counters.append(RiskCounter(name=f"volatility {symbol} (ATR% / median)", value=round(reading.ratio, 2),
-                                                limit=config.volatility_multiplier, unit="x", blocking=high,
-                                                note=f"ATR% {reading.current_pct:.3f}, median {reading.median_pct:.3f}"))
+                    counters.append(RiskCounter(
+                        name=f"volatility {symbol} (ATR% / median)", value=round(reading.ratio, 2),
+                        limit=config.volatility_multiplier, unit="x", blocking=high,
+                        note=f"ATR% {reading.current_pct:.3f}, median {reading.median_pct:.3f}"))
                     if high:
                         symbol_blocks.setdefault(symbol, "high volatility")
         counters += [
             RiskCounter(name="confidence", limit=config.min_confidence_threshold, note="checked per order (minimum)"),
             RiskCounter(name="reward/risk", limit=config.min_reward_risk or None, note="checked per order (minimum)"),
-            RiskCounter(name="position size", limit=ctx.config.trading.max_position_usd, unit="USD", note="checked per order"),
+            RiskCounter(name="position size", limit=ctx.config.trading.max_position_usd, unit="USD",
+                        note="checked per order"),
             RiskCounter(name="bid/ask spread", limit=config.max_spread_pct or None, unit="%",
                         note="checked per order against the cycle's order book"),
-            RiskCounter(name="correlation with open positions", limit=config.max_correlation if config.max_correlation < 1 else None,
-                        note="checked per order"),
+            RiskCounter(name="correlation with open positions",
+                        limit=config.max_correlation if config.max_correlation < 1 else None, note="checked per order"),
         ]
         everywhere = [c.name for c in counters[:5] if c.blocking]
         if everywhere:
@@ -457,15 +477,15 @@ class RiskLimits:
         if symbols and all(s in symbol_blocks for s in symbols):
             reason = "blocked on every symbol: " + ", ".join(f"{s} {why}" for s, why in symbol_blocks.items())
             return RiskStatus(allows_trading=False, reason=reason, counters=counters)
-        reason = "within limits" + (
-            " (not on " + ", ".join(f"{s}: {why}" for s, why in symbol_blocks.items()) + ")" if symbol_blocks else ""
-        )
+        reason = "within limits" + (" (not on " + ", ".join(f"{s}: {why}" for s, why in symbol_blocks.items()) + ")"
+                                    if symbol_blocks else "")
         return RiskStatus(allows_trading=True, reason=reason, counters=counters)
 
     @hookimpl
     def gobot_risk_reset(self, ctx, reason):
         state = self._state(ctx)
-        cleared = [f"{'daily' if period == 'day' else 'weekly'} loss block of {block['key']}" for period, block in state["blocked"].items()]
+        cleared = [f"{'daily' if period == 'day' else 'weekly'} loss block of {block['key']}"
+                   for period, block in state["blocked"].items()]
         if not cleared:
             return None
         state["blocked"] = {}

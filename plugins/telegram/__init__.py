@@ -36,34 +36,57 @@ LEVELS = [Severity.INFO, Severity.WARNING, Severity.CRITICAL]
 
 
 class TelegramConfig(PluginConfig):
-    chat_id: str = Field("", description="chat that gets the alerts and order confirmations; TELEGRAM_CHAT_ID in the environment wins")
+    chat_id: str = Field(
+        "", description="chat that gets the alerts and order confirmations; TELEGRAM_CHAT_ID in the environment wins"
+    )
     api_url: str = Field(
-        "https://api.telegram.org", description="Bot API base URL (a local Bot API server, a test server); https unless loopback"
+        "https://api.telegram.org",
+        description="Bot API base URL (a local Bot API server, a test server); https unless loopback",
     )
     min_severity: Severity = Field(Severity.INFO, description="quietest alert sent: INFO, WARNING or CRITICAL")
     operators: list[int] = Field(
-        default_factory=list, description="Telegram user ids that may read, pause, resume, kill, close and confirm orders"
+        default_factory=list,
+        description="Telegram user ids that may read, pause, resume, kill, close and confirm orders",
     )
     viewers: list[int] = Field(
-        default_factory=list, description="Telegram user ids that may read: status, balance, positions, performance, chart"
+        default_factory=list,
+        description="Telegram user ids that may read: status, balance, positions, performance, chart",
     )
-    commands: bool = Field(True, description="answer commands (long polling getUpdates); none are answered while no user id is listed")
+    commands: bool = Field(
+        True, description="answer commands (long polling getUpdates); none are answered while no user id is listed"
+    )
     confirm_orders: bool = Field(
         True, description="with [trading] auto_execute = false: ask the operators to confirm each order (buttons)"
     )
-    confirm_timeout: float = Field(120.0, gt=0, description="seconds an order waits for an operator; unanswered = proposed only")
-    confirm_window: float = Field(60.0, gt=0, description="seconds to confirm /kill or /close: the button, or the same command again")
-    fold_window: float = Field(
-        600.0, ge=0, description="an alert identical to one sent less than this many seconds ago is counted, then sent once with the count; 0 = never fold"
+    confirm_timeout: float = Field(
+        120.0, gt=0, description="seconds an order waits for an operator; unanswered = proposed only"
     )
-    charts: bool = Field(True, description="send pictures: the daily summary's equity curve, the /performance P&L chart (sendPhoto)")
+    confirm_window: float = Field(
+        60.0, gt=0, description="seconds to confirm /kill or /close: the button, or the same command again"
+    )
+    fold_window: float = Field(
+        600.0, ge=0,
+        description="an alert identical to one sent less than this many seconds ago is counted, then sent once with "
+                    "the count; 0 = never fold",
+    )
+    charts: bool = Field(
+        True, description="send pictures: the daily summary's equity curve, the /performance P&L chart (sendPhoto)"
+    )
     timeout: float = Field(10.0, gt=0, description="seconds one Bot API request may take")
     poll_timeout: int = Field(25, ge=1, le=50, description="seconds getUpdates waits for a command (long polling)")
-    max_command_age: float = Field(300.0, gt=0, description="commands older than this many seconds (sent while the bot was down) are ignored")
-    retry_initial: float = Field(2.0, gt=0, description="seconds before the first retry of a failed delivery; doubles with each failure")
+    max_command_age: float = Field(
+        300.0, gt=0, description="commands older than this many seconds (sent while the bot was down) are ignored"
+    )
+    retry_initial: float = Field(
+        2.0, gt=0, description="seconds before the first retry of a failed delivery; doubles with each failure"
+    )
     retry_max: float = Field(300.0, gt=0, description="longest wait between two retries, seconds")
-    drain_timeout: float = Field(10.0, gt=0, description="at shutdown, seconds without a delivery before the rest is left in the outbox")
-    outbox_max: int = Field(1000, ge=1, description="undelivered alerts kept in <state_dir>/telegram-outbox.json (the oldest is dropped)")
+    drain_timeout: float = Field(
+        10.0, gt=0, description="at shutdown, seconds without a delivery before the rest is left in the outbox"
+    )
+    outbox_max: int = Field(
+        1000, ge=1, description="undelivered alerts kept in <state_dir>/telegram-outbox.json (the oldest is dropped)"
+    )
 
     @field_validator("api_url")
     @classmethod
@@ -112,12 +135,14 @@ class Telegram:
             raise RuntimeError(f"{TOKEN_ENV} is not set: create a bot with @BotFather and export its token "
                                "(docs/alerts.md), or disable the telegram plugin")
         if not chat_id:
-            raise RuntimeError(f"no chat to send to: set {CHAT_ENV} or [plugins.telegram] chat_id (docs/alerts.md shows how to find it)")
+            raise RuntimeError(f"no chat to send to: set {CHAT_ENV} or [plugins.telegram] chat_id "
+                               "(docs/alerts.md shows how to find it)")
         self.ctx, self.config, self.chat_id = ctx, config, chat_id
         self.api = BotApi(token, config.api_url, config.timeout)
         outbox = Outbox(ctx.config.state_path / OUTBOX_FILE, config.outbox_max) if with_outbox else None
-        self.sender = Sender(self._send_entry, self._receipt, fold_window=config.fold_window, retry_initial=config.retry_initial,
-                             retry_max=config.retry_max, drain_timeout=config.drain_timeout, outbox=outbox)
+        self.sender = Sender(self._send_entry, self._receipt, fold_window=config.fold_window,
+                             retry_initial=config.retry_initial, retry_max=config.retry_max,
+                             drain_timeout=config.drain_timeout, outbox=outbox)
 
     @hookimpl
     async def gobot_startup(self, ctx):
@@ -128,7 +153,8 @@ class Telegram:
             if exc.status in (401, 404):
                 await self.api.close()
                 self.api = self.sender = None
-                raise RuntimeError(f"Telegram refused {TOKEN_ENV} ({exc}): copy the token again from @BotFather") from None
+                raise RuntimeError(f"Telegram refused {TOKEN_ENV} ({exc}): "
+                                   "copy the token again from @BotFather") from None
             log.warning("telegram: the Bot API is not reachable at start (%s); alerts are queued and retried", exc)
             me = {}
         self.sender.start()
@@ -136,7 +162,8 @@ class Telegram:
         if not config.commands:
             return
         if not (config.operators or config.viewers):
-            log.warning("telegram: no user ids in [plugins.telegram] operators or viewers: commands are off (deny by default)")
+            log.warning("telegram: no user ids in [plugins.telegram] operators or viewers: "
+                        "commands are off (deny by default)")
             return
         from .commands import CommandHandler
 
@@ -188,11 +215,13 @@ class Telegram:
         delayed = time.time() - entry.created > DELAYED_AFTER_SECONDS
         steps: list[tuple[str, Any]] = []
         curve = (alert.get("data") or {}).get("equity_curve")
-        if entry.count == 1 and self.config.charts and alert.get("kind") == "daily_summary" and curve and len(curve) >= 2:
+        if (entry.count == 1 and self.config.charts and alert.get("kind") == "daily_summary"
+                and curve and len(curve) >= 2):
             from .chart import parse_curve
 
             points = parse_curve(curve)
-            png = await self._chart_png(points, f"Equity {alert.get('data', {}).get('day', '')}", "equity", points[0][1]) if len(points) >= 2 else None
+            png = (await self._chart_png(points, f"Equity {alert.get('data', {}).get('day', '')}", "equity",
+                                         points[0][1]) if len(points) >= 2 else None)
             if png is not None:
                 icon = ICONS.get(str(alert.get("severity")), "")
                 caption = f"{icon} <b>{escape(alert.get('title', ''))}</b>"
@@ -216,7 +245,8 @@ class Telegram:
             if not exc.unparsable:
                 raise
             log.warning("telegram: the message could not be parsed as HTML (%s); sent as plain text", exc)
-            await self.api.call("sendMessage", {"chat_id": chat_id, "text": part.plain, "disable_web_page_preview": True})
+            await self.api.call("sendMessage",
+                                {"chat_id": chat_id, "text": part.plain, "disable_web_page_preview": True})
 
     async def _chart_png(self, points: list, title: str, ylabel: str, baseline: float | None = None) -> bytes | None:
         if not self.config.charts:

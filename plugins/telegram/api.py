@@ -17,7 +17,8 @@ from gobot_hookspecs.redact import MASK
 class TelegramError(Exception):
     """A Bot API call failed. ``retryable``: a later try may work (network, timeout, 5xx, 429)."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None, retryable: bool = False):
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 retryable: bool = False):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after

@@ -10,7 +10,8 @@ import io
 from datetime import datetime
 
 
-def line_chart_png(points: list[tuple[datetime, float]], title: str, ylabel: str, baseline: float | None = None) -> bytes:
+def line_chart_png(points: list[tuple[datetime, float]], title: str, ylabel: str,
+                   baseline: float | None = None) -> bytes:
     """A 900x450 PNG of ``points`` (time, value), with a dashed ``baseline`` if given."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter

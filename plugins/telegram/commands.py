@@ -30,7 +30,8 @@ AUDIT_ARGS, AUDIT_ARG_CHARS = 8, 64
 
 def capped(args: list[str]) -> list[str]:
     """``args`` as the audit log keeps them: at most AUDIT_ARGS, each at most AUDIT_ARG_CHARS, the rest counted."""
-    kept = [a if len(a) <= AUDIT_ARG_CHARS else f"{a[:AUDIT_ARG_CHARS]}…(+{len(a) - AUDIT_ARG_CHARS} chars)" for a in args[:AUDIT_ARGS]]
+    kept = [a if len(a) <= AUDIT_ARG_CHARS else f"{a[:AUDIT_ARG_CHARS]}…(+{len(a) - AUDIT_ARG_CHARS} chars)"
+            for a in args[:AUDIT_ARGS]]
     return kept + ([f"…(+{len(args) - AUDIT_ARGS} more)"] if len(args) > AUDIT_ARGS else [])
 
 
@@ -109,15 +110,18 @@ class CommandHandler:
             if offset is not None:
                 params["offset"] = offset
             try:
-                updates = await self.api.call("getUpdates", params, timeout=self.config.poll_timeout + self.config.timeout)
+                updates = await self.api.call("getUpdates", params,
+                                              timeout=self.config.poll_timeout + self.config.timeout)
                 failures = 0
             except TelegramError as exc:
                 failures += 1
                 if exc.status == 409:
-                    log.error("telegram: another process polls this bot's updates (%s); commands are off until it stops", exc)
+                    log.error("telegram: another process polls this bot's updates (%s); "
+                              "commands are off until it stops", exc)
                 elif failures == 1 or failures % 20 == 0:
                     log.warning("telegram: polling for commands failed (%s); retrying", exc)
-                delay = exc.retry_after or min(self.config.retry_max, self.config.retry_initial * 2 ** min(failures - 1, 10))
+                delay = exc.retry_after or min(self.config.retry_max,
+                                               self.config.retry_initial * 2 ** min(failures - 1, 10))
                 await asyncio.sleep(delay)
                 continue
             for update in updates or []:
@@ -169,9 +173,11 @@ class CommandHandler:
         await getattr(self, f"_cmd_{name.lower()}")(chat_id, user_id, args)
 
     async def reply(self, chat_id: Any, html: str, buttons: list[tuple[str, str]] | None = None) -> dict | None:
-        params: dict[str, Any] = {"chat_id": chat_id, "text": html, "parse_mode": "HTML", "disable_web_page_preview": True}
+        params: dict[str, Any] = {"chat_id": chat_id, "text": html, "parse_mode": "HTML",
+                                  "disable_web_page_preview": True}
         if buttons:
-            params["reply_markup"] = {"inline_keyboard": [[{"text": label, "callback_data": data} for label, data in buttons]]}
+            params["reply_markup"] = {"inline_keyboard": [[{"text": label, "callback_data": data}
+                                                           for label, data in buttons]]}
         try:
             return await self.api.call("sendMessage", params)
         except TelegramError as exc:
@@ -185,7 +191,8 @@ class CommandHandler:
 
     async def _cmd_help(self, chat_id: Any, user_id: Any, args: list[str]) -> None:
         role = self.role(user_id)
-        lines = [f"/{name} — {escape(cmd.help)}" for name, cmd in COMMANDS.items() if role == OPERATOR or cmd.role == VIEWER]
+        lines = [f"/{name} — {escape(cmd.help)}" for name, cmd in COMMANDS.items()
+                 if role == OPERATOR or cmd.role == VIEWER]
         await self.reply(chat_id, f"<b>gobot commands</b> (you are {role})\n" + "\n".join(lines))
 
     async def _cmd_status(self, chat_id: Any, user_id: Any, args: list[str]) -> None:
@@ -227,9 +234,10 @@ class CommandHandler:
         lines = []
         for symbol, p in sorted(positions.items()):
             price = prices.get(symbol, p.entry_price)
-            stops = " ".join(part for part in (f"SL {p.stop_loss:.6g}" if p.stop_loss else "", f"TP {p.take_profit:.6g}" if p.take_profit else "") if part)
-            lines.append(f"<b>{escape(symbol)}</b> {escape(p.direction.value)} {p.amount:.6g} @ {p.entry_price:.6g} → {price:.6g}, "
-                         f"P&L {p.unrealised_pnl(price):+.2f} {escape(stops)}".rstrip())
+            stops = " ".join(part for part in (f"SL {p.stop_loss:.6g}" if p.stop_loss else "",
+                                               f"TP {p.take_profit:.6g}" if p.take_profit else "") if part)
+            lines.append(f"<b>{escape(symbol)}</b> {escape(p.direction.value)} {p.amount:.6g} @ {p.entry_price:.6g} "
+                         f"→ {price:.6g}, P&L {p.unrealised_pnl(price):+.2f} {escape(stops)}".rstrip())
         await self.reply(chat_id, "<b>Open positions</b>\n" + "\n".join(lines))
 
     async def _cmd_performance(self, chat_id: Any, user_id: Any, args: list[str]) -> None:
@@ -293,11 +301,13 @@ class CommandHandler:
         held = self.ctx.positions()
         unknown = [s for s in symbols if s not in held]
         if unknown or not held:
-            await self.reply(chat_id, f"Nothing to close: no open position in {escape(', '.join(capped(unknown)) or 'any symbol')}.")
+            await self.reply(chat_id, "Nothing to close: no open position in "
+                                      f"{escape(', '.join(capped(unknown)) or 'any symbol')}.")
             return
         what = ", ".join(symbols) if symbols else f"all {len(held)} positions"
         await self._ask_or_confirm("close", chat_id, user_id, symbols,
-                                   f"⚠️ <b>Close {escape(what)} now?</b> Market orders, CRITICAL priority, not risk-checked.")
+                                   f"⚠️ <b>Close {escape(what)} now?</b> Market orders, CRITICAL priority, "
+                                   "not risk-checked.")
 
     async def _ask_or_confirm(self, kind: str, chat_id: Any, user_id: Any, args: list[str], question: str) -> None:
         """The same command again within the window confirms; otherwise ask, with buttons."""
@@ -310,7 +320,8 @@ class CommandHandler:
         window = self.config.confirm_window
         text = f"{question}\nPress the button or send the same command again within {window:g} s."
         label = "Engage kill switch" if kind == "kill" else "Close now"
-        pending = self.pending[nonce] = Pending(kind, now + window, chat_id, None, args, text=text)  # before a press can come
+        # Stored before a press can come.
+        pending = self.pending[nonce] = Pending(kind, now + window, chat_id, None, args, text=text)
         sent = await self.reply(chat_id, text, [(label, f"ok:{nonce}"), ("Cancel", f"no:{nonce}")])
         pending.message_id = (sent or {}).get("message_id")
 
@@ -324,7 +335,8 @@ class CommandHandler:
             reason = f"telegram /close by {who} ({nonce})"
             self.confirmed_reasons.add(reason)
             self.ctx.close_positions(reason, pending.args or None)
-            outcome = f"Closing {escape(', '.join(pending.args) or 'all positions')}: sent in this cycle's execute phase (or the next)."
+            outcome = (f"Closing {escape(', '.join(pending.args) or 'all positions')}: "
+                       "sent in this cycle's execute phase (or the next).")
         self.ctx.audit("telegram_confirmed", action=pending.kind, args=capped(pending.args), user_id=str(user_id))
         await self._settle(pending, f"✅ confirmed by {escape(who)}")
         await self.reply(chat_id, outcome)
@@ -390,9 +402,11 @@ class CommandHandler:
             f"🟡 <b>Confirm order?</b> {escape(intent.side.value.upper())} {escape(intent.symbol)} "
             f"{intent.notional_usd:.2f} USD @ ~{intent.reference_price:.6g} ({escape(intent.purpose)})",
         ]
-        stops = [f"SL {intent.stop_loss:.6g}" if intent.stop_loss else "", f"TP {intent.take_profit:.6g}" if intent.take_profit else ""]
+        stops = [f"SL {intent.stop_loss:.6g}" if intent.stop_loss else "",
+                 f"TP {intent.take_profit:.6g}" if intent.take_profit else ""]
         if signal is not None:
-            stops.append(f"confidence {signal.confidence:.2f}" + (f" ({signal.strategy} v{signal.strategy_version})" if signal.strategy else ""))
+            stops.append(f"confidence {signal.confidence:.2f}"
+                         + (f" ({signal.strategy} v{signal.strategy_version})" if signal.strategy else ""))
         if any(stops):
             lines.append(escape(" · ".join(part for part in stops if part)))
         reason = intent.reason or (signal.rationale if signal is not None else "")

@@ -95,7 +95,8 @@ class Sender:
         self._task: asyncio.Task | None = None
         self._failures_logged = 0
         if self.entries:
-            log.warning("telegram: %d undelivered alerts from an earlier run in the outbox; sending them first", len(self.entries))
+            log.warning("telegram: %d undelivered alerts from an earlier run in the outbox; sending them first",
+                        len(self.entries))
 
     # -- queueing ---------------------------------------------------------------------------------
 
@@ -117,7 +118,8 @@ class Sender:
         self.entries.append(entry)
         if self.outbox is not None and len(self.entries) > self.outbox.max_entries:
             dropped = self.entries.pop(0)
-            log.error("telegram: outbox full (%d); dropped the oldest alert: %s", self.outbox.max_entries, dropped.alert.get("title"))
+            log.error("telegram: outbox full (%d); dropped the oldest alert: %s", self.outbox.max_entries,
+                      dropped.alert.get("title"))
             self._receipt(dropped, False, "dropped: the outbox is full")
         self._persist()
         self._wake.set()

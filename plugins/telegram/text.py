@@ -78,7 +78,8 @@ def alert_parts(alert: dict[str, Any], count: int = 1, window: float = 0.0, dela
     title = _shorten(str(alert.get("title", "")), TITLE_LIMIT)
     lead = f"🔁 ×{count} more in the last {_duration(window)}: " if count > 1 else ""
     when = _when(alert.get("time"))
-    footer = _shorten(str(alert.get("kind", "alert")), KIND_LIMIT) + (f" · {when}" if when else "") + (" · delayed" if delayed else "")
+    footer = (_shorten(str(alert.get("kind", "alert")), KIND_LIMIT) + (f" · {when}" if when else "")
+              + (" · delayed" if delayed else ""))
     body = str(alert.get("text", "") or "")
     head_plain = f"{icon} {lead}{title}".strip()
 

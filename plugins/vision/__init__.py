@@ -44,7 +44,8 @@ def cache_root(ctx_config: Any, config: VisionConfig):
     return ctx_config.resolve(config.cache_dir) if config.cache_dir else ctx_config.state_path / "vision"
 
 
-def to_signal(symbol: str, reading: Reading, *, model: str, cached: bool, shown: list[str], missing: dict[str, str]) -> Signal:
+def to_signal(symbol: str, reading: Reading, *, model: str, cached: bool, shown: list[str],
+              missing: dict[str, str]) -> Signal:
     """The reading as a Signal; any problem makes it HOLD, confidence 0, with the problem first in the rationale."""
     views = ", ".join(f"{tf} {reading.views.get(tf, '?')}" for tf in shown)
     said = f"{model}{' (cached)' if cached else ''}"
@@ -52,7 +53,8 @@ def to_signal(symbol: str, reading: Reading, *, model: str, cached: bool, shown:
     if reading.problem is not None:
         what = f"model said {reading.action} {reading.confidence:.2f}; " if reading.views or reading.rationale else ""
         rationale = f"HOLD: {reading.problem} ({said}; {what}{views or 'no reading'}{gaps})"
-        return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0, rationale=rationale[:500], timeframe=",".join(shown) or None)
+        return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0, rationale=rationale[:500],
+                      timeframe=",".join(shown) or None)
     agree = f"{len(reading.agreeing)}/{len(shown)} timeframes agree" if reading.action != "HOLD" else "timeframes"
     rationale = f"{said}: {agree} ({views}{gaps}): {reading.rationale}"
     return Signal(
@@ -84,7 +86,8 @@ class Vision:
     def gobot_register_commands(self, cli, load_config):
         from . import cli as commands
 
-        commands.LOAD_CONFIG = load_config  # the core's validated config: the file, GOBOT_<SECTION>__<KEY>, the defaults
+        # the core's validated config: the file, GOBOT_<SECTION>__<KEY>, the defaults
+        commands.LOAD_CONFIG = load_config
         cli.add_command(commands.vision)
 
     def _once(self, ctx, key: str, alert: Alert) -> None:
@@ -156,13 +159,16 @@ class Vision:
                 f"the chart plugin failed: {failed[0]}" if failed
                 else "no chart plugin answered: enable `charts` ([plugins] enable = [\"charts\", \"vision\"])"
             )
-            self._once(ctx, key, Alert(kind="vision_no_charts", title="Vision: no charts to read", text=text, severity=Severity.WARNING))
+            self._once(ctx, key, Alert(kind="vision_no_charts", title="Vision: no charts to read", text=text,
+                                       severity=Severity.WARNING))
             return
         text = (
             f"no {', '.join(missing)} candles for {', '.join(sorted({s for v in missing.values() for s in v}))}; "
-            f"reading {', '.join(shown)}, and LONG/SHORT still needs {config.min_agreeing_timeframes} agreeing timeframes"
+            f"reading {', '.join(shown)}, and LONG/SHORT still needs {config.min_agreeing_timeframes} agreeing "
+            "timeframes"
         )
-        self._once(ctx, key, Alert(kind="vision_timeframes", title=f"Vision: no {', '.join(missing)} charts", text=text))
+        self._once(ctx, key, Alert(kind="vision_timeframes", title=f"Vision: no {', '.join(missing)} charts",
+                                   text=text))
 
     async def _idea(self, ctx, config: VisionConfig, snap) -> tuple[Signal, dict[str, str]]:
         try:
@@ -191,7 +197,8 @@ class Vision:
                 f" ({'; '.join(f'{tf}: {why}' for tf, why in missing.items())})"
             )
             ctx.audit("vision", symbol=symbol, asked=False, reason=reason)
-            return to_signal(symbol, Reading.hold(reason), model=config.model, cached=False, shown=shown, missing=missing), missing
+            return to_signal(symbol, Reading.hold(reason), model=config.model, cached=False, shown=shown,
+                             missing=missing), missing
 
         body = build_request(config, symbol, snap.price, ctx.now(), charts, missing)
         images = {chart.sha256: chart.png for chart in charts}
@@ -243,10 +250,12 @@ class Vision:
     def _say_failure(self, ctx, asked) -> None:
         if asked.failure_kind == "spend_cap":
             day = datetime.now(timezone.utc).date().isoformat()
-            alert = Alert(kind="vision_spend_cap", title="Vision: daily spend cap reached, holding", text=asked.failure or "", severity=Severity.WARNING)
+            alert = Alert(kind="vision_spend_cap", title="Vision: daily spend cap reached, holding",
+                          text=asked.failure or "", severity=Severity.WARNING)
             self._once(ctx, f"cap:{day}", alert)
             return
         alert = Alert(
-            kind="vision_error", title=f"Vision: no answer ({asked.failure_kind}), holding", text=asked.failure or "", severity=Severity.WARNING
+            kind="vision_error", title=f"Vision: no answer ({asked.failure_kind}), holding", text=asked.failure or "",
+            severity=Severity.WARNING,
         )
         self._once(ctx, f"error:{asked.failure_kind}", alert)

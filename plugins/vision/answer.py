@@ -22,10 +22,13 @@ ANSWER_SCHEMA: dict = {
     "type": "object",
     "properties": {
         "action": {"type": "string", "enum": ACTIONS, "description": "the overall idea"},
-        "confidence": {"type": "number", "description": "0 to 1: probability the take-profit is hit before the stop-loss"},
+        "confidence": {"type": "number",
+                       "description": "0 to 1: probability the take-profit is hit before the stop-loss"},
         "entry": {"type": ["number", "null"], "description": "entry price; null for HOLD"},
-        "stop_loss": {"type": ["number", "null"], "description": "stop price; below the price for LONG, above for SHORT"},
-        "take_profit": {"type": ["number", "null"], "description": "target price; above the price for LONG, below for SHORT"},
+        "stop_loss": {"type": ["number", "null"],
+                      "description": "stop price; below the price for LONG, above for SHORT"},
+        "take_profit": {"type": ["number", "null"],
+                        "description": "target price; above the price for LONG, below for SHORT"},
         "timeframes": {
             "type": "array",
             "description": "your reading of every chart shown, by its timeframe label",
@@ -167,7 +170,9 @@ def _levels_problem(answer: VisionAnswer, price: float) -> str | None:
             return f"{name} {value} is not a positive price"
     long = answer.action == "LONG"
     if answer.stop_loss is not None and (answer.stop_loss >= price if long else answer.stop_loss <= price):
-        return f"{answer.action} stop_loss {answer.stop_loss:g} is not {'below' if long else 'above'} the price {price:g}"
+        return (f"{answer.action} stop_loss {answer.stop_loss:g} is not {'below' if long else 'above'} "
+                f"the price {price:g}")
     if answer.take_profit is not None and (answer.take_profit <= price if long else answer.take_profit >= price):
-        return f"{answer.action} take_profit {answer.take_profit:g} is not {'above' if long else 'below'} the price {price:g}"
+        return (f"{answer.action} take_profit {answer.take_profit:g} is not {'above' if long else 'below'} "
+                f"the price {price:g}")
     return None

@@ -39,7 +39,8 @@ def _load(config_path: str | None) -> tuple[Any, Path]:
         if config is not None:
             core = view.config
             return config, (core.resolve(config.cache_dir) if config.cache_dir else core.state_path / "vision")
-    path = Path(config_path) if config_path else Path(os.environ["GOBOT_CONFIG"]) if os.environ.get("GOBOT_CONFIG") else Path("config.toml")
+    path = (Path(config_path) if config_path
+            else Path(os.environ["GOBOT_CONFIG"]) if os.environ.get("GOBOT_CONFIG") else Path("config.toml"))
     data: dict[str, Any] = {}
     if path.exists():
         try:
@@ -61,7 +62,8 @@ def _load(config_path: str | None) -> tuple[Any, Path]:
         candidate = Path(value).expanduser()
         return candidate if candidate.is_absolute() else base / candidate
 
-    root = resolve(config.cache_dir) if config.cache_dir else resolve(str(data.get("state_dir", "gobot_state"))) / "vision"
+    root = (resolve(config.cache_dir) if config.cache_dir
+            else resolve(str(data.get("state_dir", "gobot_state"))) / "vision")
     return config, root
 
 
@@ -75,9 +77,11 @@ def vision() -> None:
 @click.option("--run", "run_id", default=None, help="Run id (default: the latest run with vision requests).")
 @click.option("--symbol", default=None, help="Only this symbol, e.g. BTC/USDT.")
 @click.option("--model", default=None, help="Ask this model instead of the one recorded (a new cache key).")
-@click.option("--no-cache", is_flag=True, help="Ask the endpoint even when the answer is cached (and update the cache).")
+@click.option("--no-cache", is_flag=True,
+              help="Ask the endpoint even when the answer is cached (and update the cache).")
 @click.option("--list", "list_only", is_flag=True, help="List the recorded cycles instead of re-running one.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Config file (default: $GOBOT_CONFIG, else ./config.toml).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default: $GOBOT_CONFIG, else ./config.toml).")
 def replay(cycle, run_id, symbol, model, no_cache, list_only, config_path):
     """Re-run a past cycle's charts through the vision model (default: the latest cycle).
 
@@ -105,7 +109,8 @@ def replay(cycle, run_id, symbol, model, no_cache, list_only, config_path):
         for entry in entries[-200:]:
             table.add_row(
                 entry["run_id"], str(entry["iteration"]), entry["time"][:16], entry["symbol"],
-                " ".join(c["timeframe"] for c in entry["charts"]), entry["outcome"]["action"], "yes" if entry["cached"] else "no",
+                " ".join(c["timeframe"] for c in entry["charts"]), entry["outcome"]["action"],
+                "yes" if entry["cached"] else "no",
             )
         console.print(table)
         return
@@ -116,7 +121,8 @@ def replay(cycle, run_id, symbol, model, no_cache, list_only, config_path):
     cycle = cycle if cycle is not None else in_run[-1]["iteration"]
     chosen = [e for e in in_run if e["iteration"] == cycle and (symbol is None or e["symbol"] == symbol)]
     if not chosen:
-        raise click.ClickException(f"no vision requests for cycle {cycle} of run {run_id}; see `gobot vision replay --list`")
+        raise click.ClickException(f"no vision requests for cycle {cycle} of run {run_id}; "
+                                   "see `gobot vision replay --list`")
     rows = asyncio.run(_replay(config, store, chosen, model, no_cache))
     table = Table(title=f"run {run_id}, cycle {cycle} ({chosen[0]['time'][:16]} UTC)")
     for column in ("symbol", "charts", "then", "now", "conf", "agree", "from", "tokens", "why"):
@@ -147,10 +153,12 @@ async def _replay(config, store, entries: list[dict], model: str | None, no_cach
             key = request_key(body, config.base_url)
             cached = None if no_cache or not config.cache else store.get_answer(key)
             if lost and cached is None:
-                rows.append((entry["symbol"], " ".join(shown), then, "-", "", "", "", "", f"charts not kept ({', '.join(lost)}): keep_images = false?"))
+                rows.append((entry["symbol"], " ".join(shown), then, "-", "", "", "", "",
+                             f"charts not kept ({', '.join(lost)}): keep_images = false?"))
                 continue
             if cached is None and not api_key and not config.base_url:
-                rows.append((entry["symbol"], " ".join(shown), then, "-", "", "", "", "", "not cached, and no OPENAI_API_KEY or base_url to ask"))
+                rows.append((entry["symbol"], " ".join(shown), then, "-", "", "", "", "",
+                             "not cached, and no OPENAI_API_KEY or base_url to ask"))
                 continue
             asked = await client.ask(body, images, use_cache=not no_cache)
             if asked.answer is not None:

@@ -58,7 +58,8 @@ def build_request(
 ) -> dict[str, Any]:
     """The chat completion request with images by reference (see the module docstring)."""
     shown = ", ".join(chart.timeframe for chart in charts)
-    intro = f"Market: {symbol}. Current price: {price:.8g} at {time:%Y-%m-%d %H:%M} UTC. Charts follow, one per timeframe: {shown}."
+    intro = (f"Market: {symbol}. Current price: {price:.8g} at {time:%Y-%m-%d %H:%M} UTC. "
+             f"Charts follow, one per timeframe: {shown}.")
     if missing:
         intro += " Not available: " + ", ".join(missing) + "."
     content: list[dict[str, Any]] = [{"type": "text", "text": intro}]
@@ -138,7 +139,8 @@ class Asked:
     key: str
     answer: dict[str, Any] | None = None
     cached: bool = False
-    failure_kind: str | None = None  # spend_cap, timeout, rate_limited, server_error, auth, bad_request, connection, ...
+    # failure_kind: spend_cap, timeout, rate_limited, server_error, auth, bad_request, connection, ...
+    failure_kind: str | None = None
     failure: str | None = None
     tokens: int = 0
     usd: float = 0.0
@@ -179,9 +181,9 @@ class VisionClient:
         if not (over_tokens or over_usd):
             return None
         return (
-            f"daily spend cap reached: {int(today['tokens'])} tokens, {today['usd']:.4f} USD in {int(today['requests'])} "
-            f"requests today (max_tokens_per_day {config.max_tokens_per_day}, max_usd_per_day {config.max_usd_per_day:g}); "
-            "resets at 00:00 UTC"
+            f"daily spend cap reached: {int(today['tokens'])} tokens, {today['usd']:.4f} USD in "
+            f"{int(today['requests'])} requests today (max_tokens_per_day {config.max_tokens_per_day}, "
+            f"max_usd_per_day {config.max_usd_per_day:g}); resets at 00:00 UTC"
         )
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
@@ -190,7 +192,8 @@ class VisionClient:
             return 0.0
         return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
 
-    async def ask(self, body: dict[str, Any], images: dict[str, bytes], *, use_cache: bool = True, day: date | None = None) -> Asked:
+    async def ask(self, body: dict[str, Any], images: dict[str, bytes], *, use_cache: bool = True,
+                  day: date | None = None) -> Asked:
         """The answer to ``body``: from the cache, else from the endpoint within the day's caps. Never raises."""
         key = request_key(body, self.config.base_url)
         if use_cache and self.config.cache:
@@ -240,7 +243,8 @@ class VisionClient:
         retries = f"after {self.config.max_retries} retries" if self.config.max_retries else "no retries"
         where = safe_url(self.config.base_url)
         if isinstance(exc, openai.APITimeoutError):
-            return "timeout", f"no answer from {where} within timeout_seconds {self.config.timeout_seconds:g} ({retries})"
+            return "timeout", (f"no answer from {where} within timeout_seconds {self.config.timeout_seconds:g} "
+                               f"({retries})")
         if isinstance(exc, openai.APIConnectionError):
             return "connection", f"cannot reach {where} ({retries}): {_scrub(exc.__cause__ or exc)}"
         if isinstance(exc, openai.AuthenticationError):
@@ -254,8 +258,10 @@ class VisionClient:
                 return "server_error", f"{where} failed (HTTP {status}, {retries}): {detail}"
             hint = ""
             if status == 400 and self.config.structured_output == "json_schema":
-                hint = "; if the endpoint has no JSON-schema output, set structured_output = \"json_object\" or \"none\""
-            return "bad_request" if status == 400 else f"http_{status}", f"{where} rejected the request (HTTP {status}): {detail}{hint}"
+                hint = ("; if the endpoint has no JSON-schema output, "
+                        "set structured_output = \"json_object\" or \"none\"")
+            return ("bad_request" if status == 400 else f"http_{status}",
+                    f"{where} rejected the request (HTTP {status}): {detail}{hint}")
         return "error", f"{type(exc).__name__}: {_scrub(exc)}"
 
 

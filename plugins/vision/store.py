@@ -2,7 +2,8 @@
 
 All under one folder (``cache_dir``, default ``<state_dir>/vision``), owner-only, written atomically:
 
-- ``answers/<k2>/<key>.json``: the model's raw answer per request key (image hashes + prompt + prompt version + model + base_url);
+- ``answers/<k2>/<key>.json``: the model's raw answer per request key (image hashes + prompt + prompt
+  version + model + base_url);
 - ``images/<h2>/<sha256>.png``: every chart sent, by content (the same chart is stored once);
 - ``requests.jsonl``: one line per request: cycle, symbol, charts, the request without its images,
   the outcome — what ``gobot vision replay`` re-runs;
@@ -130,7 +131,9 @@ class VisionStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise RuntimeError(f"{self.ledger_path}: unreadable spend ledger ({exc}); delete it to reset the count") from None
+            raise RuntimeError(f"{self.ledger_path}: unreadable spend ledger ({exc}); "
+                               "delete it to reset the count") from None
         if not isinstance(data, dict):
-            raise RuntimeError(f"{self.ledger_path}: unreadable spend ledger (not a JSON object); delete it to reset the count")
+            raise RuntimeError(f"{self.ledger_path}: unreadable spend ledger (not a JSON object); "
+                               "delete it to reset the count")
         return data
