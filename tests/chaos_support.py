@@ -124,10 +124,12 @@ class CrashHarness:
         # No iteration limit, except in new_run_round: a run that reached its limit is finished.
         return [GOBOT, "start", "--config", str(self.config), "--max-iterations", str(max_iterations), "--quiet"]
 
-    def _run_until(self, iteration: int, hold_after: int, timeout: float = 90, max_iterations: int = 0) -> subprocess.CompletedProcess:
+    def _run_until(self, iteration: int, hold_after: int, timeout: float = 90,
+                   max_iterations: int = 0) -> subprocess.CompletedProcess:
         """Run until cycle ``iteration`` is done, then stop with SIGTERM (a clean stop: the archive is flushed)."""
         env = dict(self.env) | {"CHAOS_FLIP_HOLD_AFTER": str(hold_after)}
-        process = subprocess.Popen(self._command(max_iterations), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(self._command(max_iterations), env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
         timer = threading.Timer(timeout, process.kill)
         timer.start()
         try:
@@ -190,7 +192,8 @@ class CrashHarness:
         done = self.persisted_iteration()
         result = self._run_until(done + 2, hold_after=done + 1)
         if result.returncode != 0:
-            self.report.discrepancies.append(f"restart after cycle {done}: exit {result.returncode}: {result.stderr.strip()[-400:]}")
+            self.report.discrepancies.append(f"restart after cycle {done}: exit {result.returncode}: "
+                                             f"{result.stderr.strip()[-400:]}")
             return
         self.report.restarts += 1
         self.report.discrepancies.extend(self.check())
@@ -211,7 +214,8 @@ class CrashHarness:
         carried = bool(state["positions"] or state["open_orders"])
         result = self._run_until(2, hold_after=1)  # the new run: one flip, one HOLD that collects its fill
         if result.returncode != 0:
-            self.report.discrepancies.append(f"new run after cycle {last}: exit {result.returncode}: {result.stderr.strip()[-400:]}")
+            self.report.discrepancies.append(f"new run after cycle {last}: exit {result.returncode}: "
+                                             f"{result.stderr.strip()[-400:]}")
             return
         if json.loads((self.state_dir / "state.json").read_text())["run_id"] == state["run_id"]:
             self.report.discrepancies.append(f"no new run started after run {state['run_id']} finished")
@@ -229,7 +233,8 @@ class CrashHarness:
             return [f"state.json unreadable: {exc}"]
         facts: list[str] = []  # every fill and closed trade in the audit log: each must be there once
         try:
-            for number, line in enumerate((self.state_dir / "audit.jsonl").read_text().splitlines(), 1):
+            lines = (self.state_dir / "audit.jsonl").read_text().splitlines()
+            for number, line in enumerate(lines, 1):  # noqa: B007 - number names the bad line in the except below
                 if line.strip():
                     event = json.loads(line)
                     if event.get("event") in ("fill", "trade_closed"):
@@ -257,12 +262,14 @@ class CrashHarness:
         problems += [f"order {coid} is on the exchange {n} times" for coid, n in seen.items() if n > 1]
         filled = [o for o in orders if o["status"] == "FILLED"]
         self.report.orders_on_exchange, self.report.fills_on_exchange = len(orders) + len(algos), len(filled)
-        problems += [f"fill of {o['clientOrderId']} missing from the archive" for o in filled if o["clientOrderId"] not in archived]
+        problems += [f"fill of {o['clientOrderId']} missing from the archive" for o in filled
+                     if o["clientOrderId"] not in archived]
         on_exchange = float(self.server.position("BTCUSDT"))
         position = state["positions"].get("BTC/USDT")
         in_state = 0.0 if position is None else position["amount"] * (1 if position["direction"] == "LONG" else -1)
         if abs(in_state - on_exchange) > 1e-9:
-            problems.append(f"position in state {in_state} != on the exchange {on_exchange} (after cycle {state['iteration']})")
+            problems.append(f"position in state {in_state} != on the exchange {on_exchange} "
+                            f"(after cycle {state['iteration']})")
         return problems
 
     def run(self, kills: int) -> CrashReport:

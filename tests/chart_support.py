@@ -40,12 +40,13 @@ class BrowserSession:
         self.run(self.renderer.close())
         self.loop.close()
 
-    def render(self, symbol: str, timeframe: str, limit: int = 120, indicators=None, theme: str = "dark", data_dir: Path = BUNDLED_DATA) -> ChartImage:
+    def render(self, symbol: str, timeframe: str, limit: int = 120, indicators=None, theme: str = "dark",
+               data_dir: Path = BUNDLED_DATA) -> ChartImage:
         specs = ChartsConfig().indicators if indicators is None else indicators
         candles = find_candles(data_dir, symbol, timeframe).tail(limit + 150)
         png, drawn = self.run(self.renderer.render(chart_data(symbol, timeframe, candles, specs, limit, theme)))
-        return ChartImage(symbol=symbol, timeframe=timeframe, png=png, width=self.renderer.width, height=self.renderer.height,
-                          candles=drawn, origin="render", caption=caption(specs))
+        return ChartImage(symbol=symbol, timeframe=timeframe, png=png, width=self.renderer.width,
+                          height=self.renderer.height, candles=drawn, origin="render", caption=caption(specs))
 
 
 class FixedCharts:

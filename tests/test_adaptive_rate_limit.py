@@ -46,11 +46,13 @@ class FakeClock:
 
 def limiter(clock: FakeClock | None = None, limits=None, alerts=None, errors=None, store=None, scope: str = "test",
             **config) -> AdaptiveRateLimiter:
-    settings = {"safety_margin_percent": 0, "critical_reserve_percent": 0, "requests_per_hour": None, "smoothing_slices": 1} | config
+    settings = {"safety_margin_percent": 0, "critical_reserve_percent": 0, "requests_per_hour": None,
+                "smoothing_slices": 1} | config
     clock = clock or FakeClock()
     policy = AdaptiveRateLimiter(
         AdaptiveRateLimitConfig(**settings), store=store, clock=clock, sleep=clock.sleep,
-        alert=(alerts.append if alerts is not None else None), report_error=(errors.append if errors is not None else None),
+        alert=(alerts.append if alerts is not None else None),
+        report_error=(errors.append if errors is not None else None),
     )
     policy.set_limits(limits or [RateLimit(kind="weight", limit=10, window_seconds=60)], scope)
     return policy
@@ -94,7 +96,8 @@ def test_weight_is_charged_not_the_number_of_requests():
 def test_orders_are_charged_to_the_order_budget():
     async def scenario():
         clock = FakeClock()
-        limits = [RateLimit(kind="weight", limit=1000, window_seconds=60), RateLimit(kind="orders", limit=2, window_seconds=10)]
+        limits = [RateLimit(kind="weight", limit=1000, window_seconds=60),
+                  RateLimit(kind="orders", limit=2, window_seconds=10)]
         policy = limiter(clock, limits)
         await policy.acquire(1, Priority.HIGH, orders=1)
         await policy.acquire(1, Priority.HIGH, orders=1)
@@ -131,7 +134,8 @@ def test_under_saturation_a_critical_request_goes_before_queued_low_ones():
 def test_critical_requests_may_use_the_reserve_others_may_not():
     async def scenario():
         clock = FakeClock()
-        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=100, window_seconds=60)], critical_reserve_percent=10)
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=100, window_seconds=60)],
+                         critical_reserve_percent=10)
         for _ in range(90):
             await policy.acquire(1, Priority.LOW)
         start = clock()
@@ -177,7 +181,8 @@ def test_a_429_lowers_the_budget_to_what_the_exchange_counted_and_it_grows_back_
     async def scenario():
         clock = FakeClock()
         alerts = []
-        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts, decay_after=3)
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts,
+                         decay_after=3)
         # the exchange's real limit is 500: it refused a request, having counted 500
         policy.on_response(429, {"Retry-After": "2", "X-MBX-USED-WEIGHT-1M": "500"})
         after_429 = policy.budgets[0].ceiling
@@ -276,7 +281,8 @@ def test_with_a_budget_configured_twice_the_exchanges_the_limiter_learns_it_from
             exchange = make_exchange(config, market="spot", policy=policy)
             try:
                 await exchange.load_markets()
-                policy.set_limits([RateLimit(kind="weight", limit=200, window_seconds=1)], "binance:spot")  # 2x the real one
+                # 2x the real one
+                policy.set_limits([RateLimit(kind="weight", limit=200, window_seconds=1)], "binance:spot")
                 outcomes = []
                 end = time.time() + 5  # 5 of the server's windows, one request at a time
                 while time.time() < end:
@@ -311,7 +317,8 @@ def test_a_418_fails_ordinary_requests_critical_ones_wait_for_its_end_alerts_onc
     async def scenario():
         clock = FakeClock()
         alerts, errors = [], []
-        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts, errors=errors)
+        policy = limiter(clock, limits=[RateLimit(kind="weight", limit=1000, window_seconds=60)], alerts=alerts,
+                         errors=errors)
         policy.on_response(418, {"Retry-After": "120"})
         policy.on_response(418, {"Retry-After": "120"})  # the same ban: no second alert
         outcomes = {}
@@ -322,14 +329,16 @@ def test_a_418_fails_ordinary_requests_critical_ones_wait_for_its_end_alerts_onc
             except ExecutionFailed as exc:
                 outcomes[prio.name] = exc.error.kind
         start = clock()
-        await policy.acquire(1, Priority.CRITICAL)  # a request during a ban only earns a longer one: it waits for the end
+        # a request during a ban only earns a longer one: it waits for the end
+        await policy.acquire(1, Priority.CRITICAL)
         outcomes["CRITICAL"] = f"sent after {clock() - start:g} s"
         await policy.acquire(1, Priority.LOW)
         outcomes["LOW after the ban"] = "sent"
         return outcomes, alerts, errors
 
     outcomes, alerts, errors = asyncio.run(scenario())
-    assert outcomes == {"LOW": "banned", "NORMAL": "banned", "HIGH": "banned", "CRITICAL": "sent after 120 s", "LOW after the ban": "sent"}
+    assert outcomes == {"LOW": "banned", "NORMAL": "banned", "HIGH": "banned", "CRITICAL": "sent after 120 s",
+                        "LOW after the ban": "sent"}
     assert [(a.kind, a.severity.value) for a in alerts] == [("exchange_ban", "CRITICAL")]
     assert [e.kind for e in errors] == ["banned"]
 
@@ -350,7 +359,8 @@ def test_a_418_fails_requests_already_waiting_in_the_queue():
 
 
 def test_configured_limits_replace_the_exchanges():
-    policy = limiter(limits=[RateLimit(kind="weight", limit=6000, window_seconds=60), RateLimit(kind="orders", limit=100, window_seconds=10)],
+    policy = limiter(limits=[RateLimit(kind="weight", limit=6000, window_seconds=60),
+                             RateLimit(kind="orders", limit=100, window_seconds=10)],
                      requests_per_minute=1200, orders_per_10s=5)
     budgets = {(b.kind, b.window_ms): b.limit for b in policy.budgets}
     assert budgets == {("weight", 60000): 1200, ("orders", 10000): 5}
@@ -423,7 +433,8 @@ def test_with_three_bots_saturating_one_shared_budget_a_critical_request_waits_u
 
     async def scenario():
         clock = VirtualTime()
-        config = AdaptiveRateLimitConfig(requests_per_hour=None)  # the defaults: 1 % margin, 2 % CRITICAL reserve, 10 slices
+        # the defaults: 1 % margin, 2 % CRITICAL reserve, 10 slices
+        config = AdaptiveRateLimitConfig(requests_per_hour=None)
         bots = [AdaptiveRateLimiter(config, store=open_store_again(), clock=clock, sleep=clock.sleep) for _ in range(3)]
         for bot in bots:
             bot.set_limits([RateLimit(kind="weight", limit=600, window_seconds=2)], scope)
@@ -465,7 +476,8 @@ WORKER = textwrap.dedent(
     from gobot_plugins.adaptive_rate_limit.policy import AdaptiveRateLimiter
 
     share, scope, out, start_at, count = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
-    config = AdaptiveRateLimitConfig(share=share, safety_margin_percent=0, critical_reserve_percent=0, requests_per_hour=None)
+    config = AdaptiveRateLimitConfig(share=share, safety_margin_percent=0, critical_reserve_percent=0,
+                                     requests_per_hour=None)
 
     async def main():
         policy = AdaptiveRateLimiter(config, store=open_store(share))
@@ -490,7 +502,8 @@ def run_workers(tmp_path: Path, share: str, scope: str, processes: int = 3, coun
 
     start_at = time.time() + 1.5
     outs = [tmp_path / f"grants-{i}.json" for i in range(processes)]
-    procs = [subprocess.Popen([sys.executable, str(script), share, scope, str(out), str(start_at), str(count)]) for out in outs]
+    procs = [subprocess.Popen([sys.executable, str(script), share, scope, str(out), str(start_at), str(count)])
+             for out in outs]
     for proc in procs:
         assert proc.wait(timeout=60) == 0
     return sorted(t for out in outs for t in json.loads(out.read_text()))
@@ -549,7 +562,8 @@ def test_smoothing_spreads_a_burst_over_the_window_instead_of_the_window_start()
 
     times = asyncio.run(scenario())
     # at most a slice's share (10) per 1-second slice, not the whole 100 at the window's start
-    assert times[9] == 0 and 1 <= times[10] <= times[19] < 1.1 and 2 <= times[20] <= times[29] < 2.1 and 3 <= times[30] < 3.1
+    assert (times[9] == 0 and 1 <= times[10] <= times[19] < 1.1 and 2 <= times[20] <= times[29] < 2.1
+            and 3 <= times[30] < 3.1)
 
 
 def test_the_limiter_reports_weight_used_and_queue_depth_to_the_operator_view(replay_bot):
@@ -560,7 +574,8 @@ def test_the_limiter_reports_weight_used_and_queue_depth_to_the_operator_view(re
 
     bot = replay_bot(enable=["adaptive_rate_limit"])
     asyncio.run(bot.ctx.rate_limiter.acquire(10, Priority.LOW))
-    [(plugin, status)] = [(p, s) for p, s in bot.hooks.collect_sync("gobot_status", ctx=bot.ctx) if p == "adaptive_rate_limit"]
+    [(plugin, status)] = [(p, s) for p, s in bot.hooks.collect_sync("gobot_status", ctx=bot.ctx)
+                          if p == "adaptive_rate_limit"]
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in status.metrics}
     assert samples[("gobot_rate_limit_weight_used", (("budget", "weight/60s"),))] == 10
     assert samples[("gobot_rate_limit_weight_limit", (("budget", "weight/60s"),))] == 1200

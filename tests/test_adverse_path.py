@@ -71,7 +71,8 @@ def test_the_breaker_keeps_an_adverse_week_within_the_weekly_cap(replay_bot, run
     states = [h["to"] for h in with_breaker.state.plugin_state["circuit_breaker"]["history"]]
     print(f"\nadverse week {START:%Y-%m-%d} .. {END:%Y-%m-%d}: BTC/USDT down {DROP:.1%} every {STEP_HOURS} h, "
           f"positions of 250 USD, weekly cap {WEEKLY_CAP:g} USD")
-    print(f"  breaker on : loss {loss_on:6.2f} USD, {len(with_breaker.state.trades)} trades, breaker {' -> '.join(['CLOSED', *states])}")
+    print(f"  breaker on : loss {loss_on:6.2f} USD, {len(with_breaker.state.trades)} trades, "
+          f"breaker {' -> '.join(['CLOSED', *states])}")
     print(f"  breaker off: loss {loss_off:6.2f} USD, {len(without.state.trades)} trades")
     assert loss_on <= WEEKLY_CAP < loss_off, (loss_on, loss_off)
     assert states[-1] == "HARD_STOP"

@@ -52,8 +52,9 @@ def test_every_alert_the_core_raises_is_a_listed_kind():
 
 
 def test_the_kinds_every_channel_should_carry_are_listed():
-    named = {"trade_opened", "trade_closed", "risk_veto", "circuit_breaker", "kill_switch", "execution_error", "exchange_ban",
-             "rate_limited", "run_started", "run_stopped", "run_completed", "daily_summary", "watchdog_stale"}
+    named = {"trade_opened", "trade_closed", "risk_veto", "circuit_breaker", "kill_switch", "execution_error",
+             "exchange_ban", "rate_limited", "run_started", "run_stopped", "run_completed", "daily_summary",
+             "watchdog_stale"}
     assert named <= set(ALERT_KINDS)
 
 
@@ -67,8 +68,8 @@ def test_secrets_are_masked_before_any_channel_sees_an_alert(replay_bot, run_bot
     class Leaky:
         @hookimpl
         def gobot_on_cycle_end(self, ctx, report):
-            ctx.alert(Alert(kind="execution_error", title="failed with sk-test-very-secret-123", text="key sk-test-very-secret-123",
-                            data={"key": "sk-test-very-secret-123"}))
+            ctx.alert(Alert(kind="execution_error", title="failed with sk-test-very-secret-123",
+                            text="key sk-test-very-secret-123", data={"key": "sk-test-very-secret-123"}))
 
     recorder = Recorder()
     run_bot(replay_bot(plugins=[("leaky", Leaky()), ("recorder", recorder)]), 1)
@@ -78,7 +79,8 @@ def test_secrets_are_masked_before_any_channel_sees_an_alert(replay_bot, run_bot
 
 def test_a_daily_summary_follows_each_day_with_its_equity_curve(replay_bot, run_bot):
     recorder = Recorder()
-    bot = replay_bot(config={"orchestrator": {"loop_interval": 3600, "daily_profit_target": 1000, "max_daily_loss": 1000}},
+    bot = replay_bot(config={"orchestrator": {"loop_interval": 3600, "daily_profit_target": 1000,
+                                              "max_daily_loss": 1000}},
                      plugins=[("recorder", recorder)])
     run_bot(bot, 40)
     days = sorted({row.time.date() for row in bot.state.cycles})
@@ -122,18 +124,20 @@ class LongBoth:
 def test_confirm_first_sends_confirmed_orders_and_proposes_the_rest(replay_bot, run_bot):
     confirmer = Confirmer()
     bot = replay_bot(config={"trading": {"auto_execute": False}},
-                     plugins=[("ideas", LongBoth()), ("confirmer", confirmer), ("approve", ApproveAll())], disable=ONLY_TEST_RISK)
+                     plugins=[("ideas", LongBoth()), ("confirmer", confirmer), ("approve", ApproveAll())],
+                     disable=ONLY_TEST_RISK)
     run_bot(bot, 3)
     assert confirmer.asked[:2] == ["BTC/USDT", "ETH/USDT"]
     assert set(bot.state.positions) == {"BTC/USDT"}
     events = [json.loads(line) for line in bot.audit_log.path.read_text().splitlines()]
     assert any(e["event"] == "order_confirmed" and e["plugin"] == "confirmer" for e in events)
-    assert any(e["event"] == "order_proposed" and e["order"]["symbol"] == "ETH/USDT" and e["confirmed"] is False for e in events)
+    assert any(e["event"] == "order_proposed" and e["order"]["symbol"] == "ETH/USDT" and e["confirmed"] is False
+               for e in events)
 
 
 def test_without_a_confirmer_orders_are_only_proposed_as_before(replay_bot, run_bot):
-    bot = replay_bot(config={"trading": {"auto_execute": False}}, plugins=[("ideas", LongBoth()), ("approve", ApproveAll())],
-                     disable=ONLY_TEST_RISK)
+    bot = replay_bot(config={"trading": {"auto_execute": False}},
+                     plugins=[("ideas", LongBoth()), ("approve", ApproveAll())], disable=ONLY_TEST_RISK)
     run_bot(bot, 3)
     assert not bot.state.positions and not bot.state.open_orders
 
@@ -146,7 +150,8 @@ def test_a_kill_switch_engaged_while_waiting_for_confirmation_stops_the_order(re
             return True
 
     bot = replay_bot(config={"trading": {"auto_execute": False}},
-                     plugins=[("ideas", LongBoth()), ("c", KillWhileAsking()), ("approve", ApproveAll())], disable=ONLY_TEST_RISK)
+                     plugins=[("ideas", LongBoth()), ("c", KillWhileAsking()), ("approve", ApproveAll())],
+                     disable=ONLY_TEST_RISK)
     run_bot(bot, 3)
     assert not bot.state.positions and not bot.state.open_orders and not bot.state.intents
 
@@ -165,7 +170,8 @@ def test_a_crash_is_a_critical_alert(replay_bot, run_bot):
     with pytest.raises(OSError):
         run_bot(bot, 5)
     stopped = [a for a in recorder.alerts if a.kind == "run_stopped"]
-    assert stopped[-1].severity is Severity.CRITICAL and "crashed: OSError: No space left on device" in stopped[-1].title
+    assert (stopped[-1].severity is Severity.CRITICAL
+            and "crashed: OSError: No space left on device" in stopped[-1].title)
 
 
 def test_a_run_that_ends_in_order_marks_its_heartbeat_stopped(replay_bot, run_bot, tmp_path):
@@ -204,12 +210,14 @@ def watchdog(tmp_path, **config):
     async def send(alert):
         sent.append(alert)
 
-    dog = Watchdog(tmp_path, WatchdogConfig(heartbeat_interval=1, stale_after=10, check_interval=1, **config), send, clock=lambda: now[0])
+    dog = Watchdog(tmp_path, WatchdogConfig(heartbeat_interval=1, stale_after=10, check_interval=1, **config), send,
+                   clock=lambda: now[0])
     return dog, sent, now
 
 
 def beat(tmp_path, when, **extra):
-    (tmp_path / "heartbeat.json").write_text(json.dumps({"time": when.isoformat(), "pid": 999999, "run_id": "r1", "iteration": 7, **extra}))
+    (tmp_path / "heartbeat.json").write_text(json.dumps({"time": when.isoformat(), "pid": 999999, "run_id": "r1",
+                                                         "iteration": 7, **extra}))
 
 
 def test_the_watchdog_alerts_once_when_stale_and_again_when_fresh(tmp_path):

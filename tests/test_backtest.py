@@ -18,7 +18,8 @@ T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 def series(rows, symbol="BTC/USDT", start=T0, step=MINUTE, timestamps=None, market=None) -> Series:
     """Candles from ``(open, high, low, close)`` rows, one a minute (or at ``timestamps``)."""
     rows = np.asarray(rows, dtype=float)
-    ts = np.asarray(timestamps if timestamps is not None else [start + i * step for i in range(len(rows))], dtype=np.int64)
+    ts = np.asarray(timestamps if timestamps is not None else [start + i * step for i in range(len(rows))],
+                    dtype=np.int64)
     return Series(symbol=symbol, timeframe="1m", timestamp=ts, open=rows[:, 0], high=rows[:, 1], low=rows[:, 2],
                   close=rows[:, 3], volume=np.ones(len(rows)), market=market or MarketRules(), gaps=find_gaps(ts, step))
 
@@ -35,7 +36,8 @@ class Scripted:
         action = self.script.get(len(candles) - 1, Action.HOLD)
         if action is Action.HOLD:
             return Signal(symbol=symbol, action=action, confidence=0.0)
-        return Signal(symbol=symbol, action=action, confidence=self.confidence, stop_loss=self.stop, take_profit=self.target)
+        return Signal(symbol=symbol, action=action, confidence=self.confidence, stop_loss=self.stop,
+                      take_profit=self.target)
 
 
 def plain(**overrides) -> ExecutionSettings:
@@ -70,7 +72,8 @@ def test_fill_at_close_fills_on_the_decision_candle():
     rows = list(FLAT)
     rows[2] = (100, 106, 99, 105)
     rows[5] = (100, 111, 99, 110)
-    result = run(Scripted({2: Action.LONG, 5: Action.SHORT}), {}, [series(rows)], plain(fill="close", allow_short=False))
+    result = run(Scripted({2: Action.LONG, 5: Action.SHORT}), {}, [series(rows)],
+                 plain(fill="close", allow_short=False))
     (trade,) = result.trades
     assert (trade.entry_price, trade.exit_price, trade.entry_bar, trade.exit_bar) == (105, 110, 2, 5)
 
@@ -219,7 +222,8 @@ def test_sizing_and_risk_are_asked_only_at_entry_decisions_never_per_candle():
 
 def test_a_window_trades_only_inside_it_but_sees_the_history_before():
     script = {2: Action.LONG, 4: Action.SHORT, 6: Action.LONG, 8: Action.SHORT}
-    result = run(Scripted(script), {}, [series(FLAT)], plain(allow_short=False), start_ms=T0 + 5 * MINUTE, end_ms=T0 + 10 * MINUTE)
+    result = run(Scripted(script), {}, [series(FLAT)], plain(allow_short=False), start_ms=T0 + 5 * MINUTE,
+                 end_ms=T0 + 10 * MINUTE)
     assert [(t.entry_bar, t.exit_bar) for t in result.trades] == [(7, 9)]
     assert result.simulation.timeline[0] == T0 + 5 * MINUTE
 

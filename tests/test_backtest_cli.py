@@ -48,7 +48,8 @@ def test_json_has_the_metrics_the_trades_and_the_data(config):
     assert result["strategy"] == "sma_cross" and result["path"] == "vectorized"
     assert [d["symbol"] for d in result["data"]] == ["BTC/USDT", "ETH/USDT"]
     assert result["metrics"]["trades"] == len(result["trades"]) > 0
-    assert result["settings"]["fee_percent"] == 0.1 and result["settings"]["slippage_percent"] == 0.05  # as [plugins.paper]
+    # as [plugins.paper]
+    assert result["settings"]["fee_percent"] == 0.1 and result["settings"]["slippage_percent"] == 0.05
     assert result["settings"]["allow_short"] is False  # sma_cross is long only
     assert {"win_rate", "profit_factor", "sharpe", "sortino", "calmar", "max_drawdown_pct"} <= set(result["metrics"])
 
@@ -67,12 +68,14 @@ def test_sizing_and_risk_plugins_are_asked_as_in_live(config):
     assert result["data"][0]["from"] == "2026-01-02"
     if result["vetoes"]:
         assert all(":" in reason for reason in result["vetoes"])  # each veto names its plugin
-    assert not any("no 1h candles" in reason for reason in result["vetoes"])  # coarser candles are resampled for plugins
+    # coarser candles are resampled for plugins
+    assert not any("no 1h candles" in reason for reason in result["vetoes"])
 
 
 def test_the_html_report_has_the_equity_curve_and_trade_markers(config, tmp_path):
     page = tmp_path / "report" / "bt.html"
-    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), *FAST, "--html", str(page)], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), *FAST, "--html", str(page)],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     html = page.read_text()
     assert "<svg" in html and "long entry" in html and "Equity and drawdown" in html and "<h2>Trades</h2>" in html
@@ -91,7 +94,8 @@ def test_gaps_are_reported_and_market_rules_come_from_markets_json(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "BTC_USDT-1m.csv").write_text("\n".join(rows) + "\n")
-    (data / "markets.json").write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 0.5}, "limits": {"cost": {"min": 1e9}}}}))
+    (data / "markets.json").write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 0.5},
+                                                                "limits": {"cost": {"min": 1e9}}}}))
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "{tmp_path / "state"}"\n')
     result = backtest(config, *FAST, "--data", str(data / "BTC_USDT-1m.csv"), "--set", "fast=5", "--set", "slow=20")
@@ -99,13 +103,15 @@ def test_gaps_are_reported_and_market_rules_come_from_markets_json(tmp_path):
     assert (series["timeframe"], series["gaps"], series["missing_candles"], series["candles"]) == ("1m", 1, 10, 390)
     assert series["market"] == {"amount_step": 0.5, "min_amount": 0.0, "min_notional": 1e9, "source": "markets.json"}
     assert result["trades"] == [] and list(result["vetoes"]) == ["notional below the market's minimum 1e+09"]
-    text = CliRunner().invoke(cli, ["backtest", "--config", str(config), *FAST, "--data", str(data / "BTC_USDT-1m.csv")])
+    text = CliRunner().invoke(cli, ["backtest", "--config", str(config), *FAST,
+                                    "--data", str(data / "BTC_USDT-1m.csv")])
     assert "gaps in BTC/USDT: 1, 10 candles missing" in text.output
 
 
 def test_the_lookahead_check_runs_on_request(config):
-    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), "--strategy", "sma_rsi", "--sizing", "all-in",
-                                      "--risk", "none", "--check-lookahead"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), "--strategy", "sma_rsi",
+                                      "--sizing", "all-in", "--risk", "none", "--check-lookahead"],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "lookahead check: no earlier signal changed on truncated data" in result.output
 
@@ -125,8 +131,11 @@ def test_mistakes_are_one_line_errors_that_say_what_to_do(config, tmp_path):
 def test_help_lists_backtest_and_optimize_without_importing_them():
     result = gobot("--help")
     assert "backtest" in result.stdout and "optimize" in result.stdout
-    probe = subprocess.run([sys.executable, "-c", "import sys\nfrom gobot.cli import cli\ntry:\n    cli.main(['--help'], standalone_mode=False)\n"
-                            "except SystemExit:\n    pass\nprint(sorted(m for m in ('numpy', 'optuna', 'gobot.research.backtest.engine') if m in sys.modules))"],
+    probe = subprocess.run([sys.executable, "-c",
+                            "import sys\nfrom gobot.cli import cli\n"
+                            "try:\n    cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+                            "print(sorted(m for m in ('numpy', 'optuna', 'gobot.research.backtest.engine') "
+                            "if m in sys.modules))"],
                            capture_output=True, text=True, env={**os.environ})
     assert probe.stdout.strip().splitlines()[-1] == "[]"
 
@@ -140,7 +149,8 @@ def test_a_parsed_csv_is_kept_as_a_binary_copy_until_the_file_changes(tmp_path):
     first = read_csv(path, cache)
     (kept,) = list(cache.glob("*.npy"))
     second = read_csv(path, cache)
-    assert second["close"].tolist() == first["close"].tolist() == [1.5, 1.8] and second["timestamp"].tolist() == [60000, 120000]
+    assert (second["close"].tolist() == first["close"].tolist() == [1.5, 1.8]
+            and second["timestamp"].tolist() == [60000, 120000])
     path.write_text("timestamp_ms,open,high,low,close,volume\n60000,1,2,0.5,1.7,10\n")
     changed = read_csv(path, cache)
     assert changed["close"].tolist() == [1.7]
@@ -149,13 +159,15 @@ def test_a_parsed_csv_is_kept_as_a_binary_copy_until_the_file_changes(tmp_path):
 
 def test_veto_reasons_print_their_numbers(config):
     """Reasons that differ only in their values are one line — with the values, never "#:##:#"."""
-    config.write_text(config.read_text() + '[plugins.risk_limits]\nlow_liquidity_hours = ["00:00-06:00"]\n', encoding="utf-8")
-    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), "-p", "sma_cross", "-s", "sma_cross", "--sizing", "5"],
-                                catch_exceptions=False)
+    config.write_text(config.read_text() + '[plugins.risk_limits]\nlow_liquidity_hours = ["00:00-06:00"]\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(cli, ["backtest", "--config", str(config), "-p", "sma_cross", "-s", "sma_cross",
+                                      "--sizing", "5"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     line = " ".join(result.output[result.output.index("entries not taken"):].split())
     assert "#" not in line
-    assert re.search(r"\d+x risk_limits: low-liquidity hours 00:00-06:00 UTC \(now \d\d:\d\d(–\d\d:\d\d)?\)", line), line
+    assert re.search(r"\d+x risk_limits: low-liquidity hours 00:00-06:00 UTC "
+                     r"\(now \d\d:\d\d(–\d\d:\d\d)?\)", line), line
 
 
 def test_veto_reasons_are_grouped_with_their_ranges():

@@ -119,14 +119,17 @@ def test_a_backtest_trades_exactly_like_the_bot_on_paper(replay_bot, run_bot, sy
     setup = BacktestSetup.build(bot.settings, bot.plugin_set)
     strategy = setup.strategy("sma_cross")
     execution = setup.execution(allow_short=False)
-    assert (execution.sizing.kind, execution.risk, execution.fee_percent, execution.slippage_percent) == ("plugins", "plugins", 0.1, 0.05)
+    assert (execution.sizing.kind, execution.risk, execution.fee_percent, execution.slippage_percent) == (
+        "plugins", "plugins", 0.1, 0.05)
     series = [load_series(synthetic_data_dir, symbol, "5m") for symbol in bot.settings.trading.symbols]
     first_decision = int(series[0].timestamp[199])  # the first cycle sees the 200 warm-up candles
-    result = run(strategy, setup.params(strategy), series, execution, gate=setup.gate(execution, strategy), start_ms=first_decision)
+    result = run(strategy, setup.params(strategy), series, execution, gate=setup.gate(execution, strategy),
+                 start_ms=first_decision)
     tested = sorted(result.trades, key=lambda t: (t.opened_at, t.symbol))
     assert len(tested) == len(live)
     for a, b in zip(tested, live):
-        assert (a.symbol, a.direction, a.opened_at, a.closed_at, a.exit_reason) == (b.symbol, b.direction, b.opened_at, b.closed_at, b.exit_reason)
+        assert (a.symbol, a.direction, a.opened_at, a.closed_at, a.exit_reason) == (
+            b.symbol, b.direction, b.opened_at, b.closed_at, b.exit_reason)
         assert a.entry_price == pytest.approx(b.entry_price, rel=1e-12)
         assert a.exit_price == pytest.approx(b.exit_price, rel=1e-12)
         assert a.amount == pytest.approx(b.amount, rel=1e-9)
@@ -156,13 +159,14 @@ def test_same_trades_and_final_equity_as_backtesting_py_on_a_small_slice():
             elif crossover(self.slow, self.fast):
                 self.position.close()
 
-    frame = pd.DataFrame({"Open": data.open, "High": data.high, "Low": data.low, "Close": data.close, "Volume": data.volume},
-                         index=pd.to_datetime(data.timestamp, unit="ms"))
+    frame = pd.DataFrame({"Open": data.open, "High": data.high, "Low": data.low, "Close": data.close,
+                          "Volume": data.volume}, index=pd.to_datetime(data.timestamp, unit="ms"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         stats = FractionalBacktest(frame, SmaCross, cash=1_000_000, commission=0.001).run()
-    settings = ExecutionSettings(fee_percent=0.1, slippage_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
-                                 start_equity=1_000_000, sizing=Sizing("all_in"), allow_short=False)
+    settings = ExecutionSettings(fee_percent=0.1, slippage_percent=0.0, stop_loss_percent=None,
+                                 take_profit_percent=None, start_equity=1_000_000, sizing=Sizing("all_in"),
+                                 allow_short=False)
     ours = run(SmaCrossStrategy(), {"fast": 10, "slow": 50}, [data], settings)
     assert len(ours.trades) == stats["# Trades"] > 20
     assert abs(ours.end_equity - float(stats["Equity Final [$]"])) < 0.005  # to the cent

@@ -65,7 +65,8 @@ def test_spot_without_oco_places_a_stop_and_a_limit_and_cancels_the_stop_when_th
 
 def test_futures_round_trip_with_reduce_only_algo_orders_leverage_and_margin_mode(tmp_path, server, monkeypatch):
     keys(monkeypatch)
-    bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.SHORT}), market="futures", leverage=3, margin_mode="isolated")
+    bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.SHORT}), market="futures", leverage=3,
+                      margin_mode="isolated")
     seen = {}
 
     def market(i):
@@ -101,7 +102,8 @@ def test_an_exit_signal_cancels_the_stops_before_it_closes_the_position(tmp_path
     assert server.balance("BTC") < 1e-4  # sold what the entry bought (net of the fee)
 
 
-def test_the_futures_scan_reports_spread_volume_funding_open_interest_and_the_markets_rules(tmp_path, server, monkeypatch):
+def test_the_futures_scan_reports_spread_volume_funding_open_interest_and_the_markets_rules(tmp_path, server,
+                                                                                              monkeypatch):
     keys(monkeypatch)
     bot = binance_bot(tmp_path / "state", server, market="futures")
     cycles(bot, 1)
@@ -169,11 +171,14 @@ def test_concurrent_identical_requests_share_one_call(server):
         try:
             await data.load()
             before = server.count("GET", "/api/v3/ticker/24hr")
-            tickers = await asyncio.gather(*(data._cached(("ticker", "BTC/USDT"), 5, lambda: exchange.fetch_ticker("BTC/USDT")) for _ in range(10)))
+            tickers = await asyncio.gather(*(data._cached(("ticker", "BTC/USDT"), 5,
+                                                          lambda: exchange.fetch_ticker("BTC/USDT"))
+                                             for _ in range(10)))
             again = await data._cached(("ticker", "BTC/USDT"), 5, lambda: exchange.fetch_ticker("BTC/USDT"))
             ctx = SimpleNamespace(now=lambda: __import__("datetime").datetime.now(__import__("datetime").timezone.utc))
             candles = await asyncio.gather(*(data.candles(ctx, "BTC/USDT", "1m", 20) for _ in range(5)))
-            return server.count("GET", "/api/v3/ticker/24hr") - before, tickers, again, candles, server.count("GET", "/api/v3/klines")
+            return (server.count("GET", "/api/v3/ticker/24hr") - before, tickers, again, candles,
+                    server.count("GET", "/api/v3/klines"))
         finally:
             await exchange.close()
 
@@ -194,7 +199,8 @@ def test_api_url_keeps_binances_futures_error_mapping(server):
 
     async def scenario():
         config = BinanceConfig(api_url=server.url, market="futures", mode="testnet")
-        exchange = make_exchange(config, market="futures", policy=AdaptiveRateLimiter(AdaptiveRateLimitConfig()), api_key=API_KEY, secret=API_SECRET)
+        exchange = make_exchange(config, market="futures", policy=AdaptiveRateLimiter(AdaptiveRateLimitConfig()),
+                                 api_key=API_KEY, secret=API_SECRET)
         raised = {}
         try:
             try:  # -2022: reduce-only with no position
@@ -203,9 +209,11 @@ def test_api_url_keeps_binances_futures_error_mapping(server):
                 raised["-2022"] = type(exc)
             await exchange.set_margin_mode("isolated", "BTC/USDT:USDT")
             await exchange.create_order("BTC/USDT:USDT", "market", "buy", 0.001, None, {"clientOrderId": "gbdup"})
-            await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.001, None, {"stopLossPrice": 40000, "reduceOnly": True, "clientOrderId": "gbdup-sl"})
+            await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.001, None,
+                                        {"stopLossPrice": 40000, "reduceOnly": True, "clientOrderId": "gbdup-sl"})
             try:  # -4116: the algo order with this id is still open
-                await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.001, None, {"stopLossPrice": 40000, "reduceOnly": True, "clientOrderId": "gbdup-sl"})
+                await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.001, None,
+                                            {"stopLossPrice": 40000, "reduceOnly": True, "clientOrderId": "gbdup-sl"})
             except ccxt.BaseError as exc:
                 raised["-4116"] = type(exc)
             assert exchange.urls["api"]["fapiPrivate"] == f"{server.url}/fapi/v1"
@@ -224,7 +232,8 @@ def test_the_limiter_takes_its_budgets_from_exchange_info_and_ccxts_throttle_is_
     cycles(bot, 1)
     policy = bot.ctx.rate_limiter
     assert (policy.scope, {(b.kind, b.window_ms, b.limit) for b in policy.budgets}) == (
-        "binance:spot:testnet", {("weight", 2000, 1200), ("orders", 1000, 50), ("orders", 86_400_000, 160000), ("weight", 3_600_000, 100000)})
+        "binance:spot:testnet", {("weight", 2000, 1200), ("orders", 1000, 50), ("orders", 86_400_000, 160000),
+                                 ("weight", 3_600_000, 100000)})
     assert policy.stats["granted"] == len(server.state.requests)  # every request went through it
 
 
@@ -280,8 +289,9 @@ def test_data_download_writes_the_replay_format_and_the_markets_rules(tmp_path, 
 
     since = (datetime.now(timezone.utc) - timedelta(hours=20)).strftime("%Y-%m-%dT%H:00")
     gobot = str(Path(sys.executable).parent / "gobot")
-    done = subprocess.run([gobot, "data", "download", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT", "--timeframe", "1m",
-                           "--since", since, "--api-url", server.url, "--out", str(tmp_path / "data")],
+    done = subprocess.run([gobot, "data", "download", "--symbol", "BTC/USDT", "--symbol", "ETH/USDT",
+                           "--timeframe", "1m", "--since", since, "--api-url", server.url,
+                           "--out", str(tmp_path / "data")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     candles = find_candles(tmp_path / "data", "BTC/USDT", "1m")  # what [plugins.replay] reads
@@ -337,7 +347,8 @@ def test_a_users_own_rate_limit_policy_replaces_the_built_in_one(tmp_path, serve
 
     keys(monkeypatch)
     settings = settings_from_dict(binance_settings(tmp_path / "state", server), "test.toml", base_dir=str(tmp_path))
-    plugin_set = build_plugin_set(enable=["binance"], disable=NOT_NEEDED, extra_plugins=[("my_policy", MyPolicy()), ("ideas", Ideas())])
+    plugin_set = build_plugin_set(enable=["binance"], disable=NOT_NEEDED,
+                                  extra_plugins=[("my_policy", MyPolicy()), ("ideas", Ideas())])
     cycles(Bot(settings, plugin_set), 1)
     policy = MyPolicy.policy
     assert len(policy.acquired) == len(server.state.requests) == len(policy.answers) > 3

@@ -32,7 +32,8 @@ def assert_books_agree(bot, server: BinanceTestServer, futures: bool, symbol: st
         assert ours == pytest.approx(float(server.balance(base)), abs=1e-5)  # up to one lot step of dust
         if position is None:  # the bot books the lot-step dust a spot sell leaves as sold at the exit price
             dust = server.balance(base) * Decimal(str(bot.state.trades[-1].exit_price)) if bot.state.trades else 0
-            bnb_spent = (Decimal(1) - server.balance("BNB")) * server.prices["BNBUSDT"] if server.commission_asset == "BNB" else 0
+            bnb_spent = ((Decimal(1) - server.balance("BNB")) * server.prices["BNBUSDT"]
+                         if server.commission_asset == "BNB" else 0)
             assert bot.state.cash == pytest.approx(float(server.balance("USDT") + dust - bnb_spent), abs=0.02)
 
 
@@ -44,7 +45,8 @@ def reconciliation_texts(recorder: Recorder) -> list[str]:
 
 
 @pytest.mark.parametrize("actual_order_id", [True, False], ids=["answer-names-the-order", "answer-leaves-it-empty"])
-def test_a_triggered_futures_stop_is_booked_with_its_real_fill_and_the_target_is_cancelled(tmp_path, monkeypatch, actual_order_id):
+def test_a_triggered_futures_stop_is_booked_with_its_real_fill_and_the_target_is_cancelled(tmp_path, monkeypatch,
+                                                                                             actual_order_id):
     keys(monkeypatch)
     with BinanceTestServer(actual_order_id=actual_order_id) as server:
         recorder = Recorder()
@@ -109,10 +111,12 @@ def test_spot_fills_paid_in_bnb_are_booked_whole_with_the_commission_valued_in_t
         entry, exit_ = recorder.fills
         assert entry.amount == 0.002  # nothing deducted: the commission was paid in BNB
         paid = float(Decimal(1) - server.balance("BNB"))
-        assert set(entry.commissions) == {"BNB"} and sum(f.commissions["BNB"] for f in recorder.fills) == pytest.approx(paid)
+        assert (set(entry.commissions) == {"BNB"}
+                and sum(f.commissions["BNB"] for f in recorder.fills) == pytest.approx(paid))
         assert entry.fee == pytest.approx(0 if zero else 0.002 * 50000 * 0.00075, rel=1e-3)
         [trade] = bot.state.trades
-        assert trade.exit_reason == "stop_loss" and bot.state.consecutive_failures == 0 if hasattr(bot.state, "consecutive_failures") else True
+        assert (trade.exit_reason == "stop_loss" and bot.state.consecutive_failures == 0
+                if hasattr(bot.state, "consecutive_failures") else True)
         assert not [e for e in recorder.errors]
         assert_books_agree(bot, server, futures=False)
 
@@ -121,7 +125,8 @@ def test_spot_fills_paid_in_bnb_are_booked_whole_with_the_commission_valued_in_t
 
 
 def spot_server(**kwargs) -> BinanceTestServer:
-    markets = [Market(**{**m.__dict__, "order_types": TESTNET_TYPES}) if not m.futures else m for m in default_markets()]
+    markets = [Market(**{**m.__dict__, "order_types": TESTNET_TYPES}) if not m.futures else m
+               for m in default_markets()]
     return BinanceTestServer(markets=markets, **kwargs)
 
 
@@ -156,7 +161,8 @@ def test_a_market_without_stop_loss_orders_gets_a_stop_loss_limit_and_the_stop_f
 # -- every cycle: positions closed outside gobot, foreign positions, vanished stops ------------------------
 
 
-@pytest.mark.parametrize("prefix, cause", [("web_", "closed_outside"), ("autoclose-", "liquidation"), ("adl_autoclose", "adl")])
+@pytest.mark.parametrize("prefix, cause", [("web_", "closed_outside"), ("autoclose-", "liquidation"),
+                                           ("adl_autoclose", "adl")])
 def test_a_futures_position_closed_on_the_exchange_is_booked_with_its_cause(tmp_path, monkeypatch, prefix, cause):
     keys(monkeypatch)
     with BinanceTestServer() as server:
@@ -234,7 +240,8 @@ def test_a_position_gobot_did_not_open_is_alerted_once_adopted_with_a_stop_or_ig
             assert (position.amount, position.entry_price) == (0.004, 49000)
             stops = sorted((a["orderType"], str(a["triggerPrice"])) for a in server.open_algo_orders())
             assert stops == [("STOP_MARKET", "48020"), ("TAKE_PROFIT_MARKET", "50960")]
-            assert_books_agree(bot, server, futures=True) if False else None  # cash differs: the position came from outside
+            # cash differs: the position came from outside
+            assert_books_agree(bot, server, futures=True) if False else None
 
 
 def test_a_stop_cancelled_on_the_exchange_is_placed_again(tmp_path, monkeypatch):

@@ -70,9 +70,11 @@ def test_an_order_that_could_not_be_confirmed_is_found_and_reported_next_cycle(t
     keys(monkeypatch)
     # The order executes but its answer is lost, and every look-up fails during this cycle.
     server.inject(Fault(path=ORDER, method="POST", action="drop", when="after"),
-                  Fault(path=ORDER, method="GET", action="drop", when="before", times=20, skip=1))  # after the first look
+                  # after the first look
+                  Fault(path=ORDER, method="GET", action="drop", when="before", times=20, skip=1))
     recorder = Recorder()
-    bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.LONG}), recorder=recorder, max_attempts=2)
+    bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.LONG}), recorder=recorder,
+                      max_attempts=2)
 
     def heal(i):
         server.faults.clear()
@@ -87,7 +89,8 @@ def test_an_order_that_could_not_be_confirmed_is_found_and_reported_next_cycle(t
 
 @pytest.mark.parametrize("path, garble", [
     ("/api/v3/myTrades", lambda trades: [dict(t, commission="abc") for t in trades]),  # the BTC commission lost
-    ("/api/v3/myTrades", lambda trades: [dict(t, commissionAsset="abc") for t in trades]),  # in no asset the exchange lists
+    # in no asset the exchange lists
+    ("/api/v3/myTrades", lambda trades: [dict(t, commissionAsset="abc") for t in trades]),
     ("/api/v3/myTrades", lambda trades: [dict(t, qty="1e30") for t in trades]),  # more filled than ordered
     (ORDER, lambda order: dict(order, cummulativeQuoteQty="1e30")),  # an average price of 5e32
 ], ids=["commission-unreadable", "commission-asset-unknown", "fill-larger-than-order", "absurd-price"])
@@ -97,7 +100,8 @@ def test_a_garbled_fill_is_asked_for_again_and_booked_once_as_it_happened(tmp_pa
     # The placing answer (which lists the commissions) is lost, so the fill comes from look-ups;
     # the first two readable answers of ``path`` are garbled (a GET of the order: after the look before sending).
     server.inject(Fault(path=ORDER, method="POST", action="drop", when="after"),
-                  Fault(path=path, method="GET", action="mangle", callback=garble, times=2, skip=1 if path == ORDER else 0))
+                  Fault(path=path, method="GET", action="mangle", callback=garble, times=2,
+                        skip=1 if path == ORDER else 0))
     recorder = Recorder()
     bot = binance_bot(tmp_path / "state", server, ideas=Ideas({"BTC/USDT": Action.LONG}), recorder=recorder)
     reports = run(bot, 3)
@@ -115,7 +119,8 @@ def test_a_garbled_fill_is_asked_for_again_and_booked_once_as_it_happened(tmp_pa
     ("/api/v3/ticker/24hr", lambda t: dict(t, lastPrice="1e30")),
     ("/api/v3/depth", lambda d: dict(d, bids=[["60000", "1"]])),  # a crossed book
 ], ids=["ticker-absurd", "book-crossed"])
-def test_market_answers_that_disagree_give_no_snapshot_and_no_trade(tmp_path, server, monkeypatch, path, garble, caplog):
+def test_market_answers_that_disagree_give_no_snapshot_and_no_trade(tmp_path, server, monkeypatch, path, garble,
+                                                                    caplog):
     """Found by the answer fuzz: a close was once sent on a ticker price of 1e30."""
     keys(monkeypatch)
     server.inject(Fault(path=path, method="GET", action="mangle", callback=garble))
@@ -135,7 +140,8 @@ def test_a_fill_far_from_a_wrong_sent_price_is_believed_once_its_trades_agree(tm
     def tenfold(i):
         if i == 0:  # the long is open: close it (spot SHORT) on prices ten times too high
             ideas.wanted["BTC/USDT"] = Action.SHORT
-            server.inject(Fault(path="/api/v3/ticker/24hr", method="GET", action="mangle", callback=lambda t: dict(t, lastPrice="500000")),
+            server.inject(Fault(path="/api/v3/ticker/24hr", method="GET", action="mangle",
+                                callback=lambda t: dict(t, lastPrice="500000")),
                           Fault(path="/api/v3/depth", method="GET", action="mangle",
                                 callback=lambda d: dict(d, bids=[["499999", "1"]], asks=[["500001", "1"]])))
 
@@ -228,9 +234,11 @@ def test_a_restart_after_a_crash_mid_order_reconciles_and_places_no_duplicate(tm
     """))
     env = os.environ | {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": API_SECRET,
                         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
-    gobot = [str(Path(sys.executable).parent / "gobot"), "start", "--config", str(config), "--max-iterations", "2", "--quiet"]
+    gobot = [str(Path(sys.executable).parent / "gobot"), "start", "--config", str(config), "--max-iterations", "2",
+             "--quiet"]
     # The first process sends the entry and its OCO, then dies before cycle 1 is persisted.
-    crashed = subprocess.run(gobot, env=env | {"GOBOT_TEST_KILL_POINT": "before_persist:1"}, capture_output=True, text=True, timeout=120)
+    crashed = subprocess.run(gobot, env=env | {"GOBOT_TEST_KILL_POINT": "before_persist:1"}, capture_output=True,
+                             text=True, timeout=120)
     assert crashed.returncode == -9, crashed.stderr
     assert len(entries(server)) == 1 and len(server.open_orders()) == 2
     resumed = subprocess.run(gobot, env=env, capture_output=True, text=True, timeout=120)

@@ -19,8 +19,8 @@ def client(server, secret=API_SECRET, market="spot"):
 
     cls = accxt.binance if market == "spot" else accxt.binanceusdm
     exchange = cls({"apiKey": API_KEY, "secret": secret, "enableRateLimit": False,
-                    "options": {"fetchMarkets": {"types": ["spot" if market == "spot" else "linear"]}, "fetchCurrencies": False,
-                                "fetchMargins": False}})
+                    "options": {"fetchMarkets": {"types": ["spot" if market == "spot" else "linear"]},
+                                "fetchCurrencies": False, "fetchMargins": False}})
     rewrite_urls(exchange.urls["api"], server.url)
     return exchange
 

@@ -71,15 +71,16 @@ def kind(value: Any) -> str:
 
 
 def fits(actual_kind: str, documented_kind: str) -> bool:
-    if documented_kind == "string":  # an id or enum the doc shows as text may be digits (e.g. actualOrderId "" -> "1234")
+    # an id or enum the doc shows as text may be digits (e.g. actualOrderId "" -> "1234")
+    if documented_kind == "string":
         return actual_kind in ("string", "number-string")
     if documented_kind == "float":  # a JSON number: 0.0 and 0 read alike ("cum": 0.0 in the doc)
         return actual_kind in ("float", "int")
     return actual_kind == documented_kind
 
 
-def assert_shape(actual: Any, documented: Any, *, optional: frozenset | set = frozenset(), nullable: frozenset | set = frozenset(),
-                 path: str = "$") -> None:
+def assert_shape(actual: Any, documented: Any, *, optional: frozenset | set = frozenset(),
+                 nullable: frozenset | set = frozenset(), path: str = "$") -> None:
     """``actual`` has ``documented``'s shape: for objects the same keys (a key in ``optional`` may be
     missing), each value of the documented kind (a key in ``nullable`` may also be null); arrays of
     objects or arrays are checked element by element against the documented first element."""
@@ -96,19 +97,23 @@ def assert_shape(actual: Any, documented: Any, *, optional: frozenset | set = fr
         assert isinstance(actual, list), f"{path}: {kind(actual)}, documented an array"
         if documented and isinstance(documented[0], (dict, list)):
             for i, item in enumerate(actual):
-                assert_shape(item, documented[min(i, len(documented) - 1)], optional=optional, nullable=nullable, path=f"{path}[{i}]")
+                assert_shape(item, documented[min(i, len(documented) - 1)], optional=optional, nullable=nullable,
+                             path=f"{path}[{i}]")
         elif documented:
             for i, item in enumerate(actual):
-                assert fits(kind(item), kind(documented[min(i, len(documented) - 1)])), f"{path}[{i}]: {item!r} is {kind(item)}"
+                assert fits(kind(item), kind(documented[min(i, len(documented) - 1)])), (
+                    f"{path}[{i}]: {item!r} is {kind(item)}")
     else:
-        assert fits(kind(actual), kind(documented)), f"{path}: {actual!r} is {kind(actual)}, documented {kind(documented)} ({documented!r})"
+        assert fits(kind(actual), kind(documented)), (
+            f"{path}: {actual!r} is {kind(actual)}, documented {kind(documented)} ({documented!r})")
 
 
 def test_the_shape_check_itself():
     doc = {"a": "1.0", "b": 1, "c": [{"d": "x"}], "e": None}
     assert_shape({"a": "2", "b": 3, "c": [{"d": "y"}, {"d": "123"}], "e": None}, doc)
-    for wrong in ({"a": 2, "b": 3, "c": [], "e": None}, {"a": "2", "b": "3", "c": [], "e": None}, {"a": "2", "b": 3, "c": [], "e": None, "f": 1},
-                  {"a": "2", "c": [], "e": None}, {"a": "x", "b": 3, "c": [], "e": None}, {"a": "2", "b": True, "c": [], "e": None}):
+    for wrong in ({"a": 2, "b": 3, "c": [], "e": None}, {"a": "2", "b": "3", "c": [], "e": None},
+                  {"a": "2", "b": 3, "c": [], "e": None, "f": 1}, {"a": "2", "c": [], "e": None},
+                  {"a": "x", "b": 3, "c": [], "e": None}, {"a": "2", "b": True, "c": [], "e": None}):
         with pytest.raises(AssertionError):
             assert_shape(wrong, doc)
 
@@ -121,161 +126,199 @@ def test_the_shape_check_itself():
 
 # rest-api.md "Exchange information" (symbol), "ENUM definitions"/rateLimits, filters.md
 SPOT_EXCHANGE_INFO = {"timezone": "UTC", "serverTime": 1565246363776, "rateLimits": [
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}], "exchangeFilters": [], "symbols": [{
-        "symbol": "ETHBTC", "status": "TRADING", "baseAsset": "ETH", "baseAssetPrecision": 8, "quoteAsset": "BTC", "quotePrecision": 8,
-        "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
-        "cancelReplaceAllowed": False, "allowAmend": False, "isSpotTradingAllowed": True, "isMarginTradingAllowed": True,
-        "filters": [], "permissions": [], "permissionSets": [["SPOT", "MARGIN"]], "defaultSelfTradePreventionMode": "NONE",
-        "allowedSelfTradePreventionModes": ["NONE"]}]}
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}], "exchangeFilters": [],
+    "symbols": [{
+        "symbol": "ETHBTC", "status": "TRADING", "baseAsset": "ETH", "baseAssetPrecision": 8, "quoteAsset": "BTC",
+        "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+                       "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True, "ocoAllowed": True, "otoAllowed": True, "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": False, "cancelReplaceAllowed": False, "allowAmend": False, "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True, "filters": [], "permissions": [], "permissionSets": [["SPOT", "MARGIN"]],
+        "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"]}]}
 # binance-spot-api-docs filters.md, one example per filter the server sends
 SPOT_FILTERS = {
-    "PRICE_FILTER": {"filterType": "PRICE_FILTER", "minPrice": "0.00000100", "maxPrice": "100000.00000000", "tickSize": "0.00000100"},
-    "LOT_SIZE": {"filterType": "LOT_SIZE", "minQty": "0.00100000", "maxQty": "100000.00000000", "stepSize": "0.00100000"},
-    "MARKET_LOT_SIZE": {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00100000", "maxQty": "100000.00000000", "stepSize": "0.00100000"},
-    "NOTIONAL": {"filterType": "NOTIONAL", "minNotional": "10.00000000", "applyMinToMarket": False, "maxNotional": "10000.00000000",
-                 "applyMaxToMarket": False, "avgPriceMins": 5},
+    "PRICE_FILTER": {"filterType": "PRICE_FILTER", "minPrice": "0.00000100", "maxPrice": "100000.00000000",
+                     "tickSize": "0.00000100"},
+    "LOT_SIZE": {"filterType": "LOT_SIZE", "minQty": "0.00100000", "maxQty": "100000.00000000",
+                 "stepSize": "0.00100000"},
+    "MARKET_LOT_SIZE": {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00100000", "maxQty": "100000.00000000",
+                        "stepSize": "0.00100000"},
+    "NOTIONAL": {"filterType": "NOTIONAL", "minNotional": "10.00000000", "applyMinToMarket": False,
+                 "maxNotional": "10000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
 }
 # USDⓈ-M "Exchange Information" (GET /fapi/v1/exchangeInfo). The page spells the order types key
 # "OrderType"; Binance's answers (and ccxt's parser and its fapi example) use "orderTypes".
 FUTURES_EXCHANGE_INFO = {"exchangeFilters": [], "rateLimits": [
-    {"interval": "MINUTE", "intervalNum": 1, "limit": 2400, "rateLimitType": "REQUEST_WEIGHT"}], "serverTime": 1565613908500,
-    "assets": [{"asset": "BTC", "marginAvailable": True, "autoAssetExchange": "-0.10"}], "symbols": [{
-        "symbol": "BLZUSDT", "pair": "BLZUSDT", "contractType": "PERPETUAL", "deliveryDate": 4133404800000, "onboardDate": 1598252400000,
-        "status": "TRADING", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000", "baseAsset": "BLZ", "quoteAsset": "USDT",
-        "marginAsset": "USDT", "pricePrecision": 5, "quantityPrecision": 0, "baseAssetPrecision": 8, "quotePrecision": 8,
-        "underlyingType": "COIN", "underlyingSubType": ["STORAGE"], "settlePlan": 0, "triggerProtect": "0.15", "filters": [],
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX"], "liquidationFee": "0.010000", "marketTakeBound": "0.30"}], "timezone": "UTC"}
+    {"interval": "MINUTE", "intervalNum": 1, "limit": 2400, "rateLimitType": "REQUEST_WEIGHT"}],
+    "serverTime": 1565613908500, "assets": [{"asset": "BTC", "marginAvailable": True, "autoAssetExchange": "-0.10"}],
+    "symbols": [{
+        "symbol": "BLZUSDT", "pair": "BLZUSDT", "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+        "onboardDate": 1598252400000, "status": "TRADING", "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000", "baseAsset": "BLZ", "quoteAsset": "USDT", "marginAsset": "USDT",
+        "pricePrecision": 5, "quantityPrecision": 0, "baseAssetPrecision": 8, "quotePrecision": 8,
+        "underlyingType": "COIN", "underlyingSubType": ["STORAGE"], "settlePlan": 0, "triggerProtect": "0.15",
+        "filters": [],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                       "TRAILING_STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"], "liquidationFee": "0.010000", "marketTakeBound": "0.30"}],
+    "timezone": "UTC"}
 FUTURES_FILTERS = {  # same page
     "PRICE_FILTER": {"filterType": "PRICE_FILTER", "maxPrice": "300", "minPrice": "0.0001", "tickSize": "0.0001"},
     "LOT_SIZE": {"filterType": "LOT_SIZE", "maxQty": "10000000", "minQty": "1", "stepSize": "1"},
     "MARKET_LOT_SIZE": {"filterType": "MARKET_LOT_SIZE", "maxQty": "590119", "minQty": "1", "stepSize": "1"},
     "MAX_NUM_ORDERS": {"filterType": "MAX_NUM_ORDERS", "limit": 200},
     "MIN_NOTIONAL": {"filterType": "MIN_NOTIONAL", "notional": "5.0"},
-    "PERCENT_PRICE": {"filterType": "PERCENT_PRICE", "multiplierUp": "1.1500", "multiplierDown": "0.8500", "multiplierDecimal": "4"},
+    "PERCENT_PRICE": {"filterType": "PERCENT_PRICE", "multiplierUp": "1.1500", "multiplierDown": "0.8500",
+                      "multiplierDecimal": "4"},
 }
 # rest-api.md "24hr ticker price change statistics", Response - FULL and Response - MINI
-SPOT_TICKER = {"symbol": "BNBBTC", "priceChange": "-94.99999800", "priceChangePercent": "-95.960", "weightedAvgPrice": "0.29628482",
-               "prevClosePrice": "0.10002000", "lastPrice": "4.00000200", "lastQty": "200.00000000", "bidPrice": "4.00000000",
-               "bidQty": "100.00000000", "askPrice": "4.00000200", "askQty": "100.00000000", "openPrice": "99.00000000",
-               "highPrice": "100.00000000", "lowPrice": "0.10000000", "volume": "8913.30000000", "quoteVolume": "15.30000000",
+SPOT_TICKER = {"symbol": "BNBBTC", "priceChange": "-94.99999800", "priceChangePercent": "-95.960",
+               "weightedAvgPrice": "0.29628482", "prevClosePrice": "0.10002000", "lastPrice": "4.00000200",
+               "lastQty": "200.00000000", "bidPrice": "4.00000000", "bidQty": "100.00000000", "askPrice": "4.00000200",
+               "askQty": "100.00000000", "openPrice": "99.00000000", "highPrice": "100.00000000",
+               "lowPrice": "0.10000000", "volume": "8913.30000000", "quoteVolume": "15.30000000",
                "openTime": 1499783499040, "closeTime": 1499869899040, "firstId": 28385, "lastId": 28460, "count": 76}
-SPOT_TICKER_MINI = {"symbol": "BNBBTC", "openPrice": "99.00000000", "highPrice": "100.00000000", "lowPrice": "0.10000000",
-                    "lastPrice": "4.00000200", "volume": "8913.30000000", "quoteVolume": "15.30000000", "openTime": 1499783499040,
-                    "closeTime": 1499869899040, "firstId": 28385, "lastId": 28460, "count": 76}
+SPOT_TICKER_MINI = {"symbol": "BNBBTC", "openPrice": "99.00000000", "highPrice": "100.00000000",
+                    "lowPrice": "0.10000000", "lastPrice": "4.00000200", "volume": "8913.30000000",
+                    "quoteVolume": "15.30000000", "openTime": 1499783499040, "closeTime": 1499869899040,
+                    "firstId": 28385, "lastId": 28460, "count": 76}
 # USDⓈ-M "24hr Ticker Price Change Statistics" (no book top, no prevClosePrice)
-FUTURES_TICKER = {"symbol": "BTCUSDT", "priceChange": "-94.99999800", "priceChangePercent": "-95.960", "weightedAvgPrice": "0.29628482",
-                  "lastPrice": "4.00000200", "lastQty": "200.00000000", "openPrice": "99.00000000", "highPrice": "100.00000000",
-                  "lowPrice": "0.10000000", "volume": "8913.30000000", "quoteVolume": "15.30000000", "openTime": 1499783499040,
+FUTURES_TICKER = {"symbol": "BTCUSDT", "priceChange": "-94.99999800", "priceChangePercent": "-95.960",
+                  "weightedAvgPrice": "0.29628482", "lastPrice": "4.00000200", "lastQty": "200.00000000",
+                  "openPrice": "99.00000000", "highPrice": "100.00000000", "lowPrice": "0.10000000",
+                  "volume": "8913.30000000", "quoteVolume": "15.30000000", "openTime": 1499783499040,
                   "closeTime": 1499869899040, "firstId": 28385, "lastId": 28460, "count": 76}
 # rest-api.md "Order book"; USDⓈ-M "Order Book" adds E (message output time) and T (transaction time)
-SPOT_DEPTH = {"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000"]], "asks": [["4.00000200", "12.00000000"]]}
+SPOT_DEPTH = {"lastUpdateId": 1027024, "bids": [["4.00000000", "431.00000000"]],
+              "asks": [["4.00000200", "12.00000000"]]}
 FUTURES_DEPTH = SPOT_DEPTH | {"E": 1589436922972, "T": 1589436922959}
 # rest-api.md "Kline/Candlestick data"; USDⓈ-M "Kline/Candlestick Data" (same 12 columns)
-KLINE = [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.11427815", 1499644799999, "2434.19055334", 308,
-         "1756.87402397", "28.46694368", "0"]
+KLINE = [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.11427815", 1499644799999,
+         "2434.19055334", 308, "1756.87402397", "28.46694368", "0"]
 # USDⓈ-M "Mark Price" (GET /fapi/v1/premiumIndex)
-PREMIUM_INDEX = {"symbol": "BTCUSDT", "markPrice": "11793.63104562", "indexPrice": "11781.80495970", "estimatedSettlePrice": "11781.16138815",
-                 "lastFundingRate": "0.00038246", "interestRate": "0.00010000", "nextFundingTime": 1597392000000, "time": 1597370495002}
+PREMIUM_INDEX = {"symbol": "BTCUSDT", "markPrice": "11793.63104562", "indexPrice": "11781.80495970",
+                 "estimatedSettlePrice": "11781.16138815", "lastFundingRate": "0.00038246",
+                 "interestRate": "0.00010000", "nextFundingTime": 1597392000000, "time": 1597370495002}
 # USDⓈ-M "Open Interest"
 OPEN_INTEREST = {"openInterest": "10659.509", "symbol": "BTCUSDT", "time": 1589437530011}
 # rest-api.md "Account information (USER_DATA)"; ccxt fetchBalance "Spot balance" has the same keys
 SPOT_ACCOUNT = {"makerCommission": 15, "takerCommission": 15, "buyerCommission": 0, "sellerCommission": 0,
-                "commissionRates": {"maker": "0.00150000", "taker": "0.00150000", "buyer": "0.00000000", "seller": "0.00000000"},
-                "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False, "requireSelfTradePrevention": False,
-                "preventSor": False, "updateTime": 123456789, "accountType": "SPOT",
-                "balances": [{"asset": "BTC", "free": "4723846.89208129", "locked": "0.00000000"}], "permissions": ["SPOT"], "uid": 354937868}
+                "commissionRates": {"maker": "0.00150000", "taker": "0.00150000", "buyer": "0.00000000",
+                                    "seller": "0.00000000"},
+                "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+                "requireSelfTradePrevention": False, "preventSor": False, "updateTime": 123456789,
+                "accountType": "SPOT",
+                "balances": [{"asset": "BTC", "free": "4723846.89208129", "locked": "0.00000000"}],
+                "permissions": ["SPOT"], "uid": 354937868}
 # USDⓈ-M "Account Information V3" (GET /fapi/v3/account, single-asset mode)
-FUTURES_ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000", "totalWalletBalance": "103.12345678",
-                   "totalUnrealizedProfit": "0.00000000", "totalMarginBalance": "103.12345678", "totalPositionInitialMargin": "0.00000000",
-                   "totalOpenOrderInitialMargin": "0.00000000", "totalCrossWalletBalance": "103.12345678", "totalCrossUnPnl": "0.00000000",
-                   "availableBalance": "103.12345678", "maxWithdrawAmount": "103.12345678",
-                   "assets": [{"asset": "USDT", "walletBalance": "23.72469206", "unrealizedProfit": "0.00000000", "marginBalance": "23.72469206",
-                               "maintMargin": "0.00000000", "initialMargin": "0.00000000", "positionInitialMargin": "0.00000000",
-                               "openOrderInitialMargin": "0.00000000", "crossWalletBalance": "23.72469206", "crossUnPnl": "0.00000000",
-                               "availableBalance": "23.72469206", "maxWithdrawAmount": "23.72469206", "updateTime": 1625474304765}],
-                   "positions": [{"symbol": "BTCUSDT", "positionSide": "BOTH", "positionAmt": "1.000", "unrealizedProfit": "0.00000000",
-                                  "isolatedMargin": "0.00000000", "notional": "0", "isolatedWallet": "0", "initialMargin": "0",
-                                  "maintMargin": "0", "updateTime": 0}]}
+FUTURES_ACCOUNT = {"totalInitialMargin": "0.00000000", "totalMaintMargin": "0.00000000",
+                   "totalWalletBalance": "103.12345678", "totalUnrealizedProfit": "0.00000000",
+                   "totalMarginBalance": "103.12345678", "totalPositionInitialMargin": "0.00000000",
+                   "totalOpenOrderInitialMargin": "0.00000000", "totalCrossWalletBalance": "103.12345678",
+                   "totalCrossUnPnl": "0.00000000", "availableBalance": "103.12345678",
+                   "maxWithdrawAmount": "103.12345678",
+                   "assets": [{"asset": "USDT", "walletBalance": "23.72469206", "unrealizedProfit": "0.00000000",
+                               "marginBalance": "23.72469206", "maintMargin": "0.00000000",
+                               "initialMargin": "0.00000000", "positionInitialMargin": "0.00000000",
+                               "openOrderInitialMargin": "0.00000000", "crossWalletBalance": "23.72469206",
+                               "crossUnPnl": "0.00000000", "availableBalance": "23.72469206",
+                               "maxWithdrawAmount": "23.72469206", "updateTime": 1625474304765}],
+                   "positions": [{"symbol": "BTCUSDT", "positionSide": "BOTH", "positionAmt": "1.000",
+                                  "unrealizedProfit": "0.00000000", "isolatedMargin": "0.00000000", "notional": "0",
+                                  "isolatedWallet": "0", "initialMargin": "0", "maintMargin": "0", "updateTime": 0}]}
 # USDⓈ-M "Futures Account Balance V3" (GET /fapi/v3/balance; V2 has the same fields)
-FUTURES_BALANCE = [{"accountAlias": "SgsR", "asset": "USDT", "balance": "122607.35137903", "crossWalletBalance": "23.72469206",
-                    "crossUnPnl": "0.00000000", "availableBalance": "23.72469206", "maxWithdrawAmount": "23.72469206", "marginAvailable": True,
-                    "updateTime": 1617939110373}]
+FUTURES_BALANCE = [{"accountAlias": "SgsR", "asset": "USDT", "balance": "122607.35137903",
+                    "crossWalletBalance": "23.72469206", "crossUnPnl": "0.00000000", "availableBalance": "23.72469206",
+                    "maxWithdrawAmount": "23.72469206", "marginAvailable": True, "updateTime": 1617939110373}]
 # USDⓈ-M "Position Information V3" (GET /fapi/v3/positionRisk, one-way mode); ccxt fetchPositions recordings: same keys
-POSITION_RISK = [{"symbol": "ADAUSDT", "positionSide": "BOTH", "positionAmt": "30", "entryPrice": "0.385", "breakEvenPrice": "0.385077",
-                  "markPrice": "0.41047590", "unRealizedProfit": "0.76427700", "liquidationPrice": "0", "isolatedMargin": "0",
-                  "notional": "12.31427700", "marginAsset": "USDT", "isolatedWallet": "0", "initialMargin": "0.61571385",
-                  "maintMargin": "0.08004280", "positionInitialMargin": "0.61571385", "openOrderInitialMargin": "0", "adl": 2,
-                  "bidNotional": "0", "askNotional": "0", "updateTime": 1720736417660}]
+POSITION_RISK = [{"symbol": "ADAUSDT", "positionSide": "BOTH", "positionAmt": "30", "entryPrice": "0.385",
+                  "breakEvenPrice": "0.385077", "markPrice": "0.41047590", "unRealizedProfit": "0.76427700",
+                  "liquidationPrice": "0", "isolatedMargin": "0", "notional": "12.31427700", "marginAsset": "USDT",
+                  "isolatedWallet": "0", "initialMargin": "0.61571385", "maintMargin": "0.08004280",
+                  "positionInitialMargin": "0.61571385", "openOrderInitialMargin": "0", "adl": 2, "bidNotional": "0",
+                  "askNotional": "0", "updateTime": 1720736417660}]
 # USDⓈ-M "Change Initial Leverage", "Change Margin Type", "Notional and Leverage Brackets", "Get Current Position Mode"
 LEVERAGE = {"leverage": 21, "maxNotionalValue": "1000000", "symbol": "BTCUSDT"}
 MARGIN_TYPE = {"code": 200, "msg": "success"}
 LEVERAGE_BRACKET = [{"symbol": "ETHUSDT", "notionalCoef": 1.50, "brackets": [
-    {"bracket": 1, "initialLeverage": 75, "notionalCap": 10000, "notionalFloor": 0, "maintMarginRatio": 0.0065, "cum": 0.0}]}]
+    {"bracket": 1, "initialLeverage": 75, "notionalCap": 10000, "notionalFloor": 0, "maintMarginRatio": 0.0065,
+     "cum": 0.0}]}]
 POSITION_MODE = {"dualSidePosition": True}
 
 # -- orders --
 # rest-api.md "New order (TRADE)" Response - ACK / RESULT / FULL, and "Conditional fields in Order Responses"
-SPOT_ACK = {"symbol": "BTCUSDT", "orderId": 28, "orderListId": -1, "clientOrderId": "6gCrw2kRUAF9CvJDGP16IP", "transactTime": 1507725176595}
-SPOT_RESULT = SPOT_ACK | {"price": "0.00000000", "origQty": "10.00000000", "executedQty": "10.00000000", "origQuoteOrderQty": "0.000000",
-                          "cummulativeQuoteQty": "10.00000000", "status": "FILLED", "timeInForce": "GTC", "type": "MARKET", "side": "SELL",
-                          "workingTime": 1507725176595, "selfTradePreventionMode": "NONE"}
-SPOT_FULL = SPOT_RESULT | {"fills": [{"price": "4000.00000000", "qty": "1.00000000", "commission": "4.00000000", "commissionAsset": "USDT",
-                                      "tradeId": 56}]}
-CONDITIONAL = {"stopPrice", "icebergQty", "preventedMatchId", "preventedQuantity", "strategyId", "strategyType", "trailingDelta",
-               "trailingTime", "usedSor", "workingFloor"}  # "Conditional fields in Order Responses"
-STOP_PRICE = {"stopPrice": "23500.00000000"}  # appears for STOP_LOSS, TAKE_PROFIT, STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT only
+SPOT_ACK = {"symbol": "BTCUSDT", "orderId": 28, "orderListId": -1, "clientOrderId": "6gCrw2kRUAF9CvJDGP16IP",
+            "transactTime": 1507725176595}
+SPOT_RESULT = SPOT_ACK | {"price": "0.00000000", "origQty": "10.00000000", "executedQty": "10.00000000",
+                          "origQuoteOrderQty": "0.000000", "cummulativeQuoteQty": "10.00000000", "status": "FILLED",
+                          "timeInForce": "GTC", "type": "MARKET", "side": "SELL", "workingTime": 1507725176595,
+                          "selfTradePreventionMode": "NONE"}
+SPOT_FULL = SPOT_RESULT | {"fills": [{"price": "4000.00000000", "qty": "1.00000000", "commission": "4.00000000",
+                                      "commissionAsset": "USDT", "tradeId": 56}]}
+CONDITIONAL = {"stopPrice", "icebergQty", "preventedMatchId", "preventedQuantity", "strategyId", "strategyType",
+               "trailingDelta", "trailingTime", "usedSor", "workingFloor"}  # "Conditional fields in Order Responses"
+# appears for STOP_LOSS, TAKE_PROFIT, STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT only
+STOP_PRICE = {"stopPrice": "23500.00000000"}
 # rest-api.md "Query order (USER_DATA)" (the example shows stopPrice and icebergQty; both are conditional)
-SPOT_QUERY = {"symbol": "LTCBTC", "orderId": 1, "orderListId": -1, "clientOrderId": "myOrder1", "price": "0.1", "origQty": "1.0",
-              "executedQty": "0.0", "cummulativeQuoteQty": "0.0", "status": "NEW", "timeInForce": "GTC", "type": "LIMIT", "side": "BUY",
-              "stopPrice": "0.0", "icebergQty": "0.0", "time": 1499827319559, "updateTime": 1499827319559, "isWorking": True,
-              "workingTime": 1499827319559, "origQuoteOrderQty": "0.000000", "selfTradePreventionMode": "NONE"}
+SPOT_QUERY = {"symbol": "LTCBTC", "orderId": 1, "orderListId": -1, "clientOrderId": "myOrder1", "price": "0.1",
+              "origQty": "1.0", "executedQty": "0.0", "cummulativeQuoteQty": "0.0", "status": "NEW",
+              "timeInForce": "GTC", "type": "LIMIT", "side": "BUY", "stopPrice": "0.0", "icebergQty": "0.0",
+              "time": 1499827319559, "updateTime": 1499827319559, "isWorking": True, "workingTime": 1499827319559,
+              "origQuoteOrderQty": "0.000000", "selfTradePreventionMode": "NONE"}
 # rest-api.md "Cancel order (TRADE)"
-SPOT_CANCEL = {"symbol": "LTCBTC", "origClientOrderId": "myOrder1", "orderId": 4, "orderListId": -1, "clientOrderId": "cancelMyOrder1",
-               "transactTime": 1684804350068, "price": "2.00000000", "origQty": "1.00000000", "executedQty": "0.00000000",
-               "origQuoteOrderQty": "0.000000", "cummulativeQuoteQty": "0.00000000", "status": "CANCELED", "timeInForce": "GTC",
-               "type": "LIMIT", "side": "BUY", "selfTradePreventionMode": "NONE"}
+SPOT_CANCEL = {"symbol": "LTCBTC", "origClientOrderId": "myOrder1", "orderId": 4, "orderListId": -1,
+               "clientOrderId": "cancelMyOrder1", "transactTime": 1684804350068, "price": "2.00000000",
+               "origQty": "1.00000000", "executedQty": "0.00000000", "origQuoteOrderQty": "0.000000",
+               "cummulativeQuoteQty": "0.00000000", "status": "CANCELED", "timeInForce": "GTC", "type": "LIMIT",
+               "side": "BUY", "selfTradePreventionMode": "NONE"}
 # rest-api.md "Account trade list (USER_DATA)"; ccxt fetchMyTrades "Spot private trade": same keys
-SPOT_TRADE = {"symbol": "BNBBTC", "id": 28457, "orderId": 100234, "orderListId": -1, "price": "4.00000100", "qty": "12.00000000",
-              "quoteQty": "48.000012", "commission": "10.10000000", "commissionAsset": "BNB", "time": 1499865549590, "isBuyer": True,
-              "isMaker": False, "isBestMatch": True}
+SPOT_TRADE = {"symbol": "BNBBTC", "id": 28457, "orderId": 100234, "orderListId": -1, "price": "4.00000100",
+              "qty": "12.00000000", "quoteQty": "48.000012", "commission": "10.10000000", "commissionAsset": "BNB",
+              "time": 1499865549590, "isBuyer": True, "isMaker": False, "isBestMatch": True}
 # rest-api.md "Query Order list (USER_DATA)" / "Query Open Order lists": no orderReports
-ORDER_LIST = {"orderListId": 27, "contingencyType": "OCO", "listStatusType": "EXEC_STARTED", "listOrderStatus": "EXECUTING",
-              "listClientOrderId": "h2USkA5YQpaXHPIrkd96xE", "transactionTime": 1565245656253, "symbol": "LTCBTC",
+ORDER_LIST = {"orderListId": 27, "contingencyType": "OCO", "listStatusType": "EXEC_STARTED",
+              "listOrderStatus": "EXECUTING", "listClientOrderId": "h2USkA5YQpaXHPIrkd96xE",
+              "transactionTime": 1565245656253, "symbol": "LTCBTC",
               "orders": [{"symbol": "LTCBTC", "orderId": 4, "clientOrderId": "qD1gy3kc3Gx0rihm9Y3xwS"}]}
 # rest-api.md "New Order list - OCO (TRADE)" (RESULT reports) and "Cancel Order list (TRADE)" (cancel-shaped reports)
 OCO_PLACED = ORDER_LIST | {"orderReports": [SPOT_RESULT | STOP_PRICE | {"orderListId": 1}]}
 OCO_CANCELED = ORDER_LIST | {"orderReports": [SPOT_CANCEL | STOP_PRICE | {"orderListId": 0}]}
 
 # USDⓈ-M "New Order (TRADE)"; ccxt createOrders "create swap orders" recording: same keys
-FUTURES_NEW = {"orderId": 4087922044, "symbol": "BTCUSDT", "status": "NEW", "clientOrderId": "x-xcKtGhcu04075babaeb34c55af79ba",
-               "price": "110001.00", "avgPrice": "0.00", "origQty": "0.200", "executedQty": "0.000", "cumQty": "0.000",
-               "cumQuote": "0.00000", "timeInForce": "GTC", "type": "LIMIT", "reduceOnly": False, "closePosition": False, "side": "SELL",
-               "positionSide": "BOTH", "stopPrice": "0.00", "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": "LIMIT",
-               "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0, "updateTime": 1739781831932}
+FUTURES_NEW = {"orderId": 4087922044, "symbol": "BTCUSDT", "status": "NEW",
+               "clientOrderId": "x-xcKtGhcu04075babaeb34c55af79ba", "price": "110001.00", "avgPrice": "0.00",
+               "origQty": "0.200", "executedQty": "0.000", "cumQty": "0.000", "cumQuote": "0.00000",
+               "timeInForce": "GTC", "type": "LIMIT", "reduceOnly": False, "closePosition": False, "side": "SELL",
+               "positionSide": "BOTH", "stopPrice": "0.00", "workingType": "CONTRACT_PRICE", "priceProtect": False,
+               "origType": "LIMIT", "priceMatch": "NONE", "selfTradePreventionMode": "NONE", "goodTillDate": 0,
+               "updateTime": 1739781831932}
 TRAILING = {"activatePrice", "priceRate"}  # "only return with TRAILING_STOP_MARKET order"
-# USDⓈ-M "Query Order (USER_DATA)"; ccxt parseOrder "fetchOpenOrder: linear swap" and fetchOpenOrder recording: same keys
+# USDⓈ-M "Query Order (USER_DATA)"; ccxt parseOrder "fetchOpenOrder: linear swap" and fetchOpenOrder recording:
+# same keys
 FUTURES_QUERY = {k: v for k, v in FUTURES_NEW.items() if k != "cumQty"} | {"time": 1707892893502}
 # USDⓈ-M "Cancel Order (TRADE)": no avgPrice, no time
 FUTURES_CANCEL = {k: v for k, v in FUTURES_NEW.items() if k != "avgPrice"} | {"status": "CANCELED"}
-# USDⓈ-M "Account Trade List (USER_DATA)" (GET /fapi/v1/userTrades); ccxt fetchMyTrades "Swap private trade" also has marginAsset
-FUTURES_TRADE = {"buyer": False, "commission": "-0.07819010", "commissionAsset": "USDT", "id": 698759, "maker": False, "orderId": 25851813,
-                 "price": "7819.01", "qty": "0.002", "quoteQty": "15.63802", "realizedPnl": "-0.91539999", "side": "SELL",
-                 "positionSide": "SHORT", "symbol": "BTCUSDT", "time": 1569514978020, "marginAsset": "USDT"}
-# USDⓈ-M "New Algo Order(TRADE)" (activatePrice/callbackRate: "TRAILING_STOP_MARKET order"; ccxt's STOP recording has neither)
-ALGO_NEW = {"algoId": 2146760, "clientAlgoId": "6B2I9XVcJpCjqPAJ4YoFX7", "algoType": "CONDITIONAL", "orderType": "TAKE_PROFIT",
-            "symbol": "BNBUSDT", "side": "SELL", "positionSide": "BOTH", "timeInForce": "GTC", "quantity": "0.01", "algoStatus": "NEW",
-            "triggerPrice": "750.000", "price": "750.000", "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER",
-            "workingType": "CONTRACT_PRICE", "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "reduceOnly": False,
-            "activatePrice": "", "callbackRate": "", "createTime": 1750485492076, "updateTime": 1750485492076, "triggerTime": 0,
-            "goodTillDate": 0}
+# USDⓈ-M "Account Trade List (USER_DATA)" (GET /fapi/v1/userTrades); ccxt fetchMyTrades "Swap private trade"
+# also has marginAsset
+FUTURES_TRADE = {"buyer": False, "commission": "-0.07819010", "commissionAsset": "USDT", "id": 698759, "maker": False,
+                 "orderId": 25851813, "price": "7819.01", "qty": "0.002", "quoteQty": "15.63802",
+                 "realizedPnl": "-0.91539999", "side": "SELL", "positionSide": "SHORT", "symbol": "BTCUSDT",
+                 "time": 1569514978020, "marginAsset": "USDT"}
+# USDⓈ-M "New Algo Order(TRADE)" (activatePrice/callbackRate: "TRAILING_STOP_MARKET order"; ccxt's STOP recording
+# has neither)
+ALGO_NEW = {"algoId": 2146760, "clientAlgoId": "6B2I9XVcJpCjqPAJ4YoFX7", "algoType": "CONDITIONAL",
+            "orderType": "TAKE_PROFIT", "symbol": "BNBUSDT", "side": "SELL", "positionSide": "BOTH",
+            "timeInForce": "GTC", "quantity": "0.01", "algoStatus": "NEW", "triggerPrice": "750.000",
+            "price": "750.000", "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": "CONTRACT_PRICE", "priceMatch": "NONE", "closePosition": False, "priceProtect": False,
+            "reduceOnly": False, "activatePrice": "", "callbackRate": "", "createTime": 1750485492076,
+            "updateTime": 1750485492076, "triggerTime": 0, "goodTillDate": 0}
 ALGO_TRAILING = {"activatePrice", "callbackRate"}
 # USDⓈ-M "Query Algo Order (USER_DATA)", "Query All Algo Orders", "Current All Algo Open Orders"
 ALGO_QUERY = {k: v for k, v in ALGO_NEW.items() if k not in ALGO_TRAILING} | {
-    "actualOrderId": "", "actualPrice": "0.00000", "tpTriggerPrice": "0.000", "tpPrice": "0.000", "slTriggerPrice": "0.000",
-    "slPrice": "0.000", "tpOrderType": ""}
+    "actualOrderId": "", "actualPrice": "0.00000", "tpTriggerPrice": "0.000", "tpPrice": "0.000",
+    "slTriggerPrice": "0.000", "slPrice": "0.000", "tpOrderType": ""}
 # USDⓈ-M "Cancel Algo Order (TRADE)" ("code" is the string "200")
 ALGO_CANCEL = {"algoId": 2146760, "clientAlgoId": "6B2I9XVcJpCjqPAJ4YoFX7", "code": "200", "msg": "success"}
 
@@ -284,23 +327,25 @@ ALGO_CANCEL = {"algoId": 2146760, "clientAlgoId": "6B2I9XVcJpCjqPAJ4YoFX7", "cod
 
 
 def spot_buy(server: BinanceTestServer, quantity: str = "0.002", **extra: Any) -> dict:
-    return call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": quantity,
-                                                   "newOrderRespType": "FULL"} | extra, signed=True)
+    return call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                  "quantity": quantity, "newOrderRespType": "FULL"} | extra,
+                signed=True)
 
 
 def futures_open(server: BinanceTestServer, side: str = "BUY", quantity: str = "0.002", **extra: Any) -> dict:
-    return call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": side, "type": "MARKET", "quantity": quantity,
-                                                   "newOrderRespType": "RESULT"} | extra, signed=True)
+    return call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": side, "type": "MARKET",
+                                                   "quantity": quantity, "newOrderRespType": "RESULT"} | extra,
+                signed=True)
 
 
 def place_oco(server: BinanceTestServer, coid: str = "oco1") -> dict:
     """A protective SELL OCO: take profit (LIMIT_MAKER) above the market, stop loss below."""
     spot_buy(server)
     return call(server, "POST", "/api/v3/orderList/oco", {
-        "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001", "listClientOrderId": coid, "newOrderRespType": "RESULT",
-        "aboveType": "LIMIT_MAKER", "abovePrice": "52000", "aboveClientOrderId": f"{coid}-tp",
-        "belowType": "STOP_LOSS_LIMIT", "belowStopPrice": "48000", "belowPrice": "47900", "belowTimeInForce": "GTC",
-        "belowClientOrderId": f"{coid}-sl"}, signed=True)
+        "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001", "listClientOrderId": coid,
+        "newOrderRespType": "RESULT", "aboveType": "LIMIT_MAKER", "abovePrice": "52000",
+        "aboveClientOrderId": f"{coid}-tp", "belowType": "STOP_LOSS_LIMIT", "belowStopPrice": "48000",
+        "belowPrice": "47900", "belowTimeInForce": "GTC", "belowClientOrderId": f"{coid}-sl"}, signed=True)
 
 
 @pytest.fixture
@@ -333,7 +378,8 @@ def test_spot_exchange_info(server):
 
 def test_futures_exchange_info(server):
     info = call(server, "GET", "/fapi/v1/exchangeInfo")
-    assert_shape(info, FUTURES_EXCHANGE_INFO | {"symbols": []}, nullable={"autoAssetExchange"})  # BNB: "autoAssetExchange": null
+    # BNB: "autoAssetExchange": null
+    assert_shape(info, FUTURES_EXCHANGE_INFO | {"symbols": []}, nullable={"autoAssetExchange"})
     assert info["symbols"]
     for symbol in info["symbols"]:
         assert_shape(symbol | {"filters": []}, FUTURES_EXCHANGE_INFO["symbols"][0])
@@ -420,12 +466,13 @@ def test_futures_account_and_positions_flat_then_open(server):
     assert_shape(account, FUTURES_ACCOUNT)
     assert [p["symbol"] for p in account["positions"]] == ["BTCUSDT"]
     assert Decimal(account["totalUnrealizedProfit"]) == Decimal(risk[0]["unRealizedProfit"])
-    assert Decimal(account["totalMarginBalance"]) == Decimal(account["totalWalletBalance"]) + Decimal(account["totalUnrealizedProfit"])
+    assert Decimal(account["totalMarginBalance"]) == (Decimal(account["totalWalletBalance"])
+                                                      + Decimal(account["totalUnrealizedProfit"]))
 
 
 def test_a_resting_order_lists_its_symbol_in_position_risk(server):
-    call(server, "POST", "/fapi/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01", "price": "2000",
-                                            "timeInForce": "GTC"}, signed=True)
+    call(server, "POST", "/fapi/v1/order", {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01",
+                                            "price": "2000", "timeInForce": "GTC"}, signed=True)
     risk = call(server, "GET", "/fapi/v3/positionRisk", signed=True)
     assert [r["symbol"] for r in risk] == ["ETHUSDT"] and Decimal(risk[0]["positionAmt"]) == 0
     assert_shape(risk, POSITION_RISK)
@@ -433,8 +480,10 @@ def test_a_resting_order_lists_its_symbol_in_position_risk(server):
 
 def test_futures_settings(server):
     assert_shape(call(server, "POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 5}, signed=True), LEVERAGE)
-    assert_shape(call(server, "POST", "/fapi/v1/marginType", {"symbol": "BTCUSDT", "marginType": "ISOLATED"}, signed=True), MARGIN_TYPE)
-    assert_shape(call(server, "GET", "/fapi/v1/leverageBracket", signed=True), LEVERAGE_BRACKET, optional={"notionalCoef"})
+    assert_shape(call(server, "POST", "/fapi/v1/marginType", {"symbol": "BTCUSDT", "marginType": "ISOLATED"},
+                      signed=True), MARGIN_TYPE)
+    assert_shape(call(server, "GET", "/fapi/v1/leverageBracket", signed=True), LEVERAGE_BRACKET,
+                 optional={"notionalCoef"})
     assert_shape(call(server, "GET", "/fapi/v1/positionSide/dual", signed=True), POSITION_MODE)
 
 
@@ -456,9 +505,11 @@ def test_spot_market_order_full(server):
 
 
 def test_spot_resting_limit_order_full_has_empty_fills(server):
-    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                                                   "quantity": "0.001", "price": "40000", "newOrderRespType": "FULL"}, signed=True)
-    assert placed["status"] == "NEW" and placed["fills"] == []  # ccxt recording "spot +selfTradePrevention +iceberg": "fills": []
+    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                    "timeInForce": "GTC", "quantity": "0.001", "price": "40000",
+                                                    "newOrderRespType": "FULL"}, signed=True)
+    # ccxt recording "spot +selfTradePrevention +iceberg": "fills": []
+    assert placed["status"] == "NEW" and placed["fills"] == []
     assert_shape(placed, SPOT_FULL)
 
 
@@ -472,8 +523,9 @@ def test_spot_ack_answer(server):
 
 def test_spot_stop_order_default_answer_is_ack(server):
     spot_buy(server)
-    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT", "timeInForce": "GTC",
-                                                   "quantity": "0.001", "price": "47900", "stopPrice": "48000"}, signed=True)
+    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS_LIMIT",
+                                                    "timeInForce": "GTC", "quantity": "0.001", "price": "47900",
+                                                    "stopPrice": "48000"}, signed=True)
     assert_shape(placed, SPOT_ACK)
 
 
@@ -493,8 +545,9 @@ def test_spot_stop_and_take_profit_orders(server, order_type):
 
 def test_spot_stop_order_query_has_stop_price_and_triggers(server):
     spot_buy(server)
-    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS", "quantity": "0.001",
-                                                   "stopPrice": "48000", "newClientOrderId": "sl1", "newOrderRespType": "RESULT"},
+    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_LOSS",
+                                                    "quantity": "0.001", "stopPrice": "48000",
+                                                    "newClientOrderId": "sl1", "newOrderRespType": "RESULT"},
                   signed=True)
     query = call(server, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
     assert query["status"] == "NEW" and Decimal(query["stopPrice"]) == 48000
@@ -506,8 +559,9 @@ def test_spot_stop_order_query_has_stop_price_and_triggers(server):
 
 
 def test_spot_query_and_open_orders(server):
-    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                                                   "quantity": "0.001", "price": "40000"}, signed=True)
+    placed = call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                    "timeInForce": "GTC", "quantity": "0.001", "price": "40000"},
+                  signed=True)
     query = call(server, "GET", "/api/v3/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
     assert_shape(query, SPOT_QUERY, optional={"stopPrice", "icebergQty"})
     assert_shape(call(server, "GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}, signed=True), [SPOT_QUERY],
@@ -515,24 +569,29 @@ def test_spot_query_and_open_orders(server):
 
 
 def test_spot_cancel(server):
-    call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
-                                           "price": "40000", "newClientOrderId": "mine"}, signed=True)
+    call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                           "quantity": "0.001", "price": "40000", "newClientOrderId": "mine"},
+         signed=True)
     canceled = call(server, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "mine"}, signed=True)
     assert_shape(canceled, SPOT_CANCEL)
     assert canceled["origClientOrderId"] == "mine" and canceled["clientOrderId"] != "mine"
 
 
 def test_spot_cancel_names_the_cancel_by_new_client_order_id(server):
-    call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
-                                           "price": "40000", "newClientOrderId": "mine"}, signed=True)
-    canceled = call(server, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "mine", "newClientOrderId": "undo-mine"},
+    call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                           "quantity": "0.001", "price": "40000", "newClientOrderId": "mine"},
+         signed=True)
+    canceled = call(server, "DELETE", "/api/v3/order", {"symbol": "BTCUSDT", "origClientOrderId": "mine",
+                                                        "newClientOrderId": "undo-mine"},
                     signed=True)
-    assert (canceled["origClientOrderId"], canceled["clientOrderId"], canceled["status"]) == ("mine", "undo-mine", "CANCELED")
+    assert (canceled["origClientOrderId"], canceled["clientOrderId"], canceled["status"]) == (
+        "mine", "undo-mine", "CANCELED")
 
 
 def test_spot_invalid_new_order_resp_type(server):
-    assert call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001",
-                                                  "newOrderRespType": "EVERYTHING"}, signed=True, status=400)["code"] == -1136
+    assert call(server, "POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                  "quantity": "0.001", "newOrderRespType": "EVERYTHING"},
+                signed=True, status=400)["code"] == -1136
     assert server.open_orders() == [] and server.filled_orders() == []  # refused before anything happened
 
 
@@ -549,7 +608,8 @@ def test_spot_trades_and_fills_commissions(fees):
     with BinanceTestServer(window_seconds=60, **options) as server:
         placed = spot_buy(server)
         trades = call(server, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT"}, signed=True)
-        by_order = call(server, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
+        by_order = call(server, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT", "orderId": placed["orderId"]},
+                        signed=True)
     assert trades == by_order and len(trades) == len(placed["fills"]) >= 1
     assert_shape(trades, [SPOT_TRADE])  # (the fills' own shape: test_spot_market_order_full)
     asset = {"BNB": "BNB"}.get(fees, "BTC")  # a buyer pays in the asset bought
@@ -575,7 +635,8 @@ def test_oco_placing_answer_by_new_order_resp_type(server, resp_type):
     spot_buy(server)
     placed = call(server, "POST", "/api/v3/orderList/oco", {
         "symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001", "newOrderRespType": resp_type,
-        "aboveType": "LIMIT_MAKER", "abovePrice": "52000", "belowType": "STOP_LOSS", "belowStopPrice": "48000"}, signed=True)
+        "aboveType": "LIMIT_MAKER", "abovePrice": "52000", "belowType": "STOP_LOSS", "belowStopPrice": "48000"},
+        signed=True)
     report = SPOT_ACK if resp_type == "ACK" else SPOT_FULL | STOP_PRICE
     assert_shape(placed, ORDER_LIST | {"orderReports": [report]}, optional={"stopPrice"})
     if resp_type != "ACK":
@@ -590,14 +651,16 @@ def test_oco_placing_answer_list_fields(server):
 
 def test_oco_query_and_open_order_lists(server):
     placed = place_oco(server)
-    assert_shape(call(server, "GET", "/api/v3/orderList", {"orderListId": placed["orderListId"]}, signed=True), ORDER_LIST)
+    assert_shape(call(server, "GET", "/api/v3/orderList", {"orderListId": placed["orderListId"]}, signed=True),
+                 ORDER_LIST)
     assert_shape(call(server, "GET", "/api/v3/orderList", {"origClientOrderId": "oco1"}, signed=True), ORDER_LIST)
     assert_shape(call(server, "GET", "/api/v3/openOrderList", signed=True), [ORDER_LIST])
 
 
 def test_oco_cancel(server):
     placed = place_oco(server)
-    canceled = call(server, "DELETE", "/api/v3/orderList", {"symbol": "BTCUSDT", "orderListId": placed["orderListId"]}, signed=True)
+    canceled = call(server, "DELETE", "/api/v3/orderList", {"symbol": "BTCUSDT", "orderListId": placed["orderListId"]},
+                    signed=True)
     assert (canceled["listStatusType"], canceled["listOrderStatus"]) == ("ALL_DONE", "ALL_DONE")
     assert_shape(canceled, OCO_CANCELED, optional={"stopPrice"})
 
@@ -613,7 +676,8 @@ def test_oco_one_leg_filled_the_other_expired(server):
     order_list = call(server, "GET", "/api/v3/orderList", {"origClientOrderId": "oco1"}, signed=True)
     assert (order_list["listStatusType"], order_list["listOrderStatus"]) == ("ALL_DONE", "ALL_DONE")
     assert call(server, "GET", "/api/v3/openOrderList", signed=True) == []
-    [trade] = call(server, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT", "orderId": legs["oco1-tp"]["orderId"]}, signed=True)
+    [trade] = call(server, "GET", "/api/v3/myTrades", {"symbol": "BTCUSDT", "orderId": legs["oco1-tp"]["orderId"]},
+                   signed=True)
     assert trade["orderListId"] == order_list["orderListId"]  # a leg's trade names its order list
 
 
@@ -637,17 +701,21 @@ def test_futures_ack_answers_the_order_as_accepted(server):
 
 
 def test_futures_query_and_open_orders(server):
-    placed = call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
-                                                    "price": "40000", "timeInForce": "GTC", "newOrderRespType": "RESULT"}, signed=True)
-    assert_shape(call(server, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True), FUTURES_QUERY,
+    placed = call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                     "quantity": "0.002", "price": "40000", "timeInForce": "GTC",
+                                                     "newOrderRespType": "RESULT"}, signed=True)
+    assert_shape(call(server, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]},
+                      signed=True), FUTURES_QUERY, optional=TRAILING)
+    assert_shape(call(server, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, signed=True), [FUTURES_QUERY],
                  optional=TRAILING)
-    assert_shape(call(server, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, signed=True), [FUTURES_QUERY], optional=TRAILING)
 
 
 def test_futures_cancel(server):
-    placed = call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
-                                                    "price": "40000", "timeInForce": "GTC"}, signed=True)
-    canceled = call(server, "DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]}, signed=True)
+    placed = call(server, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                     "quantity": "0.002", "price": "40000", "timeInForce": "GTC"},
+                  signed=True)
+    canceled = call(server, "DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": placed["orderId"]},
+                    signed=True)
     assert_shape(canceled, FUTURES_CANCEL, optional=TRAILING)
 
 
@@ -673,7 +741,8 @@ def test_futures_liquidation_and_adl_orders(server, prefix, expected):
     futures_open(server)
     closed = server.close_outside("BTCUSDT", futures=True, prefix=prefix)
     query = call(server, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": closed["orderId"]}, signed=True)
-    trades = call(server, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "orderId": closed["orderId"]}, signed=True)
+    trades = call(server, "GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "orderId": closed["orderId"]},
+                  signed=True)
     assert query["status"] == "FILLED" and len(trades) == 1
     assert_shape(trades, [FUTURES_TRADE], optional={"marginAsset"})
     assert call(server, "GET", "/fapi/v3/positionRisk", signed=True) == []
@@ -731,7 +800,8 @@ def test_a_triggered_algo_order(names_order):
         assert call(server, "GET", "/fapi/v1/openAlgoOrders", signed=True) == []
         if names_order:
             assert query["actualOrderId"].isdigit() and Decimal(query["actualPrice"]) > 0
-            order = call(server, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": query["actualOrderId"]}, signed=True)
+            order = call(server, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": query["actualOrderId"]},
+                         signed=True)
             assert order["status"] == "FILLED" and order["type"] == "MARKET"
         else:
             assert query["actualOrderId"] == ""
@@ -743,4 +813,5 @@ def test_algo_order_cancel(server):
     placed = place_algo(server)
     canceled = call(server, "DELETE", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]}, signed=True)
     assert_shape(canceled, ALGO_CANCEL)
-    assert call(server, "GET", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]}, signed=True)["algoStatus"] == "CANCELED"
+    assert call(server, "GET", "/fapi/v1/algoOrder", {"algoId": placed["algoId"]},
+                signed=True)["algoStatus"] == "CANCELED"

@@ -30,17 +30,20 @@ from chaos_support import count, record_figures
 GOBOT = str(Path(sys.executable).parent / "gobot")
 KILL_AT = count(20, 60)
 DAMAGED_LINES = count(2, 8)
-FIGURES = {"wal_damaged": 0, "backups_restored": 0, "outbox_lines_damaged": 0, "detected": 0, "quarantined": 0, "lost": 0}
+FIGURES = {"wal_damaged": 0, "backups_restored": 0, "outbox_lines_damaged": 0, "detected": 0, "quarantined": 0,
+           "lost": 0}
 
 
 def write_config(folder: Path, data_dir: Path, database_url: str = "") -> Path:
     import gobot.testing
 
-    sections = "".join(f"[plugins.{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+    sections = "".join(f"[plugins.{name}]\n"
+                       + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
                        for name, values in gobot.testing.REPLAY_TEST_RISK.items())
     config = folder / "config.toml"
     config.write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{data_dir}"\n{sections}'
-                      f'[plugins.archiver]\ndatabase_url = "{database_url}"\nwrite_timeout_seconds = 1\n', encoding="utf-8")
+                      f'[plugins.archiver]\ndatabase_url = "{database_url}"\nwrite_timeout_seconds = 1\n',
+                      encoding="utf-8")
     return config
 
 
@@ -54,7 +57,8 @@ def start(config: Path, *args: str, kill: str | None = None) -> subprocess.Compl
 
 def archived_cycles(state: Path, run_id: str) -> list[int]:
     with sqlite3.connect(state / "archive.db") as db:
-        return [row[0] for row in db.execute("SELECT iteration FROM cycles WHERE run_id = ? ORDER BY iteration", (run_id,))]
+        return [row[0] for row in db.execute("SELECT iteration FROM cycles WHERE run_id = ? ORDER BY iteration",
+                                             (run_id,))]
 
 
 def state_of(state: Path) -> dict:
@@ -81,15 +85,16 @@ def test_a_wal_damaged_after_a_crash_loses_no_cycle(tmp_path, synthetic_data_dir
     cycles = archived_cycles(state, after["run_id"])
     lost = len(set(range(1, after["iteration"] + 1)) - set(cycles))
     FIGURES["lost"] += lost
-    assert after["iteration"] == KILL_AT + 2 and lost == 0, f"archive holds {len(cycles)} of {after['iteration']} cycles"
+    assert after["iteration"] == KILL_AT + 2 and lost == 0, (
+        f"archive holds {len(cycles)} of {after['iteration']} cycles")
     assert "archiver_integrity" not in (state / "audit.jsonl").read_text()
 
 
 def stop_after(config: Path, cycle: int) -> None:
     """Run until cycle ``cycle`` is printed, then SIGTERM: a clean stop, the archive flushed, the run unfinished."""
     env = {k: v for k, v in os.environ.items() if k not in ("GOBOT_TEST_KILL_POINT", "GOBOT_CONFIG")}
-    process = subprocess.Popen([GOBOT, "start", "--config", str(config), "--max-iterations", "500"], env=env, cwd=config.parent,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([GOBOT, "start", "--config", str(config), "--max-iterations", "500"], env=env,
+                               cwd=config.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith(f"#{cycle} "):
             process.send_signal(signal.SIGTERM)
@@ -128,8 +133,10 @@ def test_rows_the_archive_lost_are_found_at_start(tmp_path, synthetic_data_dir):
 
 @pytest.mark.slow
 def test_damaged_outbox_lines_are_quarantined_and_the_rest_stored(tmp_path, synthetic_data_dir):
-    pytest.importorskip("psycopg", reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot-trading[postgres]'")
-    config = write_config(tmp_path, synthetic_data_dir, "postgresql+psycopg://postgres@127.0.0.1:9/test")  # nothing listens
+    pytest.importorskip("psycopg",
+                        reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot-trading[postgres]'")
+    # nothing listens
+    config = write_config(tmp_path, synthetic_data_dir, "postgresql+psycopg://postgres@127.0.0.1:9/test")
     state = tmp_path / "state"
     first = start(config, "--max-iterations", "15")
     assert first.returncode == 0, first.stderr[-2000:]

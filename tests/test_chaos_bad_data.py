@@ -25,7 +25,8 @@ SHOWN = ["1h", "4h"]
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6), st.none(),
                     st.text(max_size=5), st.booleans(), st.sampled_from([PRICE * 0.98, PRICE * 1.04, PRICE, 0, -1]))
 views = st.lists(st.fixed_dictionaries({"timeframe": st.sampled_from(SHOWN + ["1d", ""]),
-                                        "action": st.sampled_from(["LONG", "SHORT", "HOLD", "long", "BUY", 1])}), max_size=3)
+                                        "action": st.sampled_from(["LONG", "SHORT", "HOLD", "long", "BUY", 1])}),
+                 max_size=3)
 answers = st.fixed_dictionaries({}, optional={
     "action": st.sampled_from(["LONG", "SHORT", "HOLD", "SELL", "", None, 1]),
     "confidence": numbers, "entry": numbers, "stop_loss": numbers, "take_profit": numbers,
@@ -34,7 +35,8 @@ answers = st.fixed_dictionaries({}, optional={
 levels = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(PRICE * 0.5, PRICE * 1.5), st.none())
 plausible = st.fixed_dictionaries({  # well-formed but for the levels: the answers that could trade
     "action": st.sampled_from(["LONG", "SHORT"]), "confidence": st.floats(0, 1), "entry": levels, "stop_loss": levels,
-    "take_profit": levels, "timeframes": st.just([{"timeframe": "1h", "action": "LONG"}, {"timeframe": "4h", "action": "SHORT"}]),
+    "take_profit": levels,
+    "timeframes": st.just([{"timeframe": "1h", "action": "LONG"}, {"timeframe": "4h", "action": "SHORT"}]),
     "rationale": st.text(max_size=40),
 })
 contents = st.one_of(
@@ -69,7 +71,8 @@ def test_a_vision_answer_trades_only_on_sane_levels():
 
     case()
     print(f"vision answers fuzzed: {figures['answers']}, of which traded on sane levels: {figures['trades']}")
-    record_figures("vision answer fuzz", cases=figures["answers"], traded_on_sane_levels=figures["trades"], trades_on_bad_data=0)
+    record_figures("vision answer fuzz", cases=figures["answers"], traded_on_sane_levels=figures["trades"],
+                   trades_on_bad_data=0)
     assert figures["trades"] > 0  # the well-formed answers did trade: the fuzzing reached the trading path
 
 

@@ -44,13 +44,16 @@ CORE_SECTIONS = {name: field.annotation for name, field in Settings.model_fields
                  if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
 
 scalars = st.one_of(
-    st.text(max_size=12), st.integers(min_value=-(10**20), max_value=10**20), st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), st.sampled_from(["", "0", "-1", "nan", "1e999", "BTC/USDT", "../../etc/passwd", "<script>", "\x00", "ü" * 3,
-                                    "s" * 5000, "state\x00dir", "/proc/self", "https://hooks.slack.com/services/T0/B0/x"]),
+    st.text(max_size=12), st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(), st.sampled_from(["", "0", "-1", "nan", "1e999", "BTC/USDT", "../../etc/passwd", "<script>", "\x00",
+                                    "ü" * 3, "s" * 5000, "state\x00dir", "/proc/self",
+                                    "https://hooks.slack.com/services/T0/B0/x"]),
     st.sampled_from([float("inf"), float("-inf"), 1e300, 1e-9, 1e-320, 2**63 - 1, -(2**63)]),
     st.just(["BTC/USDT", "BTC/USDT"]),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                       max_leaves=6)
 
 
@@ -62,7 +65,8 @@ def section(model: type[BaseModel]) -> st.SearchStrategy[dict]:
 config = st.fixed_dictionaries({}, optional={
     **{name: st.one_of(section(model), values) for name, model in CORE_SECTIONS.items()},
     "state_dir": values,
-    "plugins": st.fixed_dictionaries({}, optional={name: st.one_of(section(model), values) for name, model in PLUGIN_MODELS.items()}),
+    "plugins": st.fixed_dictionaries({}, optional={name: st.one_of(section(model), values)
+                                                   for name, model in PLUGIN_MODELS.items()}),
 })
 
 
@@ -106,16 +110,20 @@ HOSTILE: list[tuple[str, str, dict[str, str] | None, str]] = [  # (name, config 
     ("a symbol twice", '[trading]\nsymbols = ["BTC/USDT", "BTC/USDT"]\n', None, "trading.symbols"),
     ("loop_interval = 1e-9", "[orchestrator]\nloop_interval = 1e-9\n", None, "orchestrator.loop_interval"),
     ("loop_interval = 1e300", "[orchestrator]\nloop_interval = 1e300\n", None, "orchestrator.loop_interval"),
-    ("max_iterations = 2**63-1", "[orchestrator]\nmax_iterations = 9223372036854775807\n", None, "orchestrator.max_iterations"),
+    ("max_iterations = 2**63-1", "[orchestrator]\nmax_iterations = 9223372036854775807\n", None,
+     "orchestrator.max_iterations"),
     ("stale_after = 1e300", "[watchdog]\nstale_after = 1e300\n", None, "watchdog.stale_after"),
     ("optimizer seed -1", "[optimizer]\nseed = -1\n", None, "optimizer.seed"),
     ("strategy parameter inf", "[strategies.sma_rsi]\nfast = inf\n", None, "strategies.sma_rsi.fast"),
     ("plugin number nan", "[plugins.paper]\nfee_percent = nan\n", None, "plugins.paper.fee_percent"),
-    ("plugin number inf", "[plugins.risk_limits]\nmax_total_exposure_usd = inf\n", None, "plugins.risk_limits.max_total_exposure_usd"),
+    ("plugin number inf", "[plugins.risk_limits]\nmax_total_exposure_usd = inf\n", None,
+     "plugins.risk_limits.max_total_exposure_usd"),
     ("secret in a disabled plugin's section", '[plugins.telegram]\nbot_token = "123456:abcdefabcdef"\n', None,
      "plugins.telegram.bot_token"),
-    ("secret in an unknown plugin's section", '[plugins.pagerduty]\napi_key = "abc"\n', None, "plugins.pagerduty.api_key"),
-    ("Slack URL in the config", '[plugins.webhook]\nurl = "https://hooks.slack.com/services/T0/B0/XYZ"\n', None, "plugins.webhook.url"),
+    ("secret in an unknown plugin's section", '[plugins.pagerduty]\napi_key = "abc"\n', None,
+     "plugins.pagerduty.api_key"),
+    ("Slack URL in the config", '[plugins.webhook]\nurl = "https://hooks.slack.com/services/T0/B0/XYZ"\n', None,
+     "plugins.webhook.url"),
     ("webhook url key", '[plugins]\nenable = ["webhook"]\n[plugins.webhook]\nurl = "https://example.com/h"\n', None,
      "plugins.webhook.url"),
     ("dashboard on 0.0.0.0 without a token", '[server]\nenabled = true\nhost = "0.0.0.0"\n', None, "server.host"),
@@ -153,11 +161,14 @@ def test_a_hostile_config_is_refused_by_check_and_start_alike(tmp_path, name, te
     assert "Traceback" not in checked.stderr + started.stderr, (checked.stderr, started.stderr)
     assert checked.returncode == 2 and started.returncode == 2, (checked.stdout, checked.stderr, started.stderr[-1500:])
     line = f"{label}:{key}: "
-    assert any(problem.startswith(line) and " — fix: " in problem for problem in checked.stderr.splitlines()), checked.stderr
+    assert any(problem.startswith(line) and " — fix: " in problem
+               for problem in checked.stderr.splitlines()), checked.stderr
     if key == "server.host":  # start says it in the dashboard's own words (gobot/ops/server.py check_bind)
-        assert started.stderr.startswith('Error: [server] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN')
+        assert started.stderr.startswith('Error: [server] host = "0.0.0.0" is not a loopback address: '
+                                         'set GOBOT_DASHBOARD_TOKEN')
     else:
-        assert any(problem.removeprefix("Error: ").startswith(line) for problem in started.stderr.splitlines()), started.stderr
+        assert any(problem.removeprefix("Error: ").startswith(line)
+                   for problem in started.stderr.splitlines()), started.stderr
     HOSTILE_SEEN["refused"] += 1
     if key == "state_dir":
         assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"], "the state folder probe leaves nothing"

@@ -98,7 +98,8 @@ def install_disk_chaos(folder: Path) -> Path:
     (folder / "disk_chaos.py").write_text(textwrap.dedent(DISK_CHAOS), encoding="utf-8")
     info = folder / "gobot_plugin_disk_chaos-1.0.dist-info"
     info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gobot-plugin-disk-chaos\nVersion: 1.0\n", encoding="utf-8")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gobot-plugin-disk-chaos\nVersion: 1.0\n",
+                                   encoding="utf-8")
     (info / "entry_points.txt").write_text("[gobot]\ndisk_chaos = disk_chaos\n", encoding="utf-8")
     return folder
 
@@ -129,15 +130,17 @@ def write_config(folder: Path, state_dir: Path) -> Path:
     return config
 
 
-def run_through_an_outage(folder: Path, state_dir: Path, mode: str, ballast: Path | None = None) -> subprocess.CompletedProcess:
+def run_through_an_outage(folder: Path, state_dir: Path, mode: str,
+                          ballast: Path | None = None) -> subprocess.CompletedProcess:
     site = install_disk_chaos(folder / "site")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOBOT_")} | {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
         "DISK_CHAOS_MODE": mode, "DISK_CHAOS_FULL_AT": str(FULL_AT), "DISK_CHAOS_FREE_AT": str(FREE_AT),
         "DISK_CHAOS_BALLAST": str(ballast or "/nonexistent"), "COLUMNS": "200"}
     # Pipes, not files, for the output: a file size limit would cut a log file on disk short too.
-    return subprocess.run([GOBOT, "start", "--config", str(write_config(folder, state_dir)), "--max-iterations", str(CYCLES),
-                           "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([GOBOT, "start", "--config", str(write_config(folder, state_dir)),
+                           "--max-iterations", str(CYCLES), "--quiet"], env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def judge(done: subprocess.CompletedProcess, state_dir: Path) -> dict:
@@ -197,7 +200,8 @@ def check(figures: dict) -> None:
     assert figures["opened_after"] >= 1, figures  # trading resumed
     assert figures["saved_iteration"] == CYCLES and figures["finished"], figures
     assert figures["lost"] == 0 and figures["duplicates"] == 0, figures
-    assert figures["archive_fills_missing"] == 0, figures  # the archiver held its outbox lines, the database has every fill
+    # the archiver held its outbox lines, the database has every fill
+    assert figures["archive_fills_missing"] == 0, figures
 
 
 @pytest.mark.slow

@@ -51,16 +51,21 @@ def crowd(server: BinanceTestServer) -> None:
 
 FAULTS = {
     # name: (server options, what to do before faulty cycle i, cycles with the fault, healthy cycles after)
-    "5xx burst": ({}, lambda s, i: s.inject(Fault(action="status", status=503, when="before", times=8)) if i == 0 else None, 2, 3),
-    "5xx text burst": ({}, lambda s, i: s.inject(Fault(action="status", status=502, text=True, when="before", times=8)) if i == 0 else None, 2, 3),
+    "5xx burst": ({}, lambda s, i: s.inject(Fault(action="status", status=503, when="before",
+                                                  times=8)) if i == 0 else None, 2, 3),
+    "5xx text burst": ({}, lambda s, i: s.inject(Fault(action="status", status=502, text=True, when="before",
+                                                       times=8)) if i == 0 else None, 2, 3),
     "latency spike": ({}, lambda s, i: s.inject(Fault(action="delay", delay=0.8, times=6)) if i == 0 else None, 2, 3),
-    "dropped connections": ({}, lambda s, i: s.inject(Fault(action="drop", when="before", times=8)) if i == 0 else None, 2, 3),
-    "order dropped after send": ({}, lambda s, i: s.inject(Fault(path=ORDER, method="POST", action="drop", when="after")) if i == 0 else None, 1, 3),
+    "dropped connections": ({}, lambda s, i: s.inject(Fault(action="drop", when="before", times=8)) if i == 0 else None,
+                            2, 3),
+    "order dropped after send": ({}, lambda s, i: s.inject(Fault(path=ORDER, method="POST", action="drop",
+                                                                 when="after")) if i == 0 else None, 1, 3),
     "429 storm": ({"window_seconds": 1, "weight_limit": 400, "ban_after_429s": 5}, lambda s, i: crowd(s), 2, 3),
     "418 ban": ({}, lambda s, i: setattr(s, "banned_until", time.time() + 1.5) if i == 0 else None, 2, 4),
     "clock skew (-1021)": ({}, lambda s, i: setattr(s, "clock_skew_ms", 8000), 2, 3),
     "insufficient balance": ({"quote_balance": 1.0}, lambda s, i: None, 2, 0),
-    "order rejected (400)": ({}, lambda s, i: s.inject(Fault(path=ORDER, method="POST", action="status", status=400, when="before", times=3)) if i == 0 else None, 2, 3),
+    "order rejected (400)": ({}, lambda s, i: s.inject(Fault(path=ORDER, method="POST", action="status", status=400,
+                                                             when="before", times=3)) if i == 0 else None, 2, 3),
 }
 
 
@@ -97,7 +102,8 @@ def run_fault(tmp_path, name: str) -> Outcome:
                 if name == "418 ban":  # the ban ends (real time), the recovery timeout passes (moved clock): a probe
                     limiter = bot.ctx.rate_limiter
                     await until(lambda: limiter.banned_until <= limiter.clock(), timeout=10, what="the end of the ban")
-                    clock.offset += timedelta(minutes=bot.plugin_configs["circuit_breaker"].recovery_timeout_minutes + 1)
+                    clock.offset += timedelta(
+                        minutes=bot.plugin_configs["circuit_breaker"].recovery_timeout_minutes + 1)
                     await cycle()  # HALF_OPEN: the probe entry is sent
                     await cycle()  # its fill arrives
                     server.set_price("BTCUSDT", 51000.0)
@@ -119,10 +125,11 @@ def run_fault(tmp_path, name: str) -> Outcome:
             coids = [o["clientOrderId"] for o in server.state.orders.values()]
             statuses = dict(server.status_counts)
         assert len(coids) == len(set(coids)), f"{name}: a client order id twice on the exchange"
-        return Outcome(cycles=done, errors=[e.kind for e in recorder.errors], alerts=sorted({a.kind for a in recorder.alerts}),
-                       breaker=bot.state.plugin_state.get("circuit_breaker", {}).get("state", "?"), entries=len(entries),
-                       position="BTC/USDT" in bot.state.positions, statuses=statuses, breaker_path=" → ".join(path),
-                       trades=[t.pnl for t in bot.state.trades])
+        return Outcome(cycles=done, errors=[e.kind for e in recorder.errors],
+                       alerts=sorted({a.kind for a in recorder.alerts}),
+                       breaker=bot.state.plugin_state.get("circuit_breaker", {}).get("state", "?"),
+                       entries=len(entries), position="BTC/USDT" in bot.state.positions, statuses=statuses,
+                       breaker_path=" → ".join(path), trades=[t.pnl for t in bot.state.trades])
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
@@ -146,12 +153,14 @@ def test_the_loop_survives_the_fault_alerts_and_recovers(tmp_path, monkeypatch, 
         if name in ("5xx burst", "5xx text burst", "dropped connections", "order rejected (400)", "clock skew (-1021)"):
             assert outcome.alerts != ["run_started", "run_stopped"], outcome  # something was said
         if name == "429 storm":
-            assert outcome.statuses.get(429, 0) >= 1 and outcome.statuses.get(418, 0) == 0 and "rate_limited" in outcome.alerts
+            assert (outcome.statuses.get(429, 0) >= 1 and outcome.statuses.get(418, 0) == 0
+                    and "rate_limited" in outcome.alerts)
         if name == "clock skew (-1021)":
             assert outcome.statuses.get(400, 0) >= 1
         recovered = outcome.position or bool(outcome.trades)
         print(f"{name}: cycles {outcome.cycles}, errors {len(outcome.errors)}, breaker {outcome.breaker_path}, "
               f"entries {outcome.entries}, recovered {recovered}, alerts {', '.join(outcome.alerts)}")
-        record_figures(f"exchange chaos: {name}", rounds=1, survived=1, cycles=outcome.cycles, errors=len(outcome.errors),
-                       entries=outcome.entries, recovered=int(recovered), breaker=outcome.breaker_path,
+        record_figures(f"exchange chaos: {name}", rounds=1, survived=1, cycles=outcome.cycles,
+                       errors=len(outcome.errors), entries=outcome.entries, recovered=int(recovered),
+                       breaker=outcome.breaker_path,
                        alerts=", ".join(a for a in outcome.alerts if a not in ("run_started", "run_stopped")))

@@ -105,10 +105,11 @@ def test_malformed_exchange_answers_never_trade_on_bad_data_nor_stop_the_loop(tm
     keys(monkeypatch)
     flip, recorder = Flip(), Recorder()
     figures = {"cases": 0, "answers corrupted": 0, "orders sent": 0}
-    risk = {"symbol_cooldown_minutes": 0, "max_trades_per_day": 0, "low_liquidity_hours": [], "max_total_exposure_usd": 1000,
-            "daily_loss_limit_usd": 10**6, "weekly_loss_limit_usd": 10**6}
+    risk = {"symbol_cooldown_minutes": 0, "max_trades_per_day": 0, "low_liquidity_hours": [],
+            "max_total_exposure_usd": 1000, "daily_loss_limit_usd": 10**6, "weekly_loss_limit_usd": 10**6}
     with BinanceTestServer() as server:
-        bot = binance_bot(tmp_path / "state", server, ideas=flip, recorder=recorder, market=market, request_timeout=1, recv_window_ms=300,
+        bot = binance_bot(tmp_path / "state", server, ideas=flip, recorder=recorder, market=market, request_timeout=1,
+                          recv_window_ms=300,
                           config={"plugins": {"risk_limits": risk, "circuit_breaker": BREAKER_OFF,
                                               # minutes of fuzzing send more than an hour's weight budget
                                               "adaptive_rate_limit": {"requests_per_hour": 10**7}}})
@@ -116,8 +117,8 @@ def test_malformed_exchange_answers_never_trade_on_bad_data_nor_stop_the_loop(tm
         loop.run_until_complete(bot.startup())
         try:
             # make test: the same 120 cases every run (derandomized); make chaos: 1,500 new ones each time
-            @settings(max_examples=count(120, 1500), deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                      derandomize=not FULL)
+            @settings(max_examples=count(120, 1500), deadline=None, suppress_health_check=list(HealthCheck),
+                      database=None, derandomize=not FULL)
             @given(endpoint=st.sampled_from(ENDPOINTS[market]), corruption=corruptions, times=st.integers(1, 3))
             def one_cycle(endpoint, corruption, times):
                 method, path = endpoint
@@ -161,7 +162,8 @@ def test_malformed_exchange_answers_never_trade_on_bad_data_nor_stop_the_loop(tm
         else:  # spot: a sell rounds down to the lot step, so a closed position may leave dust below one step
             discrepancy |= not 0 <= on_exchange - in_state < LOT_STEP * (len(bot.state.trades) + 1)
         coids = [o["clientOrderId"] for o in server.state.orders.values()]
-    print(f"{market}: {figures}; position in state {in_state:g}, fills heard {heard:g}, on the exchange {on_exchange:g}")
+    print(f"{market}: {figures}; position in state {in_state:g}, fills heard {heard:g}, "
+          f"on the exchange {on_exchange:g}")
     record_figures(f"exchange answer fuzz ({market})", cases=figures["cases"], corrupted=figures["answers corrupted"],
                    orders=figures["orders sent"], trades_on_bad_data=0, discrepancies=int(discrepancy))
     assert len(coids) == len(set(coids)), "an order was placed twice"

@@ -19,8 +19,8 @@ from test_adaptive_rate_limit import redis_or_skip
 from test_binance_book import assert_books_agree
 
 #: A trade as often as the market allows: no cooldown, no daily caps, the breaker out of the way.
-RISK = {"max_total_exposure_usd": 1000, "symbol_cooldown_minutes": 0, "max_trades_per_day": 0, "low_liquidity_hours": [],
-        "daily_loss_limit_usd": 10**6, "weekly_loss_limit_usd": 10**6}
+RISK = {"max_total_exposure_usd": 1000, "symbol_cooldown_minutes": 0, "max_trades_per_day": 0,
+        "low_liquidity_hours": [], "daily_loss_limit_usd": 10**6, "weekly_loss_limit_usd": 10**6}
 BREAKER_OFF = {"circuit_breaker_threshold": 10**6, "max_consecutive_losses": 10**6, "failure_threshold": 10**6}
 
 
@@ -43,7 +43,8 @@ def test_bnb_commissions_partial_fills_triggered_stops_and_a_redis_cut_end_with_
         ideas, recorder = EnterWhenFlat(), Recorder()
         share = f"redis://127.0.0.1:{proxy.port}/0"
         bot = binance_bot(tmp_path / "state", server, ideas=ideas, recorder=recorder,
-                          config={"plugins": {"adaptive_rate_limit": {"share": share}, "risk_limits": RISK, "circuit_breaker": BREAKER_OFF}})
+                          config={"plugins": {"adaptive_rate_limit": {"share": share}, "risk_limits": RISK,
+                                              "circuit_breaker": BREAKER_OFF}})
         cut_at, back_at = cycles // 3, cycles // 3 + max(5, cycles // 10)
         price = 50000.0
 

@@ -41,7 +41,8 @@ class Hostile:
             ctx.add_learning(Learning(text=PAYLOAD, source=PAYLOAD, evidence={"why": PAYLOAD}))
         step = ctx.iteration % 6
         action = Action.LONG if step == 1 else Action.SHORT if step == 4 else Action.HOLD
-        return [Signal(symbol=s.symbol, action=action, confidence=0.99, rationale=PAYLOAD, strategy=PAYLOAD) for s in snapshots]
+        return [Signal(symbol=s.symbol, action=action, confidence=0.99, rationale=PAYLOAD, strategy=PAYLOAD)
+                for s in snapshots]
 
     @hookimpl
     def gobot_risk_check(self, ctx, intent):
@@ -58,7 +59,8 @@ async def injected(page) -> dict:
 
 async def open_page(browser, url: str):
     page = await browser.new_page(viewport={"width": 1440, "height": 900})
-    await page.add_init_script("window.alert = window.confirm = window.prompt = () => { window.dialogs = (window.dialogs || 0) + 1 }")
+    await page.add_init_script("window.alert = window.confirm = window.prompt = "
+                               "() => { window.dialogs = (window.dialogs || 0) + 1 }")
     await page.goto(url)
     return page
 
@@ -89,7 +91,8 @@ def test_hostile_strings_stay_text_on_the_dashboard_and_in_the_html_report(repla
             await asyncio.wait_for(asyncio.shield(task), 20)
 
         config = tmp_path / "config.toml"
-        config.write_text(f'state_dir = "state"\n[plugins.archiver]\ndatabase_url = "sqlite:///{database}"\nmin_pattern_trades = 2\n')
+        config.write_text(f'state_dir = "state"\n[plugins.archiver]\ndatabase_url = "sqlite:///{database}"\n'
+                          'min_pattern_trades = 2\n')
         monkeypatch.setenv("GOBOT_CONFIG", str(config))
         from gobot.cli import cli
 
@@ -101,7 +104,8 @@ def test_hostile_strings_stay_text_on_the_dashboard_and_in_the_html_report(repla
             try:
                 page = await open_page(browser, target.as_uri())
                 text = await page.locator("body").inner_text()
-                report = await injected(page) | {"shown": text.count(PAYLOAD), "raw": PAYLOAD in target.read_text(encoding="utf-8")}
+                report = await injected(page) | {"shown": text.count(PAYLOAD),
+                                                 "raw": PAYLOAD in target.read_text(encoding="utf-8")}
             finally:
                 await browser.close()
         return [dashboard, report]

@@ -38,12 +38,14 @@ FIGURES = {"runs": 0, "values_compared": 0, "fuzz_cases": 0, "refused": 0, "mask
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in (*SECRET_ENV_VARS, "TELEGRAM_CHAT_ID", "GOBOT_CONFIG")} | extra
+    return {k: v for k, v in os.environ.items()
+            if k not in (*SECRET_ENV_VARS, "TELEGRAM_CHAT_ID", "GOBOT_CONFIG")} | extra
 
 
 def _replay(folder: Path, data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     folder.mkdir()
-    (folder / "config.toml").write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{data_dir}"\n', encoding="utf-8")
+    (folder / "config.toml").write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{data_dir}"\n',
+                                        encoding="utf-8")
     return subprocess.run([GOBOT, "start", "--config", "config.toml", "--max-iterations", "25", "--quiet"], cwd=folder,
                           env=_env(env), capture_output=True, text=True, timeout=180)
 
@@ -58,7 +60,8 @@ def _data(folder: Path) -> dict:
         rows = [list(row) for row in db.execute(
             "SELECT symbol, direction, amount, entry_price, exit_price, opened_at, closed_at, pnl, fees, exit_reason "
             "FROM trades ORDER BY closed_at, id")]
-        rows += [list(row) for row in db.execute("SELECT iteration, equity, cash, time, signals FROM cycles ORDER BY iteration")]
+        rows += [list(row) for row in db.execute("SELECT iteration, equity, cash, time, signals FROM cycles "
+                                                 "ORDER BY iteration")]
     text = json.dumps({"state": state, "audit": audit, "archive": rows})
     return _comparable(json.loads(text.replace(state["run_id"], "<run>")))  # titles name the run
 
@@ -95,7 +98,8 @@ def test_a_chat_id_that_looks_like_a_year_leaves_the_data_alone(tmp_path, synthe
     before, after = _data(tmp_path / "plain"), _data(tmp_path / "chatty")
     assert '"2026-01-01T' in (tmp_path / "chatty" / "state" / "state.json").read_text()
     leaves_before, leaves_after = dict(_leaves(before)), dict(_leaves(after))
-    different = {path for path in leaves_before.keys() | leaves_after.keys() if leaves_before.get(path) != leaves_after.get(path)}
+    different = {path for path in leaves_before.keys() | leaves_after.keys()
+                 if leaves_before.get(path) != leaves_after.get(path)}
     FIGURES["runs"] += 2
     FIGURES["values_compared"] += len(leaves_before)
     FIGURES["data_rewritten"] += len(different)
@@ -106,20 +110,22 @@ def test_a_chat_id_that_looks_like_a_year_leaves_the_data_alone(tmp_path, synthe
 @pytest.mark.slow
 def test_a_secret_of_four_characters_is_refused_at_start_with_one_line(tmp_path):
     env = _env({"GOBOT_DASHBOARD_TOKEN": "2026"})
-    started = subprocess.run([GOBOT, "start", "--max-iterations", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    checked = subprocess.run([GOBOT, "config", "check"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    line = ("(environment):GOBOT_DASHBOARD_TOKEN: is 4 characters long; a secret shorter than 12 characters cannot be masked "
-            "in logs and alerts without also masking ordinary data (a year in a date, a price) — fix: use a random value of "
-            "at least 12 characters with letters in it, e.g. `openssl rand -hex 16`")
+    started = subprocess.run([GOBOT, "start", "--max-iterations", "1"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60)
+    checked = subprocess.run([GOBOT, "config", "check"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=60)
+    line = ("(environment):GOBOT_DASHBOARD_TOKEN: is 4 characters long; a secret shorter than 12 characters "
+            "cannot be masked in logs and alerts without also masking ordinary data (a year in a date, a price) "
+            "— fix: use a random value of at least 12 characters with letters in it, e.g. `openssl rand -hex 16`")
     assert (started.returncode, started.stderr.splitlines()) == (2, [f"Error: {line}"])
     assert (checked.returncode, checked.stderr.splitlines()) == (2, [line])
     assert not (tmp_path / "gobot_state").exists()
 
 
 MASK = "***"
-BROKE_IT = ["2026", "2026-01-01", "2026-01-01T00:00", "2026-01-01T00:15:00", "BTC/USDT", "true", "false", "null", "LONG",
-            "0.5", "100.0", "1e-05", "987654321", "-1001234567890", "run_id", "equity", "paper", "sma_rsi", "iteration",
-            "filled", "take_profit", "Opened long BTC/USDT", "2026-01-01T00:15:00+00:00"]
+BROKE_IT = ["2026", "2026-01-01", "2026-01-01T00:00", "2026-01-01T00:15:00", "BTC/USDT", "true", "false", "null",
+            "LONG", "0.5", "100.0", "1e-05", "987654321", "-1001234567890", "run_id", "equity", "paper", "sma_rsi",
+            "iteration", "filled", "take_profit", "Opened long BTC/USDT", "2026-01-01T00:15:00+00:00"]
 
 
 def test_a_secret_drawn_from_the_bots_own_data_never_rewrites_it(replay_bot, run_bot, monkeypatch):

@@ -41,12 +41,13 @@ def test_a_full_replay_leaks_no_secret_anywhere(tmp_path, synthetic_data_dir):
             f'[plugins.telegram]\napi_url = "{telegram.url}"\ncommands = false\ncharts = false\n'
             f'[plugins.webhook]\nmin_severity = "INFO"\nretry_initial = 0.05\n'
         )
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS} | fakes | {"TELEGRAM_CHAT_ID": "-1009876543210777"}
+        env = ({k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS} | fakes
+               | {"TELEGRAM_CHAT_ID": "-1009876543210777"})
         run = subprocess.run([GOBOT, "start", "--config", str(config), "--max-iterations", "40", "-v"], env=env,
                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
         assert run.returncode == 0, run.stderr[-2000:]
-        report = subprocess.run([GOBOT, "report", "--config", str(config), "--html", str(tmp_path / "report.html")], env=env,
-                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        report = subprocess.run([GOBOT, "report", "--config", str(config), "--html", str(tmp_path / "report.html")],
+                                env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert report.returncode == 0, report.stderr[-2000:]
         sent = list(telegram.texts())
         hooks = [json.dumps(body, default=str) for body in webhook.delivered()]

@@ -70,7 +70,8 @@ def _open_fds(pid: int) -> int:
 
 
 @pytest.mark.slow
-def test_a_connection_flood_of_twice_the_fd_limit_never_stops_the_trading_loop(tmp_path, synthetic_data_dir, installed_plugin):
+def test_a_connection_flood_of_twice_the_fd_limit_never_stops_the_trading_loop(tmp_path, synthetic_data_dir,
+                                                                                installed_plugin):
     """Issue 16, finding 1: 1,100 idle connections against a soft limit of 1024 made the next state
     write fail (EMFILE) and ended the run. Now the server stops accepting before it would take the
     descriptors kept for the trading loop: cycles go on and state is written during the flood."""
@@ -82,8 +83,8 @@ def test_a_connection_flood_of_twice_the_fd_limit_never_stops_the_trading_loop(t
                       f'[server]\nport = 0\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if k not in ("GOBOT_CONFIG", "GOBOT_DASHBOARD_TOKEN")}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])), GOBOT_DASHBOARD_TOKEN=TOKEN,
-               GOBOT_TEST_PACE="0.03")
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")])),
+               GOBOT_DASHBOARD_TOKEN=TOKEN, GOBOT_TEST_PACE="0.03")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert hard == resource.RLIM_INFINITY or hard >= flood + 64, "this test needs room for its own client sockets"
 
@@ -92,12 +93,14 @@ def test_a_connection_flood_of_twice_the_fd_limit_never_stops_the_trading_loop(t
 
     out, err = (tmp_path / "stdout.txt").open("w"), (tmp_path / "stderr.txt").open("w")
     process = subprocess.Popen([sys.executable, "-m", "gobot", "start", "--serve", "--quiet", "--config", str(config),
-                                "--max-iterations", "0"], cwd=tmp_path, env=env, stdout=out, stderr=err, preexec_fn=lowered)
+                                "--max-iterations", "0"], cwd=tmp_path, env=env, stdout=out, stderr=err,
+                               preexec_fn=lowered)
     clients: list[socket.socket] = []
     try:
         def dashboard_url():
             assert process.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
-            match = re.search(r"^Dashboard: (http://127\.0\.0\.1:(\d+)/)", (tmp_path / "stderr.txt").read_text(), re.MULTILINE)
+            match = re.search(r"^Dashboard: (http://127\.0\.0\.1:(\d+)/)", (tmp_path / "stderr.txt").read_text(),
+                              re.MULTILINE)
             return match and (match.group(1), int(match.group(2)))
 
         url, port = _wait_for(dashboard_url, 60, "the Dashboard line")
@@ -114,7 +117,8 @@ def test_a_connection_flood_of_twice_the_fd_limit_never_stops_the_trading_loop(t
 
         def cycles_went_on():
             nonlocal peak
-            assert process.poll() is None, "the bot died during the flood:\n" + (tmp_path / "stderr.txt").read_text()[-3000:]
+            assert process.poll() is None, ("the bot died during the flood:\n"
+                                            + (tmp_path / "stderr.txt").read_text()[-3000:])
             peak = max(peak, _open_fds(process.pid))
             return _iteration(state) >= started + 25 and peak > baseline_fds
 
@@ -122,7 +126,8 @@ def test_a_connection_flood_of_twice_the_fd_limit_never_stops_the_trading_loop(t
         during = _iteration(state) - started
         peak = max(peak, _open_fds(process.pid))
         assert peak < limit, f"the bot reached its limit of {limit} open files ({peak})"
-        assert peak <= limit - 128 + 16, f"the server took descriptors kept for the trading loop ({peak} open of {limit})"
+        assert peak <= limit - 128 + 16, (f"the server took descriptors kept for the trading loop "
+                                          f"({peak} open of {limit})")
 
         for client in clients:
             client.close()
@@ -248,7 +253,8 @@ def test_wrong_tokens_lock_the_client_out_longer_each_time_and_alert(replay_bot)
     asyncio.run(scenario())
     lockouts = [a for a in recorder.alerts if a.kind == "dashboard_lockout"]
     assert len(lockouts) == 1, "one alert a minute at most"
-    assert lockouts[0].severity.value == "WARNING" and "127.0.0.1" in lockouts[0].title and TOKEN not in lockouts[0].model_dump_json()
+    assert (lockouts[0].severity.value == "WARNING" and "127.0.0.1" in lockouts[0].title
+            and TOKEN not in lockouts[0].model_dump_json())
     audit = (bot.settings.state_path / "audit.jsonl").read_text()
     assert audit.count('"event": "dashboard_lockout"') == 3 and TOKEN not in audit
 
@@ -328,7 +334,8 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_on_every_route(repla
 
             # An authorized control declaring 50 MB: 413 from the headers alone, nothing done.
             reader, writer = await _connect(server)
-            writer.write(_head("POST", "/api/pause", port, f"Authorization: Bearer {TOKEN}", "Content-Length: 52428800"))
+            writer.write(_head("POST", "/api/pause", port, f"Authorization: Bearer {TOKEN}",
+                               "Content-Length: 52428800"))
             status, head = await _answer(reader)
             assert status == 413 and b"Connection: close" in head, head
             assert not bot.store.paused
@@ -343,7 +350,8 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_on_every_route(repla
 
             # An authorized chunked body is read up to the limit, then cut off.
             reader, writer = await _connect(server)
-            writer.write(_head("POST", "/api/pause", port, f"Authorization: Bearer {TOKEN}", "Transfer-Encoding: chunked"))
+            writer.write(_head("POST", "/api/pause", port, f"Authorization: Bearer {TOKEN}",
+                               "Transfer-Encoding: chunked"))
             answer = asyncio.create_task(_answer(reader))  # read as it comes: the server closes while we still send
             await _stream_until_refused(writer, 2 * MAX_BODY_BYTES, _chunk(b"x" * 4096))
             status, head = await answer
@@ -379,7 +387,8 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_on_every_route(repla
             # A body that never arrives: 408 after body_timeout.
             server.body_timeout = 0.3
             reader, writer = await _connect(server)
-            writer.write(_head("POST", "/api/unpause", port, f"Authorization: Bearer {TOKEN}", "Content-Length: 100") + b"{")
+            writer.write(_head("POST", "/api/unpause", port, f"Authorization: Bearer {TOKEN}", "Content-Length: 100")
+                         + b"{")
             assert (await _answer(reader))[0] == 408 and bot.store.paused
             writer.close()
             metrics = (await client.get("/metrics")).text
@@ -419,14 +428,16 @@ def test_held_long_polls_share_one_document_per_cycle(replay_bot):
             limits = httpx.Limits(max_connections=polls, max_keepalive_connections=polls)
             async with httpx.AsyncClient(base_url=str(client.base_url), timeout=30, limits=limits) as many:
                 for number in range(rounds):
-                    held = [asyncio.create_task(many.get(f"/api/dashboard?after={version}&wait=25")) for _ in range(polls)]
+                    held = [asyncio.create_task(many.get(f"/api/dashboard?after={version}&wait=25"))
+                            for _ in range(polls)]
                     await until(lambda: server.long_polls == polls, timeout=30, what=f"{polls} held long-polls")
                     calls, built = counter.calls, server.documents_built
                     pacer.allow(1)
                     answers = await asyncio.wait_for(asyncio.gather(*held), 30)
                     assert {a.status_code for a in answers} == {200}
                     assert len({a.content for a in answers}) == 1, "every long-poll gets the same document"
-                    assert counter.calls - calls == 1, f"round {number}: {counter.calls - calls} builds for {polls} long-polls"
+                    assert counter.calls - calls == 1, (f"round {number}: {counter.calls - calls} builds "
+                                                        f"for {polls} long-polls")
                     assert server.documents_built - built == 1
                     version = answers[0].json()["version"]
                     assert answers[0].json()["status"]["iteration"] == number + 2
@@ -472,8 +483,8 @@ def test_the_replay_keeps_its_pace_with_hundreds_of_pages_open(replay_bot, tmp_p
         async with served(bot, max_connections=with_polls + 16) as (server, runner, task, client):
             await until(lambda: bot.counters.cycles == 1, what="one cycle")
             if with_polls:
-                process = await asyncio.create_subprocess_exec(sys.executable, "-c", LONG_POLLER, str(server.port), str(with_polls),
-                                                               str(server.version))
+                process = await asyncio.create_subprocess_exec(sys.executable, "-c", LONG_POLLER, str(server.port),
+                                                               str(with_polls), str(server.version))
                 await until(lambda: server.long_polls == with_polls, timeout=60, what=f"{with_polls} held long-polls")
             pacer.allow(WARM_UP)
             await until(lambda: bot.counters.cycles == WARM_UP + 1, timeout=60, what="the warm-up cycles")

@@ -157,7 +157,8 @@ def _mutate(raw: bytes, rng: random.Random) -> bytes:
         return raw[:at] + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 20))) + raw[at:]
     numbers = list(NUMBER.finditer(raw))
     match = rng.choice(numbers)
-    new = rng.choice([b"NaN", b"Infinity", b"-Infinity", b"-1", b"0", b"1e400", b'"x"', b"null", b"[]", b"{}", b"-9e18"])
+    new = rng.choice([b"NaN", b"Infinity", b"-Infinity", b"-1", b"0", b"1e400", b'"x"', b"null", b"[]", b"{}",
+                      b"-9e18"])
     return raw[:match.start()] + new + raw[match.end():]
 
 
@@ -183,7 +184,8 @@ def test_randomly_damaged_state_files_are_read_or_refused_never_crash(crashed, t
             crashes += 1
             print("crash:", type(exc).__name__, exc)
             continue
-        accepted += 1  # a change that leaves a valid state (a digit of a price): no checksum can be asked of a hand edit
+        # a change that leaves a valid state (a digit of a price): no checksum can be asked of a hand edit
+        accepted += 1
         from gobot.run.state import check_state
 
         assert check_state(state) == []

@@ -48,17 +48,19 @@ def verdict(bot, symbol="BTC/USDT") -> RiskVerdict:
 
 
 def transitions(bot) -> list[tuple[str, str]]:
-    return [(a.data["from"], a.data["to"]) for a in bot.ctx.pending_alerts if a.kind == "circuit_breaker" and "to" in a.data]
+    return [(a.data["from"], a.data["to"]) for a in bot.ctx.pending_alerts
+            if a.kind == "circuit_breaker" and "to" in a.data]
 
 
 def probe_goes_out(bot, symbol="BTC/USDT"):
     """The approved probe is placed and filled, as the executor and the core report it."""
     probe = breaker(bot)["probe"]
-    order = Order(id="o-" + probe["client_order_id"], client_order_id=probe["client_order_id"], intent_id=probe["intent_id"],
-                  symbol=symbol, side=Side.BUY, amount=0.1, created_at=bot.clock.now())
+    order = Order(id="o-" + probe["client_order_id"], client_order_id=probe["client_order_id"],
+                  intent_id=probe["intent_id"], symbol=symbol, side=Side.BUY, amount=0.1, created_at=bot.clock.now())
     notify(bot, "gobot_on_order", order=order)
     notify(bot, "gobot_on_fill", fill=Fill(order_id=order.id, client_order_id=order.client_order_id, symbol=symbol,
-                                           side=Side.BUY, purpose="open", amount=0.1, price=100.0, time=bot.clock.now()))
+                                           side=Side.BUY, purpose="open", amount=0.1, price=100.0,
+                                           time=bot.clock.now()))
 
 
 def test_three_losing_trades_open_it(replay_bot):
@@ -68,7 +70,8 @@ def test_three_losing_trades_open_it(replay_bot):
     closed_trades(bot, -1)
     assert breaker(bot)["state"] == "OPEN"
     assert verdict(bot).reason == ("circuit breaker OPEN since 01-01 16:40 UTC (3 consecutive losing trades "
-                                   "(last: BTC/USDT -1.00), circuit_breaker_threshold 3); one probe trade allowed after 01-01 17:10 UTC")
+                                   "(last: BTC/USDT -1.00), circuit_breaker_threshold 3); "
+                                   "one probe trade allowed after 01-01 17:10 UTC")
     [alert] = [a for a in bot.ctx.pending_alerts if a.kind == "circuit_breaker"]
     assert alert.title == "Circuit breaker CLOSED -> OPEN" and alert.severity.value == "CRITICAL"
     assert "one probe trade allowed after 01-01 17:10 UTC (30 min)" in alert.text
@@ -89,7 +92,8 @@ def test_half_open_lets_one_probe_through_and_a_win_closes_it(replay_bot):
     assert breaker(bot)["state"] == "HALF_OPEN"
     first = verdict(bot, "BTC/USDT")
     assert first.approved and first.reason == "breaker HALF_OPEN: this is the probe trade"
-    assert verdict(bot, "ETH/USDT").reason == "circuit breaker HALF_OPEN: the probe trade on BTC/USDT must win before more trades"
+    assert verdict(bot, "ETH/USDT").reason == ("circuit breaker HALF_OPEN: the probe trade on BTC/USDT must win "
+                                               "before more trades")
     probe_goes_out(bot)
     closed_trades(bot, 0.8)
     assert breaker(bot)["state"] == "CLOSED" and verdict(bot, "ETH/USDT").approved
@@ -147,7 +151,8 @@ def test_five_execution_failures_in_the_window_open_it(replay_bot):
     assert breaker(bot)["state"] == "CLOSED"
     notify(bot, "gobot_on_execution_error", error=failure("error"))
     assert breaker(bot)["state"] == "OPEN"
-    assert breaker(bot)["reason"] == ("5 execution failures in 60 min (failure_threshold 5; last: error from binance: error trouble)")
+    assert breaker(bot)["reason"] == ("5 execution failures in 60 min (failure_threshold 5; "
+                                      "last: error from binance: error trouble)")
 
 
 def test_failures_spread_wider_than_the_window_do_not(replay_bot):
@@ -173,7 +178,8 @@ def test_a_long_losing_streak_is_a_hard_stop_until_reset(replay_bot):
     assert breaker(bot)["state"] == "HARD_STOP"
     assert verdict(bot).reason.endswith(": `gobot risk reset` needed")
     answers = asyncio.run(bot.risk_reset("reviewed the losses"))
-    assert ("circuit_breaker", "HARD_STOP -> CLOSED; losing streak 5 -> 0, recovery timeout back to 30 min, equity peak re-based") in answers
+    assert ("circuit_breaker", "HARD_STOP -> CLOSED; losing streak 5 -> 0, recovery timeout back to 30 min, "
+                               "equity peak re-based") in answers
     assert breaker(bot)["state"] == "CLOSED" and verdict(bot).approved
     events = [json.loads(line) for line in bot.audit_log.path.read_text().splitlines()]
     assert [e["reason"] for e in events if e["event"] == "risk_reset"] == ["reviewed the losses"]
@@ -222,7 +228,8 @@ def test_a_drawdown_is_an_emergency_stop_that_closes_positions_at_critical_prior
     crash = datetime(2026, 1, 1, 18, 0, tzinfo=timezone.utc)
     spy = Spy()
     bot = replay_bot(
-        config={"trading": {"symbols": ["BTC/USDT"], "max_position_usd": 100, "stop_loss_percent": 90, "take_profit_percent": 190},
+        config={"trading": {"symbols": ["BTC/USDT"], "max_position_usd": 100, "stop_loss_percent": 90,
+                            "take_profit_percent": 190},
                 "orchestrator": {"max_daily_loss": 1e6},
                 "plugins": {"replay": {"data_dir": str(crash_market(tmp_path / "crash", crash))},
                             "risk_limits": {"max_total_exposure_usd": 1000},
@@ -231,12 +238,14 @@ def test_a_drawdown_is_an_emergency_stop_that_closes_positions_at_critical_prior
     )
     run_bot(bot, 12)
     state = breaker(bot)
-    assert state["state"] == "HARD_STOP" and state["reason"].startswith("emergency stop: drawdown 26.9% from the equity peak")
+    assert state["state"] == "HARD_STOP" and state["reason"].startswith(
+        "emergency stop: drawdown 26.9% from the equity peak")
     stopped = [e for e in map(json.loads, bot.audit_log.path.read_text().splitlines())
                if e["event"] == "circuit_breaker" and e["to_state"] == "HARD_STOP"]
     closes = [(i, intent) for i, intent in spy.sent if intent.purpose == "close"]
     assert closes and closes[0][0] == stopped[0]["iteration"], "the close goes out in the cycle the stop happened"
-    assert all(intent.priority is Priority.CRITICAL and intent.reason.startswith("circuit breaker emergency stop") for _, intent in closes)
+    assert all(intent.priority is Priority.CRITICAL and intent.reason.startswith("circuit breaker emergency stop")
+               for _, intent in closes)
     assert not bot.state.positions and bot.state.trades[-1].exit_reason == "signal"
     assert [i for i, intent in spy.sent if intent.purpose == "open"] == [1]
 

@@ -31,7 +31,8 @@ def config(tmp_path, synthetic_data_dir):
 
     def write(extra: str = "") -> str:
         path = tmp_path / "config.toml"
-        path.write_text(f'state_dir = "state"\n{extra}\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+        path.write_text(f'state_dir = "state"\n{extra}\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n',
+                        encoding="utf-8")
         return str(path)
 
     return write
@@ -39,12 +40,14 @@ def config(tmp_path, synthetic_data_dir):
 
 def gobot(*args: str, cwd, pythonpath=None, env=None) -> subprocess.CompletedProcess:
     """``gobot ARGS`` in a subprocess, as a user runs it (through ``main``, wide terminal)."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("GOBOT_CONFIG", "BINANCE_API_KEY", "BINANCE_API_SECRET")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("GOBOT_CONFIG", "BINANCE_API_KEY", "BINANCE_API_SECRET")}
     environment["COLUMNS"] = "200"
     if pythonpath:
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), environment.get("PYTHONPATH")]))
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "gobot", *args], cwd=cwd, env=environment, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "gobot", *args], cwd=cwd, env=environment, capture_output=True,
+                          text=True)
 
 
 # -- help -----------------------------------------------------------------------------------
@@ -132,7 +135,8 @@ def test_plugins_json_lists_every_builtin_with_status_distribution_and_hooks():
 
 
 def test_plugins_json_shows_what_disable_did():
-    rows = {row["name"]: row for row in json.loads(CliRunner().invoke(cli, ["plugins", "--json", "--disable", "console"]).output)}
+    rows = {row["name"]: row
+            for row in json.loads(CliRunner().invoke(cli, ["plugins", "--json", "--disable", "console"]).output)}
     assert (rows["console"]["status"], rows["console"]["hooks"]) == ("disabled", [])
 
 
@@ -165,8 +169,8 @@ def test_start_warns_about_a_section_no_plugin_reads_with_the_closest_name(tmp_p
                                           encoding="utf-8")
     done = gobot("start", "--fresh", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert ("warning: config.toml:plugins.telegarm: no installed plugin has this name and the section is ignored — fix: "
-            "did you mean 'telegram'? rename or remove it") in done.stderr
+    assert ("warning: config.toml:plugins.telegarm: no installed plugin has this name and the section is ignored "
+            "— fix: did you mean 'telegram'? rename or remove it") in done.stderr
 
 
 
@@ -176,7 +180,8 @@ def test_start_with_a_broken_plugin_is_one_line_naming_plugin_and_distribution(t
     done = gobot("start", "--config", path, "--max-iterations", "2", cwd=tmp_path, pythonpath=site)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "Error: plugin 'crasher' (distribution gobot-crasher): import failed: RuntimeError: cannot reach the exchange at import time"
+        "Error: plugin 'crasher' (distribution gobot-crasher): import failed: RuntimeError: "
+        "cannot reach the exchange at import time"
     ]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "state").exists()  # nothing started
@@ -192,7 +197,8 @@ def test_start_live_without_a_risk_plugin_is_refused(config):
 def test_start_live_without_exchange_keys_names_them(config):
     result = CliRunner().invoke(cli, ["start", "--config", config(), "--live", "--max-iterations", "2"])
     assert isinstance(result.exception, StartRefused)
-    assert str(result.exception) == "--live needs BINANCE_API_KEY, BINANCE_API_SECRET in the environment (never in config.toml)"
+    assert str(result.exception) == ("--live needs BINANCE_API_KEY, BINANCE_API_SECRET in the environment "
+                                     "(never in config.toml)")
 
 
 def test_start_live_names_only_the_missing_key(config, monkeypatch):
@@ -204,7 +210,8 @@ def test_start_live_names_only_the_missing_key(config, monkeypatch):
 def test_start_refusal_is_one_line_and_exit_status_2(tmp_path, config):
     done = gobot("start", "--config", config(), "--live", "--max-iterations", "2", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.splitlines() == ["Error: --live needs BINANCE_API_KEY, BINANCE_API_SECRET in the environment (never in config.toml)"]
+    assert done.stderr.splitlines() == ["Error: --live needs BINANCE_API_KEY, BINANCE_API_SECRET in the environment "
+                                        "(never in config.toml)"]
 
 
 def test_start_paper_runs_the_requested_cycles(tmp_path, config):

@@ -15,7 +15,8 @@ def config_file(tmp_path, data_dir):
 
 
 def test_start_prints_the_cycle_table_and_summary(tmp_path, synthetic_data_dir):
-    result = CliRunner().invoke(cli, ["start", "--config", config_file(tmp_path, synthetic_data_dir), "--max-iterations", "30"])
+    result = CliRunner().invoke(cli, ["start", "--config", config_file(tmp_path, synthetic_data_dir),
+                                      "--max-iterations", "30"])
     assert result.exit_code == 0, result.output
     assert "per cycle" in result.output and "Summary (max_iterations (30) reached): 30 cycles" in result.output
     assert "win rate" in result.output and "max drawdown" in result.output
@@ -70,8 +71,9 @@ def test_a_built_in_is_replaced_from_the_command_line(tmp_path, synthetic_data_d
     ''')
     env = {**os.environ, "PYTHONPATH": str(site)}
     config = config_file(tmp_path, synthetic_data_dir)
-    done = subprocess.run([sys.executable, "-m", "gobot", "start", "--config", config, "--max-iterations", "30", "--quiet",
-                           "--disable", "fixed_size", "-p", "half_size"], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "gobot", "start", "--config", config, "--max-iterations", "30",
+                           "--quiet", "--disable", "fixed_size", "-p", "half_size"], env=env, capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     notionals = [t["amount"] * t["entry_price"] for t in state["trades"]]
@@ -91,6 +93,7 @@ def test_start_host_and_port_choose_where_the_server_listens(tmp_path, synthetic
                                       "--max-iterations", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"Dashboard: http://127.0.0.1:{port}/" in result.stderr
-    public = CliRunner().invoke(cli, ["start", "--config", config, "--serve", "--host", "0.0.0.0", "--max-iterations", "2"])
+    public = CliRunner().invoke(cli, ["start", "--config", config, "--serve", "--host", "0.0.0.0",
+                                      "--max-iterations", "2"])
     assert public.exit_code != 0 and "GOBOT_DASHBOARD_TOKEN" in str(public.exception)
     assert CliRunner().invoke(cli, ["start", "--config", config, "--port", "70000"]).exit_code == 2

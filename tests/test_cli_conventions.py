@@ -18,14 +18,16 @@ from click.testing import CliRunner
 from gobot.cli import cli, main
 
 #: Values for required options and arguments, so a command gets as far as reading its config.
-SAMPLES = {"symbols": "BTC/USDT", "since": "2025-01-01", "start": "2025-01-01", "reason": "test", "name": "probe", "kind": "signal"}
+SAMPLES = {"symbols": "BTC/USDT", "since": "2025-01-01", "start": "2025-01-01", "reason": "test", "name": "probe",
+           "kind": "signal"}
 
 #: Commands that read the config and whose job is to judge it: every problem on its own line (not
 #: one "Error:" line), exit status 2 like any command given that config.
 JUDGES_THE_CONFIG = {("config", "check")}
 
 
-def walk(group: click.Group, ctx: click.Context, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+def walk(group: click.Group, ctx: click.Context,
+         path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
     found = []
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
@@ -138,18 +140,21 @@ CONFIG_READERS = [(p, c) for p, c in COMMANDS if reads_config(c) and p not in JU
 
 @pytest.mark.parametrize("path,command", CONFIG_READERS, ids=[" ".join(p) for p, _ in CONFIG_READERS])
 def test_a_bad_config_key_exits_2_with_one_line(path, command, broken_config):
-    code, _out, err = invoke(*path, "--config", str(broken_config), *required(command), env={"GOBOT_CONFIG": EVERY_PLUGIN})
+    code, _out, err = invoke(*path, "--config", str(broken_config), *required(command),
+                             env={"GOBOT_CONFIG": EVERY_PLUGIN})
     assert code == 2, err
     assert err.splitlines() == [f"Error: {broken_config}:orchestrator.loop_intervall: unknown key — fix: did you mean "
                                 "'loop_interval'? (known keys: see `gobot init`)"] or (
-        len(err.splitlines()) == 1 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key")), err
+        len(err.splitlines()) == 1
+        and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key")), err
 
 
 @pytest.mark.parametrize("path,command", CONFIG_READERS, ids=[" ".join(p) for p, _ in CONFIG_READERS])
 def test_a_bad_config_from_the_environment_exits_2_with_one_line(path, command, broken_config):
     code, _out, err = invoke(*path, *required(command), env={"GOBOT_CONFIG": str(broken_config)})
     assert code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith(f"Error: {broken_config}:orchestrator.loop_intervall: unknown key"), err
+    assert len(err.splitlines()) == 1 and err.startswith(
+        f"Error: {broken_config}:orchestrator.loop_intervall: unknown key"), err
 
 
 def test_config_check_lists_every_problem_and_exits_2(broken_config):
@@ -173,8 +178,9 @@ RUNTIME_FAILURES = {
     "watchdog": lambda tmp_path: ("watchdog", "--once"),  # no heartbeat
     "report": lambda tmp_path: ("report", "--database-url", f"sqlite:///{tmp_path / 'none.db'}"),  # no archive
     # the exchange is unreachable: a plugin failing at work, not a set-up problem
-    "data download": lambda tmp_path: ("data", "download", "--symbol", "BTC/USDT", "--from", "2025-01-01", "--to", "2025-01-02",
-                                       "--api-url", "http://127.0.0.1:9", "--out", str(tmp_path / "data")),
+    "data download": lambda tmp_path: ("data", "download", "--symbol", "BTC/USDT", "--from", "2025-01-01",
+                                       "--to", "2025-01-02", "--api-url", "http://127.0.0.1:9",
+                                       "--out", str(tmp_path / "data")),
 }
 
 
@@ -241,7 +247,8 @@ def test_one_name_per_idea(path, command):
         names = [name for name in param.opts if name.startswith("--")]
         for name in names:
             if name in SYNONYMS:
-                assert SYNONYMS[name] in names, f"{' '.join(path)}: {name} without {SYNONYMS[name]}, gobot's name for it"
+                assert SYNONYMS[name] in names, (f"{' '.join(path)}: {name} without {SYNONYMS[name]}, "
+                                                 f"gobot's name for it")
 
 
 def test_data_download_keeps_since_and_until_as_aliases():
@@ -260,7 +267,8 @@ def test_clicks_shell_completion_completes_commands_plugin_commands_and_options(
 
     gobot = str(Path(sys.executable).parent / "gobot")
     env = {k: v for k, v in os.environ.items() if k != "GOBOT_CONFIG"}
-    script = subprocess.run([gobot], env={**env, "_GOBOT_COMPLETE": "bash_source"}, capture_output=True, text=True, cwd=tmp_path)
+    script = subprocess.run([gobot], env={**env, "_GOBOT_COMPLETE": "bash_source"}, capture_output=True, text=True,
+                            cwd=tmp_path)
     assert script.returncode == 0 and "_gobot_completion()" in script.stdout
 
     def complete(words: str) -> list[str]:

@@ -44,7 +44,8 @@ def config_check(*args):
 def test_missing_file_is_named_with_how_to_create_it():
     with pytest.raises(ConfigError) as caught:
         load_settings("nowhere.toml")
-    assert str(caught.value) == "nowhere.toml:(file): no such file — fix: create it with `gobot init` or pass --config PATH"
+    assert str(caught.value) == ("nowhere.toml:(file): no such file — fix: create it with `gobot init` "
+                                 "or pass --config PATH")
 
 
 def test_toml_syntax_error_gives_the_line(tmp_path):
@@ -59,7 +60,8 @@ def test_toml_syntax_error_gives_the_line(tmp_path):
 
 def test_unknown_key_suggests_the_close_one(tmp_path):
     [problem] = problems_in("[orchestrator]\nloop_intervall = 60\n", tmp_path)
-    assert problem.startswith(f"{tmp_path / 'config.toml'}:orchestrator.loop_intervall: unknown key — fix: did you mean 'loop_interval'? ")
+    assert problem.startswith(f"{tmp_path / 'config.toml'}:orchestrator.loop_intervall: unknown key — fix: "
+                              "did you mean 'loop_interval'? ")
 
 
 def test_key_in_the_wrong_section_says_where_it_belongs(tmp_path):
@@ -70,7 +72,8 @@ def test_key_in_the_wrong_section_says_where_it_belongs(tmp_path):
 def test_wrong_type_names_the_key_and_shows_the_default(tmp_path):
     [problem] = problems_in('[orchestrator]\nloop_interval = "fast"\n', tmp_path)
     assert problem == (
-        f"{tmp_path / 'config.toml'}:orchestrator.loop_interval: Input should be a valid number, unable to parse string as a number"
+        f"{tmp_path / 'config.toml'}:orchestrator.loop_interval: Input should be a valid number, "
+        "unable to parse string as a number"
         " — fix: seconds between cycles (simulated in replay); default 900"
     )
 
@@ -78,17 +81,20 @@ def test_wrong_type_names_the_key_and_shows_the_default(tmp_path):
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_values_that_must_be_positive(tmp_path, value):
     [problem] = problems_in(f"[trading]\nmax_position_usd = {value}\n", tmp_path)
-    assert problem.endswith(":trading.max_position_usd: Input should be greater than 0 — fix: largest notional of one position, USD; default 10")
+    assert problem.endswith(":trading.max_position_usd: Input should be greater than 0 — fix: largest notional of "
+                            "one position, USD; default 10")
 
 
 def test_symbol_must_be_base_slash_quote(tmp_path):
     [problem] = problems_in('[trading]\nsymbols = ["BTC/USDT", "ethusdt"]\n', tmp_path)
-    assert problem.endswith(":trading.symbols: 'ethusdt' is not a BASE/QUOTE symbol such as 'BTC/USDT' — fix: markets to trade, BASE/QUOTE; default [\"BTC/USDT\", \"ETH/USDT\"]")
+    assert problem.endswith(":trading.symbols: 'ethusdt' is not a BASE/QUOTE symbol such as 'BTC/USDT' — fix: "
+                            "markets to trade, BASE/QUOTE; default [\"BTC/USDT\", \"ETH/USDT\"]")
 
 
 def test_a_secret_in_the_file_is_sent_to_the_environment(tmp_path):
     [problem] = problems_in('[trading]\napi_key = "abc123"\n', tmp_path)
-    assert ":trading.api_key: unknown key — fix: secrets are read only from the environment (BINANCE_API_KEY," in problem
+    assert (":trading.api_key: unknown key — fix: secrets are read only from the environment (BINANCE_API_KEY,"
+            in problem)
     assert "abc123" not in problem
 
 
@@ -99,7 +105,8 @@ def test_a_section_written_as_a_value_asks_for_a_table(tmp_path):
 
 def test_every_problem_is_reported_not_just_the_first(tmp_path):
     problems = problems_in(
-        '[orchestrator]\nloop_intervall = 60\nmax_daily_loss = -1\n[trading]\nsymbols = ["btc"]\n[server]\nport = 70000\n', tmp_path
+        '[orchestrator]\nloop_intervall = 60\nmax_daily_loss = -1\n[trading]\nsymbols = ["btc"]\n'
+        '[server]\nport = 70000\n', tmp_path
     )
     keys = sorted(problem.split(":")[1] for problem in problems)
     assert keys == ["orchestrator.loop_intervall", "orchestrator.max_daily_loss", "server.port", "trading.symbols"]
@@ -113,7 +120,8 @@ def test_plugin_section_is_validated_against_the_plugins_model(tmp_path):
     result = config_check()
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "config.toml:plugins.paper.fee_percent: Input should be greater than or equal to 0 — fix: fee per fill, % of notional; default 0.1"
+        "config.toml:plugins.paper.fee_percent: Input should be greater than or equal to 0 — fix: fee per fill, "
+        "% of notional; default 0.1"
     ]
 
 
@@ -122,21 +130,25 @@ def test_section_of_a_plugin_that_is_not_installed_is_reported(tmp_path):
     result = config_check()
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "config.toml:plugins.pager_duty: no installed plugin has this name — fix: remove the section or install the plugin"
+        "config.toml:plugins.pager_duty: no installed plugin has this name — fix: remove the section or install "
+        "the plugin"
     ]
 
 
 def test_a_scalar_under_plugins_is_reported(tmp_path):
     [problem] = problems_in("[plugins]\ntelegram = 3\n", tmp_path)
-    assert problem.endswith(":plugins.telegram: expected a [plugins.telegram] table or one of ['disable', 'enable'] — fix: write its settings under a [plugins.telegram] heading")
+    assert problem.endswith(":plugins.telegram: expected a [plugins.telegram] table or one of ['disable', 'enable'] "
+                            "— fix: write its settings under a [plugins.telegram] heading")
 
 
 def test_config_check_reports_core_and_plugin_problems_together_one_per_line(tmp_path):
-    write(tmp_path / "config.toml", "[orchestrator]\nloop_interval = 0\n[plugins.paper]\nfee_percent = -1\n[plugins.pager_duty]\n")
+    write(tmp_path / "config.toml",
+          "[orchestrator]\nloop_interval = 0\n[plugins.paper]\nfee_percent = -1\n[plugins.pager_duty]\n")
     result = config_check()
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert [line.split(":")[1] for line in lines] == ["orchestrator.loop_interval", "plugins.paper.fee_percent", "plugins.pager_duty"]
+    assert [line.split(":")[1] for line in lines] == ["orchestrator.loop_interval", "plugins.paper.fee_percent",
+                                                      "plugins.pager_duty"]
     assert all(line.startswith("config.toml:") and " — fix: " in line for line in lines)
 
 
@@ -146,8 +158,10 @@ def test_config_check_names_a_broken_enabled_plugin(tmp_path, installed_plugin):
     result = config_check()
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "config.toml:plugins.crasher: plugin 'crasher' import failed: RuntimeError: boom — fix: fix or disable the plugin",
-        "config.toml:plugins.enable: plugin 'telegarm' enabled but not installed (no such entry point) — fix: did you mean 'telegram'? check the name in `gobot plugins`",
+        "config.toml:plugins.crasher: plugin 'crasher' import failed: RuntimeError: boom — fix: fix or disable "
+        "the plugin",
+        "config.toml:plugins.enable: plugin 'telegarm' enabled but not installed (no such entry point) — fix: "
+        "did you mean 'telegram'? check the name in `gobot plugins`",
     ]
 
 
@@ -156,7 +170,8 @@ def test_an_unknown_plugin_name_in_enable_suggests_the_installed_one(tmp_path):
     result = config_check()
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "config.toml:plugins.enable: plugin 'archivr' enabled but not installed (no such entry point) — fix: did you mean 'archiver'? check the name in `gobot plugins`",
+        "config.toml:plugins.enable: plugin 'archivr' enabled but not installed (no such entry point) — fix: "
+        "did you mean 'archiver'? check the name in `gobot plugins`",
     ]
 
 
@@ -165,7 +180,8 @@ def test_a_section_of_a_misspelled_plugin_suggests_the_installed_one(tmp_path):
     result = config_check()
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "config.toml:plugins.telegarm: no installed plugin has this name — fix: did you mean 'telegram'? rename the section, or remove it",
+        "config.toml:plugins.telegarm: no installed plugin has this name — fix: did you mean 'telegram'? "
+        "rename the section, or remove it",
     ]
 
 
@@ -176,7 +192,8 @@ def test_a_misspelled_name_in_disable_is_warned_about_with_the_installed_one(tmp
     result = config_check()
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        "warning: config.toml:plugins.disable: 'kely_size' matches no installed plugin and is ignored — fix: did you mean 'kelly_size'? check the name in `gobot plugins`",
+        "warning: config.toml:plugins.disable: 'kely_size' matches no installed plugin and is ignored — fix: "
+        "did you mean 'kelly_size'? check the name in `gobot plugins`",
     ]
 
 
@@ -190,7 +207,8 @@ def test_config_check_on_a_valid_file_says_ok(tmp_path):
 def test_config_check_never_prints_a_traceback(tmp_path):
     write(tmp_path / "broken.toml", "[trading\n")
     done = subprocess.run(
-        [sys.executable, "-m", "gobot", "config", "check", "--config", "broken.toml"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "gobot", "config", "check", "--config", "broken.toml"], cwd=tmp_path,
+        capture_output=True, text=True
     )
     assert done.returncode == 2
     assert done.stderr.startswith("broken.toml:(syntax): ")
@@ -261,7 +279,8 @@ def test_init_output_is_valid_toml_that_means_the_defaults(tmp_path):
     write(tmp_path / "config.toml", result.stdout)
     assert load_settings("config.toml").model_dump() == Settings().model_dump()
     assert sorted(name for name, value in data["plugins"].items() if isinstance(value, dict)) == [
-        "adjuster", "archiver", "circuit_breaker", "console", "kelly_size", "paper", "replay", "risk_limits", "validator",
+        "adjuster", "archiver", "circuit_breaker", "console", "kelly_size", "paper", "replay", "risk_limits",
+        "validator",
     ]
 
 
@@ -323,16 +342,21 @@ def check_and_start(tmp_path, text, env=None):
 
 
 @pytest.mark.parametrize("text, key, message", [
-    ('state_dir = "/proc/self"\n', "state_dir", "/proc/self: cannot make it owner-only (chmod): Operation not permitted"),
+    ('state_dir = "/proc/self"\n', "state_dir",
+     "/proc/self: cannot make it owner-only (chmod): Operation not permitted"),
     ('state_dir = "config.toml/state"\n', "state_dir", "{tmp}/config.toml/state: {tmp}/config.toml is a file"),
     (f'state_dir = "{"s" * 5000}"\n', "state_dir", "is 5000 bytes long; a path is at most 4095 bytes"),
     ('state_dir = "state\\u0000x"\n', "state_dir", "contains a NUL character"),
     ('[orchestrator]\nkill_switch_file = "k\\u0000"\n', "orchestrator.kill_switch_file", "contains a NUL character"),
     ("[trading]\nmax_position_usd = inf\n", "trading.max_position_usd", "Input should be a finite number"),
-    ("[trading]\nmax_position_usd = 1e300\n", "trading.max_position_usd", "Input should be less than or equal to 1000000000000"),
-    ("[trading]\ntake_profit_percent = 1e300\n", "trading.take_profit_percent", "Input should be less than or equal to 1000"),
-    ('[trading]\nsymbols = ["BTC/USDT", "ETH/USDT", "BTC/USDT"]\n', "trading.symbols", "'BTC/USDT' listed more than once"),
-    ("[orchestrator]\nloop_interval = 1e-9\n", "orchestrator.loop_interval", "Input should be greater than or equal to 0.01"),
+    ("[trading]\nmax_position_usd = 1e300\n", "trading.max_position_usd",
+     "Input should be less than or equal to 1000000000000"),
+    ("[trading]\ntake_profit_percent = 1e300\n", "trading.take_profit_percent",
+     "Input should be less than or equal to 1000"),
+    ('[trading]\nsymbols = ["BTC/USDT", "ETH/USDT", "BTC/USDT"]\n', "trading.symbols",
+     "'BTC/USDT' listed more than once"),
+    ("[orchestrator]\nloop_interval = 1e-9\n", "orchestrator.loop_interval",
+     "Input should be greater than or equal to 0.01"),
     ("[orchestrator]\nmax_daily_loss = nan\n", "orchestrator.max_daily_loss", "Input should be a finite number"),
     ("[strategies.sma_rsi]\nfast = inf\n", "strategies.sma_rsi.fast", "Input should be a finite number"),
     ("[plugins.paper]\nfee_percent = nan\n", "plugins.paper.fee_percent", "nan is not a finite number"),
@@ -388,22 +412,25 @@ def problems_in_file(path):
 
 def test_a_dashboard_start_would_refuse_is_refused_by_check(tmp_path):
     checked, started = check_and_start(tmp_path, '[server]\nenabled = true\nhost = "0.0.0.0"\n')
-    assert checked[0].startswith('config.toml:server.host: "0.0.0.0" is not a loopback address and GOBOT_DASHBOARD_TOKEN is not set')
+    assert checked[0].startswith('config.toml:server.host: "0.0.0.0" is not a loopback address and '
+                                 'GOBOT_DASHBOARD_TOKEN is not set')
     assert "GOBOT_DASHBOARD_TOKEN" in started[0]
 
 
 @pytest.mark.parametrize("text, key, message, fix", [
-    ('[plugins.telegram]\ntoken = "123456:abcdef"\n', "plugins.telegram.token", "a secret does not belong in the config file",
-     "secrets are read only from the environment (BINANCE_API_KEY"),
+    ('[plugins.telegram]\ntoken = "123456:abcdef"\n', "plugins.telegram.token",
+     "a secret does not belong in the config file", "secrets are read only from the environment (BINANCE_API_KEY"),
     ('[plugins]\ndisable = ["binance"]\n[plugins.binance]\napi_secret = "s3cr3t"\n', "plugins.binance.api_secret",
      "a secret does not belong in the config file", "secrets are read only from the environment"),
-    ('[plugins.someone_elses]\npassword = "hunter2"\n', "plugins.someone_elses.password", "a secret does not belong in the config file",
-     "secrets are read only from the environment"),
+    ('[plugins.someone_elses]\npassword = "hunter2"\n', "plugins.someone_elses.password",
+     "a secret does not belong in the config file", "secrets are read only from the environment"),
     ('[plugins.webhook]\nurl = "https://hooks.slack.com/services/T000/B000/XXXXXXXX"\n', "plugins.webhook.url",
      "holds a Slack webhook URL, a credential; secrets never go in the config file",
      "set GOBOT_WEBHOOK_URL in the environment and remove this key"),
-    ('[plugins]\nenable = ["webhook"]\n[plugins.webhook]\nurl = "https://alerts.example.com/gobot"\n', "plugins.webhook.url",
-     "a webhook URL is a credential (whoever has it can post to the channel): it is read from GOBOT_WEBHOOK_URL in the environment only",
+    ('[plugins]\nenable = ["webhook"]\n[plugins.webhook]\nurl = "https://alerts.example.com/gobot"\n',
+     "plugins.webhook.url",
+     "a webhook URL is a credential (whoever has it can post to the channel): it is read from GOBOT_WEBHOOK_URL "
+     "in the environment only",
      "set GOBOT_WEBHOOK_URL in the environment and remove this key"),
     ('[plugins.telegram]\napi_url = "https://api.telegram.org/bot123456789:AAFakeTokenForTests-abcdefghijklmnop/"\n',
      "plugins.telegram.api_url", "holds a Telegram bot token, a credential", "set TELEGRAM_TOKEN in the environment"),
@@ -425,7 +452,8 @@ def test_no_declared_setting_looks_like_a_secret():
 
     plugin_set = build_plugin_set(enable=sorted({ep.name for ep in entry_points(group="gobot")}))
     models = dict(HookCaller(plugin_set.pm).collect_sync("gobot_config_model"))
-    names = {(plugin, name) for plugin, model in models.items() for name, field in model.model_fields.items() if not field.exclude}
+    names = {(plugin, name) for plugin, model in models.items() for name, field in model.model_fields.items()
+             if not field.exclude}
     names |= {("core", name) for section in Settings.model_fields.values()
               if isinstance(section.annotation, type) and hasattr(section.annotation, "model_fields")
               for name in section.annotation.model_fields}

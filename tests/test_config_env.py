@@ -60,7 +60,8 @@ def test_the_process_environment_is_read_by_default(tmp_path, monkeypatch):
 
 
 def test_a_command_line_flag_wins_over_the_variable(tmp_path, monkeypatch, synthetic_data_dir):
-    write(tmp_path / "config.toml", f'[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n[orchestrator]\nmax_iterations = 5\n')
+    write(tmp_path / "config.toml",
+          f'[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n[orchestrator]\nmax_iterations = 5\n')
     monkeypatch.setenv("GOBOT_ORCHESTRATOR__MAX_ITERATIONS", "3")
     monkeypatch.setenv("GOBOT_STATE_DIR", str(tmp_path / "from-env"))
     result = CliRunner().invoke(cli, ["start", "--quiet", "--max-iterations", "2"])
@@ -97,7 +98,8 @@ def test_a_text_setting_takes_the_text_as_it_is_even_when_it_looks_like_a_number
 
 
 def test_strategy_parameters_and_the_state_folder(tmp_path):
-    settings = settings_from_dict({}, environ={"GOBOT_STRATEGIES__SMA_RSI__FAST": "12", "GOBOT_STATE_DIR": "/var/lib/gobot"})
+    settings = settings_from_dict({}, environ={"GOBOT_STRATEGIES__SMA_RSI__FAST": "12",
+                                               "GOBOT_STATE_DIR": "/var/lib/gobot"})
     assert settings.strategies == {"sma_rsi": {"fast": 12.0}} and settings.state_dir == "/var/lib/gobot"
 
 
@@ -118,37 +120,45 @@ def test_other_gobot_variables_are_not_overrides():
 
 def test_a_bad_value_names_the_variable_in_the_usual_style():
     assert problems({"GOBOT_TRADING__MAX_POSITION_USD": "-1"}) == [
-        "(environment):GOBOT_TRADING__MAX_POSITION_USD: Input should be greater than 0 — fix: largest notional of one position, USD; default 10",
+        "(environment):GOBOT_TRADING__MAX_POSITION_USD: Input should be greater than 0 — fix: largest notional of "
+        "one position, USD; default 10",
     ]
 
 
 def test_a_list_written_as_plain_text_says_how_to_write_it():
     [problem] = problems({"GOBOT_TRADING__SYMBOLS": "BTC/USDT"})
-    assert problem.startswith("(environment):GOBOT_TRADING__SYMBOLS: Input should be a valid list — fix: markets to trade")
+    assert problem.startswith("(environment):GOBOT_TRADING__SYMBOLS: Input should be a valid list — fix: "
+                              "markets to trade")
     assert "the value is read as TOML" in problem
 
 
 def test_a_bad_value_in_a_list_and_a_non_finite_number_name_their_variables():
     assert problems({"GOBOT_TRADING__SYMBOLS": '["btc"]', "GOBOT_ORCHESTRATOR__LOOP_INTERVAL": "inf"}) == [
-        "(environment):GOBOT_TRADING__SYMBOLS: 'btc' is not a BASE/QUOTE symbol such as 'BTC/USDT' — fix: markets to trade, BASE/QUOTE; default [\"BTC/USDT\", \"ETH/USDT\"]",
-        "(environment):GOBOT_ORCHESTRATOR__LOOP_INTERVAL: Input should be a finite number — fix: seconds between cycles (simulated in replay); default 900",
+        "(environment):GOBOT_TRADING__SYMBOLS: 'btc' is not a BASE/QUOTE symbol such as 'BTC/USDT' — fix: "
+        "markets to trade, BASE/QUOTE; default [\"BTC/USDT\", \"ETH/USDT\"]",
+        "(environment):GOBOT_ORCHESTRATOR__LOOP_INTERVAL: Input should be a finite number — fix: seconds between "
+        "cycles (simulated in replay); default 900",
     ]
 
 
 def test_unknown_sections_and_keys_suggest_the_closest_variable():
-    assert problems({"GOBOT_TRADNG__SYMBOLS": "[]", "GOBOT_TRADING__MAX_POSITON_USD": "1", "GOBOT_PLUGINS__ENABEL": "[]"}) == [
-        "(environment):GOBOT_PLUGINS__ENABEL: not a [plugins] key or a plugin's setting — fix: did you mean GOBOT_PLUGINS__ENABLE? "
+    assert problems({"GOBOT_TRADNG__SYMBOLS": "[]", "GOBOT_TRADING__MAX_POSITON_USD": "1",
+                     "GOBOT_PLUGINS__ENABEL": "[]"}) == [
+        "(environment):GOBOT_PLUGINS__ENABEL: not a [plugins] key or a plugin's setting — fix: did you mean "
+        "GOBOT_PLUGINS__ENABLE? "
         "use GOBOT_PLUGINS__ENABLE, GOBOT_PLUGINS__DISABLE, or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting",
         "(environment):GOBOT_TRADING__MAX_POSITON_USD: [trading] has no key 'max_positon_usd' — fix: did you mean "
-        "GOBOT_TRADING__MAX_POSITION_USD? unset it; valid keys here: auto_execute, initial_capital_usd, max_position_usd, "
-        "stop_loss_percent, symbols, take_profit_percent",
-        "(environment):GOBOT_TRADNG__SYMBOLS: no config section 'tradng' — fix: did you mean GOBOT_TRADING__SYMBOLS? sections: "
-        "backtest, optimizer, orchestrator, plugins, server, strategies, trading, watchdog (GOBOT_<SECTION>__<KEY>); unset it",
+        "GOBOT_TRADING__MAX_POSITION_USD? unset it; valid keys here: auto_execute, initial_capital_usd, "
+        "max_position_usd, stop_loss_percent, symbols, take_profit_percent",
+        "(environment):GOBOT_TRADNG__SYMBOLS: no config section 'tradng' — fix: did you mean GOBOT_TRADING__SYMBOLS? "
+        "sections: backtest, optimizer, orchestrator, plugins, server, strategies, trading, watchdog "
+        "(GOBOT_<SECTION>__<KEY>); unset it",
     ]
 
 
 def test_a_name_of_the_wrong_shape_is_refused():
-    assert [p.split(" — ")[0] for p in problems({"GOBOT_TRADING__": "1", "GOBOT_TRADING__SYMBOLS__X": "1", "GOBOT_STRATEGIES__FAST": "1"})] == [
+    assert [p.split(" — ")[0] for p in problems({"GOBOT_TRADING__": "1", "GOBOT_TRADING__SYMBOLS__X": "1",
+                                                 "GOBOT_STRATEGIES__FAST": "1"})] == [
         "(environment):GOBOT_STRATEGIES__FAST: a strategy parameter needs the strategy and the parameter",
         "(environment):GOBOT_TRADING__: an empty name between the '__' separators",
         "(environment):GOBOT_TRADING__SYMBOLS__X: [trading] keys take one name after the section",
@@ -168,17 +178,20 @@ def test_file_and_environment_problems_are_reported_together(tmp_path):
 
 
 @pytest.mark.parametrize("var", ["GOBOT_PLUGINS__TELEGRAM__BOT_TOKEN", "GOBOT_PLUGINS__BINANCE__API_KEY",
-                                 "GOBOT_PLUGINS__VISION__API_KEY", "GOBOT_SERVER__TOKEN", "GOBOT_PLUGINS__ARCHIVER__PASSWORD"])
+                                 "GOBOT_PLUGINS__VISION__API_KEY", "GOBOT_SERVER__TOKEN",
+                                 "GOBOT_PLUGINS__ARCHIVER__PASSWORD"])
 def test_an_override_of_a_key_named_like_a_secret_is_refused(var):
     assert problems({var: "0123456789abcdefghij"}) == [
-        f"(environment):{var}: a secret is not read from a GOBOT_<SECTION>__<KEY> variable, as it is not read from the config file "
+        f"(environment):{var}: a secret is not read from a GOBOT_<SECTION>__<KEY> variable, as it is not read "
+        "from the config file "
         f"— fix: secrets are read only from their own variables ({', '.join(SECRET_ENV_VARS)}); unset this one",
     ]
 
 
 def test_a_credential_value_is_refused_whatever_the_key():
     assert problems({"GOBOT_PLUGINS__WEBHOOK__FORMAT": "https://hooks.slack.com/services/T0/B0/xyz"}) == [
-        "(environment):GOBOT_PLUGINS__WEBHOOK__FORMAT: holds a Slack webhook URL, a credential; secrets never go in the config file "
+        "(environment):GOBOT_PLUGINS__WEBHOOK__FORMAT: holds a Slack webhook URL, a credential; secrets never go "
+        "in the config file "
         "— fix: set GOBOT_WEBHOOK_URL in the environment and unset this variable",
     ]
 
@@ -201,7 +214,8 @@ def test_a_plugin_text_setting_keeps_its_text_and_a_number_is_a_number(tmp_path)
     from gobot.config import validate_plugin_section
     from gobot_plugins.vision.config import VisionConfig
 
-    settings = settings_from_dict({}, environ={"GOBOT_PLUGINS__VISION__MODEL": "4", "GOBOT_PLUGINS__VISION__TEMPERATURE": "0.5",
+    settings = settings_from_dict({}, environ={"GOBOT_PLUGINS__VISION__MODEL": "4",
+                                               "GOBOT_PLUGINS__VISION__TEMPERATURE": "0.5",
                                                "GOBOT_PLUGINS__VISION__TIMEFRAMES": '["5m", "15m"]'})
     config = validate_plugin_section(settings, "vision", VisionConfig)
     assert (config.model, config.temperature, config.timeframes) == ("4", 0.5, ["5m", "15m"])
@@ -212,8 +226,8 @@ def test_a_variable_for_a_plugin_that_is_not_installed_suggests_the_installed_on
     result = CliRunner().invoke(cli, ["config", "check"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "(environment):GOBOT_PLUGINS__TELEGARM__PARSE_MODE: no installed plugin is called 'telegarm' — fix: did you mean "
-        "GOBOT_PLUGINS__TELEGRAM__PARSE_MODE? unset it, or install the plugin",
+        "(environment):GOBOT_PLUGINS__TELEGARM__PARSE_MODE: no installed plugin is called 'telegarm' — fix: "
+        "did you mean GOBOT_PLUGINS__TELEGRAM__PARSE_MODE? unset it, or install the plugin",
     ]
 
 
@@ -255,15 +269,16 @@ def test_config_check_without_variables_prints_no_environment_part(tmp_path):
 # -- hostile values -------------------------------------------------------------------------------
 
 CORE_KEYS = [(section, key) for section, model in
-             ((name, field.annotation) for name, field in Settings.model_fields.items() if hasattr(field.annotation, "model_fields"))
+             ((name, field.annotation) for name, field in Settings.model_fields.items()
+              if hasattr(field.annotation, "model_fields"))
              for key in model.model_fields]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(CORE_KEYS), st.one_of(
     st.text(max_size=20).filter(lambda t: "\x00" not in t),
-    st.sampled_from(["", "nan", "inf", "-inf", "1e999", "[", "[1, 2", '["BTC/USDT", "BTC/USDT"]', "{a = 1}", "true", "0",
-                     "-1", "1e300", "2026-01-01", "'single'", '"double"', "s" * 5000, "x\ny = 1"]),
+    st.sampled_from(["", "nan", "inf", "-inf", "1e999", "[", "[1, 2", '["BTC/USDT", "BTC/USDT"]', "{a = 1}", "true",
+                     "0", "-1", "1e300", "2026-01-01", "'single'", '"double"', "s" * 5000, "x\ny = 1"]),
 )), max_size=4))
 def test_any_value_of_any_variable_is_accepted_or_refused_naming_the_variable(pairs):
     environ = {f"GOBOT_{section.upper()}__{key.upper()}": raw for (section, key), raw in pairs}

@@ -102,7 +102,8 @@ def test_sigterm_stops_cleanly_and_persists(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_cycle_re_run_after_sigkill_writes_its_fill_and_closed_trade_once(tmp_path, synthetic_data_dir, uninterrupted):
+def test_a_cycle_re_run_after_sigkill_writes_its_fill_and_closed_trade_once(tmp_path, synthetic_data_dir,
+                                                                            uninterrupted):
     """Killed after a cycle's fill and closed trade were audited but before its state was saved: the
     restart re-runs the cycle and meets the same fill again. The audit log holds each fact once."""
     closing = next(e["iteration"] for e in audit(uninterrupted) if e["event"] == "trade_closed")
