@@ -677,8 +677,8 @@ class DashboardServer:
 
     # -- read-only endpoints ------------------------------------------------------------------------
 
-    async def _observed(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        statuses = await plugin_statuses(self.bot)
+    async def _observed(self, max_age: float = 0.0) -> tuple[dict[str, Any], dict[str, Any]]:
+        statuses = await plugin_statuses(self.bot, max_age)
         return statuses, status.health(self.bot, self.bot.counters, statuses, self.stall_seconds)
 
     async def health(self, request: web.Request) -> web.Response:
@@ -703,8 +703,8 @@ class DashboardServer:
         out.add("gobot_server_lockouts_total", self.throttle.lockouts, kind="counter",
                 help="clients locked out after too many wrong dashboard tokens")
 
-    async def _status(self) -> dict[str, Any]:
-        statuses, doc = await self._observed()
+    async def _status(self, max_age: float = 0.0) -> dict[str, Any]:
+        statuses, doc = await self._observed(max_age)
         return status.status_document(self.bot, self.runner, self.bot.counters, statuses, doc,
                                       controls=bool(self._token))
 
@@ -758,7 +758,7 @@ class DashboardServer:
             version = self.version
             body = json.dumps({
                 "version": version,
-                "status": await self._status(),
+                "status": await self._status(max_age=DOCUMENT_MAX_AGE),
                 "trades": status.trades_document(self.bot, 50),
                 "cycles": status.cycles_document(self.bot, 15),
                 "metrics": status.metrics_document(self.bot, self.bot.counters),

@@ -4,6 +4,7 @@ read by progress.json, ``gobot risk status`` and the operator's view (``gobot.op
 from __future__ import annotations
 
 import logging
+import time
 
 from gobot.run import RunningBot
 from gobot_hookspecs import PluginStatus
@@ -11,13 +12,18 @@ from gobot_hookspecs import PluginStatus
 log = logging.getLogger(__name__)
 
 
-async def plugin_statuses(bot: RunningBot) -> dict[str, PluginStatus | str]:
+async def plugin_statuses(bot: RunningBot, max_age: float = 0.0) -> dict[str, PluginStatus | str]:
     """Every plugin's ``gobot_status`` answer; a plugin that raised or answered nonsense maps to the error text.
 
     Called with a hook caller of its own, so a failure here is logged but never counted against
-    the cycle that happens to be running.
+    the cycle that happens to be running. Answers asked less than ``max_age`` seconds ago are
+    reused: the dashboard document built as a cycle ends shares those progress.json just asked for,
+    so the plugins are asked once per cycle, however many pages watch.
     """
     from gobot.host.hook_caller import HookCaller
+
+    if bot.statuses_asked is not None and time.monotonic() - bot.statuses_asked[0] < max_age:
+        return bot.statuses_asked[1]
 
     errors: dict[str, str] = {}
 
@@ -32,6 +38,7 @@ async def plugin_statuses(bot: RunningBot) -> dict[str, PluginStatus | str]:
         else:
             answers[plugin] = f"returned {type(answer).__name__}, expected PluginStatus or None"
     answers.update(errors)
+    bot.statuses_asked = (time.monotonic(), answers)
     return answers
 
 
