@@ -48,7 +48,8 @@ def trades(n: int, run_id: str = "r-bench") -> list[Trade]:
         out.append(Trade(
             symbol=rng.choice(["BTC/USDT", "ETH/USDT", "SOL/USDT"]), direction=direction, amount=0.1, entry_price=entry,
             exit_price=exit_, opened_at=opened, closed_at=opened + timedelta(minutes=rng.randint(15, 600)), fees=0.02,
-            pnl=sign * (exit_ - entry) * 0.1 - 0.02, exit_reason="signal", confidence=round(0.5 + rng.random() * 0.5, 3),
+            pnl=sign * (exit_ - entry) * 0.1 - 0.02, exit_reason="signal",
+            confidence=round(0.5 + rng.random() * 0.5, 3),
             strategy="sma_rsi", strategy_version=1 + i // 20_000, client_order_id=f"gb{i:024x}",
             initial_stop_loss=entry * (1 - sign * 0.02),
         ))
@@ -96,7 +97,8 @@ def raw_sqlite_executemany(rows: list[dict], folder: Path) -> float:
     values = [tuple(row[c] for c in columns) for row in rows]
     started = time.perf_counter()
     with connection:
-        connection.executemany(f"INSERT INTO trades ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values)
+        connection.executemany(f"INSERT INTO trades ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                               values)
     seconds = time.perf_counter() - started
     connection.close()
     return seconds
@@ -110,7 +112,8 @@ def sqlmodel_orm(rows: list[dict], folder: Path) -> float:
 
     store = ArchiveStore(f"sqlite:///{folder / 'orm.db'}")
     store.migrate()
-    objects = [TradeRow(**{k: (datetime.fromisoformat(v) if k in ("opened_at", "closed_at") else v) for k, v in row.items()})
+    objects = [TradeRow(**{k: (datetime.fromisoformat(v) if k in ("opened_at", "closed_at") else v)
+                           for k, v in row.items()})
                for row in rows]
     started = time.perf_counter()
     with Session(store.engine) as session:
@@ -189,8 +192,8 @@ def fill_latencies(url: str, folder: Path, count: int) -> tuple[list[float], lis
     plugin.writer.store = open_store()
     plugin.writer.start()
     ctx = SimpleNamespace(run_id="r-latency", iteration=1)
-    fills = [Fill(order_id=f"o{i}", client_order_id=f"c{i}", symbol="BTC/USDT", side=Side.BUY, purpose="open", amount=0.1,
-                  price=100.0 + i, fee=0.01, time=START + timedelta(seconds=i)) for i in range(count)]
+    fills = [Fill(order_id=f"o{i}", client_order_id=f"c{i}", symbol="BTC/USDT", side=Side.BUY, purpose="open",
+                  amount=0.1, price=100.0 + i, fee=0.01, time=START + timedelta(seconds=i)) for i in range(count)]
     through_outbox = []
     for fill in fills:
         started = time.perf_counter()
@@ -203,7 +206,7 @@ def fill_latencies(url: str, folder: Path, count: int) -> tuple[list[float], lis
 
     store = ArchiveStore(url)
     direct = []
-    for i, fill in enumerate(fills):
+    for _i, fill in enumerate(fills):
         row = records.fill_row("r-direct", 1, fill)
         started = time.perf_counter()
         with store.engine.begin() as connection:
@@ -232,8 +235,10 @@ def report_times(url: str, n: int) -> tuple[float, float, float]:
     store = ArchiveStore(url)
     store.migrate()
     with store.engine.begin() as connection:
-        store.insert(connection, "runs", [records.run_row("r-report", "paper", START, 1000.0, ["BTC/USDT"])], ("run_id",), "update")
-        store.insert(connection, "trades", [records.trade_row("r-report", i, t) for i, t in enumerate(data)], ("trade_key",), "ignore")
+        store.insert(connection, "runs", [records.run_row("r-report", "paper", START, 1000.0, ["BTC/USDT"])],
+                     ("run_id",), "update")
+        store.insert(connection, "trades", [records.trade_row("r-report", i, t) for i, t in enumerate(data)],
+                     ("trade_key",), "ignore")
     started = time.perf_counter()
     for dimension in metrics.DIMENSIONS:
         metrics.metrics_by(data, dimension, 1000.0)
@@ -266,13 +271,16 @@ def main() -> None:
     base_rate = len(rows) / baseline
     cases = [("raw sqlite3 executemany (baseline)", len(rows), baseline)]
     cases.append(("sqlmodel ORM add_all, SQLite", len(orm_rows), sqlmodel_orm(orm_rows, folder)))
-    cases.append(("archiver bulk insert, SQLite, trades", len(rows), archiver_bulk(rows, f"sqlite:///{folder / 'bulk.db'}")))
+    cases.append(("archiver bulk insert, SQLite, trades", len(rows),
+                  archiver_bulk(rows, f"sqlite:///{folder / 'bulk.db'}")))
     cases.append(("archiver bulk insert, SQLite, fills", len(fills),
                   archiver_bulk(fills, f"sqlite:///{folder / 'bulk-fills.db'}", "fills", "fill_key")))
     if pg_url:
         cases.append(("archiver bulk insert, PostgreSQL, trades", len(rows), archiver_bulk(rows, pg_url)))
-        cases.append(("archiver bulk insert, PostgreSQL, fills", len(fills), archiver_bulk(fills, pg_url, "fills", "fill_key")))
-    cases.append(("outbox -> SQLite drain (writer thread)", len(rows), outbox_drain(len(rows), f"sqlite:///{folder / 'drain.db'}", folder)))
+        cases.append(("archiver bulk insert, PostgreSQL, fills", len(fills),
+                      archiver_bulk(fills, pg_url, "fills", "fill_key")))
+    cases.append(("outbox -> SQLite drain (writer thread)", len(rows),
+                  outbox_drain(len(rows), f"sqlite:///{folder / 'drain.db'}", folder)))
     print(f"{'case':<42} {'rows':>8} {'seconds':>8} {'rows/s':>10} {'x baseline':>11}  verdict")
     for name, count, seconds in cases:
         rate = count / seconds
@@ -288,7 +296,8 @@ def main() -> None:
     targets = [("SQLite", f"sqlite:///{folder / 'fills.db'}")] + ([("PostgreSQL", pg_url)] if pg_url else [])
     for label, url in targets:
         outbox, direct = fill_latencies(url, folder, args.fills)
-        for name, values in ((f"direct synchronous insert, {label} (baseline)", direct), (f"gobot_on_fill via the outbox, {label}", outbox)):
+        for name, values in ((f"direct synchronous insert, {label} (baseline)", direct),
+                             (f"gobot_on_fill via the outbox, {label}", outbox)):
             print(f"{name:<44} {percentile(values, 0.5) * 1000:>8.3f} {percentile(values, 0.99) * 1000:>8.3f} "
                   f"{max(values) * 1000:>8.3f} {percentile(values, 0.99) / percentile(direct, 0.99):>13.2f}")
 

@@ -59,7 +59,8 @@ def write_data(folder: Path, candles: dict[str, np.ndarray]) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         handle.write("timestamp_ms,open,high,low,close,volume\n")
         np.savetxt(handle, table, fmt=["%d", "%.10g", "%.10g", "%.10g", "%.10g", "%.10g"], delimiter=",")
-    (folder / "markets.json").write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 1e-8, "price": 1e-8}}}), encoding="utf-8")
+    (folder / "markets.json").write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 1e-8, "price": 1e-8}}}),
+                                         encoding="utf-8")
     return path
 
 
@@ -114,7 +115,8 @@ def gobot_run(data_file: Path, rows: int, path: str):
 
     series = series_from_file(data_file, markets=read_markets(data_file.parent))
     series = series.between(None, int(series.timestamp[rows - 1]) + 1)
-    settings = ExecutionSettings(fee_percent=0.1, slippage_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
+    settings = ExecutionSettings(fee_percent=0.1, slippage_percent=0.0, stop_loss_percent=None,
+                                 take_profit_percent=None,
                                  start_equity=CASH, sizing=Sizing("all_in"), allow_short=False)
     seconds, result = timed(run, SmaCrossStrategy(), {"fast": 10, "slow": 50}, [series], settings, path=path)
     return seconds, len(result.trades), result.end_equity
@@ -214,7 +216,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=YEAR, help="candles in the full run (default: a year of 1m)")
     parser.add_argument("--keep", type=Path, help="write the data here and keep it")
-    parser.add_argument("--repeat", type=int, default=3, help="whole-process runs per tool; the best counts (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="whole-process runs per tool; the best counts (default 3)")
     args = parser.parse_args()
     have_bt, have_vbt = has("backtesting"), has("vectorbt")
     if not have_bt:
@@ -230,17 +233,20 @@ def main() -> None:
     failures: list[str] = []
     for n in (min(SLICE, args.rows), args.rows):
         bt_s, bt_trades, bt_equity = backtesting_run(backtesting_frame(candles, n))
-        rows.append({"tool": "backtesting.py", "rows": n, "s": bt_s, "trades": bt_trades, "equity": bt_equity, "base": bt_s})
+        rows.append({"tool": "backtesting.py", "rows": n, "s": bt_s, "trades": bt_trades, "equity": bt_equity,
+                     "base": bt_s})
         for path in ("vectorized", "per-bar"):
             gobot_run(data_file, min(n, 5000), path)  # warm imports and caches, as the peers get
             seconds, trades, equity = gobot_run(data_file, n, path)
-            rows.append({"tool": f"gobot ({path})", "rows": n, "s": seconds, "trades": trades, "equity": equity, "base": bt_s})
+            rows.append({"tool": f"gobot ({path})", "rows": n, "s": seconds, "trades": trades, "equity": equity,
+                         "base": bt_s})
             if trades != bt_trades or abs(equity - bt_equity) >= 0.005:
                 failures.append(f"gobot {path} on {n:,} rows: {trades} trades, equity {equity:.6f}; "
                                 f"backtesting.py: {bt_trades} trades, equity {bt_equity:.6f}")
         if have_vbt:
             seconds, trades, equity = vectorbt_run(candles, n)
-            rows.append({"tool": "vectorbt (warm)", "rows": n, "s": seconds, "trades": trades, "equity": equity, "base": bt_s})
+            rows.append({"tool": "vectorbt (warm)", "rows": n, "s": seconds, "trades": trades, "equity": equity,
+                         "base": bt_s})
 
     print("\nin-process (data in memory; vectorbt after its JIT warm-up)")
     print(f"{'tool':<22} {'rows':>9} {'seconds':>9} {'x bt.py':>8} {'trades':>7} {'final equity':>18}")
@@ -271,8 +277,10 @@ def main() -> None:
     _, json_out, _ = peak_rss_mb([GOBOT, "backtest", *flags, "--json"], env_cwd)
     document = json.loads(json_out)
     year_bt = next(r for r in rows if r["tool"] == "backtesting.py" and r["rows"] == args.rows)
-    if len(document["trades"]) != year_bt["trades"] or abs(document["metrics"]["end_equity"] - year_bt["equity"]) >= 0.005:
-        failures.append(f"gobot backtest (process): {len(document['trades'])} trades, equity {document['metrics']['end_equity']}")
+    if (len(document["trades"]) != year_bt["trades"]
+            or abs(document["metrics"]["end_equity"] - year_bt["equity"]) >= 0.005):
+        failures.append(f"gobot backtest (process): {len(document['trades'])} trades, equity "
+                        f"{document['metrics']['end_equity']}")
     bt_whole = next(s for name, s, _, _ in whole if name == "backtesting.py")
     print(f"\nwhole process, {args.rows:,} rows, best of {args.repeat} (Python start, imports, reading the data, run, "
           "output; gobot's later runs of a file read the binary copy its first run kept)")
@@ -286,8 +294,10 @@ def main() -> None:
     g_fast = next(r for r in rows if r["tool"] == "gobot (vectorized)" and r["rows"] == args.rows)
     g_slow = next(r for r in rows if r["tool"] == "gobot (per-bar)" and r["rows"] == args.rows)
     checks = [
-        (f"gobot backtest whole process < {TARGETS['whole process s']:g} s", g_whole, g_whole < TARGETS["whole process s"]),
-        (f"  the same, first run (parses the CSV) < {TARGETS['whole process s']:g} s", g_first, g_first < TARGETS["whole process s"]),
+        (f"gobot backtest whole process < {TARGETS['whole process s']:g} s", g_whole,
+         g_whole < TARGETS["whole process s"]),
+        (f"  the same, first run (parses the CSV) < {TARGETS['whole process s']:g} s", g_first,
+         g_first < TARGETS["whole process s"]),
         (f"in-process >= {TARGETS['x backtesting.py']:g}x backtesting.py", year_bt["s"] / g_fast["s"],
          year_bt["s"] / g_fast["s"] >= TARGETS["x backtesting.py"]),
         (f"whole process >= {TARGETS['x backtesting.py']:g}x backtesting.py's", bt_whole / g_whole,

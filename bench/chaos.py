@@ -31,7 +31,8 @@ def main() -> int:
         figures = Path(folder) / "figures.jsonl"
         env = os.environ | {"GOBOT_CHAOS_FULL": "1", "GOBOT_CHAOS_FIGURES": str(figures)}
         tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_chaos_*.py"))
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s", *tests], cwd=ROOT, env=env)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-s", *tests], cwd=ROOT,
+                              env=env)
         rows = [json.loads(line) for line in figures.read_text().splitlines()] if figures.exists() else []
     from rich.console import Console
     from rich.table import Table

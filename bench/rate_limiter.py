@@ -63,15 +63,17 @@ async def drive(url: str, limit: int, window: float, requests: int, rate_factor:
     config = SimpleNamespace(request_timeout=10, mode="live", testnet=False, api_url=url)
     policy = None
     if mode == "adaptive":
-        policy = AdaptiveRateLimiter(AdaptiveRateLimitConfig(share=share, requests_per_hour=None), store=open_store(share))
+        policy = AdaptiveRateLimiter(AdaptiveRateLimitConfig(share=share, requests_per_hour=None),
+                                     store=open_store(share))
     exchange = make_exchange(config, market="spot", policy=policy)
     if mode == "ccxt":
         exchange.enableRateLimit = True
     await exchange.load_markets()
     if policy is not None:
         policy.scope = None  # force set_limits to rebuild under the shared scope
-        policy.set_limits([l.model_copy(update={"limit": int(l.limit * configured_factor)}) if l.kind == "weight" else l
-                           for l in policy.limits if l.window_seconds != 3600], scope)
+        policy.set_limits([rule.model_copy(update={"limit": int(rule.limit * configured_factor)})
+                           if rule.kind == "weight" else rule
+                           for rule in policy.limits if rule.window_seconds != 3600], scope)
     statuses: dict[str, int] = {}
     critical_waits: list[float] = []
     done = asyncio.Event()
@@ -115,8 +117,8 @@ def worker_main(args: argparse.Namespace) -> None:
     if args.close_out:
         result = asyncio.run(close_out(args.url, args.share, args.scope))
     else:
-        result = asyncio.run(drive(args.url, args.limit, args.window, args.requests, 3.0, "adaptive", args.share, args.scope,
-                                   processes=args.processes))
+        result = asyncio.run(drive(args.url, args.limit, args.window, args.requests, 3.0, "adaptive", args.share,
+                                   args.scope, processes=args.processes))
     Path(args.out).write_text(json.dumps(result))
 
 
@@ -176,7 +178,8 @@ async def ban_then_close(server, share: str, scope: str, ban: float, close: bool
                 await exchange.fetch_ticker("BTC/USDT")
             except (ccxt.DDoSProtection, ExecutionFailed):
                 pass
-            await asyncio.sleep(server.window_seconds - time.time() % server.window_seconds)  # the exchange's window ends
+            # the exchange's window ends
+            await asyncio.sleep(server.window_seconds - time.time() % server.window_seconds)
         server.banned_until = time.time() + ban
         try:
             await exchange.fetch_ticker("BTC/USDT")
@@ -201,8 +204,8 @@ def scenario_close_out(name: str, share: str, limit: int, window: float, ban: fl
         out = Path(tmp) / "close-out.json"
         env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         started = time.time()
-        proc = subprocess.run([sys.executable, __file__, "--worker", "--close-out", "--url", server.url, "--share", share,
-                               "--scope", scope, "--out", str(out)], env=env, timeout=600)
+        proc = subprocess.run([sys.executable, __file__, "--worker", "--close-out", "--url", server.url, "--share",
+                               share, "--scope", scope, "--out", str(out)], env=env, timeout=600)
         whole = time.time() - started
         if proc.returncode != 0:
             raise SystemExit(f"the close-out process failed ({share})")
@@ -235,7 +238,8 @@ def scenario_cli_close_out(name: str, share_kind: str, ban: float) -> dict:
         whole = time.time() - started
         flat = float(server.balance("BTC")) < 1e-5 and "Flat after" in done.stdout
     return {"scenario": f"{name}: gobot kill --close-positions", "seconds": whole, "whole": whole, "flat": flat,
-            "before": f"{before['429']} x 429, {before['418']} x 418; " + ("flat" if flat else f"NOT FLAT: {done.stdout[-200:]}")}
+            "before": f"{before['429']} x 429, {before['418']} x 418; " + ("flat" if flat
+                                                                           else f"NOT FLAT: {done.stdout[-200:]}")}
 
 
 def steady_share(windows: list[tuple[float, int]], limit: int) -> tuple[float, float]:
@@ -248,20 +252,24 @@ def scenario_in_process(name: str, mode: str, limit: int, window: float, request
                         ban_after: int = 3) -> dict:
     from tests.servers.binance import BinanceTestServer
 
-    with BinanceTestServer(window_seconds=window, weight_limit=limit, ban_after_429s=ban_after, ban_seconds=1) as server:
+    with BinanceTestServer(window_seconds=window, weight_limit=limit, ban_after_429s=ban_after,
+                           ban_seconds=1) as server:
         result = asyncio.run(drive(server.url, limit, window, requests, 3.0, mode, configured_factor=configured_factor))
         mean, peak = steady_share(server.windows(), limit)
-        return row(name, result["statuses"], server.status_counts, mean, peak, result["critical_waits"], result["seconds"])
+        return row(name, result["statuses"], server.status_counts, mean, peak, result["critical_waits"],
+                   result["seconds"])
 
 
 def scenario_processes(name: str, share: str, limit: int, window: float, requests: int, processes: int = 3) -> dict:
     from tests.servers.binance import BinanceTestServer
 
     scope = f"bench-{os.getpid()}-{time.time_ns()}"
-    with BinanceTestServer(window_seconds=window, weight_limit=limit, ban_after_429s=3, ban_seconds=1) as server, tempfile.TemporaryDirectory() as tmp:
+    with BinanceTestServer(window_seconds=window, weight_limit=limit,
+                           ban_after_429s=3, ban_seconds=1) as server, tempfile.TemporaryDirectory() as tmp:
         outs = [Path(tmp) / f"worker-{i}.json" for i in range(processes)]
         env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--url", server.url, "--limit", str(limit), "--window", str(window),
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--url", server.url, "--limit", str(limit),
+                                   "--window", str(window),
                                    "--requests", str(requests // processes), "--share", share, "--scope", scope,
                                    "--processes", str(processes), "--out", str(out)], env=env) for out in outs]
         for proc in procs:
@@ -326,10 +334,12 @@ def main() -> None:
         scenario_in_process("adaptive, 1 process", "adaptive", args.limit, args.window, args.requests),
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        rows.append(scenario_processes("adaptive, 3 processes, SQLite", f"sqlite:{Path(tmp) / 'budget.sqlite'}", args.limit, args.window, args.requests))
+        rows.append(scenario_processes("adaptive, 3 processes, SQLite", f"sqlite:{Path(tmp) / 'budget.sqlite'}",
+                                       args.limit, args.window, args.requests))
     redis = redis_reachable()
     if redis:
-        rows.append(scenario_processes("adaptive, 3 processes, Redis", REDIS_URL, args.limit, args.window, args.requests))
+        rows.append(scenario_processes("adaptive, 3 processes, Redis", REDIS_URL, args.limit, args.window,
+                                       args.requests))
     else:
         print("Redis at 127.0.0.1:6379 is not reachable: its rows are left out")
     # The server bans at the 4th refusal: "at most 3 429s and no 418" means it never got there.
@@ -337,34 +347,40 @@ def main() -> None:
                                 configured_factor=2.0, ban_after=4)
     rows.append(above)
 
-    table = Table(title=f"Rate limiter at 3x the allowed rate: {args.limit} weight per {args.window:g} s window, ticker weight {WEIGHT}")
-    for column in ("scenario", "requests", "used/allowed", "peak/limit", "429s", "418s", "CRIT p50 ms", "CRIT p99 ms", "seconds"):
+    table = Table(title=f"Rate limiter at 3x the allowed rate: {args.limit} weight per {args.window:g} s window, "
+                        f"ticker weight {WEIGHT}")
+    for column in ("scenario", "requests", "used/allowed", "peak/limit", "429s", "418s", "CRIT p50 ms",
+                   "CRIT p99 ms", "seconds"):
         table.add_column(column, justify="left" if column == "scenario" else "right")
     for r in rows:
-        table.add_row(r["scenario"], str(r["requests"]), f"{r['share']:.1%}", f"{r['peak']:.1%}", str(r["429"]), str(r["418"]),
-                      f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['seconds']:.1f}")
+        table.add_row(r["scenario"], str(r["requests"]), f"{r['share']:.1%}", f"{r['peak']:.1%}", str(r["429"]),
+                      str(r["418"]), f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['seconds']:.1f}")
     console = Console(width=130)
     console.print(table)
 
     closes = []
     with tempfile.TemporaryDirectory() as tmp:
-        closes += scenario_close_out("SQLite", f"sqlite:{Path(tmp) / 'budget.sqlite'}", args.limit, args.window, args.ban)
+        closes += scenario_close_out("SQLite", f"sqlite:{Path(tmp) / 'budget.sqlite'}", args.limit, args.window,
+                                     args.ban)
     closes.append(scenario_cli_close_out("SQLite", "sqlite", args.ban))
     if redis:
         closes += scenario_close_out("Redis", REDIS_URL, args.limit, args.window, args.ban)
         closes.append(scenario_cli_close_out("Redis", "redis", args.ban))
-    table = Table(title=f"Close-out after a ban-level backoff (5 x 429, then a {args.ban:g} s ban), once the exchange answers again: "
-                        "a CRITICAL market order, and the real gobot kill --close-positions (whole process)")
+    table = Table(title=f"Close-out after a ban-level backoff (5 x 429, then a {args.ban:g} s ban), once the exchange "
+                        "answers again: a CRITICAL market order, and the real gobot kill --close-positions "
+                        "(whole process)")
     for column in ("scenario", "before it", "CRITICAL order ms", "whole process s"):
         table.add_column(column, justify="left" if column in ("scenario", "before it") else "right")
     for r in closes:
-        table.add_row(r["scenario"], r["before"], f"{r['seconds'] * 1000:.1f}", "" if r["whole"] is None else f"{r['whole']:.1f}")
+        table.add_row(r["scenario"], r["before"], f"{r['seconds'] * 1000:.1f}",
+                      "" if r["whole"] is None else f"{r['whole']:.1f}")
     console.print(table)
 
     adaptive = rows[2]
     ccxt_row = rows[1]
     console.print(f"adaptive vs ccxt's throttle: {adaptive['share'] / ccxt_row['share']:.2f}x the weight used; "
-                  f"vs no limiter: {rows[0]['429']} -> {adaptive['429']} 429s, {rows[0]['418']} -> {adaptive['418']} 418s")
+                  f"vs no limiter: {rows[0]['429']} -> {adaptive['429']} 429s, "
+                  f"{rows[0]['418']} -> {adaptive['418']} 418s")
     shared = [r for r in rows if "processes" in r["scenario"]]
     targets = [
         ("share used >= 95 % (1 process)", adaptive["share"] >= 0.95),

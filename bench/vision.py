@@ -46,7 +46,8 @@ def bench_rendering(renders: int) -> list[tuple[str, float, str]]:
             tf = ("5m", "15m")[i % 2]
             window = candles[tf].tail(200 + i)  # a different picture every time
             began = time.perf_counter()
-            png, _drawn = await renderer.render(chart_data("BTC/USDT", tf, window, config.indicators, 120, config.theme))
+            png, _drawn = await renderer.render(chart_data("BTC/USDT", tf, window, config.indicators, 120,
+                                                           config.theme))
             took = time.perf_counter() - began
             if first is None:
                 first = took
@@ -73,7 +74,9 @@ def run_replay(state_dir: Path, cycles: int, config: dict, fresh: bool) -> list:
     from gobot.run.runner import Runner
     from gobot.testing import replay_settings
 
-    settings = replay_settings(state_dir, ROOT / "data", {**config, "plugins": {**config.get("plugins", {}), "console": {"cycle_lines": False}}})
+    settings = replay_settings(state_dir, ROOT / "data", {**config,
+                                                          "plugins": {**config.get("plugins", {}),
+                                                                      "console": {"cycle_lines": False}}})
     settings.orchestrator.max_iterations = cycles
     plugin_set = build_plugin_set(enable=settings.plugins.enable, disable=settings.plugins.disable)
     bot = Bot(settings, plugin_set, fresh=fresh)
@@ -86,7 +89,8 @@ def bench_cycles(cycles: int) -> list[tuple[str, float, float, float]]:
 
     answer = {
         "action": "HOLD", "confidence": 0.5, "entry": None, "stop_loss": None, "take_profit": None,
-        "timeframes": [{"timeframe": "5m", "action": "HOLD"}, {"timeframe": "15m", "action": "HOLD"}], "rationale": "range",
+        "timeframes": [{"timeframe": "5m", "action": "HOLD"}, {"timeframe": "15m", "action": "HOLD"}],
+        "rationale": "range",
     }
     rows = []
     with LoopbackOpenAI(default=Reply.answer(answer)) as server, tempfile.TemporaryDirectory() as tmp:

@@ -110,7 +110,8 @@ class TelegramApiServer:
 
     # -- scripting --------------------------------------------------------------------------------
 
-    def fail(self, method: str = "*", status: int = 500, times: int = 1, retry_after: int | None = None, hang: float = 0.0) -> None:
+    def fail(self, method: str = "*", status: int = 500, times: int = 1, retry_after: int | None = None,
+             hang: float = 0.0) -> None:
         with self.cond:
             self.failures.append(Failure(method, status, retry_after, hang, times))
 
@@ -119,7 +120,8 @@ class TelegramApiServer:
             self.down_status = status
             self.cond.notify_all()
 
-    def push_message(self, user_id: int, chat_id: int, text: str, *, age: float = 0.0, chat_type: str = "group") -> None:
+    def push_message(self, user_id: int, chat_id: int, text: str, *, age: float = 0.0,
+                     chat_type: str = "group") -> None:
         self._push({"message": {"message_id": self._next_message(), "date": int(time.time() - age), "text": text,
                                 "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
                                 "chat": {"id": chat_id, "type": chat_type}}})
@@ -127,7 +129,8 @@ class TelegramApiServer:
     def push_button(self, user_id: int, chat_id: int, data: str, message_id: int) -> None:
         self._push({"callback_query": {"id": f"cb{self._update_id}", "data": data,
                                        "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
-                                       "message": {"message_id": message_id, "chat": {"id": chat_id, "type": "group"}}}})
+                                       "message": {"message_id": message_id,
+                                                   "chat": {"id": chat_id, "type": "group"}}}})
 
     def _push(self, update: dict[str, Any]) -> None:
         with self.cond:
@@ -156,7 +159,8 @@ class TelegramApiServer:
                 self.cond.wait(left)
 
     def delivered(self, method: str | None = None) -> list[Call]:
-        return [c for c in self.calls if c.status == 200 and c.method != "getUpdates" and (method is None or c.method == method)]
+        return [c for c in self.calls if c.status == 200 and c.method != "getUpdates"
+                and (method is None or c.method == method)]
 
     def texts(self) -> list[str]:
         """Visible text of every delivered message (and photo caption), in order."""
@@ -206,7 +210,8 @@ class TelegramApiServer:
             self.closing.wait(failure.hang)  # the client gave up long ago: what it missed is not delivered
         if failure is not None:
             self._record(Call(time.time(), method, params, files, failure.status))
-            body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": _reason(failure.status, failure.retry_after)}
+            body: dict[str, Any] = {"ok": False, "error_code": failure.status,
+                                    "description": _reason(failure.status, failure.retry_after)}
             if failure.retry_after is not None:
                 body["parameters"] = {"retry_after": failure.retry_after}
             return failure.status, body
@@ -247,7 +252,8 @@ class TelegramApiServer:
         if kind.startswith("application/json"):
             return (json.loads(raw) if raw else {}), {}
         if kind.startswith("multipart/form-data"):
-            message = email.parser.BytesParser(policy=email.policy.default).parsebytes(f"Content-Type: {kind}\r\n\r\n".encode() + raw)
+            message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
+                f"Content-Type: {kind}\r\n\r\n".encode() + raw)
             params, files = {}, {}
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
@@ -292,7 +298,8 @@ class TelegramApiServer:
             photo = files.get("photo", b"")
             if not photo.startswith(b"\x89PNG\r\n\x1a\n"):
                 raise ValueError("wrong type of the web page content")
-            caption = visible_text(params.get("caption", "")) if params.get("parse_mode") == "HTML" else params.get("caption", "")
+            caption = (visible_text(params.get("caption", "")) if params.get("parse_mode") == "HTML"
+                       else params.get("caption", ""))
             if utf16_len(caption) > 1024:
                 raise ValueError("message caption is too long")
             return self._message(params.get("chat_id"), caption)

@@ -26,14 +26,17 @@ class PluginVenv:
         self.python = path / "bin" / "python"
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        drop = ("GOBOT_CONFIG", "PYTHONPATH", "VIRTUAL_ENV", "BINANCE_API_KEY", "BINANCE_API_SECRET", "GOBOT_DASHBOARD_TOKEN")
+        drop = ("GOBOT_CONFIG", "PYTHONPATH", "VIRTUAL_ENV", "BINANCE_API_KEY", "BINANCE_API_SECRET",
+                "GOBOT_DASHBOARD_TOKEN")
         environment = {k: v for k, v in os.environ.items() if k not in drop}
         environment.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", COLUMNS="200")
         environment.update(extra or {})
         return environment
 
-    def run(self, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.python), *args], cwd=cwd, env=self.env(env), capture_output=True, text=True, timeout=timeout)
+    def run(self, *args: str, cwd: Path,
+            env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.python), *args], cwd=cwd, env=self.env(env), capture_output=True, text=True,
+                              timeout=timeout)
 
     def gobot(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return self.run("-m", "gobot", *args, cwd=cwd, env=env)
@@ -67,5 +70,6 @@ def plugin_venv(tmp_path_factory) -> PluginVenv:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
     venv = PluginVenv(path)
     parent_site = sysconfig.get_paths()["purelib"]  # gobot's environment (.venv), editable installs included
-    (venv.site_packages / "_gobot_parent_env.pth").write_text(f"import site; site.addsitedir({parent_site!r})\n", encoding="utf-8")
+    (venv.site_packages / "_gobot_parent_env.pth").write_text(f"import site; site.addsitedir({parent_site!r})\n",
+                                                              encoding="utf-8")
     return venv

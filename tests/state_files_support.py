@@ -16,19 +16,21 @@ from chaos_support import GOBOT
 BUNDLED_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def gobot(folder: Path, *args: str, kill_point: str | None = None, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def gobot(folder: Path, *args: str, kill_point: str | None = None,
+          extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """``gobot <args> --config <folder>/config.toml`` as a real process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOBOT_")} | {"COLUMNS": "200"} | (extra_env or {})
     if kill_point:
         env["GOBOT_TEST_KILL_POINT"] = kill_point
-    return subprocess.run([GOBOT, *args, "--config", str(folder / "config.toml")], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=folder)
+    return subprocess.run([GOBOT, *args, "--config", str(folder / "config.toml")], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=folder)
 
 
 def write_config(folder: Path, extra: str = "") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(
-        f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{BUNDLED_DATA}"\n{textwrap.dedent(extra)}', encoding="utf-8")
+        f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{BUNDLED_DATA}"\n{textwrap.dedent(extra)}',
+        encoding="utf-8")
 
 
 def audit(folder: Path) -> list[dict]:

@@ -44,11 +44,13 @@ def test_enabled_by_config_it_vetoes_with_its_reason(replay_bot, run_bot, tmp_pa
 def test_it_sits_beside_the_builtin_protections(tmp_path, synthetic_data_dir):
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "state"\n[plugins]\nenable = ["max_spread"]\n'
-                      f'[plugins.max_spread]\nmax_spread_pct = 0.2\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n')
+                      '[plugins.max_spread]\nmax_spread_pct = 0.2\n[plugins.replay]\ndata_dir = '
+                      f'"{synthetic_data_dir}"\n')
     runner = CliRunner()
     check = runner.invoke(cli, ["config", "check", "--config", str(config)])
     assert check.exit_code == 0 and "max_spread" in check.output
-    rows = {row["name"]: row for row in json.loads(runner.invoke(cli, ["plugins", "--json", "-p", "max_spread"]).output)}
+    rows = {row["name"]: row for row in json.loads(runner.invoke(cli,
+                                                                 ["plugins", "--json", "-p", "max_spread"]).output)}
     assert rows["max_spread"]["status"] == "enabled" and "gobot_risk_check" in rows["max_spread"]["hooks"]
     status = json.loads(runner.invoke(cli, ["risk", "status", "--config", str(config), "--json"]).output)
     assert {p["plugin"] for p in status["plugins"]} == {"circuit_breaker", "risk_limits", "max_spread"}

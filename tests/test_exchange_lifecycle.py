@@ -40,7 +40,8 @@ from gobot_hookspecs import Action, Signal, hookimpl
 def gobot_generate_ideas(ctx, snapshots):
     """What the test's ideas.json says per symbol, HOLD otherwise."""
     wanted = json.loads(Path(os.environ["LIFECYCLE_IDEAS"]).read_text())
-    return [Signal(symbol=s.symbol, action=Action(wanted.get(s.symbol, "HOLD")), confidence=0.9, rationale="lifecycle step")
+    return [Signal(symbol=s.symbol, action=Action(wanted.get(s.symbol, "HOLD")), confidence=0.9,
+                   rationale="lifecycle step")
             for s in snapshots]
 '''
 
@@ -57,7 +58,8 @@ class Lifecycle:
     outputs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.config = write_start_config(self.folder, self.server.url, market=self.market, ideas="lifecycle_ideas", share=self.share)
+        self.config = write_start_config(self.folder, self.server.url, market=self.market, ideas="lifecycle_ideas",
+                                         share=self.share)
         self.ideas = self.folder / "ideas.json"
         self.ideas.write_text("{}")
         site = install_plugin_dist(self.folder / "site", "lifecycle_ideas", IDEAS_PLUGIN)
@@ -69,7 +71,8 @@ class Lifecycle:
         file = self.folder / "state" / "state.json"
         return json.loads(file.read_text()) if file.exists() else {"iteration": 0}
 
-    def step(self, wanted: dict[str, str], cycles: int = 2, timeout: float = 60, kill_after_order: bool = False) -> None:
+    def step(self, wanted: dict[str, str], cycles: int = 2, timeout: float = 60,
+             kill_after_order: bool = False) -> None:
         """Run ``cycles`` more cycles wanting ``wanted`` (e.g. {"BTC/USDT": "LONG"}), then SIGKILL.
 
         ``kill_after_order``: SIGKILL the moment the exchange has executed the first order, before
@@ -77,7 +80,8 @@ class Lifecycle:
         self.ideas.write_text(json.dumps(wanted))
         target = self.state()["iteration"] + cycles
         process = subprocess.Popen([GOBOT, "start", "--config", str(self.config), "--max-iterations", "0", "--quiet"],
-                                   env=self.env, cwd=self.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                   env=self.env, cwd=self.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
         if kill_after_order:
             path = "/fapi/v1/order" if self.market == "futures" else "/api/v3/order"
             self.server.inject(Fault(path=path, method="POST", action="callback", when="after",
@@ -118,7 +122,8 @@ class Lifecycle:
             assert held == pytest.approx(float(server.balance("BTC")), abs=1e-5)  # up to one lot step of dust
             if held == 0:
                 dust = server.balance("BTC") * Decimal(str(trades[-1]["exit_price"])) if trades else 0
-                bnb = (Decimal(1) - server.balance("BNB")) * server.prices["BNBUSDT"] if server.commission_asset == "BNB" else 0
+                bnb = ((Decimal(1) - server.balance("BNB")) * server.prices["BNBUSDT"]
+                       if server.commission_asset == "BNB" else 0)
                 assert cash == pytest.approx(float(server.balance("USDT") + dust - bnb), abs=0.02)
                 assert server.open_orders() == []
         coids = [o["clientOrderId"] for o in server.state.orders.values()]
@@ -134,21 +139,27 @@ Event = Callable[[BinanceTestServer], None]
 SCENARIOS: dict[str, tuple[str, dict, str, Event, str, bool]] = {
     "spot target hit (OCO)": ("spot", {}, "LONG", lambda s: s.set_price("BTCUSDT", 52100), "take_profit", False),
     "spot stop hit (OCO)": ("spot", {}, "LONG", lambda s: s.set_price("BTCUSDT", 48900), "stop_loss", False),
-    "spot stop hit, BNB commission": ("spot", {"commission_asset": "BNB"}, "LONG", lambda s: s.set_price("BTCUSDT", 48900),
-                                      "stop_loss", False),
+    "spot stop hit, BNB commission": ("spot", {"commission_asset": "BNB"}, "LONG",
+                                      lambda s: s.set_price("BTCUSDT", 48900), "stop_loss", False),
     "spot stop-limit hit (testnet order types)": ("spot", {"markets": "testnet"}, "LONG",
                                                   lambda s: s.set_price("BTCUSDT", 48900), "stop_loss", False),
-    "spot entry partly filled, target hit": ("spot", {}, "LONG", lambda s: s.set_price("BTCUSDT", 52100), "take_profit", True),
-    "spot sold by hand": ("spot", {}, "LONG", lambda s: (cancel_open_orders(s), s.close_outside("BTCUSDT")), "closed_outside", False),
+    "spot entry partly filled, target hit": ("spot", {}, "LONG", lambda s: s.set_price("BTCUSDT", 52100), "take_profit",
+                                             True),
+    "spot sold by hand": ("spot", {}, "LONG", lambda s: (cancel_open_orders(s), s.close_outside("BTCUSDT")),
+                          "closed_outside", False),
     "futures target hit": ("futures", {}, "SHORT", lambda s: s.set_price("BTCUSDT", 47900), "take_profit", False),
     "futures stop hit": ("futures", {}, "LONG", lambda s: s.set_price("BTCUSDT", 48900), "stop_loss", False),
     "futures stop hit, no actualOrderId": ("futures", {"actual_order_id": False}, "SHORT",
                                            lambda s: s.set_price("BTCUSDT", 51100), "stop_loss", False),
-    "futures entry partly filled, stop hit": ("futures", {}, "LONG", lambda s: s.set_price("BTCUSDT", 48900), "stop_loss", True),
-    "futures closed by hand": ("futures", {}, "LONG", lambda s: s.close_outside("BTCUSDT", futures=True), "closed_outside", False),
-    "futures liquidation": ("futures", {}, "LONG", lambda s: s.close_outside("BTCUSDT", futures=True, prefix="autoclose-"),
+    "futures entry partly filled, stop hit": ("futures", {}, "LONG", lambda s: s.set_price("BTCUSDT", 48900),
+                                              "stop_loss", True),
+    "futures closed by hand": ("futures", {}, "LONG", lambda s: s.close_outside("BTCUSDT", futures=True),
+                               "closed_outside", False),
+    "futures liquidation": ("futures", {}, "LONG", lambda s: s.close_outside("BTCUSDT", futures=True,
+                                                                             prefix="autoclose-"),
                             "liquidation", False),
-    "futures ADL": ("futures", {}, "SHORT", lambda s: s.close_outside("BTCUSDT", futures=True, prefix="adl_autoclose"), "adl", False),
+    "futures ADL": ("futures", {}, "SHORT", lambda s: s.close_outside("BTCUSDT", futures=True, prefix="adl_autoclose"),
+                    "adl", False),
 }
 
 
@@ -169,7 +180,8 @@ def test_the_bots_book_equals_the_exchanges_after_every_step_with_a_sigkill_betw
             server.fill_ratio = Decimal("0.5")
         life.step({"BTC/USDT": side}, kill_after_order=True)  # the entry fills (fully or partly): the bot dies unaware
         server.fill_ratio = Decimal(1)
-        assert server.filled_orders() or [o for o in server.state.orders.values() if o["executedQty"]], "the entry executed"
+        assert (server.filled_orders()
+                or [o for o in server.state.orders.values() if o["executedQty"]]), "the entry executed"
         life.step({"BTC/USDT": side})  # the restarted bot finds the entry's fill and places its protection
         held, _, _ = life.books()
         full = 0.002 if market == "futures" else 0.001998  # a spot buyer's commission is paid in BTC

@@ -49,7 +49,8 @@ def test_an_executor_says_what_kind_of_failure_it_was(replay_bot, run_bot):
     failure = ExecutionFailed(ExecutionError(message="IP banned for 120 s", kind="banned", retryable=False))
     run_bot(bot_with(replay_bot, FailingExecutor(failure), listener), 1)
     [error] = [e for kind, e in listener.events if kind == "error"]
-    assert (error.kind, error.plugin, error.symbol, error.intent_id) == ("banned", "exchange", "BTC/USDT", "1-BTC/USDT-open")
+    assert (error.kind, error.plugin, error.symbol,
+            error.intent_id) == ("banned", "exchange", "BTC/USDT", "1-BTC/USDT-open")
     [alert] = [a for kind, a in listener.events if kind == "alert" and a.kind == "execution_error"]
     assert alert.severity.value == "CRITICAL" and alert.data["kind"] == "banned" and "IP banned" in alert.text
 
@@ -84,7 +85,8 @@ def test_an_error_reported_outside_the_executor_reaches_listeners_before_the_exe
 
     run_bot(bot_with(replay_bot, Executor(), listener, extra=[("poller", ReportsDuringScan()), ("watch", Watch())]), 1)
     assert order[:2] == ["error:banned", "execute"]
-    assert any(kind == "alert" and a.kind == "execution_error" and a.data["kind"] == "banned" for kind, a in listener.events)
+    assert any(kind == "alert" and a.kind == "execution_error" and a.data["kind"] == "banned"
+               for kind, a in listener.events)
 
 
 def test_a_new_runs_id_is_saved_before_its_first_cycle(replay_bot):

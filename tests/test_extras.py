@@ -62,7 +62,8 @@ def test_a_disabled_plugin_says_disabled_not_what_it_needs(heavy_plugin):
 
 
 def test_the_builtins_with_heavy_dependencies_name_their_extra():
-    builtins = {ep.name: ep for ep in entry_points() if ep.dist is not None and ep.dist.metadata["Name"] == CORE_DISTRIBUTION}
+    builtins = {ep.name: ep for ep in entry_points() if ep.dist is not None
+                and ep.dist.metadata["Name"] == CORE_DISTRIBUTION}
     declared = {name: ep.extras[0] for name, ep in builtins.items() if ep.extras}
     assert declared == BUILTIN_EXTRAS
     provided = set(importlib.metadata.metadata(CORE_DISTRIBUTION).get_all("Provides-Extra"))
@@ -70,7 +71,8 @@ def test_the_builtins_with_heavy_dependencies_name_their_extra():
 
 
 def test_with_every_extra_installed_every_builtin_loads():
-    builtins = [ep.name for ep in entry_points() if ep.dist is not None and ep.dist.metadata["Name"] == CORE_DISTRIBUTION]
+    builtins = [ep.name for ep in entry_points() if ep.dist is not None
+                and ep.dist.metadata["Name"] == CORE_DISTRIBUTION]
     plugin_set = build_plugin_set(enable=builtins)
     assert plugin_set.failures == [], [(f.name, f.reason) for f in plugin_set.failures]
 

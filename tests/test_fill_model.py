@@ -79,8 +79,8 @@ def ideas(draw, rows: list[tuple[int, int, int, int]]) -> dict[int, tuple[int, f
             continue
         direction = draw(st.sampled_from((1, -1)))
         close = rows[bar][3]
-        stop = draw(st.none() | st.integers(1, 60).map(lambda k: (close - direction * k) * TICK))
-        target = draw(st.none() | st.integers(1, 80).map(lambda k: (close + direction * k) * TICK))
+        stop = draw(st.none() | st.integers(1, 60).map(lambda k: (close - direction * k) * TICK))  # noqa: B023
+        target = draw(st.none() | st.integers(1, 80).map(lambda k: (close + direction * k) * TICK))  # noqa: B023
         script[bar] = (direction, stop, target)
     return script
 

@@ -29,7 +29,8 @@ CODE_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: The issue's target for the core environment (python -m venv + the core install), in MB.
 CORE_MB_LIMIT = 250
 #: Distributions only extras may bring; the core install must hold none of them.
-HEAVY = ("ccxt", "openai", "playwright", "matplotlib", "optuna", "redis", "aiohttp", "psycopg", "httpx", "pyrate-limiter")
+HEAVY = ("ccxt", "openai", "playwright", "matplotlib", "optuna", "redis", "aiohttp", "psycopg", "httpx",
+         "pyrate-limiter")
 #: Build output that means the packaging configuration needs fixing.
 BUILD_WARNINGS = ("SetuptoolsDeprecationWarning", "is absent from the `packages` configuration", "License classifiers",
                   "`project.license` as a TOML table is deprecated")
@@ -68,7 +69,8 @@ class FreshVenv:
         return done
 
     def distributions(self) -> set[str]:
-        code = "import importlib.metadata as m, json; print(json.dumps(sorted({d.metadata['Name'].lower() for d in m.distributions()})))"
+        code = ("import importlib.metadata as m, json; "
+                "print(json.dumps(sorted({d.metadata['Name'].lower() for d in m.distributions()})))")
         done = self.run(str(self.bin / "python"), "-c", code, cwd=self.path)
         return set(json.loads(done.stdout))
 
@@ -95,9 +97,9 @@ def copy_sources(work: Path) -> Path:
 
 def build_wheels(sources: list[Path], out: Path, cwd: Path) -> str:
     """``pip wheel`` in gobot's own environment (its setuptools, no download), verbose: the log is checked."""
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-v",
-                           "-w", str(out), *map(str, sources)], cwd=cwd, env=clean_env(), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                           "-v", "-w", str(out), *map(str, sources)], cwd=cwd, env=clean_env(), capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -107,7 +109,8 @@ def wheels(tmp_path_factory) -> Wheels:
     work = tmp_path_factory.mktemp("wheels")
     source = copy_sources(work)
     log = build_wheels([source, source / "hookspecs"], work / "dist", work)
-    return Wheels(next((work / "dist").glob("gobot_trading-*.whl")), next((work / "dist").glob("gobot_hookspecs-*.whl")), log)
+    return Wheels(next((work / "dist").glob("gobot_trading-*.whl")),
+                  next((work / "dist").glob("gobot_hookspecs-*.whl")), log)
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +164,8 @@ def test_the_core_environment_is_light_and_holds_no_robotics_simulator(core_venv
     assert {"gobot-trading", "gobot-hookspecs", "sqlmodel", "numpy"} <= installed
     assert [name for name in HEAVY if name in installed] == []
     size = du_mb(core_venv.path)
-    print(f"core environment: {len(installed)} distributions, {size:.0f} MB, installed in {core_venv.install_seconds:.1f} s")
+    print(f"core environment: {len(installed)} distributions, {size:.0f} MB, installed in "
+          f"{core_venv.install_seconds:.1f} s")
     assert size <= CORE_MB_LIMIT, f"the core environment takes {size:.0f} MB (target {CORE_MB_LIMIT} MB)"
 
 
@@ -192,12 +196,14 @@ def test_a_plugin_whose_extra_is_missing_says_what_to_install(core_venv, empty_f
     assert listed.returncode == 0, listed.stderr
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     for name, extra in {"vision": "vision", "binance": "binance", "telegram": "telegram", "charts": "charts"}.items():
-        assert (rows[name]["status"], rows[name]["reason"]) == ("disabled", f"needs: pip install 'gobot-trading[{extra}]'")
+        assert (rows[name]["status"], rows[name]["reason"]) == ("disabled",
+                                                                f"needs: pip install 'gobot-trading[{extra}]'")
     assert all(rows[name]["status"] == "enabled" for name in ("replay", "paper", "archiver", "risk_limits"))
 
     enabled = core_venv.gobot("start", "-p", "vision", "--max-iterations", "1", cwd=empty_folder)
     assert enabled.returncode == 2
-    assert enabled.stderr.strip() == "Error: plugin 'vision' (distribution gobot-trading): needs: pip install 'gobot-trading[vision]'"
+    assert enabled.stderr.strip() == ("Error: plugin 'vision' (distribution gobot-trading): "
+                                      "needs: pip install 'gobot-trading[vision]'")
 
     for args, extra in ((("start", "--serve", "--max-iterations", "1"), "server"),
                         (("optimize", "--strategy", "sma_rsi", "--max-iterations", "1"), "optimize")):
@@ -245,7 +251,8 @@ def test_the_worked_example_of_plugins_md_installs_loads_and_trades(core_venv, t
         installed = core_venv.distributions()
         assert "gobot" not in installed and "pytest" in installed
 
-        listed = {r["name"]: r for r in json.loads(core_venv.gobot("plugins", "--json", "-p", "breakout", cwd=empty_folder).stdout)}
+        listed = {r["name"]: r for r in json.loads(core_venv.gobot("plugins", "--json", "-p", "breakout",
+                                                                   cwd=empty_folder).stdout)}
         assert (listed["breakout"]["status"], listed["breakout"]["distribution"]) == ("enabled", "gobot-breakout")
 
         run = core_venv.gobot("start", "-p", "breakout", "--disable", "sma_rsi", "--max-iterations", "30", "--quiet",
@@ -254,7 +261,8 @@ def test_the_worked_example_of_plugins_md_installs_loads_and_trades(core_venv, t
         events = audit(empty_folder)
         signals = [e["signal"] for e in events if e["event"] == "signal" and e["signal"]["source"] == "breakout"]
         assert len(signals) == 30 * 2 and any(s["action"] != "HOLD" for s in signals)
-        assert any(e["event"] == "risk_verdicts" and (e["intent"]["signal"] or {}).get("source") == "breakout" for e in events)
+        assert any(e["event"] == "risk_verdicts" and (e["intent"]["signal"] or {}).get("source") == "breakout"
+                   for e in events)
 
         # Its own tests, from the docs, pass where it is installed (gobot's fixtures come with gobot-trading).
         tests = core_venv.run(str(core_venv.bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",

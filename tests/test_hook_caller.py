@@ -264,7 +264,8 @@ def test_a_raising_alert_channel_does_not_stop_the_others():
     hooks, logged = caller_with(("console", Console()), ("telegram", Telegram()))
     failures = run(hooks.notify("gobot_send_alert", ctx=None, alert=Alert(kind="test", title="still delivered")))
     assert delivered == ["still delivered"]
-    assert [str(f) for f in failures] == ["plugin 'telegram' failed in gobot_send_alert: TimeoutError: api.telegram.org timed out"]
+    assert [str(f) for f in failures] == ["plugin 'telegram' failed in gobot_send_alert: TimeoutError: "
+                                          "api.telegram.org timed out"]
     assert logged == failures
 
 
@@ -319,7 +320,8 @@ def test_collect_sync_raising_names_the_plugin():
             raise ImportError("numpy missing")
 
     hooks, _ = caller_with(("broken", Broken()))
-    with pytest.raises(PluginError, match=r"^plugin 'broken' in gobot_register_strategies: ImportError: numpy missing$"):
+    with pytest.raises(PluginError,
+                       match=r"^plugin 'broken' in gobot_register_strategies: ImportError: numpy missing$"):
         hooks.collect_sync("gobot_register_strategies", register=lambda strategy: None)
 
 
@@ -347,5 +349,7 @@ def test_first_sync_refuses_an_async_start_up_hook():
             return None
 
     hooks, _ = caller_with(("async_clock", AsyncClock()))
-    with pytest.raises(PluginError, match=r"^plugin 'async_clock' in gobot_clock: TypeError: gobot_clock must be a plain function, not async$"):
+    with pytest.raises(PluginError,
+                       match=r"^plugin 'async_clock' in gobot_clock: TypeError: gobot_clock must be a plain function, "
+                             r"not async$"):
         hooks.first_sync("gobot_clock", ctx=None)

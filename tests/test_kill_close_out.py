@@ -64,7 +64,8 @@ def test_the_kill_switch_halts_the_next_order_of_the_same_cycle(replay_bot, run_
     spy = Spy(on_send=pull_the_plug)
     bot = replay_bot(plugins=[("always_long", AlwaysLong()), ("spy", spy)], disable=["sma_rsi"])
     outcome = run_bot(bot, 5)
-    assert [(i, intent.symbol) for i, intent in spy.sent] == [(1, "BTC/USDT")], "ETH/USDT's order, after the switch, is never sent"
+    assert [(i, intent.symbol) for i, intent in spy.sent] == [(1, "BTC/USDT")], (
+        "ETH/USDT's order, after the switch, is never sent")
     assert "kill switch" in outcome.reason and bot.state.iteration == 1
 
 
@@ -77,11 +78,13 @@ def test_kill_close_positions_through_a_running_bot(replay_bot, run_bot, tmp_pat
         def gobot_on_cycle_end(self, ctx, report):
             if report.iteration == 3:
                 assert ctx.positions(), "positions to close"
-                result = CliRunner().invoke(cli, ["kill", "--close-positions", "--config", config, "--reason", "operator: flatten"])
+                result = CliRunner().invoke(cli, ["kill", "--close-positions", "--config", config, "--reason",
+                                                  "operator: flatten"])
                 said.append(result.output)
 
     spy = Spy()
-    bot = replay_bot(plugins=[("always_long", AlwaysLong()), ("spy", spy), ("operator", Operator())], disable=["sma_rsi"])
+    bot = replay_bot(plugins=[("always_long", AlwaysLong()), ("spy", spy), ("operator", Operator())],
+                     disable=["sma_rsi"])
     outcome = run_bot(bot, 50)
     assert "A bot is running: it sends no new order from now on" in said[0]
     assert "kill switch" in outcome.reason and not bot.state.positions
@@ -109,7 +112,8 @@ def test_kill_close_positions_with_no_bot_running(tmp_path, synthetic_data_dir, 
 
     result = runner.invoke(cli, ["kill", "--close-positions", "--config", config])
     assert result.exit_code == 0, result.output
-    assert "No bot is running: closing BTC/USDT, ETH/USDT of run" in result.output and "(paper) with CRITICAL priority" in result.output
+    assert ("No bot is running: closing BTC/USDT, ETH/USDT of run" in result.output
+            and "(paper) with CRITICAL priority" in result.output)
     assert "Flat after 2 close-out cycles." in result.output
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["positions"] == {} and state["run_id"] == started.output.split()[1].rstrip(":")
@@ -137,7 +141,8 @@ def test_a_second_bot_on_the_same_state_folder_is_refused(replay_bot, run_bot, t
     holder = StateStore(tmp_path / "state")
     assert holder.acquire_run_lock() and holder.bot_running()
     try:
-        result = CliRunner().invoke(cli, ["start", "--config", write_config(tmp_path, synthetic_data_dir), "--max-iterations", "1"])
+        result = CliRunner().invoke(cli, ["start", "--config", write_config(tmp_path, synthetic_data_dir),
+                                          "--max-iterations", "1"])
         assert isinstance(result.exception, StartRefused) and "a bot is already running on" in str(result.exception)
         import pytest
 

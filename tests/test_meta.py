@@ -106,7 +106,8 @@ def test_plugins_md_has_a_section_for_every_hook():
 
 def test_plugins_md_documents_no_hook_that_does_not_exist():
     unknown = sorted(set(documented_hooks()) - set(HOOKSPECS))
-    assert not unknown, f"docs/plugins.md documents hooks that gobot_hookspecs.specs does not declare: {', '.join(unknown)}"
+    assert not unknown, ("docs/plugins.md documents hooks that gobot_hookspecs.specs does not declare: "
+                         f"{', '.join(unknown)}")
 
 
 @pytest.mark.parametrize("name", sorted(HOOKSPECS))
@@ -151,7 +152,8 @@ def test_the_worked_examples_pass_their_own_tests(tmp_path):
     for name, code in worked_example_files().items():
         (tmp_path / name).write_text(code, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-o", "addopts=", "."],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         "-o", "addopts=", "."],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -208,7 +210,8 @@ def core_sections() -> list[tuple[str, type[BaseModel]]]:
 
 
 def test_the_core_sections_are_the_known_models():
-    assert [model for _, model in core_sections()[1:]] == [TradingConfig, OrchestratorConfig, PluginsConfig, ServerConfig, WatchdogConfig,
+    assert [model for _, model in core_sections()[1:]] == [TradingConfig, OrchestratorConfig, PluginsConfig,
+                                                           ServerConfig, WatchdogConfig,
                                                            BacktestConfig, OptimizerConfig]
 
 
@@ -226,7 +229,8 @@ def test_configuration_md_documents_every_key_with_its_default(heading, model):
     stale = sorted(set(documented) - set(expected))
     assert not stale, f"docs/configuration.md '{heading}' documents keys that do not exist: {', '.join(stale)}"
     for key, default in expected.items():
-        assert documented[key].strip("`") == default, f"{heading} {key}: documented default {documented[key]}, code says {default}"
+        assert documented[key].strip("`") == default, (
+            f"{heading} {key}: documented default {documented[key]}, code says {default}")
 
 
 

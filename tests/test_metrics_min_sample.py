@@ -29,7 +29,8 @@ def trades(n: int, minutes_apart: float = 60) -> list[Trade]:
 
 def test_two_trades_have_no_sharpe_only_their_count():
     two = [*trades(1), *trades(1)]
-    two[1] = two[1].model_copy(update={"pnl": -3.0, "opened_at": DAY + timedelta(minutes=5), "closed_at": DAY + timedelta(minutes=6)})
+    two[1] = two[1].model_copy(update={"pnl": -3.0, "opened_at": DAY + timedelta(minutes=5),
+                                       "closed_at": DAY + timedelta(minutes=6)})
     raw = metrics.trade_metrics(two, 100.0, min_sample=0)
     assert raw.sharpe is not None and abs(raw.sharpe) > 100  # what the report used to print
     m = metrics.trade_metrics(two, 100.0)
@@ -54,7 +55,8 @@ def test_from_the_minimum_sample_on_the_ratios_are_reported():
 @pytest.fixture
 def config(tmp_path, synthetic_data_dir):
     path = tmp_path / "config.toml"
-    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[backtest]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\n[backtest]\ndata_dir = "{synthetic_data_dir}"\n',
+                    encoding="utf-8")
     return path
 
 
@@ -67,9 +69,11 @@ def test_a_short_backtest_shows_no_ratios_in_text_json_and_html(config, tmp_path
                                              catch_exceptions=False).output)
     n = document["metrics"]["trades"]
     assert 0 < n < metrics.MIN_RATIO_SAMPLE, n
-    assert (document["metrics"]["sharpe"], document["metrics"]["sortino"], document["metrics"]["calmar"]) == (None, None, None)
+    assert (document["metrics"]["sharpe"], document["metrics"]["sortino"],
+            document["metrics"]["calmar"]) == (None, None, None)
     page = tmp_path / "bt.html"
-    text = CliRunner().invoke(cli, ["backtest", "--config", str(config), *FAST, *few, "--html", str(page)], catch_exceptions=False)
+    text = CliRunner().invoke(cli, ["backtest", "--config", str(config), *FAST, *few, "--html", str(page)],
+                              catch_exceptions=False)
     flat = " ".join(text.output.split())
     assert f"Sharpe / Sortino — / — (n={n}; shown from 30 trades)" in flat and f"Calmar — (n={n})" in flat
     assert f"— / — (n={n}; shown from 30 trades)" in page.read_text(encoding="utf-8")
@@ -85,7 +89,8 @@ def test_a_long_backtest_shows_its_ratios(config):
 # -- gobot report (the archiver) ---------------------------------------------------------------------
 
 
-def test_the_performance_report_prints_the_sample_instead_of_a_ratio(tmp_path, synthetic_data_dir, monkeypatch, replay_bot, run_bot):
+def test_the_performance_report_prints_the_sample_instead_of_a_ratio(tmp_path, synthetic_data_dir, monkeypatch,
+                                                                     replay_bot, run_bot):
     url = f"sqlite:///{tmp_path / 'archive.db'}"
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n'

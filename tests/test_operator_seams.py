@@ -72,4 +72,5 @@ def test_heartbeat_is_written_with_wall_clock_time(replay_bot, run_bot, tmp_path
     run_bot(replay_bot(), 3)
     beat = json.loads((tmp_path / "state" / "heartbeat.json").read_text())
     assert beat["iteration"] == 3 and beat["pid"] > 0
-    assert abs((datetime.fromisoformat(beat["time"]) - datetime.now(datetime.fromisoformat(beat["time"]).tzinfo)).total_seconds()) < 60
+    assert abs((datetime.fromisoformat(beat["time"])
+                - datetime.now(datetime.fromisoformat(beat["time"]).tzinfo)).total_seconds()) < 60

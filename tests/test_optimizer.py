@@ -35,8 +35,8 @@ def wave(n: int = 6000, period: int = 400, seed: int = 1) -> Series:
     close = 100 * (1 + 0.05 * np.sin(2 * np.pi * i / period)) * np.exp(np.cumsum(rng.normal(0, 0.0005, n)))
     open_ = np.concatenate(([close[0]], close[:-1]))
     ts = T0 + i.astype(np.int64) * 60_000
-    return Series("BTC/USDT", "1m", ts, open_, np.maximum(open_, close) * 1.0005, np.minimum(open_, close) * 0.9995, close,
-                  np.ones(n), gaps=find_gaps(ts, 60_000))
+    return Series("BTC/USDT", "1m", ts, open_, np.maximum(open_, close) * 1.0005, np.minimum(open_, close) * 0.9995,
+                  close, np.ones(n), gaps=find_gaps(ts, 60_000))
 
 
 def write_csv(series: Series, folder: Path) -> Path:
@@ -72,7 +72,8 @@ def test_walk_forward_windows_roll_and_the_out_of_sample_ones_tile_the_end():
 
 def test_optuna_improves_a_deliberately_bad_parameter_set_in_and_out_of_sample(tmp_path):
     lines: list[str] = []
-    run = optimization(tmp_path, SmaCrossStrategy(), wave(), {"fast": 27, "slow": 18}, lines=lines, max_iterations=15).run()
+    run = optimization(tmp_path, SmaCrossStrategy(), wave(), {"fast": 27, "slow": 18}, lines=lines,
+                       max_iterations=15).run()
     assert run.improved, lines
     assert run.kept.objective_in > run.baseline.objective_in and run.kept.objective_out > run.baseline.objective_out
     assert run.kept.accepted and run.kept.reason.startswith("beats")
@@ -105,14 +106,15 @@ def up_then_down(n: int = 5000) -> Series:
     close = 100 * np.exp(np.cumsum(drift + rng.normal(0, 0.001, n)))
     open_ = np.concatenate(([100.0], close[:-1]))
     ts = T0 + np.arange(n, dtype=np.int64) * 60_000
-    return Series("BTC/USDT", "1m", ts, open_, np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999, close,
-                  np.ones(n), gaps=[])
+    return Series("BTC/USDT", "1m", ts, open_, np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999,
+                  close, np.ones(n), gaps=[])
 
 
 def test_a_candidate_that_wins_only_in_sample_is_rejected_with_that_reason(tmp_path):
-    execution = ExecutionSettings(fee_percent=0.05, slippage_percent=0.0, stop_loss_percent=1.0, take_profit_percent=1.0,
-                                  start_equity=1000, sizing=Sizing("all_in"))
-    opt = optimization(tmp_path, Regime(), up_then_down(), {"mode": 0}, execution, folds=1, max_iterations=1, min_trades=0)
+    execution = ExecutionSettings(fee_percent=0.05, slippage_percent=0.0, stop_loss_percent=1.0,
+                                  take_profit_percent=1.0, start_equity=1000, sizing=Sizing("all_in"))
+    opt = optimization(tmp_path, Regime(), up_then_down(), {"mode": 0}, execution, folds=1, max_iterations=1,
+                       min_trades=0)
     opt.prepare().enqueue_trial({"mode": 1}, user_attrs={"source": "test"})
     report = opt.run()
     (candidate,) = report.decisions
@@ -137,7 +139,8 @@ def test_the_decision_chain_refuses_too_few_trades_and_a_poor_out_of_sample_rati
 
 def test_the_design_targets_end_the_loop_when_met_out_of_sample(tmp_path):
     easy = dict(target_win_rate=0.0, target_profit_factor=0.0, target_max_drawdown_pct=100.0, target_trades=1)
-    report = optimization(tmp_path, SmaCrossStrategy(), wave(), {"fast": 27, "slow": 18}, max_iterations=40, **easy).run()
+    report = optimization(tmp_path, SmaCrossStrategy(), wave(), {"fast": 27, "slow": 18}, max_iterations=40,
+                          **easy).run()
     assert report.kept.targets_met
     assert report.stopped.startswith("design targets met out of sample")
     assert len(report.decisions) < 40
@@ -196,8 +199,8 @@ def make_config(tmp_path: Path, extra: str = "") -> Path:
 
 
 def optimize(config: Path, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([GOBOT, "optimize", "--config", str(config), "--no-progress", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run([GOBOT, "optimize", "--config", str(config), "--no-progress", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_every_trial_is_stored_and_an_interrupted_run_resumes(tmp_path):
@@ -205,7 +208,8 @@ def test_every_trial_is_stored_and_an_interrupted_run_resumes(tmp_path):
     from optuna.trial import TrialState
 
     config = make_config(tmp_path)
-    killed = optimize(config, "--max-iterations", "6", "--study", "resume", env={"GOBOT_TEST_KILL_POINT": "optimizer_trial:3"})
+    killed = optimize(config, "--max-iterations", "6", "--study", "resume",
+                      env={"GOBOT_TEST_KILL_POINT": "optimizer_trial:3"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     url = f"sqlite:///{tmp_path / 'state' / 'optimizer.db'}"
     study = optuna.load_study(study_name="resume", storage=storage(url))
@@ -312,7 +316,8 @@ def test_config_strategy_parameters_start_the_bot_and_bad_ones_are_named(replay_
     bot = replay_bot(config={"strategies": {"sma_cross": {"fast": 12, "slow": 40}}}, enable=["sma_cross"])
     assert bot.state.strategies["sma_cross"].params == {"fast": 12, "slow": 40}
     with pytest.raises(ConfigError, match=r"strategies.sma_cross: .*slow = 999 is outside its range 5..400"):
-        replay_bot(config={"strategies": {"sma_cross": {"slow": 999}}}, enable=["sma_cross"], state_dir=tmp_path / "other")
+        replay_bot(config={"strategies": {"sma_cross": {"slow": 999}}}, enable=["sma_cross"],
+                   state_dir=tmp_path / "other")
 
 
 def test_the_adjust_phase_makes_accepted_parameters_a_new_strategy_version(replay_bot, tmp_path):
@@ -324,20 +329,23 @@ def test_the_adjust_phase_makes_accepted_parameters_a_new_strategy_version(repla
     asyncio.run(bot.run_cycle())
     winner = Decision(4, {"fast": 8, "slow": 30}, "tpe", 1.2, 0.9, 0.75, {"trades": 30}, {"trades": 9}, accepted=True)
     baseline = Decision(None, {"fast": 10, "slow": 50}, "baseline", 0.4, 0.2, 0.5, {"trades": 30}, {"trades": 9})
-    request_apply(bot.settings.state_path, Report("weekly", "sqlite", "sma_cross", "sharpe", baseline, [winner], winner, [], "done"), "test")
+    request_apply(bot.settings.state_path,
+                  Report("weekly", "sqlite", "sma_cross", "sharpe", baseline, [winner], winner, [], "done"), "test")
     report = asyncio.run(bot.run_cycle())
     current = bot.state.strategies["sma_cross"]
     assert (current.version, current.params) == (2, {"fast": 8, "slow": 30})
     assert current.reason.startswith("optimizer: study 'weekly' trial #4")
     assert any("optimizer: study 'weekly' trial #4" in line for line in report.phase("adjust").records)
-    assert [v.version for v in bot.state.strategy_history if v.name == "sma_cross"] == [1, 2]  # v1 archived in the history
+    # v1 archived in the history
+    assert [v.version for v in bot.state.strategy_history if v.name == "sma_cross"] == [1, 2]
     asyncio.run(bot.run_cycle())
     assert bot.state.strategies["sma_cross"].version == 2  # applied once
 
 
 def test_write_strategy_params_keeps_the_rest_of_the_file(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('# mine\n[trading]\nsymbols = ["BTC/USDT"]\n\n[strategies.sma_rsi]\nfast = 9\nslow = 26\n\n[plugins]\nenable = []\n')
+    path.write_text('# mine\n[trading]\nsymbols = ["BTC/USDT"]\n\n[strategies.sma_rsi]\nfast = 9\nslow = 26\n\n'
+                    '[plugins]\nenable = []\n')
     write_strategy_params(path, "sma_rsi", {"fast": 12, "slow": 40.5})
     text = path.read_text()
     assert text.startswith("# mine\n[trading]") and "[plugins]\nenable = []" in text

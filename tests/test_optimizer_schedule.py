@@ -61,9 +61,11 @@ def scheduled_bot(replay_bot, auto_apply: bool, **optimizer):
 
 def test_the_schedule_is_weekly_by_default_or_daily_or_a_crontab_line():
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a Thursday
-    assert optimizer_trigger("weekly").get_next_fire_time(None, start) == datetime(2026, 1, 4, 3, 0, tzinfo=timezone.utc)
+    assert (optimizer_trigger("weekly").get_next_fire_time(None, start)
+            == datetime(2026, 1, 4, 3, 0, tzinfo=timezone.utc))
     assert optimizer_trigger("daily").get_next_fire_time(None, start) == datetime(2026, 1, 1, 3, 0, tzinfo=timezone.utc)
-    assert optimizer_trigger("30 6 * * 1").get_next_fire_time(None, start) == datetime(2026, 1, 5, 6, 30, tzinfo=timezone.utc)
+    assert (optimizer_trigger("30 6 * * 1").get_next_fire_time(None, start)
+            == datetime(2026, 1, 5, 6, 30, tzinfo=timezone.utc))
     with pytest.raises(ValueError, match="use weekly, daily or a crontab line"):
         optimizer_trigger("fortnightly")
 

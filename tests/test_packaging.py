@@ -26,10 +26,14 @@ def test_requires_python_states_what_the_tests_run_on():
     from gobot.cli.scaffold import PYPROJECT
 
     root = Path(__file__).resolve().parent.parent
-    files = [root / "pyproject.toml", root / "hookspecs" / "pyproject.toml", *sorted(root.glob("examples/*/pyproject.toml"))]
-    declared = {str(path.relative_to(root)): tomllib.loads(path.read_text())["project"]["requires-python"] for path in files}
+    files = [root / "pyproject.toml", root / "hookspecs" / "pyproject.toml",
+             *sorted(root.glob("examples/*/pyproject.toml"))]
+    declared = {str(path.relative_to(root)): tomllib.loads(path.read_text())["project"]["requires-python"]
+                for path in files}
     declared["gobot/cli/scaffold.py"] = tomllib.loads(PYPROJECT.replace("$", ""))["project"]["requires-python"]
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     for where, spec in declared.items():
-        assert SpecifierSet(spec).contains(running), f"{where}: requires-python {spec} excludes the tests' Python {running}"
-        assert not SpecifierSet(spec).contains("3.10"), f"{where}: requires-python {spec} claims 3.10, which no test runs on"
+        assert SpecifierSet(spec).contains(running), (
+            f"{where}: requires-python {spec} excludes the tests' Python {running}")
+        assert not SpecifierSet(spec).contains("3.10"), (
+            f"{where}: requires-python {spec} claims 3.10, which no test runs on")

@@ -30,9 +30,11 @@ def make_bot(tmp_path, plugin_set_factory, candles):
     settings = replay_settings(tmp_path / "state", data, {
         "trading": {"symbols": ["BTC/USDT"]},
         "orchestrator": {"loop_interval": 300},
-        "plugins": {"replay": {"warmup_candles": 2, "lookback_candles": 10}, "paper": {"fee_percent": 0.1, "slippage_percent": 0.05}},
+        "plugins": {"replay": {"warmup_candles": 2, "lookback_candles": 10},
+                    "paper": {"fee_percent": 0.1, "slippage_percent": 0.05}},
     })
-    return Bot(settings, plugin_set_factory(disable=["sma_rsi", "validator", "adjuster"], plugins=[("long_once", LongOnce())]))
+    return Bot(settings, plugin_set_factory(disable=["sma_rsi", "validator", "adjuster"],
+                                            plugins=[("long_once", LongOnce())]))
 
 
 FLAT = (100, 101, 99, 100)

@@ -87,7 +87,8 @@ def test_raise_for_failures_names_the_plugin_and_its_distribution(installed_plug
         build_plugin_set(enable=["crasher"]).raise_for_failures()
     assert (caught.value.plugin, caught.value.distribution) == ("crasher", "gobot-crasher")
     assert str(caught.value) == (
-        "plugin 'crasher' (distribution gobot-crasher): import failed: RuntimeError: cannot reach the exchange at import time"
+        "plugin 'crasher' (distribution gobot-crasher): import failed: RuntimeError: cannot reach the exchange at "
+        "import time"
     )
 
 
@@ -238,14 +239,18 @@ def test_a_plugin_built_for_another_contract_is_refused_before_import_naming_bot
                      requires=["gobot-hookspecs>=2.0,<3"])
     info = build_plugin_set(enable=["future_signal"]).plugins["future_signal"]
     assert info.status == "failed"
-    assert info.reason.startswith("built for contract gobot-hookspecs>=2.0,<3, but this gobot's contract is 1.0 (gobot-hookspecs 1.0")
+    assert info.reason.startswith("built for contract gobot-hookspecs>=2.0,<3, but this gobot's contract is 1.0 "
+                                  "(gobot-hookspecs 1.0")
     assert "install a release of gobot-future-signal that supports contract 1.0" in info.reason
     assert "future_signal" not in sys.modules  # refused from its metadata, never imported
 
 
 def test_the_refusal_stops_the_start_with_the_plugin_and_its_distribution(installed_plugin):
-    installed_plugin("old_signal", SIGNAL_PLUGIN, dist="gobot-old-signal", attr="Quiet", requires=["gobot-hookspecs<1.0"])
-    with pytest.raises(PluginError, match=r"plugin 'old_signal' \(distribution gobot-old-signal\): built for contract gobot-hookspecs<1.0, but this gobot's contract is 1.0"):
+    installed_plugin("old_signal", SIGNAL_PLUGIN, dist="gobot-old-signal", attr="Quiet",
+                     requires=["gobot-hookspecs<1.0"])
+    with pytest.raises(PluginError,
+                       match=r"plugin 'old_signal' \(distribution gobot-old-signal\): built for contract "
+                             r"gobot-hookspecs<1.0, but this gobot's contract is 1.0"):
         build_plugin_set(enable=["old_signal"]).raise_for_failures()
 
 
@@ -267,7 +272,8 @@ def test_an_unreadable_contract_range_fails_the_plugin_and_says_so(installed_plu
     assert info.status == "failed" and "unreadable contract requirement 'gobot-hookspecs>=>1'" in info.reason
 
 
-def test_an_object_registered_in_process_is_used_even_when_a_plugin_of_that_name_is_installed(installed_plugin, plugin_set_factory):
+def test_an_object_registered_in_process_is_used_even_when_a_plugin_of_that_name_is_installed(installed_plugin,
+                                                                                              plugin_set_factory):
     """A plugin author's own tests keep registering the object after ``pip install -e .``."""
     installed_plugin("half_sizer", HALF_SIZER, attr="HalfSizer")
 

@@ -50,7 +50,8 @@ def test_losing_redis_mid_run_means_a_local_share_and_a_critical_alert_then_shar
                 await asyncio.wait_for(bot.acquire(1, Priority.LOW), HANG)
             seen["38 more waited"] = clock() - start
             start = clock()
-            await asyncio.wait_for(bot.acquire(1, Priority.LOW), HANG)  # ...and the 51st waits for the window to move on
+            # ...and the 51st waits for the window to move on
+            await asyncio.wait_for(bot.acquire(1, Priority.LOW), HANG)
             seen["the 51st waited"] = clock() - start
 
             proxy.restore()
@@ -62,7 +63,8 @@ def test_losing_redis_mid_run_means_a_local_share_and_a_critical_alert_then_shar
             # the other bot counts both.
             seen["other bot counts"] = other.used("weight", 60)
             direct = redis.Redis.from_url(REDIS_URL)
-            seen["in Redis"] = direct.zcount(f"gobot:budget:{scope}:weight:60000", int(clock() * 1000) - 60000 + 1, "+inf")
+            seen["in Redis"] = direct.zcount(f"gobot:budget:{scope}:weight:60000", int(clock() * 1000) - 60000 + 1,
+                                             "+inf")
             direct.close()
             bot.close()
             other.close()

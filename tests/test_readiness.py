@@ -112,7 +112,8 @@ def test_every_line_passes_on_complete_evidence(tmp_path):
     assert report.passed, [(line.name, line.evidence) for line in report.failing]
     evidence = {line.name: line.evidence for line in report.lines}
     assert evidence["win rate"] == "63.6% (70 of 110 trades won)"
-    assert evidence["audit log complete"] == "192 cycles, every opening order with its risk verdicts, trade history agrees"
+    assert evidence["audit log complete"] == ("192 cycles, every opening order with its risk verdicts, "
+                                              "trade history agrees")
 
 
 def test_a_gap_or_a_disagreement_fails_the_audit_line(tmp_path):
@@ -127,7 +128,8 @@ def test_a_gap_or_a_disagreement_fails_the_audit_line(tmp_path):
 def test_an_undelivered_alert_kind_fails(tmp_path):
     write_passing_evidence(tmp_path)
     log = AuditLog(tmp_path / "audit.jsonl")
-    log.write("alert_undelivered", sim_time=None, run_id="r-testnet", iteration=1, kind="risk_veto", title="x", failed=["telegram"])
+    log.write("alert_undelivered", sim_time=None, run_id="r-testnet", iteration=1, kind="risk_veto", title="x",
+              failed=["telegram"])
     log.close()
     line = {line.name: line for line in readiness_report(tmp_path).lines}["every alert kind delivered"]
     assert not line.passed and line.evidence.endswith("never delivered: risk_veto")
@@ -161,19 +163,22 @@ def test_start_live_refuses_while_the_report_fails(tmp_path, synthetic_data_dir,
     config = live_config(tmp_path, synthetic_data_dir, installed_plugin, monkeypatch)
     result = CliRunner().invoke(cli, ["start", "--config", config, "--live", "--max-iterations", "1"])
     assert isinstance(result.exception, StartRefused)
-    assert str(result.exception).startswith("--live: the go-live readiness report fails 7 of 7 checks (run `gobot validate` "
-                                            "for the evidence, or pass --skip-validation): days run on testnet: 0 days")
+    assert str(result.exception).startswith("--live: the go-live readiness report fails 7 of 7 checks "
+                                            "(run `gobot validate` for the evidence, or pass --skip-validation): "
+                                            "days run on testnet: 0 days")
 
 
 def test_skip_validation_is_audited_and_alerted(tmp_path, synthetic_data_dir, installed_plugin, monkeypatch):
     config = live_config(tmp_path, synthetic_data_dir, installed_plugin, monkeypatch)
-    result = CliRunner().invoke(cli, ["start", "--config", config, "--live", "--skip-validation", "--max-iterations", "1", "--quiet"])
+    result = CliRunner().invoke(cli, ["start", "--config", config, "--live", "--skip-validation", "--max-iterations",
+                                      "1", "--quiet"])
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
     [skipped] = [e for e in events if e["event"] == "validation_skipped"]
     assert len(skipped["failing"]) == 7
     [alert] = [e["alert"] for e in events if e["event"] == "alert" and e["alert"]["kind"] == "validation_skipped"]
-    assert alert["severity"] == "CRITICAL" and alert["title"] == "LIVE without a passing readiness report (--skip-validation)"
+    assert (alert["severity"] == "CRITICAL"
+            and alert["title"] == "LIVE without a passing readiness report (--skip-validation)")
     assert [e["mode"] for e in events if e["event"] == "run_started"] == ["live"]
 
 

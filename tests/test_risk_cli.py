@@ -18,7 +18,8 @@ def config_file(tmp_path, data_dir):
 
 
 def hard_stopped(replay_bot):
-    bot = replay_bot(config={"plugins": {"circuit_breaker": DESIGN_BREAKER, "risk_limits": {"volatility_multiplier": 0}}})
+    bot = replay_bot(config={"plugins": {"circuit_breaker": DESIGN_BREAKER,
+                                         "risk_limits": {"volatility_multiplier": 0}}})
     for _ in range(5):
         notify(bot, "gobot_on_trade_closed", trade=trade(pnl=-1.0, closed_at=bot.clock.now()))
     bot.persist()
@@ -42,14 +43,15 @@ def test_status_shows_the_breaker_every_counter_and_why_not(tmp_path, synthetic_
     bot = hard_stopped(replay_bot)
     data = json.loads(status(config, "--json"))
     assert data["run"] == bot.state.run_id and data["breaker"] == "HARD_STOP" and data["trading_allowed"] is False
-    assert data["why"] == ["circuit_breaker: breaker HARD_STOP since 01-01 16:40 UTC (hard stop: 5 consecutive losing trades "
-                           "(last: BTC/USDT -1.00), max_consecutive_losses 5): run `gobot risk reset` to trade again"]
+    assert data["why"] == ["circuit_breaker: breaker HARD_STOP since 01-01 16:40 UTC (hard stop: 5 consecutive losing "
+                           "trades (last: BTC/USDT -1.00), max_consecutive_losses 5): run `gobot risk reset` to trade "
+                           "again"]
     plugins = {p["plugin"]: p for p in data["plugins"]}
     streak = next(c for c in plugins["circuit_breaker"]["counters"] if c["name"] == "consecutive losing trades")
     assert (streak["value"], streak["limit"], streak["blocking"]) == (5, 3, True)
     names = [c["name"] for c in plugins["risk_limits"]["counters"]]
-    assert names[:5] == ["exposure (positions + pending)", "positions opened today (2026-01-01 UTC)", "loss today (2026-01-01)",
-                         "loss this week (2026-W01)", "low-liquidity hours (UTC)"]
+    assert names[:5] == ["exposure (positions + pending)", "positions opened today (2026-01-01 UTC)",
+                         "loss today (2026-01-01)", "loss this week (2026-W01)", "low-liquidity hours (UTC)"]
     human = " ".join(status(config).split())
     assert "Circuit breaker: HARD_STOP" in human and "No new positions now: circuit_breaker: breaker HARD_STOP" in human
     assert "consecutive losing trades 5 trades 3 trades hard stop at 5" in human

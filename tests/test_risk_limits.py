@@ -55,7 +55,8 @@ def test_position_size_cap_from_trading_section(replay_bot):
 
 def test_below_the_markets_minimum_notional_is_vetoed_not_upsized(replay_bot):
     bot = limits_bot(replay_bot)
-    candles = Candles(timeframe="5m", timestamp=[0], open=[100.0], high=[100.0], low=[100.0], close=[100.0], volume=[1.0])
+    candles = Candles(timeframe="5m", timestamp=[0], open=[100.0], high=[100.0], low=[100.0], close=[100.0],
+                      volume=[1.0])
     bot.ctx.snapshots = [MarketSnapshot(symbol="BTC/USDT", time=bot.clock.now(), price=100.0, candles=candles,
                                         extras={"min_notional": 5})]
     assert judge(bot, make_intent(notional=6)).approved
@@ -88,7 +89,8 @@ def test_max_trades_per_day_in_a_replay(replay_bot, run_bot):
     opened = [t.opened_at for t in bot.state.trades] + [p.opened_at for p in bot.state.positions.values()]
     per_day = {day: sum(1 for t in opened if t.date() == day) for day in {t.date() for t in opened}}
     assert opened and max(per_day.values()) <= 2, per_day
-    assert any("positions opened today" in v["reasons"] and "max_trades_per_day 2" in v["reasons"] for v in bot.state.vetoes)
+    assert any("positions opened today" in v["reasons"] and "max_trades_per_day 2" in v["reasons"]
+               for v in bot.state.vetoes)
 
 
 def test_trades_per_day_counts_days_in_the_configured_timezone(replay_bot):
@@ -97,12 +99,13 @@ def test_trades_per_day_counts_days_in_the_configured_timezone(replay_bot):
     position = hold(bot, "ETH/USDT", now=now - timedelta(hours=2))  # 23:40 JST on Jan 1: another day in Tokyo
     from gobot_hookspecs import Fill
 
-    fill = Fill(order_id="o1", client_order_id=position.client_order_id, symbol="ETH/USDT", side=Side.BUY, purpose="open",
-                amount=position.amount, price=100.0, time=now - timedelta(hours=2))
+    fill = Fill(order_id="o1", client_order_id=position.client_order_id, symbol="ETH/USDT", side=Side.BUY,
+                purpose="open", amount=position.amount, price=100.0, time=now - timedelta(hours=2))
     notify(bot, "gobot_on_fill", fill=fill)
     assert judge(bot, make_intent("BTC/USDT")).approved
     position = hold(bot, "SOL/USDT", now=now)
-    notify(bot, "gobot_on_fill", fill=fill.model_copy(update={"client_order_id": position.client_order_id, "symbol": "SOL/USDT",
+    notify(bot, "gobot_on_fill", fill=fill.model_copy(update={"client_order_id": position.client_order_id,
+                                                              "symbol": "SOL/USDT",
                                                              "time": now - timedelta(minutes=30)}))
     veto = judge(bot, make_intent("BTC/USDT"))
     assert veto.reason == "1 positions opened today (2026-01-02 Asia/Tokyo), max_trades_per_day 1"
@@ -143,7 +146,8 @@ def test_symbol_cooldown_after_a_closed_trade(replay_bot):
     now = bot.clock.now()
     notify(bot, "gobot_on_trade_closed", trade=trade("BTC/USDT", pnl=0.5, closed_at=now - timedelta(minutes=60)))
     veto = judge(bot, make_intent("BTC/USDT"))
-    assert veto.reason == "cooldown on BTC/USDT: a trade closed 60 min ago, symbol_cooldown_minutes 180 (free at 01-01 18:40 UTC)"
+    assert veto.reason == ("cooldown on BTC/USDT: a trade closed 60 min ago, symbol_cooldown_minutes 180 "
+                           "(free at 01-01 18:40 UTC)")
     assert judge(bot, make_intent("ETH/USDT")).approved
     bot.clock.advance(120 * 60)
     assert judge(bot, make_intent("BTC/USDT")).approved
@@ -191,7 +195,8 @@ def reference_atr_ratio(path: Path | dict, now_ms: int, days=30, period=14) -> f
     """ATR% (simple mean of ``period`` true ranges) of the last closed hour over its median across ``days``."""
     table = hourly(path) if isinstance(path, Path) else path
     bars = [v for k, v in table.items() if k + HOUR <= now_ms][-(days * 24 + period + 1):]
-    ranges = [max(h - lo, abs(h - bars[i - 1][3]), abs(lo - bars[i - 1][3])) for i, (_, h, lo, _) in enumerate(bars) if i]
+    ranges = [max(h - lo, abs(h - bars[i - 1][3]), abs(lo - bars[i - 1][3]))
+              for i, (_, h, lo, _) in enumerate(bars) if i]
     atr_pct = [sum(ranges[j - period:j]) / period / bars[j][3] * 100 for j in range(period, len(ranges) + 1)]
     return atr_pct[-1] / statistics.median(atr_pct)
 
@@ -211,7 +216,8 @@ def test_volatility_on_the_bundled_data(replay_bot):
     assert judge(calm, make_intent("BTC/USDT")).approved  # below the design's 3x
     strict = market_bot(replay_bot, BUNDLED, ["BTC/USDT"], when, volatility_multiplier=1.5)
     veto = judge(strict, make_intent("BTC/USDT"))
-    assert veto.reason.startswith("high volatility on BTC/USDT: ATR% ") and f"is {ratio:.1f}x its 30-day median" in veto.reason
+    assert (veto.reason.startswith("high volatility on BTC/USDT: ATR% ")
+            and f"is {ratio:.1f}x its 30-day median" in veto.reason)
     assert veto.reason.endswith("(volatility_multiplier 1.5)")
 
 
@@ -252,8 +258,8 @@ def test_correlation_on_the_bundled_data(replay_bot, tmp_path):
     hold(bot, "BTC/USDT", direction=Action.LONG)
     assert judge(bot, make_intent("ETH/USDT")).approved
     veto = judge(bot, make_intent("WBTC/USDT"))
-    assert veto.reason == ("over-correlated: WBTC/USDT and open long BTC/USDT correlate +1.00 over 7 days of 1h returns "
-                           "(same direction), max_correlation 0.8")
+    assert veto.reason == ("over-correlated: WBTC/USDT and open long BTC/USDT correlate +1.00 over 7 days of 1h "
+                           "returns (same direction), max_correlation 0.8")
     assert judge(bot, make_intent("WBTC/USDT", side=Side.SELL)).approved  # short the tracker against a long: a hedge
 
 
@@ -285,12 +291,14 @@ def test_correlation_on_real_exchange_candles(replay_bot):
     ha, hb = hourly(a), hourly(b)
     now = min(ha) + 12 * 24 * HOUR
     window = [t for t in sorted(set(ha) & set(hb)) if now - 7 * 24 * HOUR <= t and t + HOUR <= now]
-    pairs = [(ha[t][3] / ha[t - HOUR][3] - 1, hb[t][3] / hb[t - HOUR][3] - 1) for t in window if t - HOUR in ha and t - HOUR in hb]
+    pairs = [(ha[t][3] / ha[t - HOUR][3] - 1, hb[t][3] / hb[t - HOUR][3] - 1)
+             for t in window if t - HOUR in ha and t - HOUR in hb]
     rho = statistics.correlation([x for x, _ in pairs], [y for _, y in pairs])
     assert 0.1 < rho < 0.9
     when = datetime.fromtimestamp(now / 1000, tz=timezone.utc)
     for limit, approved in ((rho - 0.05, False), (rho + 0.05, True)):
-        bot = market_bot(replay_bot, SHARED, ["ETH/BTC", "ETC/BTC"], when, volatility_multiplier=0, max_correlation=limit)
+        bot = market_bot(replay_bot, SHARED, ["ETH/BTC", "ETC/BTC"], when, volatility_multiplier=0,
+                         max_correlation=limit)
         hold(bot, "ETH/BTC", price=0.05)
         verdict = judge(bot, make_intent("ETC/BTC", price=0.002))
         assert verdict.approved is approved, verdict.reason
@@ -309,8 +317,10 @@ def test_no_candle_history_is_a_veto(replay_bot):
 
 
 def test_too_little_history_is_a_veto(replay_bot):
-    bot = limits_bot(replay_bot, volatility_multiplier=3.0, min_history_hours=24)  # the replay starts 16 hours into its data
-    assert judge(bot, make_intent()).reason.startswith("volatility unknown: only 16 h of 1h history for BTC/USDT, min_history_hours 24")
+    # the replay starts 16 hours into its data
+    bot = limits_bot(replay_bot, volatility_multiplier=3.0, min_history_hours=24)
+    assert judge(bot, make_intent()).reason.startswith("volatility unknown: only 16 h of 1h history for BTC/USDT, "
+                                                       "min_history_hours 24")
 
 
 def test_a_failing_market_data_plugin_fails_closed(replay_bot):
@@ -319,7 +329,8 @@ def test_a_failing_market_data_plugin_fails_closed(replay_bot):
         def gobot_fetch_candles(self, symbol):
             raise RuntimeError("exchange unreachable")
 
-    bot = replay_bot(config={"plugins": {"risk_limits": {"volatility_multiplier": 3.0}}}, plugins=[("broken_feed", BrokenFeed())])
+    bot = replay_bot(config={"plugins": {"risk_limits": {"volatility_multiplier": 3.0}}},
+                     plugins=[("broken_feed", BrokenFeed())])
     veto = judge(bot, make_intent())
     assert not veto.approved
     assert veto.reason == ("risk check raised PluginError: plugin 'broken_feed' in gobot_fetch_candles: "
@@ -334,6 +345,7 @@ def test_market_checks_are_skipped_once_an_order_is_vetoed(replay_bot):
         def gobot_fetch_candles(self, symbol):
             asked.append(symbol)
 
-    bot = replay_bot(config={"plugins": {"risk_limits": {"volatility_multiplier": 3.0}}}, plugins=[("feed", CountingFeed())])
+    bot = replay_bot(config={"plugins": {"risk_limits": {"volatility_multiplier": 3.0}}},
+                     plugins=[("feed", CountingFeed())])
     judge(bot, make_intent(confidence=0.1))
     assert asked == []

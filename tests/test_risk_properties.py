@@ -63,9 +63,11 @@ class Measure:
         self.worst_position = max([self.worst_position, *notionals])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
 @given(script=script)
-def test_no_sequence_of_fills_lets_exposure_exceed_the_caps(script, replay_bot, run_bot, tmp_path_factory, four_markets):
+def test_no_sequence_of_fills_lets_exposure_exceed_the_caps(script, replay_bot, run_bot, tmp_path_factory,
+                                                            four_markets):
     measure = Measure()
     bot = replay_bot(
         config={"trading": {"symbols": SYMBOLS, "max_position_usd": MAX_POSITION},
@@ -87,7 +89,8 @@ def test_the_property_is_not_vacuous(replay_bot, run_bot, four_markets):
     greedy = [[(s, Action.LONG, 16.0) for s in SYMBOLS]] * 2
     bot = replay_bot(
         config={"trading": {"symbols": SYMBOLS, "max_position_usd": 100},
-                "plugins": {"replay": {"data_dir": str(four_markets)}, "risk_limits": {"max_total_exposure_usd": 1000}}},
+                "plugins": {"replay": {"data_dir": str(four_markets)},
+                            "risk_limits": {"max_total_exposure_usd": 1000}}},
         plugins=[("scripted", Scripted(greedy)), ("measure", measure)], disable=["sma_rsi", "validator", "adjuster"],
     )
     run_bot(bot, 3)

@@ -256,7 +256,8 @@ def test_state_files_are_owner_only(replay_bot, run_bot, tmp_path):
 
 
 def test_a_kill_switch_or_pause_from_a_plugin_or_the_dashboard_is_owner_only(replay_bot, run_bot, tmp_path):
-    """ctx.kill (the dashboard's kill button, Telegram /kill) and ctx.pause write 0600 files, like the rest of the state."""
+    """ctx.kill (the dashboard's kill button, Telegram /kill) and ctx.pause write 0600 files, like the rest of
+    the state."""
     def control(ctx, report):
         ctx.pause("test")
         ctx.kill("test")
@@ -291,10 +292,12 @@ def test_wall_clock_runs_are_scheduled_by_apscheduler(replay_bot, run_bot):
             ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
             prices = [100.0 + (i % 7) for i in range(60)]
             candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
-                              high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices, volume=[1.0] * 60)
+                              high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices,
+                              volume=[1.0] * 60)
             return [MarketSnapshot(symbol="BTC/USDT", time=now, price=prices[-1], candles=candles)]
 
-    bot = replay_bot(config={"orchestrator": {"loop_interval": 0.05}}, disable=["replay"], plugins=[("live_feed", LiveFeed())])
+    bot = replay_bot(config={"orchestrator": {"loop_interval": 0.05}}, disable=["replay"],
+                     plugins=[("live_feed", LiveFeed())])
     assert not bot.clock.simulated
     outcome = run_bot(bot, 3)
     assert outcome.finished and bot.state.iteration == 3

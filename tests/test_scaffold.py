@@ -55,7 +55,8 @@ def test_an_existing_folder_is_never_overwritten(tmp_path):
     result = new("guard", "--kind", "risk", cwd=tmp_path)
     from gobot.cli import exit_status
 
-    assert exit_status(result.exception) == 2 and "already exists" in str(result.exception)  # one line, status 2 via main()
+    # one line, status 2 via main()
+    assert exit_status(result.exception) == 2 and "already exists" in str(result.exception)
     assert (tmp_path / "gobot-risk-guard" / "README.md").read_text() == "mine"
 
 

@@ -59,15 +59,17 @@ def test_overrunning_cycles_are_said_once_in_gobots_words(replay_bot, run_bot, c
     assert not [r for r in caplog.records if r.name.startswith("apscheduler") and r.levelno >= logging.WARNING]
     warned = [r.getMessage() for r in stderr_like]
     assert len([m for m in warned if "longer than loop_interval" in m]) == 1, warned
-    assert warned[0].startswith("cycle 1 is taking longer than loop_interval (0.05 s): the next cycle starts when it ends")
-    assert any(f"{runner.overruns} cycles took longer than loop_interval (0.05 s); {runner.skipped_starts} scheduled starts "
-               "skipped" in m for m in messages), messages
+    assert warned[0].startswith("cycle 1 is taking longer than loop_interval (0.05 s): "
+                                "the next cycle starts when it ends")
+    assert any(f"{runner.overruns} cycles took longer than loop_interval (0.05 s); {runner.skipped_starts} scheduled "
+               "starts skipped" in m for m in messages), messages
 
 
 def test_the_filter_drops_only_the_skipped_start_warning():
     logger = scheduler_logger()
     assert scheduler_logger() is logger and len(logger.filters) == 1  # installed once
-    skipped = logging.LogRecord(SCHEDULER_LOGGER, logging.WARNING, __file__, 1, 'Execution of job "%s" skipped: maximum number '
+    skipped = logging.LogRecord(SCHEDULER_LOGGER, logging.WARNING, __file__, 1,
+                                'Execution of job "%s" skipped: maximum number '
                                 "of running instances reached (%d)", ("cycle", 1), None)
     missed = logging.LogRecord(SCHEDULER_LOGGER, logging.ERROR, __file__, 1, "Error submitting job", (), None)
     assert not logger.filter(skipped) and logger.filter(missed)

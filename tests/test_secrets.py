@@ -9,9 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gobot.secrets import SECRET_ENV_VARS
 from gobot.run.alerting import redacted
-from gobot.secrets import MASK, redact, redact_data, secret_problems, secret_values
+from gobot.secrets import MASK, SECRET_ENV_VARS, redact, redact_data, secret_problems, secret_values
 from gobot_hookspecs import Alert
 from gobot_plugins.archiver.records import Redactor
 
@@ -71,7 +70,8 @@ def test_an_alert_keeps_its_time_whatever_the_secrets(monkeypatch):
 def test_a_secret_that_could_equal_data_is_refused_naming_the_variable_and_the_fix(value, problem):
     [refusal] = secret_problems({"GOBOT_DASHBOARD_TOKEN": value})
     assert str(refusal).startswith(f"(environment):GOBOT_DASHBOARD_TOKEN: {problem}")
-    assert str(refusal).endswith("— fix: use a random value of at least 12 characters with letters in it, e.g. `openssl rand -hex 16`")
+    assert str(refusal).endswith("— fix: use a random value of at least 12 characters with letters in it, e.g. "
+                                 "`openssl rand -hex 16`")
     assert value not in str(refusal)
     assert secret_values({"GOBOT_DASHBOARD_TOKEN": value}) == []  # and never masked: data stays data
 

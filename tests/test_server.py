@@ -46,7 +46,8 @@ def test_health_is_200_while_cycles_complete_and_503_once_the_loop_stalls(replay
                 await asyncio.sleep(0.05)
             doc = (await client.get("/health")).json()
             assert doc["status"] == "unhealthy"
-            assert any(p.startswith("loop: last cycle completed") and "stalled (more than 1 s)" in p for p in doc["problems"])
+            assert any(p.startswith("loop: last cycle completed") and "stalled (more than 1 s)" in p
+                       for p in doc["problems"])
 
             pacer.allow(1)  # the loop moves again: healthy at once
             await until(lambda: bot.counters.cycles == 4, what="the fourth cycle")
@@ -69,7 +70,8 @@ class Breaker:
 
     @hookimpl
     def gobot_status(self):
-        return PluginStatus(breaker=True, state=self.state, healthy=self.state != "OPEN", reason=f"breaker {self.state}")
+        return PluginStatus(breaker=True, state=self.state, healthy=self.state != "OPEN",
+                            reason=f"breaker {self.state}")
 
 
 def test_health_is_503_while_the_circuit_breaker_is_open(replay_bot):
@@ -106,7 +108,8 @@ class Limiter:
         samples += [MetricSample(name="gobot_rate_limit_queue_depth", value=depth, labels={"priority": name},
                                  help="requests waiting, by priority") for name, depth in (("CRITICAL", 0), ("LOW", 3))]
         return PluginStatus(healthy=not self.banned, reason="HTTP 418: banned for 120 s" if self.banned else "",
-                            state="BANNED" if self.banned else "OK", metrics=samples, data={"exchange_reachable": not self.banned})
+                            state="BANNED" if self.banned else "OK", metrics=samples,
+                            data={"exchange_reachable": not self.banned})
 
 
 class BrokenStatus:
@@ -127,7 +130,8 @@ def test_plugins_add_samples_and_verdicts_through_gobot_status(replay_bot):
             assert 'gobot_rate_limit_queue_depth{plugin="limiter",priority="LOW"} 3\n' in metrics
             health = await client.get("/health")
             assert health.status_code == 200  # a raising status hook is unknown, not unhealthy
-            assert health.json()["checks"]["plugin:broken"] == {"ok": None, "detail": "status unknown: RuntimeError: status store gone"}
+            assert health.json()["checks"]["plugin:broken"] == {
+                "ok": None, "detail": "status unknown: RuntimeError: status store gone"}
             status = (await client.get("/api/status")).json()
             assert status["plugin_status"]["limiter"]["state"] == "OK"
             assert [s["name"] for s in status["rate_limiter"]["samples"]].count("gobot_rate_limit_queue_depth") == 2
@@ -174,9 +178,11 @@ def test_metrics_are_valid_prometheus_text_with_every_promised_family(replay_bot
     assert samples["gobot_orders"][(("status", "new"),)] >= 1  # paper orders fill at the next candle
     vetoes = samples["gobot_risk_vetoes"]
     assert vetoes and all(dict(k)["plugin"] and dict(k)["reason"] for k in vetoes)
-    assert any("below min_confidence_threshold N" in dict(k)["reason"] for k in vetoes)  # numbers folded: few label values
+    # numbers folded: few label values
+    assert any("below min_confidence_threshold N" in dict(k)["reason"] for k in vetoes)
     assert samples["gobot_alerts_sent"][(("channel", "console"),)] > 0
-    assert samples["gobot_alerts_failed"][(("channel", "broken_channel"),)] == samples["gobot_alerts_sent"][(("channel", "console"),)]
+    assert (samples["gobot_alerts_failed"][(("channel", "broken_channel"),)]
+            == samples["gobot_alerts_sent"][(("channel", "console"),)])
     assert samples["gobot_equity"][()] == pytest.approx(bot.portfolio.equity())
     assert samples["gobot_open_positions"][()] == len(bot.state.positions)
     breaker = bot.state.plugin_state.get("circuit_breaker", {}).get("state", "not installed")
@@ -193,7 +199,8 @@ def test_the_json_api_shows_status_trades_and_cycles(replay_bot):
     async def scenario():
         async with served(bot, max_iterations=40) as (server, runner, task, client):
             await asyncio.wait_for(asyncio.shield(task), 30)
-            return [(await client.get(path)).json() for path in ("/api/status", "/api/trades?limit=5", "/api/cycles?limit=3")]
+            return [(await client.get(path)).json() for path in ("/api/status", "/api/trades?limit=5",
+                                                                 "/api/cycles?limit=3")]
 
     status, trades, cycles = asyncio.run(scenario())
     assert status["run_id"] == bot.state.run_id and status["iteration"] == 40 and status["mode"] == "paper"
@@ -231,7 +238,8 @@ def test_a_control_without_the_token_is_rejected_and_changes_nothing(replay_bot)
             assert killed.json()["kill_switch"] is True and bot.kill_switch_on()
 
     asyncio.run(scenario())
-    events = [line for line in (bot.settings.state_path / "audit.jsonl").read_text().splitlines() if '"event": "paused"' in line]
+    events = [line for line in (bot.settings.state_path / "audit.jsonl").read_text().splitlines()
+              if '"event": "paused"' in line]
     assert events and "dashboard (127.0.0.1)" in events[0]
     log = (bot.settings.state_path / "gobot.log")
     assert not log.exists() or TOKEN not in log.read_text()
@@ -260,35 +268,41 @@ def test_a_loopback_server_answers_loopback_host_names_only(replay_bot):
             assert (await client.get("/api/status", headers={"Host": f"localhost:{server.port}"})).status_code == 200
             page = await client.get("/")
             assert page.status_code == 200 and "Content-Security-Policy" in page.headers
-            assert "<script src=\"/dashboard.js\"" in page.text and "http" not in page.text.split("<footer")[0]  # no CDN
+            # no CDN
+            assert "<script src=\"/dashboard.js\"" in page.text and "http" not in page.text.split("<footer")[0]
 
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("::1", True), ("localhost", True), ("127.0.0.2", True),
-                                            ("0.0.0.0", False), ("192.168.1.10", False), ("bot.example.org", False)])
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("::1", True), ("localhost", True),
+                                            ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.10", False),
+                                            ("bot.example.org", False)])
 def test_which_hosts_count_as_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
 
 def test_a_non_loopback_bind_needs_a_token():
-    with pytest.raises(StartRefused, match=r'\[server\] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN'):
+    with pytest.raises(StartRefused,
+                       match=r'\[server\] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN'):
         check_bind("0.0.0.0", None)
     check_bind("0.0.0.0", TOKEN)
     check_bind("127.0.0.1", None)
 
 
-@pytest.mark.parametrize("token, why", [("a", "it has 1 character, at least 16 are needed"), ("   ", "it contains whitespace"),
+@pytest.mark.parametrize("token, why", [("a", "it has 1 character, at least 16 are needed"),
+                                        ("   ", "it contains whitespace"),
                                         ("correct horse battery staple", "it contains whitespace"),
                                         ("0123456789abcde", "it has 15 characters, at least 16 are needed"),
-                                        ("aaaaaaaaaaaaaaaaaaaa", "it has only 1 different characters, at least 6 are needed")])
+                                        ("aaaaaaaaaaaaaaaaaaaa",
+                                         "it has only 1 different characters, at least 6 are needed")])
 def test_a_non_loopback_bind_needs_a_strong_token(token, why):
     """Issue 16, finding 8: "a" and "   " were accepted on 0.0.0.0."""
     with pytest.raises(StartRefused) as refused:
         check_bind("0.0.0.0", token)
     message = str(refused.value)
-    assert message == (f'GOBOT_DASHBOARD_TOKEN is too weak for [server] host = "0.0.0.0" (not a loopback address): {why}; '
-                       "set a random one, e.g. GOBOT_DASHBOARD_TOKEN=$(openssl rand -hex 16), or bind to 127.0.0.1")
+    assert message == ('GOBOT_DASHBOARD_TOKEN is too weak for [server] host = "0.0.0.0" (not a loopback address): '
+                       f'{why}; set a random one, e.g. GOBOT_DASHBOARD_TOKEN=$(openssl rand -hex 16), '
+                       "or bind to 127.0.0.1")
     assert "\n" not in message and (len(token) < 5 or token not in message)  # one line; the token itself never shown
     check_bind("0.0.0.0", "3f9c2a71e04b5d86c1a7e93b2f60d4a8")  # openssl rand -hex 16
     check_bind("127.0.0.1", token)  # on loopback the token only guards the controls
@@ -330,7 +344,8 @@ def test_gobot_start_serve_runs_the_server_in_the_bots_process(tmp_path, synthet
     config.write_text(f'state_dir = "state"\n[plugins]\nenable = ["gate"]\n[server]\nport = 0\n'
                       f'[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
     process = subprocess.Popen([sys.executable, "-m", "gobot", "start", "--serve", "--quiet", "--config", str(config),
-                                "--max-iterations", "2"], cwd=tmp_path, env=gobot_env(site, GOBOT_DASHBOARD_TOKEN=TOKEN),
+                                "--max-iterations", "2"], cwd=tmp_path,
+                                env=gobot_env(site, GOBOT_DASHBOARD_TOKEN=TOKEN),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None
@@ -364,7 +379,8 @@ def test_gobot_start_serve_runs_the_server_in_the_bots_process(tmp_path, synthet
     (None, 'Error: [server] host = "0.0.0.0" is not a loopback address: set GOBOT_DASHBOARD_TOKEN'),
     ("a", 'Error: GOBOT_DASHBOARD_TOKEN is too weak for [server] host = "0.0.0.0" (not a loopback address): it has 1 '
           "character, at least 16 are needed; set a random one, e.g. GOBOT_DASHBOARD_TOKEN=$(openssl rand -hex 16)"),
-    ("   ", "Error: GOBOT_DASHBOARD_TOKEN is too weak for [server] host = \"0.0.0.0\" (not a loopback address): it contains whitespace"),
+    ("   ", "Error: GOBOT_DASHBOARD_TOKEN is too weak for [server] host = \"0.0.0.0\" (not a loopback address): "
+           "it contains whitespace"),
 ])
 def test_gobot_start_refuses_a_public_address_without_a_strong_token(tmp_path, synthetic_data_dir, token, error):
     config = tmp_path / "config.toml"

@@ -11,7 +11,8 @@ from risk_helpers import notify, trade
 
 
 def size(bot, symbol="BTC/USDT"):
-    answer = asyncio.run(bot.hooks.first("gobot_size_position", ctx=bot.ctx, signal=Signal(symbol=symbol, action=Action.LONG, confidence=0.9)))
+    answer = asyncio.run(bot.hooks.first("gobot_size_position", ctx=bot.ctx,
+                                         signal=Signal(symbol=symbol, action=Action.LONG, confidence=0.9)))
     return answer
 
 
@@ -78,7 +79,8 @@ class MinNotionalMarket:
 
 
 def test_a_kelly_size_below_the_markets_minimum_is_vetoed_not_upsized(replay_bot, run_bot):
-    bot = replay_bot(config={"plugins": {"kelly_size": {"fraction": 0.1}}}, plugins=[("market", MinNotionalMarket(5.0))])
+    bot = replay_bot(config={"plugins": {"kelly_size": {"fraction": 0.1}}},
+                     plugins=[("market", MinNotionalMarket(5.0))])
     history(bot, 18, 12)  # 0.1 x Kelly 0.4 x equity ~100: about 4 USD
     run_bot(bot, 30)
     assert not bot.state.trades and not bot.state.positions

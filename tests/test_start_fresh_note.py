@@ -12,7 +12,8 @@ from gobot.cli import cli
 def config(tmp_path, monkeypatch, synthetic_data_dir):
     monkeypatch.delenv("GOBOT_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.toml").write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+    (tmp_path / "config.toml").write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n',
+                                          encoding="utf-8")
     return tmp_path
 
 
@@ -28,8 +29,8 @@ def test_fresh_names_what_survives_in_the_state_folder(config):
     (config / "state" / "telegram-outbox.json").write_text("[]", encoding="utf-8")
     [note] = [line for line in start("--fresh") if line.startswith("--fresh")]
     assert note.startswith("--fresh: a new run, the previous one's state archived in runs/; kept: ")
-    for kept in ("the archive (archive.db)", "the vision answer cache and spend ledger (vision/)", "the Telegram outbox",
-                 "the audit log", "earlier runs (runs/)"):
+    for kept in ("the archive (archive.db)", "the vision answer cache and spend ledger (vision/)",
+                 "the Telegram outbox", "the audit log", "earlier runs (runs/)"):
         assert kept in note
 
 

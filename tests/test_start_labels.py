@@ -66,8 +66,8 @@ def test_a_testnet_run_without_live_says_testnet_never_paper(tmp_path, server):
     done = gobot("start", "--config", binance_config(tmp_path, server, "testnet"), "--max-iterations", "1", "--quiet",
                  cwd=tmp_path, keys=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].endswith(": testnet mode, plugins: adaptive_rate_limit, binance, circuit_breaker, "
-                                                "console, paper, risk_limits")
+    assert done.stdout.splitlines()[0].endswith(": testnet mode, plugins: adaptive_rate_limit, binance, "
+                                                "circuit_breaker, console, paper, risk_limits")
     assert "gobot testnet: run " in done.stderr  # the run_started alert
     assert "paper mode" not in done.stdout + done.stderr and "gobot paper" not in done.stdout + done.stderr
     assert [e["mode"] for e in audit(tmp_path) if e["event"] == "run_started"] == ["testnet"]
@@ -82,13 +82,14 @@ def test_binance_paper_mode_still_says_paper(tmp_path, server):
 
 
 @pytest.mark.parametrize("mode, keys, line", [
-    ("testnet", False, "Error: plugin 'binance' in gobot_startup: start-up failed: [plugins.binance] mode = testnet needs "
-                       "BINANCE_API_KEY and BINANCE_API_SECRET in the environment"),
+    ("testnet", False, "Error: plugin 'binance' in gobot_startup: start-up failed: [plugins.binance] mode = testnet "
+                       "needs BINANCE_API_KEY and BINANCE_API_SECRET in the environment"),
     ("live", True, "Error: plugin 'binance' in gobot_startup: start-up failed: [plugins.binance] mode = live needs "
                    "`gobot start --live`"),
 ], ids=["testnet-without-keys", "live-without---live"])
 def test_a_start_up_refusal_is_one_line_naming_plugin_and_fix_and_exit_status_2(tmp_path, server, mode, keys, line):
-    done = gobot("start", "--config", binance_config(tmp_path, server, mode), "--max-iterations", "1", cwd=tmp_path, keys=keys)
+    done = gobot("start", "--config", binance_config(tmp_path, server, mode), "--max-iterations", "1", cwd=tmp_path,
+                 keys=keys)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [line]
     assert done.stdout == ""  # no "Run ...: ... mode" line for a run that never started

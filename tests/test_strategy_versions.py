@@ -9,7 +9,8 @@ def losing_trades(count, version=1):
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return [
         Trade(symbol="BTC/USDT", direction=Action.LONG, amount=0.1, entry_price=100, exit_price=98, opened_at=when,
-              closed_at=when, fees=0.02, pnl=-0.22, exit_reason="stop_loss", strategy="sma_rsi", strategy_version=version)
+              closed_at=when, fees=0.02, pnl=-0.22, exit_reason="stop_loss", strategy="sma_rsi",
+              strategy_version=version)
         for _ in range(count)
     ]
 

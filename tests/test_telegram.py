@@ -97,7 +97,8 @@ class Scenario:
 def test_gobot_alerts_test_delivers_every_kind_with_its_text(server, tmp_path):
     config = tmp_path / "config.toml"
     section = "\n".join(f"{k} = {json.dumps(v)}" for k, v in telegram(server)["plugins"]["telegram"].items())
-    config.write_text(f'state_dir = "state"\n[plugins]\nenable = ["telegram"]\ndisable = ["console"]\n[plugins.telegram]\n{section}\n')
+    config.write_text('state_dir = "state"\n[plugins]\nenable = ["telegram"]\ndisable = '
+                      f'["console"]\n[plugins.telegram]\n{section}\n')
     result = CliRunner().invoke(cli, ["alerts", "test", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["channels"]["telegram"]
@@ -124,11 +125,13 @@ def test_hostile_symbol_and_rationale_text_is_escaped_and_arrives_verbatim(serve
 def test_a_long_alert_is_split_below_telegrams_limit_and_nothing_is_lost(server, tmp_path):
     lines = [f"line {i:04d}: " + "détail ✓ " * 12 for i in range(120)]
     body = "\n".join(lines)
-    send(channels(server, tmp_path), Alert(kind="risk_veto", title="Risk veto: many reasons", text=body, severity=Severity.WARNING))
+    send(channels(server, tmp_path), Alert(kind="risk_veto", title="Risk veto: many reasons", text=body,
+                                           severity=Severity.WARNING))
     parts = server.texts()
     assert len(parts) >= 3
     assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in parts)
-    assert [p.splitlines()[0] for p in parts] == [f"⚠️ Risk veto: many reasons ({i}/{len(parts)})" for i in range(1, len(parts) + 1)]
+    assert [p.splitlines()[0] for p in parts] == [f"⚠️ Risk veto: many reasons ({i}/{len(parts)})"
+                                                  for i in range(1, len(parts) + 1)]
     rebuilt = "".join("\n".join(p.splitlines()[1:-1]) + "\n" for p in parts)
     assert rebuilt.split() == body.split()
 
@@ -142,8 +145,10 @@ def test_429_retry_after_is_honoured_and_the_alert_sent_once(server, tmp_path):
 
 
 def test_identical_alerts_are_folded_into_one_with_a_count(server, tmp_path):
-    veto = Alert(kind="risk_veto", title="Risk veto: buy BTC/USDT", text="risk_limits: exposure", severity=Severity.WARNING)
-    send(channels(server, tmp_path, fold_window=30), *[veto] * 5, Alert(kind="paused", title="Paused", severity=Severity.WARNING))
+    veto = Alert(kind="risk_veto", title="Risk veto: buy BTC/USDT", text="risk_limits: exposure",
+                 severity=Severity.WARNING)
+    send(channels(server, tmp_path, fold_window=30), *[veto] * 5,
+         Alert(kind="paused", title="Paused", severity=Severity.WARNING))
     texts = server.texts()
     assert len(texts) == 3
     assert texts[0].startswith("⚠️ Risk veto: buy BTC/USDT") and texts[1].startswith("⚠️ Paused")
@@ -218,7 +223,8 @@ def test_enabling_telegram_without_a_token_is_a_clear_start_up_error(replay_bot,
     bot = replay_bot(config={"plugins": {"enable": ["telegram"], "telegram": {"chat_id": "42"}}})
     with pytest.raises(PluginError) as error:
         run_bot(bot, 1)
-    assert "telegram" in str(error.value) and "TELEGRAM_TOKEN is not set" in str(error.value) and "BotFather" in str(error.value)
+    assert ("telegram" in str(error.value) and "TELEGRAM_TOKEN is not set" in str(error.value)
+            and "BotFather" in str(error.value))
 
 
 # -- commands ----------------------------------------------------------------------------------------
@@ -233,14 +239,17 @@ def test_operator_pauses_and_kills_only_after_confirming(server, replay_bot, run
 
     def script(api, ctx):
         api.push_message(OPERATOR, CHAT, "/pause checking the exchange")
-        api.wait_for(lambda: any("Paused: no new positions" in visible_text(c.params["text"]) for c in replies(api)), what="pause reply")
+        api.wait_for(lambda: any("Paused: no new positions" in visible_text(c.params["text"]) for c in replies(api)),
+                     what="pause reply")
         assert (state / "PAUSED").exists()
         api.push_message(OPERATOR, CHAT, "/kill@gobot_test_bot")
-        question = api.wait_for(lambda: [c for c in replies(api) if "reply_markup" in c.params], what="kill question")[0]
+        question = api.wait_for(lambda: [c for c in replies(api) if "reply_markup" in c.params],
+                                what="kill question")[0]
         assert not (state / "KILL").exists(), "a kill waits for its confirmation"
         ok = question.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
         api.push_button(OPERATOR, CHAT, ok, 1)
-        api.wait_for(lambda: any("Kill switch engaged" in visible_text(c.params["text"]) for c in replies(api)), what="kill reply")
+        api.wait_for(lambda: any("Kill switch engaged" in visible_text(c.params["text"]) for c in replies(api)),
+                     what="kill reply")
         assert (state / "KILL").exists()
 
     scenario = Scenario(server, script)
@@ -258,7 +267,8 @@ def test_repeating_kill_within_the_window_confirms_it(server, replay_bot, run_bo
         api.push_message(OPERATOR, CHAT, "/kill")
         api.wait_for(lambda: [c for c in replies(api) if "reply_markup" in c.params], what="kill question")
         api.push_message(OPERATOR, CHAT, "/kill")
-        api.wait_for(lambda: any("Kill switch engaged" in visible_text(c.params["text"]) for c in replies(api)), what="kill reply")
+        api.wait_for(lambda: any("Kill switch engaged" in visible_text(c.params["text"]) for c in replies(api)),
+                     what="kill reply")
 
     scenario = Scenario(server, script)
     outcome = run_bot(make_bot(replay_bot, telegram(server), plugins=[("scenario", scenario)]), 10)
@@ -275,13 +285,15 @@ def test_a_viewer_and_a_stranger_in_the_same_group_change_nothing(server, replay
                 api.push_message(user, CHAT, text)
         api.push_message(STRANGER, CHAT, "/status")
         api.push_message(OPERATOR, CHAT, "/kill")  # a real question ...
-        question = api.wait_for(lambda: [c for c in replies(api) if "reply_markup" in c.params], what="kill question")[0]
+        question = api.wait_for(lambda: [c for c in replies(api) if "reply_markup" in c.params],
+                                what="kill question")[0]
         ok = question.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
         api.push_button(VIEWER, CHAT, ok, 1)  # ... that a viewer and a stranger try to confirm
         api.push_button(STRANGER, CHAT, ok, 1)
         api.push_message(OPERATOR, CHAT, "hello bot")
         api.push_message(VIEWER, CHAT, "/status")  # answered last: everything before was handled
-        api.wait_for(lambda: any("gobot status" in visible_text(c.params["text"]) for c in replies(api)), what="status reply")
+        api.wait_for(lambda: any("gobot status" in visible_text(c.params["text"]) for c in replies(api)),
+                     what="status reply")
 
     scenario = Scenario(server, script)
     bot = make_bot(replay_bot, telegram(server, confirm_window=60), plugins=[("scenario", scenario)])
@@ -296,7 +308,8 @@ def test_a_viewer_and_a_stranger_in_the_same_group_change_nothing(server, replay
     assert sum(1 for reason, _ in ignored if reason == "button: needs the operator role") == 2
     assert ("not a command", "hello bot") in ignored
     shown = [visible_text(c.params["text"]) for c in replies(server)]
-    assert sum("needs the operator role" in text for text in shown) == 5, "the viewer is told; the stranger gets nothing"
+    assert sum("needs the operator role" in text for text in shown) == 5, (
+        "the viewer is told; the stranger gets nothing")
     assert sum("gobot status" in text for text in shown) == 1, "the stranger's /status went unanswered"
 
 
@@ -304,14 +317,16 @@ def test_read_commands_answer_viewers(server, replay_bot, run_bot):
     def script(api, ctx):
         for text in ("/status", "/balance", "/positions", "/performance", "/help"):
             api.push_message(VIEWER, VIEWER, text, chat_type="private")  # a private chat with the bot
-        api.wait_for(lambda: any("gobot commands" in visible_text(c.params.get("text", "")) for c in api.delivered("sendMessage")),
+        api.wait_for(lambda: any("gobot commands" in visible_text(c.params.get("text", ""))
+                                 for c in api.delivered("sendMessage")),
                      what="help reply")
 
     scenario = Scenario(server, script, at=30)
     run_bot(make_bot(replay_bot, telegram(server), plugins=[("scenario", scenario)]), 30)
     assert scenario.error is None, scenario.error
     private = [c for c in server.delivered() if str(c.params.get("chat_id")) == str(VIEWER)]
-    shown = [visible_text(c.params["text"]) if c.method == "sendMessage" else visible_text(c.params["caption"]) for c in private]
+    shown = [visible_text(c.params["text"]) if c.method == "sendMessage" else visible_text(c.params["caption"])
+             for c in private]
     assert any("Equity" in s and "Kill switch off" in s for s in shown)
     assert any("Balance" in s for s in shown) and any("Performance" in s for s in shown)
     assert any(c.method == "sendPhoto" for c in private), "the cumulative P&L chart"
@@ -323,7 +338,8 @@ def test_a_huge_command_is_audited_in_brief(server, replay_bot, run_bot):
     reply, echoing them, was too long for Telegram)."""
     def script(api, ctx):
         api.push_message(OPERATOR, CHAT, "/close " + " ".join(["BTC/USDT" * 500] * 60))
-        api.wait_for(lambda: [c for c in replies(api) if "Nothing to close" in c.params.get("text", "")], what="close reply")
+        api.wait_for(lambda: [c for c in replies(api) if "Nothing to close" in c.params.get("text", "")],
+                     what="close reply")
 
     scenario = Scenario(server, script)
     bot = make_bot(replay_bot, telegram(server), plugins=[("scenario", scenario)])
@@ -332,7 +348,8 @@ def test_a_huge_command_is_audited_in_brief(server, replay_bot, run_bot):
     [line] = [raw for raw in bot.audit_log.path.read_text().splitlines() if '"telegram_command"' in raw]
     assert len(line) < 1200
     [event] = [e for e in audit(bot) if e["event"] == "telegram_command"]
-    assert len(event["args"]) == 9 and event["args"][-1] == "…(+52 more)" and event["args"][0].endswith("…(+3936 chars)")
+    assert (len(event["args"]) == 9 and event["args"][-1] == "…(+52 more)"
+            and event["args"][0].endswith("…(+3936 chars)"))
 
 
 # -- confirm-first -------------------------------------------------------------------------------------
@@ -355,7 +372,8 @@ def test_confirm_first_sends_only_what_an_operator_confirmed(server, replay_bot,
                                 [c for c in replies(api) if "reply_markup" in c.params][n - 1], what=f"proposal {n}")
 
         first = question(1)
-        assert "BUY BTC/USDT" in visible_text(first.params["text"]) and "<b>breakout</b> & RSI < 30" in visible_text(first.params["text"])
+        assert ("BUY BTC/USDT" in visible_text(first.params["text"])
+                and "<b>breakout</b> & RSI < 30" in visible_text(first.params["text"]))
         yes, no = (b["callback_data"] for b in first.params["reply_markup"]["inline_keyboard"][0])
         api.push_button(VIEWER, CHAT, yes, 1)  # not an operator: ignored
         api.push_button(OPERATOR, CHAT, yes, 1)
@@ -379,7 +397,8 @@ def test_confirm_first_sends_only_what_an_operator_confirmed(server, replay_bot,
 
     config = telegram(server, confirm_timeout=1.5)
     config["trading"] = {"auto_execute": False}
-    bot = make_bot(replay_bot, config, plugins=[("ideas", Ideas()), ("start", Start())], disable=["sma_rsi", "adjuster", "validator"])
+    bot = make_bot(replay_bot, config, plugins=[("ideas", Ideas()), ("start", Start())],
+                   disable=["sma_rsi", "adjuster", "validator"])
     run_bot(bot, 4)
     assert Start.error is None, Start.error
     assert set(bot.state.positions) == {"BTC/USDT"}, "only the confirmed order was sent (and filled)"
@@ -410,11 +429,13 @@ def test_the_token_never_appears_in_logs_output_or_files(server, replay_bot, run
     logs = "\n".join(f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert "HTTP Request: POST" in logs and "/bot***/sendMessage" in logs, "httpx logged its requests, masked"
     files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
-    for where, text in [("logs", logs), ("stdout", captured.out), ("stderr", captured.err)] + [(str(p), p.read_text(errors="replace")) for p in files]:
+    for where, text in ([("logs", logs), ("stdout", captured.out), ("stderr", captured.err)]
+                        + [(str(p), p.read_text(errors="replace")) for p in files]):
         assert TOKEN not in text and TOKEN.split(":")[1] not in text, f"the token leaked into {where}"
 
 
-def test_a_token_telegram_refuses_at_start_up_stops_the_start_without_showing_it(server, replay_bot, run_bot, monkeypatch):
+def test_a_token_telegram_refuses_at_start_up_stops_the_start_without_showing_it(server, replay_bot, run_bot,
+                                                                                 monkeypatch):
     monkeypatch.setenv("TELEGRAM_TOKEN", "123456:revoked-token-abcdef")
     bot = make_bot(replay_bot, telegram(server))
     with pytest.raises(PluginError) as error:

@@ -48,7 +48,8 @@ def test_the_example_plugin_installs_trades_in_a_replay_and_uninstalls_cleanly(p
     assert len(signals) == 50 * 2  # an idea per symbol in every cycle, recorded with its source
     assert {s["strategy"] for s in signals} == {"bollinger"} and any(s["action"] != "HOLD" for s in signals)
     # Its LONG/SHORT ideas became orders the risk plugins judged (and, where they approved, trades):
-    judged = [e for e in audit if e["event"] == "risk_verdicts" and (e["intent"]["signal"] or {}).get("source") == "bollinger"]
+    judged = [e for e in audit if e["event"] == "risk_verdicts"
+              and (e["intent"]["signal"] or {}).get("source") == "bollinger"]
     assert judged, "no idea of the plugin reached the risk checks"
 
     plugin_venv.pip("uninstall", "-y", "gobot-signal-bollinger", cwd=tmp_path)

@@ -46,7 +46,8 @@ def charts():
 def answer(action="LONG", confidence=0.9, views=("5m", "15m"), view=None, **levels):
     return {
         "action": action, "confidence": confidence, "entry": None, "stop_loss": None, "take_profit": None,
-        "timeframes": [{"timeframe": tf, "action": view or action} for tf in views], "rationale": "higher highs on both", **levels,
+        "timeframes": [{"timeframe": tf, "action": view or action} for tf in views],
+        "rationale": "higher highs on both", **levels,
     }
 
 
@@ -58,7 +59,8 @@ def vision_bot(replay_bot, loopback_openai, charts):
         recorder = Recorder()
         settings = {
             "trading": {"symbols": list(symbols)},
-            "plugins": {"enable": ["vision"], "disable": ["sma_rsi"], "vision": {"base_url": loopback_openai.base_url, **(vision or {})}},
+            "plugins": {"enable": ["vision"], "disable": ["sma_rsi"],
+                        "vision": {"base_url": loopback_openai.base_url, **(vision or {})}},
         }
         for key, value in (config or {}).items():
             settings[key] = {**settings.get(key, {}), **value}
@@ -121,10 +123,12 @@ def test_short_and_hold_answers_are_passed_on(vision_bot, run_bot, loopback_open
         (Reply.answer(answer("LONG", 1.7)), "confidence: Input should be less than or equal to 1"),
         (Reply.refused("I can't provide trading advice."), "the model refused: I can't provide trading advice."),
         (Reply.answer('{"action": "LONG", "confid', finish_reason="length"), "cut off"),
-        (Reply.answer(answer("LONG", 0.9, stop_loss=10_000_000.0)), "out of range: LONG stop_loss 1e+07 is not below the price"),
+        (Reply.answer(answer("LONG", 0.9, stop_loss=10_000_000.0)),
+         "out of range: LONG stop_loss 1e+07 is not below the price"),
         (Reply.answer(answer("SHORT", 0.9, views=("5m", "15m"), view="HOLD")), "0 of 2 timeframes read SHORT"),
     ],
-    ids=["invalid-json", "missing-fields", "confidence-1.7", "refusal", "truncated", "stop-on-wrong-side", "timeframes-disagree"],
+    ids=["invalid-json", "missing-fields", "confidence-1.7", "refusal", "truncated", "stop-on-wrong-side",
+         "timeframes-disagree"],
 )
 def test_an_answer_that_cannot_be_trusted_is_hold_with_the_reason(vision_bot, run_bot, loopback_openai, reply, reason):
     loopback_openai.default = reply
@@ -185,7 +189,8 @@ def test_endpoints_without_json_schema_get_what_they_support(vision_bot, run_bot
 # -- timeframes and their gate ------------------------------------------------------------------------
 
 
-def test_missing_timeframes_are_said_once_and_a_gate_that_cannot_pass_asks_nothing(vision_bot, run_bot, loopback_openai):
+def test_missing_timeframes_are_said_once_and_a_gate_that_cannot_pass_asks_nothing(vision_bot, run_bot,
+                                                                                   loopback_openai):
     bot, recorder = vision_bot(vision={"timeframes": ["1m", "5m", "15m"], "min_agreeing_timeframes": 3})
     run_bot(bot, 2)
     assert loopback_openai.received == []  # no money spent on a question whose answer could not trade
@@ -210,11 +215,13 @@ def test_a_chart_that_fails_is_hold_with_the_reason_and_asks_nothing(vision_bot,
     bot.plugin_set.pm.register(BrokenCharts(charts), name="broken_charts")
     run_bot(bot, 1)
     [signal] = recorder.of("vision")
-    assert signal.action is Action.HOLD and "15m: chart failed" in signal.rationale and "page crashed" in signal.rationale
+    assert (signal.action is Action.HOLD and "15m: chart failed" in signal.rationale
+            and "page crashed" in signal.rationale)
     assert loopback_openai.received == []
 
 
-def test_an_image_that_is_not_a_png_is_refused_by_the_server_and_vision_holds(vision_bot, run_bot, loopback_openai, charts):
+def test_an_image_that_is_not_a_png_is_refused_by_the_server_and_vision_holds(vision_bot, run_bot, loopback_openai,
+                                                                              charts):
     broken = {**charts, "15m": charts["15m"].model_copy(update={"png": b"not a png"})}
     loopback_openai.default = Reply.answer(answer())
     bot, recorder = vision_bot(images=broken)
@@ -264,11 +271,13 @@ def test_the_usd_estimate_comes_from_the_price_table_and_caps_too(vision_bot, ru
 @requires_chromium
 def test_a_second_run_over_the_same_charts_is_answered_from_the_cache(vision_bot, run_bot, loopback_openai, tmp_path):
     loopback_openai.default = Reply.answer(answer("LONG", 0.9))
-    first, first_recorder = vision_bot(real_charts=True, config={"plugins": {"enable": ["charts", "vision"]}}, state_dir=tmp_path / "state")
+    first, first_recorder = vision_bot(real_charts=True, config={"plugins": {"enable": ["charts", "vision"]}},
+                                       state_dir=tmp_path / "state")
     run_bot(first, 1)
     sent = len(loopback_openai.received)
     assert sent == 1
-    again, again_recorder = vision_bot(real_charts=True, config={"plugins": {"enable": ["charts", "vision"]}}, state_dir=tmp_path / "state", fresh=True)
+    again, again_recorder = vision_bot(real_charts=True, config={"plugins": {"enable": ["charts", "vision"]}},
+                                       state_dir=tmp_path / "state", fresh=True)
     run_bot(again, 1)
     assert len(loopback_openai.received) == sent  # freshly rendered charts, same bytes, same key: nothing sent
     before, after = first_recorder.of("vision"), again_recorder.of("vision")
@@ -326,8 +335,10 @@ def test_the_vision_section_gobot_init_would_write_is_valid_toml_meaning_the_def
 
 def test_config_mistakes_name_the_key(replay_bot):
     with pytest.raises(ConfigError) as error:
-        replay_bot(config={"plugins": {"enable": ["vision"], "vision": {"timeframes": ["5m"], "min_agreeing_timeframes": 2}}})
-    assert "plugins.vision" in str(error.value) and "min_agreeing_timeframes 2 is more than the 1 timeframes" in str(error.value)
+        replay_bot(config={"plugins": {"enable": ["vision"],
+                                       "vision": {"timeframes": ["5m"], "min_agreeing_timeframes": 2}}})
+    assert ("plugins.vision" in str(error.value)
+            and "min_agreeing_timeframes 2 is more than the 1 timeframes" in str(error.value))
     with pytest.raises(ConfigError) as error:
         replay_bot(config={"plugins": {"enable": ["vision"], "vision": {"api_key": "sk-x"}}})
     assert "environment" in str(error.value)
@@ -339,7 +350,8 @@ def test_config_mistakes_name_the_key(replay_bot):
 def levels_from_the_prompt(received):
     """A LONG with a 1 % stop and a 3 % target around the price the prompt states."""
     price = float(re.search(r"Current price: ([0-9.]+)", " ".join(received.texts)).group(1))
-    return Reply.answer(answer("LONG", 0.9, entry=price, stop_loss=round(price * 0.99, 2), take_profit=round(price * 1.03, 2)))
+    return Reply.answer(answer("LONG", 0.9, entry=price, stop_loss=round(price * 0.99, 2),
+                               take_profit=round(price * 1.03, 2)))
 
 
 @requires_chromium
@@ -357,21 +369,23 @@ def test_end_to_end_a_vision_long_passes_risk_and_becomes_a_paper_position(visio
     position = bot.state.positions["BTC/USDT"]  # filled by paper at the next candle's open
     assert position.direction is Action.LONG and position.confidence == 0.9
     signal = recorder.intents[0].signal
-    assert signal.source == "vision" and position.stop_loss == signal.stop_loss and position.take_profit == signal.take_profit
+    assert (signal.source == "vision" and position.stop_loss == signal.stop_loss
+            and position.take_profit == signal.take_profit)
 
 
 # -- gobot vision replay -------------------------------------------------------------------------------
 
 
-def test_vision_replay_rereads_a_past_cycle_from_the_cache_or_asks_again(vision_bot, run_bot, loopback_openai, tmp_path, monkeypatch, synthetic_data_dir):
+def test_vision_replay_rereads_a_past_cycle_from_the_cache_or_asks_again(vision_bot, run_bot, loopback_openai, tmp_path,
+                                                                         monkeypatch, synthetic_data_dir):
     loopback_openai.default = Reply.answer(answer("LONG", 0.9))
     bot, _ = vision_bot(state_dir=tmp_path / "state")
     run_bot(bot, 2)
     config = tmp_path / "config.toml"
     config.write_text(
         'state_dir = "state"\n[plugins]\nenable = ["vision"]\n'
-        f'[plugins.vision]\nbase_url = "{loopback_openai.base_url}"\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n',
-        encoding="utf-8",
+        f'[plugins.vision]\nbase_url = "{loopback_openai.base_url}"\n[plugins.replay]\ndata_dir = '
+        f'"{synthetic_data_dir}"\n', encoding="utf-8",
     )
     monkeypatch.setenv("GOBOT_CONFIG", str(config))
     monkeypatch.setenv("COLUMNS", "200")

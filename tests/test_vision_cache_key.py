@@ -116,7 +116,8 @@ def test_vision_replay_reads_the_config_as_the_bot_does_variables_included(tmp_p
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GOBOT_CONFIG", raising=False)
-    (tmp_path / "config.toml").write_text('[plugins]\nenable = ["charts", "vision"]\n[plugins.vision]\nmodel = "llava"\n', encoding="utf-8")
+    (tmp_path / "config.toml").write_text('[plugins]\nenable = ["charts", "vision"]\n[plugins.vision]\nmodel = '
+                                          '"llava"\n', encoding="utf-8")
     monkeypatch.setenv("GOBOT_PLUGINS__VISION__BASE_URL", "http://127.0.0.1:11434/v1/")
     monkeypatch.setenv("GOBOT_STATE_DIR", str(tmp_path / "elsewhere"))
     result = CliRunner().invoke(cli, ["vision", "replay", "--list"])
@@ -126,4 +127,5 @@ def test_vision_replay_reads_the_config_as_the_bot_does_variables_included(tmp_p
     from gobot_plugins.vision import cli as vision_cli
 
     config, root = vision_cli._load(None)
-    assert (config.model, config.base_url, root) == ("llava", "http://127.0.0.1:11434/v1", tmp_path / "elsewhere" / "vision")
+    assert (config.model, config.base_url, root) == ("llava", "http://127.0.0.1:11434/v1",
+                                                     tmp_path / "elsewhere" / "vision")

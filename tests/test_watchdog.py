@@ -54,10 +54,12 @@ def test_the_watchdog_alerts_within_its_interval_after_the_bot_is_killed(tmp_pat
     env = {**os.environ, "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-100777"}
     with TelegramApiServer(TOKEN) as server:
         config = write_config(tmp_path, server.url)
-        bot = subprocess.Popen([GOBOT, "start", "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        bot = subprocess.Popen([GOBOT, "start", "--config", str(config)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
         watchdog = None
         try:
-            server.wait_for(lambda: any("started" in t for t in server.texts()), timeout=30, what="the bot's run_started")
+            server.wait_for(lambda: any("started" in t for t in server.texts()), timeout=30,
+                            what="the bot's run_started")
             watchdog = subprocess.Popen([GOBOT, "watchdog", "--config", str(config)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             assert "watching" in watchdog.stderr.readline()
@@ -65,12 +67,13 @@ def test_the_watchdog_alerts_within_its_interval_after_the_bot_is_killed(tmp_pat
             bot.send_signal(signal.SIGKILL)
             killed = time.monotonic()
             bot.wait(timeout=10)
-            text = server.wait_for(lambda: next((t for t in server.texts() if "gobot is silent" in t), None), timeout=15,
-                                   what="the watchdog's alert")
+            text = server.wait_for(lambda: next((t for t in server.texts() if "gobot is silent" in t), None),
+                                   timeout=15, what="the watchdog's alert")
             delay = time.monotonic() - killed
             assert delay <= STALE_AFTER + 2 * CHECK_INTERVAL + 1.0, f"alerted {delay:.2f} s after the kill"
             assert "not running on this host" in text and "watchdog_stale" in text
-            assert not any("gobot stopped" in t for t in server.texts()), "SIGKILL: the bot could not say goodbye itself"
+            assert not any("gobot stopped" in t for t in server.texts()), (
+                "SIGKILL: the bot could not say goodbye itself")
             watchdog.send_signal(signal.SIGTERM)
             assert watchdog.wait(timeout=15) == 0, watchdog.stderr.read()
         finally:
@@ -86,10 +89,11 @@ def test_watchdog_once_exits_0_when_fresh_and_1_when_stale(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     now = datetime.now(timezone.utc)
-    (state / "heartbeat.json").write_text(json.dumps({"time": now.isoformat(), "pid": os.getpid(), "run_id": "r1", "iteration": 3}))
+    (state / "heartbeat.json").write_text(json.dumps({"time": now.isoformat(), "pid": os.getpid(), "run_id": "r1",
+                                                      "iteration": 3}))
     fresh = CliRunner().invoke(cli, ["watchdog", "--config", str(config), "--once"])
     assert fresh.exit_code == 0, fresh.output
-    (state / "heartbeat.json").write_text(json.dumps({"time": (now - timedelta(seconds=60)).isoformat(), "pid": os.getpid(),
-                                                      "run_id": "r1", "iteration": 3}))
+    (state / "heartbeat.json").write_text(json.dumps({"time": (now - timedelta(seconds=60)).isoformat(),
+                                                      "pid": os.getpid(), "run_id": "r1", "iteration": 3}))
     stale = CliRunner().invoke(cli, ["watchdog", "--config", str(config), "--once"])
     assert stale.exit_code == 1 and "gobot is silent: no heartbeat for 60 s" in stale.output

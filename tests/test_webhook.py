@@ -14,7 +14,8 @@ from gobot.host.plugin_manager import build_plugin_set
 from gobot.run.alerting import AlertChannels
 from gobot_hookspecs import Alert, Severity
 
-VETO = Alert(kind="risk_veto", title="Risk veto: buy <!channel> BTC/USDT", text="risk_limits: *bold* & @everyone", severity=Severity.WARNING)
+VETO = Alert(kind="risk_veto", title="Risk veto: buy <!channel> BTC/USDT", text="risk_limits: *bold* & @everyone",
+             severity=Severity.WARNING)
 
 
 @pytest.fixture
@@ -52,11 +53,13 @@ def test_slack_and_discord_payloads_are_escaped(receiver, tmp_path):
     send(channels(tmp_path, format="discord", min_severity="INFO"), VETO)
     slack, discord = receiver.delivered()
     assert "&lt;!channel&gt;" in slack["text"] and "<!channel>" not in slack["text"] and "&amp;" in slack["text"]
-    assert discord["allowed_mentions"] == {"parse": []} and "\\*bold\\*" in discord["content"] and "@everyone" not in discord["content"]
+    assert (discord["allowed_mentions"] == {"parse": []} and "\\*bold\\*" in discord["content"]
+            and "@everyone" not in discord["content"])
 
 
 def test_a_long_discord_message_is_split_below_2000_characters(receiver, tmp_path):
-    send(channels(tmp_path, format="discord"), Alert(kind="risk_veto", title="long", text="x" * 4500, severity=Severity.WARNING))
+    send(channels(tmp_path, format="discord"), Alert(kind="risk_veto", title="long", text="x" * 4500,
+                                                     severity=Severity.WARNING))
     bodies = receiver.delivered()
     assert len(bodies) == 3 and all(len(b["content"]) <= 2000 for b in bodies)
 
@@ -104,6 +107,6 @@ def test_a_url_in_the_config_is_refused_with_the_fix(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as caught:
         channels(tmp_path, url="https://alerts.example.com/gobot")
     [problem] = caught.value.problems
-    assert str(problem) == ("test.toml:plugins.webhook.url: a webhook URL is a credential (whoever has it can post to the "
-                            "channel): it is read from GOBOT_WEBHOOK_URL in the environment only — fix: set GOBOT_WEBHOOK_URL "
-                            "in the environment and remove this key")
+    assert str(problem) == ("test.toml:plugins.webhook.url: a webhook URL is a credential (whoever has it can post to "
+                            "the channel): it is read from GOBOT_WEBHOOK_URL in the environment only — fix: set "
+                            "GOBOT_WEBHOOK_URL in the environment and remove this key")

@@ -23,7 +23,8 @@ def order(seq: int, run_id: str = "r-x") -> dict:
         "symbol": "BTC/USDT", "side": "buy", "purpose": "open", "type": "market", "amount": 1.0, "status": "filled"}}
 
 
-def test_unreadable_outbox_lines_are_quarantined_with_file_and_line_and_alerted(archive_bot, run_bot, alerts, open_store, tmp_path):
+def test_unreadable_outbox_lines_are_quarantined_with_file_and_line_and_alerted(archive_bot, run_bot, alerts,
+                                                                                open_store, tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     lines = [json.dumps(order(1)).encode(), b'{"seq": 2, "kind": "order", "data": {"run_id": "r-x", \xff\xfe}',
@@ -33,7 +34,8 @@ def test_unreadable_outbox_lines_are_quarantined_with_file_and_line_and_alerted(
     run_bot(bot, 3)  # it stopped the start with a bare UnicodeDecodeError naming neither file nor line
 
     store = open_store()
-    assert sorted(o["order_id"] for o in store.rows("orders") if o["run_id"] == "r-x") == ["o1", "o3", "o6"]  # none lost
+    # none lost
+    assert sorted(o["order_id"] for o in store.rows("orders") if o["run_id"] == "r-x") == ["o1", "o3", "o6"]
     assert store.count("cycles") == 3
     rejected = [json.loads(line) for line in (state / "archive_outbox.rejected.jsonl").read_text().splitlines()]
     assert [(r["file"], r["line"]) for r in rejected] == [("archive_outbox.jsonl", 2), ("archive_outbox.jsonl", 4),
@@ -43,7 +45,8 @@ def test_unreadable_outbox_lines_are_quarantined_with_file_and_line_and_alerted(
     assert rejected[1]["rejected_because"].startswith("archive_outbox.jsonl:4: not JSON (")
     assert rejected[2]["rejected_because"] == "archive_outbox.jsonl:5: not an outbox entry (no seq or kind)"
     [alert] = [a for a in alerts.seen if a.kind == "archiver_outbox_damaged"]
-    assert alert.severity.value == "CRITICAL" and "3 unreadable line(s) quarantined in archive_outbox.rejected.jsonl" in alert.title
+    assert (alert.severity.value == "CRITICAL"
+            and "3 unreadable line(s) quarantined in archive_outbox.rejected.jsonl" in alert.title)
     assert "archive_outbox.jsonl:2: not UTF-8" in alert.text and "archive_outbox.jsonl:5" in alert.text
     assert "archiver_outbox_torn" in alerts.kinds()
     assert (state / "archive_outbox.jsonl").read_text() == ""
@@ -67,7 +70,8 @@ def test_cycles_the_database_lost_are_found_at_start(archive_bot, run_bot, alert
     bot.persist()
     engine = create_engine(database_url)
     with engine.begin() as connection:  # the database loses rows it had stored (a damaged WAL, an old backup)
-        connection.execute(text("DELETE FROM cycles WHERE run_id = :r AND iteration >= 4 AND iteration <= 10"), {"r": run_id})
+        connection.execute(text("DELETE FROM cycles WHERE run_id = :r AND iteration >= 4 AND iteration <= 10"),
+                           {"r": run_id})
     engine.dispose()
 
     again = archive_bot(plugins=[("alerts", alerts)])

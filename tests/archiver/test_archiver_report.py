@@ -45,8 +45,8 @@ def test_the_terminal_report_shows_the_summary_and_every_table(archived_run):
     assert result.exit_code == 0, result.output
     out = result.output
     assert f"run {archived_run.state.run_id}" in out
-    for title in ("Summary", "By strategy version", "By symbol", "By side", "By hour of entry (UTC)", "By confidence band",
-                  "Strategy versions side by side", "Patterns", "Activity", "Phase timings"):
+    for title in ("Summary", "By strategy version", "By symbol", "By side", "By hour of entry (UTC)",
+                  "By confidence band", "Strategy versions side by side", "Patterns", "Activity", "Phase timings"):
         assert title in out, title
     wins = sum(1 for t in archived_run.state.trades if t.pnl > 0)
     assert f"({wins}/{len(archived_run.state.trades)}; 95% CI" in out
@@ -61,7 +61,8 @@ def test_json_metrics_are_the_shared_metrics_of_the_archived_trades(archived_run
     expected = metrics.trade_metrics(trades, 100.0, curve=[(c.time, c.equity) for c in archived_run.state.cycles])
     summary = data["summary"]
     assert summary["trades"] == len(trades) and summary["wins"] == expected.wins
-    for key in ("total_pnl", "avg_pnl", "expectancy", "expectancy_r", "max_drawdown", "sharpe", "sortino", "avg_holding_seconds"):
+    for key in ("total_pnl", "avg_pnl", "expectancy", "expectancy_r", "max_drawdown", "sharpe", "sortino",
+                "avg_holding_seconds"):
         assert summary[key] == pytest.approx(getattr(expected, key)), key
     by_symbol = {row["label"]: row for row in data["by"]["symbol"]}
     for symbol, group in metrics.group_trades(trades, "symbol").items():
@@ -89,7 +90,8 @@ def test_html_is_one_self_contained_page_with_the_four_plots(archived_run, tmp_p
 
 def test_a_missing_archive_or_run_is_a_clear_error(archived_run, tmp_path, database_url):
     result = report("--run", "r-nope")
-    assert result.exit_code == 1 and "no run 'r-nope' in the archive; latest runs: " + archived_run.state.run_id in result.output
+    assert (result.exit_code == 1
+            and "no run 'r-nope' in the archive; latest runs: " + archived_run.state.run_id in result.output)
     result = report("--database-url", f"sqlite:///{tmp_path / 'nothing.db'}")
     assert result.exit_code == 1 and "no archive at" in result.output and "gobot start" in result.output
     assert not (tmp_path / "nothing.db").exists(), "reading must not create an empty archive"

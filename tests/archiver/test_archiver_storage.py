@@ -37,7 +37,8 @@ def test_a_run_archives_every_cycle_signal_verdict_order_fill_and_trade(archive_
 
     cycles = store.rows("cycles", order_by=("iteration",))
     assert [c["iteration"] for c in cycles] == list(range(1, 41))
-    assert all(c["scan_ms"] > 0 and c["validate_ms"] > 0 and c["report_ms"] is not None and c["total_ms"] > 0 for c in cycles)
+    assert all(c["scan_ms"] > 0 and c["validate_ms"] > 0 and c["report_ms"] is not None and c["total_ms"] > 0
+               for c in cycles)
     assert [round(c["equity"], 9) for c in cycles] == [round(c.equity, 9) for c in state.cycles]
     assert cycles[0]["time"].tzinfo is not None and cycles[0]["time"] == state.cycles[0].time
 
@@ -47,7 +48,8 @@ def test_a_run_archives_every_cycle_signal_verdict_order_fill_and_trade(archive_
 
     verdicts = store.rows("risk_verdicts")
     assert verdicts and {v["plugin"] for v in verdicts} >= {"risk_limits"}
-    assert {v["symbol"] for v in verdicts} <= set(bot.settings.trading.symbols) and all(v["intent_id"] for v in verdicts)
+    assert ({v["symbol"] for v in verdicts} <= set(bot.settings.trading.symbols)
+            and all(v["intent_id"] for v in verdicts))
     vetoes = [v for v in verdicts if not v["approved"]]
     assert len(vetoes) == sum(c["vetoes"] for c in cycles) and all(v["reason"] for v in vetoes)
 
@@ -61,7 +63,8 @@ def test_a_run_archives_every_cycle_signal_verdict_order_fill_and_trade(archive_
     first, model = trades[0], state.trades[0]
     assert first["strategy"] == "sma_rsi" and first["strategy_version"] == model.strategy_version
     assert first["confidence"] == model.confidence and first["entry_hour"] == model.opened_at.hour
-    assert first["r_multiple"] == pytest.approx(model.pnl / (abs(model.entry_price - model.initial_stop_loss) * model.amount))
+    assert first["r_multiple"] == pytest.approx(
+        model.pnl / (abs(model.entry_price - model.initial_stop_loss) * model.amount))
     assert first["client_order_id"] == model.client_order_id and first["holding_seconds"] > 0
 
     learnings = store.rows("learnings")
@@ -71,7 +74,8 @@ def test_a_run_archives_every_cycle_signal_verdict_order_fill_and_trade(archive_
     assert len(archiver(bot).outbox) == 0 and archiver(bot).outbox.path.read_text() == ""
 
 
-def test_events_emitted_again_are_stored_once_and_a_rerun_cycle_replaces_its_record(archive_bot, run_bot, open_store, tmp_path):
+def test_events_emitted_again_are_stored_once_and_a_rerun_cycle_replaces_its_record(archive_bot, run_bot, open_store,
+                                                                                    tmp_path):
     """What a cycle re-run after a crash does: the same events again, and the cycle with other signals."""
     from gobot_plugins.archiver import records
     from gobot_plugins.archiver.writer import Outbox
@@ -97,7 +101,8 @@ def test_events_emitted_again_are_stored_once_and_a_rerun_cycle_replaces_its_rec
 
     run_bot(archive_bot(), 1)  # the next start stores what the outbox holds
     after = {t: count(t) for t in before}
-    assert after["fills"] == before["fills"] and after["trades"] == before["trades"] and after["cycles"] == before["cycles"]
+    assert (after["fills"] == before["fills"] and after["trades"] == before["trades"]
+            and after["cycles"] == before["cycles"])
     assert after["signals"] == before["signals"] - last["signals"], "the re-run cycle's signals replace the old ones"
     assert store.rows("cycles", run_id, order_by=("iteration",))[-1]["equity"] == 1234.5
 
@@ -115,7 +120,8 @@ def test_migrating_a_database_of_the_previous_schema_keeps_its_history(open_stor
             "opened_at, closed_at, holding_seconds, fees, pnl, return_pct, exit_reason, confidence, strategy, "
             "strategy_version, client_order_id, initial_stop_loss) VALUES ('k1', 'r-old', 7, 'BTC/USDT', 'LONG', 0.5, "
             "100.0, 110.0, :opened, :closed, 3600, 0.1, 4.9, 9.8, 'take_profit', 0.8, 'sma_rsi', 1, 'gb1', 98.0)"),
-            {"opened": datetime(2025, 6, 1, 14, 5, tzinfo=timezone.utc), "closed": datetime(2025, 6, 1, 15, 5, tzinfo=timezone.utc)})
+            {"opened": datetime(2025, 6, 1, 14, 5, tzinfo=timezone.utc),
+             "closed": datetime(2025, 6, 1, 15, 5, tzinfo=timezone.utc)})
 
     upgraded = open_store()  # what the archiver does at start-up
     assert upgraded.revision() == SCHEMA_REVISION
@@ -141,7 +147,8 @@ def test_the_migrations_build_exactly_the_models_schema(open_store):
     assert differences == []
 
 
-def test_a_locked_database_never_blocks_the_loop_raises_an_alert_and_loses_nothing(archive_bot, run_bot, database_url, alerts, open_store):
+def test_a_locked_database_never_blocks_the_loop_raises_an_alert_and_loses_nothing(archive_bot, run_bot, database_url,
+                                                                                   alerts, open_store):
     """While the archive refuses writes, events only go to the outbox; when it is back, all are stored."""
     ready, release, held = threading.Event(), threading.Event(), []
     timings = []
@@ -180,7 +187,8 @@ def test_a_locked_database_never_blocks_the_loop_raises_an_alert_and_loses_nothi
             connection.rollback()
         engine.dispose()
 
-    bot = archive_bot(archiver={"write_timeout_seconds": 0.2, "retry_max_seconds": 0.5}, plugins=[("locker", Locker()), ("alerts", alerts)])
+    bot = archive_bot(archiver={"write_timeout_seconds": 0.2, "retry_max_seconds": 0.5},
+                      plugins=[("locker", Locker()), ("alerts", alerts)])
     run_bot(bot, 40)
     assert held and bot.state.trades
     assert "archiver_write_failed" in alerts.kinds() and "archiver_recovered" in alerts.kinds()
@@ -193,8 +201,10 @@ def test_a_locked_database_never_blocks_the_loop_raises_an_alert_and_loses_nothi
     assert store.count("fills") == sum(c.fills for c in bot.state.cycles)
 
 
-def test_an_unreachable_database_at_start_keeps_events_for_the_next_start(replay_bot, run_bot, database_url, alerts, open_store, tmp_path):
-    pytest.importorskip("psycopg", reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot-trading[postgres]'")
+def test_an_unreachable_database_at_start_keeps_events_for_the_next_start(replay_bot, run_bot, database_url, alerts,
+                                                                          open_store, tmp_path):
+    pytest.importorskip("psycopg",
+                        reason="the unreachable archive is a PostgreSQL URL: pip install 'gobot-trading[postgres]'")
     down = "postgresql+psycopg://postgres@127.0.0.1:9/test"  # the discard port: nothing listens
     bot = replay_bot(config={"plugins": {"archiver": {"database_url": down, "write_timeout_seconds": 1}}},
                      plugins=[("alerts", alerts)])
@@ -214,7 +224,8 @@ def test_an_unreachable_database_at_start_keeps_events_for_the_next_start(replay
     assert outbox.read_text() == ""
 
 
-def test_an_entry_the_database_can_never_take_is_kept_aside_and_reported(archive_bot, run_bot, alerts, tmp_path, open_store):
+def test_an_entry_the_database_can_never_take_is_kept_aside_and_reported(archive_bot, run_bot, alerts, tmp_path,
+                                                                         open_store):
     state = tmp_path / "state"
     state.mkdir()
     lines = [
@@ -300,8 +311,8 @@ def test_no_secret_reaches_any_row(archive_bot, run_bot, monkeypatch, database_u
     class Leaky:
         @hookimpl
         def gobot_generate_ideas(self, ctx):
-            ctx.add_learning(Learning(text=f"learned {secret} via https://bot:{token}@example.invalid/x", source="leaky",
-                                      evidence={"key": secret}))
+            ctx.add_learning(Learning(text=f"learned {secret} via https://bot:{token}@example.invalid/x",
+                                      source="leaky", evidence={"key": secret}))
 
     bot = archive_bot(plugins=[("leaky", Leaky())])
     run_bot(bot, 3)
@@ -362,8 +373,8 @@ def test_bulk_inserts_store_each_row_once_and_updates_replace(open_store):
     store = open_store()
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     n = COPY_THRESHOLD * 2
-    fills = [records.fill_row("r-bulk", i, Fill(order_id=f"o{i}", client_order_id=f"c{i}", symbol="BTC/USDT", side=Side.BUY,
-                                                purpose="open", amount=1.0, price=100.0 + i, fee=0.1,
+    fills = [records.fill_row("r-bulk", i, Fill(order_id=f"o{i}", client_order_id=f"c{i}", symbol="BTC/USDT",
+                                                side=Side.BUY, purpose="open", amount=1.0, price=100.0 + i, fee=0.1,
                                                 time=start + timedelta(minutes=i)))
              for i in range(n)]
     with store.engine.begin() as connection:
@@ -374,7 +385,8 @@ def test_bulk_inserts_store_each_row_once_and_updates_replace(open_store):
     assert len(stored) == n and [f["price"] for f in stored] == [100.0 + i for i in range(n)]
     assert stored[7]["time"] == start + timedelta(minutes=7)
 
-    cycles = [{"run_id": "r-bulk", "iteration": i, "time": (start + timedelta(minutes=15 * i)).isoformat(), "equity": 100.0,
+    cycles = [{"run_id": "r-bulk", "iteration": i, "time": (start + timedelta(minutes=15 * i)).isoformat(),
+               "equity": 100.0,
                "cash": 100.0, "realised_pnl": 0.0, "open_positions": 0, "paused": False, "signals": 0, "vetoes": 0,
                "orders": 0, "fills": 0, "trades_closed": 0} for i in range(1, n + 1)]
     with store.engine.begin() as connection:

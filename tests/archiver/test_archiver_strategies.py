@@ -13,8 +13,8 @@ def losing_trades(count, version=1):
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return [
         Trade(symbol="BTC/USDT", direction=Action.LONG, amount=0.1, entry_price=100, exit_price=98, opened_at=when,
-              closed_at=when, fees=0.02, pnl=-0.22, exit_reason="stop_loss", strategy="sma_rsi", strategy_version=version,
-              initial_stop_loss=98)
+              closed_at=when, fees=0.02, pnl=-0.22, exit_reason="stop_loss", strategy="sma_rsi",
+              strategy_version=version, initial_stop_loss=98)
         for _ in range(count)
     ]
 
@@ -57,7 +57,8 @@ def test_a_rejected_version_is_recorded_as_rejected(archive_bot, run_bot, open_s
     assert rows[2]["started_at"] is None and rows[1]["ended_at"] is None
 
 
-def test_without_archive_on_strategy_change_versions_are_kept_but_not_archived(archive_bot, run_bot, open_store, alerts):
+def test_without_archive_on_strategy_change_versions_are_kept_but_not_archived(archive_bot, run_bot, open_store,
+                                                                               alerts):
     bot = archive_bot(archiver={"archive_on_strategy_change": False}, plugins=[("alerts", alerts)])
     bot.state.trades.extend(losing_trades(4))
     run_bot(bot, 2)

@@ -56,12 +56,14 @@ SPOT_WEIGHTS = {
 FUTURES_WEIGHTS = {
     ("GET", "ping"): 1, ("GET", "time"): 1, ("GET", "exchangeInfo"): 1, ("GET", "depth"): 2, ("GET", "klines"): 1,
     ("GET", "ticker/24hr"): 1, ("GET", "premiumIndex"): 1, ("GET", "openInterest"): 1, ("GET", "account"): 5,
-    ("GET", "balance"): 5, ("GET", "positionRisk"): 5, ("POST", "order"): 4, ("GET", "order"): 1, ("DELETE", "order"): 1,
+    ("GET", "balance"): 5, ("GET", "positionRisk"): 5, ("POST", "order"): 4, ("GET", "order"): 1,
+    ("DELETE", "order"): 1,
     ("GET", "openOrders"): 1, ("POST", "algoOrder"): 1, ("GET", "algoOrder"): 1, ("DELETE", "algoOrder"): 1,
     ("GET", "openAlgoOrders"): 1, ("POST", "leverage"): 1, ("POST", "marginType"): 1, ("GET", "leverageBracket"): 1,
     ("GET", "positionSide/dual"): 30, ("GET", "userTrades"): 5,
 }
-PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "ticker/price", "premiumIndex", "openInterest"}
+PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "ticker/price", "premiumIndex",
+          "openInterest"}
 ORDER_ENDPOINTS = {("POST", "order"), ("POST", "orderList/oco"), ("POST", "algoOrder")}
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "1d": 86400}
 OPEN = ("NEW", "PARTIALLY_FILLED")
@@ -84,8 +86,8 @@ class Fault:
     order was sent and before its answer was read) and then drops the connection; ``mangle``
     processes the request and answers ``callback(payload)`` instead of the payload (a malformed
     answer: missing fields, wrong types, NaN — its effects happened all the same). ``when``: ``after``
-    the request was processed (its effects happened) or ``before`` (nothing happened). Lets the first ``skip`` matching requests through, then applies
-    to the next ``times`` of them.
+    the request was processed (its effects happened) or ``before`` (nothing happened). Lets the first
+    ``skip`` matching requests through, then applies to the next ``times`` of them.
     """
 
     path: str | None = None
@@ -173,7 +175,8 @@ class BinanceTestServer:
         self.api_key, self.api_secret = api_key, api_secret
         self.window_seconds = window_seconds
         self.weight_limit, self.futures_weight_limit = weight_limit, futures_weight_limit
-        self.orders_limit, self.order_window_seconds, self.orders_per_day = orders_limit, order_window_seconds, orders_per_day
+        self.orders_limit, self.order_window_seconds = orders_limit, order_window_seconds
+        self.orders_per_day = orders_per_day
         self.ban_after_429s, self.ban_seconds = ban_after_429s, ban_seconds
         self.refuse_oco = refuse_oco
         # Spot commissions: in the asset received (Binance's default), or in BNB when the account's
@@ -186,7 +189,8 @@ class BinanceTestServer:
         self.fill_ratio = Decimal(1)  # the next market orders fill only this share and expire (thin book)
         self.lock_balances = lock_balances  # spot: resting orders hold their balance, as on Binance
         self.markets = {m.symbol + (":F" if m.futures else ""): m for m in (markets or default_markets())}
-        self.prices = {k: Decimal(str(v)) for k, v in (prices or {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0, "BNBUSDT": 600.0}).items()}
+        self.prices = {k: Decimal(str(v)) for k, v in (prices or {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0,
+                                                                  "BNBUSDT": 600.0}).items()}
         self.state = ServerState(balances={"USDT": Decimal(str(quote_balance)), "BTC": Decimal(0), "ETH": Decimal(0),
                                            "BNB": Decimal(1) if commission_asset == "BNB" else Decimal(0)})
         self.futures_wallet = Decimal(str(quote_balance))
@@ -194,14 +198,16 @@ class BinanceTestServer:
         self.clock_skew_ms = 0  # the server's clock runs this far ahead: signed requests get -1021
         self.lock = threading.RLock()
         self._ids = itertools.count(1000)
-        self._cancel_ids = itertools.count(1)  # generated client ids of cancel requests (their own counter: order ids stay as they were)
+        # generated client ids of cancel requests (their own counter: order ids stay as they were)
+        self._cancel_ids = itertools.count(1)
         self._weight = {"spot": _Window(), "futures": _Window()}
         self._order_count = {"spot": _Window(), "futures": _Window()}
         self._429s = 0
         self.banned_until = 0.0
         self.status_counts: dict[int, int] = {}
         self.weight_used = {"spot": 0, "futures": 0}  # accepted weight, all windows
-        self.window_log: dict[str, list[tuple[float, int]]] = {"spot": [], "futures": []}  # (window start, weight) of past windows
+        # (window start, weight) of past windows
+        self.window_log: dict[str, list[tuple[float, int]]] = {"spot": [], "futures": []}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -269,7 +275,8 @@ class BinanceTestServer:
 
     def filled_orders(self, symbol: str | None = None) -> list[dict]:
         with self.lock:
-            return [dict(o) for o in self.state.orders.values() if o["status"] == "FILLED" and (symbol is None or o["symbol"] == symbol)]
+            return [dict(o) for o in self.state.orders.values() if o["status"] == "FILLED"
+                    and (symbol is None or o["symbol"] == symbol)]
 
     def open_orders(self) -> list[dict]:
         with self.lock:
@@ -373,14 +380,18 @@ class BinanceTestServer:
         if fault.text:
             return web.Response(status=fault.status, text="Service Unavailable", content_type="text/plain")
         return web.json_response(
-            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, status=fault.status
+            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
+            status=fault.status
         )
 
-    def _process(self, api: str, method: str, endpoint: str, params: dict, raw: str, request_headers: Any) -> tuple[int, Any, dict]:
+    def _process(self, api: str, method: str, endpoint: str, params: dict,
+                 raw: str, request_headers: Any) -> tuple[int, Any, dict]:
         now = time.time()
         if self.banned_until > now:
             retry = max(1, math.ceil(self.banned_until - now))
-            return 418, {"code": -1003, "msg": f"Way too many requests; IP banned until {int(self.banned_until * 1000)}."}, {"Retry-After": str(retry)}
+            return (418, {"code": -1003,
+                          "msg": f"Way too many requests; IP banned until {int(self.banned_until * 1000)}."},
+                    {"Retry-After": str(retry)})
         weights = SPOT_WEIGHTS if api == "spot" else FUTURES_WEIGHTS
         weight = weights.get((method, endpoint), 1)
         if endpoint == "depth":
@@ -400,8 +411,10 @@ class BinanceTestServer:
             if self._429s >= self.ban_after_429s:
                 self.banned_until = now + self.ban_seconds
                 self._429s = 0
-                return 418, {"code": -1003, "msg": "Way too many requests; IP banned."}, {"Retry-After": str(max(1, math.ceil(self.ban_seconds)))}
-            return 429, {"code": -1003, "msg": "Too many requests; current limit is exceeded."}, {"Retry-After": str(retry), **self._weight_headers(api)}
+                return 418, {"code": -1003, "msg": "Way too many requests; IP banned."}, {
+                    "Retry-After": str(max(1, math.ceil(self.ban_seconds)))}
+            return 429, {"code": -1003, "msg": "Too many requests; current limit is exceeded."}, {
+                "Retry-After": str(retry), **self._weight_headers(api)}
         window.used += weight
         self.weight_used[api] += weight
         headers = self._weight_headers(api)
@@ -484,7 +497,8 @@ class BinanceTestServer:
                          {"asset": "BNB", "marginAvailable": False, "autoAssetExchange": None}]} if futures else {})
 
     def _any_get_ticker_24hr(self, api: str, params: dict) -> Any:
-        markets = [self._market(api, params)] if "symbol" in params else [m for m in self.markets.values() if m.futures == (api == "futures")]
+        markets = [self._market(api, params)] if "symbol" in params else [m for m in self.markets.values()
+                                                                          if m.futures == (api == "futures")]
         now = int(time.time() * 1000)
         tickers = []
         for market in markets:
@@ -492,8 +506,9 @@ class BinanceTestServer:
             tickers.append({
                 "symbol": market.symbol, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": _ds(price),
                 "lastPrice": _ds(price), "lastQty": "1", "bidPrice": _ds(price - Decimal(market.tick)), "bidQty": "1",
-                "askPrice": _ds(price + Decimal(market.tick)), "askQty": "1", "openPrice": _ds(price), "highPrice": _ds(price * Decimal("1.01")),
-                "lowPrice": _ds(price * Decimal("0.99")), "volume": "1234.5", "quoteVolume": _ds(price * Decimal("1234.5")),
+                "askPrice": _ds(price + Decimal(market.tick)), "askQty": "1", "openPrice": _ds(price),
+                "highPrice": _ds(price * Decimal("1.01")), "lowPrice": _ds(price * Decimal("0.99")), "volume": "1234.5",
+                "quoteVolume": _ds(price * Decimal("1234.5")),
                 "openTime": now - 86400000, "closeTime": now, "firstId": 1, "lastId": 2, "count": 2,
             })
             if api == "futures":  # USDⓈ-M "24hr Ticker Price Change Statistics": no book top, no prevClosePrice
@@ -501,7 +516,8 @@ class BinanceTestServer:
                     del tickers[-1][key]
             elif params.get("type", "FULL").upper() == "MINI":  # spot rest-api.md "Response - MINI"
                 tickers[-1] = {k: v for k, v in tickers[-1].items() if k not in (
-                    "priceChange", "priceChangePercent", "weightedAvgPrice", "lastQty", "bidPrice", "bidQty", "askPrice", "askQty")}
+                    "priceChange", "priceChangePercent", "weightedAvgPrice", "lastQty", "bidPrice", "bidQty",
+                    "askPrice", "askQty")}
             else:  # spot "Response - FULL"
                 tickers[-1]["prevClosePrice"] = tickers[-1]["openPrice"]
         return tickers[0] if "symbol" in params else tickers
@@ -534,7 +550,8 @@ class BinanceTestServer:
         rows = []
         for t in opens:
             o, h, lo, c = _candle(market.symbol, float(self._price(market.symbol)), t, step, current)
-            rows.append([t, _ds(o), _ds(h), _ds(lo), _ds(c), "10.5", t + step - 1, _ds(c * 10.5), 5, "5.0", _ds(c * 5), "0"])
+            rows.append([t, _ds(o), _ds(h), _ds(lo), _ds(c), "10.5", t + step - 1, _ds(c * 10.5), 5, "5.0", _ds(c * 5),
+                         "0"])
         return rows
 
     def _futures_get_premiumIndex(self, params: dict) -> dict | list:
@@ -544,9 +561,9 @@ class BinanceTestServer:
         market = self._market("futures", params)
         price = self._price(market.symbol)
         now = int(time.time() * 1000)
-        return {"symbol": market.symbol, "markPrice": _ds(price), "indexPrice": _ds(price), "estimatedSettlePrice": _ds(price),
-                "lastFundingRate": "0.00010000", "interestRate": "0.00010000", "nextFundingTime": now - now % 28800000 + 28800000,
-                "time": now}
+        return {"symbol": market.symbol, "markPrice": _ds(price), "indexPrice": _ds(price),
+                "estimatedSettlePrice": _ds(price), "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
+                "nextFundingTime": now - now % 28800000 + 28800000, "time": now}
 
     def _futures_get_openInterest(self, params: dict) -> dict:
         market = self._market("futures", params)
@@ -558,13 +575,16 @@ class BinanceTestServer:
         """rest-api.md "Account information (USER_DATA)"; ``omitZeroBalances=true`` leaves out empty assets."""
         locked = self._locked()
         rate = _ds(FEE_RATE.quantize(Decimal("0.00000001")))
-        balances = [{"asset": a, "free": _ds(v - locked.get(a, 0)), "locked": _ds(locked.get(a, 0))} for a, v in self.state.balances.items()]
+        balances = [{"asset": a, "free": _ds(v - locked.get(a, 0)), "locked": _ds(locked.get(a, 0))}
+                    for a, v in self.state.balances.items()]
         if str(params.get("omitZeroBalances", "false")).lower() == "true":
             balances = [b for b in balances if Decimal(b["free"]) or Decimal(b["locked"])]
         return {
-            "makerCommission": int(FEE_RATE * 10000), "takerCommission": int(FEE_RATE * 10000), "buyerCommission": 0, "sellerCommission": 0,
+            "makerCommission": int(FEE_RATE * 10000), "takerCommission": int(FEE_RATE * 10000), "buyerCommission": 0,
+            "sellerCommission": 0,
             "commissionRates": {"maker": rate, "taker": rate, "buyer": "0.00000000", "seller": "0.00000000"},
-            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False, "requireSelfTradePrevention": False,
+            "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+            "requireSelfTradePrevention": False,
             "preventSor": False, "updateTime": int(time.time() * 1000), "accountType": "SPOT", "balances": balances,
             "permissions": ["SPOT"], "uid": 354937868,
         }
@@ -630,9 +650,12 @@ class BinanceTestServer:
                     continue
                 trades.append({"symbol": order["symbol"], "id": fill["tradeId"], "orderId": order["orderId"],
                                "orderListId": order.get("orderListId", -1),
-                               "price": fill["price"], "qty": fill["qty"], "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
-                               "commission": fill["commission"], "commissionAsset": fill["commissionAsset"], "time": fill["time"],
-                               "isBuyer": order["side"] == "BUY", "isMaker": order["type"] != "MARKET", "isBestMatch": True})
+                               "price": fill["price"], "qty": fill["qty"],
+                               "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
+                               "commission": fill["commission"], "commissionAsset": fill["commissionAsset"],
+                               "time": fill["time"],
+                               "isBuyer": order["side"] == "BUY", "isMaker": order["type"] != "MARKET",
+                               "isBestMatch": True})
         return sorted(trades, key=lambda t: t["id"])
 
     def _futures_get_userTrades(self, params: dict) -> list:
@@ -647,11 +670,13 @@ class BinanceTestServer:
             for fill in order["fills"]:
                 if fill["time"] < int(params.get("startTime", 0)):
                     continue
-                trades.append({"buyer": order["side"] == "BUY", "commission": fill["commission"], "commissionAsset": fill["commissionAsset"],
+                trades.append({"buyer": order["side"] == "BUY", "commission": fill["commission"],
+                               "commissionAsset": fill["commissionAsset"],
                                "id": fill["tradeId"], "maker": order["type"] != "MARKET", "orderId": order["orderId"],
-                               "price": fill["price"], "qty": fill["qty"], "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
-                               "realizedPnl": fill.get("realizedPnl", "0"), "side": order["side"], "positionSide": "BOTH",
-                               "symbol": order["symbol"], "time": fill["time"]})
+                               "price": fill["price"], "qty": fill["qty"],
+                               "quoteQty": _ds(Decimal(fill["price"]) * Decimal(fill["qty"])),
+                               "realizedPnl": fill.get("realizedPnl", "0"), "side": order["side"],
+                               "positionSide": "BOTH", "symbol": order["symbol"], "time": fill["time"]})
         return sorted(trades, key=lambda t: t["id"])
 
     def _spot_get_openOrders(self, params: dict) -> list:
@@ -667,17 +692,20 @@ class BinanceTestServer:
         legs = []
         for side_key in ("above", "below"):
             leg_params = {
-                "symbol": market.symbol, "side": params["side"], "quantity": params["quantity"], "type": params[f"{side_key}Type"],
+                "symbol": market.symbol, "side": params["side"], "quantity": params["quantity"],
+                "type": params[f"{side_key}Type"],
                 "price": params.get(f"{side_key}Price"), "stopPrice": params.get(f"{side_key}StopPrice"),
                 "timeInForce": params.get(f"{side_key}TimeInForce"),
             }
             coid = params.get(f"{side_key}ClientOrderId") or f"srv{next(self._ids)}"
             self._check_duplicate(coid, futures=False)
             legs.append((coid, leg_params))
-        resp_type = self._spot_resp_type(params, "FULL")  # a live testnet answer without it has FULL reports ("fills": [])
+        # a live testnet answer without it has FULL reports ("fills": [])
+        resp_type = self._spot_resp_type(params, "FULL")
         list_id = next(self._ids)
         orders = [self._new_order(market, p, coid, futures=False, order_list_id=list_id) for coid, p in legs]
-        self.state.order_lists[list_id] = {"orderListId": list_id, "listClientOrderId": list_coid, "symbol": market.symbol,
+        self.state.order_lists[list_id] = {"orderListId": list_id, "listClientOrderId": list_coid,
+                                           "symbol": market.symbol,
                                            "orderIds": [o["orderId"] for o in orders], "status": "EXECUTING",
                                            "transactionTime": int(time.time() * 1000)}
         for order in orders:
@@ -701,7 +729,9 @@ class BinanceTestServer:
 
     def _find_list(self, params: dict) -> dict:
         for order_list in self.state.order_lists.values():
-            if str(order_list["orderListId"]) == params.get("orderListId") or order_list["listClientOrderId"] == params.get("origClientOrderId", params.get("listClientOrderId")):
+            if (str(order_list["orderListId"]) == params.get("orderListId")
+                    or order_list["listClientOrderId"] == params.get("origClientOrderId",
+                                                                     params.get("listClientOrderId"))):
                 return order_list
         raise ApiError(-2011, "Order list does not exist.")
 
@@ -714,7 +744,8 @@ class BinanceTestServer:
             "listStatusType": "ALL_DONE" if order_list["status"] == "ALL_DONE" else "EXEC_STARTED",
             "listOrderStatus": order_list["status"], "listClientOrderId": order_list["listClientOrderId"],
             "transactionTime": order_list["transactionTime"], "symbol": order_list["symbol"],
-            "orders": [{"symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"]} for o in orders],
+            "orders": [{"symbol": o["symbol"], "orderId": o["orderId"], "clientOrderId": o["clientOrderId"]}
+                       for o in orders],
         }
         if reports is not None:
             response["orderReports"] = [self._spot_order_response(o, reports) for o in orders]
@@ -733,23 +764,28 @@ class BinanceTestServer:
                "clientOrderId": order["clientOrderId"]}
         if shape == "CANCEL":
             ids = {"symbol": order["symbol"], "origClientOrderId": order["clientOrderId"], "orderId": order["orderId"],
-                   "orderListId": order.get("orderListId", -1), "clientOrderId": cancel_id or f"srvcancel{next(self._cancel_ids)}"}
+                   "orderListId": order.get("orderListId", -1),
+                   "clientOrderId": cancel_id or f"srvcancel{next(self._cancel_ids)}"}
         if shape in ("ACK", "RESULT", "FULL", "CANCEL"):
             ids["transactTime"] = order["updateTime"]
         if shape == "ACK":
             return ids
-        amounts = {"price": _ds(order["price"]), "origQty": _ds(order["origQty"]), "executedQty": _ds(order["executedQty"])}
-        state = {"status": order["status"], "timeInForce": order.get("timeInForce") or "GTC", "type": order["type"], "side": order["side"]}
+        amounts = {"price": _ds(order["price"]), "origQty": _ds(order["origQty"]),
+                   "executedQty": _ds(order["executedQty"])}
+        state = {"status": order["status"], "timeInForce": order.get("timeInForce") or "GTC", "type": order["type"],
+                 "side": order["side"]}
         if shape == "QUERY":  # the query example lists stopPrice for every type
             return ids | amounts | {"cummulativeQuoteQty": _ds(order["cumQuote"])} | state | stop | {
-                "time": order["time"], "updateTime": order["updateTime"], "isWorking": working, "workingTime": working_time,
-                "origQuoteOrderQty": "0", "selfTradePreventionMode": "EXPIRE_MAKER"}
-        response = ids | amounts | {"origQuoteOrderQty": "0", "cummulativeQuoteQty": _ds(order["cumQuote"])} | state | conditional
+                "time": order["time"], "updateTime": order["updateTime"], "isWorking": working,
+                "workingTime": working_time, "origQuoteOrderQty": "0", "selfTradePreventionMode": "EXPIRE_MAKER"}
+        response = ids | amounts | {"origQuoteOrderQty": "0",
+                                    "cummulativeQuoteQty": _ds(order["cumQuote"])} | state | conditional
         if shape != "CANCEL":
             response["workingTime"] = working_time
         response["selfTradePreventionMode"] = "EXPIRE_MAKER"
         if shape == "FULL":
-            response["fills"] = [{"price": f["price"], "qty": f["qty"], "commission": f["commission"], "commissionAsset": f["commissionAsset"],
+            response["fills"] = [{"price": f["price"], "qty": f["qty"], "commission": f["commission"],
+                                  "commissionAsset": f["commissionAsset"],
                                   "tradeId": f["tradeId"]} for f in order["fills"]]
         return response
 
@@ -773,7 +809,8 @@ class BinanceTestServer:
         return {"code": 200, "msg": "success"}
 
     def _position(self, symbol: str) -> dict:
-        return self.state.positions.setdefault(symbol, {"amt": Decimal(0), "entry": Decimal(0), "leverage": 20, "margin": "CROSSED"})
+        return self.state.positions.setdefault(symbol, {"amt": Decimal(0), "entry": Decimal(0), "leverage": 20,
+                                                        "margin": "CROSSED"})
 
     def _position_rows(self, params: dict) -> list:
         """``GET /fapi/v3/positionRisk`` rows (USDⓈ-M "Position Information V3"): only symbols with a
@@ -790,11 +827,14 @@ class BinanceTestServer:
             isolated = initial if p["margin"] == "ISOLATED" and p["amt"] else Decimal(0)
             upnl = (mark - p["entry"]) * p["amt"]
             rows.append({
-                "symbol": market.symbol, "positionSide": "BOTH", "positionAmt": _ds(p["amt"]), "entryPrice": _ds(p["entry"]),
+                "symbol": market.symbol, "positionSide": "BOTH", "positionAmt": _ds(p["amt"]),
+                "entryPrice": _ds(p["entry"]),
                 "breakEvenPrice": _ds(p["entry"]), "markPrice": _ds(mark), "unRealizedProfit": _ds(upnl),
-                "liquidationPrice": "0", "isolatedMargin": _ds(isolated + upnl if isolated else 0), "notional": _ds(notional),
+                "liquidationPrice": "0", "isolatedMargin": _ds(isolated + upnl if isolated else 0),
+                "notional": _ds(notional),
                 "marginAsset": market.quote, "isolatedWallet": _ds(isolated), "initialMargin": _ds(initial),
-                "maintMargin": _ds(abs(notional) * Decimal("0.004")), "positionInitialMargin": _ds(initial), "openOrderInitialMargin": "0",
+                "maintMargin": _ds(abs(notional) * Decimal("0.004")), "positionInitialMargin": _ds(initial),
+                "openOrderInitialMargin": "0",
                 "adl": 2 if p["amt"] else 0, "bidNotional": "0", "askNotional": "0", "updateTime": now,
             })
         return rows
@@ -804,7 +844,8 @@ class BinanceTestServer:
         position or open orders (conditional algo orders included)."""
         if self._position(symbol)["amt"]:
             return True
-        return any(o["futures"] and o["symbol"] == symbol and o["status"] in OPEN for o in self.state.orders.values()) or any(
+        return any(o["futures"] and o["symbol"] == symbol and o["status"] in OPEN
+                   for o in self.state.orders.values()) or any(
             a["symbol"] == symbol and a["algoStatus"] == "NEW" for a in self.state.algo_orders.values())
 
     def _futures_get_positionRisk(self, params: dict) -> list:
@@ -820,17 +861,22 @@ class BinanceTestServer:
         available = max(margin - initial, Decimal(0))
         now = int(time.time() * 1000)
         totals = {"totalInitialMargin": _ds(initial), "totalMaintMargin": _ds(maint), "totalWalletBalance": _ds(wallet),
-                  "totalUnrealizedProfit": _ds(upnl), "totalMarginBalance": _ds(margin), "totalPositionInitialMargin": _ds(initial),
-                  "totalOpenOrderInitialMargin": "0", "totalCrossWalletBalance": _ds(wallet), "totalCrossUnPnl": _ds(upnl),
+                  "totalUnrealizedProfit": _ds(upnl), "totalMarginBalance": _ds(margin),
+                  "totalPositionInitialMargin": _ds(initial),
+                  "totalOpenOrderInitialMargin": "0", "totalCrossWalletBalance": _ds(wallet),
+                  "totalCrossUnPnl": _ds(upnl),
                   "availableBalance": _ds(available), "maxWithdrawAmount": _ds(min(available, wallet))}
-        asset = {"asset": "USDT", "walletBalance": _ds(wallet), "unrealizedProfit": _ds(upnl), "marginBalance": _ds(margin),
+        asset = {"asset": "USDT", "walletBalance": _ds(wallet), "unrealizedProfit": _ds(upnl),
+                 "marginBalance": _ds(margin),
                  "maintMargin": _ds(maint), "initialMargin": _ds(initial), "positionInitialMargin": _ds(initial),
                  "openOrderInitialMargin": "0", "crossWalletBalance": _ds(wallet), "crossUnPnl": _ds(upnl),
-                 "availableBalance": _ds(available), "maxWithdrawAmount": _ds(min(available, wallet)), "updateTime": now}
+                 "availableBalance": _ds(available), "maxWithdrawAmount": _ds(min(available, wallet)),
+                 "updateTime": now}
         positions = [{"symbol": r["symbol"], "positionSide": r["positionSide"], "positionAmt": r["positionAmt"],
-                      "unrealizedProfit": r["unRealizedProfit"], "isolatedMargin": r["isolatedMargin"], "notional": r["notional"],
-                      "isolatedWallet": r["isolatedWallet"], "initialMargin": r["initialMargin"], "maintMargin": r["maintMargin"],
-                      "updateTime": r["updateTime"]} for r in rows]
+                      "unrealizedProfit": r["unRealizedProfit"], "isolatedMargin": r["isolatedMargin"],
+                      "notional": r["notional"],
+                      "isolatedWallet": r["isolatedWallet"], "initialMargin": r["initialMargin"],
+                      "maintMargin": r["maintMargin"], "updateTime": r["updateTime"]} for r in rows]
         return totals | {"assets": [asset], "positions": positions}
 
     def _futures_get_balance(self, params: dict) -> list:
@@ -842,7 +888,8 @@ class BinanceTestServer:
                  "marginAvailable": True, "updateTime": int(time.time() * 1000)}]
 
     def _futures_get_leverageBracket(self, params: dict) -> list:
-        bracket = {"bracket": 1, "initialLeverage": 125, "notionalCap": 1000000, "notionalFloor": 0, "maintMarginRatio": 0.004, "cum": 0}
+        bracket = {"bracket": 1, "initialLeverage": 125, "notionalCap": 1000000, "notionalFloor": 0,
+                   "maintMarginRatio": 0.004, "cum": 0}
         return [{"symbol": m.symbol, "brackets": [bracket]} for m in self.markets.values() if m.futures]
 
     def _futures_get_positionSide_dual(self, params: dict) -> dict:
@@ -855,7 +902,8 @@ class BinanceTestServer:
         order = self._new_order(market, params, coid, futures=True)
         # newOrderRespType (USDⓈ-M "New Order"): ACK (the default) answers the order as accepted,
         # before it executes (a MARKET order: NEW, nothing executed); RESULT its state after.
-        accepted = self._futures_order_response(order, "NEW") if params.get("newOrderRespType", "ACK") == "ACK" else None
+        accepted = (self._futures_order_response(order, "NEW")
+                    if params.get("newOrderRespType", "ACK") == "ACK" else None)
         self._execute_if_marketable(order)
         return accepted or self._futures_order_response(order, "NEW")
 
@@ -880,13 +928,17 @@ class BinanceTestServer:
         no ``avgPrice``, no ``time``)."""
         avg = order["cumQuote"] / order["executedQty"] if order["executedQty"] else Decimal(0)
         response = {
-            "orderId": order["orderId"], "symbol": order["symbol"], "status": order["status"], "clientOrderId": order["clientOrderId"],
-            "price": _ds(order["price"]), "avgPrice": _ds(avg), "origQty": _ds(order["origQty"]), "executedQty": _ds(order["executedQty"]),
-            "cumQty": _ds(order["executedQty"]), "cumQuote": _ds(order["cumQuote"]), "timeInForce": order.get("timeInForce") or "GTC",
+            "orderId": order["orderId"], "symbol": order["symbol"], "status": order["status"],
+            "clientOrderId": order["clientOrderId"],
+            "price": _ds(order["price"]), "avgPrice": _ds(avg), "origQty": _ds(order["origQty"]),
+            "executedQty": _ds(order["executedQty"]),
+            "cumQty": _ds(order["executedQty"]), "cumQuote": _ds(order["cumQuote"]),
+            "timeInForce": order.get("timeInForce") or "GTC",
             "type": order["type"], "reduceOnly": order["reduceOnly"], "closePosition": False, "side": order["side"],
-            "positionSide": "BOTH", "stopPrice": _ds(order["stopPrice"]), "workingType": "CONTRACT_PRICE", "priceProtect": False,
-            "origType": order["type"], "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER", "goodTillDate": 0,
-            "time": order["time"], "updateTime": order["updateTime"],
+            "positionSide": "BOTH", "stopPrice": _ds(order["stopPrice"]), "workingType": "CONTRACT_PRICE",
+            "priceProtect": False,
+            "origType": order["type"], "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0, "time": order["time"], "updateTime": order["updateTime"],
         }
         drop = {"NEW": ("time",), "QUERY": ("cumQty",), "CANCEL": ("avgPrice", "time")}[shape]
         return {k: v for k, v in response.items() if k not in drop}
@@ -907,10 +959,13 @@ class BinanceTestServer:
         algo_id = next(self._ids)
         now = int(time.time() * 1000)
         self.state.algo_orders[algo_id] = {
-            "algoId": algo_id, "clientAlgoId": coid, "algoType": "CONDITIONAL", "orderType": order_type, "symbol": market.symbol,
+            "algoId": algo_id, "clientAlgoId": coid, "algoType": "CONDITIONAL", "orderType": order_type,
+            "symbol": market.symbol,
             "side": params["side"].upper(), "positionSide": "BOTH", "timeInForce": "GTC", "quantity": quantity,
-            "algoStatus": "NEW", "triggerPrice": Decimal(params["triggerPrice"]), "price": Decimal(params.get("price", "0")),
-            "reduceOnly": reduce_only, "createTime": now, "updateTime": now, "triggerTime": 0, "actualOrderId": "", "actualPrice": "0",
+            "algoStatus": "NEW", "triggerPrice": Decimal(params["triggerPrice"]),
+            "price": Decimal(params.get("price", "0")),
+            "reduceOnly": reduce_only, "createTime": now, "updateTime": now, "triggerTime": 0, "actualOrderId": "",
+            "actualPrice": "0",
         }
         self._trigger(market.symbol)
         return self._algo_response(self.state.algo_orders[algo_id], query=False)
@@ -927,7 +982,8 @@ class BinanceTestServer:
 
     def _futures_get_openAlgoOrders(self, params: dict) -> list:
         symbol = params.get("symbol")
-        return [self._algo_response(a) for a in self.state.algo_orders.values() if a["algoStatus"] == "NEW" and symbol in (None, a["symbol"])]
+        return [self._algo_response(a) for a in self.state.algo_orders.values() if a["algoStatus"] == "NEW"
+                and symbol in (None, a["symbol"])]
 
     def _find_algo(self, params: dict) -> dict:
         matches = [a for a in self.state.algo_orders.values()
@@ -943,17 +999,19 @@ class BinanceTestServer:
         shown = {k: (_ds(v) if isinstance(v, Decimal) else v) for k, v in algo.items()}
         if not self.actual_order_id:
             shown["actualOrderId"], shown["actualPrice"] = "", "0"
-        head = {k: shown[k] for k in ("algoId", "clientAlgoId", "algoType", "orderType", "symbol", "side", "positionSide",
-                                      "timeInForce", "quantity", "algoStatus")}
+        head = {k: shown[k] for k in ("algoId", "clientAlgoId", "algoType", "orderType", "symbol", "side",
+                                      "positionSide", "timeInForce", "quantity", "algoStatus")}
         if query:
             head |= {"actualOrderId": shown["actualOrderId"], "actualPrice": shown["actualPrice"]}
         head |= {"triggerPrice": shown["triggerPrice"], "price": shown["price"], "icebergQuantity": None}
         if query:
-            head |= {"tpTriggerPrice": "0.000", "tpPrice": "0.000", "slTriggerPrice": "0.000", "slPrice": "0.000", "tpOrderType": ""}
+            head |= {"tpTriggerPrice": "0.000", "tpPrice": "0.000", "slTriggerPrice": "0.000", "slPrice": "0.000",
+                     "tpOrderType": ""}
         return head | {
-            "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE", "priceMatch": "NONE", "closePosition": False,
-            "priceProtect": False, "reduceOnly": shown["reduceOnly"], "createTime": shown["createTime"], "updateTime": shown["updateTime"],
-            "triggerTime": shown["triggerTime"], "goodTillDate": 0,
+            "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE", "priceMatch": "NONE",
+            "closePosition": False,
+            "priceProtect": False, "reduceOnly": shown["reduceOnly"], "createTime": shown["createTime"],
+            "updateTime": shown["updateTime"], "triggerTime": shown["triggerTime"], "goodTillDate": 0,
         }
 
     # -- the matching engine -------------------------------------------------------------------------
@@ -978,7 +1036,8 @@ class BinanceTestServer:
         self._check_lot(market, quantity)
         reference = price if price else self._price(market.symbol)
         if quantity * reference < Decimal(market.min_notional):
-            raise ApiError(-4164 if futures else -1013, "Order's notional must be no smaller than the minimum." if futures else "Filter failure: NOTIONAL")
+            raise ApiError(-4164 if futures else -1013, ("Order's notional must be no smaller than the minimum."
+                                                         if futures else "Filter failure: NOTIONAL"))
         reduce_only = str(params.get("reduceOnly", "false")).lower() == "true"
         if futures and reduce_only and not self._reduces(market.symbol, side, quantity):
             raise ApiError(-2022, "ReduceOnly Order is rejected.")
@@ -988,7 +1047,8 @@ class BinanceTestServer:
             self._check_balance(market, side, quantity, price or stop or self._price(market.symbol))
         now = int(time.time() * 1000)
         order = {
-            "orderId": next(self._ids), "symbol": market.symbol, "clientOrderId": coid, "side": side, "type": order_type,
+            "orderId": next(self._ids), "symbol": market.symbol, "clientOrderId": coid, "side": side,
+            "type": order_type,
             "origQty": quantity, "price": price, "stopPrice": stop, "executedQty": Decimal(0), "cumQuote": Decimal(0),
             "status": "NEW", "time": now, "updateTime": now, "futures": futures, "reduceOnly": reduce_only,
             "timeInForce": params.get("timeInForce"), "fills": [], "orderListId": order_list_id, "market": market,
@@ -998,7 +1058,8 @@ class BinanceTestServer:
 
     def _check_balance(self, market: Market, side: str, quantity: Decimal, price: Decimal) -> None:
         locked = self._locked()
-        free = {asset: self.state.balances.get(asset, Decimal(0)) - locked.get(asset, Decimal(0)) for asset in (market.base, market.quote)}
+        free = {asset: self.state.balances.get(asset, Decimal(0)) - locked.get(asset, Decimal(0))
+                for asset in (market.base, market.quote)}
         if side == "BUY" and free[market.quote] < quantity * price:
             raise ApiError(-2010, "Account has insufficient balance for requested action.")
         if side == "SELL" and free[market.base] < quantity:
@@ -1010,7 +1071,8 @@ class BinanceTestServer:
 
     def _reduces(self, symbol: str, side: str, quantity: Decimal) -> bool:
         amount = self._position(symbol)["amt"]
-        return (amount > 0 and side == "SELL" and quantity <= amount) or (amount < 0 and side == "BUY" and quantity <= -amount)
+        return ((amount > 0 and side == "SELL" and quantity <= amount)
+                or (amount < 0 and side == "BUY" and quantity <= -amount))
 
     def _execute_if_marketable(self, order: dict) -> None:
         price = self._price(order["symbol"])
@@ -1018,15 +1080,19 @@ class BinanceTestServer:
         fill_at = None
         triggered = order.get("triggered", False)
         if kind in ("STOP_LOSS", "STOP_LOSS_LIMIT", "STOP", "STOP_MARKET") and not triggered:
-            triggered = (side == "SELL" and price <= order["stopPrice"]) or (side == "BUY" and price >= order["stopPrice"])
+            triggered = ((side == "SELL" and price <= order["stopPrice"])
+                         or (side == "BUY" and price >= order["stopPrice"]))
         elif kind in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT", "TAKE_PROFIT_MARKET") and not triggered:
-            triggered = (side == "SELL" and price >= order["stopPrice"]) or (side == "BUY" and price <= order["stopPrice"])
+            triggered = ((side == "SELL" and price >= order["stopPrice"])
+                         or (side == "BUY" and price <= order["stopPrice"]))
         if triggered and not order.get("triggered", False):
             order["workingTime"] = int(time.time() * 1000)  # a stop order starts working when triggered
         order["triggered"] = triggered
-        if kind == "MARKET" or (triggered and kind in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")):
+        if kind == "MARKET" or (triggered and kind in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT",
+                                                       "TAKE_PROFIT_MARKET")):
             fill_at = price
-        elif kind in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "STOP") and (kind in ("LIMIT", "LIMIT_MAKER") or triggered):
+        elif (kind in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "STOP")
+              and (kind in ("LIMIT", "LIMIT_MAKER") or triggered)):
             # a limit order (or a triggered stop-limit, which rests as a limit at ``price``) trades at its
             # price or better: at the market's price when that is already beyond it
             if self._crosses(order["symbol"], side, order["price"]):
@@ -1038,7 +1104,8 @@ class BinanceTestServer:
         market: Market = order["market"]
         quantity = order["origQty"] - order["executedQty"]
         partial = order["type"] == "MARKET" and self.fill_ratio < 1
-        if partial:  # a thin book: a market order takes what there is and expires (Binance's EXPIRED with executedQty > 0)
+        # a thin book: a market order takes what there is and expires (Binance's EXPIRED with executedQty > 0)
+        if partial:
             step = Decimal(market.step)
             quantity = (quantity * self.fill_ratio / step).to_integral_value(rounding="ROUND_FLOOR") * step
         notional = quantity * price
@@ -1076,7 +1143,8 @@ class BinanceTestServer:
             if self.commission_asset and self.commission_asset not in (market.base, market.quote):
                 # the BNB discount: 75 % of the commission, paid in BNB at BNB's price in the quote
                 rate = self._price(f"{self.commission_asset}{market.quote}")
-                fee, fee_asset = (notional * FEE_RATE * Decimal("0.75") / rate).quantize(Decimal("0.00000001")), self.commission_asset
+                fee = (notional * FEE_RATE * Decimal("0.75") / rate).quantize(Decimal("0.00000001"))
+                fee_asset = self.commission_asset
             if self.commission_zero:
                 fee = Decimal(0)
             balances[fee_asset] = balances.get(fee_asset, Decimal(0)) - fee
@@ -1124,7 +1192,8 @@ class BinanceTestServer:
                 continue
             side, trigger = algo["side"], algo["triggerPrice"]
             stop = algo["orderType"] in ("STOP_MARKET", "STOP")
-            hit = (price <= trigger if side == "SELL" else price >= trigger) if stop else (price >= trigger if side == "SELL" else price <= trigger)
+            hit = ((price <= trigger if side == "SELL" else price >= trigger) if stop
+                   else (price >= trigger if side == "SELL" else price <= trigger))
             if not hit:
                 continue
             if algo["reduceOnly"] and not self._reduces(symbol, side, algo["quantity"]):
@@ -1135,14 +1204,17 @@ class BinanceTestServer:
                                              "reduceOnly": "true" if algo["reduceOnly"] else "false"},
                                     f"{algo['clientAlgoId'][:30]}-x", futures=True)
             self._fill(order, price)
-            algo["algoStatus"], algo["actualOrderId"], algo["actualPrice"] = "FINISHED", str(order["orderId"]), _ds(price)
+            algo["algoStatus"], algo["actualOrderId"] = "FINISHED", str(order["orderId"])
+            algo["actualPrice"] = _ds(price)
             algo["triggerTime"] = algo["updateTime"] = int(time.time() * 1000)
 
     def _find_order(self, api: str, params: dict, missing: tuple[int, str] = (-2013, "Order does not exist.")) -> dict:
         futures = api == "futures"
         coid = params.get("origClientOrderId")
-        matches = [o for o in self.state.orders.values() if o["futures"] == futures and o["symbol"] == params.get("symbol")
-                   and (str(o["orderId"]) == params.get("orderId") or (coid is not None and o["clientOrderId"] == coid))]
+        matches = [o for o in self.state.orders.values() if o["futures"] == futures
+                   and o["symbol"] == params.get("symbol")
+                   and (str(o["orderId"]) == params.get("orderId")
+                        or (coid is not None and o["clientOrderId"] == coid))]
         if not matches:
             raise ApiError(*missing)
         return matches[-1]
@@ -1195,31 +1267,39 @@ def _symbol_info(market: Market, refuse_oco: bool) -> dict:
     if market.futures:
         filters += [{"filterType": "MAX_NUM_ORDERS", "limit": 200},
                     {"filterType": "MIN_NOTIONAL", "notional": market.min_notional},
-                    {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"}]
+                    {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
+                     "multiplierDecimal": "4"}]
         return {
             "symbol": market.symbol, "pair": market.symbol, "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
-            "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
-            "baseAsset": market.base, "quoteAsset": market.quote,
-            "marginAsset": market.quote, "pricePrecision": _precision(market.tick), "quantityPrecision": _precision(market.step),
-            "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [], "settlePlan": 0,
-            "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
-            "filters": filters, "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+            "onboardDate": 1569398400000, "status": "TRADING", "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000", "baseAsset": market.base, "quoteAsset": market.quote,
+            "marginAsset": market.quote, "pricePrecision": _precision(market.tick),
+            "quantityPrecision": _precision(market.step),
+            "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [],
+            "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+            "filters": filters, "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                                               "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
             "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
         }
     filters.append({"filterType": "NOTIONAL", "minNotional": market.min_notional, "applyMinToMarket": True,
                     "maxNotional": "9000000", "applyMaxToMarket": False, "avgPriceMins": 5})
     return {
-        "symbol": market.symbol, "status": "TRADING", "baseAsset": market.base, "baseAssetPrecision": 8, "quoteAsset": market.quote,
+        "symbol": market.symbol, "status": "TRADING", "baseAsset": market.base, "baseAssetPrecision": 8,
+        "quoteAsset": market.quote,
         "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-        "orderTypes": market.order_types or ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
-        "icebergAllowed": True, "ocoAllowed": not refuse_oco, "otoAllowed": not refuse_oco, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": True, "cancelReplaceAllowed": True, "allowAmend": False, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
-        "filters": filters, "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "orderTypes": market.order_types or ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT",
+                                             "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True, "ocoAllowed": not refuse_oco, "otoAllowed": not refuse_oco,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True, "cancelReplaceAllowed": True, "allowAmend": False, "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False, "filters": filters, "permissions": [], "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
 
 
-def _candle(symbol: str, current_price: float, open_ms: int, step_ms: int, current_open_ms: int) -> tuple[float, float, float, float]:
+def _candle(symbol: str, current_price: float, open_ms: int,
+            step_ms: int, current_open_ms: int) -> tuple[float, float, float, float]:
     """A deterministic candle: a gentle wave around today's price; the forming candle ends at the price now."""
     def level(t: int) -> float:
         return current_price * (1 + 0.01 * math.sin((t - current_open_ms) / 3_600_000))

@@ -29,7 +29,8 @@ class Ideas:
 
     @hookimpl
     def gobot_generate_ideas(self, snapshots):
-        return [Signal(symbol=s.symbol, action=self.wanted.get(s.symbol, Action.HOLD), confidence=0.9, rationale="scripted")
+        return [Signal(symbol=s.symbol, action=self.wanted.get(s.symbol, Action.HOLD), confidence=0.9,
+                       rationale="scripted")
                 for s in snapshots]
 
 
@@ -82,12 +83,14 @@ def binance_settings(state_dir: Path, server: BinanceTestServer, **binance: Any)
         "state_dir": str(state_dir),
         "trading": {"symbols": ["BTC/USDT"], "max_position_usd": 100, "initial_capital_usd": 10000},
         "plugins": {"enable": ["binance", "adaptive_rate_limit"], "binance": section,
-                    # no low-liquidity window: the default 02:00-04:00 UTC would fail these tests at that wall-clock hour
+                    # no low-liquidity window: the default 02:00-04:00 UTC would fail these tests at that
+                    # wall-clock hour
                     "risk_limits": {"max_total_exposure_usd": 1000, "low_liquidity_hours": []}},
     }
 
 
-def binance_bot(state_dir: Path, server: BinanceTestServer, *, ideas: Ideas | None = None, recorder: Recorder | None = None,
+def binance_bot(state_dir: Path, server: BinanceTestServer, *, ideas: Ideas | None = None,
+                recorder: Recorder | None = None,
                 config: dict[str, Any] | None = None, live: bool = False, plugins: list[tuple[str, Any]] = (),
                 **binance: Any) -> Bot:
     data = binance_settings(state_dir, server, **binance)
@@ -132,7 +135,8 @@ def install_plugin_dist(folder: Path, name: str, source: str) -> Path:
     dist = f"gobot_plugin_{name}"
     info = folder / f"{dist}-1.0.dist-info"
     info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 1.0\n", encoding="utf-8")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 1.0\n",
+                                   encoding="utf-8")
     (info / "entry_points.txt").write_text(f"[gobot]\n{name} = {name}\n", encoding="utf-8")
     return folder
 
@@ -142,7 +146,8 @@ def write_start_config(folder: Path, server_url: str, *, market: str, ideas: str
     """``folder/config.toml`` for ``gobot start`` in testnet mode against the test server: one symbol,
     the ``ideas`` plugin deciding, every risk limit and the breaker out of the way of the trades."""
     enable = ["binance", "adaptive_rate_limit", ideas] + (["archiver"] if archiver else [])
-    disable = ["replay", "sma_rsi", "adjuster", "validator", "kelly_size", "charts", "vision"] + ([] if archiver else ["archiver"])
+    disable = (["replay", "sma_rsi", "adjuster", "validator", "kelly_size", "charts", "vision"]
+               + ([] if archiver else ["archiver"]))
     config = folder / "config.toml"
     config.write_text(textwrap.dedent(f"""
         state_dir = "state"
