@@ -1,6 +1,7 @@
 """The plugin manager: built-ins on by default, third-party plugins off until enabled, disabled
 plugins never imported, and every failure named (plugin, distribution, what to do)."""
 
+import re
 import sys
 
 import pytest
@@ -13,7 +14,7 @@ raise RuntimeError("cannot reach the exchange at import time")
 """
 
 HALF_SIZER = """
-from gobot_hookspecs import hookimpl
+from gobot_hookspecs import CONTRACT_VERSION, hookimpl
 
 class HalfSizer:
     @hookimpl
@@ -239,9 +240,9 @@ def test_a_plugin_built_for_another_contract_is_refused_before_import_naming_bot
                      requires=["gobot-hookspecs>=2.0,<3"])
     info = build_plugin_set(enable=["future_signal"]).plugins["future_signal"]
     assert info.status == "failed"
-    assert info.reason.startswith("built for contract gobot-hookspecs>=2.0,<3, but this gobot's contract is 1.0 "
-                                  "(gobot-hookspecs 1.0")
-    assert "install a release of gobot-future-signal that supports contract 1.0" in info.reason
+    assert info.reason.startswith("built for contract gobot-hookspecs>=2.0,<3, but this gobot's contract is "
+                                  f"{CONTRACT_VERSION} (gobot-hookspecs {CONTRACT_VERSION}")
+    assert f"install a release of gobot-future-signal that supports contract {CONTRACT_VERSION}" in info.reason
     assert "future_signal" not in sys.modules  # refused from its metadata, never imported
 
 
@@ -250,7 +251,7 @@ def test_the_refusal_stops_the_start_with_the_plugin_and_its_distribution(instal
                      requires=["gobot-hookspecs<1.0"])
     with pytest.raises(PluginError,
                        match=r"plugin 'old_signal' \(distribution gobot-old-signal\): built for contract "
-                             r"gobot-hookspecs<1.0, but this gobot's contract is 1.0"):
+                             rf"gobot-hookspecs<1.0, but this gobot's contract is {re.escape(CONTRACT_VERSION)}"):
         build_plugin_set(enable=["old_signal"]).raise_for_failures()
 
 
