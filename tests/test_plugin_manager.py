@@ -8,13 +8,14 @@ import pytest
 
 from gobot.errors import PluginError
 from gobot.host.plugin_manager import DEFAULT_PLUGINS, build_plugin_set
+from gobot_hookspecs import CONTRACT_VERSION
 
 CRASHES_ON_IMPORT = """
 raise RuntimeError("cannot reach the exchange at import time")
 """
 
 HALF_SIZER = """
-from gobot_hookspecs import CONTRACT_VERSION, hookimpl
+from gobot_hookspecs import hookimpl
 
 class HalfSizer:
     @hookimpl
