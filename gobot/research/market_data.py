@@ -19,7 +19,6 @@ or a symbol is absent, the defaults are safe for a simulation: no rounding and n
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import math
@@ -33,11 +32,10 @@ import numpy as np
 
 from gobot.errors import GobotError
 from gobot_hookspecs import candles as replay_format
-from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, can_resample, sources_for  # noqa: F401 - re-exported
+from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir, can_resample, sources_for  # noqa: F401 - re-exported
 
 HEADER = replay_format.CSV_HEADER
 #: The bundled synthetic demo market: package data of gobot (``data/`` of the repository).
-BUNDLED_PACKAGE = "gobot.demo_data"
 #: The default data folder; when it does not exist, the bundled demo market is read instead.
 DEFAULT_DATA_DIR = "data"
 MARKETS_FILE = "markets.json"
@@ -275,15 +273,6 @@ def market_rules(market: dict[str, Any], label: str = MARKETS_FILE) -> MarketRul
         min_notional=number("limits", "cost", "min"),
         source="markets.json",
     )
-
-
-def bundled_data_dir() -> Path | None:
-    """The folder of the bundled synthetic candles (BTC/USDT and ETH/USDT, 5m) shipped in the wheel, or None."""
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        if (Path(location) / "BTC_USDT-5m.csv").is_file():
-            return Path(location)
-    return None
 
 
 def data_dir_or_bundled(configured: str, resolved: Path) -> Path:

@@ -13,6 +13,7 @@ a test holds that reader to this one.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import re
 from pathlib import Path
 
@@ -124,3 +125,24 @@ def resample(candles: Candles, timeframe: str) -> Candles:
             out["close"][-1] = c
             out["volume"][-1] += v
     return Candles.model_construct(timeframe=timeframe, **out)
+
+
+#: The package that ships the bundled synthetic demo candles inside the gobot-trading wheel.
+BUNDLED_PACKAGE = "gobot.demo_data"
+
+
+def bundled_data_dir() -> Path | None:
+    """The folder of the bundled synthetic demo candles (BTC/USDT and ETH/USDT, 5m), or None.
+
+    They ship as package data of gobot, so ``gobot start`` and ``gobot backtest`` in an empty folder
+    run the demo without writing anything there. Only a location is looked up: nothing is imported.
+    """
+    try:
+        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / "BTC_USDT-5m.csv").is_file():
+            return Path(location)
+    return None
+

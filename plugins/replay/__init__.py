@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import Field
 
 from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
-from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES
+from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir
 
-from .data import bundled_data_dir, find_candles
+from .data import find_candles
 
 NAME = "replay"
 
