@@ -15,6 +15,7 @@ from datetime import datetime
 from gobot.errors import PluginError
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot_hookspecs import Action, BotContext, OrderIntent, RiskVerdict, Side, Signal
+from gobot_hookspecs.fills import protective_levels
 
 LIVE_ID_PREFIX = "gb"  # a running bot's client order ids: its orders on an exchange account read as gobot's
 BACKTEST_ID_PREFIX = "bt"  # never sent anywhere; told apart from live ids in a mixed log or archive
@@ -62,14 +63,10 @@ def order_intent(ctx: BotContext, symbol: str, side: Side, purpose: str, notiona
     """An intent of cycle ``ctx.iteration`` of run ``ctx.run_id``; an open one gets the signal's stop and
     target, else ``*_percent`` away from ``price`` (None: none). A negative notional is shown as 0."""
     stop = take = None
-    if purpose == "open":
-        sign = 1 if side is Side.BUY else -1
-        stop = signal.stop_loss if signal is not None else None
-        take = signal.take_profit if signal is not None else None
-        if stop is None and stop_loss_percent is not None:
-            stop = price * (1 - sign * stop_loss_percent / 100)
-        if take is None and take_profit_percent is not None:
-            take = price * (1 + sign * take_profit_percent / 100)
+    if purpose == "open":  # the resting exits the backtester gives the same position
+        own_stop, own_take = (signal.stop_loss, signal.take_profit) if signal is not None else (None, None)
+        stop, take = protective_levels(1 if side is Side.BUY else -1, price, own_stop, own_take,
+                                       stop_loss_percent, take_profit_percent)
     return OrderIntent(
         id=f"{ctx.iteration}-{symbol}-{purpose}",
         client_order_id=client_order_id(id_prefix, ctx.run_id, ctx.iteration, symbol, side, purpose),

@@ -3,6 +3,8 @@
 - A market order fills at its reference price (the next candle's open, or a close) moved against
   the taker by ``slippage_percent``: a buy pays more, a sell gets less.
 - Every fill pays ``fee_percent`` of its notional.
+- A position rests with the signal's stop-loss and take-profit, else ``[trading]``'s percentages
+  away from the decision price (``protective_levels``, for the bot's intents and the backtester alike).
 - A position's stop-loss and take-profit rest like exchange orders and are checked inside each
   candle: a candle touching both counts as the stop (the conservative rule, since a candle does
   not say which came first); a candle opening beyond the stop fills at that open; a stop fills
@@ -29,6 +31,18 @@ def market_price(price: float, side: int, slippage_percent: float) -> float:
 def fee(amount: float, price: float, fee_percent: float) -> float:
     """The fee of a fill of ``amount`` at ``price``: ``fee_percent`` of its notional, in the quote currency."""
     return amount * price * fee_percent / 100.0
+
+
+def protective_levels(direction: int, price: float, stop: float | None, target: float | None,
+                      stop_loss_percent: float | None,
+                      take_profit_percent: float | None) -> tuple[float | None, float | None]:
+    """The stop-loss and take-profit a ``direction`` position entered near ``price`` rests with: the
+    signal's own ``stop`` and ``target``, else ``*_percent`` away from ``price`` (a percent of None: none)."""
+    if stop is None and stop_loss_percent is not None:
+        stop = price * (1 - direction * stop_loss_percent / 100)
+    if target is None and take_profit_percent is not None:
+        target = price * (1 + direction * take_profit_percent / 100)
+    return stop, target
 
 
 def stop_touched(direction: int, stop: float | None, high: float, low: float) -> bool:

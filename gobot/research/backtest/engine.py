@@ -42,7 +42,7 @@ import numpy as np
 from gobot.errors import GobotError
 from gobot.research.market_data import COLUMNS, MarketRules, Series, series_from_candles
 from gobot_hookspecs import Action, BacktestResult, Candles, Position, Strategy, Trade
-from gobot_hookspecs.fills import Exit, market_price, resting_exit
+from gobot_hookspecs.fills import Exit, market_price, protective_levels, resting_exit
 from gobot_hookspecs.fills import fee as fill_fee
 
 SECONDS_PER_YEAR = 365 * 24 * 3600.0
@@ -628,11 +628,9 @@ class _Simulator:
         entry_fee = fill_fee(amount, price, self.fee_percent)
         book.cash -= entry_fee
         self.cash_moves.append((int(s.timestamp[bar]), -entry_fee))
-        direction, sl, tp = request.direction, self.sl, self.tp
-        stop = request.stop_loss if request.stop_loss is not None else (
-            request.price * (1 - direction * sl / 100.0) if sl is not None else None)
-        target = request.take_profit if request.take_profit is not None else (
-            request.price * (1 + direction * tp / 100.0) if tp is not None else None)
+        direction = request.direction
+        stop, target = protective_levels(direction, request.price, request.stop_loss, request.take_profit,
+                                         self.sl, self.tp)
         pos = OpenPosition(s.symbol, k, direction, amount, price, entry_fee, bar, at_ms, bar, stop, target,
                            request.confidence)
         book.positions[k] = pos
