@@ -43,9 +43,55 @@ SECRET_FIX = "use a random value of at least 12 characters with letters in it, e
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """The secret values set in the environment that can be masked safely, longest first."""
-    env = os.environ if environ is None else environ
-    values = {env.get(name, "") for name in SECRET_ENV_VARS}
+    if environ is None:
+        return list(secrets_redactor().values)
+    values = {environ.get(name, "") for name in SECRET_ENV_VARS}
     return sorted((v for v in values if maskable(v)), key=len, reverse=True)
+
+
+class _SecretCache:
+    """The ``Redactor`` of the process's secrets, rebuilt only when one of their raw values changed.
+
+    Redaction runs for every audit line, state save and log record (tens of thousands of calls per
+    hundred cycles): it compares the raw values of the ``SECRET_ENV_VARS`` (one dict lookup each, no
+    decoding) with those it was built from instead of reading and checking the environment each time.
+    A change through ``os.environ`` (or ``monkeypatch.setenv``) is seen by the next call."""
+
+    def __init__(self) -> None:
+        self.raw: tuple | None = None
+        self.redactor = Redactor()
+        self.keys: tuple | None = None
+        self.rebuilds = 0
+        self.escaped = False
+
+    def get(self) -> Redactor:
+        environ = os.environ
+        data = getattr(environ, "_data", None)
+        if data is None or not hasattr(environ, "encodekey"):  # not CPython's os._Environ: read it plainly
+            return Redactor({environ.get(name, "") for name in SECRET_ENV_VARS})
+        if self.keys is None:
+            self.keys = tuple(environ.encodekey(name) for name in SECRET_ENV_VARS)
+        raw = tuple(data.get(key) for key in self.keys)
+        if raw != self.raw:
+            self.raw, self.rebuilds = raw, self.rebuilds + 1
+            self.redactor = Redactor({environ.get(name, "") for name in SECRET_ENV_VARS})
+            # a secret JSON writes escaped ("\u00e9", "\\") cannot be found in a JSON line by its value
+            self.escaped = any(json.dumps(v)[1:-1] != v for v in self.redactor.values)
+        return self.redactor
+
+
+_SECRETS = _SecretCache()
+
+
+def secrets_redactor() -> Redactor:
+    """The ``Redactor`` of the secrets in the process's environment now (cached: see ``_SecretCache``)."""
+    return _SECRETS.get()
+
+
+def may_hold_secrets(json_text: str) -> bool:
+    """Whether a line ``json.dumps`` wrote may hold a secret or a credential: when not, it is written
+    as it is, without the walk that masks value by value."""
+    return secrets_redactor().hits(json_text) or _SECRETS.escaped
 
 
 def secret_problems(environ: Mapping[str, str] | None = None) -> list[ConfigProblem]:
@@ -75,7 +121,7 @@ def redact(text: str) -> str:
 
     A JSON object or array (a state file, an alert) is masked value by value and written back in
     the same layout, so its keys, numbers and syntax never change."""
-    redactor = Redactor(secret_values())
+    redactor = secrets_redactor()
     if not redactor.hits(text):
         return text
     head = text.lstrip()[:1]
@@ -97,7 +143,7 @@ def redact(text: str) -> str:
 
 def redact_data(value: Any) -> Any:
     """JSON-like ``value`` with every secret masked inside its strings (keys and numbers untouched)."""
-    return Redactor(secret_values()).data(value)
+    return secrets_redactor().data(value)
 
 
 class RedactingFilter(logging.Filter):

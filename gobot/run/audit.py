@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gobot.run.state import is_disk_error
-from gobot.secrets import MASK, redact, secret_values
+from gobot.secrets import MASK, may_hold_secrets, redact, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,19 @@ def _plain(value: Any, secrets: list[str]) -> Any:
         return redact(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in secrets:
         return MASK
+    return value
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` for ``json.dumps``: models dumped as JSON, times as ISO text (masking comes after, on the line)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
     return value
 
 
@@ -120,9 +133,13 @@ class AuditLog:
             "iteration": iteration,
             "event": event,
             **({"event_id": event_id} if event_id is not None else {}),
-            **{k: _plain(v, secret_values()) for k, v in data.items()},
+            **{k: _json_ready(v) for k, v in data.items()},
         }
-        line = (json.dumps(record, default=lambda v: redact(str(v))) + "\n").encode("utf-8")
+        text = json.dumps(record, default=str)
+        if may_hold_secrets(text):  # rare: mask value by value (a numeric secret can't break the JSON)
+            record.update({k: _plain(v, secret_values()) for k, v in data.items()})
+            text = json.dumps(record, default=lambda v: redact(str(v)))
+        line = (text + "\n").encode("utf-8")
         if self._pending_bytes + len(line) > self.max_pending_bytes:
             self.dropped += 1
         else:
