@@ -48,6 +48,8 @@ class ArchiverConfig(PluginConfig):
     )
     track_learnings: bool = Field(True, description="archive the orchestrator's learnings with their evidence")
     min_pattern_trades: int = Field(20, ge=2, description="fewest trades behind a pattern claim")
+    pattern_fdr: float = Field(0.10, gt=0, le=1, description="false discovery rate of pattern discovery "
+                               "(Benjamini–Hochberg q over all the groups tested)")
     confidence_bands: list[float] = Field(
         default_factory=lambda: list(metrics.DEFAULT_CONFIDENCE_BANDS),
         min_length=2,
@@ -330,7 +332,7 @@ class Archiver:
     def _patterns(self, ctx, at: datetime, config: ArchiverConfig) -> None:
         from .patterns import discover
 
-        found = discover(ctx.closed_trades(), config.min_pattern_trades, config.confidence_bands)
+        found = discover(ctx.closed_trades(), config.min_pattern_trades, config.confidence_bands, config.pattern_fdr)
         rows = [{**p.as_dict(), "run_id": ctx.run_id, "discovered_at": records.iso(at)} for p in found]
         self._add("patterns", {"run_id": ctx.run_id, "patterns": rows})
 

@@ -1,20 +1,24 @@
 """Pattern discovery: which hours, confidence levels, symbols, sides and strategy versions win more
-(or less) than the rest — claimed only over enough trades, each with its sample size and a 95 %
-Wilson interval for the win rate.
+(or less) than the rest — claimed only over enough trades and only when the claim survives the
+number of groups looked at, each with its sample size, a 95 % Wilson interval for the win rate, its
+p-value and its Benjamini–Hochberg q-value.
 
-A claim is one of:
+Looking at 24 hours, 6 confidence bands, every symbol, both sides and every strategy version tests
+dozens of groups at once; at the 5 % level, one group in twenty looks special by chance. So:
 
-- ``best`` / ``worst``: the group with the highest / lowest win rate along a dimension (ties go to
-  the larger total P&L), among the groups with at least ``min_trades`` trades, when there are two
-  such groups or more;
-- ``above`` / ``below``: any other group whose interval lies entirely above / below the win rate of
-  all trades (``notable``: unlikely to be chance at the 95 % level);
-- ``threshold``: the trades whose entry confidence is at least an edge of the confidence bands
-  ("confidence ≥ 0.80: 82 % win rate over 40 trades").
+1. every group with at least ``min_trades`` trades (and fewer than all of them: the whole set is no
+   test) is **tested**: along each dimension, plus the trades at or above each edge of the
+   confidence bands (``threshold``);
+2. its **p-value** is the two-sided exact binomial test of its wins against the win rate of all
+   trades (:func:`gobot_hookspecs.metrics.binomial_test`);
+3. Benjamini–Hochberg over *all* the groups tested gives each a **q-value**
+   (:func:`gobot_hookspecs.metrics.benjamini_hochberg`), and only the groups with q ≤ ``fdr``
+   (default 0.10: at most a tenth of the claims are expected to be chance) are **discoveries**.
 
-``best`` and ``worst`` are reported even when their interval includes the overall rate (then
-``notable`` is false and the text says "not significant"): the interval is always beside the claim.
-Light: standard library and the contract only.
+Only discoveries are claimed. A discovery is ``best`` / ``worst`` when it has the highest / lowest
+win rate of the groups tested along its dimension, otherwise ``above`` / ``below`` (than all
+trades); a ``threshold`` is "confidence ≥ 0.80: 82 % win rate over 40 trades". Every claim says how
+many groups were tested (``groups_tested``). Light: standard library and the contract only.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any, Sequence
 from gobot_hookspecs import metrics
 
 DIMENSIONS = ("hour", "confidence_band", "symbol", "side", "strategy_version")
+#: The false discovery rate discoveries are controlled at (Benjamini–Hochberg q).
+DEFAULT_FDR = 0.10
 _NAMES = {"hour": "hour", "confidence_band": "confidence", "symbol": "symbol", "side": "side",
           "strategy_version": "strategy"}
 
@@ -43,8 +49,11 @@ class Pattern:
     total_pnl: float
     avg_pnl: float
     profit_factor: float | None
-    notable: bool
+    notable: bool  # a discovery (every claim is one; kept for archives written before 0003)
     text: str
+    p_value: float | None = None
+    q_value: float | None = None  # Benjamini–Hochberg adjusted p-value over the groups tested
+    groups_tested: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,62 +67,90 @@ def label_text(dimension: str, label: Any) -> str:
     return str(label)
 
 
-def _pattern(dimension: str, label: Any, kind: str, group: Sequence[Any], baseline: float, shown: str) -> Pattern:
+def _pattern(dimension: str, label: Any, kind: str, group: Sequence[Any], baseline: float, shown: str,
+             p_value: float, q_value: float, tested: int) -> Pattern:
     n = len(group)
     wins = sum(1 for t in group if t.pnl > 0)
     low, high = metrics.wilson_interval(wins, n)
     total = sum(t.pnl for t in group)
-    notable = low > baseline or high < baseline
     prefix = f"{kind} {_NAMES.get(dimension, dimension)} " if kind in ("best", "worst") else ""
     if dimension in ("hour", "confidence_band") and kind in ("best", "worst"):
         shown = shown.removeprefix("confidence ")
-    verdict = "" if notable else ", not significant"
     text = (
         f"{prefix}{shown}: {wins / n:.0%} win rate over {n} trades "
-        f"(95% CI {low:.0%}-{high:.0%}; all trades {baseline:.0%}{verdict}), P&L {total:+.2f}"
+        f"(95% CI {low:.0%}-{high:.0%}; all trades {baseline:.0%}; p={p_value:.2g}, q={q_value:.2g} "
+        f"over {tested} groups), P&L {total:+.2f}"
     )
     return Pattern(
         dimension=dimension, label=str(label), kind=kind, trades=n, wins=wins, win_rate=wins / n, ci_low=low,
         ci_high=high, baseline_win_rate=baseline, total_pnl=total, avg_pnl=total / n,
-        profit_factor=metrics.profit_factor(group), notable=notable, text=text,
+        profit_factor=metrics.profit_factor(group), notable=True, text=text, p_value=p_value, q_value=q_value,
+        groups_tested=tested,
     )
 
 
-def discover(trades: Sequence[Any], min_trades: int,
-             bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS) -> list[Pattern]:
-    """Every claim the trades support with at least ``min_trades`` trades behind it (see the module doc)."""
-    trades = list(trades)
-    if len(trades) < min_trades:
-        return []
-    baseline = metrics.win_rate(trades) or 0.0
-    found: list[Pattern] = []
+@dataclass(frozen=True)
+class PatternSearch:
+    """What one discovery did: how many groups it tested, at which false discovery rate, what it found."""
+
+    tested: int
+    fdr: float
+    patterns: list[Pattern]
+
+    def summary(self) -> str:
+        """"31 groups tested, 2 discoveries at FDR q = 0.10"."""
+        found = len(self.patterns)
+        return (f"{self.tested} group{'s' * (self.tested != 1)} tested, {found} discover"
+                f"{'y' if found == 1 else 'ies'} at FDR q = {self.fdr:.2f}")
+
+
+def _tested_groups(trades: list[Any], min_trades: int, bands: Sequence[float]) -> list[tuple[str, Any, list[Any]]]:
+    """(dimension, label, trades) of every group tested: enough trades, fewer than all, a known label."""
+    groups = []
     for dimension in DIMENSIONS:
-        groups = {
-            label: group for label, group in metrics.group_trades(trades, dimension, bands).items()
-            if len(group) >= min_trades and label not in ("unknown", "(none)")
-        }
-        if not groups:
-            continue
-        ranked = sorted(
-            groups.items(),
-            key=lambda item: (sum(1 for t in item[1] if t.pnl > 0) / len(item[1]), sum(t.pnl for t in item[1])),
-        )
-        claimed: set[Any] = set()
-        rate = lambda item: sum(1 for t in item[1] if t.pnl > 0) / len(item[1])  # noqa: E731
-        if len(ranked) >= 2 and rate(ranked[-1]) > rate(ranked[0]):  # a best needs a worse one
-            for kind, (label, group) in (("best", ranked[-1]), ("worst", ranked[0])):
-                found.append(_pattern(dimension, label, kind, group, baseline, label_text(dimension, label)))
-                claimed.add(label)
-        for label, group in ranked:
-            if label in claimed:
-                continue
-            candidate = _pattern(dimension, label, "above", group, baseline, label_text(dimension, label))
-            if candidate.notable:
-                kind = "above" if candidate.ci_low > baseline else "below"
-                found.append(_pattern(dimension, label, kind, group, baseline, label_text(dimension, label)))
+        for label, group in metrics.group_trades(trades, dimension, bands).items():
+            if min_trades <= len(group) < len(trades) and label not in ("unknown", "(none)"):
+                groups.append((dimension, label, group))
     for edge in bands[1:-1]:
         group = [t for t in trades if t.confidence is not None and t.confidence >= edge]
         if min_trades <= len(group) < len(trades):
-            found.append(_pattern("confidence", f">={edge:.2f}", "threshold", group, baseline,
-                                  f"confidence ≥ {edge:.2f}"))
-    return found
+            groups.append(("confidence", f">={edge:.2f}", group))
+    return groups
+
+
+def search(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS,
+           fdr: float = DEFAULT_FDR) -> PatternSearch:
+    """Test every group with at least ``min_trades`` trades and keep the discoveries at false
+    discovery rate ``fdr`` (Benjamini–Hochberg over all the groups tested; see the module doc)."""
+    trades = list(trades)
+    if len(trades) < min_trades:
+        return PatternSearch(0, fdr, [])
+    baseline = metrics.win_rate(trades) or 0.0
+    groups = _tested_groups(trades, min_trades, bands)
+    wins = [sum(1 for t in group if t.pnl > 0) for _, _, group in groups]
+    rates = [won / len(group) for won, (_, _, group) in zip(wins, groups)]
+    p_values = [metrics.binomial_test(won, len(group), baseline) for won, (_, _, group) in zip(wins, groups)]
+    q_values = metrics.benjamini_hochberg(p_values)
+    extremes: dict[str, tuple[float, float]] = {}
+    for (dimension, _, _), rate in zip(groups, rates):
+        low, high = extremes.get(dimension, (rate, rate))
+        extremes[dimension] = (min(low, rate), max(high, rate))
+    found = []
+    for (dimension, label, group), rate, p, q in zip(groups, rates, p_values, q_values):
+        if q > fdr:
+            continue
+        low, high = extremes[dimension]
+        if dimension == "confidence":
+            kind, shown = "threshold", f"confidence ≥ {label.removeprefix('>=')}"
+        else:
+            kind = ("best" if rate == high and rate > baseline else "worst" if rate == low and rate < baseline
+                    else "above" if rate > baseline else "below")
+            shown = label_text(dimension, label)
+        found.append(_pattern(dimension, label, kind, group, baseline, shown, p, q, len(groups)))
+    return PatternSearch(len(groups), fdr, found)
+
+
+def discover(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS,
+             fdr: float = DEFAULT_FDR) -> list[Pattern]:
+    """The discoveries of :func:`search` (the claims the trades support)."""
+    return search(trades, min_trades, bands, fdr).patterns

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from gobot_hookspecs import metrics
 
-from .patterns import discover, label_text
+from .patterns import DEFAULT_FDR, label_text, search
 from .records import PHASES
 
 MAX_PLOT_POINTS = 2000
@@ -60,7 +60,7 @@ class ReportError(Exception):
 
 
 def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, min_trades: int = 20,
-                 bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS) -> dict[str, Any]:
+                 bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS, fdr: float = DEFAULT_FDR) -> dict[str, Any]:
     """Everything the report shows, as plain data (the --json output)."""
     from .store import loads, safe_url
 
@@ -130,11 +130,18 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "by": by,
         "versions": versions,
         "min_pattern_trades": min_trades,
-        "patterns": [p.as_dict() for p in discover(trades, min_trades, bands)],
+        **_patterns(trades, min_trades, bands, fdr),
         "learnings": learnings,
         "activity": _activity(store, run_ids, cycles),
         "phases": _phase_stats(cycles),
     }
+
+
+def _patterns(trades: Sequence[Any], min_trades: int, bands: Sequence[float], fdr: float) -> dict[str, Any]:
+    """The discoveries, and how many groups were tested for them at which false discovery rate."""
+    found = search(trades, min_trades, bands, fdr)
+    return {"patterns": [p.as_dict() for p in found.patterns], "groups_tested": found.tested, "pattern_fdr": fdr,
+            "pattern_search": found.summary()}
 
 
 def _metrics_dict(m: metrics.TradeMetrics) -> dict[str, Any]:
@@ -343,17 +350,19 @@ def _print_versions(data: dict[str, Any], console: Any) -> None:
 
 def _print_patterns(data: dict[str, Any], console: Any) -> None:
     console.print()
-    console.print(f"[bold]Patterns[/] (each over ≥ {data['min_pattern_trades']} trades; 95% Wilson intervals)")
+    console.print(f"[bold]Patterns[/] (each over ≥ {data['min_pattern_trades']} trades; 95% Wilson intervals): "
+                  f"{data['pattern_search']}")
     if not data["patterns"]:
         hint = _escape("(lower [plugins.archiver] min_pattern_trades or pass --min-trades for smaller samples)")
-        console.print(f"  none yet ({data['summary']['trades']} closed trades): a claim needs "
-                      f"{data['min_pattern_trades']} trades behind it, and best/worst need two such groups to compare "
-                      + hint)
+        if data["groups_tested"]:
+            console.print("  none: no group's q-value is within the false discovery rate (what the trades show "
+                          "along these groups is as likely to be chance)")
+            return
+        console.print(f"  none ({data['summary']['trades']} closed trades): a claim needs "
+                      f"{data['min_pattern_trades']} trades behind it in a group of fewer than all trades " + hint)
         return
     for p in data["patterns"]:
-        mark = "○"
-        if p["notable"]:
-            mark = "[green]●[/]" if p["win_rate"] > p["baseline_win_rate"] else "[red]●[/]"
+        mark = "[green]●[/]" if p["win_rate"] > p["baseline_win_rate"] else "[red]●[/]"
         console.print(f"  {mark} {_escape(p['text'])}")
 
 
@@ -443,16 +452,17 @@ def render_html(data: dict[str, Any]) -> str:
                      + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
 
     parts.append(f"<h2>Patterns</h2><p class=muted>Each claim is over at least {data['min_pattern_trades']} trades, "
-                 "with a 95% Wilson interval for its win rate; coloured claims are unlikely to be chance.</p>")
+                 "with a 95% Wilson interval for its win rate, its p-value and its Benjamini–Hochberg q-value: "
+                 f"{e(data['pattern_search'])}.</p>")
     if data["patterns"]:
         items = []
         for p in data["patterns"]:
-            cls = ("notable-up" if p["win_rate"] > p["baseline_win_rate"] else "notable-down") if p["notable"] else ""
+            cls = "notable-up" if p["win_rate"] > p["baseline_win_rate"] else "notable-down"
             items.append(f"<li class='{cls}'>{e(p['text'])}</li>")
         parts.append("<ul>" + "".join(items) + "</ul>")
     else:
-        parts.append(f"<p>None yet ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} "
-                     "trades behind it, and best/worst need two such groups to compare.</p>")
+        parts.append(f"<p>None ({s['trades']} closed trades): a claim needs {data['min_pattern_trades']} "
+                     "trades behind it and a q-value within the false discovery rate.</p>")
 
     for dimension, rows in data["by"].items():
         if rows:
@@ -641,7 +651,7 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
             store.migrate()  # an archive written by an older gobot is upgraded in place, data kept
             with console.status("Reading the archive and computing metrics…"):
                 data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades,
-                                    config.confidence_bands)
+                                    config.confidence_bands, config.pattern_fdr)
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # one readable line, never a traceback (and no password from the URL)

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 #: The Alembic revision these models correspond to (the head of ``migrations/versions``).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 #: Alembic's bookkeeping table, named for this plugin so it never meets another application's.
 VERSION_TABLE = "archiver_schema_version"
 
@@ -284,7 +284,7 @@ class ExecutionErrorRow(ArchiveModel, table=True):
 
 
 class PatternRow(ArchiveModel, table=True):
-    """A discovered pattern: a claim with its sample size and 95 % Wilson interval (since 0002)."""
+    """A discovered pattern: a claim with its sample size, 95 % Wilson interval, p- and q-value (since 0002)."""
 
     __tablename__ = "patterns"
     __table_args__ = (
@@ -308,6 +308,9 @@ class PatternRow(ArchiveModel, table=True):
     profit_factor: Optional[float] = None
     notable: bool
     text: Optional[str] = _text()
+    p_value: Optional[float] = None  # since 0003: exact binomial test against all trades' win rate
+    q_value: Optional[float] = None  # since 0003: Benjamini–Hochberg over the groups tested
+    groups_tested: Optional[int] = None  # since 0003
 
 
 #: Table name -> model, in the order a batch writes them (parents before the rows that refer to them).

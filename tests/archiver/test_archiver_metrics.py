@@ -1,15 +1,16 @@
 """The shared metrics (gobot_hookspecs.metrics) against values computed by hand, and pattern discovery's
-minimum sample. Pure Python: no database."""
+minimum sample and false discovery rate. Pure Python: no database."""
 
 from __future__ import annotations
 
 import math
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from gobot_hookspecs import Action, Trade, metrics
-from gobot_plugins.archiver.patterns import discover
+from gobot_plugins.archiver.patterns import discover, search
 
 DAY = datetime(2026, 1, 5, tzinfo=timezone.utc)
 
@@ -133,7 +134,9 @@ def test_a_pattern_needs_the_minimum_sample_and_says_its_size_and_interval():
     found = discover(trades, min_trades=24)
     best = next(p for p in found if p.dimension == "hour" and p.kind == "best")
     assert best.label == "14" and best.trades == 24 and best.wins == 18
-    assert best.text.startswith("best hour 14:00 UTC: 75% win rate over 24 trades (95% CI 55%-88%; all trades 50%)")
+    assert best.text.startswith("best hour 14:00 UTC: 75% win rate over 24 trades (95% CI 55%-88%; all trades 50%; "
+                                "p=0.023, q=0.045 over 4 groups)")
+    assert best.p_value == pytest.approx(0.0226558, abs=1e-6) and best.groups_tested == 4
     assert (round(best.ci_low, 2), round(best.ci_high, 2)) == (0.55, 0.88) and best.notable
     worst = next(p for p in found if p.dimension == "hour" and p.kind == "worst")
     assert worst.label == "3" and worst.notable and worst.win_rate == 0.25
@@ -143,7 +146,7 @@ def test_a_pattern_needs_the_minimum_sample_and_says_its_size_and_interval():
 
 def test_a_confidence_threshold_is_claimed_only_over_enough_trades():
     trades = sample({10: (30, 10)})
-    found = discover(trades, min_trades=10)
+    found = discover(trades, min_trades=10, fdr=1.0)  # q = 1 claims every group tested: this checks the groups
     thresholds = {p.label: p for p in found if p.kind == "threshold"}
     assert thresholds, found
     for label, p in thresholds.items():
@@ -164,3 +167,61 @@ def test_the_core_run_summary_uses_the_shared_metrics(replay_bot, run_bot):
     summary = run_metrics(bot.state)
     assert summary["win_rate"] == metrics.win_rate(TRADES)
     assert summary["expectancy"] == pytest.approx(metrics.expectancy(TRADES))
+
+
+def test_the_exact_binomial_test_matches_hand_computed_tails():
+    """18 wins of 24 at p = 1/2: P(X >= 18) = (C(24,18) + ... + C(24,24)) / 2^24 = 190,051 / 16,777,216,
+    and the distribution is symmetric, so the two-sided p-value is twice that: 0.0226558."""
+    assert metrics.binomial_test(18, 24, 0.5) == pytest.approx(2 * 190_051 / 2**24, rel=1e-12)
+    assert metrics.binomial_test(6, 24, 0.5) == pytest.approx(2 * 190_051 / 2**24, rel=1e-12)
+    # Asymmetric: 3 of 10 at p = 0.1. P(3) = 120 * 0.001 * 0.9^7 = 0.0573956; every outcome from 3 up is
+    # no more likely, and none below (P(0..2) = 0.349, 0.387, 0.194), so p = 1 - P(0) - P(1) - P(2).
+    below = sum(math.comb(10, k) * 0.1**k * 0.9 ** (10 - k) for k in range(3))
+    assert metrics.binomial_test(3, 10, 0.1) == pytest.approx(1 - below, rel=1e-12)
+    assert metrics.binomial_test(12, 24, 0.5) == 1.0 and metrics.binomial_test(0, 0, 0.5) == 1.0
+    assert metrics.binomial_test(60_000, 100_000, 0.5) < 1e-100  # 100,000 trades: a few hundred terms
+
+
+def test_benjamini_hochberg_matches_a_hand_computed_example():
+    """p = 0.01, 0.04, 0.03, 0.005 over m = 4 groups. Sorted: 0.005, 0.01, 0.03, 0.04 -> p·m/rank =
+    0.02, 0.02, 0.04, 0.04, then the running minimum from the largest rank down: 0.02, 0.02, 0.04, 0.04.
+    At q = 0.03 two discoveries (the two smallest); at q = 0.05 all four; a raw 0.04 alone would pass 0.05."""
+    q = metrics.benjamini_hochberg([0.01, 0.04, 0.03, 0.005])
+    assert q == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert sum(v <= 0.03 for v in q) == 2 and sum(v <= 0.05 for v in q) == 4
+    # A larger p with a smaller p·m/rank lowers the ones before it: 0.04·5/5 = 0.04 < 0.035·5/4.
+    assert metrics.benjamini_hochberg([0.001, 0.034, 0.035, 0.039, 0.04])[1:] == pytest.approx([0.04] * 4)
+    assert metrics.benjamini_hochberg([]) == []
+
+
+def noise_and_one_effect(seed: int = 7) -> list[Trade]:
+    """51 symbols of 60 trades: 50 win with probability 1/2 (noise), EDGE/USDT wins with probability 0.8."""
+    rng = random.Random(seed)
+    trades = []
+    for s in range(51):
+        symbol, chance = ("EDGE/USDT", 0.8) if s == 50 else (f"N{s:02d}/USDT", 0.5)
+        for i in range(60):
+            pnl = 1.0 if rng.random() < chance else -1.0
+            trades.append(trade(symbol, Action.LONG, 100, 101 if pnl > 0 else 99, 1, pnl, hours(12) + timedelta(days=i),
+                                30, None, 98, 1))
+    return trades
+
+
+def test_discovery_finds_a_real_effect_among_50_noise_groups_and_none_of_the_noise():
+    trades = noise_and_one_effect()
+    found = search(trades, min_trades=20)
+    assert found.tested == 51, "every symbol is a group tested; hour, side and version hold all trades: no test"
+    assert [(p.label, p.kind) for p in found.patterns] == [("EDGE/USDT", "best")]
+    assert found.summary() == "51 groups tested, 1 discovery at FDR q = 0.10"
+    # Without the correction, noise would be claimed: some noise symbols pass p < 0.05 on their own.
+    baseline = metrics.win_rate(trades)
+    lucky = [label for label, group in metrics.group_trades(trades, "symbol").items() if label != "EDGE/USDT"
+             and metrics.binomial_test(sum(t.pnl > 0 for t in group), len(group), baseline) < 0.05]
+    assert lucky, "this seed has noise groups that look significant alone"
+    assert all(p.q_value <= 0.10 and p.groups_tested == 51 for p in found.patterns)
+
+
+def test_pure_noise_makes_no_discovery():
+    trades = [t for t in noise_and_one_effect(seed=11) if t.symbol != "EDGE/USDT"]
+    found = search(trades, min_trades=20)
+    assert found.tested == 50 and found.patterns == []

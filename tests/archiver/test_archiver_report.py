@@ -51,6 +51,7 @@ def test_the_terminal_report_shows_the_summary_and_every_table(archived_run):
     wins = sum(1 for t in archived_run.state.trades if t.pnl > 0)
     assert f"({wins}/{len(archived_run.state.trades)}; 95% CI" in out
     assert "sma_rsi v1" in out and "BTC/USDT" in out
+    assert re.search(r"Patterns.*: \d+ groups? tested, \d+ discover(y|ies) at FDR q = 0\.10", " ".join(out.split()))
 
 
 def test_json_metrics_are_the_shared_metrics_of_the_archived_trades(archived_run):

@@ -79,13 +79,14 @@ def test_trades_opened_under_a_version_still_count_for_it_after_it_was_replaced(
 
 
 def test_patterns_are_discovered_during_a_run_over_the_minimum_sample(archive_bot, run_bot, open_store):
-    bot = archive_bot(archiver={"min_pattern_trades": 3})
+    bot = archive_bot(archiver={"min_pattern_trades": 3, "pattern_fdr": 1.0})  # q = 1: every group tested is kept
     run_bot(bot, 60)
     store = open_store()
     patterns = store.rows("patterns")
     assert len(bot.state.trades) >= 6 and patterns
     assert all(p["trades"] >= 3 and 0 <= p["ci_low"] <= p["win_rate"] <= p["ci_high"] <= 1 for p in patterns)
     assert all(f"over {p['trades']} trades (95% CI" in p["text"] for p in patterns)
+    assert all(0 <= p["p_value"] <= p["q_value"] <= 1 and p["groups_tested"] >= len(patterns) for p in patterns)
     assert {p["dimension"] for p in patterns} & {"hour", "symbol", "side", "confidence_band", "confidence"}
 
 
