@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timezone
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import bindparam, create_engine, delete, event, func, inspect, select, text, update
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -249,8 +249,9 @@ class ArchiveStore:
             connection.exec_driver_sql(_sql(table.name, columns, keys, on_conflict, updates, "?"), values)
             return len(values)
         if self.dialect == "postgresql" and len(rows) >= COPY_THRESHOLD and _is_psycopg(connection):
-            return _copy_insert(connection, table, columns, _tuples(table, columns, rows, _utc_time), keys,
-                                on_conflict, updates)
+            if on_conflict == "ignore":
+                rows = _dedupe(rows, keys, keep="first")
+            return _copy_insert(connection, table, columns, rows, keys, on_conflict, updates)
         prepared = [dict(zip(columns, values)) for values in _tuples(table, columns, rows, _utc_time)]
         connection.execute(_insert_statement(self.dialect, table, keys, on_conflict, updates), prepared)
         return len(prepared)
@@ -390,13 +391,16 @@ def _plan(entries: Sequence[dict[str, Any]]) -> _Plan:
     return plan
 
 
-def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """The last row of each key (one statement may not touch a row twice on PostgreSQL)."""
+def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str], keep: str = "last") -> list[dict[str, Any]]:
+    """One row per key, the last (one statement may not touch a row twice on PostgreSQL) or the first
+    (``keep="first"``: the duplicate rule "ignore" within a batch)."""
     if not keys:
         return rows
     unique: dict[tuple, dict[str, Any]] = {}
     for row in rows:
-        unique[tuple(row.get(k) for k in keys)] = row
+        key = tuple(row.get(k) for k in keys)
+        if keep == "last" or key not in unique:
+            unique[key] = row
     return list(unique.values()) if len(unique) != len(rows) else rows
 
 
@@ -416,11 +420,15 @@ def _sqlite_time(value: Any) -> str:
 
 def _tuples(table: Any, columns: list[str], rows: list[dict[str, Any]], time: Any) -> list[tuple]:
     """Rows as tuples in column order: missing columns None, times converted; unknown columns refused."""
+    return list(_iter_tuples(table, columns, rows, time))
+
+
+def _iter_tuples(table: Any, columns: list[str], rows: list[dict[str, Any]], time: Any) -> Iterator[tuple]:
+    """``_tuples`` one row at a time (a COPY sends each row as soon as it is made)."""
     known = frozenset(columns)
     times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UTCDateTime)]
     every = itemgetter(*columns)
     width = len(columns)
-    out = []
     for row in rows:
         if len(row) == width:  # the usual row: every column, nothing else
             try:
@@ -436,8 +444,7 @@ def _tuples(table: Any, columns: list[str], rows: list[dict[str, Any]], time: An
         for i in times:
             if values[i] is not None:
                 values[i] = time(values[i])
-        out.append(tuple(values))
-    return out
+        yield tuple(values)
 
 
 def _sql(table: str, columns: list[str], keys: Sequence[str], on_conflict: str | None, updates: Sequence[str],
@@ -479,49 +486,49 @@ def _copy_insert(
     connection: Connection,
     table: Any,
     columns: list[str],
-    rows: list[tuple],
+    rows: list[dict[str, Any]],
     keys: Sequence[str],
     on_conflict: str | None,
     updates: Sequence[str],
 ) -> int:
-    """COPY the rows in: straight into the table when duplicates are to be ignored on a one-column
-    key (the keys already stored are looked up first and left out), else into a temporary table
-    followed by ``INSERT ... SELECT ... ON CONFLICT``."""
+    """COPY the rows (one per key already) in binary. First straight into the table, under a savepoint:
+    a batch of new rows, the usual case, costs one COPY and nothing else. When a key is already stored
+    (a batch sent again after a crash, a re-run cycle) that COPY fails on it; the savepoint is rolled
+    back and the rows go through a temporary table and one ``INSERT ... SELECT ... ON CONFLICT``,
+    which applies the duplicate rule. Rows are converted while they stream, so Python and the server
+    work at the same time."""
+    from psycopg.errors import UniqueViolation
+
     raw = connection.connection.driver_connection
     names = ", ".join(f'"{c}"' for c in columns)
-    if on_conflict in ("ignore", None) and len(keys) <= 1:
-        if keys:
-            index = columns.index(keys[0])
-            with raw.cursor() as cursor:
-                cursor.execute(f'SELECT "{keys[0]}" FROM "{table.name}" WHERE "{keys[0]}" = ANY(%s)',
-                               ([r[index] for r in rows],))
-                seen = {value for (value,) in cursor.fetchall()}
-            fresh = []
-            for row in rows:  # also the first of duplicates within the batch
-                if row[index] not in seen:
-                    seen.add(row[index])
-                    fresh.append(row)
-            rows = fresh
-        # A concurrent writer adding the same key now fails this batch, which is retried.
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
-            copy.set_types(_pg_types(table, columns))
-            for row in rows:
-                copy.write_row(row)
-        return len(rows)
-    staging = f"gobot_staging_{table.name}"
-    conflict = ""
-    if keys and on_conflict == "ignore":
-        conflict = f" ON CONFLICT ({', '.join(keys)}) DO NOTHING"
-    elif keys and on_conflict == "update":
-        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in updates)
-        conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    types = _pg_types(table, columns)
+
+    def copy(cursor: Any, target: str) -> None:
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as stream:
+            stream.set_types(types)
+            for values in _iter_tuples(table, columns, rows, _utc_time):
+                stream.write_row(values)
+
     with raw.cursor() as cursor:
+        if not keys or on_conflict is None:  # no duplicate rule: a duplicate fails the batch
+            copy(cursor, f'"{table.name}"')
+            return len(rows)
+        cursor.execute("SAVEPOINT gobot_copy")
+        try:
+            copy(cursor, f'"{table.name}"')
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT gobot_copy")
+        else:
+            cursor.execute("RELEASE SAVEPOINT gobot_copy")
+            return len(rows)
+        staging = f"gobot_staging_{table.name}"
+        conflict = f" ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+        if on_conflict == "update" and updates:
+            conflict = f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(
+                f'"{c}" = EXCLUDED."{c}"' for c in updates)
         cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE "{table.name}" INCLUDING DEFAULTS) '
                        "ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_pg_types(table, columns))
-            for row in rows:
-                copy.write_row(row)
+        copy(cursor, staging)
         cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {staging}{conflict}')
         cursor.execute(f"TRUNCATE {staging}")
     return len(rows)

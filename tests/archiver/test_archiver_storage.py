@@ -395,3 +395,48 @@ def test_bulk_inserts_store_each_row_once_and_updates_replace(open_store):
         store.insert(connection, "cycles", [{**c, "equity": 200.0} for c in cycles], ("run_id", "iteration"), "update")
     rows = store.rows("cycles", ["r-bulk"], order_by=("iteration",))
     assert len(rows) == n and {r["equity"] for r in rows} == {200.0} and rows[0]["paused"] is False
+
+
+def test_a_bulk_write_of_trades_round_trips_exactly_and_a_resent_batch_adds_nothing(open_store):
+    """A batch of trades (COPY on PostgreSQL from 500 rows, executemany on SQLite) reads back value for
+    value: floats to the bit, NULLs as None, any offset as the same instant in UTC, text with tabs and
+    backslashes; sending it again, whole or in part, stores nothing twice and changes no row."""
+    from datetime import timedelta
+
+    from gobot_plugins.archiver.store import COPY_THRESHOLD
+
+    store = open_store()
+    start = datetime(2026, 3, 29, 0, 30, tzinfo=timezone.utc)  # across the EU clock change
+    plus_two = timezone(timedelta(hours=2))
+    n = COPY_THRESHOLD * 3
+    batch = []
+    for i in range(n):
+        opened = start + timedelta(minutes=7 * i, microseconds=i)
+        optional = i % 3 == 0  # every third trade without its optional columns
+        batch.append({
+            "trade_key": f"k{i:06d}", "run_id": "r-copy", "iteration": i, "symbol": "BTC/USDT",
+            "direction": "LONG" if i % 2 else "SHORT", "amount": 0.1 + 0.2 * i, "entry_price": 100 / 3 + i,
+            "exit_price": 1e-9 * i, "opened_at": opened.astimezone(plus_two).isoformat() if i % 5 == 0 else opened,
+            "closed_at": (opened + timedelta(hours=1)).isoformat(), "holding_seconds": 3600.0, "fees": -0.0,
+            "pnl": -1.5e300 if i == 1 else i / 7, "return_pct": 0.0, "exit_reason": f"stop\tloss \\N\n€ {i}",
+            "confidence": None if optional else 0.5, "strategy": None if optional else "sma_rsi",
+            "strategy_version": None if optional else 2 ** 31 - 1, "client_order_id": None if optional else f"c{i}",
+            "initial_stop_loss": None, "r_multiple": None if optional else -1.25, "entry_hour": opened.hour,
+        })
+    with store.engine.begin() as connection:
+        assert store.insert(connection, "trades", batch[: n // 3], ("trade_key",), "ignore") == n // 3
+    resent = batch + [{**batch[-1], "pnl": 999.0}]  # stored part again, then the rest, and a late duplicate
+    for _ in range(2):
+        with store.engine.begin() as connection:
+            store.insert(connection, "trades", resent, ("trade_key",), "ignore")
+
+    stored = store.rows("trades", ["r-copy"], order_by=("trade_key",))
+    assert len(stored) == n == store.count("trades")
+    for row, sent in zip(stored, batch):
+        expected = {**sent, "opened_at": (sent["opened_at"] if isinstance(sent["opened_at"], datetime)
+                                          else datetime.fromisoformat(sent["opened_at"])).astimezone(timezone.utc),
+                    "closed_at": datetime.fromisoformat(sent["closed_at"]).astimezone(timezone.utc)}
+        assert {k: v for k, v in row.items() if k != "id"} == expected
+        assert row["opened_at"].utcoffset() == timedelta(0)
+        assert [type(row[k]) for k in ("iteration", "amount", "strategy_version")] == [
+            int, float, type(sent["strategy_version"])]
