@@ -8,13 +8,21 @@ all-in net of the entry fee, filled at the next bar's open, 0.1 % commission per
 start cash, an open position at the end marked to the last close. vectorbt (when installed) gets
 the signals shifted one bar and ``price=open``.
 
-For the full year and for its first 20,000 rows it checks that gobot finds the same number of
-closed trades and the same final equity (to the cent) as backtesting.py, and prints each tool's
-wall time in-process and as a whole process (Python start, imports, CSV parsing, run, output),
-the ratios to backtesting.py, and the peak memory of the ``gobot backtest`` process.
+Two baselines measure what the machine can do at all, in the same run: the **numpy floor**, the
+fastest correct vectorized implementation of the same strategy written for it alone (running sums,
+crosses, entries paired with exits by ``searchsorted``, the all-in compounding of each trade as one
+``cumprod``, and the equity at every bar close as gobot's run returns it), and the **numpy reference
+process**, a ``python -c`` that loads the CSV with ``np.loadtxt`` and runs the floor.
+
+For the full year and for its first 20,000 rows it checks that gobot and the floor find the same
+number of closed trades and the same final equity (to the cent) as backtesting.py, and prints each
+tool's wall time in-process and as a whole process (Python start, imports, CSV parsing, run,
+output), the ratios to backtesting.py, the floor and the reference process, the peak memory of the
+``gobot backtest`` process, and issue 19's rows with their goals (``--json FILE`` writes them as the
+bench row list that ``bench/table.py`` combines).
 
     .venv/bin/pip install -e ".[bench]"      # backtesting, vectorbt
-    .venv/bin/python bench/backtest_vs_peers.py [--rows 525600] [--keep DIR]
+    .venv/bin/python bench/backtest_vs_peers.py [--rows 525600] [--keep DIR] [--json rows.json]
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ GOBOT = str(Path(sys.executable).parent / "gobot")
 YEAR = 525_600
 SLICE = 20_000
 CASH = 1_000_000.0
-TARGETS = {"whole process s": 1.0, "x backtesting.py": 10.0, "per-bar x backtesting.py": 4.0, "memory MB": 300.0}
+MEMORY_MB = 300.0  # peak of the `gobot backtest` process
 
 
 def make_candles(rows: int, seed: int = 2024) -> dict[str, np.ndarray]:
@@ -108,13 +116,17 @@ def _launch(command: list[str], cwd: Path) -> tuple[float, str, float]:
 # -- the three engines, in-process ---------------------------------------------------------------
 
 
+LOADED: dict = {}  # the CSV parsed once for the in-process runs
+
+
 def gobot_run(data_file: Path, rows: int, path: str):
     from gobot.research.backtest.engine import ExecutionSettings, Sizing, run
     from gobot.research.market_data import read_markets, series_from_file
     from gobot_plugins.sma_cross.strategy import SmaCrossStrategy
 
-    series = series_from_file(data_file, markets=read_markets(data_file.parent))
-    series = series.between(None, int(series.timestamp[rows - 1]) + 1)
+    if data_file not in LOADED:
+        LOADED[data_file] = series_from_file(data_file, markets=read_markets(data_file.parent))
+    series = LOADED[data_file].between(None, int(LOADED[data_file].timestamp[rows - 1]) + 1)
     settings = ExecutionSettings(fee_percent=0.1, slippage_percent=0.0, stop_loss_percent=None,
                                  take_profit_percent=None,
                                  start_equity=CASH, sizing=Sizing("all_in"), allow_short=False)
@@ -188,6 +200,52 @@ def vectorbt_run(candles, rows):
     return seconds, trades, equity
 
 
+NUMPY_FLOOR = textwrap.dedent("""
+    import numpy as np
+
+    def numpy_floor(open_, close, fast=10, slow=50, fee=0.001, cash=%r):
+        '''SMA cross, long only, all-in at the next open: closed trades, final equity, equity at each close.'''
+        n = len(close)
+        sums = np.empty(n + 1)
+        sums[0] = 0.0
+        np.cumsum(close, out=sums[1:])
+        f = (sums[slow:] - sums[slow - fast : n + 1 - fast]) / fast  # index j is bar j + slow - 1
+        s = (sums[slow:] - sums[: n + 1 - slow]) / slow
+        above, below = f > s, f < s
+        up = np.flatnonzero(below[:-1] & above[1:]) + slow  # decision bars; filled at the next open
+        down = np.flatnonzero(above[:-1] & below[1:]) + slow
+        up, down = up[up < n - 1], down[down < n - 1]
+        j = np.searchsorted(down, up)  # an up cross while long (no down cross since the last) is ignored
+        entries = up[np.concatenate(([True], j[1:] != j[:-1]))] if len(up) else up
+        k = np.searchsorted(down, entries)
+        exits = down[k[k < len(down)]]
+        closed = len(exits)
+        pe, px = open_[entries + 1], open_[exits + 1]
+        growth = np.cumprod(px * (1 - fee) / (pe[:closed] * (1 + fee)))
+        start = cash * np.concatenate(([1.0], growth))  # cash before each entry
+        amount = start[: len(entries)] / (pe * (1 + fee))
+        end = start[closed] if closed == len(entries) else amount[-1] * close[-1]
+        moves = np.zeros(n + 1)
+        held = np.zeros(n + 1)
+        moves[entries + 1] = -amount * pe * (1 + fee)  # an up and a down cross never share a bar
+        moves[exits + 1] = amount[:closed] * px * (1 - fee)
+        held[entries + 1] = amount
+        held[exits + 1] = -amount[:closed]
+        equity = cash + np.cumsum(moves[:n]) + np.cumsum(held[:n]) * close
+        return closed, float(end), equity
+""" % CASH)
+
+
+def numpy_floor_run(candles, rows, repeat: int = 5):
+    namespace: dict = {}
+    exec(NUMPY_FLOOR, namespace)
+    open_, close = np.ascontiguousarray(candles["open"][:rows]), np.ascontiguousarray(candles["close"][:rows])
+    runs = [timed(namespace["numpy_floor"], open_, close) for _ in range(repeat)]
+    seconds = min(s for s, _ in runs)
+    trades, equity, _ = runs[-1][1]
+    return seconds, trades, equity
+
+
 def has(module: str) -> bool:
     try:
         __import__(module)
@@ -212,12 +270,118 @@ def peer_script(tool: str, data_file: Path) -> list[str]:
     return [sys.executable, "-c", body]
 
 
+def in_process(candles, data_file: Path, total: int, have_vbt: bool, failures: list[str]) -> list[dict]:
+    """Each engine on the first 20,000 rows and on all of them, data in memory: seconds, trades, equity."""
+    rows: list[dict] = []
+    for n in (min(SLICE, total), total):
+        bt_s, bt_trades, bt_equity = backtesting_run(backtesting_frame(candles, n))
+        runs = [("backtesting.py", (bt_s, bt_trades, bt_equity)), ("numpy floor", numpy_floor_run(candles, n))]
+        for path in ("vectorized", "per-bar"):
+            gobot_run(data_file, min(n, 5000), path)  # warm imports and caches, as the peers get
+            tries = [gobot_run(data_file, n, path) for _ in range(3 if path == "vectorized" else 1)]
+            runs.append((f"gobot ({path})", min(tries)))
+        if have_vbt:
+            runs.append(("vectorbt (warm)", vectorbt_run(candles, n)))
+        for tool, (seconds, trades, equity) in runs:
+            rows.append({"tool": tool, "rows": n, "s": seconds, "trades": trades, "equity": equity, "base": bt_s})
+            if tool != "vectorbt (warm)" and (trades != bt_trades or abs(equity - bt_equity) >= 0.005):
+                failures.append(f"{tool} on {n:,} rows: {trades} trades, equity {equity:.6f}; "
+                                f"backtesting.py: {bt_trades} trades, equity {bt_equity:.6f}")
+    floor = {r["rows"]: r["s"] for r in rows if r["tool"] == "numpy floor"}
+    print("\nin-process (data in memory; vectorbt after its JIT warm-up; gobot vectorized and the floor: best of "
+          "3 and 5)")
+    print(f"{'tool':<22} {'rows':>9} {'seconds':>9} {'x bt.py':>8} {'x floor':>8} {'trades':>7} {'final equity':>18}")
+    for row in rows:
+        print(f"{row['tool']:<22} {row['rows']:>9,} {row['s']:>9.4f} {row['base'] / row['s']:>8.1f} "
+              f"{row['s'] / floor[row['rows']]:>8.2f} {row['trades']:>7} {row['equity']:>18.6f}")
+    return rows
+
+
+def whole_processes(data_file: Path, folder: Path, repeat: int, have_vbt: bool, year_bt: dict,
+                    failures: list[str]) -> dict[str, tuple[float, float]]:
+    """Each tool as a whole process, best of ``repeat``: name -> (seconds, peak MB)."""
+    flags = ["--data", str(data_file), "-p", "sma_cross", "-s", "sma_cross", "--sizing", "all-in", "--risk", "none",
+             "--fee", "0.1", "--slippage", "0", "--stop-loss", "none", "--take-profit", "none", "--equity", str(CASH),
+             "--no-progress"]
+    # Like an installed package (pip compiles on install), gobot's modules are byte-compiled before timing;
+    # an environment with PYTHONDONTWRITEBYTECODE would otherwise recompile them in every timed process.
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "gobot"), str(root / "plugins"),
+                    str(root / "hookspecs")], check=True)
+    cache = folder / "gobot_state"
+    firsts = []
+    for _ in range(repeat):  # each first run parses the CSV: the binary copy of the one before is deleted
+        shutil.rmtree(cache, ignore_errors=True)
+        firsts.append(peak_rss_mb([GOBOT, "backtest", *flags], folder))
+    whole = {"gobot backtest, first run (CSV)": (min(f[0] for f in firsts), max(f[2] for f in firsts))}
+    process_runs = [("gobot backtest (cached)", [GOBOT, "backtest", *flags]),
+                    ("gobot backtest --path per-bar", [GOBOT, "backtest", *flags, "--path", "per-bar"]),
+                    ("numpy reference process", reference_script(data_file)),
+                    ("backtesting.py", peer_script("backtesting.py", data_file))]
+    if have_vbt:
+        process_runs.append(("vectorbt (cold: import+JIT)", peer_script("vectorbt", data_file)))
+    outputs = {}
+    for name, command in process_runs:
+        seconds, out, rss = peak_rss_mb(command, folder, repeat=repeat)
+        whole[name], outputs[name] = (seconds, rss), out
+    trades, equity = outputs["numpy reference process"].split()
+    if int(trades) != year_bt["trades"] or abs(float(equity) - year_bt["equity"]) >= 0.005:
+        failures.append(f"numpy reference process: {trades} trades, equity {equity}")
+    _, json_out, _ = peak_rss_mb([GOBOT, "backtest", *flags, "--json"], folder)
+    document = json.loads(json_out)
+    if (len(document["trades"]) != year_bt["trades"]
+            or abs(document["metrics"]["end_equity"] - year_bt["equity"]) >= 0.005):
+        failures.append(f"gobot backtest (process): {len(document['trades'])} trades, equity "
+                        f"{document['metrics']['end_equity']}")
+    return whole
+
+
+def reference_script(data_file: Path) -> list[str]:
+    body = (NUMPY_FLOOR + f"table = np.loadtxt({str(data_file)!r}, delimiter=',', skiprows=1, usecols=(1, 4))\n"
+            "trades, equity, _ = numpy_floor(np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1]))\n"
+            "print(trades, equity)\n")
+    return [sys.executable, "-c", body]
+
+
+def issue_rows(rows: list[dict], whole: dict[str, tuple[float, float]], total: int) -> list[dict]:
+    """Issue 19's rows (the bench row protocol of bench/table.py)."""
+    year = {r["tool"]: r["s"] for r in rows if r["rows"] == total}
+    floor, bt = year["numpy floor"], year["backtesting.py"]
+    fast, slow = year["gobot (vectorized)"], year["gobot (per-bar)"]
+    first, cached = whole["gobot backtest, first run (CSV)"][0], whole["gobot backtest (cached)"][0]
+    reference, bt_whole = whole["numpy reference process"][0], whole["backtesting.py"][0]
+    worst = min(bt_whole / first, bt_whole / cached)
+    peak = max(whole["gobot backtest, first run (CSV)"][1], whole["gobot backtest (cached)"][1])
+    return [
+        row("vectorized backtest of that year (1 year of 1m), in-process", fast, "s", "numpy floor", floor,
+            fast / floor, "<= 2.5x floor", fast / floor <= 2.5),
+        row("per-bar path, in-process", slow, "s", "backtesting.py", bt, bt / slow,
+            ">= 10x faster than backtesting.py", bt / slow >= 10),
+        row("`gobot backtest`, whole process, first run (CSV parsed)", first, "s", "numpy reference process",
+            reference, first / reference, "<= 1 s", first <= 1.0),
+        row("`gobot backtest`, whole process, cached", cached, "s", "numpy reference process", reference,
+            cached / reference, "<= 1 s", cached <= 1.0),
+        row("`gobot backtest`, whole process, vs backtesting.py", worst, "x", "backtesting.py process", bt_whole,
+            worst, ">= 10x, cached or not", worst >= 10),
+        row("`gobot backtest`, whole process, peak memory", peak, "MB", "-", None, None,
+            f"< {MEMORY_MB:g} MB", peak < MEMORY_MB),
+    ]
+
+
+def row(measure: str, value: float, unit: str, baseline: str, baseline_value: float | None, ratio: float | None,
+        goal: str, met: bool) -> dict:
+    return {"measure": measure, "value": round(value, 4), "unit": unit, "baseline": baseline,
+            "baseline_value": None if baseline_value is None else round(baseline_value, 4),
+            "ratio": None if ratio is None else round(ratio, 2), "goal": goal, "met": bool(met)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=YEAR, help="candles in the full run (default: a year of 1m)")
     parser.add_argument("--keep", type=Path, help="write the data here and keep it")
     parser.add_argument("--repeat", type=int, default=3,
                         help="whole-process runs per tool; the best counts (default 3)")
+    parser.add_argument("--json", type=Path, help="also write issue 19's rows to this file (bench/table.py)")
     args = parser.parse_args()
     have_bt, have_vbt = has("backtesting"), has("vectorbt")
     if not have_bt:
@@ -229,86 +393,27 @@ def main() -> None:
     if not have_vbt:
         print("vectorbt is not installed (pip install vectorbt): its rows are skipped")
 
-    rows: list[dict] = []
     failures: list[str] = []
-    for n in (min(SLICE, args.rows), args.rows):
-        bt_s, bt_trades, bt_equity = backtesting_run(backtesting_frame(candles, n))
-        rows.append({"tool": "backtesting.py", "rows": n, "s": bt_s, "trades": bt_trades, "equity": bt_equity,
-                     "base": bt_s})
-        for path in ("vectorized", "per-bar"):
-            gobot_run(data_file, min(n, 5000), path)  # warm imports and caches, as the peers get
-            seconds, trades, equity = gobot_run(data_file, n, path)
-            rows.append({"tool": f"gobot ({path})", "rows": n, "s": seconds, "trades": trades, "equity": equity,
-                         "base": bt_s})
-            if trades != bt_trades or abs(equity - bt_equity) >= 0.005:
-                failures.append(f"gobot {path} on {n:,} rows: {trades} trades, equity {equity:.6f}; "
-                                f"backtesting.py: {bt_trades} trades, equity {bt_equity:.6f}")
-        if have_vbt:
-            seconds, trades, equity = vectorbt_run(candles, n)
-            rows.append({"tool": "vectorbt (warm)", "rows": n, "s": seconds, "trades": trades, "equity": equity,
-                         "base": bt_s})
-
-    print("\nin-process (data in memory; vectorbt after its JIT warm-up)")
-    print(f"{'tool':<22} {'rows':>9} {'seconds':>9} {'x bt.py':>8} {'trades':>7} {'final equity':>18}")
-    for row in rows:
-        print(f"{row['tool']:<22} {row['rows']:>9,} {row['s']:>9.3f} {row['base'] / row['s']:>8.1f} {row['trades']:>7} "
-              f"{row['equity']:>18.6f}")
-
-    flags = ["--data", str(data_file), "-p", "sma_cross", "-s", "sma_cross", "--sizing", "all-in", "--risk", "none",
-             "--fee", "0.1", "--slippage", "0", "--stop-loss", "none", "--take-profit", "none", "--equity", str(CASH),
-             "--no-progress"]
-    env_cwd = folder
-    # Like an installed package (pip compiles on install), gobot's modules are byte-compiled before timing;
-    # an environment with PYTHONDONTWRITEBYTECODE would otherwise recompile them in every timed process.
-    ROOT = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "gobot"), str(ROOT / "plugins"),
-                    str(ROOT / "hookspecs")], check=True)
-    whole: list[tuple[str, float, float, str]] = []
-    first = peak_rss_mb([GOBOT, "backtest", *flags], env_cwd)  # parses the CSV and keeps a binary copy
-    process_runs = [("gobot backtest", [GOBOT, "backtest", *flags]),
-                    ("gobot backtest --path per-bar", [GOBOT, "backtest", *flags, "--path", "per-bar"]),
-                    ("backtesting.py", peer_script("backtesting.py", data_file))]
-    if have_vbt:
-        process_runs.append(("vectorbt (cold: import+JIT)", peer_script("vectorbt", data_file)))
-    for name, command in process_runs:
-        seconds, out, rss = peak_rss_mb(command, env_cwd, repeat=args.repeat)
-        whole.append((name, seconds, rss, out))
-    whole.insert(1, ("gobot backtest, first run (CSV)", first[0], first[2], first[1]))
-    _, json_out, _ = peak_rss_mb([GOBOT, "backtest", *flags, "--json"], env_cwd)
-    document = json.loads(json_out)
+    rows = in_process(candles, data_file, args.rows, have_vbt, failures)
     year_bt = next(r for r in rows if r["tool"] == "backtesting.py" and r["rows"] == args.rows)
-    if (len(document["trades"]) != year_bt["trades"]
-            or abs(document["metrics"]["end_equity"] - year_bt["equity"]) >= 0.005):
-        failures.append(f"gobot backtest (process): {len(document['trades'])} trades, equity "
-                        f"{document['metrics']['end_equity']}")
-    bt_whole = next(s for name, s, _, _ in whole if name == "backtesting.py")
+    whole = whole_processes(data_file, folder, args.repeat, have_vbt, year_bt, failures)
+    bt_whole, reference = whole["backtesting.py"][0], whole["numpy reference process"][0]
     print(f"\nwhole process, {args.rows:,} rows, best of {args.repeat} (Python start, imports, reading the data, run, "
-          "output; gobot's later runs of a file read the binary copy its first run kept)")
-    print(f"{'process':<30} {'seconds':>9} {'x bt.py':>8} {'peak MB':>8}")
-    for name, seconds, rss, _ in whole:
-        print(f"{name:<30} {seconds:>9.3f} {bt_whole / seconds:>8.1f} {rss:>8.0f}")
+          "output; a first run parses the CSV, later runs read the binary copy it kept)")
+    print(f"{'process':<32} {'seconds':>9} {'x bt.py':>8} {'x numpy ref':>12} {'peak MB':>8}")
+    for name, (seconds, rss) in whole.items():
+        print(f"{name:<32} {seconds:>9.3f} {bt_whole / seconds:>8.1f} {seconds / reference:>12.2f} {rss:>8.0f}")
 
-    g_whole = whole[0][1]
-    g_first = whole[1][1]
-    g_rss = max(whole[0][2], whole[1][2])
-    g_fast = next(r for r in rows if r["tool"] == "gobot (vectorized)" and r["rows"] == args.rows)
-    g_slow = next(r for r in rows if r["tool"] == "gobot (per-bar)" and r["rows"] == args.rows)
-    checks = [
-        (f"gobot backtest whole process < {TARGETS['whole process s']:g} s", g_whole,
-         g_whole < TARGETS["whole process s"]),
-        (f"  the same, first run (parses the CSV) < {TARGETS['whole process s']:g} s", g_first,
-         g_first < TARGETS["whole process s"]),
-        (f"in-process >= {TARGETS['x backtesting.py']:g}x backtesting.py", year_bt["s"] / g_fast["s"],
-         year_bt["s"] / g_fast["s"] >= TARGETS["x backtesting.py"]),
-        (f"whole process >= {TARGETS['x backtesting.py']:g}x backtesting.py's", bt_whole / g_whole,
-         bt_whole / g_whole >= TARGETS["x backtesting.py"]),
-        (f"per-bar path >= {TARGETS['per-bar x backtesting.py']:g}x backtesting.py", year_bt["s"] / g_slow["s"],
-         year_bt["s"] / g_slow["s"] >= TARGETS["per-bar x backtesting.py"]),
-        (f"gobot backtest peak memory < {TARGETS['memory MB']:g} MB", g_rss, g_rss < TARGETS["memory MB"]),
-    ]
-    print("\ntargets")
-    for label, value, ok in checks:
-        print(f"  {label:<48} {value:>9.2f}  {'OK' if ok else 'MISSED'}")
+    measured = issue_rows(rows, whole, args.rows)
+    print("\nissue 19 (ratios measured in this run)")
+    print(f"{'measure':<62} {'value':>9} {'baseline':>24} {'ratio':>7}  {'goal':<34} met")
+    for r in measured:
+        base = "" if r["baseline_value"] is None else f"{r['baseline']} {r['baseline_value']:g}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:g}"
+        print(f"{r['measure']:<62} {r['value']:>7g} {r['unit']:<2} {base:>24} {ratio:>7}  {r['goal']:<34} "
+              f"{'yes' if r['met'] else 'NO'}")
+    if args.json:
+        args.json.write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
     print("\ncross-check against backtesting.py (same closed trades, final equity to the cent): "
           + ("OK" if not failures else "FAILED"))
     for failure in failures:
