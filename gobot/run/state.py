@@ -272,11 +272,13 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write(path: Path, text: str, kill_point: str | None = None, before_replace=None) -> None:
+def atomic_write(path: Path, text: str, kill_point: str | None = None, before_replace=None,
+                 durable: bool = True) -> None:
     """The contract's ``write_private`` (temporary file, fsync, rename; owner-only) in an owner-only folder.
 
     ``kill_point``: crash tests name it in ``GOBOT_TEST_KILL_POINT`` to SIGKILL the process halfway
-    through the temporary file (the middle of a state write)."""
+    through the temporary file (the middle of a state write). ``durable=False``: no fsync (files
+    derived from the state, see ``StateStore.save_progress``)."""
     ensure_private_dir(path.parent)
     midway = None
     if kill_point is not None:
@@ -284,7 +286,7 @@ def atomic_write(path: Path, text: str, kill_point: str | None = None, before_re
 
         if crash_tests.armed(kill_point):
             midway = partial(crash_tests.kill_point, kill_point)
-    write_private(path, text, before_replace=before_replace, midway=midway)
+    write_private(path, text, before_replace=before_replace, midway=midway, durable=durable)
 
 
 def write_control_file(path: Path, text: str) -> None:
@@ -477,7 +479,9 @@ class StateStore:
         return removed
 
     def save_progress(self, progress: dict[str, Any]) -> None:
-        atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)))
+        """``progress.json``: atomic but not fsynced — it is derived from the state (one durable write a
+        cycle, the state's); after a power cut it may be empty until the next cycle rewrites it."""
+        atomic_write(self.progress_file, redact(json.dumps(progress, indent=2, default=str)), durable=False)
 
     def beat(self, state: BotState, stopped: str | None = None) -> None:
         """Write the heartbeat: wall-clock time (not the simulated clock), pid, run and iteration;
@@ -486,7 +490,7 @@ class StateStore:
                 "iteration": state.iteration}
         if stopped is not None:
             beat["stopped"] = stopped
-        atomic_write(self.heartbeat_file, redact(json.dumps(beat)))
+        atomic_write(self.heartbeat_file, redact(json.dumps(beat)), durable=False)  # proof of life, not a record
 
     def archive(self, state: BotState) -> Path:
         """Move a finished or abandoned run's state aside (``runs/<run_id>.json``)."""

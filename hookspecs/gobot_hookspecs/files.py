@@ -22,8 +22,11 @@ def is_disk_error(exc: BaseException | None) -> bool:
 
 
 def write_private(path: Path, data: str | bytes, *, before_replace: Callable[[], None] | None = None,
-                  midway: Callable[[], None] | None = None) -> None:
+                  midway: Callable[[], None] | None = None, durable: bool = True) -> None:
     """Write atomically and owner-only: temporary file, fsync, rename; a crash leaves the old file or the new one.
+
+    ``durable=False`` skips the fsync, for a file derived from others (a summary, a heartbeat): a
+    killed process still leaves the old file or the new one, a power cut may leave it empty.
 
     A disk error (``is_disk_error``) leaves the old file as it was, and is raised. ``before_replace()``
     runs once the new content is safely on disk, just before the rename (to keep the previous
@@ -43,7 +46,8 @@ def write_private(path: Path, data: str | bytes, *, before_replace: Callable[[],
                 content = content[len(content) // 2 :]
             handle.write(content)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
         if before_replace is not None:
             before_replace()
