@@ -54,7 +54,10 @@ LONG_ONLY = ExecutionSettings(fee_percent=0.1, slippage_percent=0.0, stop_loss_p
 
 
 def optimization(tmp_path, strategy, series, baseline, execution=LONG_ONLY, lines=None, **options) -> Optimization:
-    config = OptimizerConfig(**{"max_iterations": 12, "min_trades": 3, "seed": 3, "folds": 3, **options})
+    # min_ratio_trades 0: these tests drive the search's mechanics on a few dozen trades (the sample gate and the
+    # other statistics have their own tests, test_optimizer_statistics.py).
+    config = OptimizerConfig(**{"max_iterations": 12, "min_trades": 3, "seed": 3, "folds": 3, "min_ratio_trades": 0,
+                                **options})
     say = lines.append if lines is not None else (lambda text: None)
     return Optimization(strategy, [series], execution, lambda params: SimpleGate(execution.sizing), config,
                         baseline_params=baseline, storage_url=f"sqlite:///{tmp_path / 'optimizer.db'}", say=say)
@@ -126,7 +129,7 @@ def test_a_candidate_that_wins_only_in_sample_is_rejected_with_that_reason(tmp_p
 def test_the_decision_chain_refuses_too_few_trades_and_a_poor_out_of_sample_ratio():
     from gobot.research.optimizer import Decision
 
-    options = OptimizerConfig(min_trades=10, min_oos_ratio=0.5)
+    options = OptimizerConfig(min_trades=10, min_oos_ratio=0.5, min_ratio_trades=0)
     base = Decision(None, {"x": 0}, "baseline", 0.1, 0.05, 0.5, {"trades": 50}, {"trades": 12})
     thin = Decision(0, {"x": 1}, "tpe", 3.0, 2.0, 0.66, {"trades": 4}, {"trades": 1})
     overfit = Decision(1, {"x": 2}, "tpe", 4.0, 0.5, 0.125, {"trades": 40}, {"trades": 10})
@@ -291,6 +294,26 @@ def test_a_models_ideas_are_checked_against_the_declared_ranges_and_marked(tmp_p
     sent = json.loads(loopback_openai.received[0].body["messages"][1]["content"])
     assert sent["parameter_space"]["fast"]["high"] == 100 and sent["recent_trials"]
     assert "sk-test-not-a-real-key" not in done.stdout + done.stderr
+
+
+def test_stop_loss_and_take_profit_none_search_without_the_configs_levels(tmp_path):
+    tight = make_config(tmp_path / "tight")
+    tight.write_text(tight.read_text().replace("stop_loss_percent = 50", "stop_loss_percent = 0.2")
+                     .replace("take_profit_percent = 400", "take_profit_percent = 0.2"))
+    wide = make_config(tmp_path / "wide")  # 50 % / 400 %: never touched on this data
+
+    def baseline(config: Path, *flags: str) -> dict:
+        done = optimize(config, "--max-iterations", "1", "--json", *flags)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["baseline"]
+
+    with_levels = baseline(tight)
+    without = baseline(tight, "--stop-loss", "none", "--take-profit", "none", "--study", "no-levels")
+    assert without["in_sample"] == baseline(wide)["in_sample"] != with_levels["in_sample"]
+    refused = optimize(tight, "--stop-loss", "two")
+    assert refused.returncode == 2 and "a percent such as 2, or none" in refused.stderr
+    other = optimize(tight, "--max-iterations", "1", "--study", "no-levels")  # the same study, other levels
+    assert other.returncode == 2 and "was made with other execution settings" in other.stderr
 
 
 def test_apply_writes_the_winner_to_config_and_archives_the_previous_version(tmp_path):

@@ -8,21 +8,7 @@ from pathlib import Path
 
 import click
 
-from gobot.cli.common import config_option, load
-
-
-def _percent_or_none(value: str | None, flag: str):
-    if value is None:
-        return ...
-    if value.strip().lower() in ("none", "off", "0"):
-        return None
-    try:
-        number = float(value.rstrip("%"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: a percent such as 2, or none", param_hint=flag) from None
-    if number <= 0:
-        raise click.BadParameter("must be positive (or none)", param_hint=flag)
-    return number
+from gobot.cli.common import config_option, load, percent_or_none
 
 
 @click.command()
@@ -98,8 +84,8 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
         execution = setup.execution(
             fill=fill.replace("-", "_") if fill else ..., fee_percent=fee if fee is not None else ...,
             slippage_percent=slippage if slippage is not None else ..., start_equity=equity or ...,
-            stop_loss_percent=_percent_or_none(stop_loss, "--stop-loss"),
-            take_profit_percent=_percent_or_none(take_profit, "--take-profit"),
+            stop_loss_percent=percent_or_none(stop_loss, "--stop-loss"),
+            take_profit_percent=percent_or_none(take_profit, "--take-profit"),
             sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...,
         )
     except ValueError as exc:

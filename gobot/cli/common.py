@@ -21,6 +21,21 @@ config_option = click.option(
 )
 
 
+def percent_or_none(value: str | None, flag: str):
+    """A --stop-loss/--take-profit value: a percent, ``none`` (no level), or ``...`` (not given: the config's)."""
+    if value is None:
+        return ...
+    if value.strip().lower() in ("none", "off", "0"):
+        return None
+    try:
+        number = float(value.rstrip("%"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: a percent such as 2, or none", param_hint=flag) from None
+    if number <= 0:
+        raise click.BadParameter("must be positive (or none)", param_hint=flag)
+    return number
+
+
 def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[str] = (), *,
          live: bool = False) -> tuple[Settings, PluginSet]:
     """Settings from the file plus plugins per ``[plugins]`` and the command line's -p/--disable."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gobot.cli.common import config_option, load
+from gobot.cli.common import config_option, load, percent_or_none
 
 
 @click.command()
@@ -49,6 +49,9 @@ from gobot.cli.common import config_option, load
               help="Position size during the search; default [backtest] sizing.")
 @click.option("--risk", type=click.Choice(["plugins", "none"]),
               help="Risk checks during the search; default [backtest] risk.")
+@click.option("--stop-loss", metavar="PCT|none", help="Stop distance when the signal gives none, %; default [trading].")
+@click.option("--take-profit", metavar="PCT|none",
+              help="Target distance when the signal gives none, %; default [trading].")
 @click.option("--apply", "apply", is_flag=True,
               help="Write an accepted winner to config.toml [strategies.NAME] and hand it "
               "to the bot's adjust phase as a new strategy version (the previous one is archived).")
@@ -57,7 +60,7 @@ from gobot.cli.common import config_option, load
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def optimize(config_path, strategy, data, timeframe, start, end, assignments, enable, disable, objective, objectives,
              sampler, max_iterations, min_trades, folds, oos_percent, storage, study, jobs, seed, llm, llm_base_url,
-             llm_model, llm_every, sizing, risk, apply, history, as_json, progress):
+             llm_model, llm_every, sizing, risk, stop_loss, take_profit, apply, history, as_json, progress):
     """Tune a strategy's parameters: Optuna proposes candidates inside the ranges the strategy
     declares, each is backtested on rolling in-sample/out-of-sample windows, and a candidate is
     kept only when it beats the current parameters out of sample too (one that wins only in
@@ -85,7 +88,7 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     component = setup.strategy(strategy or options.strategy or None)
     baseline = setup.params(component, parse_assignments(assignments))
     series = setup.series(data, timeframe, parse_time(start, "--from"), parse_time(end, "--to"))
-    execution = _execution(setup, component, sizing, risk)
+    execution = _execution(setup, component, sizing, risk, stop_loss, take_profit)
     ideas = None
     if options.llm_ideas:
         from gobot.research.llm_ideas import LlmIdeas
@@ -123,13 +126,15 @@ def _options(settings, **overrides):
         raise click.UsageError(str(exc).splitlines()[-1] if str(exc) else repr(exc)) from None
 
 
-def _execution(setup, component, sizing, risk):
-    """How candidates trade during the search: [backtest] sizing and risk unless the options say otherwise,
-    long only for a strategy that declares it."""
+def _execution(setup, component, sizing, risk, stop_loss, take_profit):
+    """How candidates trade during the search: [backtest] sizing and risk and [trading] stops unless the options
+    say otherwise, long only for a strategy that declares it."""
     from gobot.research.backtest.engine import Sizing
 
     try:
-        execution = setup.execution(sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...)
+        execution = setup.execution(sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...,
+                                    stop_loss_percent=percent_or_none(stop_loss, "--stop-loss"),
+                                    take_profit_percent=percent_or_none(take_profit, "--take-profit"))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if getattr(component, "long_only", False):

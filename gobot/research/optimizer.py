@@ -40,11 +40,14 @@ from gobot.errors import GobotError
 from gobot.host.strategy_params import REQUEST_FILE  # accepted parameters waiting for the adjust phase
 from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
 from gobot.research.market_data import Series
+from gobot.research.selection import SUMS, deflate, moments, neighbours, power_sums, stability_score, trade_return
 from gobot.testing.kill_point import kill_point
 from gobot_hookspecs import Strategy
 from gobot_hookspecs.redact import mask_credentials
 
 MINIMISED = frozenset({"max_drawdown_pct"})
+#: Objective terms shown, and eligible for a winner, only over min_ratio_trades trades (contract MIN_RATIO_SAMPLE).
+SAMPLED_RATIOS = frozenset({"sharpe", "sortino", "calmar"})
 PROFIT_FACTOR_CAP = 10.0  # an infinite profit factor (no losing trade) counts as this in objectives
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 30
@@ -97,7 +100,7 @@ def window_metrics(simulation) -> dict[str, Any]:
         "gross_profit": trades.gross_profit, "gross_loss": trades.gross_loss, "profit_factor": trades.profit_factor,
         "expectancy": trades.expectancy, "return_pct": (simulation.end_equity / simulation.start_equity - 1.0) * 100.0,
         "max_drawdown_pct": curve["max_drawdown_pct"] * 100.0, "sharpe": curve["sharpe"], "sortino": curve["sortino"],
-        "calmar": curve["calmar"],
+        "calmar": curve["calmar"], "return_sums": power_sums(trade_return(t) for t in simulation.trades),
     }
 
 
@@ -119,6 +122,7 @@ def combine(windows: list[dict[str, Any]]) -> dict[str, Any]:
         "expectancy": pnl / trades if trades else None, "return_pct": mean("return_pct"),
         "max_drawdown_pct": max((w["max_drawdown_pct"] for w in windows), default=0.0),
         "sharpe": mean("sharpe"), "sortino": mean("sortino"), "calmar": mean("calmar"),
+        "return_sums": [sum(w.get("return_sums", [0.0] * SUMS)[i] for w in windows) for i in range(SUMS)],
     }
 
 
@@ -186,14 +190,25 @@ class Decision:
     reason: str = ""
     targets_met: bool = False
     rationale: str = ""  # the model's, for llm ideas
+    ratio_sample: int = 0  # trades the objective's Sharpe/Sortino/Calmar needs to be shown (0: no such term)
+    stability: float | None = None  # mean objective of the ± one step neighbours / its own (winners only)
+
+    def objective_text(self, where: str) -> str:
+        """The IS or OOS objective, or "— (n=12)" when it rests on a ratio over fewer trades than its sample."""
+        value, trades = ((self.objective_in, self.in_sample["trades"]) if where == "in"
+                         else (self.objective_out, self.out_of_sample["trades"]))
+        return f"— (n={trades})" if trades < self.ratio_sample else f"{value:+.3f}"
 
     def line(self) -> str:
         params = " ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
         head = "baseline" if self.number is None else f"#{self.number} {self.source}"
         ratio = "-" if self.ratio is None else f"{self.ratio:.2f}"
         verdict = "ACCEPTED" if self.accepted else "rejected"
-        return (f"{head}: {params} -> IS {self.objective_in:+.3f} ({self.in_sample['trades']} trades), "
-                f"OOS {self.objective_out:+.3f} ({self.out_of_sample['trades']}), ratio {ratio}: "
+        stable = "" if self.stability is None else f", stability {self.stability:.2f}"
+        shown_in, shown_out = (self.objective_text(where).removesuffix(f" (n={trades})") for where, trades in
+                               (("in", self.in_sample["trades"]), ("out", self.out_of_sample["trades"])))
+        return (f"{head}: {params} -> IS {shown_in} ({self.in_sample['trades']} trades), "
+                f"OOS {shown_out} ({self.out_of_sample['trades']}), ratio {ratio}{stable}: "
                 + (verdict if self.number is not None else "kept") + (f" — {self.reason}" if self.reason else ""))
 
 
@@ -211,19 +226,35 @@ def targets_met(metrics: dict[str, Any], options: OptimizerConfig) -> bool:
     )
 
 
-def decide(baseline: Decision, candidates: list[Decision], options: OptimizerConfig) -> Decision:
+def sampled_ratio(options: OptimizerConfig) -> str | None:
+    """The Sharpe, Sortino or Calmar term of the objective that decides acceptance, if it has one."""
+    names = options.objectives[:1] or [name for _, name in parse_objective(options.objective)]
+    return next((name for name in names if name in SAMPLED_RATIOS), None)
+
+
+def decide(baseline: Decision, candidates: list[Decision], options: OptimizerConfig,
+           stability: Callable[[Decision], float | None] | None = None) -> Decision:
     """Walk the candidates in trial order and keep each one that beats the kept parameters in sample
-    and out of sample; fill in each one's verdict. Returns the parameters kept at the end."""
+    and out of sample, on enough trades for a ratio objective, and is no lone spike (``stability``
+    scores a candidate that passed everything else); fill in each one's verdict. Returns the
+    parameters kept at the end."""
     kept = baseline
     min_out = math.ceil(options.min_trades * options.out_of_sample_percent / 100.0) if options.min_trades else 0
+    ratio_name = sampled_ratio(options)
+    gate = options.min_ratio_trades if ratio_name else 0
+    baseline.ratio_sample = gate
     for candidate in sorted(candidates, key=lambda d: d.number):
-        candidate.accepted, candidate.targets_met = False, False
+        candidate.accepted, candidate.targets_met, candidate.ratio_sample = False, False, gate
         where = "baseline" if kept.number is None else f"#{kept.number}"
+        thin = min(candidate.in_sample["trades"], candidate.out_of_sample["trades"]) < gate
         if candidate.in_sample["trades"] < options.min_trades:
             candidate.reason = (f"too few trades in sample ({candidate.in_sample['trades']} "
                                 f"< min_trades {options.min_trades})")
         elif candidate.out_of_sample["trades"] < min_out:
             candidate.reason = f"too few trades out of sample ({candidate.out_of_sample['trades']} < {min_out})"
+        elif thin:
+            candidate.reason = (f"too few trades for a {ratio_name} objective ({candidate.in_sample['trades']} in "
+                                f"sample, {candidate.out_of_sample['trades']} out; min_ratio_trades {gate} each)")
         elif candidate.objective_in <= kept.objective_in:
             candidate.reason = (f"not better in sample ({candidate.objective_in:+.3f} <= {where} "
                                 f"{kept.objective_in:+.3f})")
@@ -234,6 +265,9 @@ def decide(baseline: Decision, candidates: list[Decision], options: OptimizerCon
         elif candidate.ratio is not None and candidate.ratio < options.min_oos_ratio:
             candidate.reason = (f"overfit: out-of-sample/in-sample ratio {candidate.ratio:.2f} < min_oos_ratio "
                                 f"{options.min_oos_ratio:g}")
+        elif lone_spike(candidate, options, stability):
+            candidate.reason = (f"lone spike: its ± one step neighbours reach {candidate.stability:.2f} of its "
+                                f"in-sample objective on average (< min_stability {options.min_stability:g})")
         else:
             candidate.accepted = True
             candidate.targets_met = targets_met(candidate.out_of_sample, options)
@@ -241,6 +275,16 @@ def decide(baseline: Decision, candidates: list[Decision], options: OptimizerCon
                                 + ("; design targets met out of sample" if candidate.targets_met else ""))
             kept = candidate
     return kept
+
+
+def lone_spike(candidate: Decision, options: OptimizerConfig,
+               stability: Callable[[Decision], float | None] | None) -> bool:
+    """Score the candidate's stability (when a scorer is given and min_stability is on); True when it
+    is below min_stability. A candidate that cannot be scored (no neighbour, objective <= 0) passes."""
+    if stability is None or options.min_stability <= 0:
+        return False
+    candidate.stability = stability(candidate)
+    return candidate.stability is not None and candidate.stability < options.min_stability
 
 
 # -- the optimization ----------------------------------------------------------------------------------
@@ -281,8 +325,9 @@ def storage(url: str):
         retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=2)}
     for attempt in range(6):
         try:
-            return storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                                       grace_period=GRACE_SECONDS, **retry)
+            opened = storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                         grace_period=GRACE_SECONDS, **retry)
+            return _write_ahead(opened) if url.startswith("sqlite") else opened
         except Exception as exc:
             # Workers starting together race to create Optuna's tables: the loser retries.
             racing = any(word in str(exc) for word in ("duplicate key", "already exists", "UniqueViolation", "locked"))
@@ -297,6 +342,23 @@ def storage(url: str):
     except Exception as exc:  # a wrong URL, an unreachable server, a missing driver
         raise OptimizerError(f"cannot open the optimizer storage {redact_url(url)}: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}".replace(url, redact_url(url))) from None
+
+
+def _write_ahead(opened):
+    """SQLite in WAL mode with ``synchronous=NORMAL``: a commit appends to the log without waiting for the disk
+    (the default waits, about 5 ms a commit, and a trial makes a dozen), readers never block the writer, and a
+    killed process loses nothing (a power cut may lose the last trials, never the file's consistency)."""
+    from sqlalchemy import event
+
+    def pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(opened.engine, "connect", pragmas)
+    opened.engine.dispose()  # the connections of the table set-up are opened again, with the pragmas
+    return opened
 
 
 @dataclass
@@ -318,11 +380,21 @@ class Report:
     def improved(self) -> bool:
         return self.kept.number is not None
 
+    @property
+    def selection(self) -> dict[str, Any]:
+        """The winner's deflated Sharpe ratio among the trials (per-trade, in sample; see
+        ``gobot.research.selection``) and its stability; empty without a winner."""
+        if not self.improved:
+            return {}
+        sharpes = [moments(d.in_sample.get("return_sums", []))["sharpe"] for d in self.decisions]
+        return {**deflate(self.kept.in_sample.get("return_sums", []), [s for s in sharpes if s is not None]),
+                "stability": self.kept.stability}
+
     def as_dict(self) -> dict[str, Any]:
         return _clean({
             "study": self.study, "storage": self.storage, "strategy": self.strategy, "objective": self.objective,
             "folds": [asdict(f) for f in self.folds], "baseline": asdict(self.baseline),
-            "winner": asdict(self.kept) if self.improved else None,
+            "winner": asdict(self.kept) if self.improved else None, "selection": self.selection,
             "targets_met": self.kept.targets_met, "stopped": self.stopped, "pareto_front": self.pareto,
             "trials": [asdict(d) for d in self.decisions],
         })
@@ -350,6 +422,12 @@ class Optimization:
         self.folds = walk_forward(series, options.folds, options.out_of_sample_percent)
         self.study_name = study_name or options.study or self.default_study_name()
         self._printed: set[int] = set()
+        self._stability: dict[tuple, float | None] = {}  # params -> stability score (an evaluation each neighbour)
+        # What this process has read of the study, kept between trials: each callback reads only the trials
+        # finished since the last one (Optuna's cached storage), never every trial again.
+        self._baseline: Decision | None = None
+        self._candidates: dict[int, Decision] = {}
+        self._pending: set[int] = set()
 
     # -- evaluating a parameter set --------------------------------------------------------------
 
@@ -362,6 +440,12 @@ class Optimization:
     def data_fingerprint(self) -> str:
         return ";".join(f"{s.symbol}:{s.timeframe}:{len(s)}:{int(s.timestamp[0])}:{int(s.timestamp[-1])}:"
                         f"{float(s.close[-1])!r}" for s in self.series)
+
+    def execution_fingerprint(self) -> str:
+        e = self.execution
+        return (f"fill {e.fill}, fee {e.fee_percent:g} %, slippage {e.slippage_percent:g} %, stop "
+                f"{_fmt(e.stop_loss_percent)} %, target {_fmt(e.take_profit_percent)} %, equity {e.start_equity:g}, "
+                f"sizing {e.sizing}, risk {e.risk}, shorts {'yes' if e.allow_short else 'no'}")
 
     def evaluate(self, params: dict[str, float]) -> Evaluation:
         signals: list[Signals] = [compute_signals(self.strategy, params, s, self.path) for s in self.series]
@@ -386,6 +470,16 @@ class Optimization:
             values = [objective_in]
         return Evaluation(dict(params), in_sample, out_of_sample, per_fold, objective_in, objective_out, values)
 
+    def stability(self, decision: Decision) -> float | None:
+        """The decision's stability score: its neighbours at ± one declared step of each parameter,
+        walk-forward evaluated, mean in-sample objective over its own (once per parameter set)."""
+        key = tuple(sorted(decision.params.items()))
+        if key not in self._stability:
+            around = [self.evaluate(params).objective_in for params in neighbours(decision.params,
+                                                                                  self.strategy.parameters)]
+            self._stability[key] = stability_score(decision.objective_in, around)
+        return self._stability[key]
+
     # -- the study ----------------------------------------------------------------------------------
 
     def _sampler(self, worker: int = 0):
@@ -403,7 +497,8 @@ class Optimization:
 
     def _constraints(self, trial) -> list[float]:
         """Optuna's feasibility: <= 0 when the candidate has at least ``min_trades`` in sample."""
-        return [float(self.options.min_trades - trial.user_attrs.get("in_sample", {}).get("trades", 0))]
+        in_sample = trial.user_attrs.get("evaluation", trial.user_attrs).get("in_sample", {})
+        return [float(self.options.min_trades - in_sample.get("trades", 0))]
 
     def open_study(self, worker: int = 0):
         import optuna
@@ -425,11 +520,16 @@ class Optimization:
             if attrs.get("data") != fingerprint:
                 raise OptimizerError(f"study '{self.study_name}' was made on other candles ({attrs.get('data')}); "
                                      "use the same --data/--from/--to, or another --study")
+            if attrs.get("execution", self.execution_fingerprint()) != self.execution_fingerprint():
+                raise OptimizerError(f"study '{self.study_name}' was made with other execution settings "
+                                     f"({attrs['execution']}; now {self.execution_fingerprint()}): use the same "
+                                     "options, or another --study")
             self.say(f"resuming study '{self.study_name}': {len(self._complete(study))} trials done")
         else:
             self.say(f"scan: backtesting the current parameters on {len(self.folds)} walk-forward folds")
             baseline = self.evaluate(self.baseline_params)
             study.set_user_attr("data", fingerprint)  # first: a worker that sees the baseline sees the data too
+            study.set_user_attr("execution", self.execution_fingerprint())
             study.set_user_attr("baseline", _clean(baseline.as_dict()))
             study.set_user_attr("strategy", self.strategy.name)
             study.set_user_attr("objective", self.objectives or self.options.objective)
@@ -437,9 +537,13 @@ class Optimization:
         return study
 
     def baseline(self, study) -> Decision:
-        data = study.user_attrs["baseline"]
-        return Decision(None, data["params"], "baseline", data["objective_in"], data["objective_out"], data["ratio"],
-                        _unclean(data["in_sample"]), _unclean(data["out_of_sample"]), reason="the current parameters")
+        """The baseline as stored (read once: it never changes after the scan)."""
+        if self._baseline is None:
+            data = study.user_attrs["baseline"]
+            self._baseline = Decision(None, data["params"], "baseline", data["objective_in"], data["objective_out"],
+                                      data["ratio"], _unclean(data["in_sample"]), _unclean(data["out_of_sample"]),
+                                      reason="the current parameters")
+        return self._baseline
 
     @staticmethod
     def _complete(study) -> list:
@@ -462,26 +566,41 @@ class Optimization:
                                                           "retry_of": trial.number})
             self.say(f"#{trial.number} was interrupted (worker {worker} is gone): failed, and queued again")
 
-    def decisions(self, study) -> tuple[Decision, list[Decision], Decision]:
+    def sync(self, study) -> int:
+        """Read the trials finished since the last call (one query); returns how many trials are complete."""
+        from optuna.trial import TrialState
+
+        complete = 0
+        self._pending = set()
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state == TrialState.COMPLETE:
+                complete += 1
+                if trial.number not in self._candidates:
+                    self._add(trial)
+            elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                self._pending.add(trial.number)
+        return complete
+
+    def _add(self, trial) -> None:
+        attrs = {**trial.user_attrs, **trial.user_attrs.get("evaluation", {})}  # one attribute, or (older) several
+        if "in_sample" in attrs:
+            self._candidates[trial.number] = Decision(
+                trial.number, dict(trial.params), attrs.get("source", "?"), attrs["objective_in"],
+                attrs["objective_out"], attrs.get("ratio"), _unclean(attrs["in_sample"]),
+                _unclean(attrs["out_of_sample"]), rationale=attrs.get("rationale", ""))
+
+    def decisions(self, study, synced: bool = False) -> tuple[Decision, list[Decision], Decision]:
         baseline = self.baseline(study)
-        candidates = []
-        for trial in self._complete(study):
-            attrs = trial.user_attrs
-            if "in_sample" not in attrs:
-                continue
-            candidates.append(Decision(trial.number, dict(trial.params), attrs.get("source", "?"),
-                                       attrs["objective_in"], attrs["objective_out"], attrs.get("ratio"),
-                                       _unclean(attrs["in_sample"]),
-                                       _unclean(attrs["out_of_sample"]), rationale=attrs.get("rationale", "")))
-        kept = decide(baseline, candidates, self.options)
+        if not synced:
+            self.sync(study)
+        candidates = sorted(self._candidates.values(), key=lambda d: d.number)
+        kept = decide(baseline, candidates, self.options, self.stability)
         return baseline, candidates, kept
 
     # -- one worker's trials --------------------------------------------------------------------------
 
     def objective(self, trial):
-        trial.set_user_attr("worker", WORKER)
-        if "source" not in trial.user_attrs:
-            trial.set_user_attr("source", self.options.sampler)
+        trial.set_user_attr("worker", WORKER)  # before the work: a dead worker's RUNNING trial is found by it
         params = {}
         for name, spec in self.strategy.parameters.items():
             if spec.integer:
@@ -495,24 +614,29 @@ class Optimization:
         evaluation = self.evaluate(params)
         if _TRIAL_CONSTRAINTS and self.options.min_trades:
             trial.set_constraint("min_trades", float(self.options.min_trades - evaluation.in_sample["trades"]))
-        for key, value in _clean(evaluation.as_dict()).items():
-            if key != "params":
-                trial.set_user_attr(key, value)
+        record = {key: value for key, value in _clean(evaluation.as_dict()).items() if key != "params"}
+        if "source" not in trial.user_attrs:  # an enqueued trial (llm, retry) came with its own
+            record["source"] = self.options.sampler
+        trial.set_user_attr("evaluation", record)  # one write (a storage transaction) for the whole evaluation
         return evaluation.values if self.objectives else evaluation.values[0]
 
-    def after_trial(self, study, trial) -> None:
-        """Stop at max_iterations or when an accepted candidate meets the targets; ask the model for ideas."""
-        complete = self._complete(study)
-        if len(complete) >= self.options.max_iterations:
+    def after_trial(self, study, trial, say_trials: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> None:
+        """Stop at max_iterations or when an accepted candidate meets the targets; print the new verdicts; ask
+        the model for ideas. One read of the trials finished since the last one."""
+        complete = self.sync(study)
+        _, candidates, kept = self.decisions(study, synced=True)
+        if say_trials:
+            self._say_new(candidates)
+        if progress:
+            progress(complete, self.options.max_iterations)
+        if complete >= self.options.max_iterations:
             study.set_user_attr("stopped", f"max_iterations ({self.options.max_iterations}) reached")
             study.stop()
-            return
-        _, candidates, kept = self.decisions(study)
-        if kept.targets_met:
+        elif kept.targets_met:
             study.set_user_attr("stopped", f"design targets met out of sample by #{kept.number}")
             study.stop()
-            return
-        if self.ideas is not None and (trial.number + 1) % self.options.llm_every == 0:
+        elif self.ideas is not None and (trial.number + 1) % self.options.llm_every == 0:
             self.ask_model(study, candidates, kept)
 
     def ask_model(self, study, candidates: list[Decision], kept: Decision) -> None:
@@ -530,18 +654,16 @@ class Optimization:
     def work(self, worker: int = 0, say_trials: bool = True) -> None:
         """Run trials until the study stops (max_iterations, targets) in this process."""
         study = self.open_study(worker)
-        callbacks = [self.after_trial]
-        if say_trials:
-            callbacks.append(lambda study, trial: self.print_new(study))
-        study.optimize(self.objective, n_trials=self.options.max_iterations, callbacks=callbacks, gc_after_trial=False)
+        study.optimize(self.objective, n_trials=self.options.max_iterations, gc_after_trial=False,
+                       callbacks=[lambda study, trial: self.after_trial(study, trial, say_trials)])
 
     def print_new(self, study) -> None:
         """Print the verdicts of trials whose earlier trials are all done (so the verdicts are final)."""
-        from optuna.trial import TrialState
-
-        pending = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))}
         _, candidates, _ = self.decisions(study)
-        horizon = min(pending) if pending else math.inf
+        self._say_new(candidates)
+
+    def _say_new(self, candidates: list[Decision]) -> None:
+        horizon = min(self._pending) if self._pending else math.inf
         for candidate in candidates:
             if candidate.number < horizon and candidate.number not in self._printed:
                 self._printed.add(candidate.number)
@@ -561,9 +683,8 @@ class Optimization:
         elif jobs <= 1:
             study.set_user_attr("stopped", "")  # a larger max_iterations continues a study that reached the old one
             self._printed = {t.number for t in self._complete(study)}
-            study.optimize(self.objective, n_trials=self.options.max_iterations - done,
-                           callbacks=[self.after_trial, lambda s, t: (self.print_new(s), progress and progress(
-                               len(self._complete(s)), self.options.max_iterations))])
+            study.optimize(self.objective, n_trials=self.options.max_iterations - done, gc_after_trial=False,
+                           callbacks=[lambda s, t: self.after_trial(s, t, True, progress)])
         else:
             study.set_user_attr("stopped", "")
             self._run_workers(study, jobs, progress)
@@ -580,9 +701,10 @@ class Optimization:
         for process in workers:
             process.start()
         while any(p.is_alive() for p in workers):
-            self.print_new(study)
+            complete = self.sync(study)
+            self._say_new(self.decisions(study, synced=True)[1])
             if progress:
-                progress(len(self._complete(study)), self.options.max_iterations)
+                progress(complete, self.options.max_iterations)
             for process in workers:
                 process.join(timeout=0.5 / len(workers))
         self.print_new(study)
