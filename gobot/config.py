@@ -257,6 +257,12 @@ class OptimizerConfig(Section):
     min_oos_ratio: float = Field(
         0.5, ge=0, le=100, description="overfitting guard: out-of-sample / in-sample objective must reach this"
     )
+    min_ratio_trades: int = Field(
+        30, ge=0, le=10**9, description="a winner on a Sharpe, Sortino or Calmar objective needs this many trades in "
+        "sample and out of sample (below it the ratio is shown \"— (n=…)\"); 0 = off")
+    min_stability: float = Field(
+        0.5, ge=0, le=100, description="lone-spike guard: the objective at ± one step of each parameter, on average, "
+        "over the winner's must reach this; 0 = off")
     target_win_rate: float = Field(0.60, ge=0, le=1,
                                    description="design target (out of sample) that ends the loop, 0-1")
     target_profit_factor: float = Field(1.5, ge=0, le=1000,

@@ -193,6 +193,7 @@ def make_config(tmp_path: Path, extra: str = "") -> Path:
         [optimizer]
         strategy = "sma_cross"
         min_trades = 3
+        min_ratio_trades = 0
         seed = 7
         [strategies.sma_cross]
         fast = 27

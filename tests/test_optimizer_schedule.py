@@ -49,7 +49,7 @@ def scheduled_bot(replay_bot, auto_apply: bool, **optimizer):
     wall = Wall()
     config = {
         "optimizer": {"scheduled": True, "auto_apply": auto_apply, "max_iterations": 8, "min_trades": 2, "seed": 5,
-                      "schedule_candles": 800, "folds": 2, **optimizer},
+                      "min_ratio_trades": 0, "schedule_candles": 800, "folds": 2, **optimizer},
         "backtest": {"sizing": "all-in", "risk": "none"},
         "strategies": {"sma_cross": {"fast": 27, "slow": 18}},  # deliberately bad: the slow average is the faster one
         "orchestrator": {"max_iterations": 1},

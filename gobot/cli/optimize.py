@@ -195,6 +195,8 @@ def _print_report(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from gobot.research.optimizer import selection_text
+
     console = Console()
     winner = [(f"winner #{report.kept.number}", report.kept)] if report.improved else []
     columns = [("baseline", report.baseline)] + winner
@@ -213,7 +215,7 @@ def _print_report(report) -> None:
     for name in columns[0][1].params:
         table.add_row(name, *[f"{d.params.get(name, 0):g}" for _, d in columns])
     rows = [
-        ("objective in / out of sample", lambda d: f"{d.objective_in:+.3f} / {d.objective_out:+.3f}"),
+        ("objective in / out of sample", lambda d: f"{d.objective_text('in')} / {d.objective_text('out')}"),
         ("overfitting ratio (out / in)", lambda d: "-" if d.ratio is None else f"{d.ratio:.2f}"),
         ("trades in / out", lambda d: f"{d.in_sample['trades']} / {d.out_of_sample['trades']}"),
         ("win rate in / out", lambda d: f"{pct(d.in_sample.get('win_rate'))} / {pct(d.out_of_sample.get('win_rate'))}"),
@@ -224,6 +226,8 @@ def _print_report(report) -> None:
         ("return % in / out (per window)",
          lambda d: f"{d.in_sample['return_pct']:+.2f} / {d.out_of_sample['return_pct']:+.2f}"),
     ]
+    if report.improved:
+        rows.append(("stability (± one step)", lambda d: "-" if d.stability is None else f"{d.stability:.2f}"))
     for label, cell in rows:
         table.add_row(label, *[cell(d) for _, d in columns])
     console.print(table)
@@ -239,6 +243,8 @@ def _print_report(report) -> None:
     if report.improved:
         console.print(f"[green]winner #{report.kept.number}[/] ({report.kept.source}): {report.kept.reason}. "
                       "Apply it with --apply.")
+        console.print(f"selection: {selection_text(report.selection)} — a deflated Sharpe near 1 is unlikely to be "
+                      "the luck of the search, near 0.5 a coin flip", highlight=False)
     else:
         console.print("no candidate beat the current parameters out of sample: keep them")
 

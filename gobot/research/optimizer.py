@@ -765,6 +765,18 @@ def default_storage_url(state_path) -> str:
     return f"sqlite:///{(state_path / 'optimizer.db').resolve()}"
 
 
+def selection_text(selection: dict[str, Any]) -> str:
+    """"deflated Sharpe 0.93 over 50 trials (per-trade Sharpe 0.21, 140 trades), stability 0.87"."""
+    if not selection:
+        return "no winner"
+    dsr, sharpe = selection.get("deflated_sharpe"), selection.get("sharpe_per_trade")
+    stability = selection.get("stability")
+    return ((f"deflated Sharpe {dsr:.2f}" if dsr is not None else "deflated Sharpe —")
+            + f" over {selection['trials']} trials (per-trade Sharpe "
+            + (f"{sharpe:.2f}" if sharpe is not None else "—") + f", {selection['trades']} trades), stability "
+            + (f"{stability:.2f}" if stability is not None else "— (not scored)"))
+
+
 # -- applying a winner --------------------------------------------------------------------------------
 
 ARCHIVE_FILE = "strategy_archive.jsonl"  # in state_dir: every version replaced by gobot optimize --apply
@@ -774,12 +786,16 @@ def request_apply(state_path, report: Report, source: str) -> dict[str, Any]:
     """Leave the winner for the bot's adjust phase, which makes it a new strategy version."""
     state_path.mkdir(parents=True, exist_ok=True)
     kept = report.kept
+    selection = report.selection
     request = {
         "strategy": report.strategy, "params": kept.params, "study": report.study, "trial": kept.number,
         "source": source, "created_at": datetime.now(timezone.utc).isoformat(),
         "reason": (f"optimizer: study '{report.study}' trial #{kept.number} — {report.objective} in sample "
-                   f"{kept.objective_in:+.3f}, out of sample {kept.objective_out:+.3f} (baseline "
-                   f"{report.baseline.objective_in:+.3f} / {report.baseline.objective_out:+.3f})"),
+                   f"{kept.objective_text('in')}, out of sample {kept.objective_text('out')} (baseline "
+                   f"{report.baseline.objective_text('in')} / {report.baseline.objective_text('out')}); "
+                   + selection_text(selection)),
+        "deflated_sharpe": selection.get("deflated_sharpe"), "stability": selection.get("stability"),
+        "trials": selection.get("trials"),
     }
     from gobot.run.state import (
         atomic_write,  # owner-only, like every file in state_dir; a dot temporary the start-up cleans
