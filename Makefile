@@ -43,14 +43,15 @@ test: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## bench: performance figures (not part of the tests).
+## bench: performance figures (not part of the tests): vision and the rate limiter, then one table of issue 19's
+## rows (bench/table.py runs cli_startup, backtest_vs_peers, optimizer, replay and archiver; each row with its
+## baseline measured in the same run, its ratio and its goal). `make bench BENCH_FLAGS=--quick`: small sizes.
+BENCH_FLAGS ?=
 bench: $(VENV)/.dev /usr/bin/chromium
-	$(BIN)/python bench/cli_startup.py
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"  # backtesting.py and vectorbt
 	$(BIN)/python bench/vision.py
 	$(BIN)/python bench/rate_limiter.py
-	$(BIN)/python bench/archiver.py
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"  # backtesting.py and vectorbt
-	$(BIN)/python bench/backtest_vs_peers.py
+	$(BIN)/python bench/table.py $(BENCH_FLAGS)
 
 ## chaos: the reliability suite at full counts (50 SIGKILLs, every exchange fault 5 times, thousands of
 ## fuzz cases) and its table of figures; `make test` runs the same tests at small counts.
