@@ -90,6 +90,7 @@ def test_a_scheduled_run_sends_a_report_alert_and_changes_nothing_without_auto_a
     (alert,) = [a for a in wall.alerts if a.kind == "optimizer_report"]
     assert alert.title.endswith("(not applied)") and "auto_apply" in alert.text
     assert alert.data["winner"] == report.kept.params and alert.data["applied"] is False
+    assert "deflated Sharpe" in alert.text and alert.data["selection"]["trials"] <= len(report.decisions)
     assert not (bot.settings.state_path / REQUEST_FILE).exists()
 
 

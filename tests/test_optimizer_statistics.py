@@ -14,7 +14,7 @@ import pytest
 from gobot.config import OptimizerConfig
 from gobot.research.backtest.engine import ExecutionSettings, SimpleGate, Sizing
 from gobot.research.market_data import Series
-from gobot.research.optimizer import Decision, Optimization, decide, request_apply
+from gobot.research.optimizer import Decision, Optimization, Report, decide, request_apply
 from gobot.research.selection import (
     deflated_sharpe,
     expected_max_sharpe,
@@ -78,6 +78,13 @@ def test_a_ratio_objective_below_its_minimum_sample_is_not_eligible_and_shows_a_
     assert thin_out.reason.startswith("too few trades for a sharpe objective (60 in sample, 12 out")
     assert "IS — (29 trades), OOS +800.000 (40)" in thin.line() and thin.objective_text("in") == "— (n=29)"
     assert "IS +2.000 (30 trades)" in enough.line()
+    # --json prints the ratios of a window set below the contract's sample as null, as gobot backtest --json does.
+    metrics = {"sharpe": 900.0, "sortino": 950.0, "calmar": 3.0, "return_pct": 1.5}
+    thin.in_sample, thin.out_of_sample = {**metrics, "trades": 29}, {**metrics, "trades": 40}
+    data = Report("s", "sqlite", "x", "sharpe", base, [thin], base, [], "done").as_dict()
+    assert data["trials"][0]["in_sample"] == {"sharpe": None, "sortino": None, "calmar": None, "return_pct": 1.5,
+                                              "trades": 29}
+    assert data["trials"][0]["out_of_sample"]["sharpe"] == 900.0
     # An objective without Sharpe, Sortino or Calmar has no such sample.
     plain = Decision(3, {"x": 4}, "tpe", 900.0, 800.0, 0.9, {"trades": 29}, {"trades": 12})
     assert decide(base, [plain], OptimizerConfig(objective="return_pct", min_trades=0)) is plain

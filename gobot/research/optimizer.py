@@ -393,11 +393,23 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return _clean({
             "study": self.study, "storage": self.storage, "strategy": self.strategy, "objective": self.objective,
-            "folds": [asdict(f) for f in self.folds], "baseline": asdict(self.baseline),
-            "winner": asdict(self.kept) if self.improved else None, "selection": self.selection,
+            "folds": [asdict(f) for f in self.folds], "baseline": _shown(self.baseline),
+            "winner": _shown(self.kept) if self.improved else None, "selection": self.selection,
             "targets_met": self.kept.targets_met, "stopped": self.stopped, "pareto_front": self.pareto,
-            "trials": [asdict(d) for d in self.decisions],
+            "trials": [_shown(d) for d in self.decisions],
         })
+
+
+def _shown(decision: Decision) -> dict[str, Any]:
+    """A decision as --json prints it: Sharpe, Sortino and Calmar null over fewer closed trades than the
+    contract's MIN_RATIO_SAMPLE, as gobot backtest --json and gobot report print them (stored raw)."""
+    from gobot_hookspecs.metrics import enough_for_ratios
+
+    data = asdict(decision)
+    for key in ("in_sample", "out_of_sample"):
+        if not enough_for_ratios(data[key].get("trades", 0)):
+            data[key] = {**data[key], **dict.fromkeys(SAMPLED_RATIOS)}
+    return data
 
 
 class Optimization:

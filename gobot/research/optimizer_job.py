@@ -49,7 +49,7 @@ async def run_scheduled(bot: Any):
     """One scheduled optimization for a running bot; returns the report (None when it could not run)."""
     from gobot.research.backtest.setup import BacktestSetup
     from gobot.research.market_data import series_from_candles
-    from gobot.research.optimizer import Optimization, default_storage_url, request_apply
+    from gobot.research.optimizer import Optimization, default_storage_url, request_apply, selection_text
 
     settings, options = bot.settings, bot.settings.optimizer
     try:
@@ -94,14 +94,15 @@ async def run_scheduled(bot: Any):
                  + (" (applied next cycle)" if applied else " (not applied)"))
         text = (f"{params}; {report.objective} in sample {kept.objective_in:+.3f} "
                 f"(baseline {report.baseline.objective_in:+.3f}), "
-                f"out of sample {kept.objective_out:+.3f} (baseline {report.baseline.objective_out:+.3f})"
+                f"out of sample {kept.objective_out:+.3f} (baseline {report.baseline.objective_out:+.3f}); "
+                + selection_text(report.selection)
                 + ("" if applied else "; set [optimizer] auto_apply = true, or run gobot optimize --apply"))
     else:
         title = f"Optimizer: {strategy.name} keeps v{current.version}"
         text = f"no candidate of {len(report.decisions)} beat the current parameters out of sample"
     bot.ctx.alert(Alert(kind="optimizer_report", title=title, text=text, data={
         "study": report.study, "applied": applied, "winner": kept.params if report.improved else None,
-        "trials": len(report.decisions), "stopped": report.stopped,
+        "trials": len(report.decisions), "stopped": report.stopped, "selection": report.selection,
         "finished_at": datetime.now(timezone.utc).isoformat()}))
     await bot.drain()
     return report
