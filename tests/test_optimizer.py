@@ -126,6 +126,22 @@ def test_a_candidate_that_wins_only_in_sample_is_rejected_with_that_reason(tmp_p
     assert not report.improved and report.kept.params == {"mode": 0}
 
 
+def test_the_optimizers_trade_stats_are_the_contracts_trade_metrics_to_the_bit():
+    from gobot.research.backtest.engine import compute_signals, simulate
+    from gobot.research.optimizer import trade_stats
+    from gobot_hookspecs import metrics as contract
+
+    series = wave()
+    for params in ({"fast": 27, "slow": 18}, {"fast": 5, "slow": 60}, {"fast": 40, "slow": 41}):
+        signals = compute_signals(SmaCrossStrategy(), params, series)
+        trades = simulate([series], [signals], LONG_ONLY, SimpleGate(LONG_ONLY.sizing)).trades
+        assert len(trades) > 10
+        for sample in (trades, [t for t in trades if t.pnl > 0], trades[:1], []):
+            expected = contract.trade_metrics(sample, 1000.0, curve=[])
+            stats = trade_stats(sample)
+            assert stats == {key: getattr(expected, key) for key in stats}
+
+
 def test_the_decision_chain_refuses_too_few_trades_and_a_poor_out_of_sample_ratio():
     from gobot.research.optimizer import Decision
 

@@ -89,16 +89,32 @@ def walk_forward(series: list[Series], folds: int, out_of_sample_percent: float)
 # -- metrics of a candidate -----------------------------------------------------------------------------
 
 
-def window_metrics(simulation) -> dict[str, Any]:
-    """The numbers the optimizer judges a window by (contract trade metrics, vectorized curve metrics)."""
-    from gobot_hookspecs import metrics as contract
+def trade_stats(trades: list) -> dict[str, Any]:
+    """The trade metrics the optimizer judges by, as ``gobot_hookspecs.metrics.trade_metrics`` defines them
+    (trades, wins, win rate, gross profit and loss, profit factor, expectancy) without the holding times and
+    R multiples it also works out per trade, which the optimizer never reads: the same sums in the same
+    order, so the same numbers to the bit (a test holds them equal)."""
+    pnls = [t.pnl for t in trades]
+    n = len(pnls)
+    gains = [p for p in pnls if p > 0]
+    falls = [p for p in pnls if p < 0]
+    wins, losses = len(gains), len(falls)
+    gross_profit, gross_loss = sum(gains, 0.0), 0.0 - sum(falls, 0.0)
+    avg_win = gross_profit / wins if wins else None
+    avg_loss = -gross_loss / losses if losses else None
+    return {
+        "trades": n, "wins": wins, "win_rate": wins / n if n else None, "gross_profit": gross_profit,
+        "gross_loss": gross_loss,
+        "profit_factor": gross_profit / gross_loss if gross_loss > 0 else (math.inf if gross_profit > 0 else None),
+        "expectancy": (wins / n * (avg_win or 0.0) - losses / n * abs(avg_loss or 0.0)) if n else None,
+    }
 
-    trades = contract.trade_metrics(simulation.trades, simulation.start_equity, curve=[])
+
+def window_metrics(simulation) -> dict[str, Any]:
+    """The numbers the optimizer judges a window by (the contract's trade metrics, vectorized curve metrics)."""
     curve = curve_metrics(simulation.timeline, simulation.equity)
     return {
-        "trades": trades.trades, "wins": trades.wins, "win_rate": trades.win_rate,
-        "gross_profit": trades.gross_profit, "gross_loss": trades.gross_loss, "profit_factor": trades.profit_factor,
-        "expectancy": trades.expectancy, "return_pct": (simulation.end_equity / simulation.start_equity - 1.0) * 100.0,
+        **trade_stats(simulation.trades), "return_pct": (simulation.end_equity / simulation.start_equity - 1.0) * 100.0,
         "max_drawdown_pct": curve["max_drawdown_pct"] * 100.0, "sharpe": curve["sharpe"], "sortino": curve["sortino"],
         "calmar": curve["calmar"], "return_sums": power_sums(trade_return(t) for t in simulation.trades),
     }
