@@ -133,6 +133,16 @@ def search(tmp_path, good: set[int], lines: list[str]):
     return opt.run()
 
 
+def test_the_baseline_line_shows_a_dash_for_a_ratio_objective_below_its_sample(tmp_path):
+    lines: list[str] = []
+    options = OptimizerConfig(objective="sharpe", max_iterations=1, min_trades=0, folds=2, min_ratio_trades=10**6)
+    Optimization(Spike({0}), [rising()], EXECUTION, lambda params: SimpleGate(EXECUTION.sizing), options,
+                 baseline_params={"key": 0}, storage_url=f"sqlite:///{tmp_path / 'optimizer.db'}",
+                 say=lines.append).run()
+    baseline = next(line for line in lines if line.startswith("baseline: "))
+    assert "-> IS — (" in baseline and "OOS — (" in baseline, baseline
+
+
 def test_a_lone_spike_is_rejected_like_a_winner_in_sample_only(tmp_path):
     lines: list[str] = []
     report = search(tmp_path, {13}, lines)

@@ -570,7 +570,8 @@ class Optimization:
             data = study.user_attrs["baseline"]
             self._baseline = Decision(None, data["params"], "baseline", data["objective_in"], data["objective_out"],
                                       data["ratio"], _unclean(data["in_sample"]), _unclean(data["out_of_sample"]),
-                                      reason="the current parameters")
+                                      reason="the current parameters",
+                                      ratio_sample=self.options.min_ratio_trades if sampled_ratio(self.options) else 0)
         return self._baseline
 
     @staticmethod
