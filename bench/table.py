@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -63,8 +67,9 @@ def cells(row: dict) -> list[str]:
         return [str(row.get("measure", "?")), f"not measured: {row.get('note') or 'no value'}", "", "",
                 str(row.get("goal") or ""), "NO"]
     baseline = str(row.get("baseline") or "")
-    if row.get("baseline_value") is not None:
-        baseline = f"{baseline} ({number(row['baseline_value'], unit)})"
+    if row.get("baseline_value") is not None:  # in the row's unit, unless the row is a ratio ("x") or says
+        baseline_unit = row.get("baseline_unit", "" if unit == "x" else unit)
+        baseline = f"{baseline} ({number(row['baseline_value'], baseline_unit)})"
     ratio = row.get("ratio")
     met = row.get("met")
     return [str(row["measure"]), number(row["value"], unit), baseline,
@@ -96,6 +101,22 @@ def quick_flags(name: str, help_text: str) -> list[str]:
     return [part for flag in QUICK.get(name, []) if flag[0] in help_text for part in flag]
 
 
+def watch(command: list[str], timeout: float) -> tuple[int | None, str]:
+    """Run ``command``, its output shown as it comes: (exit status or None on timeout, last line of stderr)."""
+    timed_out = threading.Event()
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, errors="replace") as process:
+        timer = threading.Timer(timeout, lambda: (timed_out.set(), process.kill()))
+        timer.start()
+        last = "no message"
+        for line in process.stderr:
+            sys.stderr.write(line)
+            text = line.replace("\r", "\n").strip().splitlines()
+            last = text[-1].strip() if text else last
+        status = process.wait()
+        timer.cancel()
+    return (None if timed_out.is_set() else status), last
+
+
 def run(script: Path, quick: bool, timeout: float) -> tuple[list[dict], str | None]:
     """Run one bench script with ``--json``: (its rows, None) or (rows or [], why it failed)."""
     name = script.name
@@ -109,16 +130,10 @@ def run(script: Path, quick: bool, timeout: float) -> tuple[list[dict], str | No
         command = [sys.executable, str(script), "--json", str(out)]
         command += quick_flags(name, help_text) if quick else []
         print(f"\n$ {' '.join(['python', f'bench/{name}', *command[2:]])}", flush=True)
-        try:
-            done = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        status, last = watch(command, timeout)
+        if status is None:
             return [], f"bench/{name} timed out after {timeout:.0f} s"
-        if done.stderr:
-            sys.stderr.write(done.stderr)
-        failed = None
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            failed = f"bench/{name} exited with status {done.returncode}: {last[:160]}"
+        failed = f"bench/{name} exited with status {status}: {last[:160]}" if status else None
         try:
             rows = json.loads(out.read_text())
         except (OSError, ValueError) as exc:
@@ -142,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += found or [{"measure": f"bench/{name}", "value": None, "note": failed}]
         if failed:
             failures.append(failed)
-    print("\nbench table" + (" (--quick: small sizes)" if args.quick else "") + "\n")
+    load = ", load average (1/5/15 min) %.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    print(f"\nbench table{' (--quick: small sizes)' if args.quick else ''}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+          f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}{load}\n")
     print(render(rows))
     if failures:
         print("\nnot measured or failed:")
