@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +34,9 @@ KILL_SWITCH_POLL_SECONDS = 2.0
 SCHEDULER_LOGGER = "apscheduler.scheduler.gobot"
 MAX_CLOSE_OUT_CYCLES = 20  # then the run ends with a CRITICAL alert: the exchange must be looked at
 CLOSE_OUT_RETRY_SECONDS = 5.0  # wall clock: least time between two close-out cycles
+#: Simulated clock: least wall time between two heartbeats written after cycles. A replay runs hundreds
+#: of cycles a second; a heartbeat is wall-clock proof of life (the watchdog's stale_after is seconds).
+REPLAY_BEAT_SECONDS = 1.0
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Runner:
         self._cycle_lock = asyncio.Lock()
         self.close_out_cycles = 0
         self._last_close_out = 0.0
+        self._last_beat = float("-inf")  # time.monotonic() of the last heartbeat written after a cycle
         self.scheduler = None  # the AsyncIOScheduler of a wall-clock run, once it started
         self.optimizer_job = None  # its optimizer job, with [optimizer] scheduled
         self.overruns = 0  # wall clock: cycles that took longer than loop_interval
@@ -117,7 +122,9 @@ class Runner:
                 self.close_out_cycles += 1
                 self._last_close_out = asyncio.get_running_loop().time()
             self.cycles_run += 1
-            self.bot.beat()
+            if not self.bot.clock.simulated or time.monotonic() - self._last_beat >= REPLAY_BEAT_SECONDS:
+                self._last_beat = time.monotonic()
+                self.bot.beat()
             self._after_cycle()
             self._before_cycle()  # end promptly when this cycle was the last
 

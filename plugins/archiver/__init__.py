@@ -3,7 +3,8 @@ strategy version and learning in SQL — SQLite in ``state_dir`` by default, any
 (PostgreSQL tested) — plus metrics, pattern discovery, strategy archival and ``gobot report``.
 
 The trading loop never waits on the database: each event is appended to a persisted outbox file
-(``archive_outbox.jsonl``, fsynced) and a background thread stores it, retrying until it is stored;
+(``archive_outbox.jsonl``; the entries not yet stored ride in the bot's state, whose save is the
+cycle's one durable write) and a background thread stores it, retrying until it is stored;
 a failing database raises an alert. At start the archive is checked against the bot's own record:
 SQLite's ``PRAGMA quick_check``, and every completed cycle of the run in the database or still in
 the outbox; unreadable outbox lines are quarantined. Each finding is a CRITICAL alert. See
@@ -29,6 +30,8 @@ from . import records
 
 NAME = "archiver"
 OUTBOX_FILE = "archive_outbox.jsonl"
+UNSYNCED = "outbox_unsynced"  # key of the plugin state: outbox lines not yet durable, saved with the state
+MAX_CARRIED = 200  # more lines than this waiting (a slow or unreachable database): the outbox is fsynced instead
 REALERT_SECONDS = 900.0  # while writes keep failing, repeat the alert this often (wall clock)
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,8 @@ class ArchiverConfig(PluginConfig):
     flush_timeout_seconds: float = Field(
         10.0, ge=0, description="at shutdown, wait this long for pending writes (the rest stay in the outbox), seconds"
     )
-    fsync: bool = Field(True, description="fsync the outbox on every event: a power cut loses nothing")
+    fsync: bool = Field(True, description="make every event durable with its cycle's state save (the cycle's one "
+                        "fsync): a power cut loses nothing")
 
     @field_validator("database_url")
     @classmethod
@@ -124,6 +128,9 @@ class Archiver:
         self.url = config.database_url or default_url(ctx.config.state_path)
         _check_driver(self.url)
         self.outbox = Outbox(ctx.config.state_path / OUTBOX_FILE, fsync=config.fsync, redact=self.redact)
+        restored = self.outbox.restore(ctx.plugin_state(NAME).get(UNSYNCED, []))
+        if restored:  # a power cut took them off the file after the state that carried them was saved
+            log.warning("archiver: %d outbox entries put back from the state (%s had lost them)", restored, OUTBOX_FILE)
 
         def open_store() -> ArchiveStore:
             store = ArchiveStore(self.url, write_timeout=config.write_timeout_seconds)
@@ -163,6 +170,7 @@ class Archiver:
                             title=f"Archive outbox: {self.outbox.torn_lines} incomplete line(s) skipped",
                             text="written when the process died; the interrupted cycle re-runs and emits them again"))
         self._check_health(ctx)
+        self._carry(ctx)
 
     @hookimpl
     def gobot_trade_history(self, ctx, limit):
@@ -214,6 +222,7 @@ class Archiver:
         # Written before the core persists the cycle: a crash after this point loses nothing, and
         # a re-run of the cycle replaces this record.
         self._add("cycle", records.cycle_entry(report, self._config(ctx).track_learnings))
+        self._carry(ctx)  # the last hook before the core's save
 
     @hookimpl
     def gobot_on_cycle_end(self, ctx, report):
@@ -230,6 +239,7 @@ class Archiver:
         if config.pattern_discovery and report.trades_closed:
             self._patterns(ctx, report.time, config)
         self._check_health(ctx)
+        self._carry(ctx)  # saved with the next state (the next cycle's, or the one that finishes the run)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -276,6 +286,21 @@ class Archiver:
                 data={"missing_cycles": len(found["missing"]), "problems": found["problems"]},
             ))
         return found
+
+    def _carry(self, ctx) -> None:
+        """Hand the outbox lines not yet durable to the state, whose save at the end of the cycle is the
+        cycle's one durable write; too many (the database lags): fsync the outbox instead."""
+        if self.outbox is None or not self.outbox.fsync:
+            return
+        lines = self.outbox.unsynced_lines()
+        if len(lines) > MAX_CARRIED:
+            self.outbox.sync()
+            lines = []
+        state = ctx.plugin_state(NAME)
+        if lines:
+            state[UNSYNCED] = lines
+        else:
+            state.pop(UNSYNCED, None)
 
     def _config(self, ctx) -> ArchiverConfig:
         return ArchiverConfig.of(ctx, NAME)

@@ -2,8 +2,11 @@
 thread moves the entries into the database and retries until they are stored.
 
 The outbox (``<state_dir>/archive_outbox.jsonl``) holds one JSON entry per line. An append is
-one ``write`` of a whole line followed by ``fsync``, so a crash leaves every acknowledged entry
-on disk; a line cut short by a crash mid-append is skipped on load (its cycle was not persisted
+one ``write`` of a whole line, so a killed process leaves every entry on disk. It is not fsynced
+on its own: the entries not yet stored (``unsynced_lines``) ride in the bot's state, whose save at
+the end of the cycle is the cycle's one durable write, and a start puts back (``restore``) those a
+power cut took off the file. (With ``fsync = false`` none ride there: a power cut may lose them.)
+A line cut short by a crash mid-append is skipped on load (its cycle was not persisted
 either, so the core re-runs it and the event is emitted again). A whole line that cannot be read
 (not UTF-8, not JSON, not an entry: a damaged disk block, an editor) is quarantined: moved to
 ``archive_outbox.rejected.jsonl`` with its ``file:line`` and reason, the entries around it kept.
@@ -54,14 +57,18 @@ class Outbox:
     COMPACT_AFTER = 10_000  # stored lines kept in the file before it is compacted (when few are pending)
 
     def __init__(self, path: Path, fsync: bool = True, redact: Any = None):
+        """``fsync``: keep the lines appended since they were last made durable (``unsynced_lines``), for
+        the caller's durable write; ``sync()`` fsyncs the file instead."""
         self.path = path
         self.acked_path = path.with_name(path.name + ".acked")
         self.rejected_path = path.with_name(path.stem + ".rejected.jsonl")
         self.fsync = fsync
         self.redact = redact
         self._lock = threading.Lock()
+        self._mark_lock = threading.Lock()  # orders the writes of the acked mark
         self.entries: list[dict[str, Any]] = []
         self.held: list[tuple[int, str]] = []  # (seq, line) not yet appended: the disk was full
+        self.unsynced: dict[int, str] = {}  # seq -> line of the entries appended but not fsynced, until stored
         self.torn_lines = 0
         self.quarantined: list[str] = []  # "archive_outbox.jsonl:7: not UTF-8 ..." for each unreadable line moved aside
         self._acked = self._read_acked()
@@ -134,8 +141,44 @@ class Outbox:
                 line = json.dumps(entry, separators=(",", ":"))
             self.entries.append(entry)
             self.held.append((self._seq, line + "\n"))
+            if self.fsync:
+                self.unsynced[self._seq] = line
             self._write_held()
             return self._seq
+
+    def unsynced_lines(self) -> list[str]:
+        """The entries not yet durable anywhere: appended without fsync and not stored yet, oldest first."""
+        with self._lock:
+            return [self.unsynced[seq] for seq in sorted(self.unsynced)]
+
+    def sync(self) -> None:
+        """fsync the file: every entry appended so far is durable (when too many wait to ride in the state)."""
+        with self._lock:
+            self._write_held()
+            if self.held or not self.path.exists():
+                return
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.unsynced.clear()
+
+    def restore(self, lines: list[str]) -> int:
+        """Put back entries a power cut took off the file: the ``unsynced_lines`` the last durable state
+        held, less those the file still has or the database stored. Returns how many came back."""
+        with self._lock:
+            known = {e["seq"] for e in self.entries}
+            back = []
+            for line in lines:
+                entry, _ = _parse(line.encode("utf-8"))
+                if entry is not None and entry["seq"] > self._acked and entry["seq"] not in known:
+                    back.append((entry, line))
+            if back:
+                self._append(self.path, "".join(line + "\n" for _, line in back), True)
+                self.entries = sorted([*self.entries, *(e for e, _ in back)], key=lambda e: e["seq"])
+                self._seq = max(self._seq, *(e["seq"] for e, _ in back))
+            return len(back)
 
     def write_held(self) -> None:
         """Append the lines a full disk held back (the writer calls it before each batch)."""
@@ -146,7 +189,7 @@ class Outbox:
         if not self.held:
             return
         try:
-            self._append(self.path, "".join(line for _, line in self.held), self.fsync)
+            self._append(self.path, "".join(line for _, line in self.held), False)  # durable: see unsynced_lines
         except OSError as exc:
             if not is_disk_error(exc):
                 raise
@@ -180,19 +223,29 @@ class Outbox:
             return list(self.entries[:limit])
 
     def ack(self, seqs: set[int]) -> None:
-        """Forget stored entries; record durably that they are stored."""
+        """Forget stored entries; record durably that they are stored (the fsync outside the lock, so
+        the loop's appends never wait for it)."""
         with self._lock:
-            self._forget(seqs)
+            acked = self._forget(seqs)
+        if acked is not None:
+            with self._mark_lock:
+                if acked > self._acked and self._mark_acked(acked):
+                    self._acked = acked
 
     def reject(self, entries: list[dict[str, Any]], reason: str) -> None:
         """Move entries the database can never take to the rejected file (kept for a human)."""
         with self._lock:
             lines = "".join(json.dumps({**e, "rejected_because": reason}, default=str) + "\n" for e in entries)
             self._append(self.rejected_path, lines, True)
-            self._forget({e["seq"] for e in entries})
+            acked = self._forget({e["seq"] for e in entries})
+            if acked is not None and self._mark_acked(acked):
+                self._acked = acked
 
-    def _forget(self, seqs: set[int]) -> None:
+    def _forget(self, seqs: set[int]) -> int | None:
+        """Drop stored entries; returns the sequence number up to which all is stored, when it moved."""
         self.held = [(seq, line) for seq, line in self.held if seq not in seqs]
+        for seq in seqs:
+            self.unsynced.pop(seq, None)
         before = len(self.entries)
         head = len(seqs)
         if all(e["seq"] in seqs for e in self.entries[:head]):  # the usual case: a batch from the front
@@ -202,12 +255,11 @@ class Outbox:
         self._dead += before - len(self.entries)
         # Everything below the oldest pending entry is done (batches are taken from the front).
         acked = self.entries[0]["seq"] - 1 if self.entries else self._seq
-        if acked > self._acked and self._mark_acked(acked):
-            self._acked = acked
         if not self.entries:
-            if self._dead:
-                with open(self.path, "w", encoding="utf-8") as handle:  # all stored: empty the file
-                    os.fsync(handle.fileno())
+            if self._dead and not self.held:
+                # All stored: empty the file. No fsync: lines that come back after a power cut are
+                # below the acked mark, skipped on load.
+                os.truncate(self.path, 0)
             self._dead = 0
         elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER and not self.held:
             # Compact only when few entries are pending: draining a backlog empties the file at the end.
@@ -218,6 +270,7 @@ class Outbox:
             except OSError as exc:
                 if not is_disk_error(exc):
                     raise  # a full disk: compacted another time
+        return acked if acked > self._acked else None
 
     def _mark_acked(self, acked: int) -> bool:
         """Record durably that everything up to ``acked`` is stored; False on a full disk (the mark
