@@ -23,6 +23,9 @@ holds the two to the same trades):
 
 Idle stretches between events are skipped with numpy searches, so the cost grows with the
 number of trades, not of candles. Trades are light records; ``Trade`` models are built on demand.
+One series without sizing or risk plugins (``SimpleGate``) needs no event queue: each event
+schedules the next, so ``_one_series`` walks the trades as one chain and computes prices, fees and
+the equity curve per column, with the same float operations (``tests/test_backtest_chain.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import bisect
 import gc
 import heapq
+import itertools
 import math
 import time
 from collections import Counter
@@ -502,9 +506,164 @@ def simulate(series: list[Series], signals: list[Signals], settings: ExecutionSe
              end_ms: int | None = None) -> Simulation:
     """Trade ``signals`` over ``series`` (bars opening in ``[start_ms, end_ms)``) as one portfolio."""
     started = time.perf_counter()
-    simulation = _Simulator(series, signals, settings, gate, strategy, strategy_version, start_ms, end_ms).run()
+    simulation = None
+    if len(series) == 1 and type(gate) is SimpleGate:
+        simulation = _one_series(series[0], signals[0], settings, gate.sizing, strategy, strategy_version,
+                                 start_ms, end_ms)
+    if simulation is None:
+        simulation = _Simulator(series, signals, settings, gate, strategy, strategy_version, start_ms, end_ms).run()
     simulation.seconds = time.perf_counter() - started
     return simulation
+
+
+# -- one series without plugins: the same trades as one chain, no event queue ------------------------
+
+
+def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Sizing, strategy: str,
+                strategy_version: int | None, start_ms: int | None, end_ms: int | None) -> Simulation | None:
+    """The event loop's simulation of one series with ``SimpleGate``, walked as one chain: with one
+    series each event schedules the next (decision, entry, exit, decision, ...), so no queue is
+    needed, and prices, fees and the curve are computed per column with the same float operations
+    (``gobot_hookspecs.fills`` on arrays). None when an entry would be vetoed (no margin, a market
+    minimum): the event loop then runs, with its rules for what follows a veto.
+    ``tests/test_backtest.py`` holds the two to identical trades."""
+    at_close = settings.fill == "close"
+    lo = 0 if start_ms is None else int(np.searchsorted(s.timestamp, start_ms, "left"))
+    hi = len(s) if end_ms is None else int(np.searchsorted(s.timestamp, end_ms, "left"))
+    decisions, exits, levels, touches = _walk_chain(s, sig, settings, lo, hi)
+    m, closed = len(decisions), len(exits)
+    d, x = np.asarray(decisions, dtype=np.int64), np.asarray(exits, dtype=np.int64)
+    direction = sig.action[d].astype(np.int64)
+    entry_bar = d if at_close else d + 1
+    entry_price = market_price(s.close[d] if at_close else s.open[entry_bar], direction, settings.slippage_percent)
+    exit_price = market_price((s.close if at_close else s.open)[x], -direction[:closed], settings.slippage_percent)
+    reasons = ["signal"] * closed
+    for i, hit in touches.items():
+        exit_price[i], reasons[i] = hit.price, hit.reason
+    sized = _amounts(entry_price, exit_price, direction, s.close[d], settings, sizing, s.market)
+    if sized is None:
+        return None
+    amount, cash = sized
+    entry_fee = fill_fee(amount, entry_price, settings.fee_percent)
+    exit_fee = fill_fee(amount[:closed], exit_price, settings.fee_percent)
+    gross = direction[:closed] * (exit_price - entry_price[:closed]) * amount[:closed]
+    ts, step = s.timestamp, s.step_ms
+    entry_ms = ts[d] + step if at_close else ts[entry_bar]
+    exit_ms = ts[x] + step * at_close * np.fromiter((r == "signal" for r in reasons), dtype=bool, count=closed)
+    held = direction * amount
+    move_times = np.concatenate((np.column_stack((ts[entry_bar[:closed]], ts[x])).ravel(), ts[entry_bar[closed:]]))
+    move_amounts = np.concatenate((np.column_stack((-entry_fee[:closed], gross - exit_fee)).ravel(),
+                                   -entry_fee[closed:]))
+    spans = (entry_bar, np.concatenate((x, np.full(m - closed, hi, dtype=np.int64))), held, held * entry_price)
+    timeline, equity = _equity_curve([s], [lo], [hi], settings.start_equity, move_times, move_amounts, [spans])
+    side = [Action.LONG if v > 0 else Action.SHORT for v in direction[:closed].tolist()]
+    stops = [stop for stop, _ in levels]
+    trades = list(map(TradeRecord, itertools.repeat(s.symbol, closed), side, amount.tolist(),
+                      entry_price.tolist(), exit_price.tolist(), (entry_fee[:closed] + exit_fee).tolist(),
+                      (gross - entry_fee[:closed] - exit_fee).tolist(), reasons, sig.confidence[d[:closed]].tolist(),
+                      itertools.repeat(strategy or None), itertools.repeat(strategy_version), stops,
+                      entry_bar.tolist(), exits, entry_ms.tolist(), exit_ms.tolist()))
+    still_open, end_equity = [], cash
+    if m > closed:
+        i = closed
+        pos = OpenPosition(s.symbol, 0, int(direction[i]), float(amount[i]), float(entry_price[i]),
+                           float(entry_fee[i]), int(entry_bar[i]), int(entry_ms[i]), int(entry_bar[i]),
+                           levels[i][0], levels[i][1], float(sig.confidence[d[i]]))
+        still_open.append(pos)
+        end_equity += pos.direction * (float(s.close[max(hi - 1, 0)]) - pos.entry_price) * pos.amount
+    return Simulation(trades, still_open, timeline, equity, end_equity, cash, settings.start_equity, Counter(), m)
+
+
+def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, hi: int):
+    """The chain's bars: decisions, exits (one per closed trade, in order), each trade's (stop, target),
+    and the exits a stop or target made (trade index -> ``Exit``), as the event loop schedules them."""
+    at_close = settings.fill == "close"
+    action = sig.action
+    longs, shorts = np.flatnonzero(action == 1), np.flatnonzero(action == -1)
+    opens = np.flatnonzero(action != 0) if settings.allow_short else longs
+    sides = action[opens].astype(np.int64)
+    # Each candidate's first opposite signal after it, the exit that fills on it, and the candidate
+    # after that exit: without stops and targets the chain just follows these.
+    opposite = np.where(sides > 0, np.append(shorts, -1)[np.searchsorted(shorts, opens + 1)],
+                        np.append(longs, -1)[np.searchsorted(longs, opens + 1)])
+    exit_bar = np.where(opposite >= 0, opposite + (0 if at_close else 1), hi)
+    exit_bar[exit_bar >= hi] = -1
+    follow = np.searchsorted(opens, opposite + 1).tolist()
+    protect = (settings.stop_loss_percent is not None or settings.take_profit_percent is not None
+               or sig.stop_loss is not None or sig.take_profit is not None)
+    last = hi - (0 if at_close else 1)  # a decision needs a bar to fill on
+    bars, exit_bars, sides = opens.tolist(), exit_bar.tolist(), sides.tolist()
+    decisions: list[int] = []
+    exits: list[int] = []
+    levels: list[tuple[float | None, float | None]] = []
+    touches: dict[int, Exit] = {}
+    j, count = bisect.bisect_left(bars, lo), len(bars)
+    while j < count and bars[j] < last:
+        d, direction, out = bars[j], sides[j], exit_bars[j]
+        decisions.append(d)
+        touched = -1
+        if protect:
+            stop, target = protective_levels(direction, float(s.close[d]), _level(sig.stop_loss, d),
+                                             _level(sig.take_profit, d), settings.stop_loss_percent,
+                                             settings.take_profit_percent)
+            levels.append((stop, target))
+            if stop is not None or target is not None:
+                scan_to = (out + 1 if at_close else out) if out >= 0 else hi
+                touched = _first_touch(s.low, s.high, d + 1, scan_to, direction, stop, target)
+        if touched >= 0:
+            touches[len(exits)] = _touch(s, touched, direction, stop, target, settings.slippage_percent)
+            exits.append(touched)
+            j = bisect.bisect_left(bars, touched, j + 1)
+        elif out >= 0:
+            exits.append(out)
+            j = follow[j]
+        else:
+            break  # open to the end
+    return decisions, exits, levels if protect else [(None, None)] * len(decisions), touches
+
+
+def _touch(s: Series, bar: int, direction: int, stop: float | None, target: float | None, slippage: float) -> Exit:
+    hit = resting_exit(direction, stop, target, float(s.open[bar]), float(s.high[bar]), float(s.low[bar]), slippage)
+    if hit is None:
+        raise AssertionError(f"{s.symbol} bar {bar}: the numpy scan and gobot_hookspecs.fills disagree on a touch")
+    return hit
+
+
+def _level(column: np.ndarray | None, bar: int) -> float | None:
+    value = column[bar] if column is not None else math.nan
+    return None if math.isnan(value) else float(value)
+
+
+def _amounts(entry_price: np.ndarray, exit_price: np.ndarray, direction: np.ndarray, decision_close: np.ndarray,
+             settings: ExecutionSettings, sizing: Sizing, market: MarketRules) -> tuple[np.ndarray, float] | None:
+    """Each entry's amount and the cash at the end, in the book's order of float steps (the amount of
+    all-in and percent sizing depends on the cash the trades before left); None if one would be vetoed."""
+    fee_percent, kind, value = settings.fee_percent, sizing.kind, sizing.value
+    rounded, fee = market.round_amount, fill_fee
+    cash = settings.start_equity
+    amounts: list[float] = []
+    keep = amounts.append
+    exits = exit_price.tolist() + [math.nan] * (len(entry_price) - len(exit_price))
+    for price, side, close, out in zip(entry_price.tolist(), direction.tolist(), decision_close.tolist(), exits):
+        if kind == "all_in":
+            amount = rounded(max(0.0, cash) / (price * (1.0 + fee_percent / 100.0)))
+        elif kind == "fixed":
+            amount = rounded(value / close)
+        elif cash > 0:
+            amount = rounded(cash * value / 100.0 / close)
+        else:
+            return None  # "no equity left"
+        keep(amount)
+        cash -= fee(amount, price, fee_percent)
+        if out == out:  # closed (an open position's exit price is NaN)
+            cash += side * (out - price) * amount - fee(amount, out, fee_percent)
+    amount = np.asarray(amounts, dtype=np.float64)
+    if market.min_amount or market.min_notional:
+        if any(_market_veto(market, a, p) for a, p in zip(amounts, entry_price.tolist())):
+            return None
+    elif len(amount) and amount.min() <= 0:
+        return None  # "no margin available for a position"
+    return amount, cash
 
 
 class _Simulator:
@@ -682,8 +841,11 @@ class _Simulator:
         for pos in still_open:
             last = series[pos.index].close[max(hi[pos.index] - 1, 0)]
             end_equity += pos.direction * (float(last) - pos.entry_price) * pos.amount
-        timeline, equity = _equity_curve(series, self.lo, hi, book.start_equity, self.cash_moves, self.holds,
-                                         self.at_close)
+        moves = np.array(self.cash_moves, dtype=np.float64).reshape(-1, 2)
+        spans = [tuple(np.array(h, dtype=np.float64).reshape(-1, 4).T) for h in self.holds]
+        timeline, equity = _equity_curve(series, self.lo, hi, book.start_equity, moves[:, 0].astype(np.int64),
+                                         moves[:, 1], [(a.astype(np.int64), b.astype(np.int64), c, v)
+                                                       for a, b, c, v in spans])
         return Simulation(book.trades, still_open, timeline, equity, end_equity, book.cash, book.start_equity,
                           self.vetoes, self.decisions)
 
@@ -698,37 +860,40 @@ def _market_veto(market: MarketRules, amount: float, price: float) -> str:
     return ""
 
 
-def _equity_curve(series: list[Series], lo: list[int], hi: list[int], start_equity: float,
-                  cash_moves: list[tuple[int, float]], holds: list, at_close: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Mark-to-market equity at every bar close of the window, on the union of the symbols' times."""
+def _equity_curve(series: list[Series], lo: list[int], hi: list[int], start_equity: float, move_times: np.ndarray,
+                  move_amounts: np.ndarray, holds: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Mark-to-market equity at every bar close of the window, on the union of the symbols' times:
+    cash moves (time ms, amount), and per series the positions held as (first bar, end bar, signed
+    amount, signed cost) columns. Equity = start + the running sum of cash moves and costs + the
+    running amount held x the close (a handful of passes over the bars, however many trades)."""
     parts = [s.timestamp[a:b] for s, a, b in zip(series, lo, hi)]
-    timeline = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
-    if not len(timeline):
+    one = len(parts) == 1
+    timeline = parts[0] if one else np.unique(np.concatenate(parts))
+    n = len(timeline)
+    if not n:
         return timeline, np.zeros(0)
-    cash = np.zeros(len(timeline))
-    if cash_moves:
-        times = np.fromiter((t for t, _ in cash_moves), dtype=np.int64, count=len(cash_moves))
-        amounts = np.fromiter((m for _, m in cash_moves), dtype=np.float64, count=len(cash_moves))
-        where = np.searchsorted(timeline, times, "right") - 1  # a close-time move lands on its bar
-        np.add.at(cash, np.clip(where, 0, len(timeline) - 1), amounts)
-    equity = start_equity + np.cumsum(cash)
-    for s, a, b, spans in zip(series, lo, hi, holds):
-        if not spans:
+    where = np.clip(np.searchsorted(timeline, move_times, "right") - 1, 0, n - 1)  # a close-time move: its bar
+    flows, weights, marks = [where], [move_amounts], []
+    for s, a, b, (start, stop, held, cost) in zip(series, lo, hi, holds):
+        if not len(start):
             continue
-        n = b - a
-        held = np.zeros(n + 1)
-        value = np.zeros(n + 1)
-        for start, stop, amount, cost in spans:
-            held[start - a] += amount
-            held[stop - a] -= amount
-            value[start - a] += cost
-            value[stop - a] -= cost
-        unrealised = np.cumsum(held[:n]) * s.close[a:b] - np.cumsum(value[:n])
-        if len(parts) == 1:
-            equity = equity + unrealised
+        at = np.column_stack((start - a, stop - a)).ravel()
+        amount = np.bincount(at, np.column_stack((held, -held)).ravel(), minlength=b - a + 1)[: b - a]
+        unrealised = np.multiply(np.cumsum(amount, out=amount), s.close[a:b], out=amount)
+        if one:
+            flows.append(at)
+            weights.append(np.column_stack((-cost, cost)).ravel())
         else:
-            where = np.searchsorted(s.timestamp[a:b], timeline, "right") - 1
-            equity = equity + np.where(where >= 0, unrealised[np.clip(where, 0, None)], 0.0)
+            unrealised -= np.cumsum(np.bincount(at, np.column_stack((cost, -cost)).ravel(), minlength=b - a + 1)[:-1])
+            inside = np.searchsorted(s.timestamp[a:b], timeline, "right") - 1
+            unrealised = np.where(inside >= 0, unrealised[np.clip(inside, 0, None)], 0.0)
+        marks.append(unrealised)
+    equity = np.bincount(np.concatenate(flows), np.concatenate(weights), minlength=n + 1)[:n]
+    equity = equity.astype(np.float64, copy=False)  # no moves at all: bincount counts in int64
+    np.cumsum(equity, out=equity)
+    equity += start_equity
+    for unrealised in marks:
+        equity += unrealised
     return timeline, equity
 
 

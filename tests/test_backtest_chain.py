@@ -1,0 +1,78 @@
+"""The backtester's two simulations agree: one series without plugins walks its trades as one chain
+(``engine._one_series``), anything else runs the event loop (``engine._Simulator``). Over random
+candles, signals (with and without their own stops and targets), fills at the next open or at the
+close, shorts, stop and target percentages, fees, slippage, the three sizings, market steps and
+minimums and windows, both give the same trades, the same equity curve bit for bit, and the same
+decisions and vetoes (the chain hands a vetoed entry to the event loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gobot.research.backtest import engine
+from gobot.research.backtest.engine import ExecutionSettings, Signals, SimpleGate, Sizing, simulate
+from gobot.research.market_data import MarketRules, Series, find_gaps
+
+MINUTE = 60_000
+T0 = 1_767_225_600_000
+
+
+@st.composite
+def markets(draw) -> tuple[Series, Signals, ExecutionSettings, int | None, int | None]:
+    n = draw(st.integers(3, 120))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    close = np.round(100 + np.cumsum(rng.normal(0, 1, n)), 1)
+    open_ = np.concatenate(([100.0], close[:-1]))
+    high = np.maximum(open_, close) + np.round(np.abs(rng.normal(0, 0.6, n)), 1)
+    low = np.minimum(open_, close) - np.round(np.abs(rng.normal(0, 0.6, n)), 1)
+    ts = T0 + np.cumsum(rng.integers(1, 3, n)) * MINUTE  # gaps too
+    market = draw(st.sampled_from([MarketRules(), MarketRules(amount_step=0.01),
+                                   MarketRules(amount_step=0.001, min_notional=50.0), MarketRules(min_amount=4.0)]))
+    data = Series("BTC/USDT", "1m", ts, open_, high, low, close, np.ones(n), market=market,
+                  gaps=find_gaps(ts, MINUTE))
+    action = rng.choice(np.array([0, 0, 0, 1, -1], dtype=np.int8), n)
+    own = draw(st.booleans())
+    stops = np.where(rng.random(n) < 0.5, close - action * rng.uniform(0.2, 3, n), np.nan) if own else None
+    targets = np.where(rng.random(n) < 0.5, close + action * rng.uniform(0.2, 3, n), np.nan) if own else None
+    signals = Signals(action, np.where(action != 0, 0.7, 0.0), stops, targets)
+    kind = draw(st.sampled_from(["all_in", "fixed", "percent"]))
+    execution = ExecutionSettings(
+        fill=draw(st.sampled_from(["next_open", "close"])), fee_percent=draw(st.sampled_from([0.0, 0.1, 5.0])),
+        slippage_percent=draw(st.sampled_from([0.0, 0.05])),
+        stop_loss_percent=draw(st.sampled_from([None, 0.5, 2.0])),
+        take_profit_percent=draw(st.sampled_from([None, 1.0])), start_equity=draw(st.sampled_from([1000.0, 60.0])),
+        sizing=Sizing(kind, {"all_in": 0.0, "fixed": 400.0, "percent": 60.0}[kind]),
+        allow_short=draw(st.booleans()))
+    start = draw(st.none() | st.integers(0, n - 1).map(lambda i: int(ts[i])))
+    end = draw(st.none() | st.integers(0, n - 1).map(lambda i: int(ts[i])))
+    return data, signals, execution, start, end
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markets())
+def test_one_series_walked_as_a_chain_trades_exactly_as_the_event_loop(case):
+    data, signals, execution, start, end = case
+    gate = SimpleGate(execution.sizing)
+    chain = simulate([data], [signals], execution, gate, strategy="s", start_ms=start, end_ms=end)
+    events = engine._Simulator([data], [signals], execution, gate, "s", None, start, end).run()
+    assert [t.as_dict() for t in chain.trades] == [t.as_dict() for t in events.trades]
+    assert [p.to_position() for p in chain.open_positions] == [p.to_position() for p in events.open_positions]
+    assert (chain.end_equity, chain.cash, chain.decisions, chain.vetoes) == (
+        events.end_equity, events.cash, events.decisions, events.vetoes)
+    assert np.array_equal(chain.timeline, events.timeline) and np.array_equal(chain.equity, events.equity)
+
+
+def test_the_chain_hands_a_vetoed_entry_to_the_event_loop():
+    ts = T0 + np.arange(6) * MINUTE
+    flat = np.full(6, 100.0)
+    data = Series("BTC/USDT", "1m", ts, flat, flat + 1, flat - 1, flat, np.ones(6),
+                  market=MarketRules(min_notional=5e3))
+    signals = Signals(np.array([0, 1, 0, -1, 1, 0], dtype=np.int8), np.full(6, 0.7))
+    execution = ExecutionSettings(fee_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
+                                  allow_short=False)
+    assert engine._one_series(data, signals, execution, execution.sizing, "s", None, None, None) is None
+    result = simulate([data], [signals], execution, SimpleGate(execution.sizing))
+    assert result.trades == [] and result.vetoes["notional below the market's minimum 5000"] == 2
