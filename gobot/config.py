@@ -309,6 +309,22 @@ class OptimizerConfig(Section):
         return value
 
 
+class StrategyVersionsConfig(Section):
+    new_evidence_trades: int = Field(
+        3, ge=1, le=10**6, description="closed trades of a strategy that count as new evidence: a rejected proposal "
+        "may be made again, and the active version is judged again, only after this many")
+    on_active_failure: str = Field(
+        "keep", description="when the active version fails validation: keep (and alert), revert (to the last "
+        "version that passed), or stop (no new positions with it; exits and stops go on)")
+
+    @field_validator("on_active_failure")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        if value not in ("keep", "revert", "stop"):
+            raise ValueError("use keep, revert or stop")
+        return value
+
+
 class Settings(Section):
     """The whole core configuration. ``plugin_sections`` holds raw ``[plugins.<name>]`` tables."""
 
@@ -321,6 +337,7 @@ class Settings(Section):
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    strategy_versions: StrategyVersionsConfig = Field(default_factory=StrategyVersionsConfig)
     strategies: dict[str, dict[str, float]] | None = Field(
         None, description="strategy parameters by strategy, [strategies.<name>] tables; unset = the declared defaults"
     )

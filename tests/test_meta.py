@@ -22,6 +22,7 @@ from gobot.config import (
     PluginsConfig,
     ServerConfig,
     Settings,
+    StrategyVersionsConfig,
     TradingConfig,
     WatchdogConfig,
     commented_toml,
@@ -212,7 +213,7 @@ def core_sections() -> list[tuple[str, type[BaseModel]]]:
 def test_the_core_sections_are_the_known_models():
     assert [model for _, model in core_sections()[1:]] == [TradingConfig, OrchestratorConfig, PluginsConfig,
                                                            ServerConfig, WatchdogConfig,
-                                                           BacktestConfig, OptimizerConfig]
+                                                           BacktestConfig, OptimizerConfig, StrategyVersionsConfig]
 
 
 def config_sections() -> list[tuple[str, type[BaseModel]]]:

@@ -33,7 +33,7 @@ def test_close_positions_sends_critical_closes_even_when_killed(replay_bot, run_
 
     class Panic:
         @hookimpl
-        def gobot_validate_strategy(self, ctx):
+        def gobot_on_scan_end(self, ctx):
             if ctx.positions():
                 ctx.kill("test: emergency")
                 ctx.close_positions("test: emergency")

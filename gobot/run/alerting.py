@@ -262,6 +262,13 @@ def sample_alerts(now: datetime | None = None) -> list[Alert]:
               text="fast=7, slow=44, rsi_period=13; sharpe in sample +1.420 (baseline +0.310), out of sample +0.980 "
                    "(baseline +0.120)",
               data={"study": "scheduled-sma_rsi-20260104-0300", "applied": True, "winner": {"fast": 7, "slow": 44,
-                    "rsi_period": 13}, "trials": 50, "stopped": "max_iterations (50) reached"})]
+                    "rsi_period": 13}, "trials": 50, "stopped": "max_iterations (50) reached"}), *_strategy_samples()]
     return [alert.model_copy(update={"time": now}) for alert in samples]
+
+
+def _strategy_samples() -> list[Alert]:
+    return [Alert(kind="strategy_failed", title="Strategy sma_rsi v3 failed validation: reverted to v2, the last "
+                  "version that passed", severity=Severity.WARNING, text="validator: backtest over the last 200 "
+                  "candles: -12.40% in 50 trades, loses more than 10%",
+                  data={"strategy": "sma_rsi", "version": 3, "action": "revert", "reverted_to": 2})]
 

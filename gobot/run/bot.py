@@ -228,10 +228,10 @@ class Bot:
             report.signals = signals
 
         with self._phase(report, "adjust") as phase:
-            adjusted = await self.versions.adjust(phase)
+            proposals = await self.versions.adjust(phase)
 
         with self._phase(report, "validate") as phase:
-            await self.versions.validate(phase, adjusted)
+            await self.versions.validate(phase, proposals)
             approved = await self._risk(report, phase, signals, snapshots)
             closes = self._requested_closes(phase, snapshots)
             approved = closes + [i for i in approved if i.symbol not in {c.symbol for c in closes}]
@@ -400,6 +400,9 @@ class Bot:
                 side = Side.SELL if position.direction is Action.LONG else Side.BUY
                 approved.append(self._intent(signal.symbol, side, "close", position.notional(price), price, signal))
                 phase.records.append(f"{signal.symbol}: exit {position.direction.value.lower()} on opposite signal")
+                continue
+            if (blocked := self.versions.entry_block(signal)) is not None:  # [strategy_versions] on_active_failure
+                phase.records.append(f"{signal.symbol}: no new position — {blocked}")
                 continue
             decision = await self._decide_entry(signal, price)
             if decision.sizing_error is not None:  # fail closed: no size, no trade

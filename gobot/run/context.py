@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -22,9 +24,33 @@ from gobot_hookspecs import (
     RateLimitPolicy,
     Severity,
     Strategy,
+    StrategyProposal,
     StrategyVersion,
     Trade,
 )
+
+
+def _off_the_loop(work: Callable[[], Any]) -> Any:
+    """``work()``, in a thread of its own when this one runs an event loop: the backtest's gate drives async
+    risk plugins with a loop of its own, which cannot run inside the cycle's. The cycle waits for it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the caller, as if called here
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="gobot-ctx-backtest")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class Context:
@@ -40,6 +66,7 @@ class Context:
         self.pending_execution_errors: list[ExecutionError] = []  # ctx.report_execution_error
         self.new_learnings: list[Learning] = []
         self.rate_limiter: RateLimitPolicy | None = None  # set by the bot once plugins are loaded
+        self._backtests: Any = None  # the BacktestSetup of ctx.backtest, made by its first call
 
     @property
     def config(self) -> Any:
@@ -140,20 +167,37 @@ class Context:
     def strategies(self) -> dict[str, Strategy]:
         return dict(self._bot.strategies)
 
-    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
-        from gobot.research.backtest.engine import (
-            run_backtest,  # numpy is imported by the first backtest, not at start-up
-        )
+    def strategy_proposals(self, name: str) -> list[StrategyProposal]:
+        return [p for p in self._bot.state.proposals if p.strategy == name]
 
-        trading = self._bot.settings.trading
-        return run_backtest(
-            self._bot.strategies[strategy],
-            params,
-            candles,
-            symbol,
-            stop_loss_percent=trading.stop_loss_percent,
-            take_profit_percent=trading.take_profit_percent,
-        )
+    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
+        """A backtest as the bot would trade it: the fills of ``gobot backtest`` (``[backtest]``, else the
+        paper executor's fee and slippage) and every entry sized and judged by the bot's own sizing and risk
+        plugins (``PluginGate``: the entry decision of live), from ``[trading] initial_capital_usd``."""
+        # numpy is imported by the first backtest, not at start-up
+        from gobot.host.hook_caller import HookCaller
+        from gobot.research.backtest.engine import Sizing, run
+        from gobot.research.backtest.setup import BacktestSetup
+        from gobot.research.market_data import series_from_candles
+
+        bot = self._bot
+        if self._backtests is None:  # its own caller: a plugin failing inside a backtest is not the cycle's failure
+            self._backtests = BacktestSetup(bot.settings, bot.plugin_set, HookCaller(bot.plugin_set.pm),
+                                            bot.plugin_configs, bot.strategies)
+        setup, component = self._backtests, bot.strategies[strategy]
+        execution = setup.execution(sizing=Sizing("plugins"), risk="plugins",
+                                    start_equity=bot.settings.trading.initial_capital_usd)
+        series = series_from_candles(symbol, candles)
+        if len(series) == 0:
+            return BacktestResult(trades=[], start_equity=execution.start_equity, end_equity=execution.start_equity,
+                                  candles=0)
+        gate = setup.gate(execution, component, StrategyVersion(name=strategy, params=dict(params)))
+        try:
+            result = _off_the_loop(lambda: run(component, params, [series], execution, gate=gate))
+        finally:
+            gate.close()
+        return BacktestResult(trades=[t.to_trade() for t in result.trades], start_equity=execution.start_equity,
+                              end_equity=result.end_equity, candles=len(series))
 
     def add_learning(self, learning: Learning) -> Learning:
         number = len(self.new_learnings) + 1

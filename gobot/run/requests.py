@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from gobot.run import RunningBot
-from gobot_hookspecs import Alert, PhaseRecord, RiskStatus, Severity, StrategyVersion
+from gobot_hookspecs import Alert, PhaseRecord, RiskStatus, Severity, StrategyProposal
 
 
 def request_text(path: Path, default: str) -> str:
@@ -95,11 +95,11 @@ class OperatorRequests:
             statuses.append(RiskStatus(plugin=failure.plugin, allows_trading=False, reason=reason))
         return statuses
 
-    def apply_optimizer(self, phase: PhaseRecord, previous: dict[str, StrategyVersion]) -> None:
-        """Parameters ``gobot optimize`` accepted (``<state_dir>/OPTIMIZED.json``) become a new version.
+    def apply_optimizer(self, phase: PhaseRecord, proposals: dict[str, StrategyProposal]) -> None:
+        """Parameters ``gobot optimize`` accepted (``<state_dir>/OPTIMIZED.json``) become a proposal.
 
         Which request was applied is kept in the persisted state (``plugin_state["optimizer"]``), so a
-        cycle abandoned before it is persisted applies it again; the validate phase judges the version.
+        cycle abandoned before it is persisted applies it again; the validate phase judges the proposal.
         """
         from gobot.host.strategy_params import REQUEST_FILE
 
@@ -125,8 +125,10 @@ class OperatorRequests:
         if not changes:
             phase.records.append(f"optimizer: {name} v{current.version} already has the accepted parameters")
             return
-        new = bot.versions.new_version(name, changes, str(request.get("reason", "optimizer")), previous)
-        bot.audit("optimizer_applied", strategy=name, version=new.version, params=new.params,
-                  study=request.get("study"), trial=request.get("trial"))
-        phase.records.append(f"{name} v{current.version} -> v{new.version}: {changes} (optimizer: study "
-                             f"'{request.get('study')}' trial #{request.get('trial')})")
+        proposal = bot.versions.propose(name, changes, str(request.get("reason", "accepted by gobot optimize")),
+                                        "optimizer", phase, proposals)
+        if proposal is not None:
+            bot.audit("optimizer_applied", strategy=name, params=proposal.params, study=request.get("study"),
+                      trial=request.get("trial"))
+            phase.records.append(f"{name}: optimizer study '{request.get('study')}' trial #{request.get('trial')} "
+                                 "proposed")

@@ -42,13 +42,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gobot.errors import GobotError
 from gobot.secrets import redact
-from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyVersion, Trade
+from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyProposal, StrategyVersion, Trade
 from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error, write_private  # noqa: F401 - re-exported for the core
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 MAX_LEARNINGS = 50
+MAX_PROPOSALS = 200  # rejected ones are what stop a re-proposal: keep enough of them
 MAX_CYCLE_ROWS = 2000
 BACKUP_SUFFIX = ".bak"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # it names files: runs/<run_id>.json
@@ -78,6 +79,19 @@ class CycleRow(BaseModel):
     note: str = ""
 
 
+class StrategyCheck(BaseModel):
+    """The latest judgement of a strategy's active version, and what was done when it failed."""
+
+    version: int
+    evidence: int = 0  # closed trades of the strategy when it was judged
+    passed: bool = True
+    reasons: list[str] = Field(default_factory=list)
+    action: str = ""  # on a failure: keep, revert or stop ([strategy_versions] on_active_failure)
+    iteration: int = 0
+    time: datetime | None = None
+    passed_versions: list[int] = Field(default_factory=list)  # whose latest judgement passed: revert targets
+
+
 class BotState(BaseModel):
     """Everything a restart needs. ``iteration`` counts completed cycles of the current run."""
 
@@ -92,7 +106,9 @@ class BotState(BaseModel):
     open_orders: dict[str, Order] = Field(default_factory=dict)  # by client order id
     intents: dict[str, OrderIntent] = Field(default_factory=dict)  # by client order id, until filled
     strategies: dict[str, StrategyVersion] = Field(default_factory=dict)
-    strategy_history: list[StrategyVersion] = Field(default_factory=list)
+    strategy_history: list[StrategyVersion] = Field(default_factory=list)  # accepted versions only
+    proposals: list[StrategyProposal] = Field(default_factory=list)  # the latest MAX_PROPOSALS, with verdicts
+    strategy_checks: dict[str, StrategyCheck] = Field(default_factory=dict)  # by strategy name
     learnings: list[Learning] = Field(default_factory=list)
     plugin_state: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cycles: list[CycleRow] = Field(default_factory=list)

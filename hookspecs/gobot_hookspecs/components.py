@@ -23,6 +23,7 @@ from .models import (
     Position,
     Priority,
     Signal,
+    StrategyProposal,
     StrategyVersion,
     Trade,
 )
@@ -190,7 +191,10 @@ class BotContext(Protocol):
         """The current version of a registered strategy."""
 
     def strategy_history(self, name: str) -> list[StrategyVersion]:
-        """Every version of a strategy, oldest first, rejected candidates included (see ``strategy``)."""
+        """Every version of a strategy, oldest first: the accepted ones (a rejected proposal gets no number)."""
+
+    def strategy_proposals(self, name: str) -> list[StrategyProposal]:
+        """The latest proposals for a strategy, oldest first, each with its verdict (accepted or rejected)."""
 
     def strategies(self) -> dict[str, Strategy]:
         """Registered strategy components by name."""

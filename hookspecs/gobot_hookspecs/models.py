@@ -447,6 +447,11 @@ ALERT_KINDS: dict[str, AlertKind] = {
         "a client sent too many wrong GOBOT_DASHBOARD_TOKEN values and is locked out for a while (its address in the "
         "text; at most one alert a minute)",
     ),
+    "strategy_failed": AlertKind(
+        Severity.WARNING, "core",
+        "the active strategy version failed validation: kept, reverted to the last version that passed, or no new "
+        "positions with it ([strategy_versions] on_active_failure); INFO when it passes again",
+    ),
     "optimizer_report": AlertKind(
         Severity.INFO, "core",
         "a scheduled optimizer run ended: the winner (if any) with its in- and out-of-sample metrics, and whether "
@@ -495,6 +500,28 @@ class AdjustmentDecision(_Model):
     changes: dict[str, float] = Field(default_factory=dict)
     reason: str
     plugin: str = ""
+
+
+class StrategyProposal(_Model):
+    """A proposed change of a strategy's parameters (an adjuster's decision, the optimizer's winner).
+
+    The validators judge it before it becomes a version: accepted, it becomes the next version
+    number (``version``); rejected, it is kept with its ``reasons`` and the same parameters are not
+    proposed again until ``[strategy_versions] new_evidence_trades`` more trades of the strategy closed.
+    """
+
+    strategy: str
+    base_version: int = Field(description="the version it would replace")
+    params: dict[str, float] = Field(description="every parameter, as the new version would have them")
+    changes: dict[str, float] = Field(default_factory=dict)
+    reason: str
+    plugin: str = ""
+    created_at: datetime | None = None
+    iteration: int = 0
+    evidence: int = Field(0, description="closed trades of the strategy when it was proposed")
+    verdict: Literal["pending", "accepted", "rejected"] = "pending"
+    reasons: list[str] = Field(default_factory=list, description="why the validators rejected it")
+    version: int | None = Field(None, description="the version number it became, when accepted")
 
 
 class ValidationResult(_Model):

@@ -268,9 +268,11 @@ def gobot_adjust_strategy(ctx: BotContext, strategy: StrategyVersion) -> Adjustm
     """Phase 3, strategy adjustment: decide whether a strategy's parameters should change.
 
     Called once per cycle per registered strategy, for every plugin. A decision with
-    ``changes`` makes a new strategy version (recorded and persisted) that the validation
-    phase then judges; a decision with no changes is recorded as the reason to keep it.
-    Changes must stay inside the strategy's declared ``ParamSpec`` ranges.
+    ``changes`` becomes a ``StrategyProposal`` that the validation phase judges: accepted by every
+    validator, it becomes the next strategy version; rejected, it is kept with its reasons, and
+    the same parameters are refused until ``[strategy_versions] new_evidence_trades`` more trades
+    of the strategy closed. A decision with no changes is recorded as the reason to keep the
+    version. Changes must stay inside the strategy's declared ``ParamSpec`` ranges.
 
     :param strategy: the strategy's current version.
     :return: an ``AdjustmentDecision``, or None for no opinion.
@@ -281,10 +283,15 @@ def gobot_adjust_strategy(ctx: BotContext, strategy: StrategyVersion) -> Adjustm
 def gobot_validate_strategy(ctx: BotContext, strategy: StrategyVersion) -> ValidationResult | None:
     """Phase 4, validation: judge a strategy version, e.g. by a backtest over recent candles.
 
-    Called once per cycle per registered strategy, for every plugin; all results are collected.
-    If the version was just adjusted and any result fails, the adjustment is reverted. Risk
-    checks of order intents run in the same phase (see ``gobot_risk_check``).
+    Called for every plugin (all results are collected) when a version needs a judgement, not
+    every cycle: for a proposal (``strategy`` is the candidate, numbered as it would be, while
+    ``ctx.strategy(name)`` is still the active version; any failure rejects it), and for the
+    active version when it is new to the run or ``[strategy_versions] new_evidence_trades`` more
+    trades of the strategy closed since its last judgement (a failure applies ``on_active_failure``: keep
+    with an alert, revert to the last version that passed, or stop opening positions with it).
+    Risk checks of order intents run in the same phase (see ``gobot_risk_check``).
 
+    :param strategy: the version to judge.
     :return: a ``ValidationResult``, or None for no opinion.
     """
 

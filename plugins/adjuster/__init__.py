@@ -3,7 +3,9 @@
 Rule: look at the last ``window`` closed trades of the strategy's current version. With at
 least ``min_trades`` of them, if the win rate is below ``low_win_rate``, widen ``parameter`` by
 its declared step (a slower average filters more noise); otherwise keep the version. The
-change becomes a new strategy version, which the validation phase may still reject.
+change is a proposal: the validation phase judges it, and only an accepted one becomes a new
+version. A rejected one is not proposed again by the core until new trades closed
+(``[strategy_versions] new_evidence_trades``).
 """
 
 from __future__ import annotations

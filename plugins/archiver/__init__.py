@@ -232,6 +232,10 @@ class Archiver:
             "report_ms": _phase_ms(report, "report"), "total_ms": sum(p.duration_ms for p in report.phases),
         })
         self._sync_versions(ctx, report.time, config)
+        for name in sorted(ctx.strategies()):  # this cycle's proposals, with their verdicts
+            for proposal in ctx.strategy_proposals(name):
+                if proposal.iteration == report.iteration:
+                    self._add("strategy_proposal", records.strategy_proposal_row(ctx.run_id, proposal))
         touched = {(t.strategy, t.strategy_version) for t in report.trades_closed
                    if t.strategy and t.strategy_version is not None}
         for name, version in sorted(touched):

@@ -12,7 +12,18 @@ import json
 from datetime import datetime
 from typing import Any, Mapping
 
-from gobot_hookspecs import CycleReport, ExecutionError, Fill, Learning, Order, StrategyVersion, Trade, metrics, redact
+from gobot_hookspecs import (
+    CycleReport,
+    ExecutionError,
+    Fill,
+    Learning,
+    Order,
+    StrategyProposal,
+    StrategyVersion,
+    Trade,
+    metrics,
+    redact,
+)
 
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
 
@@ -131,6 +142,16 @@ def cycle_entry(report: CycleReport, track_learnings: bool) -> dict[str, Any]:
     ]
     learnings = [learning_row(run_id, item) for item in report.learnings] if track_learnings else []
     return {"cycle": cycle, "signals": signals, "verdicts": verdicts, "learnings": learnings}
+
+
+def strategy_proposal_row(run_id: str, proposal: StrategyProposal) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "strategy": proposal.strategy, "iteration": proposal.iteration,
+        "created_at": iso(proposal.created_at), "base_version": proposal.base_version, "version": proposal.version,
+        "verdict": proposal.verdict, "params": dumps(proposal.params), "changes": dumps(proposal.changes),
+        "reason": proposal.reason, "plugin": proposal.plugin or None, "evidence": proposal.evidence,
+        "reasons": dumps(proposal.reasons),
+    }
 
 
 def strategy_version_row(

@@ -129,12 +129,30 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "equity_curve": curve,
         "by": by,
         "versions": versions,
+        "proposals": _proposals(store, run_ids, loads),
         "min_pattern_trades": min_trades,
         **_patterns(trades, min_trades, bands, fdr),
         "learnings": learnings,
         "activity": _activity(store, run_ids, cycles),
         "phases": _phase_stats(cycles),
     }
+
+
+def _proposals(store: Any, run_ids: list[str], loads: Any) -> list[dict[str, Any]]:
+    """Every proposed parameter change, oldest first, with its verdict (accepted as version N, or rejected and why)."""
+    return [{"run_id": r["run_id"], "strategy": r["strategy"], "iteration": r["iteration"],
+             "created_at": r["created_at"], "base_version": r["base_version"], "version": r["version"],
+             "verdict": r["verdict"], "changes": loads(r["changes"], {}), "reason": r["reason"], "plugin": r["plugin"],
+             "evidence": r["evidence"], "reasons": loads(r["reasons"], [])}
+            for r in store.rows("strategy_proposals", run_ids, order_by=("run_id", "iteration", "strategy"))]
+
+
+def _proposal_line(p: dict[str, Any]) -> str:
+    """``#12 sma_rsi v1: slow 28 — rejected (validator: ...)`` or ``... — accepted as v2``."""
+    changes = ", ".join(f"{k} {fmt(v)}" for k, v in p["changes"].items())
+    verdict = f"accepted as v{p['version']}" if p["verdict"] == "accepted" else \
+        f"rejected ({'; '.join(p['reasons'])})"
+    return f"#{p['iteration']} {p['strategy']} v{p['base_version']}: {changes} — {verdict}"
 
 
 def _patterns(trades: Sequence[Any], min_trades: int, bands: Sequence[float], fdr: float) -> dict[str, Any]:
@@ -265,6 +283,7 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
     _print_summary(data, console)
     _print_breakdowns(data, console)
     _print_versions(data, console)
+    _print_proposals(data, console)
     _print_patterns(data, console)
     _print_activity(data, console)
 
@@ -346,6 +365,18 @@ def _print_versions(data: dict[str, Any], console: Any) -> None:
         table.add_row(header, *[cell(v["metrics"], key, kind) for v in versions])
     console.print()
     console.print(table)
+
+
+def _print_proposals(data: dict[str, Any], console: Any) -> None:
+    proposals = data["proposals"]
+    if not proposals:
+        return
+    rejected = sum(1 for p in proposals if p["verdict"] == "rejected")
+    console.print()
+    console.print(f"[bold]Proposals[/]: {len(proposals)} ({len(proposals) - rejected} accepted, {rejected} rejected); "
+                  "the latest:")
+    for p in proposals[-10:]:
+        console.print(f"  {_escape(_proposal_line(p))}")
 
 
 def _print_patterns(data: dict[str, Any], console: Any) -> None:
@@ -470,6 +501,8 @@ def render_html(data: dict[str, Any]) -> str:
 
     if data["versions"]:
         parts.append(_html_versions_table(data["versions"]))
+    if data["proposals"]:
+        parts.append(_html_proposals(data["proposals"]))
 
     a = data["activity"]
     parts.append(
@@ -493,6 +526,13 @@ def render_html(data: dict[str, Any]) -> str:
     parts.append("<p class=muted>Definitions: docs/archiver.md. Sharpe and Sortino are annualised from the equity "
                  "curve's own sampling (returns per year observed); short samples give large values.</p></body></html>")
     return "\n".join(parts)
+
+
+def _html_proposals(proposals: list[dict[str, Any]]) -> str:
+    rejected = sum(1 for p in proposals if p["verdict"] == "rejected")
+    return (f"<h2>Proposals</h2><p>{len(proposals)} proposed parameter changes: {len(proposals) - rejected} "
+            f"accepted, {rejected} rejected (the latest 20):</p><ul>"
+            + "".join(f"<li>{html.escape(_proposal_line(p))}</li>" for p in proposals[-20:]) + "</ul>")
 
 
 def _html_versions_table(versions: list[dict[str, Any]]) -> str:

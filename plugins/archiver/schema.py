@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 #: The Alembic revision these models correspond to (the head of ``migrations/versions``).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 #: Alembic's bookkeeping table, named for this plugin so it never meets another application's.
 VERSION_TABLE = "archiver_schema_version"
 
@@ -247,6 +247,30 @@ class StrategyVersionRow(ArchiveModel, table=True):
     archived_at: Optional[datetime] = _time()
 
 
+class StrategyProposalRow(ArchiveModel, table=True):
+    """Every proposed parameter change with its verdict: accepted (and the version it became) or rejected,
+    with the validators' reasons (since 0004; before, a rejected proposal was a version with status rejected)."""
+
+    __tablename__ = "strategy_proposals"
+    __table_args__ = (UniqueConstraint("run_id", "strategy", "iteration", name="uq_strategy_proposals_run_strategy_"
+                                       "iteration"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: str
+    strategy: str
+    iteration: int
+    created_at: Optional[datetime] = _time()
+    base_version: int
+    version: Optional[int] = None  # the version it became, when accepted
+    verdict: str = Field(description="accepted or rejected")
+    params: Optional[str] = _text()  # JSON {parameter: value}, every parameter
+    changes: Optional[str] = _text()  # JSON {parameter: value}
+    reason: Optional[str] = _text()
+    plugin: Optional[str] = None
+    evidence: int = 0  # closed trades of the strategy when proposed
+    reasons: Optional[str] = _text()  # JSON list: why the validators rejected it
+
+
 class LearningRow(ArchiveModel, table=True):
     """The orchestrator's learnings, with their evidence."""
 
@@ -318,7 +342,7 @@ TABLES: dict[str, type[ArchiveModel]] = {
     model.__tablename__: model
     for model in (
         RunRow, CycleRow, SignalRow, RiskVerdictRow, OrderRow, FillRow, TradeRow,
-        StrategyVersionRow, LearningRow, ExecutionErrorRow, PatternRow,
+        StrategyVersionRow, StrategyProposalRow, LearningRow, ExecutionErrorRow, PatternRow,
     )
 }
 

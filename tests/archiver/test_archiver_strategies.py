@@ -42,7 +42,7 @@ def test_a_parameter_change_archives_the_replaced_versions_metrics(archive_bot, 
     assert alert.title == "Strategy sma_rsi v1 archived; now v2" and "4 trades, win rate 0%, P&L -0.88" in alert.text
 
 
-def test_a_rejected_version_is_recorded_as_rejected(archive_bot, run_bot, open_store):
+def test_a_rejected_proposal_is_archived_as_a_proposal_with_its_verdict(archive_bot, run_bot, open_store):
     class Strict:
         @hookimpl
         def gobot_validate_strategy(self, strategy):
@@ -52,9 +52,29 @@ def test_a_rejected_version_is_recorded_as_rejected(archive_bot, run_bot, open_s
     bot = archive_bot(plugins=[("strict", Strict())])
     bot.state.trades.extend(losing_trades(4))
     run_bot(bot, 2)
-    rows = versions(open_store())
-    assert (rows[1]["status"], rows[2]["status"]) == ("active", "rejected")
-    assert rows[2]["started_at"] is None and rows[1]["ended_at"] is None
+    store = open_store()
+    rows = versions(store)
+    assert list(rows) == [1] and rows[1]["status"] == "active" and rows[1]["ended_at"] is None
+    [proposal] = store.rows("strategy_proposals")
+    assert (proposal["strategy"], proposal["iteration"], proposal["base_version"]) == ("sma_rsi", 1, 1)
+    assert (proposal["verdict"], proposal["version"], proposal["evidence"]) == ("rejected", None, 4)
+    assert json.loads(proposal["changes"]) == {"slow": 28} and json.loads(proposal["params"])["slow"] == 28
+    assert "strict: only v1 is trusted" in json.loads(proposal["reasons"])
+    from gobot_plugins.archiver.report import build_report, render_html
+
+    data = build_report(store)
+    assert [v["version"] for v in data["versions"]] == [1], "the side by side shows versions, not proposals"
+    [line] = [p for p in data["proposals"]]
+    assert (line["verdict"], line["changes"]) == ("rejected", {"slow": 28})
+    assert "#1 sma_rsi v1: slow 28 — rejected (strict: only v1 is trusted" in render_html(data)
+
+
+def test_an_accepted_proposal_is_archived_with_the_version_it_became(archive_bot, run_bot, open_store):
+    bot = archive_bot(disable=["validator"])
+    bot.state.trades.extend(losing_trades(4))
+    run_bot(bot, 1)
+    [proposal] = open_store().rows("strategy_proposals")
+    assert (proposal["verdict"], proposal["version"], proposal["plugin"]) == ("accepted", 2, "adjuster")
 
 
 def test_without_archive_on_strategy_change_versions_are_kept_but_not_archived(archive_bot, run_bot, open_store,

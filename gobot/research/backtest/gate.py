@@ -80,7 +80,8 @@ class BacktestContext:
                 name: getattr(series, name)[start:end].tolist() for name in COLUMNS})
             snapshots.append(MarketSnapshot.model_construct(
                 symbol=series.symbol, time=_utc(request.close_ms), price=float(series.close[end - 1]), candles=candles,
-                bid=None, ask=None, volume_24h=None, source="backtest",
+                bid=None, ask=None, volume_24h=None, source="backtest", missing=[],  # all fields: model_construct
+                # calls a default factory through a signature inspection, a cost per decision
                 extras={"data": "backtest",
                         **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
         self.snapshots = snapshots
@@ -167,6 +168,9 @@ class BacktestContext:
 
     def strategy_history(self, name: str) -> list[StrategyVersion]:
         return [self.strategy(name)]
+
+    def strategy_proposals(self, name: str) -> list:
+        return []
 
     def strategies(self) -> dict[str, Strategy]:
         return dict(self._strategies)
