@@ -44,10 +44,12 @@ QUICK = {
 COLUMNS = ("measure", "value", "baseline (value)", "ratio", "goal", "met")
 
 
-def number(value: float | None, unit: str = "") -> str:
+def number(value: float | str | None, unit: str = "") -> str:
     """A figure for the table: 155.4k rows/s, 1,234 cycles/s, 0.182 s, 3.51 x."""
     if value is None:
         return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # not a figure: shown as written
+        return f"{value} {unit}".strip()
     size = abs(value)
     if size >= 10_000:
         text = f"{value / 1000:,.1f}k"
@@ -58,6 +60,13 @@ def number(value: float | None, unit: str = "") -> str:
     else:
         text = f"{value:.3g}"
     return f"{text} {unit}".strip()
+
+
+def times(ratio: float | str | None) -> str:
+    """A ratio: 1.40x, 48.3x, 1,234x."""
+    if ratio is None or isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        return "" if ratio is None else str(ratio)
+    return f"{ratio:.2f}x" if abs(ratio) < 10 else f"{ratio:.1f}x" if abs(ratio) < 100 else f"{ratio:,.0f}x"
 
 
 def cells(row: dict) -> list[str]:
@@ -73,7 +82,7 @@ def cells(row: dict) -> list[str]:
     ratio = row.get("ratio")
     met = row.get("met")
     return [str(row["measure"]), number(row["value"], unit), baseline,
-            "" if ratio is None else f"{ratio:.2f}x", str(row.get("goal") or ""),
+            times(ratio), str(row.get("goal") or ""),
             "yes" if met is True else "NO" if met is False else ""]
 
 

@@ -31,16 +31,18 @@ def test_rows_show_value_baseline_ratio_goal_and_whether_met(table):
         {"measure": "bench/replay.py", "value": None, "note": "bench/replay.py has no --json yet"},
         {"measure": "whole process vs backtesting.py", "value": 10.4, "unit": "x", "baseline": "backtesting.py",
          "baseline_value": 3.371, "baseline_unit": "s", "ratio": 10.4, "goal": ">= 10x", "met": True},
+        {"measure": "odd", "value": "fast", "ratio": "n/a"},  # not figures: shown as written, never a crash
     ]
     lines = table.render(rows).splitlines()
     assert [c.strip() for c in lines[0].strip("|").split("|")] == list(table.COLUMNS)
     assert set(lines[1]) == {"|", "-"} and len({len(line) for line in lines}) == 1
-    first, second, third, fourth = ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])
+    first, second, third, fourth, fifth = ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])
     assert first == ["archiver bulk insert on PostgreSQL, trades", "155.4k rows/s", "previous path (110.8k rows/s)",
                      "1.40x", ">= 150k rows/s", "yes"]
     assert second == ["gobot --help", "0.182 s", "python -c pass", "", "<= 0.3 s", "NO"]
     assert third[:2] == ["bench/replay.py", "not measured: bench/replay.py has no --json yet"] and third[-1] == "NO"
-    assert fourth[1:4] == ["10.40 x", "backtesting.py (3.37 s)", "10.40x"]  # a ratio's baseline in its own unit
+    assert fourth[1:4] == ["10.40 x", "backtesting.py (3.37 s)", "10.4x"]  # a ratio's baseline in its own unit
+    assert fifth == ["odd", "fast", "", "n/a", "", ""]
 
 
 def script(folder: Path, name: str, body: str) -> Path:
