@@ -19,7 +19,8 @@ from pathlib import Path
 
 GOBOT = str(Path(sys.executable).parent / "gobot")
 TARGET_HELP_SECONDS = 0.15
-HEAVY = ("ccxt", "openai", "playwright", "sqlmodel", "pandas", "numpy", "rich", "apscheduler", "gobot.run.bot")
+HEAVY = ("ccxt", "openai", "playwright", "sqlmodel", "pandas", "numpy", "rich", "apscheduler", "gobot.run.bot",
+         "gobot.config", "pydantic")
 
 
 def median_seconds(command: list[str], runs: int) -> float:

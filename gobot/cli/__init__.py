@@ -46,8 +46,25 @@ class LazyGroup(click.Group):
             meta["gobot.plugin_commands"], meta["gobot.plugin_commands_error"] = plugin_commands()
         return meta["gobot.plugin_commands"]
 
+    @classmethod
+    def _plugin_help(cls, ctx: click.Context) -> dict[str, str]:
+        """Plugin commands' names and short help, for listing: kept between runs (``gobot.cli.listing``)
+        while nothing they depend on changed, so `gobot --help` and completion load no plugin."""
+        meta = ctx.find_root().meta
+        if "gobot.plugin_help" not in meta:
+            from gobot.cli import listing
+
+            found = None if "gobot.plugin_commands" in meta else listing.cached()
+            if found is None:
+                commands = cls._plugins(ctx)
+                if meta["gobot.plugin_commands_error"] is None:
+                    listing.store(commands)
+                found = {name: command.get_short_help_str(60) for name, command in commands.items()}
+            meta["gobot.plugin_help"] = found
+        return meta["gobot.plugin_help"]
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(self._plugins(ctx)))
+        return sorted(set(COMMANDS) | set(self._plugin_help(ctx)))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
@@ -64,7 +81,7 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help straight from the docstrings' first lines, without importing every module.
         rows = [(name, SHORT_HELP.get(name, "")) for name in sorted(COMMANDS)]
-        rows += [(name, cmd.get_short_help_str(60)) for name, cmd in sorted(self._plugins(ctx).items())]
+        rows += sorted(self._plugin_help(ctx).items())
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
