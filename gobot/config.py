@@ -77,8 +77,10 @@ def check_path(value: str) -> str:
 
 
 class TradingConfig(Section):
-    initial_capital_usd: float = Field(100.0, gt=0, le=MAX_USD, description="starting paper balance, USD")
-    max_position_usd: float = Field(10.0, gt=0, le=MAX_USD, description="largest notional of one position, USD")
+    initial_capital_usd: float = Field(100.0, gt=0, le=MAX_USD,
+                                       description="starting paper balance, in the portfolio currency")
+    max_position_usd: float = Field(10.0, gt=0, le=MAX_USD,
+                                    description="largest notional of one position, in the portfolio currency")
     stop_loss_percent: float = Field(
         2.0, gt=0, lt=100, description="stop distance from entry when a signal gives none, % (positive)"
     )
@@ -87,6 +89,12 @@ class TradingConfig(Section):
     )
     symbols: list[str] = Field(
         default_factory=lambda: ["BTC/USDT", "ETH/USDT"], min_length=1, description="markets to trade, BASE/QUOTE"
+    )
+    currency: str = Field(
+        "", validate_default=True,
+        description="the portfolio currency, which capital, limits and P&L are counted in; empty = the symbols' "
+                    "one quote. With several quotes set it (currency = \"USDT\") and trade each other quote's pair "
+                    "with it (BTC/USDT): its latest close converts"
     )
     auto_execute: bool = Field(True, description="false = signals only: orders are proposed (alert + audit), not sent")
 
@@ -102,6 +110,24 @@ class TradingConfig(Section):
                              "(twice would give two signals per cycle for one market)")
         return symbols
 
+    @field_validator("currency")
+    @classmethod
+    def _one_currency(cls, currency: str, info: ValidationInfo) -> str:
+        from gobot_hookspecs.money import portfolio_currency
+
+        if currency and not re.fullmatch(r"[A-Z0-9]{1,20}", currency):
+            raise ValueError(f"'{currency}' is not a currency code such as 'USDT' or 'BTC'")
+        if info.data.get("symbols"):
+            portfolio_currency(info.data["symbols"], currency)  # several quotes, or one that cannot convert: refused
+        return currency
+
+    @property
+    def portfolio_currency(self) -> str:
+        """``currency``, else the one quote of the symbols (``gobot_hookspecs.money``)."""
+        from gobot_hookspecs.money import portfolio_currency
+
+        return portfolio_currency(self.symbols, self.currency)
+
 
 class OrchestratorConfig(Section):
     loop_interval: float = Field(
@@ -109,10 +135,12 @@ class OrchestratorConfig(Section):
     )
     max_iterations: int = Field(50, ge=0, le=10**9, description="cycles per run; 0 = no limit")
     daily_profit_target: float = Field(
-        50.0, gt=0, le=MAX_USD, description="ends the run when today's P&L reaches +this, USD (positive)"
+        50.0, gt=0, le=MAX_USD,
+        description="ends the run when today's P&L reaches +this, portfolio currency (positive)"
     )
     max_daily_loss: float = Field(
-        100.0, gt=0, le=MAX_USD, description="ends the run when today's P&L reaches -this, USD (positive)"
+        100.0, gt=0, le=MAX_USD,
+        description="ends the run when today's P&L reaches -this, portfolio currency (positive)"
     )
     kill_switch_enabled: bool = Field(True, description="honour the kill switch file")
     kill_switch_file: str = Field("", description="path of the kill switch file; empty = <state_dir>/KILL")
@@ -205,9 +233,10 @@ class BacktestConfig(Section):
         description="market and stop fills move against you by this, %; unset = [plugins.paper] slippage_percent"
     )
     start_equity_usd: float | None = Field(None, gt=0, le=MAX_USD,
-                                           description="starting equity, USD; unset = [trading] initial_capital_usd")
+                                           description="starting equity, in the tested symbol's quote currency; "
+                                                       "unset = [trading] initial_capital_usd")
     sizing: str = Field("plugins", description="plugins (the sizer plugin, as live), all-in, a percent of equity "
-                                               "(\"25%\") or USD (\"100\")")
+                                               "(\"25%\") or a notional in the quote currency (\"100\")")
     risk: str = Field("plugins",
                       description="plugins: every risk plugin judges each entry, as live; none: no risk checks")
     allow_short: bool = Field(True, description="false: a SHORT signal only closes a long")

@@ -70,7 +70,7 @@ def test_three_losing_trades_open_it(replay_bot):
     closed_trades(bot, -1)
     assert breaker(bot)["state"] == "OPEN"
     assert verdict(bot).reason == ("circuit breaker OPEN since 01-01 16:40 UTC (3 consecutive losing trades "
-                                   "(last: BTC/USDT -1.00), circuit_breaker_threshold 3); "
+                                   "(last: BTC/USDT -1.00 USDT), circuit_breaker_threshold 3); "
                                    "one probe trade allowed after 01-01 17:10 UTC")
     [alert] = [a for a in bot.ctx.pending_alerts if a.kind == "circuit_breaker"]
     assert alert.title == "Circuit breaker CLOSED -> OPEN" and alert.severity.value == "CRITICAL"

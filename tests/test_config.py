@@ -82,7 +82,7 @@ def test_wrong_type_names_the_key_and_shows_the_default(tmp_path):
 def test_values_that_must_be_positive(tmp_path, value):
     [problem] = problems_in(f"[trading]\nmax_position_usd = {value}\n", tmp_path)
     assert problem.endswith(":trading.max_position_usd: Input should be greater than 0 — fix: largest notional of "
-                            "one position, USD; default 10")
+                            "one position, in the portfolio currency; default 10")
 
 
 def test_symbol_must_be_base_slash_quote(tmp_path):

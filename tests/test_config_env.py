@@ -121,7 +121,7 @@ def test_other_gobot_variables_are_not_overrides():
 def test_a_bad_value_names_the_variable_in_the_usual_style():
     assert problems({"GOBOT_TRADING__MAX_POSITION_USD": "-1"}) == [
         "(environment):GOBOT_TRADING__MAX_POSITION_USD: Input should be greater than 0 — fix: largest notional of "
-        "one position, USD; default 10",
+        "one position, in the portfolio currency; default 10",
     ]
 
 
@@ -148,7 +148,7 @@ def test_unknown_sections_and_keys_suggest_the_closest_variable():
         "GOBOT_PLUGINS__ENABLE? "
         "use GOBOT_PLUGINS__ENABLE, GOBOT_PLUGINS__DISABLE, or GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's setting",
         "(environment):GOBOT_TRADING__MAX_POSITON_USD: [trading] has no key 'max_positon_usd' — fix: did you mean "
-        "GOBOT_TRADING__MAX_POSITION_USD? unset it; valid keys here: auto_execute, initial_capital_usd, "
+        "GOBOT_TRADING__MAX_POSITION_USD? unset it; valid keys here: auto_execute, currency, initial_capital_usd, "
         "max_position_usd, stop_loss_percent, symbols, take_profit_percent",
         "(environment):GOBOT_TRADNG__SYMBOLS: no config section 'tradng' — fix: did you mean GOBOT_TRADING__SYMBOLS? "
         "sections: backtest, optimizer, orchestrator, plugins, server, strategies, trading, watchdog "

@@ -125,7 +125,8 @@ def test_no_risk_answer_and_a_sizer_answering_a_word_read_alike(replay_bot, run_
     assert [f"{v.plugin}: {v.reason}" for v in report.vetoes] == ["core: no risk plugin answered (fail closed)"]
     assert decided["BTC/USDT"] == (None, ["core: no risk plugin answered (fail closed)"])
     (record,) = [line for line in report.phase("validate").records if "sizing failed" in line]
-    message = "plugin 'wordy_sizer' in gobot_size_position: returned 'lots', expected a notional in USD"
+    message = ("plugin 'wordy_sizer' in gobot_size_position: returned 'lots', expected a notional in the portfolio "
+               "currency")
     assert record == f"ETH/USDT: no trade, sizing failed — {message}"
     assert decided["ETH/USDT"] == (None, [f"sizing failed: {message}"])
     assert set(live) == set(tested) == {"BTC/USDT"}  # no size, no intent: risk was never asked about ETH

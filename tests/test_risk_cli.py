@@ -44,8 +44,8 @@ def test_status_shows_the_breaker_every_counter_and_why_not(tmp_path, synthetic_
     data = json.loads(status(config, "--json"))
     assert data["run"] == bot.state.run_id and data["breaker"] == "HARD_STOP" and data["trading_allowed"] is False
     assert data["why"] == ["circuit_breaker: breaker HARD_STOP since 01-01 16:40 UTC (hard stop: 5 consecutive losing "
-                           "trades (last: BTC/USDT -1.00), max_consecutive_losses 5): run `gobot risk reset` to trade "
-                           "again"]
+                           "trades (last: BTC/USDT -1.00 USDT), max_consecutive_losses 5): run `gobot risk reset` to "
+                           "trade again"]
     plugins = {p["plugin"]: p for p in data["plugins"]}
     streak = next(c for c in plugins["circuit_breaker"]["counters"] if c["name"] == "consecutive losing trades")
     assert (streak["value"], streak["limit"], streak["blocking"]) == (5, 3, True)

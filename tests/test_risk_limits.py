@@ -50,7 +50,7 @@ def test_reward_risk(replay_bot):
 def test_position_size_cap_from_trading_section(replay_bot):
     bot = limits_bot(replay_bot)
     assert judge(bot, make_intent(notional=10)).approved
-    assert judge(bot, make_intent(notional=10.5)).reason == "notional 10.50 USD above max_position_usd 10"
+    assert judge(bot, make_intent(notional=10.5)).reason == "notional 10.50 USDT above max_position_usd 10"
 
 
 def test_below_the_markets_minimum_notional_is_vetoed_not_upsized(replay_bot):
@@ -61,7 +61,7 @@ def test_below_the_markets_minimum_notional_is_vetoed_not_upsized(replay_bot):
                                         extras={"min_notional": 5})]
     assert judge(bot, make_intent(notional=6)).approved
     veto = judge(bot, make_intent(notional=4))
-    assert veto.reason == "notional 4.00 USD below the market's minimum 5 USD (not upsized)"
+    assert veto.reason == "notional 4.00 USDT below the market's minimum 5.00 USDT (not upsized)"
 
 
 def test_total_exposure_counts_positions_and_pending_orders(replay_bot):
@@ -70,7 +70,7 @@ def test_total_exposure_counts_positions_and_pending_orders(replay_bot):
     assert judge(bot, make_intent("BTC/USDT", notional=10)).approved  # 15 + 10 <= 30
     bot.cycle_approved.append(make_intent("SOL/USDT", notional=10, tag="earlier"))  # approved earlier this cycle
     veto = judge(bot, make_intent("BTC/USDT", notional=10))
-    assert veto.reason == "exposure 15.00 + pending 10.00 + 10.00 USD above max_total_exposure_usd 30"
+    assert veto.reason == "exposure 15.00 + pending 10.00 + 10.00 USDT above max_total_exposure_usd 30"
 
 
 def test_one_position_per_symbol(replay_bot):
@@ -118,9 +118,9 @@ def test_daily_loss_limit_blocks_for_the_rest_of_the_day(replay_bot):
     assert judge(bot, make_intent("BTC/USDT")).approved
     bot.portfolio.mark({"ETH/USDT": 65.0})  # unrealised -3.50
     veto = judge(bot, make_intent("BTC/USDT"))
-    assert veto.reason == "daily loss 3.50 USD reached daily_loss_limit_usd 3: no new trades until 01-02 00:00 UTC"
+    assert veto.reason == "daily loss 3.50 USDT reached daily_loss_limit_usd 3: no new trades until 01-02 00:00 UTC"
     bot.portfolio.mark({"ETH/USDT": 100.0})  # recovered: the day stays blocked
-    assert "daily loss 3.50 USD reached" in judge(bot, make_intent("BTC/USDT")).reason
+    assert "daily loss 3.50 USDT reached" in judge(bot, make_intent("BTC/USDT")).reason
     assert [a.kind for a in bot.ctx.pending_alerts] == ["loss_limit"]
     at(bot, datetime(2026, 1, 2, 0, 5, tzinfo=timezone.utc))
     assert judge(bot, make_intent("BTC/USDT")).approved
@@ -133,7 +133,7 @@ def test_weekly_loss_limit_blocks_until_monday(replay_bot):
     at(bot, datetime(2026, 1, 3, 10, tzinfo=timezone.utc))  # Saturday, a later day of the same week
     bot.portfolio.mark({"ETH/USDT": 45.0})  # -5.50
     veto = judge(bot, make_intent("BTC/USDT"))
-    assert veto.reason == "weekly loss 5.50 USD reached weekly_loss_limit_usd 5: no new trades until 01-05 00:00 UTC"
+    assert veto.reason == "weekly loss 5.50 USDT reached weekly_loss_limit_usd 5: no new trades until 01-05 00:00 UTC"
     at(bot, datetime(2026, 1, 5, 0, 1, tzinfo=timezone.utc))  # Monday
     assert judge(bot, make_intent("BTC/USDT")).approved
 

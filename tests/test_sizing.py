@@ -85,7 +85,7 @@ def test_a_kelly_size_below_the_markets_minimum_is_vetoed_not_upsized(replay_bot
     run_bot(bot, 30)
     assert not bot.state.trades and not bot.state.positions
     reasons = [v["reasons"] for v in bot.state.vetoes]
-    assert reasons and any("USD below the market's minimum 5 USD (not upsized)" in r for r in reasons)
+    assert reasons and any("USDT below the market's minimum 5.00 USDT (not upsized)" in r for r in reasons)
 
 
 def test_another_sizer_answers_first_and_fixed_size_stands_in_for_kelly(replay_bot, tmp_path):

@@ -309,7 +309,8 @@ NAME = "$name"
 class ${cls}Config(PluginConfig):
     """``[plugins.$name]``: every key has a default and a description (unit, meaning)."""
 
-    max_notional_usd: float = Field(10.0, gt=0, description="largest notional one order may open, USD")
+    max_notional_usd: float = Field(10.0, gt=0, description="largest notional one order may open, "
+                                                            "in the portfolio currency (ctx.currency)")
 
 
 class ${cls}:
@@ -324,7 +325,7 @@ class ${cls}:
         config = ${cls}Config.of(ctx, NAME)
         if intent.notional_usd > config.max_notional_usd:
             return RiskVerdict(approved=False,
-                               reason=f"notional {intent.notional_usd:.2f} USD above "
+                               reason=f"notional {intent.notional_usd:.2f} {ctx.currency} above "
                                       f"max_notional_usd {config.max_notional_usd:g}")
         return RiskVerdict(approved=True, reason="within max_notional_usd")
 '''

@@ -106,7 +106,7 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 
     runner = Runner(bot, max_iterations, on_started=started)
     outcome = asyncio.run(_serve_and_run(runner, settings.server) if serve else runner.run())
-    print_run_summary(bot.state, outcome.reason, table=not quiet)
+    print_run_summary(bot.state, outcome.reason, table=not quiet, currency=bot.ctx.currency, portfolio=bot.portfolio)
 
 
 #: What a fresh run leaves in the state folder, as the --fresh line names it (only those present are named).

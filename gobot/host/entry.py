@@ -59,9 +59,10 @@ def client_order_id(prefix: str, run_id: str, iteration: int, symbol: str, side:
 
 def order_intent(ctx: BotContext, symbol: str, side: Side, purpose: str, notional: float, price: float,
                  signal: Signal | None, *, id_prefix: str, created_at: datetime, stop_loss_percent: float | None = None,
-                 take_profit_percent: float | None = None) -> OrderIntent:
+                 take_profit_percent: float | None = None, quote_rate: float = 1.0) -> OrderIntent:
     """An intent of cycle ``ctx.iteration`` of run ``ctx.run_id``; an open one gets the signal's stop and
-    target, else ``*_percent`` away from ``price`` (None: none). A negative notional is shown as 0."""
+    target, else ``*_percent`` away from ``price`` (None: none). A negative notional is shown as 0.
+    ``notional`` is in the portfolio currency, ``quote_rate`` what one unit of the symbol's quote is worth in it."""
     stop = take = None
     if purpose == "open":  # the resting exits the backtester gives the same position
         own_stop, own_take = (signal.stop_loss, signal.take_profit) if signal is not None else (None, None)
@@ -71,6 +72,7 @@ def order_intent(ctx: BotContext, symbol: str, side: Side, purpose: str, notiona
         id=f"{ctx.iteration}-{symbol}-{purpose}",
         client_order_id=client_order_id(id_prefix, ctx.run_id, ctx.iteration, symbol, side, purpose),
         symbol=symbol, side=side, purpose=purpose, notional_usd=max(0.0, notional), reference_price=price,
+        quote_rate=quote_rate,
         stop_loss=stop, take_profit=take, signal=signal, created_at=created_at,
     )
 
@@ -86,13 +88,15 @@ async def size_position(hooks: HookCaller, ctx: BotContext, signal: Signal) -> f
         return ctx.config.trading.max_position_usd
     plugin, size = answer
     if isinstance(size, bool) or not isinstance(size, (int, float)) or size != size:
-        raise PluginError(plugin, f"returned {size!r}, expected a notional in USD", hook="gobot_size_position")
+        raise PluginError(plugin, f"returned {size!r}, expected a notional in the portfolio currency",
+                          hook="gobot_size_position")
     return float(size)
 
 
 async def decide_entry(hooks: HookCaller, ctx: BotContext, signal: Signal, price: float, *, id_prefix: str,
                        created_at: datetime, stop_loss_percent: float | None, take_profit_percent: float | None,
-                       notional: float | None = None, check_risk: bool = True) -> EntryDecision:
+                       notional: float | None = None, check_risk: bool = True,
+                       quote_rate: float = 1.0) -> EntryDecision:
     """Decide whether ``signal`` (LONG or SHORT) opens a position at ``price``, as every cycle does.
 
     ``notional``: a size chosen by the caller (the backtester's fixed, percent or all-in sizing);
@@ -100,6 +104,7 @@ async def decide_entry(hooks: HookCaller, ctx: BotContext, signal: Signal, price
     the intent; any veto refuses it, and no verdict at all is the core's veto (fail closed). The
     verdicts are audited through ``ctx.audit("risk_verdicts", ...)``. ``check_risk=False`` (a backtest
     with ``--risk none``) stops after sizing, without building the intent nobody would read.
+    ``quote_rate``: one unit of the symbol's quote in the portfolio currency (the bot's portfolio knows it).
     """
     if notional is None:
         try:
@@ -113,7 +118,7 @@ async def decide_entry(hooks: HookCaller, ctx: BotContext, signal: Signal, price
     side = Side.BUY if signal.action is Action.LONG else Side.SELL
     intent = order_intent(ctx, signal.symbol, side, "open", notional, price, signal, id_prefix=id_prefix,
                           created_at=created_at, stop_loss_percent=stop_loss_percent,
-                          take_profit_percent=take_profit_percent)
+                          take_profit_percent=take_profit_percent, quote_rate=quote_rate)
     verdicts = await hooks.risk(ctx=ctx, intent=intent)
     ctx.audit("risk_verdicts", intent=intent, verdicts=verdicts)
     # Every verdict says which intent it judged, so reporters and the archiver can keep them all.

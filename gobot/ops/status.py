@@ -16,6 +16,7 @@ from gobot.run.plugin_statuses import breaker_state, breaker_status
 from gobot.run.summary import progress as progress_document
 from gobot.run.summary import run_metrics
 from gobot_hookspecs import PluginStatus
+from gobot_hookspecs.money import decimals
 
 if TYPE_CHECKING:
     from gobot.run.bot import Bot
@@ -124,15 +125,18 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
         "loop_interval": bot.settings.orchestrator.loop_interval,
         "iteration": state.iteration,
         "max_iterations": progress["max_iterations"],
+        "currency": progress["currency"],
+        "currency_decimals": decimals(progress["currency"]),  # the dashboard shows amounts as money() does
         "equity": progress["equity"],
-        "cash": round(state.cash, 4),
+        "cash": round(state.cash, max(4, decimals(progress["currency"]))),
         "pnl": progress["pnl"],
         "daily_pnl": progress["daily_pnl"],
         "initial_capital": state.initial_capital,
         "max_drawdown_pct": round(state.max_drawdown * 100, 4),
         "open_positions": [
             {**p.model_dump(mode="json"), "price": state.last_prices.get(s),
-             "unrealised_pnl": round(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)), 4)}
+             "unrealised_pnl": round(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)) * bot.portfolio.rate(s),
+                                     max(4, decimals(progress["currency"])))}
             for s, p in state.positions.items()
         ],
         "closed_trades": len(state.trades),
@@ -168,12 +172,13 @@ def cycles_document(bot: Bot, limit: int) -> dict[str, Any]:
 
 def metrics_document(bot: Bot, counters: CoreCounters, points: int = 500) -> dict[str, Any]:
     """``GET /api/metrics``: the run's performance, the core's counters and the equity curve."""
-    metrics = run_metrics(bot.state)
+    metrics = run_metrics(bot.state, bot.portfolio)
     cycles = bot.state.cycles
     step = max(1, math.ceil(len(cycles) / points))
-    curve = [[c.time.isoformat(), round(c.equity, 4)] for c in cycles[::step]]
+    digits = max(4, decimals(bot.ctx.currency))
+    curve = [[c.time.isoformat(), round(c.equity, digits)] for c in cycles[::step]]
     if cycles and (len(cycles) - 1) % step:
-        curve.append([cycles[-1].time.isoformat(), round(cycles[-1].equity, 4)])
+        curve.append([cycles[-1].time.isoformat(), round(cycles[-1].equity, digits)])
     return {"run": metrics, "counters": counters.as_dict(), "equity_curve": curve}
 
 
@@ -265,10 +270,12 @@ def prometheus_text(bot: Bot, counters: CoreCounters, statuses: dict[str, Plugin
         out.add("gobot_alerts_failed_total", counters.alerts_failed.get(channel, 0), {"channel": channel},
                 kind="counter", help="alerts whose channel raised")
     out.add("gobot_equity", bot.portfolio.equity(),
-            help="cash plus open positions at the latest prices, quote currency")
-    out.add("gobot_cash", state.cash, help="cash, quote currency")
+            help="cash plus open positions at the latest prices, portfolio currency")
+    out.add("gobot_cash", state.cash, help="cash, portfolio currency")
+    out.add("gobot_portfolio_currency_info", 1, {"currency": bot.ctx.currency},
+            help="the currency gobot_equity, gobot_cash and gobot_exposure are in")
     out.add("gobot_open_positions", len(state.positions), help="open positions")
-    out.add("gobot_exposure", bot.portfolio.exposure(), help="notional of open positions, quote currency")
+    out.add("gobot_exposure", bot.portfolio.exposure(), help="notional of open positions, portfolio currency")
     out.add("gobot_closed_trades", len(state.trades), help="closed trades in the current run")
     out.add("gobot_paused", 1 if health_doc["paused"] else 0, help="1 while paused: no new positions")
     out.add("gobot_kill_switch", 1 if health_doc["kill_switch"] else 0, help="1 while the kill switch is engaged")

@@ -92,6 +92,7 @@ class DeliveryContext:
 
     def __init__(self, settings: Settings, plugin_configs: dict[str, BaseModel], run_id: str = ""):
         self.config = settings
+        self.currency = settings.trading.portfolio_currency
         self.run_id = run_id
         self.snapshots: list = []
         self.rate_limiter = NoWaitPolicy()
@@ -194,19 +195,19 @@ def sample_alerts(now: datetime | None = None) -> list[Alert]:
         Alert(kind="run_stopped", title="gobot stopped: max_iterations (50) reached"),
         Alert(kind="validation_skipped", title="LIVE without a passing readiness report (--skip-validation)",
               severity=Severity.CRITICAL, text="failing: paper_days (3 < 14), max_drawdown (12.0 % > 10 %)"),
-        Alert(kind="run_completed", title="Run complete: daily profit target reached (+51.20 >= 50)"),
-        Alert(kind="daily_summary", title="Daily summary 2026-01-02: P&L +6.10 (+6.1 %)",
-              text="4 trades closed (3 won, 75 %), realised +5.80; equity 106.10; 1 open position; 2 risk vetoes",
-              data={"day": "2026-01-02", "pnl": 6.1, "trades": 4, "wins": 3, "equity": 106.1, "equity_curve": curve}),
-        Alert(kind="trade_opened", title="Opened long BTC/USDT @ 50012.5", text="amount 0.0002, fee 0.0100",
+        Alert(kind="run_completed", title="Run complete: daily profit target reached (+51.20 USDT >= 50)"),
+        Alert(kind="daily_summary", title="Daily summary 2026-01-02: P&L +6.10 USDT (+6.1 %)",
+              text="4 trades closed (3 won, 75 %), realised +5.80 USDT; equity 106.10 USDT; 2 risk vetoes",
+              data={"day": "2026-01-02", "currency": "USDT", "pnl": 6.1, "equity": 106.1, "equity_curve": curve}),
+        Alert(kind="trade_opened", title="Opened long BTC/USDT @ 50012.5", text="amount 0.0002, fee 0.01 USDT",
               data={"symbol": "BTC/USDT", "price": 50012.5, "amount": 0.0002}),
-        Alert(kind="trade_closed", title="Closed long BTC/USDT: P&L +0.19", text="50012.5 -> 51000 (take_profit)",
+        Alert(kind="trade_closed", title="Closed long BTC/USDT: P&L +0.19 USDT", text="50012.5 -> 51000 (take_profit)",
               data={"symbol": "BTC/USDT", "pnl": 0.19, "exit_reason": "take_profit"}),
-        Alert(kind="order_proposed", title="Proposed buy ETH/USDT", text="10.00 USD (auto_execute = false)"),
+        Alert(kind="order_proposed", title="Proposed buy ETH/USDT", text="10.00 USDT (auto_execute = false)"),
         Alert(kind="risk_veto", title="Risk veto: buy ETH/USDT", severity=Severity.WARNING, text="risk_limits: "
-                   "confidence 0.61 < 0.75; risk_limits: exposure 35.00 > 30.00 USD", data={"symbol": "ETH/USDT"}),
+                   "confidence 0.61 < 0.75; risk_limits: exposure 35.00 > 30.00 USDT", data={"symbol": "ETH/USDT"}),
         Alert(kind="loss_limit", title="Daily loss limit reached: no new trades until 00:00",
-              severity=Severity.CRITICAL, text="loss 21.40 USD >= daily_loss_limit_usd 20", data={"period": "daily"}),
+              severity=Severity.CRITICAL, text="loss 21.40 USDT >= daily_loss_limit_usd 20", data={"period": "daily"}),
         Alert(kind="execution_error", title="Order failed: BTC/USDT", severity=Severity.CRITICAL,
               text="plugin 'binance': network: timed out after 10 s (will retry with the same client order id)",
               data={"kind": "network", "retryable": True}),

@@ -52,6 +52,7 @@ from gobot_hookspecs import (
     Strategy,
     Trade,
 )
+from gobot_hookspecs.money import money
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ class Bot:
         self.state, self.resumed_from = start.state, start.resumed_from
         self.disk = DiskGuard(self)  # the loop's writes; a full disk degrades the bot (no new positions)
         self.requests = OperatorRequests(self)  # CLOSE_POSITIONS, RISK_RESET, OPTIMIZED.json
-        self.portfolio = Portfolio(self.state)
+        trading = settings.trading
+        self.portfolio = Portfolio(self.state, trading.portfolio_currency, trading.symbols)
         self.ctx = Context(self)
         self.clock = self.hooks.first_sync("gobot_clock", ctx=self.ctx) or WallClock()
         self.ctx.rate_limiter = self.hooks.first_sync("gobot_rate_limit_policy", ctx=self.ctx) or NoWaitPolicy()
@@ -218,8 +220,8 @@ class Bot:
             new_day = day not in state.day_start_equity
             state.day_start_equity.setdefault(day, self.portfolio.equity())
             await self._sync_executions(report, phase, snapshots)
-            if new_day and (daily := summary.daily_summary(state, day)) is not None:  # after the sync: trades that
-                ctx.alert(daily)  # closed before midnight are counted in their day
+            if new_day and (daily := summary.daily_summary(state, day, ctx.currency)) is not None:  # after the sync:
+                ctx.alert(daily)  # trades that closed before midnight are counted in their day
             await self.drain()  # point 2: failures seen in the sync reach the breaker before it ticks
             await self.hooks.notify("gobot_on_scan_end", ctx=ctx, snapshots=snapshots)
 
@@ -250,7 +252,7 @@ class Bot:
             report.open_positions = len(state.positions)
             await self.hooks.notify("gobot_report", ctx=ctx, report=report)
             phase.records.append(
-                f"equity {report.equity:.2f}, {report.open_positions} open, "
+                f"equity {money(report.equity, ctx.currency)}, {report.open_positions} open, "
                 f"{len(state.trades)} closed trades, {len(report.errors)} plugin errors"
             )
 
@@ -329,7 +331,7 @@ class Bot:
                 Alert(
                     kind="trade_opened",
                     title=f"Opened {'long' if fill.side is Side.BUY else 'short'} {fill.symbol} @ {fill.price:.6g}",
-                    text=f"amount {fill.amount:.6g}, fee {fill.fee:.4f}",
+                    text=f"amount {fill.amount:.6g}, fee {money(fill.fee, self.ctx.currency)}",
                     data={"symbol": fill.symbol, "price": fill.price, "amount": fill.amount},
                 )
             )
@@ -340,7 +342,8 @@ class Bot:
             self.ctx.alert(
                 Alert(
                     kind="trade_closed",
-                    title=f"Closed {trade.direction.value.lower()} {trade.symbol}: P&L {trade.pnl:+.2f}",
+                    title=f"Closed {trade.direction.value.lower()} {trade.symbol}: "
+                          f"P&L {money(trade.pnl, self.ctx.currency, True)}",
                     text=f"{trade.entry_price:.6g} -> {trade.exit_price:.6g} ({trade.exit_reason})",
                     data={"symbol": trade.symbol, "pnl": trade.pnl, "exit_reason": trade.exit_reason},
                 )
@@ -370,9 +373,16 @@ class Bot:
 
     def _intent(self, symbol: str, side: Side, purpose: str, notional: float, price: float,
                 signal: Signal | None) -> OrderIntent:
+        """An exit's intent: ``notional`` in the symbol's quote (the position's), shown in the portfolio
+        currency when a rate is known; the amount is the position's either way, so an exit never waits."""
         trading = self.settings.trading
-        return order_intent(self.ctx, symbol, side, purpose, notional, price, signal, id_prefix=LIVE_ID_PREFIX,
-                            created_at=self.clock.now(), stop_loss_percent=trading.stop_loss_percent,
+        try:
+            quote_rate = self.portfolio.rate(symbol)
+        except LookupError:
+            quote_rate = 1.0
+        return order_intent(self.ctx, symbol, side, purpose, notional * quote_rate, price, signal,
+                            id_prefix=LIVE_ID_PREFIX, created_at=self.clock.now(), quote_rate=quote_rate,
+                            stop_loss_percent=trading.stop_loss_percent,
                             take_profit_percent=trading.take_profit_percent)
 
     async def _risk(
@@ -404,7 +414,12 @@ class Bot:
             if (blocked := self.versions.entry_block(signal)) is not None:  # [strategy_versions] on_active_failure
                 phase.records.append(f"{signal.symbol}: no new position — {blocked}")
                 continue
-            decision = await self._decide_entry(signal, price)
+            try:
+                quote_rate = self.portfolio.rate(signal.symbol)
+            except LookupError as exc:  # a size in the portfolio currency needs the rate: never a guessed one
+                phase.records.append(f"{signal.symbol}: no trade, {exc}")
+                continue
+            decision = await self._decide_entry(signal, price, quote_rate)
             if decision.sizing_error is not None:  # fail closed: no size, no trade
                 self.failures.append(decision.sizing_failure())
                 phase.records.append(f"{signal.symbol}: no trade, sizing failed — {decision.sizing_error}")
@@ -417,8 +432,8 @@ class Bot:
             if decision.vetoes:
                 self._veto(report, phase, intent, decision.vetoes)
                 continue
-            phase.records.append(f"{intent.symbol} {intent.side.value} {decision.notional:.2f} USD approved by "
-                                 f"{len(decision.verdicts)} risk checks")
+            phase.records.append(f"{intent.symbol} {intent.side.value} {money(decision.notional, self.ctx.currency)} "
+                                 f"approved by {len(decision.verdicts)} risk checks")
             approved.append(intent)
             self.cycle_approved.append(intent)
         if not signals or all(s.action is Action.HOLD for s in signals):
@@ -444,12 +459,12 @@ class Bot:
                 phase.records.append(f"{symbol}: close requested ({reason}), CRITICAL")
         return closes
 
-    async def _decide_entry(self, signal: Signal, price: float) -> EntryDecision:
+    async def _decide_entry(self, signal: Signal, price: float, quote_rate: float = 1.0) -> EntryDecision:
         """The entry decision (``gobot.host.entry``): sized, an intent, judged by every risk plugin, audited."""
         trading = self.settings.trading
         return await decide_entry(self.hooks, self.ctx, signal, price, id_prefix=LIVE_ID_PREFIX,
                                   created_at=self.clock.now(), stop_loss_percent=trading.stop_loss_percent,
-                                  take_profit_percent=trading.take_profit_percent)
+                                  take_profit_percent=trading.take_profit_percent, quote_rate=quote_rate)
 
     def _veto(self, report: CycleReport, phase: PhaseRecord, intent: OrderIntent, vetoes: list[RiskVerdict]) -> None:
         report.vetoes.extend(vetoes)

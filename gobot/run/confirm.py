@@ -11,6 +11,7 @@ from gobot.errors import PluginError
 from gobot.host.hook_caller import HookFailure
 from gobot.run import RunningBot
 from gobot_hookspecs import Alert, CycleReport, Order, OrderIntent, PhaseRecord
+from gobot_hookspecs.money import money
 
 
 async def confirm_first(bot: RunningBot, report: CycleReport, phase: PhaseRecord,
@@ -30,7 +31,7 @@ async def confirm_first(bot: RunningBot, report: CycleReport, phase: PhaseRecord
         bot.audit("order_proposed", order=order, intent=intent, confirmation=plugin or None, confirmed=answer)
         await bot.hooks.notify("gobot_on_order", ctx=bot.ctx, order=order)
         bot.ctx.alert(Alert(kind="order_proposed", title=f"Proposed {intent.side.value} {intent.symbol}",
-                            text=f"{intent.notional_usd:.2f} USD ({why})"))
+                            text=f"{money(intent.notional_usd, bot.ctx.currency)} ({why})"))
         phase.records.append(f"{intent.symbol}: proposed only ({why})")
     return confirmed
 

@@ -73,6 +73,11 @@ class Context:
         return self._bot.settings
 
     @property
+    def currency(self) -> str:
+        """The portfolio currency (``[trading] currency``, else the symbols' one quote)."""
+        return self._bot.settings.trading.portfolio_currency
+
+    @property
     def simulated(self) -> bool:
         return bool(getattr(self._bot.clock, "simulated", False))
 
@@ -239,6 +244,7 @@ class CommandContext:
 
     def __init__(self, settings: Any, plugin_configs: dict[str, BaseModel], report: Any = print):
         self.config = settings
+        self.currency = settings.trading.portfolio_currency
         self._plugin_configs = plugin_configs
         self._state: dict[str, dict[str, Any]] = {}
         self._report = report

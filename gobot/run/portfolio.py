@@ -2,12 +2,21 @@
 
 A margin-style account, the same for long and short: opening pays the fee; closing realises
 ``direction * (exit - entry) * amount`` minus the fee. Equity = cash + unrealised P&L.
+
+Cash, equity, exposure and a closed trade's ``pnl`` and ``fees`` are in the portfolio currency. A
+symbol quoted in another currency (ETH/BTC in a USDT portfolio) has its P&L, fees and notional
+converted here, at the latest close of the conversion pair (``gobot_hookspecs.money.rate``): a fee
+when it is paid, a trade's result when it closes, an open position whenever equity is asked for.
+No price of the pair yet is a ``LookupError``, never a guessed rate.
 """
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from gobot.run.state import BotState
 from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
+from gobot_hookspecs.money import quote_of, rate
 
 #: A close fill this much smaller than the position closes only part of it (below: all of it,
 #: so lot-step rounding and a spot buyer's commission never leave a crumb of a position open).
@@ -15,19 +24,33 @@ PARTIAL_TOLERANCE = 0.02
 
 
 class Portfolio:
-    def __init__(self, state: BotState):
+    def __init__(self, state: BotState, currency: str = "", symbols: Iterable[str] = ()):
         self.state = state
+        self.currency = currency  # "" = no conversion: every symbol is in the one currency
+        self.symbols = list(symbols)
+        self._same: dict[str, bool] = {}  # symbol -> quoted in the portfolio currency
+
+    def rate(self, symbol: str) -> float:
+        """One unit of ``symbol``'s quote in the portfolio currency at the latest prices (1 for the same
+        currency); ``LookupError`` when the conversion pair has no price yet."""
+        same = self._same.get(symbol)
+        if same is None:
+            same = self._same[symbol] = not self.currency or quote_of(symbol) == self.currency
+        return 1.0 if same else rate(quote_of(symbol), self.currency, self.state.last_prices, self.symbols)
+
+    def unrealised(self) -> float:
+        """The open positions' P&L at the latest prices, in the portfolio currency."""
+        prices = self.state.last_prices
+        return sum(pos.unrealised_pnl(prices.get(symbol, pos.entry_price)) * self.rate(symbol)
+                   for symbol, pos in self.state.positions.items())
 
     def equity(self) -> float:
-        prices = self.state.last_prices
-        unrealised = sum(
-            pos.unrealised_pnl(prices.get(symbol, pos.entry_price)) for symbol, pos in self.state.positions.items()
-        )
-        return self.state.cash + unrealised
+        return self.state.cash + self.unrealised()
 
     def exposure(self) -> float:
         prices = self.state.last_prices
-        return sum(pos.notional(prices.get(s, pos.entry_price)) for s, pos in self.state.positions.items())
+        return sum(pos.notional(prices.get(symbol, pos.entry_price)) * self.rate(symbol)
+                   for symbol, pos in self.state.positions.items())
 
     def mark(self, prices: dict[str, float]) -> None:
         """Record the latest prices and update the equity peak and the maximum drawdown."""
@@ -49,7 +72,7 @@ class Portfolio:
             if held is not None:  # the exchange would net it; we keep one position a symbol
                 return self._close(held, fill)
             signal = intent.signal if intent else None
-            state.cash -= fill.fee
+            state.cash -= fill.fee * self.rate(fill.symbol)
             state.positions[fill.symbol] = Position(
                 symbol=fill.symbol,
                 direction=Action.LONG if fill.side is Side.BUY else Action.SHORT,
@@ -73,7 +96,7 @@ class Portfolio:
     def _add(self, position: Position, fill: Fill) -> None:
         """Grow ``position`` by an entry fill in its direction: the entry price becomes the average."""
         amount = position.amount + fill.amount
-        self.state.cash -= fill.fee
+        self.state.cash -= fill.fee * self.rate(fill.symbol)
         self.state.positions[fill.symbol] = position.model_copy(update={
             "amount": amount, "entry_fee": position.entry_fee + fill.fee,
             "entry_price": (position.entry_price * position.amount + fill.price * fill.amount) / amount,
@@ -93,8 +116,8 @@ class Portfolio:
         else:
             del state.positions[fill.symbol]
         position = closed
-        gross = position.unrealised_pnl(fill.price)
-        state.cash += gross - fill.fee
+        gross, to_currency = position.unrealised_pnl(fill.price), self.rate(fill.symbol)
+        state.cash += (gross - fill.fee) * to_currency  # the entry fee was paid at the open
         trade = Trade(
             symbol=position.symbol,
             direction=position.direction,
@@ -103,8 +126,8 @@ class Portfolio:
             exit_price=fill.price,
             opened_at=position.opened_at,
             closed_at=fill.time,
-            fees=position.entry_fee + fill.fee,
-            pnl=gross - position.entry_fee - fill.fee,
+            fees=(position.entry_fee + fill.fee) * to_currency,  # the whole trade at the close's rate
+            pnl=(gross - position.entry_fee - fill.fee) * to_currency,
             exit_reason=fill.reason,
             confidence=position.confidence,
             strategy=position.strategy,

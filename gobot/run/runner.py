@@ -24,6 +24,7 @@ from typing import Callable
 from gobot.errors import PluginError, StartRefused
 from gobot.run.bot import Bot, CycleAbandoned
 from gobot_hookspecs import Alert, Severity
+from gobot_hookspecs.money import money
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,13 @@ class Runner:
         if bot.kill_switch_on() and bot.requests.close_out_pending():
             return  # a close-out goes on until flat, whatever today's P&L
         orchestrator = bot.settings.orchestrator
-        daily = bot.daily_pnl()
+        daily, currency = bot.daily_pnl(), bot.ctx.currency
         if daily >= orchestrator.daily_profit_target:
-            self._end(f"daily profit target reached ({daily:+.2f} >= {orchestrator.daily_profit_target:g})", True)
+            self._end(f"daily profit target reached ({money(daily, currency, True)} >= "
+                      f"{orchestrator.daily_profit_target:g})", True)
         elif daily <= -orchestrator.max_daily_loss:
-            self._end(f"max daily loss reached ({daily:+.2f} <= -{orchestrator.max_daily_loss:g})", True)
+            self._end(f"max daily loss reached ({money(daily, currency, True)} <= -{orchestrator.max_daily_loss:g})",
+                      True)
 
     async def _one_cycle(self) -> None:
         async with self._cycle_lock:

@@ -8,8 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from gobot.run import RunningBot
+from gobot.run.portfolio import Portfolio
 from gobot.run.state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore
 from gobot_hookspecs import Action, Alert, CycleReport, metrics
+from gobot_hookspecs.money import amount_text, decimals, money
 
 
 def remember_cycle(state: BotState, report: CycleReport, duration_ms: float, next_clock: datetime | None) -> None:
@@ -30,8 +32,9 @@ def remember_cycle(state: BotState, report: CycleReport, duration_ms: float, nex
         state.clock = next_clock
 
 
-def daily_summary(state: BotState, new_day: str) -> Alert | None:
-    """The ``daily_summary`` alert for the last day before ``new_day`` that had cycles (UTC, bot clock)."""
+def daily_summary(state: BotState, new_day: str, currency: str = "") -> Alert | None:
+    """The ``daily_summary`` alert for the last day before ``new_day`` that had cycles (UTC, bot clock);
+    amounts in ``currency``, the portfolio's."""
     rows = [row for row in state.cycles if row.time.date().isoformat() < new_day]
     if not rows:
         return None
@@ -47,10 +50,12 @@ def daily_summary(state: BotState, new_day: str) -> Alert | None:
     win_rate = f", {wins / len(trades):.0%}" if trades else ""
     return Alert(
         kind="daily_summary",
-        title=f"Daily summary {day}: P&L {pnl:+.2f} ({pnl / start * 100 if start else 0.0:+.1f} %)",
-        text=f"{len(trades)} trades closed ({wins} won{win_rate}), realised {realised:+.2f}; equity {end:.2f}; "
+        title=f"Daily summary {day}: P&L {money(pnl, currency, True)} ({pnl / start * 100 if start else 0.0:+.1f} %)",
+        text=f"{len(trades)} trades closed ({wins} won{win_rate}), realised {money(realised, currency, True)}; "
+        f"equity {money(end, currency)}; "
         f"{len(state.positions)} open positions; {vetoes} risk vetoes; {len(rows)} cycles",
-        data={"day": day, "pnl": round(pnl, 4), "trades": len(trades), "wins": wins, "equity": round(end, 4),
+        data={"day": day, "currency": currency, "pnl": round(pnl, 8), "trades": len(trades), "wins": wins,
+              "equity": round(end, 8),
               "equity_curve": [[row.time.isoformat(), round(row.equity, 4)] for row in rows]},
     )
 
@@ -65,16 +70,18 @@ def progress(bot: RunningBot, breaker: str) -> dict[str, Any]:
     """``progress.json``: a small summary for watching a run from outside; ``breaker`` as ``gobot_status`` says."""
     state = bot.state
     last = state.cycles[-1] if state.cycles else None
-    equity = bot.portfolio.equity()
+    equity, currency = bot.portfolio.equity(), bot.ctx.currency
+    digits = max(4, decimals(currency))  # a BTC amount keeps its satoshis
     return {
         "run_id": state.run_id,
+        "currency": currency,
         "iteration": state.iteration,
         "max_iterations": bot.settings.orchestrator.max_iterations,
         "time": last.time if last else None,
         "phase_ms": last.phase_ms if last else {},
-        "equity": round(equity, 4),
-        "pnl": round(equity - state.initial_capital, 4),
-        "daily_pnl": round(daily_pnl(state, equity, bot.clock.now()), 4),
+        "equity": round(equity, digits),
+        "pnl": round(equity - state.initial_capital, digits),
+        "daily_pnl": round(daily_pnl(state, equity, bot.clock.now()), digits),
         "closed_trades": len(state.trades),
         "open_positions": {s: p.model_dump(mode="json") for s, p in state.positions.items()},
         "breaker": breaker,
@@ -93,14 +100,15 @@ async def write_progress(bot: RunningBot) -> None:
     bot.disk.write(bot.store.progress_file, lambda: bot.store.save_progress(document))
 
 
-def run_metrics(state: BotState) -> dict[str, Any]:
-    """Trades, win rate, P&L and drawdown of a run (open positions marked to the last price).
+def run_metrics(state: BotState, portfolio: Portfolio | None = None) -> dict[str, Any]:
+    """Trades, win rate, P&L and drawdown of a run (open positions marked to the last price, converted
+    into the portfolio currency by ``portfolio``; None = one currency).
 
     Trade statistics come from ``gobot_hookspecs.metrics``, the code the archiver's reports use.
     """
     closed = state.trades
     wins = sum(1 for t in closed if t.pnl > 0)
-    unrealised = sum(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)) for s, p in state.positions.items())
+    unrealised = (portfolio or Portfolio(state)).unrealised()
     realised = sum(t.pnl for t in closed)
     return {
         "cycles": state.iteration,
@@ -119,38 +127,43 @@ def run_metrics(state: BotState) -> dict[str, Any]:
     }
 
 
-def cycle_table(state: BotState):
+def cycle_table(state: BotState, currency: str = ""):
     from rich import box
     from rich.table import Table
 
     table = Table(title=f"Run {state.run_id}: per cycle", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("#", "time UTC", "L/S/H", "veto", "ord", "fill", "closed", "equity", "P&L", "ms"):
+    unit = f" {currency}" if currency else ""
+    for column in ("#", "time UTC", "L/S/H", "veto", "ord", "fill", "closed", f"equity{unit}", f"P&L{unit}", "ms"):
         table.add_column(column, justify="left" if column in ("time UTC", "L/S/H") else "right")
     for row in state.cycles:
-        pnl = f"[green]{row.pnl:+.2f}[/]" if row.pnl >= 0 else f"[red]{row.pnl:+.2f}[/]"
+        pnl = amount_text(row.pnl, currency, True)
+        pnl = f"[green]{pnl}[/]" if row.pnl >= 0 else f"[red]{pnl}[/]"
         long, short, hold = (part[:-1] for part in row.signals.split())
         table.add_row(
             str(row.iteration), f"{row.time:%m-%d %H:%M}",
             f"{long}/{short}/{hold}" + (f" {row.note}" if row.note else ""),
             str(row.vetoes or ""), str(row.orders or ""), str(row.fills or ""), str(row.closed or ""),
-            f"{row.equity:.2f}", pnl, f"{row.duration_ms:.1f}",
+            amount_text(row.equity, currency), pnl, f"{row.duration_ms:.1f}",
         )
     return table
 
 
-def print_run_summary(state: BotState, reason: str, table: bool = True) -> None:
+def print_run_summary(state: BotState, reason: str, table: bool = True, currency: str = "",
+                      portfolio: Portfolio | None = None) -> None:
     from rich.console import Console
 
     console = Console()
     if table and state.cycles:
-        console.print(cycle_table(state))
-    m = run_metrics(state)
+        console.print(cycle_table(state, currency))
+    m = run_metrics(state, portfolio)
     win_rate = f"{m['win_rate']:.0%} ({m['wins']}/{m['closed_trades']})" if m["win_rate"] is not None else "-"
     console.print(
         f"[bold]Summary[/] ({reason}): {m['cycles']} cycles, {m['trades']} trades "
         f"({m['closed_trades']} closed, {m['open_positions']} open), win rate {win_rate}, "
-        f"P&L {m['pnl']:+.2f} (realised {m['realised_pnl']:+.2f}), equity {m['equity']:.2f}, "
-        f"max drawdown {m['max_drawdown_pct']:.2f}%, risk vetoes {m['vetoes']}"
+        f"P&L {money(m['pnl'], currency, True)} (realised {money(m['realised_pnl'], currency, True)}), "
+        f"equity {money(m['equity'], currency)}, "
+        f"max drawdown {m['max_drawdown_pct']:.2f}%, risk vetoes {m['vetoes']}",
+        soft_wrap=True,  # one line a terminal folds, never a label cut in two
     )
     for veto in state.vetoes[-3:]:
         console.print(f"  veto at cycle {veto['iteration']} on {veto['symbol']}: {veto['reasons']}")
@@ -161,6 +174,7 @@ def status_dict(state: BotState | None, store: StateStore, settings) -> dict[str
         "state_dir": str(store.dir),
         "paused": store.paused,
         "kill_switch": settings.kill_switch_path.exists(),
+        "currency": settings.trading.portfolio_currency,
     }
     if state is None:
         data["run"] = None
@@ -171,7 +185,7 @@ def status_dict(state: BotState | None, store: StateStore, settings) -> dict[str
         iteration=state.iteration,
         finished=state.finished,
         finish_reason=state.finish_reason,
-        metrics=run_metrics(state),
+        metrics=run_metrics(state, Portfolio(state, settings.trading.portfolio_currency, settings.trading.symbols)),
         positions={s: p.model_dump(mode="json") for s, p in state.positions.items()},
         last_cycle=last.model_dump(mode="json") if last else None,
         strategies={n: v.model_dump(mode="json") for n, v in state.strategies.items()},
@@ -191,8 +205,9 @@ def print_status(data: dict[str, Any]) -> None:
     m = data["metrics"]
     state = "finished: " + data["finish_reason"] if data["finished"] else "resumable"
     console.print(
-        f"Run {data['run']} ({state}) after {data['iteration']} cycles: equity {m['equity']:.2f}, "
-        f"P&L {m['pnl']:+.2f}, {m['closed_trades']} closed trades"
+        f"Run {data['run']} ({state}) after {data['iteration']} cycles: "
+        f"equity {money(m['equity'], data['currency'])}, P&L {money(m['pnl'], data['currency'], True)}, "
+        f"{m['closed_trades']} closed trades"
         + (f" — [yellow]{', '.join(flags)}[/]" if flags else "")
     )
     if data["positions"]:

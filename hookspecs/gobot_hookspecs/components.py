@@ -115,6 +115,7 @@ class BotContext(Protocol):
     simulated: bool  # True on a simulated (replay) clock: history from other runs replays the same market
     paused: bool
     config: Any  # the validated core configuration (``gobot.config.Settings``)
+    currency: str  # the portfolio currency: capital, limits, equity and P&L are in it (``gobot_hookspecs.money``)
     snapshots: list[MarketSnapshot]  # this cycle's market scan, once it ran
     rate_limiter: RateLimitPolicy  # ask it before every exchange request (gobot_rate_limit_policy)
 

@@ -1,7 +1,9 @@
 """The data that crosses hooks: pydantic models shared by the core and every plugin.
 
-Times are timezone-aware UTC datetimes; money is in the quote currency (USD-like);
-amounts are in the base asset; percentages are plain numbers (2.0 means 2 %).
+Times are timezone-aware UTC datetimes; prices and a fill's fee are in the symbol's quote
+currency; capital, notionals, equity and a trade's P&L are in the portfolio currency (the one
+quote of the traded symbols, else ``[trading] currency``: ``gobot_hookspecs.money``); amounts are
+in the base asset; percentages are plain numbers (2.0 means 2 %).
 """
 
 from __future__ import annotations
@@ -148,8 +150,10 @@ class OrderIntent(_Model):
     symbol: str
     side: Side
     purpose: Literal["open", "close"] = "open"
-    notional_usd: float = Field(ge=0)
+    notional_usd: float = Field(ge=0, description="size in the portfolio currency (the name is historical)")
     reference_price: float = Field(gt=0)
+    quote_rate: float = Field(1.0, gt=0, description="one unit of the symbol's quote in the portfolio currency when "
+                              "the intent was made (1 when they are the same; gobot_hookspecs.money)")
     stop_loss: float | None = None
     take_profit: float | None = None
     signal: Signal | None = None
@@ -159,7 +163,8 @@ class OrderIntent(_Model):
 
     @property
     def amount(self) -> float:
-        return self.notional_usd / self.reference_price
+        """The base amount: the notional in the symbol's quote (``notional_usd / quote_rate``) at the price."""
+        return self.notional_usd / self.quote_rate / self.reference_price
 
     @property
     def direction(self) -> Action:
@@ -182,7 +187,7 @@ class RiskCounter(_Model):
     name: str = Field(description="what is counted, e.g. 'trades today' or 'consecutive losses'")
     value: float | str | None = Field(None, description="where it stands now (None = unknown)")
     limit: float | str | None = Field(None, description="the limit it is held against (None = no limit)")
-    unit: str = Field("", description="e.g. 'USD', 'trades', 'min'")
+    unit: str = Field("", description="e.g. ctx.currency for money ('USDT', 'BTC'), 'trades', 'min'")
     blocking: bool = Field(False, description="True when this limit stops new positions right now")
     note: str = Field("", description="anything else worth a line: until when, since when, why unknown")
 
@@ -281,7 +286,7 @@ class Trade(_Model):
     opened_at: datetime
     closed_at: datetime
     fees: float
-    pnl: float = Field(description="net of fees, quote currency")
+    pnl: float = Field(description="net of fees, portfolio currency (another quote converted at the close)")
     exit_reason: str
     confidence: float | None = None
     strategy: str | None = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gobot_hookspecs import metrics
+from gobot_hookspecs.money import amount_text, money, quotes
 
 from .patterns import DEFAULT_FDR, label_text, search
 from .records import PHASES
@@ -122,6 +123,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "scope": "all runs" if all_runs else f"run {run_ids[0]}",
         "runs": [{k: r[k] for k in ("run_id", "mode", "started_at", "first", "last", "cycles", "trades",
                                     "initial_capital")} for r in chosen],
+        "currency": report_currency(chosen, loads),
         "start_equity": start_equity,
         "final_equity": (cycles[-1]["equity"] if len(chosen) == 1 and cycles
                          else (curve[-1][1] if curve else start_equity)),
@@ -160,6 +162,13 @@ def _patterns(trades: Sequence[Any], min_trades: int, bands: Sequence[float], fd
     found = search(trades, min_trades, bands, fdr)
     return {"patterns": [p.as_dict() for p in found.patterns], "groups_tested": found.tested, "pattern_fdr": fdr,
             "pattern_search": found.summary()}
+
+
+def report_currency(runs: Sequence[dict[str, Any]], loads: Any) -> str:
+    """The currency of the chosen runs' money: the one quote of the symbols archived with them; ""
+    when they traded several quotes (``run_report`` then takes the config's ``[trading] currency``)."""
+    found = quotes(symbol for run in runs for symbol in (loads(run.get("symbols")) or []))
+    return found[0] if len(found) == 1 else ""
 
 
 def _metrics_dict(m: metrics.TradeMetrics) -> dict[str, Any]:
@@ -217,15 +226,15 @@ def to_json(data: dict[str, Any]) -> str:
 # -- terminal -------------------------------------------------------------------------------------
 
 
-def fmt(value: Any, kind: str = "num") -> str:
+def fmt(value: Any, kind: str = "num", currency: str = "") -> str:
     if value is None:
         return "-"
     if value == "inf" or (isinstance(value, float) and math.isinf(value)):
         return "∞"
     if kind == "pct":
         return f"{value:.0%}"
-    if kind == "money":
-        return f"{value:+.2f}"
+    if kind in ("money", "amount"):  # a table's amount (a P&L signed); its heading names the currency
+        return amount_text(value, currency, signed=kind == "money")
     if kind == "ratio":
         return f"{value:.2f}"
     if kind == "big":  # Sharpe, Sortino: short samples annualise to large numbers
@@ -239,14 +248,14 @@ def fmt(value: Any, kind: str = "num") -> str:
 SAMPLED_RATIOS = ("sharpe", "sortino", "calmar")
 
 
-def cell(metrics_row: dict[str, Any], key: str, kind: str) -> str:
+def cell(metrics_row: dict[str, Any], key: str, kind: str, currency: str = "") -> str:
     """A metric of a row (summary, group, version) as text; Sharpe and Sortino below the minimum
     sample as "— (n=2)", n being the row's closed trades."""
     if key in SAMPLED_RATIOS:
         value = metrics_row[key]
         spec = "{:.0f}" if kind == "big" and value is not None and abs(value) >= 100 else "{:.2f}"
         return metrics.ratio_text(value, metrics_row["trades"], spec)
-    return fmt(metrics_row[key], kind)
+    return fmt(metrics_row[key], kind, currency)
 
 
 def _duration(seconds: float) -> str:
@@ -262,9 +271,16 @@ def _duration(seconds: float) -> str:
 METRIC_COLUMNS = (
     ("n", "trades", "num"), ("win%", "win_rate", "pct"), ("PF", "profit_factor", "ratio"),
     ("P&L", "total_pnl", "money"), ("exp.", "expectancy", "money"), ("R", "expectancy_r", "ratio"),
-    ("maxDD", "max_drawdown", "ratio"), ("Sharpe", "sharpe", "big"), ("Sortino", "sortino", "big"),
+    ("maxDD", "max_drawdown", "amount"), ("Sharpe", "sharpe", "big"), ("Sortino", "sortino", "big"),
     ("hold", "avg_holding_seconds", "hold"),
 )
+#: The columns in money: a table's heading names their currency.
+MONEY_METRICS = ("total_pnl", "expectancy", "max_drawdown")
+
+
+def _money(value: Any, data: dict[str, Any], signed: bool = False) -> str:
+    """An amount of the report with its currency (``gobot_hookspecs.money``); "-" for none."""
+    return "-" if value is None else money(value, data["currency"], signed)
 
 
 def _table(title: str, show_header: bool = True) -> Any:
@@ -302,6 +318,7 @@ def _print_heading(data: dict[str, Any], console: Any) -> None:
     mode = head["mode"] if len(runs) == 1 else "all"
     console.print(f"[bold]Performance report[/] — {_escape(data['scope'])} ({mode}), {span}")
     console.print(f"archive: {_escape(data['database'])}")
+    console.print(f"money in {data['currency'] or 'the quote currency'}")
 
 
 def _print_summary(data: dict[str, Any], console: Any) -> None:
@@ -313,15 +330,16 @@ def _print_summary(data: dict[str, Any], console: Any) -> None:
     summary.add_column("value", justify="right")
     ci = s["win_rate_ci"]
     win = f"{fmt(s['win_rate'], 'pct')} ({s['wins']}/{s['trades']}; 95% CI {ci[0]:.0%}-{ci[1]:.0%})" if ci else "-"
-    expectancy = f"{fmt(s['expectancy'], 'money')} ({fmt(s['expectancy_r'], 'ratio')} R)"
+    expectancy = f"{_money(s['expectancy'], data, True)} ({fmt(s['expectancy_r'], 'ratio')} R)"
     pairs = [
         ("closed trades", str(s["trades"])), ("win rate", win),
-        ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
-        ("average P&L", fmt(s["avg_pnl"], "money")), ("expectancy", expectancy),
-        ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"), ("fees", f"{s['total_fees']:.2f}"),
+        ("total P&L", _money(s["total_pnl"], data, True)), ("profit factor", fmt(s["profit_factor"], "ratio")),
+        ("average P&L", _money(s["avg_pnl"], data, True)), ("expectancy", expectancy),
+        ("max drawdown", f"{_money(s['max_drawdown'], data)} ({s['max_drawdown_pct']:.2%})"),
+        ("fees", _money(s["total_fees"], data)),
         ("Sharpe", cell(s, "sharpe", "ratio")), ("Sortino", cell(s, "sortino", "ratio")),
         ("avg holding", fmt(s["avg_holding_seconds"], "hold")),
-        ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
+        ("equity", f"{_money(data['start_equity'], data)} → {_money(data['final_equity'], data)}"),
     ]
     for left, right in zip(pairs[::2], pairs[1::2]):
         summary.add_row(*left, *right)
@@ -339,11 +357,13 @@ def _print_breakdowns(data: dict[str, Any], console: Any) -> None:
             table.add_column(header, justify="right")
         for row in rows:
             label = row["label_text"].removesuffix(" UTC")
-            values = [_coloured(cell(row, key, kind), key, row[key]) for _, key, kind in METRIC_COLUMNS]
+            values = [_coloured(cell(row, key, kind, data["currency"]), key, row[key])
+                      for _, key, kind in METRIC_COLUMNS]
             table.add_row(_escape(label), *values)
         console.print()
         console.print(table)
-    console.print("[dim]exp. = expectancy per trade (= average P&L), R = expectancy in R multiples, maxDD in money, "
+    console.print(f"[dim]P&L, exp. and maxDD in {data['currency'] or 'the quote currency'}; "
+                  "exp. = expectancy per trade (= average P&L), R = expectancy in R multiples, "
                   "hold = average holding time; definitions in docs/archiver.md[/]")
 
 
@@ -362,7 +382,7 @@ def _print_versions(data: dict[str, Any], console: Any) -> None:
     table.add_row("active from", *[_when(v["started_at"]) for v in versions])
     table.add_row("until", *[_when(v["ended_at"]) for v in versions])
     for header, key, kind in METRIC_COLUMNS[:-1]:
-        table.add_row(header, *[cell(v["metrics"], key, kind) for v in versions])
+        table.add_row(header, *[cell(v["metrics"], key, kind, data["currency"]) for v in versions])
     console.print()
     console.print(table)
 
@@ -458,17 +478,18 @@ def render_html(data: dict[str, Any]) -> str:
         ("closed trades", str(s["trades"])),
         ("win rate", f"{fmt(s['win_rate'], 'pct')}"
                      + (f" <span class=muted>(95% CI {ci[0]:.0%}–{ci[1]:.0%})</span>" if ci else "")),
-        ("total P&L", fmt(s["total_pnl"], "money")), ("profit factor", fmt(s["profit_factor"], "ratio")),
-        ("expectancy", f"{fmt(s['expectancy'], 'money')} / {fmt(s['expectancy_r'], 'ratio')} R"),
-        ("max drawdown", f"{s['max_drawdown']:.2f} ({s['max_drawdown_pct']:.2%})"),
+        ("total P&L", e(_money(s["total_pnl"], data, True))), ("profit factor", fmt(s["profit_factor"], "ratio")),
+        ("expectancy", f"{e(_money(s['expectancy'], data, True))} / {fmt(s['expectancy_r'], 'ratio')} R"),
+        ("max drawdown", f"{e(_money(s['max_drawdown'], data))} ({s['max_drawdown_pct']:.2%})"),
         ("Sharpe", cell(s, "sharpe", "ratio")), ("Sortino", cell(s, "sortino", "ratio")),
         ("avg holding", fmt(s["avg_holding_seconds"], "hold")),
-        ("equity", f"{data['start_equity']:.2f} → {data['final_equity']:.2f}"),
+        ("equity", f"{e(_money(data['start_equity'], data))} → {e(_money(data['final_equity'], data))}"),
     ]
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>gobot report — {e(data['scope'])}</title><style>{CSS}</style></head><body>",
         f"<h1>gobot performance report</h1><p class=muted>{e(data['scope'])} · archive {e(data['database'])} · "
+        f"money in {e(data['currency'] or 'the quote currency')} · "
         f"generated {e(_when(data['generated_at']))} UTC</p>",
         "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis)
         + "</div>",
@@ -497,10 +518,10 @@ def render_html(data: dict[str, Any]) -> str:
 
     for dimension, rows in data["by"].items():
         if rows:
-            parts.append(f"<h2>{e(DIMENSION_TITLES[dimension])}</h2>" + _html_metrics_table(rows))
+            parts.append(f"<h2>{e(DIMENSION_TITLES[dimension])}</h2>" + _html_metrics_table(rows, data["currency"]))
 
     if data["versions"]:
-        parts.append(_html_versions_table(data["versions"]))
+        parts.append(_html_versions_table(data["versions"], data["currency"]))
     if data["proposals"]:
         parts.append(_html_proposals(data["proposals"]))
 
@@ -535,7 +556,7 @@ def _html_proposals(proposals: list[dict[str, Any]]) -> str:
             + "".join(f"<li>{html.escape(_proposal_line(p))}</li>" for p in proposals[-20:]) + "</ul>")
 
 
-def _html_versions_table(versions: list[dict[str, Any]]) -> str:
+def _html_versions_table(versions: list[dict[str, Any]], currency: str = "") -> str:
     e = html.escape
     params = sorted({k for v in versions for k in v["params"]})
     head = "".join(f"<th>{e(v['name'])} v{v['version']}</th>" for v in versions)
@@ -548,13 +569,15 @@ def _html_versions_table(versions: list[dict[str, Any]]) -> str:
     rows.append("<tr><td>why</td>" + "".join(f"<td>{e(v['reason'] or '')}</td>" for v in versions) + "</tr>")
     for header, key, kind in METRIC_COLUMNS[:-1]:
         rows.append(f"<tr><td>{e(header)}</td>"
-                    + "".join(f"<td>{e(cell(v['metrics'], key, kind))}</td>" for v in versions) + "</tr>")
+                    + "".join(f"<td>{e(cell(v['metrics'], key, kind, currency))}</td>" for v in versions) + "</tr>")
     return f"<h2>Strategy versions side by side</h2><table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
+def _html_metrics_table(rows: list[dict[str, Any]], currency: str = "") -> str:
     e = html.escape
-    head = ("<tr><th>group</th>" + "".join(f"<th>{e(h)}</th>" for h, _, _ in METRIC_COLUMNS)
+    unit = f" {currency}" if currency else ""
+    head = ("<tr><th>group</th>" + "".join(f"<th>{e(h + (unit if k in MONEY_METRICS else ''))}</th>"
+                                           for h, k, _ in METRIC_COLUMNS)
             + "<th>win% 95% CI</th></tr>")
     body = []
     for row in rows:
@@ -563,7 +586,7 @@ def _html_metrics_table(rows: list[dict[str, Any]]) -> str:
             value = row[key]
             cls = (" class=pos" if key == "total_pnl" and isinstance(value, float) and value > 0
                    else " class=neg" if key == "total_pnl" and isinstance(value, float) and value < 0 else "")
-            cells.append(f"<td{cls}>{e(cell(row, key, kind))}</td>")
+            cells.append(f"<td{cls}>{e(cell(row, key, kind, currency))}</td>")
         ci = row["win_rate_ci"]
         cells.append(f"<td>{ci[0]:.0%}–{ci[1]:.0%}</td>" if ci else "<td>-</td>")
         body.append(f"<tr><td>{e(row['label_text'])}</td>{''.join(cells)}</tr>")
@@ -593,7 +616,7 @@ def make_plots(data: dict[str, Any]) -> dict[str, str]:
         t, v = _thin(times, equity)
         ax.plot(t, v, color="#2563eb", linewidth=1.4)
         ax.axhline(data["start_equity"], color="#9ca3af", linewidth=0.8, linestyle="--")
-    ax.set_title("Equity (quote currency)", loc="left", fontsize=11)
+    ax.set_title(f"Equity ({data['currency'] or 'quote currency'})", loc="left", fontsize=11)
     _style(ax, fig)
     plots["equity"] = _svg(fig)
 
@@ -615,11 +638,12 @@ def make_plots(data: dict[str, Any]) -> dict[str, str]:
     hours = list(range(24))
     pnl = [by_hour[h]["total_pnl"] if h in by_hour else 0.0 for h in hours]
     counts = [by_hour[h]["trades"] if h in by_hour else 0 for h in hours]
-    plots["hour"] = _bars([f"{h:02d}" for h in hours], pnl, counts, "P&L by hour of entry (UTC)")
+    unit = data["currency"] or "quote currency"
+    plots["hour"] = _bars([f"{h:02d}" for h in hours], pnl, counts, f"P&L by hour of entry (UTC), {unit}")
 
     bands = data["by"]["confidence_band"]
     plots["confidence"] = _bars([row["label_text"] for row in bands], [row["total_pnl"] for row in bands],
-                                [row["trades"] for row in bands], "P&L by confidence band", rotate=True)
+                                [row["trades"] for row in bands], f"P&L by confidence band, {unit}", rotate=True)
     return plots
 
 
@@ -692,6 +716,7 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
             with console.status("Reading the archive and computing metrics…"):
                 data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades,
                                     config.confidence_bands, config.pattern_fdr)
+                data["currency"] = data["currency"] or view.config.trading.portfolio_currency  # several quotes
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # one readable line, never a traceback (and no password from the URL)

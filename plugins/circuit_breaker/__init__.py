@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from gobot_hookspecs import Alert, PluginConfig, PluginStatus, RiskCounter, RiskStatus, RiskVerdict, Severity, hookimpl
+from gobot_hookspecs.money import money
 
 NAME = "circuit_breaker"
 CLOSED, OPEN, HALF_OPEN, HARD_STOP = "CLOSED", "OPEN", "HALF_OPEN", "HARD_STOP"
@@ -163,7 +164,7 @@ class CircuitBreaker:
         if trade.pnl < 0:
             state["consecutive_losses"] += 1
             streak = state["consecutive_losses"]
-            what = f"{streak} consecutive losing trades (last: {trade.symbol} {trade.pnl:+.2f})"
+            what = f"{streak} consecutive losing trades (last: {trade.symbol} {money(trade.pnl, ctx.currency, True)})"
             if streak >= config.max_consecutive_losses and state["state"] != HARD_STOP:
                 self._move(ctx, state, HARD_STOP,
                            f"hard stop: {what}, max_consecutive_losses {config.max_consecutive_losses}")
@@ -176,7 +177,8 @@ class CircuitBreaker:
             return
         state["consecutive_losses"] = 0
         if state["state"] == HALF_OPEN and probe and probe["symbol"] == trade.symbol and probe["stage"] == "open":
-            self._move(ctx, state, CLOSED, f"the probe trade on {trade.symbol} won ({trade.pnl:+.2f})")
+            self._move(ctx, state, CLOSED, f"the probe trade on {trade.symbol} won "
+                                           f"({money(trade.pnl, ctx.currency, True)})")
 
     @hookimpl
     def gobot_on_execution_error(self, ctx, error):
@@ -271,7 +273,7 @@ class CircuitBreaker:
                         limit=config.failure_threshold, blocking=len(failures) >= config.failure_threshold),
             RiskCounter(name="drawdown from the equity peak", value=round(drawdown, 2), limit=config.max_drawdown_pct,
                         unit="%", blocking=drawdown >= config.max_drawdown_pct,
-                        note=f"peak {peak:.2f}, equity {equity:.2f}"),
+                        note=f"peak {money(peak, ctx.currency)}, equity {money(equity, ctx.currency)}"),
             RiskCounter(name="recovery timeout", value=timeout, limit=config.max_recovery_timeout_minutes, unit="min",
                         note=f"{state.get('reopens', 0)} reopens; back to {config.recovery_timeout_minutes:g} after a "
                              "profitable day"),

@@ -6,6 +6,7 @@ import click
 from pydantic import Field
 
 from gobot_hookspecs import Action, PluginConfig, Severity, hookimpl
+from gobot_hookspecs.money import money
 
 NAME = "console"
 _COLOURS = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.CRITICAL: "red"}
@@ -42,5 +43,6 @@ class Console:
         total_ms = sum(p.duration_ms for p in report.phases)
         click.echo(
             f"#{report.iteration:<4} {report.time:%Y-%m-%d %H:%M} | {ideas:<34} | vetoes {len(report.vetoes)} "
-            f"orders {len(report.orders)} fills {len(report.fills)} | equity {report.equity:9.2f} | {total_ms:6.1f} ms"
+            f"orders {len(report.orders)} fills {len(report.fills)} | "
+            f"equity {money(report.equity, ctx.currency):>13} | {total_ms:6.1f} ms"
         )

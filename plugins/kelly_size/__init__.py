@@ -20,6 +20,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gobot_hookspecs import PluginConfig, hookimpl
+from gobot_hookspecs.money import decimals, money
 
 NAME = "kelly_size"
 
@@ -88,9 +89,10 @@ class KellySize:
                       why=f"fixed: {len(returns)} of {config.min_trades} closed trades needed for Kelly")
             return size
         f, p, b = kelly_fraction(returns)
-        size = 0.0 if f <= 0 else round(max(0.0, min(config.fraction * f * equity, cap, equity)), 2)
+        size = max(0.0, min(config.fraction * f * equity, cap, equity))
+        size = 0.0 if f <= 0 else round(size, decimals(ctx.currency))  # cents, or satoshis in BTC
         ctx.audit("sizing", plugin=NAME, symbol=signal.symbol, notional=size, kelly=f, win_rate=p, payoff=b,
                   trades=len(returns), source=source,
                   why=("negative edge: no position" if f <= 0
-                       else f"{config.fraction:g} x Kelly {f:.3f} x equity {equity:.2f}"))
+                       else f"{config.fraction:g} x Kelly {f:.3f} x equity {money(equity, ctx.currency)}"))
         return size

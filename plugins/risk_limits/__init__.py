@@ -31,6 +31,7 @@ from pydantic import Field, field_validator
 
 from gobot_hookspecs import Action, Alert, PluginConfig, RiskCounter, RiskStatus, RiskVerdict, Severity, Side, hookimpl
 from gobot_hookspecs.candles import TIMEFRAMES
+from gobot_hookspecs.money import decimals, money, quote_of
 
 from .market import correlation, volatility
 
@@ -50,17 +51,19 @@ class RiskLimitsConfig(PluginConfig):
         "order book (a missing one is a veto); 0 = off",
     )
     max_total_exposure_usd: float = Field(
-        30.0, gt=0, description="largest total notional: open positions + pending orders + the new one, USD"
+        30.0, gt=0,
+        description="largest total notional: open positions + pending orders + the new one, portfolio currency"
     )
     max_trades_per_day: int = Field(3, ge=0, description="most positions opened per day (see timezone); 0 = no limit")
     daily_loss_limit_usd: float = Field(
         30.0, ge=0,
         description="today's loss (realised + unrealised) that blocks new trades for the rest of the day, "
-                    "USD (positive); 0 = off"
+                    "portfolio currency (positive); 0 = off"
     )
     weekly_loss_limit_usd: float = Field(
         50.0, ge=0,
-        description="this week's loss that blocks new trades for the rest of the week, USD (positive); 0 = off"
+        description="this week's loss that blocks new trades for the rest of the week, portfolio currency "
+                    "(positive); 0 = off"
     )
     symbol_cooldown_minutes: float = Field(
         180.0, ge=0, description="no new position on a symbol this long after a trade on it closed, minutes; 0 = off"
@@ -204,7 +207,7 @@ class RiskLimits:
                 ctx.audit("loss_limit_reached", period=period, key=key, loss=loss, limit=limits[period], until=ends)
                 ctx.alert(Alert(kind="loss_limit", severity=Severity.CRITICAL,
                                 title=f"{label.capitalize()} loss limit reached: no new trades until {_hhmm(ends)}",
-                                text=f"loss {loss:.2f} USD >= {label}_loss_limit_usd {limits[period]:g}",
+                                text=f"loss {money(loss, ctx.currency)} >= {label}_loss_limit_usd {limits[period]:g}",
                                 data={"period": period, "key": key, "loss": loss}))
             out[period] = {"key": key, "loss": loss, "limit": limits[period], "blocked": blocked, "ends": ends}
         return out
@@ -261,11 +264,12 @@ class RiskLimits:
                                    f"(target {target:.6g}, stop {stop:.6g}, entry {price:.6g})")
         cap = ctx.config.trading.max_position_usd
         if intent.notional_usd > cap + EPSILON:
-            reasons.append(f"notional {intent.notional_usd:.2f} USD above max_position_usd {cap:g}")
-        minimum = _min_notional(ctx, intent.symbol)
-        if minimum is not None and intent.notional_usd < minimum - EPSILON:
-            reasons.append(f"notional {intent.notional_usd:.2f} USD below the market's minimum {minimum:g} USD "
-                           "(not upsized)")
+            reasons.append(f"notional {money(intent.notional_usd, ctx.currency)} above max_position_usd {cap:g}")
+        minimum = _min_notional(ctx, intent.symbol)  # in the symbol's quote, as the exchange states it
+        quoted = intent.notional_usd / intent.quote_rate
+        if minimum is not None and quoted < minimum - EPSILON:
+            reasons.append(f"notional {money(quoted, quote_of(intent.symbol))} below the market's minimum "
+                           f"{money(minimum, quote_of(intent.symbol))} (not upsized)")
         if config.max_spread_pct > 0:
             reasons += _spread_check(ctx, config, intent.symbol)
         return reasons
@@ -277,8 +281,10 @@ class RiskLimits:
                    if i.purpose == "open" and i.client_order_id != intent.client_order_id]
         exposure, waiting = ctx.exposure(), sum(i.notional_usd for i in pending)
         if exposure + waiting + intent.notional_usd > config.max_total_exposure_usd + EPSILON:
-            pending_text = f" + pending {waiting:.2f}" if waiting else ""
-            reasons.append(f"exposure {exposure:.2f}{pending_text} + {intent.notional_usd:.2f} USD above "
+            places = decimals(ctx.currency)
+            pending_text = f" + pending {waiting:.{places}f}" if waiting else ""
+            reasons.append(f"exposure {exposure:.{places}f}{pending_text} + "
+                           f"{money(intent.notional_usd, ctx.currency)} above "
                            f"max_total_exposure_usd {config.max_total_exposure_usd:g}")
         position = ctx.positions().get(intent.symbol)
         if position is not None:
@@ -296,7 +302,7 @@ class RiskLimits:
         for period, label in (("day", "daily"), ("week", "weekly")):
             blocked = losses[period]["blocked"]
             if blocked:
-                reasons.append(f"{label} loss {blocked['loss']:.2f} USD reached {label}_loss_limit_usd "
+                reasons.append(f"{label} loss {money(blocked['loss'], ctx.currency)} reached {label}_loss_limit_usd "
                                f"{blocked['limit']:g}: no new trades until "
                                f"{_hhmm(datetime.fromisoformat(blocked['until']))}")
         if config.symbol_cooldown_minutes > 0 and intent.symbol in state["last_close"]:
@@ -418,8 +424,8 @@ class RiskLimits:
         opened = sum(1 for o in state["opens"]
                      if _local_day(datetime.fromisoformat(o["time"]), config.timezone) == today)
         counters = [
-            RiskCounter(name="exposure (positions + pending)", value=round(exposure, 2),
-                        limit=config.max_total_exposure_usd, unit="USD",
+            RiskCounter(name="exposure (positions + pending)", value=round(exposure, decimals(ctx.currency)),
+                        limit=config.max_total_exposure_usd, unit=ctx.currency,
                         blocking=exposure >= config.max_total_exposure_usd - EPSILON),
             RiskCounter(name=f"positions opened today ({today} {config.timezone})", value=opened,
                         limit=config.max_trades_per_day or None, unit="trades",
@@ -429,8 +435,10 @@ class RiskLimits:
             info = losses[period]
             blocked = info["blocked"]
             note = f"blocked until {_hhmm(datetime.fromisoformat(blocked['until']))}" if blocked else ""
-            counters.append(RiskCounter(name=f"{label} ({info['key']})", value=round(max(info["loss"], 0.0), 2),
-                                        limit=info["limit"] or None, unit="USD", blocking=bool(blocked), note=note))
+            counters.append(RiskCounter(name=f"{label} ({info['key']})",
+                                        value=round(max(info["loss"], 0.0), decimals(ctx.currency)),
+                                        limit=info["limit"] or None, unit=ctx.currency, blocking=bool(blocked),
+                                        note=note))
         quiet = [w for w in config.low_liquidity_hours if in_window(now, w)]
         counters.append(RiskCounter(name="low-liquidity hours (UTC)", value=f"{now.astimezone(timezone.utc):%H:%M}",
                                     limit=", ".join(config.low_liquidity_hours) or None, blocking=bool(quiet)))
@@ -463,7 +471,7 @@ class RiskLimits:
         counters += [
             RiskCounter(name="confidence", limit=config.min_confidence_threshold, note="checked per order (minimum)"),
             RiskCounter(name="reward/risk", limit=config.min_reward_risk or None, note="checked per order (minimum)"),
-            RiskCounter(name="position size", limit=ctx.config.trading.max_position_usd, unit="USD",
+            RiskCounter(name="position size", limit=ctx.config.trading.max_position_usd, unit=ctx.currency,
                         note="checked per order"),
             RiskCounter(name="bid/ask spread", limit=config.max_spread_pct or None, unit="%",
                         note="checked per order against the cycle's order book"),

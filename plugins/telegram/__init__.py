@@ -220,7 +220,9 @@ class Telegram:
             from .chart import parse_curve
 
             points = parse_curve(curve)
-            png = (await self._chart_png(points, f"Equity {alert.get('data', {}).get('day', '')}", "equity",
+            data = alert.get("data") or {}
+            ylabel = f"equity, {data['currency']}" if data.get("currency") else "equity"
+            png = (await self._chart_png(points, f"Equity {data.get('day', '')}", ylabel,
                                          points[0][1]) if len(points) >= 2 else None)
             if png is not None:
                 icon = ICONS.get(str(alert.get("severity")), "")

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from gobot_hookspecs.money import money, quote_of
+
 from .api import BotApi, TelegramError
 from .text import escape, table
 
@@ -204,7 +206,8 @@ class CommandHandler:
             ("Mode", "LIVE" if ctx.live else "paper"),
             ("Run", f"{ctx.run_id}, cycle {ctx.iteration}"),
             ("Time", ctx.now().strftime("%Y-%m-%d %H:%M UTC")),
-            ("Equity", f"{equity:.2f} ({equity - capital:+.2f} since the start)"),
+            ("Equity", f"{money(equity, ctx.currency)} "
+                       f"({money(equity - capital, ctx.currency, True)} since the start)"),
             ("Open positions", str(len(ctx.positions()))),
             ("Paused", "yes" if ctx.paused else "no"),
             ("Kill switch", "ON" if ctx.config.kill_switch_path.exists() else "off"),
@@ -217,11 +220,13 @@ class CommandHandler:
         capital = ctx.config.trading.initial_capital_usd
         equity, exposure = ctx.equity(), ctx.exposure()
         realised = sum(t.pnl for t in ctx.closed_trades())
+        cur = ctx.currency
         rows = [
-            ("Equity", f"{equity:.2f}"),
-            ("Exposure", f"{exposure:.2f} in {len(ctx.positions())} positions"),
-            ("Initial capital", f"{capital:.2f}"),
-            ("P&L", f"{equity - capital:+.2f} ({(equity / capital - 1) * 100:+.2f} %), realised {realised:+.2f}"),
+            ("Equity", money(equity, cur)),
+            ("Exposure", f"{money(exposure, cur)} in {len(ctx.positions())} positions"),
+            ("Initial capital", money(capital, cur)),
+            ("P&L", f"{money(equity - capital, cur, True)} ({(equity / capital - 1) * 100:+.2f} %), "
+                    f"realised {money(realised, cur, True)}"),
         ]
         await self.reply(chat_id, "<b>Balance</b>\n" + table(rows))
 
@@ -237,7 +242,8 @@ class CommandHandler:
             stops = " ".join(part for part in (f"SL {p.stop_loss:.6g}" if p.stop_loss else "",
                                                f"TP {p.take_profit:.6g}" if p.take_profit else "") if part)
             lines.append(f"<b>{escape(symbol)}</b> {escape(p.direction.value)} {p.amount:.6g} @ {p.entry_price:.6g} "
-                         f"→ {price:.6g}, P&L {p.unrealised_pnl(price):+.2f} {escape(stops)}".rstrip())
+                         f"→ {price:.6g}, P&L {money(p.unrealised_pnl(price), quote_of(symbol), True)} "
+                         f"{escape(stops)}".rstrip())
         await self.reply(chat_id, "<b>Open positions</b>\n" + "\n".join(lines))
 
     async def _cmd_performance(self, chat_id: Any, user_id: Any, args: list[str]) -> None:
@@ -247,17 +253,20 @@ class CommandHandler:
             return
         wins = [t for t in trades if t.pnl > 0]
         total = sum(t.pnl for t in trades)
+        cur = self.ctx.currency
         rows = [
             ("Closed trades", f"{len(trades)} ({len(wins)} won, {len(wins) / len(trades):.0%})"),
-            ("P&L", f"{total:+.2f} (average {total / len(trades):+.2f})"),
-            ("Best / worst", f"{max(t.pnl for t in trades):+.2f} / {min(t.pnl for t in trades):+.2f}"),
+            ("P&L", f"{money(total, cur, True)} (average {money(total / len(trades), cur, True)})"),
+            ("Best / worst", f"{money(max(t.pnl for t in trades), cur, True)} / "
+                             f"{money(min(t.pnl for t in trades), cur, True)}"),
         ]
         caption = "<b>Performance</b>\n" + table(rows)
         points, running = [], 0.0
         for trade in trades:
             running += trade.pnl
             points.append((trade.closed_at, running))
-        png = await self.chart_png(points, "Cumulative P&L of closed trades", "P&L", 0.0) if len(points) >= 2 else None
+        png = (await self.chart_png(points, "Cumulative P&L of closed trades", f"P&L, {cur}", 0.0)
+               if len(points) >= 2 else None)
         if png is None:
             await self.reply(chat_id, caption)
         else:
@@ -400,7 +409,8 @@ class CommandHandler:
         signal = intent.signal
         lines = [
             f"🟡 <b>Confirm order?</b> {escape(intent.side.value.upper())} {escape(intent.symbol)} "
-            f"{intent.notional_usd:.2f} USD @ ~{intent.reference_price:.6g} ({escape(intent.purpose)})",
+            f"{money(intent.notional_usd, self.ctx.currency)} @ ~{intent.reference_price:.6g} "
+            f"({escape(intent.purpose)})",
         ]
         stops = [f"SL {intent.stop_loss:.6g}" if intent.stop_loss else "",
                  f"TP {intent.take_profit:.6g}" if intent.take_profit else ""]

@@ -9,8 +9,9 @@ let lastCycle = null;
 let lastTrade = null;
 
 const $ = (id) => document.getElementById(id);
-const money = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
-const signed = (x) => (x === null || x === undefined ? "–" : (x >= 0 ? "+" : "") + Number(x).toFixed(2));
+let places = 2;  // status.currency_decimals: amounts shown as gobot_hookspecs.money shows them
+const money = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(places));
+const signed = (x) => (x === null || x === undefined ? "–" : (x >= 0 ? "+" : "") + Number(x).toFixed(places));
 const num = (x) => (x === null || x === undefined ? "–" : Number(x).toPrecision(6).replace(/\.?0+$/, ""));
 const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
 const cls = (x) => (x > 0 ? "pos" : x < 0 ? "neg" : "");
@@ -121,6 +122,8 @@ function render(doc) {
   $("health-badge").title = s.health.problems.join("\n");
   const tripped = ["OPEN", "HARD_STOP", "TRIPPED"].includes(String(s.breaker).toUpperCase());
   badge("breaker-badge", "breaker " + s.breaker, tripped ? "bad" : s.breaker === "not installed" ? "" : "ok");
+  places = s.currency_decimals;
+  for (const el of document.querySelectorAll(".ccy")) el.textContent = s.currency ? "(" + s.currency + ")" : "";
   $("equity").textContent = money(s.equity);
   $("pnl").textContent = signed(s.pnl);
   $("pnl").className = "value " + cls(s.pnl);

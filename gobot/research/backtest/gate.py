@@ -86,6 +86,13 @@ class BacktestContext:
                         **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
         self.snapshots = snapshots
 
+    @property
+    def currency(self) -> str:
+        """The tested symbols' one quote (``BacktestSetup.series`` refuses several)."""
+        from gobot_hookspecs.money import quote_of
+
+        return quote_of(self._book.series[0].symbol) if self._book else self.config.trading.portfolio_currency
+
     def now(self) -> datetime:
         return _utc(self._at_ms + (self._book.series[0].step_ms if self._book else 0))
 

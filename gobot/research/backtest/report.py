@@ -18,6 +18,7 @@ import numpy as np
 
 from gobot.research.backtest.engine import BacktestRun
 from gobot_hookspecs.metrics import MIN_RATIO_SAMPLE, enough_for_ratios
+from gobot_hookspecs.money import amount_text, money, quotes
 
 PLOT_POINTS = 4000  # the equity curve is drawn from at most this many points (min and max kept)
 MAX_MARKERS = 3000  # trade markers drawn; beyond this the page says how many were left out
@@ -34,6 +35,11 @@ def _num(value: Any, fmt: str = "{:.2f}", none: str = "-") -> str:
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     return fmt.format(value)
+
+
+def currency(run: BacktestRun) -> str:
+    """The tested symbols' quote currency, which every amount of the backtest is in (one: ``setup.series``)."""
+    return "/".join(quotes(series.symbol for series in run.series))
 
 
 def data_rows(run: BacktestRun) -> list[dict[str, Any]]:
@@ -60,6 +66,7 @@ def as_json(run: BacktestRun, metrics: dict[str, Any], *, trades: bool = True) -
         "strategy": run.strategy,
         "params": run.params,
         "path": run.path,
+        "currency": currency(run),
         "settings": {"fill": s.fill, "fee_percent": s.fee_percent, "slippage_percent": s.slippage_percent,
                      "stop_loss_percent": s.stop_loss_percent, "take_profit_percent": s.take_profit_percent,
                      "start_equity": s.start_equity, "sizing": str(s.sizing), "risk": s.risk,
@@ -120,20 +127,22 @@ def _sampled(metrics: dict[str, Any]) -> dict[str, Any]:
     return {**metrics, "sharpe": None, "sortino": None, "calmar": None}
 
 
-def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+def metric_rows(metrics: dict[str, Any], currency: str = "") -> list[tuple[str, str]]:
+    """The result, one row per figure; amounts in ``currency`` (the tested symbols' quote)."""
     pf = metrics.get("profit_factor")
     return [
         ("trades", f"{metrics['trades']} ({metrics['wins']} won, {metrics['losses']} lost)"
                    + (f", {metrics['open_positions']} still open" if metrics.get("open_positions") else "")),
         ("win rate", _num(metrics["win_rate"], "{:.1%}")),
         ("profit factor", _num(pf)),
-        ("expectancy / trade", _num(metrics["expectancy"], "{:+.4f}")),
-        ("return", f"{metrics['return_pct']:+.2f}%  ({metrics['start_equity']:,.2f} -> {metrics['end_equity']:,.2f})"),
-        ("max drawdown", f"{metrics['max_drawdown_pct']:.2%}  ({metrics['max_drawdown']:,.2f})"),
+        ("expectancy / trade", "-" if metrics["expectancy"] is None else money(metrics["expectancy"], currency, True)),
+        ("return", f"{metrics['return_pct']:+.2f}%  ({money(metrics['start_equity'], currency)} -> "
+                   f"{money(metrics['end_equity'], currency)})"),
+        ("max drawdown", f"{metrics['max_drawdown_pct']:.2%}  ({money(metrics['max_drawdown'], currency)})"),
         ("Sharpe / Sortino", f"{_num(metrics['sharpe'])} / {_num(metrics['sortino'])}" if _enough(metrics)
          else f"— / — (n={metrics['trades']}; shown from {MIN_RATIO_SAMPLE} trades)"),
         ("Calmar", _num(metrics["calmar"]) if _enough(metrics) else f"— (n={metrics['trades']})"),
-        ("fees paid", f"{metrics['total_fees']:,.2f}"),
+        ("fees paid", money(metrics["total_fees"], currency)),
         ("avg holding", _num(metrics["avg_holding_seconds"] and metrics["avg_holding_seconds"] / 60, "{:.1f} min")),
         ("entries vetoed", str(metrics["vetoed_entries"])),
     ]
@@ -165,7 +174,7 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_header=False, title="result", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for label, value in metric_rows(metrics):
+    for label, value in metric_rows(metrics, currency(run)):
         table.add_row(label, value)
     console.print(table)
     if run.simulation.vetoes:
@@ -181,10 +190,12 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
                           "orders pending across a gap fill at the next candle[/]")
     if show_trades:
         trades = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"last {show_trades} trades", title_justify="left")
-        for column in ("symbol", "side", "opened", "closed", "entry", "exit", "P&L", "why"):
-            trades.add_column(column, justify="right" if column in ("entry", "exit", "P&L") else "left")
+        for column in ("symbol", "side", "opened", "closed", "entry", "exit", f"P&L {currency(run)}", "why"):
+            trades.add_column(column, justify="left" if column in ("symbol", "side", "opened", "closed", "why")
+                              else "right")
         for t in run.trades[-show_trades:]:
-            pnl = f"[green]{t.pnl:+.2f}[/]" if t.pnl >= 0 else f"[red]{t.pnl:+.2f}[/]"
+            pnl = amount_text(t.pnl, currency(run), True)
+            pnl = f"[green]{pnl}[/]" if t.pnl >= 0 else f"[red]{pnl}[/]"
             trades.add_row(t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"),
                            f"{t.entry_price:.6g}", f"{t.exit_price:.6g}", pnl, t.exit_reason)
         console.print(trades)
@@ -241,7 +252,7 @@ def plots(run: BacktestRun) -> dict[str, str]:
             if mask.any():
                 top.scatter(exits[mask].astype("datetime64[ms]"), curve_at(exits[mask]), marker="x", s=12, color=colour,
                             linewidths=0.8, label=label, zorder=3)
-    top.set_ylabel("equity")
+    top.set_ylabel(f"equity, {currency(run)}")
     top.grid(alpha=0.25)
     top.legend(loc="upper left", fontsize=8, ncol=3)
     peak = np.maximum.accumulate(sim.equity)
@@ -280,7 +291,7 @@ def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path) -> Path:
         f"fee {run.settings.fee_percent:g}%, slippage {run.settings.slippage_percent:g}%, "
         f"sizing {e(str(run.settings.sizing))}, risk {e(run.settings.risk)}.</p>",
         "<table><tr><th>metric</th><th>value</th></tr>",
-        *[f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in metric_rows(metrics)],
+        *[f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in metric_rows(metrics, currency(run))],
         "</table><h2>Equity and drawdown</h2><div class=plot>", drawn["equity"], "</div>",
     ]
     if drawn["markers_left_out"] != "0":
@@ -296,12 +307,13 @@ def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path) -> Path:
     parts.append(f"</table><h2>Trades</h2><p class=note>{len(run.trades):,} closed; "
                  f"the last {min(HTML_TRADES, len(run.trades))} below.</p>"
                  "<table><tr><th>symbol</th><th>side</th><th>opened</th><th>closed</th><th>entry</th><th>exit</th>"
-                 "<th>P&amp;L</th><th>why</th></tr>")
+                 f"<th>P&amp;L {e(currency(run))}</th><th>why</th></tr>")
     for t in run.trades[-HTML_TRADES:]:
         css = "win" if t.pnl > 0 else "loss"
         parts.append(f"<tr><td>{e(t.symbol)}</td><td>{t.direction.value}</td><td>{_utc(t.entry_ms)}</td>"
                      f"<td>{_utc(t.exit_ms)}</td><td>{t.entry_price:.6g}</td><td>{t.exit_price:.6g}</td>"
-                     f"<td class={css}>{t.pnl:+.2f}</td><td>{e(t.exit_reason)}</td></tr>")
+                     f"<td class={css}>{amount_text(t.pnl, currency(run), True)}</td>"
+                     f"<td>{e(t.exit_reason)}</td></tr>")
     parts.append("</table></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(parts), encoding="utf-8")

@@ -26,6 +26,7 @@ from gobot.research.market_data import (
     series_from_file,
 )
 from gobot_hookspecs import Strategy, StrategyVersion
+from gobot_hookspecs.money import quotes
 
 
 class BacktestSetupError(GobotError):
@@ -126,6 +127,10 @@ class BacktestSetup:
         symbols = [s.symbol for s in out]
         if len(set(symbols)) != len(symbols):
             raise BacktestSetupError(f"the same symbol twice in --data: {', '.join(symbols)}")
+        several = quotes(symbols)
+        if len(several) > 1:  # the engine's one cash balance converts nothing: its money is the one quote
+            raise BacktestSetupError(f"the symbols are quoted in {', '.join(several)}: a backtest counts its money in "
+                                     "one currency; test each quote's symbols on their own")
         empty = [s.symbol for s in out if len(s) < 2]
         if empty:
             raise BacktestSetupError(f"fewer than 2 candles for {', '.join(empty)} between --from and --to")
