@@ -301,7 +301,8 @@ class OptimizerConfig(Section):
     target_trades: int = Field(100, ge=0, le=10**9,
                                description="design target (out of sample) that ends the loop, trades")
     storage: str = Field(
-        "", description="Optuna storage URL shared by workers (postgresql+psycopg://...); empty = sqlite in state_dir")
+        "", description="Optuna storage URL shared by workers (postgresql+psycopg://..., journal:PATH); "
+                        "empty = a journal file in state_dir")
     study: str = Field(
         "", description="study name (resume or share a study by name); empty = from strategy, data and objective")
     jobs: int = Field(1, ge=1, le=1024, description="worker processes on this machine")

@@ -63,6 +63,16 @@ def optimization(tmp_path, strategy, series, baseline, execution=LONG_ONLY, line
                         baseline_params=baseline, storage_url=f"sqlite:///{tmp_path / 'optimizer.db'}", say=say)
 
 
+def test_the_default_storage_is_a_journal_file_unless_an_earlier_sqlite_study_is_there(tmp_path, monkeypatch):
+    from gobot.research.optimizer import default_storage_url
+
+    monkeypatch.delenv("GOBOT_OPTIMIZER_STORAGE", raising=False)
+    assert default_storage_url(tmp_path / "new") == f"journal:{(tmp_path / 'new' / 'optimizer.journal').resolve()}"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "optimizer.db").write_bytes(b"")
+    assert default_storage_url(tmp_path / "old") == f"sqlite:///{(tmp_path / 'old' / 'optimizer.db').resolve()}"
+
+
 def test_walk_forward_windows_roll_and_the_out_of_sample_ones_tile_the_end():
     folds = walk_forward([wave(1000)], 3, 25)
     ins = [f.in_sample for f in folds]
@@ -172,9 +182,16 @@ def test_several_objectives_search_a_pareto_front(tmp_path):
     assert report.objective == "sharpe, max_drawdown_pct"
 
 
-def test_trials_run_in_worker_processes_on_one_study(tmp_path):
-    opt = optimization(tmp_path, SmaCrossStrategy(), wave(3000), {"fast": 27, "slow": 18}, max_iterations=8, jobs=2)
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_trials_run_in_worker_processes_on_one_study(tmp_path, kind):
+    lines: list[str] = []
+    opt = optimization(tmp_path, SmaCrossStrategy(), wave(3000), {"fast": 27, "slow": 18}, lines=lines,
+                       max_iterations=8, jobs=2)
+    if kind == "journal":
+        opt.storage_url = f"journal:{tmp_path / 'optimizer.journal'}"
     report = opt.run(jobs=2)
+    printed = sorted(int(line.split(" ")[0][1:]) for line in lines if line.startswith("#"))
+    assert printed == sorted(d.number for d in report.decisions)  # the coordinator says each verdict once
     assert 8 <= len(report.decisions) <= 9  # a worker may finish one trial in flight after the limit
     import optuna
 
@@ -231,7 +248,7 @@ def test_every_trial_is_stored_and_an_interrupted_run_resumes(tmp_path):
     killed = optimize(config, "--max-iterations", "6", "--study", "resume",
                       env={"GOBOT_TEST_KILL_POINT": "optimizer_trial:3"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    url = f"sqlite:///{tmp_path / 'state' / 'optimizer.db'}"
+    url = f"journal:{tmp_path / 'state' / 'optimizer.journal'}"  # the default storage: a journal file
     study = optuna.load_study(study_name="resume", storage=storage(url))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.RUNNING]
     interrupted = study.trials[3].params

@@ -36,7 +36,7 @@ from gobot.cli.common import config_option, load, percent_or_none
               help="Out-of-sample window, % of the in-sample one.")
 @click.option("--storage", metavar="URL",
               help="Optuna storage shared by workers, e.g. postgresql+psycopg://user@host/db "
-              "(default: [optimizer] storage, $GOBOT_OPTIMIZER_STORAGE, else SQLite in the state folder).")
+              "(default: [optimizer] storage, $GOBOT_OPTIMIZER_STORAGE, else a journal file in the state folder).")
 @click.option("--study", metavar="NAME", help="Study name: the same name resumes it, or joins other workers on it.")
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes on this machine.")
 @click.option("--seed", type=int, help="Sampler seed.")

@@ -113,7 +113,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 _KEPT_ON_FRESH = (
     ("archive.db", "the archive (archive.db)"), ("archive_outbox.jsonl", "the archive outbox"),
     ("vision", "the vision answer cache and spend ledger (vision/)"), ("telegram-outbox.json", "the Telegram outbox"),
-    ("optimizer.db", "the optimizer's studies"), ("audit.jsonl", "the audit log"), ("gobot.log", "gobot.log"),
+    ("optimizer.db", "the optimizer's studies"), ("optimizer.journal", "the optimizer's studies"),
+    ("audit.jsonl", "the audit log"), ("gobot.log", "gobot.log"),
     ("PAUSED", "the pause (PAUSED)"), ("runs", "earlier runs (runs/)"),
 )
 

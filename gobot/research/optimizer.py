@@ -321,8 +321,12 @@ def redact_url(url: str) -> str:
     return mask_credentials(url)
 
 
+JOURNAL = "journal:"  # a storage "URL" naming a journal file: journal:/path/to/optimizer.journal
+
+
 def storage(url: str):
-    """An Optuna RDB storage with heartbeats (a crashed worker's trial is failed and retried)."""
+    """A ``journal:PATH`` file (this machine's workers), or an Optuna RDB storage with heartbeats (a crashed
+    worker's trial on another host is failed and retried)."""
     import warnings
 
     from gobot.host.extras import require
@@ -334,6 +338,8 @@ def storage(url: str):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if url.startswith(JOURNAL):
+        return _journal(url.removeprefix(JOURNAL))
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
         retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=2)}
@@ -358,6 +364,34 @@ def storage(url: str):
     except Exception as exc:  # a wrong URL, an unreachable server, a missing driver
         raise OptimizerError(f"cannot open the optimizer storage {redact_url(url)}: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}".replace(url, redact_url(url))) from None
+
+
+def _journal(path: str):
+    """Optuna's journal file: every change one appended line (under a file lock, so this machine's workers
+    share it), every process holding the study in memory and reading only the lines added since its last
+    look. A trial costs a few appends (about 4 ms of storage a trial, against 16 ms for SQLite in WAL mode
+    and 24 ms in its default mode, in Optuna's own loop); no heartbeat, which only other hosts need: a dead
+    worker of this machine is found by its process id.
+
+    The lines are not fsynced one by one (Optuna's backend waits for the disk at each of a trial's eight or
+    so appends, 1-2 ms each): a killed process loses nothing, a power cut at most the last trials, and a
+    line cut short at the end is skipped when the journal is read."""
+    from optuna.storages import journal
+
+    class Journal(journal.JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
+            self._lock.acquire()
+            try:
+                with open(self._file_path, "ab") as handle:
+                    handle.write(text)
+            finally:
+                self._lock.release()
+
+    try:
+        return journal.JournalStorage(Journal(path))
+    except Exception as exc:
+        raise OptimizerError(f"cannot open the optimizer journal {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _write_ahead(opened):
@@ -456,6 +490,8 @@ class Optimization:
         self._baseline: Decision | None = None
         self._candidates: dict[int, Decision] = {}
         self._pending: set[int] = set()
+        self._study = None  # the study sync() read last: where stability scores are shared
+        self._score_here = True  # False in the coordinator of --jobs workers, which waits for their scores
 
     # -- evaluating a parameter set --------------------------------------------------------------
 
@@ -503,9 +539,20 @@ class Optimization:
         walk-forward evaluated, mean in-sample objective over its own (once per parameter set)."""
         key = tuple(sorted(decision.params.items()))
         if key not in self._stability:
-            around = [self.evaluate(params).objective_in for params in neighbours(decision.params,
-                                                                                  self.strategy.parameters)]
-            self._stability[key] = stability_score(decision.objective_in, around)
+            # Scored once per study, not once per process: --jobs workers and their coordinator share the
+            # scores through the study, and the coordinator waits for a worker's rather than working out its own.
+            label = "stability " + " ".join(f"{name}={_fmt(value)}" for name, value in key)
+            shared = self._study.user_attrs if self._study is not None else {}
+            if label in shared:
+                self._stability[key] = shared[label]
+            elif not self._score_here:
+                raise _NotScoredYet(decision.number)
+            else:
+                around = [self.evaluate(params).objective_in for params in neighbours(decision.params,
+                                                                                      self.strategy.parameters)]
+                self._stability[key] = stability_score(decision.objective_in, around)
+                if self._study is not None:
+                    self._study.set_user_attr(label, self._stability[key])
         return self._stability[key]
 
     # -- the study ----------------------------------------------------------------------------------
@@ -600,7 +647,7 @@ class Optimization:
         from optuna.trial import TrialState
 
         complete = 0
-        self._pending = set()
+        self._pending, self._study = set(), study
         for trial in study.get_trials(deepcopy=False):
             if trial.state == TrialState.COMPLETE:
                 complete += 1
@@ -691,8 +738,8 @@ class Optimization:
         _, candidates, _ = self.decisions(study)
         self._say_new(candidates)
 
-    def _say_new(self, candidates: list[Decision]) -> None:
-        horizon = min(self._pending) if self._pending else math.inf
+    def _say_new(self, candidates: list[Decision], limit: float = math.inf) -> None:
+        horizon = min(min(self._pending) if self._pending else math.inf, limit)
         for candidate in candidates:
             if candidate.number < horizon and candidate.number not in self._printed:
                 self._printed.add(candidate.number)
@@ -723,19 +770,26 @@ class Optimization:
         import multiprocessing
 
         self._printed = {t.number for t in self._complete(study)}
-        getattr(study._storage, "_backend", study._storage).engine.dispose()  # the workers open their own connections
+        engine = getattr(getattr(study._storage, "_backend", study._storage), "engine", None)
+        if engine is not None:
+            engine.dispose()  # the workers open their own database connections
         context = multiprocessing.get_context("fork")
         workers = [context.Process(target=_worker_main, args=(self, index), name=f"gobot-optimize-{index}")
                    for index in range(jobs)]
         for process in workers:
             process.start()
+        self._score_here = False
         while any(p.is_alive() for p in workers):
             complete = self.sync(study)
-            self._say_new(self.decisions(study, synced=True)[1])
+            try:
+                self._say_new(self.decisions(study, synced=True)[1])
+            except _NotScoredYet as waiting:  # the verdicts before it are final: print those
+                self._say_new(sorted(self._candidates.values(), key=lambda d: d.number), waiting.number)
             if progress:
                 progress(complete, self.options.max_iterations)
             for process in workers:
                 process.join(timeout=0.5 / len(workers))
+        self._score_here = True
         self.print_new(study)
         failed = [p.name for p in workers if p.exitcode]
         if failed:
@@ -752,6 +806,14 @@ class Optimization:
         return Report(self.study_name, redact_url(self.storage_url), self.strategy.name,
                       ", ".join(self.objectives) if self.objectives else self.options.objective, baseline, candidates,
                       kept, self.folds, stopped, pareto)
+
+
+class _NotScoredYet(Exception):
+    """A candidate's stability score is not in the study yet (a worker is working it out)."""
+
+    def __init__(self, number: int | None):
+        super().__init__(number)
+        self.number = number if number is not None else -1
 
 
 def _trial_constraints() -> bool:
@@ -786,12 +848,16 @@ def _day(ms: Any) -> str:
 
 
 def default_storage_url(state_path) -> str:
-    """SQLite in the state folder, unless $GOBOT_OPTIMIZER_STORAGE names a database."""
+    """A journal file in the state folder, unless $GOBOT_OPTIMIZER_STORAGE names a database (or the state folder
+    holds the SQLite file of an earlier version, whose studies it keeps resuming)."""
     url = os.environ.get("GOBOT_OPTIMIZER_STORAGE", "")
     if url:
         return url
     state_path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(state_path / 'optimizer.db').resolve()}"
+    earlier = state_path / "optimizer.db"
+    if earlier.exists() and not (state_path / "optimizer.journal").exists():
+        return f"sqlite:///{earlier.resolve()}"
+    return f"{JOURNAL}{(state_path / 'optimizer.journal').resolve()}"
 
 
 def selection_text(selection: dict[str, Any]) -> str:
