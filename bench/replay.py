@@ -8,7 +8,9 @@ minutes). It counts, during the cycles only:
 - ``os.fsync`` / ``os.fdatasync`` calls, made by the loop's thread and by the others (the archiver's
   writer thread) — the rule is one durable write per cycle, made by the loop;
 - reads of ``os.environ`` made by the redaction code (``gobot/secrets.py``, ``gobot_hookspecs/redact.py``);
-- the phase timings the bot records (``state.cycles[*].phase_ms``), averaged.
+- the phase timings the bot records (``state.cycles[*].phase_ms``), averaged, and the loop thread's
+  CPU time per cycle (``time.thread_time``: what is left of a cycle once the disk, the archiver's
+  writer thread and other processes are taken out).
 
 Baseline, in the same process: the same loop with ``os.fsync`` made a no-op (durability off), which says
 what the one fsync per cycle costs on this disk; the goal is >= 300 cycles/s with it on.
@@ -41,6 +43,7 @@ class Counters:
     def __init__(self) -> None:
         self.on = False
         self.loop_fsyncs = self.other_fsyncs = self.env_reads = 0
+        self.loop_fsync_seconds = 0.0  # time the loop's thread spent in fsync: the disk's share of a cycle
         self.loop_thread = threading.get_ident()
         self.sync_off = False
 
@@ -49,13 +52,17 @@ class Counters:
 
         def counted(real):
             def sync(fd):
+                loop = threading.get_ident() == self.loop_thread
                 if self.on:
-                    if threading.get_ident() == self.loop_thread:
+                    if loop:
                         self.loop_fsyncs += 1
                     else:
                         self.other_fsyncs += 1
                 if not self.sync_off:
+                    started = time.perf_counter()
                     real(fd)
+                    if self.on and loop:
+                        self.loop_fsync_seconds += time.perf_counter() - started
             return sync
 
         os.fsync, os.fdatasync = counted(real_fsync), counted(real_fdatasync)
@@ -108,17 +115,19 @@ def run_loop(home: Path, cycles: int, counters: Counters) -> dict:
     setup_logging(settings)
     bot = Bot(settings, plugin_set, fresh=True)
     runner = Runner(bot, cycles)
-    one_cycle, marks = runner._one_cycle, []
+    one_cycle, marks, cpu = runner._one_cycle, [], []  # wall and the loop thread's CPU time
 
     async def timed_cycle() -> None:
         if not marks:
             counters.on = True
             marks.append(time.perf_counter())
+            cpu.append(time.thread_time())
         await one_cycle()
         marks[1:] = [time.perf_counter()]
+        cpu[1:] = [time.thread_time()]
 
     runner._one_cycle = timed_cycle
-    before = (counters.loop_fsyncs, counters.other_fsyncs, counters.env_reads)
+    before = (counters.loop_fsyncs, counters.other_fsyncs, counters.env_reads, counters.loop_fsync_seconds)
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             outcome = asyncio.run(runner.run())
@@ -134,6 +143,8 @@ def run_loop(home: Path, cycles: int, counters: Counters) -> dict:
     return {"cycles": done, "seconds": seconds, "cycles_per_s": done / seconds if seconds else 0.0,
             "loop_fsyncs": counters.loop_fsyncs - before[0], "other_fsyncs": counters.other_fsyncs - before[1],
             "env_reads": counters.env_reads - before[2], "phase_ms": phases,
+            "fsync_ms": (counters.loop_fsync_seconds - before[3]) * 1000 / done if done else 0.0,
+            "cpu_ms": (cpu[-1] - cpu[0]) * 1000 / done if done else 0.0,
             "cycle_ms": sum(r.duration_ms for r in rows) / len(rows) if rows else 0.0, "reason": outcome.reason}
 
 
@@ -153,13 +164,15 @@ def rows_for(on: dict, off: dict) -> list[dict]:
     ]
 
 
-def print_table(on: dict, off: dict) -> None:
-    print(f"replay loop, default plugins, bundled data: {on['cycles']} cycles ({on['reason']})")
-    print(f"{'run':<34}{'cycles/s':>10}{'ms/cycle':>10}{'fsync/cyc':>11}{'other fsync':>13}{'env reads':>11}")
+def print_table(on: dict, off: dict, where: str) -> None:
+    print(f"replay loop, default plugins, bundled data: {on['cycles']} cycles ({on['reason']}), state in {where}")
+    print(f"{'run':<34}{'cycles/s':>10}{'ms/cycle':>10}{'CPU ms':>8}{'fsync/cyc':>11}{'fsync ms':>10}"
+          f"{'other fsync':>13}{'env reads':>11}")
     for name, r in (("durable (as shipped)", on), ("baseline: fsync a no-op", off)):
         n = r["cycles"] or 1
-        print(f"{name:<34}{r['cycles_per_s']:>10.1f}{1000 / r['cycles_per_s']:>10.2f}{r['loop_fsyncs'] / n:>11.2f}"
-              f"{r['other_fsyncs']:>13}{r['env_reads']:>11}")
+        print(f"{name:<34}{r['cycles_per_s']:>10.1f}{1000 / r['cycles_per_s']:>10.2f}{r['cpu_ms']:>8.2f}"
+              f"{r['loop_fsyncs'] / n:>11.2f}"
+              f"{r['fsync_ms']:>10.2f}{r['other_fsyncs']:>13}{r['env_reads']:>11}")
     print(f"ratio durable / baseline: {on['cycles_per_s'] / off['cycles_per_s']:.2f}; "
           f"vs the goal of {GOAL_CYCLES_PER_SECOND:g} cycles/s: {on['cycles_per_s'] / GOAL_CYCLES_PER_SECOND:.2f}")
     print("phase ms per cycle (durable run): " + ", ".join(f"{k} {v:.2f}" for k, v in on["phase_ms"].items())
@@ -171,10 +184,12 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=300)
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON (the bench row protocol)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the durable run instead")
+    parser.add_argument("--dir", metavar="FOLDER", help="make the state folders there (say /dev/shm: no disk "
+                        "cost, the CPU's share); default: the system's temporary folder")
     args = parser.parse_args()
     counters = Counters()
     counters.install()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         if args.profile:
             import cProfile
             import pstats
@@ -189,7 +204,7 @@ def main() -> None:
         counters.sync_off = True
         off = run_loop(fresh_home(Path(tmp)), args.cycles, counters)
         counters.sync_off = False
-    print_table(on, off)
+    print_table(on, off, args.dir or tempfile.gettempdir())
     if args.json:
         Path(args.json).write_text(json.dumps(rows_for(on, off), indent=1) + "\n", encoding="utf-8")
 

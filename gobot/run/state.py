@@ -334,6 +334,29 @@ class DiskTolerantFileHandler(logging.FileHandler):
         super().handleError(record)
 
 
+class StateText:
+    """The text of ``state.json``: JSON with ``indent=1``, the per-cycle rows last, one row a line.
+
+    The rows are most of the file (up to ``MAX_CYCLE_ROWS``) and never change once written, so each
+    is serialised and redacted once and kept; a save serialises and redacts the rest of the state only.
+    A row is reused while it is the same object (rows are never changed in place)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[CycleRow, str]] = {}  # iteration -> (row, its text)
+
+    def text(self, state: BotState) -> str:
+        rows, kept = [], {}
+        for row in state.cycles:
+            known = self._rows.get(row.iteration)
+            text = known[1] if known is not None and known[0] is row else redact(row.model_dump_json())
+            kept[row.iteration] = (row, text)
+            rows.append(text)
+        self._rows = kept
+        head = redact(state.model_dump_json(indent=1, exclude={"cycles"}))
+        cycles = '"cycles": [\n  ' + ",\n  ".join(rows) + "\n ]" if rows else '"cycles": []'
+        return f"{head[:-2]},\n {cycles}\n}}"
+
+
 class StateStore:
     """Reads and writes the files in ``state_dir``."""
 
@@ -350,6 +373,7 @@ class StateStore:
         self._lock_fd: int | None = None
         # (inode, size, mtime) of the state.json this store read or wrote
         self._known: tuple[int, int, int] | None = None
+        self.rows = StateText()
 
     def acquire_run_lock(self) -> bool:
         """Take the run lock (an ``flock`` the OS releases even on kill -9); False if another bot holds it."""
@@ -430,7 +454,7 @@ class StateStore:
         """Write ``state.json`` atomically, keeping the generation it replaces as ``state.json.bak``.
 
         A disk error leaves both files as they were and is raised."""
-        atomic_write(self.state_file, redact(state.model_dump_json(indent=1)),
+        atomic_write(self.state_file, self.rows.text(state),
                      kill_point=f"mid_state_write:{state.iteration}", before_replace=self._keep_backup)
         stat = os.stat(self.state_file)
         self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
