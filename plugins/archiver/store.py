@@ -397,6 +397,12 @@ def _dedupe(rows: list[dict[str, Any]], keys: Sequence[str], keep: str = "last")
     (``keep="first"``: the duplicate rule "ignore" within a batch)."""
     if not keys:
         return rows
+    try:
+        found = list(map(itemgetter(*keys), rows))  # the usual rows: every key there, and no key twice
+        if len(set(found)) == len(rows):
+            return rows
+    except (KeyError, TypeError):
+        pass
     unique: dict[tuple, dict[str, Any]] = {}
     for row in rows:
         key = tuple(row.get(k) for k in keys)
@@ -409,6 +415,14 @@ def _utc_time(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _pg_time(value: Any) -> datetime:
+    """A time for a ``timestamptz`` column: an aware time is sent as it is (the server takes the
+    instant, whatever the offset), a naive one is UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _sqlite_time(value: Any) -> str:
@@ -507,7 +521,7 @@ def _copy_insert(
     def copy(cursor: Any, target: str) -> None:
         with cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as stream:
             stream.set_types(types)
-            for values in _iter_tuples(table, columns, rows, _utc_time):
+            for values in _iter_tuples(table, columns, rows, _pg_time):
                 stream.write_row(values)
 
     with raw.cursor() as cursor:
