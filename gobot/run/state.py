@@ -12,8 +12,8 @@ Files in ``state_dir`` (created owner-only):
 - ``CLOSE_POSITIONS`` and ``RISK_RESET``: requests left by ``gobot kill --close-positions`` and
   ``gobot risk reset`` for a running bot, taken at the start of its next cycle;
 - ``.run.lock``: held (``flock``) by the process running the bot, so commands know whether one runs;
-- ``heartbeat.json``: wall-clock proof of life, rewritten every cycle and every ``[watchdog]
-  heartbeat_interval`` (30 s), with ``stopped`` once the run ended in order; ``gobot watchdog`` alerts
+- ``heartbeat.json``: wall-clock proof of life, rewritten every cycle (a replay: at most once a
+  wall-clock second) and every ``[watchdog] heartbeat_interval`` (30 s), with ``stopped`` once the run ended in order; ``gobot watchdog`` alerts
   when it goes stale.
 
 Temporary files (``.<name>.<random>.tmp``) exist only during an atomic write; ones left by a
