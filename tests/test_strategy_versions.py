@@ -273,3 +273,38 @@ def test_strategy_versions_survive_a_restart(replay_bot, run_bot):
     bot.persist()
     again = replay_bot()
     assert again.state.strategies["sma_rsi"].version == 2
+
+
+def test_gobot_status_shows_what_a_failed_version_does(replay_bot, run_bot, tmp_path, synthetic_data_dir):
+    from click.testing import CliRunner
+
+    from gobot.cli import cli
+
+    bot = failing_bot(replay_bot, "stop", config=NO_ORDERS)
+    run_bot(bot, 2)
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n')
+    status = json.loads(CliRunner().invoke(cli, ["status", "--config", str(config), "--json"]).output)
+    check = status["strategy_checks"]["sma_rsi"]
+    assert (check["passed"], check["action"], check["new_positions"]) == (False, "stop", "stopped")
+    assert check["reasons"] == ["sour: v1 loses"] and check["judged_in_cycle"] == 1
+    human = " ".join(CliRunner().invoke(cli, ["status", "--config", str(config)]).output.split())
+    assert "Strategy sma_rsi v1: v1 FAILED validation in cycle 1 (sour: v1 loses): NO NEW POSITIONS with it" in human
+
+
+def test_the_dashboard_api_shows_what_a_failed_version_does(replay_bot):
+    import asyncio
+
+    from server_support import served, until
+
+    bot = failing_bot(replay_bot, "revert")
+
+    async def scenario():
+        async with served(bot, max_iterations=2) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles >= 1, what="one cycle")
+            return (await client.get("/api/status")).json()["strategies"]["sma_rsi"]
+
+    shown = asyncio.run(scenario())
+    # v1 is the only version: nothing passed to revert to, so no new positions with it
+    assert (shown["passed"], shown["action"], shown["new_positions"]) == (False, "stop", "stopped")
+    assert shown["reasons"] == ["sour: v1 loses"] and shown["proposals"] == {"accepted": 0, "rejected": 0}

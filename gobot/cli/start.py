@@ -195,7 +195,8 @@ def _go_live_gate(bot, skip_validation: bool) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path, as_json):
-    """Show the run's state: iteration, equity, open positions, the last cycle, pause and kill switch."""
+    """Show the run's state: iteration, equity, open positions, each strategy's validation (and what a
+    failure did), the last cycle, pause and kill switch."""
     from gobot.config import load_settings
     from gobot.run.state import StateStore
     from gobot.run.summary import print_status, status_dict

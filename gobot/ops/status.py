@@ -15,6 +15,7 @@ from gobot.run.counters import CoreCounters
 from gobot.run.plugin_statuses import breaker_state, breaker_status
 from gobot.run.summary import progress as progress_document
 from gobot.run.summary import run_metrics
+from gobot.run.versions import strategy_status
 from gobot_hookspecs import PluginStatus
 from gobot_hookspecs.money import decimals
 
@@ -146,6 +147,7 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
         "finished": state.finished,
         "finish_reason": state.finish_reason,
         "breaker": health_doc["breaker"],
+        "strategies": strategy_status(state),  # each active version's judgement, and what a failure did
         "rate_limiter": {
             "policy": type(policy).__name__ if policy is not None else None,
             "samples": [s.model_dump() | {"plugin": p} for p, st in statuses.items() if isinstance(st, PluginStatus)

@@ -10,6 +10,7 @@ from typing import Any
 from gobot.run import RunningBot
 from gobot.run.portfolio import Portfolio
 from gobot.run.state import MAX_CYCLE_ROWS, MAX_LEARNINGS, BotState, CycleRow, StateStore
+from gobot.run.versions import status_line, strategy_status
 from gobot_hookspecs import Action, Alert, CycleReport, metrics
 from gobot_hookspecs.money import amount_text, decimals, money
 
@@ -189,12 +190,14 @@ def status_dict(state: BotState | None, store: StateStore, settings) -> dict[str
         positions={s: p.model_dump(mode="json") for s, p in state.positions.items()},
         last_cycle=last.model_dump(mode="json") if last else None,
         strategies={n: v.model_dump(mode="json") for n, v in state.strategies.items()},
+        strategy_checks=strategy_status(state),
     )
     return data
 
 
 def print_status(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -218,6 +221,9 @@ def print_status(data: dict[str, Any]) -> None:
             table.add_row(symbol, p["direction"], f"{p['amount']:.6g}", f"{p['entry_price']:.6g}",
                           f"{p['stop_loss'] or 0:.6g}", f"{p['take_profit'] or 0:.6g}")
         console.print(table)
+    for name, check in data.get("strategy_checks", {}).items():  # the validate phase's verdicts and actions
+        line = escape(f"Strategy {status_line(name, check)}")
+        console.print(f"[yellow]{line}[/]" if check["passed"] is False else line, soft_wrap=True)
     last = data["last_cycle"]
     if last:
         phases = ", ".join(f"{k} {v:.1f}" for k, v in last["phase_ms"].items())

@@ -14,7 +14,7 @@ version that passed; ``stop`` when none did) or ``stop`` (no new positions with 
 from __future__ import annotations
 
 from gobot.run import RunningBot
-from gobot.run.state import MAX_PROPOSALS, StrategyCheck
+from gobot.run.state import MAX_PROPOSALS, BotState, StrategyCheck
 from gobot_hookspecs import (
     AdjustmentDecision,
     Alert,
@@ -243,3 +243,42 @@ class StrategyVersions:
             return None
         return (f"strategy {signal.strategy} v{check.version} failed validation in cycle {check.iteration} "
                 f"({'; '.join(check.reasons)}): no new positions with it")
+
+
+def strategy_status(state: BotState) -> dict[str, dict]:
+    """Each strategy's active version, its last judgement and what was done about a failure, and its
+    proposals so far: what ``gobot status``, progress.json and the dashboard show."""
+    out = {}
+    for name, current in sorted(state.strategies.items()):
+        check = state.strategy_checks.get(name)
+        proposals = [p for p in state.proposals if p.strategy == name]
+        judged = check is not None and check.version == current.version or (check is not None and not check.passed)
+        stopped = check is not None and not check.passed and check.action == "stop" and check.version == current.version
+        out[name] = {
+            "version": current.version, "params": current.params,
+            "judged_in_cycle": check.iteration if judged else None,
+            "passed": check.passed if judged else None,
+            "failed_version": check.version if judged and not check.passed else None,
+            "action": check.action if judged and not check.passed else "",
+            "reasons": check.reasons if judged else [],
+            "new_positions": "stopped" if stopped else "allowed",
+            "proposals": {"accepted": sum(1 for p in proposals if p.verdict == "accepted"),
+                          "rejected": sum(1 for p in proposals if p.verdict == "rejected")},
+        }
+    return out
+
+
+def status_line(name: str, status: dict) -> str:
+    """``sma_rsi v2: passed validation in cycle 5; 1 proposal accepted, 3 rejected``, or what a failure did."""
+    if status["passed"] is None:
+        judged = "not judged yet"
+    elif status["passed"]:
+        judged = f"passed validation in cycle {status['judged_in_cycle']}"
+    else:
+        done = {"keep": "kept", "revert": f"reverted from v{status['failed_version']}",
+                "stop": "NO NEW POSITIONS with it"}.get(status["action"], status["action"])
+        judged = (f"v{status['failed_version']} FAILED validation in cycle {status['judged_in_cycle']} "
+                  f"({'; '.join(status['reasons'])}): {done}")
+    counts = status["proposals"]
+    return (f"{name} v{status['version']}: {judged}; proposals {counts['accepted']} accepted, "
+            f"{counts['rejected']} rejected")

@@ -94,6 +94,16 @@ function renderRisk(status) {
     dl.append(dt, dd);
   };
   add("circuit breaker", status.breaker);
+  for (const [name, st] of Object.entries(status.strategies || {})) {  // the validate phase's verdicts
+    const counts = "proposals " + st.proposals.accepted + " accepted, " + st.proposals.rejected + " rejected";
+    let verdict = "not judged yet";
+    if (st.passed === true) verdict = "passed validation in cycle " + st.judged_in_cycle;
+    if (st.passed === false) {
+      const done = { keep: "kept", revert: "reverted from v" + st.failed_version, stop: "NO NEW POSITIONS" }[st.action] || st.action;
+      verdict = "v" + st.failed_version + " FAILED validation in cycle " + st.judged_in_cycle + ": " + done + " (" + st.reasons.join("; ") + ")";
+    }
+    add("strategy " + name + " v" + st.version, verdict + " · " + counts);
+  }
   add("rate-limit policy", status.rate_limiter.policy || "–");
   const used = status.rate_limiter.samples.filter((s) => s.name === "gobot_rate_limit_weight_used");
   const limits = status.rate_limiter.samples.filter((s) => s.name === "gobot_rate_limit_weight_limit");
