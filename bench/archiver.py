@@ -396,8 +396,8 @@ def bulk_section(args, folder: Path, pg_url: str | None, pg_why: str) -> list[di
                         ("floor", "floor: the server alone, rows as ready COPY data")):
         verdict = ("OK" if rates[name] >= TARGET_POSTGRES_ROWS_PER_SECOND else "UNDER TARGET") if name == "copy" else ""
         print(f"{label:<52} {rates[name]:>10,.0f} {rates[name] / rates['previous']:>11.2f}  {verdict}")
-    print(f"(the archiver's COPY runs at {rates['copy'] / rates['floor']:.0%} of the floor: the rest is Python "
-          "making the rows; the floor is the server's work, and the machine's)")
+    print(f"(the archiver's COPY at {rates['copy'] / rates['floor']:.0%} of the floor's rate: below 100 %, "
+          "Python making the rows costs that much; both move with the machine's load)")
     return [*out, {**pg_row, "value": rates["copy"], "baseline_value": rates["previous"],
                    "ratio": rates["copy"] / rates["previous"],
                    "met": rates["copy"] >= TARGET_POSTGRES_ROWS_PER_SECOND}]
