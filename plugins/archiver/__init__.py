@@ -244,6 +244,7 @@ class Archiver:
             self._patterns(ctx, report.time, config)
         self._check_health(ctx)
         self._carry(ctx)  # saved with the next state (the next cycle's, or the one that finishes the run)
+        self.writer.wake()  # once a cycle, with the cycle's entries: one batch, not one wake-up per event
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -313,7 +314,6 @@ class Archiver:
         if self.outbox is None:
             return
         self.outbox.add(kind, data)
-        self.writer.wake()
 
     def _sync_versions(self, ctx, at: datetime, config: ArchiverConfig) -> None:
         """Record new strategy versions; when the active one changed, archive the one it replaced."""
