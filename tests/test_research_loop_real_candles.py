@@ -27,9 +27,29 @@ def shared_data() -> Path:
     return SHARED
 
 
-def test_rejected_proposals_are_not_repeated_and_versions_need_acceptance(replay_bot, run_bot, shared_data):
-    bot = replay_bot(config={"trading": {"symbols": SYMBOLS}, "plugins": {"replay": {"data_dir": str(shared_data)}}})
+def real_run(replay_bot, run_bot, data: Path, **plugins):
+    bot = replay_bot(config={"trading": {"symbols": SYMBOLS},
+                             "plugins": {"replay": {"data_dir": str(data)}, **plugins}})
     run_bot(bot, CYCLES)
+    return bot
+
+
+def test_rejected_proposals_are_not_repeated_and_versions_need_acceptance(replay_bot, run_bot, shared_data):
+    check_the_loop(real_run(replay_bot, run_bot, shared_data))
+
+
+def test_a_strict_validator_rejects_and_the_same_change_waits_for_new_trades(replay_bot, run_bot, shared_data):
+    bot = real_run(replay_bot, run_bot, shared_data, validator={"max_loss_pct": 0.5, "tolerance_pct": 0})
+    check_the_loop(bot)
+    rejected = [p for p in bot.state.proposals if p.verdict == "rejected"]
+    assert len(rejected) >= 2, "the strict validator rejects proposals on these candles"
+    events = [json.loads(line) for line in bot.audit_log.path.read_text().splitlines()]
+    refused = [e for e in events if e["event"] == "proposal_refused"]
+    assert refused and all(e["new_trades"] < e["needed"] for e in refused)
+    assert len(bot.state.proposals) + len(refused) >= CYCLES / 2, "the adjuster keeps asking; the core says no"
+
+
+def check_the_loop(bot) -> None:
     state, needed = bot.state, bot.settings.strategy_versions.new_evidence_trades
     assert state.iteration == CYCLES
     proposals = state.proposals
