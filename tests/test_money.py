@@ -11,7 +11,7 @@ from gobot.cli import cli
 from gobot.research.synthetic import csv_name, generate, write_csv
 from gobot.testing.fixtures import replay_settings
 from gobot_hookspecs import Action, Signal, hookimpl
-from gobot_hookspecs.money import money, portfolio_currency, quote_of, rate
+from gobot_hookspecs.money import amount_text, money, portfolio_currency, quote_of, rate
 
 # -- the rule, in the contract ----------------------------------------------------------------------
 
@@ -45,6 +45,8 @@ def test_money_is_shown_with_its_currency_and_its_precision():
     assert money(-0.00123, "BTC", signed=True) == "-0.00123 BTC"
     assert money(1, "BTC", signed=True) == "+1.00 BTC"
     assert money(0.000000014, "BTC") == "0.00000001 BTC"  # a satoshi, not "0.00"
+    assert amount_text(-0.00581665, "BTC", signed=True, significant=2) == "-0.0058"  # a narrow table column
+    assert amount_text(12.345, "USDT", significant=2) == "12.35"
 
 
 # -- a run on BTC-quoted markets -------------------------------------------------------------------

@@ -15,6 +15,7 @@ money the same way (``money(2.5, "BTC")`` -> ``"2.50 BTC"``).
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Mapping
 
 #: Currencies whose amounts are shown with 2 decimals; any other with up to 8 (a satoshi).
@@ -85,9 +86,12 @@ def decimals(currency: str) -> int:
     return 2 if not currency or currency.upper() in CENTS else 8
 
 
-def amount_text(amount: float, currency: str, signed: bool = False) -> str:
-    """``amount`` as ``money`` shows it, without the currency (a table whose column names it)."""
+def amount_text(amount: float, currency: str, signed: bool = False, significant: int | None = None) -> str:
+    """``amount`` as ``money`` shows it, without the currency (a table whose column names it).
+    ``significant``: a crypto amount with that many significant digits at most (a narrow column)."""
     places = decimals(currency)
+    if significant and places > 2 and amount:
+        places = min(places, max(2, significant - 1 - math.floor(math.log10(abs(amount)))))
     text = f"{amount:{'+' if signed else ''}.{places}f}"
     if places > 2:
         whole, _, fraction = text.partition(".")

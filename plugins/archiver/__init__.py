@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from gobot_hookspecs import Alert, PluginConfig, Severity, Trade, hookimpl, metrics
+from gobot_hookspecs.money import money
 
 from . import records
 
@@ -345,7 +346,7 @@ class Archiver:
                 ctx.alert(Alert(
                     kind="archiver_strategy_archived",
                     title=f"Strategy {name} v{previous} archived; now v{current.version}",
-                    text=f"v{previous}: {_summary_text(summary)}; v{current.version}: {current.reason}",
+                    text=f"v{previous}: {_summary_text(summary, ctx.currency)}; v{current.version}: {current.reason}",
                     data={"strategy": name, "archived_version": previous, "version": current.version,
                           "metrics": summary.as_dict()},
                 ))
@@ -361,7 +362,8 @@ class Archiver:
     def _patterns(self, ctx, at: datetime, config: ArchiverConfig) -> None:
         from .patterns import discover
 
-        found = discover(ctx.closed_trades(), config.min_pattern_trades, config.confidence_bands, config.pattern_fdr)
+        found = discover(ctx.closed_trades(), config.min_pattern_trades, config.confidence_bands, config.pattern_fdr,
+                         ctx.currency)
         rows = [{**p.as_dict(), "run_id": ctx.run_id, "discovered_at": records.iso(at)} for p in found]
         self._add("patterns", {"run_id": ctx.run_id, "patterns": rows})
 
@@ -417,11 +419,11 @@ def _phase_ms(report, name: str) -> float | None:
         return None
 
 
-def _summary_text(m: metrics.TradeMetrics) -> str:
+def _summary_text(m: metrics.TradeMetrics, currency: str = "") -> str:
     if not m.trades:
         return "no closed trades"
     pf = "inf" if m.profit_factor == float("inf") else f"{m.profit_factor:.2f}" if m.profit_factor is not None else "-"
-    return f"{m.trades} trades, win rate {m.win_rate:.0%}, P&L {m.total_pnl:+.2f}, profit factor {pf}"
+    return f"{m.trades} trades, win rate {m.win_rate:.0%}, P&L {money(m.total_pnl, currency, True)}, profit factor {pf}"
 
 
 def _check_driver(url: str) -> None:

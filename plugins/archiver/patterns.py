@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from gobot_hookspecs import metrics
+from gobot_hookspecs.money import money
 
 DIMENSIONS = ("hour", "confidence_band", "symbol", "side", "strategy_version")
 #: The false discovery rate discoveries are controlled at (Benjamini–Hochberg q).
@@ -68,7 +69,7 @@ def label_text(dimension: str, label: Any) -> str:
 
 
 def _pattern(dimension: str, label: Any, kind: str, group: Sequence[Any], baseline: float, shown: str,
-             p_value: float, q_value: float, tested: int) -> Pattern:
+             p_value: float, q_value: float, tested: int, currency: str = "") -> Pattern:
     n = len(group)
     wins = sum(1 for t in group if t.pnl > 0)
     low, high = metrics.wilson_interval(wins, n)
@@ -79,7 +80,7 @@ def _pattern(dimension: str, label: Any, kind: str, group: Sequence[Any], baseli
     text = (
         f"{prefix}{shown}: {wins / n:.0%} win rate over {n} trades "
         f"(95% CI {low:.0%}-{high:.0%}; all trades {baseline:.0%}; p={p_value:.2g}, q={q_value:.2g} "
-        f"over {tested} groups), P&L {total:+.2f}"
+        f"over {tested} groups), P&L {money(total, currency, True)}"
     )
     return Pattern(
         dimension=dimension, label=str(label), kind=kind, trades=n, wins=wins, win_rate=wins / n, ci_low=low,
@@ -119,9 +120,10 @@ def _tested_groups(trades: list[Any], min_trades: int, bands: Sequence[float]) -
 
 
 def search(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS,
-           fdr: float = DEFAULT_FDR) -> PatternSearch:
+           fdr: float = DEFAULT_FDR, currency: str = "") -> PatternSearch:
     """Test every group with at least ``min_trades`` trades and keep the discoveries at false
-    discovery rate ``fdr`` (Benjamini–Hochberg over all the groups tested; see the module doc)."""
+    discovery rate ``fdr`` (Benjamini–Hochberg over all the groups tested; see the module doc);
+    a claim's P&L is shown in ``currency``."""
     trades = list(trades)
     if len(trades) < min_trades:
         return PatternSearch(0, fdr, [])
@@ -146,11 +148,11 @@ def search(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = metr
             kind = ("best" if rate == high and rate > baseline else "worst" if rate == low and rate < baseline
                     else "above" if rate > baseline else "below")
             shown = label_text(dimension, label)
-        found.append(_pattern(dimension, label, kind, group, baseline, shown, p, q, len(groups)))
+        found.append(_pattern(dimension, label, kind, group, baseline, shown, p, q, len(groups), currency))
     return PatternSearch(len(groups), fdr, found)
 
 
 def discover(trades: Sequence[Any], min_trades: int, bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS,
-             fdr: float = DEFAULT_FDR) -> list[Pattern]:
+             fdr: float = DEFAULT_FDR, currency: str = "") -> list[Pattern]:
     """The discoveries of :func:`search` (the claims the trades support)."""
-    return search(trades, min_trades, bands, fdr).patterns
+    return search(trades, min_trades, bands, fdr, currency).patterns

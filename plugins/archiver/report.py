@@ -61,8 +61,10 @@ class ReportError(Exception):
 
 
 def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, min_trades: int = 20,
-                 bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS, fdr: float = DEFAULT_FDR) -> dict[str, Any]:
-    """Everything the report shows, as plain data (the --json output)."""
+                 bands: Sequence[float] = metrics.DEFAULT_CONFIDENCE_BANDS, fdr: float = DEFAULT_FDR,
+                 currency: str = "") -> dict[str, Any]:
+    """Everything the report shows, as plain data (the --json output). Money is in the chosen runs'
+    one quote, else ``currency`` (the config's, for runs of several quotes)."""
     from .store import loads, safe_url
 
     runs = store.runs()
@@ -78,6 +80,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
     else:
         chosen = runs[:1]
     run_ids = [r["run_id"] for r in chosen]
+    currency = report_currency(chosen, loads) or currency
     start_equity = chosen[-1]["initial_capital"]  # the earliest chosen run's capital
 
     trades = [
@@ -123,7 +126,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "scope": "all runs" if all_runs else f"run {run_ids[0]}",
         "runs": [{k: r[k] for k in ("run_id", "mode", "started_at", "first", "last", "cycles", "trades",
                                     "initial_capital")} for r in chosen],
-        "currency": report_currency(chosen, loads),
+        "currency": currency,
         "start_equity": start_equity,
         "final_equity": (cycles[-1]["equity"] if len(chosen) == 1 and cycles
                          else (curve[-1][1] if curve else start_equity)),
@@ -133,7 +136,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "versions": versions,
         "proposals": _proposals(store, run_ids, loads),
         "min_pattern_trades": min_trades,
-        **_patterns(trades, min_trades, bands, fdr),
+        **_patterns(trades, min_trades, bands, fdr, currency),
         "learnings": learnings,
         "activity": _activity(store, run_ids, cycles),
         "phases": _phase_stats(cycles),
@@ -157,9 +160,10 @@ def _proposal_line(p: dict[str, Any]) -> str:
     return f"#{p['iteration']} {p['strategy']} v{p['base_version']}: {changes} — {verdict}"
 
 
-def _patterns(trades: Sequence[Any], min_trades: int, bands: Sequence[float], fdr: float) -> dict[str, Any]:
+def _patterns(trades: Sequence[Any], min_trades: int, bands: Sequence[float], fdr: float,
+              currency: str = "") -> dict[str, Any]:
     """The discoveries, and how many groups were tested for them at which false discovery rate."""
-    found = search(trades, min_trades, bands, fdr)
+    found = search(trades, min_trades, bands, fdr, currency)
     return {"patterns": [p.as_dict() for p in found.patterns], "groups_tested": found.tested, "pattern_fdr": fdr,
             "pattern_search": found.summary()}
 
@@ -234,7 +238,7 @@ def fmt(value: Any, kind: str = "num", currency: str = "") -> str:
     if kind == "pct":
         return f"{value:.0%}"
     if kind in ("money", "amount"):  # a table's amount (a P&L signed); its heading names the currency
-        return amount_text(value, currency, signed=kind == "money")
+        return amount_text(value, currency, signed=kind == "money", significant=2)  # fits the 80-column tables
     if kind == "ratio":
         return f"{value:.2f}"
     if kind == "big":  # Sharpe, Sortino: short samples annualise to large numbers
@@ -715,8 +719,7 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
             store.migrate()  # an archive written by an older gobot is upgraded in place, data kept
             with console.status("Reading the archive and computing metrics…"):
                 data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades,
-                                    config.confidence_bands, config.pattern_fdr)
-                data["currency"] = data["currency"] or view.config.trading.portfolio_currency  # several quotes
+                                    config.confidence_bands, config.pattern_fdr, view.config.trading.portfolio_currency)
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # one readable line, never a traceback (and no password from the URL)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from gobot_hookspecs import PluginConfig, RiskVerdict, Side, hookimpl
+from gobot_hookspecs.money import money, quote_of
 
 from .client import floor_to_step
 
@@ -199,10 +200,10 @@ class Binance:
             return RiskVerdict(approved=False, reason=f"amount {amount:g} above the market's maximum {max_amount:g}")
         notional = amount * intent.reference_price
         if min_cost and notional < min_cost:
-            return RiskVerdict(approved=False, reason=(f"notional {notional:.2f} after rounding "
-                                                       f"is below the market's minimum {min_cost:g}"))
+            return RiskVerdict(approved=False, reason=(f"notional {money(notional, quote_of(intent.symbol))} after "
+                                                       f"rounding is below the market's minimum {min_cost:g}"))
         return RiskVerdict(approved=True, reason=(f"within Binance's limits: {amount:g} at step {step or 0:g}, "
-                                                  f"notional {notional:.2f}"))
+                                                  f"notional {money(notional, quote_of(intent.symbol))}"))
 
     # -- execution -------------------------------------------------------------------------------
 

@@ -128,7 +128,7 @@ class CircuitBreaker:
         drawdown = (1 - equity / peak) * 100 if peak > 0 else 0.0
         if drawdown >= config.max_drawdown_pct and state["state"] != HARD_STOP:
             self._move(ctx, state, HARD_STOP,
-                       f"emergency stop: drawdown {drawdown:.1f}% from the equity peak {peak:.2f} "
+                       f"emergency stop: drawdown {drawdown:.1f}% from the equity peak {money(peak, ctx.currency)} "
                        f"(max_drawdown_pct {config.max_drawdown_pct:g}); closing every position")
             state["emergency_close"] = True
         if state.get("emergency_close"):
