@@ -84,16 +84,17 @@ class SmaCrossStrategy:
         longest = max(fast, slow)
         if n < longest + 1:
             return {"action": action, "confidence": np.zeros(n)}
-        sums = np.concatenate(([0.0], np.cumsum(close)))
+        sums = np.empty(n + 1)
+        sums[0] = 0.0
+        np.cumsum(close, out=sums[1:])
 
         def sma(k: int) -> np.ndarray:  # sma[i] = mean of close[i-k+1 .. i], for i >= longest - 1
             return (sums[longest : n + 1] - sums[longest - k : n + 1 - k]) / k
 
         f, s = sma(fast), sma(slow)  # index 0 is bar longest - 1
-        up = (f[:-1] < s[:-1]) & (f[1:] > s[1:])
-        down = (f[:-1] > s[:-1]) & (f[1:] < s[1:])
-        action[longest:][up] = 1
-        action[longest:][down] = -1
+        above, below = f > s, f < s
+        action[longest:][below[:-1] & above[1:]] = 1
+        action[longest:][above[:-1] & below[1:]] = -1
         return {"action": action, "confidence": np.where(action != 0, CONFIDENCE, 0.0)}
 
     def _hold(self, symbol: str) -> Signal:

@@ -549,14 +549,17 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
     gross = direction[:closed] * (exit_price - entry_price[:closed]) * amount[:closed]
     ts, step = s.timestamp, s.step_ms
     entry_ms = ts[d] + step if at_close else ts[entry_bar]
-    exit_ms = ts[x] + step * at_close * np.fromiter((r == "signal" for r in reasons), dtype=bool, count=closed)
+    exit_ms = ts[x] + step if at_close else ts[x]  # a stop or target fills inside the candle: at its open time
+    if at_close and touches:
+        exit_ms[list(touches)] -= step
     held = direction * amount
-    move_times = np.concatenate((np.column_stack((ts[entry_bar[:closed]], ts[x])).ravel(), ts[entry_bar[closed:]]))
+    move_bars = np.concatenate((np.column_stack((entry_bar[:closed], x)).ravel(), entry_bar[closed:])) - lo
     move_amounts = np.concatenate((np.column_stack((-entry_fee[:closed], gross - exit_fee)).ravel(),
                                    -entry_fee[closed:]))
     spans = (entry_bar, np.concatenate((x, np.full(m - closed, hi, dtype=np.int64))), held, held * entry_price)
-    timeline, equity = _equity_curve([s], [lo], [hi], settings.start_equity, move_times, move_amounts, [spans])
-    side = [Action.LONG if v > 0 else Action.SHORT for v in direction[:closed].tolist()]
+    timeline, equity = _equity_curve([s], [lo], [hi], settings.start_equity, move_bars, move_amounts, [spans],
+                                     at_bars=True)
+    side = list(map({1: Action.LONG, -1: Action.SHORT}.__getitem__, direction[:closed].tolist()))
     stops = [stop for stop, _ in levels]
     trades = list(map(TradeRecord, itertools.repeat(s.symbol, closed), side, amount.tolist(),
                       entry_price.tolist(), exit_price.tolist(), (entry_fee[:closed] + exit_fee).tolist(),
@@ -578,14 +581,17 @@ def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, h
     """The chain's bars: decisions, exits (one per closed trade, in order), each trade's (stop, target),
     and the exits a stop or target made (trade index -> ``Exit``), as the event loop schedules them."""
     at_close = settings.fill == "close"
-    action = sig.action
-    longs, shorts = np.flatnonzero(action == 1), np.flatnonzero(action == -1)
-    opens = np.flatnonzero(action != 0) if settings.allow_short else longs
-    sides = action[opens].astype(np.int64)
+    signalled = np.flatnonzero(sig.action)
+    side = sig.action[signalled]
+    longs, shorts = signalled[side > 0], signalled[side < 0]
+    opens = signalled if settings.allow_short else longs
+    sides = side.astype(np.int64) if settings.allow_short else np.ones(len(longs), np.int64)
     # Each candidate's first opposite signal after it, the exit that fills on it, and the candidate
     # after that exit: without stops and targets the chain just follows these.
-    opposite = np.where(sides > 0, np.append(shorts, -1)[np.searchsorted(shorts, opens + 1)],
-                        np.append(longs, -1)[np.searchsorted(longs, opens + 1)])
+    opposite = np.append(shorts, -1)[np.searchsorted(shorts, opens + 1)]
+    if settings.allow_short and len(shorts):
+        short = sides < 0
+        opposite[short] = np.append(longs, -1)[np.searchsorted(longs, opens[short] + 1)]
     exit_bar = np.where(opposite >= 0, opposite + (0 if at_close else 1), hi)
     exit_bar[exit_bar >= hi] = -1
     follow = np.searchsorted(opens, opposite + 1).tolist()
@@ -861,18 +867,19 @@ def _market_veto(market: MarketRules, amount: float, price: float) -> str:
 
 
 def _equity_curve(series: list[Series], lo: list[int], hi: list[int], start_equity: float, move_times: np.ndarray,
-                  move_amounts: np.ndarray, holds: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+                  move_amounts: np.ndarray, holds: list[tuple], at_bars: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Mark-to-market equity at every bar close of the window, on the union of the symbols' times:
-    cash moves (time ms, amount), and per series the positions held as (first bar, end bar, signed
-    amount, signed cost) columns. Equity = start + the running sum of cash moves and costs + the
-    running amount held x the close (a handful of passes over the bars, however many trades)."""
+    cash moves (time ms, or with ``at_bars`` the timeline index; amount), and per series the
+    positions held as (first bar, end bar, signed amount, signed cost) columns. Equity = start + the
+    running sum of cash moves and costs + the running amount held x the close (a handful of passes
+    over the bars, however many trades)."""
     parts = [s.timestamp[a:b] for s, a, b in zip(series, lo, hi)]
     one = len(parts) == 1
     timeline = parts[0] if one else np.unique(np.concatenate(parts))
     n = len(timeline)
     if not n:
         return timeline, np.zeros(0)
-    where = np.clip(np.searchsorted(timeline, move_times, "right") - 1, 0, n - 1)  # a close-time move: its bar
+    where = move_times if at_bars else np.clip(np.searchsorted(timeline, move_times, "right") - 1, 0, n - 1)
     flows, weights, marks = [where], [move_amounts], []
     for s, a, b, (start, stop, held, cost) in zip(series, lo, hi, holds):
         if not len(start):
