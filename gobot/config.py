@@ -315,7 +315,7 @@ class OptimizerConfig(Section):
     scheduled: bool = Field(False, description="gobot start (wall clock) runs the optimizer on the schedule below")
     schedule: str = Field("weekly", description="weekly, daily, or a crontab line such as \"0 3 * * 0\" (UTC)")
     schedule_candles: int = Field(5000, ge=100, le=10**7, description="candles per symbol a scheduled run optimises on")
-    auto_apply: bool = Field(False, description="apply a scheduled run's accepted winner as a new strategy version")
+    auto_apply: bool = Field(False, description="propose a scheduled run's accepted winner as a new strategy version")
 
     @field_validator("objective")
     @classmethod

@@ -54,7 +54,8 @@ from gobot.cli.common import config_option, load, percent_or_none
               help="Target distance when the signal gives none, %; default [trading].")
 @click.option("--apply", "apply", is_flag=True,
               help="Write an accepted winner to config.toml [strategies.NAME] and hand it "
-              "to the bot's adjust phase as a new strategy version (the previous one is archived).")
+              "to the bot's adjust phase as a proposal: a new strategy version once validated (the "
+              "previous one is archived).")
 @click.option("--history", is_flag=True, help="Print the study's trials and verdicts, run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")

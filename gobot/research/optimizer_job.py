@@ -4,8 +4,8 @@ APScheduler fires it on ``[optimizer] schedule`` (weekly by default: Sunday 03:0
 last ``schedule_candles`` candles of every symbol from the market-data plugin (``ctx.candles``),
 starts from the strategy's current version, runs the optimizer in a worker thread (the cycles go
 on), and sends the result as an ``optimizer_report`` alert. With ``auto_apply`` an accepted winner
-is handed to the adjust phase, which makes it a new strategy version in the next cycle (and the
-validate phase may still reject it); without it, nothing changes.
+is handed to the adjust phase, which proposes it in the next cycle: a new strategy version once the
+validate phase accepts it, else a rejected proposal; without it, nothing changes.
 """
 
 from __future__ import annotations
