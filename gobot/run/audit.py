@@ -92,6 +92,7 @@ class AuditLog:
         self.dropped = 0  # lines given up because too many waited
         self.error: OSError | None = None  # the disk error while lines wait
         self._torn = False  # a line was cut short and could not be taken back: start the next on a new line
+        self._size: int | None = None  # the file's size after this log's last write (None: ask the file)
 
     def _open(self) -> int:
         if self._fd is None:
@@ -171,7 +172,11 @@ class AuditLog:
     def _append(self, line: bytes) -> None:
         fd = self._open()
         data = (b"\n" + line) if self._torn else line
-        start = os.fstat(fd).st_size
+        # Where the line starts: known from the last write (one fstat a line saved). Another process
+        # appending in between makes it wrong, which the check below sees: no take-back, the next
+        # line starts on a new line.
+        start = self._size if self._size is not None else os.fstat(fd).st_size
+        self._size = None
         written = 0
         try:
             while written < len(data):
@@ -187,6 +192,7 @@ class AuditLog:
                     self._torn = True
             raise
         self._torn = False
+        self._size = start + written
 
     def close(self) -> None:
         if not self.flush():
@@ -195,7 +201,7 @@ class AuditLog:
             self.pending, self._pending_bytes = [], 0
         if self._fd is not None:
             os.close(self._fd)
-            self._fd = None
+            self._fd, self._size = None, None
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
