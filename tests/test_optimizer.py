@@ -152,6 +152,37 @@ def test_the_optimizers_trade_stats_are_the_contracts_trade_metrics_to_the_bit()
             assert stats == {key: getattr(expected, key) for key in stats}
 
 
+STOPS_AND_SHORTS = ExecutionSettings(fee_percent=0.1, slippage_percent=0.05, stop_loss_percent=0.3,
+                                     take_profit_percent=0.6, start_equity=1000, sizing=Sizing("all_in"))
+
+
+@pytest.mark.parametrize("execution", [LONG_ONLY, STOPS_AND_SHORTS, ExecutionSettings(
+    fill="close", fee_percent=0.1, slippage_percent=0.0, stop_loss_percent=0.5, take_profit_percent=None,
+    start_equity=1000, sizing=Sizing.parse("10%"))])
+@pytest.mark.parametrize("symbols", [1, 2])
+def test_a_window_traded_on_its_own_candles_makes_the_trades_of_the_whole_series(tmp_path, execution, symbols):
+    from dataclasses import replace
+
+    from gobot.research.backtest.engine import compute_signals, simulate
+
+    series = [wave(), replace(wave(seed=2), symbol="ETH/USDT").between(T0 + 700 * 60_000, None)][:symbols]
+    opt = Optimization(SmaCrossStrategy(), series, execution, lambda params: SimpleGate(execution.sizing),
+                       OptimizerConfig(folds=3), baseline_params={"fast": 10, "slow": 50},
+                       storage_url=f"sqlite:///{tmp_path / 'optimizer.db'}", say=lambda text: None)
+
+    def traded(sim):
+        return ([(t.symbol, t.entry_price, t.exit_price, t.amount, t.pnl, t.exit_reason, t.entry_ms, t.exit_ms)
+                 for t in sim.trades], sim.end_equity, sim.equity.tolist(), sim.timeline.tolist())
+
+    for params in ({"fast": 5, "slow": 60}, {"fast": 27, "slow": 18}):
+        signals = [compute_signals(SmaCrossStrategy(), params, s) for s in series]
+        for fold in opt.folds:
+            for start, end in (fold.in_sample, fold.out_of_sample):
+                whole = simulate(series, signals, execution, SimpleGate(execution.sizing), strategy="sma_cross",
+                                 start_ms=start, end_ms=end)
+                assert whole.trades and traded(opt.simulate_window(signals, params, start, end)) == traded(whole)
+
+
 def test_the_decision_chain_refuses_too_few_trades_and_a_poor_out_of_sample_ratio():
     from gobot.research.optimizer import Decision
 

@@ -491,6 +491,7 @@ class Optimization:
         self._candidates: dict[int, Decision] = {}
         self._pending: set[int] = set()
         self._study = None  # the study sync() read last: where stability scores are shared
+        self._windows: dict[tuple[int, int], list[tuple[Series, int]]] = {}  # (start, end) -> candles, first bar
         self._score_here = True  # False in the coordinator of --jobs workers, which waits for their scores
 
     # -- evaluating a parameter set --------------------------------------------------------------
@@ -517,9 +518,7 @@ class Optimization:
         for fold in self.folds:
             row = {"fold": fold.number}
             for label, (start, end), bucket in (("in", fold.in_sample, ins), ("out", fold.out_of_sample, outs)):
-                sim = simulate(self.series, signals, self.execution, self.gate_factory(params),
-                               strategy=self.strategy.name, start_ms=start, end_ms=end)
-                metrics = window_metrics(sim)
+                metrics = window_metrics(self.simulate_window(signals, params, start, end))
                 bucket.append(metrics)
                 row[label] = metrics
             per_fold.append(row)
@@ -554,6 +553,20 @@ class Optimization:
                 if self._study is not None:
                     self._study.set_user_attr(label, self._stability[key])
         return self._stability[key]
+
+    def simulate_window(self, signals: list[Signals], params: dict[str, float], start: int, end: int):
+        """Trade the signals (worked out over all the data) on one window, handing the engine the window's
+        candles and signals only: what it does once per call over every bar then covers the window, not the
+        whole span six times a trial. It reads no bar outside the window, so the trades are the same."""
+        if (start, end) not in self._windows:  # the window's candles, kept for every trial (views, no copies)
+            import numpy as np
+
+            self._windows[(start, end)] = [(s.between(start, end), int(np.searchsorted(s.timestamp, start, "left")))
+                                           for s in self.series]
+        parts = self._windows[(start, end)]
+        cut = [_slice(sig, lo, lo + len(part)) for sig, (part, lo) in zip(signals, parts)]
+        return simulate([part for part, _ in parts], cut, self.execution, self.gate_factory(params),
+                        strategy=self.strategy.name, start_ms=start, end_ms=end)
 
     # -- the study ----------------------------------------------------------------------------------
 
@@ -806,6 +819,15 @@ class Optimization:
         return Report(self.study_name, redact_url(self.storage_url), self.strategy.name,
                       ", ".join(self.objectives) if self.objectives else self.options.objective, baseline, candidates,
                       kept, self.folds, stopped, pareto)
+
+
+def _slice(signals: Signals, lo: int, hi: int) -> Signals:
+    """The signals of bars ``[lo, hi)`` (views)."""
+    from dataclasses import replace
+
+    return replace(signals, action=signals.action[lo:hi], confidence=signals.confidence[lo:hi],
+                   stop_loss=None if signals.stop_loss is None else signals.stop_loss[lo:hi],
+                   take_profit=None if signals.take_profit is None else signals.take_profit[lo:hi])
 
 
 class _NotScoredYet(Exception):
