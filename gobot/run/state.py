@@ -13,8 +13,8 @@ Files in ``state_dir`` (created owner-only):
   ``gobot risk reset`` for a running bot, taken at the start of its next cycle;
 - ``.run.lock``: held (``flock``) by the process running the bot, so commands know whether one runs;
 - ``heartbeat.json``: wall-clock proof of life, rewritten every cycle (a replay: at most once a
-  wall-clock second) and every ``[watchdog] heartbeat_interval`` (30 s), with ``stopped`` once the run ended in order; ``gobot watchdog`` alerts
-  when it goes stale.
+  wall-clock second) and every ``[watchdog] heartbeat_interval`` (30 s), with ``stopped`` once the
+  run ended in order; ``gobot watchdog`` alerts when it goes stale.
 
 Temporary files (``.<name>.<random>.tmp``) exist only during an atomic write; ones left by a
 killed process are removed when a bot starts (``remove_stale_temporaries``). A full disk
@@ -335,26 +335,36 @@ class DiskTolerantFileHandler(logging.FileHandler):
 
 
 class StateText:
-    """The text of ``state.json``: JSON with ``indent=1``, the per-cycle rows last, one row a line.
+    """The text of ``state.json``: JSON with ``indent=1``; the vetoes and the per-cycle rows last, one
+    item a line.
 
-    The rows are most of the file (up to ``MAX_CYCLE_ROWS``) and never change once written, so each
-    is serialised and redacted once and kept; a save serialises and redacts the rest of the state only.
-    A row is reused while it is the same object (rows are never changed in place)."""
+    Those two lists are most of the file and grow with the run; their items never change once
+    appended, so each is serialised and redacted once and kept, and a save serialises and redacts
+    the rest of the state only. An item is reused while it is the same object."""
+
+    LISTS = ("vetoes", "cycles")  # append-only, items never changed in place
 
     def __init__(self) -> None:
-        self._rows: dict[int, tuple[CycleRow, str]] = {}  # iteration -> (row, its text)
+        self._known: dict[str, dict[int, tuple[Any, str]]] = {name: {} for name in self.LISTS}  # id -> (item, text)
+
+    def _items(self, name: str, items: list) -> str:
+        known, kept, texts = self._known[name], {}, []
+        for item in items:
+            seen = known.get(id(item))
+            if seen is not None and seen[0] is item:
+                text = seen[1]
+            else:
+                text = redact(item.model_dump_json() if isinstance(item, BaseModel)
+                              else json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+            kept[id(item)] = (item, text)  # the item is held, so its id is not reused while kept
+            texts.append(text)
+        self._known[name] = kept
+        return f'"{name}": [\n  ' + ",\n  ".join(texts) + "\n ]" if texts else f'"{name}": []'
 
     def text(self, state: BotState) -> str:
-        rows, kept = [], {}
-        for row in state.cycles:
-            known = self._rows.get(row.iteration)
-            text = known[1] if known is not None and known[0] is row else redact(row.model_dump_json())
-            kept[row.iteration] = (row, text)
-            rows.append(text)
-        self._rows = kept
-        head = redact(state.model_dump_json(indent=1, exclude={"cycles"}))
-        cycles = '"cycles": [\n  ' + ",\n  ".join(rows) + "\n ]" if rows else '"cycles": []'
-        return f"{head[:-2]},\n {cycles}\n}}"
+        head = redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))
+        tail = ",\n ".join(self._items(name, getattr(state, name)) for name in self.LISTS)
+        return f"{head[:-2]},\n {tail}\n}}"
 
 
 class StateStore:
