@@ -121,3 +121,12 @@ def test_redaction_reads_the_environment_only_when_a_secret_changed(monkeypatch)
     other = "dash-Token-0000aaaa1111"
     monkeypatch.setenv("GOBOT_DASHBOARD_TOKEN", other)  # a change is seen by the very next call
     assert redact(f"{token} {other}") == f"{token} {MASK}"
+
+
+def test_an_outbox_synced_on_its_own_carries_nothing(tmp_path):
+    """While the database lags, the archiver fsyncs the outbox instead of growing the state (MAX_CARRIED)."""
+    outbox = Outbox(tmp_path / "archive_outbox.jsonl")
+    for n in range(3):
+        outbox.add("fill", {"n": n})
+    outbox.sync()
+    assert outbox.unsynced_lines() == [] and len(outbox) == 3  # durable on the file, still to be stored
