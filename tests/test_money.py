@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from gobot.cli import cli
 from gobot.research.synthetic import csv_name, generate, write_csv
 from gobot.testing.fixtures import replay_settings
-from gobot_hookspecs import Action, Signal, hookimpl
-from gobot_hookspecs.money import amount_text, money, portfolio_currency, quote_of, rate
+from gobot_hookspecs import Action, Signal, hookimpl, metrics
+from gobot_hookspecs.money import amount_text, money, portfolio_currency, quote_of, rate, trade_rate
 
 # -- the rule, in the contract ----------------------------------------------------------------------
 
@@ -209,6 +209,11 @@ def test_a_foreign_quote_converts_at_the_candles_price(tmp_path, plugin_set_fact
     assert trade.pnl == pytest.approx((0.004 * 0.01 - entry_fee - exit_fee) * 60000)  # 2.3736 USDT
     assert bot.state.cash == pytest.approx(100 - entry_fee * 50000 + (0.004 * 0.01 - exit_fee) * 60000)
     assert "Closed long ETH/BTC: P&L +2.37 USDT" in [a.title for a in script.alerts]
+    assert trade_rate(trade, "USDT") == pytest.approx(60000)  # read off the trade: (pnl + fees) / gross in BTC
+    assert metrics.r_multiple(trade, "USDT") == pytest.approx(trade.pnl / (0.04 * 0.004 * 60000))  # risk 9.60 USDT
+    # the sizer's return is on the notional, whatever the currencies: +19.78 %, not 2.37 / 0.0002
+    assert bot.state.plugin_state["kelly_size"]["returns"] == [
+        pytest.approx((0.004 * 0.01 - entry_fee - exit_fee) / (0.004 * 0.05))]
 
 
 def test_without_a_price_of_the_conversion_pair_there_is_no_rate():

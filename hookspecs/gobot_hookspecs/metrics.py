@@ -60,6 +60,8 @@ from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Sequence
 
+from .money import trade_rate
+
 SECONDS_PER_YEAR = 365 * 24 * 3600.0
 #: Closed trades a report needs before it shows Sharpe, Sortino (and Calmar); see the module docstring.
 MIN_RATIO_SAMPLE = 30
@@ -111,12 +113,14 @@ def holding_seconds(trade: Any) -> float:
     return (trade.closed_at - trade.opened_at).total_seconds()
 
 
-def r_multiple(trade: Any) -> float | None:
-    """P&L in units of the initial risk, ``pnl / (|entry - initial stop| * amount)``; None if unknown."""
+def r_multiple(trade: Any, currency: str = "") -> float | None:
+    """P&L in units of the initial risk, ``pnl / (|entry - initial stop| * amount)``; None if unknown.
+    ``currency``: the P&L's, when the symbol is quoted in another (the risk converts at ``money.trade_rate``)."""
     stop = getattr(trade, "initial_stop_loss", None)
-    if stop is None:
+    rate = trade_rate(trade, currency)
+    if stop is None or rate is None:
         return None
-    risk = abs(trade.entry_price - stop) * trade.amount
+    risk = abs(trade.entry_price - stop) * trade.amount * rate
     return trade.pnl / risk if risk > 0 else None
 
 
@@ -288,7 +292,7 @@ def ratio_text(value: float | None, trades: int, spec: str = "{:.2f}", min_sampl
 
 
 def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve | None = None,
-                  min_sample: int = MIN_RATIO_SAMPLE) -> TradeMetrics:
+                  min_sample: int = MIN_RATIO_SAMPLE, currency: str = "") -> TradeMetrics:
     """Every metric of a set of trades, in one pass over them (fast enough for 100,000 trades).
 
     :param start_equity: the equity the trades' curve starts from (e.g. the run's initial capital).
@@ -296,6 +300,7 @@ def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve
         cycle, marked to market); default: :func:`equity_curve` of the trades.
     :param min_sample: Sharpe and Sortino are None for fewer closed trades than this
         (:data:`MIN_RATIO_SAMPLE`; 0 computes them for any sample).
+    :param currency: the P&L's currency, for R multiples of trades quoted in another (see :func:`r_multiple`).
     """
     trades = list(trades)
     n = len(trades)
@@ -314,7 +319,7 @@ def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve
         held += (t.closed_at - t.opened_at).total_seconds()
         stop = getattr(t, "initial_stop_loss", None)
         if stop is not None:
-            risk = abs(t.entry_price - stop) * t.amount
+            risk = abs(t.entry_price - stop) * t.amount * ((trade_rate(t, currency) or 0.0) if currency else 1.0)
             if risk > 0:
                 r_sum += pnl / risk
                 r_count += 1

@@ -16,7 +16,7 @@ money the same way (``money(2.5, "BTC")`` -> ``"2.50 BTC"``).
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 #: Currencies whose amounts are shown with 2 decimals; any other with up to 8 (a satoshi).
 CENTS = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "EUR", "GBP", "JPY", "TRY", "BRL"})
@@ -79,6 +79,19 @@ def rate(quote: str, currency: str, prices: Mapping[str, float], symbols: Iterab
     if not price or price <= 0:
         raise LookupError(f"no rate from {quote} to {currency}: no price of {pair[0]} yet")
     return 1.0 / price if pair[1] else float(price)
+
+
+def trade_rate(trade: Any, currency: str) -> float | None:
+    """What one unit of a closed trade's quote was worth in ``currency`` at its close, read off the
+    trade itself: its ``pnl`` and ``fees`` are in the portfolio currency and its prices in the quote,
+    so the rate is ``(pnl + fees) / gross P&L in the quote``. 1 when the quote is ``currency`` (or no
+    currency is named); None for a trade in another quote that did not move (nothing to read it from).
+    A return or an R multiple divides by a notional or a risk times this rate."""
+    if not currency or quote_of(trade.symbol) == currency:
+        return 1.0
+    sign = -1 if str(getattr(trade.direction, "value", trade.direction)).upper() == "SHORT" else 1
+    gross = sign * (trade.exit_price - trade.entry_price) * trade.amount
+    return (trade.pnl + trade.fees) / gross if gross else None
 
 
 def decimals(currency: str) -> int:

@@ -212,7 +212,7 @@ class Archiver:
 
     @hookimpl
     def gobot_on_trade_closed(self, ctx, trade):
-        self._add("trade", records.trade_row(ctx.run_id, ctx.iteration, trade))
+        self._add("trade", records.trade_row(ctx.run_id, ctx.iteration, trade, ctx.currency))
 
     @hookimpl
     def gobot_on_execution_error(self, ctx, error):
@@ -353,7 +353,7 @@ class Archiver:
 
     def _version_metrics(self, ctx, name: str, version: int) -> metrics.TradeMetrics:
         trades = [t for t in ctx.closed_trades() if t.strategy == name and t.strategy_version == version]
-        result = metrics.trade_metrics(trades, ctx.config.trading.initial_capital_usd)
+        result = metrics.trade_metrics(trades, ctx.config.trading.initial_capital_usd, currency=ctx.currency)
         archived = ctx.plugin_state(NAME).get("strategies", {}).get(name, {}).get("archived", {}).get(str(version))
         self._add("strategy_metrics", {"run_id": ctx.run_id, "name": name, "version": version, "trades": len(trades),
                                        "metrics": records.dumps(result.as_dict()), "archived_at": archived})

@@ -24,6 +24,7 @@ from gobot_hookspecs import (
     metrics,
     redact,
 )
+from gobot_hookspecs.money import trade_rate
 
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
 
@@ -78,8 +79,9 @@ def fill_row(run_id: str, iteration: int, fill: Fill) -> dict[str, Any]:
     }
 
 
-def trade_row(run_id: str, iteration: int, trade: Trade) -> dict[str, Any]:
-    notional = trade.entry_price * trade.amount
+def trade_row(run_id: str, iteration: int, trade: Trade, currency: str = "") -> dict[str, Any]:
+    """A trade's row; its return and R multiple in ``currency``, the P&L's (``money.trade_rate``)."""
+    notional = trade.entry_price * trade.amount * (trade_rate(trade, currency) or 0.0)
     return {
         "trade_key": key(run_id, trade.client_order_id, trade.symbol, iso(trade.opened_at), iso(trade.closed_at),
                          repr(trade.entry_price), repr(trade.exit_price), repr(trade.amount)),
@@ -90,7 +92,7 @@ def trade_row(run_id: str, iteration: int, trade: Trade) -> dict[str, Any]:
         "return_pct": trade.pnl / notional * 100 if notional else 0.0, "exit_reason": trade.exit_reason,
         "confidence": trade.confidence, "strategy": trade.strategy, "strategy_version": trade.strategy_version,
         "client_order_id": trade.client_order_id or None, "initial_stop_loss": trade.initial_stop_loss,
-        "r_multiple": metrics.r_multiple(trade), "entry_hour": metrics.hour_of_day(trade),
+        "r_multiple": metrics.r_multiple(trade, currency), "entry_hour": metrics.hour_of_day(trade),
     }
 
 

@@ -94,13 +94,13 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         curve = [(c["time"], c["equity"]) for c in cycles]
     else:
         curve = metrics.equity_curve(trades, start_equity)
-    summary = _metrics_dict(metrics.trade_metrics(trades, start_equity, curve=curve))
+    summary = _metrics_dict(metrics.trade_metrics(trades, start_equity, curve=curve, currency=currency))
 
     by: dict[str, list[dict[str, Any]]] = {}
     for dimension in metrics.DIMENSIONS:
         by[dimension] = [
             {"label": label, "label_text": label_text(dimension, label) if dimension == "hour" else str(label),
-             **_metrics_dict(metrics.trade_metrics(group, start_equity))}
+             **_metrics_dict(metrics.trade_metrics(group, start_equity, currency=currency))}
             for label, group in metrics.group_trades(trades, dimension, bands).items()
         ]
 
@@ -112,7 +112,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
             "run_id": row["run_id"], "name": row["name"], "version": row["version"], "params": loads(row["params"], {}),
             "reason": row["reason"], "status": row["status"], "created_at": row["created_at"],
             "started_at": row["started_at"], "ended_at": row["ended_at"], "archived_at": row["archived_at"],
-            "metrics": _metrics_dict(metrics.trade_metrics(group, start_equity)),
+            "metrics": _metrics_dict(metrics.trade_metrics(group, start_equity, currency=currency)),
         })
 
     learnings = [

@@ -20,9 +20,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from gobot_hookspecs import PluginConfig, hookimpl
-from gobot_hookspecs.money import decimals, money
+from gobot_hookspecs.money import decimals, money, trade_rate
 
 NAME = "kelly_size"
+
+
+def trade_return(trade, currency: str) -> float | None:
+    """The trade's net return on its notional, both in ``currency`` (a symbol quoted in another has its
+    notional converted at ``money.trade_rate``); None when there is no notional or no rate."""
+    notional = abs(trade.entry_price * trade.amount) * (trade_rate(trade, currency) or 0.0)
+    return trade.pnl / notional if notional > 0 else None
 
 
 class KellySizeConfig(PluginConfig):
@@ -60,12 +67,13 @@ class KellySize:
 
     @hookimpl
     def gobot_on_trade_closed(self, ctx, trade):
+        """Remember the trade's return for the next sizes."""
         config = KellySizeConfig.of(ctx, NAME)
-        notional = abs(trade.entry_price * trade.amount)
-        if notional <= 0:
+        value = trade_return(trade, ctx.currency)
+        if value is None:
             return
         returns = self._returns(ctx)
-        returns.append(round(trade.pnl / notional, 8))
+        returns.append(round(value, 8))
         del returns[: max(0, len(returns) - config.lookback_trades)]
 
     async def _history(self, ctx, limit: int) -> tuple[list[float], str]:
@@ -75,7 +83,7 @@ class KellySize:
             trades = await ctx.trade_history(limit)
         except (LookupError, AttributeError):  # no archive (or a context without one, e.g. a backtest)
             return ledger, "state store"
-        archived = [t.pnl / abs(t.entry_price * t.amount) for t in trades if t.entry_price * t.amount]
+        archived = [value for t in trades if (value := trade_return(t, ctx.currency)) is not None]
         return (archived, "archive") if len(archived) > len(ledger) else (ledger, "state store")
 
     @hookimpl(trylast=True)  # a built-in default: any other sizer plugin answers first
