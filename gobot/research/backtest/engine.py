@@ -526,7 +526,7 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
     needed, and prices, fees and the curve are computed per column with the same float operations
     (``gobot_hookspecs.fills`` on arrays). None when an entry would be vetoed (no margin, a market
     minimum): the event loop then runs, with its rules for what follows a veto.
-    ``tests/test_backtest.py`` holds the two to identical trades."""
+    ``tests/test_backtest_chain.py`` holds the two to identical trades and curves."""
     at_close = settings.fill == "close"
     lo = 0 if start_ms is None else int(np.searchsorted(s.timestamp, start_ms, "left"))
     hi = len(s) if end_ms is None else int(np.searchsorted(s.timestamp, end_ms, "left"))
