@@ -343,6 +343,9 @@ class StrategyVersionsConfig(Section):
     new_evidence_trades: int = Field(
         3, ge=1, le=10**6, description="closed trades of a strategy that count as new evidence: a rejected proposal "
         "may be made again, and the active version is judged again, only after this many")
+    recheck_failed_cycles: int = Field(
+        12, ge=1, le=10**6, description="a failed active version is judged again after this many cycles even "
+        "without new trades (stopped, it would close none)")
     on_active_failure: str = Field(
         "keep", description="when the active version fails validation: keep (and alert), revert (to the last "
         "version that passed), or stop (no new positions with it; exits and stops go on)")

@@ -308,3 +308,24 @@ def test_the_dashboard_api_shows_what_a_failed_version_does(replay_bot):
     # v1 is the only version: nothing passed to revert to, so no new positions with it
     assert (shown["passed"], shown["action"], shown["new_positions"]) == (False, "stop", "stopped")
     assert shown["reasons"] == ["sour: v1 loses"] and shown["proposals"] == {"accepted": 0, "rejected": 0}
+
+
+def test_a_stopped_version_is_judged_again_after_recheck_failed_cycles_and_trades_once_it_passes(replay_bot, run_bot):
+    alerts = Alerts()
+
+    class SourUntilFive:
+        @hookimpl
+        def gobot_validate_strategy(self, ctx, strategy):
+            return ValidationResult(strategy=strategy.name, version=strategy.version, passed=ctx.iteration >= 5,
+                                    reason="fine now" if ctx.iteration >= 5 else "v1 loses")
+
+    bot = replay_bot(plugins=[("sour", SourUntilFive()), ("alerts", alerts)], disable=["validator", "adjuster"],
+                     config={"strategy_versions": {"on_active_failure": "stop", "recheck_failed_cycles": 4}})
+    run_bot(bot, 4)
+    assert bot.state.strategy_checks["sma_rsi"].iteration == 1, "stopped, no trades: not judged again yet"
+    run_bot(bot, 5)
+    check = bot.state.strategy_checks["sma_rsi"]
+    assert (check.iteration, check.passed) == (5, True)
+    assert [a.title for a in alerts.seen if a.kind == "strategy_failed"] == [
+        "Strategy sma_rsi v1 failed validation: no new positions with it until a version passes (exits and stops "
+        "go on)", "Strategy sma_rsi v1 passes validation again"]

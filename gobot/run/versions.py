@@ -127,12 +127,16 @@ class StrategyVersions:
     # -- validate: proposals judged once, the active version when there is new evidence ----------
 
     async def validate(self, phase: PhaseRecord, proposals: dict[str, StrategyProposal]) -> None:
-        """Judge each active version that is new or has new evidence, then each proposal."""
-        needed = self.bot.settings.strategy_versions.new_evidence_trades
+        """Judge each active version that is new or has new evidence (or failed long enough ago), then each proposal."""
+        config = self.bot.settings.strategy_versions
+        needed = config.new_evidence_trades
         for name, current in self.current():
             check = self.bot.state.strategy_checks.get(name)
             evidence = self.evidence(name)
-            if check is None or check.version != current.version or evidence - check.evidence >= needed:
+            # A failed version whose entries are stopped closes no new trades: it is judged again on the market.
+            again = check is not None and not check.passed and \
+                self.bot.ctx.iteration - check.iteration >= config.recheck_failed_cycles
+            if check is None or check.version != current.version or evidence - check.evidence >= needed or again:
                 await self.judge_active(phase, current, check, evidence)
             else:
                 phase.records.append(f"{name} v{current.version}: {'passed' if check.passed else 'FAILED'} in cycle "
@@ -239,7 +243,8 @@ class StrategyVersions:
         check = self.bot.state.strategy_checks.get(signal.strategy or "")
         if check is None or check.passed or check.action != "stop":
             return None
-        if self.bot.state.strategies.get(signal.strategy).version != check.version:
+        current = self.bot.state.strategies.get(signal.strategy)
+        if current is None or current.version != check.version:
             return None
         return (f"strategy {signal.strategy} v{check.version} failed validation in cycle {check.iteration} "
                 f"({'; '.join(check.reasons)}): no new positions with it")
@@ -247,7 +252,7 @@ class StrategyVersions:
 
 def strategy_status(state: BotState) -> dict[str, dict]:
     """Each strategy's active version, its last judgement and what was done about a failure, and its
-    proposals so far: what ``gobot status``, progress.json and the dashboard show."""
+    proposals so far: what ``gobot status`` and the dashboard show."""
     out = {}
     for name, current in sorted(state.strategies.items()):
         check = state.strategy_checks.get(name)

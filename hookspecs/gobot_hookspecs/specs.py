@@ -286,9 +286,10 @@ def gobot_validate_strategy(ctx: BotContext, strategy: StrategyVersion) -> Valid
     Called for every plugin (all results are collected) when a version needs a judgement, not
     every cycle: for a proposal (``strategy`` is the candidate, numbered as it would be, while
     ``ctx.strategy(name)`` is still the active version; any failure rejects it), and for the
-    active version when it is new to the run or ``[strategy_versions] new_evidence_trades`` more
-    trades of the strategy closed since its last judgement (a failure applies ``on_active_failure``: keep
-    with an alert, revert to the last version that passed, or stop opening positions with it).
+    active version when it is new to the run, when ``[strategy_versions] new_evidence_trades`` more
+    trades of the strategy closed since its last judgement, or ``recheck_failed_cycles`` cycles after
+    it failed (a failure applies ``on_active_failure``: keep with an alert, revert to the last
+    version that passed, or stop opening positions with it).
     Risk checks of order intents run in the same phase (see ``gobot_risk_check``).
 
     :param strategy: the version to judge.
