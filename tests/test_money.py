@@ -209,6 +209,7 @@ def test_a_foreign_quote_converts_at_the_candles_price(tmp_path, plugin_set_fact
     assert trade.pnl == pytest.approx((0.004 * 0.01 - entry_fee - exit_fee) * 60000)  # 2.3736 USDT
     assert bot.state.cash == pytest.approx(100 - entry_fee * 50000 + (0.004 * 0.01 - exit_fee) * 60000)
     assert "Closed long ETH/BTC: P&L +2.37 USDT" in [a.title for a in script.alerts]
+    assert "amount 0.004, fee 0.0000002 BTC" in [a.text for a in script.alerts]  # a fill's fee as charged
     assert trade_rate(trade, "USDT") == pytest.approx(60000)  # read off the trade: (pnl + fees) / gross in BTC
     assert metrics.r_multiple(trade, "USDT") == pytest.approx(trade.pnl / (0.04 * 0.004 * 60000))  # risk 9.60 USDT
     # the sizer's return is on the notional, whatever the currencies: +19.78 %, not 2.37 / 0.0002

@@ -104,6 +104,7 @@ def _close_out(config_path, settings, store, state) -> None:
     from gobot.errors import StartRefused
     from gobot.run.bot import Bot
     from gobot.run.runner import Runner
+    from gobot_hookspecs.money import money
 
     if state is None or not (state.positions or any(i.purpose == "close" for i in state.intents.values())):
         store.close_request_file.unlink(missing_ok=True)
@@ -129,7 +130,7 @@ def _close_out(config_path, settings, store, state) -> None:
     asyncio.run(runner.run())
     for trade in bot.state.trades[before:]:
         click.echo(f"  closed {trade.direction.value.lower()} {trade.symbol} @ {trade.exit_price:.6g}: "
-                   f"P&L {trade.pnl:+.2f}")
+                   f"P&L {money(trade.pnl, bot.ctx.currency, True)}")
     if bot.state.positions:
         click.secho(f"Still open after {runner.close_out_cycles} close-out cycles: "
                     f"{', '.join(sorted(bot.state.positions))}. Check the exchange, then run this again.",

@@ -52,7 +52,7 @@ from gobot_hookspecs import (
     Strategy,
     Trade,
 )
-from gobot_hookspecs.money import money
+from gobot_hookspecs.money import money, quote_of
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +331,7 @@ class Bot:
                 Alert(
                     kind="trade_opened",
                     title=f"Opened {'long' if fill.side is Side.BUY else 'short'} {fill.symbol} @ {fill.price:.6g}",
-                    text=f"amount {fill.amount:.6g}, fee {money(fill.fee, self.ctx.currency)}",
+                    text=f"amount {fill.amount:.6g}, fee {money(fill.fee, quote_of(fill.symbol))}",  # as charged
                     data={"symbol": fill.symbol, "price": fill.price, "amount": fill.amount},
                 )
             )
