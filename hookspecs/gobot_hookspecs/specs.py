@@ -327,12 +327,12 @@ def gobot_risk_check(ctx: BotContext, intent: OrderIntent) -> RiskVerdict | None
 
 @hookspec(firstresult=True)
 def gobot_size_position(ctx: BotContext, signal: Signal) -> float | None:
-    """Decide the notional (quote currency) of a new position for this signal.
+    """Decide the notional (portfolio currency, ``ctx.currency``) of a new position for this signal.
 
     First non-None answer wins; the built-in ``fixed_size`` sizer answers last
     (``[trading].max_position_usd``). Return 0 to skip the trade.
 
-    :return: notional in quote currency, or None to let the next sizer answer.
+    :return: notional in the portfolio currency, or None to let the next sizer answer.
     """
 
 
