@@ -183,6 +183,14 @@ def test_a_window_traded_on_its_own_candles_makes_the_trades_of_the_whole_series
                 assert whole.trades and traded(opt.simulate_window(signals, params, start, end)) == traded(whole)
 
 
+@pytest.mark.parametrize("options", [{}, {"objective": "0.5*sharpe + 0.5*calmar"},
+                                     {"objectives": ["max_drawdown_pct", "sharpe"]}])
+def test_a_stability_neighbours_in_sample_objective_is_its_walk_forward_one(tmp_path, options):
+    opt = optimization(tmp_path, SmaCrossStrategy(), wave(), {"fast": 27, "slow": 18}, **options)
+    for params in ({"fast": 5, "slow": 60}, {"fast": 27, "slow": 18}, {"fast": 12, "slow": 80}):
+        assert opt.in_sample_objective(params) == opt.evaluate(params).objective_in
+
+
 def test_the_decision_chain_refuses_too_few_trades_and_a_poor_out_of_sample_ratio():
     from gobot.research.optimizer import Decision
 

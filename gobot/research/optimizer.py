@@ -537,6 +537,8 @@ class Optimization:
         """The decision's stability score: its neighbours at ± one declared step of each parameter,
         walk-forward evaluated, mean in-sample objective over its own (once per parameter set)."""
         key = tuple(sorted(decision.params.items()))
+        if key not in self._stability and decision.objective_in <= 0:  # not judged: no neighbour to evaluate
+            self._stability[key] = stability_score(decision.objective_in, [])
         if key not in self._stability:
             # Scored once per study, not once per process: --jobs workers and their coordinator share the
             # scores through the study, and the coordinator waits for a worker's rather than working out its own.
@@ -547,12 +549,19 @@ class Optimization:
             elif not self._score_here:
                 raise _NotScoredYet(decision.number)
             else:
-                around = [self.evaluate(params).objective_in for params in neighbours(decision.params,
-                                                                                      self.strategy.parameters)]
+                around = [self.in_sample_objective(params)
+                          for params in neighbours(decision.params, self.strategy.parameters)]
                 self._stability[key] = stability_score(decision.objective_in, around)
                 if self._study is not None:
                     self._study.set_user_attr(label, self._stability[key])
         return self._stability[key]
+
+    def in_sample_objective(self, params: dict[str, float]) -> float:
+        """``evaluate(params).objective_in`` without the out-of-sample windows (what a stability neighbour needs)."""
+        signals = [compute_signals(self.strategy, params, s, self.path) for s in self.series]
+        metrics = combine([window_metrics(self.simulate_window(signals, params, *fold.in_sample))
+                           for fold in self.folds])
+        return objective_value(metrics, [(1.0, self.objectives[0])] if self.objectives else self.terms)
 
     def simulate_window(self, signals: list[Signals], params: dict[str, float], start: int, end: int):
         """Trade the signals (worked out over all the data) on one window, handing the engine the window's
