@@ -20,7 +20,8 @@ T0 = 1_767_225_600_000
 
 
 @st.composite
-def markets(draw) -> tuple[Series, Signals, ExecutionSettings, int | None, int | None]:
+def markets(draw, plain: bool = False) -> tuple[Series, Signals, ExecutionSettings, int | None, int | None]:
+    """A random case; ``plain``: long only without stops or targets (the chain's per-column shortcut)."""
     n = draw(st.integers(3, 120))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
@@ -34,7 +35,7 @@ def markets(draw) -> tuple[Series, Signals, ExecutionSettings, int | None, int |
     data = Series("BTC/USDT", "1m", ts, open_, high, low, close, np.ones(n), market=market,
                   gaps=find_gaps(ts, MINUTE))
     action = rng.choice(np.array([0, 0, 0, 1, -1], dtype=np.int8), n)
-    own = draw(st.booleans())
+    own = not plain and draw(st.booleans())
     stops = np.where(rng.random(n) < 0.5, close - action * rng.uniform(0.2, 3, n), np.nan) if own else None
     targets = np.where(rng.random(n) < 0.5, close + action * rng.uniform(0.2, 3, n), np.nan) if own else None
     signals = Signals(action, np.where(action != 0, 0.7, 0.0), stops, targets)
@@ -42,17 +43,18 @@ def markets(draw) -> tuple[Series, Signals, ExecutionSettings, int | None, int |
     execution = ExecutionSettings(
         fill=draw(st.sampled_from(["next_open", "close"])), fee_percent=draw(st.sampled_from([0.0, 0.1, 5.0])),
         slippage_percent=draw(st.sampled_from([0.0, 0.05])),
-        stop_loss_percent=draw(st.sampled_from([None, 0.5, 2.0])),
-        take_profit_percent=draw(st.sampled_from([None, 1.0])), start_equity=draw(st.sampled_from([1000.0, 60.0])),
+        stop_loss_percent=None if plain else draw(st.sampled_from([None, 0.5, 2.0])),
+        take_profit_percent=None if plain else draw(st.sampled_from([None, 1.0])),
+        start_equity=draw(st.sampled_from([1000.0, 60.0])),
         sizing=Sizing(kind, {"all_in": 0.0, "fixed": 400.0, "percent": 60.0}[kind]),
-        allow_short=draw(st.booleans()))
+        allow_short=not plain and draw(st.booleans()))
     start = draw(st.none() | st.integers(0, n - 1).map(lambda i: int(ts[i])))
     end = draw(st.none() | st.integers(0, n - 1).map(lambda i: int(ts[i])))
     return data, signals, execution, start, end
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(markets())
+@given(markets() | markets(plain=True))
 def test_one_series_walked_as_a_chain_trades_exactly_as_the_event_loop(case):
     data, signals, execution, start, end = case
     gate = SimpleGate(execution.sizing)

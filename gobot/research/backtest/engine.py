@@ -584,6 +584,11 @@ def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, h
     signalled = np.flatnonzero(sig.action)
     side = sig.action[signalled]
     longs, shorts = signalled[side > 0], signalled[side < 0]
+    protect = (settings.stop_loss_percent is not None or settings.take_profit_percent is not None
+               or sig.stop_loss is not None or sig.take_profit is not None)
+    last = hi - (0 if at_close else 1)  # a decision needs a bar to fill on
+    if not protect and not settings.allow_short:
+        return _long_chain(longs, shorts, lo, last, hi, at_close)
     opens = signalled if settings.allow_short else longs
     sides = side.astype(np.int64) if settings.allow_short else np.ones(len(longs), np.int64)
     # Each candidate's first opposite signal after it, the exit that fills on it, and the candidate
@@ -595,9 +600,6 @@ def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, h
     exit_bar = np.where(opposite >= 0, opposite + (0 if at_close else 1), hi)
     exit_bar[exit_bar >= hi] = -1
     follow = np.searchsorted(opens, opposite + 1).tolist()
-    protect = (settings.stop_loss_percent is not None or settings.take_profit_percent is not None
-               or sig.stop_loss is not None or sig.take_profit is not None)
-    last = hi - (0 if at_close else 1)  # a decision needs a bar to fill on
     bars, exit_bars, sides = opens.tolist(), exit_bar.tolist(), sides.tolist()
     decisions: list[int] = []
     exits: list[int] = []
@@ -626,6 +628,21 @@ def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, h
         else:
             break  # open to the end
     return decisions, exits, levels if protect else [(None, None)] * len(decisions), touches
+
+
+def _long_chain(longs: np.ndarray, shorts: np.ndarray, lo: int, last: int, hi: int, at_close: bool):
+    """``_walk_chain`` long only without stops or targets, per column: the longs between two shorts
+    share their exit, so the chain is the first long of each such group, up to the first without an exit."""
+    candidates = longs[(longs >= lo) & (longs < last)]
+    group = np.searchsorted(shorts, candidates + 1)  # the short each would exit on
+    first = np.ones(len(candidates), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    decisions = candidates[first]
+    exits = np.append(shorts, hi)[group[first]] + (0 if at_close else 1)
+    beyond = np.flatnonzero(exits >= hi)  # no exit inside the window: open to the end, the chain stops
+    closed = int(beyond[0]) if len(beyond) else len(decisions)
+    decisions = decisions[: closed + 1].tolist()
+    return decisions, exits[:closed].tolist(), [(None, None)] * len(decisions), {}
 
 
 def _touch(s: Series, bar: int, direction: int, stop: float | None, target: float | None, slippage: float) -> Exit:
