@@ -236,7 +236,7 @@ NUMPY_FLOOR = textwrap.dedent("""
 """ % CASH)
 
 
-def numpy_floor_run(candles, rows, repeat: int = 5):
+def numpy_floor_run(candles, rows, repeat: int = 9):
     namespace: dict = {}
     exec(NUMPY_FLOOR, namespace)
     open_, close = np.ascontiguousarray(candles["open"][:rows]), np.ascontiguousarray(candles["close"][:rows])
@@ -278,7 +278,7 @@ def in_process(candles, data_file: Path, total: int, have_vbt: bool, failures: l
         runs = [("backtesting.py", (bt_s, bt_trades, bt_equity)), ("numpy floor", numpy_floor_run(candles, n))]
         for path in ("vectorized", "per-bar"):
             gobot_run(data_file, min(n, 5000), path)  # warm imports and caches, as the peers get
-            tries = [gobot_run(data_file, n, path) for _ in range(3 if path == "vectorized" else 1)]
+            tries = [gobot_run(data_file, n, path) for _ in range(7 if path == "vectorized" else 2)]
             runs.append((f"gobot ({path})", min(tries)))
         if have_vbt:
             runs.append(("vectorbt (warm)", vectorbt_run(candles, n)))
@@ -288,8 +288,8 @@ def in_process(candles, data_file: Path, total: int, have_vbt: bool, failures: l
                 failures.append(f"{tool} on {n:,} rows: {trades} trades, equity {equity:.6f}; "
                                 f"backtesting.py: {bt_trades} trades, equity {bt_equity:.6f}")
     floor = {r["rows"]: r["s"] for r in rows if r["tool"] == "numpy floor"}
-    print("\nin-process (data in memory; vectorbt after its JIT warm-up; gobot vectorized and the floor: best of "
-          "3 and 5)")
+    print("\nin-process (data in memory; vectorbt after its JIT warm-up; best of 7 gobot vectorized, 2 per-bar, "
+          "9 floor runs)")
     print(f"{'tool':<22} {'rows':>9} {'seconds':>9} {'x bt.py':>8} {'x floor':>8} {'trades':>7} {'final equity':>18}")
     for row in rows:
         print(f"{row['tool']:<22} {row['rows']:>9,} {row['s']:>9.4f} {row['base'] / row['s']:>8.1f} "
