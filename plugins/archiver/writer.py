@@ -175,7 +175,13 @@ class Outbox:
                 if entry is not None and entry["seq"] > self._acked and entry["seq"] not in known:
                     back.append((entry, line))
             if back:
-                self._append(self.path, "".join(line + "\n" for _, line in back), True)
+                try:
+                    self._append(self.path, "".join(line + "\n" for _, line in back), True)
+                except OSError as exc:
+                    if not is_disk_error(exc):
+                        raise
+                    self.held.extend((e["seq"], line + "\n") for e, line in back)  # written once there is room
+                    self.unsynced.update((e["seq"], line) for e, line in back)
                 self.entries = sorted([*self.entries, *(e for e, _ in back)], key=lambda e: e["seq"])
                 self._seq = max(self._seq, *(e["seq"] for e, _ in back))
             return len(back)
