@@ -138,7 +138,7 @@ def read_csv(path: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray]
 
     With ``cache_dir``, the parsed table is kept there as a binary ``.npy`` file named after the
     CSV's path, size and modification time, and memory-mapped on the next read of the same file
-    (a year of 1m candles: 0.15 s of parsing becomes a few ms). A changed file is parsed again.
+    (a year of 1m candles: 0.2 s of parsing becomes a few ms). A changed file is parsed again.
     """
     cached = _cache_file(path, cache_dir) if cache_dir is not None else None
     if cached is not None and cached.exists():
@@ -192,11 +192,10 @@ def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     header = (raw if newline < 0 else raw[:newline]).decode("utf-8", "replace").strip()
     if [h.strip() for h in header.split(",")[:6]] != HEADER.split(","):
         raise DataError(f"{path}: expected the header {HEADER}")
-    body = b"" if newline < 0 else raw[newline + 1 :]
-    if not body.strip():
+    if newline < 0 or not re.compile(rb"\S").search(raw, newline + 1):
         raise DataError(f"{path}: no candles")
-    try:
-        table = np.loadtxt(io.BytesIO(body), delimiter=",", dtype=np.float64, usecols=range(6), ndmin=2)
+    try:  # skiprows, not a slice: the 40 MB of a year of 1m candles are not copied (rows still count from 1)
+        table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.float64, usecols=range(6), ndmin=2, skiprows=1)
     except ValueError as exc:
         raise DataError(f"{path}: {exc} (line numbers count from the first candle; "
                         "fix or re-download the file)") from None
