@@ -245,7 +245,8 @@ class Archiver:
             self._patterns(ctx, report.time, config)
         self._check_health(ctx)
         self._carry(ctx)  # saved with the next state (the next cycle's, or the one that finishes the run)
-        self.writer.wake()  # once a cycle, with the cycle's entries: one batch, not one wake-up per event
+        if self.writer is not None:
+            self.writer.wake()  # once a cycle, with the cycle's entries: one batch, not one wake-up per event
 
     # -- helpers ------------------------------------------------------------------------------
 
