@@ -78,3 +78,20 @@ def test_the_chain_hands_a_vetoed_entry_to_the_event_loop():
     assert engine._one_series(data, signals, execution, execution.sizing, "s", None, None, None) is None
     result = simulate([data], [signals], execution, SimpleGate(execution.sizing))
     assert result.trades == [] and result.vetoes["notional below the market's minimum 5000"] == 2
+
+
+def test_once_a_short_spends_all_the_cash_the_chain_vetoes_every_later_entry_as_the_event_loop_does():
+    ts = T0 + np.arange(10) * MINUTE
+    open_ = np.array([100.0, 100, 100, 100, 300, 300, 300, 300, 300, 300])
+    data = Series("BTC/USDT", "1m", ts, open_, open_ + 1, open_ - 1, open_, np.ones(10), gaps=[])
+    signals = Signals(np.array([0, -1, 0, 1, 0, 1, 0, -1, 0, 0], dtype=np.int8), np.full(10, 0.7))
+    for sizing, reason in ((Sizing("all_in"), "no margin available for a position"),
+                           (Sizing("percent", 50.0), "no equity left")):
+        execution = ExecutionSettings(fee_percent=0.1, stop_loss_percent=None, take_profit_percent=None,
+                                      sizing=sizing)
+        chain = engine._one_series(data, signals, execution, sizing, "s", None, None, None)
+        events = engine._Simulator([data], [signals], execution, SimpleGate(sizing), "s", None, None, None).run()
+        assert chain is not None and chain.cash < 0 and len(chain.trades) == 1
+        assert chain.vetoes == events.vetoes == {reason: 2} and chain.decisions == events.decisions == 3
+        assert [t.as_dict() for t in chain.trades] == [t.as_dict() for t in events.trades]
+        assert np.array_equal(chain.equity, events.equity) and chain.end_equity == events.end_equity

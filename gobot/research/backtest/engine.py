@@ -318,6 +318,7 @@ class EntryRequest:
 
 
 ALL_IN = math.inf  # a gate's notional meaning "the whole available margin, sized at the fill"
+NO_EQUITY = "no equity left"  # the reason percent sizing gives for no position
 
 
 class Gate(Protocol):
@@ -342,7 +343,7 @@ class SimpleGate:
             return self.sizing.value, []
         equity = book.equity(request.time_ms)
         if equity <= 0:
-            return None, ["no equity left"]
+            return None, [NO_EQUITY]
         return equity * self.sizing.value / 100.0, []
 
 
@@ -524,26 +525,30 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
     """The event loop's simulation of one series with ``SimpleGate``, walked as one chain: with one
     series each event schedules the next (decision, entry, exit, decision, ...), so no queue is
     needed, and prices, fees and the curve are computed per column with the same float operations
-    (``gobot_hookspecs.fills`` on arrays). None when an entry would be vetoed (no margin, a market
-    minimum): the event loop then runs, with its rules for what follows a veto.
+    (``gobot_hookspecs.fills`` on arrays). Once the cash is spent every later entry is vetoed; None
+    when an entry would be vetoed otherwise (a market minimum): the event loop then runs, with its
+    rules for what follows a veto.
     ``tests/test_backtest_chain.py`` holds the two to identical trades and curves."""
     at_close = settings.fill == "close"
     lo = 0 if start_ms is None else int(np.searchsorted(s.timestamp, start_ms, "left"))
     hi = len(s) if end_ms is None else int(np.searchsorted(s.timestamp, end_ms, "left"))
     decisions, exits, levels, touches = _walk_chain(s, sig, settings, lo, hi)
-    m, closed = len(decisions), len(exits)
-    d, x = np.asarray(decisions, dtype=np.int64), np.asarray(exits, dtype=np.int64)
-    direction = sig.action[d].astype(np.int64)
-    entry_bar = d if at_close else d + 1
-    entry_price = market_price(s.close[d] if at_close else s.open[entry_bar], direction, settings.slippage_percent)
-    exit_price = market_price((s.close if at_close else s.open)[x], -direction[:closed], settings.slippage_percent)
-    reasons = ["signal"] * closed
-    for i, hit in touches.items():
-        exit_price[i], reasons[i] = hit.price, hit.reason
+    d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits, touches)
     sized = _amounts(entry_price, exit_price, direction, s.close[d], settings, sizing, s.market)
     if sized is None:
         return None
-    amount, cash = sized
+    amount, cash, spent = sized
+    vetoes: Counter = Counter()
+    if spent is not None:  # no cash left, the book flat: every later decision is vetoed alike
+        last = hi - (0 if at_close else 1)
+        candidates = np.flatnonzero(sig.action if settings.allow_short else sig.action > 0)
+        later = int(np.searchsorted(candidates, last) - np.searchsorted(candidates, decisions[spent]))
+        vetoes[_market_veto(s.market, 0.0, 1.0) if sizing.kind == "all_in" else NO_EQUITY] = later
+        decisions, exits, levels = decisions[:spent], exits[:spent], levels[:spent]
+        touches = {i: hit for i, hit in touches.items() if i < spent}
+        d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits,
+                                                                              touches)
+    m, closed = len(decisions), len(exits)
     entry_fee = fill_fee(amount, entry_price, settings.fee_percent)
     exit_fee = fill_fee(amount[:closed], exit_price, settings.fee_percent)
     gross = direction[:closed] * (exit_price - entry_price[:closed]) * amount[:closed]
@@ -574,7 +579,23 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
                            levels[i][0], levels[i][1], float(sig.confidence[d[i]]))
         still_open.append(pos)
         end_equity += pos.direction * (float(s.close[max(hi - 1, 0)]) - pos.entry_price) * pos.amount
-    return Simulation(trades, still_open, timeline, equity, end_equity, cash, settings.start_equity, Counter(), m)
+    return Simulation(trades, still_open, timeline, equity, end_equity, cash, settings.start_equity, vetoes,
+                      m + sum(vetoes.values()))
+
+
+def _fills(s: Series, sig: Signals, settings: ExecutionSettings, decisions: list[int], exits: list[int],
+           touches: dict[int, Exit]):
+    """The chain's bars as arrays, each trade's direction, entry bar, entry and exit prices, exit reasons."""
+    at_close, closed = settings.fill == "close", len(exits)
+    d, x = np.asarray(decisions, dtype=np.int64), np.asarray(exits, dtype=np.int64)
+    direction = sig.action[d].astype(np.int64)
+    entry_bar = d if at_close else d + 1
+    entry_price = market_price(s.close[d] if at_close else s.open[entry_bar], direction, settings.slippage_percent)
+    exit_price = market_price((s.close if at_close else s.open)[x], -direction[:closed], settings.slippage_percent)
+    reasons = ["signal"] * closed
+    for i, hit in touches.items():
+        exit_price[i], reasons[i] = hit.price, hit.reason
+    return d, x, direction, entry_bar, entry_price, exit_price, reasons
 
 
 def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, hi: int):
@@ -660,22 +681,26 @@ def _level(column: np.ndarray | None, bar: int) -> float | None:
 def _amounts(entry_price: np.ndarray, exit_price: np.ndarray, direction: np.ndarray, decision_close: np.ndarray,
              settings: ExecutionSettings, sizing: Sizing, market: MarketRules) -> tuple[np.ndarray, float] | None:
     """Each entry's amount and the cash at the end, in the book's order of float steps (the amount of
-    all-in and percent sizing depends on the cash the trades before left); None if one would be vetoed."""
+    all-in and percent sizing depends on the cash the trades before left), and the index of the first
+entry the spent cash vetoes (None: none); None if an entry would be vetoed otherwise."""
     fee_percent, kind, value = settings.fee_percent, sizing.kind, sizing.value
     rounded, fee = market.round_amount, fill_fee
     cash = settings.start_equity
     amounts: list[float] = []
     keep = amounts.append
     exits = exit_price.tolist() + [math.nan] * (len(entry_price) - len(exit_price))
-    for price, side, close, out in zip(entry_price.tolist(), direction.tolist(), decision_close.tolist(), exits):
-        if kind == "all_in":
-            amount = rounded(max(0.0, cash) / (price * (1.0 + fee_percent / 100.0)))
-        elif kind == "fixed":
+    spent = None
+    for i, (price, side, close, out) in enumerate(zip(entry_price.tolist(), direction.tolist(),
+                                                      decision_close.tolist(), exits)):
+        if kind == "fixed":
             amount = rounded(value / close)
-        elif cash > 0:
-            amount = rounded(cash * value / 100.0 / close)
+        elif cash <= 0:
+            spent = i  # all-in: no margin; percent: no equity. The cash cannot change again.
+            break
+        elif kind == "all_in":
+            amount = rounded(max(0.0, cash) / (price * (1.0 + fee_percent / 100.0)))
         else:
-            return None  # "no equity left"
+            amount = rounded(cash * value / 100.0 / close)
         keep(amount)
         cash -= fee(amount, price, fee_percent)
         if out == out:  # closed (an open position's exit price is NaN)
@@ -686,7 +711,7 @@ def _amounts(entry_price: np.ndarray, exit_price: np.ndarray, direction: np.ndar
             return None
     elif len(amount) and amount.min() <= 0:
         return None  # "no margin available for a position"
-    return amount, cash
+    return amount, cash, spent
 
 
 class _Simulator:
