@@ -198,6 +198,8 @@ class Archiver:
         config = self._config(ctx)
         left = self.writer.close(config.flush_timeout_seconds)
         if left:
+            if config.fsync:  # the next start may be a new run, whose state carries none of them: fsync the file
+                self.outbox.sync()
             log.warning("archiver: %d entries not yet stored; kept in %s for the next start", left, self.outbox.path)
 
     # -- events -------------------------------------------------------------------------------
