@@ -130,3 +130,53 @@ def test_an_outbox_synced_on_its_own_carries_nothing(tmp_path):
         outbox.add("fill", {"n": n})
     outbox.sync()
     assert outbox.unsynced_lines() == [] and len(outbox) == 3  # durable on the file, still to be stored
+
+
+def test_a_power_cut_that_empties_the_outbox_loses_no_cycle_of_the_archive(replay_bot, tmp_path):
+    """The database is locked while 4 cycles run, so every outbox line waits; then a power cut takes
+    the whole outbox file (nothing appended was fsynced). The restarted run puts the lines back from
+    its state, which was fsynced at each cycle's end, and the archive gets every cycle."""
+    import asyncio
+    import sqlite3
+
+    from gobot_plugins.archiver.store import ArchiveStore
+
+    fast = {"archiver": {"write_timeout_seconds": 0.2, "flush_timeout_seconds": 0.2, "retry_max_seconds": 0.2}}
+    bot = replay_bot(config={"plugins": fast})
+    database = tmp_path / "state" / "archive.db"
+
+    async def cycles_while_locked() -> None:
+        await bot.startup()
+        assert bot.plugin_set.pm.get_plugin("archiver").writer.wait_idle(10)  # the run's first rows stored
+        lock = sqlite3.connect(database, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # the writer thread's batches fail ("database is locked") and wait
+        try:
+            for _ in range(4):
+                await bot.run_cycle()
+            await bot.shutdown("stopped")  # unfinished: the next start resumes this run
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+
+    asyncio.run(cycles_while_locked())
+    run_id, outbox = bot.state.run_id, tmp_path / "state" / "archive_outbox.jsonl"
+    carried = bot.state.plugin_state["archiver"]["outbox_unsynced"]
+    assert any('"kind":"cycle"' in line for line in carried)
+    outbox.write_bytes(b"")  # the power cut: the page cache never reached the disk
+
+    again = replay_bot(config={"plugins": fast})
+    assert again.state.run_id == run_id and again.state.iteration == 4
+
+    async def one_more() -> None:
+        await again.startup()
+        await again.run_cycle()
+        await again.shutdown("stopped")
+
+    asyncio.run(one_more())
+    archiver = again.plugin_set.pm.get_plugin("archiver")
+    assert archiver.integrity["missing"] == []  # every cycle was in the database or back in the outbox
+    store = ArchiveStore(f"sqlite:///{database}")
+    try:
+        assert store.cycle_iterations(run_id) == {1, 2, 3, 4, 5}
+    finally:
+        store.close()
