@@ -115,19 +115,20 @@ def run_loop(home: Path, cycles: int, counters: Counters) -> dict:
     setup_logging(settings)
     bot = Bot(settings, plugin_set, fresh=True)
     runner = Runner(bot, cycles)
-    one_cycle, marks, cpu = runner._one_cycle, [], []  # wall and the loop thread's CPU time
+    one_cycle, marks = runner._one_cycle, []  # counts at the first cycle's start and the last one's end
+
+    def mark() -> tuple:
+        return (time.perf_counter(), time.thread_time(), counters.loop_fsyncs, counters.other_fsyncs,
+                counters.env_reads, counters.loop_fsync_seconds)
 
     async def timed_cycle() -> None:
         if not marks:
             counters.on = True
-            marks.append(time.perf_counter())
-            cpu.append(time.thread_time())
+            marks.append(mark())
         await one_cycle()
-        marks[1:] = [time.perf_counter()]
-        cpu[1:] = [time.thread_time()]
+        marks[1:] = [mark()]  # the run's wind-up (its final save, shutdown) is left out
 
     runner._one_cycle = timed_cycle
-    before = (counters.loop_fsyncs, counters.other_fsyncs, counters.env_reads, counters.loop_fsync_seconds)
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             outcome = asyncio.run(runner.run())
@@ -139,12 +140,12 @@ def run_loop(home: Path, cycles: int, counters: Counters) -> dict:
     for row in rows:
         for name, ms in row.phase_ms.items():
             phases[name] = phases.get(name, 0.0) + ms / len(rows)
-    seconds = marks[-1] - marks[0]
+    (t0, c0, loop0, other0, env0, sync0), (t1, c1, loop1, other1, env1, sync1) = marks[0], marks[-1]
+    seconds = t1 - t0
     return {"cycles": done, "seconds": seconds, "cycles_per_s": done / seconds if seconds else 0.0,
-            "loop_fsyncs": counters.loop_fsyncs - before[0], "other_fsyncs": counters.other_fsyncs - before[1],
-            "env_reads": counters.env_reads - before[2], "phase_ms": phases,
-            "fsync_ms": (counters.loop_fsync_seconds - before[3]) * 1000 / done if done else 0.0,
-            "cpu_ms": (cpu[-1] - cpu[0]) * 1000 / done if done else 0.0,
+            "loop_fsyncs": loop1 - loop0, "other_fsyncs": other1 - other0, "env_reads": env1 - env0,
+            "phase_ms": phases, "fsync_ms": (sync1 - sync0) * 1000 / done if done else 0.0,
+            "cpu_ms": (c1 - c0) * 1000 / done if done else 0.0,
             "cycle_ms": sum(r.duration_ms for r in rows) / len(rows) if rows else 0.0, "reason": outcome.reason}
 
 
