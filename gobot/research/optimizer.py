@@ -801,17 +801,19 @@ class Optimization:
         for process in workers:
             process.start()
         self._score_here = False
-        while any(p.is_alive() for p in workers):
-            complete = self.sync(study)
-            try:
-                self._say_new(self.decisions(study, synced=True)[1])
-            except _NotScoredYet as waiting:  # the verdicts before it are final: print those
-                self._say_new(sorted(self._candidates.values(), key=lambda d: d.number), waiting.number)
-            if progress:
-                progress(complete, self.options.max_iterations)
-            for process in workers:
-                process.join(timeout=0.5 / len(workers))
-        self._score_here = True
+        try:
+            while any(p.is_alive() for p in workers):
+                complete = self.sync(study)
+                try:
+                    self._say_new(self.decisions(study, synced=True)[1])
+                except _NotScoredYet as waiting:  # the verdicts before it are final: print those
+                    self._say_new(sorted(self._candidates.values(), key=lambda d: d.number), waiting.number)
+                if progress:
+                    progress(complete, self.options.max_iterations)
+                for process in workers:
+                    process.join(timeout=0.5 / len(workers))
+        finally:
+            self._score_here = True
         self.print_new(study)
         failed = [p.name for p in workers if p.exitcode]
         if failed:
