@@ -18,8 +18,9 @@ The loop, each step printed:
    targets (win rate, profit factor, drawdown, trades, out of sample) were met — which ends the loop,
    as ``max_iterations`` does.
 
-Every trial lives in an Optuna storage (SQLite in the state folder by default, or a database URL
-that several ``gobot optimize`` workers on several hosts share): that is the persisted history, and
+Every trial lives in an Optuna storage (a journal file in the state folder by default, shared by
+this machine's workers, or a database URL that several ``gobot optimize`` workers on several hosts
+share): that is the persisted history, and
 running the same command again resumes the study. Trials left RUNNING by a worker of this host that
 died are failed and retried; those of other hosts by Optuna's heartbeat.
 """
