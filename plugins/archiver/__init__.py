@@ -104,6 +104,7 @@ class Archiver:
         self._last_alert = 0.0
         self._rejected_alerted = 0
         self.integrity: dict[str, Any] = {}  # what the start-up check found (tests and diagnostics)
+        self._history: tuple[Any, list[Trade]] = (None, [])  # (question, answer) of gobot_trade_history
 
     # -- registration -------------------------------------------------------------------------
 
@@ -183,13 +184,21 @@ class Archiver:
         store = self.writer.store if self.writer is not None else None
         if store is None:
             return None
+        # A replay's history is its own run's, which only this writer adds to: the answer holds until it
+        # writes another trade (the sizer asks at every entry decision; a query costs about a millisecond).
+        key = (limit, ctx.run_id, self.writer.health.trade_writes) if ctx.simulated else None
+        if key is not None and self._history[0] == key:
+            return list(self._history[1])
         try:
             rows = store.latest_trades(limit, run_id=ctx.run_id if ctx.simulated else None)
         except Exception as exc:  # an archive that can't answer now: the caller falls back to its own ledger
             log.warning("archiver: trade history unavailable: %s", self.redact(str(exc).splitlines()[0]))
             return None
         fields = Trade.model_fields
-        return [Trade(**{k: v for k, v in row.items() if k in fields}) for row in rows]
+        trades = [Trade(**{k: v for k, v in row.items() if k in fields}) for row in rows]
+        if key is not None:
+            self._history = (key, trades)
+        return list(trades)
 
     @hookimpl
     def gobot_shutdown(self, ctx):

@@ -302,6 +302,7 @@ class Health:
     last_error: str = ""
     stored: int = 0  # entries stored since start
     rejected: int = 0  # entries moved to the rejected file since start
+    trade_writes: int = 0  # database writes that held a closed trade: trade history read before one is still true
     last_reject_reason: str = ""
 
 
@@ -430,6 +431,7 @@ class ArchiveWriter:
             if self.store is None:
                 self.store = self.open_store()
             self.store.write(batch)
+            self._wrote(batch)
             durable = self.store.checkpoint()
         except Exception as exc:
             if isinstance(exc, PoisonEntry) or not is_transient(exc):
@@ -457,6 +459,7 @@ class ArchiveWriter:
         for entry in batch:
             try:
                 self.store.write([entry])
+                self._wrote([entry])
                 stored.add(entry["seq"])
             except PoisonEntry as exc:
                 failed.append((entry, exc))
@@ -492,6 +495,10 @@ class ArchiveWriter:
                 self.store.engine.dispose()
             except Exception:  # pragma: no cover - best effort
                 pass
+
+    def _wrote(self, entries: list[dict[str, Any]]) -> None:
+        if any(e.get("kind") == "trade" for e in entries):
+            self.health.trade_writes += 1
 
     def _stored(self, count: int) -> None:
         self.health.stored += count
