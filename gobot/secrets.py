@@ -58,26 +58,31 @@ class _SecretCache:
     A change through ``os.environ`` (or ``monkeypatch.setenv``) is seen by the next call."""
 
     def __init__(self) -> None:
-        self.raw: tuple | None = None
-        self.redactor = Redactor()
         self.keys: tuple | None = None
         self.rebuilds = 0
-        self.escaped = False
+        # (the raw values, their Redactor, whether JSON escapes one of them): one tuple, replaced whole,
+        # so a thread never sees a Redactor that belongs to other values
+        self.current: tuple[tuple | None, Redactor, bool] = (None, Redactor(), False)
 
-    def get(self) -> Redactor:
+    @staticmethod
+    def _build(raw: tuple | None, environ) -> tuple[tuple | None, Redactor, bool]:
+        redactor = Redactor({environ.get(name, "") for name in SECRET_ENV_VARS})
+        # a secret JSON writes escaped ("\u00e9", "\\") cannot be found in a JSON line by its value
+        return raw, redactor, any(json.dumps(v)[1:-1] != v for v in redactor.values)
+
+    def get(self) -> tuple[tuple | None, Redactor, bool]:
         environ = os.environ
         data = getattr(environ, "_data", None)
         if data is None or not hasattr(environ, "encodekey"):  # not CPython's os._Environ: read it plainly
-            return Redactor({environ.get(name, "") for name in SECRET_ENV_VARS})
+            return self._build(None, environ)
         if self.keys is None:
             self.keys = tuple(environ.encodekey(name) for name in SECRET_ENV_VARS)
         raw = tuple(data.get(key) for key in self.keys)
-        if raw != self.raw:
-            self.raw, self.rebuilds = raw, self.rebuilds + 1
-            self.redactor = Redactor({environ.get(name, "") for name in SECRET_ENV_VARS})
-            # a secret JSON writes escaped ("\u00e9", "\\") cannot be found in a JSON line by its value
-            self.escaped = any(json.dumps(v)[1:-1] != v for v in self.redactor.values)
-        return self.redactor
+        current = self.current
+        if raw != current[0]:
+            current = self.current = self._build(raw, environ)
+            self.rebuilds += 1
+        return current
 
 
 _SECRETS = _SecretCache()
@@ -85,13 +90,14 @@ _SECRETS = _SecretCache()
 
 def secrets_redactor() -> Redactor:
     """The ``Redactor`` of the secrets in the process's environment now (cached: see ``_SecretCache``)."""
-    return _SECRETS.get()
+    return _SECRETS.get()[1]
 
 
 def may_hold_secrets(json_text: str) -> bool:
     """Whether a line ``json.dumps`` wrote may hold a secret or a credential: when not, it is written
     as it is, without the walk that masks value by value."""
-    return secrets_redactor().hits(json_text) or _SECRETS.escaped
+    _, redactor, escaped = _SECRETS.get()
+    return escaped or redactor.hits(json_text)
 
 
 def secret_problems(environ: Mapping[str, str] | None = None) -> list[ConfigProblem]:

@@ -180,3 +180,23 @@ def test_a_power_cut_that_empties_the_outbox_loses_no_cycle_of_the_archive(repla
         assert store.cycle_iterations(run_id) == {1, 2, 3, 4, 5}
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("secret", ["pässwörd-Token-12345", 'quote"Token-12345ab', "back\\slash-Token-12345"])
+def test_an_audit_line_masks_a_secret_json_would_escape(monkeypatch, tmp_path, secret):
+    """An audit line is masked value by value only when it may hold a secret; a secret ``json.dumps``
+    writes escaped (non-ASCII, a quote, a backslash) cannot be seen in the line, so it always is."""
+    import json
+
+    from gobot.run.audit import AuditLog, read_audit
+
+    for name in SECRET_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOBOT_DASHBOARD_TOKEN", secret)
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.write("alert", sim_time=None, run_id="r1", iteration=1, text=f"token {secret} leaked", data={"k": secret})
+    log.close()
+    raw = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    assert secret not in raw and json.dumps(secret)[1:-1] not in raw
+    [event] = read_audit(tmp_path / "audit.jsonl")
+    assert event["text"] == f"token {MASK} leaked" and event["data"] == {"k": MASK}
