@@ -200,3 +200,14 @@ def test_an_audit_line_masks_a_secret_json_would_escape(monkeypatch, tmp_path, s
     assert secret not in raw and json.dumps(secret)[1:-1] not in raw
     [event] = read_audit(tmp_path / "audit.jsonl")
     assert event["text"] == f"token {MASK} leaked" and event["data"] == {"k": MASK}
+
+
+def test_an_outbox_line_masks_a_secret_json_would_escape(tmp_path):
+    from gobot_hookspecs.redact import Redactor
+
+    secret = "pässwörd-Token-12345"
+    outbox = Outbox(tmp_path / "archive_outbox.jsonl", redact=Redactor([secret]))
+    outbox.add("fill", {"note": f"key {secret}"})
+    raw = (tmp_path / "archive_outbox.jsonl").read_text(encoding="utf-8")
+    assert secret not in raw and "p\\u00e4ssw" not in raw
+    assert outbox.entries[0]["data"] == {"note": f"key {MASK}"}

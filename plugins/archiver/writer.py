@@ -64,6 +64,8 @@ class Outbox:
         self.rejected_path = path.with_name(path.stem + ".rejected.jsonl")
         self.fsync = fsync
         self.redact = redact
+        # a secret json.dumps escapes (non-ASCII, a quote, a backslash) is not found in a line by its value
+        self._escaped = any(json.dumps(v)[1:-1] != v for v in getattr(redact, "values", ()))
         self._lock = threading.Lock()
         self._mark_lock = threading.Lock()  # orders the writes of the acked mark
         self.entries: list[dict[str, Any]] = []
@@ -135,7 +137,7 @@ class Outbox:
             entry = {"seq": self._seq, "kind": kind, "data": data}
             line = json.dumps(entry, default=str, separators=(",", ":"))
             entry = json.loads(line)  # what the writer stores is exactly what is on disk
-            if self.redact is not None and self.redact.hits(line):
+            if self.redact is not None and (self._escaped or self.redact.hits(line)):
                 # Mask string values only: a secret that looks like JSON syntax never breaks the line.
                 entry = self.redact.data(entry)
                 line = json.dumps(entry, separators=(",", ":"))
