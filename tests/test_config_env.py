@@ -151,7 +151,8 @@ def test_unknown_sections_and_keys_suggest_the_closest_variable():
         "GOBOT_TRADING__MAX_POSITION_USD? unset it; valid keys here: auto_execute, currency, initial_capital_usd, "
         "max_position_usd, stop_loss_percent, symbols, take_profit_percent",
         "(environment):GOBOT_TRADNG__SYMBOLS: no config section 'tradng' — fix: did you mean GOBOT_TRADING__SYMBOLS? "
-        "sections: backtest, optimizer, orchestrator, plugins, server, strategies, trading, watchdog "
+        "sections: backtest, optimizer, orchestrator, plugins, server, strategies, strategy_versions, trading, "
+        "watchdog "
         "(GOBOT_<SECTION>__<KEY>); unset it",
     ]
 

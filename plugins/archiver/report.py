@@ -67,18 +67,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
     one quote, else ``currency`` (the config's, for runs of several quotes)."""
     from .store import loads, safe_url
 
-    runs = store.runs()
-    if not runs:
-        raise ReportError("the archive has no runs yet: run `gobot start` with the archiver enabled first")
-    if all_runs:
-        chosen = runs
-    elif run_id:
-        chosen = [r for r in runs if r["run_id"] == run_id]
-        if not chosen:
-            known = ", ".join(r["run_id"] for r in runs[:5])
-            raise ReportError(f"no run {run_id!r} in the archive; latest runs: {known}")
-    else:
-        chosen = runs[:1]
+    chosen = _chosen_runs(store, run_id, all_runs)
     run_ids = [r["run_id"] for r in chosen]
     currency = report_currency(chosen, loads) or currency
     start_equity = chosen[-1]["initial_capital"]  # the earliest chosen run's capital
@@ -141,6 +130,22 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "activity": _activity(store, run_ids, cycles),
         "phases": _phase_stats(cycles),
     }
+
+
+def _chosen_runs(store: Any, run_id: str | None, all_runs: bool) -> list[dict[str, Any]]:
+    """The runs to report on: all of them, the one named, or the latest."""
+    runs = store.runs()
+    if not runs:
+        raise ReportError("the archive has no runs yet: run `gobot start` with the archiver enabled first")
+    if all_runs:
+        return runs
+    if not run_id:
+        return runs[:1]
+    chosen = [r for r in runs if r["run_id"] == run_id]
+    if not chosen:
+        known = ", ".join(r["run_id"] for r in runs[:5])
+        raise ReportError(f"no run {run_id!r} in the archive; latest runs: {known}")
+    return chosen
 
 
 def _proposals(store: Any, run_ids: list[str], loads: Any) -> list[dict[str, Any]]:
