@@ -32,7 +32,7 @@ def test_new_writes_a_distribution_with_the_entry_point_and_the_contract_range(t
     ]
     pyproject = (folder / "pyproject.toml").read_text()
     assert 'momentum = "gobot_signal_momentum:Momentum"' in pyproject
-    assert 'dependencies = ["gobot-hookspecs>=1.1,<2"]' in pyproject
+    assert 'dependencies = ["gobot-hookspecs>=1.2,<2"]' in pyproject
     assert "pip install -e" in result.output and "gobot start -p momentum" in result.output
 
 

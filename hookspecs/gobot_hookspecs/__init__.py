@@ -51,7 +51,7 @@ from .models import (
 from .plugin_config import PluginConfig
 
 #: Version of the hook contract. A plugin declares the range it supports (see docs/plugins.md).
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 __all__ = [
     "ALERT_KINDS",
