@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: The scripts, in the order of the issue's table.
-SCRIPTS = ("cli_startup.py", "backtest_vs_peers.py", "optimizer.py", "replay.py", "archiver.py")
+SCRIPTS = ("optimizer.py", "backtest_vs_peers.py", "cli_startup.py", "replay.py", "archiver.py")
 #: Small sizes for ``--quick``, by script (each flag is passed only if the script's --help offers it).
 QUICK = {
     "cli_startup.py": [["--runs", "3"]],
