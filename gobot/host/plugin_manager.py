@@ -5,6 +5,7 @@ disabled ones before they are imported, load the rest one at a time, and record 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.metadata
 import logging
 import re
@@ -144,7 +145,7 @@ def build_plugin_set(
 
     for ep in points:
         dist = getattr(ep, "dist", None)
-        info = PluginInfo(ep.name, dist.metadata["Name"] if dist else "", dist.version if dist else "")
+        info = PluginInfo(ep.name, _facts(dist).name if dist else "", _facts(dist).version if dist else "")
         if ep.name in plugins:
             other = plugins[ep.name]
             if ep.name not in wanted:
@@ -204,9 +205,9 @@ def contract_mismatch(dist: importlib.metadata.Distribution | None) -> str | Non
     whose built-ins ship with the core) is not checked. Read from the metadata, before any import:
     a plugin built for another contract may not even import against this one.
     """
-    if dist is None or _canonical(dist.metadata["Name"] or "") == CORE_DISTRIBUTION:
+    if dist is None or _canonical(_facts(dist).name) == CORE_DISTRIBUTION:
         return None
-    wanted = [spec for name, spec in map(_requirement, dist.requires or ()) if name == CONTRACT_DISTRIBUTION]
+    wanted = [spec for name, spec in map(_requirement, _facts(dist).requires) if name == CONTRACT_DISTRIBUTION]
     if not wanted:
         return None
     from packaging.specifiers import InvalidSpecifier, SpecifierSet  # only for third-party plugins
@@ -220,7 +221,7 @@ def contract_mismatch(dist: importlib.metadata.Distribution | None) -> str | Non
         if not ok:
             return (
                 f"built for contract {CONTRACT_DISTRIBUTION}{spec}, but this gobot's contract is {CONTRACT_VERSION} "
-                f"({CONTRACT_DISTRIBUTION} {have}); install a release of {dist.metadata['Name']} that supports "
+                f"({CONTRACT_DISTRIBUTION} {have}); install a release of {_facts(dist).name} that supports "
                 f"contract {CONTRACT_VERSION}, or a gobot whose contract it supports"
             )
     return None
@@ -262,30 +263,65 @@ def missing_extra(ep: importlib.metadata.EntryPoint) -> str | None:
     extras = getattr(ep, "extras", None) or []
     if dist is None or not extras:
         return None
-    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     missing = []
     for extra in extras:
-        for line in dist.requires or ():
+        for name, spec in _extra_requirements(_facts(dist).requires, extra):
             try:
-                requirement = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if requirement.marker is None or not requirement.marker.evaluate({"extra": extra}):
-                continue
-            if requirement.marker.evaluate({"extra": ""}):  # not specific to this extra
-                continue
-            try:
-                have = importlib.metadata.version(requirement.name)
+                have = importlib.metadata.version(name)
             except importlib.metadata.PackageNotFoundError:
                 missing.append(extra)
                 break
-            if requirement.specifier and not requirement.specifier.contains(have, prereleases=True):
-                missing.append(extra)
-                break
+            try:
+                if spec and not SpecifierSet(spec).contains(have, prereleases=True):
+                    missing.append(extra)
+                    break
+            except InvalidSpecifier:
+                continue
     if not missing:
         return None
-    return f"needs: pip install '{dist.metadata['Name']}[{','.join(missing)}]'"
+    return f"needs: pip install '{_facts(dist).name}[{','.join(missing)}]'"
+
+
+#: The marker of nearly every ``Requires-Dist`` line of an extra, read without packaging's marker parser (25 ms).
+_SIMPLE_EXTRA = re.compile(r"""\s*extra\s*==\s*["']([^"']+)["']\s*""")
+
+
+def _extra_requirements(lines: Iterable[str], extra: str) -> Iterable[tuple[str, str]]:
+    """``(name, specifier)`` of each requirement that only ``extra`` brings."""
+    for line in lines:
+        requirement, _, marker = line.partition(";")
+        simple = _SIMPLE_EXTRA.fullmatch(marker)
+        if simple:
+            name, spec = _requirement(requirement)
+            if name and _canonical(simple.group(1)) == _canonical(extra):
+                yield name, spec
+            continue
+        if not marker.strip():  # not specific to an extra
+            continue
+        from packaging.requirements import InvalidRequirement, Requirement  # any other marker: the full parser
+
+        try:
+            parsed = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if parsed.marker.evaluate({"extra": extra}) and not parsed.marker.evaluate({"extra": ""}):
+            yield parsed.name, str(parsed.specifier)
+
+
+@dataclass(frozen=True)
+class _DistFacts:
+    name: str
+    version: str
+    requires: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _facts(dist: importlib.metadata.Distribution) -> _DistFacts:
+    """A distribution's name, version and requirements: its metadata file is parsed once, not per entry point."""
+    metadata = dist.metadata
+    return _DistFacts(metadata["Name"] or "", metadata["Version"] or "", tuple(dist.requires or ()))
 
 
 def _load_one(pm: pluggy.PluginManager, ep: importlib.metadata.EntryPoint, info: PluginInfo) -> None:
