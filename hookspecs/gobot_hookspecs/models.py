@@ -19,7 +19,8 @@ from .fills import Exit, resting_exit
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: a model's validator is built when first used, not at import (a backtest uses few of them)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Action(str, enum.Enum):
