@@ -267,16 +267,34 @@ def test_a_kill_switch_or_pause_from_a_plugin_or_the_dashboard_is_owner_only(rep
         assert (tmp_path / "state" / name).stat().st_mode & 0o777 == 0o600, name
 
 
-def test_progress_json_is_rewritten_each_cycle(replay_bot, run_bot, tmp_path):
+def test_progress_json_is_rewritten_after_cycles_at_most_once_a_wall_second_on_a_simulated_clock(
+        replay_bot, run_bot, tmp_path, monkeypatch):
+    from gobot.run import bot as bot_module
+
     iterations = []
 
     def read_progress(ctx, report):
         iterations.append(json.loads((tmp_path / "state" / "progress.json").read_text())["iteration"])
 
+    monkeypatch.setattr(bot_module, "REPLAY_PROGRESS_SECONDS", 3600.0)
+    run_bot(replay_bot(plugins=[("reader", CycleHook(read_progress))]), 4)
+    assert iterations == [1, 1, 1, 1]  # the first cycle's, then none within the hour
+    progress = json.loads((tmp_path / "state" / "progress.json").read_text())
+    assert progress["iteration"] == 4 and progress["finished"], "the run's end writes the last cycle's"
+    assert set(progress) >= {"phase_ms", "pnl", "open_positions", "breaker", "learnings", "equity"}
+
+
+def test_progress_json_is_rewritten_each_cycle_once_the_interval_passed(replay_bot, run_bot, tmp_path, monkeypatch):
+    from gobot.run import bot as bot_module
+
+    iterations = []
+
+    def read_progress(ctx, report):
+        iterations.append(json.loads((tmp_path / "state" / "progress.json").read_text())["iteration"])
+
+    monkeypatch.setattr(bot_module, "REPLAY_PROGRESS_SECONDS", 0.0)
     run_bot(replay_bot(plugins=[("reader", CycleHook(read_progress))]), 4)
     assert iterations == [1, 2, 3, 4]
-    progress = json.loads((tmp_path / "state" / "progress.json").read_text())
-    assert set(progress) >= {"phase_ms", "pnl", "open_positions", "breaker", "learnings", "equity"}
 
 
 def test_wall_clock_runs_are_scheduled_by_apscheduler(replay_bot, run_bot):

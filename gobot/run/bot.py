@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 PHASES = ("scan", "ideas", "adjust", "validate", "execute", "report")
 LEARNINGS_HANDED_OVER = 20
+#: Simulated clock: least wall time between two ``progress.json`` rewrites after cycles. A replay runs
+#: hundreds of cycles a second; the file is for watching a run from outside (the run's end writes it too).
+REPLAY_PROGRESS_SECONDS = 1.0
 
 
 class CycleAbandoned(Exception):
@@ -110,6 +113,8 @@ class Bot:
         named = self.hooks.first_sync("gobot_environment", ctx=self.ctx)
         self.environment = (named or "live") if live else (named if named and named != "live" else "paper")
         self.stop_requested = False
+        self._progress_at = float("-inf")  # time.monotonic() of the last progress.json
+        self.progress_behind = False  # a cycle ended without rewriting progress.json (simulated clock)
         self.close_requests: list[tuple[str, list[str] | None]] = []  # (reason, symbols or None = all)
         self.cycle_approved: list[OrderIntent] = []  # open intents approved in this cycle (ctx.pending_intents)
         self.cycle_number = self.state.iteration + 1
@@ -182,6 +187,11 @@ class Bot:
     def persist_cycle(self) -> bool:
         """Save the state from the loop; False if the disk took no write (see ``gobot.run.disk``)."""
         return self.disk.save_state()
+
+    async def write_progress(self) -> None:
+        """``progress.json`` (``summary.write_progress``), now."""
+        self._progress_at, self.progress_behind = time.monotonic(), False
+        await summary.write_progress(self)
 
     def beat(self, stopped: str | None = None) -> None:
         """The heartbeat; a disk error makes the bot degrade (see ``gobot.run.disk``), never crash."""
@@ -265,7 +275,10 @@ class Bot:
         if self.persist_cycle():
             self.requests.cycle_persisted()
         kill_point(f"after_cycle:{report.iteration}")
-        await summary.write_progress(self)
+        if not self.clock.simulated or time.monotonic() - self._progress_at >= REPLAY_PROGRESS_SECONDS:
+            await self.write_progress()
+        else:
+            self.progress_behind = True  # a later cycle, or the run's end (Runner), writes it
         self.counters.cycle_done(report, state.cycles[-1].duration_ms)
         await self.hooks.notify("gobot_on_cycle_end", ctx=ctx, report=report)
         await self.drain()  # point 5

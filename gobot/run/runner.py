@@ -60,6 +60,7 @@ class Runner:
         self.close_out_cycles = 0
         self._last_close_out = 0.0
         self._last_beat = float("-inf")  # time.monotonic() of the last heartbeat written after a cycle
+        self._mid_cycle = False  # a cycle began and did not complete: the state in memory is not the saved one
         self.scheduler = None  # the AsyncIOScheduler of a wall-clock run, once it started
         self.optimizer_job = None  # its optimizer job, with [optimizer] scheduled
         self.overruns = 0  # wall clock: cycles that took longer than loop_interval
@@ -117,10 +118,12 @@ class Runner:
             if not self._before_cycle():
                 return
             closing_out = self.bot.kill_switch_on()
+            self._mid_cycle = True
             try:
                 await self.bot.run_cycle()
             except CycleAbandoned:
                 return
+            self._mid_cycle = False
             if closing_out:
                 self.close_out_cycles += 1
                 self._last_close_out = asyncio.get_running_loop().time()
@@ -183,6 +186,8 @@ class Runner:
         if outcome.finished:
             bot.finish(outcome.reason)
             bot.ctx.alert(Alert(kind="run_completed", title=f"Run complete: {outcome.reason}", severity=Severity.INFO))
+        if bot.progress_behind and not self._mid_cycle:  # a replay's last cycles: progress.json catches up
+            await bot.write_progress()
         if "kill switch" in outcome.reason:
             bot.ctx.alert(Alert(kind="kill_switch", title="Kill switch: no new orders, run stopped",
                                 severity=Severity.CRITICAL))
