@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
 FIRST_RETRY_SECONDS = 0.25
+#: Least time between two batches. A replay wakes the writer hundreds of times a second; each batch costs
+#: the disk a commit, a checkpoint and the acked mark, fsyncs the loop's own save of the state queues behind.
+BATCH_GAP_SECONDS = 0.05
 CHECKPOINT_RETRY_SECONDS = 0.25  # a batch written but still only in SQLite's WAL (a reader held it back)
 
 
@@ -328,6 +331,7 @@ class ArchiveWriter:
         self._idle = threading.Condition()
         self._stop = False
         self._retry_at = 0.0
+        self._batch_at = float("-inf")  # time.monotonic() when the last batch began
         self._unsynced = False  # the last batch is written but only in the WAL: not acked, written again soon
         self._thread = threading.Thread(target=self._run, name="gobot-archiver", daemon=True)
 
@@ -409,6 +413,9 @@ class ArchiveWriter:
                 self._wake.wait(CHECKPOINT_RETRY_SECONDS if self._unsynced else None)
                 self._wake.clear()
             while len(self.outbox) and not self._stop:
+                if (rest := self._batch_at + BATCH_GAP_SECONDS - time.monotonic()) > 0:
+                    time.sleep(rest)  # the entries of the cycles meanwhile join the batch
+                self._batch_at = time.monotonic()
                 if not self._drain_once():
                     if self._unsynced:
                         break  # not a failure: acked once a checkpoint puts it in the database file
