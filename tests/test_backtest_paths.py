@@ -10,10 +10,19 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from gobot.research.backtest.engine import ExecutionSettings, Sizing, compare_paths, curve_metrics, lookahead_check, run
+from gobot.research.backtest.engine import (
+    ExecutionSettings,
+    Sizing,
+    StrategyFailed,
+    compare_paths,
+    compute_signals,
+    curve_metrics,
+    lookahead_check,
+    run,
+)
 from gobot.research.backtest.setup import BacktestSetup
-from gobot.research.market_data import MarketRules, Series, find_gaps, load_series
-from gobot_hookspecs import Action, ParamSpec, Signal, metrics
+from gobot.research.market_data import COLUMNS, MarketRules, Series, find_gaps, load_series
+from gobot_hookspecs import Action, Candles, ParamSpec, Signal, metrics
 from gobot_plugins.sma_cross.strategy import SmaCrossStrategy
 from gobot_plugins.sma_rsi.strategy import SmaRsiStrategy
 
@@ -32,6 +41,7 @@ def random_walk(n: int, seed: int = 5, start: float = 100.0, step_ms: int = 60_0
                   volume=np.ones(n), gaps=find_gaps(ts, step_ms))
 
 
+SIDE = {Action.LONG: 1, Action.SHORT: -1}
 SMA_RSI = {name: spec.default for name, spec in SmaRsiStrategy.parameters.items()}
 
 
@@ -51,6 +61,63 @@ def test_the_vectorized_and_per_bar_paths_give_identical_signals_and_trades(stra
     assert len(fast.trades) > 10
     assert [t.as_dict() for t in fast.trades] == [t.as_dict() for t in slow.trades]
     assert fast.end_equity == slow.end_equity
+
+
+def test_sma_cross_answers_a_fresh_window_as_it_answers_the_growing_one_bar_by_bar():
+    """The per-bar path's incremental state (running sums, the side the fast SMA was on) gives what
+    a live scan's fresh candles give at every bar; a skipped bar or new params start afresh."""
+    data, params = random_walk(700, seed=9), {"fast": 7, "slow": 30}
+    stepped = compute_signals(SmaCrossStrategy(), params, data, "per-bar")
+    strategy = SmaCrossStrategy()
+    for i in range(len(data)):
+        fresh = Candles(timeframe="1m", **{name: getattr(data, name)[: i + 1].tolist() for name in COLUMNS})
+        answer = strategy.signal("BTC/USDT", fresh, dict(params))
+        assert (SIDE.get(answer.action, 0), answer.symbol) == (stepped.action[i], "BTC/USDT")
+    assert np.count_nonzero(stepped.action) > 10
+    growing, skipping = Candles(timeframe="1m", close=[]), SmaCrossStrategy()
+    for i in range(len(data)):
+        growing.close.append(float(data.close[i]))
+        if i % 3 == 1:
+            continue  # a bar not asked: the next call sees two more candles
+        answer = skipping.signal("BTC/USDT", growing, params if i < 400 else dict(params))
+        assert SIDE.get(answer.action, 0) == stepped.action[i]
+
+
+class Inspecting:
+    """Reads other columns on some bars only, and misbehaves when told to."""
+
+    name, parameters = "inspecting", {}
+
+    def __init__(self, misbehave: str = ""):
+        self.misbehave, self.seen = misbehave, []
+
+    def signal(self, symbol, candles, params):
+        n = len(candles)
+        if n % 7 == 0:
+            self.seen.append((n, list(candles.high), candles.timestamp[-1], candles.tail(3).volume, len(candles.close)))
+        if self.misbehave == "append" and n == 50:
+            candles.close.append(0.0)
+        if self.misbehave == "none" and n == 60:
+            return None
+        return Signal(symbol=symbol, action=Action.HOLD, confidence=0.0)
+
+
+def test_the_per_bar_window_holds_every_column_up_to_the_current_candle_and_no_further():
+    data = random_walk(100)
+    strategy = Inspecting()
+    compute_signals(strategy, {}, data, "per-bar")
+    assert [n for n, *_ in strategy.seen] == list(range(7, 101, 7))
+    for n, high, timestamp, volume, closes in strategy.seen:
+        assert high == data.high[:n].tolist() and timestamp == data.timestamp[n - 1] and closes == n
+        assert volume == data.volume[max(n - 3, 0) : n].tolist()
+
+
+@pytest.mark.parametrize("misbehave, says", [("append", "changed the candles it was given"),
+                                             ("none", "AttributeError at BTC/USDT")])
+def test_a_strategy_that_changes_its_candles_or_answers_nothing_fails_by_name(misbehave, says):
+    with pytest.raises(StrategyFailed, match="strategy 'inspecting' signal\\(\\) raised") as failed:
+        compute_signals(Inspecting(misbehave), {}, random_walk(100), "per-bar")
+    assert says in str(failed.value)
 
 
 class Peeking:

@@ -25,12 +25,15 @@ class SmaCrossStrategy:
     def __init__(self) -> None:
         self._holds: dict[str, Signal] = {}
         # Running sums of the last closes list seen. The backtester's per-bar path hands the same
-        # list again, one candle longer each bar, so the sums are extended, not recomputed; any
-        # other list (a live scan's window) starts afresh.
+        # list again, one candle longer each bar, so the sums are extended, not recomputed, and the
+        # side the fast SMA was on at the candle before (``_was``: +1 above, -1 below, 0 equal) is
+        # remembered; any other list (a live scan's window) starts afresh.
         self._seen: list[float] | None = None
         self._sums: list[float] = [0.0]
         self._params: dict | None = None
         self._windows = (0, 0)
+        self._was = 0
+        self._symbol, self._quiet = "", None  # the symbol asked about last and its HOLD answer
 
     def _running_sums(self, closes: list[float]) -> list[float]:
         sums = self._sums
@@ -46,32 +49,57 @@ class SmaCrossStrategy:
         return sums
 
     def signal(self, symbol: str, candles: Candles, params: dict[str, float]) -> Signal:
+        closes, sums = candles.close, self._sums
+        n = len(sums)  # the candles summed so far + 1
+        # The per-bar backtest's next candle: the same list one longer, the same params and symbol.
+        if closes is self._seen and len(closes) == n and params is self._params and symbol is self._symbol:
+            total = sums[-1] + closes[-1]
+            sums.append(total)
+            fast, slow = self._windows
+            fast_now, slow_now = (total - sums[n - fast]) / fast, (total - sums[n - slow]) / slow
+            if fast_now > slow_now:
+                if self._was <= 0:
+                    was, self._was = self._was, 1
+                    if was < 0:
+                        return self._cross(symbol, candles, Action.LONG)
+            elif fast_now < slow_now:
+                if self._was >= 0:
+                    was, self._was = self._was, -1
+                    if was > 0:
+                        return self._cross(symbol, candles, Action.SHORT)
+            elif self._was:
+                self._was = 0
+            return self._quiet
+        return self._first(symbol, candles, params)
+
+    def _first(self, symbol: str, candles: Candles, params: dict[str, float]) -> Signal:
+        """``signal()`` from scratch: a new list of closes, new params, or a list that did not grow by one."""
         closes = candles.close
         n = len(closes)
-        if params is self._params:  # the backtester passes the same dict for every candle
-            fast, slow = self._windows
-        else:
-            fast, slow = self._windows = int(params["fast"]), int(params["slow"])
-            self._params = params
+        if params is not self._params:
+            self._windows, self._params = (int(params["fast"]), int(params["slow"])), params
+        fast, slow = self._windows
+        hold = self._holds.get(symbol) or self._hold(symbol)
+        self._symbol, self._quiet = symbol, hold
         if n <= fast or n <= slow:
-            return self._holds.get(symbol) or self._hold(symbol)
-        sums = self._sums
-        if closes is self._seen and len(sums) == n:  # the per-bar backtest's next candle
-            sums.append(sums[-1] + closes[-1])
-        else:
-            sums = self._running_sums(closes)
+            self._seen = None  # not enough candles yet: the next call starts afresh too
+            return hold
+        sums = self._running_sums(closes)
         fast_now = (sums[n] - sums[n - fast]) / fast
         fast_before = (sums[n - 1] - sums[n - 1 - fast]) / fast
         slow_now = (sums[n] - sums[n - slow]) / slow
         slow_before = (sums[n - 1] - sums[n - 1 - slow]) / slow
+        self._was = (fast_now > slow_now) - (fast_now < slow_now)
         if fast_before < slow_before and fast_now > slow_now:
-            action = Action.LONG
-        elif fast_before > slow_before and fast_now < slow_now:
-            action = Action.SHORT
-        else:
-            return self._holds.get(symbol) or self._hold(symbol)
+            return self._cross(symbol, candles, Action.LONG)
+        if fast_before > slow_before and fast_now < slow_now:
+            return self._cross(symbol, candles, Action.SHORT)
+        return hold
+
+    def _cross(self, symbol: str, candles: Candles, action: Action) -> Signal:
+        fast, slow = self._windows
         word = "above" if action is Action.LONG else "below"
-        return Signal(symbol=symbol, action=action, confidence=CONFIDENCE, entry=closes[-1],
+        return Signal(symbol=symbol, action=action, confidence=CONFIDENCE, entry=candles.close[-1],
                       timeframe=candles.timeframe, strategy=self.name, rationale=f"SMA{fast} crossed {word} SMA{slow}")
 
     def vectorized(self, symbol: str, candles: Candles, params: dict[str, float]) -> dict:

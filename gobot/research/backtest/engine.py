@@ -186,69 +186,63 @@ def _vectorized(strategy: Strategy, params: dict[str, float], series: Series) ->
 class CandleWindow:
     """One symbol's candles up to the current bar, as ``signal()`` sees them in the per-bar path.
 
-    Shaped like ``Candles`` (``timeframe``, the six columns as lists, ``len()``, ``tail()``), but
-    each column is one list that grows by appending as the bars advance, filled lazily on first
-    read: a bar costs nothing for the columns a strategy does not read. Read-only by contract; a
-    strategy may keep a column between calls only to recognise it (it is the same list, longer).
+    Shaped like ``Candles`` (``timeframe``, the six columns as lists, ``len()``, ``tail()``). Each
+    column is one list that grows by appending as the bars advance: ``close``, which nearly every
+    strategy reads, is a plain attribute the per-bar loop extends by one candle each bar; the
+    others are filled lazily on first read, so a bar costs nothing for the columns a strategy does
+    not read. Read-only by contract; a strategy may keep a column between calls only to recognise
+    it (it is the same list, longer).
     """
 
-    __slots__ = ("timeframe", "_n", "_series", "_timestamp", "_open", "_high", "_low", "_close", "_volume",
-                 "_src_timestamp", "_src_open", "_src_high", "_src_low", "_src_close", "_src_volume")
+    __slots__ = ("timeframe", "close", "_series", "_timestamp", "_open", "_high", "_low", "_volume",
+                 "_src_timestamp", "_src_open", "_src_high", "_src_low", "_src_volume")
 
     def __init__(self, series: Series):
         self.timeframe = series.timeframe
-        self._n = 0
+        self.close: list[float] = []
         self._series = series
-        for name in COLUMNS:
+        for name in ("timestamp", "open", "high", "low", "volume"):
             setattr(self, "_" + name, [])
             setattr(self, "_src_" + name, None)
 
     def _sync(self, name: str, values: list) -> list:
-        source = getattr(self, "_src_" + name)
+        source, n = getattr(self, "_src_" + name), len(self.close)
         if source is None:  # the column's first read: its values become Python objects once
             source = getattr(self._series, name).tolist()
             setattr(self, "_src_" + name, source)
-        if len(values) < self._n:
-            values.extend(source[len(values) : self._n])
+        if len(values) < n:
+            values.extend(source[len(values) : n])
         else:
-            del values[self._n :]
+            del values[n:]
         return values
 
     @property
     def timestamp(self) -> list[int]:
         values = self._timestamp
-        return values if len(values) == self._n else self._sync("timestamp", values)
+        return values if len(values) == len(self.close) else self._sync("timestamp", values)
 
     @property
     def open(self) -> list[float]:
         values = self._open
-        return values if len(values) == self._n else self._sync("open", values)
+        return values if len(values) == len(self.close) else self._sync("open", values)
 
     @property
     def high(self) -> list[float]:
         values = self._high
-        return values if len(values) == self._n else self._sync("high", values)
+        return values if len(values) == len(self.close) else self._sync("high", values)
 
     @property
     def low(self) -> list[float]:
         values = self._low
-        return values if len(values) == self._n else self._sync("low", values)
-
-    @property
-    def close(self) -> list[float]:
-        values, n = self._close, self._n
-        if len(values) == n - 1 and self._src_close is not None:  # the usual step: one candle more
-            values.append(self._src_close[n - 1])
-            return values
-        return values if len(values) == n else self._sync("close", values)
+        return values if len(values) == len(self.close) else self._sync("low", values)
 
     @property
     def volume(self) -> list[float]:
         values = self._volume
-        return values if len(values) == self._n else self._sync("volume", values)
+        return values if len(values) == len(self.close) else self._sync("volume", values)
 
     def __len__(self) -> int:
-        return self._n
+        return len(self.close)
 
     def tail(self, n: int) -> Candles:
         return Candles.model_construct(timeframe=self.timeframe, **{name: getattr(self, name)[-n:] for name in COLUMNS})
@@ -258,17 +252,23 @@ def _per_bar(strategy: Strategy, params: dict[str, float], series: Series, progr
     n = len(series)
     window = CandleWindow(series)
     signal, symbol, params = strategy.signal, series.symbol, dict(params)
-    hold = Action.HOLD
+    closes, grow, hold = series.close.tolist(), window.close.append, Action.HOLD
+    quiet: Any = object()  # the last HOLD answer: a strategy usually hands back the same one, known by identity
     ideas: list[tuple[int, Any]] = []
     keep = ideas.append
     i = 0
     try:
         for start in range(0, n, PROGRESS_EVERY):
             for i in range(start, min(n, start + PROGRESS_EVERY)):
-                window._n = i + 1
+                grow(closes[i])
                 answer = signal(symbol, window, params)
-                if answer.action is not hold:
-                    keep((i, answer))
+                if answer is not quiet:
+                    if answer.action is hold:
+                        quiet = answer
+                    else:
+                        keep((i, answer))
+            if len(window.close) != i + 1:
+                raise ValueError("it changed the candles it was given (they are read-only)")
             if progress is not None:
                 progress(f"signals {symbol}", min(n, start + PROGRESS_EVERY), n)
     except Exception as exc:
