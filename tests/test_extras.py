@@ -61,6 +61,27 @@ def test_a_disabled_plugin_says_disabled_not_what_it_needs(heavy_plugin):
     assert build_plugin_set(disable=["heavy"]).plugins["heavy"].reason == "disabled in config"
 
 
+def test_without_explain_a_plugin_not_enabled_is_not_checked_but_enabling_it_still_is(heavy_plugin):
+    assert build_plugin_set(explain=False).plugins["heavy"].reason == "not enabled (add to [plugins] enable)"
+    assert build_plugin_set(enable=["heavy"], explain=False).plugins["heavy"].reason == (
+        "needs: pip install 'gobot-heavy[gpu]'")
+
+
+def test_a_requirement_with_a_longer_marker_is_read_by_the_full_parser(tmp_path, monkeypatch):
+    info = tmp_path / "gobot_marked-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gobot-marked\nVersion: 1.0\nProvides-Extra: gpu\n"
+                                   'Requires-Dist: pluggy; extra == "gpu"\n'
+                                   'Requires-Dist: surely-not-installed-gobot-test; python_version >= "3" and '
+                                   'extra == "gpu"\n'
+                                   'Requires-Dist: surely-not-installed-either; python_version < "3" and '
+                                   'extra == "gpu"\n')
+    (info / "entry_points.txt").write_text("[gobot]\nmarked = gobot_marked:Marked [gpu]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert build_plugin_set().plugins["marked"].reason == "needs: pip install 'gobot-marked[gpu]'"
+
+
 def test_the_builtins_with_heavy_dependencies_name_their_extra():
     builtins = {ep.name: ep for ep in entry_points() if ep.dist is not None
                 and ep.dist.metadata["Name"] == CORE_DISTRIBUTION}

@@ -75,7 +75,7 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
     from gobot.research.backtest.setup import BacktestSetup, parse_assignments
     from gobot.research.market_data import parse_time
 
-    settings, plugin_set = load(config_path, enable, disable)
+    settings, plugin_set = load(config_path, enable, disable, explain=False)  # lists no plugins
     setup = BacktestSetup.build(settings, plugin_set)
     component = setup.strategy(strategy)
     params = setup.params(component, parse_assignments(assignments))

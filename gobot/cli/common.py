@@ -37,13 +37,15 @@ def percent_or_none(value: str | None, flag: str):
 
 
 def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[str] = (), *,
-         live: bool = False) -> tuple[Settings, PluginSet]:
-    """Settings from the file plus plugins per ``[plugins]`` and the command line's -p/--disable."""
+         live: bool = False, explain: bool = True) -> tuple[Settings, PluginSet]:
+    """Settings from the file plus plugins per ``[plugins]`` and the command line's -p/--disable
+    (``explain``: see ``build_plugin_set``)."""
     settings = load_settings(config_path)
     plugin_set = build_plugin_set(
         enable=[*settings.plugins.enable, *enable],
         disable=[*settings.plugins.disable, *disable],
         live=live,
+        explain=explain,
     )
     return settings, plugin_set
 

@@ -124,6 +124,7 @@ def build_plugin_set(
     *,
     live: bool = False,
     extra_plugins: Iterable[tuple[str, object]] = (),
+    explain: bool = True,
 ) -> PluginSet:
     """Load the wanted plugins from the ``gobot`` entry-point group, one at a time.
 
@@ -135,7 +136,9 @@ def build_plugin_set(
     (pluggy's ``load_setuptools_entrypoints(group, name)`` does the same per name but rescans
     every installed distribution on each call; one scan here keeps ``gobot --help`` fast.)
 
-    ``extra_plugins`` registers ready objects under a name (tests and embedding).
+    ``extra_plugins`` registers ready objects under a name (tests and embedding). With ``explain``
+    off, a plugin that is not enabled is not checked for a missing extra (its reason stays "not
+    enabled"): a command that lists no plugins, such as ``gobot backtest``, skips that metadata work.
     """
     disable = set(disable) | (set(SIMULATION_ONLY) if live else set())
     wanted = wanted_plugins(enable, disable)
@@ -159,7 +162,7 @@ def build_plugin_set(
             info.reason = "disabled in config" if ep.name in disable else "not enabled (add to [plugins] enable)"
             if live and ep.name in SIMULATION_ONLY:
                 info.reason = "simulation only: off in live mode"
-            needs = missing_extra(ep)
+            needs = missing_extra(ep) if explain else None
             if needs and ep.name not in disable:
                 info.reason = needs  # what it takes to use it, before anyone enables it
 
