@@ -284,7 +284,8 @@ def read_state(path: Path) -> BotState:
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` with owner-only permissions (state may reveal positions and balances)."""
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    if os.stat(path).st_mode & 0o7777 != 0o700:  # a chmod is a journalled write, even one that changes nothing
+        os.chmod(path, 0o700)
     return path
 
 

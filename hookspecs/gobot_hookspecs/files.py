@@ -46,9 +46,10 @@ def write_private(path: Path, data: str | bytes, *, before_replace: Callable[[],
                 content = content[len(content) // 2 :]
             handle.write(content)
             handle.flush()
+            if os.fstat(handle.fileno()).st_mode & 0o7777 != 0o600:  # mkstemp's is; a chmod is a journalled write
+                os.fchmod(handle.fileno(), 0o600)
             if durable:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
         if before_replace is not None:
             before_replace()
         os.replace(tmp, path)
