@@ -65,6 +65,7 @@ class BacktestContext:
         self._at_ms = 0
         self._trades: list[Trade] = []
         self._resampled: dict[tuple[str, str], dict] = {}
+        self._windows: dict[tuple[str, str, int], tuple[int, int, Candles]] = {}  # the last ctx.candles answers
 
     def moment(self, book: Book, request: EntryRequest) -> None:
         """Point the context at one decision: the account and the candles at that bar's close."""
@@ -117,7 +118,12 @@ class BacktestContext:
             now = self._at_ms + series.step_ms  # the decision candle's close
             end = int(columns["timestamp"].searchsorted(now - step, "right"))  # candles that closed by now
             start = max(0, end - limit)
-            return Candles(timeframe=timeframe, **{name: columns[name][start:end].tolist() for name in COLUMNS})
+            known = self._windows.get((symbol, timeframe, limit))
+            if known is None or known[:2] != (start, end):  # the decisions within one coarser candle share it
+                known = (start, end, Candles.model_construct(  # our own columns: valid, and validating costs
+                    timeframe=timeframe, **{name: columns[name][start:end].tolist() for name in COLUMNS}))
+                self._windows[(symbol, timeframe, limit)] = known
+            return known[2]
         raise LookupError(f"no {timeframe} candles for {symbol} in this backtest")
 
     async def chart(self, symbol: str, timeframe: str, limit: int):
