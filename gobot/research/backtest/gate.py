@@ -66,6 +66,7 @@ class BacktestContext:
         self._trades: list[Trade] = []
         self._resampled: dict[tuple[str, str], dict] = {}
         self._windows: dict[tuple[str, str, int], tuple[int, int, Candles]] = {}  # the last ctx.candles answers
+        self._lists: dict[int, tuple[Any, dict[str, list]]] = {}  # id(series) -> (it, its columns as lists)
 
     def moment(self, book: Book, request: EntryRequest) -> None:
         """Point the context at one decision: the account and the candles at that bar's close."""
@@ -77,8 +78,12 @@ class BacktestContext:
             if end == 0:
                 continue
             start = max(0, end - SNAPSHOT_CANDLES)
+            known = self._lists.get(id(series))
+            if known is None or known[0] is not series:  # once a backtest: sliced at every decision
+                known = self._lists[id(series)] = (series, {name: getattr(series, name).tolist() for name in COLUMNS})
+            columns = known[1]
             candles = Candles.model_construct(timeframe=series.timeframe, **{
-                name: getattr(series, name)[start:end].tolist() for name in COLUMNS})
+                name: columns[name][start:end] for name in COLUMNS})
             snapshots.append(MarketSnapshot.model_construct(
                 symbol=series.symbol, time=_utc(request.close_ms), price=float(series.close[end - 1]), candles=candles,
                 bid=None, ask=None, volume_24h=None, source="backtest", missing=[],  # all fields: model_construct
