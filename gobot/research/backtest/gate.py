@@ -71,6 +71,7 @@ class BacktestContext:
     def moment(self, book: Book, request: EntryRequest) -> None:
         """Point the context at one decision: the account and the candles at that bar's close."""
         self._book, self._at_ms = book, request.time_ms
+        self._now = _utc(request.time_ms + book.series[0].step_ms)  # plugins ask several times a decision
         self.iteration = request.bar
         snapshots = []
         for series in book.series:
@@ -100,7 +101,7 @@ class BacktestContext:
         return quote_of(self._book.series[0].symbol) if self._book else self.config.trading.portfolio_currency
 
     def now(self) -> datetime:
-        return _utc(self._at_ms + (self._book.series[0].step_ms if self._book else 0))
+        return self._now if self._book else _utc(self._at_ms)
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
         """Closed candles up to the decision: the series' own, or coarser ones resampled from it."""
