@@ -55,6 +55,9 @@ def kelly_fraction(returns: list[float]) -> tuple[float, float, float]:
 
 
 class KellySize:
+    def __init__(self) -> None:
+        self._archived: tuple[str, tuple, list[float]] | None = None  # (currency, trades, their returns)
+
     @hookimpl
     def gobot_config_model(self):
         return KellySizeConfig
@@ -83,8 +86,18 @@ class KellySize:
             trades = await ctx.trade_history(limit)
         except (LookupError, AttributeError):  # no archive (or a context without one, e.g. a backtest)
             return ledger, "state store"
-        archived = [value for t in trades if (value := trade_return(t, ctx.currency)) is not None]
+        archived = self._returns_of(trades, ctx.currency)
         return (archived, "archive") if len(archived) > len(ledger) else (ledger, "state store")
+
+    def _returns_of(self, trades: list, currency: str) -> list[float]:
+        """The trades' returns; the very same trades as last time (the archive's answer, held until it
+        stores another trade) are not worked out again at every entry decision."""
+        known = self._archived
+        if known is None or known[0] != currency or len(known[1]) != len(trades) or \
+                any(a is not b for a, b in zip(known[1], trades)):
+            returns = [value for t in trades if (value := trade_return(t, currency)) is not None]
+            known = self._archived = (currency, tuple(trades), returns)  # held: no id reused meanwhile
+        return list(known[2])
 
     @hookimpl(trylast=True)  # a built-in default: any other sizer plugin answers first
     async def gobot_size_position(self, ctx, signal):
