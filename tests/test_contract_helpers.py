@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gobot.host.hook_caller import HookCaller
 from gobot.host.plugin_manager import build_plugin_set, entry_points
-from gobot.research.market_data import DataError, load_series, read_csv, timeframe_ms
+from gobot.research.market_data import DataError, _plain_decimals, load_series, read_csv, timeframe_ms
 from gobot.research.synthetic import generate, write_csv
 from gobot.secrets import redact
 from gobot_hookspecs import PluginConfig, candles, indicators
@@ -85,6 +87,56 @@ def test_the_numpy_reader_reads_what_the_contracts_reader_reads(minute_data):
     fast = read_csv(path)
     for column in candles.COLUMNS:
         assert getattr(plain, column) == fast[column].tolist(), column
+
+
+#: Numbers as candle files write them (fixed decimals, shortest repr, integers, leading zeros, a bare dot
+#: on either side), up to 16 characters: read as plain decimals.
+PLAIN_NUMBER = st.one_of(
+    st.tuples(st.floats(0, 1e7), st.integers(0, 8)).map(lambda x: f"{x[0]:.{x[1]}f}"[:16].rstrip(".") or "0"),
+    st.floats(1e-4, 1e12).map(repr).filter(lambda text: len(text) <= 16 and "e" not in text),
+    st.integers(0, 2**53).map(str),
+    st.integers(0, 999).map(lambda n: f"00{n}"),
+    st.integers(0, 999999).map(lambda n: f".{n}"),
+    st.integers(0, 999999).map(lambda n: f"{n}."),
+)
+#: ... and what only numpy's reader takes: 17 digits, an exponent, a sign.
+ANY_NUMBER = st.one_of(PLAIN_NUMBER, st.floats(1e-4, 1e15).map(repr),
+                       st.sampled_from(["1e-07", "-2.5", "+3", "12345678901234567", "0.12345678901234567"]))
+
+
+def _candle_file(folder: Path, rows: list[list[str]]) -> Path:
+    path = folder / "BTC_USDT-1m.csv"
+    lines = [f"{1_700_000_000_000 + 60_000 * i}," + ",".join(row) for i, row in enumerate(rows)]
+    path.write_text(candles.CSV_HEADER + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(PLAIN_NUMBER, min_size=5, max_size=5), min_size=1, max_size=40), st.booleans())
+def test_the_numpy_reader_reads_plain_decimals_as_the_contracts_reader(tmp_path, rows, anything):
+    if anything:  # one number only numpy's float parser reads: the whole file is its
+        rows[-1][-1] = "1e-07"
+    path = _candle_file(tmp_path, rows)
+    raw = path.read_bytes()
+    assert (_plain_decimals(raw, raw.index(b"\n") + 1) is None) == anything
+    plain, fast = candles.read_csv(path, "1m"), read_csv(path)
+    for column in candles.COLUMNS:
+        assert getattr(plain, column) == fast[column].tolist(), column
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(ANY_NUMBER, min_size=5, max_size=5), min_size=1, max_size=10))
+def test_the_numpy_reader_reads_any_decimals_as_the_contracts_reader(tmp_path, rows):
+    path = _candle_file(tmp_path, rows)
+    plain, fast = candles.read_csv(path, "1m"), read_csv(path)
+    for column in candles.COLUMNS:
+        assert getattr(plain, column) == fast[column].tolist(), column
+
+
+def test_plain_decimals_are_read_without_numpys_float_parser(minute_data):
+    raw = (minute_data / candles.csv_file_name(SYMBOL, "1m")).read_bytes()
+    assert _plain_decimals(raw, raw.index(b"\n") + 1) is not None
+    assert _plain_decimals(raw.replace(b"\n", b"\r\n"), raw.index(b"\n") + 2) is None  # CRLF: loadtxt's
 
 
 def test_a_bad_header_is_refused_naming_the_file(tmp_path):

@@ -138,7 +138,7 @@ def read_csv(path: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray]
 
     With ``cache_dir``, the parsed table is kept there as a binary ``.npy`` file named after the
     CSV's path, size and modification time, and memory-mapped on the next read of the same file
-    (a year of 1m candles: 0.2 s of parsing becomes a few ms). A changed file is parsed again.
+    (a year of 1m candles: 0.12 s of parsing becomes a few ms). A changed file is parsed again.
     """
     cached = _cache_file(path, cache_dir) if cache_dir is not None else None
     if cached is not None and cached.exists():
@@ -194,12 +194,15 @@ def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
         raise DataError(f"{path}: expected the header {HEADER}")
     if newline < 0 or not re.compile(rb"\S").search(raw, newline + 1):
         raise DataError(f"{path}: no candles")
-    try:  # skiprows, not a slice: the 40 MB of a year of 1m candles are not copied (rows still count from 1)
-        table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.float64, usecols=range(6), ndmin=2, skiprows=1)
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc} (line numbers count from the first candle; "
-                        "fix or re-download the file)") from None
-    table = np.ascontiguousarray(table.T)  # one contiguous row per column
+    table = _plain_decimals(raw, newline + 1)
+    if table is None:  # signs, exponents, spaces, CRLF, more columns, long numbers: numpy's C reader
+        try:  # skiprows, not a slice: the 40 MB of a year of 1m candles are not copied (rows still count from 1)
+            table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.float64, usecols=range(6), ndmin=2,
+                               skiprows=1)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc} (line numbers count from the first candle; "
+                            "fix or re-download the file)") from None
+        table = np.ascontiguousarray(table.T)  # one contiguous row per column
     columns = _columns(table)
     ts = columns["timestamp"]
     if len(ts) > 1:
@@ -210,6 +213,93 @@ def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
             raise DataError(f"{path}:{row}: timestamp {int(ts[bad[0] + 1])} does not come after {int(ts[bad[0]])} "
                             "(rows must be oldest first, one per candle)")
     return columns, table
+
+
+# -- plain decimals (six fields a line, each like 123 or 123.456), read without a float parser -------------
+# A field is read as the two 8-byte words that end at its separator and turned into an integer with
+# SWAR arithmetic (eight ASCII digits at once in a uint64), its dot taken out first and counted: its
+# digits over a power of ten, an exact integer up to 2**53 over an exact 1e0..1e15, so the division
+# rounds once, as float() rounds the text: the same float64. Anything else is loadtxt's. A test holds
+# both to the contract's reader. About 0.12 s for a year of 1m candles in a fresh process (loadtxt
+# and the transposition: 0.17 s).
+_U = np.uint64
+_DIGIT0 = _U(0x3030303030303030)  # "00000000"
+_LOW7 = _U(0x7F7F7F7F7F7F7F7F)
+_DOT = _U(0x1E1E1E1E1E1E1E1E)  # "." ^ "0"
+_AFTER_LOW = _U(0x0706050403020100)  # (1 << 8k) * this >> 56 == k: the digits after a dot in byte k of the low word
+_AFTER_HIGH = _U(0x0F0E0D0C0B0A0908)  # ... and k + 8 in the high word
+_KEEP_LOW = np.array([0] + [2**64 - 2 ** (8 * (8 - n)) for n in range(1, 8)] + [2**64 - 1] * 9, dtype=_U)
+_KEEP_HIGH = np.array([0] * 9 + [2**64 - 2 ** (8 * (16 - n)) for n in range(9, 17)], dtype=_U)  # by field length
+_POW10 = 10.0 ** np.arange(16)
+_BLOCK_BYTES = 1 << 20  # temporaries stay in the cache; a block ends at a line's end
+
+
+def _plain_decimals(raw: bytes, body_start: int) -> np.ndarray | None:
+    """The ``(6, rows)`` table of a CSV body of plain decimals, or None when it holds anything else."""
+    b = np.frombuffer(raw, np.uint8)
+    if len(raw) - body_start < 2 or b[-1] != 10 or body_start < 16:
+        return None
+    words = np.ndarray(shape=(len(raw) - 7,), dtype="<u8", buffer=raw, strides=(1,))  # a word at every byte
+    table = np.empty((6, raw.count(b"\n", body_start)))
+    row, start = 0, body_start
+    while start < len(raw):
+        stop = raw.rfind(b"\n", start, start + _BLOCK_BYTES) + 1 or raw.find(b"\n", start) + 1
+        values = _block_values(b, words, start, stop)
+        if values is None or row + len(values) // 6 > table.shape[1]:
+            return None
+        table[:, row:row + len(values) // 6] = values.reshape(-1, 6).T
+        row, start = row + len(values) // 6, stop
+    return table if row == table.shape[1] else None
+
+
+def _block_values(b: np.ndarray, words: np.ndarray, start: int, stop: int) -> np.ndarray | None:
+    part = b[start:stop]
+    ends = np.flatnonzero(part <= 44)  # "," and newline (any other byte this low fails the next test)
+    rows = len(ends) // 6
+    if rows * 6 != len(ends) or (part[ends[5::6]] != 10).any() or np.count_nonzero(part == 44) != 5 * rows:
+        return None
+    dots = np.count_nonzero(part == 46)
+    if np.count_nonzero((part - np.uint8(48)) > 9) != len(ends) + dots:
+        return None  # a byte that is no digit, dot or separator
+    length = np.empty_like(ends)
+    length[0] = ends[0]
+    length[1:] = np.diff(ends) - 1
+    ends += start
+    return _field_values(words, ends, length, dots)
+
+
+def _field_values(words: np.ndarray, end: np.ndarray, length: np.ndarray, dots: int) -> np.ndarray | None:
+    if length.min() < 1 or length.max() > 16:
+        return None
+    high = (words[end - 16] ^ _DIGIT0) & _KEEP_HIGH[length]  # digits 0-9 a byte, "." 0x1E, the bytes before 0
+    low = (words[end - 8] ^ _DIGIT0) & _KEEP_LOW[length]
+    dot_low, dot_high = _dot(low), _dot(high)
+    dotted = dot_low | dot_high
+    if np.count_nonzero(dotted) != dots or (length - (dotted != 0)).min() < 1:
+        return None  # two dots in a field, or a dot alone
+    in_low, in_high = (dot_low != 0).view(np.uint8), (dot_high != 0).view(np.uint8)
+    below = dot_low - in_low  # the bytes before a dot move up one byte, over it
+    low = ((low & below) << _U(8)) | (low & ~((dot_low << _U(8)) - in_low))
+    below = (dot_high - in_high) | (_U(0) - in_low)  # a dot in the low word moves all of the high word
+    low |= (high & below) >> _U(56)
+    high = ((high & below) << _U(8)) | (high & ~(below | (dot_high * _U(0xFF))))
+    mantissa = _digits(high) * _U(100_000_000) + _digits(low)
+    if mantissa.max() > 1 << 53:
+        return None
+    return mantissa / _POW10[(dot_low * _AFTER_LOW + dot_high * _AFTER_HIGH) >> _U(56)]
+
+
+def _dot(word: np.ndarray) -> np.ndarray:
+    """``1 << 8k`` for each byte k that is the dot, else 0 (a zero-byte test without carries between bytes)."""
+    t = word ^ _DOT
+    return (~(((t & _LOW7) + _LOW7) | t) & ~_LOW7) >> _U(7)
+
+
+def _digits(word: np.ndarray) -> np.ndarray:
+    """Eight digits, 0-9 a byte with the most significant in the lowest byte -> their number."""
+    word = ((word * _U(2561)) >> _U(8)) & _U(0x00FF00FF00FF00FF)
+    word = ((word * _U(6553601)) >> _U(16)) & _U(0x0000FFFF0000FFFF)
+    return (word * _U(42949672960001)) >> _U(32)
 
 
 def find_gaps(timestamp: np.ndarray, step_ms: int) -> list[Gap]:
