@@ -159,19 +159,19 @@ def test_a_kill_switch_engaged_while_waiting_for_confirmation_stops_the_order(re
 def test_a_crash_is_a_critical_alert(replay_bot, run_bot):
     recorder = Recorder()
     bot = replay_bot(plugins=[("recorder", recorder)])
-    save = bot.store.save_progress
+    save = bot.store.save
 
-    def disk_full(progress):  # an unexpected failure inside the core, at cycle 2
-        if progress["iteration"] == 2:
-            raise OSError("No space left on device")
-        save(progress)
+    def broken(state):  # an unexpected failure inside the core, at the end of cycle 2
+        if state.iteration == 2:
+            raise RuntimeError("the state could not be encoded")
+        save(state)
 
-    bot.store.save_progress = disk_full
-    with pytest.raises(OSError):
+    bot.store.save = broken
+    with pytest.raises(RuntimeError):
         run_bot(bot, 5)
     stopped = [a for a in recorder.alerts if a.kind == "run_stopped"]
     assert (stopped[-1].severity is Severity.CRITICAL
-            and "crashed: OSError: No space left on device" in stopped[-1].title)
+            and "crashed: RuntimeError: the state could not be encoded" in stopped[-1].title)
 
 
 def test_a_run_that_ends_in_order_marks_its_heartbeat_stopped(replay_bot, run_bot, tmp_path):

@@ -82,7 +82,7 @@ class Bot:
         self.live = live
         self.failures: list[HookFailure] = []
         self.counters = CoreCounters()  # for /metrics and /health (gobot start --serve)
-        self.statuses_asked: tuple[float, dict] | None = None  # (when, answers): see plugin_statuses
+        self.statuses_asked: tuple[float, int, dict] | None = None  # (when, cycle, answers): see plugin_statuses
         self.hooks = HookCaller(plugin_set.pm, on_failure=self._on_failure)
         self.plugin_configs = load_plugin_configs(settings, self.hooks)
         self.strategies: dict[str, Strategy] = {}

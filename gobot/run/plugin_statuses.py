@@ -16,14 +16,16 @@ async def plugin_statuses(bot: RunningBot, max_age: float = 0.0) -> dict[str, Pl
     """Every plugin's ``gobot_status`` answer; a plugin that raised or answered nonsense maps to the error text.
 
     Called with a hook caller of its own, so a failure here is logged but never counted against
-    the cycle that happens to be running. Answers asked less than ``max_age`` seconds ago are
-    reused: the dashboard document built as a cycle ends shares those progress.json just asked for,
-    so the plugins are asked once per cycle, however many pages watch.
+    the cycle that happens to be running. Answers asked less than ``max_age`` seconds ago, in the same
+    cycle, are reused: the dashboard document built as a cycle ends shares those progress.json just
+    asked for, so the plugins are asked once per cycle, however many pages watch (and a new cycle
+    always asks again, also when progress.json skipped it).
     """
     from gobot.host.hook_caller import HookCaller
 
-    if bot.statuses_asked is not None and time.monotonic() - bot.statuses_asked[0] < max_age:
-        return bot.statuses_asked[1]
+    asked = bot.statuses_asked
+    if asked is not None and asked[1] == bot.state.iteration and time.monotonic() - asked[0] < max_age:
+        return asked[2]
 
     errors: dict[str, str] = {}
 
@@ -38,7 +40,7 @@ async def plugin_statuses(bot: RunningBot, max_age: float = 0.0) -> dict[str, Pl
         else:
             answers[plugin] = f"returned {type(answer).__name__}, expected PluginStatus or None"
     answers.update(errors)
-    bot.statuses_asked = (time.monotonic(), answers)
+    bot.statuses_asked = (time.monotonic(), bot.state.iteration, answers)
     return answers
 
 
