@@ -234,3 +234,35 @@ def test_settings_refuse_unknown_rules():
     with pytest.raises(ValueError, match="25%"):
         Sizing.parse("lots")
     assert (Sizing.parse("all-in").kind, Sizing.parse("25%").value, Sizing.parse(100).kind) == ("all_in", 25.0, "fixed")
+
+
+def test_the_gate_finishes_an_async_call_that_waits_and_hands_back_its_answer_or_error():
+    """Calls that never wait run without a loop iteration; one that waits is finished by the loop, as a task."""
+    import asyncio
+
+    from gobot.research.backtest.gate import _drive
+
+    loop = asyncio.new_event_loop()
+
+    async def answer_at_once():
+        return asyncio.get_running_loop() is loop
+
+    async def wait_then_answer(fail: bool):
+        await asyncio.sleep(0)
+        future = asyncio.get_running_loop().create_future()
+        loop.call_soon(future.set_result, 41)
+        value = await future
+        if fail:
+            raise ValueError("vetoed")
+        return value + 1, asyncio.current_task() is not None
+
+    try:
+        assert _drive(answer_at_once(), loop) is True
+        assert _drive(wait_then_answer(False), loop) == (42, True)
+        with pytest.raises(ValueError, match="vetoed"):
+            _drive(wait_then_answer(True), loop)
+        assert _drive(answer_at_once(), loop) is True  # the loop is usable again, and not left running
+        with pytest.raises(RuntimeError):
+            asyncio.get_running_loop()
+    finally:
+        loop.close()
