@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from bisect import bisect_right
 from datetime import datetime, timezone
 from typing import Any
 
@@ -67,6 +68,7 @@ class BacktestContext:
         self._resampled: dict[tuple[str, str], dict] = {}
         self._windows: dict[tuple[str, str, int], tuple[int, int, Candles]] = {}  # the last ctx.candles answers
         self._lists: dict[int, tuple[Any, dict[str, list]]] = {}  # id(series) -> (it, its columns as lists)
+        self._times: dict[tuple[str, str], tuple[Any, list]] = {}  # ctx.candles' timestamps, as a list
 
     def moment(self, book: Book, request: EntryRequest) -> None:
         """Point the context at one decision: the account and the candles at that bar's close."""
@@ -75,14 +77,14 @@ class BacktestContext:
         self.iteration = request.bar
         snapshots = []
         for series in book.series:
-            end = int(series.timestamp.searchsorted(request.time_ms, "right"))
-            if end == 0:
-                continue
-            start = max(0, end - SNAPSHOT_CANDLES)
             known = self._lists.get(id(series))
             if known is None or known[0] is not series:  # once a backtest: sliced at every decision
                 known = self._lists[id(series)] = (series, {name: getattr(series, name).tolist() for name in COLUMNS})
             columns = known[1]
+            end = bisect_right(columns["timestamp"], request.time_ms)  # a list's bisect: no numpy call per decision
+            if end == 0:
+                continue
+            start = max(0, end - SNAPSHOT_CANDLES)
             candles = Candles.model_construct(timeframe=series.timeframe, **{
                 name: columns[name][start:end] for name in COLUMNS})
             snapshots.append(MarketSnapshot.model_construct(
@@ -122,7 +124,10 @@ class BacktestContext:
             else:
                 break
             now = self._at_ms + series.step_ms  # the decision candle's close
-            end = int(columns["timestamp"].searchsorted(now - step, "right"))  # candles that closed by now
+            times = self._times.get((symbol, timeframe))
+            if times is None or times[0] is not columns["timestamp"]:
+                times = self._times[(symbol, timeframe)] = (columns["timestamp"], columns["timestamp"].tolist())
+            end = bisect_right(times[1], now - step)  # candles that closed by now
             start = max(0, end - limit)
             known = self._windows.get((symbol, timeframe, limit))
             if known is None or known[:2] != (start, end):  # the decisions within one coarser candle share it
