@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -131,13 +132,17 @@ def in_window(now: datetime, window: str) -> bool:
 
 def periods(now: datetime, zone: str) -> dict[str, tuple[str, datetime]]:
     """This day's and week's keys in ``zone`` and when each ends (as UTC)."""
-    tz = ZoneInfo(zone)
-    local = now.astimezone(tz)
-    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    local = now.astimezone(ZoneInfo(zone))
+    return dict(_periods_of(local.year, local.month, local.day, zone))
+
+
+@lru_cache(maxsize=256)  # asked at every entry decision (thousands in a backtest), and the answer is the day's
+def _periods_of(year: int, month: int, day: int, zone: str) -> tuple[tuple[str, tuple[str, datetime]], ...]:
+    midnight = datetime(year, month, day, tzinfo=ZoneInfo(zone))
     day_end = (midnight + timedelta(days=1)).astimezone(timezone.utc)
-    week_end = (midnight + timedelta(days=7 - local.weekday())).astimezone(timezone.utc)
-    year, week, _ = local.isocalendar()
-    return {"day": (local.date().isoformat(), day_end), "week": (f"{year}-W{week:02d}", week_end)}
+    week_end = (midnight + timedelta(days=7 - midnight.weekday())).astimezone(timezone.utc)
+    iso_year, week, _ = midnight.isocalendar()
+    return ("day", (midnight.date().isoformat(), day_end)), ("week", (f"{iso_year}-W{week:02d}", week_end))
 
 
 def _local_day(when: datetime, zone: str) -> str:
