@@ -239,6 +239,21 @@ def test_trials_run_in_worker_processes_on_one_study(tmp_path, kind):
     assert len(workers) == 2 and all(w.split(":")[1] != str(os.getpid()) for w in workers)
 
 
+def test_a_forked_worker_keeps_what_the_coordinator_read_of_the_journal_under_its_own_worker_id(tmp_path):
+    import optuna
+
+    from gobot.research.optimizer import _own_worker_id
+
+    opened = storage(f"journal:{tmp_path / 'optimizer.journal'}")
+    optuna.create_study(storage=opened, study_name="shared").enqueue_trial({"x": 1.0})
+    read, coordinator = opened._replay_result.log_number_read, opened._replay_result.worker_id
+    worker = _own_worker_id(opened)
+    assert worker._replay_result.log_number_read == read  # nothing read again
+    assert worker._replay_result.worker_id != coordinator
+    trial = optuna.load_study(study_name="shared", storage=worker).ask()
+    assert trial.number == 0 and trial.suggest_float("x", 0.0, 2.0) == 1.0  # the worker owns the trial it took
+
+
 # -- the command: resume, shared studies, model ideas, --apply --------------------------------------
 
 

@@ -395,6 +395,21 @@ def _journal(path: str):
         raise OptimizerError(f"cannot open the optimizer journal {path}: {type(exc).__name__}: {exc}") from None
 
 
+def _own_worker_id(opened):
+    """The coordinator's journal storage in a worker it forked, with what it has read of the journal (every study
+    of the state folder: replaying it all again cost each worker 0.1-0.7 s of CPU in a bench run) and the
+    worker's own id, as Optuna gives a storage restored from a snapshot: the trials it creates are its own."""
+    replayed = getattr(opened, "_replay_result", None)
+    if not all(hasattr(replayed, name) for name in ("_worker_id_prefix", "_worker_id_to_owned_trial_id")):
+        return None  # pragma: no cover - another Optuna: the worker reads the journal again
+    import uuid
+
+    opened._worker_id_prefix = replayed._worker_id_prefix = f"{uuid.uuid4()}-"
+    replayed._worker_id_to_owned_trial_id = {}
+    replayed._last_created_trial_id_by_this_process = -1
+    return opened
+
+
 def _write_ahead(opened):
     """SQLite in WAL mode with ``synchronous=NORMAL``: a commit appends to the log without waiting for the disk
     (the default waits, about 5 ms a commit, and a trial makes a dozen), readers never block the writer, and a
@@ -494,6 +509,7 @@ class Optimization:
         self._study = None  # the study sync() read last: where stability scores are shared
         self._windows: dict[tuple[int, int], list[tuple[Series, int]]] = {}  # (start, end) -> candles, first bar
         self._score_here = True  # False in the coordinator of --jobs workers, which waits for their scores
+        self._inherited = None  # the coordinator's journal storage, what its forked workers start from
 
     # -- evaluating a parameter set --------------------------------------------------------------
 
@@ -603,7 +619,8 @@ class Optimization:
 
         directions = (["minimize" if name in MINIMISED else "maximize" for name in self.objectives]
                       if self.objectives else ["maximize"])
-        study = optuna.create_study(storage=storage(self.storage_url), study_name=self.study_name,
+        opened = (self._inherited is not None and _own_worker_id(self._inherited)) or storage(self.storage_url)
+        study = optuna.create_study(storage=opened, study_name=self.study_name,
                                     directions=directions, sampler=self._sampler(worker), load_if_exists=True)
         if [d.name.lower() for d in study.directions] != directions:
             raise OptimizerError(f"study '{self.study_name}' was made with other objectives; pick another --study")
@@ -796,12 +813,13 @@ class Optimization:
         engine = getattr(getattr(study._storage, "_backend", study._storage), "engine", None)
         if engine is not None:
             engine.dispose()  # the workers open their own database connections
+        self._inherited = study._storage if self.storage_url.startswith(JOURNAL) else None
         context = multiprocessing.get_context("fork")
         workers = [context.Process(target=_worker_main, args=(self, index), name=f"gobot-optimize-{index}")
                    for index in range(jobs)]
         for process in workers:
             process.start()
-        self._score_here = False
+        self._score_here, self._inherited = False, None
         try:
             while any(p.is_alive() for p in workers):
                 complete = self.sync(study)
