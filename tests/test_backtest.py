@@ -266,3 +266,26 @@ def test_the_gate_finishes_an_async_call_that_waits_and_hands_back_its_answer_or
             asyncio.get_running_loop()
     finally:
         loop.close()
+
+
+def test_the_gate_answers_a_call_that_yields_something_else_than_a_future_with_an_error_inside_it():
+    import asyncio
+    import types
+
+    from gobot.research.backtest.gate import _drive
+
+    @types.coroutine
+    def bad_yield():
+        yield "not a future"
+
+    async def caught():
+        try:
+            await bad_yield()
+        except RuntimeError as exc:
+            return str(exc)
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert "not a future" in _drive(caught(), loop)
+    finally:
+        loop.close()

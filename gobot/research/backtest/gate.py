@@ -239,13 +239,16 @@ def _drive(coroutine, loop: asyncio.AbstractEventLoop | None):
 async def _resume(coroutine, waiting):
     """The rest of a call that waited on ``waiting`` (a future, or None for a bare yield), as a task runs it."""
     while True:
-        if waiting is None:
-            await asyncio.sleep(0)
-        else:
-            waiting._asyncio_future_blocking = False  # what a task does with a future its coroutine yields
-            await asyncio.wait([waiting])
         try:
-            waiting = coroutine.send(None)
+            if waiting is None:
+                await asyncio.sleep(0)
+                waiting = coroutine.send(None)
+            elif not asyncio.isfuture(waiting):  # as a task answers a bad yield: an error inside the call
+                waiting = coroutine.throw(RuntimeError(f"a hook call yielded {waiting!r}, not a future"))
+            else:
+                waiting._asyncio_future_blocking = False  # what a task does with a future its coroutine yields
+                await asyncio.wait([waiting])
+                waiting = coroutine.send(None)
         except StopIteration as done:
             return done.value
 
