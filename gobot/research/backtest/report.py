@@ -149,56 +149,90 @@ def metric_rows(metrics: dict[str, Any], currency: str = "") -> list[tuple[str, 
 
 
 def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int = 0) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    """The summary: drawn by rich on a terminal; as plain aligned text when the output goes to a file or a pipe
+    (the same words without colours, and rich's import and drawing, 20-50 ms of a one-second command, saved)."""
+    import sys
 
-    console = Console()
     s = run.settings
     params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
-    console.print(f"[bold]{run.strategy}[/] ({params}) — {run.path} path, {run.seconds:.3f} s")
-    console.print(f"fill {s.fill.replace('_', ' ')}, fee {s.fee_percent:g}%, slippage {s.slippage_percent:g}%, "
-                  f"stop {_num(s.stop_loss_percent, '{:g}%', 'none')}, "
-                  f"target {_num(s.take_profit_percent, '{:g}%', 'none')}, "
-                  f"sizing {s.sizing}, risk {s.risk}{'' if s.allow_short else ', long only'}")
-    data = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="data", title_justify="left")
-    for column in ("symbol", "tf", "candles", "from", "to", "gaps", "market rules"):
-        data.add_column(column, justify="right" if column in ("candles", "gaps") else "left")
+    parts: list[Any] = [f"[bold]{run.strategy}[/] ({params}) — {run.path} path, {run.seconds:.3f} s",
+                        f"fill {s.fill.replace('_', ' ')}, fee {s.fee_percent:g}%, slippage {s.slippage_percent:g}%, "
+                        f"stop {_num(s.stop_loss_percent, '{:g}%', 'none')}, "
+                        f"target {_num(s.take_profit_percent, '{:g}%', 'none')}, "
+                        f"sizing {s.sizing}, risk {s.risk}{'' if s.allow_short else ', long only'}"]
+    rows = []
     for row in data_rows(run):
         gaps = f"{row['gaps']} ({row['missing_candles']} missing)" if row["gaps"] else "none"
         market = row["market"]
         rules = ("defaults" if market["source"] == "defaults" else
                  f"step {market['amount_step']:g}, min {market['min_notional']:g}")
-        data.add_row(row["symbol"], row["timeframe"], f"{row['candles']:,}", row["from"], row["to"], gaps, rules)
-    console.print(data)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_header=False, title="result", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for label, value in metric_rows(metrics, currency(run)):
-        table.add_row(label, value)
-    console.print(table)
+        rows.append((row["symbol"], row["timeframe"], f"{row['candles']:,}", row["from"], row["to"], gaps, rules))
+    parts.append(("data", ("symbol", "tf", "candles", "from", "to", "gaps", "market rules"), "llrllrl", rows))
+    parts.append(("result", None, "lr", metric_rows(metrics, currency(run))))
     if run.simulation.vetoes:
         grouped = group_reasons(run.simulation.vetoes)
-        console.print(f"entries not taken ({sum(n for _, n in grouped)}): "
-                      + "; ".join(f"{n}x {reason}" for reason, n in grouped[:5]), highlight=False)
+        parts.append(f"entries not taken ({sum(n for _, n in grouped)}): "
+                     + "; ".join(f"{n}x {reason}" for reason, n in grouped[:5]))
     for series in run.series:
         if series.gaps:
             biggest = max(series.gaps, key=lambda g: g.missing)
-            console.print(f"[yellow]gaps in {series.symbol}: {len(series.gaps)}, "
-                          f"{series.missing_candles} candles missing "
-                          f"(largest: {biggest.missing} after {biggest.after:%Y-%m-%d %H:%M}); not filled in: "
-                          "orders pending across a gap fill at the next candle[/]")
+            parts.append(f"[yellow]gaps in {series.symbol}: {len(series.gaps)}, {series.missing_candles} candles "
+                         f"missing (largest: {biggest.missing} after {biggest.after:%Y-%m-%d %H:%M}); not filled in: "
+                         "orders pending across a gap fill at the next candle[/]")
     if show_trades:
-        trades = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"last {show_trades} trades", title_justify="left")
-        for column in ("symbol", "side", "opened", "closed", "entry", "exit", f"P&L {currency(run)}", "why"):
-            trades.add_column(column, justify="left" if column in ("symbol", "side", "opened", "closed", "why")
-                              else "right")
+        trades = []
         for t in run.trades[-show_trades:]:
             pnl = amount_text(t.pnl, currency(run), True)
-            pnl = f"[green]{pnl}[/]" if t.pnl >= 0 else f"[red]{pnl}[/]"
-            trades.add_row(t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"),
-                           f"{t.entry_price:.6g}", f"{t.exit_price:.6g}", pnl, t.exit_reason)
-        console.print(trades)
+            trades.append((t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"),
+                           f"{t.entry_price:.6g}", f"{t.exit_price:.6g}",
+                           f"[green]{pnl}[/]" if t.pnl >= 0 else f"[red]{pnl}[/]", t.exit_reason))
+        parts.append((f"last {show_trades} trades",
+                      ("symbol", "side", "opened", "closed", "entry", "exit", f"P&L {currency(run)}", "why"),
+                      "llllrrrl", trades))
+    (_rich_summary if sys.stdout.isatty() else _plain_summary)(parts)
+
+
+def _rich_summary(parts: list[Any]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for part in parts:
+        if isinstance(part, str):
+            console.print(part, highlight=not part.startswith("entries not taken"))
+            continue
+        title, columns, justify, rows = part
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_header=columns is not None, title=title,
+                      title_justify="left")
+        for column, side in zip(columns or ("metric", "value"), justify):
+            table.add_column(column, justify="right" if side == "r" else "left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+_MARKUP = re.compile(r"\[/?(?:bold|yellow|green|red)?\]")
+
+
+def _plain_summary(parts: list[Any]) -> None:
+    """The same summary as plain text: markup removed, columns aligned, two spaces apart."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part if part.startswith("entries not taken") else _MARKUP.sub("", part))
+            continue
+        title, columns, justify, rows = part
+        rows = [tuple(_MARKUP.sub("", cell) for cell in row) for row in rows]
+        lines = ([columns] if columns else []) + rows
+        widths = [max(len(line[i]) for line in lines) for i in range(len(justify))]
+        out += ["", title]
+        for n, line in enumerate(lines):
+            out.append("  ".join(cell.rjust(w) if side == "r" else cell.ljust(w)
+                                 for cell, w, side in zip(line, widths, justify)).rstrip())
+            if columns and n == 0:
+                out.append("  ".join("-" * w for w in widths))
+    print("\n".join(out))
 
 
 # -- HTML --------------------------------------------------------------------------------------------
