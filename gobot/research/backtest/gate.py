@@ -68,7 +68,7 @@ class BacktestContext:
         self._resampled: dict[tuple[str, str], dict] = {}
         self._windows: dict[tuple[str, str, int], tuple[int, int, Candles]] = {}  # the last ctx.candles answers
         self._lists: dict[int, tuple[Any, dict[str, list]]] = {}  # id(series) -> (it, its columns as lists)
-        self._times: dict[tuple[str, str], tuple[Any, list]] = {}  # ctx.candles' timestamps, as a list
+        self._sources: dict[tuple[str, str], tuple[Any, tuple | None]] = {}  # (symbol, timeframe) -> (book, source)
 
     def moment(self, book: Book, request: EntryRequest) -> None:
         """Point the context at one decision: the account and the candles at that bar's close."""
@@ -107,6 +107,25 @@ class BacktestContext:
 
     async def candles(self, symbol: str, timeframe: str, limit: int) -> Candles:
         """Closed candles up to the decision: the series' own, or coarser ones resampled from it."""
+        known = self._sources.get((symbol, timeframe))
+        if known is None or known[0] is not self._book:  # found once a backtest, asked at every decision
+            known = self._sources[(symbol, timeframe)] = (self._book, self._source(symbol, timeframe))
+        if known[1] is None:
+            raise LookupError(f"no {timeframe} candles for {symbol} in this backtest")
+        series, columns, step, times = known[1]
+        now = self._at_ms + series.step_ms  # the decision candle's close
+        end = bisect_right(times, now - step)  # candles that closed by now
+        start = max(0, end - limit)
+        window = self._windows.get((symbol, timeframe, limit))
+        if window is None or window[:2] != (start, end):  # the decisions within one coarser candle share it
+            window = (start, end, Candles.model_construct(  # our own columns: valid, and validating costs
+                timeframe=timeframe, **{name: columns[name][start:end].tolist() for name in COLUMNS}))
+            self._windows[(symbol, timeframe, limit)] = window
+        return window[2]
+
+    def _source(self, symbol: str, timeframe: str) -> tuple[Any, dict, int, list] | None:
+        """The series of ``symbol``, its columns in ``timeframe`` (resampled when coarser), their step in ms and
+        timestamps as a list; None when the backtest has no such candles."""
         from gobot.research.market_data import TIMEFRAMES, resample
         from gobot_hookspecs.candles import can_resample
 
@@ -122,20 +141,9 @@ class BacktestContext:
                     self._resampled[key] = resample({name: getattr(series, name) for name in COLUMNS}, step)
                 columns = self._resampled[key]
             else:
-                break
-            now = self._at_ms + series.step_ms  # the decision candle's close
-            times = self._times.get((symbol, timeframe))
-            if times is None or times[0] is not columns["timestamp"]:
-                times = self._times[(symbol, timeframe)] = (columns["timestamp"], columns["timestamp"].tolist())
-            end = bisect_right(times[1], now - step)  # candles that closed by now
-            start = max(0, end - limit)
-            known = self._windows.get((symbol, timeframe, limit))
-            if known is None or known[:2] != (start, end):  # the decisions within one coarser candle share it
-                known = (start, end, Candles.model_construct(  # our own columns: valid, and validating costs
-                    timeframe=timeframe, **{name: columns[name][start:end].tolist() for name in COLUMNS}))
-                self._windows[(symbol, timeframe, limit)] = known
-            return known[2]
-        raise LookupError(f"no {timeframe} candles for {symbol} in this backtest")
+                return None
+            return series, columns, step, columns["timestamp"].tolist()
+        return None
 
     async def chart(self, symbol: str, timeframe: str, limit: int):
         raise LookupError("no charts in a backtest")
