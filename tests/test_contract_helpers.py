@@ -139,6 +139,18 @@ def test_plain_decimals_are_read_without_numpys_float_parser(minute_data):
     assert _plain_decimals(raw.replace(b"\n", b"\r\n"), raw.index(b"\n") + 2) is None  # CRLF: loadtxt's
 
 
+def test_plain_decimals_in_many_blocks_over_two_threads_read_as_in_one(minute_data, monkeypatch):
+    from gobot.research import market_data
+
+    raw = (minute_data / candles.csv_file_name(SYMBOL, "1m")).read_bytes()
+    body = raw.index(b"\n") + 1
+    whole = _plain_decimals(raw, body)
+    monkeypatch.setattr(market_data, "_BLOCK_BYTES", 500)  # dozens of blocks, every other one in the helper thread
+    assert np.array_equal(_plain_decimals(raw, body), whole)
+    last = raw.rindex(b".")  # a field of the last block, which either thread may read, is no plain decimal
+    assert _plain_decimals(raw[:last] + b"e" + raw[last + 1:], body) is None
+
+
 def test_a_bad_header_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "BTC_USDT-1m.csv"
     path.write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n", encoding="utf-8")
