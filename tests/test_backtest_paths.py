@@ -172,6 +172,16 @@ def test_the_summary_uses_the_contracts_trade_metrics():
     assert summary["expectancy"] == contract.expectancy and summary["trades"] == len(result.trades)
 
 
+def test_a_backtest_trades_holding_time_is_the_same_float_as_from_its_two_datetimes():
+    result = run(SmaCrossStrategy(), {"fast": 3, "slow": 7}, [random_walk(3000)],
+                 ExecutionSettings(start_equity=1000, sizing=Sizing("all_in")))
+    assert len(result.trades) > 50
+    for trade in result.trades:
+        assert trade.holding_seconds == (trade.closed_at - trade.opened_at).total_seconds()
+    as_models = metrics.trade_metrics([t.to_trade() for t in result.trades], 1000.0, curve=[])
+    assert metrics.trade_metrics(result.trades, 1000.0, curve=[]).avg_holding_seconds == as_models.avg_holding_seconds
+
+
 def test_a_backtest_trades_exactly_like_the_bot_on_paper(replay_bot, run_bot, synthetic_data_dir):
     config = {
         "orchestrator": {"loop_interval": 300, "max_iterations": 0, "daily_profit_target": 1e9, "max_daily_loss": 1e9},

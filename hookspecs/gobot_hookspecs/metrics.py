@@ -301,6 +301,8 @@ def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve
     :param min_sample: Sharpe and Sortino are None for fewer closed trades than this
         (:data:`MIN_RATIO_SAMPLE`; 0 computes them for any sample).
     :param currency: the P&L's currency, for R multiples of trades quoted in another (see :func:`r_multiple`).
+
+    A trade may carry ``holding_seconds`` (``closed_at - opened_at`` in seconds); it is read instead.
     """
     trades = list(trades)
     n = len(trades)
@@ -316,7 +318,8 @@ def trade_metrics(trades: Sequence[Any], start_equity: float, curve: EquityCurve
             losses += 1
             gross_loss -= pnl
         fees += getattr(t, "fees", 0.0) or 0.0
-        held += (t.closed_at - t.opened_at).total_seconds()
+        seconds = getattr(t, "holding_seconds", None)  # a backtest's trade knows it without two datetimes
+        held += seconds if seconds is not None else (t.closed_at - t.opened_at).total_seconds()
         stop = getattr(t, "initial_stop_loss", None)
         if stop is not None:
             risk = abs(t.entry_price - stop) * t.amount * ((trade_rate(t, currency) or 0.0) if currency else 1.0)

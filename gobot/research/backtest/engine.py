@@ -411,6 +411,11 @@ class TradeRecord:
     def closed_at(self) -> datetime:
         return _utc(self.exit_ms)
 
+    @property
+    def holding_seconds(self) -> float:
+        """``(closed_at - opened_at).total_seconds()`` without the two datetimes (the same float)."""
+        return (self.exit_ms - self.entry_ms) / 1000
+
     def to_trade(self) -> Trade:
         return Trade(**{name: getattr(self, name) for name in Trade.model_fields})
 
