@@ -289,3 +289,29 @@ def test_the_gate_answers_a_call_that_yields_something_else_than_a_future_with_a
         assert "not a future" in _drive(caught(), loop)
     finally:
         loop.close()
+
+
+def test_a_backtest_asked_from_the_cycles_event_loop_runs_the_gates_own_loop_and_gives_the_cycle_its_loop_back():
+    import asyncio
+
+    from gobot.run.context import _off_the_loop
+
+    async def waits():
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(future.set_result, "judged")
+        return await future
+
+    def backtest():
+        own = asyncio.new_event_loop()
+        try:
+            return own.run_until_complete(waits())
+        finally:
+            own.close()
+
+    async def cycle():
+        loop = asyncio.get_running_loop()
+        answer = _off_the_loop(backtest)
+        await asyncio.sleep(0)  # the cycle's loop runs on
+        return answer, asyncio.get_running_loop() is loop
+
+    assert asyncio.run(cycle()) == ("judged", True)
