@@ -242,18 +242,24 @@ def _plain_decimals(raw: bytes, body_start: int) -> np.ndarray | None:
     if len(raw) - body_start < 2 or b[-1] != 10 or body_start < 16:
         return None
     words = np.ndarray(shape=(len(raw) - 7,), dtype="<u8", buffer=raw, strides=(1,))  # a word at every byte
-    blocks, start = [], body_start
+    blocks, start, row = [], body_start, 0  # (first byte, end, first row)
     while start < len(raw):
         stop = raw.rfind(b"\n", start, start + _BLOCK_BYTES) + 1 or raw.find(b"\n", start) + 1
-        blocks.append((start, stop))
+        blocks.append((start, stop, row))
+        row += raw.count(b"\n", start, stop)
         start = stop
-    parsed: list[np.ndarray | None] = [None] * len(blocks)
+    table = np.empty((6, row))
+    parsed = [False] * len(blocks)
 
-    def parse(first: int, step: int) -> None:
+    def parse(first: int, step: int) -> None:  # each block's values go to its own columns of the table
         for k in range(first, len(blocks), step):
-            parsed[k] = _block_values(b, words, *blocks[k])
-            if parsed[k] is None:
+            start, stop, row = blocks[k]
+            values = _block_values(b, words, start, stop)
+            rows = (blocks[k + 1][2] if k + 1 < len(blocks) else table.shape[1]) - row
+            if values is None or len(values) != 6 * rows:
                 return
+            table[:, row:row + rows] = values.reshape(-1, 6).T
+            parsed[k] = True
 
     # numpy lets go of the GIL inside each array pass: a second thread parses every other block on a second core
     threads = min(2, os.cpu_count() or 1) if len(blocks) > 3 else 1
@@ -264,14 +270,7 @@ def _plain_decimals(raw: bytes, body_start: int) -> np.ndarray | None:
     parse(0, threads)
     if helper is not None:
         helper.join()
-    if any(values is None for values in parsed):
-        return None
-    table = np.empty((6, sum(len(values) for values in parsed) // 6))
-    row = 0
-    for values in parsed:
-        table[:, row:row + len(values) // 6] = values.reshape(-1, 6).T
-        row += len(values) // 6
-    return table
+    return table if all(parsed) else None
 
 
 def _block_values(b: np.ndarray, words: np.ndarray, start: int, stop: int) -> np.ndarray | None:
