@@ -6,8 +6,8 @@ random walk), written as a replay CSV. The search is the ``sma_cross`` strategy'
 Sharpe, all-in, 0.1 % fee, no slippage, no stop or target, 200 trials.
 
 ``gobot optimize`` runs as a whole process, as a user types it (Python start, imports, reading the
-data, the baseline scan, every trial stored in its default storage, the journal file in the state
-folder, the report): trials/s is trials / wall time, with ``--jobs 1`` and ``--jobs 2``; each
+data, the baseline scan, every trial stored in its default storage, the study's own journal file in
+the state folder, the report): trials/s is trials / wall time, with ``--jobs 1`` and ``--jobs 2``; each
 figure, the baselines' too, is the fastest of ``--repeat`` runs. Its trial phase alone (first
 trial's start to the last one's end, from the study's stored timestamps) is printed beside it. The
 baselines run in this process, in the same run: Optuna's TPE over a numpy SMA cross (the same
@@ -166,7 +166,7 @@ def trial_phase_seconds(state: Path, study: str) -> float:
 
     from gobot.research.optimizer import default_storage_url, storage
 
-    found = optuna.load_study(study_name=study, storage=storage(default_storage_url(state)))
+    found = optuna.load_study(study_name=study, storage=storage(default_storage_url(state, study)))
     done = [t for t in found.trials if t.datetime_complete is not None]
     first = min(t.datetime_start for t in done)
     last = max(t.datetime_complete for t in done)

@@ -302,7 +302,7 @@ class OptimizerConfig(Section):
                                description="design target (out of sample) that ends the loop, trades")
     storage: str = Field(
         "", description="Optuna storage URL shared by workers (postgresql+psycopg://..., journal:PATH); "
-                        "empty = a journal file in state_dir")
+                        "empty = the study's own journal file in state_dir/optimizer/")
     study: str = Field(
         "", description="study name (resume or share a study by name); empty = from strategy, data and objective")
     jobs: int = Field(1, ge=1, le=1024, description="worker processes on this machine")

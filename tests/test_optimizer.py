@@ -63,14 +63,43 @@ def optimization(tmp_path, strategy, series, baseline, execution=LONG_ONLY, line
                         baseline_params=baseline, storage_url=f"sqlite:///{tmp_path / 'optimizer.db'}", say=say)
 
 
-def test_the_default_storage_is_a_journal_file_unless_an_earlier_sqlite_study_is_there(tmp_path, monkeypatch):
+def test_the_default_storage_is_the_study_s_own_journal_file_unless_an_earlier_sqlite_study_is_there(tmp_path,
+                                                                                                      monkeypatch):
     from gobot.research.optimizer import default_storage_url
 
     monkeypatch.delenv("GOBOT_OPTIMIZER_STORAGE", raising=False)
-    assert default_storage_url(tmp_path / "new") == f"journal:{(tmp_path / 'new' / 'optimizer.journal').resolve()}"
+    own = (tmp_path / "new" / "optimizer" / "weekly.journal").resolve()
+    assert default_storage_url(tmp_path / "new", "weekly") == f"journal:{own}"
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "optimizer.db").write_bytes(b"")
-    assert default_storage_url(tmp_path / "old") == f"sqlite:///{(tmp_path / 'old' / 'optimizer.db').resolve()}"
+    assert (default_storage_url(tmp_path / "old", "weekly")
+            == f"sqlite:///{(tmp_path / 'old' / 'optimizer.db').resolve()}")
+
+
+def test_a_study_in_the_journal_earlier_versions_shared_is_resumed_there_and_a_new_one_gets_its_own(tmp_path,
+                                                                                                   monkeypatch):
+    import optuna
+
+    from gobot.research.optimizer import default_storage_url
+
+    monkeypatch.delenv("GOBOT_OPTIMIZER_STORAGE", raising=False)
+    shared = tmp_path / "optimizer.journal"
+    optuna.create_study(storage=storage(f"journal:{shared}"), study_name="sma-BTCUSDT-0.5*sharpe")
+    assert default_storage_url(tmp_path, "sma-BTCUSDT-0.5*sharpe") == f"journal:{shared.resolve()}"
+    fresh = default_storage_url(tmp_path, "other/study")
+    assert fresh.startswith(f"journal:{(tmp_path / 'optimizer').resolve()}/other_study-")
+    assert fresh.endswith(".journal")
+    optuna.create_study(storage=storage(fresh), study_name="other/study")
+    assert sorted(p.name for p in (tmp_path / "optimizer").iterdir() if p.suffix == ".journal") == [
+        fresh.rsplit("/", 1)[1]]
+
+
+def test_names_that_are_not_file_names_get_distinct_files():
+    from gobot.research.optimizer import study_file_name
+
+    assert study_file_name("weekly") == "weekly.journal"
+    names = {study_file_name(name) for name in ("a/b", "a b", "a*b", "../a", "x" * 300)}
+    assert len(names) == 5 and all("/" not in n and not n.startswith(".") and len(n) < 140 for n in names)
 
 
 def test_walk_forward_windows_roll_and_the_out_of_sample_ones_tile_the_end():
@@ -302,7 +331,7 @@ def test_every_trial_is_stored_and_an_interrupted_run_resumes(tmp_path):
     killed = optimize(config, "--max-iterations", "6", "--study", "resume",
                       env={"GOBOT_TEST_KILL_POINT": "optimizer_trial:3"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    url = f"journal:{tmp_path / 'state' / 'optimizer.journal'}"  # the default storage: a journal file
+    url = f"journal:{tmp_path / 'state' / 'optimizer' / 'resume.journal'}"  # the default: the study's journal file
     study = optuna.load_study(study_name="resume", storage=storage(url))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.RUNNING]
     interrupted = study.trials[3].params
@@ -330,6 +359,13 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL at {url} is not reachable under CI=true: {exc}")
         pytest.skip(f"PostgreSQL at {url} is not reachable: {exc}")
     return url
+
+
+def test_history_of_a_study_never_run_says_so_and_leaves_no_file(tmp_path):
+    config = make_config(tmp_path)
+    shown = optimize(config, "--history", "--study", "never run")
+    assert shown.returncode != 0 and "no study 'never run'" in shown.stderr + shown.stdout
+    assert not list((tmp_path / "state").glob("optimizer/*.journal"))
 
 
 def test_two_workers_share_one_study_through_postgresql(tmp_path):

@@ -76,7 +76,7 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     """
     from gobot.research.backtest.setup import BacktestSetup, parse_assignments
     from gobot.research.market_data import parse_time
-    from gobot.research.optimizer import Optimization, default_storage_url
+    from gobot.research.optimizer import Optimization
 
     settings, plugin_set = load(config_path, enable, disable)
     setup = BacktestSetup.build(settings, plugin_set)
@@ -102,11 +102,10 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
 
         return setup.gate(execution, component, StrategyVersion(name=component.name, params=params))
 
-    url = options.storage or default_storage_url(settings.state_path)
     optimization = Optimization(component, series, execution, gate_factory, options, baseline_params=baseline,
-                                storage_url=url, ideas=ideas, say=say)
+                                storage_url=options.storage, state_path=settings.state_path, ideas=ideas, say=say)
     if history:
-        report = _stored_report(optimization, url)
+        report = _stored_report(optimization, optimization.storage_url)
     else:
         _keep_freed_memory()
         report = _search(optimization, say, progress, as_json)
@@ -169,9 +168,11 @@ def _stored_report(optimization, url: str):
     import optuna
 
     from gobot.errors import GobotError
-    from gobot.research.optimizer import redact_url
+    from gobot.research.optimizer import JOURNAL, redact_url
     from gobot.research.optimizer import storage as open_storage
 
+    if url.startswith(JOURNAL) and not Path(url.removeprefix(JOURNAL)).exists():  # not made by opening it
+        raise GobotError(f"no study '{optimization.study_name}' in {redact_url(url)}; name one with --study")
     try:
         found = optuna.load_study(study_name=optimization.study_name, storage=open_storage(url))
     except KeyError:

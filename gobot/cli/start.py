@@ -113,7 +113,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 _KEPT_ON_FRESH = (
     ("archive.db", "the archive (archive.db)"), ("archive_outbox.jsonl", "the archive outbox"),
     ("vision", "the vision answer cache and spend ledger (vision/)"), ("telegram-outbox.json", "the Telegram outbox"),
-    ("optimizer.db", "the optimizer's studies"), ("optimizer.journal", "the optimizer's studies"),
+    ("optimizer", "the optimizer's studies"), ("optimizer.db", "the optimizer's studies"),
+    ("optimizer.journal", "the optimizer's studies"),
     ("audit.jsonl", "the audit log"), ("gobot.log", "gobot.log"),
     ("PAUSED", "the pause (PAUSED)"), ("runs", "earlier runs (runs/)"),
 )
@@ -121,7 +122,7 @@ _KEPT_ON_FRESH = (
 
 def _fresh_note(state_path, had_state: bool, bot) -> str:
     """One line: what --fresh started afresh, and what it keeps in the state folder."""
-    kept = [what for name, what in _KEPT_ON_FRESH if (state_path / name).exists()]
+    kept = list(dict.fromkeys(what for name, what in _KEPT_ON_FRESH if (state_path / name).exists()))
     if bot.state.positions or bot.state.open_orders:
         kept.append(f"{len(bot.state.positions)} open position(s) and {len(bot.state.open_orders)} "
                     "working order(s) (wall clock)")

@@ -18,9 +18,9 @@ The loop, each step printed:
    targets (win rate, profit factor, drawdown, trades, out of sample) were met — which ends the loop,
    as ``max_iterations`` does.
 
-Every trial lives in an Optuna storage (a journal file in the state folder by default, shared by
-this machine's workers, or a database URL that several ``gobot optimize`` workers on several hosts
-share): that is the persisted history, and
+Every trial lives in an Optuna storage (by default the study's own journal file in the state folder,
+``optimizer/<study>.journal``, shared by this machine's workers, or a database URL that several
+``gobot optimize`` workers on several hosts share): that is the persisted history, and
 running the same command again resumes the study. Trials left RUNNING by a worker of this host that
 died are failed and retried; those of other hosts by Optuna's heartbeat.
 """
@@ -322,7 +322,7 @@ def redact_url(url: str) -> str:
     return mask_credentials(url)
 
 
-JOURNAL = "journal:"  # a storage "URL" naming a journal file: journal:/path/to/optimizer.journal
+JOURNAL = "journal:"  # a storage "URL" naming a journal file: journal:/path/to/study.journal
 
 
 def storage(url: str):
@@ -390,14 +390,15 @@ def _journal(path: str):
                 self._lock.release()
 
     try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # <state_dir>/optimizer/, at a study's first start
         return journal.JournalStorage(Journal(path))
     except Exception as exc:
         raise OptimizerError(f"cannot open the optimizer journal {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _own_worker_id(opened):
-    """The coordinator's journal storage in a worker it forked, with what it has read of the journal (every study
-    of the state folder: replaying it all again cost each worker 0.1-0.7 s of CPU in a bench run) and the
+    """The coordinator's journal storage in a worker it forked, with what it has read of the journal (replaying a
+    journal shared by many studies again cost each worker 0.1-0.7 s of CPU in a bench run) and the
     worker's own id, as Optuna gives a storage restored from a snapshot: the trials it creates are its own."""
     replayed = getattr(opened, "_replay_result", None)
     if not all(hasattr(replayed, name) for name in ("_worker_id_prefix", "_worker_id_to_owned_trial_id")):
@@ -483,8 +484,9 @@ class Optimization:
 
     def __init__(self, strategy: Strategy, series: list[Series], execution: ExecutionSettings,
                  gate_factory: Callable[[dict[str, float]], Gate], options: OptimizerConfig, *,
-                 baseline_params: dict[str, float], storage_url: str, study_name: str = "", path: str = "auto",
-                 ideas: Any = None, say: Say = print):
+                 baseline_params: dict[str, float], storage_url: str = "", state_path=None, study_name: str = "",
+                 path: str = "auto", ideas: Any = None, say: Say = print):
+        """``storage_url`` empty: the default storage of ``state_path`` for this study (``default_storage_url``)."""
         from gobot.host.extras import require
 
         require("optimize", "optuna", "gobot optimize")
@@ -493,12 +495,14 @@ class Optimization:
         self.strategy, self.series, self.execution = strategy, series, execution
         self.gate_factory, self.options, self.path = gate_factory, options, path
         self.baseline_params = dict(baseline_params)
-        self.storage_url = storage_url
         self.ideas, self.say = ideas, say
         self.objectives: list[str] = list(options.objectives)
         self.terms = parse_objective(options.objective)
         self.folds = walk_forward(series, options.folds, options.out_of_sample_percent)
         self.study_name = study_name or options.study or self.default_study_name()
+        if not storage_url and state_path is None:
+            raise OptimizerError("an optimization needs a storage URL or a state folder")
+        self.storage_url = storage_url or default_storage_url(state_path, self.study_name)
         self._printed: set[int] = set()
         self._stability: dict[tuple, float | None] = {}  # params -> stability score (an evaluation each neighbour)
         # What this process has read of the study, kept between trials: each callback reads only the trials
@@ -899,17 +903,54 @@ def _day(ms: Any) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).strftime("%Y%m%d")
 
 
-def default_storage_url(state_path) -> str:
-    """A journal file in the state folder, unless $GOBOT_OPTIMIZER_STORAGE names a database (or the state folder
-    holds the SQLite file of an earlier version, whose studies it keeps resuming)."""
+STUDIES_FOLDER = "optimizer"  # in state_dir: one journal file per study, <name>.journal
+SHARED_JOURNAL = "optimizer.journal"  # in state_dir: every study in one journal, as earlier versions kept them
+
+
+def default_storage_url(state_path, study: str) -> str:
+    """The study's own journal file ``<state_dir>/optimizer/<study>.journal``, so that opening a study reads its
+    lines only, not every study kept; unless $GOBOT_OPTIMIZER_STORAGE names a database, the state folder holds the
+    SQLite file of an earlier version (whose studies it keeps resuming), or the study is in the journal file that
+    earlier versions shared between all studies (it is resumed there)."""
     url = os.environ.get("GOBOT_OPTIMIZER_STORAGE", "")
     if url:
         return url
     state_path.mkdir(parents=True, exist_ok=True)
-    earlier = state_path / "optimizer.db"
-    if earlier.exists() and not (state_path / "optimizer.journal").exists():
+    earlier, shared = state_path / "optimizer.db", state_path / SHARED_JOURNAL
+    if earlier.exists() and not shared.exists():
         return f"sqlite:///{earlier.resolve()}"
-    return f"{JOURNAL}{(state_path / 'optimizer.journal').resolve()}"
+    own = state_path / STUDIES_FOLDER / study_file_name(study)
+    if not own.exists() and shared.exists() and journal_holds(shared, study):
+        return f"{JOURNAL}{shared.resolve()}"
+    return f"{JOURNAL}{own.resolve()}"
+
+
+def study_file_name(study: str) -> str:
+    """``<study>.journal`` with every character but letters, digits and ``.+=,_-`` as ``_``; a name that changes or
+    is long gets a hash of the full name (two names that still meet share one file, which a journal allows)."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9.+=,_-]", "_", study).lstrip(".") or "_"
+    if safe != study or len(safe) > 120:
+        safe = f"{safe[:120]}-{hashlib.sha256(study.encode('utf-8')).hexdigest()[:8]}"
+    return f"{safe}.journal"
+
+
+def journal_holds(path, study: str) -> bool:
+    """Whether the journal file creates that study: its lines scanned as bytes, only those naming a study parsed
+    (about 30 times cheaper than Optuna's replay of every line)."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if b'"study_name"' not in line:
+                continue
+            try:
+                log = json.loads(line)
+            except ValueError:  # a line cut short at the end
+                continue
+            if log.get("study_name") == study:
+                return True
+    return False
 
 
 def selection_text(selection: dict[str, Any]) -> str:

@@ -49,7 +49,7 @@ async def run_scheduled(bot: Any):
     """One scheduled optimization for a running bot; returns the report (None when it could not run)."""
     from gobot.research.backtest.setup import BacktestSetup
     from gobot.research.market_data import series_from_candles
-    from gobot.research.optimizer import Optimization, default_storage_url, request_apply, selection_text
+    from gobot.research.optimizer import Optimization, request_apply, selection_text
 
     settings, options = bot.settings, bot.settings.optimizer
     try:
@@ -70,7 +70,7 @@ async def run_scheduled(bot: Any):
             strategy, series, execution,
             lambda params: setup.gate(execution, strategy, StrategyVersion(name=strategy.name, params=params)),
             options, baseline_params=current.params,
-            storage_url=options.storage or default_storage_url(settings.state_path),
+            storage_url=options.storage, state_path=settings.state_path,
             study_name=f"scheduled-{strategy.name}-{stamp}", say=lambda text: log.info("optimizer: %s", text),
         )
         report = await asyncio.to_thread(optimization.run, 1)
