@@ -43,15 +43,19 @@ from .models import (
     Severity,
     Side,
     Signal,
+    StoryFill,
+    StorySignal,
+    StoryVerdict,
     StrategyProposal,
     StrategyVersion,
     Trade,
+    TradeStory,
     ValidationResult,
 )
 from .plugin_config import PluginConfig
 
 #: Version of the hook contract. A plugin declares the range it supports (see docs/plugins.md).
-CONTRACT_VERSION = "1.2"
+CONTRACT_VERSION = "1.3"
 
 __all__ = [
     "ALERT_KINDS",
@@ -92,9 +96,13 @@ __all__ = [
     "Side",
     "Signal",
     "Strategy",
+    "StoryFill",
+    "StorySignal",
+    "StoryVerdict",
     "StrategyProposal",
     "StrategyVersion",
     "Trade",
+    "TradeStory",
     "ValidationResult",
     "VectorizedStrategy",
     "hookimpl",

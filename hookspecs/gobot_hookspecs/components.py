@@ -86,6 +86,12 @@ class ConfigView(Protocol):
     def plugin_config(self, name: str) -> BaseModel | None:
         """The validated ``[plugins.<name>]`` section of an enabled plugin (None if it declares no model)."""
 
+    def history(self, symbol: str, timeframe: str, start: datetime | None = None,
+                end: datetime | None = None) -> Candles:
+        """Past candles of ``symbol`` between ``start`` and ``end`` (None: all there are), oldest first,
+        from the same place ``gobot backtest`` takes them (the bundled or replay data, or the
+        downloaded cache). Empty ``Candles`` when there are none. For charts and reports, not trading."""
+
 
 class RateLimitPolicy(Protocol):
     """Decides when an outgoing exchange request may go (returned by ``gobot_rate_limit_policy``)."""

@@ -296,6 +296,70 @@ class Trade(_Model):
     initial_stop_loss: float | None = Field(None, description="stop price at entry (for the R multiple)")
 
 
+class StorySignal(_Model):
+    """The signal that opened a trade, as the strategy or model gave it."""
+
+    source: str = Field(description="the plugin that produced it")
+    action: Action
+    confidence: float
+    rationale: str = ""
+    time: datetime | None = None
+    timeframe: str | None = None
+
+
+class StoryVerdict(_Model):
+    """One risk plugin's verdict on the intent that opened a trade."""
+
+    plugin: str
+    approved: bool
+    reason: str = ""
+
+
+class StoryFill(_Model):
+    """One execution of a trade (entry or exit), fees in the quote currency and as charged."""
+
+    time: datetime
+    side: Side
+    purpose: Literal["open", "close"]
+    price: float
+    amount: float
+    fee: float = 0.0
+    commissions: dict[str, float] = Field(default_factory=dict)
+    reason: str = ""
+
+
+class TradeStory(_Model):
+    """A trade with why it happened: the signal, every risk verdict, the sizing, the fills and, for a
+    vision signal, the chart images the model saw and its answer. What a chart's drill-down shows.
+
+    Open positions are stories too (``exit_time`` None). ``id`` is stable across calls (the archive's
+    trade key, the opening client order id, or the backtester's trade number)."""
+
+    id: str
+    symbol: str
+    direction: Action
+    amount: float
+    entry_time: datetime
+    entry_price: float
+    exit_time: datetime | None = None
+    exit_price: float | None = None
+    exit_reason: str | None = None
+    stop_loss: float | None = Field(None, description="the stop at entry")
+    take_profit: float | None = Field(None, description="the target at entry")
+    pnl: float | None = Field(None, description="net of fees, in ``currency``; None while open")
+    fees: float = 0.0
+    currency: str = Field("", description="the quote currency the figures are in")
+    strategy: str | None = None
+    strategy_version: int | None = None
+    signal: StorySignal | None = None
+    verdicts: list[StoryVerdict] = Field(default_factory=list)
+    sizing: str = Field("", description="how the size was chosen, one line: the sizer and its reason")
+    fills: list[StoryFill] = Field(default_factory=list)
+    images: list[str] = Field(default_factory=list,
+                              description="the charts a vision model saw, as data: URIs (image/png)")
+    answer: str | None = Field(None, description="the vision model's answer, as it gave it")
+
+
 class ExecutionError(_Model):
     """An order that could not be placed or confirmed. The circuit breaker listens for these."""
 

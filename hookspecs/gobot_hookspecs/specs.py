@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
         Signal,
         StrategyVersion,
         Trade,
+        TradeStory,
         ValidationResult,
     )
 
@@ -347,6 +348,41 @@ def gobot_trade_history(ctx: BotContext, limit: int) -> list[Trade] | None:
     other replays of the same data traded this run's future.
 
     :return: a list of ``Trade``, or None if this plugin keeps no trade archive.
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_trade_stories(
+    config: ConfigView,
+    run_id: str | None,
+    symbol: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[TradeStory] | None:
+    """Tell the story of archived trades: signal, risk verdicts, sizing, fills, vision images and answer.
+
+    Called by the charts' drill-down (the dashboard, ``gobot plot --run``, ``gobot report --html``);
+    first non-None answer wins. A plugin that archives trades answers with the trades of ``run_id``
+    (None: the newest run it holds) on ``symbol`` (None: every symbol) that were open at any time
+    between ``start`` and ``end`` (None: unbounded), at most ``limit``, oldest first. Positions still
+    open are stories too (``exit_time`` None). Works outside a running bot: ``config`` is a
+    ``ConfigView`` (a running bot passes its context, which is one).
+
+    :return: a list of ``TradeStory``, or None if this plugin keeps no archive (or not that run).
+    """
+
+
+@hookspec(firstresult=True)
+def gobot_render_page(config: ConfigView, html: str, width: int, height: int) -> bytes | None:
+    """Render a self-contained HTML page to a PNG image (``gobot plot --png``, ``make docs-images``).
+
+    First non-None answer wins; the built-in ``charts`` plugin renders it in headless Chromium,
+    with every request that would leave the page refused (the page must carry everything inline).
+    The page may set ``window.gobotReady = true`` when it has finished drawing; the renderer waits
+    for it (or for the load event when the page never sets it).
+
+    :return: PNG bytes, or None if this plugin cannot render pages. Raise for a real failure.
     """
 
 
