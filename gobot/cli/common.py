@@ -108,6 +108,12 @@ class LoadedConfig:
     def plugin_config(self, name: str):
         return self._plugin_configs.get(name)
 
+    def history(self, symbol: str, timeframe: str, start=None, end=None):
+        """Past candles as ``gobot backtest`` finds them (``gobot.research.backtest.history``)."""
+        from gobot.research.backtest.history import history
+
+        return history(self.config, symbol, timeframe, start, end, replay_config=self._plugin_configs.get("replay"))
+
 
 def load_config(config_path: str | None = None) -> LoadedConfig:
     """The validated settings and enabled plugins' sections, for plugin commands (``gobot_register_commands``)."""

@@ -131,6 +131,7 @@ class Signals:
     take_profit: np.ndarray | None = None
     path: str = "vectorized"  # or "per-bar"
     seconds: float = 0.0
+    answers: list[tuple[int, Any]] | None = None  # per-bar path, when asked: (bar, Signal) of each LONG/SHORT
 
 
 def has_vectorized(strategy: Any) -> bool:
@@ -138,8 +139,9 @@ def has_vectorized(strategy: Any) -> bool:
 
 
 def compute_signals(strategy: Strategy, params: dict[str, float], series: Series, path: str = "auto",
-                    progress: ProgressFn | None = None) -> Signals:
-    """The strategy's signals over ``series``: ``path`` is ``auto``, ``vectorized`` or ``per-bar``."""
+                    progress: ProgressFn | None = None, keep_answers: bool = False) -> Signals:
+    """The strategy's signals over ``series``: ``path`` is ``auto``, ``vectorized`` or ``per-bar``;
+    ``keep_answers``: the per-bar path keeps each LONG/SHORT ``Signal`` (its rationale, for trade stories)."""
     if path not in ("auto", "vectorized", "per-bar"):
         raise ValueError(f"path '{path}': use auto, vectorized or per-bar")
     started = time.perf_counter()
@@ -149,6 +151,8 @@ def compute_signals(strategy: Strategy, params: dict[str, float], series: Series
         signals = _vectorized(strategy, params, series)
     else:
         signals = _per_bar(strategy, params, series, progress)
+        if not keep_answers:
+            signals.answers = None  # not kept past the call: the optimizer holds many Signals
     signals.seconds = time.perf_counter() - started
     return signals
 
@@ -292,7 +296,7 @@ def _per_bar(strategy: Strategy, params: dict[str, float], series: Series, progr
         if answer.take_profit is not None:
             targets = np.full(n, np.nan) if targets is None else targets
             targets[i] = answer.take_profit
-    return Signals(action, confidence, stops, targets, "per-bar")
+    return Signals(action, confidence, stops, targets, "per-bar", answers=ideas)
 
 
 class StrategyFailed(GobotError, RuntimeError):
@@ -1036,9 +1040,10 @@ class BacktestRun:
 def run(strategy: Strategy, params: dict[str, float], series: list[Series], settings: ExecutionSettings, *,
         gate: Gate | None = None, path: str = "auto", start_ms: int | None = None, end_ms: int | None = None,
         strategy_version: int | None = None, progress: ProgressFn | None = None,
-        signals: list[Signals] | None = None) -> BacktestRun:
+        signals: list[Signals] | None = None, keep_answers: bool = False) -> BacktestRun:
     """Backtest ``strategy`` with ``params`` over ``series`` (one portfolio); ``signals`` reuses
-    signals computed earlier over the same series (the optimizer's walk-forward windows do)."""
+    signals computed earlier over the same series (the optimizer's walk-forward windows do);
+    ``keep_answers``: keep the per-bar path's signals for trade stories (``stories.trade_stories``)."""
     started = time.perf_counter()
     if not series:
         raise ValueError("nothing to backtest: no candles")
@@ -1048,7 +1053,7 @@ def run(strategy: Strategy, params: dict[str, float], series: list[Series], sett
     gc.disable()  # the run allocates many small objects and frees none: collector passes would be wasted work
     try:
         if signals is None:
-            signals = [compute_signals(strategy, params, s, path, progress) for s in series]
+            signals = [compute_signals(strategy, params, s, path, progress, keep_answers) for s in series]
         simulation = simulate(series, signals, settings, gate, strategy=strategy.name,
                               strategy_version=strategy_version, start_ms=start_ms, end_ms=end_ms)
     finally:

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from datetime import datetime, timezone
 from typing import Any
 
-from gobot.host.entry import BACKTEST_ID_PREFIX, decide_entry
+from gobot.host.entry import BACKTEST_ID_PREFIX, EntryDecision, decide_entry
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.host.rate_limit import NoWaitPolicy
 from gobot.research.backtest.engine import ALL_IN, Book, EntryRequest, Sizing
@@ -272,10 +272,21 @@ class PluginGate:
         self.stop_loss_percent, self.take_profit_percent = stop_loss_percent, take_profit_percent
         self.failures: list[HookFailure] = []
         self.calls = 0
+        # (symbol, decision bar) -> the decision, for trade stories; None: nothing kept (see ``keep_decisions``)
+        self.decisions: dict[tuple[str, int], EntryDecision] | None = None
         asynchronous = any(inspect.iscoroutinefunction(impl.function)
                            for hook in ("gobot_size_position", "gobot_risk_check")
                            for impl in getattr(hooks.pm.hook, hook).get_hookimpls())
         self._loop = asyncio.new_event_loop() if asynchronous else None
+
+    def keep_decisions(self) -> PluginGate:
+        """Keep every entry decision (its sizing and risk verdicts) for ``stories.trade_stories``."""
+        self.decisions = {}
+        return self
+
+    def sizers(self) -> list[str]:
+        """The plugins that answer ``gobot_size_position``, the first asked first."""
+        return [impl.plugin_name for impl in reversed(self.hooks.pm.hook.gobot_size_position.get_hookimpls())]
 
     def close(self) -> None:
         if self._loop is not None:
@@ -302,6 +313,8 @@ class PluginGate:
             created_at=_utc(request.close_ms), stop_loss_percent=self.stop_loss_percent,
             take_profit_percent=self.take_profit_percent, notional=shown, check_risk=self.risk == "plugins"),
             self._loop)
+        if self.decisions is not None:
+            self.decisions[(request.symbol, request.bar)] = decision
         if not decision.approved:
             if decision.sizing_error is not None:
                 self.failures.append(decision.sizing_failure())
