@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench chaos clean
+.PHONY: demo test bench chaos clean vendor-charts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,24 @@ bench: $(VENV)/.dev /usr/bin/chromium
 ## fuzz cases) and its table of figures; `make test` runs the same tests at small counts.
 chaos: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/python bench/chaos.py
+
+## vendor-charts: re-fetch the pinned TradingView lightweight-charts (LIBRARY_VERSION in the chart kit) from the
+## npm registry with `npm pack`, check the tarball against LIBRARY_INTEGRITY, and put its standalone build and
+## LICENSE into the kit (checked in: make test and make demo never need npm). The NOTICE file stays ours (the
+## upstream repository's text; the npm tarball does not carry it). To move to a new release, change
+## LIBRARY_VERSION and LIBRARY_INTEGRITY (`npm view lightweight-charts@VERSION dist.integrity`) first.
+CHART_KIT := hookspecs/gobot_hookspecs/tradechart
+vendor-charts:
+	@set -e; \
+	version=$$(sed -n 's/^LIBRARY_VERSION = "\(.*\)"/\1/p' $(CHART_KIT)/__init__.py); \
+	integrity=$$(sed -n 's/^ *"\(sha512-[^"]*\)"/\1/p' $(CHART_KIT)/__init__.py); \
+	work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	(cd "$$work" && npm pack --silent "lightweight-charts@$$version" >/dev/null); \
+	got=$$($(PYTHON) -c 'import base64, hashlib, sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$$work/lightweight-charts-$$version.tgz"); \
+	if [ "$$got" != "$$integrity" ]; then echo "lightweight-charts $$version: integrity $$got, expected $$integrity" >&2; exit 1; fi; \
+	tar -xzf "$$work/lightweight-charts-$$version.tgz" -C "$$work"; \
+	cp "$$work/package/dist/lightweight-charts.standalone.production.js" "$$work/package/LICENSE" $(CHART_KIT)/; \
+	echo "lightweight-charts $$version vendored into $(CHART_KIT) ($$integrity)"
 
 clean:
 	rm -rf $(VENV) gobot_state .pytest_cache *.egg-info hookspecs/*.egg-info
