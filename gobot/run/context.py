@@ -163,10 +163,12 @@ class Context:
     def strategy_proposals(self, name: str) -> list[StrategyProposal]:
         return [p for p in self._bot.state.proposals if p.strategy == name]
 
-    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
+    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str,
+                 start: datetime | None = None) -> BacktestResult:
         """A backtest as the bot would trade it: the fills of ``gobot backtest`` (``[backtest]``, else the
         paper executor's fee and slippage) and every entry sized and judged by the bot's own sizing and risk
-        plugins (``PluginGate``: the entry decision of live), from ``[trading] initial_capital_usd``."""
+        plugins (``PluginGate``: the entry decision of live), from ``[trading] initial_capital_usd``.
+        ``start``: trade from there; the candles before it are the plugins' history only."""
         # numpy is imported by the first backtest, not at start-up
         from gobot.host.hook_caller import HookCaller
         from gobot.research.backtest.engine import Sizing, run
@@ -184,13 +186,15 @@ class Context:
         if len(series) == 0:
             return BacktestResult(trades=[], start_equity=execution.start_equity, end_equity=execution.start_equity,
                                   candles=0)
+        start_ms = None if start is None else int(start.timestamp() * 1000)
+        tested = len(series) if start_ms is None else int((series.timestamp >= start_ms).sum())
         gate = setup.gate(execution, component, StrategyVersion(name=strategy, params=dict(params)))
         try:
-            result = _off_the_loop(lambda: run(component, params, [series], execution, gate=gate))
+            result = _off_the_loop(lambda: run(component, params, [series], execution, gate=gate, start_ms=start_ms))
         finally:
             gate.close()
         return BacktestResult(trades=[t.to_trade() for t in result.trades], start_equity=execution.start_equity,
-                              end_equity=result.end_equity, candles=len(series))
+                              end_equity=result.end_equity, candles=tested)
 
     def add_learning(self, learning: Learning) -> Learning:
         number = len(self.new_learnings) + 1

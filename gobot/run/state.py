@@ -29,6 +29,7 @@ import fcntl
 import json
 import logging
 import math
+import operator
 import os
 import re
 import shutil
@@ -336,31 +337,39 @@ class DiskTolerantFileHandler(logging.FileHandler):
 
 
 class StateText:
-    """The text of ``state.json``: JSON with ``indent=1``; the vetoes and the per-cycle rows last, one
-    item a line.
+    """The text of ``state.json``: JSON with ``indent=1``; the append-only lists (vetoes, closed trades,
+    per-cycle rows) last, one item a line.
 
-    Those two lists are most of the file and grow with the run; their items never change once
-    appended, so each is serialised and redacted once and kept, and a save serialises and redacts
-    the rest of the state only. An item is reused while it is the same object."""
+    Those lists are most of the file and grow with the run; their items never change once appended, so
+    each is serialised and redacted once and kept, and a save serialises and redacts the rest of the
+    state only. While a list only grew since the last save (the same objects first), its kept text is
+    extended by the new items; otherwise (a list trimmed or replaced) an item's text is reused while it
+    is the same object."""
 
-    LISTS = ("vetoes", "cycles")  # append-only, items never changed in place
+    LISTS = ("vetoes", "trades", "cycles")  # append-only, items never changed in place
 
     def __init__(self) -> None:
-        self._known: dict[str, dict[int, tuple[Any, str]]] = {name: {} for name in self.LISTS}  # id -> (item, text)
+        # per list: (the items serialised, their texts, the texts joined)
+        self._kept: dict[str, tuple[list, list[str], str]] = {name: ([], [], "") for name in self.LISTS}
+
+    @staticmethod
+    def _text(item: Any) -> str:
+        return redact(item.model_dump_json() if isinstance(item, BaseModel)
+                      else json.dumps(item, ensure_ascii=False, separators=(",", ":")))
 
     def _items(self, name: str, items: list) -> str:
-        known, kept, texts = self._known[name], {}, []
-        for item in items:
-            seen = known.get(id(item))
-            if seen is not None and seen[0] is item:
-                text = seen[1]
-            else:
-                text = redact(item.model_dump_json() if isinstance(item, BaseModel)
-                              else json.dumps(item, ensure_ascii=False, separators=(",", ":")))
-            kept[id(item)] = (item, text)  # the item is held, so its id is not reused while kept
-            texts.append(text)
-        self._known[name] = kept
-        return f'"{name}": [\n  ' + ",\n  ".join(texts) + "\n ]" if texts else f'"{name}": []'
+        kept, texts, joined = self._kept[name]
+        if len(items) >= len(kept) and all(map(operator.is_, kept, items)):  # only grew: extend the text
+            added = [self._text(item) for item in items[len(kept):]]
+            texts = texts + added
+            if added:
+                joined = ",\n  ".join([joined, *added]) if joined else ",\n  ".join(added)
+        else:  # trimmed or replaced: reuse the texts of the items still there
+            by_id = {id(item): text for item, text in zip(kept, texts)}  # kept items are held: ids not reused
+            texts = [by_id.get(id(item)) or self._text(item) for item in items]
+            joined = ",\n  ".join(texts)
+        self._kept[name] = (list(items), texts, joined)
+        return f'"{name}": [\n  {joined}\n ]' if texts else f'"{name}": []'
 
     def text(self, state: BotState) -> str:
         head = redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))

@@ -206,8 +206,11 @@ class BotContext(Protocol):
     def strategies(self) -> dict[str, Strategy]:
         """Registered strategy components by name."""
 
-    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str) -> BacktestResult:
-        """Run the core's backtester on one symbol's candles with the given parameters."""
+    def backtest(self, strategy: str, params: dict[str, float], candles: Candles, symbol: str,
+                 start: datetime | None = None) -> BacktestResult:
+        """Run the core's backtester on one symbol's candles with the given parameters, sized and risk-checked
+        by the bot's own plugins. ``start`` (since 1.3): trade only from the candle opening at or after it;
+        the candles before are history the plugins may read (a risk check's volatility), never traded."""
 
     def add_learning(self, learning: Learning) -> Learning:
         """Record a learning; it is persisted and handed to later cycles' idea generation."""
