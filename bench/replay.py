@@ -199,7 +199,6 @@ def main() -> None:
             profiler.enable()
             run_loop(fresh_home(Path(tmp)), args.cycles, counters)
             profiler.disable()
-            pstats.Stats(profiler).dump_stats("/tmp/s25/replay.prof") if os.environ.get("PROFILE_OUT") else None
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
             return
         on = run_loop(fresh_home(Path(tmp)), args.cycles, counters)
