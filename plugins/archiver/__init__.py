@@ -201,6 +201,17 @@ class Archiver:
         return list(trades)
 
     @hookimpl
+    def gobot_trade_stories(self, config, run_id, symbol, start, end, limit):
+        """Each archived trade of a run with its signal, verdicts, sizing, fills and vision charts
+        (``stories.py``); in a running bot from its own connection, else from the configured archive."""
+        from .store import default_url
+        from .stories import stories_of
+
+        url = ArchiverConfig.of(config, NAME).database_url or default_url(config.config.state_path)
+        running = self.writer.store if self.writer is not None and self.url == url else None
+        return stories_of(config, url, run_id, symbol, start, end, limit, store=running)
+
+    @hookimpl
     def gobot_shutdown(self, ctx):
         if self.writer is None:
             return

@@ -76,6 +76,7 @@ def fill_row(run_id: str, iteration: int, fill: Fill) -> dict[str, Any]:
         "run_id": run_id, "iteration": iteration, "order_id": fill.order_id, "client_order_id": fill.client_order_id,
         "symbol": fill.symbol, "side": fill.side.value, "purpose": fill.purpose, "amount": fill.amount,
         "price": fill.price, "fee": fill.fee, "time": iso(fill.time), "reason": fill.reason,
+        "commissions": dumps(fill.commissions) if fill.commissions else None,
     }
 
 

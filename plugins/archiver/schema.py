@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 #: The Alembic revision these models correspond to (the head of ``migrations/versions``).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 #: Alembic's bookkeeping table, named for this plugin so it never meets another application's.
 VERSION_TABLE = "archiver_schema_version"
 
@@ -174,7 +174,10 @@ class FillRow(ArchiveModel, table=True):
     """Every execution. ``fill_key`` makes a fill reported twice (a re-run cycle) one row."""
 
     __tablename__ = "fills"
-    __table_args__ = (UniqueConstraint("fill_key", name="uq_fills_fill_key"),)
+    __table_args__ = (
+        UniqueConstraint("fill_key", name="uq_fills_fill_key"),
+        Index("ix_fills_run_client_order_id", "run_id", "client_order_id"),  # since 0005
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     fill_key: str
@@ -190,6 +193,7 @@ class FillRow(ArchiveModel, table=True):
     fee: float
     time: Optional[datetime] = _time()
     reason: Optional[str] = None
+    commissions: Optional[str] = _text()  # since 0005: JSON {asset: amount}, as the exchange charged them
 
 
 class TradeRow(ArchiveModel, table=True):

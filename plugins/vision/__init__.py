@@ -69,6 +69,14 @@ def to_signal(symbol: str, reading: Reading, *, model: str, cached: bool, shown:
     )
 
 
+def _answer_text(answer: dict[str, Any] | None) -> str | None:
+    """The model's answer as it gave it (its text, else its refusal), kept with the request: a trade's
+    story shows it even when answers are not cached."""
+    if answer is None:
+        return None
+    return answer.get("content") or answer.get("refusal")
+
+
 class Vision:
     """One instance per bot: the client and store of the run, and what was already said once."""
 
@@ -238,6 +246,7 @@ class Vision:
                 "price": snap.price, "key": asked.key, "cached": asked.cached, "model": config.model,
                 "charts": charts_record, "missing": missing, "tokens": asked.tokens, "usd": asked.usd,
                 "failure": asked.failure_kind, "outcome": outcome, "request": body,
+                "answer": _answer_text(asked.answer), "images_kept": config.keep_images,
             }
         )
         ctx.audit(

@@ -13,6 +13,7 @@ All under one folder (``cache_dir``, default ``<state_dir>/vision``), owner-only
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from datetime import date
@@ -90,11 +91,16 @@ class VisionStore:
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
 
-    def requests(self) -> list[dict[str, Any]]:
+    def requests(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The request index, oldest first; ``run_id``: that run's entries only (a line is parsed only
+        when it names the run: the index holds every run that used this folder)."""
         try:
             lines = self.index_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             return []
+        if run_id is not None:
+            needle = json.dumps({"run_id": run_id})[1:-1]  # '"run_id": "..."', as record_request writes it
+            lines = [line for line in lines if needle in line]
         entries = []
         for line in lines:
             try:
@@ -102,6 +108,53 @@ class VisionStore:
             except ValueError:
                 continue  # a line cut by a crash
         return entries
+
+    def seen(self, run_id: str) -> dict[tuple[int, str], dict[str, Any]]:
+        """What the model was shown and answered, by (cycle, symbol) of one run: the request index's entry
+        (a cycle run again after a crash asked again: its last request is the one its signal came from).
+        The archiver's trade stories read it to show a vision signal's charts and answer."""
+        return {(int(e["iteration"]), str(e["symbol"])): e for e in self.requests(run_id)
+                if "iteration" in e and "symbol" in e}
+
+    def answer_text(self, entry: dict[str, Any]) -> str | None:
+        """The model's answer to a request of the index, as it gave it: the text recorded with the request
+        (since issue 20), else the cached answer of its key; None when neither is kept."""
+        answer = entry.get("answer")
+        if answer is None and entry.get("key"):
+            cached = self.get_answer(str(entry["key"])) or {}
+            answer = cached.get("content") or cached.get("refusal")
+        return answer
+
+    def shown_to_model(self, run_id: str, wanted: set[tuple[int, str]], max_with_images: int = 200,
+                       ) -> dict[tuple[int, str], tuple[list[str], str]]:
+        """For each (cycle, symbol) of ``wanted``: the charts the model was shown, as ``data:image/png;base64``
+        URIs, and its answer as it gave it, followed by a note in brackets when something is missing (charts
+        not kept, no record of the request). Only the newest ``max_with_images`` cycles get their charts (a
+        page of thousands of trades would not hold them all); the others say so."""
+        seen = self.seen(run_id)
+        with_images = set(sorted(wanted)[-max_with_images:]) if max_with_images > 0 else set()
+        found = {}
+        for cycle in wanted:
+            entry = seen.get(cycle)
+            if entry is None:
+                found[cycle] = ([], f"[no vision request of cycle {cycle[0]} for {cycle[1]} in {self.index_path}]")
+                continue
+            images, notes = [], []
+            charts = entry.get("charts") or []
+            for chart in charts if cycle in with_images else ():
+                png = self.get_image(str(chart.get("sha256", "")))
+                if png is not None:
+                    images.append("data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+            if cycle not in with_images and charts:
+                notes.append(f"the {len(charts)} chart(s) are left out: only the newest {max_with_images} vision "
+                             "trades carry theirs here")
+            elif len(images) < len(charts):
+                why = "[plugins.vision] keep_images was off" if entry.get("images_kept") is False else "not found"
+                notes.append(f"{len(charts) - len(images)} of the {len(charts)} chart(s) the model saw are not kept "
+                             f"({why})")
+            answer = self.answer_text(entry) or "(no answer kept)"
+            found[cycle] = (images, answer + "".join(f"\n[{note}]" for note in notes))
+        return found
 
     # -- spend ledger -------------------------------------------------------------------------------
 
