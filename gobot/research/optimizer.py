@@ -31,6 +31,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -334,7 +335,7 @@ def storage(url: str):
 
     require("optimize", "optuna", "gobot optimize")
 
-    import optuna
+    optuna = import_optuna()
     from optuna import storages
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -512,7 +513,6 @@ class Optimization:
         self._pending: set[int] = set()
         self._study = None  # the study sync() read last: where stability scores are shared
         self._windows: dict[tuple[int, int], list[tuple[Series, int]]] = {}  # (start, end) -> candles, first bar
-        self._score_here = True  # False in the coordinator of --jobs workers, which waits for their scores
         self._inherited = None  # the coordinator's journal storage, what its forked workers start from
 
     # -- evaluating a parameter set --------------------------------------------------------------
@@ -561,14 +561,11 @@ class Optimization:
         if key not in self._stability and decision.objective_in <= 0:  # not judged: no neighbour to evaluate
             self._stability[key] = stability_score(decision.objective_in, [])
         if key not in self._stability:
-            # Scored once per study, not once per process: --jobs workers and their coordinator share the
-            # scores through the study, and the coordinator waits for a worker's rather than working out its own.
+            # Scored once per study where it can be: --jobs processes share the scores through the study.
             label = "stability " + " ".join(f"{name}={_fmt(value)}" for name, value in key)
             shared = self._study.user_attrs if self._study is not None else {}
             if label in shared:
                 self._stability[key] = shared[label]
-            elif not self._score_here:
-                raise _NotScoredYet(decision.number)
             else:
                 around = [self.in_sample_objective(params)
                           for params in neighbours(decision.params, self.strategy.parameters)]
@@ -811,6 +808,7 @@ class Optimization:
         return self.report(study)
 
     def _run_workers(self, study, jobs: int, progress) -> None:
+        """``jobs - 1`` forked workers and this process run trials on the study together; this one prints."""
         import multiprocessing
 
         self._printed = {t.number for t in self._complete(study)}
@@ -820,23 +818,21 @@ class Optimization:
         self._inherited = study._storage if self.storage_url.startswith(JOURNAL) else None
         context = multiprocessing.get_context("fork")
         workers = [context.Process(target=_worker_main, args=(self, index), name=f"gobot-optimize-{index}")
-                   for index in range(jobs)]
+                   for index in range(1, jobs)]
         for process in workers:
             process.start()
-        self._score_here, self._inherited = False, None
+        self._inherited = None
+        finished = False
         try:
-            while any(p.is_alive() for p in workers):
-                complete = self.sync(study)
-                try:
-                    self._say_new(self.decisions(study, synced=True)[1])
-                except _NotScoredYet as waiting:  # the verdicts before it are final: print those
-                    self._say_new(sorted(self._candidates.values(), key=lambda d: d.number), waiting.number)
-                if progress:
-                    progress(complete, self.options.max_iterations)
-                for process in workers:
-                    process.join(timeout=0.5 / len(workers))
+            study.optimize(self.objective, n_trials=self.options.max_iterations, gc_after_trial=False,
+                           callbacks=[lambda s, t: self.after_trial(s, t, True, progress)])
+            for process in workers:  # a trial in flight when the study stopped is finished and stored
+                process.join()
+            finished = True
         finally:
-            self._score_here = True
+            if not finished:
+                for process in workers:
+                    process.terminate()
         self.print_new(study)
         failed = [p.name for p in workers if p.exitcode]
         if failed:
@@ -864,20 +860,29 @@ def _slice(signals: Signals, lo: int, hi: int) -> Signals:
                    take_profit=None if signals.take_profit is None else signals.take_profit[lo:hi])
 
 
-class _NotScoredYet(Exception):
-    """A candidate's stability score is not in the study yet (a worker is working it out)."""
-
-    def __init__(self, number: int | None):
-        super().__init__(number)
-        self.number = number if number is not None else -1
+def import_optuna():
+    """Optuna, imported without the Redis client its Redis journal backend imports eagerly when installed (0.2 s
+    and more of a serial start that ``--jobs`` cannot share): gobot never uses that backend (journal files, SQLite,
+    PostgreSQL), and ``redis`` stays importable for the rest of the process (the rate limiter's)."""
+    if "optuna" in sys.modules:
+        return sys.modules["optuna"]
+    hidden = "redis" not in sys.modules
+    if hidden:
+        sys.modules["redis"] = None  # `import redis` raises ImportError: Optuna's try_import notes it and goes on
+    try:
+        import optuna
+    finally:
+        if hidden and "redis" in sys.modules and sys.modules["redis"] is None:
+            del sys.modules["redis"]
+    return optuna
 
 
 def _trial_constraints() -> bool:
     try:
-        from optuna.trial import Trial
+        optuna = import_optuna()
     except ImportError:  # pragma: no cover
         return False
-    return hasattr(Trial, "set_constraint")
+    return hasattr(optuna.trial.Trial, "set_constraint")
 
 
 _TRIAL_CONSTRAINTS = _trial_constraints()
