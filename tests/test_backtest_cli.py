@@ -78,7 +78,8 @@ def test_the_html_report_has_the_equity_curve_and_trade_markers(config, tmp_path
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     html = page.read_text()
-    assert "<svg" in html and "long entry" in html and "Equity and drawdown" in html and "<h2>Trades</h2>" in html
+    assert "GobotTradeChart.autoMount" in html and "Equity and drawdown" in html and "<h2>Closed trades</h2>" in html
+    assert html.count("if (!window.LightweightCharts)") == 1  # the library inlined once for the three charts
     assert f"HTML report: {page}" in result.output
     assert "win rate" in result.output and "max drawdown" in result.output  # the summary table
 

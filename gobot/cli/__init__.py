@@ -29,6 +29,7 @@ COMMANDS = {
     "watchdog": "gobot.cli.watchdog:watchdog",
     "backtest": "gobot.cli.backtest:backtest",
     "optimize": "gobot.cli.optimize:optimize",
+    "plot": "gobot.cli.plot:plot",
 }
 
 
@@ -104,6 +105,7 @@ SHORT_HELP = {
     "watchdog": "Alert when the bot's heartbeat goes stale (run it beside the bot).",
     "backtest": "Backtest a strategy on candle files, offline (summary, --html, --json).",
     "optimize": "Tune a strategy's parameters with Optuna, walk-forward validated.",
+    "plot": "Chart candles with a backtest's or a run's trades in one HTML file (--png).",
 }
 
 

@@ -49,7 +49,8 @@ from gobot.cli.common import config_option, load, percent_or_none
 @click.option("--check-lookahead", is_flag=True,
               help="Also re-run the strategy on truncated data; fail if earlier signals change.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
-              help="Write an HTML report (equity curve, trade markers) here.")
+              help="Write a self-contained HTML report here: candle chart with every trade "
+                   "(click one: signal, risk verdicts, sizing, fills), equity and drawdown.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as JSON (metrics, trades, data gaps) instead of tables.")
 @click.option("--trades", "show_trades", type=click.IntRange(min=0), default=0, help="Also list the last N trades.")
@@ -98,6 +99,8 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
     will_loop = path == "per-bar" or (path == "auto" and not callable(getattr(component, "vectorized", None)))
     show_progress = progress if progress is not None else (sys.stderr.isatty() and will_loop and bars > 100_000)
     gate = setup.gate(execution, component)
+    if html_path and callable(getattr(gate, "keep_decisions", None)):
+        gate.keep_decisions()  # the risk verdicts and sizing of each trade, for the chart's drill-down
     with _progress(show_progress) as report:
         result = run(component, params, series, execution, gate=gate, path=path, progress=report)
     metrics = result.metrics()
@@ -106,9 +109,12 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
         for s in series:
             problems += [f"{s.symbol}: {p}" for p in lookahead_check(component, params, s, path=path)]
     if html_path:
+        from gobot.research.backtest.chart import strategy_indicators
         from gobot.research.backtest.report import write_html
+        from gobot.research.backtest.stories import trade_stories
 
-        written = write_html(result, metrics, Path(html_path))
+        written = write_html(result, metrics, Path(html_path), stories=trade_stories(result, gate, component),
+                             indicators=strategy_indicators(component, params))
     if as_json:
         from gobot.research.backtest.report import as_json as to_json
 

@@ -1,4 +1,5 @@
-"""``charts``: PNG charts for plugins that look at markets (answers ``gobot_render_chart`` / ``ctx.chart``).
+"""``charts``: PNG charts for plugins that look at markets (answers ``gobot_render_chart`` / ``ctx.chart``),
+and whole self-contained pages rendered to PNG (answers ``gobot_render_page``: ``gobot plot --png``).
 
 Two modes:
 
@@ -151,6 +152,19 @@ class Charts:
     async def gobot_shutdown(self):
         renderer, self.renderer = self.renderer, None
         if renderer is not None:
+            await renderer.close()
+
+    @hookimpl
+    async def gobot_render_page(self, config, html, width, height):
+        """A self-contained page as a PNG: in the run's browser, or one launched for this page and closed after
+        (``gobot plot --png`` starts no bot)."""
+        if self.renderer is not None and self.renderer.started:
+            return await self.renderer.render_page(html, width, height)
+        settings = ChartsConfig.of(config, NAME)
+        renderer = ChartRenderer(settings.executable_path, width, height, settings.page_timeout_seconds)
+        try:
+            return await renderer.render_page(html, width, height)
+        finally:
             await renderer.close()
 
     @hookimpl

@@ -120,6 +120,34 @@ class ChartRenderer:
             png = await self._chart_page.screenshot(type="png", full_page=False, animations="disabled")
         return png, int(drawn["candles"])
 
+    async def render_page(self, html: str, width: int, height: int) -> bytes:
+        """A whole self-contained page at ``width`` x ``height`` as a PNG: every request it makes is refused
+        (it must carry everything inline); drawn once it sets ``window.gobotReady = true``, or on its load
+        event when it never mentions ``gobotReady``."""
+        await self.start()
+        context = await self._browser.new_context(viewport={"width": width, "height": height},
+                                                  device_scale_factor=1, java_script_enabled=True)
+        context.set_default_timeout(self.timeout_ms)
+        refused: list[str] = []
+
+        async def refuse(route) -> None:
+            refused.append(route.request.url)
+            await route.abort()
+
+        try:
+            await context.route("**/*", refuse)
+            page = await context.new_page()
+            await page.set_content(html, wait_until="load")
+            if "gobotReady" in html:
+                try:
+                    await page.wait_for_function("window.gobotReady === true")
+                except Exception as exc:
+                    seen = f" (refused requests: {', '.join(refused[:3])})" if refused else ""
+                    raise RuntimeError(f"the page never set window.gobotReady: {_first_line(exc)}{seen}") from None
+            return await page.screenshot(type="png", full_page=False, animations="disabled")
+        finally:
+            await context.close()
+
     async def screenshot(self, url: str, wait_for_selector: str = "") -> bytes:
         """Load ``url``, wait for ``wait_for_selector`` to be visible (if given), screenshot the viewport."""
         async with self._lock:

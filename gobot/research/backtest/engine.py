@@ -131,7 +131,6 @@ class Signals:
     take_profit: np.ndarray | None = None
     path: str = "vectorized"  # or "per-bar"
     seconds: float = 0.0
-    answers: list[tuple[int, Any]] | None = None  # per-bar path, when asked: (bar, Signal) of each LONG/SHORT
 
 
 def has_vectorized(strategy: Any) -> bool:
@@ -139,9 +138,8 @@ def has_vectorized(strategy: Any) -> bool:
 
 
 def compute_signals(strategy: Strategy, params: dict[str, float], series: Series, path: str = "auto",
-                    progress: ProgressFn | None = None, keep_answers: bool = False) -> Signals:
-    """The strategy's signals over ``series``: ``path`` is ``auto``, ``vectorized`` or ``per-bar``;
-    ``keep_answers``: the per-bar path keeps each LONG/SHORT ``Signal`` (its rationale, for trade stories)."""
+                    progress: ProgressFn | None = None) -> Signals:
+    """The strategy's signals over ``series``: ``path`` is ``auto``, ``vectorized`` or ``per-bar``."""
     if path not in ("auto", "vectorized", "per-bar"):
         raise ValueError(f"path '{path}': use auto, vectorized or per-bar")
     started = time.perf_counter()
@@ -151,8 +149,6 @@ def compute_signals(strategy: Strategy, params: dict[str, float], series: Series
         signals = _vectorized(strategy, params, series)
     else:
         signals = _per_bar(strategy, params, series, progress)
-        if not keep_answers:
-            signals.answers = None  # not kept past the call: the optimizer holds many Signals
     signals.seconds = time.perf_counter() - started
     return signals
 
@@ -296,7 +292,7 @@ def _per_bar(strategy: Strategy, params: dict[str, float], series: Series, progr
         if answer.take_profit is not None:
             targets = np.full(n, np.nan) if targets is None else targets
             targets[i] = answer.take_profit
-    return Signals(action, confidence, stops, targets, "per-bar", answers=ideas)
+    return Signals(action, confidence, stops, targets, "per-bar")
 
 
 class StrategyFailed(GobotError, RuntimeError):
@@ -1016,6 +1012,13 @@ class BacktestRun:
     def end_equity(self) -> float:
         return self.simulation.end_equity
 
+    @property
+    def currency(self) -> str:
+        """The tested symbols' quote currency, which every amount of the backtest is in (one: ``setup.series``)."""
+        from gobot_hookspecs.money import quotes
+
+        return "/".join(quotes(series.symbol for series in self.series))
+
     def metrics(self) -> dict[str, Any]:
         """Every summary number: the contract's trade metrics, and curve metrics from the bar curve."""
         from gobot_hookspecs import metrics as contract
@@ -1040,10 +1043,9 @@ class BacktestRun:
 def run(strategy: Strategy, params: dict[str, float], series: list[Series], settings: ExecutionSettings, *,
         gate: Gate | None = None, path: str = "auto", start_ms: int | None = None, end_ms: int | None = None,
         strategy_version: int | None = None, progress: ProgressFn | None = None,
-        signals: list[Signals] | None = None, keep_answers: bool = False) -> BacktestRun:
+        signals: list[Signals] | None = None) -> BacktestRun:
     """Backtest ``strategy`` with ``params`` over ``series`` (one portfolio); ``signals`` reuses
-    signals computed earlier over the same series (the optimizer's walk-forward windows do);
-    ``keep_answers``: keep the per-bar path's signals for trade stories (``stories.trade_stories``)."""
+    signals computed earlier over the same series (the optimizer's walk-forward windows do)."""
     started = time.perf_counter()
     if not series:
         raise ValueError("nothing to backtest: no candles")
@@ -1053,7 +1055,7 @@ def run(strategy: Strategy, params: dict[str, float], series: list[Series], sett
     gc.disable()  # the run allocates many small objects and frees none: collector passes would be wasted work
     try:
         if signals is None:
-            signals = [compute_signals(strategy, params, s, path, progress, keep_answers) for s in series]
+            signals = [compute_signals(strategy, params, s, path, progress) for s in series]
         simulation = simulate(series, signals, settings, gate, strategy=strategy.name,
                               strategy_version=strategy_version, start_ms=start_ms, end_ms=end_ms)
     finally:

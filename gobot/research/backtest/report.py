@@ -1,27 +1,21 @@
 """How a backtest is shown: a summary table on the terminal (rich), a JSON document, and a
-self-contained HTML page with the equity curve, trade markers and drawdown drawn by matplotlib as
-inline SVG (the same approach as the archiver's ``gobot report --html``: no network, no files).
+self-contained HTML page: the interactive candle chart with every trade and its story, and the equity
+and drawdown curves with labelled axes (``gobot_hookspecs.tradechart``, inlined: no network, no files).
 """
 
 from __future__ import annotations
 
 import html
-import importlib.util
-import io
 import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, Iterable
 
 from gobot.research.backtest.engine import BacktestRun
 from gobot_hookspecs.metrics import MIN_RATIO_SAMPLE, enough_for_ratios
-from gobot_hookspecs.money import amount_text, money, quotes
+from gobot_hookspecs.money import amount_text, money
 
-PLOT_POINTS = 4000  # the equity curve is drawn from at most this many points (min and max kept)
-MAX_MARKERS = 3000  # trade markers drawn; beyond this the page says how many were left out
 HTML_TRADES = 500  # rows of the trades table in the HTML page
 
 
@@ -35,11 +29,6 @@ def _num(value: Any, fmt: str = "{:.2f}", none: str = "-") -> str:
     if isinstance(value, float) and math.isinf(value):
         return "inf"
     return fmt.format(value)
-
-
-def currency(run: BacktestRun) -> str:
-    """The tested symbols' quote currency, which every amount of the backtest is in (one: ``setup.series``)."""
-    return "/".join(quotes(series.symbol for series in run.series))
 
 
 def data_rows(run: BacktestRun) -> list[dict[str, Any]]:
@@ -66,7 +55,7 @@ def as_json(run: BacktestRun, metrics: dict[str, Any], *, trades: bool = True) -
         "strategy": run.strategy,
         "params": run.params,
         "path": run.path,
-        "currency": currency(run),
+        "currency": run.currency,
         "settings": {"fill": s.fill, "fee_percent": s.fee_percent, "slippage_percent": s.slippage_percent,
                      "stop_loss_percent": s.stop_loss_percent, "take_profit_percent": s.take_profit_percent,
                      "start_equity": s.start_equity, "sizing": str(s.sizing), "risk": s.risk,
@@ -168,7 +157,7 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
                  f"step {market['amount_step']:g}, min {market['min_notional']:g}")
         rows.append((row["symbol"], row["timeframe"], f"{row['candles']:,}", row["from"], row["to"], gaps, rules))
     parts.append(("data", ("symbol", "tf", "candles", "from", "to", "gaps", "market rules"), "llrllrl", rows))
-    parts.append(("result", None, "lr", metric_rows(metrics, currency(run))))
+    parts.append(("result", None, "lr", metric_rows(metrics, run.currency)))
     if run.simulation.vetoes:
         grouped = group_reasons(run.simulation.vetoes)
         parts.append(f"entries not taken ({sum(n for _, n in grouped)}): "
@@ -182,12 +171,12 @@ def print_summary(run: BacktestRun, metrics: dict[str, Any], *, show_trades: int
     if show_trades:
         trades = []
         for t in run.trades[-show_trades:]:
-            pnl = amount_text(t.pnl, currency(run), True)
+            pnl = amount_text(t.pnl, run.currency, True)
             trades.append((t.symbol, t.direction.value, _utc(t.entry_ms, "%m-%d %H:%M"), _utc(t.exit_ms, "%m-%d %H:%M"),
                            f"{t.entry_price:.6g}", f"{t.exit_price:.6g}",
                            f"[green]{pnl}[/]" if t.pnl >= 0 else f"[red]{pnl}[/]", t.exit_reason))
         parts.append((f"last {show_trades} trades",
-                      ("symbol", "side", "opened", "closed", "entry", "exit", f"P&L {currency(run)}", "why"),
+                      ("symbol", "side", "opened", "closed", "entry", "exit", f"P&L {run.currency}", "why"),
                       "llllrrrl", trades))
     (_rich_summary if sys.stdout.isatty() else _plain_summary)(parts)
 
@@ -237,116 +226,67 @@ def _plain_summary(parts: list[Any]) -> None:
 
 # -- HTML --------------------------------------------------------------------------------------------
 
-
-def _thin(times: np.ndarray, values: np.ndarray, points: int = PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``points`` points; each bucket keeps its minimum and maximum so no spike disappears."""
-    n = len(values)
-    if n <= points:
-        return times, values
-    edges = np.linspace(0, n, points // 2 + 1).astype(np.int64)[:-1]
-    low = np.minimum.reduceat(values, edges)
-    high = np.maximum.reduceat(values, edges)
-    t = times[edges]
-    return np.repeat(t, 2), np.column_stack((low, high)).ravel()
+_STYLE = ("body{font:14px system-ui,sans-serif;margin:1.5rem auto;max-width:1150px;color:#111}"
+          "table{border-collapse:collapse;margin:.5rem 0 1rem}"
+          "td,th{padding:.2rem .6rem;border-bottom:1px solid #e5e7eb;text-align:right}"
+          "td:first-child,th:first-child{text-align:left}"
+          ".note{color:#6b7280}.win{color:#15803d}.loss{color:#b91c1c}")
 
 
-def _svg(figure) -> str:
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]
+def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path, *, stories: list | None = None,
+               indicators: Iterable[str] = ()) -> Path:
+    """One self-contained page (``gobot_hookspecs.tradechart``: nothing fetched, works offline): the summary,
+    the interactive chart of each symbol's candles and ``indicators`` with every trade of ``stories`` (click
+    one for its signal, verdicts, sizing and fills), the equity and drawdown curves with labelled axes, the
+    data and the last trades."""
+    from gobot.research.backtest.chart import DEFAULT_INDICATORS, backtest_payload, drawdown_percent, thin
+    from gobot_hookspecs import tradechart
 
-
-def plots(run: BacktestRun) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    sim = run.simulation
-    times, equity = _thin(sim.timeline, sim.equity)
-    when = times.astype("datetime64[ms]")
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot(when, equity, color="#2563eb", linewidth=0.9, label="equity (marked to market)")
-    trades = run.trades
-    shown = trades if len(trades) <= MAX_MARKERS else trades[:: math.ceil(len(trades) / MAX_MARKERS)]
-    if shown:
-        curve_at = lambda ms: np.interp(ms, sim.timeline, sim.equity)  # noqa: E731
-        entries = np.array([t.entry_ms for t in shown], dtype=np.int64)
-        exits = np.array([t.exit_ms for t in shown], dtype=np.int64)
-        longs = np.array([t.direction.value == "LONG" for t in shown])
-        wins = np.array([t.pnl > 0 for t in shown])
-        for mask, marker, colour, label in ((longs, "^", "#16a34a", "long entry"),
-                                            (~longs, "v", "#dc2626", "short entry")):
-            if mask.any():
-                top.scatter(entries[mask].astype("datetime64[ms]"), curve_at(entries[mask]), marker=marker, s=14,
-                            color=colour, label=label, zorder=3)
-        for mask, colour, label in ((wins, "#16a34a", "exit, win"), (~wins, "#dc2626", "exit, loss")):
-            if mask.any():
-                top.scatter(exits[mask].astype("datetime64[ms]"), curve_at(exits[mask]), marker="x", s=12, color=colour,
-                            linewidths=0.8, label=label, zorder=3)
-    top.set_ylabel(f"equity, {currency(run)}")
-    top.grid(alpha=0.25)
-    top.legend(loc="upper left", fontsize=8, ncol=3)
-    peak = np.maximum.accumulate(sim.equity)
-    drawdown = np.where(peak > 0, sim.equity / np.where(peak > 0, peak, 1) - 1.0, 0.0) * 100
-    dd_times, dd = _thin(sim.timeline, drawdown)
-    bottom.fill_between(dd_times.astype("datetime64[ms]"), dd, 0, color="#dc2626", alpha=0.35, linewidth=0)
-    bottom.set_ylabel("drawdown %")
-    bottom.grid(alpha=0.25)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
-    fig.tight_layout()
-    svg = _svg(fig)
-    plt.close(fig)
-    return {"equity": svg, "markers_left_out": str(len(trades) - len(shown))}
-
-
-#: Said in the report instead of the plot when matplotlib is not installed (the extra ``plots``).
-NO_PLOTS = "The equity plot needs matplotlib: pip install 'gobot-trading[plots]'."
-
-
-def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path) -> Path:
-    if importlib.util.find_spec("matplotlib") is None:  # the core install: the tables only
-        drawn = {"equity": f"<p class=note>{html.escape(NO_PLOTS)}</p>", "markers_left_out": "0"}
-    else:
-        drawn = plots(run)
     e = html.escape
+    ccy = run.currency
     params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
+    sim = run.simulation
+    if stories is None:
+        from gobot.research.backtest.stories import trade_stories
+
+        stories = trade_stories(run)
+    payload = backtest_payload(run, stories, tuple(indicators) or DEFAULT_INDICATORS)
+    equity_t, equity_v = thin(sim.timeline, sim.equity)
+    drawdown_t, drawdown_v = thin(sim.timeline, drawdown_percent(sim.equity))
     parts = [
         "<!doctype html><html><head><meta charset=utf-8>",
         f"<title>gobot backtest: {e(run.strategy)}</title>",
-        "<style>body{font:14px system-ui,sans-serif;margin:1.5rem auto;max-width:1150px;color:#111}"
-        "table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{padding:.2rem .6rem;border-bottom:1px solid #e5e7eb;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}.plot svg{width:100%;height:auto}"
-        ".note{color:#6b7280}.win{color:#15803d}.loss{color:#b91c1c}</style></head><body>",
+        f"<style>{_STYLE}</style></head><body>",
         f"<h1>Backtest: {e(run.strategy)} <small class=note>({e(params)})</small></h1>",
         f"<p class=note>{e(run.path)} path, {run.seconds:.3f} s. Fill {e(run.settings.fill)}, "
         f"fee {run.settings.fee_percent:g}%, slippage {run.settings.slippage_percent:g}%, "
-        f"sizing {e(str(run.settings.sizing))}, risk {e(run.settings.risk)}.</p>",
+        f"sizing {e(str(run.settings.sizing))}, risk {e(run.settings.risk)}. Amounts in {e(ccy)}.</p>",
         "<table><tr><th>metric</th><th>value</th></tr>",
-        *[f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in metric_rows(metrics, currency(run))],
-        "</table><h2>Equity and drawdown</h2><div class=plot>", drawn["equity"], "</div>",
+        *[f"<tr><td>{e(label)}</td><td>{e(value)}</td></tr>" for label, value in metric_rows(metrics, ccy)],
+        "</table><h2>Chart and trades</h2><p class=note>Scroll to zoom, drag to pan; click a trade (marker or row) "
+        "for its signal, risk verdicts, sizing and fills.</p>",
+        tradechart.embed({**payload, "theme": "light"}),
+        "<h2>Equity and drawdown</h2>",
+        tradechart.equity_embed(equity_t, equity_v, currency=ccy, title=f"Equity ({ccy}, marked to market)",
+                                include_assets=False, theme="light"),
+        tradechart.equity_embed(drawdown_t, drawdown_v, currency="%", title="Drawdown (% below the peak)",
+                                height=180, element_id="drawdown", include_assets=False, theme="light"),
     ]
-    if drawn["markers_left_out"] != "0":
-        parts.append(f"<p class=note>{int(run.simulation.timeline.size):,} bars; every "
-                     f"{math.ceil(len(run.trades) / MAX_MARKERS)}th trade is marked "
-                     f"({drawn['markers_left_out']} markers left out).</p>")
     parts.append("<h2>Data</h2><table><tr><th>symbol</th><th>timeframe</th><th>candles</th><th>from</th><th>to</th>"
                  "<th>gaps</th><th>missing candles</th></tr>")
     for row in data_rows(run):
         parts.append(f"<tr><td>{e(row['symbol'])}</td><td>{e(row['timeframe'])}</td><td>{row['candles']:,}</td>"
                      f"<td>{e(str(row['from']))}</td><td>{e(str(row['to']))}</td><td>{row['gaps']}</td>"
                      f"<td>{row['missing_candles']}</td></tr>")
-    parts.append(f"</table><h2>Trades</h2><p class=note>{len(run.trades):,} closed; "
+    parts.append(f"</table><h2>Closed trades</h2><p class=note>{len(run.trades):,} closed; "
                  f"the last {min(HTML_TRADES, len(run.trades))} below.</p>"
                  "<table><tr><th>symbol</th><th>side</th><th>opened</th><th>closed</th><th>entry</th><th>exit</th>"
-                 f"<th>P&amp;L {e(currency(run))}</th><th>why</th></tr>")
+                 f"<th>P&amp;L {e(ccy)}</th><th>why</th></tr>")
     for t in run.trades[-HTML_TRADES:]:
         css = "win" if t.pnl > 0 else "loss"
         parts.append(f"<tr><td>{e(t.symbol)}</td><td>{t.direction.value}</td><td>{_utc(t.entry_ms)}</td>"
                      f"<td>{_utc(t.exit_ms)}</td><td>{t.entry_price:.6g}</td><td>{t.exit_price:.6g}</td>"
-                     f"<td class={css}>{amount_text(t.pnl, currency(run), True)}</td>"
+                     f"<td class={css}>{amount_text(t.pnl, ccy, True)}</td>"
                      f"<td>{e(t.exit_reason)}</td></tr>")
     parts.append("</table></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
