@@ -5,7 +5,10 @@ real replay whose cycles complete only when the test lets them."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -208,9 +211,154 @@ def test_the_json_api_shows_status_trades_and_cycles(replay_bot):
     assert {p["name"] for p in status["plugins"] if p["status"] == "enabled"} >= {"replay", "paper", "sma_rsi"}
     assert len(status["open_positions"]) == len(bot.state.positions)
     assert trades["total"] == len(bot.state.trades) >= 1
-    assert trades["trades"][0] == bot.state.trades[-1].model_dump(mode="json")  # newest first
+    newest = bot.state.trades[-1]
+    assert trades["trades"][0] == {**newest.model_dump(mode="json"),  # newest first, with its id on the chart
+                                   "id": newest.client_order_id}
     assert [c["iteration"] for c in cycles["cycles"]] == [40, 39, 38]
     assert set(cycles["cycles"][0]["phase_ms"]) == {"scan", "ideas", "adjust", "validate", "execute", "report"}
+
+
+# -- the chart: /api/chart and the chart kit's files ---------------------------------------------------
+
+
+def ledger_ids(bot, symbol: str) -> list[str]:
+    """The ids the chart gives the run's trades and open position on ``symbol``, oldest first."""
+    trades = [t.client_order_id for t in bot.state.trades if t.symbol == symbol]
+    position = bot.state.positions.get(symbol)
+    return trades + ([position.client_order_id] if position else [])
+
+
+async def archived_chart(client, symbol: str) -> httpx.Response:
+    """``/api/chart`` of ``symbol`` once the archive has stored the newest fills (its writer may be a batch
+    behind the ledger: a chart shows the ledger's facts at once and the archive's details when they are in)."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = await client.get("/api/chart", params={"symbol": symbol})
+        if all(len(t["fills"]) == (1 if t["exit"] is None else 2) for t in response.json()["trades"]):
+            return response
+        assert time.monotonic() < deadline, "the archive never told every trade's fills"
+        await asyncio.sleep(0.1)
+
+
+def test_the_chart_api_gives_the_runs_candles_and_its_trades_with_their_stories(replay_bot):
+    from gobot_hookspecs.tradechart.encoding import decode_candles
+
+    bot = replay_bot(plugins=[("pacer", Pacer(free=60))])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 61, what="61 cycles")
+            symbol = next(t.symbol for t in bot.state.trades)
+            response = await archived_chart(client, symbol)
+            built = server.charts_built
+            again = await client.get("/api/chart", params={"symbol": symbol})
+            built = server.charts_built - built
+            candles = await bot.ctx.candles(symbol, "5m", 1000)
+            first = (await client.get("/api/chart")).json()  # no symbol: the first configured one
+            coarser = (await client.get("/api/chart", params={"symbol": symbol, "timeframe": "15m"})).json()
+            few = (await client.get("/api/chart", params={"symbol": symbol, "limit": "5"})).json()
+            many = (await client.get("/api/chart", params={"symbol": symbol, "limit": "100000"})).json()
+            return symbol, response, again, candles, first, coarser, few, many, built
+
+    symbol, response, again, candles, first, coarser, few, many, built = asyncio.run(scenario())
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert again.content == response.content and built == 0  # shared: one build per version, symbol, timeframe, limit
+    payload = response.json()
+    assert payload["kind"] == "gobot-tradechart" and payload["currency"] == "USDT" and payload["symbol"] == symbol
+    [series] = payload["series"]
+    assert (series["symbol"], series["timeframe"], series["count"]) == (symbol, "5m", len(candles))
+    assert decode_candles(series)["timestamp"] == candles.timestamp  # the bot's newest closed candles, as it sees them
+    assert first["symbol"] == bot.settings.trading.symbols[0]
+    assert coarser["series"][0]["timeframe"] == "15m"
+    assert few["series"][0]["count"] == 5 and many["series"][0]["count"] == len(candles) <= 1000
+
+    trades = {t["id"]: t for t in payload["trades"]}
+    assert list(trades) == ledger_ids(bot, symbol)  # every trade on the symbol, and the open position
+    for trade in (t for t in bot.state.trades if t.symbol == symbol):
+        shown = trades[trade.client_order_id]
+        assert (shown["entry_price"], shown["exit_price"], shown["pnl"]) == (trade.entry_price, trade.exit_price,
+                                                                             trade.pnl)
+        assert {v["plugin"] for v in shown["verdicts"]} == {"risk_limits", "circuit_breaker"}  # from the archive
+        assert shown["signal"]["rationale"] and shown["sizing"] and len(shown["fills"]) == 2
+    position = bot.state.positions.get(symbol)
+    if position is not None:
+        shown = trades[position.client_order_id]
+        assert shown["exit"] is None and (shown["stop"], shown["target"]) == (position.stop_loss, position.take_profit)
+
+
+class BrokenArchive:
+    @hookimpl(tryfirst=True)
+    def gobot_trade_stories(self):
+        raise RuntimeError("archive offline")
+
+
+def test_the_chart_shows_the_bots_own_ledger_when_the_archive_fails(replay_bot):
+    bot = replay_bot(plugins=[("pacer", Pacer(free=60)), ("broken_archive", BrokenArchive())])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 61, what="61 cycles")
+            symbol = next(t.symbol for t in bot.state.trades)
+            return symbol, await client.get("/api/chart", params={"symbol": symbol})
+
+    symbol, response = asyncio.run(scenario())
+    assert response.status_code == 200
+    trades = response.json()["trades"]
+    assert [t["id"] for t in trades] == ledger_ids(bot, symbol)
+    assert all(t["verdicts"] == [] and t["signal"]["confidence"] > 0 for t in trades)  # what the ledger knows
+
+
+@pytest.mark.parametrize("query, status, error", [
+    ({"symbol": "DOGE/USDT"}, 404, "no chart of 'DOGE/USDT': this run trades BTC/USDT, ETH/USDT"),
+    ({"timeframe": "7m"}, 400, "unknown timeframe '7m'"),
+    ({"limit": "many"}, 400, "limit must be a whole number of candles"),
+])
+def test_the_chart_api_refuses_what_the_run_does_not_trade(replay_bot, query, status, error):
+    bot = replay_bot(plugins=[("pacer", Pacer(free=1))])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 2, what="two cycles")
+            return await client.get("/api/chart", params=query)
+
+    response = asyncio.run(scenario())
+    assert response.status_code == status and response.json()["error"].startswith(error)
+
+
+def test_the_chart_kits_files_come_from_the_bot_with_etags_and_the_api_behind_the_token(replay_bot):
+    from gobot.ops.server import LIBRARY_STYLE_HASH, PAGE_POLICY
+    from gobot_hookspecs.tradechart import asset
+
+    bot = replay_bot(plugins=[("pacer", Pacer(free=1))])
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client):
+            await until(lambda: bot.counters.cycles == 2, what="two cycles")
+            files = {name: await client.get(f"/assets/{name}")
+                     for name in ("lightweight-charts.js", "tradechart.js", "tradechart.css")}
+            etag = files["tradechart.js"].headers["ETag"]
+            unchanged = await client.get("/assets/tradechart.js", headers={"If-None-Match": etag})
+            server.loopback = False  # as on a LAN address: everything but the page's files needs the token
+            refused = await client.get("/api/chart")
+            allowed = await client.get("/api/chart", headers=auth())
+            page_files = [(await client.get(path)).status_code
+                          for path in ("/", "/dashboard.js", *(f"/assets/{name}" for name in files))]
+            return files, unchanged, refused, allowed, page_files
+
+    files, unchanged, refused, allowed, page_files = asyncio.run(scenario())
+    for name, response in files.items():
+        assert response.status_code == 200 and response.content == asset(name)
+        assert response.headers["Cache-Control"] == "no-cache" and response.headers["ETag"]
+    assert files["tradechart.css"].headers["Content-Type"].startswith("text/css")
+    assert files["tradechart.js"].headers["Content-Type"].startswith("text/javascript")
+    assert unchanged.status_code == 304 and not unchanged.content
+    assert refused.status_code == 401 and allowed.status_code == 200
+    assert page_files == [200] * 5
+    # The page's one inline style is the library's attribution logo: its hash is the one the policy allows.
+    library = asset("lightweight-charts.js").decode()
+    style = re.search(r'innerText="(a#tv-attr-logo[^"]*)"', library).group(1)
+    assert LIBRARY_STYLE_HASH == "sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert LIBRARY_STYLE_HASH in PAGE_POLICY
 
 
 # -- controls and their protection ----------------------------------------------------------------

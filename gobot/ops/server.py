@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -43,7 +44,8 @@ try:
 except ModuleNotFoundError:  # the core install: `--serve` needs the extra [server] (check_bind says so)
     web = None  # type: ignore[assignment]
 
-from gobot.errors import StartRefused
+from gobot.errors import PluginError, StartRefused
+from gobot.ops import chart as trade_chart
 from gobot.ops import status
 from gobot.run.plugin_statuses import plugin_statuses
 
@@ -64,10 +66,22 @@ DOCUMENT_MAX_AGE = 1.0
 MAX_BODY_BYTES = 16 * 1024
 STATIC = {"/": ("index.html", "text/html"), "/dashboard.js": ("dashboard.js", "text/javascript"),
           "/dashboard.css": ("dashboard.css", "text/css")}
+#: The chart kit's files (``gobot_hookspecs.tradechart.asset``), served by the bot itself: no CDN. Revalidated
+#: by their ETag on every load (a 304 without a body), so an upgraded bot never serves a page stale scripts.
+ASSETS = {"/assets/lightweight-charts.js": ("lightweight-charts.js", "text/javascript"),
+          "/assets/tradechart.js": ("tradechart.js", "text/javascript"),
+          "/assets/tradechart.css": ("tradechart.css", "text/css")}
+#: Chart documents kept (by symbol, timeframe, limit and dashboard version): a few pages watching a few symbols,
+#: each for at most CHART_MAX_AGE seconds.
+CHART_CACHE = 8
+CHART_MAX_AGE = 2.0
 CONTROLS = ("/api/pause", "/api/unpause", "/api/kill")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+#: The one inline style the page runs: the chart library's attribution logo (the <style> lightweight-charts adds
+#: beside its TradingView link, as its licence's NOTICE asks). Its hash changes with the library: a test checks it.
+LIBRARY_STYLE_HASH = "sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY="
+PAGE_POLICY = (f"default-src 'self'; script-src 'self'; style-src 'self' '{LIBRARY_STYLE_HASH}'; img-src 'self' data:; "
+               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 #: A token on a non-loopback address needs at least this many characters, no whitespace, and this many different ones.
 MIN_TOKEN_LENGTH = 16
 MIN_TOKEN_DISTINCT = 6
@@ -446,6 +460,9 @@ class DashboardServer:
         self._last_publish = -math.inf
         self._document: tuple[int, float, bytes] | None = None
         self._building: asyncio.Future | None = None
+        self._charts: OrderedDict[tuple, tuple[asyncio.Future, float]] = OrderedDict()  # (document, when), newest last
+        self._assets: dict[str, tuple[bytes, str]] = {}  # the kit's files with their ETags, read once
+        self.charts_built = 0
         self._quiet = _Quiet()
         self._last_lockout_alert = -math.inf
         self._lockouts_unalerted = 0
@@ -490,7 +507,8 @@ class DashboardServer:
         for path, handler in (("/health", self.health), ("/metrics", self.metrics), ("/api/status", self.status),
                               ("/api/trades", self.trades), ("/api/cycles", self.cycles),
                               ("/api/metrics", self.metrics_json), ("/api/dashboard", self.dashboard),
-                              *((path, self.static) for path in STATIC)):
+                              ("/api/chart", self.chart), *((path, self.static) for path in STATIC),
+                              *((path, self.asset) for path in ASSETS)):
             app.router.add_get(path, handler, expect_handler=self._expect)
         for path in CONTROLS:
             app.router.add_post(path, self.control, expect_handler=self._expect)
@@ -571,7 +589,8 @@ class DashboardServer:
             self.refused["body_too_large"] += 1
             raise _Refused(_json({"error": f"request bodies are limited to {MAX_BODY_BYTES} bytes"}, status=413))
         control = request.path in CONTROLS and request.method == "POST"
-        public = request.path == "/health" or (request.path in STATIC and request.method == "GET")
+        page_file = request.method == "GET" and (request.path in STATIC or request.path in ASSETS)
+        public = request.path == "/health" or page_file
         if not control and (self.loopback or public):
             return
         if control and not self._token:
@@ -774,6 +793,53 @@ class DashboardServer:
         body = resources.files("gobot.ops").joinpath("web", name).read_text(encoding="utf-8")
         headers = {"Content-Security-Policy": PAGE_POLICY} if name.endswith(".html") else {}
         return web.Response(text=body, content_type=content_type, charset="utf-8", headers=headers)
+
+    async def asset(self, request: web.Request) -> web.Response:
+        """One of the chart kit's files, with an ETag: a page that has it gets a 304 without a body."""
+        name, content_type = ASSETS[request.path]
+        if name not in self._assets:
+            from gobot_hookspecs.tradechart import asset
+
+            body = asset(name)
+            self._assets[name] = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        body, etag = self._assets[name]
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, headers={**headers, "Content-Type": f"{content_type}; charset=utf-8"})
+
+    async def chart(self, request: web.Request) -> web.Response:
+        """``GET /api/chart?symbol=S&timeframe=TF&limit=N``: the chart kit's payload of the running bot: its
+        newest candles (at most trade_chart.MAX_CANDLES) with the run's trades on them and their stories."""
+        try:
+            query = trade_chart.chart_query(self.bot, dict(request.query))
+            body = await self.chart_document(*query)
+        except trade_chart.ChartRequestError as exc:
+            return _json({"error": str(exc)}, status=404 if exc.missing else 400)
+        except PluginError as exc:
+            return _json({"error": f"the market data failed: {exc}"}, status=502)
+        return web.Response(body=body, headers={"Content-Type": "application/json; charset=utf-8"})
+
+    async def chart_document(self, symbol: str, timeframe: str, limit: int) -> bytes:
+        """A chart document, built once per dashboard version and shared by every request that wants it;
+        built again after CHART_MAX_AGE (the archive's details of the newest trades may have been a write behind)."""
+        key = (symbol, timeframe, limit, self.version)
+        now = asyncio.get_running_loop().time()
+        cached = self._charts.get(key)
+        stale = cached is not None and cached[0].done() and (cached[0].cancelled() or cached[0].exception() is not None
+                                                             or now - cached[1] > CHART_MAX_AGE)
+        if cached is None or stale:
+            building = asyncio.ensure_future(trade_chart.chart_document(self.bot, symbol, timeframe, limit))
+            building.add_done_callback(self._chart_built)
+            cached = self._charts[key] = (building, now)
+            while len(self._charts) > CHART_CACHE:
+                self._charts.popitem(last=False)
+        self._charts.move_to_end(key)
+        return await asyncio.shield(cached[0])
+
+    def _chart_built(self, building: asyncio.Future) -> None:
+        if not building.cancelled() and building.exception() is None:
+            self.charts_built += 1
 
     # -- controls -----------------------------------------------------------------------------------
 

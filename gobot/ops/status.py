@@ -11,6 +11,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from gobot.ops.chart import story_id, traded_symbols
 from gobot.run.counters import CoreCounters
 from gobot.run.plugin_statuses import breaker_state, breaker_status
 from gobot.run.summary import progress as progress_document
@@ -135,12 +136,14 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
         "initial_capital": state.initial_capital,
         "max_drawdown_pct": round(state.max_drawdown * 100, 4),
         "open_positions": [
-            {**p.model_dump(mode="json"), "price": state.last_prices.get(s),
+            {**p.model_dump(mode="json"), "id": story_id(s, p.client_order_id, p.opened_at),
+             "price": state.last_prices.get(s),
              "unrealised_pnl": round(p.unrealised_pnl(state.last_prices.get(s, p.entry_price)) * bot.portfolio.rate(s),
                                      max(4, decimals(progress["currency"])))}
             for s, p in state.positions.items()
         ],
         "closed_trades": len(state.trades),
+        "symbols": traded_symbols(bot),  # the chart's symbol selector
         "last_cycle": last.model_dump(mode="json") if last else None,
         "paused": bot.store.paused,
         "kill_switch": bot.kill_switch_on(),
@@ -163,8 +166,11 @@ def status_document(bot: Bot, runner: Runner | None, counters: CoreCounters, sta
 
 
 def trades_document(bot: Bot, limit: int) -> dict[str, Any]:
+    """The newest ``limit`` closed trades, newest first, each with its ``id`` on the chart (``/api/chart``)."""
     trades = bot.state.trades
-    return {"total": len(trades), "trades": [t.model_dump(mode="json") for t in trades[-limit:]][::-1]}
+    return {"total": len(trades),
+            "trades": [{**t.model_dump(mode="json"), "id": story_id(t.symbol, t.client_order_id, t.opened_at)}
+                       for t in trades[-limit:]][::-1]}
 
 
 def cycles_document(bot: Bot, limit: int) -> dict[str, Any]:

@@ -27,7 +27,8 @@ function cell(text, className) {
   return td;
 }
 
-function fillTable(id, rows, columns, isNew) {
+/** Rows of a table; ``trade(row)`` gives a row's [symbol, id] to show on the chart when it is clicked. */
+function fillTable(id, rows, columns, isNew, trade) {
   const body = $(id).querySelector("tbody");
   body.replaceChildren();
   if (!rows.length) {
@@ -41,6 +42,11 @@ function fillTable(id, rows, columns, isNew) {
   for (const row of rows) {
     const tr = document.createElement("tr");
     if (isNew && isNew(row)) tr.className = "new";
+    if (trade) {
+      [tr.dataset.symbol, tr.dataset.tradeId] = trade(row);
+      tr.classList.add("trade-link");
+      tr.title = "show on the chart";
+    }
     for (const [text, className] of columns(row)) tr.appendChild(cell(text, className));
     body.appendChild(tr);
   }
@@ -52,37 +58,120 @@ function badge(id, text, level) {
   el.className = "badge " + level;
 }
 
-function drawCurve(points) {
-  const svg = $("equity-chart");
-  svg.replaceChildren();
+// ---- the charts: candles with the run's trades (/api/chart, gobot_hookspecs.tradechart), the equity curve ----
+const CHART_REFRESH_MS = 1000;  // the candle chart is fetched again at most this often while cycles complete
+const chartView = { controller: null, symbol: null, dirty: false, busy: false, pendingTrade: null, loads: 0 };
+let equityChart = null;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The symbol selector: the run's symbols (configured and traded), the shown one kept. */
+function chartSymbols(symbols) {
+  const select = $("chart-symbol");
+  if (!chartView.symbol && symbols.length) chartView.symbol = symbols[0];
+  if (Array.from(select.options).map((o) => o.value).join("\n") !== symbols.join("\n")) {
+    select.replaceChildren(...symbols.map((s) => new Option(s, s)));
+  }
+  select.value = chartView.symbol || "";
+}
+
+/** Fetch the shown symbol's chart and draw it; an update keeps the zoom (and follows the newest candle). */
+async function loadChart() {
+  const symbol = chartView.symbol;
+  if (!symbol || !window.GobotTradeChart) return;
+  const response = await fetch("/api/chart?symbol=" + encodeURIComponent(symbol), { headers: headers(), cache: "no-store" });
+  let payload;
+  try { payload = await response.json(); } catch (ignored) { payload = { error: "HTTP " + response.status }; }
+  if (!response.ok) {
+    $("chart-note").textContent = payload.error || "HTTP " + response.status;
+    return;
+  }
+  $("chart-note").textContent = "";
+  if (symbol !== chartView.symbol) return;  // another symbol was chosen meanwhile: its load follows
+  if (chartView.controller) await chartView.controller.update(payload);
+  else {
+    chartView.controller = GobotTradeChart.mount($("chart"), payload, { height: 460, theme: "dark" });
+    await chartView.controller.ready;
+  }
+  $("chart").dataset.symbol = symbol;
+  $("chart").dataset.loads = String(++chartView.loads);  // charts drawn (tests wait for the next one)
+  if (chartView.pendingTrade !== null) {
+    const id = chartView.pendingTrade;
+    chartView.pendingTrade = null;
+    await chartView.controller.showTrade(id);
+  }
+}
+
+/** Something changed: load the chart again, at most every CHART_REFRESH_MS, one request at a time. */
+async function refreshChart() {
+  chartView.dirty = true;
+  if (chartView.busy) return;
+  chartView.busy = true;
+  try {
+    while (chartView.dirty) {
+      chartView.dirty = false;
+      const started = Date.now();
+      try {
+        await loadChart();
+      } catch (error) {
+        $("chart-note").textContent = "chart: " + error.message;
+      }
+      const rest = CHART_REFRESH_MS - (Date.now() - started);
+      if (chartView.dirty && rest > 0) await sleep(rest);
+    }
+  } finally {
+    chartView.busy = false;
+  }
+}
+
+function chooseSymbol(symbol) {
+  if (symbol === chartView.symbol) return;
+  chartView.symbol = symbol;
+  $("chart-symbol").value = symbol;
+  refreshChart();
+}
+
+/** A trade clicked in the dashboard's tables: the chart moves to it and opens its drill-down. */
+function showTrade(symbol, id) {
+  $("chart").scrollIntoView({ block: "start", behavior: "smooth" });
+  if (symbol !== chartView.symbol || !chartView.controller) {
+    chartView.pendingTrade = id;
+    chooseSymbol(symbol);
+    if (!chartView.busy) refreshChart();
+    return;
+  }
+  chartView.controller.showTrade(id);
+}
+
+/** The equity curve's points for the chart library: seconds, strictly increasing (the last value of a second). */
+function equityPoints(times, values) {
+  const points = [];
+  for (let i = 0; i < times.length; i++) {
+    const time = Math.floor(times[i] / 1000);
+    if (points.length && points[points.length - 1].time >= time) points[points.length - 1].value = values[i];
+    else points.push({ time, value: values[i] });
+  }
+  return points;
+}
+
+/** The equity curve: a y-axis in the portfolio currency and a time axis, drawn once and then given new points. */
+function drawEquity(points, currency) {
   if (points.length < 2) {
     $("curve-range").textContent = "the curve appears after two cycles";
     return;
   }
   const values = points.map((p) => p[1]);
-  let lo = Math.min(...values), hi = Math.max(...values);
-  if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
-  const pad = (hi - lo) * 0.08;
-  lo -= pad; hi += pad;
-  const x = (i) => (i / (points.length - 1)) * 800;
-  const y = (v) => 180 - ((v - lo) / (hi - lo)) * 180;
-  const ns = "http://www.w3.org/2000/svg";
-  const start = points[0][1];
-  const base = document.createElementNS(ns, "line");
-  base.setAttribute("x1", 0); base.setAttribute("x2", 800);
-  base.setAttribute("y1", y(start)); base.setAttribute("y2", y(start));
-  base.setAttribute("stroke", "#27303a"); base.setAttribute("stroke-dasharray", "4 4");
-  svg.appendChild(base);
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", points.map((p, i) => x(i).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" "));
-  line.setAttribute("fill", "none");
-  line.setAttribute("stroke", values[values.length - 1] >= start ? "#3fb97b" : "#e5534b");
-  line.setAttribute("stroke-width", "2");
-  line.setAttribute("vector-effect", "non-scaling-stroke");
-  svg.appendChild(line);
-  $("curve-from").textContent = when(points[0][0]);
-  $("curve-to").textContent = when(points[points.length - 1][0]);
   $("curve-range").textContent = "low " + money(Math.min(...values)) + " · high " + money(Math.max(...values));
+  if (!window.GobotTradeChart) return;
+  const data = { t: points.map((p) => Date.parse(p[0])), v: values, currency, title: "Equity" };
+  if (!equityChart) {
+    equityChart = GobotTradeChart.equity($("equity-chart"), data, { height: 220, theme: "dark" });
+  } else if (equityChart.update) {
+    equityChart.update(data);
+  } else {  // the line's series takes the new points; its axes and their unit stay
+    equityChart.chart.panes()[0].getSeries()[0].setData(equityPoints(data.t, data.v));
+    equityChart.chart.timeScale().fitContent();
+  }
 }
 
 function renderRisk(status) {
@@ -142,17 +231,19 @@ function render(doc) {
   $("closed").textContent = String(s.closed_trades);
   ageBase = [s.health.last_cycle_age_seconds, Date.now()];
   tickAge();
-  drawCurve(m.equity_curve);
+  drawEquity(m.equity_curve, s.currency);
+  chartSymbols(s.symbols);
+  refreshChart();
 
   fillTable("positions", s.open_positions, (p) => [
     [p.symbol], [p.direction, "text"], [num(p.amount)], [num(p.entry_price)], [num(p.price)],
     [signed(p.unrealised_pnl), cls(p.unrealised_pnl)], [num(p.stop_loss)], [num(p.take_profit)], [p.strategy || "–", "text"],
-  ]);
+  ], null, (p) => [p.symbol, p.id]);
   const newestTrade = doc.trades.trades.length ? doc.trades.trades[0].closed_at + doc.trades.trades[0].symbol : null;
   fillTable("trades", doc.trades.trades, (t) => [
     [when(t.closed_at)], [t.symbol, "text"], [t.direction, "text"], [num(t.entry_price)], [num(t.exit_price)],
     [signed(t.pnl), cls(t.pnl)], [t.exit_reason, "text"], [t.strategy ? t.strategy + (t.strategy_version ? " v" + t.strategy_version : "") : "–", "text"],
-  ], (t) => lastTrade !== null && t.closed_at + t.symbol === newestTrade && newestTrade !== lastTrade);
+  ], (t) => lastTrade !== null && t.closed_at + t.symbol === newestTrade && newestTrade !== lastTrade, (t) => [t.symbol, t.id]);
   lastTrade = newestTrade;
   const newest = doc.cycles.cycles.length ? doc.cycles.cycles[0].iteration : null;
   fillTable("cycles", doc.cycles.cycles, (c) => [
@@ -232,6 +323,13 @@ document.addEventListener("DOMContentLoaded", () => {
   $("token").value = token;
   $("token").addEventListener("change", (e) => setToken(e.target.value));
   for (const id of ["pause", "unpause", "kill"]) $(id).addEventListener("click", () => control(id));
+  $("chart-symbol").addEventListener("change", (e) => chooseSymbol(e.target.value));
+  for (const id of ["positions", "trades"]) {
+    $(id).addEventListener("click", (e) => {
+      const row = e.target.closest("tr[data-trade-id]");
+      if (row) showTrade(row.dataset.symbol, row.dataset.tradeId);
+    });
+  }
   setInterval(tickAge, 1000);
   poll();
 });
