@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench chaos clean vendor-charts
+.PHONY: demo test bench chaos clean vendor-charts docs-images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,12 @@ vendor-charts:
 	tar -xzf "$$work/lightweight-charts-$$version.tgz" -C "$$work"; \
 	cp "$$work/package/dist/lightweight-charts.standalone.production.js" "$$work/package/LICENSE" $(CHART_KIT)/; \
 	echo "lightweight-charts $$version vendored into $(CHART_KIT) ($$integrity)"
+
+## docs-images: the screenshots in docs/img (the tests never write them): docs/img/dashboard.png, the dashboard
+## during a short paper replay of the bundled data with a trade's story open on its chart, and
+## docs/img/backtest-chart.png, `gobot plot --backtest --png` of two days of BTC/USDT (docs/img/docs_images.py).
+docs-images: $(VENV)/.dev /usr/bin/chromium
+	$(BIN)/python docs/img/docs_images.py
 
 clean:
 	rm -rf $(VENV) gobot_state .pytest_cache *.egg-info hookspecs/*.egg-info
