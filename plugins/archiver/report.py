@@ -478,8 +478,11 @@ th{background:#f6f7f9;font-weight:600}.pos{color:#15803d}.neg{color:#b91c1c}\
 """
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """One self-contained HTML page: inline CSS and inline SVG plots, nothing fetched."""
+def render_html(data: dict[str, Any], trades_chart: str = "") -> str:
+    """One self-contained HTML page: inline CSS, the interactive equity curve and ``trades_chart`` (the
+    trades on candles, ``report_chart``) with their scripts inline, and inline SVG plots; nothing fetched."""
+    from .report_chart import equity_chart
+
     e = html.escape
     s = data["summary"]
     ci = s["win_rate_ci"]
@@ -503,12 +506,14 @@ def render_html(data: dict[str, Any]) -> str:
         "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis)
         + "</div>",
     ]
-    if importlib.util.find_spec("matplotlib") is None:  # the core install: tables only
+    parts.append("<h2>Equity and drawdown</h2>" + equity_chart(data, include_assets=True))
+    if importlib.util.find_spec("matplotlib") is None:  # the core install: no static plots
         parts.append(f"<p class=muted>{e(NO_PLOTS)}</p>")
+        parts.append(trades_chart)
     else:
         plots = make_plots(data)
-        parts.append("<h2>Equity and drawdown</h2><div class=plot>" + plots["equity"] + "</div><div class=plot>"
-                     + plots["drawdown"] + "</div>")
+        parts.append("<div class=plot>" + plots["drawdown"] + "</div>")
+        parts.append(trades_chart)
         parts.append("<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
                      + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
 
@@ -603,12 +608,13 @@ def _html_metrics_table(rows: list[dict[str, Any]], currency: str = "") -> str:
 
 
 #: Said in the report instead of the plots when matplotlib is not installed (the extra ``plots``).
-NO_PLOTS = ("The plots (equity, drawdown, P&L by hour and by confidence band) need matplotlib: "
+NO_PLOTS = ("The static plots (drawdown, P&L by hour and by confidence band) need matplotlib: "
             "pip install 'gobot-trading[plots]'.")
 
 
 def make_plots(data: dict[str, Any]) -> dict[str, str]:
-    """The four plots as inline SVG strings (matplotlib, Agg-free SVG backend, no pyplot state)."""
+    """The static plots as inline SVG strings: drawdown, P&L by hour and by confidence band (matplotlib,
+    Agg-free SVG backend, no pyplot state). The equity curve is interactive (``report_chart``)."""
     import matplotlib
 
     matplotlib.rcParams["svg.hashsalt"] = "gobot"  # stable ids: the same data gives the same file
@@ -618,16 +624,6 @@ def make_plots(data: dict[str, Any]) -> dict[str, str]:
     times = [t for t, _ in curve]
     equity = [v for _, v in curve]
     plots: dict[str, str] = {}
-
-    fig = Figure(figsize=(10, 3.2))
-    ax = fig.add_subplot()
-    if curve:
-        t, v = _thin(times, equity)
-        ax.plot(t, v, color="#2563eb", linewidth=1.4)
-        ax.axhline(data["start_equity"], color="#9ca3af", linewidth=0.8, linestyle="--")
-    ax.set_title(f"Equity ({data['currency'] or 'quote currency'})", loc="left", fontsize=11)
-    _style(ax, fig)
-    plots["equity"] = _svg(fig)
 
     fig = Figure(figsize=(10, 2.4))
     ax = fig.add_subplot()
@@ -640,6 +636,8 @@ def make_plots(data: dict[str, Any]) -> dict[str, str]:
         ax.fill_between(t, u, 0, color="#dc2626", alpha=0.35, linewidth=0)
         ax.plot(t, u, color="#b91c1c", linewidth=0.9)
     ax.set_title("Drawdown from the running peak (%)", loc="left", fontsize=11)
+    ax.set_ylabel("% below the peak", fontsize=9)
+    ax.set_xlabel("time (UTC)", fontsize=9)
     _style(ax, fig)
     plots["drawdown"] = _svg(fig)
 
@@ -725,6 +723,11 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
             with console.status("Reading the archive and computing metrics…"):
                 data = build_report(store, run_id, all_runs, min_trades or config.min_pattern_trades,
                                     config.confidence_bands, config.pattern_fdr, view.config.trading.portfolio_currency)
+            if html_path:
+                from .report_chart import trade_chart
+
+                with console.status("Reading the trades' stories and the candles…"):
+                    chart = trade_chart(view, store, data, [r["run_id"] for r in data["runs"]])
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
         except Exception as exc:  # one readable line, never a traceback (and no password from the URL)
@@ -740,7 +743,7 @@ def run_report(view: Any, run_id: str | None, all_runs: bool, html_path: str | N
         render_terminal(data, console)
     if html_path:
         with console.status("Drawing the plots…"):
-            page = render_html(data)
+            page = render_html(data, chart)
         target = Path(html_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(page, encoding="utf-8")

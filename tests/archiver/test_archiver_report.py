@@ -80,7 +80,8 @@ def test_html_is_one_self_contained_page_with_the_four_plots(archived_run, tmp_p
     result = report("--html", str(target))
     assert result.exit_code == 0 and "HTML report written" in result.output
     page = target.read_text(encoding="utf-8")
-    assert page.count("<svg") == 4
+    assert page.count("<div class=plot><svg") == 3  # drawdown, by hour, by band; equity and trades are interactive
+    assert '<div id="equity" class="gtc">' in page and '<div id="tradechart" class="gtc">' in page
     for title in ("Equity (USDT)", "Drawdown from the running peak", "P&amp;L by hour of entry (UTC), USDT",
                   "P&amp;L by confidence band, USDT"):  # the bundled demo markets are quoted in USDT
         assert title in page or title.replace("&amp;", "&") in page, title
