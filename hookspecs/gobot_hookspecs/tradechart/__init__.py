@@ -210,8 +210,9 @@ def equity_embed(times_ms: Iterable[int], values: Iterable[float], *, currency: 
               f"{_script_json({'height': int(height), 'theme': theme})});</script>\n")
 
 
-#: The page's Content-Security-Policy: inline scripts and styles, data: images, nothing fetched.
-CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+#: The page's Content-Security-Policy: inline scripts and styles, data: images, nothing fetched ('unsafe-eval'
+#: lets browser-driving tools such as playwright evaluate their own scripts in the page).
+CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data:; "
        "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
 
 
@@ -234,6 +235,7 @@ def page(payload: dict, *, title: str) -> str:
 <meta name="color-scheme" content="dark light">
 <title>{escape(title)}</title>
 <style>
+html {{ scrollbar-gutter: stable; }}
 body {{ margin: 0; padding: 16px 20px; background: #0f1419; color: #d8dee6;
   font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }}
 @media (prefers-color-scheme: light) {{ body {{ background: #ffffff; color: #1f2328; }} }}

@@ -206,6 +206,16 @@
     return lo;
   }
 
+  /** Index of the first value > x in a sorted typed array. */
+  function upperBound(values, x) {
+    let lo = 0, hi = values.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (values[mid] <= x) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+
   function formatTime(seconds) {
     if (seconds === null || seconds === undefined) return "—";
     return new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ");
@@ -332,9 +342,10 @@
     listen(fit) {
       this.symbolSelect.addEventListener("change", () => this.setSymbol(this.symbolSelect.value));
       this.timeframeSelect.addEventListener("change", () => this.setTimeframe(this.timeframeSelect.value));
-      fit.addEventListener("click", () => { this.view = this.fullView(); this.render(true); });
+      fit.addEventListener("click", () => this.fit());
       this.chart.timeScale().subscribeVisibleLogicalRangeChange(range => this.onRange(range));
       this.chart.subscribeClick(param => this.onClick(param));
+      this.chart.subscribeDblClick(param => this.onClick(param));  // a second click soon after the first
       this.chart.subscribeCrosshairMove(param => this.showLegend(param));
     }
 
@@ -534,7 +545,7 @@
         if (!this.markerBars.has(event.time)) this.markerBars.set(event.time, []);
         this.markerBars.get(event.time).push(event);
       }
-      const list = events.length > MAX_MARKERS ? this.groupedMarkers() : events.map(e => this.marker(e, events.length));
+      const list = events.length > MAX_MARKERS ? this.groupedMarkers(events) : events.map(e => this.marker(e, events.length));
       list.sort((x, y) => x.time - y.time);
       this.markers.setMarkers(list);
       this.markerCount = list.length;
@@ -553,18 +564,26 @@
         color: won ? c.green : c.red, text: label && trade.pnl !== null ? formatMoney(trade.pnl, "") : ""};
     }
 
-    groupedMarkers() {
-      const list = [], c = this.colors;
-      for (const [time, events] of this.markerBars) {
-        const entries = events.filter(e => e.kind === "entry"), exits = events.filter(e => e.kind === "exit");
-        if (entries.length) {
-          list.push({time, id: `${entries[0].trade.id}|entry`, position: "belowBar", shape: "arrowUp", color: c.blue,
-            text: entries.length > 1 ? String(entries.length) : ""});
-        }
-        if (exits.length) {
-          const pnl = exits.reduce((sum, e) => sum + (e.trade.pnl || 0), 0);
-          list.push({time, id: `${exits[0].trade.id}|exit`, position: "aboveBar", shape: "circle",
-            color: pnl >= 0 ? c.green : c.red, text: exits.length > 1 ? String(exits.length) : ""});
+    /** Too many trades for one marker each: one entry and one exit marker per group of `k` bars, the count as
+     * their text, the exit coloured by the group's net result. */
+    groupedMarkers(events) {
+      const {agg, a, b} = this.loaded, c = this.colors, k = Math.max(1, Math.ceil(2 * events.length / MAX_MARKERS));
+      const groups = new Map();
+      for (const event of events) {
+        const index = lowerBound(agg.t, event.time, b), group = Math.floor((index - a) / k);
+        const key = `${group}|${event.kind}`;
+        if (!groups.has(key)) groups.set(key, {time: agg.t[a + group * k], kind: event.kind, events: []});
+        groups.get(key).events.push(event);
+      }
+      const list = [];
+      for (const {time, kind, events: members} of groups.values()) {
+        const first = members[0].trade.id, text = members.length > 1 ? String(members.length) : "";
+        if (kind === "entry") {
+          list.push({time, id: `${first}|entry`, position: "belowBar", shape: "arrowUp", color: c.blue, text});
+        } else {
+          const pnl = members.reduce((sum, e) => sum + (e.trade.pnl || 0), 0);
+          list.push({time, id: `${first}|exit`, position: "aboveBar", shape: "circle", color: pnl >= 0 ? c.green : c.red,
+            text});
         }
       }
       return list;
@@ -817,10 +836,23 @@
       return true;
     }
 
+    /** Show [from, to] (seconds), at the timeframe "auto" picks for it or the one chosen. */
+    setRange(from, to) {
+      if (!(to > from)) return false;
+      this.view = {from, to};
+      this.render(true);
+      return true;
+    }
+
+    fit() {
+      this.view = this.fullView();
+      this.render(true);
+    }
+
     state() {
       const L = this.loaded;
       return {symbol: this.symbol, timeframe: L ? timeframeName(L.tf) : null, auto: this.mode === "auto",
-        barsDrawn: L ? L.b - L.a : 0, barsVisible: L ? this.countCandles(this.view.from, this.view.to - 1e-6) : 0,
+        barsDrawn: L ? L.b - L.a : 0, barsVisible: L ? Math.max(0, lowerBound(L.agg.t, this.view.to) - lowerBound(L.agg.t, this.view.from)) : 0,
         markers: this.markerCount, trades: L ? this.tradesInRange : 0,
         visibleFrom: this.view ? this.view.from : null, visibleTo: this.view ? this.view.to : null,
         openTrade: this.selected ? this.selected.id : null, symbols: Array.from(this.series.keys()),
@@ -831,7 +863,7 @@
     countCandles(from, to) {
       const L = this.loaded;
       if (!L) return 0;
-      const first = Math.max(L.a, lowerBound(L.agg.t, from)), end = Math.min(L.b, lowerBound(L.agg.t, to + 1e-9));
+      const first = Math.max(L.a, lowerBound(L.agg.t, from)), end = Math.min(L.b, upperBound(L.agg.t, to));
       return Math.max(0, end - first);
     }
 
@@ -852,7 +884,8 @@
       return {
         element: this.element, chart: this.chart, ready: this.ready.then(() => undefined),
         setSymbol: after(s => this.setSymbol(s)), setTimeframe: after(tf => this.setTimeframe(tf)),
-        showTrade: after(id => this.showTrade(id)), update: payload => (this.ready = this.ready.then(() =>
+        showTrade: after(id => this.showTrade(id)), setRange: after((from, to) => this.setRange(from, to)),
+        fit: after(() => this.fit()), update: payload => (this.ready = this.ready.then(() =>
           this.load(payload, true)).then(() => this)),
         state: () => this.state(), countCandles: (from, to) => this.countCandles(from, to),
         markerPoint: (id, kind) => this.markerPoint(id, kind || "exit"), closeTrade: () => this.closeTrade(),
@@ -910,11 +943,22 @@
     window.gobotReady = false;
     controller.ready.then(() => requestAnimationFrame(() => {
       element.dataset.ready = "true";
-      if (--waiting === 0) { window.gobotReady = true; document.dispatchEvent(new Event("gobot-ready")); }
+      if (--waiting === 0) {
+        window.gobotReadyAt = performance.now();
+        window.gobotReady = true;
+        document.dispatchEvent(new Event("gobot-ready"));
+      }
     }), error => { element.dataset.error = String(error); console.error(error); });
     return controller;
   }
 
-  window.GobotTradeChart = {mount, equity, autoMount, charts: mounted, version: "1",
-    library: LW ? LW.version() : null};
+  /** The columns of a payload series, decoded (times in seconds): for tools and tests. */
+  async function decode(series) {
+    const d = await decodeSeries(series);
+    return {t: Array.from(d.t), o: Array.from(d.o), h: Array.from(d.h), l: Array.from(d.l), c: Array.from(d.c),
+      v: Array.from(d.v)};
+  }
+
+  window.GobotTradeChart = {mount, equity, autoMount, decode, charts: mounted, version: "1",
+    indicators: {sma, ema, rsi, bollinger}, library: LW ? LW.version() : null};
 })();
