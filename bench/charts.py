@@ -197,8 +197,8 @@ def run(minutes: int, trades: int, runs: int) -> list[dict]:
 
 def rows(results: dict, minutes: int, trades: int) -> list[dict]:
     kit, naive = results["kit"], results["naive"]
-    what = f"{minutes:,} 1m candles + {trades:,} trades"
-    baseline = "naive page: plain JSON straight into setData, no aggregation"
+    what = f"{'a year of 1m' if minutes == 525_600 else f'{minutes:,} 1m candles'}, {trades:,} trades"
+    baseline = "naive page (every candle as JSON into setData)"
 
     def row(measure, key, unit, goal, limit):
         value, base = kit[key], naive[key]
@@ -206,9 +206,8 @@ def rows(results: dict, minutes: int, trades: int) -> list[dict]:
                 "baseline_value": round(base, 3), "ratio": round(base / value, 2) if value else None,
                 "goal": goal, "met": value < limit}
 
-    return [row("chart page HTML size", "mb", "MB", f"< {GOAL_MB:g} MB", GOAL_MB),
-            row("chart page interactive (navigation to drawn)", "interactive", "s", f"< {GOAL_SECONDS:g} s",
-                GOAL_SECONDS),
+    return [row("chart page size", "mb", "MB", f"< {GOAL_MB:g} MB", GOAL_MB),
+            row("chart page interactive", "interactive", "s", f"< {GOAL_SECONDS:g} s", GOAL_SECONDS),
             row("chart zoom to a day and back", "zoom", "s", f"< {GOAL_ZOOM_SECONDS:g} s", GOAL_ZOOM_SECONDS)]
 
 

@@ -1,4 +1,4 @@
-"""`make bench`'s table: runs each bench script of issue 19 with ``--json FILE`` and prints one table of
+"""`make bench`'s table: runs each bench script of issues 19 and 20 with ``--json FILE`` and prints one table of
 their rows, in the issue's order: measure | value | baseline (value) | ratio | goal | met.
 
 A row, as each script writes it: ``{"measure": "...", "value": 155396.4, "unit": "rows/s", "baseline":
@@ -13,7 +13,8 @@ is not measured or misses its goal.
 ``--quick`` passes small sizes to the scripts that take them (what a script's ``--help`` does not
 offer is left out): archiver.py ``--quick`` (20,000 rows); cli_startup.py ``--runs 3``;
 backtest_vs_peers.py ``--rows 100000 --repeat 1``; optimizer.py ``--trials 20 --rows 100000
---jobs 1 2``; replay.py ``--cycles 60``. A script offering ``--quick`` itself gets ``--quick`` instead.
+--jobs 1 2``; replay.py ``--cycles 60``; charts.py ``--quick`` (one page load each, still a year of 1m:
+its goals are about that size). A script offering ``--quick`` itself gets ``--quick`` instead.
 
     .venv/bin/python bench/table.py [--quick] [--strict] [--only archiver.py ...] [--timeout 1800]
 """
@@ -32,8 +33,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: The scripts, in the order of the issue's table.
-SCRIPTS = ("optimizer.py", "backtest_vs_peers.py", "cli_startup.py", "replay.py", "archiver.py")
+#: The scripts, in the order of the issues' tables (issue 19's, then issue 20's charts).
+SCRIPTS = ("optimizer.py", "backtest_vs_peers.py", "cli_startup.py", "replay.py", "archiver.py", "charts.py")
 #: Small sizes for ``--quick``, by script (each flag is passed only if the script's --help offers it).
 QUICK = {
     "cli_startup.py": [["--runs", "3"]],
