@@ -119,10 +119,9 @@ async def decide_entry(hooks: HookCaller, ctx: BotContext, signal: Signal, price
     intent = order_intent(ctx, signal.symbol, side, "open", notional, price, signal, id_prefix=id_prefix,
                           created_at=created_at, stop_loss_percent=stop_loss_percent,
                           take_profit_percent=take_profit_percent, quote_rate=quote_rate)
-    verdicts = await hooks.risk(ctx=ctx, intent=intent)
-    ctx.audit("risk_verdicts", intent=intent, verdicts=verdicts)
     # Every verdict says which intent it judged, so reporters and the archiver can keep them all.
-    tag = {"symbol": intent.symbol, "intent_id": intent.id}
-    tagged = [v.model_copy(update=tag) for v in verdicts or [NO_RISK_ANSWER]]
-    vetoes = [v for v in tagged if not v.approved]
-    return EntryDecision(notional, intent, tagged, vetoes, reasons=[f"{v.plugin}: {v.reason}" for v in vetoes])
+    verdicts = await hooks.risk(ctx=ctx, intent=intent) or [
+        NO_RISK_ANSWER.model_copy(update={"symbol": intent.symbol, "intent_id": intent.id})]
+    ctx.audit("risk_verdicts", intent=intent, verdicts=verdicts)
+    vetoes = [v for v in verdicts if not v.approved]
+    return EntryDecision(notional, intent, verdicts, vetoes, reasons=[f"{v.plugin}: {v.reason}" for v in vetoes])

@@ -122,8 +122,11 @@ class HookCaller:
         return None
 
     async def risk(self, **kwargs: Any) -> list[RiskVerdict]:
-        """Every risk plugin's verdict; a raising check becomes a veto that says why (fail closed)."""
+        """Every risk plugin's verdict, naming the plugin and the intent it judged (symbol, intent id); a raising
+        check becomes a veto that says why (fail closed)."""
         verdicts = []
+        intent = kwargs["intent"]
+        tag = {"symbol": intent.symbol, "intent_id": intent.id}
         for impl in self._impls("gobot_risk_check"):
             try:
                 verdict = await self._call(impl, kwargs, "gobot_risk_check")
@@ -131,11 +134,11 @@ class HookCaller:
                     continue
                 if not isinstance(verdict, RiskVerdict):
                     raise TypeError(f"returned {type(verdict).__name__}, expected RiskVerdict or None")
-                verdicts.append(verdict.model_copy(update={"plugin": impl.plugin_name}))
+                verdicts.append(verdict.model_copy(update={"plugin": impl.plugin_name, **tag}))
             except Exception as exc:
                 self._fail(impl, "gobot_risk_check", exc)
                 reason = f"risk check raised {type(exc).__name__}: {exc} (fail closed)"
-                verdicts.append(RiskVerdict(approved=False, reason=reason, plugin=impl.plugin_name))
+                verdicts.append(RiskVerdict(approved=False, reason=reason, plugin=impl.plugin_name, **tag))
         return verdicts
 
     def first_sync(self, hook: str, **kwargs: Any) -> Any:
