@@ -252,6 +252,31 @@ def test_a_vision_signals_story_carries_the_charts_the_model_saw_and_its_answer(
         assert story.images == []
         assert story.answer.endswith("[2 of the 2 chart(s) the model saw are not kept "
                                      "([plugins.vision] keep_images was off)]")
+    # the report's drill-down shows them
+    chromium_or_skip()
+    shown = drill_down_of_the_report(path, tmp_path, monkeypatch, story.id)
+    assert shown["images"] == len(story.images) and "higher highs on both" in shown["answer"]
+    assert ("keep_images was off" in shown["answer"]) is not keep_images
+
+
+def drill_down_of_the_report(config_path: str, tmp_path, monkeypatch, trade_id: str) -> dict:
+    """`gobot report --html`, opened in Chromium: the trade's drill-down (its images and the model's answer)."""
+    from click.testing import CliRunner
+
+    from chart_page_support import ChartPage
+    from gobot.cli import cli
+
+    monkeypatch.setenv("GOBOT_CONFIG", config_path)
+    target = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(target)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with ChartPage(target) as page:
+        page.wait_drawn()
+        page.open_trade(trade_id)
+        panel = page.page.locator(f"#tradechart .gtc-drilldown[data-trade-id='{trade_id}']")
+        shown = {"images": panel.locator("img.gtc-image").count(), "answer": panel.locator(".gtc-answer").inner_text()}
+        assert page.left == [] and page.errors == []
+    return shown
 
 
 def test_an_archive_of_the_previous_schema_gains_the_commissions_column_and_keeps_its_fills(open_store):
