@@ -36,14 +36,16 @@ def strategy_indicators(strategy: Any, params: dict[str, float]) -> list[str]:
     return found or list(DEFAULT_INDICATORS)
 
 
-def thin(times: np.ndarray, values: np.ndarray, points: int = EQUITY_POINTS) -> tuple[list[int], list[float]]:
-    """At most ``points`` points; each bucket keeps its lowest and highest value (no spike disappears)."""
-    n = len(values)
-    if n <= points:
-        return np.asarray(times, dtype=np.int64).tolist(), np.asarray(values, dtype=np.float64).tolist()
-    edges = np.linspace(0, n, points // 2 + 1).astype(np.int64)[:-1]
-    low, high = np.minimum.reduceat(values, edges), np.maximum.reduceat(values, edges)
-    return np.repeat(times[edges], 2).astype(np.int64).tolist(), np.column_stack((low, high)).ravel().tolist()
+def thin(times: np.ndarray, values: np.ndarray, points: int = EQUITY_POINTS,
+         decimals: int = 2) -> tuple[list[int], list[float]]:
+    """At most ``points`` points, rounded to ``decimals`` (cents: what a chart shows, half the bytes); each
+    bucket keeps its lowest and highest value (no spike disappears)."""
+    times, values = np.asarray(times, dtype=np.int64), np.asarray(values, dtype=np.float64)
+    if len(values) > points:
+        edges = np.linspace(0, len(values), points // 2 + 1).astype(np.int64)[:-1]
+        low, high = np.minimum.reduceat(values, edges), np.maximum.reduceat(values, edges)
+        times, values = np.repeat(times[edges], 2), np.column_stack((low, high)).ravel()
+    return times.tolist(), np.round(values, decimals).tolist()
 
 
 def drawdown_percent(equity: np.ndarray) -> np.ndarray:
@@ -66,9 +68,11 @@ def chart_payload(series_list: Iterable[Any], stories: list[TradeStory], *, curr
                                     symbol=drawn[0]["symbol"] if drawn else None)
 
 
-def backtest_payload(run: Any, stories: list[TradeStory], indicators: Iterable[str], *, title: str = "") -> dict:
-    """``chart_payload`` of a finished backtest (``engine.BacktestRun``)."""
+def backtest_payload(run: Any, stories: list[TradeStory], indicators: Iterable[str], *, title: str = "",
+                     equity: bool = True) -> dict:
+    """``chart_payload`` of a finished backtest (``engine.BacktestRun``), with its equity curve unless told not."""
     sim = run.simulation
     params = ", ".join(f"{k}={v:g}" for k, v in run.params.items())
     return chart_payload(run.series, stories, currency=run.currency, indicators=indicators,
-                         title=title or f"{run.strategy} ({params})", equity=thin(sim.timeline, sim.equity))
+                         title=title or f"{run.strategy} ({params})",
+                         equity=thin(sim.timeline, sim.equity) if equity else None)

@@ -250,9 +250,9 @@ def write_html(run: BacktestRun, metrics: dict[str, Any], path: Path, *, stories
         from gobot.research.backtest.stories import trade_stories
 
         stories = trade_stories(run)
-    payload = backtest_payload(run, stories, tuple(indicators) or DEFAULT_INDICATORS)
+    payload = backtest_payload(run, stories, tuple(indicators) or DEFAULT_INDICATORS, equity=False)  # drawn below
     equity_t, equity_v = thin(sim.timeline, sim.equity)
-    drawdown_t, drawdown_v = thin(sim.timeline, drawdown_percent(sim.equity))
+    drawdown_t, drawdown_v = thin(sim.timeline, drawdown_percent(sim.equity), decimals=3)
     parts = [
         "<!doctype html><html><head><meta charset=utf-8>",
         f"<title>gobot backtest: {e(run.strategy)}</title>",
