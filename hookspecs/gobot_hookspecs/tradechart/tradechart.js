@@ -17,8 +17,8 @@
   const LW = window.LightweightCharts;
   const TIMEFRAMES = [["1m", 60], ["3m", 180], ["5m", 300], ["15m", 900], ["30m", 1800], ["1h", 3600],
     ["2h", 7200], ["4h", 14400], ["6h", 21600], ["8h", 28800], ["12h", 43200], ["1d", 86400]];
-  const AUTO_BARS = 3000;      // "auto": the finest timeframe that shows the visible range in at most this many bars
-  const MAX_LOADED = 9000;     // bars handed to the library at once (the visible ones and as many either side)
+  const AUTO_BARS = 3000;      // never more bars than this in view (the library draws 2 bars a pixel at most)
+  const MAX_LOADED = 6000;     // bars handed to the library at once: the visible ones and 3/4 as many either side
   const MAX_MARKERS = 600;     // beyond this many trades in the loaded range, one marker per bar and kind
   const TABLE_PAGE = 300;      // trades table rows rendered at once ("show more" for the next ones)
   const INDICATOR_COLORS = ["#d6a13a", "#b38cff", "#4cc3d9", "#e58fb4", "#9ccc65", "#f0883e"];
@@ -429,9 +429,17 @@
       if (panes.length > 1) { panes[0].setStretchFactor(3); panes[1].setStretchFactor(1); }
     }
 
+    /** Most bars in view: "auto" keeps to one bar a pixel of the chart's width (so zooming out, which the
+     * library stops at two bars a pixel, always reaches the next timeframe); a chosen timeframe to two. */
+    barLimit(auto) {
+      const width = this.chartBox.clientWidth || 1000;
+      return Math.max(50, Math.min(AUTO_BARS, Math.floor(width * (auto ? 1 : 2))));
+    }
+
+    /** "auto": the finest timeframe that draws the view within the bar limit. */
     autoTimeframe(view) {
-      const span = view.to - view.from;
-      for (const seconds of this.timeframes) if (span / seconds <= AUTO_BARS) return seconds;
+      const span = view.to - view.from, limit = this.barLimit(true);
+      for (const seconds of this.timeframes) if (span / seconds <= limit) return seconds;
       return this.timeframes[this.timeframes.length - 1];
     }
 
@@ -442,8 +450,9 @@
       const tf = this.mode === "auto" ? this.autoTimeframe(this.view) : this.mode;
       const agg = aggregate(base, tf);
       let i0 = lowerBound(agg.t, this.view.from), i1 = lowerBound(agg.t, this.view.to);
-      if (i1 - i0 > AUTO_BARS) {  // a fine timeframe chosen by hand over a long view: show its middle
-        const middle = (this.view.from + this.view.to) / 2, half = AUTO_BARS * tf / 2;
+      const limit = this.barLimit(this.mode === "auto");
+      if (i1 - i0 > limit) {  // a fine timeframe chosen by hand over a long view: show its middle
+        const middle = (this.view.from + this.view.to) / 2, half = limit * tf / 2;
         this.view = {from: middle - half, to: middle + half};
         i0 = lowerBound(agg.t, this.view.from); i1 = lowerBound(agg.t, this.view.to);
       }
@@ -452,7 +461,7 @@
       if (!force && L && L.agg === agg && (L.a === 0 || i0 >= L.a + margin) && (L.b === agg.n || i1 <= L.b - margin)) {
         return;
       }
-      const span = Math.max(i1 - i0, 100);
+      const span = Math.ceil(Math.max(i1 - i0, 100) * 0.75);
       let a = Math.max(0, i0 - span), b = Math.min(agg.n, i1 + span);
       if (b - a > MAX_LOADED) {
         const extra = Math.max(0, Math.floor((MAX_LOADED - (i1 - i0)) / 2));
