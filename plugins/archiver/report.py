@@ -481,8 +481,6 @@ th{background:#f6f7f9;font-weight:600}.pos{color:#15803d}.neg{color:#b91c1c}\
 def render_html(data: dict[str, Any], trades_chart: str = "") -> str:
     """One self-contained HTML page: inline CSS, the interactive equity curve and ``trades_chart`` (the
     trades on candles, ``report_chart``) with their scripts inline, and inline SVG plots; nothing fetched."""
-    from .report_chart import equity_chart
-
     e = html.escape
     s = data["summary"]
     ci = s["win_rate_ci"]
@@ -506,16 +504,7 @@ def render_html(data: dict[str, Any], trades_chart: str = "") -> str:
         "<div class=kpis>" + "".join(f"<div class=kpi><span class=muted>{e(k)}</span><b>{v}</b></div>" for k, v in kpis)
         + "</div>",
     ]
-    parts.append("<h2>Equity and drawdown</h2>" + equity_chart(data, include_assets=True))
-    if importlib.util.find_spec("matplotlib") is None:  # the core install: no static plots
-        parts.append(f"<p class=muted>{e(NO_PLOTS)}</p>")
-        parts.append(trades_chart)
-    else:
-        plots = make_plots(data)
-        parts.append("<div class=plot>" + plots["drawdown"] + "</div>")
-        parts.append(trades_chart)
-        parts.append("<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
-                     + "</div><div class=plot>" + plots["confidence"] + "</div></div>")
+    parts.extend(_html_charts(data, trades_chart))
 
     parts.append(f"<h2>Patterns</h2><p class=muted>Each claim is over at least {data['min_pattern_trades']} trades, "
                  "with a 95% Wilson interval for its win rate, its p-value and its Benjamini–Hochberg q-value: "
@@ -561,6 +550,20 @@ def render_html(data: dict[str, Any], trades_chart: str = "") -> str:
     parts.append("<p class=muted>Definitions: docs/archiver.md. Sharpe and Sortino are annualised from the equity "
                  "curve's own sampling (returns per year observed); short samples give large values.</p></body></html>")
     return "\n".join(parts)
+
+
+def _html_charts(data: dict[str, Any], trades_chart: str) -> list[str]:
+    """The equity curve (interactive, carrying the chart kit's scripts for the page), the drawdown,
+    ``trades_chart``, then P&L by hour and by confidence band (the static plots need matplotlib)."""
+    from .report_chart import equity_chart
+
+    parts = ["<h2>Equity and drawdown</h2>" + equity_chart(data, include_assets=True)]
+    if importlib.util.find_spec("matplotlib") is None:  # the core install: no static plots
+        return [*parts, f"<p class=muted>{html.escape(NO_PLOTS)}</p>", trades_chart]
+    plots = make_plots(data)
+    return [*parts, "<div class=plot>" + plots["drawdown"] + "</div>", trades_chart,
+            "<h2>P&amp;L by hour and by confidence band</h2><div class=grid><div class=plot>" + plots["hour"]
+            + "</div><div class=plot>" + plots["confidence"] + "</div></div>"]
 
 
 def _html_proposals(proposals: list[dict[str, Any]]) -> str:

@@ -209,7 +209,7 @@ def _open_stories(rows: _Rows, currency: str) -> list[TradeStory]:
     stories = []
     for coid, fills in rows.open_fills.items():
         last_close = rows.last_close.get(fills[0]["symbol"])
-        if coid in closed or (last_close is not None and last_close >= fills[0]["time"]):
+        if coid in closed or (last_close is not None and last_close > fills[0]["time"]):
             continue
         amount = sum(f["amount"] for f in fills)
         order = rows.orders.get(coid)

@@ -114,6 +114,15 @@ def test_stories_are_chosen_by_symbol_time_and_limit_and_an_open_position_has_no
         assert [f.purpose for f in story.fills] == ["open"] and story.signal is not None and story.verdicts
 
 
+def test_a_running_bot_is_answered_from_its_own_archive_connection(archived_run):
+    bot, path = archived_run
+    [plugin] = [p for name, p in bot.hooks.pm.list_name_plugin() if name == "archiver"]
+    assert plugin.writer.store is not None  # the run's connection, which the answer reads through
+    answer = bot.hooks.first_sync("gobot_trade_stories", config=bot.ctx, run_id=bot.state.run_id, symbol=None,
+                                  start=None, end=None, limit=10_000)
+    assert answer == ask(path)
+
+
 def test_no_archive_or_no_such_run_is_no_answer_and_creates_nothing(tmp_path, synthetic_data_dir, archived_run):
     _bot, path = archived_run
     assert ask(path, run_id="r-none") is None
