@@ -9,6 +9,8 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,48 @@ def test_plot_run_shows_a_paper_runs_archived_trades(config):
         story = chart.open_trade(rows.first.get_attribute("data-trade-id"))  # ETH/USDT's newest
         assert {plugin for plugin, _ in story["verdicts"]} == set(RISK) and story["fills"]
         assert not chart.errors and not chart.left
+
+
+class _Probe(BaseHTTPRequestHandler):
+    """Records every request that reaches it (none should: the renderer refuses them all)."""
+
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - the http.server name
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_page_renderer_refuses_every_request_and_draws_once_the_page_is_ready(config):
+    """``gobot_render_page`` of the charts plugin, without a bot: a browser launched for the page and closed."""
+    import asyncio
+    import io
+
+    from PIL import Image
+
+    from gobot.cli.common import load_config
+    from gobot_plugins.charts import Charts
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Probe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    html = textwrap.dedent(f"""\
+        <!doctype html><html><body style="margin:0;background:#fff">
+        <img src="{url}/image.png"><link rel="stylesheet" href="{url}/style.css">
+        <script>
+          fetch("{url}/fetch").catch(() => null);
+          setTimeout(() => {{ document.body.style.background = "rgb(255, 0, 0)";
+                             requestAnimationFrame(() => {{ window.gobotReady = true; }}); }}, 200);
+        </script></body></html>""")
+    try:
+        png = asyncio.run(Charts().gobot_render_page(config=load_config(str(config)), html=html, width=320,
+                                                       height=240))
+    finally:
+        server.shutdown()
+    assert png_size(png) == (320, 240)
+    assert Image.open(io.BytesIO(png)).convert("RGB").getpixel((300, 220)) == (255, 0, 0)  # drawn when ready
+    assert _Probe.hits == []
