@@ -329,7 +329,8 @@
       this.chart = LW.createChart(this.chartBox, chartOptions(colors));
       this.colors = colors;
       this.candle = this.chart.addSeries(LW.CandlestickSeries, {upColor: colors.green, downColor: colors.red,
-        borderVisible: false, wickUpColor: colors.green, wickDownColor: colors.red});
+        borderVisible: false, wickUpColor: colors.green, wickDownColor: colors.red,
+        autoscaleInfoProvider: original => this.withSelectedLines(original())});
       this.volume = this.chart.addSeries(LW.HistogramSeries, {priceScaleId: "volume", priceFormat: {type: "volume"},
         lastValueVisible: false, priceLineVisible: false});
       this.chart.priceScale("volume").applyOptions({scaleMargins: {top: 0.82, bottom: 0}});
@@ -369,7 +370,10 @@
         this.view = {from: end - span, to: end};
         this.render(true);
       }
-      if (this.selected) this.selected = this.tradesById.get(String(this.selected.id)) || null;
+      if (this.selected) {  // the open drill-down shows the trade as it is now (an open position may have closed)
+        const selected = this.tradesById.get(String(this.selected.id));
+        if (selected) this.openTrade(selected.id, false); else this.closeTrade();
+      }
       this.refreshLines();
     }
 
@@ -622,6 +626,16 @@
         `C ${f(data.close)}`;
     }
 
+    /** The price range the chart scales to, widened to the selected trade's stop and target. */
+    withSelectedLines(info) {
+      const trade = this.selected;
+      if (!info || !info.priceRange || !trade || trade.symbol !== this.symbol) return info;
+      const prices = [trade.stop, trade.target].filter(p => typeof p === "number");
+      if (!prices.length) return info;
+      return {...info, priceRange: {minValue: Math.min(info.priceRange.minValue, ...prices),
+        maxValue: Math.max(info.priceRange.maxValue, ...prices)}};
+    }
+
     /** Stop and target (and entry) lines of the selected trade, stop and target of every open position. */
     refreshLines() {
       for (const line of this.priceLines) this.candle.removePriceLine(line);
@@ -643,6 +657,7 @@
         add(trade.stop, c.red, "stop", 2);
         add(trade.target, c.green, "target", 2);
       }
+      this.candle.priceScale().applyOptions({autoScale: true});  // rescale to the lines just chosen
     }
 
     // ---- trades table and drill-down ------------------------------------------------------------------
@@ -703,7 +718,7 @@
       return true;
     }
 
-    openTrade(id) {
+    openTrade(id, notify = true) {
       const trade = this.tradesById.get(String(id));
       if (!trade) return;
       this.selected = trade;
@@ -716,8 +731,9 @@
         row = this.tableBox.querySelector(`tr.gtc-trade[data-trade-id="${CSS.escape(String(id))}"]`);
       }
       for (const other of this.tableBox.querySelectorAll("tr.gtc-selected")) other.classList.remove("gtc-selected");
-      if (row) { row.classList.add("gtc-selected"); row.scrollIntoView({block: "nearest"}); }
-      if (this.options.onTrade) this.options.onTrade(trade.id);
+      if (row) row.classList.add("gtc-selected");
+      if (row && notify) row.scrollIntoView({block: "nearest"});
+      if (notify && this.options.onTrade) this.options.onTrade(trade.id);
     }
 
     renderDrilldown(trade) {
@@ -804,21 +820,21 @@
 
     fillTable(trade, currency) {
       const table = el("table", "gtc-table gtc-fills"), head = el("tr");
-      for (const name of ["Time (UTC)", "", "Side", "Price", "Amount", `Fee (${currency})`, "Commissions", "Reason"]) {
+      for (const name of ["Time (UTC)", "Fill", "Price", "Amount", `Fee (${currency})`, "Commissions", "Reason"]) {
         head.append(el("th", "", name));
       }
       table.append(head);
       for (const fill of trade.fills || []) {
         const row = el("tr", "gtc-fill"), commissions = Object.entries(fill.commissions || {})
           .map(([asset, amount]) => `${formatNumber(amount, 8)} ${asset}`).join(", ");
-        row.append(el("td", "", formatTime(fill.time)), el("td", "", fill.purpose), el("td", "", fill.side),
+        row.append(el("td", "", formatTime(fill.time)), el("td", "gtc-text", `${fill.purpose} · ${fill.side}`),
           el("td", "", formatNumber(fill.price)), el("td", "", formatNumber(fill.amount)),
           el("td", "", formatNumber(fill.fee, 6)), el("td", "", commissions || "—"), el("td", "gtc-text", fill.reason || ""));
         table.append(row);
       }
       if (!(trade.fills || []).length) {
         const row = el("tr", "gtc-empty"), cell = el("td", "", "no fills recorded");
-        cell.colSpan = 8;
+        cell.colSpan = 7;
         row.append(cell);
         table.append(row);
       }
