@@ -111,6 +111,7 @@ def test_plot_candles_only_draws_the_candles_of_the_range_and_writes_a_png(confi
     (("--symbol", "BTC/USDT", "--from", "2020-01-01", "--to", "2020-02-01"), "no BTC/USDT candles between"),
     (("--symbol", "BTC/USDT", "--from", "2026-01-03", "--to", "2026-01-02"), "is not after --from"),
     (("--symbol", "BTC/USDT", "--run", "--disable", "archiver"), "no archive answered"),
+    (("--symbol", "BTC/USDT", "--run", "r-no-such-run"), "no archive holds run r-no-such-run"),
     (("--symbol", "BTC/USDT", "--run", "--backtest"), "--backtest or --run, not both"),
 ])
 def test_what_cannot_be_plotted_is_one_line_and_exit_status_2(config, args, said):
@@ -124,6 +125,7 @@ def test_help_explains_with_examples(config):
     done = gobot("plot", "--help", cwd=config.parent)
     assert done.returncode == 0
     assert "Examples:" in done.stdout and "gobot plot --symbol BTC/USDT --backtest" in done.stdout
+    assert max(len(line) for line in done.stdout.splitlines()) <= 100
     listing = gobot("--help", cwd=config.parent)
     assert "plot " in listing.stdout
 

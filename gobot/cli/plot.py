@@ -67,10 +67,12 @@ def plot(config_path, symbols, start, end, timeframe, run_id, backtest, strategy
 
     \b
     Examples:
-      gobot plot --symbol BTC/USDT                       candles and indicators only
-      gobot plot --symbol BTC/USDT --backtest -s sma_cross -p sma_cross --set fast=12 -o bt.html
-      gobot plot --symbol BTC/USDT --run                 the newest run's trades, from the archive
-      gobot plot --symbol BTC/USDT --run 20260101-1200 --from 2026-01-02 --to 2026-01-05 --png run.png
+      gobot plot --symbol BTC/USDT                  # candles and indicators only
+      gobot plot --symbol BTC/USDT --backtest -s sma_cross -p sma_cross \\
+          --set fast=12 -o bt.html                  # a backtest's trades, each with its story
+      gobot plot --symbol BTC/USDT --run            # the newest run's trades, from the archive
+      gobot plot --symbol BTC/USDT --run RUN_ID --from 2026-01-02 --to 2026-01-05 \\
+          --timeframe 15m --png run.png             # one run, a window of it, also as a PNG
     """
     from gobot.research.market_data import parse_time
 
@@ -216,10 +218,12 @@ def _stories(hooks, view, run_id: str | None, symbols, start, end) -> list:
     for symbol in symbols:
         answer = hooks.first_sync("gobot_trade_stories", config=view, run_id=run_id, symbol=symbol, start=start,
                                   end=end, limit=STORY_LIMIT)
+        if answer is None and run_id:
+            raise PlotError(f"no archive holds run {run_id}: check the ID (`gobot status` shows the current "
+                            "run's), [plugins.archiver] database_url, and that the archiver plugin is enabled")
         if answer is None:
-            which = f"run {run_id}" if run_id else "any run"
-            raise PlotError(f"no archive answered for {which}: enable the archiver plugin (-p archiver) and "
-                            "check [plugins.archiver] database_url, or run the bot first (`gobot start`)")
+            raise PlotError("no archive answered: enable the archiver plugin (-p archiver) and check "
+                            "[plugins.archiver] database_url, or run the bot first (`gobot start`)")
         found.extend(answer)
     return sorted(found, key=lambda story: story.entry_time)
 
