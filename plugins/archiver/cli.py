@@ -29,7 +29,8 @@ def add_report_command(cli: click.Group, load_config) -> None:
         P&L, expectancy, max drawdown, Sharpe, Sortino, holding time), the same metrics per
         strategy version, symbol, side, hour of day (UTC) and confidence band, the strategy
         versions side by side, the patterns found (each with its sample size and interval),
-        recent learnings and phase timings. --html writes a page with the equity curve,
+        recent learnings and phase timings. --html writes a page with the run's trades on
+        candles (click one for its signal, risk verdicts, sizing and fills), the equity curve,
         drawdown, P&L by hour and by confidence band.
         """
         from .report import run_report

@@ -24,6 +24,8 @@ MARGIN_BARS = 120
 MAX_IMAGE_STORIES = 20
 #: Points of the equity curve handed to the page (evenly thinned, the last always kept).
 MAX_EQUITY_POINTS = 5000
+#: Trades drawn per run (the newest): the page stays a few MB and quick to open.
+MAX_TRADES = 10_000
 INDICATORS = ("sma:20", "sma:50")
 
 
@@ -37,11 +39,13 @@ def trade_chart(view: Any, store: Any, data: dict[str, Any], run_ids: Sequence[s
 
     currency = data["currency"]
     vision = vision_lookup(view, MAX_IMAGE_STORIES)
-    stories = [story for run_id in run_ids
-               for story in read_stories(store, run_id, currency=currency, vision=vision)]
+    per_run = [read_stories(store, run_id, limit=MAX_TRADES, currency=currency, vision=vision) for run_id in run_ids]
+    stories = [story for found in per_run for story in found]
     stories.sort(key=lambda s: (s.entry_time, s.id))
     traded = {symbol for run_id in run_ids for symbol in loads((run_row(store, run_id) or {}).get("symbols"), [])}
     symbols = sorted(traded | {s.symbol for s in stories})
+    if not symbols:
+        return ""
     timeframe = view.config.backtest.timeframe
     start, end = _span(data, stories, timeframe)
     series, missing = [], []
@@ -63,6 +67,8 @@ def trade_chart(view: Any, store: Any, data: dict[str, Any], run_ids: Sequence[s
         parts.append("<p class=muted>Scroll to zoom, drag to pan; pick the symbol and the timeframe above the "
                      "chart. Click a trade (its marker or its row) for its story: the signal, every risk verdict, "
                      "the sizing and the fills with their fees.</p>")
+        if any(len(found) == MAX_TRADES for found in per_run):
+            parts.append(f"<p class=muted>The newest {MAX_TRADES:,} trades of each run are drawn.</p>")
         parts.append(embed({**payload, "theme": "light"}, height=520, include_assets=False))  # the equity's
     if missing:
         parts.append(f"<p class=muted>No {html.escape(timeframe)} candles for {html.escape(', '.join(missing))} "
