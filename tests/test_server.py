@@ -240,10 +240,22 @@ async def archived_chart(client, symbol: str) -> httpx.Response:
         await asyncio.sleep(0.1)
 
 
+class StoryQuestions:
+    """Counts the chart's questions to the archive (answers none: the archiver answers them)."""
+
+    def __init__(self):
+        self.asked = 0
+
+    @hookimpl(tryfirst=True)
+    def gobot_trade_stories(self):
+        self.asked += 1
+
+
 def test_the_chart_api_gives_the_runs_candles_and_its_trades_with_their_stories(replay_bot):
     from gobot_hookspecs.tradechart.encoding import decode_candles
 
-    bot = replay_bot(plugins=[("pacer", Pacer(free=60))])
+    questions = StoryQuestions()
+    bot = replay_bot(plugins=[("pacer", Pacer(free=60)), ("questions", questions)])
 
     async def scenario():
         async with served(bot) as (server, runner, task, client):
@@ -256,6 +268,10 @@ def test_the_chart_api_gives_the_runs_candles_and_its_trades_with_their_stories(
             candles = await bot.ctx.candles(symbol, "5m", 1000)
             first = (await client.get("/api/chart")).json()  # no symbol: the first configured one
             coarser = (await client.get("/api/chart", params={"symbol": symbol, "timeframe": "15m"})).json()
+            asked = questions.asked
+            for limit in (900, 800):  # other documents of the same trades: the archive's answer is reused
+                assert (await client.get("/api/chart", params={"symbol": symbol, "limit": limit})).status_code == 200
+            assert questions.asked == asked
             few = (await client.get("/api/chart", params={"symbol": symbol, "limit": "5"})).json()
             many = (await client.get("/api/chart", params={"symbol": symbol, "limit": "100000"})).json()
             return symbol, response, again, candles, first, coarser, few, many, built

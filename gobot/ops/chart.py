@@ -137,14 +137,18 @@ def ledger_stories(bot: Bot, symbol: str, start: datetime | None, end: datetime 
     return stories[-MAX_STORIES:]
 
 
-def with_details(stories: list[TradeStory], archived: list[TradeStory]) -> list[TradeStory]:
-    """The ledger's stories with the archive's details of the same trades (by id, else symbol, side
-    and entry time). The ledger's facts win: the archive may be a write behind."""
+def _matches(stories: list[TradeStory], archived: list[TradeStory]) -> list[TradeStory | None]:
+    """Each ledger story's archived twin (by id, else symbol, side and entry time), or None."""
     by_id = {s.id: s for s in archived}
     by_key = {_key(s.symbol, s.direction, s.entry_time): s for s in archived}
+    return [by_id.get(s.id) or by_key.get(_key(s.symbol, s.direction, s.entry_time)) for s in stories]
+
+
+def with_details(stories: list[TradeStory], archived: list[TradeStory]) -> list[TradeStory]:
+    """The ledger's stories with the archive's details of the same trades. The ledger's facts win: the
+    archive may be a write behind."""
     told = []
-    for story in stories:
-        match = by_id.get(story.id) or by_key.get(_key(story.symbol, story.direction, story.entry_time))
+    for story, match in zip(stories, _matches(stories, archived)):
         if match is None:
             told.append(story)
             continue
@@ -185,7 +189,30 @@ async def archived_stories(bot: Bot, symbol: str, start: datetime | None,
     return stories
 
 
-async def chart_document(bot: Bot, symbol: str, timeframe: str, limit: int) -> bytes:
+class ArchiveDetails:
+    """The archive's stories of each symbol, kept while they tell every trade the ledger holds as it stands
+    (a trade closed in the archive too): the archive is asked again only when the ledger's trades changed or
+    its last answer was a write behind. A chart refresh then costs no archive query."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[tuple, list[TradeStory]]] = {}
+
+    async def of(self, bot: Bot, symbol: str, stories: list[TradeStory], start: datetime) -> list[TradeStory]:
+        """The archive's stories for the ledger's ``stories`` of ``symbol`` (from ``start``)."""
+        ledger = tuple((s.id, s.exit_time is None) for s in stories)
+        kept = self._kept.get(symbol)
+        if kept is not None and kept[0] == ledger:
+            return kept[1]
+        archived = await archived_stories(bot, symbol, start, None)
+        if all(match is not None and (match.exit_time is None) == (story.exit_time is None)
+               for story, match in zip(stories, _matches(stories, archived))):
+            self._kept[symbol] = (ledger, archived)
+        else:
+            self._kept.pop(symbol, None)
+        return archived
+
+
+async def chart_document(bot: Bot, archive: ArchiveDetails, symbol: str, timeframe: str, limit: int) -> bytes:
     """The chart kit's payload for ``symbol`` as JSON: the newest ``limit`` candles of ``timeframe`` and
     the trades within them. Raises ChartRequestError (missing) when the market data has no such candles."""
     try:
@@ -197,7 +224,7 @@ async def chart_document(bot: Bot, symbol: str, timeframe: str, limit: int) -> b
     start = datetime.fromtimestamp(candles.timestamp[0] / 1000, timezone.utc)
     stories = ledger_stories(bot, symbol, start, None)
     if stories:
-        stories = with_details(stories, await archived_stories(bot, symbol, start, None))
+        stories = with_details(stories, await archive.of(bot, symbol, stories, start))
     currency = bot.ctx.currency
     title = f"{symbol} · run {bot.state.run_id}"
     return await asyncio.to_thread(_encode, symbol, timeframe, candles, stories, currency, title)

@@ -462,6 +462,7 @@ class DashboardServer:
         self._building: asyncio.Future | None = None
         self._charts: OrderedDict[tuple, tuple[asyncio.Future, float]] = OrderedDict()  # (document, when), newest last
         self._assets: dict[str, tuple[bytes, str]] = {}  # the kit's files with their ETags, read once
+        self._archive = trade_chart.ArchiveDetails()  # the archive's trade stories, asked when the ledger changed
         self.charts_built = 0
         self._quiet = _Quiet()
         self._last_lockout_alert = -math.inf
@@ -829,7 +830,8 @@ class DashboardServer:
         stale = cached is not None and cached[0].done() and (cached[0].cancelled() or cached[0].exception() is not None
                                                              or now - cached[1] > CHART_MAX_AGE)
         if cached is None or stale:
-            building = asyncio.ensure_future(trade_chart.chart_document(self.bot, symbol, timeframe, limit))
+            building = asyncio.ensure_future(
+                trade_chart.chart_document(self.bot, self._archive, symbol, timeframe, limit))
             building.add_done_callback(self._chart_built)
             cached = self._charts[key] = (building, now)
             while len(self._charts) > CHART_CACHE:
