@@ -108,6 +108,9 @@ def test_plot_candles_only_draws_the_candles_of_the_range_and_writes_a_png(confi
 
 @pytest.mark.parametrize("args,said", [
     (("--symbol", "XRP/USDT"), "no 5m candles for XRP/USDT"),
+    (("--symbol", "XRP/USDT", "--backtest", "-s", "sma_rsi"), "no 5m candles for XRP/USDT"),
+    (("--symbol", "BTC/USDT", "--backtest", "-s", "sma_rsi", "--from", "2020-01-01", "--to", "2020-02-01"),
+     "no BTC/USDT candles between"),
     (("--symbol", "BTC/USDT", "--from", "2020-01-01", "--to", "2020-02-01"), "no BTC/USDT candles between"),
     (("--symbol", "BTC/USDT", "--from", "2026-01-03", "--to", "2026-01-02"), "is not after --from"),
     (("--symbol", "BTC/USDT", "--run", "--disable", "archiver"), "no archive answered"),

@@ -92,6 +92,9 @@ def plot(config_path, symbols, start, end, timeframe, run_id, backtest, strategy
     view = LoadedConfig(settings, setup.plugin_configs)
     tf = timeframe or settings.backtest.timeframe
     if backtest:
+        start, end = (None if ms is None else _moment(ms) for ms in (start_ms, end_ms))
+        for symbol in symbols:  # an unknown symbol or an empty range said as without --backtest
+            _history(view, symbol, tf, start, end)
         payload, said = _backtested(setup, symbols, tf, start_ms, end_ms, strategy, assignments)
     else:
         payload, said = _charted(setup, view, symbols, tf, start_ms, end_ms, strategy, assignments, run_id)
@@ -134,10 +137,14 @@ def _backtested(setup, symbols, tf, start_ms, end_ms, strategy, assignments) -> 
     """The backtest as `gobot backtest` runs it on ``symbols``, its trades told as stories."""
     from gobot.research.backtest.chart import backtest_payload
     from gobot.research.backtest.engine import run
+    from gobot.research.backtest.setup import BacktestSetupError
     from gobot.research.backtest.stories import trade_stories
 
     component, params = _strategy_and_params(setup, strategy, assignments, needed=True)
-    series = _known_symbols(setup.series, list(symbols), tf, start_ms, end_ms)
+    try:
+        series = setup.series(list(symbols), tf, start_ms, end_ms)
+    except BacktestSetupError as exc:  # fewer than 2 candles in the range, symbols of two quotes
+        raise PlotError(str(exc)) from None
     execution = setup.execution()
     if getattr(component, "long_only", False):
         from dataclasses import replace
@@ -151,16 +158,6 @@ def _backtested(setup, symbols, tf, start_ms, end_ms, strategy, assignments) -> 
     metrics = result.metrics()
     said = f"backtest {component.name}: {metrics['trades']} closed trades, {metrics['return_pct']:+.2f}%"
     return backtest_payload(result, stories, _indicators(component, params), title=said), said
-
-
-def _known_symbols(load_series, symbols: list[str], tf: str, start_ms, end_ms):
-    """``load_series(symbols, ...)``, its "no candles" refusals said as `gobot plot` says them."""
-    from gobot.research.backtest.setup import BacktestSetupError
-
-    try:
-        return load_series(symbols, tf, start_ms, end_ms)
-    except BacktestSetupError as exc:
-        raise PlotError(str(exc)) from None
 
 
 def _charted(setup, view, symbols, tf, start_ms, end_ms, strategy, assignments, run_id) -> tuple[dict, str]:
