@@ -109,7 +109,7 @@ class VisionStore:
                 continue  # a line cut by a crash
         return entries
 
-    def seen(self, run_id: str) -> dict[tuple[int, str], dict[str, Any]]:
+    def requests_by_cycle(self, run_id: str) -> dict[tuple[int, str], dict[str, Any]]:
         """What the model was shown and answered, by (cycle, symbol) of one run: the request index's entry
         (a cycle run again after a crash asked again: its last request is the one its signal came from).
         The archiver's trade stories read it to show a vision signal's charts and answer."""
@@ -131,7 +131,7 @@ class VisionStore:
         URIs, and its answer as it gave it, followed by a note in brackets when something is missing (charts
         not kept, no record of the request). Only the newest ``max_with_images`` cycles get their charts (a
         page of thousands of trades would not hold them all); the others say so."""
-        seen = self.seen(run_id)
+        seen = self.requests_by_cycle(run_id)
         with_images = set(sorted(wanted)[-max_with_images:]) if max_with_images > 0 else set()
         found = {}
         for cycle in wanted:
