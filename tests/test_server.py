@@ -252,6 +252,7 @@ class StoryQuestions:
 
 
 def test_the_chart_api_gives_the_runs_candles_and_its_trades_with_their_stories(replay_bot):
+    from gobot.research.backtest.chart import strategy_indicators
     from gobot_hookspecs.tradechart.encoding import decode_candles
 
     questions = StoryQuestions()
@@ -284,6 +285,9 @@ def test_the_chart_api_gives_the_runs_candles_and_its_trades_with_their_stories(
     [series] = payload["series"]
     assert (series["symbol"], series["timeframe"], series["count"]) == (symbol, "5m", len(candles))
     assert decode_candles(series)["timestamp"] == candles.timestamp  # the bot's newest closed candles, as it sees them
+    version = bot.state.strategies["sma_rsi"]  # its current version's indicators, as `gobot plot` draws them
+    assert series["indicators"] == strategy_indicators(bot.strategies["sma_rsi"], version.params)
+    assert any(spec.startswith("rsi:") for spec in series["indicators"])
     assert first["symbol"] == bot.settings.trading.symbols[0]
     assert coarser["series"][0]["timeframe"] == "15m"
     assert few["series"][0]["count"] == 5 and many["series"][0]["count"] == len(candles) <= 1000

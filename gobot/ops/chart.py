@@ -34,6 +34,8 @@ MAX_CANDLES = 1000
 #: Stories a chart asks the archive for at most: a window of MAX_CANDLES rarely holds more trades.
 MAX_STORIES = 2000
 DEFAULT_TIMEFRAME = "5m"
+#: Indicators drawn at most (the running strategies' own, else SMA 20 and 50).
+MAX_INDICATORS = 4
 #: Story fields the archive knows and the bot's ledger does not.
 ARCHIVE_DETAILS = ("signal", "verdicts", "sizing", "fills", "images", "answer")
 
@@ -225,15 +227,32 @@ async def chart_document(bot: Bot, archive: ArchiveDetails, symbol: str, timefra
     stories = ledger_stories(bot, symbol, start, None)
     if stories:
         stories = with_details(stories, await archive.of(bot, symbol, stories, start))
-    currency = bot.ctx.currency
+    strategies = [(bot.strategies[name], dict(version.params)) for name, version in sorted(bot.state.strategies.items())
+                  if name in bot.strategies]
     title = f"{symbol} · run {bot.state.run_id}"
-    return await asyncio.to_thread(_encode, symbol, timeframe, candles, stories, currency, title)
+    return await asyncio.to_thread(_encode, symbol, timeframe, candles, stories, bot.ctx.currency, title, strategies)
 
 
-def _encode(symbol: str, timeframe: str, candles: Any, stories: list[TradeStory], currency: str, title: str) -> bytes:
+def indicators(strategies: list[tuple[Any, dict[str, float]]]) -> list[str]:
+    """What the running strategies' current versions compute, as ``gobot plot`` draws it (each strategy's
+    ``chart_indicators(params)``, else what its parameter names give away), at most MAX_INDICATORS."""
+    from gobot.research.backtest.chart import DEFAULT_INDICATORS, strategy_indicators  # numpy: in the worker
+
+    found: list[str] = []
+    for strategy, params in strategies:
+        found += [spec for spec in strategy_indicators(strategy, params) if spec not in found]
+    return found[:MAX_INDICATORS] or list(DEFAULT_INDICATORS)
+
+
+def _encode(symbol: str, timeframe: str, candles: Any, stories: list[TradeStory], currency: str, title: str,
+            strategies: list[tuple[Any, dict[str, float]]]) -> bytes:
     """The payload's series, indicators and JSON (in a worker thread: the loop keeps cycling)."""
     from gobot_hookspecs.tradechart import chart_payload, chart_series
 
-    series = chart_series(symbol, timeframe, candles)
+    try:
+        series = chart_series(symbol, timeframe, candles, indicators=indicators(strategies))
+    except ValueError as exc:  # a strategy naming an indicator the chart does not draw: the chart's own
+        log.warning("dashboard chart: %s; drawing SMA 20 and 50", exc)
+        series = chart_series(symbol, timeframe, candles)
     payload = chart_payload([series], stories, currency=currency, title=title, symbol=symbol)
     return json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
