@@ -244,6 +244,8 @@ def test_two_embeds_and_an_equity_line_on_one_page(tab):
     assert tab.js("gobotCharts.second.state().symbol") == "ETH/USDT"
     assert tab.js("gobotCharts.curve.state()") == {"points": 30, "currency": "EUR"}
     assert page_.locator("#curve .gtc-axis-label").inner_text() == "EUR"
+    tab.js("gobotCharts.curve.update({t: [1735689600000, 1735693200000, 1735696800000], v: [1, 2, 3]})")
+    assert tab.js("gobotCharts.curve.state()") == {"points": 3, "currency": "EUR"}
     assert page_.locator("#first canvas").count() > 0 and page_.locator("#second canvas").count() > 0
     assert body.count(LIBRARY_VERSION) >= 1 and body.count("Copyright (c) 2026 TradingView") == 1
 
@@ -298,6 +300,10 @@ window.c.ready.then(() => {{ window.gobotReady = true; }});
 def test_update_keeps_the_zoom_and_draws_the_new_trades(tab):
     tab.show(page(payload(), title="t"))
     tab.js(f"{CHART}.setRange({START + 6000}, {START + 12000})")
+    tab.page.click('tr.gtc-trade[data-trade-id="B1"]')
+    tab.js(f"{CHART}.setRange({START + 6000}, {START + 12000})")
+    series = f"{CHART}.chart.panes().flatMap(pane => pane.getSeries()).length"
+    drawn = tab.js(series)
     before = tab.js(f"{CHART}.state()")
     more = payload()
     more["trades"] = more["trades"] + [{**more["trades"][0], "id": "B9", "entry": START + 7200, "exit": START + 9000}]
@@ -306,6 +312,8 @@ def test_update_keeps_the_zoom_and_draws_the_new_trades(tab):
     assert (after["visibleFrom"], after["visibleTo"]) == (before["visibleFrom"], before["visibleTo"])
     assert after["trades"] == before["trades"] + 1
     assert tab.page.locator('tr.gtc-trade[data-trade-id="B9"]').count() == 1
+    assert tab.js(series) == drawn  # the same indicator series, given new values
+    assert after["openTrade"] == "B1" and tab.page.locator('.gtc-drilldown[data-trade-id="B1"]').is_visible()
 
 
 # -- encoding and indicators, checked against the page ------------------------------------------------------

@@ -372,7 +372,9 @@
       }
       if (this.selected) {  // the open drill-down shows the trade as it is now (an open position may have closed)
         const selected = this.tradesById.get(String(this.selected.id));
-        if (selected) this.openTrade(selected.id, false); else this.closeTrade();
+        if (!selected) this.closeTrade();
+        else if (JSON.stringify(selected) !== JSON.stringify(this.selected)) this.openTrade(selected.id, false);
+        else this.selected = selected;
       }
       this.refreshLines();
     }
@@ -391,7 +393,7 @@
       if (!keepView || !this.view) this.view = this.fullView();
       this.loaded = null;
       this.render(true);
-      this.tableLimit = TABLE_PAGE;
+      if (!keepView) this.tableLimit = TABLE_PAGE;
       this.renderTable();
     }
 
@@ -412,11 +414,19 @@
       this.timeframeSelect.value = this.mode === "auto" ? "auto" : timeframeName(this.mode);
     }
 
+    /** A line series per indicator line; on an update with the same indicators, the series stay (new values). */
     buildIndicators() {
+      if (this.base && !this.base.lines) {
+        this.base.lines = this.base.indicators.flatMap(spec => indicatorLines(this.base, spec));
+      }
+      const wanted = this.base ? this.base.lines : [];
+      if (wanted.length && wanted.map(l => l.name).join("|") === this.lines.map(l => l.name).join("|")) {
+        this.lines = this.lines.map((line, i) => ({...line, values: wanted[i].values}));
+        return;
+      }
       for (const line of this.lines) this.chart.removeSeries(line.series);
       this.lines = [];
       if (!this.base) return;
-      if (!this.base.lines) this.base.lines = this.base.indicators.flatMap(spec => indicatorLines(this.base, spec));
       let colorIndex = 0;
       for (const line of this.base.lines) {
         const color = line.pane ? this.colors.blue : INDICATOR_COLORS[colorIndex++ % INDICATOR_COLORS.length];
@@ -663,6 +673,7 @@
     // ---- trades table and drill-down ------------------------------------------------------------------
     renderTable() {
       const box = this.tableBox, currency = this.currency, rows = this.symbolTrades.slice().reverse();
+      const scrolled = box.scrollTop;
       box.replaceChildren();
       const head = el("div", "gtc-trades-head");
       head.append(el("h3", "", "Trades"), el("span", "gtc-muted", `${rows.length} on ${this.symbol || "—"}, newest first`));
@@ -687,6 +698,7 @@
         empty.append(cell);
         body.append(empty);
       }
+      box.scrollTop = scrolled;
     }
 
     tradeRow(trade) {
@@ -738,6 +750,7 @@
 
     renderDrilldown(trade) {
       const panel = this.panel, currency = trade.currency || this.currency;
+      const scrolled = panel.dataset.tradeId === String(trade.id) ? panel.scrollTop : 0;
       panel.replaceChildren();
       panel.hidden = false;
       panel.dataset.tradeId = trade.id;
@@ -763,6 +776,7 @@
         if (trade.answer !== null && trade.answer !== undefined) box.append(el("pre", "gtc-answer", trade.answer));
         panel.append(this.section("Vision", box));
       }
+      panel.scrollTop = scrolled;
     }
 
     closeTrade() {
@@ -919,21 +933,8 @@
   }
 
   // ---- the equity chart -----------------------------------------------------------------------------------
-  /** An equity line with its y-axis labelled in the currency and a time axis. */
-  function equity(element, data, options) {
-    options = options || {};
-    themeOf(element, options.theme || data.theme || "dark");
-    element.classList.add("gtc", "gtc-equity");
-    element.replaceChildren();
-    const currency = data.currency || "", bar = el("div", "gtc-toolbar"), colors = palette(element);
-    bar.append(el("span", "gtc-title", data.title || "Equity"), el("span", "gtc-axis-label", currency));
-    const box = el("div", "gtc-chart");
-    box.style.height = `${options.height || 260}px`;
-    element.append(bar, box);
-    const chart = LW.createChart(box, chartOptions(colors));
-    const series = chart.addSeries(LW.AreaSeries, {lineColor: colors.blue, topColor: colors.blue + "55",
-      bottomColor: colors.blue + "08", lineWidth: 2, title: currency,
-      priceFormat: {type: "custom", minMove: 0.01, formatter: p => formatNumber(p, 2)}});
+  /** Points for the library: seconds, strictly increasing (the last value of a second kept). */
+  function equityPoints(data) {
     const points = [], times = data.t || [], values = data.v || [];
     for (let i = 0; i < times.length; i++) {
       const time = Math.floor(times[i] / 1000), value = values[i];
@@ -941,11 +942,42 @@
       if (points.length && points[points.length - 1].time >= time) points[points.length - 1].value = value;
       else points.push({time, value});
     }
-    series.setData(points);
-    chart.timeScale().fitContent();
-    new ResizeObserver(() => chart.timeScale().fitContent()).observe(box);
+    return points;
+  }
+
+  /** An equity line with its y-axis labelled in the currency and a time axis. `update(data)` draws new points,
+   * showing them all until the reader zooms or pans. */
+  function equity(element, data, options) {
+    options = options || {};
+    themeOf(element, options.theme || data.theme || "dark");
+    element.classList.add("gtc", "gtc-equity");
+    element.replaceChildren();
+    const bar = el("div", "gtc-toolbar"), colors = palette(element);
+    const title = el("span", "gtc-title"), axis = el("span", "gtc-axis-label");
+    bar.append(title, axis);
+    const box = el("div", "gtc-chart");
+    box.style.height = `${options.height || 260}px`;
+    element.append(bar, box);
+    const chart = LW.createChart(box, chartOptions(colors));
+    const series = chart.addSeries(LW.AreaSeries, {lineColor: colors.blue, topColor: colors.blue + "55",
+      bottomColor: colors.blue + "08", lineWidth: 2,
+      priceFormat: {type: "custom", minMove: 0.01, formatter: p => formatNumber(p, 2)}});
+    let points = [], follow = true;
+    const draw = next => {
+      title.textContent = next.title || "Equity";
+      axis.textContent = next.currency || "";
+      series.applyOptions({title: next.currency || ""});
+      points = equityPoints(next);
+      series.setData(points);
+      if (follow) chart.timeScale().fitContent();
+    };
+    for (const name of ["wheel", "pointerdown"]) box.addEventListener(name, () => { follow = false; }, {passive: true});
+    draw(data);
+    new ResizeObserver(() => { if (follow) chart.timeScale().fitContent(); }).observe(box);
     followScheme(element, chart);
-    return {element, chart, ready: Promise.resolve(), state: () => ({points: points.length, currency})};
+    return {element, chart, ready: Promise.resolve(), update: next => Promise.resolve(draw({...data, ...next})),
+      fit: () => { follow = true; chart.timeScale().fitContent(); },
+      state: () => ({points: points.length, currency: axis.textContent})};
   }
 
   // ---- mounting -------------------------------------------------------------------------------------------
