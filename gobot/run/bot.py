@@ -252,8 +252,8 @@ class Bot:
             new_day = day not in state.day_start_equity
             state.day_start_equity.setdefault(day, self.portfolio.equity())
             await self._sync_executions(report, phase, snapshots)
-            if new_day and (daily := summary.daily_summary(state, day, ctx.currency)) is not None:  # after the sync:
-                ctx.alert(daily)  # trades that closed before midnight are counted in their day
+            if new_day:  # after the sync: trades that closed before midnight are counted in their day
+                await self._daily_summary(day)
             await self.drain()  # point 2: failures seen in the sync reach the breaker before it ticks
             await self.hooks.notify("gobot_on_scan_end", ctx=ctx, snapshots=snapshots)
 
@@ -326,6 +326,19 @@ class Bot:
         self.ctx.snapshots = snapshots
         self.portfolio.mark({snap.symbol: snap.price for snap in snapshots})
         return snapshots
+
+    async def _daily_summary(self, day: str) -> None:
+        """The ``daily_summary`` alert of the day before ``day``, with the plugins' lines (``gobot_daily_summary``)."""
+        daily = summary.daily_summary(self.state, day, self.ctx.currency)
+        if daily is None:
+            return
+        answers = await self.hooks.collect("gobot_daily_summary", ctx=self.ctx, day=daily.data["day"])
+        lines = [(plugin, str(line)) for plugin, line in answers if line]
+        if lines:
+            daily = daily.model_copy(update={
+                "text": daily.text + "".join(f"\n{line}" for _, line in lines),
+                "data": {**daily.data, "lines": [{"plugin": plugin, "text": line} for plugin, line in lines]}})
+        self.ctx.alert(daily)
 
     async def _sync_executions(self, report: CycleReport, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> None:
         fills: list[Fill] = []

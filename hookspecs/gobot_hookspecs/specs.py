@@ -563,3 +563,17 @@ def gobot_status(ctx: BotContext) -> PluginStatus | None:
 
     :return: a ``PluginStatus`` (``healthy``, ``reason``, ``state``, ``metrics``, ``data``), or None.
     """
+
+
+@hookspec
+def gobot_daily_summary(ctx: BotContext, day: str) -> str | None:
+    """Add a line to the ``daily_summary`` alert of ``day`` (``YYYY-MM-DD``, UTC, the bot's clock).
+
+    Called once a UTC day of the bot's clock ended, right before the core sends the day's
+    ``daily_summary`` alert, for every plugin; answers are collected. Each non-empty answer becomes
+    a line of the alert's text, in plugin order, and is kept in ``data["lines"]`` as
+    ``{"plugin": name, "text": line}``. Answer in one short line, with its currency (``ctx.currency``);
+    an exception is that plugin's failure and the summary goes out without its line.
+
+    :return: one line of text, or None for nothing to add.
+    """
