@@ -84,6 +84,8 @@ async def screenshot(url: str, trade_id: str) -> None:
             panel = page.locator(f"#chart .gtc-drilldown[data-trade-id='{trade_id}']")
             await panel.wait_for(state="visible")
             await page.locator("#chart .gtc-fill").first.wait_for()  # the archive's story, not only the ledger's
+            await page.locator("#chart .gtc-fit").click()  # the whole day and a half, in 15m candles
+            await page.evaluate("chartView.controller.setTimeframe('15m')")
             await page.evaluate("window.scrollTo(0, 0)")
             await page.mouse.move(0, 0)  # no crosshair
             bottom = await page.evaluate("document.getElementById('equity-chart').getBoundingClientRect().bottom")
