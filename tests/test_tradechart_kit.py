@@ -188,6 +188,15 @@ def test_the_symbol_selector_changes_what_is_drawn(tab):
     assert tab.js(f"{CHART}.state()")["markers"] == 5
 
 
+def test_no_candles_says_so_and_one_candle_draws(tab):
+    page_ = tab.show(page(chart_payload([chart_series("A/B", "1m", Candles(timeframe="1m"))], STORIES,
+                                        currency="USDT"), title="t"))
+    assert page_.locator(".gtc-empty-note").inner_text() == "no candles to draw"
+    assert tab.js(f"{CHART}.state()")["barsDrawn"] == 0
+    tab.show(page(chart_payload([chart_series("A/B", "1h", walk(1, 3600, 10.0, 1))], [], currency="USDT"), title="t"))
+    assert tab.js(f"{CHART}.state()")["barsDrawn"] == 1 and not page_.locator(".gtc-empty-note").is_visible()
+
+
 # -- drill-down ---------------------------------------------------------------------------------------------
 def test_clicking_a_trade_row_opens_its_drill_down(tab):
     page_ = tab.show(page(payload(), title="t"))

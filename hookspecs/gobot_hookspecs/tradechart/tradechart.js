@@ -235,7 +235,7 @@
   }
 
   function timeframeName(seconds) {
-    const found = TIMEFRAMES.find(([, s]) => s === seconds);
+    const found = TIMEFRAMES.concat([["3d", 259200], ["1w", 604800], ["1M", 2592000]]).find(([, s]) => s === seconds);
     if (found) return found[0];
     return seconds % 86400 === 0 ? `${seconds / 86400}d` : seconds % 3600 === 0 ? `${seconds / 3600}h`
       : `${Math.round(seconds / 60)}m`;
@@ -320,6 +320,9 @@
       bar.append(this.titleNode, this.symbolSelect, this.timeframeSelect, fit, this.legend);
       this.chartBox = el("div", "gtc-chart");
       this.chartBox.style.height = `${this.options.height || 560}px`;
+      this.emptyNote = el("div", "gtc-empty-note", "no candles to draw");
+      this.emptyNote.hidden = true;
+      this.chartBox.append(this.emptyNote);
       const below = el("div", "gtc-below");
       this.tableBox = el("div", "gtc-trades");
       this.panel = el("aside", "gtc-drilldown");
@@ -460,6 +463,7 @@
     /** Draw the view: the timeframe it needs, and the bars around it when the loaded ones do not cover it. */
     render(force) {
       const base = this.base;
+      this.emptyNote.hidden = Boolean(base && base.n);
       if (!base || !base.n) { this.clear(); return; }
       const tf = this.mode === "auto" ? this.autoTimeframe(this.view) : this.mode;
       const agg = aggregate(base, tf);
