@@ -323,6 +323,12 @@ def test_update_keeps_the_zoom_and_draws_the_new_trades(tab):
     assert tab.page.locator('tr.gtc-trade[data-trade-id="B9"]').count() == 1
     assert tab.js(series) == drawn  # the same indicator series, given new values
     assert after["openTrade"] == "B1" and tab.page.locator('.gtc-drilldown[data-trade-id="B1"]').is_visible()
+    tab.js(f"{CHART}.setRange({START + 30_000}, {START + 36_000})")  # up to the newest candle: it follows new ones
+    longer = payload()
+    longer["series"][0] = chart_series("BTC/USDT", "1m", walk(660, 60, 42_000.0, 1), indicators=("sma:20",))
+    tab.js(f"p => {CHART}.update(p)", longer)
+    followed = tab.js(f"{CHART}.state()")
+    assert (followed["visibleFrom"], followed["visibleTo"]) == (START + 33_600, START + 39_600)
 
 
 # -- encoding and indicators, checked against the page ------------------------------------------------------

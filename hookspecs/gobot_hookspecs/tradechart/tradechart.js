@@ -262,6 +262,13 @@
   }
 
 
+  /** A select's options as [value, text] pairs, left alone when they are the same (an open list stays open). */
+  function setOptions(select, pairs) {
+    const same = select.options.length === pairs.length &&
+      pairs.every(([value], i) => select.options[i].value === value);
+    if (!same) select.replaceChildren(...pairs.map(([value, text]) => new Option(text, value)));
+  }
+
   function themeOf(element, theme) {
     element.classList.remove("gtc-dark", "gtc-light", "gtc-auto");
     element.classList.add(`gtc-${theme === "light" || theme === "auto" ? theme : "dark"}`);
@@ -362,17 +369,17 @@
       this.series = new Map(decoded.map(s => [s.symbol, s]));
       this.trades = trades;
       this.tradesById = new Map(trades.map(t => [String(t.id), t]));
-      this.symbolSelect.replaceChildren(...decoded.map(s => new Option(s.symbol, s.symbol)));
+      setOptions(this.symbolSelect, decoded.map(s => [s.symbol, s.symbol]));
       this.symbolSelect.hidden = decoded.length < 2;
-      const wanted = keepView && this.series.has(this.symbol) ? this.symbol : (payload.symbol || (decoded[0] || {}).symbol);
-      const symbol = this.series.has(wanted) ? wanted : (decoded[0] || {}).symbol;
-      const span = this.view ? this.view.to - this.view.from : 0;
-      this.useSymbol(symbol, keepView && symbol === this.symbol);
-      if (followLatest && this.base.n) {
-        const end = this.base.t[this.base.n - 1] + this.base.step;
+      const first = (decoded[0] || {}).symbol;
+      const wanted = keepView && this.series.has(this.symbol) ? this.symbol : (payload.symbol || first);
+      const symbol = this.series.has(wanted) ? wanted : first;
+      const base = this.series.get(symbol);
+      if (followLatest && symbol === this.symbol && base && base.n) {  // the view follows the newest candle
+        const end = base.t[base.n - 1] + base.step, span = this.view.to - this.view.from;
         this.view = {from: end - span, to: end};
-        this.render(true);
       }
+      this.useSymbol(symbol, keepView && symbol === this.symbol);
       if (this.selected) {  // the open drill-down shows the trade as it is now (an open position may have closed)
         const selected = this.tradesById.get(String(this.selected.id));
         if (!selected) this.closeTrade();
@@ -411,9 +418,8 @@
       this.timeframes = TIMEFRAMES.filter(([, s]) => s >= step && s % step === 0).map(([, s]) => s);
       if (!this.timeframes.length) this.timeframes = [step];
       if (this.mode !== "auto" && !this.timeframes.includes(this.mode)) this.mode = "auto";
-      const options = [new Option("auto", "auto")].concat(this.timeframes.map(s => new Option(timeframeName(s),
-        timeframeName(s))));
-      this.timeframeSelect.replaceChildren(...options);
+      setOptions(this.timeframeSelect, [["auto", "auto"]].concat(this.timeframes.map(s => [timeframeName(s),
+        timeframeName(s)])));
       this.timeframeSelect.value = this.mode === "auto" ? "auto" : timeframeName(this.mode);
     }
 
