@@ -166,10 +166,84 @@ def lone_exit(trades) -> object:
     return next(t for t in trades[:-2] if times.count(t.closed_at) == 1)
 
 
+async def candles_and_markers(page, bot, symbol: str) -> None:
+    """The symbol's candles, every one the bot has, and one marker per entry and per exit of its trades."""
+    await page.wait_for_function(f"() => chartView.controller && chartView.controller.state().symbol === '{symbol}'"
+                                 " && chartView.controller.state().barsDrawn > 0")
+    assert await page.locator("#chart canvas").count() > 0
+    state = await chart_state(page)
+    assert (state["symbol"], state["timeframe"]) == (symbol, "5m")
+    candles = await bot.ctx.candles(symbol, "5m", 1000)
+    first, last = candles.timestamp[0] / 1000, candles.timestamp[-1] / 1000
+    assert await page.evaluate(f"chartView.controller.countCandles({first}, {last})") == len(candles)
+    closed = [t for t in bot.state.trades if t.symbol == symbol]
+    assert closed and state["markers"] == 2 * len(closed) + (symbol in bot.state.positions)
+
+
+async def marker_click(page, bot, symbol: str, stories: dict) -> None:
+    """A click on a trade's exit marker opens that trade's story: its rationale, sizing, verdicts and fills."""
+    trade = lone_exit([t for t in bot.state.trades if t.symbol == symbol])
+    point = await page.evaluate("id => chartView.controller.markerPoint(id, 'exit')", trade.client_order_id)
+    await page.mouse.click(point["x"], point["y"])
+    shown = await drill_down(page, trade.client_order_id)
+    story = stories[trade.client_order_id]
+    assert shown["rationale"] == story["signal"]["rationale"] and shown["sizing"] == story["sizing"]
+    assert [plugin for plugin, _ in shown["verdicts"]] == [v["plugin"] for v in story["verdicts"]]
+    assert {plugin for plugin, _ in shown["verdicts"]} == {"risk_limits", "circuit_breaker"}
+    assert all(v["reason"] in text for (_, text), v in zip(shown["verdicts"], story["verdicts"]))
+    assert shown["fills"] == 2
+
+
+async def table_click(page, bot, other: str, stories: dict) -> dict:
+    """A row of the dashboard's trades table: the chart switches to its symbol and opens its story."""
+    from playwright.async_api import expect
+
+    trade = next(t for t in bot.state.trades if t.symbol == other)
+    await page.locator(f"#trades tbody tr[data-trade-id='{trade.client_order_id}']").click()
+    shown = await drill_down(page, trade.client_order_id)
+    assert shown["sizing"] == stories[trade.client_order_id]["sizing"]
+    await expect(page.locator("#chart-symbol")).to_have_value(other)
+    state = await chart_state(page)
+    assert state["symbol"] == other and state["openTrade"] == trade.client_order_id
+    return state
+
+
+async def next_load(page, action) -> None:
+    """``action()``, then wait until the page has drawn the chart again."""
+    loads = int(await page.locator("#chart").get_attribute("data-loads"))
+    await action()
+    await page.wait_for_function(f"() => Number(document.getElementById('chart').dataset.loads) > {loads}")
+
+
+async def switches(page, bot, symbol: str) -> None:
+    """The symbol selector brings the other symbol's chart; the timeframe switch aggregates its candles."""
+    await next_load(page, lambda: page.select_option("#chart-symbol", symbol))
+    assert (await chart_state(page))["symbol"] == symbol
+    await page.select_option("#chart .gtc-timeframe", "15m")
+    candles = await bot.ctx.candles(symbol, "5m", 1000)
+    quarter_hours = {t - t % 900_000 for t in candles.timestamp}
+    state = await chart_state(page)
+    assert state["timeframe"] == "15m" and not state["auto"]
+    first, last = min(quarter_hours) / 1000, max(quarter_hours) / 1000
+    assert await page.evaluate(f"chartView.controller.countCandles({first}, {last})") == len(quarter_hours)
+
+
+async def equity_axes(page, bot) -> None:
+    """The equity curve: a y-axis in the portfolio currency, a time axis, a point a cycle."""
+    from playwright.async_api import expect
+
+    await expect(page.locator("#equity-chart .gtc-axis-label")).to_have_text("USDT")
+    assert await page.locator("#equity-chart canvas").count() > 0
+    equity = await page.evaluate("({points: equityChart.chart.panes()[0].getSeries()[0].data().length, "
+                                 "time: equityChart.chart.timeScale().options().visible})")
+    assert equity == {"points": len(bot.state.cycles), "time": True}
+
+
 def test_the_dashboard_charts_the_runs_candles_with_its_trades_and_opens_a_trades_story(replay_bot):
     """The chart: candles of the symbol drawn, one marker per entry and exit, a click on a marker and on a
-    row of the trades table opens the right trade's story, a refresh keeps the zoom; the equity curve has
-    its y-axis in the currency; the kit's files come from the bot and no request leaves 127.0.0.1."""
+    row of the trades table opens the right trade's story, a refresh keeps the zoom, the symbol and
+    timeframe switch; the equity curve has its y-axis in the currency; the kit's files come from the bot
+    and no request leaves 127.0.0.1."""
     from playwright.async_api import async_playwright, expect
 
     pacer = Pacer(free=60)
@@ -180,7 +254,6 @@ def test_the_dashboard_charts_the_runs_candles_with_its_trades_and_opens_a_trade
         async with served(bot) as (server, runner, task, client), async_playwright() as playwright:
             await until(lambda: bot.counters.cycles == 61, what="61 cycles")
             symbol, other = bot.settings.trading.symbols
-            candles = await bot.ctx.candles(symbol, "5m", 1000)
             stories = {t["id"]: t for s in (symbol, other)
                        for t in (await client.get("/api/chart", params={"symbol": s})).json()["trades"]}
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -191,53 +264,22 @@ def test_the_dashboard_charts_the_runs_candles_with_its_trades_and_opens_a_trade
                 errors: list[str] = []
                 page.on("pageerror", lambda error: errors.append(str(error)))
                 await page.goto(server.url + "#token=" + TOKEN)
-
-                # The first symbol's candles, all of them, and one marker per entry and per exit.
-                await page.wait_for_function("() => chartView.controller && chartView.controller.state().barsDrawn > 0")
-                assert await page.locator("#chart canvas").count() > 0
-                state = await chart_state(page)
-                assert (state["symbol"], state["timeframe"]) == (symbol, "5m")
-                first, last = candles.timestamp[0] / 1000, candles.timestamp[-1] / 1000
-                assert await page.evaluate(f"chartView.controller.countCandles({first}, {last})") == len(candles)
-                closed = [t for t in bot.state.trades if t.symbol == symbol]
-                assert closed and state["markers"] == 2 * len(closed) + (symbol in bot.state.positions)
-
-                # A click on a trade's exit marker opens that trade's story.
-                trade = lone_exit(closed)
-                point = await page.evaluate("id => chartView.controller.markerPoint(id, 'exit')", trade.client_order_id)
-                await page.mouse.click(point["x"], point["y"])
-                shown = await drill_down(page, trade.client_order_id)
-                story = stories[trade.client_order_id]
-                assert shown["rationale"] == story["signal"]["rationale"] and shown["sizing"] == story["sizing"]
-                assert [plugin for plugin, _ in shown["verdicts"]] == [v["plugin"] for v in story["verdicts"]]
-                assert {plugin for plugin, _ in shown["verdicts"]} == {"risk_limits", "circuit_breaker"}
-                assert all(v["reason"] in text for (_, text), v in zip(shown["verdicts"], story["verdicts"]))
-                assert shown["fills"] == 2
-
-                # A row of the dashboard's trades table: the chart switches to its symbol and opens it.
-                trade = next(t for t in bot.state.trades if t.symbol == other)
-                await page.locator(f"#trades tbody tr[data-trade-id='{trade.client_order_id}']").click()
-                shown = await drill_down(page, trade.client_order_id)
-                assert shown["sizing"] == stories[trade.client_order_id]["sizing"]
-                await expect(page.locator("#chart-symbol")).to_have_value(other)
-                zoomed = await chart_state(page)
-                assert zoomed["symbol"] == other and zoomed["openTrade"] == trade.client_order_id
+                await candles_and_markers(page, bot, symbol)
+                await marker_click(page, bot, symbol, stories)
+                zoomed = await table_click(page, bot, other, stories)
 
                 # The next cycle redraws the chart in place: the zoom and the open trade stay.
-                loads = int(await page.locator("#chart").get_attribute("data-loads"))
-                pacer.allow(1)
-                await expect(page.locator("#iteration")).to_have_text("62", timeout=10_000)
-                await page.wait_for_function(f"() => Number(document.getElementById('chart').dataset.loads) > {loads}")
-                after = await chart_state(page)
-                assert {k: after[k] for k in ("symbol", "visibleFrom", "visibleTo", "openTrade")} == \
-                    {k: zoomed[k] for k in ("symbol", "visibleFrom", "visibleTo", "openTrade")}
+                async def next_cycle():
+                    pacer.allow(1)
+                    await expect(page.locator("#iteration")).to_have_text("62", timeout=10_000)
 
-                # The equity curve: a y-axis in the portfolio currency, a time axis, a point a cycle.
-                await expect(page.locator("#equity-chart .gtc-axis-label")).to_have_text("USDT")
-                assert await page.locator("#equity-chart canvas").count() > 0
-                equity = await page.evaluate("({points: equityChart.chart.panes()[0].getSeries()[0].data().length, "
-                                             "time: equityChart.chart.timeScale().options().visible})")
-                assert equity == {"points": len(bot.state.cycles), "time": True}
+                await next_load(page, next_cycle)
+                after = await chart_state(page)
+                kept = ("symbol", "visibleFrom", "visibleTo", "openTrade")
+                assert {k: after[k] for k in kept} == {k: zoomed[k] for k in kept}
+
+                await switches(page, bot, symbol)
+                await equity_axes(page, bot)
                 assert errors == []
             finally:
                 await browser.close()
