@@ -18,7 +18,8 @@ Robustness: the server never lets the trading loop starve. It accepts connection
 wait in the kernel's queue, where they cost the bot nothing. Idle connections and slow headers
 are closed after ``idle_timeout``, slow bodies after ``body_timeout``; a body is limited to
 16 KiB on every route before any of it is read, and never read at all for a refused request.
-The dashboard document is built once per change and shared by every waiting long-poll.
+The dashboard document is built once per change and shared by every waiting long-poll; so is each
+chart (``/api/chart``, ``gobot.ops.chart``), whose series and JSON are made in a worker thread.
 """
 
 from __future__ import annotations
