@@ -135,6 +135,11 @@ class Series:
         return Candles.model_construct(timeframe=self.timeframe, **{name: getattr(self, name) for name in COLUMNS})
 
 
+def candle_cache_dir(state_path: Path) -> Path:
+    """Where parsed candle files are kept as binary copies (``read_csv``'s ``cache_dir``) in a state folder."""
+    return state_path / "cache" / "candles"
+
+
 _PREFETCHED: dict[tuple[Path, Path | None], tuple[threading.Thread, list]] = {}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from gobot.research.market_data import (
     DataError,
+    candle_cache_dir,
     data_dir_or_bundled,
     file_name,
     load_series,
@@ -49,7 +50,7 @@ def history(settings: Any, symbol: str, timeframe: str, start: datetime | None =
         timeframe_ms(timeframe)
     except DataError as exc:
         raise ValueError(str(exc)) from None
-    cache_dir = settings.state_path / "cache" / "candles"
+    cache_dir = candle_cache_dir(settings.state_path)
     for folder in data_dirs(settings, replay_config):
         if any((folder / file_name(symbol, tf)).is_file() for tf in sources_for(timeframe)):
             # a damaged file is a DataError naming it, not "no candles"

@@ -20,6 +20,7 @@ from gobot.research.backtest.engine import ExecutionSettings, Gate, SimpleGate, 
 from gobot.research.market_data import (
     DataError,
     Series,
+    candle_cache_dir,
     data_dir_or_bundled,
     load_series,
     read_markets,
@@ -92,7 +93,7 @@ class BacktestSetup:
     @property
     def cache_dir(self) -> Path:
         """Parsed candle files, kept as binary copies (``market_data.read_csv``)."""
-        return self.settings.state_path / "cache" / "candles"
+        return candle_cache_dir(self.settings.state_path)
 
     @property
     def data_dir(self) -> Path:
