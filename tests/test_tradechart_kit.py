@@ -226,6 +226,9 @@ def test_clicking_a_trade_row_opens_its_drill_down(tab):
 def test_clicking_a_marker_opens_that_trades_drill_down(tab, trade_id, kind):
     page_ = tab.show(page(payload(), title="t"))
     point = tab.js(f"{CHART}.markerPoint('{trade_id}', '{kind}')")
+    page_.mouse.move(point["x"], point["y"])  # the legend names the trade under the mouse
+    side = "long" if trade_id == "B1" else "short"
+    page_.locator(".gtc-legend", has_text=f"trade {trade_id} · {side} {kind}").wait_for(timeout=5_000)
     page_.mouse.click(point["x"], point["y"])
     panel = page_.locator(f'.gtc-drilldown[data-trade-id="{trade_id}"]')
     panel.wait_for(state="visible", timeout=5_000)

@@ -624,11 +624,8 @@
 
     /** A click on a marker (or on a bar holding markers: the one nearest the click) opens that trade. */
     onClick(param) {
-      const hovered = (param.hoveredInfo && param.hoveredInfo.objectId) || param.hoveredObjectId;
-      if (typeof hovered === "string" && hovered.includes("|")) {
-        const id = hovered.slice(0, hovered.lastIndexOf("|"));
-        if (this.tradesById.has(id)) { this.openTrade(id); return; }
-      }
+      const marked = this.markerTrade(param);
+      if (marked) { this.openTrade(String(marked.trade.id)); return; }
       if (param.time === undefined || !param.point) return;
       const events = this.markerBars.get(param.time);
       if (!events || !events.length) return;
@@ -638,7 +635,23 @@
       this.openTrade(String(nearest.trade.id));
     }
 
+    /** The trade id of a marker's object id ("<id>|entry"), or null. */
+    markerTrade(param) {
+      const hovered = param && ((param.hoveredInfo && param.hoveredInfo.objectId) || param.hoveredObjectId);
+      if (typeof hovered !== "string" || !hovered.includes("|")) return null;
+      const trade = this.tradesById.get(hovered.slice(0, hovered.lastIndexOf("|")));
+      return trade ? {trade, kind: hovered.slice(hovered.lastIndexOf("|") + 1)} : null;
+    }
+
+    /** The crosshair's candle, or the trade of the marker under the mouse, top right. */
     showLegend(param) {
+      const marked = this.markerTrade(param);
+      this.chartBox.style.cursor = marked ? "pointer" : "";
+      if (marked) {
+        const {trade, kind} = marked, pnl = kind === "exit" ? ` ${formatMoney(trade.pnl, this.currency)}` : "";
+        this.legend.textContent = `trade ${trade.id} · ${trade.side} ${kind}${pnl} · click for why`;
+        return;
+      }
       const data = param && param.time !== undefined ? param.seriesData.get(this.candle) : null;
       if (!data) { this.legend.textContent = ""; return; }
       const f = v => formatNumber(v, Math.min(this.base.decimals, 8));
@@ -720,7 +733,9 @@
       row.append(el("td", "", formatTime(trade.entry)), el("td", `gtc-side gtc-${trade.side}`, trade.side),
         el("td", "", formatNumber(trade.entry_price)), el("td", "", formatTime(trade.exit)),
         el("td", "", formatNumber(trade.exit_price)), pnl, el("td", "gtc-text", trade.exit_reason || ""));
+      row.tabIndex = 0;
       row.addEventListener("click", () => this.showTrade(trade.id));
+      row.addEventListener("keydown", event => { if (event.key === "Enter") this.showTrade(trade.id); });
       return row;
     }
 
