@@ -60,7 +60,7 @@ function badge(id, text, level) {
 
 // ---- the charts: candles with the run's trades (/api/chart, gobot_hookspecs.tradechart), the equity curve ----
 const CHART_REFRESH_MS = 1000;  // the candle chart is fetched again at most this often while cycles complete
-const chartView = { controller: null, symbol: null, dirty: false, busy: false, pendingTrade: null, loads: 0 };
+const chartView = { controller: null, symbol: null, dirty: false, urgent: false, busy: false, pendingTrade: null, loads: 0 };
 let equityChart = null;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -98,13 +98,21 @@ async function loadChart() {
   if (chartView.pendingTrade !== null) {
     const id = chartView.pendingTrade;
     chartView.pendingTrade = null;
-    await chartView.controller.showTrade(id);
+    await openTrade(id);
   }
 }
 
-/** Something changed: load the chart again, at most every CHART_REFRESH_MS, one request at a time. */
-async function refreshChart() {
+/** The chart moves to a trade and opens its story; a trade older than the chart's candles is said so. */
+async function openTrade(id) {
+  const found = await chartView.controller.showTrade(id);
+  $("chart-note").textContent = found ? "" : "that trade is older than the chart's candles (the newest 1,000)";
+}
+
+/** Something changed: load the chart again, at most every CHART_REFRESH_MS (at once for a person's choice),
+ * one request at a time. */
+async function refreshChart(urgent) {
   chartView.dirty = true;
+  chartView.urgent ||= Boolean(urgent);
   if (chartView.busy) return;
   chartView.busy = true;
   try {
@@ -117,30 +125,30 @@ async function refreshChart() {
         $("chart-note").textContent = "chart: " + error.message;
       }
       const rest = CHART_REFRESH_MS - (Date.now() - started);
-      if (chartView.dirty && rest > 0) await sleep(rest);
+      if (chartView.dirty && !chartView.urgent && rest > 0) await sleep(rest);
+      chartView.urgent = false;
     }
   } finally {
     chartView.busy = false;
   }
 }
 
+/** The symbol selector's choice (or a clicked trade's symbol): its chart, at once. */
 function chooseSymbol(symbol) {
-  if (symbol === chartView.symbol) return;
   chartView.symbol = symbol;
   $("chart-symbol").value = symbol;
-  refreshChart();
+  refreshChart(true);
 }
 
 /** A trade clicked in the dashboard's tables: the chart moves to it and opens its drill-down. */
 function showTrade(symbol, id) {
   $("chart").scrollIntoView({ block: "start", behavior: "smooth" });
-  if (symbol !== chartView.symbol || !chartView.controller) {
-    chartView.pendingTrade = id;
-    chooseSymbol(symbol);
-    if (!chartView.busy) refreshChart();
+  if (symbol === chartView.symbol && chartView.controller) {
+    openTrade(id);
     return;
   }
-  chartView.controller.showTrade(id);
+  chartView.pendingTrade = id;  // shown once the symbol's chart is drawn
+  chooseSymbol(symbol);
 }
 
 /** The equity curve's points for the chart library: seconds, strictly increasing (the last value of a second). */
