@@ -77,27 +77,15 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
     settings, plugin_set = load(config_path, enable, disable, explain=False)  # lists no plugins
     _prefetch(settings, data)  # the --data files parse while the backtester is imported and set up
 
-    from gobot.research.backtest.engine import Sizing, lookahead_check, run
+    from gobot.research.backtest.engine import lookahead_check, run
     from gobot.research.backtest.setup import BacktestSetup, parse_assignments
 
     setup = BacktestSetup.build(settings, plugin_set)
     component = setup.strategy(strategy)
     params = setup.params(component, parse_assignments(assignments))
     series = setup.series(data, timeframe, parse_time(start, "--from"), parse_time(end, "--to"))
-    try:
-        execution = setup.execution(
-            fill=fill.replace("-", "_") if fill else ..., fee_percent=fee if fee is not None else ...,
-            slippage_percent=slippage if slippage is not None else ..., start_equity=equity or ...,
-            stop_loss_percent=percent_or_none(stop_loss, "--stop-loss"),
-            take_profit_percent=percent_or_none(take_profit, "--take-profit"),
-            sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if long_only or getattr(component, "long_only", False):
-        from dataclasses import replace
-
-        execution = replace(execution, allow_short=False)
+    execution = _execution(setup, fill, fee, slippage, equity, stop_loss, take_profit, sizing, risk,
+                           long_only or getattr(component, "long_only", False))
     bars = sum(len(s) for s in series)
     will_loop = path == "per-bar" or (path == "auto" and not callable(getattr(component, "vectorized", None)))
     show_progress = progress if progress is not None else (sys.stderr.isatty() and will_loop and bars > 100_000)
@@ -169,6 +157,25 @@ class _progress:
         if self.bar is not None:
             self.bar.stop()
         return False
+
+
+def _execution(setup, fill, fee, slippage, equity, stop_loss, take_profit, sizing, risk, long_only: bool):
+    """The fills, costs, sizing and risk of the run: the options given, ``[backtest]`` for the others."""
+    from dataclasses import replace
+
+    from gobot.research.backtest.engine import Sizing
+
+    try:
+        execution = setup.execution(
+            fill=fill.replace("-", "_") if fill else ..., fee_percent=fee if fee is not None else ...,
+            slippage_percent=slippage if slippage is not None else ..., start_equity=equity or ...,
+            stop_loss_percent=percent_or_none(stop_loss, "--stop-loss"),
+            take_profit_percent=percent_or_none(take_profit, "--take-profit"),
+            sizing=Sizing.parse(sizing) if sizing else ..., risk=risk or ...,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return replace(execution, allow_short=False) if long_only else execution
 
 
 def _prefetch(settings, data: tuple[str, ...]) -> None:

@@ -125,6 +125,13 @@ class Context:
     def plugin_config(self, name: str) -> BaseModel | None:
         return self._bot.plugin_configs.get(name)
 
+    def history(self, symbol: str, timeframe: str, start: datetime | None = None,
+                end: datetime | None = None) -> Candles:
+        """``ConfigView.history``: past candles as ``gobot backtest`` finds them (for charts and reports)."""
+        from gobot.research.backtest.history import history
+
+        return history(self.config, symbol, timeframe, start, end, replay_config=self.plugin_config("replay"))
+
     def plugin_state(self, name: str) -> dict[str, Any]:
         return self._bot.state.plugin_state.setdefault(name, {})
 
