@@ -235,8 +235,9 @@ async def equity_axes(page, bot) -> None:
     await expect(page.locator("#equity-chart .gtc-axis-label")).to_have_text("USDT")
     assert await page.locator("#equity-chart canvas").count() > 0
     equity = await page.evaluate("({points: equityChart.chart.panes()[0].getSeries()[0].data().length, "
-                                 "time: equityChart.chart.timeScale().options().visible})")
-    assert equity == {"points": len(bot.state.cycles), "time": True}
+                                 "time: equityChart.chart.timeScale().options().visible, "
+                                 "unit: equityChart.state().currency})")
+    assert equity == {"points": len(bot.state.cycles), "time": True, "unit": "USDT"}
 
 
 def test_the_dashboard_charts_the_runs_candles_with_its_trades_and_opens_a_trades_story(replay_bot):

@@ -151,17 +151,6 @@ function showTrade(symbol, id) {
   chooseSymbol(symbol);
 }
 
-/** The equity curve's points for the chart library: seconds, strictly increasing (the last value of a second). */
-function equityPoints(times, values) {
-  const points = [];
-  for (let i = 0; i < times.length; i++) {
-    const time = Math.floor(times[i] / 1000);
-    if (points.length && points[points.length - 1].time >= time) points[points.length - 1].value = values[i];
-    else points.push({ time, value: values[i] });
-  }
-  return points;
-}
-
 /** The equity curve: a y-axis in the portfolio currency and a time axis, drawn once and then given new points. */
 function drawEquity(points, currency) {
   if (points.length < 2) {
@@ -172,14 +161,8 @@ function drawEquity(points, currency) {
   $("curve-range").textContent = "low " + money(Math.min(...values)) + " · high " + money(Math.max(...values));
   if (!window.GobotTradeChart) return;
   const data = { t: points.map((p) => Date.parse(p[0])), v: values, currency, title: "Equity" };
-  if (!equityChart) {
-    equityChart = GobotTradeChart.equity($("equity-chart"), data, { height: 220, theme: "dark" });
-  } else if (equityChart.update) {
-    equityChart.update(data);
-  } else {  // the line's series takes the new points; its axes and their unit stay
-    equityChart.chart.panes()[0].getSeries()[0].setData(equityPoints(data.t, data.v));
-    equityChart.chart.timeScale().fitContent();
-  }
+  if (equityChart) equityChart.update(data);  // new points, the axes stay (and the reader's zoom, once zoomed)
+  else equityChart = GobotTradeChart.equity($("equity-chart"), data, { height: 220, theme: "dark" });
 }
 
 function renderRisk(status) {
