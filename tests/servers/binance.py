@@ -187,6 +187,14 @@ class BinanceTestServer:
         # (``actualOrderId``); answers seen from Binance-compatible servers leave it empty.
         self.actual_order_id = actual_order_id
         self.fill_ratio = Decimal(1)  # the next market orders fill only this share and expire (thin book)
+        # Knobs for drift tests (issue 21), all off by default: market orders (and triggered stop-market
+        # orders) fill ``slippage`` (a fraction) worse than the price; with ``hold_market_orders`` they rest
+        # unfilled until ``release_held()`` (a delayed fill); the market's clock (klines, order and fill
+        # times) runs ``market_offset_ms`` ahead of the wall clock, so a test steps through candles
+        # without waiting for them (signed requests are still checked against the wall clock).
+        self.slippage = Decimal(0)
+        self.hold_market_orders = False
+        self.market_offset_ms = 0
         self.lock_balances = lock_balances  # spot: resting orders hold their balance, as on Binance
         self.markets = {m.symbol + (":F" if m.futures else ""): m for m in (markets or default_markets())}
         self.prices = {k: Decimal(str(v)) for k, v in (prices or {"BTCUSDT": 50000.0, "ETHUSDT": 3000.0,
@@ -268,6 +276,18 @@ class BinanceTestServer:
         with self.lock:
             self.prices[symbol] = Decimal(str(price))
             self._trigger(symbol)
+
+    def release_held(self) -> None:
+        """Fill the market orders ``hold_market_orders`` kept waiting, at the price now."""
+        with self.lock:
+            self.hold_market_orders = False
+            for order in list(self.state.orders.values()):
+                if order["type"] == "MARKET" and order["status"] in OPEN:
+                    self._execute_if_marketable(order)
+
+    def market_ms(self) -> int:
+        """The market's clock, epoch ms (the wall clock plus ``market_offset_ms``)."""
+        return int(time.time() * 1000) + self.market_offset_ms
 
     def orders_with(self, client_order_id: str) -> list[dict]:
         with self.lock:
@@ -537,7 +557,7 @@ class BinanceTestServer:
         market = self._market(api, params)
         step = INTERVALS[params.get("interval", "1m")] * 1000
         limit = min(int(params.get("limit", 500)), 1000 if api == "spot" else 1500)
-        now = int(time.time() * 1000)
+        now = self.market_ms()
         current = now - now % step
         end = int(params.get("endTime", now))
         start = params.get("startTime")
@@ -1045,7 +1065,7 @@ class BinanceTestServer:
             raise ApiError(-2010, "Order would immediately match and take.")
         if not futures and (order_type == "MARKET" or (self.lock_balances and order_list_id < 0)):
             self._check_balance(market, side, quantity, price or stop or self._price(market.symbol))
-        now = int(time.time() * 1000)
+        now = self.market_ms()
         order = {
             "orderId": next(self._ids), "symbol": market.symbol, "clientOrderId": coid, "side": side,
             "type": order_type,
@@ -1088,9 +1108,12 @@ class BinanceTestServer:
         if triggered and not order.get("triggered", False):
             order["workingTime"] = int(time.time() * 1000)  # a stop order starts working when triggered
         order["triggered"] = triggered
+        if kind == "MARKET" and self.hold_market_orders:
+            return
         if kind == "MARKET" or (triggered and kind in ("STOP_LOSS", "STOP_MARKET", "TAKE_PROFIT",
                                                        "TAKE_PROFIT_MARKET")):
-            fill_at = price
+            worse = self.slippage if side == "BUY" else -self.slippage
+            fill_at = (price * (1 + worse)).quantize(Decimal("0.01")) if worse else price
         elif (kind in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "STOP")
               and (kind in ("LIMIT", "LIMIT_MAKER") or triggered)):
             # a limit order (or a triggered stop-limit, which rests as a limit at ``price``) trades at its
@@ -1109,7 +1132,7 @@ class BinanceTestServer:
             step = Decimal(market.step)
             quantity = (quantity * self.fill_ratio / step).to_integral_value(rounding="ROUND_FLOOR") * step
         notional = quantity * price
-        now = int(time.time() * 1000)
+        now = self.market_ms()
         fill = {"price": _ds(price), "qty": _ds(quantity), "tradeId": next(self._ids), "time": now}
         if order["futures"]:
             if order["reduceOnly"] and not self._reduces(order["symbol"], order["side"], quantity):
