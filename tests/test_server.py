@@ -269,10 +269,13 @@ def test_the_chart_api_gives_the_runs_candles_and_its_trades_with_their_stories(
             candles = await bot.ctx.candles(symbol, "5m", 1000)
             first = (await client.get("/api/chart")).json()  # no symbol: the first configured one
             coarser = (await client.get("/api/chart", params={"symbol": symbol, "timeframe": "15m"})).json()
-            asked = questions.asked
+            asked, before = questions.asked, server.charts_built
             for limit in (900, 800):  # other documents of the same trades: the archive's answer is reused
                 assert (await client.get("/api/chart", params={"symbol": symbol, "limit": limit})).status_code == 200
             assert questions.asked == asked
+            crowd = await asyncio.gather(*(client.get("/api/chart", params={"symbol": symbol, "limit": 700})
+                                           for _ in range(20)))  # twenty pages at once: one build for all
+            assert {r.content for r in crowd} == {crowd[0].content} and server.charts_built == before + 3
             few = (await client.get("/api/chart", params={"symbol": symbol, "limit": "5"})).json()
             many = (await client.get("/api/chart", params={"symbol": symbol, "limit": "100000"})).json()
             return symbol, response, again, candles, first, coarser, few, many, built
