@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from gobot_hookspecs import Action, RiskVerdict, Signal, hookimpl
 from server_support import TOKEN, Pacer, served, until
 
 CHROMIUM = "/usr/bin/chromium"
@@ -290,3 +291,57 @@ def test_the_dashboard_charts_the_runs_candles_with_its_trades_and_opens_a_trade
     assert {urlsplit(url).path for url in routes.asked} >= {
         "/", "/dashboard.js", "/assets/lightweight-charts.js", "/assets/tradechart.js", "/assets/tradechart.css",
         "/api/chart"}
+
+
+#: Would run a script or create an element if the page inserted it as HTML.
+MARKUP = ("<img src=x onerror=\"window.pwned='img'\"><script>window.pwned='script'</script>"
+          "<svg onload=\"window.pwned='svg'\"></svg><b id=injected>&amp;")
+
+
+class HostileStrategy:
+    """A third-party strategy and risk plugin whose every free text is markup."""
+
+    @hookimpl
+    def gobot_generate_ideas(self, ctx, snapshots):
+        step = ctx.iteration % 6
+        action = Action.LONG if step == 1 else Action.SHORT if step == 4 else Action.HOLD
+        return [Signal(symbol=s.symbol, action=action, confidence=0.99, rationale=MARKUP, strategy=MARKUP)
+                for s in snapshots]
+
+    @hookimpl
+    def gobot_risk_check(self, ctx, intent):
+        return RiskVerdict(approved=True, reason=MARKUP)
+
+
+def test_a_trades_story_shows_hostile_text_as_text(replay_bot):
+    """The story of a trade whose strategy, rationale and risk reason are markup: shown as text, nothing runs."""
+    from playwright.async_api import async_playwright
+
+    bot = replay_bot(plugins=[("pacer", Pacer(free=30)), ("hostile", HostileStrategy())], disable=["sma_rsi"])
+    routes = LoopbackOnly()
+
+    async def scenario():
+        async with served(bot) as (server, runner, task, client), async_playwright() as playwright:
+            await until(lambda: bot.counters.cycles == 31, what="31 cycles")
+            trade = bot.state.trades[-1]
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1440, "height": 900})
+                await context.route("**/*", routes)
+                page = await context.new_page()
+                await page.goto(server.url + "#token=" + TOKEN)
+                await page.locator(f"#trades tbody tr[data-trade-id='{trade.client_order_id}']").click()
+                shown = await drill_down(page, trade.client_order_id)
+                panel = await page.locator("#chart .gtc-drilldown").inner_text()
+                harm = await page.evaluate("""() => ({pwned: window.pwned || null,
+                    elements: document.querySelectorAll("img[src='x'], #injected, svg[onload]").length})""")
+                return shown, panel, harm
+            finally:
+                await browser.close()
+
+    shown, panel, harm = asyncio.run(scenario())
+    assert harm == {"pwned": None, "elements": 0}
+    assert shown["rationale"] == MARKUP  # the text itself, shown as text
+    assert any(plugin == "hostile" and MARKUP in text for plugin, text in shown["verdicts"])
+    assert MARKUP in panel  # the strategy's name too
+    assert routes.left == []
