@@ -9,8 +9,8 @@ verdict, the sizing, the fills, a vision model's charts and answer). Without an 
 what the ledger knows. Open positions carry their stop and target as they rest now.
 
 Only the hook calls run on the bot's event loop (between the cycle's awaits, as every dashboard read
-does); the series, the indicators and the JSON are made in a worker thread from copies, so a chart
-request costs the cycle no more than its hook calls.
+does); the candles' encoding and the JSON are made in a worker thread (the page computes the indicators
+the strategies name), so a chart request costs the cycle little more than its hook calls.
 """
 
 from __future__ import annotations
@@ -238,15 +238,13 @@ def indicators(strategies: list[tuple[Any, dict[str, float]]]) -> list[str]:
     ``chart_indicators(params)``, else what its parameter names give away), at most MAX_INDICATORS."""
     from gobot.research.backtest.chart import DEFAULT_INDICATORS, strategy_indicators  # numpy: in the worker
 
-    found: list[str] = []
-    for strategy, params in strategies:
-        found += [spec for spec in strategy_indicators(strategy, params) if spec not in found]
-    return found[:MAX_INDICATORS] or list(DEFAULT_INDICATORS)
+    found = [spec for strategy, params in strategies for spec in strategy_indicators(strategy, params)]
+    return list(dict.fromkeys(found))[:MAX_INDICATORS] or list(DEFAULT_INDICATORS)
 
 
 def _encode(symbol: str, timeframe: str, candles: Any, stories: list[TradeStory], currency: str, title: str,
             strategies: list[tuple[Any, dict[str, float]]]) -> bytes:
-    """The payload's series, indicators and JSON (in a worker thread: the loop keeps cycling)."""
+    """The payload's series (candles encoded, indicators named) and JSON, in a worker thread: the loop keeps cycling."""
     from gobot_hookspecs.tradechart import chart_payload, chart_series
 
     try:
