@@ -4,12 +4,13 @@ A year of 1m candles is 525,600 rows; as JSON numbers that is some 30 MB, far to
 Here each column becomes small integers that compress well:
 
 - prices are integer *ticks* (``10 ** -decimals``; ``decimals`` is the fewest that write the first
-  prices exactly, or ~7 significant digits for prices that are not round numbers: half a tick is the
-  most any price moves);
+  prices exactly, but at most 8 significant digits of the largest: half a tick is the most any price
+  moves);
 - ``close`` is stored as its change from the previous close, ``open`` as its gap from the previous
   close, ``high`` above ``max(open, close)`` and ``low`` below ``min(open, close)``: mostly a few ticks;
 - ``timestamp`` as the step from the previous candle in units of the usual step (1 almost always);
-- ``volume`` in units of ``10 ** -volume_decimals``, as it is.
+- ``volume`` in units of ``10 ** -volume_decimals``, as it is (4 significant digits of the median volume
+  at most: a volume bar is not read to the last unit).
 
 Each column is zigzag-coded (small negatives become small positives), written as little-endian
 int32 and split into byte planes (all first bytes, then all second bytes, ...), so the mostly-zero
@@ -32,6 +33,9 @@ ENCODING = "gtc1"
 #: The columns in the blob, in order.
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
 _INT32 = 2**31 - 1
+#: Significant digits kept of the largest price (of the first 2,000) and of a typical (the median) volume.
+PRICE_DIGITS = 8
+VOLUME_DIGITS = 4
 _SAMPLE = 2000
 
 
@@ -44,16 +48,18 @@ def _as_list(values: Any) -> list:
 
 
 def price_decimals(values: Sequence[float]) -> int:
-    """The number of decimals that write the first prices exactly (0-8), or for prices that are not
-    round numbers, enough for ~7 significant digits of their largest value (at most 12)."""
+    """Ticks of ``10 ** -decimals``: as few decimals as write the first prices exactly, but no more than
+    give their largest ``PRICE_DIGITS`` significant digits (0-12; prices that are not round numbers get
+    that many)."""
     sample = [float(v) for v in _as_list(values[:_SAMPLE]) if v == v]
     if not sample:
         return 2
-    for decimals in range(0, 9):
+    largest = max(abs(v) for v in sample) or 1.0
+    most = max(0, min(12, PRICE_DIGITS - 1 - int(math.floor(math.log10(largest)))))
+    for decimals in range(0, most):
         if all(_whole(v * 10.0**decimals) for v in sample):
             return decimals
-    largest = max(abs(v) for v in sample) or 1.0
-    return max(0, min(12, 7 - int(math.floor(math.log10(largest))) - 1))
+    return most
 
 
 def _whole(scaled: float) -> bool:
@@ -62,11 +68,16 @@ def _whole(scaled: float) -> bool:
 
 
 def volume_decimals(values: Sequence[float]) -> int:
-    """Decimals for volumes: as many as the first volumes use (at most 8) while the largest volume
-    still fits an int32 (the zigzag code doubles it)."""
+    """Decimals for volumes: as many as the first volumes use (at most 8), but no more than give their
+    median 4 significant digits (a volume bar is not read to the last unit), and few enough that the
+    largest volume fits an int32."""
     sample = [float(v) for v in _as_list(values[:_SAMPLE]) if v == v]
     largest = float(abs(values).max()) if _is_array(values) else max(map(abs, values), default=0.0)
     fits = 8 if largest <= 0 else max(0, min(8, int(math.floor(math.log10(_INT32 / largest)))))
+    positive = sorted(v for v in sample if v > 0)
+    if positive:
+        median = positive[len(positive) // 2]
+        fits = min(fits, max(0, VOLUME_DIGITS - 1 - int(math.floor(math.log10(median)))))
     for decimals in range(0, fits + 1):
         if all(_whole(v * 10.0**decimals) for v in sample):
             return decimals
