@@ -119,7 +119,8 @@ class Drift:
         return executor not in SIMULATED_EXECUTORS or (executor == "paper" and self._config(ctx).watch_paper)
 
     def _mode(self, ctx) -> str:
-        return "live" if ctx.live else "testnet" if self._state(ctx)["active"] else "paper"
+        """Where the watched orders went: ``live``, ``testnet`` (an exchange's test network) or ``paper``."""
+        return "live" if ctx.live else self._state(ctx).get("executor_mode", "testnet")
 
     # -- the twin ---------------------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ class Drift:
             return
         state = self._state(ctx)
         state["active"] = True
+        state["executor_mode"] = "paper" if order.executor == "paper" else "testnet"
         found = state["twins"].get(order.client_order_id)
         if order.purpose == "open":
             if order.status in ("canceled", "rejected"):
@@ -427,10 +429,12 @@ class Drift:
         rows = [r for r in store.trades(ctx.config.state_path) if (r["closed_at"] or "")[:10] == day
                 and r["kind"] != "paper_only"]
         gap = sum(r["gap"] or 0.0 for r in rows)
-        worst = max(PARTS, key=lambda p: abs(sum(r[p] or 0.0 for r in rows))) if rows else None
+        sums = {part: sum(r[part] or 0.0 for r in rows) for part in PARTS}
+        worst = max(PARTS, key=lambda part: abs(sums[part])) if rows else None
+        worst = worst if worst and abs(sums[worst]) >= 0.005 else None
         line = (f"drift: {len(rows)} trades, live - paper twin {money(gap, ctx.currency, True)}"
                 + (f" (largest: {worst.replace('_', ' ')} "
-                   f"{money(sum(r[worst] or 0.0 for r in rows), ctx.currency, True)})" if worst else ""))
+                   f"{money(sums[worst], ctx.currency, True)})" if worst else ""))
         if state["breach"]:
             line += f"; BREACH: {state['breach']['reason']}"
         return line
