@@ -352,9 +352,11 @@ def test_the_encoding_round_trips_through_the_page(tab):
     tick = 10.0 ** -series["decimals"]
     assert decoded["t"] == [t / 1000 for t in columns["timestamp"].tolist()]
     for js_name, name in (("o", "open"), ("h", "high"), ("l", "low"), ("c", "close")):
-        assert np.allclose(decoded[js_name], python[name], rtol=0, atol=tick * 1e-6)
+        assert decoded[js_name] == python[name]  # the same floats: both divide the ticks by 10 ** decimals
         assert np.max(np.abs(np.array(decoded[js_name]) - columns[name])) <= tick / 2 + 1e-12
     assert np.allclose(decoded["v"], columns["volume"], atol=10.0 ** -series["volume_decimals"])
+    huge = encode_candles([0, 60_000], [3e9, 3.1e9], [3.2e9, 3.3e9], [2.9e9, 3e9], [3.1e9, 3.2e9], [4e10, 1e3])
+    assert tab.js("s => GobotTradeChart.decode({...s, step: 60})", huge)["c"] == [3.1e9, 3.2e9]
     lists = encode_candles(*(columns[n].tolist() for n in ("timestamp", "open", "high", "low", "close", "volume")))
     assert lists == {k: v for k, v in series.items() if k in lists}  # the pure-Python path writes the same bytes
 
@@ -420,6 +422,20 @@ def test_the_python_api_checks_its_arguments():
     assert asset("lightweight-charts.js").startswith(b"/*!\n * @license\n * TradingView Lightweight Charts")
     assert f"v{LIBRARY_VERSION}".encode() in asset("lightweight-charts.js")[:200]
     assert b"Apache License" in asset("LICENSE") and b"TradingView" in asset("NOTICE")
+
+
+def test_ticks_write_round_prices_exactly_and_keep_eight_digits_of_others():
+    from gobot_hookspecs.tradechart.encoding import price_decimals, volume_decimals
+
+    assert price_decimals([42_000.5, 42_001.25]) == 2 and price_decimals([0.00162008, 0.00161]) == 8
+    assert price_decimals([43_251.123456789]) == 3  # 8 significant digits of the largest
+    assert price_decimals([1.0 / 3.0]) == 8
+    assert volume_decimals([12.5, 3.25]) == 2
+    assert volume_decimals([108.1485384, 82.390199, 212.3036932]) == 1  # 4 digits of the median (108.1)
+    assert volume_decimals([3e9, 2.5e10]) == -2  # hundreds: an int32 holds the largest
+    huge = encode_candles([0, 60_000], [3e9, 3.1e9], [3.2e9, 3.3e9], [2.9e9, 3e9], [3.1e9, 3.2e9], [4e10, 1e3])
+    assert huge["decimals"] == -2 and decode_candles(huge)["close"] == [3.1e9, 3.2e9]
+    assert decode_candles(huge)["volume"] == [4e10, 1e3]
 
 
 def test_the_payload_is_json_and_script_safe():

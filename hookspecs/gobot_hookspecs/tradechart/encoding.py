@@ -49,13 +49,13 @@ def _as_list(values: Any) -> list:
 
 def price_decimals(values: Sequence[float]) -> int:
     """Ticks of ``10 ** -decimals``: as few decimals as write the first prices exactly, but no more than
-    give their largest ``PRICE_DIGITS`` significant digits (0-12; prices that are not round numbers get
-    that many)."""
+    give their largest ``PRICE_DIGITS`` significant digits (at most 12; prices that are not round numbers
+    get that many; negative for prices over 10 ** 8: ticks of tens, hundreds...)."""
     sample = [float(v) for v in _as_list(values[:_SAMPLE]) if v == v]
     if not sample:
         return 2
     largest = max(abs(v) for v in sample) or 1.0
-    most = max(0, min(12, PRICE_DIGITS - 1 - int(math.floor(math.log10(largest)))))
+    most = min(12, PRICE_DIGITS - 1 - int(math.floor(math.log10(largest))))  # negative: tens, hundreds...
     for decimals in range(0, most):
         if all(_whole(v * 10.0**decimals) for v in sample):
             return decimals
@@ -70,14 +70,14 @@ def _whole(scaled: float) -> bool:
 def volume_decimals(values: Sequence[float]) -> int:
     """Decimals for volumes: as many as the first volumes use (at most 8), but no more than give their
     median 4 significant digits (a volume bar is not read to the last unit), and few enough that the
-    largest volume fits an int32."""
+    largest volume fits an int32 (negative for huge volumes: units of tens, hundreds...)."""
     sample = [float(v) for v in _as_list(values[:_SAMPLE]) if v == v]
     largest = float(abs(values).max()) if _is_array(values) else max(map(abs, values), default=0.0)
-    fits = 8 if largest <= 0 else max(0, min(8, int(math.floor(math.log10(_INT32 / largest)))))
+    fits = 8 if largest <= 0 else min(8, int(math.floor(math.log10(_INT32 / largest))))
     positive = sorted(v for v in sample if v > 0)
     if positive:
         median = positive[len(positive) // 2]
-        fits = min(fits, max(0, VOLUME_DIGITS - 1 - int(math.floor(math.log10(median)))))
+        fits = min(fits, max(min(0, fits), VOLUME_DIGITS - 1 - int(math.floor(math.log10(median)))))
     for decimals in range(0, fits + 1):
         if all(_whole(v * 10.0**decimals) for v in sample):
             return decimals
@@ -180,10 +180,15 @@ def encode_candles(timestamp, open_, high, low, close, volume) -> dict:
     }
 
 
+def _units_value(units: int, decimals: int) -> float:
+    """``units * 10 ** -decimals``, exactly as the page computes it (a division, or a product for tens)."""
+    return units / 10**decimals if decimals >= 0 else float(units * 10**-decimals)
+
+
 def decode_candles(encoded: dict) -> dict[str, list]:
     """The columns back from ``encode_candles`` (prices rounded to their ticks): for tests and tools;
     the page decodes with its own JavaScript twin."""
-    count = encoded["count"]
+    count, decimals, vdecimals = encoded["count"], encoded["decimals"], encoded["volume_decimals"]
     blob = zlib.decompress(base64.b64decode(encoded["data"]))
     columns = []
     for index in range(len(COLUMNS)):
@@ -192,21 +197,16 @@ def decode_candles(encoded: dict) -> dict[str, list]:
         zig = struct.unpack(f"<{count}I", raw)
         columns.append([(z >> 1) if not z & 1 else -((z + 1) >> 1) for z in zig])
     steps, open_gap, above, below, change, volume = columns
-    scale, vscale = 10.0 ** -encoded["decimals"], 10.0 ** -encoded["volume_decimals"]
-    times, closes = [], []
-    time, close = encoded["t0"], encoded["c0"] - (change[0] if count else 0)
     out: dict[str, list] = {"timestamp": [], "open": [], "high": [], "low": [], "close": [], "volume": []}
+    time, close = encoded["t0"], encoded["c0"]  # the first close changes by 0 from itself
     for i in range(count):
         time += steps[i] * encoded["unit"]
         opened = close + open_gap[i]
         close += change[i]
-        times.append(time)
-        closes.append(close)
-        out["open"].append(opened * scale)
-        out["high"].append((max(opened, close) + above[i]) * scale)
-        out["low"].append((min(opened, close) - below[i]) * scale)
-        out["close"].append(close * scale)
-        out["volume"].append(volume[i] * vscale)
-    out["timestamp"] = times
+        out["timestamp"].append(time)
+        out["open"].append(_units_value(opened, decimals))
+        out["high"].append(_units_value(max(opened, close) + above[i], decimals))
+        out["low"].append(_units_value(min(opened, close) - below[i], decimals))
+        out["close"].append(_units_value(close, decimals))
+        out["volume"].append(_units_value(volume[i], vdecimals))
     return out
-

@@ -52,15 +52,18 @@
     const [steps, gap, above, below, change, volume] = [0, 1, 2, 3, 4, 5].map(i => zigzagColumn(raw, i, n));
     const t = new Float64Array(n), o = new Float64Array(n), h = new Float64Array(n), l = new Float64Array(n);
     const c = new Float64Array(n), v = new Float64Array(n);
-    const div = Math.pow(10, series.decimals), vdiv = Math.pow(10, series.volume_decimals);
+    // ticks -> prices: x * mul / div, exact either way (decimals < 0: ticks of tens, hundreds...)
+    const mul = Math.pow(10, Math.max(0, -series.decimals)), div = Math.pow(10, Math.max(0, series.decimals));
+    const vmul = Math.pow(10, Math.max(0, -series.volume_decimals));
+    const vdiv = Math.pow(10, Math.max(0, series.volume_decimals));
     let time = series.t0, close = series.c0;
     for (let i = 0; i < n; i++) {
       time += steps[i] * series.unit;
       const open = close + gap[i];
       close += change[i];
-      t[i] = time / 1000; o[i] = open / div; c[i] = close / div;
-      h[i] = (Math.max(open, close) + above[i]) / div; l[i] = (Math.min(open, close) - below[i]) / div;
-      v[i] = volume[i] / vdiv;
+      t[i] = time / 1000; o[i] = open * mul / div; c[i] = close * mul / div;
+      h[i] = (Math.max(open, close) + above[i]) * mul / div; l[i] = (Math.min(open, close) - below[i]) * mul / div;
+      v[i] = volume[i] * vmul / vdiv;
     }
     const step = series.step || 60;
     return {symbol: series.symbol, timeframe: series.timeframe, step, n, t, o, h, l, c, v, decimals: series.decimals,
@@ -397,7 +400,7 @@
       this.buildTimeframes();
       this.buildIndicators();
       if (this.base) {
-        const digits = Math.min(this.base.decimals, 10);
+        const digits = Math.max(0, Math.min(this.base.decimals, 10));
         this.candle.applyOptions({priceFormat: {type: "price", precision: digits, minMove: Math.pow(10, -digits)}});
       }
       if (!keepView || !this.view) this.view = this.fullView();
@@ -654,7 +657,7 @@
       }
       const data = param && param.time !== undefined ? param.seriesData.get(this.candle) : null;
       if (!data) { this.legend.textContent = ""; return; }
-      const f = v => formatNumber(v, Math.min(this.base.decimals, 8));
+      const f = v => formatNumber(v, Math.max(0, Math.min(this.base.decimals, 8)));
       this.legend.textContent = `${formatTime(data.time)} O ${f(data.open)} H ${f(data.high)} L ${f(data.low)} ` +
         `C ${f(data.close)}`;
     }
@@ -699,7 +702,8 @@
       const scrolled = box.scrollTop;
       box.replaceChildren();
       const head = el("div", "gtc-trades-head");
-      head.append(el("h3", "", "Trades"), el("span", "gtc-muted", `${rows.length} on ${this.symbol || "—"}, newest first`));
+      head.append(el("h3", "", "Trades"), el("span", "gtc-muted",
+        `${rows.length.toLocaleString("en-US")} on ${this.symbol || "—"}, newest first`));
       const table = el("table", "gtc-table"), thead = el("thead"), tr = el("tr"), body = el("tbody");
       for (const name of ["Entry (UTC)", "Side", "Entry", "Exit (UTC)", "Exit", `P&L (${currency})`, "Reason"]) {
         tr.append(el("th", "", name));
