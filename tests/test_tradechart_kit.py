@@ -413,6 +413,10 @@ def test_the_python_api_checks_its_arguments():
         chart_series("BTC/USDT", "1m", BTC, indicators=("macd:12",))
     with pytest.raises(ValueError, match="timeframe"):
         chart_series("BTC/USDT", "7m", BTC)
+    with pytest.raises(ValueError, match="oldest first"):
+        chart_series("BTC/USDT", "1m", BTC.model_copy(update={"timestamp": BTC.timestamp[::-1]}))
+    with pytest.raises(ValueError, match="NaN"):
+        chart_series("BTC/USDT", "1m", BTC.model_copy(update={"close": [float("nan")] + BTC.close[1:]}))
     with pytest.raises(ValueError, match="no series"):
         chart_payload([chart_series("BTC/USDT", "1m", BTC)], [], currency="USDT", symbol="ETH/USDT")
     with pytest.raises(ValueError, match="element_id"):

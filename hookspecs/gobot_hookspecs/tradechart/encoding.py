@@ -145,28 +145,36 @@ def _columns_numpy(timestamp, open_, high, low, close, volume, decimals: int, vd
 
 
 def _time_unit(timestamp) -> int:
-    """The usual step between candles in ms (the greatest common divisor of the steps)."""
+    """The usual step between candles in ms (the greatest common divisor of the steps); a ValueError
+    unless the candles are oldest first, one per time."""
     if len(timestamp) < 2:
         return 60_000
     if _is_array(timestamp):
-        steps = timestamp[1:].astype("i8") - timestamp[:-1].astype("i8")
-        unit = int(steps.min()) if len(steps) else 60_000
-        return max(1, math.gcd(*{int(s) for s in steps[: 10_000].tolist()} | {unit}))
-    t = [int(v) for v in _as_list(timestamp)]
-    return max(1, math.gcd(*{b - a for a, b in zip(t, t[1:])}))
+        steps = set((timestamp[1:].astype("i8") - timestamp[:-1].astype("i8")).tolist())
+    else:
+        t = [int(v) for v in _as_list(timestamp)]
+        steps = {b - a for a, b in zip(t, t[1:])}
+    if min(steps) <= 0:
+        raise ValueError("candles must be oldest first, one per timestamp")
+    return math.gcd(*steps)
+
+
+def _check_prices(*columns) -> None:
+    for column in columns:
+        if (bool((column != column).any()) if _is_array(column) else any(v != v for v in column)):
+            raise ValueError("candles with a NaN price: leave those rows out (a gap stays a gap)")
 
 
 def encode_candles(timestamp, open_, high, low, close, volume) -> dict:
     """The ``gtc1`` encoding of six equally long columns (timestamps in epoch ms): a JSON-able dict
     with the blob (base64 of zlib) and what it takes to decode it."""
     count = len(timestamp)
+    _check_prices(open_, high, low, close)
     decimals = price_decimals(close) if count else 2
     vdecimals = volume_decimals(volume) if count else 0
     unit = _time_unit(timestamp)
     if all(_is_array(column) for column in (timestamp, open_, high, low, close, volume)):
         columns = _columns_numpy(timestamp, open_, high, low, close, volume, decimals, vdecimals, unit)
-        if unit > 1 and count > 1 and bool(((timestamp[1:] - timestamp[:-1]) % unit != 0).any()):
-            raise ValueError("candle timestamps are not on a common step")
         blob = b"".join(_planes_numpy(column) for column in columns)
     else:
         columns = _columns_pure(timestamp, open_, high, low, close, volume, decimals, vdecimals, unit)
