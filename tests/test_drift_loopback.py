@@ -9,18 +9,21 @@ and its twin are closed and measured.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from gobot.cli import cli
 from gobot_hookspecs import Action, Signal, hookimpl
 from gobot_plugins.drift import Drift, store
 from gobot_plugins.drift.attribution import PARTS
 from servers.binance import BinanceTestServer
-from servers.bots import MovableWallClock, Recorder, binance_bot, keys
+from servers.bots import NOT_NEEDED, MovableWallClock, Recorder, binance_bot, keys
 
 PRICE = 50000.0
 
@@ -94,7 +97,7 @@ class Desk:
             self.breached_after = self.trades
 
 
-def desk(tmp_path, monkeypatch, server: BinanceTestServer, **drift: Any) -> Desk:
+def desk(tmp_path, monkeypatch, server: BinanceTestServer, live: bool = False, **drift: Any) -> Desk:
     keys(monkeypatch)
     wave, clock, recorder = Wave(), MovableWallClock(), Recorder()
     plugins = {"drift": {"band_candles": 1000, "min_band_trades": 5, "history_hours": 0} | drift,
@@ -103,7 +106,7 @@ def desk(tmp_path, monkeypatch, server: BinanceTestServer, **drift: Any) -> Desk
                "circuit_breaker": {"circuit_breaker_threshold": 1000, "max_consecutive_losses": 1000}}
     config = {"plugins": plugins, "backtest": {"fee_percent": 0.1, "slippage_percent": 0.0}}
     bot = binance_bot(tmp_path / "state", server, ideas=wave, recorder=recorder, config=config,
-                      plugins=[("clock", clock), ("drift", Drift())])
+                      plugins=[("clock", clock), ("drift", Drift())], live=live, mode="live" if live else "testnet")
     return Desk(server, bot, wave, clock, recorder)
 
 
@@ -175,3 +178,58 @@ def test_an_edge_that_turns_to_losses_is_detected_within_the_documented_trades_a
         assert d.bot.store.paused
         [alert] = [a for a in d.recorder.alerts if a.kind == "drift_breach"]
         assert "left the backtest band" in alert.text and alert.data["action"] == "pause"
+
+
+LIVE_CONFIG = """
+state_dir = "{state}"
+[trading]
+symbols = ["BTC/USDT"]
+max_position_usd = 100
+initial_capital_usd = 10000
+[plugins]
+enable = ["binance", "adaptive_rate_limit", "drift"]
+disable = {disable}
+[plugins.binance]
+mode = "live"
+api_url = "{url}"
+[plugins.drift]
+on_breach = "pause"
+gate_window = 5
+[plugins.risk_limits]
+max_total_exposure_usd = 1000
+low_liquidity_hours = []
+symbol_cooldown_minutes = 0
+max_trades_per_day = 0
+volatility_multiplier = 0
+"""
+
+
+def test_live_the_gate_keeps_watching_a_breach_pauses_and_gobot_validate_live_fails(tmp_path, monkeypatch):
+    with BinanceTestServer() as server:
+        d = desk(tmp_path, monkeypatch, server, live=True, on_breach="pause", gate_window=5)
+
+        async def go():
+            await d.bot.startup()
+            try:
+                for outcome in ("win", "win", "loss", "loss", "loss"):
+                    await d.trade(outcome)
+            finally:
+                await d.bot.shutdown("test over")
+
+        asyncio.run(go())
+        breach = d.bot.state.plugin_state["drift"]["breach"]
+        assert d.breached_after == 5 and breach["reason"].startswith("go-live gate: live win rate 40% over the last 5")
+        assert d.bot.store.paused
+        config = tmp_path / "config.toml"
+        config.write_text(LIVE_CONFIG.format(state=d.bot.settings.state_path, url=server.url,
+                                             disable=json.dumps(list(NOT_NEEDED))), encoding="utf-8")
+        result = CliRunner().invoke(cli, ["validate", "--live", "--json", "--config", str(config)])
+        assert result.exit_code == 1, result.output
+        live = json.loads(result.output)["live"]["lines"]
+        assert live[0]["evidence"].startswith("5 closed live trades; testnet: 0")
+        assert "40.0% won of 5" in live[1]["evidence"] and live[1]["passed"]  # judged once 100 closed
+        [risk] = [line for line in live if line["name"] == "risk plugin"]
+        assert risk["evidence"].startswith("drift: drift breach (pause)") and not risk["passed"]
+        table = CliRunner().invoke(cli, ["validate", "--live", "--config", str(config)])
+        assert table.exit_code == 1 and "After launch: live, rolling" in table.output
+        assert "Live checks fail: 1 of 3." in table.output

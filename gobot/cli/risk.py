@@ -158,10 +158,67 @@ def reset(config_path, reason):
     click.echo(f"Reset recorded in {settings.state_path / 'audit.jsonl'}.")
 
 
+def _closed_trades(events: list[dict], mode: str) -> list[dict]:
+    """The trades closed in runs of ``mode`` (``testnet``, ``live``), once each, oldest close first."""
+    runs = {e["run_id"] for e in events if e.get("event") == "run_started" and e.get("mode") == mode}
+    trades = {}
+    for e in events:
+        if e.get("event") == "trade_closed" and e.get("run_id") in runs:
+            t = e.get("trade", {})
+            trades[(e["run_id"], t.get("symbol"), t.get("opened_at"), t.get("closed_at"))] = t
+    return sorted(trades.values(), key=lambda t: t.get("closed_at") or "")
+
+
+def _figures(trades: list[dict]) -> str:
+    if not trades:
+        return "no closed trades"
+    wins = sum(1 for t in trades if t.get("pnl", 0) > 0)
+    pnl = sum(t.get("pnl", 0) for t in trades)
+    return f"{wins / len(trades):.1%} won of {len(trades)}, {pnl / len(trades):+.4g} a trade"
+
+
+def live_watch(state_dir, blocking: list[str]):
+    """The go-live gate after launch: the last ``TARGET_TRADES`` live trades held to the gate's trade
+    checks, beside the testnet figures that passed it, and every risk plugin that blocks trading now
+    (the drift sentinel's breach among them)."""
+    from gobot.ops.readiness import TARGET_TRADES, TARGET_WIN_RATE, ReadinessLine, ReadinessReport, _read
+
+    events, _ = _read(state_dir / "audit.jsonl")
+    testnet, live = _closed_trades(events, "testnet"), _closed_trades(events, "live")
+    window = live[-TARGET_TRADES:]
+    wins = sum(1 for t in window if t.get("pnl", 0) > 0)
+    full = len(window) >= TARGET_TRADES
+    report = ReadinessReport(str(state_dir))
+    report.lines.append(ReadinessLine("live trades", f"a window of {TARGET_TRADES}", bool(live),
+                                      f"{len(live)} closed live trades; testnet: {len(testnet)}"))
+    rate = wins / len(window) if window else 0.0
+    report.lines.append(ReadinessLine(
+        f"live win rate (last {TARGET_TRADES})", f"> {TARGET_WIN_RATE:.0%}", not full or rate > TARGET_WIN_RATE,
+        f"live: {_figures(window)}; testnet: {_figures(testnet)}"
+        + ("" if full else f"; judged once {TARGET_TRADES} live trades closed")))
+    for line in blocking:
+        report.lines.append(ReadinessLine("risk plugin", "allows trading", False, line))
+    return report
+
+
+def _print_report(report, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("check", "target", "", "evidence"):
+        table.add_column(column)
+    for line in report.lines:
+        table.add_row(line.name, line.target, "[green]PASS[/]" if line.passed else "[red]FAIL[/]", line.evidence)
+    Console().print(table)
+
+
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def validate(config_path, as_json):
+@click.option("--live", "after_launch", is_flag=True,
+              help="After launch: the rolling live figures against the testnet ones, and what blocks trading now.")
+def validate(config_path, as_json, after_launch):
     """The go-live readiness report: is the bot ready for real money?
 
     Judged from the audit log and the trade history in the state folder, for testnet runs (an
@@ -169,28 +226,50 @@ def validate(config_path, as_json):
     win rate (> 60 %), every alert kind delivered, the kill switch exercised, a restart
     recovered, the audit log complete. Each line passes or fails with its evidence. `gobot start
     --live` refuses to run while it fails (unless --skip-validation). Exit status 1 if not ready.
+
+    --live: after launch, the gate keeps watching. The last 100 live trades are held to the same
+    trade checks (win rate > 60 %, judged once 100 closed), beside the testnet figures that passed
+    it, and every risk plugin that blocks trading now fails a line (the drift sentinel's breach,
+    a hard stop). Exit status 1 if a live check fails.
     """
     from gobot.config import load_settings
     from gobot.ops.readiness import readiness_report
 
+    if after_launch:
+        _validate_live(config_path, as_json)
+        return
     report = readiness_report(load_settings(config_path).state_path)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title=f"Go-live readiness ({report.state_dir})", title_justify="left")
-        for column in ("check", "target", "", "evidence"):
-            table.add_column(column)
-        for line in report.lines:
-            table.add_row(line.name, line.target, "[green]PASS[/]" if line.passed else "[red]FAIL[/]", line.evidence)
+        _print_report(report, f"Go-live readiness ({report.state_dir})")
         console = Console()
-        console.print(table)
         if report.passed:
             console.print("[green]Ready[/]: `gobot start --live` may run.")
         else:
             console.print(f"[red]Not ready[/]: {len(report.failing)} of {len(report.lines)} checks fail; "
                           "`gobot start --live` refuses to run (see `--skip-validation`).")
+    if not report.passed:
+        raise click.exceptions.Exit(1)
+
+
+def _validate_live(config_path, as_json) -> None:
+    """``gobot validate --live``: exit status 1 when a live check fails."""
+    from gobot.ops.readiness import readiness_report
+
+    bot = _offline_bot(config_path)
+    statuses = asyncio.run(bot.requests.risk_statuses())
+    blocking = [f"{s.plugin}: {s.reason}" for s in statuses if not s.allows_trading]
+    gate = readiness_report(bot.settings.state_path)
+    report = live_watch(bot.settings.state_path, blocking)
+    if as_json:
+        click.echo(json.dumps({"live": report.as_dict(), "testnet": gate.as_dict()}, indent=2))
+    else:
+        _print_report(gate, f"The testnet gate ({gate.state_dir})")
+        _print_report(report, "After launch: live, rolling")
+        click.echo("Live checks pass." if report.passed
+                   else f"Live checks fail: {len(report.failing)} of {len(report.lines)}.")
     if not report.passed:
         raise click.exceptions.Exit(1)

@@ -416,6 +416,11 @@ class Drift:
                 entry |= {"h": round(c["h"], 3), "backtest_mean_r": round(c["mean"], 3), "band": [low, high],
                           "live_mean_r": live_mean, "loss_delay": c["loss_delay"]}
             data["bands"][key] = entry
+        if ctx.live:
+            gate = state["gate"]
+            data["gate"] = {"trades": len(gate), "window": self._config(ctx).gate_window,
+                            "win_rate": sum(gate) / len(gate) if gate else None,
+                            "target": self._config(ctx).gate_win_rate}
         reason = (f"drift: {totals['trades']} trades, live - twin {money(totals['gap'], ctx.currency, True)}"
                   + (f"; BREACH ({breach['action']}): {breach['reason']}" if breach else ""))
         return PluginStatus(healthy=None if breach is None else False, state="BREACH" if breach else "OK",
