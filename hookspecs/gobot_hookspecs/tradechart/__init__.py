@@ -49,8 +49,9 @@ ASSETS = {
     "LICENSE": "LICENSE",
     "NOTICE": "NOTICE",
 }
+#: Indicators the page draws: "<kind>:<period>" (sma, ema and bb on the price, rsi in a pane of its own).
 INDICATOR_KINDS = ("sma", "ema", "bb", "rsi")
-_INDICATOR = re.compile(r"^(sma|ema|bb|rsi):([1-9][0-9]{0,3})$")
+_INDICATOR = re.compile(rf"^({'|'.join(INDICATOR_KINDS)}):([1-9][0-9]{{0,3}})$")
 #: Trades lists longer than this (as JSON) travel zlib-compressed in embed()/page().
 _COMPRESS_TRADES_OVER = 64 * 1024
 _ELEMENT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")

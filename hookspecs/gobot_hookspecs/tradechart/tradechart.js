@@ -1,15 +1,17 @@
 /* gobot's trade chart: candles, volume, indicators, trade markers, stop/target lines, a trades table and a
  * drill-down panel, on TradingView's lightweight-charts (vendored beside this file, window.LightweightCharts).
  *
- *   const c = GobotTradeChart.mount(element, payload, {onTrade: id => ..., theme: "dark" | "light" | "auto"});
+ *   const c = GobotTradeChart.mount(element, payload, {height, onTrade: id => ..., theme: "dark" | "light" | "auto"});
  *   await c.ready;  c.setSymbol("BTC/USDT"); c.setTimeframe("1h" | "auto"); c.showTrade(id); c.update(payload);
- *   c.state();  c.countCandles(fromSec, toSec);
- *   GobotTradeChart.equity(element, {t: [ms], v: [...], currency, title});
+ *   c.setRange(fromSec, toSec); c.fit(); c.state(); c.countCandles(fromSec, toSec); c.markerPoint(id, "exit");
+ *   const e = GobotTradeChart.equity(element, {t: [ms], v: [...], currency, title}); e.update({t, v});
+ *   GobotTradeChart.autoMount(id, "trade" | "equity", options)   // what embed() writes: window.gobotCharts[id]
  *
  * The payload comes from gobot_hookspecs.tradechart.chart_payload(); candles arrive in the "gtc1" column encoding
  * (see encoding.py) and are decoded once; each timeframe is aggregated from them on first use and only the bars
  * around the visible range (a few thousand at most) are handed to the library, with the markers of that range.
  * Everything is drawn from the page itself: no request leaves it. Text from the payload is set with textContent.
+ * docs/charts.md describes it all.
  */
 (function () {
   "use strict";
