@@ -178,6 +178,9 @@ def test_an_edge_that_turns_to_losses_is_detected_within_the_documented_trades_a
         assert d.bot.store.paused
         [alert] = [a for a in d.recorder.alerts if a.kind == "drift_breach"]
         assert "left the backtest band" in alert.text and alert.data["action"] == "pause"
+        answers = asyncio.run(d.bot.risk_reset("the market changed; strategy reviewed"))
+        assert ("drift", "breach cleared; CUSUM and the rolling gate window back to zero") in answers
+        assert not d.bot.store.paused and d.bot.state.plugin_state["drift"]["cusum"]["wave@v1"]["s"] == 0
 
 
 LIVE_CONFIG = """

@@ -423,7 +423,8 @@ class Drift:
                             "target": self._config(ctx).gate_win_rate}
         reason = (f"drift: {totals['trades']} trades, live - twin {money(totals['gap'], ctx.currency, True)}"
                   + (f"; BREACH ({breach['action']}): {breach['reason']}" if breach else ""))
-        return PluginStatus(healthy=None if breach is None else False, state="BREACH" if breach else "OK",
+        # no opinion on health: a breach is the strategy's trouble, which a restart would not mend
+        return PluginStatus(healthy=None, state="BREACH" if breach else "OK",
                             reason=reason, data=data)
 
     @hookimpl
