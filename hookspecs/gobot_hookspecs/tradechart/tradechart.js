@@ -226,6 +226,15 @@
     return new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ");
   }
 
+  /** Decimals shown for a series' prices: its ticks', but no more than give 7 significant digits of its largest
+   * price (64000.00, 3334.380, 0.00001234): an axis is not read further, and synthetic prices have many. */
+  function displayDigits(series) {
+    let largest = 0;
+    for (let i = 0; i < series.n; i += Math.max(1, Math.floor(series.n / 1000))) largest = Math.max(largest, series.h[i]);
+    const whole = largest > 0 ? Math.floor(Math.log10(largest)) + 1 : 1;
+    return Math.max(0, Math.min(series.decimals, 7 - whole, 10));
+  }
+
   function formatNumber(value, digits) {
     if (value === null || value === undefined || Number.isNaN(value)) return "—";
     const size = Math.abs(value);
@@ -402,7 +411,7 @@
       this.buildTimeframes();
       this.buildIndicators();
       if (this.base) {
-        const digits = Math.max(0, Math.min(this.base.decimals, 10));
+        const digits = displayDigits(this.base);
         this.candle.applyOptions({priceFormat: {type: "price", precision: digits, minMove: Math.pow(10, -digits)}});
       }
       if (!keepView || !this.view) this.view = this.fullView();
@@ -659,7 +668,7 @@
       }
       const data = param && param.time !== undefined ? param.seriesData.get(this.candle) : null;
       if (!data) { this.legend.textContent = ""; return; }
-      const f = v => formatNumber(v, Math.max(0, Math.min(this.base.decimals, 8)));
+      const f = v => formatNumber(v, displayDigits(this.base));
       this.legend.textContent = `${formatTime(data.time)} O ${f(data.open)} H ${f(data.high)} L ${f(data.low)} ` +
         `C ${f(data.close)}`;
     }
@@ -686,8 +695,9 @@
       const open = this.symbolTrades.filter(t => t.exit === null || t.exit === undefined).slice(-20);
       for (const trade of open) {
         if (this.selected && trade.id === this.selected.id) continue;
-        add(trade.stop, c.red, `stop ${trade.id}`, 2);
-        add(trade.target, c.green, `target ${trade.id}`, 2);
+        const side = trade.side === "short" ? "short" : "long";  // the axis label stays short: the table names the trade
+        add(trade.stop, c.red, `${side} stop`, 2);
+        add(trade.target, c.green, `${side} target`, 2);
       }
       const trade = this.selected;
       if (trade && trade.symbol === this.symbol) {
