@@ -43,9 +43,9 @@ test: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-## bench: performance figures (not part of the tests): vision and the rate limiter, then one table of issue 19's
-## rows (bench/table.py runs cli_startup, backtest_vs_peers, optimizer, replay and archiver; each row with its
-## baseline measured in the same run, its ratio and its goal). `make bench BENCH_FLAGS=--quick`: small sizes.
+## bench: performance figures (not part of the tests): vision and the rate limiter, then one table of issues 19 and
+## 20's rows (bench/table.py runs cli_startup, backtest_vs_peers, optimizer, replay, archiver and charts; each row
+## with its baseline measured in the same run, its ratio and its goal). `make bench BENCH_FLAGS=--quick`: small sizes.
 BENCH_FLAGS ?=
 bench: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[bench]"  # backtesting.py and vectorbt
