@@ -96,6 +96,19 @@ class Desk:
         if self.breached_after is None and self.bot.state.plugin_state.get("drift", {}).get("breach"):
             self.breached_after = self.trades
 
+    async def missed(self) -> None:
+        """An entry that expires with nothing filled; the twin enters, and the price runs to its target."""
+        self.server.fill_ratio = Decimal(0)
+        self.wave.want = Action.LONG
+        await self.bot.run_cycle()
+        self.advance(2)
+        await self.bot.run_cycle()  # the twin's entry candle closed
+        self.server.fill_ratio = Decimal(1)
+        self.server.set_price("BTCUSDT", PRICE * 1.05)
+        for _ in range(4):  # the twin's target, then the grace for a late live fill
+            self.advance(1)
+            await self.bot.run_cycle()
+
 
 def desk(tmp_path, monkeypatch, server: BinanceTestServer, live: bool = False, **drift: Any) -> Desk:
     keys(monkeypatch)
@@ -128,12 +141,18 @@ def test_slippage_a_partial_fill_a_delayed_fill_and_bnb_fees_add_up_to_the_pnl_g
                 await d.trade("win")  # half the entry fills
                 server.fill_ratio = Decimal(1)
                 await d.trade("win", delay_to=PRICE * 1.002)  # the entry fills a candle later, 0.2 % higher
+                await d.missed()  # nothing fills (the order expires): the twin trades alone
             finally:
                 await d.bot.shutdown("test over")
 
         asyncio.run(go())
         trades = {t.client_order_id: t for t in d.bot.state.trades}
         measured = rows(d)
+        [missed] = [row for row in measured.values() if row["kind"] == "missed"]
+        assert missed["live_pnl"] == 0 and missed["twin_pnl"] > 0 and missed["twin_exit_reason"] == "take_profit"
+        assert abs(missed["missed_or_partial"] + missed["fees"] - missed["gap"]) < 1e-9
+        assert abs(missed["gap"] + missed["twin_pnl"]) < 1e-9
+        del measured[missed["coid"]]
         assert set(measured) == set(trades) and len(trades) == 3
         for coid, trade in trades.items():
             row = measured[coid]

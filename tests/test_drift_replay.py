@@ -47,6 +47,11 @@ def test_a_healthy_long_replay_raises_no_alarm_and_each_twin_is_its_paper_trade_
     watched = state["cusum"]["sma_rsi@v1"]
     assert watched["trades"] >= 60, "a long replay: many trades of one strategy version against its band"
     assert [a for a in alerts.alerts if a.kind == "drift_breach"] == [] and state["breach"] is None  # 0 false alarms
+    summaries = [a for a in alerts.alerts if a.kind == "daily_summary"]
+    assert len(summaries) == LONG_DAYS - 1
+    for summary in summaries:
+        [line] = [line["text"] for line in summary.data["lines"] if line["plugin"] == "drift"]
+        assert line.startswith("drift: ") and "live - paper twin +0.00 USDT" in line and line in summary.text
     rows = {row["coid"]: row for row in store.trades(bot.settings.state_path)}
     trades = bot.state.trades
     assert len(rows) == len(trades) >= 60 and all(row["mode"] == "paper" for row in rows.values())

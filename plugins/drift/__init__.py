@@ -71,6 +71,11 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
+def _signed(amount: float, currency: str) -> str:
+    """A signed amount, rounding noise of a zero gap shown as +0.00, never -0.00."""
+    return money(round(amount, 8) or 0.0, currency, True)
+
+
 def _key(strategy: str | None, version: int | None) -> str | None:
     return f"{strategy}@v{version}" if strategy else None
 
@@ -222,7 +227,10 @@ class Drift:
             if live is not None and state["last_ts"].get(symbol, 0) < live["exit_ms"] - live["exit_ms"] % tf:
                 continue
             if live is None and not (twin.get("live_missed") or twin["paper_only"]):
-                continue
+                waited = state["last_ts"].get(symbol, 0) - twin["exit_ms"]
+                if twin.get("live_open") or waited < self._config(ctx).grace_candles * tf:
+                    continue  # the live trade is open (or may still fill): wait for it
+                twin["live_missed"] = True  # never filled, and the executor never said it ended
             self._record(ctx, state, twin, tf)
             del state["twins"][coid]
 
@@ -421,7 +429,7 @@ class Drift:
             data["gate"] = {"trades": len(gate), "window": self._config(ctx).gate_window,
                             "win_rate": sum(gate) / len(gate) if gate else None,
                             "target": self._config(ctx).gate_win_rate}
-        reason = (f"drift: {totals['trades']} trades, live - twin {money(totals['gap'], ctx.currency, True)}"
+        reason = (f"drift: {totals['trades']} trades, live - twin {_signed(totals['gap'], ctx.currency)}"
                   + (f"; BREACH ({breach['action']}): {breach['reason']}" if breach else ""))
         # no opinion on health: a breach is the strategy's trouble, which a restart would not mend
         return PluginStatus(healthy=None, state="BREACH" if breach else "OK",
@@ -438,9 +446,9 @@ class Drift:
         sums = {part: sum(r[part] or 0.0 for r in rows) for part in PARTS}
         worst = max(PARTS, key=lambda part: abs(sums[part])) if rows else None
         worst = worst if worst and abs(sums[worst]) >= 0.005 else None
-        line = (f"drift: {len(rows)} trades, live - paper twin {money(gap, ctx.currency, True)}"
+        line = (f"drift: {len(rows)} trades, live - paper twin {_signed(gap, ctx.currency)}"
                 + (f" (largest: {worst.replace('_', ' ')} "
-                   f"{money(sums[worst], ctx.currency, True)})" if worst else ""))
+                   f"{_signed(sums[worst], ctx.currency)})" if worst else ""))
         if state["breach"]:
             line += f"; BREACH: {state['breach']['reason']}"
         return line
