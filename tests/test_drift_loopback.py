@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from gobot.cli import cli
+from gobot.run.plugin_statuses import plugin_statuses
 from gobot_hookspecs import Action, Signal, hookimpl
 from gobot_plugins.drift import Drift, store
 from gobot_plugins.drift.attribution import PARTS
@@ -197,6 +198,10 @@ def test_an_edge_that_turns_to_losses_is_detected_within_the_documented_trades_a
         assert d.bot.store.paused
         [alert] = [a for a in d.recorder.alerts if a.kind == "drift_breach"]
         assert "left the backtest band" in alert.text and alert.data["action"] == "pause"
+        status = asyncio.run(plugin_statuses(d.bot))["drift"]
+        band = status.data["bands"]["wave@v1"]
+        assert status.state == "BREACH" and band["cusum"] > band["h"] and band["loss_delay"] == limit
+        assert band["band"][0] < band["backtest_mean_r"] < band["band"][1] and band["live_mean_r"] < band["band"][0]
         answers = asyncio.run(d.bot.risk_reset("the market changed; strategy reviewed"))
         assert ("drift", "breach cleared; CUSUM and the rolling gate window back to zero") in answers
         assert not d.bot.store.paused and d.bot.state.plugin_state["drift"]["cusum"]["wave@v1"]["s"] == 0

@@ -81,6 +81,9 @@ def _key(strategy: str | None, version: int | None) -> str | None:
 
 
 class Drift:
+    def __init__(self) -> None:
+        self._bands: dict[tuple, tuple[float, float]] = {}  # (version, band time, live trades) -> interval
+
     @hookimpl
     def gobot_config_model(self):
         return DriftConfig
@@ -108,17 +111,15 @@ class Drift:
         return state
 
     def _fills(self, ctx) -> tuple[float, float]:
+        """The twin's fee and slippage, %: this plugin's, else the backtester's ([backtest], else paper's)."""
         config = self._config(ctx)
-        backtest = getattr(ctx.config, "backtest", None)
-        paper = ctx.plugin_config("paper")
-        fee = (config.fee_percent if config.fee_percent is not None
-               else getattr(backtest, "fee_percent", None) if getattr(backtest, "fee_percent", None) is not None
-               else getattr(paper, "fee_percent", 0.1))
-        slip = (config.slippage_percent if config.slippage_percent is not None
-                else getattr(backtest, "slippage_percent", None)
-                if getattr(backtest, "slippage_percent", None) is not None
-                else getattr(paper, "slippage_percent", 0.05))
-        return fee, slip
+        sources = (config, getattr(ctx.config, "backtest", None), ctx.plugin_config("paper"))
+
+        def first(key: str, default: float) -> float:
+            found = (getattr(source, key, None) for source in sources)
+            return next((value for value in found if value is not None), default)
+
+        return first("fee_percent", 0.1), first("slippage_percent", 0.05)
 
     def _watched(self, ctx, executor: str) -> bool:
         return executor not in SIMULATED_EXECUTORS or (executor == "paper" and self._config(ctx).watch_paper)
@@ -270,12 +271,16 @@ class Drift:
     # -- the band and the sequential test ---------------------------------------------------------
 
     def _stale_bands(self, ctx, state: dict) -> list[tuple[str, str]]:
-        """The active strategy versions whose band is missing or older than ``band_refresh_hours``."""
+        """The active strategy versions whose band is missing or older than ``band_refresh_hours``; the
+        bulky lists of versions no longer active are dropped from the state (their figures stay)."""
         config, now = self._config(ctx), ctx.now()
+        active = {name: _key(name, ctx.strategy(name).version) for name in ctx.strategies()}
+        for key, band in state["bands"].items():
+            if key not in active.values():
+                band.pop("reference", None)
+                state["cusum"].get(key, {}).pop("r", None)
         wanted = []
-        for name in ctx.strategies():
-            version = ctx.strategy(name).version
-            key = _key(name, version)
+        for name, key in active.items():
             band = state["bands"].get(key)
             fresh = band and now - datetime.fromisoformat(band["at"]) < timedelta(hours=config.band_refresh_hours)
             if not fresh:
@@ -318,7 +323,7 @@ class Drift:
             watch = state["cusum"].setdefault(key, {"s": 0.0, "trades": 0, "r": []})
             watch["s"] = sentinel.update(watch["s"], r, c.mean, c.sd, c.allowance)
             watch["trades"] += 1
-            watch["r"] = (watch["r"] + [r])[-R_KEPT:]
+            watch["r"] = (watch.get("r", []) + [r])[-R_KEPT:]
             if watch["s"] > c.h and state["breach"] is None:
                 mean = sum(watch["r"]) / len(watch["r"])
                 self._breach(ctx, state, f"{key}: live per-trade R left the backtest band (CUSUM {watch['s']:.2f} > "
@@ -416,13 +421,19 @@ class Drift:
                                 "parts": {p: round(totals[p], 2) for p in PARTS}, "open_twins": len(state["twins"]),
                                 "breach": breach, "bands": {}}
         for key, band in state["bands"].items():
-            c, watch = band.get("calibration"), state["cusum"].get(key, {"s": 0.0, "trades": 0, "r": []})
+            c, watch = band.get("calibration"), state["cusum"].get(key, {"s": 0.0, "trades": 0})
+            live_r = watch.get("r", [])
             entry = {"backtest_trades": band["trades"], "cusum": round(watch["s"], 3), "live_trades": watch["trades"]}
             if c:
-                low, high = sentinel.band(band["reference"], max(1, len(watch["r"])))
-                live_mean = sum(watch["r"]) / len(watch["r"]) if watch["r"] else None
-                entry |= {"h": round(c["h"], 3), "backtest_mean_r": round(c["mean"], 3), "band": [low, high],
-                          "live_mean_r": live_mean, "loss_delay": c["loss_delay"]}
+                entry |= {"h": round(c["h"], 3), "backtest_mean_r": round(c["mean"], 3),
+                          "live_mean_r": sum(live_r) / len(live_r) if live_r else None, "loss_delay": c["loss_delay"]}
+                if band.get("reference"):  # the active version's; bootstrapped once per trade, not per request
+                    cached = (key, band["at"], len(live_r))
+                    if cached not in self._bands:
+                        if len(self._bands) > 64:
+                            self._bands.clear()
+                        self._bands[cached] = sentinel.band(band["reference"], max(1, len(live_r)))
+                    entry["band"] = self._bands[cached]
             data["bands"][key] = entry
         if ctx.live:
             gate = state["gate"]
