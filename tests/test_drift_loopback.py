@@ -201,6 +201,7 @@ def test_an_edge_that_turns_to_losses_is_detected_within_the_documented_trades_a
         status = asyncio.run(plugin_statuses(d.bot))["drift"]
         band = status.data["bands"]["wave@v1"]
         assert status.state == "BREACH" and band["cusum"] > band["h"] and band["loss_delay"] == limit
+        assert f"CUSUM wave@v1 {band['cusum']:.2f} of {band['h']:.2f}; BREACH (pause)" in status.reason
         assert band["band"][0] < band["backtest_mean_r"] < band["band"][1] and band["live_mean_r"] < band["band"][0]
         answers = asyncio.run(d.bot.risk_reset("the market changed; strategy reviewed"))
         assert ("drift", "breach cleared; CUSUM and the rolling gate window back to zero") in answers

@@ -440,7 +440,10 @@ class Drift:
             data["gate"] = {"trades": len(gate), "window": self._config(ctx).gate_window,
                             "win_rate": sum(gate) / len(gate) if gate else None,
                             "target": self._config(ctx).gate_win_rate}
+        closest = max((b for b in data["bands"].items() if "h" in b[1]), default=None,
+                      key=lambda item: item[1]["cusum"] / item[1]["h"])
         reason = (f"drift: {totals['trades']} trades, live - twin {_signed(totals['gap'], ctx.currency)}"
+                  + (f"; CUSUM {closest[0]} {closest[1]['cusum']:.2f} of {closest[1]['h']:.2f}" if closest else "")
                   + (f"; BREACH ({breach['action']}): {breach['reason']}" if breach else ""))
         # no opinion on health: a breach is the strategy's trouble, which a restart would not mend
         return PluginStatus(healthy=None, state="BREACH" if breach else "OK",
