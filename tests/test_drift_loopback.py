@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from gobot.cli import cli
 from gobot.run.plugin_statuses import plugin_statuses
+from gobot.run.state import StateStore
 from gobot_hookspecs import Action, Signal, hookimpl
 from gobot_plugins.drift import Drift, store
 from gobot_plugins.drift.attribution import PARTS
@@ -261,3 +262,8 @@ def test_live_the_gate_keeps_watching_a_breach_pauses_and_gobot_validate_live_fa
         table = CliRunner().invoke(cli, ["validate", "--live", "--config", str(config)])
         assert table.exit_code == 1 and "After launch: live, rolling" in table.output
         assert "Live checks fail: 1 of 3." in table.output
+        asyncio.run(d.bot.risk_reset("strategy reviewed"))  # what `gobot risk reset` runs
+        d.bot.persist()
+        again = CliRunner().invoke(cli, ["validate", "--live", "--config", str(config)])
+        assert again.exit_code == 0 and "Live checks pass." in again.output, again.output
+        assert not StateStore(d.bot.settings.state_path).paused

@@ -5,13 +5,13 @@ mode vetoes live entries and trades their twins until ``gobot risk reset``, and 
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from click.testing import CliRunner
 
 from gobot.cli import cli
 from gobot.research.synthetic import DEMO_SYMBOLS, csv_name, generate, write_csv
+from gobot.run.state import StateStore
 from gobot_hookspecs import hookimpl
 from gobot_plugins.drift import store
 
@@ -62,7 +62,7 @@ def test_a_healthy_long_replay_raises_no_alarm_and_each_twin_is_its_paper_trade_
 
 
 def test_a_paper_breach_vetoes_live_entries_trades_the_twin_only_and_clears_with_a_risk_reset(
-        tmp_path, replay_bot, run_bot):
+        tmp_path, replay_bot, run_bot, synthetic_data_dir):
     alerts = Alerts()
     hair_trigger = {"watch_paper": True, "on_breach": "paper", "false_alarm_rate": 0.99, "allowance": 0.0,
                     "horizon_trades": 10, "min_band_trades": 5}
@@ -82,9 +82,14 @@ def test_a_paper_breach_vetoes_live_entries_trades_the_twin_only_and_clears_with
     paper_only = [r for r in rows if r["kind"] == "paper_only"]
     assert paper_only or [t for t in state["twins"].values() if t["paper_only"]], "the twin trades the vetoed entries"
     assert all(r["live_pnl"] is None and r["twin_pnl"] is not None for r in paper_only)
-    answers = asyncio.run(bot.risk_reset("reviewed the drift"))
-    assert ("drift", "breach cleared; CUSUM and the rolling gate window back to zero") in answers
-    assert bot.state.plugin_state["drift"]["breach"] is None
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "{bot.settings.state_path}"\n[plugins]\nenable = ["drift"]\n'
+                      f'disable = ["adjuster"]\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n'
+                      '[plugins.drift]\non_breach = "paper"\n', encoding="utf-8")
+    reset = CliRunner().invoke(cli, ["risk", "reset", "--reason", "reviewed the drift", "--config", str(config)])
+    assert reset.exit_code == 0, reset.output
+    assert "drift: breach cleared; CUSUM and the rolling gate window back to zero" in reset.output
+    assert StateStore(bot.settings.state_path).load().plugin_state["drift"]["breach"] is None
     events = [e["kind"] for e in store.events(bot.settings.state_path)]
     assert events == ["breach", "reset"]
 

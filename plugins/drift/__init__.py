@@ -407,7 +407,7 @@ class Drift:
             watch["s"] = 0.0
         state["gate"] = []
         store.add_event(ctx.config.state_path, ctx.now().isoformat(), ctx.run_id, "reset", reason)
-        if breach and breach["action"] == "pause" and ctx.paused:
+        if breach and breach["action"] == "pause":  # (ctx.paused is not known to an offline `gobot risk reset`)
             ctx.unpause(f"drift reset: {reason}")
         return ("breach cleared" if breach else "no breach") + "; CUSUM and the rolling gate window back to zero"
 
