@@ -39,7 +39,7 @@ def summarise(rows: list[dict], by: str) -> list[dict]:
 def _cell(value) -> str:
     if value is None:
         return "-"
-    return f"{value:+.2f}" if isinstance(value, float) else str(value)
+    return f"{round(value, 8) or 0.0:+.2f}" if isinstance(value, float) else str(value)  # never -0.00
 
 
 def add_drift_command(cli: click.Group, load_config) -> None:
