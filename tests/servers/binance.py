@@ -187,8 +187,8 @@ class BinanceTestServer:
         # (``actualOrderId``); answers seen from Binance-compatible servers leave it empty.
         self.actual_order_id = actual_order_id
         self.fill_ratio = Decimal(1)  # the next market orders fill only this share and expire (thin book)
-        # Knobs for drift tests (issue 21), all off by default: market orders (and triggered stop-market
-        # orders) fill ``slippage`` (a fraction) worse than the price; with ``hold_market_orders`` they rest
+        # Knobs for drift tests (issue 21), all off by default: market orders (and spot stop-market orders
+        # once triggered) fill ``slippage`` (a fraction) worse than the price; with ``hold_market_orders`` they rest
         # unfilled until ``release_held()`` (a delayed fill); the market's clock (klines, order and fill
         # times) runs ``market_offset_ms`` ahead of the wall clock, so a test steps through candles
         # without waiting for them (signed requests are still checked against the wall clock).
