@@ -131,7 +131,7 @@ def rows(desk_: Desk) -> dict[str, dict]:
 
 def test_slippage_a_partial_fill_a_delayed_fill_and_bnb_fees_add_up_to_the_pnl_gap_to_the_cent(tmp_path, monkeypatch):
     with BinanceTestServer(commission_asset="BNB") as server:
-        d = desk(tmp_path, monkeypatch, server)
+        d = desk(tmp_path, monkeypatch, server, on_breach="alert")  # measured here, not acted on
 
         async def go():
             await d.bot.startup()
@@ -235,7 +235,8 @@ volatility_multiplier = 0
 
 def test_live_the_gate_keeps_watching_a_breach_pauses_and_gobot_validate_live_fails(tmp_path, monkeypatch):
     with BinanceTestServer() as server:
-        d = desk(tmp_path, monkeypatch, server, live=True, on_breach="pause", gate_window=5)
+        # no band (too few backtest trades): only the go-live gate watches
+        d = desk(tmp_path, monkeypatch, server, live=True, on_breach="pause", gate_window=5, min_band_trades=1000)
 
         async def go():
             await d.bot.startup()
