@@ -343,7 +343,6 @@ class Drift:
         action = self._config(ctx).on_breach
         state["breach"] = {"time": ctx.now().isoformat(), "reason": reason, "action": action}
         ctx.audit("drift_breach", reason=reason, action=action, **data)
-        store.add_event(ctx.config.state_path, ctx.now().isoformat(), ctx.run_id, "breach", reason, data)
         then = {"alert": "alert only: trading goes on",
                 "pause": "new positions paused until `gobot risk reset`",
                 "paper": "new entries trade the paper twin only until `gobot risk reset`"}[action]
@@ -351,6 +350,8 @@ class Drift:
                         severity=Severity.CRITICAL, data={"action": action, **data}))
         if action == "pause":
             ctx.pause(f"drift breach: {reason}")
+        store.add_event(ctx.config.state_path, ctx.now().isoformat(), ctx.run_id, "breach", reason, data)  # last:
+        # a full disk must not cost the alert or the action
 
     # -- risk: the paper-only mode, status and reset ----------------------------------------------
 
@@ -406,9 +407,9 @@ class Drift:
         for watch in state["cusum"].values():
             watch["s"] = 0.0
         state["gate"] = []
-        store.add_event(ctx.config.state_path, ctx.now().isoformat(), ctx.run_id, "reset", reason)
         if breach and breach["action"] == "pause":  # (ctx.paused is not known to an offline `gobot risk reset`)
             ctx.unpause(f"drift reset: {reason}")
+        store.add_event(ctx.config.state_path, ctx.now().isoformat(), ctx.run_id, "reset", reason)
         return ("breach cleared" if breach else "no breach") + "; CUSUM and the rolling gate window back to zero"
 
     @hookimpl
