@@ -24,6 +24,7 @@ from gobot.run.state import StateStore
 from gobot_hookspecs import Action, Signal, hookimpl
 from gobot_plugins.drift import Drift, store
 from gobot_plugins.drift.attribution import PARTS
+from gobot_plugins.drift.cli import summarise
 from servers.binance import BinanceTestServer
 from servers.bots import NOT_NEEDED, MovableWallClock, Recorder, binance_bot, keys
 
@@ -169,6 +170,10 @@ def test_slippage_a_partial_fill_a_delayed_fill_and_bnb_fees_add_up_to_the_pnl_g
         assert slipped["exit_slippage"] < 0 and slipped["missed_or_partial"] == pytest.approx(0, abs=0.01)
         assert partial["missed_or_partial"] < -0.5  # the twin's win on the half that never filled
         assert delayed["entry_delay"] == pytest.approx(-0.002 * notional, rel=0.2)
+        [total] = summarise(store.trades(d.bot.settings.state_path), "all")  # what `gobot drift report --by all` shows
+        assert total["trades"] == 4 and total["missed"] == 1 and abs(total["cumulative"] - total["gap"]) < 1e-9
+        bnb = sum(row["commissions"].get("BNB", 0) for row in measured.values())
+        assert total["commissions"]["BNB"] == pytest.approx(bnb) and bnb > 0
         assert abs(delayed["entry_slippage"]) < abs(delayed["entry_delay"]) / 2
 
 

@@ -32,6 +32,11 @@ def summarise(rows: list[dict], by: str) -> list[dict]:
                 "gap": gap, "gap_r": sum(in_r) / len(in_r) if in_r else None,
                 "cumulative": cumulative, "currency": group[-1]["currency"]}
         line |= {part: sum(r[part] or 0.0 for r in group) for part in PARTS}
+        paid: dict[str, float] = {}
+        for row in group:
+            for asset, amount in (row["commissions"] or {}).items():
+                paid[asset] = paid.get(asset, 0.0) + amount
+        line["commissions"] = paid  # as charged, in their own assets (BNB among them)
         lines.append(line)
     return lines
 
@@ -39,6 +44,8 @@ def summarise(rows: list[dict], by: str) -> list[dict]:
 def _cell(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, dict):
+        return " ".join(f"{asset} {amount:.8g}" for asset, amount in sorted(value.items())) or "-"
     return f"{round(value, 8) or 0.0:+.2f}" if isinstance(value, float) else str(value)  # never -0.00
 
 
@@ -62,8 +69,9 @@ def add_drift_command(cli: click.Group, load_config) -> None:
         Per line: trades (missed: the live order never filled), the live and twin P&L, the gap
         (live - twin) in the quote currency and in R (per trade, of the live trades' initial risk),
         and the gap split into missed or partial fills, entry and exit delay, entry and exit
-        slippage, fees (BNB commissions included) and funding or other; the last column is the
-        cumulative gap. Then every breach and reset of the sentinel. See docs/drift.md.
+        slippage, fees (BNB commissions included) and funding or other; then the cumulative gap and
+        the commissions as charged, in their own assets. Then every breach and reset of the sentinel.
+        See docs/drift.md.
         """
         from . import store
 
@@ -77,7 +85,7 @@ def add_drift_command(cli: click.Group, load_config) -> None:
         if not lines:
             click.echo(f"No trade measured against its twin yet in {store.path_in(state_dir)}.")
         else:
-            header = [by, *COLUMNS, "cumulative"]
+            header = [by, *COLUMNS, "cumulative", "commissions"]
             click.echo(f"Live - paper twin, in {lines[-1]['currency'] or 'the quote currency'} (gap_r in R per trade)")
             table = [header] + [[_cell(line.get(c)) for c in header] for line in lines]
             widths = [max(len(row[i]) for row in table) for i in range(len(header))]
