@@ -192,6 +192,7 @@ class Drift:
     @hookimpl
     async def gobot_on_scan_end(self, ctx, snapshots):
         state = self._state(ctx)
+        state["active"] = state["active"] or ctx.live  # live: the band is ready before the first order
         if not state["active"]:
             return
         config = self._config(ctx)
