@@ -2,7 +2,7 @@
  * drill-down panel, on TradingView's lightweight-charts (vendored beside this file, window.LightweightCharts).
  *
  *   const c = GobotTradeChart.mount(element, payload, {height, onTrade: id => ..., theme: "dark" | "light" | "auto"});
- *   await c.ready;  c.setSymbol("BTC/USDT"); c.setTimeframe("1h" | "auto"); c.showTrade(id); c.update(payload);
+ *   await c.ready;  c.setSymbol("ETH/BTC"); c.setTimeframe("1h" | "auto"); c.showTrade(id); c.update(payload);
  *   c.setRange(fromSec, toSec); c.fit(); c.state(); c.countCandles(fromSec, toSec); c.markerPoint(id, "exit");
  *   const e = GobotTradeChart.equity(element, {t: [ms], v: [...], currency, title}); e.update({t, v});
  *   GobotTradeChart.autoMount(id, "trade" | "equity", options)   // what embed() writes: window.gobotCharts[id]
