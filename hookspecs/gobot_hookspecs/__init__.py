@@ -14,6 +14,7 @@ from .components import BotContext, Clock, ConfigView, RateLimitPolicy, Strategy
 from .markers import PROJECT_NAME, hookimpl, hookspec
 from .models import (
     ALERT_KINDS,
+    DRIFT_PARTS,
     Action,
     AdjustmentDecision,
     Alert,
@@ -23,6 +24,7 @@ from .models import (
     Candles,
     ChartImage,
     CycleReport,
+    DriftMeasurement,
     ExecutionError,
     ExecutionFailed,
     Fill,
@@ -60,6 +62,7 @@ CONTRACT_VERSION = "1.3"
 __all__ = [
     "ALERT_KINDS",
     "CONTRACT_VERSION",
+    "DRIFT_PARTS",
     "PROJECT_NAME",
     "Action",
     "AdjustmentDecision",
@@ -73,6 +76,7 @@ __all__ = [
     "Clock",
     "ConfigView",
     "CycleReport",
+    "DriftMeasurement",
     "ExecutionError",
     "ExecutionFailed",
     "Fill",

@@ -15,6 +15,7 @@ from .models import (
     BacktestResult,
     Candles,
     ChartImage,
+    DriftMeasurement,
     ExecutionError,
     Learning,
     MarketSnapshot,
@@ -224,6 +225,13 @@ class BotContext(Protocol):
         For example a 418 ban seen while polling orders, or a protective order that could not be
         placed. Queued and delivered (audit log, event, CRITICAL alert) with the next alerts,
         at the latest right before the execute phase.
+        """
+
+    def record_drift(self, measurement: DriftMeasurement) -> None:
+        """Report a trade measured against its paper twin: every plugin's ``gobot_on_drift`` gets it.
+
+        Queued and delivered with the next alerts, like ``report_execution_error`` (a plugin never
+        calls a hook itself); the archiver stores it for ``gobot report``.
         """
 
     def audit(self, event: str, **data: Any) -> None:

@@ -296,6 +296,50 @@ class Trade(_Model):
     initial_stop_loss: float | None = Field(None, description="stop price at entry (for the R multiple)")
 
 
+#: The parts of a ``DriftMeasurement`` that add up to its ``gap`` (docs/drift.md has the formulas).
+DRIFT_PARTS = ("missed_or_partial", "entry_delay", "entry_slippage", "exit_delay", "exit_slippage", "fees",
+               "funding_other")
+
+
+class DriftMeasurement(_Model):
+    """One trade measured against its paper twin (the same order filled by the paper rules on the same
+    candles): the gap between the two P&Ls, in the portfolio currency, split into parts that add up to it."""
+
+    client_order_id: str = Field(description="the opening order's client order id (the trade's key)")
+    mode: Literal["paper", "testnet", "live"] = Field(description="where the measured orders went")
+    kind: Literal["matched", "missed", "paper_only"] = Field(
+        description="matched: both traded; missed: the live order never filled (the twin traded alone); "
+                    "paper_only: only the twin traded (a live entry vetoed by a drift breach)")
+    symbol: str
+    direction: Action
+    strategy: str | None = None
+    strategy_version: int | None = None
+    opened_at: datetime
+    closed_at: datetime
+    live_pnl: float | None = Field(None, description="the live trade's P&L net of fees (None: paper_only)")
+    twin_pnl: float
+    gap: float | None = Field(None, description="live_pnl - twin_pnl, the sum of the parts (None: paper_only)")
+    live_r: float | None = None
+    twin_r: float | None = None
+    risk: float | None = Field(None, description="the live trade's initial risk: |entry - stop| x amount")
+    missed_or_partial: float = 0.0
+    entry_delay: float = 0.0
+    entry_slippage: float = 0.0
+    exit_delay: float = 0.0
+    exit_slippage: float = 0.0
+    fees: float = Field(0.0, description="twin fees - live fees (BNB commissions valued in the quote)")
+    funding_other: float = 0.0
+    commissions: dict[str, float] = Field(default_factory=dict, description="the live commissions as charged, "
+                                                                            "in their own assets")
+    exit_reason: str | None = None
+    twin_exit_reason: str | None = None
+
+    @property
+    def gap_r(self) -> float | None:
+        """The gap in R: over the live trade's initial risk (None without one)."""
+        return self.gap / self.risk if self.gap is not None and self.risk else None
+
+
 class StorySignal(_Model):
     """The signal that opened a trade, as the strategy or model gave it."""
 

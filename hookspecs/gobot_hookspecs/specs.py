@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
         Candles,
         ChartImage,
         CycleReport,
+        DriftMeasurement,
         ExecutionError,
         Fill,
         Learning,
@@ -528,6 +529,21 @@ def gobot_on_execution_error(ctx: BotContext, error: ExecutionError) -> None:
     Called when an executor raised or none answered (``error.plugin`` names the executor,
     ``core`` if none), and for failures plugins report with ``ctx.report_execution_error``;
     for every plugin in isolation. The circuit breaker counts failures here.
+    """
+
+
+@hookspec
+def gobot_on_drift(ctx: BotContext, measurement: DriftMeasurement) -> None:
+    """Notification: a trade was measured against its paper twin (``ctx.record_drift``).
+
+    Called for every plugin, each in isolation, when a drift plugin (the built-in ``drift``) reports a
+    measurement: delivered with the next alerts (``gobot.run.alerting.drain``), so in the cycle it was
+    made. ``measurement.gap`` is the live P&L minus the twin's, in the portfolio currency, split into
+    parts that add up to it (``DRIFT_PARTS``); ``gap_r`` is the gap in R. The archiver stores it in its
+    ``drift`` table for ``gobot report``. A measurement may come again after a crash: key it by
+    ``client_order_id``.
+
+    :param measurement: the ``DriftMeasurement``.
     """
 
 
