@@ -45,8 +45,9 @@ async def deliver(hooks: HookCaller, ctx: Any, alert: Alert) -> list[HookFailure
 async def drain(bot: RunningBot) -> None:
     """Deliver what waits on ``bot.ctx``, always in this order: every execution error reported outside
     an order (``ctx.report_execution_error``; see ``execution_error``: the circuit breaker counts it),
-    then every alert in the order it was raised, each to every channel in isolation, audited. Close
-    requests (``ctx.close_positions``) are not drained: the validate phase turns them into CRITICAL intents.
+    every drift measurement (``ctx.record_drift``, to ``gobot_on_drift``), then every alert in the order
+    it was raised, each to every channel in isolation, audited. Close requests (``ctx.close_positions``)
+    are not drained: the validate phase turns them into CRITICAL intents.
 
     The bot drains at these points of its life, and only there (``Bot.drain``):
 
@@ -62,6 +63,8 @@ async def drain(bot: RunningBot) -> None:
     ctx, channels = bot.ctx, bot.plugin_set.implementers(SEND_HOOK)
     while ctx.pending_execution_errors:
         await execution_error(bot, ctx.pending_execution_errors.pop(0))
+    while ctx.pending_drift:  # ctx.record_drift: a trade measured against its paper twin
+        await bot.hooks.notify("gobot_on_drift", ctx=ctx, measurement=ctx.pending_drift.pop(0))
     while ctx.pending_alerts:
         alert = ctx.pending_alerts.pop(0)
         bot.audit("alert", alert=alert)

@@ -15,6 +15,7 @@ from gobot_hookspecs import (
     BacktestResult,
     Candles,
     ChartImage,
+    DriftMeasurement,
     ExecutionError,
     Learning,
     MarketSnapshot,
@@ -52,6 +53,7 @@ class Context:
         # Queued here, delivered by the bot's one drain (gobot.run.alerting.drain): errors first, then alerts.
         self.pending_alerts: list[Alert] = []
         self.pending_execution_errors: list[ExecutionError] = []  # ctx.report_execution_error
+        self.pending_drift: list[DriftMeasurement] = []  # ctx.record_drift: gobot_on_drift, with the alerts
         self.new_learnings: list[Learning] = []
         self.rate_limiter: RateLimitPolicy | None = None  # set by the bot once plugins are loaded
         self._backtests: Any = None  # the BacktestSetup of ctx.backtest, made by its first call
@@ -223,6 +225,9 @@ class Context:
 
     def report_execution_error(self, error: ExecutionError) -> None:
         self.pending_execution_errors.append(error)
+
+    def record_drift(self, measurement: DriftMeasurement) -> None:
+        self.pending_drift.append(measurement)
 
     def audit(self, event: str, **data: Any) -> None:
         self._bot.audit(event, **data)
