@@ -579,7 +579,7 @@ class Bot:
                              f"({order.status})")
         if order.status not in ("filled", "rejected", "canceled"):
             self.state.open_orders[order.client_order_id] = order
-        if order.status == "rejected":
+        if order.status in ("rejected", "canceled"):  # ended as it was placed (e.g. expired unfilled): not waited for
             self.state.intents.pop(intent.client_order_id, None)
 
     def kill_switch_on(self) -> bool:
