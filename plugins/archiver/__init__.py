@@ -241,6 +241,10 @@ class Archiver:
         self._add("execution_error", records.execution_error_row(ctx.run_id, ctx.iteration, ctx.now(), error))
 
     @hookimpl
+    def gobot_on_drift(self, ctx, measurement):
+        self._add("drift", records.drift_row(ctx.run_id, ctx.iteration, measurement, ctx.currency))
+
+    @hookimpl
     def gobot_report(self, ctx, report):
         # Written before the core persists the cycle: a crash after this point loses nothing, and
         # a re-run of the cycle replaces this record.

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from gobot_hookspecs import (
+    DRIFT_PARTS,
     CycleReport,
+    DriftMeasurement,
     ExecutionError,
     Fill,
     Learning,
@@ -164,4 +166,19 @@ def strategy_version_row(
         "run_id": run_id, "name": version.name, "version": version.version, "params": dumps(version.params),
         "reason": version.reason, "created_at": iso(version.created_at), "started_at": started_at,
         "ended_at": ended_at, "status": status, "trades": 0, "metrics": None, "archived_at": None,
+    }
+
+
+def drift_row(run_id: str, iteration: int, measurement: DriftMeasurement, currency: str = "") -> dict[str, Any]:
+    """A trade measured against its paper twin (``gobot_on_drift``); its gap in ``currency`` and in R."""
+    m = measurement
+    return {
+        "run_id": run_id, "iteration": iteration, "client_order_id": m.client_order_id, "mode": m.mode,
+        "kind": m.kind, "symbol": m.symbol, "direction": m.direction.value, "strategy": m.strategy,
+        "strategy_version": m.strategy_version, "opened_at": iso(m.opened_at), "closed_at": iso(m.closed_at),
+        "currency": currency or None, "live_pnl": m.live_pnl, "twin_pnl": m.twin_pnl, "gap": m.gap,
+        "gap_r": m.gap_r, "live_r": m.live_r, "twin_r": m.twin_r, "risk": m.risk,
+        **{part: getattr(m, part) for part in DRIFT_PARTS},
+        "commissions": dumps(m.commissions) if m.commissions else None, "exit_reason": m.exit_reason,
+        "twin_exit_reason": m.twin_exit_reason,
     }

@@ -21,6 +21,7 @@ from gobot_hookspecs.money import amount_text, money, quotes
 
 from .patterns import DEFAULT_FDR, label_text, search
 from .records import PHASES
+from .report_drift import build_drift, drift_html, print_drift
 
 MAX_PLOT_POINTS = 2000
 DIMENSION_TITLES = {
@@ -129,6 +130,7 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "learnings": learnings,
         "activity": _activity(store, run_ids, cycles),
         "phases": _phase_stats(cycles),
+        "drift": build_drift(store, run_ids),  # None: no trade of these runs was measured against a paper twin
     }
 
 
@@ -303,13 +305,15 @@ def _table(title: str, show_header: bool = True) -> Any:
 
 def render_terminal(data: dict[str, Any], console: Any) -> None:
     """The report as rich tables on ``console``: the summary, a table per breakdown, the strategy versions
-    side by side, the patterns, then the activity, phase timings and latest learnings."""
+    side by side, the patterns, the drift against the paper twin (when measured), then the activity, phase
+    timings and latest learnings."""
     _print_heading(data, console)
     _print_summary(data, console)
     _print_breakdowns(data, console)
     _print_versions(data, console)
     _print_proposals(data, console)
     _print_patterns(data, console)
+    print_drift(data, console, _table, _escape)
     _print_activity(data, console)
 
 
@@ -527,6 +531,8 @@ def render_html(data: dict[str, Any], trades_chart: str = "") -> str:
         parts.append(_html_versions_table(data["versions"], data["currency"]))
     if data["proposals"]:
         parts.append(_html_proposals(data["proposals"]))
+    if data["drift"]:
+        parts.append(drift_html(data))
 
     a = data["activity"]
     parts.append(

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 #: The Alembic revision these models correspond to (the head of ``migrations/versions``).
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 #: Alembic's bookkeeping table, named for this plugin so it never meets another application's.
 VERSION_TABLE = "archiver_schema_version"
 
@@ -341,12 +341,54 @@ class PatternRow(ArchiveModel, table=True):
     groups_tested: Optional[int] = None  # since 0003
 
 
+class DriftRow(ArchiveModel, table=True):
+    """Every trade measured against its paper twin (``gobot_on_drift``): the live - twin gap in the portfolio
+    currency and in R, split into the parts that add up to it (since 0006; docs/drift.md)."""
+
+    __tablename__ = "drift"
+    __table_args__ = (
+        UniqueConstraint("run_id", "client_order_id", name="uq_drift_run_client_order_id"),
+        Index("ix_drift_run_closed", "run_id", "closed_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: str
+    iteration: int
+    client_order_id: str
+    mode: str = Field(description="paper, testnet or live")
+    kind: str = Field(description="matched, missed or paper_only")
+    symbol: str
+    direction: str
+    strategy: Optional[str] = None
+    strategy_version: Optional[int] = None
+    opened_at: Optional[datetime] = _time()
+    closed_at: Optional[datetime] = _time()
+    currency: Optional[str] = None
+    live_pnl: Optional[float] = None
+    twin_pnl: float
+    gap: Optional[float] = None
+    gap_r: Optional[float] = None
+    live_r: Optional[float] = None
+    twin_r: Optional[float] = None
+    risk: Optional[float] = None
+    missed_or_partial: float
+    entry_delay: float
+    entry_slippage: float
+    exit_delay: float
+    exit_slippage: float
+    fees: float
+    funding_other: float
+    commissions: Optional[str] = _text()  # JSON {asset: amount}, as charged
+    exit_reason: Optional[str] = None
+    twin_exit_reason: Optional[str] = None
+
+
 #: Table name -> model, in the order a batch writes them (parents before the rows that refer to them).
 TABLES: dict[str, type[ArchiveModel]] = {
     model.__tablename__: model
     for model in (
         RunRow, CycleRow, SignalRow, RiskVerdictRow, OrderRow, FillRow, TradeRow,
-        StrategyVersionRow, StrategyProposalRow, LearningRow, ExecutionErrorRow, PatternRow,
+        StrategyVersionRow, StrategyProposalRow, LearningRow, ExecutionErrorRow, PatternRow, DriftRow,
     )
 }
 

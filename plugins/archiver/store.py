@@ -40,6 +40,7 @@ WRITES: dict[str, tuple[str, tuple[str, ...], str, tuple[str, ...] | None]] = {
     "trade": ("trades", ("trade_key",), "ignore", None),
     "execution_error": ("execution_errors", ("error_key",), "ignore", None),
     "strategy_proposal": ("strategy_proposals", ("run_id", "strategy", "iteration"), "update", None),
+    "drift": ("drift", ("run_id", "client_order_id"), "update", None),  # a re-made measurement replaces
     # Metrics arrive separately ("strategy_metrics"): a version's row update never resets them.
     "strategy_version": (
         "strategy_versions", ("run_id", "name", "version"), "update",

@@ -24,7 +24,18 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gobot_hookspecs import Alert, PluginConfig, PluginStatus, RiskCounter, RiskStatus, RiskVerdict, Severity, hookimpl
+from gobot_hookspecs import (
+    Action,
+    Alert,
+    DriftMeasurement,
+    PluginConfig,
+    PluginStatus,
+    RiskCounter,
+    RiskStatus,
+    RiskVerdict,
+    Severity,
+    hookimpl,
+)
 from gobot_hookspecs.candles import TIMEFRAMES
 from gobot_hookspecs.money import money
 
@@ -78,6 +89,14 @@ def _signed(amount: float, currency: str) -> str:
 
 def _key(strategy: str | None, version: int | None) -> str | None:
     return f"{strategy}@v{version}" if strategy else None
+
+
+def _measurement(row: dict[str, Any]) -> DriftMeasurement:
+    """A stored row as the contract's ``DriftMeasurement`` (``gobot_on_drift``)."""
+    names = ("mode", "kind", "symbol", "strategy", "opened_at", "closed_at", "live_pnl", "twin_pnl", "gap", "live_r",
+             "twin_r", "risk", "commissions", "exit_reason", "twin_exit_reason", *PARTS)
+    return DriftMeasurement(client_order_id=row["coid"], direction=Action.LONG if row["side"] > 0 else Action.SHORT,
+                            strategy_version=row["version"], **{name: row[name] for name in names if name in row})
 
 
 class Drift:
@@ -249,7 +268,9 @@ class Drift:
             "commissions": twin.get("commissions") or {},
         }
         if twin["paper_only"]:
-            store.add_trade(ctx.config.state_path, row | {"kind": "paper_only"})
+            row["kind"] = "paper_only"
+            store.add_trade(ctx.config.state_path, row)
+            ctx.record_drift(_measurement(row))
             return
         parts = attribute(None if live is None else Live(**{k: live[k] for k in (
             "amount", "entry_price", "exit_price", "fees", "pnl", "entry_ms", "exit_ms")}),
@@ -263,6 +284,7 @@ class Drift:
                     "opened_at": _iso(live["entry_ms"]), "closed_at": _iso(live["exit_ms"]),
                     "risk": abs(live["entry_price"] - (live["stop"] or live["entry_price"])) * live["amount"]}
         store.add_trade(ctx.config.state_path, row)
+        ctx.record_drift(_measurement(row))  # to gobot_on_drift: the archive and `gobot report`
         totals = state["totals"]
         for part in PARTS:
             totals[part] += row[part]

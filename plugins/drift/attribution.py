@@ -25,10 +25,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gobot_hookspecs import DRIFT_PARTS
+
 from . import twin as twins
 
-PARTS = ("missed_or_partial", "entry_delay", "entry_slippage", "exit_delay", "exit_slippage", "fees",
-         "funding_other")
+PARTS = DRIFT_PARTS
 
 
 @dataclass

@@ -301,7 +301,7 @@ def test_an_archive_of_the_previous_schema_gains_the_commissions_column_and_keep
             "price, fee, time, reason) VALUES ('f1', 'r-old', 3, 'o1', 'gb1', 'BTC/USDT', 'buy', 'open', 0.5, 100.0, "
             "0.05, :t, 'signal')"), {"t": datetime(2025, 6, 1, 14, 5, tzinfo=timezone.utc)})
     upgraded = open_store()
-    assert upgraded.revision() == SCHEMA_REVISION == "0005"
+    assert upgraded.revision() == SCHEMA_REVISION
     [fill] = upgraded.rows("fills")
     assert (fill["client_order_id"], fill["fee"], fill["commissions"]) == ("gb1", 0.05, None)
 
