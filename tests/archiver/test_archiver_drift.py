@@ -10,8 +10,10 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
+from gobot.cli import cli
 from gobot_hookspecs import DRIFT_PARTS
 from gobot_plugins.archiver.report import build_report, render_html, render_terminal, to_json
 from gobot_plugins.archiver.schema import SCHEMA_REVISION
@@ -21,7 +23,8 @@ from gobot_plugins.drift import store as drift_store
 TWIN = {"watch_paper": True, "on_breach": "alert", "slippage_percent": 0.3, "fee_percent": 0.2}
 
 
-def test_a_run_with_drift_measurements_archives_them_and_the_report_shows_them(archive_bot, run_bot, open_store):
+def test_a_run_with_drift_measurements_archives_them_and_the_report_shows_them(archive_bot, run_bot, open_store,
+                                                                              database_url, tmp_path, monkeypatch):
     bot = archive_bot(config={"plugins": {"drift": TWIN}}, enable=["drift"], disable=["adjuster"])
     run_bot(bot, 100)
     store = open_store()
@@ -65,6 +68,15 @@ def test_a_run_with_drift_measurements_archives_them_and_the_report_shows_them(a
     page = render_html(data)
     assert "<h2>Drift: live vs paper twin</h2>" in page and "class=drift-symbol" in page
     assert f"<td class=pos>{total_gap:+.2f}</td>" in page
+
+    config = tmp_path / "config.toml"  # `gobot report` itself, text and JSON, on the same archive
+    config.write_text(f'state_dir = "{bot.settings.state_path}"\n', encoding="utf-8")
+    monkeypatch.setenv("GOBOT_CONFIG", str(config))
+    printed = CliRunner().invoke(cli, ["report", "--database-url", database_url, "--json"], catch_exceptions=False)
+    assert printed.exit_code == 0 and json.loads(printed.output)["drift"]["by"]["all"][0]["gap"] == pytest.approx(
+        total_gap)
+    table = CliRunner().invoke(cli, ["report", "--database-url", database_url], catch_exceptions=False)
+    assert table.exit_code == 0 and "Drift: live vs paper twin, per symbol" in table.output
 
 
 def _terminal(data) -> str:
