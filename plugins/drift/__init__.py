@@ -3,8 +3,9 @@ watching after launch. docs/drift.md explains the method and its measured false-
 
 - **Paper twin** (``twin.py``): each order an exchange executor sends is filled again by the paper rules
   on the scanned candles; when both trades closed, the gap between them is split into missed or partial
-  fills, entry and exit delay, entry and exit slippage, fees and funding (``attribution.py``) and stored
-  in ``<state_dir>/drift.sqlite`` (``store.py``); ``gobot drift report`` shows it.
+  fills, entry and exit delay, entry and exit slippage, fees and funding (``attribution.py``), stored
+  in ``<state_dir>/drift.sqlite`` (``store.py``: ``gobot drift report``, the daily summary line) and
+  reported with ``ctx.record_drift`` (``gobot_on_drift``: the archiver's ``drift`` table, ``gobot report``).
 - **Backtest band** (``sentinel.py``): the active strategy version's backtest over the recent past gives
   the reference per-trade R; each live trade's R feeds a CUSUM calibrated by bootstrap to a documented
   false-alarm rate.
