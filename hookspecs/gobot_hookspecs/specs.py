@@ -434,7 +434,8 @@ def gobot_execute_order(ctx: BotContext, intent: OrderIntent) -> Order | None:
     have been placed — so the core keeps waiting for it: report its fill, or its end, from
     ``gobot_sync_executions`` once you know.
 
-    :return: the placed ``Order`` (status ``new`` until filled, or ``filled``), or None.
+    :return: the placed ``Order`` (status ``new`` until filled, or ``filled``; ``canceled`` or
+        ``rejected``, with a ``reason``, when it ended as it was placed: the core stops waiting), or None.
     """
 
 

@@ -193,6 +193,7 @@ class Trader:
         market = self.ex.market(ccxt_symbol)
         closing = intent.purpose == "close"
         wanted = Priority.CRITICAL if closing else intent.priority
+        protected = (book["protection"].get(intent.symbol) or {}).get("entry")  # the entry whose stops a close cancels
         with priority(wanted):
             if closing:
                 await self.cancel_protection(ctx, intent.symbol)
@@ -212,7 +213,7 @@ class Trader:
                 "side": intent.side.value, "amount": amount, "status": "sending", "reported": False,
                 "stop_loss": intent.stop_loss, "take_profit": intent.take_profit, "reason": intent.reason or "signal",
                 "intent_id": intent.id, "price": intent.reference_price,
-            }
+            } | ({"entry": protected} if closing and protected else {})
             try:
                 placed = await self.place(
                     ccxt_symbol, intent.client_order_id,
@@ -228,22 +229,66 @@ class Trader:
                 if record["status"] == "rejected":
                     book["orders"].pop(intent.client_order_id, None)
                 raise
-            status = self._status(placed)
-            if status in ("canceled", "expired") and float(placed.get("filled") or 0) > 0:
-                status = "filled"  # a partial fill (the rest expired in a thin book): what filled is the position
-            if status == "filled":
-                try:
-                    placed = dict(placed, fees=await self._commissions(ccxt_symbol, intent.client_order_id, placed))
-                except GarbledAnswer as exc:  # asked for again when the fill is synced
-                    log.warning("binance: %s", exc)
-                    placed = dict(placed, fees=[])
-            record = book["orders"][intent.client_order_id]
-            record["status"], record["id"] = status, str(placed.get("id"))
-            if placed.get("fees"):  # only the placing answer lists the fills' commissions (a later query has none)
-                record["fees"] = placed["fees"]
-            if status == "filled" and not closing:
-                await self.protect(ctx, intent.client_order_id, placed)
-            return self._order(ctx, intent, placed, amount, status, "")
+            return await self._placed(ctx, intent, placed, amount)
+
+    async def _placed(self, ctx: Any, intent: OrderIntent, placed: dict, amount: float) -> Order:
+        """The placing answer booked: a fill protected; an order the exchange ended at once (a market
+        order EXPIRED in a thin book, or by its time in force) booked with its cause, and, with nothing
+        filled, answered as ``canceled`` so that the core stops waiting for it (it is never sent again)."""
+        coid = intent.client_order_id
+        record = self.book(ctx)["orders"][coid]
+        status = ended = self._status(placed)
+        reason = ""
+        if ended in ("canceled", "expired"):
+            reason = self.book_unfilled(ctx, coid, record, ended, placed)
+            if float(placed.get("filled") or 0) > 0:
+                status = "filled"  # what filled is the position; the rest is booked as ended above
+        if status == "filled":
+            try:
+                placed = dict(placed, fees=await self._commissions(self.symbols.get(intent.symbol, intent.symbol),
+                                                                   coid, placed))
+            except GarbledAnswer as exc:  # asked for again when the fill is synced
+                log.warning("binance: %s", exc)
+                placed = dict(placed, fees=[])
+        record["status"], record["id"] = status, str(placed.get("id"))
+        if placed.get("fees"):  # only the placing answer lists the fills' commissions (a later query has none)
+            record["fees"] = placed["fees"]
+        if ended in ("canceled", "expired"):
+            await self.protect_rest(ctx, record, float(placed.get("filled") or 0))
+        if status in ("canceled", "expired"):  # ended unfilled: answered now, so never reported again by the sync
+            record["reported"] = True
+            return self._order(ctx, intent, placed, amount, "canceled", reason)
+        if status == "filled" and intent.purpose != "close":
+            await self.protect(ctx, coid, placed)
+        return self._order(ctx, intent, placed, amount, status, reason)
+
+    async def protect_rest(self, ctx: Any, record: dict, filled: float) -> None:
+        """A close that ended before all of it filled: the stops it cancelled before it was sent are
+        placed again for what the position still holds (under new client order ids). Other orders: nothing."""
+        book = self.book(ctx)
+        entry, symbol = record.get("entry"), record["symbol"]
+        if record["role"] != "close" or entry not in book["orders"] or symbol in book["protection"]:
+            return
+        rest = self.amount(symbol, float(record["amount"]) - filled)
+        if rest <= 0:
+            return
+        book.setdefault("generation", {})[entry] = book.get("generation", {}).get(entry, 1) + 1
+        await self.protect(ctx, entry, {"filled": rest})
+
+    @staticmethod
+    def book_unfilled(ctx: Any, coid: str, record: dict, status: str, order: dict) -> str:
+        """An entry or close the exchange ended (``expired``, ``canceled``) before all of it filled:
+        audited (``binance_order_ended``) with its cause and the amount that did not fill; the reason."""
+        if record.get("ended"):  # booked at placement: the sync finds the same answer
+            return record["ended"]
+        ordered, filled = float(record["amount"]), float(order.get("filled") or 0)
+        reason = (f"{status} on the exchange, nothing filled" if filled <= 0
+                  else f"{status} on the exchange with {filled:g} of {ordered:g} filled, {ordered - filled:g} not")
+        record["ended"] = reason
+        if record["role"] in ("entry", "close"):
+            ctx.audit("binance_order_ended", symbol=record["symbol"], client_order_id=coid, cause=status,
+                      ordered=ordered, filled=filled, unfilled=max(0.0, ordered - filled), reason=reason)
+        return reason
 
     def _size_problem(self, market: dict, amount: float, price: float, closing: bool) -> str:
         limits = market.get("limits") or {}
@@ -555,7 +600,9 @@ class Trader:
                 return None
         if float(fill_order.get("filled") or 0) <= 0:
             record["status"] = status
-            return self._ended(ctx, coid, record, "canceled", f"{status} on the exchange") if status != "open" else None
+            reason = self.book_unfilled(ctx, coid, record, status, fill_order)
+            await self.protect_rest(ctx, record, 0.0)
+            return self._ended(ctx, coid, record, "canceled", reason)
         if not record.get("fees"):  # the commissions as charged (futures: only the trades list them)
             with priority(Priority.NORMAL):
                 record["fees"] = await self._commissions(ccxt_symbol, coid, fill_order)
@@ -569,12 +616,16 @@ class Trader:
             raise GarbledAnswer(f"order {coid}: {problem}")
         await self._check_far_fill(ccxt_symbol, coid, record, fill_order, fill)
         record["status"], record["reported"] = status, True
+        if status in ("canceled", "expired"):  # part of it filled: the rest is booked as ended
+            self.book_unfilled(ctx, coid, record, status, fill_order)
         try:  # from here on the fill is reported whatever happens
             if record["role"] == "entry" and record["symbol"] not in book["protection"]:
                 with priority(Priority.HIGH):
                     await self.protect(ctx, coid, fill_order)
             if record["role"] in ("sl", "tp"):
                 await self._finish_protection(ctx, record["symbol"], coid)
+            if status in ("canceled", "expired"):
+                await self.protect_rest(ctx, record, fill.amount)
         except Exception as exc:  # noqa: BLE001 - reported, the fill still counts
             text = f"after the fill of {coid}: {type(exc).__name__}: {redact(str(exc))}"
             ctx.alert(Alert(kind="order_follow_up_failed", title=f"{record['symbol']}: could not finish the stops",

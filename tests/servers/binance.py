@@ -186,11 +186,12 @@ class BinanceTestServer:
         # Futures: whether a triggered algo order's query answer names the order it created
         # (``actualOrderId``); answers seen from Binance-compatible servers leave it empty.
         self.actual_order_id = actual_order_id
-        self.fill_ratio = Decimal(1)  # the next market orders fill only this share and expire (thin book)
+        # the next market orders fill only this share and expire (thin book); 0: they expire with nothing filled
+        self.fill_ratio = Decimal(1)
         # Knobs for drift tests (issue 21), all off by default: market orders (and spot stop-market orders
         # once triggered) fill ``slippage`` (a fraction) worse than the price; with ``hold_market_orders`` they rest
-        # unfilled until ``release_held()`` (a delayed fill); the market's clock (klines, order and fill
-        # times) runs ``market_offset_ms`` ahead of the wall clock, so a test steps through candles
+        # unfilled until ``release_held()`` (a delayed fill) or ``expire_held()``; the market's clock (klines,
+        # order and fill times) runs ``market_offset_ms`` ahead of the wall clock, so a test steps through candles
         # without waiting for them (signed requests are still checked against the wall clock).
         self.slippage = Decimal(0)
         self.hold_market_orders = False
@@ -284,6 +285,14 @@ class BinanceTestServer:
             for order in list(self.state.orders.values()):
                 if order["type"] == "MARKET" and order["status"] in OPEN:
                     self._execute_if_marketable(order)
+
+    def expire_held(self) -> None:
+        """The market orders ``hold_market_orders`` kept waiting expire with nothing filled (no liquidity came)."""
+        with self.lock:
+            self.hold_market_orders = False
+            for order in self.state.orders.values():
+                if order["type"] == "MARKET" and order["status"] in OPEN and not order["executedQty"]:
+                    order["status"], order["updateTime"] = "EXPIRED", self.market_ms()
 
     def market_ms(self) -> int:
         """The market's clock, epoch ms (the wall clock plus ``market_offset_ms``)."""
@@ -1131,6 +1140,9 @@ class BinanceTestServer:
         if partial:
             step = Decimal(market.step)
             quantity = (quantity * self.fill_ratio / step).to_integral_value(rounding="ROUND_FLOOR") * step
+            if quantity <= 0:  # nothing to take (``fill_ratio = 0``): EXPIRED, executedQty 0, no fills
+                order["status"], order["updateTime"] = "EXPIRED", self.market_ms()
+                return
         notional = quantity * price
         now = self.market_ms()
         fill = {"price": _ds(price), "qty": _ds(quantity), "tradeId": next(self._ids), "time": now}
