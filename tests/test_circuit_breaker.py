@@ -124,6 +124,20 @@ def test_a_probe_that_never_went_out_frees_its_slot(replay_bot):
     assert verdict(bot, "ETH/USDT").reason == "breaker HALF_OPEN: this is the probe trade"
 
 
+def test_a_probe_order_that_ended_unfilled_frees_its_slot(replay_bot):
+    bot = breaker_bot(replay_bot)
+    closed_trades(bot, -1, -1, -1)
+    tick(bot, 30)
+    assert verdict(bot, "BTC/USDT").approved
+    probe = breaker(bot)["probe"]
+    notify(bot, "gobot_on_order", order=Order(  # e.g. a market order that expired with nothing filled
+        id="o1", client_order_id=probe["client_order_id"], intent_id=probe["intent_id"], symbol="BTC/USDT",
+        side=Side.BUY, amount=0.1, status="canceled", created_at=bot.clock.now(),
+        reason="expired on the exchange, nothing filled"))
+    assert breaker(bot)["state"] == "HALF_OPEN"
+    assert verdict(bot, "ETH/USDT").reason == "breaker HALF_OPEN: this is the probe trade"
+
+
 def test_a_profitable_day_resets_the_recovery_timeout(replay_bot):
     bot = breaker_bot(replay_bot, max_consecutive_losses=100)
     tick(bot)

@@ -209,6 +209,8 @@ class CircuitBreaker:
             return
         if order.status == "rejected":
             self._move(ctx, state, OPEN, f"the probe order on {order.symbol} was rejected")
+        elif order.status == "canceled":  # ended with nothing filled (expired in a thin book): no trade to judge
+            state["probe"] = None  # the slot is free for the next probe
         else:
             probe["stage"] = "ordered"
 
