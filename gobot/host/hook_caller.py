@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import pluggy
 
@@ -100,10 +100,20 @@ class HookCaller:
                 answers.append((impl.plugin_name, result))
         return answers
 
+    def implementers(self, *hooks: str) -> set[str]:
+        """The plugins implementing at least one of ``hooks``."""
+        return {impl.plugin_name for hook in hooks for impl in getattr(self.pm.hook, hook).get_hookimpls()}
+
     async def notify(self, hook: str, **kwargs: Any) -> list[HookFailure]:
         """Call every implementation in isolation; return the failures."""
+        return await self.notify_plugins(None, hook, **kwargs)
+
+    async def notify_plugins(self, plugins: Collection[str] | None, hook: str, **kwargs: Any) -> list[HookFailure]:
+        """``notify``, for the implementations of ``plugins`` only (None: every one)."""
         failures = []
         for impl in self._impls(hook):
+            if plugins is not None and impl.plugin_name not in plugins:
+                continue
             try:
                 await self._call(impl, kwargs, hook)
             except Exception as exc:

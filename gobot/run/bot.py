@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from gobot.config import Settings, load_plugin_configs
 from gobot.errors import PluginError
@@ -138,6 +138,7 @@ class Bot:
         self.close_requests: list[tuple[str, list[str] | None]] = []  # (reason, symbols or None = all)
         self.cycle_approved: list[OrderIntent] = []  # open intents approved in this cycle (ctx.pending_intents)
         self.cycle_number = self.state.iteration + 1
+        self.session_plugins: set[str] | None = None  # the plugins an operator session started (None: all)
         for name in self.strategies:
             self.state.strategies.setdefault(name, self.versions.initial(name))
 
@@ -591,14 +592,19 @@ class Bot:
         """``gobot_risk_reset`` on every plugin, audited and alerted (``gobot.run.requests``)."""
         return await self.requests.risk_reset(reason, source)
 
-    async def open_session(self) -> None:
-        """For operator commands on a stopped bot: start the plugins (alert channels, connections) without a run."""
-        for impl_failure in await self.hooks.notify("gobot_startup", ctx=self.ctx):
+    async def open_session(self, needs: Collection[str] | None = None) -> None:
+        """For operator commands on a stopped bot: start the plugins (alert channels, connections) without a run.
+
+        ``needs`` (hook names): start only the plugins implementing one of them; an offline command
+        that sends no order must open no exchange session (a live one refuses without ``--live``)."""
+        self.session_plugins = None if needs is None else self.hooks.implementers(*needs)
+        for impl_failure in await self.hooks.notify_plugins(self.session_plugins, "gobot_startup", ctx=self.ctx):
             raise PluginError(impl_failure.plugin, f"start-up failed: {impl_failure.error}", hook="gobot_startup")
 
     async def close_session(self) -> None:
+        """The end of an operator session (or of a run that never started): shut down what ``open_session`` started."""
         await self.drain()  # point 6
-        await self.hooks.notify("gobot_shutdown", ctx=self.ctx)
+        await self.hooks.notify_plugins(self.session_plugins, "gobot_shutdown", ctx=self.ctx)
         self.audit_log.close()
 
     def daily_pnl(self) -> float:
