@@ -15,6 +15,11 @@ import click
 
 from gobot.cli.common import config_option
 
+#: The plugins ``gobot risk reset`` starts: those that reset risk state and the alert channels that
+#: announce it. No exchange plugin: an offline command opens no exchange session, so it works with a
+#: live configuration and no ``--live`` (which only ``gobot start`` takes, to send orders).
+RESET_NEEDS = ("gobot_risk_reset", "gobot_send_alert")
+
 
 @click.group()
 def risk():
@@ -141,7 +146,7 @@ def reset(config_path, reason):
         return
 
     async def apply(bot):
-        await bot.open_session()
+        await bot.open_session(needs=RESET_NEEDS)
         try:
             answers = await bot.risk_reset(reason)
             bot.persist()
