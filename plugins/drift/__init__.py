@@ -159,14 +159,16 @@ class Drift:
         state["executor_mode"] = "paper" if order.executor == "paper" else "testnet"
         found = state["twins"].get(order.client_order_id)
         if order.purpose == "open":
-            if order.status in ("canceled", "rejected"):
+            if order.status == "rejected":  # refused, never at the market: nothing to measure
                 if found is not None and found["live"] is None:
-                    found["live_missed"] = True  # sent, never filled: the twin trades it alone
+                    found["live_missed"] = True
                 return
             if found is None and order.amount > 0:
-                state["twins"][order.client_order_id] = twins.new_twin(
+                found = state["twins"][order.client_order_id] = twins.new_twin(
                     order.client_order_id, order.symbol, 1 if order.side.value == "buy" else -1, order.amount,
                     _ms(order.created_at), order.stop_loss, order.take_profit)
+            if found is not None and order.status == "canceled" and found["live"] is None:
+                found["live_missed"] = True  # sent, ended with nothing filled (expired): the twin trades it alone
             return
         if order.status in ("canceled", "rejected"):
             return
