@@ -22,6 +22,9 @@ from gobot.cli import cli
 from gobot.run.plugin_statuses import plugin_statuses
 from gobot.run.state import StateStore
 from gobot_hookspecs import Action, Signal, hookimpl
+from gobot_plugins.archiver import Archiver
+from gobot_plugins.archiver.report import build_report
+from gobot_plugins.archiver.store import ArchiveStore, default_url
 from gobot_plugins.drift import Drift, store
 from gobot_plugins.drift.attribution import PARTS
 from gobot_plugins.drift.cli import summarise
@@ -113,7 +116,8 @@ class Desk:
             await self.bot.run_cycle()
 
 
-def desk(tmp_path, monkeypatch, server: BinanceTestServer, live: bool = False, **drift: Any) -> Desk:
+def desk(tmp_path, monkeypatch, server: BinanceTestServer, live: bool = False, archive: bool = False,
+         **drift: Any) -> Desk:
     keys(monkeypatch)
     wave, clock, recorder = Wave(), MovableWallClock(), Recorder()
     plugins = {"drift": {"band_candles": 1000, "min_band_trades": 5, "history_hours": 0} | drift,
@@ -121,8 +125,11 @@ def desk(tmp_path, monkeypatch, server: BinanceTestServer, live: bool = False, *
                                "max_trades_per_day": 0, "volatility_multiplier": 0},
                "circuit_breaker": {"circuit_breaker_threshold": 1000, "max_consecutive_losses": 1000}}
     config = {"plugins": plugins, "backtest": {"fee_percent": 0.1, "slippage_percent": 0.0}}
-    bot = binance_bot(tmp_path / "state", server, ideas=wave, recorder=recorder, config=config,
-                      plugins=[("clock", clock), ("drift", Drift())], live=live, mode="live" if live else "testnet")
+    extra = [("clock", clock), ("drift", Drift())]
+    if archive:  # the archiver on its defaults (<state_dir>/archive.db), under a name binance_bot does not disable
+        extra.append(("archive", Archiver()))
+    bot = binance_bot(tmp_path / "state", server, ideas=wave, recorder=recorder, config=config, plugins=extra,
+                      live=live, mode="live" if live else "testnet")
     return Desk(server, bot, wave, clock, recorder)
 
 
@@ -132,7 +139,7 @@ def rows(desk_: Desk) -> dict[str, dict]:
 
 def test_slippage_a_partial_fill_a_delayed_fill_and_bnb_fees_add_up_to_the_pnl_gap_to_the_cent(tmp_path, monkeypatch):
     with BinanceTestServer(commission_asset="BNB") as server:
-        d = desk(tmp_path, monkeypatch, server, on_breach="alert")  # measured here, not acted on
+        d = desk(tmp_path, monkeypatch, server, on_breach="alert", archive=True)  # measured here, not acted on
 
         async def go():
             await d.bot.startup()
@@ -175,6 +182,20 @@ def test_slippage_a_partial_fill_a_delayed_fill_and_bnb_fees_add_up_to_the_pnl_g
         bnb = sum(row["commissions"].get("BNB", 0) for row in measured.values())
         assert total["commissions"]["BNB"] == pytest.approx(bnb) and bnb > 0
         assert abs(delayed["entry_slippage"]) < abs(delayed["entry_delay"]) / 2
+        archived = ArchiveStore(default_url(d.bot.settings.state_path))  # gobot_on_drift -> the archive
+        try:
+            archive_rows = {row["client_order_id"]: row for row in archived.rows("drift")}
+            report = build_report(archived)["drift"]
+        finally:
+            archived.close()
+        assert set(archive_rows) == set(measured) | {missed["coid"]}
+        assert {row["mode"] for row in archive_rows.values()} == {"testnet"}
+        assert archive_rows[missed["coid"]]["kind"] == "missed" and archive_rows[missed["coid"]]["live_pnl"] == 0
+        for coid, row in archive_rows.items():
+            mine = measured.get(coid, missed)
+            assert all(row[p] == pytest.approx(mine[p], abs=1e-12) for p in (*PARTS, "gap", "twin_pnl"))
+        [everything] = report["by"]["all"]  # what `gobot report` shows
+        assert (report["trades"], report["missed"]) == (4, 1) and everything["gap"] == pytest.approx(total["gap"])
 
 
 def test_an_edge_that_turns_to_losses_is_detected_within_the_documented_trades_and_paused(tmp_path, monkeypatch):
