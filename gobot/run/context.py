@@ -50,7 +50,7 @@ class Context:
         self.live = bot.live
         self.paused = False
         self.snapshots: list[MarketSnapshot] = []
-        # Queued here, delivered by the bot's one drain (gobot.run.alerting.drain): errors first, then alerts.
+        # Queued here, delivered by the bot's one drain (gobot.run.alerting.drain): errors, drift measurements, alerts.
         self.pending_alerts: list[Alert] = []
         self.pending_execution_errors: list[ExecutionError] = []  # ctx.report_execution_error
         self.pending_drift: list[DriftMeasurement] = []  # ctx.record_drift: gobot_on_drift, with the alerts
