@@ -1,7 +1,8 @@
 """The report's "Drift: live vs paper twin" section, from the ``drift`` table (``gobot_on_drift``; since 0006).
 
 Per day (UTC, of the close), per symbol and in total: the trades measured, the live and twin P&L, the
-gap (live - twin) in the portfolio currency and in R (the sum of each trade's gap over its initial risk),
+gap (live - twin) in the portfolio currency and in R (the sum of each trade's gap over its initial risk;
+a missed trade has no live risk and counts in money only),
 the cumulative gap, and the parts that add up to the gap. Trades only the twin made (``paper_only``:
 live entries vetoed by a drift breach) have no gap; they are counted apart. The section shows only
 when the chosen runs have drift rows.
@@ -79,8 +80,8 @@ def _note(drift: dict[str, Any], currency: str) -> str:
         if drift["paper_only"] else ""
     return (f"{drift['trades']} trades measured ({', '.join(drift['modes'])}), {drift['missed']} missed{extra}. "
             f"Money in {currency or 'the quote currency'}, live - twin; gap R = the gaps in R (over each trade's "
-            "initial risk), summed; slip in/out, delay (entry + exit), missed/partial, fees and funding add up to "
-            "the gap (docs/drift.md).")
+            "initial risk; a missed trade has none and counts in money only), summed; slip in/out, delay "
+            "(entry + exit), missed/partial, fees and funding add up to the gap (docs/drift.md).")
 
 
 def print_drift(data: dict[str, Any], console: Any, table: Any, escape: Any) -> None:
