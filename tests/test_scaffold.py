@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from gobot.cli import cli
 from gobot.cli.scaffold import KINDS, Scaffold
+from gobot_hookspecs import CONTRACT_VERSION
 
 KIND_HOOKS = {
     "signal": {"gobot_generate_ideas", "gobot_register_strategies", "gobot_config_model", "gobot_startup"},
@@ -32,7 +33,7 @@ def test_new_writes_a_distribution_with_the_entry_point_and_the_contract_range(t
     ]
     pyproject = (folder / "pyproject.toml").read_text()
     assert 'momentum = "gobot_signal_momentum:Momentum"' in pyproject
-    assert 'dependencies = ["gobot-hookspecs>=1.2,<2"]' in pyproject
+    assert f'dependencies = ["gobot-hookspecs>={CONTRACT_VERSION},<2"]' in pyproject  # the contract it was built on
     assert "pip install -e" in result.output and "gobot start -p momentum" in result.output
 
 
