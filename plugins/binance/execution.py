@@ -188,15 +188,36 @@ class Trader:
     # -- entering and leaving ---------------------------------------------------------------------------
 
     async def execute(self, ctx: Any, intent: OrderIntent) -> Order:
+        """Send an entry, or a close: its stops cancelled first, and placed again if the close does not
+        go through (refused by the size check or by the exchange before it was placed)."""
+        if intent.purpose != "close":
+            return await self._send(ctx, intent, None)
+        book = self.book(ctx)
+        protection = dict(book["protection"].get(intent.symbol) or {})  # the stops this close cancels
+        with priority(Priority.CRITICAL):
+            await self.cancel_protection(ctx, intent.symbol)
+            try:
+                order = await self._send(ctx, intent, protection.get("entry"))
+            except Exception as exc:
+                if intent.client_order_id not in book["orders"]:  # refused: the exchange has no such order
+                    error = getattr(exc, "error", None)
+                    await self.close_refused(ctx, intent.symbol, intent.client_order_id, protection,
+                                             getattr(error, "kind", "error"),
+                                             redact(getattr(error, "message", "") or str(exc)))
+                raise
+            if order.status == "rejected":
+                await self.close_refused(ctx, intent.symbol, intent.client_order_id, protection, "size", order.reason,
+                                         held=order.amount)
+            return order
+
+    async def _send(self, ctx: Any, intent: OrderIntent, protected: str | None) -> Order:
+        """The market order of an entry or a close (``protected``: the entry whose stops the close cancelled)."""
         book = self.book(ctx)
         ccxt_symbol = self.symbols.get(intent.symbol, intent.symbol)
         market = self.ex.market(ccxt_symbol)
         closing = intent.purpose == "close"
-        wanted = Priority.CRITICAL if closing else intent.priority
-        protected = (book["protection"].get(intent.symbol) or {}).get("entry")  # the entry whose stops a close cancels
-        with priority(wanted):
+        with priority(Priority.CRITICAL if closing else intent.priority):
             if closing:
-                await self.cancel_protection(ctx, intent.symbol)
                 amount = await self._close_amount(intent)
             else:
                 if self.futures:
@@ -264,16 +285,37 @@ class Trader:
 
     async def protect_rest(self, ctx: Any, record: dict, filled: float) -> None:
         """A close that ended before all of it filled: the stops it cancelled before it was sent are
-        placed again for what the position still holds (under new client order ids). Other orders: nothing."""
+        placed again for what the position still holds. Other orders: nothing."""
+        if record["role"] == "close":
+            await self.protect_again(ctx, record["symbol"], record.get("entry"), float(record["amount"]) - filled)
+
+    async def protect_again(self, ctx: Any, symbol: str, entry: str | None, held: float) -> bool:
+        """The stop and target a close cancelled, placed again for ``held`` under the next generation of
+        client order ids (``<entry>-sl2``...: the look-before-send would find the cancelled ones), unless
+        the position has its protection already. Whether they were placed again."""
         book = self.book(ctx)
-        entry, symbol = record.get("entry"), record["symbol"]
-        if record["role"] != "close" or entry not in book["orders"] or symbol in book["protection"]:
-            return
-        rest = self.amount(symbol, float(record["amount"]) - filled)
-        if rest <= 0:
-            return
+        rest = self.amount(symbol, held)
+        if entry not in book["orders"] or symbol in book["protection"] or rest <= 0:
+            return False
         book.setdefault("generation", {})[entry] = book.get("generation", {}).get(entry, 1) + 1
         await self.protect(ctx, entry, {"filled": rest})
+        return symbol in book["protection"] and book["protection"][symbol].get("mode") != "pending"
+
+    async def close_refused(self, ctx: Any, symbol: str, coid: str, protection: dict, cause: str, reason: str,
+                            held: float | None = None) -> None:
+        """A close that did not go through (the size check refused it, or the exchange before placing it):
+        the position is still held, so the stop and target it cancelled are placed again for the amount
+        they covered (``held``: the exchange's count, when known); audited (``binance_close_refused``)
+        and alerted with the cause."""
+        amount = held if held else float(protection.get("amount") or 0)
+        placed = bool(protection) and await self.protect_again(ctx, symbol, protection.get("entry"), amount)
+        text = (f"the close {coid} was refused ({cause}): {reason}; the position stays open"
+                + ("; its stop and target are on the exchange again" if placed else ""))
+        ctx.audit("binance_close_refused", symbol=symbol, client_order_id=coid, cause=cause, reason=reason,
+                  amount=self.amount(symbol, amount), protected_again=placed)
+        ctx.alert(Alert(kind="close_refused", title=f"{symbol}: close refused, position still open", text=text,
+                        severity=Severity.WARNING if placed or not protection else Severity.CRITICAL,
+                        data={"symbol": symbol, "cause": cause, "client_order_id": coid}))
 
     @staticmethod
     def book_unfilled(ctx: Any, coid: str, record: dict, status: str, order: dict) -> str:
@@ -585,6 +627,7 @@ class Trader:
                 ctx.alert(Alert(kind="order_not_placed", title=f"Order {coid} for {record['symbol']} was never placed",
                                 text="after an unconfirmed send, the exchange has no order with this id",
                                 severity=Severity.WARNING))
+                await self.protect_rest(ctx, record, 0.0)  # a close never placed: the position keeps its stops
                 return self._ended(ctx, coid, record, "rejected",
                                    "never placed: the exchange has no order with this id")
             return None

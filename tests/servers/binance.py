@@ -87,7 +87,10 @@ class Fault:
     processes the request and answers ``callback(payload)`` instead of the payload (a malformed
     answer: missing fields, wrong types, NaN — its effects happened all the same). ``when``: ``after``
     the request was processed (its effects happened) or ``before`` (nothing happened). Lets the first
-    ``skip`` matching requests through, then applies to the next ``times`` of them.
+    ``skip`` matching requests through, then applies to the next ``times`` of them. ``code`` and ``msg``:
+    the JSON error body of ``status`` (default: -1001 "Internal error"); e.g. a refused order, as
+    Binance's errors.md lists them, is ``status=400, code=-2010`` ("Account has insufficient balance for
+    requested action.", NEW_ORDER_REJECTED) or ``code=-1013`` ("Filter failure: LOT_SIZE").
     """
 
     path: str | None = None
@@ -101,6 +104,8 @@ class Fault:
     skip: int = 0
     hits: int = 0
     callback: Any = None
+    code: int = -1001
+    msg: str = "Internal error; unable to process your request. Please try again."
 
 
 @dataclass
@@ -408,10 +413,7 @@ class BinanceTestServer:
             raise asyncio.CancelledError()
         if fault.text:
             return web.Response(status=fault.status, text="Service Unavailable", content_type="text/plain")
-        return web.json_response(
-            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."},
-            status=fault.status
-        )
+        return web.json_response({"code": fault.code, "msg": fault.msg}, status=fault.status)
 
     def _process(self, api: str, method: str, endpoint: str, params: dict,
                  raw: str, request_headers: Any) -> tuple[int, Any, dict]:
