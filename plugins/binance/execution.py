@@ -627,7 +627,9 @@ class Trader:
                 ctx.alert(Alert(kind="order_not_placed", title=f"Order {coid} for {record['symbol']} was never placed",
                                 text="after an unconfirmed send, the exchange has no order with this id",
                                 severity=Severity.WARNING))
-                await self.protect_rest(ctx, record, 0.0)  # a close never placed: the position keeps its stops
+                if record["role"] == "close":  # the position is still held: its stop and target go back
+                    await self.close_refused(ctx, record["symbol"], coid, {"entry": record.get("entry")}, "not_placed",
+                                             "never placed after an unconfirmed send", held=record["amount"])
                 return self._ended(ctx, coid, record, "rejected",
                                    "never placed: the exchange has no order with this id")
             return None
