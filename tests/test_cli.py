@@ -189,7 +189,7 @@ def test_start_with_a_broken_plugin_is_one_line_naming_plugin_and_distribution(t
 
 def test_start_live_without_a_risk_plugin_is_refused(config):
     result = CliRunner().invoke(cli, ["start", "--config", config(), "--live", "--disable", "risk_limits",
-                                       "--disable", "circuit_breaker", "--max-iterations", "2"])
+                                       "--disable", "circuit_breaker", "--disable", "drift", "--max-iterations", "2"])
     assert isinstance(result.exception, StartRefused)
     assert "--live needs at least one enabled risk plugin" in str(result.exception)
 

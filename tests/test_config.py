@@ -279,8 +279,8 @@ def test_init_output_is_valid_toml_that_means_the_defaults(tmp_path):
     write(tmp_path / "config.toml", result.stdout)
     assert load_settings("config.toml").model_dump() == Settings().model_dump()
     assert sorted(name for name, value in data["plugins"].items() if isinstance(value, dict)) == [
-        "adjuster", "archiver", "circuit_breaker", "console", "kelly_size", "paper", "replay", "risk_limits",
-        "validator",
+        "adjuster", "archiver", "circuit_breaker", "console", "drift", "kelly_size", "paper", "replay",
+        "risk_limits", "validator",
     ]
 
 

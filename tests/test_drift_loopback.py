@@ -25,7 +25,7 @@ from gobot_hookspecs import Action, Signal, hookimpl
 from gobot_plugins.archiver import Archiver
 from gobot_plugins.archiver.report import build_report
 from gobot_plugins.archiver.store import ArchiveStore, default_url
-from gobot_plugins.drift import Drift, store
+from gobot_plugins.drift import store
 from gobot_plugins.drift.attribution import PARTS
 from gobot_plugins.drift.cli import summarise
 from servers.binance import BinanceTestServer
@@ -125,7 +125,7 @@ def desk(tmp_path, monkeypatch, server: BinanceTestServer, live: bool = False, a
                                "max_trades_per_day": 0, "volatility_multiplier": 0},
                "circuit_breaker": {"circuit_breaker_threshold": 1000, "max_consecutive_losses": 1000}}
     config = {"plugins": plugins, "backtest": {"fee_percent": 0.1, "slippage_percent": 0.0}}
-    extra = [("clock", clock), ("drift", Drift())]
+    extra = [("clock", clock)]  # drift is a default plugin
     if archive:  # the archiver on its defaults (<state_dir>/archive.db), under a name binance_bot does not disable
         extra.append(("archive", Archiver()))
     bot = binance_bot(tmp_path / "state", server, ideas=wave, recorder=recorder, config=config, plugins=extra,

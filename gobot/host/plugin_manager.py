@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "paper",
     "console",
     "archiver",
+    "drift",  # idle on paper; in testnet and live every order gets its paper twin (docs/drift.md)
 )
 
 #: Plugins that only simulate, switched off in live mode so nothing ever falls back to fake fills.

@@ -384,6 +384,8 @@ class Drift:
     @hookimpl
     def gobot_risk_check(self, ctx, intent):
         state = self._state(ctx)
+        if not state["active"]:
+            return None  # idle (paper trading, a backtest): no opinion, nothing in the verdicts
         breach = state["breach"]
         if not breach or breach["action"] != "paper" or intent.purpose != "open":
             return RiskVerdict(approved=True, reason="no drift breach")
@@ -416,6 +418,8 @@ class Drift:
     @hookimpl
     def gobot_risk_status(self, ctx):
         state = self._state(ctx)
+        if not state["active"] and not state["breach"]:
+            return None  # idle: nothing to show in `gobot risk status`
         breach = state["breach"]
         blocks = bool(breach) and breach["action"] in ("pause", "paper")
         reason = (f"drift breach ({breach['action']}) since {breach['time'][:16]}: {breach['reason']}" if breach
