@@ -151,21 +151,6 @@ def test_plain_decimals_in_many_blocks_over_two_threads_read_as_in_one(minute_da
     assert _plain_decimals(raw[:last] + b"e" + raw[last + 1:], body) is None
 
 
-def test_a_prefetched_file_reads_as_the_file_and_its_error_reaches_the_reader(minute_data, tmp_path):
-    from gobot.research.market_data import prefetch
-
-    path = minute_data / candles.csv_file_name(SYMBOL, "1m")
-    prefetch(path, tmp_path / "cache")
-    fetched = read_csv(path, tmp_path / "cache")
-    assert all(fetched[c].tolist() == read_csv(path)[c].tolist() for c in candles.COLUMNS)
-    assert list((tmp_path / "cache").glob("*.npy")), "the prefetch kept the binary copy"
-    bad = tmp_path / "BTC_USDT-1m.csv"
-    bad.write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n", encoding="utf-8")
-    prefetch(bad)
-    with pytest.raises(DataError, match="expected the header"):
-        read_csv(bad)
-
-
 def test_a_bad_header_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "BTC_USDT-1m.csv"
     path.write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n", encoding="utf-8")

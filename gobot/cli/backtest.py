@@ -72,14 +72,11 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot backtest -p sma_cross -s sma_cross --data data/BTC_USDT-1m.csv --sizing all-in --risk none
       gobot backtest --strategy sma_rsi --from 2026-01-01 --set fast=12 --html report.html
     """
+    from gobot.research.backtest.engine import lookahead_check, run
+    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
     from gobot.research.market_data import parse_time
 
     settings, plugin_set = load(config_path, enable, disable, explain=False)  # lists no plugins
-    _prefetch(settings, data)  # the --data files parse while the backtester is imported and set up
-
-    from gobot.research.backtest.engine import lookahead_check, run
-    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
-
     setup = BacktestSetup.build(settings, plugin_set)
     component = setup.strategy(strategy)
     params = setup.params(component, parse_assignments(assignments))
@@ -176,13 +173,3 @@ def _execution(setup, fill, fee, slippage, equity, stop_loss, take_profit, sizin
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return replace(execution, allow_short=False) if long_only else execution
-
-
-def _prefetch(settings, data: tuple[str, ...]) -> None:
-    """Start reading the ``--data`` items that are files (``BacktestSetup.series`` takes what was read)."""
-    from gobot.research.market_data import candle_cache_dir, prefetch
-
-    for item in data:
-        path = Path(item) if Path(item).is_absolute() else settings.resolve(item)
-        if path.is_file():
-            prefetch(path, candle_cache_dir(settings.state_path))

@@ -140,48 +140,13 @@ def candle_cache_dir(state_path: Path) -> Path:
     return state_path / "cache" / "candles"
 
 
-_PREFETCHED: dict[tuple[Path, Path | None], tuple[threading.Thread, list]] = {}
-
-
-def prefetch(path: Path, cache_dir: Path | None = None) -> None:
-    """Start reading ``path`` (``read_csv``) in a thread, so that a command does its other start-up work meanwhile:
-    numpy parses without the GIL. The next ``read_csv`` of the same file and cache takes the result (or its error)."""
-    key = (Path(path), cache_dir)
-    if key in _PREFETCHED:
-        return
-    outcome: list = []
-
-    def read() -> None:
-        try:
-            outcome.append(_read_csv(key[0], cache_dir))
-        except BaseException as exc:  # handed to the reader, where it is handled
-            outcome.append(exc)
-
-    thread = threading.Thread(target=read, name="gobot-prefetch", daemon=True)
-    _PREFETCHED[key] = (thread, outcome)
-    thread.start()
-
-
 def read_csv(path: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
     """The columns of a replay CSV file, checked: header, numbers, ascending unique timestamps.
 
     With ``cache_dir``, the parsed table is kept there as a binary ``.npy`` file named after the
     CSV's path, size and modification time, and memory-mapped on the next read of the same file
     (a year of 1m candles: 0.12 s of parsing becomes a few ms). A changed file is parsed again.
-    A ``prefetch`` of the same file gives its result.
     """
-    prefetched = _PREFETCHED.pop((Path(path), cache_dir), None)
-    if prefetched is not None:
-        thread, outcome = prefetched
-        thread.join()
-        if outcome and isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        if outcome:
-            return outcome[0]
-    return _read_csv(path, cache_dir)
-
-
-def _read_csv(path: Path, cache_dir: Path | None) -> dict[str, np.ndarray]:
     cached = _cache_file(path, cache_dir) if cache_dir is not None else None
     if cached is not None and cached.exists():
         try:
