@@ -37,9 +37,7 @@ FIGURES = {"wal_damaged": 0, "backups_restored": 0, "outbox_lines_damaged": 0, "
 def write_config(folder: Path, data_dir: Path, database_url: str = "") -> Path:
     import gobot.testing
 
-    sections = "".join(f"[plugins.{name}]\n"
-                       + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
-                       for name, values in gobot.testing.REPLAY_TEST_RISK.items())
+    sections = gobot.testing.replay_test_risk_toml()
     config = folder / "config.toml"
     config.write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{data_dir}"\n{sections}'
                       f'[plugins.archiver]\ndatabase_url = "{database_url}"\nwrite_timeout_seconds = 1\n',

@@ -28,10 +28,9 @@ def gobot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def config(tmp_path, synthetic_data_dir) -> Path:
     """Backtests and runs on the session's synthetic candles, risk plugins on but set to let trades through."""
-    from gobot.testing import REPLAY_TEST_RISK
+    from gobot.testing import replay_test_risk_toml
 
-    sections = "".join(f"[plugins.{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
-                       for name, values in REPLAY_TEST_RISK.items())
+    sections = replay_test_risk_toml()
     path = tmp_path / "config.toml"
     path.write_text(textwrap.dedent(f"""\
         state_dir = "{tmp_path / 'state'}"

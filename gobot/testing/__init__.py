@@ -38,7 +38,7 @@ from typing import Any
 
 #: What ``from gobot.testing import ...`` reaches in ``gobot.testing.fixtures`` (loaded on first use).
 FIXTURES = ("REPLAY_TEST_RISK", "SYNTHETIC_DAYS", "installed_plugin", "plugin_set_factory",
-            "replay_bot", "replay_settings", "run_bot", "synthetic_data_dir")
+            "replay_bot", "replay_settings", "replay_test_risk_toml", "run_bot", "synthetic_data_dir")
 
 
 def __getattr__(name: str) -> Any:

@@ -59,6 +59,14 @@ REPLAY_TEST_RISK: dict[str, dict[str, Any]] = {
 }
 
 
+def replay_test_risk_toml() -> str:
+    """``REPLAY_TEST_RISK`` as ``config.toml`` sections, for tests that write a config file."""
+    import json
+
+    return "".join(f"[plugins.{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+                   for name, values in REPLAY_TEST_RISK.items())
+
+
 def replay_settings(state_dir: Path, data_dir: Path, config: dict[str, Any] | None = None) -> Settings:
     """Settings for a replay run: ``config`` is merged over a state_dir and data_dir of the test's own
     (and ``REPLAY_TEST_RISK``)."""
