@@ -242,6 +242,17 @@ class Fill(_Model):
         description="the commissions as the exchange charged them, in their own assets: {'BNB': 0.0000375}")
 
 
+class Funding(_Model):
+    """A funding payment on a perpetual futures position, as the exchange booked it (reported by an
+    executor from ``gobot_sync_executions``; the core books each ``id`` once)."""
+
+    id: str = Field(description="the exchange's id for the payment (Binance's tranId): the core books it once")
+    symbol: str
+    amount: float = Field(description="in the symbol's quote currency: positive received, negative paid")
+    time: datetime
+    rate: float | None = Field(None, description="the funding rate applied, when the exchange says")
+
+
 class Position(_Model):
     """An open position with its resting stop-loss and take-profit: as the core's portfolio tracks it,
     and as the ``paper`` executor remembers it (``model_dump`` in its plugin state). The backtester's
@@ -259,6 +270,9 @@ class Position(_Model):
     strategy: str | None = None
     strategy_version: int | None = None
     client_order_id: str = ""
+    funding: float = Field(0.0, description="funding received (+) or paid (-) so far, in the portfolio currency "
+                                            "(each payment at its time's rate); already in cash, not in "
+                                            "``unrealised_pnl``")
 
     @property
     def sign(self) -> int:
@@ -287,7 +301,10 @@ class Trade(_Model):
     opened_at: datetime
     closed_at: datetime
     fees: float
-    pnl: float = Field(description="net of fees, portfolio currency (another quote converted at the close)")
+    pnl: float = Field(description="net of fees and funding, portfolio currency: (direction x (exit - entry) x "
+                                   "amount - fees) at the close's rate, plus ``funding``")
+    funding: float = Field(0.0, description="funding received (+) or paid (-) while the position was open, portfolio "
+                                            "currency (each payment at its time's rate); included in ``pnl``")
     exit_reason: str
     confidence: float | None = None
     strategy: str | None = None
@@ -298,7 +315,7 @@ class Trade(_Model):
 
 #: The parts of a ``DriftMeasurement`` that add up to its ``gap`` (docs/drift.md has the formulas).
 DRIFT_PARTS = ("missed_or_partial", "entry_delay", "entry_slippage", "exit_delay", "exit_slippage", "fees",
-               "funding_other")
+               "funding", "funding_other")
 
 
 class DriftMeasurement(_Model):
@@ -328,7 +345,9 @@ class DriftMeasurement(_Model):
     exit_delay: float = 0.0
     exit_slippage: float = 0.0
     fees: float = Field(0.0, description="twin fees - live fees (BNB commissions valued in the quote)")
-    funding_other: float = 0.0
+    funding: float = Field(0.0, description="the live trade's funding (``Trade.funding``): the twin pays none")
+    funding_other: float = Field(0.0, description="the rest of the live P&L the fills, fees and funding do not "
+                                                  "explain (a portfolio currency other than the quote)")
     commissions: dict[str, float] = Field(default_factory=dict, description="the live commissions as charged, "
                                                                             "in their own assets")
     exit_reason: str | None = None

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
         DriftMeasurement,
         ExecutionError,
         Fill,
+        Funding,
         Learning,
         MarketSnapshot,
         Order,
@@ -232,7 +233,9 @@ def gobot_download_candles(
 
 
 @hookspec
-def gobot_sync_executions(ctx: BotContext, snapshots: list[MarketSnapshot]) -> list[Fill | Order] | None:
+def gobot_sync_executions(
+    ctx: BotContext, snapshots: list[MarketSnapshot]
+) -> list[Fill | Order | Funding] | None:
     """End of phase 1: report fills that happened since the last cycle, and orders that ended unfilled.
 
     Called once per cycle, after the scan, for every plugin; answers are collected. Executors
@@ -245,7 +248,13 @@ def gobot_sync_executions(ctx: BotContext, snapshots: list[MarketSnapshot]) -> l
     ``Order`` with status ``canceled`` or ``rejected`` and a ``reason``: the core stops waiting
     for it (the symbol may trade again) and emits ``gobot_on_order``.
 
-    :return: a list of fills and ended orders, or None.
+    A funding payment the exchange booked on a perpetual futures position is reported as a
+    ``Funding`` (contract 1.3): the core books each ``id`` once, also across restarts (report one
+    again freely): cash moves by its amount, the open position's ``funding`` grows by it and the
+    trade that closes it carries it in ``funding`` and ``pnl``; a payment for a symbol with no open
+    position is booked to cash alone. An executor of spot or simulated markets never reports one.
+
+    :return: a list of fills, ended orders and funding payments, or None.
     """
 
 

@@ -92,6 +92,7 @@ def trade_row(run_id: str, iteration: int, trade: Trade, currency: str = "") -> 
         "amount": trade.amount, "entry_price": trade.entry_price, "exit_price": trade.exit_price,
         "opened_at": iso(trade.opened_at), "closed_at": iso(trade.closed_at),
         "holding_seconds": metrics.holding_seconds(trade), "fees": trade.fees, "pnl": trade.pnl,
+        "funding": trade.funding,
         "return_pct": trade.pnl / notional * 100 if notional else 0.0, "exit_reason": trade.exit_reason,
         "confidence": trade.confidence, "strategy": trade.strategy, "strategy_version": trade.strategy_version,
         "client_order_id": trade.client_order_id or None, "initial_stop_loss": trade.initial_stop_loss,

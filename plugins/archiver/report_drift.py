@@ -18,10 +18,11 @@ from gobot_hookspecs import DRIFT_PARTS
 #: (header, key) of the tables: the parts, the two delays shown together.
 COLUMNS = (("n", "trades"), ("live", "live"), ("twin", "twin"), ("gap", "gap"), ("gap R", "gap_r"),
            ("slip in", "entry_slippage"), ("slip out", "exit_slippage"), ("delay", "delay"),
-           ("missed/partial", "missed_or_partial"), ("fees", "fees"), ("funding", "funding_other"),
+           ("missed/partial", "missed_or_partial"), ("fees", "fees"), ("funding", "funding"),
+           ("other", "funding_other"),
            ("cumulative", "cumulative"), ("cum. R", "cumulative_r"))
 MONEY = {"live", "twin", "gap", "entry_slippage", "exit_slippage", "delay", "missed_or_partial", "fees",
-         "funding_other", "cumulative"}
+         "funding", "funding_other", "cumulative"}
 TITLES = {"day": "per day (UTC, of the close)", "symbol": "per symbol", "all": "all trades"}
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 #: The Alembic revision these models correspond to (the head of ``migrations/versions``).
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 #: Alembic's bookkeeping table, named for this plugin so it never meets another application's.
 VERSION_TABLE = "archiver_schema_version"
 
@@ -218,7 +218,8 @@ class TradeRow(ArchiveModel, table=True):
     closed_at: Optional[datetime] = _time()
     holding_seconds: float
     fees: float
-    pnl: float
+    pnl: float  # funding included
+    funding: Optional[float] = None  # since 0007: received (+) or paid (-) while open
     return_pct: float
     exit_reason: str
     confidence: Optional[float] = None
@@ -377,6 +378,7 @@ class DriftRow(ArchiveModel, table=True):
     exit_delay: float
     exit_slippage: float
     fees: float
+    funding: Optional[float] = None  # since 0007 (NULL before: none booked)
     funding_other: float
     commissions: Optional[str] = _text()  # JSON {asset: amount}, as charged
     exit_reason: Optional[str] = None

@@ -202,7 +202,8 @@ class Drift:
         twin = state["twins"].get(trade.client_order_id)
         if twin is not None and twin["live"] is None:
             twin["live"] = {"amount": trade.amount, "entry_price": trade.entry_price, "exit_price": trade.exit_price,
-                            "fees": trade.fees, "pnl": trade.pnl, "entry_ms": _ms(trade.opened_at),
+                            "fees": trade.fees, "funding": trade.funding, "pnl": trade.pnl,
+                            "entry_ms": _ms(trade.opened_at),
                             "exit_ms": _ms(trade.closed_at), "stop": trade.initial_stop_loss,
                             "strategy": trade.strategy, "version": trade.strategy_version,
                             "exit_reason": trade.exit_reason}
@@ -276,7 +277,8 @@ class Drift:
             ctx.record_drift(_measurement(row))
             return
         parts = attribute(None if live is None else Live(**{k: live[k] for k in (
-            "amount", "entry_price", "exit_price", "fees", "pnl", "entry_ms", "exit_ms")}),
+            "amount", "entry_price", "exit_price", "fees", "pnl", "entry_ms", "exit_ms")},
+            funding=live.get("funding", 0.0)),
             twin, state["opens"].get(twin["symbol"], []), tf)
         live_pnl = 0.0 if live is None else live["pnl"]
         row |= parts.as_dict() | {"kind": "missed" if live is None else "matched", "live_pnl": live_pnl,

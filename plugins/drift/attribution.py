@@ -1,8 +1,9 @@
-"""Where a live trade's P&L and its paper twin's part ways, in seven parts that add up to the gap.
+"""Where a live trade's P&L and its paper twin's part ways, in eight parts that add up to the gap.
 
 With ``s`` the direction (+1 long), ``A`` the amount, ``E`` and ``X`` the entry and exit prices, ``F``
-the fees (live: as charged, BNB commissions valued in the quote by the executor) and ``O`` a candle's
-open, each part is the live trade's P&L minus the twin's, in the quote currency:
+the fees (live: as charged, BNB commissions valued in the quote by the executor), ``U`` the live trade's
+funding (``Trade.funding``: received +, paid -) and ``O`` a candle's open, each part is the live trade's
+P&L minus the twin's, in the quote currency:
 
 =================== ===========================================================================
 missed_or_partial   ``s (A_live - A_twin) (X_twin - E_twin)``: the twin's per-unit result on what did
@@ -13,8 +14,9 @@ entry_slippage      ``-s A_live (E_live - E_twin)`` minus ``entry_delay``: the p
 exit_delay          ``s A_live (O_live - O_twin)`` at the exit, likewise
 exit_slippage       ``s A_live (X_live - X_twin)`` minus ``exit_delay``
 fees                ``F_twin - F_live``
-funding_other       the live P&L the fills do not explain (funding payments, a portfolio currency
-                    other than the quote): ``pnl_live - (s A_live (X_live - E_live) - F_live)``
+funding             ``U_live - 0``: the funding the live position paid or received (the twin pays none)
+funding_other       the rest of the live P&L the fills, fees and funding do not explain (a portfolio
+                    currency other than the quote): ``pnl_live - (s A_live (X_live - E_live) - F_live + U_live)``
 =================== ===========================================================================
 
 Their sum is ``pnl_live - pnl_twin`` exactly (the algebra is in docs/drift.md; a test holds it to the cent).
@@ -43,6 +45,7 @@ class Live:
     pnl: float
     entry_ms: int
     exit_ms: int
+    funding: float = 0.0
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Attribution:
     exit_delay: float = 0.0
     exit_slippage: float = 0.0
     fees: float = 0.0
+    funding: float = 0.0
     funding_other: float = 0.0
 
     @property
@@ -90,7 +94,8 @@ def attribute(live: Live | None, twin: dict[str, Any], opens: list, timeframe_ms
         exit_delay=exit_delay,
         exit_slippage=s * a * (live.exit_price - x_twin) - exit_delay,
         fees=fees_twin - live.fees,
-        funding_other=live.pnl - (s * a * (live.exit_price - live.entry_price) - live.fees),
+        funding=live.funding,
+        funding_other=live.pnl - (s * a * (live.exit_price - live.entry_price) - live.fees + live.funding),
     )
 
 

@@ -8,7 +8,7 @@ import json
 import click
 
 COLUMNS = ("trades", "missed", "live", "twin", "gap", "gap_r", "missed_or_partial", "entry_delay", "entry_slippage",
-           "exit_delay", "exit_slippage", "fees", "funding_other")
+           "exit_delay", "exit_slippage", "fees", "funding", "funding_other")
 
 
 def summarise(rows: list[dict], by: str) -> list[dict]:

@@ -422,6 +422,7 @@ def test_a_bulk_write_of_trades_round_trips_exactly_and_a_resent_batch_adds_noth
             "confidence": None if optional else 0.5, "strategy": None if optional else "sma_rsi",
             "strategy_version": None if optional else 2 ** 31 - 1, "client_order_id": None if optional else f"c{i}",
             "initial_stop_loss": None, "r_multiple": None if optional else -1.25, "entry_hour": opened.hour,
+            "funding": None if optional else -0.125 * i,
         })
     with store.engine.begin() as connection:
         assert store.insert(connection, "trades", batch[: n // 3], ("trade_key",), "ignore") == n // 3

@@ -391,6 +391,7 @@ class TradeRecord:
                  "confidence", "strategy", "strategy_version", "initial_stop_loss", "entry_bar", "exit_bar",
                  "entry_ms", "exit_ms")
     client_order_id = ""
+    funding = 0.0  # a backtest pays no funding
 
     def __init__(self, symbol: str, direction: Action, amount: float, entry_price: float, exit_price: float,
                  fees: float, pnl: float, exit_reason: str, confidence: float | None, strategy: str | None,
