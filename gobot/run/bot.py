@@ -42,6 +42,7 @@ from gobot_hookspecs import (
     ExecutionError,
     ExecutionFailed,
     Fill,
+    Funding,
     MarketSnapshot,
     Order,
     OrderIntent,
@@ -342,17 +343,32 @@ class Bot:
         self.ctx.alert(daily)
 
     async def _sync_executions(self, report: CycleReport, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> None:
-        fills: list[Fill] = []
+        booked: list[Fill | Funding] = []
         for plugin, answer in await self.hooks.collect("gobot_sync_executions", ctx=self.ctx, snapshots=snapshots):
-            fills.extend(item for item in answer if isinstance(item, Fill))
+            booked.extend(item for item in answer if isinstance(item, (Fill, Funding)))
             for order in (item for item in answer if isinstance(item, Order)):
                 await self._order_ended(phase, order.model_copy(update={"executor": plugin}))
-        for fill in sorted(fills, key=lambda f: f.time):
-            await self.apply_fill(report, fill)
-            phase.records.append(f"fill {fill.side.value} {fill.amount:.6g} {fill.symbol} @ {fill.price:.6g} "
-                                 f"({fill.reason})")
-        if not fills:
+        for item in sorted(booked, key=lambda f: f.time):  # a payment before a close goes into its trade
+            if isinstance(item, Funding):
+                self._book_funding(phase, item)
+                continue
+            await self.apply_fill(report, item)
+            phase.records.append(f"fill {item.side.value} {item.amount:.6g} {item.symbol} @ {item.price:.6g} "
+                                 f"({item.reason})")
+        if not any(isinstance(item, Fill) for item in booked):
             phase.records.append("no fills since the last cycle")
+
+    def _book_funding(self, phase: PhaseRecord, funding: Funding) -> None:
+        """A funding payment, booked once by its id (see ``gobot_sync_executions``)."""
+        new, position = self.portfolio.apply_funding(funding)
+        if not new:
+            return
+        held = "no open position: booked to cash alone" if position is None else \
+            f"position funding now {position.funding:+.8g}"
+        self.audit("funding", funding=funding, position=None if position is None else position.client_order_id,
+                   note=held)
+        phase.records.append(f"funding {funding.amount:+.8g} {quote_of(funding.symbol)} on {funding.symbol} "
+                             f"({held})")
 
     async def _order_ended(self, phase: PhaseRecord, order: Order) -> None:
         """An order the core waited for ended without a fill (see ``gobot_sync_executions``)."""

@@ -1,7 +1,9 @@
 """Portfolio accounting from fills: positions, cash, closed trades, equity and drawdown.
 
 A margin-style account, the same for long and short: opening pays the fee; closing realises
-``direction * (exit - entry) * amount`` minus the fee. Equity = cash + unrealised P&L.
+``direction * (exit - entry) * amount`` minus the fee. Equity = cash + unrealised P&L. A funding
+payment (perpetual futures) moves cash when it is booked, once per exchange id, and is carried by the
+open position into the trade that closes it (``Trade.funding``, part of ``Trade.pnl``).
 
 Cash, equity, exposure and a closed trade's ``pnl`` and ``fees`` are in the portfolio currency. A
 symbol quoted in another currency (ETH/BTC in a USDT portfolio) has its P&L, fees and notional
@@ -12,15 +14,19 @@ No price of the pair yet is a ``LookupError``, never a guessed rate.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Iterable
 
 from gobot.run.state import BotState
-from gobot_hookspecs import Action, Fill, OrderIntent, Position, Side, Trade
+from gobot_hookspecs import Action, Fill, Funding, OrderIntent, Position, Side, Trade
 from gobot_hookspecs.money import quote_of, rate
 
 #: A close fill this much smaller than the position closes only part of it (below: all of it,
 #: so lot-step rounding and a spot buyer's commission never leave a crumb of a position open).
 PARTIAL_TOLERANCE = 0.02
+#: Booked funding ids are remembered this long after the newest one (an executor asks the exchange for
+#: payments since its last check, so older ones never come back).
+FUNDING_MEMORY = timedelta(days=30)
 
 
 class Portfolio:
@@ -93,6 +99,24 @@ class Portfolio:
             return None  # an exit for a position we no longer hold (already closed): nothing to do
         return self._close(position, fill)
 
+    def apply_funding(self, funding: Funding) -> tuple[bool, Position | None]:
+        """Book a funding payment once (by its id): cash moves by it and the open position carries it.
+        Returns (booked now, the position it went to: None when the symbol has none open)."""
+        state = self.state
+        if funding.id in state.funding_booked:
+            return False, None
+        amount = funding.amount * self.rate(funding.symbol)
+        state.cash += amount
+        state.funding_booked[funding.id] = funding.time
+        newest = max(state.funding_booked.values())
+        for old in [key for key, at in state.funding_booked.items() if at < newest - FUNDING_MEMORY]:
+            del state.funding_booked[old]
+        position = state.positions.get(funding.symbol)
+        if position is not None:
+            position = state.positions[funding.symbol] = position.model_copy(
+                update={"funding": position.funding + amount})
+        return True, position
+
     def _add(self, position: Position, fill: Fill) -> None:
         """Grow ``position`` by an entry fill in its direction: the entry price becomes the average."""
         amount = position.amount + fill.amount
@@ -110,9 +134,11 @@ class Portfolio:
         closed = position
         if fill.amount < position.amount * (1 - PARTIAL_TOLERANCE):
             share = fill.amount / position.amount
-            closed = position.model_copy(update={"amount": fill.amount, "entry_fee": position.entry_fee * share})
+            closed = position.model_copy(update={"amount": fill.amount, "entry_fee": position.entry_fee * share,
+                                                 "funding": position.funding * share})
             state.positions[fill.symbol] = position.model_copy(update={
-                "amount": position.amount - fill.amount, "entry_fee": position.entry_fee - closed.entry_fee})
+                "amount": position.amount - fill.amount, "entry_fee": position.entry_fee - closed.entry_fee,
+                "funding": position.funding - closed.funding})
         else:
             del state.positions[fill.symbol]
         position = closed
@@ -127,7 +153,8 @@ class Portfolio:
             opened_at=position.opened_at,
             closed_at=fill.time,
             fees=(position.entry_fee + fill.fee) * to_currency,  # the whole trade at the close's rate
-            pnl=(gross - position.entry_fee - fill.fee) * to_currency,
+            pnl=(gross - position.entry_fee - fill.fee) * to_currency + position.funding,  # funding is in cash
+            funding=position.funding,
             exit_reason=fill.reason,
             confidence=position.confidence,
             strategy=position.strategy,

@@ -46,12 +46,14 @@ def load_run(store: StateStore, capital: float, fresh: bool, reopen: bool = Fals
 
 def carry_over_account(start: RunStart) -> None:
     """A new run on the wall clock trades the same account as the run before it: positions still
-    open, orders still working and their intents, and every plugin state marked ``carry_over``
-    (an executor's order book, a breaker's hard stop) continue; the run's own figures start afresh."""
+    open, orders still working and their intents, the ids of the funding payments booked, and every
+    plugin state marked ``carry_over`` (an executor's order book, a breaker's hard stop) continue; the
+    run's own figures start afresh."""
     state, previous = start.state, start.previous_run
     state.positions = copy.deepcopy(previous.positions)
     state.open_orders = copy.deepcopy(previous.open_orders)
     state.intents = copy.deepcopy(previous.intents)
     state.last_prices = {s: p for s, p in previous.last_prices.items() if s in state.positions}
+    state.funding_booked = dict(previous.funding_booked)  # a payment reported again is never booked twice
     for name, data in start.carried.items():
         state.plugin_state.setdefault(name, copy.deepcopy(data))

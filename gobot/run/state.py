@@ -116,6 +116,7 @@ class BotState(BaseModel):
     vetoes: list[dict[str, Any]] = Field(default_factory=list)  # every veto with its reason (summary)
     day_start_equity: dict[str, float] = Field(default_factory=dict)  # by UTC date
     last_prices: dict[str, float] = Field(default_factory=dict)
+    funding_booked: dict[str, datetime] = Field(default_factory=dict)  # funding id -> its time: booked once
     equity_peak: float = 0.0
     max_drawdown: float = 0.0  # fraction of the peak
     finished: bool = False
