@@ -305,6 +305,10 @@ FUTURES_TRADE = {"buyer": False, "commission": "-0.07819010", "commissionAsset":
                  "orderId": 25851813, "price": "7819.01", "qty": "0.002", "quoteQty": "15.63802",
                  "realizedPnl": "-0.91539999", "side": "SELL", "positionSide": "SHORT", "symbol": "BTCUSDT",
                  "time": 1569514978020, "marginAsset": "USDT"}
+# USDⓈ-M "Get Income History (USER_DATA)" (GET /fapi/v1/income): tranId an integer, tradeId a string ("" when
+# no trade caused it)
+FUTURES_INCOME = {"symbol": "BTCUSDT", "incomeType": "FUNDING_FEE", "income": "-0.37500000", "asset": "USDT",
+                  "info": "FUNDING_FEE", "time": 1570608000000, "tranId": 9689322392, "tradeId": ""}
 # USDⓈ-M "New Algo Order(TRADE)" (activatePrice/callbackRate: "TRAILING_STOP_MARKET order"; ccxt's STOP recording
 # has neither)
 ALGO_NEW = {"algoId": 2146760, "clientAlgoId": "6B2I9XVcJpCjqPAJ4YoFX7", "algoType": "CONDITIONAL",
@@ -729,6 +733,18 @@ def test_futures_user_trades(server):
     opening, closing = trades
     assert Decimal(opening["realizedPnl"]) == 0 and Decimal(closing["realizedPnl"]) > 0
     assert all(t["commissionAsset"] == "USDT" and Decimal(t["commission"]) > 0 for t in trades)
+
+
+def test_futures_income_lists_funding_payments_in_time_order_within_the_inclusive_range(server):
+    futures_open(server)
+    paid = server.pay_funding("BTCUSDT", 0.0001)
+    server.market_offset_ms += 8 * 3_600_000
+    received = server.pay_funding("BTCUSDT", -0.0002)
+    rows = call(server, "GET", "/fapi/v1/income", {"incomeType": "FUNDING_FEE"}, signed=True)
+    assert_shape(rows, [FUTURES_INCOME])
+    assert [Decimal(r["income"]) for r in rows] == [paid, received] and paid < 0 < received
+    later = call(server, "GET", "/fapi/v1/income", {"startTime": rows[1]["time"]}, signed=True)
+    assert [r["tranId"] for r in later] == [rows[1]["tranId"]]  # startTime is inclusive
 
 
 @pytest.mark.parametrize(("prefix", "expected"), [

@@ -3,13 +3,19 @@ and in the trade that closes it (``Trade.funding``, part of ``Trade.pnl``)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from gobot.run.portfolio import Portfolio
 from gobot.run.state import BotState
-from gobot_hookspecs import Fill, Funding, Side
+from gobot_hookspecs import Action, Fill, Funding, Side, Signal, hookimpl
+from gobot_plugins.drift import store
+from gobot_plugins.drift.attribution import PARTS
+from servers.binance import BinanceTestServer
+from servers.bots import MovableWallClock, binance_bot, keys
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -53,3 +59,100 @@ def test_booked_ids_are_forgotten_a_month_after_the_newest():
     book.apply_funding(funding("old", 1, 0))
     book.apply_funding(funding("new", 1, 60 * 24 * 31))
     assert set(state.funding_booked) == {"new"}
+
+
+# -- end to end: a testnet futures bot against the loopback Binance server ----------------------------------
+
+
+class HoldLong:
+    """Goes long once when told (wide stop and target: the position outlives the funding times)."""
+
+    def __init__(self) -> None:
+        self.want = False
+
+    @hookimpl
+    def gobot_generate_ideas(self, snapshots):
+        action, self.want = (Action.LONG if self.want else Action.HOLD), False
+        return [Signal(symbol=s.symbol, action=action, confidence=0.9, strategy="hold", strategy_version=1,
+                       rationale="scripted", stop_loss=s.price * 0.95, take_profit=s.price * 1.12)
+                for s in snapshots]
+
+
+def funding_lines(state_dir) -> list[dict]:
+    lines = (json.loads(line) for line in (state_dir / "audit.jsonl").read_text().splitlines())
+    return [line for line in lines if line.get("event") == "funding"]
+
+
+def test_a_futures_position_through_two_funding_times_and_a_restart_books_each_once_to_the_cent(
+        tmp_path, monkeypatch):
+    keys(monkeypatch)
+    ideas, clock = HoldLong(), MovableWallClock()
+    plugins = {"risk_limits": {"max_total_exposure_usd": 1000, "low_liquidity_hours": [], "symbol_cooldown_minutes": 0,
+                               "max_trades_per_day": 0, "volatility_multiplier": 0},
+               "drift": {"band_candles": 1000, "min_band_trades": 5, "history_hours": 0}}
+    config = {"plugins": plugins, "backtest": {"fee_percent": 0.1, "slippage_percent": 0.0}}
+    state_dir = tmp_path / "state"
+    with BinanceTestServer() as server:
+        def bot():
+            return binance_bot(state_dir, server, ideas=ideas, config=config, plugins=[("clock", clock)],
+                               market="futures")
+
+        def advance(minutes: int) -> None:
+            clock.offset += timedelta(minutes=minutes)
+            server.market_offset_ms += minutes * 60_000
+
+        def wallet() -> float:
+            return float(server.futures_wallet)
+
+        async def first_run():
+            b = bot()
+            await b.startup()
+            try:
+                ideas.want = True
+                await b.run_cycle()  # the entry fills
+                advance(2)
+                await b.run_cycle()  # the twin's entry candle closed; the first funding check finds nothing
+                paid = float(server.pay_funding("BTCUSDT", 0.001))  # a long pays a positive rate
+                advance(61)
+                await b.run_cycle()
+                assert b.state.cash == pytest.approx(wallet(), abs=0.005)
+                assert b.state.positions["BTC/USDT"].funding == pytest.approx(paid, abs=1e-9)
+                return paid
+            finally:
+                await b.shutdown("test restart")  # the run is not finished: the next Bot resumes it
+
+        async def second_run():
+            b = bot()
+            await b.startup()
+            try:
+                received = float(server.pay_funding("BTCUSDT", -0.002))  # and receives a negative one
+                advance(61)
+                await b.run_cycle()
+                assert b.state.cash == pytest.approx(wallet(), abs=0.005)
+                advance(61)
+                await b.run_cycle()  # the newest payment comes again (startTime is inclusive): not booked twice
+                assert b.state.cash == pytest.approx(wallet(), abs=0.005)
+                position = b.state.positions["BTC/USDT"]
+                server.set_price("BTCUSDT", position.take_profit * 1.001)
+                advance(1)
+                await b.run_cycle()  # the target fills; the twin exits on the same candle
+                assert "BTC/USDT" not in b.state.positions
+                assert b.state.cash == pytest.approx(wallet(), abs=0.005)
+                return received, b.state.trades[-1]
+            finally:
+                await b.shutdown("test over")
+
+        paid = asyncio.run(first_run())
+        received, trade = asyncio.run(second_run())
+        assert paid < 0 < received
+        assert trade.funding == pytest.approx(paid + received, abs=1e-9)
+        gross = (trade.exit_price - trade.entry_price) * trade.amount
+        assert trade.pnl == pytest.approx(gross - trade.fees + paid + received, abs=1e-9)
+        assert server.count("GET", "/fapi/v1/income") <= 5  # the checks: hourly, and at the close
+        lines = funding_lines(state_dir)
+        assert [line["funding"]["amount"] for line in lines] == pytest.approx([paid, received])
+        [row] = [r for r in store.trades(state_dir) if r["kind"] == "matched"]
+        assert row["funding"] == pytest.approx(paid + received, abs=1e-9)
+        assert row["live_pnl"] == pytest.approx(trade.pnl, abs=1e-9)
+        assert abs(sum(row[part] for part in PARTS) - row["gap"]) < 0.005  # the parts add up to the gap to the cent
+        assert abs(row["funding_other"]) < 1e-9  # everything else the fills and fees explain

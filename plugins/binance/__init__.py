@@ -66,6 +66,9 @@ class BinanceConfig(PluginConfig):
     stop_limit_offset_percent: float = Field(
         0.5, gt=0, le=10, description=("spot markets without STOP_LOSS orders: "
                                        "a STOP_LOSS_LIMIT's limit this far beyond its stop, %"))
+    funding_check_minutes: float = Field(
+        60.0, ge=0, description=("futures: ask for funding payments (GET /fapi/v1/income, weight 30) at most this "
+                                 "often while a position is open, and at each close; minutes"))
     foreign_positions: Literal["alert", "adopt", "ignore"] = Field(
         "alert", description=("a position on the exchange that gobot did not open: "
                               "alert (once), adopt (book it and protect it) or ignore"))

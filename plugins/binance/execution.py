@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from gobot_hookspecs import Alert, ExecutionError, Fill, Order, OrderIntent, Priority, Severity, Side
+from gobot_hookspecs import Alert, ExecutionError, Fill, Funding, Order, OrderIntent, Priority, Severity, Side
 
 from .client import GarbledAnswer, classify, failure, floor_to_step, priority, redact
 
@@ -94,9 +94,11 @@ class Trader:
         self.symbols = symbols  # core symbol -> ccxt symbol
         self.sleep = asyncio.sleep
         self.clock = time.time
+        from .funding import FundingWatch
         from .reconcile import Reconciler
 
         self.reconciler = Reconciler(self)
+        self.funding = FundingWatch(self)
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -580,11 +582,12 @@ class Trader:
 
     # -- polling ----------------------------------------------------------------------------------------
 
-    async def sync(self, ctx: Any, prices: dict[str, float]) -> list[Fill | Order]:
+    async def sync(self, ctx: Any, prices: dict[str, float]) -> list[Fill | Order | Funding]:
         """Fills since the last cycle, each reported once; entries and closes that ended unfilled, as
-        their ``Order``; protective siblings cancelled; stops re-placed."""
+        their ``Order``; futures funding payments (``funding.py``); protective siblings cancelled; stops
+        re-placed."""
         book = self.book(ctx)
-        fills: list[Fill | Order] = []
+        fills: list[Fill | Order | Funding] = []
         for coid, record in list(book["orders"].items()):
             if record.get("reported") or record.get("status") in ("canceled", "rejected", "expired", "not_placed"):
                 continue
@@ -604,6 +607,10 @@ class Trader:
             fills += await self.reconciler.check(ctx, fills, set(prices))
         except Exception as exc:  # noqa: BLE001 - the books are compared again next cycle
             log.warning("binance: comparing the books: %s: %s", type(exc).__name__, redact(str(exc)))
+        try:
+            fills += await self.funding.check(ctx, fills)
+        except Exception as exc:  # noqa: BLE001 - the payments are asked for again at the next check
+            log.warning("binance: funding payments: %s: %s", type(exc).__name__, redact(str(exc)))
         self._prune(book)
         return fills
 

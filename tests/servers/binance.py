@@ -5,7 +5,7 @@ It speaks enough of Binance's spot (``/api/v3``) and USDT-M futures (``/fapi/v1`
 *scaled* ``rateLimits``, e.g. a 2-second window, so limit tests run in seconds), ticker, depth,
 klines, account and balance, orders (place, query, cancel, open orders), spot OCO order lists
 (refusable), futures algo (conditional) orders, positions, leverage and margin type, funding rate
-and open interest.
+and open interest, and the futures income history's funding payments (``pay_funding`` books one).
 
 Like Binance it verifies HMAC-SHA256 signatures and the API key, counts request weight per IP in
 fixed windows (``X-MBX-USED-WEIGHT-<n><unit>`` and ``X-MBX-ORDER-COUNT-<n><unit>`` headers), answers
@@ -60,7 +60,7 @@ FUTURES_WEIGHTS = {
     ("DELETE", "order"): 1,
     ("GET", "openOrders"): 1, ("POST", "algoOrder"): 1, ("GET", "algoOrder"): 1, ("DELETE", "algoOrder"): 1,
     ("GET", "openAlgoOrders"): 1, ("POST", "leverage"): 1, ("POST", "marginType"): 1, ("GET", "leverageBracket"): 1,
-    ("GET", "positionSide/dual"): 30, ("GET", "userTrades"): 5,
+    ("GET", "positionSide/dual"): 30, ("GET", "userTrades"): 5, ("GET", "income"): 30,
 }
 PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "ticker/price", "premiumIndex",
           "openInterest"}
@@ -149,6 +149,7 @@ class ServerState:
     algo_orders: dict[int, dict] = field(default_factory=dict)
     balances: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[str, dict] = field(default_factory=dict)  # futures: symbol -> {amt, entry, leverage, margin}
+    income: list[dict] = field(default_factory=list)  # futures income history (funding payments), oldest first
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status)
 
 
@@ -363,6 +364,19 @@ class BinanceTestServer:
                                              "reduceOnly": "true" if futures else "false"}, coid, futures=futures)
             self._fill(order, self._price(symbol))
             return dict(order)
+
+    def pay_funding(self, symbol: str, rate: float) -> Decimal:
+        """A funding time on the futures position in ``symbol``: at ``rate`` a long pays (a short receives)
+        ``rate x position notional at the mark price``; the wallet moves and the income history lists it
+        (``FUNDING_FEE``, at the market clock's time). Returns the amount booked (positive: received)."""
+        with self.lock:
+            held = self._position(symbol)["amt"]
+            amount = -held * self._price(symbol) * Decimal(str(rate))
+            self.futures_wallet += amount
+            self.state.income.append({"symbol": symbol, "incomeType": "FUNDING_FEE", "income": _ds(amount),
+                                      "asset": "USDT", "info": "FUNDING_FEE", "time": self.market_ms(),
+                                      "tranId": next(self._ids), "tradeId": ""})
+            return amount
 
     # -- the request pipeline ------------------------------------------------------------------
 
@@ -917,6 +931,18 @@ class BinanceTestServer:
                  "crossWalletBalance": account["totalCrossWalletBalance"], "crossUnPnl": account["totalCrossUnPnl"],
                  "availableBalance": account["availableBalance"], "maxWithdrawAmount": account["maxWithdrawAmount"],
                  "marginAvailable": True, "updateTime": int(time.time() * 1000)}]
+
+    def _futures_get_income(self, params: dict) -> list:
+        """``GET /fapi/v1/income`` (USDⓈ-M "Get Income History (USER_DATA)"): ``startTime`` and ``endTime``
+        inclusive; neither sent: the last 7 days; ``limit`` default 100, at most 1000; oldest first."""
+        now = self.market_ms()
+        start = int(params.get("startTime", now - 7 * 86_400_000 if "endTime" not in params else 0))
+        end = int(params.get("endTime", now))
+        limit = min(int(params.get("limit", 100)), 1000)
+        rows = [dict(r) for r in self.state.income
+                if params.get("symbol") in (None, r["symbol"]) and params.get("incomeType") in (None, r["incomeType"])
+                and start <= r["time"] <= end]
+        return rows[:limit]
 
     def _futures_get_leverageBracket(self, params: dict) -> list:
         bracket = {"bracket": 1, "initialLeverage": 125, "notionalCap": 1000000, "notionalFloor": 0,
