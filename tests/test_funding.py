@@ -138,7 +138,14 @@ def test_a_futures_position_through_two_funding_times_and_a_restart_books_each_o
                 await b.run_cycle()  # the target fills; the twin exits on the same candle
                 assert "BTC/USDT" not in b.state.positions
                 assert b.state.cash == pytest.approx(wallet(), abs=0.005)
-                return received, b.state.trades[-1]
+                trade = b.state.trades[-1]
+                late = float(server.pay_funding("BTCUSDT", 0.0005, held=trade.amount))  # booked after the close
+                advance(61)
+                await b.run_cycle()  # the last check after the close: to cash, never dropped
+                assert b.state.cash == pytest.approx(wallet(), abs=0.005) and late < 0
+                advance(61)
+                await b.run_cycle()  # flat since the last check: no more asking
+                return received, trade
             finally:
                 await b.shutdown("test over")
 
@@ -148,9 +155,11 @@ def test_a_futures_position_through_two_funding_times_and_a_restart_books_each_o
         assert trade.funding == pytest.approx(paid + received, abs=1e-9)
         gross = (trade.exit_price - trade.entry_price) * trade.amount
         assert trade.pnl == pytest.approx(gross - trade.fees + paid + received, abs=1e-9)
-        assert server.count("GET", "/fapi/v1/income") <= 5  # the checks: hourly, and at the close
+        # once an hour while held (the first when the entry is booked), at the close, once after it, then never
+        assert server.count("GET", "/fapi/v1/income") == 6
         lines = funding_lines(state_dir)
-        assert [line["funding"]["amount"] for line in lines] == pytest.approx([paid, received])
+        assert [line["funding"]["amount"] for line in lines][:2] == pytest.approx([paid, received])
+        assert [line["position"] is None for line in lines] == [False, False, True] and len(lines) == 3
         [row] = [r for r in store.trades(state_dir) if r["kind"] == "matched"]
         assert row["funding"] == pytest.approx(paid + received, abs=1e-9)
         assert row["live_pnl"] == pytest.approx(trade.pnl, abs=1e-9)

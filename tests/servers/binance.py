@@ -365,12 +365,14 @@ class BinanceTestServer:
             self._fill(order, self._price(symbol))
             return dict(order)
 
-    def pay_funding(self, symbol: str, rate: float) -> Decimal:
+    def pay_funding(self, symbol: str, rate: float, held: float | None = None) -> Decimal:
         """A funding time on the futures position in ``symbol``: at ``rate`` a long pays (a short receives)
         ``rate x position notional at the mark price``; the wallet moves and the income history lists it
-        (``FUNDING_FEE``, at the market clock's time). Returns the amount booked (positive: received)."""
+        (``FUNDING_FEE``, at the market clock's time). ``held``: the signed position at the funding time,
+        when it has changed since (a payment Binance books after a close a moment later). Returns the
+        amount booked (positive: received)."""
         with self.lock:
-            held = self._position(symbol)["amt"]
+            held = self._position(symbol)["amt"] if held is None else Decimal(str(held))
             amount = -held * self._price(symbol) * Decimal(str(rate))
             self.futures_wallet += amount
             self.state.income.append({"symbol": symbol, "incomeType": "FUNDING_FEE", "income": _ds(amount),
