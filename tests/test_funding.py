@@ -12,6 +12,7 @@ import pytest
 from gobot.run.portfolio import Portfolio
 from gobot.run.state import BotState
 from gobot_hookspecs import Action, Fill, Funding, Side, Signal, hookimpl
+from gobot_hookspecs.money import trade_rate
 from gobot_plugins.drift import store
 from gobot_plugins.drift.attribution import PARTS
 from servers.binance import BinanceTestServer
@@ -165,3 +166,17 @@ def test_a_futures_position_through_two_funding_times_and_a_restart_books_each_o
         assert row["live_pnl"] == pytest.approx(trade.pnl, abs=1e-9)
         assert abs(sum(row[part] for part in PARTS) - row["gap"]) < 0.005  # the parts add up to the gap to the cent
         assert abs(row["funding_other"]) < 1e-9  # everything else the fills and fees explain
+
+
+def test_a_trades_rate_to_the_portfolio_currency_leaves_its_funding_out():
+    state = BotState(run_id="r", cash=1000.0, initial_capital=1000.0, last_prices={"ETH/BTC": 0.05,
+                                                                                     "BTC/USDT": 50000.0})
+    book = Portfolio(state, "USDT", ["ETH/BTC", "BTC/USDT"])
+    book.apply_fill(Fill(order_id="1", client_order_id="e", symbol="ETH/BTC", side=Side.BUY, purpose="open",
+                         amount=1.0, price=0.05, fee=0.00005, time=T0), None)
+    book.apply_funding(funding("f", -0.0001, 1, symbol="ETH/BTC"))  # 5 USDT at 50,000
+    state.last_prices["BTC/USDT"] = 60000.0
+    trade = book.apply_fill(Fill(order_id="2", client_order_id="e", symbol="ETH/BTC", side=Side.SELL,
+                                 purpose="close", amount=1.0, price=0.06, fee=0.00006, time=T0), None)
+    assert trade.funding == pytest.approx(-5.0)
+    assert trade_rate(trade, "USDT") == pytest.approx(60000.0)

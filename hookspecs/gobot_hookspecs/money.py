@@ -83,15 +83,16 @@ def rate(quote: str, currency: str, prices: Mapping[str, float], symbols: Iterab
 
 def trade_rate(trade: Any, currency: str) -> float | None:
     """What one unit of a closed trade's quote was worth in ``currency`` at its close, read off the
-    trade itself: its ``pnl`` and ``fees`` are in the portfolio currency and its prices in the quote,
-    so the rate is ``(pnl + fees) / gross P&L in the quote``. 1 when the quote is ``currency`` (or no
+    trade itself: its ``pnl``, ``fees`` and ``funding`` are in the portfolio currency and its prices in
+    the quote, so the rate is ``(pnl + fees - funding) / gross P&L in the quote`` (funding was converted
+    at each payment's time, the rest at the close). 1 when the quote is ``currency`` (or no
     currency is named); None for a trade in another quote that did not move (nothing to read it from).
     A return or an R multiple divides by a notional or a risk times this rate."""
     if not currency or quote_of(trade.symbol) == currency:
         return 1.0
     sign = -1 if str(getattr(trade.direction, "value", trade.direction)).upper() == "SHORT" else 1
     gross = sign * (trade.exit_price - trade.entry_price) * trade.amount
-    return (trade.pnl + trade.fees) / gross if gross else None
+    return (trade.pnl + trade.fees - getattr(trade, "funding", 0.0)) / gross if gross else None
 
 
 def decimals(currency: str) -> int:
