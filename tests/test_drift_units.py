@@ -41,14 +41,16 @@ def test_the_parts_add_up_to_the_gap_to_the_cent_whatever_the_live_side_did(seed
     amount = twin["amount"] * rng.choice([1.0, 0.5, 0.999])  # partial fills, a buyer's commission in base
     entry, exit_ = opens[rng.randrange(12)] * (1 + 0.003 * rng.random()), opens[rng.randrange(12)]
     fees = rng.random() * 2
-    funding = rng.choice([0.0, -0.37])
-    pnl = side * (exit_ - entry) * amount - fees + funding
+    funding = rng.choice([0.0, -0.37, 0.21])
+    other = rng.choice([0.0, 0.05])  # what a conversion to another portfolio currency would add
+    pnl = side * (exit_ - entry) * amount - fees + funding + other
     live = Live(amount=amount, entry_price=entry, exit_price=exit_, fees=fees, pnl=pnl,
-                entry_ms=rng.randrange(0, 10 * MINUTE), exit_ms=rng.randrange(5 * MINUTE, 12 * MINUTE))
+                entry_ms=rng.randrange(0, 10 * MINUTE), exit_ms=rng.randrange(5 * MINUTE, 12 * MINUTE),
+                funding=funding)
     parts = attribute(live, twin, opens_seen, MINUTE)
     gap = pnl - twins.pnl(twin)
     assert abs(sum(getattr(parts, p) for p in PARTS) - gap) < 1e-9  # to the cent, and far below it
-    assert parts.funding_other == pytest.approx(funding, abs=1e-9)
+    assert parts.funding == funding and parts.funding_other == pytest.approx(other, abs=1e-9)
     missed = attribute(None, twin, opens_seen, MINUTE)
     assert missed.total == pytest.approx(-twins.pnl(twin), abs=1e-9)
 
