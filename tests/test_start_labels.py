@@ -67,7 +67,7 @@ def test_a_testnet_run_without_live_says_testnet_never_paper(tmp_path, server):
                  cwd=tmp_path, keys=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].endswith(": testnet mode, plugins: adaptive_rate_limit, binance, "
-                                                "circuit_breaker, console, paper, risk_limits")
+                                                "circuit_breaker, console, drift, paper, risk_limits")
     assert "gobot testnet: run " in done.stderr  # the run_started alert
     assert "paper mode" not in done.stdout + done.stderr and "gobot paper" not in done.stdout + done.stderr
     assert [e["mode"] for e in audit(tmp_path) if e["event"] == "run_started"] == ["testnet"]
