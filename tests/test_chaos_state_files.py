@@ -206,3 +206,12 @@ def test_the_previous_generation_is_kept_and_a_cut_write_leaves_good_files(crash
     assert json.loads((state_dir / "state.json.bak").read_text())["iteration"] == 3
     resumed = gobot(folder, "start", "--max-iterations", "6", "--quiet")
     assert resumed.returncode == 0 and "after cycle 4" in resumed.stdout
+
+
+def test_a_damaged_key_with_a_newline_is_named_on_one_line(tmp_path):
+    from gobot.run.state import StateError
+
+    error = StateError(tmp_path / "state.json", [("intents.x.signal.confid\nce", "is missing"), ("b\x0c", "bad")],
+                       "restore the backup")
+    assert str(error) == (f"{tmp_path / 'state.json'}:intents.x.signal.confid\\nce: is missing (and 1 more: b\\x0c)"
+                          " — fix: restore the backup")

@@ -130,13 +130,19 @@ class StateError(GobotError):
 
     def __init__(self, file: Path, problems: list[tuple[str, str]], fix: str):
         self.file, self.problems, self.fix = file, problems, fix
-        key, problem = problems[0]
+        key, problem = (_one_line(text) for text in problems[0])
         more = ""
         if len(problems) > 1:
-            keys = ", ".join(k or "?" for k, _ in problems[1:4]) + (", ..." if len(problems) > 4 else "")
+            keys = ", ".join(_one_line(k) or "?" for k, _ in problems[1:4]) + (", ..." if len(problems) > 4 else "")
             more = f" (and {len(problems) - 1} more: {keys})"
         super().__init__(f"{file}:{key}: {problem}{more} — fix: {fix}" if key
                          else f"{file}: {problem}{more} — fix: {fix}")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes: a damaged file's key may hold a newline
+    (``"confid\\nce"`` is valid JSON), and the message stays one line."""
+    return "".join(repr(c)[1:-1] if c < " " or c == "\x7f" else c for c in text)
 
 
 class StateDamage(Exception):
