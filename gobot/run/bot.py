@@ -49,6 +49,7 @@ from gobot_hookspecs import (
     PhaseRecord,
     Priority,
     RiskVerdict,
+    Sentiment,
     Severity,
     Side,
     Signal,
@@ -318,7 +319,8 @@ class Bot:
                                          "number — ignored")
                     continue
                 if snap.symbol not in by_symbol:
-                    by_symbol[snap.symbol] = snap.model_copy(update={"source": plugin})
+                    by_symbol[snap.symbol] = snap.model_copy(
+                        update={"source": plugin, "sentiment": dict(snap.sentiment)})
         snapshots = [by_symbol[s] for s in self.settings.trading.symbols if s in by_symbol]
         for snap in snapshots:
             phase.records.append(f"{snap.symbol} {snap.price:.6g} ({snap.source}, {len(snap.candles)} candles)")
@@ -327,7 +329,20 @@ class Bot:
             phase.records.append(f"no market data for {', '.join(missing)}")
         self.ctx.snapshots = snapshots
         self.portfolio.mark({snap.symbol: snap.price for snap in snapshots})
+        if snapshots:
+            await self._sentiment(phase, snapshots)
         return snapshots
+
+    async def _sentiment(self, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> None:
+        """``gobot_scan_sentiment``: every plugin's readings, attached to the snapshots they concern."""
+        readings = []
+        for plugin, answer in await self.hooks.collect("gobot_scan_sentiment", ctx=self.ctx, snapshots=snapshots):
+            readings.extend(r.model_copy(update={"source": r.source or plugin}) for r in answer
+                            if isinstance(r, Sentiment))
+        if readings:
+            from gobot_hookspecs.sentiment import attach
+
+            phase.records.extend(attach(snapshots, readings, self.ctx.now()))
 
     async def _daily_summary(self, day: str) -> None:
         """The ``daily_summary`` alert of the day before ``day``, with the plugins' lines (``gobot_daily_summary``)."""

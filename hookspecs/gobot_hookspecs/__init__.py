@@ -6,7 +6,7 @@ Everything a plugin author needs is importable from here::
 
 It depends on pluggy and pydantic only. Shared helpers live in modules of their own, imported
 where needed: ``candles`` (timeframes, the replay CSV files), ``indicators``, ``redact`` (masking
-secrets), ``metrics`` and ``files``.
+secrets), ``metrics``, ``files`` and ``sentiment`` (recorded sentiment readings).
 """
 
 from . import specs
@@ -43,6 +43,7 @@ from .models import (
     RiskCounter,
     RiskStatus,
     RiskVerdict,
+    Sentiment,
     Severity,
     Side,
     Signal,
@@ -58,7 +59,7 @@ from .models import (
 from .plugin_config import PluginConfig
 
 #: Version of the hook contract. A plugin declares the range it supports (see docs/plugins.md).
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 
 __all__ = [
     "ALERT_KINDS",
@@ -98,6 +99,7 @@ __all__ = [
     "RiskCounter",
     "RiskStatus",
     "RiskVerdict",
+    "Sentiment",
     "Severity",
     "Side",
     "Signal",

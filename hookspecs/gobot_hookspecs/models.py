@@ -99,6 +99,33 @@ class ChartImage(_Model):
         return hashlib.sha256(self.png).hexdigest()
 
 
+class Sentiment(_Model):
+    """One sentiment reading, attached to the snapshots it concerns (contract 1.4).
+
+    Answered by ``gobot_scan_sentiment`` plugins (``market_sentiment``, ``fear_greed``) or replayed
+    from recorded files (``gobot_hookspecs.sentiment``); read as ``snapshot.sentiment[source]``. The
+    score's sign is the crowd's: +1 = extreme greed / crowded longs, -1 = extreme fear / crowded
+    shorts, 0 = neutral. A reading past ``valid_until`` is marked ``stale`` by the core and kept:
+    a check that needs fresh sentiment fails closed on it, the others ignore it.
+    """
+
+    source: str = Field(description="what measured it, e.g. 'market_sentiment', 'fear_greed' (the key in "
+                        "MarketSnapshot.sentiment)")
+    symbol: str | None = Field(None, description="the symbol it is about; None = market-wide (attached to every "
+                               "snapshot)")
+    time: datetime = Field(description="when the source measured or published it")
+    valid_until: datetime | None = Field(None, description="when it is due to be replaced; later = stale")
+    score: float | None = Field(None, ge=-1.0, le=1.0, description="-1 (fear, crowded shorts) ... +1 (greed, "
+                                "crowded longs); None = not enough inputs")
+    fields: dict[str, float | str | None] = Field(default_factory=dict, description="the named readings, e.g. "
+                                                  "funding_rate, long_short_ratio, value, classification")
+    inputs: dict[str, float] = Field(default_factory=dict, description="each input's part of the score (they add up "
+                                     "to it): how the score was made")
+    stale: bool = Field(False, description="past valid_until, or the source could not be refreshed")
+    missing: list[str] = Field(default_factory=list, description="inputs that could not be fetched this time")
+    note: str = Field("", description="why it is stale or partial, in words")
+
+
 class MarketSnapshot(_Model):
     """What the market scan saw for one symbol at the cycle's time."""
 
@@ -119,6 +146,10 @@ class MarketSnapshot(_Model):
         default_factory=list,
         description="what could not be fetched this cycle, e.g. 'order_book', 'funding_rate', 'open_interest': "
         "the snapshot carries everything else; a check that needs a missing field fails closed",
+    )
+    sentiment: dict[str, Sentiment] = Field(
+        default_factory=dict,
+        description="sentiment readings by source (gobot_scan_sentiment; contract 1.4), market-wide ones included",
     )
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - type names only
         PluginStatus,
         RiskStatus,
         RiskVerdict,
+        Sentiment,
         Signal,
         StrategyVersion,
         Trade,
@@ -173,6 +174,25 @@ def gobot_scan_market(ctx: BotContext) -> list[MarketSnapshot] | None:
     you cover, with candles that end at or before ``ctx.now()`` (never later: no lookahead).
 
     :return: a list of snapshots, or None.
+    """
+
+
+@hookspec
+def gobot_scan_sentiment(ctx: BotContext, snapshots: list[MarketSnapshot]) -> list[Sentiment] | None:
+    """Phase 1, market scan: sentiment readings for this cycle's snapshots (contract 1.4).
+
+    Called once per cycle for every plugin, right after ``gobot_scan_market`` (``snapshots`` is
+    its merged answer); all answers are collected (a failing plugin is logged and skipped). Return
+    ``Sentiment`` readings, each for one symbol or market-wide (``symbol=None``), measured at or
+    before ``ctx.now()``. The core attaches each to its snapshots as ``snapshot.sentiment[source]``
+    (the first answer for a source and symbol wins; a symbol's own reading beats a market-wide one)
+    and marks a reading past its ``valid_until`` as stale. On a simulated clock (replay, backtest)
+    answer only from recorded readings (``gobot_hookspecs.sentiment``), never from a live source:
+    that would be lookahead. A source that cannot be reached returns its last reading marked
+    ``stale`` with a ``note`` (or nothing): missing sentiment never blocks trading unless a check
+    that needs it is enabled, and that check fails closed with the reason.
+
+    :return: a list of readings, or None.
     """
 
 

@@ -130,7 +130,8 @@ class Replay:
                     volume_24h=None,
                     source="",
                     extras={"data": "replay"},
-                    missing=[],  # every field: model_construct would call a default factory through a
+                    missing=[],
+                    sentiment={},  # every field: model_construct would call a default factory through a
                     # signature inspection (tokenize, ast.parse), ~0.1 ms a snapshot
                 )
             )

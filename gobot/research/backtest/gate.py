@@ -89,8 +89,8 @@ class BacktestContext:
                 name: columns[name][start:end] for name in COLUMNS})
             snapshots.append(MarketSnapshot.model_construct(
                 symbol=series.symbol, time=_utc(request.close_ms), price=float(series.close[end - 1]), candles=candles,
-                bid=None, ask=None, volume_24h=None, source="backtest", missing=[],  # all fields: model_construct
-                # calls a default factory through a signature inspection, a cost per decision
+                bid=None, ask=None, volume_24h=None, source="backtest", missing=[], sentiment={},  # all fields:
+                # model_construct calls a default factory through a signature inspection, a cost per decision
                 extras={"data": "backtest",
                         **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
         self.snapshots = snapshots
