@@ -1,0 +1,5 @@
+"""fear_greed (issue 22): being built."""
+
+
+class FearGreed:
+    """Placeholder: no hooks yet."""

@@ -1,0 +1,5 @@
+"""sentiment_extremes (issue 22): being built."""
+
+
+class SentimentExtremes:
+    """Placeholder: no hooks yet."""
