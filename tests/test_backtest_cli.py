@@ -187,3 +187,17 @@ def test_veto_reasons_are_grouped_with_their_ranges():
         ("risk_limits: confidence 0.62–0.71 below min_confidence_threshold 0.75", 5),
         ("risk_limits: high volatility on BTC/USDT: ATR% 0.123–0.2 is 2.1x–12.5x its mean", 2),
     ]
+
+
+def test_a_run_without_sizing_or_risk_plugins_loads_only_its_strategys_plugin(config, installed_plugin):
+    """--risk none and a fixed sizing ask no plugin: an enabled plugin that is neither the strategy's nor
+    configured is not even imported (a first run on a year of 1m is ~10 % faster); asked for, it is."""
+    installed_plugin("loud", "raise RuntimeError('loud was imported')\n")
+    with_loud = config.read_text(encoding="utf-8").replace("[backtest]", '[plugins]\nenable = ["loud"]\n[backtest]')
+    config.write_text(with_loud, encoding="utf-8")
+    quiet = backtest(config, *FAST)
+    assert quiet["metrics"]["trades"] > 0
+    asked = CliRunner().invoke(cli, ["backtest", "--config", str(config), "-p", "sma_cross", "-s", "sma_cross",
+                                     "--sizing", "all-in", "--risk", "plugins"])
+    assert asked.exit_code != 0 and "plugin 'loud'" in str(asked.exception)
+    assert "loud was imported" in str(asked.exception)
