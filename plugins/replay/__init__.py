@@ -6,6 +6,10 @@ Reads ``<data_dir>/<BASE>_<QUOTE>-<timeframe>.csv`` with the header
 timeframe, a finer one is resampled up. A cycle sees only candles that have closed at the clock's
 time: no lookahead. When ``data_dir`` is left at its default and there is no such folder, the
 synthetic demo market bundled with gobot is replayed.
+
+Recorded sentiment readings in ``<data_dir>/sentiment/<source>.csv`` (``gobot_hookspecs.sentiment``)
+are loaded once at start and answer ``gobot_scan_sentiment``: each cycle gets, per source, the
+newest reading at or before the clock's time, never a later one. No folder, no cost.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pydantic import Field
 from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
 from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir
 
-from .data import find_candles
+from .data import find_candles, find_sentiment
 
 NAME = "replay"
 
@@ -57,6 +61,7 @@ class Replay:
         self.other_timeframes: dict[tuple[str, str], Candles] = {}
         self.config = ReplayConfig()
         self.data_dir = Path("data")
+        self.sentiment: list = []  # gobot_hookspecs.sentiment.Recorded, one per recorded source
 
     @hookimpl
     def gobot_config_model(self):
@@ -75,6 +80,7 @@ class Replay:
                 self.data_dir = bundled
         for symbol in ctx.config.trading.symbols:
             self.candles[symbol] = find_candles(self.data_dir, symbol, self.config.timeframe)
+        self.sentiment = find_sentiment(self.data_dir)
 
     @hookimpl(trylast=True)
     def gobot_clock(self, ctx):
@@ -136,6 +142,14 @@ class Replay:
                 )
             )
         return snapshots
+
+
+    @hookimpl
+    def gobot_scan_sentiment(self, ctx, snapshots):
+        if not self.sentiment:  # no recorded readings: nothing to do, every cycle
+            return None
+        now, symbols = ctx.now(), [snap.symbol for snap in snapshots]
+        return [reading for recorded in self.sentiment for reading in recorded.as_of(now, symbols)]
 
 
 def _closed_window(candles: Candles, now: datetime, timeframe: str, limit: int) -> Candles | None:

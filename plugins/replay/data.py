@@ -1,6 +1,7 @@
-"""Finding a symbol's candles in a folder of replay CSV files: the exact timeframe, or a finer one
-resampled up. The format, the file name rule and the reader are the contract's
-(``gobot_hookspecs.candles``), shared with the core's backtester.
+"""Finding a symbol's candles in a folder of replay CSV files (the exact timeframe, or a finer one
+resampled up) and the recorded sentiment readings beside them (``<data_dir>/sentiment/*.csv``). The
+formats, the file name rule and the readers are the contract's (``gobot_hookspecs.candles``,
+``gobot_hookspecs.sentiment``), shared with the core's backtester.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from gobot_hookspecs import Candles
 from gobot_hookspecs.candles import csv_file_name, read_csv, resample, sources_for
+from gobot_hookspecs.sentiment import RECORDED_DIR, Recorded, read_recorded
 
 
 def find_candles(data_dir: Path, symbol: str, timeframe: str) -> Candles:
@@ -26,3 +28,18 @@ def find_candles(data_dir: Path, symbol: str, timeframe: str) -> Candles:
         f"no market data for {symbol} in {data_dir} (looked for {', '.join(tried)}); "
         "run `gobot data synth` or set [plugins.replay] data_dir"
     )
+
+
+def find_sentiment(data_dir: Path) -> list[Recorded]:
+    """Every recorded sentiment source under ``data_dir/sentiment`` (one per CSV file, the source = its name);
+    none when there is no such folder. A bad file raises ``ValueError`` naming the file and row."""
+    folder = Path(data_dir) / RECORDED_DIR
+    if not folder.is_dir():
+        return []
+    recorded = []
+    for path in sorted(folder.glob("*.csv")):
+        try:
+            recorded.append(read_recorded(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read recorded sentiment: {exc}") from None
+    return recorded

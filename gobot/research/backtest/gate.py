@@ -5,7 +5,8 @@ them the simulated account at that moment.
 
 What plugins see through ``ctx`` in a backtest: the configuration and their own config section;
 ``ctx.now()`` = the decision candle's close; ``equity()``, ``exposure()``, ``positions()`` and
-``closed_trades()`` of the simulated portfolio; ``snapshots`` = each symbol's last 200 candles;
+``closed_trades()`` of the simulated portfolio; ``snapshots`` = each symbol's last 200 candles,
+with the recorded sentiment of the candle folders as of ``now()`` (``backtest.sentiment``);
 ``plugin_state()`` = an in-memory dict that lives for the backtest only. No events are emitted
 and nothing is persisted or sent: ``alert()``, ``audit()``, ``add_learning()``, ``pause()``,
 ``kill()`` and ``close_positions()`` are recorded and otherwise ignored, so a plugin that counts
@@ -24,6 +25,7 @@ from gobot.host.entry import BACKTEST_ID_PREFIX, EntryDecision, decide_entry
 from gobot.host.hook_caller import HookCaller, HookFailure
 from gobot.host.rate_limit import NoWaitPolicy
 from gobot.research.backtest.engine import ALL_IN, Book, EntryRequest, Sizing
+from gobot.research.backtest.sentiment import attach_as_of, folders_of, recorded_in
 from gobot_hookspecs import (
     Action,
     Candles,
@@ -69,6 +71,7 @@ class BacktestContext:
         self._windows: dict[tuple[str, str, int], tuple[int, int, Candles]] = {}  # the last ctx.candles answers
         self._lists: dict[int, tuple[Any, dict[str, list]]] = {}  # id(series) -> (it, its columns as lists)
         self._sources: dict[tuple[str, str], tuple[Any, tuple | None]] = {}  # (symbol, timeframe) -> (book, source)
+        self._sentiment: tuple[Any, list] = (None, [])  # (book, its folders' recorded sentiment sources)
 
     def moment(self, book: Book, request: EntryRequest) -> None:
         """Point the context at one decision: the account and the candles at that bar's close."""
@@ -94,6 +97,10 @@ class BacktestContext:
                 extras={"data": "backtest",
                         **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
         self.snapshots = snapshots
+        if self._sentiment[0] is not book:  # once a backtest: are there recorded readings beside the candles?
+            self._sentiment = (book, recorded_in(folders_of(book.series)))
+        if self._sentiment[1]:
+            attach_as_of(self._sentiment[1], snapshots, self._now)
 
     @property
     def currency(self) -> str:

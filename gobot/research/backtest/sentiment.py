@@ -1,0 +1,64 @@
+"""Recorded sentiment in a backtest: the readings of ``<folder>/sentiment/*.csv`` beside the candle files,
+put on the snapshots the risk plugins see at each entry decision, as of the decision's time — what the
+``replay`` plugin answers ``gobot_scan_sentiment`` with in a paper run of the same folder.
+
+Files are read once (and kept while unchanged, for the optimizer's many backtests); a backtest whose
+candle folders have no ``sentiment`` folder pays nothing per decision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+from gobot_hookspecs import MarketSnapshot
+from gobot_hookspecs.sentiment import RECORDED_DIR, Recorded, attach, read_recorded
+
+_READ: dict[Path, tuple[tuple[int, int], Recorded]] = {}  # path -> ((mtime_ns, size), its readings)
+
+
+def folders_of(series: Iterable) -> list[Path]:
+    """The folders the series' candle files came from (series made in memory have none)."""
+    out: list[Path] = []
+    for item in series:
+        path = Path(item.source) if getattr(item, "source", "") else None
+        if path is not None and path.suffix == ".csv" and path.is_file() and path.parent not in out:
+            out.append(path.parent)
+    return out
+
+
+def recorded_in(folders: Iterable[Path]) -> list[Recorded]:
+    """Every recorded source under the folders' ``sentiment`` folders (the first folder's file of a source
+    wins); a bad file raises ``DataError`` naming the file and row."""
+    found: dict[str, Recorded] = {}
+    for folder in folders:
+        directory = folder / RECORDED_DIR
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.csv")):
+            if path.stem in found:
+                continue
+            try:
+                found[path.stem] = _read(path)
+            except (ValueError, OSError, UnicodeDecodeError) as exc:
+                from gobot.research.market_data import DataError
+
+                raise DataError(f"recorded sentiment: {exc}" if str(path) in str(exc) else
+                                f"{path}: recorded sentiment: {exc}") from None
+    return list(found.values())
+
+
+def _read(path: Path) -> Recorded:
+    stat = path.stat()
+    mark = (stat.st_mtime_ns, stat.st_size)
+    known = _READ.get(path)
+    if known is None or known[0] != mark:
+        known = _READ[path] = (mark, read_recorded(path))
+    return known[1]
+
+
+def attach_as_of(recorded: list[Recorded], snapshots: list[MarketSnapshot], now: datetime) -> None:
+    """Each source's newest reading at or before ``now`` on the snapshots it concerns (stale ones marked)."""
+    symbols = [snap.symbol for snap in snapshots]
+    attach(snapshots, [reading for source in recorded for reading in source.as_of(now, symbols)], now)
