@@ -21,6 +21,16 @@ config_option = click.option(
 )
 
 
+def profile_option(help_text: str, multiple: bool = False):
+    """``--profile NAME``: a strategy profile of ``gobot.profiles`` (an unknown name is a usage error naming the
+    choices)."""
+    from gobot.profiles import PROFILES
+
+    return click.option("--profile", "profile_names", type=click.Choice(list(PROFILES)), multiple=multiple,
+                        metavar="NAME", help=f"{help_text} Profiles: {', '.join(PROFILES)} (`gobot profiles` "
+                        "lists every value and why).")
+
+
 def percent_or_none(value: str | None, flag: str):
     """A --stop-loss/--take-profit value: a percent, ``none`` (no level), or ``...`` (not given: the config's)."""
     if value is None:
@@ -37,10 +47,10 @@ def percent_or_none(value: str | None, flag: str):
 
 
 def load(config_path: str | None, enable: Iterable[str] = (), disable: Iterable[str] = (), *,
-         live: bool = False, explain: bool = True) -> tuple[Settings, PluginSet]:
-    """Settings from the file plus plugins per ``[plugins]`` and the command line's -p/--disable
-    (``explain``: see ``build_plugin_set``)."""
-    settings = load_settings(config_path)
+         live: bool = False, explain: bool = True, profile=None) -> tuple[Settings, PluginSet]:
+    """Settings from the file (with ``profile``, a ``gobot.profiles.Profile``, merged over it) plus plugins
+    per ``[plugins]`` and the command line's -p/--disable (``explain``: see ``build_plugin_set``)."""
+    settings = load_settings(config_path, profile=profile)
     plugin_set = build_plugin_set(
         enable=[*settings.plugins.enable, *enable],
         disable=[*settings.plugins.disable, *disable],

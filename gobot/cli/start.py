@@ -8,7 +8,7 @@ import os
 
 import click
 
-from gobot.cli.common import config_option, load, setup_logging
+from gobot.cli.common import config_option, load, profile_option, setup_logging
 from gobot.errors import StartRefused
 
 LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
@@ -40,8 +40,11 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
               help="TCP port of the server (implies --serve); default [server] port, 8765; 0 = any free port.")
 @click.option("--quiet", is_flag=True, help="No per-cycle table at the end, just the summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to the terminal too.")
+@profile_option("Run with a strategy profile's risk limits, sizing, timeframe and strategy parameters merged over "
+                "the config file for this run (GOBOT_ variables and flags still win; amounts scale with "
+                "initial_capital_usd).", multiple=True)
 def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, host, port, quiet,
-          verbose):
+          verbose, profile_names):
     """Run the bot: cycles of scan -> ideas -> adjust -> validate -> execute -> report.
 
     With no config and no keys this trades on paper, on the bundled synthetic market data, on a
@@ -53,6 +56,10 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     circuit_breaker enabled, and — unless the exchange plugin says the orders go to its testnet —
     a passing go-live readiness report (`gobot validate`), or --skip-validation.
 
+    --profile NAME (conservative, aggressive, scalping) merges a strategy profile's risk limits,
+    sizing, timeframe and strategy parameters over the config file for this run; the start line
+    names it. `gobot profiles` shows every value and why.
+
     --serve (or [server] enabled = true) runs an HTTP server in this process: the dashboard at /,
     /health for supervisors, Prometheus /metrics; --host and --port choose where (and imply
     --serve). Its pause/resume/kill buttons need the token in GOBOT_DASHBOARD_TOKEN; a non-loopback
@@ -63,7 +70,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     from gobot.run.summary import print_run_summary
 
     live = not paper
-    settings, plugin_set = load(config_path, enable, disable, live=live)
+    profile = _one_profile(profile_names)
+    settings, plugin_set = load(config_path, enable, disable, live=live, profile=profile)
     plugin_set.raise_for_failures()
     _warn_unknown_sections(settings, plugin_set)
     if settings.orchestrator.kill_switch_enabled and settings.kill_switch_path.exists():
@@ -99,14 +107,26 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     mode = bot.environment.upper() if bot.environment == "live" else bot.environment  # paper, testnet or LIVE
 
     def started() -> None:  # once every plugin started: a refusal prints its one line instead
+        named = f", profile {profile.name}" if profile is not None else ""
         if bot.resumed_from is not None:
-            click.echo(f"Resuming run {bot.state.run_id} ({mode} mode) after cycle {bot.resumed_from}.")
+            click.echo(f"Resuming run {bot.state.run_id} ({mode} mode{named}) after cycle {bot.resumed_from}.")
         else:
-            click.echo(f"Run {bot.state.run_id}: {mode} mode, plugins: {', '.join(plugin_set.enabled)}")
+            click.echo(f"Run {bot.state.run_id}: {mode} mode{named}, plugins: {', '.join(plugin_set.enabled)}")
 
     runner = Runner(bot, max_iterations, on_started=started)
     outcome = asyncio.run(_serve_and_run(runner, settings.server) if serve else runner.run())
     print_run_summary(bot.state, outcome.reason, table=not quiet, currency=bot.ctx.currency, portfolio=bot.portfolio)
+
+
+def _one_profile(names):
+    """The one --profile of this run (None without one); several side by side are not supported yet."""
+    from gobot.profiles import get_profile
+
+    if len(names) > 1:
+        raise click.UsageError(f"one --profile per run for now (got {', '.join(names)}): running several side by "
+                               "side, each on its own sleeve of capital, is not available yet; start one run per "
+                               "profile, each with its own --config and state_dir")
+    return get_profile(names[0]) if names else None
 
 
 #: What a fresh run leaves in the state folder, as the --fresh line names it (only those present are named).
