@@ -5,7 +5,10 @@ It speaks enough of Binance's spot (``/api/v3``) and USDT-M futures (``/fapi/v1`
 *scaled* ``rateLimits``, e.g. a 2-second window, so limit tests run in seconds), ticker, depth,
 klines, account and balance, orders (place, query, cancel, open orders), spot OCO order lists
 (refusable), futures algo (conditional) orders, positions, leverage and margin type, funding rate
-and open interest, and the futures income history's funding payments (``pay_funding`` books one).
+and open interest, and the futures income history's funding payments (``pay_funding`` books one);
+the funding rate history and the ``/futures/data`` statistics (open interest history, global
+long/short account ratio, taker buy/sell volume) the ``market_sentiment`` plugin reads, set with
+``set_sentiment``.
 
 Like Binance it verifies HMAC-SHA256 signatures and the API key, counts request weight per IP in
 fixed windows (``X-MBX-USED-WEIGHT-<n><unit>`` and ``X-MBX-ORDER-COUNT-<n><unit>`` headers), answers
@@ -61,9 +64,19 @@ FUTURES_WEIGHTS = {
     ("GET", "openOrders"): 1, ("POST", "algoOrder"): 1, ("GET", "algoOrder"): 1, ("DELETE", "algoOrder"): 1,
     ("GET", "openAlgoOrders"): 1, ("POST", "leverage"): 1, ("POST", "marginType"): 1, ("GET", "leverageBracket"): 1,
     ("GET", "positionSide/dual"): 30, ("GET", "userTrades"): 5, ("GET", "income"): 30,
+    # USDⓈ-M docs: fundingRate "share 500/5min/IP rate limit with GET /fapi/v1/fundingInfo" and the
+    # /futures/data statistics weight 0 ("IP rate limit 1000 requests/5min"): none counts in REQUEST_WEIGHT
+    ("GET", "fundingRate"): 0, ("GET", "data/openInterestHist"): 0, ("GET", "data/globalLongShortAccountRatio"): 0,
+    ("GET", "data/takerlongshortRatio"): 0,
 }
 PUBLIC = {"ping", "time", "exchangeInfo", "depth", "klines", "ticker/24hr", "ticker/price", "premiumIndex",
-          "openInterest"}
+          "openInterest", "fundingRate", "data/openInterestHist", "data/globalLongShortAccountRatio",
+          "data/takerlongshortRatio"}
+#: the periods of the /futures/data statistics (USDⓈ-M "Open Interest Statistics", "Long/Short Ratio",
+#: "Taker Buy/Sell Volume"); only the last 30 days are kept
+DATA_PERIODS = {"5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "6h": 21600,
+                "12h": 43200, "1d": 86400}
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 ORDER_ENDPOINTS = {("POST", "order"), ("POST", "orderList/oco"), ("POST", "algoOrder")}
 INTERVALS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400, "1d": 86400}
 OPEN = ("NEW", "PARTIALLY_FILLED")
@@ -91,6 +104,8 @@ class Fault:
     the JSON error body of ``status`` (default: -1001 "Internal error"); e.g. a refused order, as
     Binance's errors.md lists them, is ``status=400, code=-2010`` ("Account has insufficient balance for
     requested action.", NEW_ORDER_REJECTED) or ``code=-1013`` ("Filter failure: LOT_SIZE").
+    ``retry_after``: a ``Retry-After`` header (seconds) on the ``status`` answer, as Binance sends with
+    429 and 418 (``status=429, code=-1003, msg="Too many requests..."``).
     """
 
     path: str | None = None
@@ -106,6 +121,23 @@ class Fault:
     callback: Any = None
     code: int = -1001
     msg: str = "Internal error; unable to process your request. Please try again."
+    retry_after: float | None = None
+
+
+@dataclass
+class FuturesStats:
+    """What the funding and ``/futures/data`` endpoints answer for one symbol (``set_sentiment``).
+
+    Series are oldest first, their last value the newest period; an answer asking for more periods
+    than a series holds repeats its first value before it (a flat past)."""
+
+    funding_rate: str = "0.00010000"  # premiumIndex lastFundingRate
+    funding_history: list[str] = field(default_factory=lambda: ["0.00010000"])  # settled, every 8 h
+    open_interest: list[str] = field(default_factory=lambda: ["10659.509"])  # sumOpenInterest per period
+    open_interest_prices: list[str] = field(default_factory=list)  # price per period (empty: the price now)
+    long_account: str = "0.5"  # share of accounts net long
+    taker_buy: str = "100"  # taker buy volume per period, base asset
+    taker_sell: str = "100"
 
 
 @dataclass
@@ -210,6 +242,7 @@ class BinanceTestServer:
                                            "BNB": Decimal(1) if commission_asset == "BNB" else Decimal(0)})
         self.futures_wallet = Decimal(str(quote_balance))
         self.faults: list[Fault] = []
+        self.stats: dict[str, FuturesStats] = {}  # futures symbol -> its funding and statistics (set_sentiment)
         self.clock_skew_ms = 0  # the server's clock runs this far ahead: signed requests get -1021
         self.lock = threading.RLock()
         self._ids = itertools.count(1000)
@@ -283,6 +316,17 @@ class BinanceTestServer:
         with self.lock:
             self.prices[symbol] = Decimal(str(price))
             self._trigger(symbol)
+
+    def set_sentiment(self, symbol: str, **values: Any) -> FuturesStats:
+        """Set what the funding and statistics endpoints answer for ``symbol`` (``FuturesStats``'s fields;
+        numbers may be given as floats, series as lists, oldest first)."""
+        with self.lock:
+            stats = self.stats.setdefault(symbol, FuturesStats())
+            for key, value in values.items():
+                if not hasattr(stats, key):
+                    raise TypeError(f"FuturesStats has no {key}")
+                setattr(stats, key, [_ds(v) for v in value] if isinstance(value, (list, tuple)) else _ds(value))
+            return stats
 
     def release_held(self) -> None:
         """Fill the market orders ``hold_market_orders`` kept waiting, at the price now."""
@@ -388,6 +432,8 @@ class BinanceTestServer:
             api, endpoint = "spot", path[len("/api/v3/"):]
         elif path.startswith(("/fapi/v1/", "/fapi/v2/", "/fapi/v3/")):
             api, endpoint = "futures", path[len("/fapi/v1/"):]
+        elif path.startswith("/futures/data/"):  # USDⓈ-M statistics: ccxt's fapiData
+            api, endpoint = "futures", "data/" + path[len("/futures/data/"):]
         else:
             return web.json_response({"code": -1000, "msg": f"unknown path {path}"}, status=404)
         body = await request.text()
@@ -427,9 +473,11 @@ class BinanceTestServer:
         if fault.action in ("drop", "callback"):
             request.transport.abort()  # no answer at all: the client sees a dropped connection
             raise asyncio.CancelledError()
+        headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
         if fault.text:
-            return web.Response(status=fault.status, text="Service Unavailable", content_type="text/plain")
-        return web.json_response({"code": fault.code, "msg": fault.msg}, status=fault.status)
+            return web.Response(status=fault.status, text="Service Unavailable", content_type="text/plain",
+                                headers=headers)
+        return web.json_response({"code": fault.code, "msg": fault.msg}, status=fault.status, headers=headers)
 
     def _process(self, api: str, method: str, endpoint: str, params: dict,
                  raw: str, request_headers: Any) -> tuple[int, Any, dict]:
@@ -609,12 +657,71 @@ class BinanceTestServer:
         price = self._price(market.symbol)
         now = int(time.time() * 1000)
         return {"symbol": market.symbol, "markPrice": _ds(price), "indexPrice": _ds(price),
-                "estimatedSettlePrice": _ds(price), "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
+                "estimatedSettlePrice": _ds(price), "lastFundingRate": self._stats(market.symbol).funding_rate,
+                "interestRate": "0.00010000",
                 "nextFundingTime": now - now % 28800000 + 28800000, "time": now}
 
     def _futures_get_openInterest(self, params: dict) -> dict:
         market = self._market("futures", params)
         return {"openInterest": "10659.509", "symbol": market.symbol, "time": int(time.time() * 1000)}
+
+    # -- futures statistics: funding history and /futures/data (what market_sentiment reads) -------------
+
+    def _stats(self, symbol: str) -> FuturesStats:
+        return self.stats.setdefault(symbol, FuturesStats())
+
+    def _futures_get_fundingRate(self, params: dict) -> list:
+        """USDⓈ-M "Get Funding Rate History": ascending by ``fundingTime``, the most recent ``limit``
+        (default 100, max 1000) when no time range is sent; ``markPrice`` of each funding time."""
+        market = self._market("futures", params)
+        limit = _limit(params, default=100, most=1000)
+        history = self._stats(market.symbol).funding_history[-limit:]
+        now = self.market_ms()
+        last = now - now % FUNDING_INTERVAL_MS
+        price = _ds(self._price(market.symbol))
+        return [{"symbol": market.symbol, "fundingRate": rate,
+                 "fundingTime": last - FUNDING_INTERVAL_MS * (len(history) - 1 - i), "markPrice": price}
+                for i, rate in enumerate(history)]
+
+    def _data_rows(self, params: dict) -> tuple[Market, list[int]]:
+        """The symbol's market and the timestamps of the ``limit`` (default 30, max 500) latest periods."""
+        market = self._market("futures", params)
+        step = DATA_PERIODS.get(params.get("period", ""))
+        if step is None:
+            raise ApiError(-1130, "Invalid data sent for a parameter.")
+        limit = _limit(params, default=30, most=500)
+        now = self.market_ms()
+        last = now - now % (step * 1000)
+        return market, [last - step * 1000 * (limit - 1 - i) for i in range(limit)]
+
+    def _futures_get_data_openInterestHist(self, params: dict) -> list:
+        """USDⓈ-M "Open Interest Statistics": ``sumOpenInterest`` (base asset), ``sumOpenInterestValue``
+        (USDT: the open interest times the price then) and ``CMCCirculatingSupply``, per period."""
+        market, stamps = self._data_rows(params)
+        stats = self._stats(market.symbol)
+        interest = _series(stats.open_interest, len(stamps))
+        prices = _series(stats.open_interest_prices or [_ds(self._price(market.symbol))], len(stamps))
+        return [{"symbol": market.symbol, "sumOpenInterest": f"{Decimal(oi):.8f}",
+                 "sumOpenInterestValue": f"{Decimal(oi) * Decimal(p):.8f}", "CMCCirculatingSupply": "19800000.000",
+                 "timestamp": t} for oi, p, t in zip(interest, prices, stamps)]
+
+    def _futures_get_data_globalLongShortAccountRatio(self, params: dict) -> list:
+        """USDⓈ-M "Long/Short Ratio": the share of accounts net long and short, and their ratio, per period."""
+        market, stamps = self._data_rows(params)
+        long = Decimal(self._stats(market.symbol).long_account)
+        short = 1 - long
+        ratio = long / short if short else Decimal(0)
+        return [{"symbol": market.symbol, "longShortRatio": f"{ratio:.4f}", "longAccount": f"{long:.4f}",
+                 "shortAccount": f"{short:.4f}", "timestamp": t} for t in stamps]
+
+    def _futures_get_data_takerlongshortRatio(self, params: dict) -> list:
+        """USDⓈ-M "Taker Buy/Sell Volume": ``buyVol``, ``sellVol`` and ``buySellRatio`` per period."""
+        market, stamps = self._data_rows(params)
+        stats = self._stats(market.symbol)
+        buy, sell = Decimal(stats.taker_buy), Decimal(stats.taker_sell)
+        ratio = buy / sell if sell else Decimal(0)
+        return [{"buySellRatio": f"{ratio:.4f}", "buyVol": f"{buy:.4f}", "sellVol": f"{sell:.4f}", "timestamp": t}
+                for t in stamps]
 
     # -- spot account and orders ---------------------------------------------------------------
 
@@ -1296,6 +1403,21 @@ def default_markets() -> list[Market]:
         Market("BTCUSDT", "BTC", "USDT", tick="0.10", step="0.001", min_qty="0.001", min_notional="5", futures=True),
         Market("ETHUSDT", "ETH", "USDT", tick="0.01", step="0.001", min_qty="0.001", min_notional="5", futures=True),
     ]
+
+
+def _limit(params: dict, *, default: int, most: int) -> int:
+    try:
+        limit = int(params.get("limit", default))
+    except ValueError:
+        raise ApiError(-1100, "Illegal characters found in parameter 'limit'.") from None
+    if not 1 <= limit <= most:
+        raise ApiError(-1130, "Invalid data sent for a parameter.")
+    return limit
+
+
+def _series(values: list[str], n: int) -> list[str]:
+    """The last ``n`` values, the first repeated before them when there are fewer."""
+    return ([values[0]] * max(0, n - len(values)) + values)[-n:]
 
 
 def _interval_name(seconds: float) -> str:
