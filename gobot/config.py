@@ -1022,8 +1022,10 @@ def _toml_value(value: Any) -> str:
     return str(value)
 
 
-def commented_toml(model: type[BaseModel], heading: str | None, values: BaseModel | None = None) -> str:
-    """A TOML section with each key's unit and meaning as a comment (``gobot init`` writes these)."""
+def commented_toml(model: type[BaseModel], heading: str | None, values: BaseModel | None = None,
+                   notes: Mapping[str, str] | None = None) -> str:
+    """A TOML section with each key's unit and meaning as a comment (``gobot init`` writes these);
+    ``notes`` adds a second comment line to some keys (``gobot init --profile``: why the profile sets it)."""
     lines = [f"[{heading}]"] if heading else []
     for name, field in model.model_fields.items():
         if field.exclude:
@@ -1034,6 +1036,8 @@ def commented_toml(model: type[BaseModel], heading: str | None, values: BaseMode
         value = getattr(values, name) if values is not None else field.get_default(call_default_factory=True)
         if field.description:
             lines.append(f"# {field.description}")
+        if notes and name in notes:
+            lines.append(f"# {notes[name]}")
         # TOML has no null: an unset optional key is shown commented out.
         lines.append(f"# {name} =" if value is None else f"{name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

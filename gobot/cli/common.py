@@ -26,9 +26,10 @@ def profile_option(help_text: str, multiple: bool = False):
     choices)."""
     from gobot.profiles import PROFILES
 
-    return click.option("--profile", "profile_names", type=click.Choice(list(PROFILES)), multiple=multiple,
-                        metavar="NAME", help=f"{help_text} Profiles: {', '.join(PROFILES)} (`gobot profiles` "
-                        "lists every value and why).")
+    return click.option("--profile", "profile_names" if multiple else "profile_name",
+                        type=click.Choice(list(PROFILES)), multiple=multiple, metavar="NAME",
+                        help=f"{help_text} Profiles: {', '.join(PROFILES)} (`gobot profiles` lists every value "
+                        "and why).")
 
 
 def percent_or_none(value: str | None, flag: str):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from gobot.cli.common import config_option
+from gobot.cli.common import config_option, profile_option
 
 
-def render_config(plugin_models: dict) -> str:
-    """The commented config file: every core key, then every enabled plugin's section."""
+def render_config(plugin_models: dict, profile=None) -> str:
+    """The commented config file: every core key, then every enabled plugin's section. With ``profile``
+    (a ``gobot.profiles.Profile``) its values are written instead of the defaults, each with its reason."""
     from gobot.config import (
         OrchestratorConfig,
         PluginsConfig,
@@ -18,7 +19,6 @@ def render_config(plugin_models: dict) -> str:
         Settings,
         TradingConfig,
         WatchdogConfig,
-        commented_toml,
     )
 
     parts = [
@@ -27,17 +27,71 @@ def render_config(plugin_models: dict) -> str:
         "# GOBOT_WEBHOOK_URL) are read from the environment only, never from this file.\n"
         "# Any key can be overridden from the environment: GOBOT_<SECTION>__<KEY>, "
         "e.g. GOBOT_TRADING__MAX_POSITION_USD=25,\n"
-        "# GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's, GOBOT_STATE_DIR; a command-line flag wins over both.\n",
-        commented_toml(Settings, None),
-        commented_toml(TradingConfig, "trading"),
-        commented_toml(OrchestratorConfig, "orchestrator"),
-        commented_toml(PluginsConfig, "plugins"),
-        commented_toml(ServerConfig, "server"),
-        commented_toml(WatchdogConfig, "watchdog"),
+        "# GOBOT_PLUGINS__<NAME>__<KEY> for a plugin's, GOBOT_STATE_DIR; a command-line flag wins over both.\n"
+        + (_profile_header(profile) if profile is not None else ""),
     ]
-    for name, model in sorted(plugin_models.items()):
-        parts.append(commented_toml(model, f"plugins.{name}"))
+    sections = [(Settings, None), (TradingConfig, "trading"), (OrchestratorConfig, "orchestrator"),
+                (PluginsConfig, "plugins"), (ServerConfig, "server"), (WatchdogConfig, "watchdog"),
+                *((model, f"plugins.{name}") for name, model in sorted(plugin_models.items()))]
+    for model, heading in sections:
+        parts.append(_section(model, heading, profile))
+    if profile is not None:
+        parts.extend(_profile_only_sections(profile, {heading for _model, heading in sections}))
     return "\n".join(parts)
+
+
+PROFILE_NOTE = "profile"  # the comment that starts each reason: "# profile conservative: ..."
+
+
+def _profile_header(profile) -> str:
+    from gobot.profiles import REFERENCE_CAPITAL
+
+    return (f"#\n# Profile '{profile.name}' (gobot init --profile {profile.name}): {profile.summary}.\n"
+            f"# Each value it sets carries a '# {PROFILE_NOTE} {profile.name}:' comment saying why. Amounts in the "
+            f"portfolio currency are\n# shares of initial_capital_usd = {REFERENCE_CAPITAL:g}: scale them with it "
+            "(or keep a plain config and run `gobot start --profile\n"
+            f"# {profile.name}`, which scales them). `gobot profiles {profile.name}` lists every value; "
+            "docs/risk.md, \"Profiles\".\n")
+
+
+def _profile_table(profile, heading: str | None) -> tuple[dict, dict]:
+    """The profile's values of one section (``plugins.risk_limits``) and their reasons by key."""
+    from gobot.profiles import scaled_values
+
+    table: dict = scaled_values(profile)
+    for part in (heading.split(".") if heading else []):
+        table = table.get(part, {}) if isinstance(table, dict) else {}
+    values = {key: value for key, value in table.items() if not isinstance(value, dict)}
+    prefix = f"{heading}." if heading else ""
+    notes = {key: f"{PROFILE_NOTE} {profile.name}: {profile.reasons[prefix + key]}" for key in values}
+    return values, notes
+
+
+def _section(model, heading: str | None, profile) -> str:
+    from gobot.config import commented_toml
+
+    if profile is None:
+        return commented_toml(model, heading)
+    values, notes = _profile_table(profile, heading)
+    return commented_toml(model, heading, model.model_validate(values) if values else None, notes)
+
+
+def _profile_only_sections(profile, written: set) -> list[str]:
+    """The profile's sections that the file has no model-written section for ([strategies.sma_rsi],
+    [backtest], a plugin not enabled by default such as [plugins.binance]): only the profile's keys."""
+    from gobot.config import _toml_value
+
+    headings = dict.fromkeys(key.rpartition(".")[0] for key in profile.flat())
+    parts = []
+    for heading in headings:
+        if heading in written:
+            continue
+        values, notes = _profile_table(profile, heading)
+        lines = [f"[{heading}]"]
+        for key, value in values.items():
+            lines += [f"# {notes[key]}", f"{key} = {_toml_value(value)}"]
+        parts.append("\n".join(lines) + "\n")
+    return parts
 
 
 def _plugin_models(plugin_set) -> dict:
@@ -53,14 +107,19 @@ def _plugin_models(plugin_set) -> dict:
               help="Also write the section of plugin NAME (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print instead of writing.")
-def init(target, enable, force, to_stdout):
+@profile_option("Write a strategy profile's values (risk limits, sizing, timeframe, strategy parameters) instead "
+                "of the defaults, each with its reason as a comment.")
+def init(target, enable, force, to_stdout, profile_name):
     """Write a config.toml with every setting at its default, each with its unit and meaning.
 
-    Sections are written for the built-in default plugins and for each -p NAME.
+    Sections are written for the built-in default plugins and for each -p NAME. With --profile
+    NAME the profile's values replace the defaults, each with a comment saying why.
     """
     from gobot.host.plugin_manager import build_plugin_set
+    from gobot.profiles import get_profile
 
-    text = render_config(_plugin_models(build_plugin_set(enable=enable)))
+    profile = get_profile(profile_name) if profile_name else None
+    text = render_config(_plugin_models(build_plugin_set(enable=enable)), profile)
     if to_stdout:
         click.echo(text, nl=False)
         return
@@ -80,7 +139,8 @@ def config():
 
 @config.command("check")
 @config_option
-def check(config_path):
+@profile_option("Check the file with a strategy profile merged over it, as `gobot start --profile NAME` runs it.")
+def check(config_path, profile_name):
     """Validate the whole file: everything `gobot start` checks before it runs.
 
     Core sections, every enabled plugin's section, secrets in any section (a disabled plugin's
@@ -102,16 +162,18 @@ def check(config_path):
     from gobot.errors import ConfigError, ConfigProblem, PluginError
     from gobot.host.hook_caller import HookCaller
     from gobot.host.plugin_manager import build_plugin_set
+    from gobot.profiles import get_profile
 
+    profile = get_profile(profile_name) if profile_name else None
     problems: list[ConfigProblem] = []
     core_ok = True
     try:
-        settings = load_settings(config_path)
+        settings = load_settings(config_path, profile=profile)
     except ConfigError as exc:
         core_ok = False
         problems.extend(exc.problems)
         # Core mistakes don't hide the plugin sections' ones: check those on default core settings.
-        settings = _plugin_part(config_path)
+        settings = _plugin_part(config_path, profile)
         if settings is None:
             _report(problems)
     label = settings.file_label
@@ -146,7 +208,8 @@ def check(config_path):
         _show_env(from_env)
         _report(unique(located(settings, problems)))
     where = find_config_path(config_path) or "built-in defaults"
-    click.echo(f"{where}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
+    named = f" with profile {profile.name}" if profile is not None else ""
+    click.echo(f"{where}{named}: OK ({len(plugin_set.enabled)} plugins enabled: {', '.join(plugin_set.enabled)})")
     _show_env(from_env)
 
 
@@ -217,8 +280,9 @@ def _server_problems(settings) -> list:
                           f"set {TOKEN_ENV} in the environment, or bind to 127.0.0.1")]
 
 
-def _plugin_part(config_path):
-    """Settings made of the file's [plugins] part alone, or None if even that is unusable."""
+def _plugin_part(config_path, profile=None):
+    """Settings made of the file's [plugins] part alone (with ``profile``'s merged over it), or None if even
+    that is unusable."""
     import os
 
     from pydantic import ValidationError
@@ -239,6 +303,10 @@ def _plugin_part(config_path):
         data = read_config(path) if path is not None else {}
     except ConfigError:
         return None  # already reported by the core check (the file, its syntax)
+    if profile is not None:
+        from gobot.profiles import apply_profile
+
+        data = apply_profile(data, profile)
     overrides, _ = env_overrides(os.environ)  # their problems are reported by the core check
     data, applied = apply_env(data, [o for o in overrides if o.path[0] == "plugins"])
     core, sections, _ = split_plugins(data.get("plugins", {}), str(path) if path is not None else "(defaults)")
