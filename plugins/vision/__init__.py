@@ -10,6 +10,8 @@ structured answer into a ``Signal``:
   confidence is passed on, and the risk plugins' ``min_confidence_threshold`` applies;
 - answers are cached by image hashes + prompt (and PROMPT_VERSION) + model + base_url, so a replay costs
   nothing the second time and another model or endpoint is never answered from the cache;
+- the snapshot's sentiment readings (``snapshot.sentiment``: score, inputs, fields, stale), when there
+  are any, are a text part of the prompt (and so of the cache key);
 - a per-day cap on tokens and estimated USD: past it, HOLD and one alert;
 - with no ``OPENAI_API_KEY`` and no ``base_url`` it switches itself off with a message, and the
   bot trades on the other plugins' ideas.
@@ -30,7 +32,7 @@ from typing import Any
 from gobot_hookspecs import Action, Alert, Severity, Signal, hookimpl
 
 from .answer import Reading, read_answer
-from .client import VisionClient, build_request, safe_url
+from .client import VisionClient, build_request, safe_url, sentiment_lines
 from .config import VisionConfig
 from .store import VisionStore
 
@@ -208,7 +210,8 @@ class Vision:
             return to_signal(symbol, Reading.hold(reason), model=config.model, cached=False, shown=shown,
                              missing=missing), missing
 
-        body = build_request(config, symbol, snap.price, ctx.now(), charts, missing)
+        body = build_request(config, symbol, snap.price, ctx.now(), charts, missing,
+                             sentiment_lines(snap.sentiment) if snap.sentiment else [])
         images = {chart.sha256: chart.png for chart in charts}
         if config.keep_images:
             for sha, png in images.items():

@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from gobot_hookspecs.redact import MASK
@@ -53,16 +53,37 @@ def system_prompt(config: VisionConfig) -> str:
     return text
 
 
+def sentiment_lines(readings: dict[str, Any]) -> list[str]:
+    """One line per sentiment reading of the snapshot (``snapshot.sentiment``), by source: its score and
+    inputs (``gobot_hookspecs.sentiment.describe``, stale or partial said), its named fields and its time."""
+    from gobot_hookspecs.sentiment import describe
+
+    lines = []
+    for source in sorted(readings):
+        reading = readings[source]
+        fields = ", ".join(f"{name} {value:.6g}" if isinstance(value, float) else f"{name} {value}"
+                           for name, value in reading.fields.items() if value is not None)
+        lines.append(describe(reading) + (f"; {fields}" if fields else "")
+                     + f" (measured {reading.time:%Y-%m-%d %H:%M} UTC)")
+    return lines
+
+
 def build_request(
-    config: VisionConfig, symbol: str, price: float, time: datetime, charts: list[Any], missing: dict[str, str]
+    config: VisionConfig, symbol: str, price: float, time: datetime, charts: list[Any], missing: dict[str, str],
+    sentiment: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The chat completion request with images by reference (see the module docstring)."""
+    """The chat completion request with images by reference (see the module docstring); ``sentiment``:
+    lines from ``sentiment_lines``, a text part after the intro (none: the request is as without them)."""
     shown = ", ".join(chart.timeframe for chart in charts)
     intro = (f"Market: {symbol}. Current price: {price:.8g} at {time:%Y-%m-%d %H:%M} UTC. "
              f"Charts follow, one per timeframe: {shown}.")
     if missing:
         intro += " Not available: " + ", ".join(missing) + "."
     content: list[dict[str, Any]] = [{"type": "text", "text": intro}]
+    if sentiment:  # part of the body, so of the cache key: an answer made without them is never reused
+        content.append({"type": "text", "text": "Market sentiment at this time (score -1 fear ... +1 greed; "
+                        "context for the charts, not a signal by itself):\n" + "\n".join(f"- {line}" for line in
+                                                                                       sentiment)})
     for chart in charts:
         what = f"Chart {chart.timeframe}"
         if chart.candles:
