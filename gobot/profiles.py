@@ -91,7 +91,7 @@ CONSERVATIVE = _profile("conservative", "small positions on hourly candles, ~0.5
      "about two median 1h candle ranges of the demo market (1.1-1.3 %): outside an hour's ordinary noise, "
      "tight enough to keep the loss per trade small"),
     ("trading.take_profit_percent", 6.25,
-     "2.5 x the stop: a win pays 2.5 losses, so ~30 % winners break even after costs"),
+     "2.5 x the stop: a win nets ~6 %, a loss costs ~2.8 %, so ~32 % winners break even after costs"),
     ("orchestrator.loop_interval", 3600, "one cycle per 1h candle: each cycle sees exactly one new candle"),
     ("orchestrator.max_daily_loss", 3,
      "ends the run at -3 % of capital in a day: twice the daily loss limit, a backstop for open positions "
@@ -124,7 +124,8 @@ CONSERVATIVE = _profile("conservative", "small positions on hourly candles, ~0.5
      "40 closed trades before Kelly is trusted (fixed max_position_usd until then): a 50 % win rate is known to "
      "about +-8 % only then"),
     ("plugins.kelly_size.lookback_trades", 100,
-     "the last 100 trades (the default): a few weeks of hourly trading, recent enough to follow a change"),
+     "the last 100 trades (the default): about four weeks at the daily maximum of 4, recent enough to "
+     "follow a change"),
     ("plugins.replay.timeframe", "1h", "hourly candles (resampled from the bundled 5m): slower signals, "
                                        "less noise per decision"),
     ("plugins.replay.warmup_candles", 48,
@@ -171,8 +172,8 @@ AGGRESSIVE = _profile("aggressive", "the design's aggressive mode: large positio
     ("plugins.kelly_size.fraction", 0.5,
      "half Kelly (kelly_size, the default sizer): three quarters of full Kelly's growth at half its swings"),
     ("plugins.kelly_size.min_trades", 30, "30 closed trades before Kelly is trusted, the sizer's default"),
-    ("plugins.kelly_size.lookback_trades", 100, "the last 100 trades (the default): about a week and a half at "
-     "the daily maximum"),
+    ("plugins.kelly_size.lookback_trades", 100, "the last 100 trades (the default): about eight days at the daily "
+     "maximum of 12"),
     ("plugins.replay.timeframe", "15m", "15-minute candles (resampled from the bundled 5m): more signals than 1h, "
                                         "less noise than 5m"),
     ("plugins.replay.warmup_candles", 96,
@@ -292,3 +293,30 @@ def apply_profile(data: dict[str, Any], profile: Profile, capital: float | None 
 
     merge(merged, scaled_values(profile, config_capital(data) if capital is None else capital))
     return merged
+
+
+def shown(key: str, value: Any) -> str:
+    """A profile's value as tables show it: text quoted, an amount of ``CAPITAL_KEYS`` with its share of capital."""
+    text = f'"{value}"' if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+    if key in CAPITAL_KEYS:
+        text += f" ({value / REFERENCE_CAPITAL * 100:g} % of capital)"
+    return text
+
+
+def profiles_markdown() -> str:
+    """docs/risk.md's tables of the profiles: the values side by side, then each profile's values with the
+    reasons (``gobot profiles --markdown`` prints it; a test keeps the file equal to it)."""
+    names = list(PROFILES)
+    keys = list(dict.fromkeys(key for profile in PROFILES.values() for key in profile.flat()))
+    lines = ["| setting | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|",
+             "| risk a trade: a full position stopped out, round-trip costs included | "
+             + " | ".join(f"{PROFILES[name].risk_per_trade_pct():.2f} % of capital" for name in names) + " |"]
+    for key in keys:
+        cells = [shown(key, PROFILES[name].flat()[key]) if key in PROFILES[name].flat() else "-" for name in names]
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    for name in names:
+        profile = PROFILES[name]
+        lines += ["", f"#### {name}: {profile.summary}", "", "| setting | value | why |", "|---|---|---|"]
+        lines += [f"| `{key}` | {shown(key, value)} | {profile.reasons[key].replace('|', '/')} |"
+                  for key, value in profile.flat().items()]
+    return "\n".join(lines) + "\n"
