@@ -42,9 +42,13 @@ LIVE_KEYS = ("BINANCE_API_KEY", "BINANCE_API_SECRET")
 @click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to the terminal too.")
 @profile_option("Run with a strategy profile's risk limits, sizing, timeframe and strategy parameters merged over "
                 "the config file for this run (GOBOT_ variables and flags still win; amounts scale with "
-                "initial_capital_usd).", multiple=True)
+                "initial_capital_usd). Given several times: the profiles run side by side on paper, each on its own "
+                "sleeve of capital.", multiple=True)
+@click.option("--share", "shares", multiple=True, metavar="PROFILE=PERCENT",
+              help="With several --profile: PROFILE's share of initial_capital_usd (repeatable); the profiles not "
+                   "named split the rest equally (default: equal sleeves).")
 def start(config_path, enable, disable, max_iterations, paper, fresh, skip_validation, serve, host, port, quiet,
-          verbose, profile_names):
+          verbose, profile_names, shares):
     """Run the bot: cycles of scan -> ideas -> adjust -> validate -> execute -> report.
 
     With no config and no keys this trades on paper, on the bundled synthetic market data, on a
@@ -58,7 +62,10 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 
     --profile NAME (conservative, aggressive, scalping) merges a strategy profile's risk limits,
     sizing, timeframe and strategy parameters over the config file for this run; the start line
-    names it. `gobot profiles` shows every value and why.
+    names it. `gobot profiles` shows every value and why. Several --profile options run the profiles
+    side by side in one paper run, each on its own sleeve of capital and state folder
+    (<state_dir>/sleeves/<profile>/), over the same market and time span, archived together: the
+    end prints a table comparing them, and `gobot report` compares them too.
 
     --serve (or [server] enabled = true) runs an HTTP server in this process: the dashboard at /,
     /health for supervisors, Prometheus /metrics; --host and --port choose where (and imply
@@ -70,6 +77,14 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     from gobot.run.summary import print_run_summary
 
     live = not paper
+    if len(profile_names) > 1:  # side by side, each on its own sleeve (gobot.run.sleeves)
+        from gobot.cli.sleeves import start_sleeves
+
+        start_sleeves(config_path, profile_names, shares, enable, disable, max_iterations, live=live, fresh=fresh,
+                      serve=serve or host is not None or port is not None, verbose=verbose)
+        return
+    if shares:
+        raise click.UsageError("--share needs several --profile options (the sleeves it divides the capital into)")
     profile = _one_profile(profile_names)
     settings, plugin_set = load(config_path, enable, disable, live=live, profile=profile)
     plugin_set.raise_for_failures()
@@ -119,13 +134,9 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 
 
 def _one_profile(names):
-    """The one --profile of this run (None without one); several side by side are not supported yet."""
+    """The one --profile of this run (None without one); several run side by side (``start_sleeves``)."""
     from gobot.profiles import get_profile
 
-    if len(names) > 1:
-        raise click.UsageError(f"one --profile per run for now (got {', '.join(names)}): running several side by "
-                               "side, each on its own sleeve of capital, is not available yet; start one run per "
-                               "profile, each with its own --config and state_dir")
     return get_profile(names[0]) if names else None
 
 

@@ -48,9 +48,13 @@ class RunOutcome:
 
 
 class Runner:
-    def __init__(self, bot: Bot, max_iterations: int | None = None, on_started: Callable[[], None] | None = None):
-        """``on_started()`` is called once every plugin started, before the first cycle (see ``Bot.startup``)."""
+    def __init__(self, bot: Bot, max_iterations: int | None = None, on_started: Callable[[], None] | None = None,
+                 handle_signals: bool = True):
+        """``on_started()`` is called once every plugin started, before the first cycle (see ``Bot.startup``).
+        ``handle_signals=False``: SIGINT/SIGTERM are someone else's to hand to ``request_stop`` (several
+        runners in one event loop: ``gobot.run.sleeves``)."""
         self.bot = bot
+        self.handle_signals = handle_signals
         self.on_started = on_started
         self.max_iterations = bot.settings.orchestrator.max_iterations if max_iterations is None else max_iterations
         self.cycles_run = 0
@@ -144,7 +148,8 @@ class Runner:
             log.info("removed temporary files left by a killed process: %s", ", ".join(stale))
             bot.audit("stale_temporaries_removed", files=stale)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        signals = (signal.SIGINT, signal.SIGTERM) if self.handle_signals else ()
+        for sig in signals:
             loop.add_signal_handler(sig, self.request_stop, f"stopped by {sig.name}")
         heartbeat = asyncio.create_task(self._heartbeat())
         refused: PluginError | None = None  # a plugin would not start: the run never began
@@ -167,7 +172,7 @@ class Runner:
             raise
         finally:
             heartbeat.cancel()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
             async with self._cycle_lock:  # a cycle in flight finishes (or abandons) first
                 pass

@@ -408,6 +408,19 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mean_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float] | None:
+    """Normal-approximation interval of a mean (95 % for z = 1.96): mean ± z × s / √n, s the sample
+    standard deviation; None below two values. The expectancy's interval (the mean P&L per trade):
+    it says whether a profile's edge is distinguishable from zero, or from another's, at this sample."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = z * spread / math.sqrt(n)
+    return mean - half, mean + half
+
+
 def _natural(label: Any) -> tuple:
     """Sort key: numbers inside labels compare as numbers (``v2`` before ``v10``)."""
     if isinstance(label, (int, float)):

@@ -68,6 +68,9 @@ class ArchiverConfig(PluginConfig):
     )
     fsync: bool = Field(True, description="make every event durable with its cycle's state save (the cycle's one "
                         "fsync): a power cut loses nothing")
+    group: str = Field("", description="the sleeve group this run belongs to; set by `gobot start --profile A "
+                       "--profile B` for each sleeve (gobot report compares a group's profiles), not by hand")
+    profile: str = Field("", description="the strategy profile this run's sleeve runs; set with group")
 
     @field_validator("database_url")
     @classmethod
@@ -164,7 +167,8 @@ class Archiver:
         state = ctx.plugin_state(NAME)
         started = state.setdefault("started_at", records.iso(ctx.now()))
         self._add("run", records.run_row(ctx.run_id, "live" if ctx.live else "paper", datetime.fromisoformat(started),
-                                         ctx.config.trading.initial_capital_usd, ctx.config.trading.symbols))
+                                         ctx.config.trading.initial_capital_usd, ctx.config.trading.symbols,
+                                         config.group, config.profile))
         self._sync_versions(ctx, ctx.now(), config)
         self.writer.start()
         if self.outbox.torn_lines:

@@ -56,9 +56,10 @@ def dumps(value: Any) -> str:
 
 
 def run_row(run_id: str, mode: str, started_at: datetime | None, initial_capital: float,
-            symbols: list[str]) -> dict[str, Any]:
+            symbols: list[str], group_id: str = "", profile: str = "") -> dict[str, Any]:
+    """The run's row; ``group_id`` and ``profile`` name its sleeve in a side-by-side profiles run ("" = none)."""
     return {"run_id": run_id, "mode": mode, "started_at": iso(started_at), "initial_capital": initial_capital,
-            "symbols": dumps(list(symbols))}
+            "symbols": dumps(list(symbols)), "group_id": group_id or None, "profile": profile or None}
 
 
 def order_row(run_id: str, iteration: int, order: Order) -> dict[str, Any]:

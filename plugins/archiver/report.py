@@ -22,6 +22,7 @@ from gobot_hookspecs.money import amount_text, money, quotes
 from .patterns import DEFAULT_FDR, label_text, search
 from .records import PHASES
 from .report_drift import build_drift, drift_html, print_drift
+from .report_profiles import build_profiles, group_members, print_profiles, profiles_html
 
 MAX_PLOT_POINTS = 2000
 DIMENSION_TITLES = {
@@ -68,17 +69,18 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
     one quote, else ``currency`` (the config's, for runs of several quotes)."""
     from .store import loads, safe_url
 
-    chosen = _chosen_runs(store, run_id, all_runs)
+    chosen, group_id, members = _chosen_runs(store, run_id, all_runs)
     run_ids = [r["run_id"] for r in chosen]
     currency = report_currency(chosen, loads) or currency
-    start_equity = chosen[-1]["initial_capital"]  # the earliest chosen run's capital
+    # the earliest chosen run's capital; a sleeve group's: the sleeves' together
+    start_equity = sum(r["initial_capital"] for r in chosen) if chosen == members else chosen[-1]["initial_capital"]
 
-    trades = [
-        TradeView(r["run_id"], r["symbol"], r["direction"], r["amount"], r["entry_price"], r["exit_price"],
-                  r["opened_at"], r["closed_at"], r["fees"], r["pnl"], r["exit_reason"], r["confidence"],
-                  r["strategy"], r["strategy_version"], r["initial_stop_loss"])
-        for r in store.rows("trades", run_ids, order_by=("closed_at", "id"))
-    ]
+    trades = _trade_views(store, run_ids)
+    profiles = None
+    if group_id:
+        kept = {r: [t for t in trades if t.run_id == r] for r in run_ids}
+        profiles = build_profiles(store, group_id, members,
+                                  lambda r: kept[r] if r in kept else _trade_views(store, [r]), currency)
     cycles = store.rows("cycles", run_ids, order_by=("time", "id"))
     if len(chosen) == 1 and cycles:
         curve = [(c["time"], c["equity"]) for c in cycles]
@@ -113,7 +115,8 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
     return {
         "generated_at": datetime.now(timezone.utc),
         "database": safe_url(store.url),
-        "scope": "all runs" if all_runs else f"run {run_ids[0]}",
+        "scope": ("all runs" if all_runs else f"group {group_id} ({len(members)} profiles)" if chosen == members
+                  else f"run {run_ids[0]}"),
         "runs": [{k: r[k] for k in ("run_id", "mode", "started_at", "first", "last", "cycles", "trades",
                                     "initial_capital")} for r in chosen],
         "currency": currency,
@@ -131,23 +134,37 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "activity": _activity(store, run_ids, cycles),
         "phases": _phase_stats(cycles),
         "drift": build_drift(store, run_ids),  # None: no trade of these runs was measured against a paper twin
+        "profiles": profiles,  # None: not a side-by-side profiles run (report_profiles)
     }
 
 
-def _chosen_runs(store: Any, run_id: str | None, all_runs: bool) -> list[dict[str, Any]]:
-    """The runs to report on: all of them, the one named, or the latest."""
+def _chosen_runs(store: Any, run_id: str | None, all_runs: bool) -> tuple[list[dict[str, Any]], str | None,
+                                                                         list[dict[str, Any]]]:
+    """The runs to report on (all of them, the one named, or the latest; a sleeve group's sleeves when
+    the latest run or the id named is a group's), the group of the run named or the latest, and its runs."""
     runs = store.runs()
     if not runs:
         raise ReportError("the archive has no runs yet: run `gobot start` with the archiver enabled first")
+    group, members = group_members(runs, run_id)
     if all_runs:
-        return runs
-    if not run_id:
-        return runs[:1]
+        return runs, None, []
+    if not run_id or run_id == group:
+        return (members or runs[:1]), group, members
     chosen = [r for r in runs if r["run_id"] == run_id]
     if not chosen:
         known = ", ".join(r["run_id"] for r in runs[:5])
         raise ReportError(f"no run {run_id!r} in the archive; latest runs: {known}")
-    return chosen
+    return chosen, group, members
+
+
+def _trade_views(store: Any, run_ids: list[str]) -> list[TradeView]:
+    """The closed trades of ``run_ids``, oldest first, as the metrics read them."""
+    return [
+        TradeView(r["run_id"], r["symbol"], r["direction"], r["amount"], r["entry_price"], r["exit_price"],
+                  r["opened_at"], r["closed_at"], r["fees"], r["pnl"], r["exit_reason"], r["confidence"],
+                  r["strategy"], r["strategy_version"], r["initial_stop_loss"])
+        for r in store.rows("trades", run_ids, order_by=("closed_at", "id"))
+    ]
 
 
 def _proposals(store: Any, run_ids: list[str], loads: Any) -> list[dict[str, Any]]:
@@ -308,6 +325,7 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
     side by side, the patterns, the drift against the paper twin (when measured), then the activity, phase
     timings and latest learnings."""
     _print_heading(data, console)
+    print_profiles(data, console, _table, cell, _escape)
     _print_summary(data, console)
     _print_breakdowns(data, console)
     _print_versions(data, console)
@@ -328,7 +346,8 @@ def _print_heading(data: dict[str, Any], console: Any) -> None:
     runs = data["runs"]
     head = runs[0]
     span = f"{_when(head['first'])} → {_when(head['last'])} UTC" if len(runs) == 1 else f"{len(runs)} runs"
-    mode = head["mode"] if len(runs) == 1 else "all"
+    modes = {r["mode"] for r in runs}
+    mode = modes.pop() if len(modes) == 1 else "all"
     console.print(f"[bold]Performance report[/] — {_escape(data['scope'])} ({mode}), {span}")
     console.print(f"archive: {_escape(data['database'])}")
     console.print(f"money in {data['currency'] or 'the quote currency'}")
@@ -509,6 +528,7 @@ def render_html(data: dict[str, Any], trades_chart: str = "") -> str:
         + "</div>",
     ]
     parts.extend(_html_charts(data, trades_chart))
+    parts.append(profiles_html(data, cell))
 
     parts.append(f"<h2>Patterns</h2><p class=muted>Each claim is over at least {data['min_pattern_trades']} trades, "
                  "with a 95% Wilson interval for its win rate, its p-value and its Benjamini–Hochberg q-value: "

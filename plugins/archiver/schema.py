@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 #: The Alembic revision these models correspond to (the head of ``migrations/versions``).
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 #: Alembic's bookkeeping table, named for this plugin so it never meets another application's.
 VERSION_TABLE = "archiver_schema_version"
 
@@ -68,6 +68,8 @@ class RunRow(ArchiveModel, table=True):
     started_at: Optional[datetime] = _time()
     initial_capital: float
     symbols: Optional[str] = _text()  # JSON list
+    group_id: Optional[str] = Field(default=None, description="the sleeve group of a side-by-side profiles run")
+    profile: Optional[str] = Field(default=None, description="the strategy profile of this run's sleeve")
 
 
 class CycleRow(ArchiveModel, table=True):

@@ -95,7 +95,7 @@ def test_an_archive_of_the_previous_schema_gains_the_drift_table_and_reports_wit
             "INSERT INTO runs (run_id, mode, started_at, initial_capital, symbols) "
             "VALUES ('r-old', 'paper', :t, 100.0, '[\"BTC/USDT\"]')"), {"t": datetime(2025, 6, 1, tzinfo=timezone.utc)})
     upgraded = open_store()
-    assert upgraded.revision() == SCHEMA_REVISION == "0007"
+    assert upgraded.revision() == SCHEMA_REVISION == "0008"
     assert upgraded.count("drift") == 0 and [r["run_id"] for r in upgraded.runs()] == ["r-old"]
     data = build_report(upgraded, "r-old")
     assert data["drift"] is None

@@ -59,7 +59,8 @@ ATTRIBUTION = ("Charts by TradingView Lightweight Charts\u2122, Copyright (c) Tr
                "Apache License 2.0")
 
 __all__ = [
-    "LIBRARY_INTEGRITY", "LIBRARY_VERSION", "asset", "chart_payload", "chart_series", "embed", "equity_embed", "page",
+    "LIBRARY_INTEGRITY", "LIBRARY_VERSION", "asset", "chart_payload", "chart_series", "embed", "equity_embed",
+    "equity_lines_embed", "page",
 ]
 
 
@@ -204,6 +205,21 @@ def equity_embed(times_ms: Iterable[int], values: Iterable[float], *, currency: 
     or "auto" (the system's)."""
     element_id = _check_id(element_id)
     data = {"t": [int(t) for t in times_ms], "v": [float(v) for v in values], "currency": currency, "title": title}
+    return ((_assets_html() if include_assets else "")
+            + f'<div id="{element_id}" class="gtc"></div>\n'
+            + f'<script type="application/json" id="{element_id}-data">{_script_json(data)}</script>\n'
+            + f"<script>GobotTradeChart.autoMount({_script_json(element_id)}, \"equity\", "
+              f"{_script_json({'height': int(height), 'theme': theme})});</script>\n")
+
+
+def equity_lines_embed(lines: Iterable[tuple[str, Iterable[int], Iterable[float]]], *, currency: str,
+                       title: str = "Equity", height: int = 300, element_id: str = "equity-lines",
+                       include_assets: bool = True, theme: str = "dark") -> str:
+    """Several equity lines in one chart, each ``(name, times_ms, values)`` with its name on the price axis
+    (profiles run side by side); otherwise as :func:`equity_embed`."""
+    element_id = _check_id(element_id)
+    data = {"lines": [{"name": str(name), "t": [int(t) for t in times], "v": [float(v) for v in values]}
+                      for name, times, values in lines], "currency": currency, "title": title}
     return ((_assets_html() if include_assets else "")
             + f'<div id="{element_id}" class="gtc"></div>\n'
             + f'<script type="application/json" id="{element_id}-data">{_script_json(data)}</script>\n'

@@ -1000,16 +1000,26 @@
     box.style.height = `${options.height || 260}px`;
     element.append(bar, box);
     const chart = LW.createChart(box, chartOptions(colors));
-    const series = chart.addSeries(LW.AreaSeries, {lineColor: colors.blue, topColor: colors.blue + "55",
-      bottomColor: colors.blue + "08", lineWidth: 2,
-      priceFormat: {type: "custom", minMove: 0.01, formatter: p => formatNumber(p, 2)}});
+    const priceFormat = {type: "custom", minMove: 0.01, formatter: p => formatNumber(p, 2)};
+    // data.lines [{name, t, v}]: one named line each (profiles side by side); else one area, the equity
+    const lineColors = [colors.blue, colors.amber, colors.green, colors.red, colors.text, colors.muted];
+    const series = data.lines ? null : chart.addSeries(LW.AreaSeries, {lineColor: colors.blue,
+      topColor: colors.blue + "55", bottomColor: colors.blue + "08", lineWidth: 2, priceFormat});
+    const lines = (data.lines || []).map((line, i) => chart.addSeries(LW.LineSeries,
+      {color: lineColors[i % lineColors.length], lineWidth: 2, title: line.name, priceFormat}));
     let points = [], follow = true;
     const draw = next => {
       title.textContent = next.title || "Equity";
       axis.textContent = next.currency || "";
-      series.applyOptions({title: next.currency || ""});
-      points = equityPoints(next);
-      series.setData(points);
+      if (series) {
+        series.applyOptions({title: next.currency || ""});
+        points = equityPoints(next);
+        series.setData(points);
+      } else {
+        const each = (next.lines || []).map(equityPoints);
+        each.forEach((linePoints, i) => { if (lines[i]) lines[i].setData(linePoints); });
+        points = [].concat(...each);
+      }
       if (follow) chart.timeScale().fitContent();
     };
     for (const name of ["wheel", "pointerdown"]) box.addEventListener(name, () => { follow = false; }, {passive: true});
