@@ -202,6 +202,21 @@ PREMIUM_INDEX = {"symbol": "BTCUSDT", "markPrice": "11793.63104562", "indexPrice
                  "interestRate": "0.00010000", "nextFundingTime": 1597392000000, "time": 1597370495002}
 # USDⓈ-M "Open Interest"
 OPEN_INTEREST = {"openInterest": "10659.509", "symbol": "BTCUSDT", "time": 1589437530011}
+# USDⓈ-M "Get Funding Rate History" (GET /fapi/v1/fundingRate): ascending by fundingTime
+FUNDING_RATE_HISTORY = [{"symbol": "BTCUSDT", "fundingRate": "-0.03750000", "fundingTime": 1570608000000,
+                         "markPrice": "34287.54619963"}]
+# The /futures/data statistics. The USDⓈ-M pages print "timestamp" as a string ("1583127900000"); answers
+# Binance gives (the binance_futures Elixir docs' recorded examples) and the COIN-M page send an integer:
+# the integer is kept here (tests/servers/README.md), and market_sentiment reads either.
+# USDⓈ-M "Open Interest Statistics" (GET /futures/data/openInterestHist)
+OPEN_INTEREST_HIST = [{"symbol": "BTCUSDT", "sumOpenInterest": "20403.63700000",
+                       "sumOpenInterestValue": "150570784.07809979", "CMCCirculatingSupply": "165880.538",
+                       "timestamp": 1583127900000}]
+# USDⓈ-M "Long/Short Ratio" (GET /futures/data/globalLongShortAccountRatio)
+GLOBAL_LONG_SHORT = [{"symbol": "BTCUSDT", "longShortRatio": "0.1960", "longAccount": "0.6622",
+                      "shortAccount": "0.3378", "timestamp": 1583139600000}]
+# USDⓈ-M "Taker Buy/Sell Volume" (GET /futures/data/takerlongshortRatio)
+TAKER_BUY_SELL = [{"buySellRatio": "1.5586", "buyVol": "387.3300", "sellVol": "248.5030", "timestamp": 1585614900000}]
 # rest-api.md "Account information (USER_DATA)"; ccxt fetchBalance "Spot balance" has the same keys
 SPOT_ACCOUNT = {"makerCommission": 15, "takerCommission": 15, "buyerCommission": 0, "sellerCommission": 0,
                 "commissionRates": {"maker": "0.00150000", "taker": "0.00150000", "buyer": "0.00000000",
@@ -432,6 +447,29 @@ def test_premium_index_with_and_without_symbol(server):
 
 def test_open_interest(server):
     assert_shape(call(server, "GET", "/fapi/v1/openInterest", {"symbol": "BTCUSDT"}), OPEN_INTEREST)
+
+
+def test_funding_rate_history_ascending_with_the_limit(server):
+    server.set_sentiment("BTCUSDT", funding_history=[0.0001, -0.0002, 0.0003])
+    rows = call(server, "GET", "/fapi/v1/fundingRate", {"symbol": "BTCUSDT", "limit": 2})
+    assert_shape(rows, FUNDING_RATE_HISTORY)
+    assert [r["fundingRate"] for r in rows] == ["-0.0002", "0.0003"]  # the most recent, oldest first
+    assert rows[1]["fundingTime"] - rows[0]["fundingTime"] == 8 * 3600 * 1000
+
+
+@pytest.mark.parametrize(("path", "documented"), [
+    ("/futures/data/openInterestHist", OPEN_INTEREST_HIST),
+    ("/futures/data/globalLongShortAccountRatio", GLOBAL_LONG_SHORT),
+    ("/futures/data/takerlongshortRatio", TAKER_BUY_SELL),
+])
+def test_futures_statistics_one_row_per_period(server, path, documented):
+    rows = call(server, "GET", path, {"symbol": "BTCUSDT", "period": "5m", "limit": 3})
+    assert len(rows) == 3
+    assert_shape(rows, documented)
+    assert [b["timestamp"] - a["timestamp"] for a, b in zip(rows, rows[1:])] == [300_000, 300_000]
+    assert len(call(server, "GET", path, {"symbol": "BTCUSDT", "period": "1h"})) == 30  # "default 30"
+    error = call(server, "GET", path, {"symbol": "BTCUSDT", "period": "1m"}, status=400)  # 5m..1d only
+    assert error["code"] == -1130
 
 
 # == accounts and positions: must match ================================================================
