@@ -68,6 +68,10 @@ def test_without_a_reading_every_new_position_is_vetoed_fail_closed(tmp_path, sy
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert not state["trades"] and not state["positions"]
     assert "sentiment_extremes: no fear_greed reading for" in output
+    status = json.loads(CliRunner().invoke(cli, ["risk", "status", "--config", "config.toml", "--json"]).output)
+    (mine,) = [p for p in status["plugins"] if p["plugin"] == "sentiment_extremes"]
+    assert not mine["allows_trading"] and "is the fear_greed plugin enabled?" in mine["reason"]
+    assert {c["name"]: c["value"] for c in mine["counters"]}["vetoes: no reading"] == len(seen)
 
 
 def test_the_same_run_without_the_check_trades_both_ways(tmp_path, synthetic_data_dir):

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 from gobot_hookspecs import Action, PluginConfig, RiskCounter, RiskStatus, RiskVerdict, hookimpl
 
 NAME = "sentiment_extremes"
+FAIL_CLOSED = ("missing", "stale", "no_level")  # the kinds of veto that say the sentiment is unknown
 
 
 class SentimentExtremesConfig(PluginConfig):
@@ -113,7 +114,7 @@ class SentimentExtremes:
         last = state.get("last")
         counters.append(RiskCounter(
             name=f"last {measure(config)} seen", value=last["reading"] if last else None,
-            limit=_levels(config), blocking=bool(last) and last["kind"] in ("missing", "stale", "no_level"),
+            limit=_levels(config), blocking=bool(last) and last["kind"] in FAIL_CLOSED,
             note=f"{last['symbol']} at {last['time']}" if last else "no order checked yet"))
         for snap in ctx.snapshots:  # a running bot's last scan: the readings now
             reading = snap.sentiment.get(config.source)
@@ -121,6 +122,9 @@ class SentimentExtremes:
             counters.append(RiskCounter(name=f"{measure(config)} {snap.symbol}", value=level, limit=_levels(config),
                                         blocking=reading is None or reading.stale or level is None,
                                         note="stale" if reading is not None and reading.stale else ""))
+        if last and last["kind"] in FAIL_CLOSED:  # what the last order met: every new position meets it until fixed
+            return RiskStatus(allows_trading=False, counters=counters,
+                              reason=f"the last order checked was vetoed: {last['reading']}")
         return RiskStatus(allows_trading=True, counters=counters,
                           reason=f"new positions need a fresh {measure(config)}: {_levels(config)}")
 
