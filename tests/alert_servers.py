@@ -5,7 +5,12 @@ retry_after, or hanging past the client's timeout). Tests wait on what they reco
 The Telegram server checks messages the way Telegram does where it matters to gobot: the token in
 the URL, HTML parse mode (only Telegram's tags; every bare <, > and & must be escaped), the
 length limits (4096 visible characters, 1024 for a caption), and a PNG for sendPhoto. getUpdates
-long-polls: it waits up to its ``timeout`` for an update to arrive.
+long-polls: it waits up to its ``timeout`` for an update to arrive. It keeps the messages it sent, so
+editMessageText answers as https://core.telegram.org/bots/api#editmessagetext documents: the edited
+Message (with ``edit_date``), or 400 "Bad Request: message to edit not found" (a message deleted in the
+chat: ``delete_message``) and 400 "Bad Request: message is not modified: ..." (the same text, parse
+mode and buttons again) — the descriptions Telegram sends (github.com/TelegramBotAPI/errors/issues/7,
+github.com/yi-jiayu/bus-eta-bot/issues/6).
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class TelegramApiServer:
         self.closing = threading.Event()
         self._update_id = 100
         self._message_id = 1000
+        self.messages: dict[tuple[str, int], dict[str, Any]] = {}  # (chat id, message id) -> the bot's message
         self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -131,6 +137,11 @@ class TelegramApiServer:
                                        "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
                                        "message": {"message_id": message_id,
                                                    "chat": {"id": chat_id, "type": "group"}}}})
+
+    def delete_message(self, chat_id: Any, message_id: int) -> None:
+        """A user deletes one of the bot's messages in the chat: editing it is then "not found"."""
+        with self.cond:
+            self.messages.pop((str(chat_id), int(message_id)), None)
 
     def _push(self, update: dict[str, Any]) -> None:
         with self.cond:
@@ -277,9 +288,28 @@ class TelegramApiServer:
                 self.cond.wait(left)
             return list(self.updates)
 
-    def _message(self, chat_id: Any, text: str) -> dict[str, Any]:
+    def _message(self, chat_id: Any, text: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         with self.cond:
-            return {"message_id": self._next_message(), "date": int(time.time()), "chat": {"id": chat_id}, "text": text}
+            message = {"message_id": self._next_message(), "date": int(time.time()), "chat": {"id": chat_id},
+                       "text": text}
+            self.messages[(str(chat_id), message["message_id"])] = {**message, "_sent": _content(params or {})}
+            return message
+
+    def _edit(self, params: dict[str, Any], shown: str) -> dict[str, Any]:
+        """editMessageText on a message the bot sent: the edited Message, or the errors Telegram answers."""
+        with self.cond:
+            try:
+                key = (str(params["chat_id"]), int(params.get("message_id") or 0))
+            except (TypeError, ValueError):
+                raise ValueError("message identifier is not specified") from None
+            message = self.messages.get(key)
+            if message is None:
+                raise ValueError("message to edit not found")
+            if message["_sent"] == _content(params):
+                raise ValueError("message is not modified: specified new message content and reply markup are "
+                                 "exactly the same as a current content and reply markup of the message")
+            message.update(text=shown, edit_date=int(time.time()), _sent=_content(params))
+            return {k: v for k, v in message.items() if not k.startswith("_")}
 
     def _method(self, method: str, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         if method == "getMe":
@@ -293,7 +323,9 @@ class TelegramApiServer:
                 raise ValueError("message text is empty")
             if utf16_len(shown) > 4096:
                 raise ValueError("message is too long")
-            return self._message(params["chat_id"], shown) if method == "sendMessage" else True
+            if method == "editMessageText":
+                return self._edit(params, shown)
+            return self._message(params["chat_id"], shown, params)
         if method == "sendPhoto":
             photo = files.get("photo", b"")
             if not photo.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -306,6 +338,11 @@ class TelegramApiServer:
         if method == "answerCallbackQuery":
             return True
         raise ValueError(f"method {method} not found")
+
+
+def _content(params: dict[str, Any]) -> tuple:
+    """What "message is not modified" compares: the text as parsed, and the buttons."""
+    return params.get("text", ""), params.get("parse_mode"), json.dumps(params.get("reply_markup"), sort_keys=True)
 
 
 def _reason(status: int, retry_after: int | None) -> str:

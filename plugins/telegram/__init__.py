@@ -5,7 +5,8 @@ Secrets come from the environment only: ``TELEGRAM_TOKEN`` (from @BotFather) and
 URL, so it is masked in every log line and error text. Delivery runs in a background task and
 never blocks the trading loop; what cannot be delivered waits in ``<state_dir>/telegram-outbox.json``.
 Enabled without a token, the bot refuses to start with an error that says what to set.
-docs/alerts.md has the set-up, step by step.
+With ``report_every_cycle`` it also keeps one compact cycle report in the chat, edited in place
+(``report.py``). docs/alerts.md has the set-up, step by step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gobot_hookspecs import PluginConfig, Severity, hookimpl
 
 from .api import BotApi, TelegramError
 from .delivery import DELAYED_AFTER_SECONDS, Entry, Outbox, Sender
+from .report import CycleReporter
 from .text import CAPTION_LIMIT, ICONS, alert_parts, escape, units
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,18 @@ class TelegramConfig(PluginConfig):
     outbox_max: int = Field(
         1000, ge=1, description="undelivered alerts kept in <state_dir>/telegram-outbox.json (the oldest is dropped)"
     )
+    report_every_cycle: bool = Field(
+        False, description="keep a compact report of every cycle in the chat: one message edited in place, a new one "
+                           "(with a notification) when a cycle places an order or closes a trade"
+    )
+    report_edit_window: float = Field(
+        24.0, ge=0, description="hours one report message is edited before a new (silent) one starts; a new one also "
+                               "starts each UTC day; 0 = a new message every cycle"
+    )
+    report_min_interval: float = Field(
+        3.0, ge=0, description="seconds between two cycle report requests at least (Telegram: 20 messages a minute "
+                               "in a group); cycles that end meanwhile are merged into one"
+    )
 
     @field_validator("api_url")
     @classmethod
@@ -120,6 +134,7 @@ class Telegram:
         self.commands: Any = None
         self._poller: asyncio.Task | None = None
         self._chart_warning = False
+        self.reporter: CycleReporter | None = None
 
     @hookimpl
     def gobot_config_model(self):
@@ -157,8 +172,11 @@ class Telegram:
                                    "copy the token again from @BotFather") from None
             log.warning("telegram: the Bot API is not reachable at start (%s); alerts are queued and retried", exc)
             me = {}
-        self.sender.start()
         config = self.config
+        if config.report_every_cycle:
+            self.reporter = CycleReporter(self.api, self.chat_id, config.report_edit_window)
+            self.sender.set_report(self.reporter, config.report_min_interval)
+        self.sender.start()
         if not config.commands:
             return
         if not (config.operators or config.viewers):
@@ -186,6 +204,7 @@ class Telegram:
         if self.sender is not None:
             await self.sender.drain()
             self.sender = None
+        self.reporter = None
         if self.api is not None:
             await self.api.close()
             self.api = None
@@ -201,6 +220,15 @@ class Telegram:
             self._open(ctx, with_outbox=False)
         self.sender.submit(alert.model_dump(mode="json"))
         self.sender.start()
+
+    @hookimpl
+    def gobot_report(self, ctx, report):
+        """The cycle report (``report_every_cycle``): fold this cycle into the live message; the sender
+        edits or sends it once no alert waits."""
+        if self.reporter is None or self.sender is None:
+            return
+        self.reporter.on_cycle(ctx.plugin_state(NAME), report, ctx.currency, list(ctx.snapshots or []))
+        self.sender.report_submitted()
 
     def _receipt(self, entry: Entry, delivered: bool, detail: str) -> None:
         try:

@@ -5,7 +5,10 @@
 - the sender task sends in order, honours 429 ``retry_after``, retries network errors, timeouts
   and 5xx with exponential backoff, and drops what Telegram refuses for good (logged, audited);
 - ``drain`` (shutdown) delivers what is queued while it makes progress; the rest stays in the
-  outbox (``<state_dir>/telegram-outbox.json``, owner-only, written atomically) for the next start.
+  outbox (``<state_dir>/telegram-outbox.json``, owner-only, written atomically) for the next start;
+- a ``ReportSource`` (the cycle report) is served below the alerts: only while no alert is queued,
+  not within ``report_min_interval`` s of the last request, never during a 429 hold. It is one
+  pending message, not a queue: cycles that end meanwhile merge into it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from gobot_hookspecs.files import write_private
 
@@ -76,6 +79,19 @@ Send = Callable[[Entry], Awaitable[None]]
 Receipt = Callable[[Entry, bool, str], None]
 
 
+class ReportSource(Protocol):
+    """Something sent when no alert waits: at most one pending message (the cycle report)."""
+
+    def due(self) -> bool:
+        """True while there is something to send."""
+
+    async def deliver(self) -> None:
+        """Send it; raise ``TelegramError`` to have it tried again (429 and retryable errors)."""
+
+    def drop(self, why: str) -> None:
+        """Give up on what is pending now (Telegram refused it for good, or a bug)."""
+
+
 class Sender:
     """Delivers queued entries one at a time with ``send``; reports each outcome with ``receipt``."""
 
@@ -94,6 +110,13 @@ class Sender:
         self._progress = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._failures_logged = 0
+        self.hold_until = 0.0  # wall clock: Telegram's last 429 retry_after, for every request
+        self.last_request = 0.0  # wall clock of the last request that got an answer
+        self.report: ReportSource | None = None
+        self.report_min_interval = 0.0
+        self.report_next_try = 0.0  # wall clock: backoff of the report after a retryable failure
+        self._report_attempts = 0
+        self._draining = False
         if self.entries:
             log.warning("telegram: %d undelivered alerts from an earlier run in the outbox; sending them first",
                         len(self.entries))
@@ -131,6 +154,23 @@ class Sender:
                 if repeats:
                     self._append(Entry(alert=alert, count=repeats, window=self.fold_window))
 
+    def set_report(self, source: ReportSource, min_interval: float) -> None:
+        """Serve ``source`` below the alerts, at most one request per ``min_interval`` seconds."""
+        self.report, self.report_min_interval = source, min_interval
+
+    def report_submitted(self) -> None:
+        """The report changed: wake the sender (it sends when no alert waits)."""
+        self._wake.set()
+
+    def _report_wait(self) -> float | None:
+        """Seconds until the report may go (<= 0: now), or None when there is none or an alert waits."""
+        if self.report is None or self.entries or not self.report.due():
+            return None
+        at = self.hold_until
+        if not self._draining:
+            at = max(at, self.report_next_try, self.last_request + self.report_min_interval)
+        return at - time.time()
+
     def _next_fold_expiry(self) -> float | None:
         pending = [first + self.fold_window for first, repeats, _ in self._folds.values() if repeats]
         return min(pending) - time.monotonic() if pending else None
@@ -154,9 +194,14 @@ class Sender:
             wait = self._next_fold_expiry()
             if self.entries:
                 head = self.entries[0]
-                due = max(head.next_try, head.hold_until) - time.time()
+                due = max(head.next_try, head.hold_until, self.hold_until) - time.time()
                 if due <= 0:
                     await self._deliver(head)
+                    continue
+                wait = due if wait is None else min(wait, due)
+            elif (due := self._report_wait()) is not None:
+                if due <= 0:
+                    await self._deliver_report()
                     continue
                 wait = due if wait is None else min(wait, due)
             self._wake.clear()
@@ -165,13 +210,19 @@ class Sender:
             except asyncio.TimeoutError:
                 pass
 
+    def _rate_limited(self, retry_after: float) -> float:
+        """Telegram answered 429: no request of any kind before its ``retry_after`` is over."""
+        log.warning("telegram: rate limited; waiting %.0f s as Telegram asks", retry_after)
+        self.hold_until = max(self.hold_until, time.time() + max(float(retry_after), 0.5))  # never a tight loop
+        return self.hold_until
+
     async def _deliver(self, entry: Entry) -> None:
         try:
             await self._send(entry)
         except TelegramError as exc:
+            self.last_request = time.time()
             if exc.retry_after is not None:
-                log.warning("telegram: rate limited; waiting %.0f s as Telegram asks", exc.retry_after)
-                entry.hold_until = time.time() + max(float(exc.retry_after), 0.5)  # never a tight loop
+                entry.hold_until = self._rate_limited(exc.retry_after)
                 self._persist()
                 return
             if exc.retryable:
@@ -190,7 +241,33 @@ class Sender:
             self._done(entry, False, f"dropped: {type(exc).__name__}: {exc}")
             log.exception("telegram: alert dropped")
             return
+        self.last_request = time.time()
         self._done(entry, True, "sent" if entry.attempts == 0 else f"sent after {entry.attempts} failed tries")
+
+    async def _deliver_report(self) -> None:
+        """Send the pending report once; on failure it stays pending (merged with later cycles)."""
+        report = self.report
+        try:
+            await report.deliver()
+        except TelegramError as exc:
+            if exc.retry_after is not None:
+                self._rate_limited(exc.retry_after)
+            elif exc.retryable:
+                self._report_attempts += 1
+                self.report_next_try = time.time() + min(self.retry_max,
+                                                         self.retry_initial * 2 ** (self._report_attempts - 1))
+                if self._report_attempts == 1 or self._report_attempts % 10 == 0:
+                    log.warning("telegram: cycle report not delivered (%s); tried again with the next", exc)
+            else:
+                report.drop(f"refused by Telegram: {exc}")
+                log.error("telegram: cycle report refused by Telegram: %s", exc)
+        except Exception as exc:  # a bug in rendering must not wedge the sender
+            report.drop(f"{type(exc).__name__}: {exc}")
+            log.exception("telegram: cycle report dropped")
+        else:
+            self._report_attempts, self.report_next_try = 0, 0.0
+        self.last_request = time.time()
+        self._progress.set()
 
     def _done(self, entry: Entry, delivered: bool, detail: str) -> None:
         if entry in self.entries:
@@ -218,7 +295,7 @@ class Sender:
             self.start()
         while self.entries:
             head = self.entries[0]
-            if head.hold_until - time.time() > self.drain_timeout:
+            if max(head.hold_until, self.hold_until) - time.time() > self.drain_timeout:
                 break  # rate limited for longer than we may wait
             head.next_try = min(head.next_try, time.time())  # one more try now, not after the backoff
             self._progress.clear()
@@ -227,6 +304,8 @@ class Sender:
                 await asyncio.wait_for(self._progress.wait(), timeout=self.drain_timeout)
             except asyncio.TimeoutError:
                 break
+        if not self.entries:
+            await self._drain_report()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -241,3 +320,18 @@ class Sender:
         if left:
             log.warning("telegram: %d alerts %s", len(left), where)
         self._persist()
+
+    async def _drain_report(self) -> None:
+        """At shutdown, after the alerts: the last cycle's report, one try (two after a 429 that fits)."""
+        self._draining = True  # no min interval, no backoff: this is the last chance
+        for _ in range(2):
+            wait = self._report_wait()
+            if wait is None or wait > self.drain_timeout:
+                return
+            self.start()
+            self._progress.clear()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(self._progress.wait(), timeout=self.drain_timeout + max(wait, 0))
+            except asyncio.TimeoutError:
+                return
