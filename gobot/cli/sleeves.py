@@ -16,6 +16,8 @@ def start_sleeves(config_path: str | None, profiles: Sequence[str], shares: Sequ
                   disable: Sequence[str], max_iterations: int | None, *, live: bool, fresh: bool, serve: bool,
                   verbose: bool) -> None:
     """Run ``profiles`` side by side on paper; refuse --live and --serve with a clear line."""
+    if len(profiles) < 2:
+        raise click.UsageError("--share needs several --profile options (the sleeves it divides the capital into)")
     if live:
         raise StartRefused(f"--live with {len(profiles)} profiles: side-by-side profiles run on paper only "
                            "(a comparison, not a way to trade); go live with one --profile")

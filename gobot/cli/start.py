@@ -62,10 +62,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 
     --profile NAME (conservative, aggressive, scalping) merges a strategy profile's risk limits,
     sizing, timeframe and strategy parameters over the config file for this run; the start line
-    names it. `gobot profiles` shows every value and why. Several --profile options run the profiles
-    side by side in one paper run, each on its own sleeve of capital and state folder
-    (<state_dir>/sleeves/<profile>/), over the same market and time span, archived together: the
-    end prints a table comparing them, and `gobot report` compares them too.
+    names it. `gobot profiles` shows every value and why. Several run side by side on paper, each on
+    its own sleeve of capital (<state_dir>/sleeves/<profile>/), compared at the end and by `gobot report`.
 
     --serve (or [server] enabled = true) runs an HTTP server in this process: the dashboard at /,
     /health for supervisors, Prometheus /metrics; --host and --port choose where (and imply
@@ -77,14 +75,11 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     from gobot.run.summary import print_run_summary
 
     live = not paper
-    if len(profile_names) > 1:  # side by side, each on its own sleeve (gobot.run.sleeves)
+    if len(profile_names) > 1 or shares:  # side by side, each on its own sleeve (gobot.cli.sleeves)
         from gobot.cli.sleeves import start_sleeves
 
-        start_sleeves(config_path, profile_names, shares, enable, disable, max_iterations, live=live, fresh=fresh,
-                      serve=serve or host is not None or port is not None, verbose=verbose)
-        return
-    if shares:
-        raise click.UsageError("--share needs several --profile options (the sleeves it divides the capital into)")
+        return start_sleeves(config_path, profile_names, shares, enable, disable, max_iterations, live=live,
+                             fresh=fresh, serve=serve or host is not None or port is not None, verbose=verbose)
     profile = _one_profile(profile_names)
     settings, plugin_set = load(config_path, enable, disable, live=live, profile=profile)
     plugin_set.raise_for_failures()
