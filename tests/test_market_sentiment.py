@@ -42,8 +42,8 @@ WEIGHTS = {"funding_rate": 0.25, "funding_trend": 0.10, "open_interest": 0.15, "
 class Scan:
     """The market scan: one snapshot per symbol at a fixed price (the sentiment is what is tested)."""
 
-    def __init__(self, clock: MovableWallClock):
-        self.clock = clock
+    def __init__(self, clock: MovableWallClock, symbols: list[str]):
+        self.clock, self.symbols = clock, symbols
 
     @hookimpl
     def gobot_scan_market(self):
@@ -51,7 +51,7 @@ class Scan:
         stamp = int(now.timestamp() // 60 * 60_000) - 60_000
         candles = Candles(timeframe="1m", timestamp=[stamp], open=[100.0], high=[101.0], low=[99.0], close=[100.0],
                           volume=[1.0])
-        return [MarketSnapshot(symbol=s, time=now, price=100.0, candles=candles) for s in SYMBOLS]
+        return [MarketSnapshot(symbol=s, time=now, price=100.0, candles=candles) for s in self.symbols]
 
 
 def hour_aligned_clock() -> MovableWallClock:
@@ -62,15 +62,16 @@ def hour_aligned_clock() -> MovableWallClock:
     return clock
 
 
-def sentiment_bot(tmp_path, server: BinanceTestServer, clock: MovableWallClock, **section) -> Bot:
+def sentiment_bot(tmp_path, server: BinanceTestServer, clock: MovableWallClock, trading: list[str] = SYMBOLS,
+                  **section) -> Bot:
     data = {"state_dir": str(tmp_path / "state"),
-            "trading": {"symbols": SYMBOLS, "max_position_usd": 100, "initial_capital_usd": 10000},
+            "trading": {"symbols": trading, "max_position_usd": 100, "initial_capital_usd": 10000},
             "plugins": {"enable": ["market_sentiment"],
                         "market_sentiment": {"api_url": server.url, "publish_delay_seconds": 0,
                                              "request_timeout": 2} | section}}
     settings = settings_from_dict(data, "test-config.toml", base_dir=str(tmp_path))
     plugins = build_plugin_set(enable=settings.plugins.enable, disable=NOT_NEEDED,
-                               extra_plugins=[("scan", Scan(clock)), ("clock", clock)])
+                               extra_plugins=[("scan", Scan(clock, trading)), ("clock", clock)])
     return Bot(settings, plugins)
 
 
@@ -272,6 +273,20 @@ def test_without_retry_after_the_backoff_is_backoff_seconds(tmp_path, server):
     seen = run(sentiment_bot(tmp_path, server, clock, symbols=["BTC/USDT"], backoff_seconds=30), 3, between)
     assert [r["BTC/USDT"].missing for r in seen] == [["taker"], ["taker"], []]
     assert server.count("GET", PATHS["taker"]) == 1  # the refused one is not processed: only the one after
+
+
+def test_a_symbol_without_a_usdt_perpetual_gets_no_reading_and_is_asked_for_once_a_day(tmp_path, server):
+    clock = hour_aligned_clock()
+    refused = []
+
+    def between(i):
+        refused.append(sum(1 for _, _, status in server.state.requests if status == 400))  # -1121 Invalid symbol
+        clock.offset += timedelta(hours=1)
+
+    seen = run(sentiment_bot(tmp_path, server, clock, trading=["BTC/USDT", "BNB/USDT"]), 2, between)
+    assert [r["BNB/USDT"] for r in seen] == [None, None]
+    assert seen[1]["BTC/USDT"].score > 0 and seen[1]["BTC/USDT"].missing == []
+    assert refused == [5, 5]  # each input asked once, then not for a day
 
 
 # -- replay, recording, config ---------------------------------------------------------------------------

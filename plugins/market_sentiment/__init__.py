@@ -18,6 +18,7 @@ each fresh reading to ``<state_dir>/sentiment/market_sentiment.csv`` for later r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any, Literal
@@ -84,9 +85,9 @@ class MarketSentimentConfig(PluginConfig):
 
 def describe_error(exc: BaseException) -> str:
     """One short line for ``note``: the exception's kind and its first words, credentials masked."""
-    from .fetch import BackingOff
+    from .fetch import BackingOff, NotListed
 
-    if isinstance(exc, BackingOff):
+    if isinstance(exc, (BackingOff, NotListed)):
         return str(exc)
     if isinstance(exc, (ValueError, KeyError, TypeError)):
         return f"malformed answer ({type(exc).__name__}: {mask_credentials(str(exc))[:120]})"
@@ -128,18 +129,17 @@ class MarketSentiment:
             return None  # live data on a simulated clock would be lookahead
         symbols = [s.symbol for s in snapshots if not self.config.symbols or s.symbol in self.config.symbols]
         before = dict(self.fetcher.requests)
-        readings = []
-        for symbol in dict.fromkeys(symbols):
-            try:
-                reading = await self.reading(ctx, symbol)
-            except Exception as exc:  # never out of the hook: the trading goes on without it
-                log.warning("market_sentiment: %s: %s", symbol, describe_error(exc))
-                reading = self.stale(symbol, describe_error(exc))
-            if reading is not None:
-                readings.append(reading)
+        answers = await asyncio.gather(*(self.safe_reading(ctx, symbol) for symbol in dict.fromkeys(symbols)))
         self.last_cycle_requests = {name: count - before.get(name, 0) for name, count in self.fetcher.requests.items()
                                     if count > before.get(name, 0)}
-        return readings or None
+        return [reading for reading in answers if reading is not None] or None
+
+    async def safe_reading(self, ctx, symbol: str) -> Sentiment | None:
+        try:
+            return await self.reading(ctx, symbol)
+        except Exception as exc:  # never out of the hook: the trading goes on without it
+            log.warning("market_sentiment: %s: %s", symbol, describe_error(exc))
+            return self.stale(symbol, describe_error(exc))
 
     async def reading(self, ctx, symbol: str) -> Sentiment | None:
         from .fetch import gather_inputs

@@ -35,6 +35,7 @@ PERIOD_SECONDS = {"5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4
                   "12h": 43200, "1d": 86400}
 TESTNET_DATA_URL = "https://testnet.binancefuture.com/futures/data"  # ccxt's sandbox table lacks fapiData
 MAX_BACKOFF_SECONDS = 900.0
+NOT_LISTED_SECONDS = 86400.0  # a symbol Binance does not list is asked for again a day later
 
 
 def exchange_id(symbol: str) -> str:
@@ -132,6 +133,10 @@ class BackingOff(Exception):
     """Not asked: the exchange said 429/418 and its Retry-After has not passed."""
 
 
+class NotListed(Exception):
+    """Not asked: Binance answered "Invalid symbol" for this symbol lately (no USDT-M perpetual)."""
+
+
 @dataclass
 class Cached:
     values: dict[str, float]
@@ -148,6 +153,7 @@ class Fetcher:
     blocked_until: datetime | None = None
     backoff: float = 0.0
     requests: dict[str, int] = field(default_factory=dict)  # input -> requests sent, all time
+    not_listed: dict[str, datetime] = field(default_factory=dict)  # symbol -> asked again after
 
     def params(self, name: str, symbol_id: str) -> dict[str, Any]:
         period = self.config.period
@@ -175,6 +181,9 @@ class Fetcher:
             return cached.values
         if self.blocked_until is not None and now < self.blocked_until:
             raise BackingOff(f"backing off until {self.blocked_until:%H:%M:%S} UTC (rate limited)")
+        if symbol in self.not_listed and now < self.not_listed[symbol]:
+            raise NotListed(f"{exchange_id(symbol)} is not a Binance USDT-M perpetual (asked again after "
+                            f"{self.not_listed[symbol]:%Y-%m-%d %H:%M} UTC)")
         answer = await self.request(name, symbol, now)
         values = parse(name, answer)
         self.cache[key] = Cached(values, self.expiry(name, now))
@@ -192,6 +201,9 @@ class Fetcher:
                 answer = await getattr(self.client, method)(self.params(name, exchange_id(symbol)))
         except ccxt.DDoSProtection:  # 429 and 418 (a ban)
             self.rate_limited(now)
+            raise
+        except ccxt.BadSymbol:  # -1121 "Invalid symbol": no need to ask every cycle
+            self.not_listed[symbol] = now + timedelta(seconds=NOT_LISTED_SECONDS)
             raise
         self.backoff = 0.0
         return answer
