@@ -1,20 +1,21 @@
 """Recorded sentiment, offline: the replay plugin answers ``gobot_scan_sentiment`` from
 ``<data_dir>/sentiment/*.csv`` as of each cycle's time (never a later reading), a bad file stops the
 start naming the file and row, and ``gobot backtest --risk plugins`` puts the same readings on the
-snapshots of each entry decision, so a recorded day of extreme greed or fear changes the trades."""
+snapshots of each entry decision, so a recorded day of extreme greed or fear changes the trades, and a
+paper run and a backtest judge every decision on the same reading: the newest at or before its time."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 
 from gobot.cli import cli
 from gobot_hookspecs import Action, Sentiment, Signal, hookimpl
-from gobot_hookspecs.sentiment import append_reading, recorded_path
-from sentiment_support import DAY0, config_file, data_folder, fear_greed
+from gobot_hookspecs.sentiment import append_reading, read_recorded, recorded_path
+from sentiment_support import DAY0, audit, config_file, data_folder, fear_greed
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -157,3 +158,43 @@ def test_a_bad_recorded_file_stops_the_backtest_naming_file_and_row(tmp_path, sy
                                     "--data", str(data)])
     assert done.exit_code != 0
     assert f"{path}, row 3: timestamp_ms is empty" in done.output + str(done.exception)
+
+
+def paper_verdicts(state_dir) -> dict[tuple[str, datetime], str]:
+    """(symbol, cycle time) -> the sentiment_extremes verdict's reason, from a paper run's audit log."""
+    return {(event["intent"]["symbol"], datetime.fromisoformat(event["sim_time"])): verdict["reason"]
+            for event in audit(state_dir) if event["event"] == "risk_verdicts"
+            for verdict in event["verdicts"] if verdict["plugin"] == "sentiment_extremes"}
+
+
+def backtest_verdicts(config) -> dict[tuple[str, datetime], str]:
+    """(symbol, decision time) -> the sentiment_extremes verdict's reason, from a backtest's entry decisions."""
+    from gobot.cli.common import load
+    from gobot.research.backtest.engine import run as run_backtest
+    from gobot.research.backtest.setup import BacktestSetup
+
+    setup = BacktestSetup.build(*load(str(config), explain=False))
+    strategy, execution = setup.strategy("sma_rsi"), setup.execution()
+    gate = setup.gate(execution, strategy).keep_decisions()
+    run_backtest(strategy, setup.params(strategy), setup.series(), execution, gate=gate)
+    return {(verdict.symbol, decision.intent.created_at): verdict.reason
+            for decision in gate.decisions.values() for verdict in decision.verdicts
+            if verdict.plugin == "sentiment_extremes"}
+
+
+def test_paper_and_backtest_judge_each_decision_on_the_reading_as_of_its_time(tmp_path, synthetic_data_dir):
+    hourly = [fear_greed(DAY0 + h * HOUR, 5 + (h * 37) % 91, valid_for=2 * HOUR) for h in range(72)]
+    data = data_folder(tmp_path / "data", synthetic_data_dir, hourly)
+    recorded = read_recorded(recorded_path(data, "fear_greed"))
+    config = config_file(tmp_path, data, check=True, extra=f'[backtest]\ndata_dir = "{data}"\n')
+    paper = CliRunner().invoke(cli, ["start", "--config", str(config), "--max-iterations", "100", "--quiet"])
+    assert paper.exit_code == 0, paper.output
+    judged = {"paper": paper_verdicts(tmp_path / "state"), "backtest": backtest_verdicts(config)}
+    assert len(judged["paper"]) > 10 and len(judged["backtest"]) > 100
+    for where, reasons in judged.items():
+        assert any(" above no_longs_above " in r for r in reasons.values()), where
+        assert any(" below no_shorts_below " in r for r in reasons.values()), where
+        for (symbol, when), reason in reasons.items():
+            (reading,) = recorded.as_of(when, [symbol])  # the newest at or before the decision
+            said = f"fear_greed score {reading.score:g} ({reading.fields['classification']})"
+            assert reason.startswith(said), (where, symbol, when, reason)
