@@ -198,12 +198,15 @@ def test_download_writes_the_history_oldest_first_in_the_recorded_format(server,
     for day in range(1, 40):
         server.publish(20 + day, T0 + timedelta(days=day), time_until_update=3600)
     config = tmp_path / "config.toml"
-    config.write_text(f'state_dir = "state"\n[plugins]\nenable = ["fear_greed"]\n'
-                      f'[plugins.fear_greed]\nurl = "{server.url}"\n', encoding="utf-8")
+    config.write_text(f'state_dir = "state"\n[plugins]\nenable = ["fear_greed"]\n[plugins.replay]\n'
+                      f'data_dir = "market"\n[plugins.fear_greed]\nurl = "{server.url}"\n', encoding="utf-8")
     monkeypatch.setenv("GOBOT_CONFIG", str(config))
+    missing = CliRunner().invoke(cli, ["sentiment", "download", "fear-greed", "--config", str(config)])
+    assert missing.exit_code == 1 and "market: no such folder ([plugins.replay] data_dir)" in missing.output
+    assert server.count == 0
     out = tmp_path / "market"
-    result = CliRunner().invoke(cli, ["sentiment", "download", "fear-greed", "--days", "10", "--out", str(out),
-                                      "--config", str(config)])
+    out.mkdir()
+    result = CliRunner().invoke(cli, ["sentiment", "download", "fear-greed", "--days", "10", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "asking" in result.output and "10 values, 2027-01-05 to 2027-01-14" in result.output
     assert server.requests[-1].query == {"limit": "10", "format": "json"}
@@ -270,6 +273,9 @@ def test_a_wall_clock_cycle_carries_the_index_on_every_snapshot_and_records_it(r
                    for line in reports[-1].phase("scan").records)
         recorded = read_recorded(recorded_path(bot.settings.state_path, "fear_greed"))
         assert len(recorded) == 1
+        status = bot.plugin_set.pm.get_plugin("fear_greed").gobot_status(bot.ctx)
+        assert status.reason.startswith("Fear & Greed 72 (Greed), ") and status.state == "fresh"
+        assert status.data["requests"] == 1 and status.data["stale"] is False
 
 
 def test_on_a_simulated_clock_it_asks_nothing(replay_bot, run_bot):

@@ -50,8 +50,14 @@ def add_download_command(cli: click.Group, load_config) -> None:
 
 
 def _data_dir(view) -> Path:
+    """The replay plugin's data folder; it must exist: without one replay uses the bundled demo market,
+    and a new folder holding only sentiment would leave it without candles."""
     replay = view.plugin_config("replay")
-    return Path(view.config.resolve(getattr(replay, "data_dir", None) or "data"))
+    folder = Path(view.config.resolve(getattr(replay, "data_dir", None) or "data"))
+    if not folder.is_dir():
+        raise click.ClickException(f"{folder}: no such folder ([plugins.replay] data_dir) — give --out DIR, or "
+                                   "create it with your candle files first")
+    return folder
 
 
 def download_history(view, folder: Path, days: int, echo=print) -> Path:
