@@ -137,6 +137,28 @@ def test_amounts_are_shares_of_capital_and_scale_with_it(tmp_path):
         key.split(".")[-1] for key in PROFILES["conservative"].flat()}
 
 
+def test_variables_win_over_the_profile_and_its_amounts_follow_the_capital_they_set(tmp_path):
+    from gobot.config import load_settings
+
+    path = tmp_path / "config.toml"
+    path.write_text("[trading]\nstop_loss_percent = 9\ntake_profit_percent = 30\n", encoding="utf-8")
+    environ = {"GOBOT_TRADING__TAKE_PROFIT_PERCENT": "2", "GOBOT_TRADING__INITIAL_CAPITAL_USD": "500"}
+    settings = load_settings(str(path), environ=environ, profile=get_profile("scalping"))
+    assert settings.trading.stop_loss_percent == 0.6  # the profile over the file
+    assert settings.trading.take_profit_percent == 2  # the variable over the profile
+    assert settings.trading.max_position_usd == 200  # 40 % of the capital the variable sets
+
+
+def test_a_profile_applies_without_a_config_file():
+    from gobot.config import load_settings
+
+    settings = load_settings(None, environ={}, profile=get_profile("conservative"))
+    assert settings.orchestrator.loop_interval == 3600
+    assert settings.plugin_sections["replay"]["timeframe"] == "1h"
+    assert settings.strategies == {"sma_rsi": {"fast": 12, "slow": 36, "rsi_period": 14, "rsi_long_max": 65,
+                                               "rsi_short_min": 35}}
+
+
 def test_applying_a_profile_joins_lists_and_leaves_the_data_alone():
     data = {"plugins": {"enable": ["sma_cross"], "risk_limits": {"max_trades_per_day": 99, "timezone": "UTC"}}}
     merged = apply_profile(data, get_profile("aggressive"))
