@@ -311,6 +311,17 @@ def test_record_appends_each_reading_in_the_recorded_format(tmp_path, server):
     assert again.fields["long_short_ratio"] == 1.5
 
 
+def test_the_recorded_file_keeps_a_column_for_an_input_missing_from_its_first_reading(tmp_path, server):
+    clock = hour_aligned_clock()
+    server.inject(Fault(path=PATHS["taker"], action="status", status=503, when="before"))
+    bot = sentiment_bot(tmp_path, server, clock, trading=["BTC/USDT"], record=True)
+    seen = run(bot, 2, lambda i: setattr(clock, "offset", clock.offset + timedelta(minutes=5)))
+    recorded = read_recorded(recorded_path(tmp_path / "state", "market_sentiment"))
+    [first], [second] = (recorded.as_of(r["BTC/USDT"].time, ["BTC/USDT"]) for r in seen)
+    assert "taker" not in first.inputs and first.fields["taker_buy_volume"] is None
+    assert second.inputs["taker"] == pytest.approx(GREEDY_RAW["taker"] * WEIGHTS["taker"])
+
+
 def test_all_weights_zero_is_refused_naming_the_fix(tmp_path, server):
     with pytest.raises(Exception, match="weight_"):
         bot = sentiment_bot(tmp_path, server, hour_aligned_clock(), weight_funding_rate=0, weight_funding_trend=0,
