@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -314,3 +314,29 @@ def test_a_restart_goes_on_editing_the_live_message(server, replay_bot, run_bot,
     assert [header(c) for c in reports(server, "sendMessage")] == [1]
     assert [(header(c), c.params["message_id"]) for c in reports(server, "editMessageText")] == [
         (n, live) for n in (2, 3, 4, 5)]
+
+
+def test_an_edit_telegram_finds_unchanged_is_not_an_error(server):
+    """Telegram answers 400 "message is not modified" to an edit that changes nothing (a retry whose
+    first try did arrive): the report counts as delivered, nothing new is sent."""
+    from gobot_hookspecs import CycleReport
+    from gobot_plugins.telegram.api import BotApi
+    from gobot_plugins.telegram.report import CycleReporter
+
+    async def go():
+        api = BotApi(TOKEN, server.url, 2)
+        reporter, state = CycleReporter(api, str(CHAT), 24), {}
+        moment = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+        reporter.on_cycle(state, CycleReport(run_id="r", iteration=1, time=moment, equity=100.0), "USDT", [])
+        await reporter.deliver()
+        reporter.on_cycle(state, CycleReport(run_id="r", iteration=2, time=moment, equity=100.0), "USDT", [])
+        await reporter.deliver()
+        state["cycle_report"]["version"] += 1  # the same page again, as after a lost answer
+        await reporter.deliver()
+        await api.close()
+        return reporter
+
+    reporter = asyncio.run(go())
+    assert [(c.method, c.status) for c in server.calls] == [
+        ("sendMessage", 200), ("editMessageText", 200), ("editMessageText", 400)]
+    assert not reporter.due() and (reporter.sent, reporter.edited) == (1, 1)
