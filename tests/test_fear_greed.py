@@ -134,6 +134,29 @@ def test_each_failure_keeps_the_last_value_marked_stale_with_the_error_and_backs
     assert not feed.as_of(at).stale and feed.failures == 0, "the fourth try got the real answer"
 
 
+def test_an_unreachable_endpoint_is_a_note_and_a_backoff_with_its_credentials_masked():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    feed = Feed(FearGreedConfig(url=f"http://reader:pa55w0rd-of-a-reader@127.0.0.1:{port}/fng/", timeout_seconds=2))
+    assert read(feed, NOW) is None
+    assert feed.error.startswith("ConnectError") and "pa55w0rd" not in feed.error
+    assert feed.next_try == NOW + timedelta(seconds=60) and feed.failures == 1
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    from email.utils import format_datetime
+
+    from gobot_plugins.fear_greed.client import retry_after
+
+    assert retry_after("120") == 120 and retry_after(None) is None and retry_after("soon") is None
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(minutes=10), usegmt=True)
+    assert 590 <= retry_after(later) <= 600
+
+
 def test_429_waits_as_long_as_retry_after_says(server):
     feed = feed_for(server, retry_initial_seconds=60, refresh_margin_seconds=0)
     read(feed, NOW)

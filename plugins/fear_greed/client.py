@@ -8,6 +8,7 @@ message of this plugin, and a filter on httpx's logger masks them in its "HTTP R
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -17,6 +18,7 @@ from gobot_hookspecs.redact import MASK, SECRET_NAME, mask_credentials
 from .index import IndexValue, SourceError, parse
 
 DEFAULT_URL = "https://api.alternative.me/fng/"
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
 
 
 def request_url(url: str, limit: int) -> str:
@@ -39,16 +41,21 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def masked(text: str) -> str:
+    """``text`` with every URL in it as ``shown_url`` shows it (and credentials in other known places masked)."""
+    if "://" in text:
+        text = _URL.sub(lambda match: shown_url(match.group()), text)
+    return mask_credentials(text)
+
+
 class _MaskUrls(logging.Filter):
-    """Masks credentials in the URLs of httpx's own log lines."""
+    """Masks credentials in the URLs of httpx's own log lines ("HTTP Request: GET <url> ...")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "://" in message:
-            masked = " ".join(shown_url(word) if "://" in word else word for word in message.split(" "))
-            masked = mask_credentials(masked)
-            if masked != message:
-                record.msg, record.args = masked, None
+        clean = masked(message)
+        if clean != message:
+            record.msg, record.args = clean, None
         return True
 
 
@@ -69,7 +76,7 @@ async def fetch(url: str, limit: int, timeout: float) -> list[IndexValue]:
     except httpx.TimeoutException:
         raise SourceError(f"no answer within {timeout:g} s") from None
     except httpx.HTTPError as exc:
-        raise SourceError(mask_credentials(f"{type(exc).__name__}: {exc}".replace(url, shown_url(url)))) from None
+        raise SourceError(masked(f"{type(exc).__name__}: {exc}")) from None
     status = response.status_code
     if status >= 300:
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
