@@ -18,7 +18,7 @@ import pytest
 from gobot.config import settings_from_dict
 from gobot.host.plugin_manager import build_plugin_set
 from gobot.run.bot import Bot
-from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
+from gobot_hookspecs import Candles, MarketSnapshot, Priority, hookimpl
 from gobot_hookspecs.sentiment import read_recorded, recorded_path
 from servers.binance import BinanceTestServer, Fault
 from servers.bots import NOT_NEEDED, MovableWallClock, binance_bot, run_cycles
@@ -63,7 +63,7 @@ def hour_aligned_clock() -> MovableWallClock:
 
 
 def sentiment_bot(tmp_path, server: BinanceTestServer, clock: MovableWallClock, trading: list[str] = SYMBOLS,
-                  **section) -> Bot:
+                  plugins: list = (), **section) -> Bot:
     data = {"state_dir": str(tmp_path / "state"),
             "trading": {"symbols": trading, "max_position_usd": 100, "initial_capital_usd": 10000},
             "plugins": {"enable": ["market_sentiment"],
@@ -71,7 +71,7 @@ def sentiment_bot(tmp_path, server: BinanceTestServer, clock: MovableWallClock, 
                                              "request_timeout": 2} | section}}
     settings = settings_from_dict(data, "test-config.toml", base_dir=str(tmp_path))
     plugins = build_plugin_set(enable=settings.plugins.enable, disable=NOT_NEEDED,
-                               extra_plugins=[("scan", Scan(clock, trading)), ("clock", clock)])
+                               extra_plugins=[("scan", Scan(clock, trading)), ("clock", clock), *plugins])
     return Bot(settings, plugins)
 
 
@@ -188,6 +188,35 @@ def test_each_input_is_fetched_once_per_period_and_cached_cycles_cost_nothing(tm
     assert per_cycle[3] == cold | {"funding_trend": 0}  # the settled funding history is cached to the hour
     assert per_cycle[4] == cold
     assert [r["BTC/USDT"].score for r in seen] == [pytest.approx(seen[0]["BTC/USDT"].score)] * 5
+
+
+class CountingPolicy:
+    """A rate-limit policy that lets everything through and keeps what it was asked and told."""
+
+    def __init__(self):
+        self.asked: list[tuple[float, Priority]] = []
+        self.statuses: list[int] = []
+
+    async def acquire(self, weight, priority, orders=0):
+        self.asked.append((weight, priority))
+
+    def on_response(self, status, headers):
+        self.statuses.append(status)
+
+    @hookimpl(tryfirst=True)
+    def gobot_rate_limit_policy(self):
+        return self
+
+
+def test_every_request_asks_the_rate_limiter_for_its_weight_at_low_priority(tmp_path, server):
+    policy = CountingPolicy()
+    server.inject(Fault(path=PATHS["taker"], action="status", status=429, code=-1003, when="before", retry_after=60))
+    asked = []
+    bot = sentiment_bot(tmp_path, server, hour_aligned_clock(), plugins=[("policy", policy)])
+    run(bot, 2, lambda i: asked.append(list(policy.asked)))
+    assert asked[0] == [(1.0, Priority.LOW)] * 10  # ccxt's cost table: 1 per request, 5 inputs x 2 symbols
+    assert asked[1] == asked[0]  # the cached cycle asked for nothing
+    assert policy.statuses.count(429) == 1 and policy.statuses.count(200) == 9  # it learns from every answer
 
 
 def test_the_status_reports_the_requests_of_the_last_cycle(tmp_path, server):
