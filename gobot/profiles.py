@@ -138,6 +138,9 @@ CONSERVATIVE = _profile("conservative", "small positions on hourly candles, ~0.5
     ("strategies.sma_rsi.rsi_period", 14, "the standard 14-candle RSI"),
     ("strategies.sma_rsi.rsi_long_max", 65, "no LONG above RSI 65 (default 70): never buy a stretched move"),
     ("strategies.sma_rsi.rsi_short_min", 35, "no SHORT below RSI 35 (default 30): never sell into a washed-out one"),
+    ("strategies.sma_cross.fast", 12, "sma_cross (off by default; when enabled): the same 12/36-hour averages as "
+     "sma_rsi, so both read the profile's candles alike"),
+    ("strategies.sma_cross.slow", 36, "sma_cross's slow SMA: 36 hours, as sma_rsi's"),
 ])
 
 AGGRESSIVE = _profile("aggressive", "the design's aggressive mode: large positions on 15m candles, ~2 % of capital "
@@ -186,6 +189,9 @@ AGGRESSIVE = _profile("aggressive", "the design's aggressive mode: large positio
     ("strategies.sma_rsi.rsi_period", 14, "the standard 14-candle RSI"),
     ("strategies.sma_rsi.rsi_long_max", 75, "LONG up to RSI 75 (default 70): rides strong moves longer"),
     ("strategies.sma_rsi.rsi_short_min", 25, "SHORT down to RSI 25 (default 30)"),
+    ("strategies.sma_cross.fast", 7, "sma_cross (off by default; when enabled): the same 7/22-candle averages as "
+     "sma_rsi, so both read the profile's candles alike"),
+    ("strategies.sma_cross.slow", 22, "sma_cross's slow SMA: 22 candles (5h30), as sma_rsi's"),
 ])
 
 SCALPING = _profile("scalping", "5m candles and a 5-minute loop, small targets above the round-trip costs, "
@@ -238,6 +244,9 @@ SCALPING = _profile("scalping", "5m candles and a 5-minute loop, small targets a
     ("strategies.sma_rsi.rsi_period", 7, "a 7-candle RSI (35 minutes), matched to the short averages"),
     ("strategies.sma_rsi.rsi_long_max", 70, "the default RSI bounds: a short RSI already swings wide"),
     ("strategies.sma_rsi.rsi_short_min", 30, "the default RSI bounds"),
+    ("strategies.sma_cross.fast", 5, "sma_cross (off by default; when enabled): the same 5/14-candle averages as "
+     "sma_rsi, so both read the profile's candles alike"),
+    ("strategies.sma_cross.slow", 14, "sma_cross's slow SMA: 14 candles (70 minutes), as sma_rsi's"),
 ])
 
 PROFILES: dict[str, Profile] = {profile.name: profile for profile in (CONSERVATIVE, AGGRESSIVE, SCALPING)}

@@ -33,7 +33,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from gobot_plugins.sma_cross.strategy import SmaCrossStrategy
+from gobot_plugins.sma_rsi.strategy import SmaRsiStrategy
+
 ROOT = Path(__file__).resolve().parents[1]
+STRATEGIES = {"sma_rsi": SmaRsiStrategy, "sma_cross": SmaCrossStrategy}
 BUNDLED = read_config(ROOT / "config.toml")
 NAMES = list(PROFILES)
 
@@ -69,10 +73,7 @@ def test_a_profile_over_the_bundled_config_validates_every_section(name, tmp_pat
         if path[0] == "plugins":
             assert getattr(configs[path[1]], path[2]) == value, key
         elif path[0] == "strategies":
-            from gobot_plugins.sma_rsi.strategy import SmaRsiStrategy
-
-            assert path[1] == "sma_rsi"
-            assert configured_params(settings, SmaRsiStrategy())[path[2]] == value, key
+            assert configured_params(settings, STRATEGIES[path[1]]())[path[2]] == value, key
         else:
             assert getattr(getattr(settings, path[0]), path[1]) == value, key
     for timeframe in (configs["replay"].timeframe, configs["binance"].timeframe, settings.backtest.timeframe):
@@ -156,7 +157,7 @@ def test_a_profile_applies_without_a_config_file():
     assert settings.orchestrator.loop_interval == 3600
     assert settings.plugin_sections["replay"]["timeframe"] == "1h"
     assert settings.strategies == {"sma_rsi": {"fast": 12, "slow": 36, "rsi_period": 14, "rsi_long_max": 65,
-                                               "rsi_short_min": 35}}
+                                               "rsi_short_min": 35}, "sma_cross": {"fast": 12, "slow": 36}}
 
 
 def test_applying_a_profile_joins_lists_and_leaves_the_data_alone():
@@ -179,13 +180,18 @@ def test_a_short_paper_run_of_each_profile_completes(name, tmp_path, synthetic_d
     from gobot.run.runner import Runner
 
     settings = profile_settings(name, tmp_path, synthetic_data_dir)
-    plugin_set = build_plugin_set(enable=settings.plugins.enable, disable=settings.plugins.disable)
+    # sma_cross too (off by default): the profile's parameters for it run as well.
+    plugin_set = build_plugin_set(enable=[*settings.plugins.enable, "sma_cross"], disable=settings.plugins.disable)
     bot = Bot(settings, plugin_set)
     outcome = asyncio.run(Runner(bot, 4, handle_signals=False).run())
     assert outcome.cycles_run == 4, outcome.reason
     times = [row.time for row in bot.state.cycles]
     steps = {(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])}
     assert steps == {settings.orchestrator.loop_interval}
+    params = {strategy: version.params for strategy, version in bot.state.strategies.items()}
+    profile = get_profile(name).values["strategies"]
+    assert {key: params["sma_rsi"][key] for key in profile["sma_rsi"]} == profile["sma_rsi"]
+    assert {key: params["sma_cross"][key] for key in profile["sma_cross"]} == profile["sma_cross"]
 
 
 # -- the command line ------------------------------------------------------------------------
