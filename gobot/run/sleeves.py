@@ -98,7 +98,8 @@ def parse_shares(specs: Sequence[str], profiles: Sequence[str]) -> dict[str, flo
 
 def sleeve_settings(config_path: str | None, parent: Settings, profile: str, share: float, group_id: str) -> Settings:
     """The config with ``profile`` applied (file, then profile, then GOBOT_ variables, validated like a file),
-    then the sleeve's own: capital share, state folder, the parent's kill switch and archive, the group tags."""
+    then the sleeve's own: capital share (and that share of the daily profit target), state folder, the
+    parent's kill switch and archive, the group tags."""
     path = find_config_path(config_path)
     data = read_config(path) if path is not None else {}
     label = str(path) if path is not None else "(defaults)"
@@ -108,6 +109,8 @@ def sleeve_settings(config_path: str | None, parent: Settings, profile: str, sha
                                   f"{label} + profile {profile}", base_dir=base_dir, environ=os.environ)
     settings.state_dir = str((parent.state_path / SLEEVES_DIR / profile).resolve())
     settings.trading.initial_capital_usd = capital
+    if "orchestrator.daily_profit_target" not in get_profile(profile).flat():  # the file's: for the whole capital
+        settings.orchestrator.daily_profit_target = parent.orchestrator.daily_profit_target * share
     settings.orchestrator.kill_switch_file = str(parent.kill_switch_path.resolve())  # `gobot kill` stops them all
     archiver = settings.plugin_sections.setdefault("archiver", {})
     if not archiver.get("database_url"):

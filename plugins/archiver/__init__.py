@@ -183,18 +183,20 @@ class Archiver:
         """Closed trades of every archived run (the sizer's longer memory); None while the archive is unreachable.
 
         On a simulated clock only this run's trades count: other replays of the same data traded the
-        same market, some of it in this run's future, and would leak it into the sizing.
+        same market, some of it in this run's future, and would leak it into the sizing. A sleeve of a
+        side-by-side profiles run (``group`` set) counts only its own too: the other sleeves trade other rules.
         """
         store = self.writer.store if self.writer is not None else None
         if store is None:
             return None
         # A replay's history is its own run's, which only this writer adds to: the answer holds until it
         # writes another trade (the sizer asks at every entry decision; a query costs about a millisecond).
-        key = (limit, ctx.run_id, self.writer.health.trade_writes) if ctx.simulated else None
+        own = ctx.simulated or bool(self._config(ctx).group)
+        key = (limit, ctx.run_id, self.writer.health.trade_writes) if own else None
         if key is not None and self._history[0] == key:
             return list(self._history[1])
         try:
-            rows = store.latest_trades(limit, run_id=ctx.run_id if ctx.simulated else None)
+            rows = store.latest_trades(limit, run_id=ctx.run_id if own else None)
         except Exception as exc:  # an archive that can't answer now: the caller falls back to its own ledger
             log.warning("archiver: trade history unavailable: %s", self.redact(str(exc).splitlines()[0]))
             return None
