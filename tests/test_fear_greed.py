@@ -309,3 +309,30 @@ def test_on_a_simulated_clock_it_asks_nothing(replay_bot, run_bot):
         run_bot(bot, 2)
         assert server.count == 0
         assert all("fear_greed" not in s.sentiment for s in bot.ctx.snapshots)
+
+
+def test_downloaded_history_replays_as_of_each_cycle_without_asking_the_source(
+        replay_bot, run_bot, synthetic_data_dir, tmp_path, monkeypatch):
+    import shutil
+
+    market = tmp_path / "market"
+    shutil.copytree(synthetic_data_dir, market)  # the replay's candles (2026-01-01 .. 01-03, 5m)
+    with FearGreedServer() as server:
+        start = datetime(2025, 12, 20, tzinfo=timezone.utc)
+        for day in range(20):
+            server.publish(30 + day, start + timedelta(days=day), time_until_update=3600)
+        config = tmp_path / "config.toml"
+        config.write_text(f'[plugins]\nenable = ["fear_greed"]\n[plugins.fear_greed]\nurl = "{server.url}"\n')
+        monkeypatch.setenv("GOBOT_CONFIG", str(config))
+        result = CliRunner().invoke(cli, ["sentiment", "download", "fear-greed", "--days", "0", "--out", str(market)])
+        assert result.exit_code == 0, result.output
+        assert server.requests[-1].query["limit"] == "0" and "20 values" in result.output
+        bot = replay_bot(config={"plugins": {"replay": {"data_dir": str(market)}, "fear_greed": {"url": server.url}}},
+                         enable=["fear_greed"])
+        run_bot(bot, 2)
+        assert server.count == 1, "only the download asked"
+    for snapshot in bot.ctx.snapshots:
+        reading = snapshot.sentiment["fear_greed"]
+        day = (snapshot.time.date() - start.date()).days  # the value published that day, never a later one
+        assert reading.fields["value"] == 30 + day and reading.time.date() == snapshot.time.date()
+        assert not reading.stale
