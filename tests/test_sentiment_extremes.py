@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from gobot.cli import cli
-from gobot_hookspecs import Action, Candles, MarketSnapshot
-from gobot_plugins.sentiment_extremes import SentimentExtremesConfig, judge
+from gobot_hookspecs import Action, Candles, MarketSnapshot, OrderIntent, Side
+from gobot_plugins.sentiment_extremes import SentimentExtremes, SentimentExtremesConfig, judge
 from sentiment_support import DAY0, config_file, data_folder, fear_greed, verdicts
 
 CYCLES = "40"
@@ -105,6 +105,12 @@ def test_levels_in_a_fields_units():
     assert judge(config, fear, "BTC/USDT", Action.SHORT) == (
         "fear", "fear_greed value 20 (Extreme Fear) below no_shorts_below 25: no new shorts on BTC/USDT")
     assert judge(config, [snapshot("BTC/USDT", fear_greed(DAY0, 75))], "BTC/USDT", Action.LONG)[0] == "within"
+
+
+def test_a_close_is_never_judged():
+    close = OrderIntent(id="1-BTC/USDT-close", client_order_id="c1", symbol="BTC/USDT", side=Side.SELL,
+                        purpose="close", notional_usd=10, reference_price=100, created_at=DAY0)
+    assert SentimentExtremes().gobot_risk_check(ctx=None, intent=close) is None  # whatever the sentiment
 
 
 def test_a_reading_without_the_field_fails_closed():
