@@ -64,12 +64,14 @@ class Ideas:
 
 
 class Mood:
-    """A market-wide sentiment reading every cycle."""
+    """A market-wide sentiment reading every cycle, and one for BTC that is past its time (stale)."""
 
     @hookimpl
     def gobot_scan_sentiment(self, ctx):
         return [Sentiment(source="fear_greed", time=ctx.now(), valid_until=ctx.now() + timedelta(days=1),
-                          score=0.44, fields={"value": 72.0, "classification": "Greed"}, inputs={"value": 0.44})]
+                          score=0.44, fields={"value": 72.0, "classification": "Greed"}, inputs={"value": 0.44}),
+                Sentiment(source="market_sentiment", symbol="BTC/USDT", time=ctx.now() - timedelta(hours=2),
+                          valid_until=ctx.now() - timedelta(hours=1), score=-0.12)]
 
 
 class Recorder:
@@ -169,7 +171,7 @@ def test_quiet_cycles_edit_one_message_and_trading_cycles_send_a_new_one(server,
     assert "P&L " in order_cycle and "signals: BTC/USDT LONG 0.91 · ETH/USDT LONG 0.91" in order_cycle
     assert f"🛑 ETH/USDT — risk: {HOSTILE}" in order_cycle, "the veto with its reason, escaped and intact"
     assert "#4 🟢 BUY" in order_cycle and "BTC/USDT" in order_cycle
-    assert "🧭 sentiment fear_greed (market): score +0.44" in order_cycle
+    assert "🧭 sentiment: fear_greed +0.44 (Greed) · market_sentiment BTC/USDT -0.12 STALE" in order_cycle
     closed = next(visible_text(c.params["text"]) for c in sends if "💰 closed BTC/USDT LONG" in c.params["text"])
     assert "(test: close)" in closed or "closed BTC/USDT LONG" in closed
 

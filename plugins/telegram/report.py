@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gobot_hookspecs.money import amount_text, money
-from gobot_hookspecs.sentiment import describe
 
 from .api import BotApi, TelegramError
 from .text import MESSAGE_LIMIT, escape, units
@@ -35,7 +34,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "cycle_report"
 LINE_LIMIT = 240  # visible characters of one line of the report (a longer reason is cut)
-MAX_VETOES, MAX_SENTIMENT, MAX_EVENTS = 6, 2, 25
+MAX_VETOES, MAX_EVENTS = 6, 25
 NOT_MODIFIED = "message is not modified"
 GONE = ("message to edit not found", "message can't be edited")
 _TAG = re.compile(r"<[^>]+>")
@@ -107,23 +106,30 @@ def top_lines(report: Any, currency: str, day_base: float, snapshots: list[Any])
         vetoes[key] = vetoes.get(key, 0) + 1
     lines += fold([f"🛑 {escape(key)}" + (f" ×{n}" if n > 1 else "") for key, n in vetoes.items()],
                   MAX_VETOES, "vetoes")
-    lines += fold([f"🧭 {escape(shorten(line, 160))}" for line in sentiment_lines(snapshots)], MAX_SENTIMENT,
-                  "readings")
+    mood = sentiment_line(snapshots)
+    if mood:
+        lines.append(f"🧭 sentiment: {escape(mood)}")
     if report.errors:
         lines.append(f"⚠️ {len(report.errors)} plugin errors: {escape(shorten(report.errors[0], 160))}")
     return lines
 
 
-def sentiment_lines(snapshots: list[Any]) -> list[str]:
-    """One line per distinct sentiment reading on this cycle's snapshots (``describe``)."""
-    seen, lines = set(), []
+def sentiment_line(snapshots: list[Any]) -> str:
+    """The sentiment readings on this cycle's snapshots in one short line: source, symbol, score, its
+    classification, stale; "" when there are none. (``gobot_hookspecs.sentiment.describe`` has the inputs.)"""
+    seen, items = set(), []
     for snap in snapshots or []:
         for reading in (getattr(snap, "sentiment", None) or {}).values():
             key = (reading.source, reading.symbol)
-            if key not in seen:
-                seen.add(key)
-                lines.append(describe(reading))
-    return lines
+            if key in seen:
+                continue
+            seen.add(key)
+            score = "no score" if reading.score is None else f"{reading.score:+.2f}"
+            label = reading.fields.get("classification")
+            items.append(f"{reading.source}{' ' + reading.symbol if reading.symbol else ''} {score}"
+                         + (f" ({label})" if isinstance(label, str) and label else "")
+                         + (" STALE" if reading.stale else ""))
+    return shorten(" · ".join(items)) if items else ""
 
 
 def event_lines(report: Any, currency: str) -> list[str]:
@@ -240,11 +246,14 @@ class CycleReporter:
                 page["message_id"] = await self._send(text, silent=not page.get("notify"))
             else:
                 await self._edit(page, text)
-        except TelegramError:
+        except TelegramError as exc:
             current = self.page
-            if current is not page and current is not None and page.get("message_id") is None:
-                self._carry(page, current)  # replaced while it was being sent, and not sent: nothing lost
-                current["version"] = current.get("version", 0) + 1
+            if current is not page and current is not None:  # a new page started while this one was being sent
+                if page.get("message_id") is None:
+                    self._carry(page, current)  # and this one was not sent: its events go with the new one
+                    current["version"] = current.get("version", 0) + 1
+                if not exc.retryable:
+                    return  # given up on the old page only: the new one is due
             raise
         finally:
             self._in_flight = None
