@@ -22,9 +22,11 @@ _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"<>]+")
 
 
 def request_url(url: str, limit: int) -> str:
-    """``url`` asking for the newest ``limit`` values (0 = all) as JSON; its other parameters kept."""
+    """``url`` asking for the newest ``limit`` values (0 = all) as JSON with unix timestamps; its other
+    parameters kept."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("limit", "format")]
+    ours = ("limit", "format", "date_format")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
     query += [("limit", str(limit)), ("format", "json")]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
