@@ -64,7 +64,7 @@ def test_without_a_reading_every_new_position_is_vetoed_fail_closed(tmp_path, sy
     assert seen and not any(v["approved"] for v in seen)
     assert {v["reason"] for v in seen} == {
         f"no fear_greed reading for {v['symbol']}: is the fear_greed plugin enabled? "
-        "(fail closed: sentiment_extremes needs it; disable sentiment_extremes to trade without it)" for v in seen}
+        "(replay and backtest read <data_dir>/sentiment/fear_greed.csv) (fail closed: sentiment_extremes needs it; disable sentiment_extremes to trade without it)" for v in seen}
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert not state["trades"] and not state["positions"]
     assert "sentiment_extremes: no fear_greed reading for" in output

@@ -58,7 +58,8 @@ def level_of(config: SentimentExtremesConfig, reading) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def judge(config: SentimentExtremesConfig, snapshots, symbol: str, direction: Action) -> tuple[str, str]:
+def judge(config: SentimentExtremesConfig, snapshots, symbol: str, direction: Action,
+          simulated: bool = False) -> tuple[str, str]:
     """``(kind, text)``: kind ``within`` = allowed (text: the reading), else text is the veto's reason.
 
     Kinds: missing, stale, no_level (fail closed), greed, fear (past a level), within."""
@@ -66,8 +67,9 @@ def judge(config: SentimentExtremesConfig, snapshots, symbol: str, direction: Ac
     reading = snapshot.sentiment.get(config.source) if snapshot is not None else None
     tail = f"(fail closed: {NAME} needs it; disable {NAME} to trade without it)"
     if reading is None:
-        return "missing", (f"no {config.source} reading for {symbol}: is the {config.source} plugin enabled? "
-                           f"{tail}")
+        where = f" (replay and backtest read <data_dir>/sentiment/{config.source}.csv)" if simulated else ""
+        return "missing", (f"no {config.source} reading for {symbol}: is the {config.source} plugin enabled?"
+                           f"{where} {tail}")
     if reading.stale:
         return "stale", f"{config.source} reading is stale: {reading.note or 'not refreshed in time'} {tail}"
     level = level_of(config, reading)
@@ -96,7 +98,8 @@ class SentimentExtremes:
         if intent.purpose != "open":  # the core never asks for closes; a rule must not trap a position anyway
             return None
         config = SentimentExtremesConfig.of(ctx, NAME)
-        kind, reason = judge(config, ctx.snapshots, intent.symbol, intent.direction)
+        kind, reason = judge(config, ctx.snapshots, intent.symbol, intent.direction,
+                             simulated=getattr(ctx, "simulated", True))  # a backtest's context is simulated
         state = ctx.plugin_state(NAME)
         state["last"] = {"symbol": intent.symbol, "time": ctx.now().isoformat(), "kind": kind, "reading": reason}
         if kind == "within":
