@@ -64,7 +64,8 @@ def test_without_a_reading_every_new_position_is_vetoed_fail_closed(tmp_path, sy
     assert seen and not any(v["approved"] for v in seen)
     assert {v["reason"] for v in seen} == {
         f"no fear_greed reading for {v['symbol']}: is the fear_greed plugin enabled? "
-        "(replay and backtest read <data_dir>/sentiment/fear_greed.csv) (fail closed: sentiment_extremes needs it; disable sentiment_extremes to trade without it)" for v in seen}
+        "(replay and backtest read <data_dir>/sentiment/fear_greed.csv) "
+        "(fail closed: sentiment_extremes needs it; disable sentiment_extremes to trade without it)" for v in seen}
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert not state["trades"] and not state["positions"]
     assert "sentiment_extremes: no fear_greed reading for" in output
@@ -118,6 +119,9 @@ def test_a_reading_without_the_field_fails_closed():
     kind, reason = judge(SentimentExtremesConfig(field="value", no_longs_above=75, no_shorts_below=25),
                          [snapshot("ETH/USDT", reading)], "ETH/USDT", Action.SHORT)
     assert kind == "no_level" and reason.startswith("fear_greed reading for ETH/USDT has no value (missing value)")
+    nan = fear_greed(DAY0, 60).model_copy(update={"fields": {"value": float("nan")}})
+    assert judge(SentimentExtremesConfig(field="value", no_longs_above=75, no_shorts_below=25),
+                 [snapshot("ETH/USDT", nan)], "ETH/USDT", Action.LONG)[0] == "no_level"
 
 
 @pytest.mark.parametrize("keys, error", [

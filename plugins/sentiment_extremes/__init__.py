@@ -14,6 +14,8 @@ shows the levels, the last reading seen and the vetoes so far by reason.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field, model_validator
 
 from gobot_hookspecs import Action, PluginConfig, RiskCounter, RiskStatus, RiskVerdict, hookimpl
@@ -53,9 +55,11 @@ def measure(config: SentimentExtremesConfig) -> str:
 
 
 def level_of(config: SentimentExtremesConfig, reading) -> float | None:
-    """The number the levels are compared with: the score, or the configured field when it is a number."""
+    """The number the levels are compared with: the score, or the configured field when it is a finite number."""
     value = reading.fields.get(config.field) if config.field else reading.score
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def judge(config: SentimentExtremesConfig, snapshots, symbol: str, direction: Action,
