@@ -179,14 +179,14 @@ def test_a_source_behind_its_schedule_is_asked_again_with_backoff(server):
 
 def test_a_url_with_credentials_never_reaches_the_logs_or_notes(server, caplog):
     secret, key = "hunter2-very-secret", "k3y-v3ry-s3cr3t-value"
-    url = server.url.replace("http://", f"http://reader:{secret}@") + f"?apikey={key}"
+    url = server.url.replace("http://", f"http://reader:{secret}@") + f"?apikey={key}&date_format=world"
     feed = Feed(FearGreedConfig(url=url, timeout_seconds=2, refresh_margin_seconds=0))
     with caplog.at_level(logging.DEBUG):
         read(feed, NOW)
         server.fail(503)
         reading = read(feed, NOW + DUE)
     assert server.requests[0].headers["authorization"].startswith("Basic ")  # the credentials were used
-    assert server.requests[0].query["apikey"] == key
+    assert server.requests[0].query == {"apikey": key, "limit": "1", "format": "json"}  # unix timestamps wanted
     text = caplog.text + reading.note + json.dumps(feed.status(NOW + DUE))
     assert "HTTP 503" in reading.note and "HTTP Request" in caplog.text
     assert secret not in text and key not in text
