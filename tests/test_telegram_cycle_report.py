@@ -131,11 +131,13 @@ def audit(bot) -> list[dict]:
 
 def page_starts(recorded) -> list[int]:
     """The cycles that start a new message under the documented policy (no window expiry here)."""
-    starts, day = [], None
+    starts, day, closing = [], None, set()
     for report in recorded:
-        notable = report.orders or report.trades_closed
+        notable = report.orders or any(t.symbol not in closing for t in report.trades_closed)
         if not starts or notable or report.time.date() != day:
             starts.append(report.iteration)
+            closing = set()
+        closing |= {o.symbol for o in report.orders if o.purpose == "close"}
         day = report.time.date()
     return starts
 
@@ -155,7 +157,7 @@ def test_quiet_cycles_edit_one_message_and_trading_cycles_send_a_new_one(server,
     assert [header(c) for c in sends] == starts
     assert len(edits) == 12 - len(starts), "every other cycle edits the live message"
     assert reports(server, status=400) == []
-    notable = {r.iteration for r in recorder.reports if r.orders or r.trades_closed}
+    notable = {r.iteration for r in recorder.reports if r.orders}
     assert [c.params["disable_notification"] for c in sends] == [header(c) not in notable for c in sends], (
         "a trading cycle's message notifies; a routine one is silent")
     by_id = {}
@@ -172,8 +174,9 @@ def test_quiet_cycles_edit_one_message_and_trading_cycles_send_a_new_one(server,
     assert f"🛑 ETH/USDT — risk: {HOSTILE}" in order_cycle, "the veto with its reason, escaped and intact"
     assert "#4 🟢 BUY" in order_cycle and "BTC/USDT" in order_cycle
     assert "🧭 sentiment: fear_greed +0.44 (Greed) · market_sentiment BTC/USDT -0.12 STALE" in order_cycle
-    closed = next(visible_text(c.params["text"]) for c in sends if "💰 closed BTC/USDT LONG" in c.params["text"])
-    assert "(test: close)" in closed or "closed BTC/USDT LONG" in closed
+    assert not any("💰" in c.params["text"] for c in sends), "a close ordered on a message is edited into it"
+    closed = next(c for c in edits if "💰 closed BTC/USDT LONG" in c.params["text"])
+    assert "#9 🟢 SELL" in visible_text(closed.params["text"]) and header(closed) == 10
 
     last = server.messages[(str(CHAT), edits[-1].params["message_id"])]
     assert last["text"].startswith("📊 #12 ") and "cycles #" in last["text"], "the live message shows the last cycle"

@@ -4,10 +4,11 @@ does not flood the chat (``[plugins.telegram] report_every_cycle``).
 The policy, in *pages* (one page = one Telegram message):
 
 - a quiet cycle (no order placed or proposed, no trade closed) edits the live page in place: the
-  chat does not grow, and an edit never notifies; its fills (an order of an earlier cycle filled)
-  are added to the page's events;
-- a notable cycle (an order placed or proposed, a trade closed) starts a new page, sent with a
-  notification; its events stay on that page while later quiet cycles edit the part above them;
+  chat does not grow, and an edit never notifies; its fills (an order of an earlier cycle filled),
+  and a trade closed by a close order placed on this page, are added to the page's events;
+- a notable cycle (an order placed or proposed, a trade closed otherwise: a stop-loss, a
+  take-profit) starts a new page, sent with a notification; its events stay on that page while
+  later quiet cycles edit the part above them;
 - a new page also starts at the first cycle of a UTC day and when the live page is
   ``report_edit_window`` hours old; those are sent silently (``disable_notification``).
 
@@ -191,10 +192,12 @@ class CycleReporter:
         if state.get("report_day") != day:  # "today" counts from the day's first cycle, as the daily P&L does
             state["report_day"], state["report_day_base"] = day, report.equity
         events = event_lines(report, currency)
-        notable = bool(report.orders or report.trades_closed)
         page = self.page
+        closing = set((page or {}).get("closing") or [])  # symbols this page placed a close order for
+        notable = bool(report.orders) or any(t.symbol not in closing for t in report.trades_closed)
         if self._new_page(page, report, day, notable):
             page = self._start(page, report, day, notable)
+        page["closing"] = sorted({*page.get("closing", []), *(o.symbol for o in report.orders if o.purpose == "close")})
         page["events"] = [*page["events"], *events]
         page["top"] = top_lines(report, currency, float(state["report_day_base"]), snapshots)
         page["last"] = report.iteration
