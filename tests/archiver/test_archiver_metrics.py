@@ -107,6 +107,15 @@ def test_version_labels_sort_numerically():
     assert list(metrics.group_trades(many, "strategy_version")) == ["s v1", "s v2", "s v10"]
 
 
+def test_the_expectancy_interval_is_the_mean_plus_minus_z_standard_errors():
+    # [1, 2, 3, 4, 5]: mean 3, sample standard deviation sqrt(2.5), n 5 -> 3 +- 1.96 * sqrt(2.5) / sqrt(5)
+    low, high = metrics.mean_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 1.96 * math.sqrt(2.5) / math.sqrt(5)
+    assert (low, high) == pytest.approx((3 - half, 3 + half))
+    assert metrics.mean_interval([2.0, 2.0]) == (2.0, 2.0)  # no spread: the mean itself
+    assert metrics.mean_interval([1.0]) is None and metrics.mean_interval([]) is None  # no spread to measure
+
+
 def test_the_wilson_interval_matches_the_published_values():
     low, high = metrics.wilson_interval(8, 10)
     assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
