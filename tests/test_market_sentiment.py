@@ -331,7 +331,8 @@ def test_on_a_simulated_clock_it_asks_nothing(replay_bot, server):
 def test_record_appends_each_reading_in_the_recorded_format(tmp_path, server):
     clock = hour_aligned_clock()
     bot = sentiment_bot(tmp_path, server, clock, record=True)
-    seen = run(bot, 2, lambda i: setattr(clock, "offset", clock.offset + timedelta(minutes=5)))
+    # cycle 2 reads the same period from the cache: a repeat adds no row
+    seen = run(bot, 3, lambda i: setattr(clock, "offset", clock.offset + timedelta(minutes=5 if i == 0 else 0)))
     recorded = read_recorded(recorded_path(tmp_path / "state", "market_sentiment"))
     assert len(recorded) == 4
     [again] = recorded.as_of(clock.now(), ["BTC/USDT"])

@@ -145,8 +145,7 @@ class MarketSentiment:
         from .fetch import gather_inputs
 
         now = ctx.now()
-        names = [name for name in INPUTS if getattr(self.config, f"weight_{name}") > 0]
-        present, failed = await gather_inputs(self.fetcher, names, symbol, now, describe_error)
+        present, failed = await gather_inputs(self.fetcher, self.inputs(), symbol, now, describe_error)
         if not present:
             return self.stale(symbol, "; ".join(f"{name}: {why}" for name, why in failed.items()))
         fields, inputs, score = condense(present, self.config)
@@ -156,8 +155,8 @@ class MarketSentiment:
                             missing=sorted(failed, key=INPUTS.index),
                             note="; ".join(f"{name}: {why}" for name, why in failed.items()))
         self.last[symbol] = reading
-        if self.config.record:
-            self.record(ctx, reading)
+        if self.config.record and any(self.fetcher.cache[(symbol, name)].fetched == now for name in present):
+            self.record(ctx, reading)  # only a reading with news: a cached repeat adds no row
         return reading
 
     def stale(self, symbol: str, why: str) -> Sentiment | None:
@@ -165,7 +164,7 @@ class MarketSentiment:
         last = self.last.get(symbol)
         if last is None:
             return None
-        return last.model_copy(update={"stale": True, "missing": list(INPUTS), "note": (
+        return last.model_copy(update={"stale": True, "missing": self.inputs(), "note": (
             f"could not refresh since {last.time:%Y-%m-%d %H:%M:%S} UTC: {why}")})
 
     def record(self, ctx, reading: Sentiment) -> None:
@@ -180,6 +179,10 @@ class MarketSentiment:
             append_reading(path, reading)
         except OSError as exc:
             log.warning("market_sentiment: cannot record the reading: %s", exc)
+
+    def inputs(self) -> list[str]:
+        """The inputs asked for: those with a weight above 0."""
+        return [name for name in INPUTS if getattr(self.config, f"weight_{name}") > 0]
 
     def _period_seconds(self) -> int:
         from .fetch import PERIOD_SECONDS

@@ -140,6 +140,7 @@ class NotListed(Exception):
 @dataclass
 class Cached:
     values: dict[str, float]
+    fetched: datetime
     expires: datetime
 
 
@@ -186,7 +187,7 @@ class Fetcher:
                             f"{self.not_listed[symbol]:%Y-%m-%d %H:%M} UTC)")
         answer = await self.request(name, symbol, now)
         values = parse(name, answer)
-        self.cache[key] = Cached(values, self.expiry(name, now))
+        self.cache[key] = Cached(values, now, self.expiry(name, now))
         return values
 
     async def request(self, name: str, symbol: str, now: datetime) -> Any:
