@@ -198,3 +198,27 @@ def test_paper_and_backtest_judge_each_decision_on_the_reading_as_of_its_time(tm
             (reading,) = recorded.as_of(when, [symbol])  # the newest at or before the decision
             said = f"fear_greed score {reading.score:g} ({reading.fields['classification']})"
             assert reason.startswith(said), (where, symbol, when, reason)
+
+
+class Peek:
+    """Asks ``ctx.backtest`` over the scan's candles, as the validator does."""
+
+    def __init__(self):
+        self.result = None
+
+    @hookimpl
+    def gobot_validate_strategy(self, ctx, strategy):
+        snap = ctx.snapshots[0]
+        self.result = ctx.backtest(strategy.name, strategy.params, snap.candles, snap.symbol)
+
+
+def test_the_validators_backtests_read_the_replays_recorded_sentiment(replay_bot, run_bot, tmp_path,
+                                                                       synthetic_data_dir):
+    results = {}
+    for name, readings in (("greed", [fear_greed(DAY0, 90)]), ("fear", [fear_greed(DAY0, 10)]), ("none", [])):
+        data = data_folder(tmp_path / name, synthetic_data_dir, readings)
+        peek = Peek()
+        run_bot(replay_bot(config={"plugins": {"enable": ["sentiment_extremes"], "replay": {"data_dir": str(data)}}},
+                           plugins=[("peek", peek)], disable=["validator"], state_dir=tmp_path / name / "state"), 1)
+        results[name] = {t.direction.value for t in peek.result.trades}
+    assert results == {"greed": {"SHORT"}, "fear": {"LONG"}, "none": set()}  # none: fail closed

@@ -98,7 +98,7 @@ class BacktestContext:
                         **({"min_notional": series.market.min_notional} if series.market.min_notional else {})}))
         self.snapshots = snapshots
         if self._sentiment[0] is not book:  # once a backtest: are there recorded readings beside the candles?
-            self._sentiment = (book, recorded_in(folders_of(book.series)))
+            self._sentiment = (book, recorded_in(folders_of(book.series, self.config, self._configs.get("replay"))))
         if self._sentiment[1]:
             attach_as_of(self._sentiment[1], snapshots, self._now)
 

@@ -3,14 +3,15 @@ put on the snapshots the risk plugins see at each entry decision, as of the deci
 ``replay`` plugin answers ``gobot_scan_sentiment`` with in a paper run of the same folder.
 
 Files are read once (and kept while unchanged, for the optimizer's many backtests); a backtest whose
-candle folders have no ``sentiment`` folder pays nothing per decision.
+candle folders have no ``sentiment`` folder pays nothing per decision. Candles made in memory (the
+validator's ``ctx.backtest``) take the readings of the folders ``gobot backtest`` reads.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from gobot_hookspecs import MarketSnapshot
 from gobot_hookspecs.sentiment import RECORDED_DIR, Recorded, attach, read_recorded
@@ -18,13 +19,23 @@ from gobot_hookspecs.sentiment import RECORDED_DIR, Recorded, attach, read_recor
 _READ: dict[Path, tuple[tuple[int, int], Recorded]] = {}  # path -> ((mtime_ns, size), its readings)
 
 
-def folders_of(series: Iterable) -> list[Path]:
-    """The folders the series' candle files came from (series made in memory have none)."""
+def folders_of(series: Iterable, settings: Any = None, replay_config: Any = None) -> list[Path]:
+    """The folders the series' candle files came from; for series made in memory (``ctx.backtest``, the
+    validator's backtests of the running bot's candles) the folders ``gobot backtest`` looks in:
+    ``[backtest] data_dir``, then ``[plugins.replay] data_dir`` (a replay's own folder)."""
     out: list[Path] = []
+    in_memory = False
     for item in series:
         path = Path(item.source) if getattr(item, "source", "") else None
-        if path is not None and path.suffix == ".csv" and path.is_file() and path.parent not in out:
-            out.append(path.parent)
+        if path is not None and path.suffix == ".csv" and path.is_file():
+            if path.parent not in out:
+                out.append(path.parent)
+        else:
+            in_memory = True
+    if in_memory and settings is not None:
+        from gobot.research.backtest.history import data_dirs
+
+        out += [folder for folder in data_dirs(settings, replay_config) if folder not in out]
     return out
 
 
