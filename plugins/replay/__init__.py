@@ -22,6 +22,7 @@ from pydantic import Field
 
 from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
 from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir
+from gobot_hookspecs.sentiment import Recorded
 
 from .data import find_candles, find_sentiment
 
@@ -61,7 +62,7 @@ class Replay:
         self.other_timeframes: dict[tuple[str, str], Candles] = {}
         self.config = ReplayConfig()
         self.data_dir = Path("data")
-        self.sentiment: list = []  # gobot_hookspecs.sentiment.Recorded, one per recorded source
+        self.sentiment: list[Recorded] = []  # one per recorded source, loaded with the candles
 
     @hookimpl
     def gobot_config_model(self):
@@ -142,7 +143,6 @@ class Replay:
                 )
             )
         return snapshots
-
 
     @hookimpl
     def gobot_scan_sentiment(self, ctx, snapshots):
