@@ -91,7 +91,7 @@ class TelegramConfig(PluginConfig):
     )
     report_every_cycle: bool = Field(
         False, description="keep a compact report of every cycle in the chat: one message edited in place, a new one "
-                           "(with a notification) when a cycle places an order or closes a trade"
+                           "(notifying) when a cycle places an order or a stop-loss or take-profit closes a trade"
     )
     report_edit_window: float = Field(
         24.0, ge=0, description="hours one report message is edited before a new (silent) one starts; a new one also "
