@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -83,6 +84,9 @@ def test_each_profile_runs_on_its_own_sleeve_and_state_folder(group_run):
         assert f"Sleeve {profile}: run {state['run_id']}" in output
     assert not (folder / "state" / "state.json").exists()  # the parent folder holds no bot of its own
     assert "Profiles compared" in output and "win% 95% CI" in output
+    for profile in PROFILES:  # the sleeves' cycle lines interleave: each names its profile ([plugins.console] label)
+        assert re.search(rf"^{profile}\s+#1 ", output, re.M)
+    assert "the group's time span ended" in output
 
 
 def test_the_sleeves_trade_the_same_time_span_with_their_own_loop_intervals(group_run):

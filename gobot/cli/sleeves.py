@@ -50,7 +50,7 @@ def start_sleeves(config_path: str | None, profiles: Sequence[str], shares: Sequ
                    f"state {sleeve.settings.state_path}")
 
     build_bots(group, max_iterations, started)
-    span = f", {group.start:%Y-%m-%d %H:%M} → {group.end:%Y-%m-%d %H:%M} UTC" if group.start and group.end else ""
+    span = f", {group.start:%Y-%m-%d %H:%M} → {group.until:%Y-%m-%d %H:%M} UTC" if group.start and group.end else ""
     click.echo(f"Profiles side by side: group {group.group_id}, {len(group.sleeves)} sleeves{span}")
     asyncio.run(run_group(group))
     print_group_summary(group)
@@ -71,10 +71,9 @@ def print_group_summary(group: Any) -> None:
         if sleeve.error is not None:
             console.print(f"  crashed: {type(sleeve.error).__name__}: {sleeve.error}")
             continue
-        bot, reason = sleeve.bot, sleeve.outcome.reason
-        if reason == "replay data exhausted" and group.end is not None and bot.clock.now() > group.end:
-            reason = f"the group's time span ended ({group.end:%Y-%m-%d %H:%M} UTC)"  # the common end, not the data's
-        print_run_summary(bot.state, reason, table=False, currency=bot.ctx.currency, portfolio=bot.portfolio)
+        bot = sleeve.bot
+        print_run_summary(bot.state, sleeve.outcome.reason, table=False, currency=bot.ctx.currency,
+                          portfolio=bot.portfolio)
     console.print()
     console.print(comparison_table(group))
     console.print(f"[dim]`gobot report` compares them from the archive (group {group.group_id}), with the "

@@ -55,6 +55,7 @@ class Runner:
         runners in one event loop: ``gobot.run.sleeves``)."""
         self.bot = bot
         self.handle_signals = handle_signals
+        self.clock_end_reason = "replay data exhausted"  # why a simulated clock past its ``end`` ends the run
         self.on_started = on_started
         self.max_iterations = bot.settings.orchestrator.max_iterations if max_iterations is None else max_iterations
         self.cycles_run = 0
@@ -100,7 +101,7 @@ class Runner:
             return False
         end = getattr(bot.clock, "end", None)
         if end is not None and bot.clock.now() > end:
-            self._end("replay data exhausted", finished=True)
+            self._end(self.clock_end_reason, finished=True)
             return False
         return True
 

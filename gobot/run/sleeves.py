@@ -67,6 +67,11 @@ class SleeveGroup:
     def folder(self) -> Path:
         return self.parent.state_path / SLEEVES_DIR
 
+    @property
+    def until(self) -> datetime | None:
+        """Where the common span ends, as said to people: the end plus its margin (``_END_MARGIN``)."""
+        return self.end + _END_MARGIN if self.end is not None else None
+
 
 def parse_shares(specs: Sequence[str], profiles: Sequence[str]) -> dict[str, float]:
     """Each profile's fraction of the capital from ``PROFILE=PERCENT`` specs (``--share aggressive=50``);
@@ -116,6 +121,7 @@ def sleeve_settings(config_path: str | None, parent: Settings, profile: str, sha
     if not archiver.get("database_url"):
         archiver["database_url"] = f"sqlite:///{(parent.state_path / 'archive.db').resolve()}"
     archiver.update(group=group_id, profile=profile)
+    settings.plugin_sections.setdefault("console", {}).setdefault("label", profile)  # the sleeves' lines interleave
     return settings
 
 
@@ -216,6 +222,8 @@ def build_bots(group: SleeveGroup, max_iterations: int | None, on_started: Calla
         own = sleeve.settings.orchestrator.loop_interval
         limit = 0 if simulated else (math.ceil(cycles * base / own) if cycles else 0)
         sleeve.runner = Runner(sleeve.bot, limit, on_started=lambda s=sleeve: on_started(s), handle_signals=False)
+        if simulated and group.end is not None:
+            sleeve.runner.clock_end_reason = f"the group's time span ended ({group.until:%Y-%m-%d %H:%M} UTC)"
 
 
 async def run_group(group: SleeveGroup) -> None:
