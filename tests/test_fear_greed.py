@@ -22,6 +22,7 @@ from tests.servers.fear_greed import FearGreedServer
 T0 = datetime(2026, 12, 6, 0, 0, tzinfo=timezone.utc)  # the newest value's time
 NOW = T0 + timedelta(hours=5)  # when the bot asks: the next value is due at T0 + 24 h
 DUE = timedelta(hours=19)  # time_until_update at NOW
+MARGIN = timedelta(seconds=120)  # refresh_margin_seconds' default
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def read(feed: Feed, at: datetime):
 def test_the_reading_is_the_index_on_the_contracts_scale_valid_until_the_next_value(server):
     reading = read(feed_for(server), NOW)
     assert reading.source == "fear_greed" and reading.symbol is None
-    assert reading.time == T0 and reading.valid_until == NOW + DUE
+    assert reading.time == T0 and reading.valid_until == NOW + DUE + MARGIN  # fresh until it is asked again
     assert reading.score == -0.5 and reading.inputs == {"value": -0.5}
     assert reading.fields == {"value": 25.0, "classification": "Extreme Fear"}
     assert not reading.stale and reading.note == ""
@@ -56,7 +57,8 @@ def test_one_request_per_published_value_however_many_cycles_ask(server):
         assert read(feed, NOW + timedelta(minutes=minutes)).fields["value"] == 25.0
     assert server.count == 1
     server.publish(60, T0 + timedelta(days=1), "Greed", time_until_update=86_000)
-    assert read(feed, NOW + DUE + timedelta(seconds=60)).stale, "due, and the margin not over: not asked yet"
+    waiting = read(feed, NOW + DUE + timedelta(seconds=60))
+    assert not waiting.stale and waiting.fields["value"] == 25.0, "due, margin not over: not asked, not stale yet"
     assert server.count == 1
     fresh = read(feed, NOW + DUE + timedelta(seconds=121))
     assert server.count == 2 and fresh.fields == {"value": 60.0, "classification": "Greed"} and not fresh.stale
@@ -66,8 +68,8 @@ def test_one_request_per_published_value_however_many_cycles_ask(server):
 def test_a_value_past_its_valid_until_is_stale_and_the_core_marks_it_too(server):
     feed = feed_for(server)
     read(feed, NOW)
-    later = NOW + DUE + timedelta(seconds=30)
-    assert feed.as_of(later).stale and "next value was due" in feed.as_of(later).note
+    later = NOW + DUE + MARGIN + timedelta(seconds=30)
+    assert feed.as_of(later).stale and "next value was expected by" in feed.as_of(later).note
     snapshot = MarketSnapshot(symbol="BTC/USDT", time=later, price=1.0, candles=Candles(timeframe="5m"))
     attach([snapshot], [feed.reading], later)  # the reading as first answered, not yet marked
     assert snapshot.sentiment["fear_greed"].stale and "not refreshed since" in snapshot.sentiment["fear_greed"].note

@@ -56,13 +56,14 @@ class Feed:
             self._failed(now, f"the answer's value of {newest.time:%Y-%m-%d %H:%M} UTC is older than the one held")
             return
         next_due = due(newest, now, timedelta(hours=self.config.update_period_hours))
-        self.reading = reading(newest, next_due)
+        margin = timedelta(seconds=self.config.refresh_margin_seconds)
+        self.reading = reading(newest, next_due + margin)  # fresh until it is asked again: no stale gap
         self._record(self.reading)
         if next_due <= now:  # the source is up but has not published the value that is due
             self._failed(now, f"no new value yet (the next was due {next_due:%Y-%m-%d %H:%M} UTC)")
             return
         self.failures, self.error = 0, ""
-        self.next_try = next_due + timedelta(seconds=self.config.refresh_margin_seconds)
+        self.next_try = next_due + margin
 
     def _failed(self, now: datetime, error: str, retry_after: float | None = None) -> None:
         self.failures += 1
@@ -86,7 +87,7 @@ class Feed:
             notes.append(f"published {held.time:%Y-%m-%d %H:%M} UTC, older than max_age_hours "
                          f"({self.config.max_age_hours:g} h)")
         if held.valid_until is not None and now > held.valid_until and not self.error:
-            notes.append(f"the next value was due {held.valid_until:%Y-%m-%d %H:%M} UTC")
+            notes.append(f"the next value was expected by {held.valid_until:%Y-%m-%d %H:%M} UTC")
         return held.model_copy(update={"stale": bool(notes), "note": "; ".join(notes)})
 
     def _record(self, new: Sentiment) -> None:
