@@ -210,3 +210,42 @@ def test_the_html_report_has_the_table_and_every_sleeve_equity_in_one_chart(grou
         chart.wait_drawn()
         assert chart.errors == [] and chart.left == []
         assert chart.state("profiles-equity")["points"] == sum(EXPECTED_CYCLES.values())
+
+
+def test_on_the_wall_clock_each_sleeve_runs_on_its_own_schedule_in_one_event_loop(tmp_path, synthetic_data_dir):
+    """No simulated clock (no replay; a feed of current candles): the sleeves' schedulers run side by side in
+    one asyncio loop, each every its own loop_interval, max_iterations scaled to one span of wall time."""
+    import asyncio
+
+    from gobot.config import load_settings
+    from gobot.run.sleeves import build_bots, plan_group, run_group
+    from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
+
+    class LiveFeed:
+        @hookimpl
+        def gobot_scan_market(self, ctx):
+            now = ctx.now()
+            ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
+            prices = [100.0 + (i % 7) for i in range(60)]
+            candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
+                              high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices,
+                              volume=[1.0] * 60)
+            return [MarketSnapshot(symbol="BTC/USDT", time=now, price=prices[-1], candles=candles)]
+
+    config = write_config(tmp_path, synthetic_data_dir)
+    parent = load_settings(str(config))
+    parent.orchestrator.loop_interval = 0.15  # the span: 4 x 0.15 s of wall time
+    group = plan_group(str(config), parent, PROFILES, (), (), ["replay"], fresh=False)
+    intervals = {"conservative": 0.3, "aggressive": 0.15, "scalping": 0.075}  # the profiles' 3600/900/300 s, sped up
+    for sleeve in group.sleeves:
+        sleeve.settings.orchestrator.loop_interval = intervals[sleeve.profile]
+        sleeve.plugin_set.pm.register(LiveFeed(), name="live_feed")
+    build_bots(group, 4, lambda sleeve: None)
+    assert not any(s.bot.clock.simulated for s in group.sleeves) and group.start is None
+    asyncio.run(run_group(group))
+    states = {s.profile: s.bot.state for s in group.sleeves}
+    assert {p: s.iteration for p, s in states.items()} == {"conservative": 2, "aggressive": 4, "scalping": 8}
+    firsts = [s.cycles[0].time for s in states.values()]
+    lasts = [s.cycles[-1].time for s in states.values()]
+    assert max(firsts) < min(lasts)  # they ran at the same time, not one after the other
+    assert all(s.outcome.finished for s in group.sleeves)
