@@ -345,3 +345,15 @@ def test_an_edit_telegram_finds_unchanged_is_not_an_error(server):
     assert [(c.method, c.status) for c in server.calls] == [
         ("sendMessage", 200), ("editMessageText", 200), ("editMessageText", 400)]
     assert not reporter.due() and (reporter.sent, reporter.edited) == (1, 1)
+
+
+def test_cycles_within_the_min_interval_merge_and_the_last_one_goes_out_at_shutdown(server, replay_bot, run_bot):
+    bot = make_bot(replay_bot, config(server, report_min_interval=600), ("ideas", Ideas(longs={2})))
+    run_bot(bot, 5)  # the run_started alert was the last request: no report for 600 s, but the run ends first
+    [only] = reports(server)
+    shown = visible_text(only.params["text"])
+    assert only.method == "sendMessage" and shown.startswith("📊 #5 "), "one message, the newest cycle, at shutdown"
+    assert "#2 🟢 BUY" in shown and "#3 ✅ filled BUY" in shown, "the order's events are not lost in the merge"
+    assert only.params["disable_notification"] is False, "it holds an order: it notifies"
+    alerts = [i for i, c in enumerate(server.calls) if c.method == "sendMessage" and not is_report(c)]
+    assert alerts and max(alerts) < server.calls.index(only), "every alert went before it"
