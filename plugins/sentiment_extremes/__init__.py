@@ -102,8 +102,7 @@ class SentimentExtremes:
         if intent.purpose != "open":  # the core never asks for closes; a rule must not trap a position anyway
             return None
         config = SentimentExtremesConfig.of(ctx, NAME)
-        kind, reason = judge(config, ctx.snapshots, intent.symbol, intent.direction,
-                             simulated=getattr(ctx, "simulated", True))  # a backtest's context is simulated
+        kind, reason = judge(config, ctx.snapshots, intent.symbol, intent.direction, simulated=ctx.simulated)
         state = ctx.plugin_state(NAME)
         state["last"] = {"symbol": intent.symbol, "time": ctx.now().isoformat(), "kind": kind, "reading": reason}
         if kind == "within":

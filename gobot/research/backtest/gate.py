@@ -51,6 +51,7 @@ class BacktestContext:
 
     live = False
     paused = False
+    simulated = True  # a backtest's clock is the candles'
     iteration = 0
 
     def __init__(self, settings: Any, plugin_configs: dict, strategies: dict[str, Strategy], version: StrategyVersion):
