@@ -357,3 +357,27 @@ def test_cycles_within_the_min_interval_merge_and_the_last_one_goes_out_at_shutd
     assert only.params["disable_notification"] is False, "it holds an order: it notifies"
     alerts = [i for i, c in enumerate(server.calls) if c.method == "sendMessage" and not is_report(c)]
     assert alerts and max(alerts) < server.calls.index(only), "every alert went before it"
+
+
+def test_after_an_outage_one_report_carries_the_events_of_every_message_not_sent(server, replay_bot, run_bot):
+    server.set_down(503)
+
+    class Recover:
+        @hookimpl
+        def gobot_on_cycle_end(self, report):
+            if report.iteration == 7:
+                server.set_down(None)
+
+    bot = make_bot(replay_bot, config(server), ("ideas", Ideas(longs={1, 5}, closes={3})), ("recover", Recover()))
+    run_bot(bot, 8)
+    delivered = reports(server)
+    assert delivered, "reports go out once Telegram is back"
+    first = visible_text(delivered[0].params["text"])
+    for event in ("#1 🟢 BUY", "#2 ✅ filled BUY", "#3 🟢 SELL", "#4 💰 closed BTC/USDT", "#5 🟢 BUY"):
+        assert event in first, f"{event} was carried into the first message sent"
+    assert delivered[0].params["disable_notification"] is False
+    receipts = [e for e in audit(bot) if e["event"] == "alert_delivery" and e["channel"] == "telegram"]
+    assert receipts and all(r["delivered"] for r in receipts), "every alert delivered too"
+    queued = [i for i, c in enumerate(server.calls) if c.method == "sendMessage" and c.status == 200
+              and not is_report(c) and "run_completed" not in c.params["text"]]  # run_completed: raised at the end
+    assert server.calls.index(delivered[0]) > max(queued), "the alerts queued during the outage went first"

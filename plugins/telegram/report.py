@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 STATE_KEY = "cycle_report"
 LINE_LIMIT = 240  # visible characters of one line of the report (a longer reason is cut)
 MAX_VETOES, MAX_EVENTS = 6, 25
+KEPT_EVENTS = 100  # events a page keeps in the state (a long outage carries many pages into one): the newest
 NOT_MODIFIED = "message is not modified"
 GONE = ("message to edit not found", "message can't be edited")
 _TAG = re.compile(r"<[^>]+>")
@@ -161,6 +162,8 @@ def render(page: dict[str, Any]) -> str:
     events = list(page.get("events") or [])
     if events:
         lines += fold(events, MAX_EVENTS, "events")
+    if page.get("older"):
+        lines.append(f"… and {page['older']} older events (not kept)")
     first, last = page.get("first"), page.get("last")
     if last is not None and first is not None and last != first:
         lines.append(f"<i>cycles #{first}–#{last} on this message</i>")
@@ -199,6 +202,9 @@ class CycleReporter:
             page = self._start(page, report, day, notable)
         page["closing"] = sorted({*page.get("closing", []), *(o.symbol for o in report.orders if o.purpose == "close")})
         page["events"] = [*page["events"], *events]
+        if len(page["events"]) > KEPT_EVENTS:
+            page["older"] = page.get("older", 0) + len(page["events"]) - KEPT_EVENTS
+            page["events"] = page["events"][-KEPT_EVENTS:]
         page["top"] = top_lines(report, currency, float(state["report_day_base"]), snapshots)
         page["last"] = report.iteration
         page["version"] = page.get("version", 0) + 1
@@ -207,10 +213,9 @@ class CycleReporter:
         if page is None or notable or page.get("day") != day:
             return True
         try:
-            started = datetime.fromisoformat(page["started"])
-        except (KeyError, TypeError, ValueError):
+            return report.time - datetime.fromisoformat(page["started"]) >= self.edit_window
+        except (KeyError, TypeError, ValueError):  # a damaged or naive time in the state: start afresh
             return True
-        return report.time - started >= self.edit_window
 
     def _start(self, old: dict[str, Any] | None, report: Any, day: str, notable: bool) -> dict[str, Any]:
         page = {"message_id": None, "first": report.iteration, "started": report.time.isoformat(), "day": day,
@@ -223,6 +228,7 @@ class CycleReporter:
     @staticmethod
     def _carry(old: dict[str, Any], page: dict[str, Any]) -> None:
         page["events"] = [*old["events"], *page["events"]]
+        page["older"] = page.get("older", 0) + old.get("older", 0)
         page["first"] = old.get("first", page["first"])
         page["notify"] = page["notify"] or bool(old.get("notify"))
 
