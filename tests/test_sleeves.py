@@ -113,6 +113,16 @@ def test_one_archive_holds_the_three_runs_tagged_with_the_group_and_profile(grou
     assert not list((folder / "state" / "sleeves").glob("*/archive.db"))
 
 
+def test_status_on_the_parent_folder_shows_every_sleeve(group_run):
+    _folder, config, _output = group_run
+    status = CliRunner().invoke(cli, ["status", "--config", str(config), "--json"], catch_exceptions=False)
+    sleeves = json.loads(status.output)["sleeves"]
+    assert sleeves["finished"] is True
+    assert {p: s["iteration"] for p, s in sleeves["profiles"].items()} == EXPECTED_CYCLES
+    text = CliRunner().invoke(cli, ["status", "--config", str(config)], catch_exceptions=False).output
+    assert f"group {sleeves['group_id']}" in text and all(f"{p}: run" in text for p in PROFILES)
+
+
 def test_shares_divide_the_capital_and_bad_shares_are_refused(tmp_path, synthetic_data_dir):
     config = write_config(tmp_path, synthetic_data_dir)
     done = start(config, "--max-iterations", "2", "--share", "scalping=50")

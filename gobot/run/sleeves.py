@@ -29,9 +29,8 @@ from gobot.config import Settings, find_config_path, read_config, settings_from_
 from gobot.errors import StartRefused
 from gobot.host.plugin_manager import PluginSet, build_plugin_set
 from gobot.profiles import apply_profile, get_profile
+from gobot.run.sleeve_status import GROUP_FILE, SLEEVES_DIR, read_group
 
-SLEEVES_DIR = "sleeves"
-GROUP_FILE = "group.json"
 #: A simulated sleeve runs while its clock is at or before the common end: one microsecond short of
 #: ``start + span``, so the config's loop_interval gives exactly ``max_iterations`` cycles.
 _END_MARGIN = timedelta(microseconds=1)
@@ -123,15 +122,6 @@ def sleeve_settings(config_path: str | None, parent: Settings, profile: str, sha
     archiver.update(group=group_id, profile=profile)
     settings.plugin_sections.setdefault("console", {}).setdefault("label", profile)  # the sleeves' lines interleave
     return settings
-
-
-def read_group(folder: Path) -> dict[str, Any] | None:
-    """The group file of the last side-by-side run in ``folder``; None if there is none (or it is unreadable)."""
-    try:
-        data = json.loads((folder / GROUP_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("group_id"), str) else None
 
 
 def write_group(group: SleeveGroup, finished: bool = False) -> None:

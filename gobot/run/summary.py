@@ -179,6 +179,9 @@ def status_dict(state: BotState | None, store: StateStore, settings) -> dict[str
     }
     if state is None:
         data["run"] = None
+        from gobot.run.sleeve_status import sleeves_status
+
+        data["sleeves"] = sleeves_status(store.dir)  # a side-by-side profiles run keeps its bots in sleeves/
         return data
     last = state.cycles[-1] if state.cycles else None
     data.update(
@@ -203,7 +206,18 @@ def print_status(data: dict[str, Any]) -> None:
     console = Console()
     flags = [flag for flag in ("paused", "kill_switch") if data[flag]]
     if data.get("run") is None:
-        console.print(f"No run yet in {data['state_dir']}. {' '.join(flags)}")
+        sleeves = data.get("sleeves")
+        if not sleeves:
+            console.print(f"No run yet in {data['state_dir']}. {' '.join(flags)}")
+            return
+        console.print(f"Profiles side by side (group {sleeves['group_id']}, "
+                      f"{'finished' if sleeves['finished'] else 'resumable'}) in {data['state_dir']}/sleeves "
+                      f"{' '.join(flags)}")
+        for name, sleeve in sleeves["profiles"].items():
+            console.print(f"  {escape(name)}: " + (escape(sleeve) if isinstance(sleeve, str) else
+                          f"run {sleeve['run']}, cycle {sleeve['iteration']}, equity {sleeve['equity']:.2f}, "
+                          f"{sleeve['closed_trades']} closed trades"
+                          + (f", finished: {escape(sleeve['finish_reason'] or '')}" if sleeve["finished"] else "")))
         return
     m = data["metrics"]
     state = "finished: " + data["finish_reason"] if data["finished"] else "resumable"
