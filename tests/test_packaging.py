@@ -13,7 +13,7 @@ def test_no_generic_top_level_names_are_importable_outside_the_repo(tmp_path):
 def test_builtins_and_contract_import_under_their_own_names(tmp_path):
     code = "import gobot_hookspecs, gobot_plugins.paper, gobot; print(gobot_hookspecs.CONTRACT_VERSION)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "1.3"
+    assert out.strip() == "1.4"
 
 
 def test_requires_python_states_what_the_tests_run_on():
