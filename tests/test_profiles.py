@@ -243,6 +243,27 @@ def test_start_runs_one_profile_and_names_it(tmp_path, synthetic_data_dir):
     assert "paper mode, profile aggressive, plugins:" in result.output
 
 
+def test_a_run_resumes_only_under_the_profile_it_started_with(tmp_path, synthetic_data_dir):
+    """Another profile would change the run's timeframe, limits and strategy mid-run: refused with the fix."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "state"\n[plugins.replay]\ndata_dir = "{synthetic_data_dir}"\n', encoding="utf-8")
+    first = CliRunner().invoke(cli, ["start", "--config", str(config), "--profile", "aggressive",
+                                     "--max-iterations", "2", "--quiet"])
+    assert first.exit_code == 0, first.output
+    state_file = tmp_path / "state" / "state.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    assert state["profile"] == "aggressive"
+    state["finished"], state["finish_reason"] = False, ""  # as a run stopped by a signal leaves it
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    for other in (["--profile", "scalping"], []):
+        refused = CliRunner().invoke(cli, ["start", "--config", str(config), *other, "--max-iterations", "1"])
+        assert refused.exit_code != 0
+        assert "was started with --profile aggressive; resume it with --profile aggressive" in str(refused.exception)
+    resumed = CliRunner().invoke(cli, ["start", "--config", str(config), "--profile", "aggressive",
+                                       "--max-iterations", "1", "--quiet"])
+    assert resumed.exit_code == 0 and "paper mode, profile aggressive) after cycle 2" in resumed.output
+
+
 def test_profiles_lists_every_value_and_reason_side_by_side():
     result = CliRunner().invoke(cli, ["profiles"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output

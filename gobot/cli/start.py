@@ -82,6 +82,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
                              fresh=fresh, serve=serve or host is not None or port is not None, verbose=verbose)
     profile = _one_profile(profile_names)
     settings, plugin_set = load(config_path, enable, disable, live=live, profile=profile)
+    if profile is not None:  # the archive labels the run with it (`gobot report`)
+        settings.plugin_sections.setdefault("archiver", {}).setdefault("profile", profile.name)
     plugin_set.raise_for_failures()
     _warn_unknown_sections(settings, plugin_set)
     if settings.orchestrator.kill_switch_enabled and settings.kill_switch_path.exists():
@@ -110,6 +112,7 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     setup_logging(settings, verbose)
     had_state = fresh and (settings.state_path / "state.json").exists()
     bot = Bot(settings, plugin_set, live=live, fresh=fresh)
+    _same_profile(bot, profile)
     if fresh:
         click.echo(_fresh_note(settings.state_path, had_state, bot))
     if live:
@@ -126,6 +129,19 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     runner = Runner(bot, max_iterations, on_started=started)
     outcome = asyncio.run(_serve_and_run(runner, settings.server) if serve else runner.run())
     print_run_summary(bot.state, outcome.reason, table=not quiet, currency=bot.ctx.currency, portfolio=bot.portfolio)
+
+
+def _same_profile(bot, profile) -> None:
+    """A new run records its profile; a run resumes only under the profile it started with (another
+    would change its timeframe, limits and strategy mid-run)."""
+    name = profile.name if profile is not None else ""
+    if bot.resumed_from is None:
+        bot.state.profile = name
+    elif bot.state.profile != name:
+        started = f"with --profile {bot.state.profile}" if bot.state.profile else "without a profile"
+        again = f"--profile {bot.state.profile}" if bot.state.profile else "no --profile"
+        raise StartRefused(f"run {bot.state.run_id} was started {started}; resume it with {again}, "
+                           "or start a new run with --fresh")
 
 
 def _one_profile(names):

@@ -121,6 +121,7 @@ class BotState(BaseModel):
     max_drawdown: float = 0.0  # fraction of the peak
     finished: bool = False
     finish_reason: str = ""
+    profile: str = ""  # the strategy profile the run was started with (`gobot start --profile`); "" = none
 
 
 class StateError(GobotError):
