@@ -15,7 +15,8 @@ from gobot.host.plugin_manager import CORE_DISTRIBUTION, build_plugin_set, entry
 
 #: Built-in plugins and the extra their entry point names (the rest need the core install only).
 BUILTIN_EXTRAS = {"binance": "binance", "adaptive_rate_limit": "binance", "charts": "charts", "vision": "vision",
-                  "telegram": "telegram", "webhook": "webhook"}
+                  "telegram": "telegram", "webhook": "webhook", "market_sentiment": "binance",
+                  "fear_greed": "sentiment"}
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
     --serve). Its pause/resume/kill buttons need the token in GOBOT_DASHBOARD_TOKEN; a non-loopback
     host without it is refused.
     """
+    from gobot.profiles import get_profile
     from gobot.run.bot import Bot
     from gobot.run.runner import Runner
     from gobot.run.summary import print_run_summary
@@ -80,11 +81,8 @@ def start(config_path, enable, disable, max_iterations, paper, fresh, skip_valid
 
         return start_sleeves(config_path, profile_names, shares, enable, disable, max_iterations, live=live,
                              fresh=fresh, serve=serve or host is not None or port is not None, verbose=verbose)
-    profile = _one_profile(profile_names)
-    settings, plugin_set = load(config_path, enable, disable, live=live, profile=profile)
-    if profile is not None:  # the archive labels the run with it (`gobot report`)
-        settings.plugin_sections.setdefault("archiver", {}).setdefault("profile", profile.name)
-    plugin_set.raise_for_failures()
+    profile = get_profile(profile_names[0]) if profile_names else None
+    settings, plugin_set = _load_with_profile(config_path, enable, disable, live, profile)
     _warn_unknown_sections(settings, plugin_set)
     if settings.orchestrator.kill_switch_enabled and settings.kill_switch_path.exists():
         raise StartRefused(f"the kill switch is on ({settings.kill_switch_path}); run `gobot resume` to remove it")
@@ -144,11 +142,14 @@ def _same_profile(bot, profile) -> None:
                            "or start a new run with --fresh")
 
 
-def _one_profile(names):
-    """The one --profile of this run (None without one); several run side by side (``start_sleeves``)."""
-    from gobot.profiles import get_profile
-
-    return get_profile(names[0]) if names else None
+def _load_with_profile(config_path, enable, disable, live: bool, profile):
+    """Settings and plugins, with ``profile`` (or None) merged over the config; the archive labels the
+    run with the profile (``gobot report``)."""
+    settings, plugin_set = load(config_path, enable, disable, live=live, profile=profile)
+    if profile is not None:
+        settings.plugin_sections.setdefault("archiver", {}).setdefault("profile", profile.name)
+    plugin_set.raise_for_failures()
+    return settings, plugin_set
 
 
 #: What a fresh run leaves in the state folder, as the --fresh line names it (only those present are named).
