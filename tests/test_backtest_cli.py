@@ -201,3 +201,13 @@ def test_a_run_without_sizing_or_risk_plugins_loads_only_its_strategys_plugin(co
                                      "--sizing", "all-in", "--risk", "plugins"])
     assert asked.exit_code != 0 and "plugin 'loud'" in str(asked.exception)
     assert "loud was imported" in str(asked.exception)
+
+
+def test_research_processes_keep_freed_memory_on_glibc():
+    """`gobot backtest` and `gobot optimize` ask glibc's malloc to keep freed buffers (fewer page faults)."""
+    import platform
+
+    from gobot.research.heap import keep_freed_memory
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is expected

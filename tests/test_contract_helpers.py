@@ -133,6 +133,24 @@ def test_the_numpy_reader_reads_any_decimals_as_the_contracts_reader(tmp_path, r
         assert getattr(plain, column) == fast[column].tolist(), column
 
 
+@pytest.mark.parametrize("anything", [False, True])
+def test_a_big_file_is_memory_mapped_and_read_the_same(tmp_path, monkeypatch, anything):
+    """Files of MAP_BYTES and more are mapped, not read: the same columns, on both readers' paths."""
+    import mmap
+
+    from gobot.research import market_data
+
+    rows = [[f"{100 + (i % 97) * 0.01:.2f}", "101.5", "99.25", f"{100.5 + (i % 13):.1f}", str(i)] for i in range(3000)]
+    if anything:
+        rows[-1][-1] = "1e-07"  # numpy's reader, from the mapped bytes
+    path = _candle_file(tmp_path, rows)
+    monkeypatch.setattr(market_data, "MAP_BYTES", 1024)
+    assert isinstance(market_data._read(path), mmap.mmap)
+    plain, fast = candles.read_csv(path, "1m"), read_csv(path)
+    for column in candles.COLUMNS:
+        assert getattr(plain, column) == fast[column].tolist(), column
+
+
 def test_plain_decimals_are_read_without_numpys_float_parser(minute_data):
     raw = (minute_data / candles.csv_file_name(SYMBOL, "1m")).read_bytes()
     assert _plain_decimals(raw, raw.index(b"\n") + 1) is not None

@@ -73,6 +73,9 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot backtest --strategy sma_rsi --from 2026-01-01 --set fast=12 --html report.html
     """
     from gobot.research.backtest.engine import lookahead_check, run
+    from gobot.research.heap import keep_freed_memory
+
+    keep_freed_memory()  # a short process: freed buffers are reused, not faulted in again
     from gobot.research.backtest.setup import parse_assignments
     from gobot.research.market_data import parse_time
 

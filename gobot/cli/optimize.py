@@ -75,8 +75,11 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot optimize -s sma_rsi --storage postgresql+psycopg://opt@db.lan/gobot --study weekly   # on each host
     """
     from gobot.research.backtest.setup import BacktestSetup, parse_assignments
+    from gobot.research.heap import keep_freed_memory
     from gobot.research.market_data import parse_time
     from gobot.research.optimizer import Optimization
+
+    keep_freed_memory()  # every trial's buffers are reused, not faulted in again
 
     settings, plugin_set = load(config_path, enable, disable)
     setup = BacktestSetup.build(settings, plugin_set)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import mmap
 import os
 import re
 import threading
@@ -154,9 +155,19 @@ def read_csv(path: Path, cache_dir: Path | None = None) -> dict[str, np.ndarray]
         except (OSError, ValueError):
             pass  # a damaged cache file is parsed again and replaced
     columns, table = _parse_csv(path)
-    if cached is not None:
+    if cached is not None and table.nbytes >= BACKGROUND_CACHE_BYTES:
+        # written while the backtest runs (a non-daemon thread: the process waits for it at exit)
+        threading.Thread(target=_write_cache, args=(cached, table), name="candle-cache").start()
+    elif cached is not None:
         _write_cache(cached, table)
     return columns
+
+
+#: A CSV file at least this big is memory-mapped rather than read (``_read``).
+MAP_BYTES = 1 << 20
+#: A parsed table at least this big is written to the cache in a thread of its own, beside the run
+#: that needs it (a year of 1m candles: 25 MB, 20-30 ms of a first run); smaller ones at once.
+BACKGROUND_CACHE_BYTES = 8 << 20
 
 
 def _cache_file(path: Path, cache_dir: Path) -> Path | None:
@@ -173,7 +184,7 @@ def _cache_file(path: Path, cache_dir: Path) -> Path | None:
 def _write_cache(cached: Path, table: np.ndarray) -> None:
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cached.with_suffix(".tmp.npy")
+        temporary = cached.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npy")  # writers never share one
         np.save(temporary, table)
         temporary.replace(cached)
         prefix = cached.name.split("-")[0] + "-"
@@ -190,13 +201,23 @@ def _columns(table: np.ndarray) -> dict[str, np.ndarray]:
     return columns
 
 
+def _read(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes; a big one memory-mapped with its pages mapped at once (``MAP_POPULATE``): no
+    40 MB copy and no page fault a page (a year of 1m candles: ~25 ms less in a fresh process)."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < MAP_BYTES or not hasattr(mmap, "MAP_POPULATE"):
+            return handle.read()
+        return mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
+
+
 def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
+        raw = _read(path)
+    except (OSError, ValueError) as exc:  # ValueError: mmap of a file that shrank to nothing meanwhile
         raise DataError(f"{path}: cannot read: {exc}") from None
     newline = raw.find(b"\n")
-    header = (raw if newline < 0 else raw[:newline]).decode("utf-8", "replace").strip()
+    header = bytes(raw if newline < 0 else raw[:newline]).decode("utf-8", "replace").strip()
     if [h.strip() for h in header.split(",")[:6]] != HEADER.split(","):
         raise DataError(f"{path}: expected the header {HEADER}")
     if newline < 0 or not re.compile(rb"\S").search(raw, newline + 1):
@@ -241,7 +262,7 @@ _POW10 = 10.0 ** np.arange(16)
 _BLOCK_BYTES = 1 << 20  # temporaries stay in the cache; a block ends at a line's end
 
 
-def _plain_decimals(raw: bytes, body_start: int) -> np.ndarray | None:
+def _plain_decimals(raw: bytes | mmap.mmap, body_start: int) -> np.ndarray | None:
     """The ``(6, rows)`` table of a CSV body of plain decimals, or None when it holds anything else."""
     b = np.frombuffer(raw, np.uint8)
     if len(raw) - body_start < 2 or b[-1] != 10 or body_start < 16:
@@ -251,7 +272,7 @@ def _plain_decimals(raw: bytes, body_start: int) -> np.ndarray | None:
     while start < len(raw):
         stop = raw.rfind(b"\n", start, start + _BLOCK_BYTES) + 1 or raw.find(b"\n", start) + 1
         blocks.append((start, stop, row))
-        row += raw.count(b"\n", start, stop)
+        row += raw.count(b"\n", start, stop) if isinstance(raw, bytes) else int(np.count_nonzero(b[start:stop] == 10))
         start = stop
     table = np.empty((6, row))
     parsed = [False] * len(blocks)

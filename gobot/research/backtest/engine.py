@@ -957,29 +957,42 @@ def _equity_curve(series: list[Series], lo: list[int], hi: list[int], start_equi
 
 def curve_metrics(times_ms: np.ndarray, equity: np.ndarray) -> dict[str, float | None]:
     """Max drawdown, Sharpe, Sortino, annual return and Calmar of an equity curve, exactly as
-    ``gobot_hookspecs.metrics`` defines them, over numpy arrays (a year of 1m bars in milliseconds)."""
+    ``gobot_hookspecs.metrics`` defines them, over numpy arrays (a year of 1m bars in milliseconds).
+
+    Few passes over the curve (it is as long as the candles: ~5 ms for a year of 1m): a curve that
+    stays positive — every funded account's — needs no masks, and sums of squares are dot products."""
     out: dict[str, float | None] = {"max_drawdown": 0.0, "max_drawdown_pct": 0.0, "sharpe": None, "sortino": None,
                                     "annual_return": None, "calmar": None}
     if len(equity) == 0:
         return out
+    equity = np.asarray(equity, dtype=np.float64)
     peak = np.maximum.accumulate(equity)
     fall = peak - equity
     out["max_drawdown"] = float(max(fall.max(), 0.0))
-    positive = peak > 0
-    out["max_drawdown_pct"] = float(max((fall[positive] / peak[positive]).max(), 0.0)) if positive.any() else 0.0
+    if peak[0] > 0:  # the running peak never falls: positive from the start, positive throughout
+        out["max_drawdown_pct"] = float(max(np.divide(fall, peak, out=fall).max(), 0.0))
+    else:
+        positive = peak > 0
+        out["max_drawdown_pct"] = float(max((fall[positive] / peak[positive]).max(), 0.0)) if positive.any() else 0.0
     if len(equity) < 2:
         return out
     span = (int(times_ms[-1]) - int(times_ms[0])) / 1000.0
     before, after = equity[:-1], equity[1:]
-    ok = before > 0
-    rs = after[ok] / before[ok] - 1.0
+    if equity.min() > 0:
+        rs = np.divide(after, before)
+        rs -= 1.0
+    else:
+        ok = before > 0
+        rs = after[ok] / before[ok] - 1.0
     if span > 0:
         per_year = (len(equity) - 1) / (span / SECONDS_PER_YEAR)
         if len(rs) >= 2:
             mean = rs.mean()
-            variance = rs.var(ddof=1)
+            centred = rs - mean
+            variance = float(np.dot(centred, centred)) / (len(rs) - 1)
             out["sharpe"] = float(mean / math.sqrt(variance) * math.sqrt(per_year)) if variance > 0 else None
-            downside = math.sqrt(float(np.square(np.minimum(rs, 0.0)).sum()) / len(rs))
+            losses = np.minimum(rs, 0.0, out=rs)  # rs is not needed after this
+            downside = math.sqrt(float(np.dot(losses, losses)) / len(losses))
             out["sortino"] = float(mean / downside * math.sqrt(per_year)) if downside > 0 else None
         first, last = float(equity[0]), float(equity[-1])
         if first > 0 and last > 0:
