@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from gobot.cli import cli
-from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
+from gobot_hookspecs import Candles, MarketSnapshot
 from gobot_hookspecs.sentiment import attach, read_recorded, recorded_path
 from gobot_plugins.fear_greed.config import FearGreedConfig
 from gobot_plugins.fear_greed.feed import Feed
+from tests.servers.bots import WallClockMarket, run_cycles
 from tests.servers.fear_greed import FearGreedServer
 
 T0 = datetime(2026, 12, 6, 0, 0, tzinfo=timezone.utc)  # the newest value's time
@@ -256,38 +257,14 @@ def test_download_says_what_failed_in_one_line(server, tmp_path, monkeypatch):
     assert not recorded_path(tmp_path / "m", "fear_greed").exists()
 
 
-class LiveFeed:
-    """Candles on the wall clock (the bot runs without replay's simulated clock)."""
-
-    @hookimpl
-    def gobot_scan_market(self, ctx):
-        now = ctx.now()
-        ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
-        prices = [100.0 + (i % 7) for i in range(60)]
-        candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
-                          high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices, volume=[1.0] * 60)
-        return [MarketSnapshot(symbol=s, time=now, price=prices[-1], candles=candles)
-                for s in ("BTC/USDT", "ETH/USDT")]
-
-
-def run_cycles(bot, n: int):
-    async def go():
-        await bot.startup()
-        try:
-            return [await bot.run_cycle() for _ in range(n)]
-        finally:
-            await bot.shutdown("test over")
-
-    return asyncio.run(go())
-
-
 def test_a_wall_clock_cycle_carries_the_index_on_every_snapshot_and_records_it(replay_bot):
     with FearGreedServer() as server:
         published = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         server.publish(72, published, "Greed", time_until_update=3600)
         bot = replay_bot(config={"trading": {"symbols": ["BTC/USDT", "ETH/USDT"]},
                                  "plugins": {"fear_greed": {"url": server.url}}},
-                         enable=["fear_greed"], disable=["replay"], plugins=[("live_feed", LiveFeed())])
+                         enable=["fear_greed"], disable=["replay"],
+                         plugins=[("live_feed", WallClockMarket("BTC/USDT", "ETH/USDT"))])
         assert not bot.clock.simulated
         reports = run_cycles(bot, 3)
         assert server.count == 1, "one request for three cycles"

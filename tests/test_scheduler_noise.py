@@ -8,20 +8,8 @@ import asyncio
 import logging
 
 from gobot.run.runner import SCHEDULER_LOGGER, scheduler_logger
-from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
-
-
-class LiveFeed:
-    """A wall-clock market (no simulated clock: APScheduler runs the cycles)."""
-
-    @hookimpl
-    def gobot_scan_market(self, ctx):
-        now = ctx.now()
-        ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
-        prices = [100.0 + (i % 7) for i in range(60)]
-        candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
-                          high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices, volume=[1.0] * 60)
-        return [MarketSnapshot(symbol="BTC/USDT", time=now, price=prices[-1], candles=candles)]
+from gobot_hookspecs import hookimpl
+from servers.bots import WallClockMarket
 
 
 class Slow:
@@ -47,7 +35,7 @@ def test_overrunning_cycles_are_said_once_in_gobots_words(replay_bot, run_bot, c
     logging.getLogger().addHandler(handler)
     try:
         bot = replay_bot(config={"orchestrator": {"loop_interval": 0.05}}, disable=["replay"],
-                         plugins=[("live_feed", LiveFeed()), ("slow", Slow())])
+                         plugins=[("live_feed", WallClockMarket()), ("slow", Slow())])
         runner = Runner(bot, 3)
         outcome = asyncio.run(runner.run())
     finally:

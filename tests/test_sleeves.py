@@ -229,18 +229,7 @@ def test_on_the_wall_clock_each_sleeve_runs_on_its_own_schedule_in_one_event_loo
 
     from gobot.config import load_settings
     from gobot.run.sleeves import build_bots, plan_group, run_group
-    from gobot_hookspecs import Candles, MarketSnapshot, hookimpl
-
-    class LiveFeed:
-        @hookimpl
-        def gobot_scan_market(self, ctx):
-            now = ctx.now()
-            ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
-            prices = [100.0 + (i % 7) for i in range(60)]
-            candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
-                              high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices,
-                              volume=[1.0] * 60)
-            return [MarketSnapshot(symbol="BTC/USDT", time=now, price=prices[-1], candles=candles)]
+    from servers.bots import WallClockMarket
 
     config = write_config(tmp_path, synthetic_data_dir)
     parent = load_settings(str(config))
@@ -249,7 +238,7 @@ def test_on_the_wall_clock_each_sleeve_runs_on_its_own_schedule_in_one_event_loo
     intervals = {"conservative": 0.3, "aggressive": 0.15, "scalping": 0.075}  # the profiles' 3600/900/300 s, sped up
     for sleeve in group.sleeves:
         sleeve.settings.orchestrator.loop_interval = intervals[sleeve.profile]
-        sleeve.plugin_set.pm.register(LiveFeed(), name="live_feed")
+        sleeve.plugin_set.pm.register(WallClockMarket(), name="live_feed")
     build_bots(group, 4, lambda sleeve: None)
     assert not any(s.bot.clock.simulated for s in group.sleeves) and group.start is None
     asyncio.run(run_group(group))

@@ -13,7 +13,7 @@ from typing import Any
 from gobot.config import settings_from_dict
 from gobot.host.plugin_manager import build_plugin_set
 from gobot.run.bot import Bot
-from gobot_hookspecs import Action, Signal, hookimpl
+from gobot_hookspecs import Action, Candles, MarketSnapshot, Signal, hookimpl
 
 from .binance import API_KEY, API_SECRET, BinanceTestServer
 
@@ -105,6 +105,23 @@ def binance_bot(state_dir: Path, server: BinanceTestServer, *, ideas: Ideas | No
 def keys(monkeypatch: Any) -> None:
     monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
     monkeypatch.setenv("BINANCE_API_SECRET", API_SECRET)
+
+
+class WallClockMarket:
+    """Market data on the wall clock (no replay, so no simulated clock): 60 closed 5m candles of a
+    small repeating pattern ending before ``ctx.now()``, for each of ``symbols``."""
+
+    def __init__(self, *symbols: str):
+        self.symbols = symbols or ("BTC/USDT",)
+
+    @hookimpl
+    def gobot_scan_market(self, ctx):
+        now = ctx.now()
+        ms = int(now.timestamp() * 1000) // 300_000 * 300_000 - 300_000
+        prices = [100.0 + (i % 7) for i in range(60)]
+        candles = Candles(timeframe="5m", timestamp=[ms - (59 - i) * 300_000 for i in range(60)], open=prices,
+                          high=[p + 1 for p in prices], low=[p - 1 for p in prices], close=prices, volume=[1.0] * 60)
+        return [MarketSnapshot(symbol=s, time=now, price=prices[-1], candles=candles) for s in self.symbols]
 
 
 def run_cycles(bot: Bot, n: int, between: Any = None) -> list:
