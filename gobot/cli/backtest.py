@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from gobot.cli.common import config_option, percent_or_none
+from gobot.research.heap import short_command
 
 
 @click.command()
@@ -56,6 +57,7 @@ from gobot.cli.common import config_option, percent_or_none
 @click.option("--trades", "show_trades", type=click.IntRange(min=0), default=0, help="Also list the last N trades.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: on a terminal, for long per-bar runs).")
+@short_command
 def backtest(config_path, strategy, data, timeframe, start, end, assignments, enable, disable, path, fill, fee,
              slippage, stop_loss, take_profit, equity, sizing, risk, long_only, check_lookahead, html_path, as_json,
              show_trades, progress):
@@ -73,9 +75,6 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot backtest --strategy sma_rsi --from 2026-01-01 --set fast=12 --html report.html
     """
     from gobot.research.backtest.engine import lookahead_check, run
-    from gobot.research.heap import keep_freed_memory
-
-    keep_freed_memory()  # a short process: freed buffers are reused, not faulted in again
     from gobot.research.backtest.setup import parse_assignments
     from gobot.research.market_data import parse_time
 
