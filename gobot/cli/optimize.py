@@ -79,8 +79,6 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     from gobot.research.market_data import parse_time
     from gobot.research.optimizer import Optimization
 
-    keep_freed_memory()  # every trial's buffers are reused, not faulted in again
-
     settings, plugin_set = load(config_path, enable, disable)
     setup = BacktestSetup.build(settings, plugin_set)
     options = _options(
@@ -110,7 +108,7 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
     if history:
         report = _stored_report(optimization, optimization.storage_url)
     else:
-        _keep_freed_memory()
+        keep_freed_memory()  # for this process and the workers it forks: trials reuse freed blocks
         report = _search(optimization, say, progress, as_json)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
@@ -146,24 +144,6 @@ def _execution(setup, component, sizing, risk, stop_loss, take_profit):
 
         execution = replace(execution, allow_short=False)
     return execution
-
-
-def _keep_freed_memory() -> None:
-    """Let this process (and the workers it forks) keep the memory of freed large arrays for the next trial.
-
-    glibc returns a freed block above its trim threshold to the kernel, and the next trial's equity curves
-    (megabytes a window) fault it back in, zeroed, page by page: about 3,000 page faults a trial, 15-20 % of
-    the run's time on a year of 1m. The mmap threshold at its 32 MB maximum and a 512 MB trim threshold keep
-    those blocks in the heap (the peak memory does not change). Elsewhere than glibc, nothing happens."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 512 << 20)
 
 
 def _stored_report(optimization, url: str):

@@ -960,7 +960,7 @@ def curve_metrics(times_ms: np.ndarray, equity: np.ndarray) -> dict[str, float |
     ``gobot_hookspecs.metrics`` defines them, over numpy arrays (a year of 1m bars in milliseconds).
 
     Few passes over the curve (it is as long as the candles: ~5 ms for a year of 1m): a curve that
-    stays positive — every funded account's — needs no masks, and sums of squares are dot products."""
+    stays positive — every funded account's — needs no masks, and sums of squares take one pass."""
     out: dict[str, float | None] = {"max_drawdown": 0.0, "max_drawdown_pct": 0.0, "sharpe": None, "sortino": None,
                                     "annual_return": None, "calmar": None}
     if len(equity) == 0:
@@ -989,10 +989,10 @@ def curve_metrics(times_ms: np.ndarray, equity: np.ndarray) -> dict[str, float |
         if len(rs) >= 2:
             mean = rs.mean()
             centred = rs - mean
-            variance = float(np.dot(centred, centred)) / (len(rs) - 1)
+            variance = _squares(centred) / (len(rs) - 1)
             out["sharpe"] = float(mean / math.sqrt(variance) * math.sqrt(per_year)) if variance > 0 else None
             losses = np.minimum(rs, 0.0, out=rs)  # rs is not needed after this
-            downside = math.sqrt(float(np.dot(losses, losses)) / len(losses))
+            downside = math.sqrt(_squares(losses) / len(losses))
             out["sortino"] = float(mean / downside * math.sqrt(per_year)) if downside > 0 else None
         first, last = float(equity[0]), float(equity[-1])
         if first > 0 and last > 0:
@@ -1000,6 +1000,12 @@ def curve_metrics(times_ms: np.ndarray, equity: np.ndarray) -> dict[str, float |
             if out["max_drawdown_pct"]:
                 out["calmar"] = out["annual_return"] / out["max_drawdown_pct"]
     return out
+
+
+def _squares(values: np.ndarray) -> float:
+    """The sum of squares in one pass, without BLAS (``np.dot`` would start OpenBLAS's threads, whose
+    spinning takes the core an optimizer worker needs)."""
+    return float(np.einsum("i,i->", values, values))
 
 
 # -- a whole backtest --------------------------------------------------------------------------------
