@@ -199,6 +199,11 @@ def test_the_report_compares_the_latest_group_in_text_and_json(group_run):
     assert any("too few closed trades" in c for c in data["profiles"]["cautions"])
     assert data["scope"].startswith(f"group {data['profiles']['group']}")
     assert data["start_equity"] == pytest.approx(100)  # the whole group's capital
+    # each sleeve's versions of a strategy stay apart: its v1 is not another sleeve's v1
+    assert {v["name"].split("/")[0] for v in data["versions"]} == set(PROFILES)
+    labels = [row["label"] for row in data["by"]["strategy_version"]]
+    assert labels and all(label.split("/")[0] in PROFILES for label in labels)
+    assert sum(row["trades"] for row in data["by"]["strategy_version"]) == sum(r["trades"] for r in rows)
 
     one = json.loads(report("--config", str(config), "--json", "--run", rows[1]["run_id"]).output)
     assert [r["run_id"] for r in one["runs"]] == [rows[1]["run_id"]]  # a sleeve's own report ...

@@ -11,7 +11,7 @@ import io
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -81,6 +81,9 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         kept = {r: [t for t in trades if t.run_id == r] for r in run_ids}
         profiles = build_profiles(store, group_id, members,
                                   lambda r: kept[r] if r in kept else _trade_views(store, [r]), currency)
+    sleeve = {r["run_id"]: r.get("profile") for r in members} if group_id else {}
+    if sleeve:  # each sleeve's versions of a strategy are its own: "conservative/sma_rsi v1"
+        trades = [replace(t, strategy=_in_sleeve(sleeve, t.run_id, t.strategy)) for t in trades]
     cycles = store.rows("cycles", run_ids, order_by=("time", "id"))
     if len(chosen) == 1 and cycles:
         curve = [(c["time"], c["equity"]) for c in cycles]
@@ -98,10 +101,11 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
 
     versions = []
     for row in store.rows("strategy_versions", run_ids, order_by=("run_id", "name", "version")):
+        name = _in_sleeve(sleeve, row["run_id"], row["name"])
         group = [t for t in trades
-                 if t.run_id == row["run_id"] and t.strategy == row["name"] and t.strategy_version == row["version"]]
+                 if t.run_id == row["run_id"] and t.strategy == name and t.strategy_version == row["version"]]
         versions.append({
-            "run_id": row["run_id"], "name": row["name"], "version": row["version"], "params": loads(row["params"], {}),
+            "run_id": row["run_id"], "name": name, "version": row["version"], "params": loads(row["params"], {}),
             "reason": row["reason"], "status": row["status"], "created_at": row["created_at"],
             "started_at": row["started_at"], "ended_at": row["ended_at"], "archived_at": row["archived_at"],
             "metrics": _metrics_dict(metrics.trade_metrics(group, start_equity, currency=currency)),
@@ -136,6 +140,12 @@ def build_report(store: Any, run_id: str | None = None, all_runs: bool = False, 
         "drift": build_drift(store, run_ids),  # None: no trade of these runs was measured against a paper twin
         "profiles": profiles,  # None: not a side-by-side profiles run (report_profiles)
     }
+
+
+def _in_sleeve(sleeve: dict[str, str | None], run_id: str, strategy: str | None) -> str | None:
+    """A strategy's name in a sleeve group's report: "<profile>/<strategy>" (unchanged outside a group)."""
+    profile = sleeve.get(run_id)
+    return f"{profile}/{strategy}" if profile and strategy else strategy
 
 
 def _chosen_runs(store: Any, run_id: str | None, all_runs: bool) -> tuple[list[dict[str, Any]], str | None,
