@@ -413,36 +413,38 @@ def find_config_path(flag: str | None) -> Path | None:
     return default if default.exists() else None
 
 
-def load_settings(flag: str | None = None, environ: Mapping[str, str] | None = None, profile: Any = None) -> Settings:
+def load_settings(flag: str | None = None, environ: Mapping[str, str] | None = None, profile: Any = None,
+                  capital: float | None = None) -> Settings:
     """Read and validate the core sections of the config (plugin sections come later).
 
     Precedence, highest first: a command-line flag (applied by the command), a
     ``GOBOT_<SECTION>__<KEY>`` variable in ``environ`` (default: the process environment), the
     ``profile`` (a ``gobot.profiles.Profile``, ``--profile``: merged over the file's values), the
-    config file, the default."""
+    config file, the default. ``capital``: the capital the profile's amounts scale to (a sleeve's share)."""
     environ = os.environ if environ is None else environ
     path = find_config_path(flag)
     if path is None:
         if profile is None and not any(_is_override(name) for name in environ):
             return Settings()
-        settings = settings_from_dict(_with_profile({}, profile, environ), "(defaults)", environ=environ)
+        settings = settings_from_dict(_with_profile({}, profile, environ, capital), "(defaults)", environ=environ)
         settings.source = None
         return settings
-    return settings_from_dict(_with_profile(read_config(path), profile, environ), str(path),
+    return settings_from_dict(_with_profile(read_config(path), profile, environ, capital), str(path),
                               base_dir=str(path.resolve().parent), environ=environ)
 
 
-def _with_profile(data: dict[str, Any], profile: Any, environ: Mapping[str, str]) -> dict[str, Any]:
+def _with_profile(data: dict[str, Any], profile: Any, environ: Mapping[str, str],
+                  capital: float | None = None) -> dict[str, Any]:
     """``data`` with ``profile``'s values merged over it, its amounts scaled to the capital the run will have
-    (``GOBOT_TRADING__INITIAL_CAPITAL_USD`` if set, else the file's)."""
+    (``capital``, else ``GOBOT_TRADING__INITIAL_CAPITAL_USD`` if set, else the file's)."""
     if profile is None:
         return data
     from gobot.profiles import apply_profile, config_capital
 
     raw = environ.get(env_var_name("trading", "initial_capital_usd"))
-    capital = env_value(raw) if raw is not None else None
-    return apply_profile(data, profile, config_capital({"trading": {"initial_capital_usd": capital}})
-                         if capital is not None else None)
+    if capital is None and raw is not None:
+        capital = config_capital({"trading": {"initial_capital_usd": env_value(raw)}})  # a bad value: the default
+    return apply_profile(data, profile, capital)
 
 
 # -- GOBOT_<SECTION>__<KEY>: settings from the environment ---------------------------------------------

@@ -18,17 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import signal
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gobot.config import Settings, find_config_path, read_config, settings_from_dict
+from gobot.config import Settings, load_settings
 from gobot.errors import StartRefused
 from gobot.host.plugin_manager import PluginSet, build_plugin_set
-from gobot.profiles import apply_profile, get_profile
+from gobot.profiles import get_profile
 from gobot.run.sleeve_status import GROUP_FILE, SLEEVES_DIR, read_group
 
 #: A simulated sleeve runs while its clock is at or before the common end: one microsecond short of
@@ -104,13 +103,8 @@ def sleeve_settings(config_path: str | None, parent: Settings, profile: str, sha
     """The config with ``profile`` applied (file, then profile, then GOBOT_ variables, validated like a file),
     then the sleeve's own: capital share (and that share of the daily profit target), state folder, the
     parent's kill switch and archive, the group tags."""
-    path = find_config_path(config_path)
-    data = read_config(path) if path is not None else {}
-    label = str(path) if path is not None else "(defaults)"
-    base_dir = str(path.resolve().parent) if path is not None else "."
     capital = parent.trading.initial_capital_usd * share  # the profile's amounts scale to the sleeve's capital
-    settings = settings_from_dict(apply_profile(data, get_profile(profile), capital),
-                                  f"{label} + profile {profile}", base_dir=base_dir, environ=os.environ)
+    settings = load_settings(config_path, profile=get_profile(profile), capital=capital)
     settings.state_dir = str((parent.state_path / SLEEVES_DIR / profile).resolve())
     settings.trading.initial_capital_usd = capital
     if "orchestrator.daily_profit_target" not in get_profile(profile).flat():  # the file's: for the whole capital
