@@ -35,6 +35,18 @@ def recorded_path(data_dir: Path, source: str) -> Path:
     return Path(data_dir) / RECORDED_DIR / f"{source}.csv"
 
 
+def recorded_files(data_dir: Path) -> list[Path]:
+    """The recorded sources of a market data folder, ``<data_dir>/sentiment/*.csv`` by name (none: no folder)."""
+    folder = Path(data_dir) / RECORDED_DIR
+    return sorted(folder.glob("*.csv")) if folder.is_dir() else []
+
+
+def readings_as_of(recorded: Iterable[Recorded], now: datetime, symbols: Iterable[str]) -> list[Sentiment]:
+    """Every source's newest readings at or before ``now``, for ``symbols`` and the market."""
+    symbols = list(symbols)
+    return [reading for source in recorded for reading in source.as_of(now, symbols)]
+
+
 def attach(snapshots: Iterable[MarketSnapshot], readings: Iterable[Sentiment], now: datetime) -> list[str]:
     """Put each reading on the snapshots it concerns (``snapshot.sentiment[source]``), in place.
 

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
 from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir
-from gobot_hookspecs.sentiment import Recorded
+from gobot_hookspecs.sentiment import Recorded, readings_as_of
 
 from .data import find_candles, find_sentiment
 
@@ -148,8 +148,7 @@ class Replay:
     def gobot_scan_sentiment(self, ctx, snapshots):
         if not self.sentiment:  # no recorded readings: nothing to do, every cycle
             return None
-        now, symbols = ctx.now(), [snap.symbol for snap in snapshots]
-        return [reading for recorded in self.sentiment for reading in recorded.as_of(now, symbols)]
+        return readings_as_of(self.sentiment, ctx.now(), (snap.symbol for snap in snapshots))
 
 
 def _closed_window(candles: Candles, now: datetime, timeframe: str, limit: int) -> Candles | None:

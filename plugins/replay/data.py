@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gobot_hookspecs import Candles
 from gobot_hookspecs.candles import csv_file_name, read_csv, resample, sources_for
-from gobot_hookspecs.sentiment import RECORDED_DIR, Recorded, read_recorded
+from gobot_hookspecs.sentiment import Recorded, read_recorded, recorded_files
 
 
 def find_candles(data_dir: Path, symbol: str, timeframe: str) -> Candles:
@@ -33,11 +33,8 @@ def find_candles(data_dir: Path, symbol: str, timeframe: str) -> Candles:
 def find_sentiment(data_dir: Path) -> list[Recorded]:
     """Every recorded sentiment source under ``data_dir/sentiment`` (one per CSV file, the source = its name);
     none when there is no such folder. A bad file raises ``ValueError`` naming the file and row."""
-    folder = Path(data_dir) / RECORDED_DIR
-    if not folder.is_dir():
-        return []
     recorded = []
-    for path in sorted(folder.glob("*.csv")):
+    for path in recorded_files(data_dir):
         try:
             recorded.append(read_recorded(path))
         except (OSError, UnicodeDecodeError) as exc:

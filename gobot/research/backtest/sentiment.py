@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gobot_hookspecs import MarketSnapshot
-from gobot_hookspecs.sentiment import RECORDED_DIR, Recorded, attach, read_recorded
+from gobot_hookspecs.sentiment import Recorded, attach, read_recorded, readings_as_of, recorded_files
 
 _READ: dict[Path, tuple[tuple[int, int], Recorded]] = {}  # path -> ((mtime_ns, size), its readings)
 
@@ -44,10 +44,7 @@ def recorded_in(folders: Iterable[Path]) -> list[Recorded]:
     wins); a bad file raises ``DataError`` naming the file and row."""
     found: dict[str, Recorded] = {}
     for folder in folders:
-        directory = folder / RECORDED_DIR
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.glob("*.csv")):
+        for path in recorded_files(folder):
             if path.stem in found:
                 continue
             try:
@@ -71,5 +68,4 @@ def _read(path: Path) -> Recorded:
 
 def attach_as_of(recorded: list[Recorded], snapshots: list[MarketSnapshot], now: datetime) -> None:
     """Each source's newest reading at or before ``now`` on the snapshots it concerns (stale ones marked)."""
-    symbols = [snap.symbol for snap in snapshots]
-    attach(snapshots, [reading for source in recorded for reading in source.as_of(now, symbols)], now)
+    attach(snapshots, readings_as_of(recorded, now, (snap.symbol for snap in snapshots)), now)
