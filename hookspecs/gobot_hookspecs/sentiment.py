@@ -11,8 +11,9 @@ per reading, oldest first::
 to be replaced (empty = never stale), ``symbol`` empty for a market-wide reading, ``score`` in
 -1..1 (empty = none); then one column per named field (a number, else text; empty = None) and one
 ``input.<name>`` column per input of the score. A live plugin appends its readings with
-``append_reading`` (the columns are the first reading's); the replay plugin and the backtester
-answer from ``Recorded.as_of`` — the newest reading at or before the cycle's time, never a later one.
+``append_reading`` (a new file's columns: the names given, else the first reading's); the replay
+plugin and the backtester answer from ``Recorded.as_of`` — the newest reading at or before the
+cycle's time, never a later one.
 """
 
 from __future__ import annotations
@@ -88,13 +89,16 @@ def describe(reading: Sentiment) -> str:
     return text
 
 
-def append_reading(path: Path, reading: Sentiment) -> None:
-    """Add one reading to a recorded file (created with its header from this reading's names)."""
+def append_reading(path: Path, reading: Sentiment, fields: Iterable[str] | None = None,
+                   inputs: Iterable[str] | None = None) -> None:
+    """Add one reading to a recorded file. A new file's columns are ``fields`` and ``inputs`` (every name the
+    source can have: an input missing from the first reading keeps its column), by default this reading's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
     if new:
-        header = [*BASE_COLUMNS, *reading.fields, *(INPUT_PREFIX + name for name in reading.inputs)]
+        header = [*BASE_COLUMNS, *(reading.fields if fields is None else fields),
+                  *(INPUT_PREFIX + name for name in (reading.inputs if inputs is None else inputs))]
     else:
         with path.open(newline="", encoding="utf-8") as f:
             header = next(csv.reader(f))

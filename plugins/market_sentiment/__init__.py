@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gobot_hookspecs import PluginConfig, PluginStatus, Sentiment, hookimpl
 from gobot_hookspecs.redact import mask_credentials
-from gobot_hookspecs.sentiment import BASE_COLUMNS, INPUT_PREFIX, append_reading, recorded_path
+from gobot_hookspecs.sentiment import append_reading, recorded_path
 
 from .score import FIELDS, INPUTS, condense
 
@@ -168,15 +168,9 @@ class MarketSentiment:
             f"could not refresh since {last.time:%Y-%m-%d %H:%M:%S} UTC: {why}")})
 
     def record(self, ctx, reading: Sentiment) -> None:
-        """Append the reading; a new file gets every field and input as a column (``append_reading`` would take
-        the first reading's, losing an input that happened to be missing then)."""
-        path = recorded_path(ctx.config.state_path, NAME)
+        """Append the reading; a new file gets every field and input as a column (not only the first reading's)."""
         try:
-            if not path.exists() or path.stat().st_size == 0:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                header = [*BASE_COLUMNS, *FIELDS, *(INPUT_PREFIX + name for name in INPUTS)]
-                path.write_text(",".join(header) + "\n", encoding="utf-8")
-            append_reading(path, reading)
+            append_reading(recorded_path(ctx.config.state_path, NAME), reading, fields=FIELDS, inputs=INPUTS)
         except OSError as exc:
             log.warning("market_sentiment: cannot record the reading: %s", exc)
 
