@@ -24,12 +24,12 @@ def start_sleeves(config_path: str | None, profiles: Sequence[str], shares: Sequ
     if serve:
         raise StartRefused("--serve with several profiles: the dashboard shows one bot; run without --serve "
                            "and compare with `gobot report` (or serve one profile's run)")
-    from gobot.cli.common import load, setup_logging
-    from gobot.config import check_runnable
+    from gobot.cli.common import setup_logging
+    from gobot.config import check_runnable, load_settings
     from gobot.run.sleeves import build_bots, plan_group, run_group
     from gobot.run.state import StateStore
 
-    parent, _plugins = load(config_path, enable, disable)
+    parent = load_settings(config_path)  # the sleeves' shared parts; each sleeve builds its own plugins
     if parent.orchestrator.kill_switch_enabled and parent.kill_switch_path.exists():
         raise StartRefused(f"the kill switch is on ({parent.kill_switch_path}); run `gobot resume` to remove it")
     group = plan_group(config_path, parent, profiles, shares, enable, disable, fresh)
