@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from gobot.research.backtest.engine import (
+    DRAWDOWN_BLOCK,
     ExecutionSettings,
     Sizing,
     StrategyFailed,
+    _drawdowns,
+    _running_sum,
     compare_paths,
     compute_signals,
     curve_metrics,
@@ -161,6 +164,56 @@ def test_the_vectorized_curve_metrics_equal_the_contracts():
     assert ours["sortino"] == pytest.approx(metrics.sortino_ratio(curve), rel=1e-9)
     assert ours["annual_return"] == pytest.approx(metrics.annual_return(curve), rel=1e-9)
     assert ours["calmar"] == pytest.approx(metrics.calmar_ratio(curve), rel=1e-9)
+
+
+def test_the_running_sums_of_the_equity_curve_are_the_dense_cumulative_sums_bit_for_bit():
+    """Summed only where something is added, then repeated: the same floats as a cumsum over every bar."""
+    rng = np.random.default_rng(11)
+    for _ in range(500):
+        n = int(rng.integers(1, 400))
+        at = rng.integers(0, n + 1, int(rng.integers(0, 50)))  # repeated bars, and bar n (past the end)
+        weights = rng.normal(0, 1e3, len(at)) * rng.choice([1.0, 1e-9, 1e9], len(at))
+        offset = float(rng.choice([0.0, 1e6, -3.7]))
+        dense = offset + np.cumsum(np.bincount(at, weights, minlength=n + 1)[:n])
+        assert np.array_equal(_running_sum(at, weights, n, offset), dense)
+
+
+def curve_of(shape: str, n: int, rng) -> np.ndarray:
+    steps = rng.normal(0, 0.01, n)
+    if shape == "walk":
+        return 1000 * np.cumprod(1 + steps)
+    if shape == "mostly flat":
+        return 1000 * np.cumprod(1 + np.where(rng.random(n) < 0.8, 0.0, steps))
+    if shape == "through zero":
+        return np.cumsum(rng.normal(0, 5, n)) - 20
+    return 1000 + np.arange(n) + np.sin(np.arange(n))  # a new high in every block
+
+
+@pytest.mark.parametrize("shape", ["walk", "mostly flat", "through zero", "new highs in every block"])
+def test_the_blocked_drawdown_scan_equals_the_running_peak_bit_for_bit(shape):
+    rng = np.random.default_rng(len(shape))
+    for n in (1, 7, DRAWDOWN_BLOCK - 1, DRAWDOWN_BLOCK, DRAWDOWN_BLOCK + 1, 5 * DRAWDOWN_BLOCK + 37, 20_000):
+        equity = curve_of(shape, n, rng)
+        peak = np.maximum.accumulate(equity)
+        fall = peak - equity
+        positive = peak > 0
+        pct = float((fall[positive] / peak[positive]).max()) if positive.any() else 0.0
+        assert _drawdowns(equity) == (float(fall.max()), pct, float(equity.min()))
+
+
+def test_sma_cross_keeps_the_running_sums_of_a_close_column_and_only_of_that_column():
+    data, strategy = random_walk(3000, seed=4), SmaCrossStrategy()
+    params = [{"fast": 5, "slow": 20}, {"fast": 9, "slow": 40}]
+    first = [strategy.vectorized(data.symbol, data.candles(), p)["action"] for p in params]
+    assert [np.array_equal(a, SmaCrossStrategy().vectorized(data.symbol, data.candles(), p)["action"])
+            for a, p in zip(first, params)] == [True, True]
+    assert len(strategy._columns) == 1  # the second parameter set read the kept sums
+    other = random_walk(3000, seed=5)
+    assert np.array_equal(strategy.vectorized(other.symbol, other.candles(), params[0])["action"],
+                          SmaCrossStrategy().vectorized(other.symbol, other.candles(), params[0])["action"])
+    as_list = data.candles().model_copy(update={"close": data.close.tolist()})
+    strategy.vectorized(data.symbol, as_list, params[0])
+    assert len(strategy._columns) == 2  # a list (which may grow in place) is never kept
 
 
 def test_the_summary_uses_the_contracts_trade_metrics():
