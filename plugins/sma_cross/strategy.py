@@ -12,6 +12,7 @@ from __future__ import annotations
 from gobot_hookspecs import Action, Candles, ParamSpec, Signal
 
 CONFIDENCE = 0.8
+KEPT_COLUMNS = 16  # close columns whose running sums vectorized() keeps
 
 
 class SmaCrossStrategy:
@@ -34,6 +35,7 @@ class SmaCrossStrategy:
         self._windows = (0, 0)
         self._was = 0
         self._symbol, self._quiet = "", None  # the symbol asked about last and its HOLD answer
+        self._columns: dict[int, tuple] = {}  # id -> (close column, its running sums), for vectorized()
 
     def _running_sums(self, closes: list[float]) -> list[float]:
         sums = self._sums
@@ -112,9 +114,7 @@ class SmaCrossStrategy:
         longest = max(fast, slow)
         if n < longest + 1:
             return {"action": action, "confidence": np.zeros(n)}
-        sums = np.empty(n + 1)
-        sums[0] = 0.0
-        np.cumsum(close, out=sums[1:])
+        sums = self._column_sums(candles.close)
 
         def sma(k: int) -> np.ndarray:  # sma[i] = mean of close[i-k+1 .. i], for i >= longest - 1
             return (sums[longest : n + 1] - sums[longest - k : n + 1 - k]) / k
@@ -124,6 +124,25 @@ class SmaCrossStrategy:
         action[longest:][below[:-1] & above[1:]] = 1
         action[longest:][above[:-1] & below[1:]] = -1
         return {"action": action, "confidence": np.where(action != 0, CONFIDENCE, 0.0)}
+
+    def _column_sums(self, close):
+        """``[0, close[0], close[0] + close[1], ...]`` (``numpy.cumsum``), kept for the last close columns
+        (one per symbol): an optimizer asks for hundreds of parameter sets over the same candles, and the
+        sequential running sum is the costliest pass of this method (a backtest's columns never change)."""
+        import numpy as np
+
+        kept = self._columns.get(id(close))
+        if kept is not None and kept[0] is close and len(kept[1]) == len(close) + 1:
+            return kept[1]
+        sums = np.empty(len(close) + 1)
+        sums[0] = 0.0
+        np.cumsum(np.asarray(close, dtype=np.float64), out=sums[1:])
+        if not isinstance(close, np.ndarray):
+            return sums  # a list may grow in place: not kept
+        if len(self._columns) >= KEPT_COLUMNS:
+            self._columns.pop(next(iter(self._columns)))
+        self._columns[id(close)] = (close, sums)
+        return sums
 
     def _hold(self, symbol: str) -> Signal:
         hold = self._holds.get(symbol)
