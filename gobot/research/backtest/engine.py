@@ -690,28 +690,13 @@ def _amounts(entry_price: np.ndarray, exit_price: np.ndarray, direction: np.ndar
     """Each entry's amount and the cash at the end, in the book's order of float steps (the amount of
     all-in and percent sizing depends on the cash the trades before left), and the index of the first
 entry the spent cash vetoes (None: none); None if an entry would be vetoed otherwise."""
-    fee_percent, kind, value = settings.fee_percent, sizing.kind, sizing.value
-    rounded, fee = market.round_amount, fill_fee
-    cash = settings.start_equity
+    fee_percent, kind, cash = settings.fee_percent, sizing.kind, settings.start_equity
     amounts: list[float] = []
-    keep = amounts.append
     exits = exit_price.tolist() + [math.nan] * (len(entry_price) - len(exit_price))
-    spent = None
-    for i, (price, side, close, out) in enumerate(zip(entry_price.tolist(), direction.tolist(),
-                                                      decision_close.tolist(), exits)):
-        if kind == "fixed":
-            amount = rounded(value / close)
-        elif cash <= 0:
-            spent = i  # all-in: no margin; percent: no equity. The cash cannot change again.
-            break
-        elif kind == "all_in":
-            amount = rounded(max(0.0, cash) / (price * (1.0 + fee_percent / 100.0)))
-        else:
-            amount = rounded(cash * value / 100.0 / close)
-        keep(amount)
-        cash -= fee(amount, price, fee_percent)
-        if out == out:  # closed (an open position's exit price is NaN)
-            cash += side * (out - price) * amount - fee(amount, out, fee_percent)
+    if kind == "all_in":
+        cash, spent = _all_in(amounts, entry_price.tolist(), direction.tolist(), exits, cash, fee_percent, market)
+    else:
+        cash, spent = _sized(amounts, entry_price, direction, decision_close, exits, cash, fee_percent, sizing, market)
     amount = np.asarray(amounts, dtype=np.float64)
     if market.min_amount or market.min_notional:
         if any(_market_veto(market, a, p) for a, p in zip(amounts, entry_price.tolist())):
@@ -719,6 +704,50 @@ entry the spent cash vetoes (None: none); None if an entry would be vetoed other
     elif len(amount) and amount.min() <= 0:
         return None  # "no margin available for a position"
     return amount, cash, spent
+
+
+def _all_in(amounts: list[float], prices: list[float], sides: list[int], exits: list[float], cash: float,
+            fee_percent: float, market: MarketRules) -> tuple[float, int | None]:
+    """``_sized`` for all-in sizing, the hot loop of an optimizer's trial: the same float steps, with
+    ``MarketRules.round_amount`` and ``gobot_hookspecs.fills.fee`` written out (their calls were half
+    its time; tests/test_backtest_chain.py holds it to the event loop's trades, which call them)."""
+    step, grow, keep, floor = market.amount_step, 1.0 + fee_percent / 100.0, amounts.append, math.floor
+    for price, side, out in zip(prices, sides, exits):
+        if cash <= 0:
+            return cash, len(amounts)  # no margin: the cash cannot change again
+        amount = cash / (price * grow)
+        if step > 0 and amount > 0:
+            amount = floor(amount / step) * step
+        elif amount < 0:
+            amount = 0.0
+        keep(amount)
+        cash -= amount * price * fee_percent / 100.0
+        if out == out:  # closed (an open position's exit price is NaN)
+            cash += side * (out - price) * amount - amount * out * fee_percent / 100.0
+    return cash, None
+
+
+def _sized(amounts: list[float], entry_price: np.ndarray, direction: np.ndarray, decision_close: np.ndarray,
+           exits: list[float], cash: float, fee_percent: float, sizing: Sizing,
+           market: MarketRules) -> tuple[float, int | None]:
+    """Fixed and percent sizing's amounts (appended to ``amounts``), the cash at the end, and the index
+    of the first entry no equity is left for (None: none)."""
+    kind, value, rounded, fee = sizing.kind, sizing.value, market.round_amount, fill_fee
+    spent = None
+    for i, (price, side, close, out) in enumerate(zip(entry_price.tolist(), direction.tolist(),
+                                                      decision_close.tolist(), exits)):
+        if kind == "fixed":
+            amount = rounded(value / close)
+        elif cash <= 0:
+            spent = i  # percent: no equity. The cash cannot change again.
+            break
+        else:
+            amount = rounded(cash * value / 100.0 / close)
+        amounts.append(amount)
+        cash -= fee(amount, price, fee_percent)
+        if out == out:  # closed (an open position's exit price is NaN)
+            cash += side * (out - price) * amount - fee(amount, out, fee_percent)
+    return cash, spent
 
 
 class _Simulator:
