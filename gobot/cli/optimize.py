@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gobot.cli.common import config_option, load, percent_or_none
+from gobot.cli.common import config_option, percent_or_none
 
 
 @click.command()
@@ -74,13 +74,13 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot optimize -s sma_rsi --objective "0.5*sharpe + 0.5*calmar" --apply
       gobot optimize -s sma_rsi --storage postgresql+psycopg://opt@db.lan/gobot --study weekly   # on each host
     """
-    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
+    from gobot.research.backtest.setup import parse_assignments
     from gobot.research.heap import keep_freed_memory
     from gobot.research.market_data import parse_time
     from gobot.research.optimizer import Optimization
 
-    settings, plugin_set = load(config_path, enable, disable)
-    setup = BacktestSetup.build(settings, plugin_set)
+    setup = _setup(config_path, enable, disable, strategy, risk, sizing)
+    settings = setup.settings
     options = _options(
         settings, objective=objective, objectives=list(objectives) or None, sampler=sampler,
         max_iterations=max_iterations, min_trades=min_trades, folds=folds, out_of_sample_percent=oos_percent,
@@ -116,6 +116,36 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
         _print_report(report)
     if apply:
         _apply(settings, report, component)
+
+
+def _setup(config_path, enable, disable, strategy, risk, sizing):
+    """The settings and plugins of the search. One that asks no plugin to size or judge its entries (``--risk none``
+    and a sizing other than ``plugins``, on the command line or in ``[backtest]``) needs only the plugin that
+    registers its strategy: as for ``gobot backtest``, the plugins named by ``-p``, one named like the strategy,
+    ``paper`` (its fee and slippage are the defaults) and every plugin with a ``[plugins.<name>]`` section (so its
+    config is still checked) are loaded first, the rest only when the strategy is not among them. Importing and
+    configuring the other plugins, and reading every plugin's metadata to explain those that are off (nothing
+    here lists plugins), was ~10 % of a one-trial run."""
+    from gobot.config import load_settings
+    from gobot.host.plugin_manager import build_plugin_set, wanted_plugins
+    from gobot.research.backtest.engine import Sizing
+    from gobot.research.backtest.setup import BacktestSetup
+
+    settings = load_settings(config_path)
+    named, enable, disable = set(enable), [*settings.plugins.enable, *enable], [*settings.plugins.disable, *disable]
+    name = strategy or settings.optimizer.strategy
+    try:
+        plugin_free = (risk or settings.backtest.risk) == "none" and Sizing.parse(
+            sizing or settings.backtest.sizing).kind != "plugins"
+    except ValueError:
+        plugin_free = False  # --sizing's error comes with the execution settings, as before
+    if name and plugin_free:
+        wanted = wanted_plugins(enable, disable)
+        few = {*named, name, *settings.plugin_sections, "paper"} & wanted
+        setup = BacktestSetup.build(settings, build_plugin_set(enable, [*disable, *(wanted - few)], explain=False))
+        if name in setup.strategies:
+            return setup
+    return BacktestSetup.build(settings, build_plugin_set(enable, disable, explain=False))
 
 
 def _options(settings, **overrides):
