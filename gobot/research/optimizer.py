@@ -863,18 +863,44 @@ def _slice(signals: Signals, lo: int, hi: int) -> Signals:
 def import_optuna():
     """Optuna, imported without the Redis client its Redis journal backend imports eagerly when installed (0.2 s
     and more of a serial start that ``--jobs`` cannot share): gobot never uses that backend (journal files, SQLite,
-    PostgreSQL), and ``redis`` stays importable for the rest of the process (the rate limiter's)."""
+    PostgreSQL), and ``redis`` stays importable for the rest of the process (the rate limiter's). Its progress bar's
+    ``tqdm.auto`` (tqdm and asyncio, ~30 ms) is imported when a bar is first made, which gobot never asks for."""
     if "optuna" in sys.modules:
         return sys.modules["optuna"]
-    hidden = "redis" not in sys.modules
-    if hidden:
-        sys.modules["redis"] = None  # `import redis` raises ImportError: Optuna's try_import notes it and goes on
+    stand_ins = {name: stand_in for name, stand_in in (("redis", None), ("tqdm.auto", _lazy_tqdm_module()))
+                 if name not in sys.modules}
+    # `import redis` raises ImportError (Optuna's try_import notes it and goes on); `from tqdm.auto import tqdm`
+    # takes the stand-in, which imports the real one when it is used.
+    sys.modules.update(stand_ins)
     try:
         import optuna
     finally:
-        if hidden and "redis" in sys.modules and sys.modules["redis"] is None:
-            del sys.modules["redis"]
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name, stand_in) is stand_in:
+                sys.modules.pop(name, None)
     return optuna
+
+
+def _lazy_tqdm_module():
+    """A ``tqdm.auto`` whose ``tqdm`` imports the real ``tqdm.auto`` when it is first called or asked anything."""
+    import types
+
+    def real():
+        from tqdm.auto import tqdm
+
+        return tqdm
+
+    class Lazy(type):
+        def __getattr__(cls, name: str):
+            return getattr(real(), name)
+
+    class tqdm(metaclass=Lazy):  # noqa: N801  the name Optuna imports
+        def __new__(cls, *args: Any, **kwargs: Any):
+            return real()(*args, **kwargs)
+
+    module = types.ModuleType("tqdm.auto")
+    module.tqdm = tqdm
+    return module
 
 
 def _trial_constraints() -> bool:
