@@ -177,7 +177,7 @@ def test_the_optimizers_trade_stats_are_the_contracts_trade_metrics_to_the_bit()
         assert len(trades) > 10
         for sample in (trades, [t for t in trades if t.pnl > 0], trades[:1], []):
             expected = contract.trade_metrics(sample, 1000.0, curve=[])
-            stats = trade_stats(sample)
+            stats = trade_stats([t.pnl for t in sample])
             assert stats == {key: getattr(expected, key) for key in stats}
 
 

@@ -42,7 +42,7 @@ from gobot.errors import GobotError
 from gobot.host.strategy_params import REQUEST_FILE  # accepted parameters waiting for the adjust phase
 from gobot.research.backtest.engine import ExecutionSettings, Gate, Signals, compute_signals, curve_metrics, simulate
 from gobot.research.market_data import Series
-from gobot.research.selection import SUMS, deflate, moments, neighbours, power_sums, stability_score, trade_return
+from gobot.research.selection import SUMS, deflate, moments, neighbours, power_sums, stability_score
 from gobot.testing.kill_point import kill_point
 from gobot_hookspecs import Strategy
 from gobot_hookspecs.redact import mask_credentials
@@ -91,12 +91,12 @@ def walk_forward(series: list[Series], folds: int, out_of_sample_percent: float)
 # -- metrics of a candidate -----------------------------------------------------------------------------
 
 
-def trade_stats(trades: list) -> dict[str, Any]:
-    """The trade metrics the optimizer judges by, as ``gobot_hookspecs.metrics.trade_metrics`` defines them
-    (trades, wins, win rate, gross profit and loss, profit factor, expectancy) without the holding times and
-    R multiples it also works out per trade, which the optimizer never reads: the same sums in the same
-    order, so the same numbers to the bit (a test holds them equal)."""
-    pnls = [t.pnl for t in trades]
+def trade_stats(pnls: list[float]) -> dict[str, Any]:
+    """The trade metrics the optimizer judges by, from the closed trades' P&L in order, as
+    ``gobot_hookspecs.metrics.trade_metrics`` defines them (trades, wins, win rate, gross profit and loss,
+    profit factor, expectancy) without the holding times and R multiples it also works out per trade,
+    which the optimizer never reads: the same sums in the same order, so the same numbers to the bit (a
+    test holds them equal)."""
     n = len(pnls)
     gains = [p for p in pnls if p > 0]
     falls = [p for p in pnls if p < 0]
@@ -113,12 +113,18 @@ def trade_stats(trades: list) -> dict[str, Any]:
 
 
 def window_metrics(simulation) -> dict[str, Any]:
-    """The numbers the optimizer judges a window by (the contract's trade metrics, vectorized curve metrics)."""
+    """The numbers the optimizer judges a window by (the contract's trade metrics, vectorized curve metrics,
+    the sums of each trade's return on its position: P&L / (entry price x amount), 0 for an empty one),
+    from the trades' columns: the trade records are never made."""
+    import numpy as np
+
     curve = curve_metrics(simulation.timeline, simulation.equity)
+    pnl, notional = simulation.closed_columns()
+    returns = np.divide(pnl, notional, out=np.zeros(len(pnl)), where=notional != 0)
     return {
-        **trade_stats(simulation.trades), "return_pct": (simulation.end_equity / simulation.start_equity - 1.0) * 100.0,
+        **trade_stats(pnl.tolist()), "return_pct": (simulation.end_equity / simulation.start_equity - 1.0) * 100.0,
         "max_drawdown_pct": curve["max_drawdown_pct"] * 100.0, "sharpe": curve["sharpe"], "sortino": curve["sortino"],
-        "calmar": curve["calmar"], "return_sums": power_sums(trade_return(t) for t in simulation.trades),
+        "calmar": curve["calmar"], "return_sums": power_sums(returns),
     }
 
 

@@ -1,5 +1,6 @@
 """Statistics of picking a winner among many trials: the deflated Sharpe ratio (Bailey & López de
-Prado, 2014) and the stability score of the optimizer's winner. Pure Python (``statistics.NormalDist``).
+Prado, 2014) and the stability score of the optimizer's winner (``statistics.NormalDist``; numpy for
+the sums of a window's trade returns).
 
 **Returns.** The optimizer judges Sharpe here per trade, not per period: r = P&L / (entry price ×
 amount), the return of each closed trade on its position (fees included), over the candidate's
@@ -29,29 +30,21 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 EULER_GAMMA = 0.5772156649015329
 #: How many power sums of the per-trade returns a window keeps: n, Σr, Σr², Σr³, Σr⁴.
 SUMS = 5
 
 
-def trade_return(trade: Any) -> float:
-    """A closed trade's return on its position: P&L / (entry price × amount); 0 for an empty position."""
-    notional = trade.entry_price * trade.amount
-    return trade.pnl / notional if notional else 0.0
-
-
-def power_sums(values: Iterable[float]) -> list[float]:
+def power_sums(values: Sequence[float]) -> list[float]:
     """[n, Σr, Σr², Σr³, Σr⁴]: what :func:`moments` needs, and windows add up."""
-    sums = [0.0] * SUMS
-    for r in values:
-        sums[0] += 1
-        sums[1] += r
-        sums[2] += r * r
-        sums[3] += r ** 3
-        sums[4] += r ** 4
-    return sums
+    import numpy as np
+
+    r = np.asarray(values, dtype=np.float64)
+    squares = r * r
+    return [float(len(r)), float(r.sum()), float(squares.sum()), float((squares * r).sum()),
+            float((squares * squares).sum())]
 
 
 def moments(sums: Sequence[float]) -> dict[str, float | None]:

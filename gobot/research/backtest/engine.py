@@ -474,7 +474,7 @@ class Book:
 class Simulation:
     """What one simulation produced."""
 
-    trades: list[TradeRecord]
+    records: list[TradeRecord] | Callable[[], list[TradeRecord]]  # the closed trades, or what makes them when read
     open_positions: list[OpenPosition]
     timeline: np.ndarray  # int64 ms: every bar time of every symbol in the window
     equity: np.ndarray  # float64: equity at each timeline bar's close (mark to market)
@@ -484,6 +484,22 @@ class Simulation:
     vetoes: Counter
     decisions: int
     seconds: float = 0.0
+    pnl: np.ndarray | None = None  # each closed trade's P&L, in order (None: read from the trades)
+    notional: np.ndarray | None = None  # each closed trade's entry price x amount
+
+    @property
+    def trades(self) -> list[TradeRecord]:
+        """The closed trades, made on first read: an optimizer's trial reads only their columns."""
+        if callable(self.records):
+            self.records = self.records()
+        return self.records
+
+    def closed_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each closed trade's P&L and entry notional (entry price x amount), the same floats as the trades'."""
+        if self.pnl is None or self.notional is None:
+            self.pnl = np.array([t.pnl for t in self.trades], dtype=np.float64)
+            self.notional = np.array([t.entry_price * t.amount for t in self.trades], dtype=np.float64)
+        return self.pnl, self.notional
 
 
 def _first_touch(low: np.ndarray, high: np.ndarray, start: int, end: int, direction: int,
@@ -571,13 +587,17 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
     spans = (entry_bar, np.concatenate((x, np.full(m - closed, hi, dtype=np.int64))), held, held * entry_price)
     timeline, equity = _equity_curve([s], [lo], [hi], settings.start_equity, move_bars, move_amounts, [spans],
                                      at_bars=True)
-    side = list(map({1: Action.LONG, -1: Action.SHORT}.__getitem__, direction[:closed].tolist()))
-    stops = [stop for stop, _ in levels]
-    trades = list(map(TradeRecord, itertools.repeat(s.symbol, closed), side, amount.tolist(),
-                      entry_price.tolist(), exit_price.tolist(), (entry_fee[:closed] + exit_fee).tolist(),
-                      (gross - entry_fee[:closed] - exit_fee).tolist(), reasons, sig.confidence[d[:closed]].tolist(),
-                      itertools.repeat(strategy or None), itertools.repeat(strategy_version), stops,
-                      entry_bar.tolist(), exits, entry_ms.tolist(), exit_ms.tolist()))
+    pnl = gross - entry_fee[:closed] - exit_fee
+
+    def records() -> list[TradeRecord]:
+        side = list(map({1: Action.LONG, -1: Action.SHORT}.__getitem__, direction[:closed].tolist()))
+        stops = [stop for stop, _ in levels]
+        return list(map(TradeRecord, itertools.repeat(s.symbol, closed), side, amount.tolist(),
+                        entry_price.tolist(), exit_price.tolist(), (entry_fee[:closed] + exit_fee).tolist(),
+                        pnl.tolist(), reasons, sig.confidence[d[:closed]].tolist(), itertools.repeat(strategy or None),
+                        itertools.repeat(strategy_version), stops, entry_bar.tolist(), exits, entry_ms.tolist(),
+                        exit_ms.tolist()))
+
     still_open, end_equity = [], cash
     if m > closed:
         i = closed
@@ -586,8 +606,8 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
                            levels[i][0], levels[i][1], float(sig.confidence[d[i]]))
         still_open.append(pos)
         end_equity += pos.direction * (float(s.close[max(hi - 1, 0)]) - pos.entry_price) * pos.amount
-    return Simulation(trades, still_open, timeline, equity, end_equity, cash, settings.start_equity, vetoes,
-                      m + sum(vetoes.values()))
+    return Simulation(records, still_open, timeline, equity, end_equity, cash, settings.start_equity, vetoes,
+                      m + sum(vetoes.values()), pnl=pnl, notional=entry_price[:closed] * amount[:closed])
 
 
 def _fills(s: Series, sig: Signals, settings: ExecutionSettings, decisions: list[int], exits: list[int],
