@@ -31,7 +31,8 @@ def markets(draw, plain: bool = False) -> tuple[Series, Signals, ExecutionSettin
     low = np.minimum(open_, close) - np.round(np.abs(rng.normal(0, 0.6, n)), 1)
     ts = T0 + np.cumsum(rng.integers(1, 3, n)) * MINUTE  # gaps too
     market = draw(st.sampled_from([MarketRules(), MarketRules(amount_step=0.01),
-                                   MarketRules(amount_step=0.001, min_notional=50.0), MarketRules(min_amount=4.0)]))
+                                   MarketRules(amount_step=0.001, min_notional=50.0), MarketRules(min_amount=4.0),
+                                   MarketRules(amount_step=0.5)]))  # 60 of cash soon buys no step at some prices
     data = Series("BTC/USDT", "1m", ts, open_, high, low, close, np.ones(n), market=market,
                   gaps=find_gaps(ts, MINUTE))
     action = rng.choice(np.array([0, 0, 0, 1, -1], dtype=np.int8), n)
@@ -95,3 +96,27 @@ def test_once_a_short_spends_all_the_cash_the_chain_vetoes_every_later_entry_as_
         assert chain.vetoes == events.vetoes == {reason: 2} and chain.decisions == events.decisions == 3
         assert [t.as_dict() for t in chain.trades] == [t.as_dict() for t in events.trades]
         assert np.array_equal(chain.equity, events.equity) and chain.end_equity == events.end_equity
+
+
+def test_cash_that_buys_no_amount_step_vetoes_the_later_entries_in_the_chain_unless_a_price_allows_one():
+    """All-in with too little cash for one amount step: when no later entry price allows one, the chain
+    books every later decision as vetoed itself (as the event loop does); when one does, it hands over."""
+    ts = T0 + np.arange(10) * MINUTE
+    action = np.array([0, 1, -1, 0, 1, -1, 1, -1, 0, 0], dtype=np.int8)
+    execution = ExecutionSettings(fee_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
+                                  start_equity=150.0, allow_short=False)
+    for later_price, chained in ((100.0, True), (50.0, False)):
+        open_ = np.array([100, 100, 100, 40, 100, 100, 100, later_price, 100, 100], dtype=np.float64)
+        close = np.append(open_[1:], 100.0)
+        data = Series("BTC/USDT", "1m", ts, open_, np.maximum(open_, close), np.minimum(open_, close), close,
+                      np.ones(10), market=MarketRules(amount_step=1.0))
+        signals = Signals(action, np.full(10, 0.7))
+        walked = engine._one_series(data, signals, execution, execution.sizing, "s", None, None, None)
+        assert (walked is not None) is chained
+        result = simulate([data], [signals], execution, SimpleGate(execution.sizing))
+        events = engine._Simulator([data], [signals], execution, SimpleGate(execution.sizing), "", None, None,
+                                   None).run()
+        assert [t.as_dict() for t in result.trades] == [t.as_dict() for t in events.trades]
+        assert (result.cash, result.vetoes, result.decisions) == (events.cash, events.vetoes, events.decisions)
+        assert len(result.trades) == (1 if chained else 2)
+        assert result.vetoes["no margin available for a position"] == (2 if chained else 1)

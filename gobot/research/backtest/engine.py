@@ -562,11 +562,13 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
         return None
     amount, cash, spent = sized
     vetoes: Counter = Counter()
-    if spent is not None:  # no cash left, the book flat: every later decision is vetoed alike
+    if spent is not None:  # no margin left, the book flat: every later decision is vetoed alike
         last = hi - (0 if at_close else 1)
         candidates = np.flatnonzero(sig.action != 0 if settings.allow_short else sig.action > 0)
-        later = int(np.searchsorted(candidates, last) - np.searchsorted(candidates, decisions[spent]))
-        vetoes[_market_veto(s.market, 0.0, 1.0) if sizing.kind == "all_in" else NO_EQUITY] = later
+        later = candidates[np.searchsorted(candidates, decisions[spent]):np.searchsorted(candidates, last)]
+        if cash > 0 and _any_amount(s, sig, settings, later, cash):
+            return None  # the cash left buys no amount step at one price but does at a later one
+        vetoes[_market_veto(s.market, 0.0, 1.0) if sizing.kind == "all_in" else NO_EQUITY] = len(later)
         decisions, exits, levels = decisions[:spent], exits[:spent], levels[:spent]
         touches = {i: hit for i, hit in touches.items() if i < spent}
         d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits,
@@ -738,13 +740,25 @@ def _all_in(amounts: list[float], prices: list[float], sides: list[int], exits: 
         amount = cash / (price * grow)
         if step > 0 and amount > 0:
             amount = floor(amount / step) * step
-        elif amount < 0:
-            amount = 0.0
+        if amount <= 0:
+            return cash, len(amounts)  # the cash left buys no amount step at this price
         keep(amount)
         cash -= amount * price * fee_percent / 100.0
         if out == out:  # closed (an open position's exit price is NaN)
             cash += side * (out - price) * amount - amount * out * fee_percent / 100.0
     return cash, None
+
+
+def _any_amount(s: Series, sig: Signals, settings: ExecutionSettings, decisions: np.ndarray, cash: float) -> bool:
+    """Whether all-in sizing with ``cash`` buys at least one amount step on any of these decisions' entries
+    (the float steps of ``_all_in``)."""
+    direction = sig.action[decisions].astype(np.int64)
+    price = s.close[decisions] if settings.fill == "close" else s.open[decisions + 1]
+    amount = cash / (market_price(price, direction, settings.slippage_percent) * (1.0 + settings.fee_percent / 100.0))
+    step = s.market.amount_step
+    if step > 0:
+        amount = np.floor(amount / step) * step
+    return bool((amount > 0).any())
 
 
 def _sized(amounts: list[float], entry_price: np.ndarray, direction: np.ndarray, decision_close: np.ndarray,
