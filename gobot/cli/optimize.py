@@ -74,8 +74,10 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot optimize -s sma_rsi --objective "0.5*sharpe + 0.5*calmar" --apply
       gobot optimize -s sma_rsi --storage postgresql+psycopg://opt@db.lan/gobot --study weekly   # on each host
     """
+    from gobot.research.heap import keep_freed_memory, one_blas_thread
+
+    one_blas_thread()  # before numpy's import
     from gobot.research.backtest.setup import parse_assignments
-    from gobot.research.heap import keep_freed_memory
     from gobot.research.market_data import parse_time
     from gobot.research.optimizer import Optimization
 

@@ -42,6 +42,20 @@ def keep_freed_memory(pad: int = DEFAULT_PAD) -> bool:
     return all([bool(mallopt(parameter, value)) for parameter, value in settings])
 
 
+def one_blas_thread() -> bool:
+    """Ask OpenBLAS for no threads of its own, before numpy is first imported (True when in time). Its start on
+    import otherwise runs a thread per core that spins for ~0.1 s of CPU, taking the core the rest of the start or
+    a second optimizer worker needs; the research code never calls BLAS, so nothing else changes. A thread count
+    set in the environment (``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS``) is kept."""
+    import os
+
+    if "numpy" in sys.modules:
+        return False
+    if not any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    return True
+
+
 def short_command(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` run with ``keep_freed_memory`` and without the cyclic collector (restored after)."""
 
