@@ -531,6 +531,7 @@ class Optimization:
         self._study = None  # the study sync() read last: where stability scores are shared
         self._windows: dict[tuple[int, int], list[tuple[Series, int]]] = {}  # (start, end) -> candles, first bar
         self._inherited = None  # the coordinator's journal storage, what its forked workers start from
+        self.unscanned = False  # prepare(scan=False) left a new study's baseline scan for later
 
     # -- evaluating a parameter set --------------------------------------------------------------
 
@@ -644,11 +645,13 @@ class Optimization:
             raise OptimizerError(f"study '{self.study_name}' was made with other objectives; pick another --study")
         return study
 
-    def prepare(self):
-        """Open or resume the study; compute (or load) the baseline; retry trials of dead local workers."""
+    def prepare(self, scan: bool = True):
+        """Open or resume the study; compute (or load) the baseline; retry trials of dead local workers. With
+        ``scan`` off, a new study's baseline is left for ``scan`` (``self.unscanned`` says so)."""
         study = self.open_study()
         attrs = study.user_attrs
         fingerprint = self.data_fingerprint()
+        self.unscanned = False
         if "baseline" in attrs:
             if attrs.get("data") != fingerprint:
                 raise OptimizerError(f"study '{self.study_name}' was made on other candles ({attrs.get('data')}); "
@@ -658,16 +661,23 @@ class Optimization:
                                      f"({attrs['execution']}; now {self.execution_fingerprint()}): use the same "
                                      "options, or another --study")
             self.say(f"resuming study '{self.study_name}': {len(self._complete(study))} trials done")
+        elif scan:
+            self.scan(study)
         else:
-            self.say(f"scan: backtesting the current parameters on {len(self.folds)} walk-forward folds")
-            baseline = self.evaluate(self.baseline_params)
-            study.set_user_attr("data", fingerprint)  # first: a worker that sees the baseline sees the data too
-            study.set_user_attr("execution", self.execution_fingerprint())
-            study.set_user_attr("baseline", _clean(baseline.as_dict()))
-            study.set_user_attr("strategy", self.strategy.name)
-            study.set_user_attr("objective", self.objectives or self.options.objective)
+            self.unscanned = True
         self._retry_dead_workers(study)
         return study
+
+    def scan(self, study) -> None:
+        """Backtest the current parameters on every fold and store them as the study's baseline."""
+        self.say(f"scan: backtesting the current parameters on {len(self.folds)} walk-forward folds")
+        baseline = self.evaluate(self.baseline_params)
+        study.set_user_attr("data", self.data_fingerprint())  # first: a worker that sees the baseline sees the data
+        study.set_user_attr("execution", self.execution_fingerprint())
+        study.set_user_attr("baseline", _clean(baseline.as_dict()))
+        study.set_user_attr("strategy", self.strategy.name)
+        study.set_user_attr("objective", self.objectives or self.options.objective)
+        self.unscanned = False
 
     def baseline(self, study) -> Decision:
         """The baseline as stored (read once: it never changes after the scan)."""
@@ -757,8 +767,14 @@ class Optimization:
     def after_trial(self, study, trial, say_trials: bool = False,
                     progress: Callable[[int, int], None] | None = None) -> None:
         """Stop at max_iterations or when an accepted candidate meets the targets; print the new verdicts; ask
-        the model for ideas. One read of the trials finished since the last one."""
+        the model for ideas. One read of the trials finished since the last one. (A forked worker's first trials
+        may end before the coordinator has stored the baseline: until then only max_iterations can stop them.)"""
         complete = self.sync(study)
+        if self._baseline is None and "baseline" not in study.user_attrs:
+            if complete >= self.options.max_iterations:
+                study.set_user_attr("stopped", f"max_iterations ({self.options.max_iterations}) reached")
+                study.stop()
+            return
         _, candidates, kept = self.decisions(study, synced=True)
         if say_trials:
             self._say_new(candidates)
@@ -806,7 +822,13 @@ class Optimization:
     # -- the whole run ----------------------------------------------------------------------------
 
     def run(self, jobs: int = 1, progress: Callable[[int, int], None] | None = None) -> Report:
-        study = self.prepare()
+        # A new study's workers are forked before its baseline scan, which this process then runs beside their
+        # trials instead of before them (not with model ideas: a worker asks for them by the verdicts).
+        study = self.prepare(scan=jobs <= 1 or self.ideas is not None)
+        if self.unscanned:
+            study.set_user_attr("stopped", "")
+            self._run_workers(study, jobs, progress)
+            return self.report(study)
         baseline = self.baseline(study)
         self.say(baseline.line())
         done = len(self._complete(study))
@@ -841,6 +863,9 @@ class Optimization:
         self._inherited = None
         finished = False
         try:
+            if self.unscanned:
+                self.scan(study)
+                self.say(self.baseline(study).line())
             study.optimize(self.objective, n_trials=self.options.max_iterations, gc_after_trial=False,
                            callbacks=[lambda s, t: self.after_trial(s, t, True, progress)])
             for process in workers:  # a trial in flight when the study stopped is finished and stored
