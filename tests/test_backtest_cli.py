@@ -211,3 +211,38 @@ def test_research_processes_keep_freed_memory_on_glibc():
 
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is expected
+
+
+END_PROBE = """
+import atexit, sys
+import gobot.research.market_data as market_data
+market_data.BACKGROUND_CACHE_BYTES = 0  # the candle cache is written by a thread, as for a year of 1m
+class Teardown:
+    def __del__(self):
+        print("torn down", flush=True)
+kept = Teardown()  # a module global: collected only by the interpreter's tear-down
+atexit.register(lambda: print("exit handlers ran", flush=True))
+sys.argv = ["gobot", *sys.argv[1:]]
+from gobot.cli import run
+run()
+"""
+
+
+def test_the_gobot_program_ends_a_research_command_without_tearing_the_interpreter_down(config, tmp_path):
+    """After a successful backtest the process ends at once: the output is whole, the exit handlers ran and
+    the candle cache's writer thread finished, but no module global was collected one by one. A failed
+    command (and ``main`` called inside another program) exits the ordinary way."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "\n".join(f"{60_000 * (i + 1)},{100 + i % 7},{101 + i % 7},{99 + i % 7},{100 + i % 5},1" for i in range(400))
+    (data / "BTC_USDT-1m.csv").write_text(f"timestamp_ms,open,high,low,close,volume\n{rows}\n")
+    done = subprocess.run([sys.executable, "-c", END_PROBE, "backtest", "--config", str(config), "--data",
+                           str(data / "BTC_USDT-1m.csv"), *FAST, "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    document, _, rest = done.stdout.rpartition("}")
+    assert json.loads(document + "}")["metrics"]["trades"] >= 0
+    assert rest.split() == ["exit", "handlers", "ran"] and "torn down" not in done.stdout
+    assert len(list((tmp_path / "state").rglob("*.npy"))) == 1  # the writer thread was waited for
+    failed = subprocess.run([sys.executable, "-c", END_PROBE, "backtest", "--config", str(config), "--data",
+                             str(tmp_path / "missing.csv"), *FAST], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "torn down" in failed.stdout and "exit handlers ran" in failed.stdout

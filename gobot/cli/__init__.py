@@ -191,3 +191,15 @@ def main() -> None:
                     "and run the command again", fg="red", err=True)
         sys.exit(1)  # the machine failed the command, not its user: a runtime failure
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run() -> None:
+    """The ``gobot`` program (its console script and ``python -m gobot``): ``main``, and once a research
+    command that asked for it succeeded, the process's end without the interpreter's tear-down
+    (``gobot.research.heap.end_process``). ``main`` itself, called inside another program, only exits."""
+    try:
+        main()
+    except SystemExit as exit:
+        from gobot.research.heap import end_process
+
+        end_process(exit.code)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from gobot.cli.common import config_option, percent_or_none
-from gobot.research.heap import short_command
+from gobot.research.heap import one_blas_thread, short_command
 
 
 @click.command()
@@ -74,11 +74,13 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot backtest -p sma_cross -s sma_cross --data data/BTC_USDT-1m.csv --sizing all-in --risk none
       gobot backtest --strategy sma_rsi --from 2026-01-01 --set fast=12 --html report.html
     """
+    one_blas_thread()  # before numpy's import
     from gobot.research.backtest.engine import lookahead_check, run
-    from gobot.research.backtest.setup import parse_assignments
+    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
     from gobot.research.market_data import parse_time
 
-    setup = _setup(config_path, enable, disable, strategy, risk, sizing, needs_paper=fee is None or slippage is None)
+    setup = BacktestSetup.load(config_path, enable, disable, strategy, risk, sizing,
+                               needs_paper=fee is None or slippage is None)
     component = setup.strategy(strategy)
     params = setup.params(component, parse_assignments(assignments))
     series = setup.series(data, timeframe, parse_time(start, "--from"), parse_time(end, "--to"))
@@ -124,34 +126,6 @@ def backtest(config_path, strategy, data, timeframe, start, end, assignments, en
                 click.echo(f"  {problem}", err=True)
     if problems:
         sys.exit(1)
-
-
-def _setup(config_path, enable, disable, strategy, risk, sizing, *, needs_paper: bool):
-    """The backtest's settings and plugins. A run that asks no plugin to size or judge its entries
-    (``--risk none`` and a sizing other than ``plugins``, on the command line or in ``[backtest]``) needs
-    only the plugin that registers ``--strategy``: the plugins named by ``-p``, one named like the strategy,
-    ``paper`` when its fee or slippage is the default, and every plugin with a ``[plugins.<name>]``
-    section (so its config is still checked) are loaded first, the rest only when the strategy is not
-    among them. Importing and configuring the other plugins is ~10 % of a first run on a year of 1m."""
-    from gobot.config import load_settings
-    from gobot.host.plugin_manager import build_plugin_set, wanted_plugins
-    from gobot.research.backtest.engine import Sizing
-    from gobot.research.backtest.setup import BacktestSetup
-
-    settings = load_settings(config_path)
-    named, enable, disable = set(enable), [*settings.plugins.enable, *enable], [*settings.plugins.disable, *disable]
-    try:
-        plugin_free = (risk or settings.backtest.risk) == "none" and Sizing.parse(
-            sizing or settings.backtest.sizing).kind != "plugins"
-    except ValueError:
-        plugin_free = False  # --sizing's error comes with the execution settings, as before
-    if strategy and plugin_free:
-        wanted = wanted_plugins(enable, disable)
-        few = {*named, strategy, *settings.plugin_sections, *(["paper"] if needs_paper else [])} & wanted
-        setup = BacktestSetup.build(settings, build_plugin_set(enable, [*disable, *(wanted - few)], explain=False))
-        if strategy in setup.strategies:
-            return setup
-    return BacktestSetup.build(settings, build_plugin_set(enable, disable, explain=False))  # lists no plugins
 
 
 class _progress:

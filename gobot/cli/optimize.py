@@ -74,14 +74,14 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
       gobot optimize -s sma_rsi --objective "0.5*sharpe + 0.5*calmar" --apply
       gobot optimize -s sma_rsi --storage postgresql+psycopg://opt@db.lan/gobot --study weekly   # on each host
     """
-    from gobot.research.heap import keep_freed_memory, one_blas_thread
+    from gobot.research.heap import end_without_teardown, keep_freed_memory, one_blas_thread
 
     one_blas_thread()  # before numpy's import
-    from gobot.research.backtest.setup import parse_assignments
+    from gobot.research.backtest.setup import BacktestSetup, parse_assignments
     from gobot.research.market_data import parse_time
     from gobot.research.optimizer import Optimization
 
-    setup = _setup(config_path, enable, disable, strategy, risk, sizing)
+    setup = BacktestSetup.load(config_path, enable, disable, strategy, risk, sizing, search=True)
     settings = setup.settings
     options = _options(
         settings, objective=objective, objectives=list(objectives) or None, sampler=sampler,
@@ -118,64 +118,7 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
         _print_report(report)
     if apply:
         _apply(settings, report, component)
-    _exit_now()
-
-
-def _setup(config_path, enable, disable, strategy, risk, sizing):
-    """The settings and plugins of the search. One that asks no plugin to size or judge its entries (``--risk none``
-    and a sizing other than ``plugins``, on the command line or in ``[backtest]``) needs only the plugin that
-    registers its strategy: as for ``gobot backtest``, the plugins named by ``-p``, one named like the strategy,
-    ``paper`` (its fee and slippage are the defaults) and every plugin with a ``[plugins.<name>]`` section (so its
-    config is still checked) are loaded first, the rest only when the strategy is not among them. Importing and
-    configuring the other plugins, and reading every plugin's metadata to explain those that are off (nothing
-    here lists plugins), was ~10 % of a one-trial run."""
-    from gobot.config import load_settings
-    from gobot.host.plugin_manager import build_plugin_set, wanted_plugins
-    from gobot.research.backtest.engine import Sizing
-    from gobot.research.backtest.setup import BacktestSetup
-
-    settings = load_settings(config_path)
-    named, enable, disable = set(enable), [*settings.plugins.enable, *enable], [*settings.plugins.disable, *disable]
-    name = strategy or settings.optimizer.strategy
-    try:
-        plugin_free = (risk or settings.backtest.risk) == "none" and Sizing.parse(
-            sizing or settings.backtest.sizing).kind != "plugins"
-    except ValueError:
-        plugin_free = False  # --sizing's error comes with the execution settings, as before
-    if name and plugin_free:
-        wanted = wanted_plugins(enable, disable)
-        few = {*named, name, *settings.plugin_sections, "paper"} & wanted
-        setup = BacktestSetup.build(settings, build_plugin_set(enable, [*disable, *(wanted - few)], explain=False))
-        if name in setup.strategies:
-            return setup
-    return BacktestSetup.build(settings, build_plugin_set(enable, disable, explain=False))
-
-
-def _exit_now() -> None:
-    """End the process here when the command runs as ``gobot`` (under ``gobot.cli.main``, which exits with status
-    0 next) and nothing else runs in it: the exit handlers run (logging's, multiprocessing's) and the output is
-    flushed as at any exit, but the interpreter's tear-down of every module and object (30-90 ms, the last serial
-    part of a run) is left to the kernel. Run any other way (embedded, a test's CliRunner) it returns."""
-    import atexit
-    import os
-    import sys
-    import threading
-
-    main = getattr(sys.modules.get("gobot.cli"), "main", None)
-    if main is None or threading.current_thread() is not threading.main_thread() or threading.active_count() > 1:
-        return
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code is not main.__code__:
-        frame = frame.f_back
-    if frame is None:
-        return
-    atexit._run_exitfuncs()  # as the interpreter's exit does (and then forgets them)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except Exception:  # a closed pipe: the ordinary exit reports it, with its exit status
-        return
-    os._exit(0)
+    end_without_teardown()
 
 
 def _options(settings, **overrides):

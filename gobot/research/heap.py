@@ -14,6 +14,11 @@ keeps malloc's defaults.
 backtest``): malloc keeps freed memory and the collector is off while it runs (its passes over the
 imported modules' objects were ~5 % of a first backtest), restored after (a test process goes on
 collecting).
+
+A research command that finished asks (``end_without_teardown``) that its process end without the
+interpreter's tear-down of every module and object (30-90 ms, the last serial part of a backtest or an
+optimization): the ``gobot`` program (``gobot.cli.run``) then ends with ``end_process``. Run inside another
+program (a test's CliRunner, ``gobot.cli.main``) nothing ends.
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ def one_blas_thread() -> bool:
 
 
 def short_command(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` run with ``keep_freed_memory`` and without the cyclic collector (restored after)."""
+    """``function`` run with ``keep_freed_memory`` and without the cyclic collector (restored after); when
+    it returns, its process may end without tear-down (``end_without_teardown``)."""
 
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -65,9 +71,43 @@ def short_command(function: Callable[..., Any]) -> Callable[..., Any]:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return function(*args, **kwargs)
+            value = function(*args, **kwargs)
         finally:
             if collecting:
                 gc.enable()
+        end_without_teardown()
+        return value
 
     return run
+
+
+_teardown = {"skip": False}
+
+
+def end_without_teardown() -> None:
+    """Ask the ``gobot`` program (``gobot.cli.run``) to end with ``end_process`` once the command returns."""
+    _teardown["skip"] = True
+
+
+def end_process(status: int | str | None) -> None:
+    """``sys.exit(status)``; after a research command that asked (``end_without_teardown``) and succeeded,
+    the same exit without the tear-down: every other thread is waited for (a candle cache being written),
+    the exit handlers run (logging's, multiprocessing's) and the output is flushed as at any exit, and the
+    kernel takes the memory back at once. A failed flush (a closed pipe) exits the ordinary way, which
+    reports it."""
+    if status not in (0, None) or not _teardown["skip"]:
+        sys.exit(status)
+    import atexit
+    import os
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        sys.exit(status)
+    os._exit(0)
