@@ -1,12 +1,14 @@
 """The optimizer: Optuna improves a bad parameter set, walk-forward validation rejects one that wins
 only in sample, the design targets end the loop, every trial is stored and an interrupted run resumes,
-trials run in worker processes and across workers sharing a PostgreSQL study, a model's ideas are
-validated and marked, and a winner reaches config.toml and the bot's adjust phase."""
+trials run in worker processes (a new study's before its baseline exists) and across workers sharing a
+PostgreSQL study, a model's ideas are validated and marked, and a winner reaches config.toml and the bot's
+adjust phase."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -283,6 +285,105 @@ def test_a_forked_worker_keeps_what_the_coordinator_read_of_the_journal_under_it
     assert trial.number == 0 and trial.suggest_float("x", 0.0, 2.0) == 1.0  # the worker owns the trial it took
 
 
+# -- a new study's workers start before its baseline exists (the coordinator scans beside their trials) ----------
+
+
+def test_trials_that_end_before_the_baseline_stop_at_max_iterations_unjudged_and_are_judged_once_it_is_stored(
+        tmp_path):
+    lines: list[str] = []
+    opt = optimization(tmp_path, SmaCrossStrategy(), wave(3000), {"fast": 27, "slow": 18}, lines=lines,
+                       max_iterations=3)
+    study = opt.prepare(scan=False)  # what a forked worker of a new study starts from
+    assert opt.unscanned and "baseline" not in study.user_attrs
+    shown: list[tuple[int, int]] = []
+    study.optimize(opt.objective, n_trials=10, callbacks=[lambda s, t: opt.after_trial(s, t, True, shown.append)])
+    assert complete_numbers(study) == [0, 1, 2]  # max_iterations stops the trials without a baseline
+    assert study.user_attrs["stopped"] == "max_iterations (3) reached"
+    assert "baseline" not in study.user_attrs and lines == [] and shown == []  # nothing judged, said or shown
+    opt.scan(study)  # the coordinator's scan, after the worker's trials
+    assert not opt.unscanned
+    report = opt.report(study)
+    assert report.baseline.source == "baseline" and report.baseline.reason == "the current parameters"
+    assert [d.number for d in report.decisions] == [0, 1, 2] and all(d.reason for d in report.decisions)
+
+
+def test_a_worker_judges_its_earlier_trials_once_another_process_stores_the_baseline(tmp_path):
+    worker_lines: list[str] = []
+    worker = optimization(tmp_path, SmaCrossStrategy(), wave(3000), {"fast": 27, "slow": 18}, lines=worker_lines,
+                          max_iterations=4)
+    study = worker.prepare(scan=False)
+    study.optimize(worker.objective, n_trials=2, callbacks=[lambda s, t: worker.after_trial(s, t, True)])
+    assert complete_numbers(study) == [0, 1] and worker_lines == [] and "stopped" not in study.user_attrs
+    coordinator = optimization(tmp_path, SmaCrossStrategy(), wave(3000), {"fast": 27, "slow": 18}, max_iterations=4)
+    coordinator.scan(coordinator.prepare(scan=False))  # the same study, opened on its own
+    study.optimize(worker.objective, n_trials=10, callbacks=[lambda s, t: worker.after_trial(s, t, True)])
+    assert complete_numbers(study) == [0, 1, 2, 3] and study.user_attrs["stopped"] == "max_iterations (4) reached"
+    said = [line.split(" ")[0] for line in worker_lines if line.startswith("#")]
+    assert said == ["#0", "#1", "#2", "#3"]  # the trials before the baseline judged after it, each once
+    report = worker.report(study)
+    assert [d.number for d in report.decisions] == [0, 1, 2, 3] and all(d.reason for d in report.decisions)
+
+
+def complete_numbers(study) -> list[int]:
+    from optuna.trial import TrialState
+
+    return sorted(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+class BaselineAfterTwoTrials(SmaCrossStrategy):
+    """sma_cross whose coordinator's first signals (its baseline scan) wait until the forked worker asks for its
+    third trial's: the worker's first two trials end, and their after_trial runs, before the baseline is stored.
+    A pipe, not a clock: with no live worker holding its other end (the scan before the fork, or the worker
+    crashed), the scan fails at once."""
+
+    def __init__(self, timeout: float = 20):
+        super().__init__()
+        self.coordinator, self.calls, self.timeout = os.getpid(), 0, timeout
+        self.read_end, self.write_end = os.pipe()
+
+    def vectorized(self, symbol, candles, params):
+        self.calls += 1
+        if os.getpid() == self.coordinator and self.calls == 1:
+            os.close(self.write_end)  # the worker's copy is the only one left
+            self.write_end = -1
+            ready = select.select([self.read_end], [], [], self.timeout)[0]
+            if not ready or os.read(self.read_end, 1) != b"2":
+                raise RuntimeError("the baseline scan ran before a worker's two trials ended")
+        elif os.getpid() != self.coordinator and self.calls == 3:
+            os.write(self.write_end, b"2")
+        return super().vectorized(symbol, candles, params)
+
+    def close(self) -> None:
+        for end in (self.read_end, self.write_end):
+            if end >= 0:
+                os.close(end)
+
+
+def test_a_new_studys_worker_finishes_trials_before_the_baseline_and_the_run_judges_every_trial_once(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    lines: list[str] = []
+    strategy = BaselineAfterTwoTrials()
+    try:
+        opt = optimization(tmp_path, strategy, wave(3000), {"fast": 27, "slow": 18}, lines=lines, max_iterations=6)
+        opt.storage_url = f"journal:{tmp_path / 'optimizer.journal'}"
+        report = opt.run(jobs=2)
+    finally:
+        strategy.close()
+    study = optuna.load_study(study_name=opt.study_name, storage=storage(opt.storage_url))
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE}  # none left running, failed or queued
+    numbers = [t.number for t in study.trials]
+    assert 6 <= len(numbers) <= 7  # max_iterations, and a trial the other process had in flight
+    assert [d.number for d in report.decisions] == numbers and all(d.reason for d in report.decisions)
+    assert report.baseline.reason == "the current parameters" and report.stopped == "max_iterations (6) reached"
+    first = {study.trials[n].user_attrs["worker"].split(":")[1] for n in (0, 1)}
+    assert first == first - {str(os.getpid())} and len(first) == 1  # the fork's, before the baseline
+    said = [int(line.split(" ")[0][1:]) for line in lines if line.startswith("#")]
+    assert sorted(said) == numbers and len(set(said)) == len(said)  # each verdict said once
+    assert [line for line in lines if "worker processes ended" in line] == []
+
+
 # -- the command: resume, shared studies, model ideas, --apply --------------------------------------
 
 
@@ -507,3 +608,23 @@ def test_optuna_is_imported_without_the_redis_client_which_stays_importable():
             "import redis; print(redis.Redis.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "Redis"]
+
+
+def test_optuna_is_imported_without_tqdm_whose_bars_are_the_real_tqdm_once_made():
+    code = textwrap.dedent("""\
+        import sys, gobot.research.optimizer as o
+        optuna = o.import_optuna()
+        print(*[m for m in ("tqdm", "tqdm.auto", "asyncio") if m in sys.modules], "|")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study()
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        print(len(study.trials), "tqdm" in sys.modules)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2, show_progress_bar=True)  # Optuna's bar
+        print(len(study.trials), "tqdm" in sys.modules)
+        from tqdm.auto import tqdm as auto
+        from tqdm.std import tqdm as std
+        print(issubclass(auto, std), isinstance(auto(range(2), disable=True), std), *auto(range(2), disable=True))
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["|", "3", "False", "5", "True", "True", "True", "0", "1"]
+    assert "2/2" in done.stderr  # the progress bar Optuna made drew its two trials
