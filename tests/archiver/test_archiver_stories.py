@@ -177,24 +177,27 @@ def synthetic_archive(store, run_id: str, trades: int, commissions: dict[str, fl
         store.write([{"seq": start + i, **e} for i, e in enumerate(entries[start:start + 5000])])
 
 
-def test_a_run_of_7000_trades_answers_well_under_a_second(open_store):
+def test_a_run_of_7000_trades_is_read_in_a_few_statements(open_store):
+    """The stories of a run are read with a statement per table, however many trades: a statement (or a
+    scan) per trade is what made 7,000 take seconds. How fast it is belongs to the bench (a timed assert
+    failed whenever the shared machine slowed down)."""
+    from sqlalchemy import event
+
     store = open_store()
     synthetic_archive(store, "r-big", 7000, commissions={"BNB": 0.0001})
-    cpu, wall = [], []
-    for _ in range(3):  # the best of three: a machine shared with other work slows some of them down
-        began, began_cpu = time.perf_counter(), time.process_time()
+    statements: list[str] = []
+    listener = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
         stories = read_stories(store, "r-big", currency="USDT")
-        cpu.append(time.process_time() - began_cpu)
-        wall.append(time.perf_counter() - began)
-    # Well under a second of this process's work: all of it on SQLite (the default archive), the client's
-    # share on PostgreSQL, whose server adds its own (on a quiet machine: ~0.45 s and ~0.7 s wall).
-    assert len(stories) == 7000 and min(cpu) < 1.0, cpu
-    assert min(wall) < 3.0, wall  # a query plan gone wrong (one scan per trade) takes seconds
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+    assert len(stories) == 7000
+    assert 0 < len(statements) <= 8, statements  # six today: trades, orders, fills, cycles, ...
     last = stories[-1]
     assert last.signal.rationale == "idea 6999" and len(last.verdicts) == 2
     assert [f.commissions for f in last.fills] == [{"BNB": 0.0001}, {}]
     assert last.sizing == "0.001 BTC ≈ 57.00 USDT at 56999 — BTC/USDT buy 50.00 USDT approved by 2 risk checks"
-    print(f"7000 stories in {min(wall) * 1000:.0f} ms, {min(cpu) * 1000:.0f} ms CPU ({store.dialect})")
 
 
 # -- vision: the charts the model saw and its answer -------------------------------------------------
