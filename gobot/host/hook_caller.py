@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any, Callable, Collection
 
 import pluggy
@@ -66,9 +67,21 @@ class HookCaller:
 
     def _impls(self, hook: str) -> list[pluggy.HookImpl]:
         # pluggy calls the last-registered (and tryfirst) implementation first.
-        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+        return getattr(self.pm.hook, hook).get_hookimpls()[::-1]
 
     async def _call(self, impl: pluggy.HookImpl, kwargs: dict[str, Any], hook: str) -> Any:
+        if self.trace:
+            return await self._traced(impl, kwargs, hook)
+        if impl.wrapper or impl.hookwrapper:
+            _refuse_wrapper(impl, hook)
+        result = impl.function(*[kwargs[name] for name in impl.argnames])
+        # most answers are None: never awaitable; a coroutine is known by its type without the ABC check
+        if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
+            result = await result
+        return result
+
+    async def _traced(self, impl: pluggy.HookImpl, kwargs: dict[str, Any], hook: str) -> Any:
+        """``_call`` with its line on stderr (``GOBOT_TRACE_HOOKS=1``)."""
         started = time.perf_counter()
         outcome = "raised"
         try:
@@ -79,8 +92,7 @@ class HookCaller:
             outcome = "None" if result is None else "answered"
             return result
         finally:
-            if self.trace:
-                _trace(hook, impl.plugin_name, started, outcome)
+            _trace(hook, impl.plugin_name, started, outcome)
 
     def _fail(self, impl: pluggy.HookImpl, hook: str, error: BaseException) -> HookFailure:
         failure = HookFailure(impl.plugin_name, hook, error)

@@ -37,6 +37,7 @@ import sys
 from datetime import date, datetime, timezone
 from functools import partial
 from pathlib import Path
+from stat import S_IFDIR
 from typing import Any, Iterator
 
 from pydantic import BaseModel, Field, ValidationError
@@ -292,6 +293,11 @@ def read_state(path: Path) -> BotState:
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` with owner-only permissions (state may reveal positions and balances)."""
+    try:
+        if os.stat(path).st_mode & 0o177777 == S_IFDIR | 0o700:  # the usual case, at every save: one stat
+            return path
+    except FileNotFoundError:
+        pass
     path.mkdir(parents=True, exist_ok=True)
     if os.stat(path).st_mode & 0o7777 != 0o700:  # a chmod is a journalled write, even one that changes nothing
         os.chmod(path, 0o700)
