@@ -285,6 +285,36 @@ def test_a_forked_worker_keeps_what_the_coordinator_read_of_the_journal_under_it
     assert trial.number == 0 and trial.suggest_float("x", 0.0, 2.0) == 1.0  # the worker owns the trial it took
 
 
+def test_an_append_waits_for_the_journal_lock_even_in_a_process_forked_after_the_coordinator_appended(tmp_path):
+    import fcntl
+
+    import optuna
+
+    path = tmp_path / "optimizer.journal"
+    opened = storage(f"journal:{path}")
+    study = optuna.create_study(storage=opened, study_name="shared")  # the coordinator has appended
+    holder = opened._backend._handle  # its descriptor: in the middle of its next append
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    done_read, done_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the forked worker
+        try:
+            study.set_user_attr("from", "the forked worker")
+            os.write(done_write, b"x")
+        finally:
+            os._exit(0)
+    try:
+        assert select.select([done_read], [], [], 0.3)[0] == []  # its append waits for the lock
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        assert select.select([done_read], [], [], 30)[0] == [done_read]  # and goes on once it is free
+    finally:
+        os.waitpid(pid, 0)
+    lines = path.read_bytes().splitlines()
+    assert all(json.loads(line) for line in lines)  # whole lines only
+    assert optuna.load_study(study_name="shared", storage=storage(f"journal:{path}")).user_attrs == {
+        "from": "the forked worker"}
+
+
 # -- a new study's workers start before its baseline exists (the coordinator scans beside their trials) ----------
 
 

@@ -377,26 +377,38 @@ def storage(url: str):
 
 
 def _journal(path: str):
-    """Optuna's journal file: every change one appended line (under a file lock, so this machine's workers
-    share it), every process holding the study in memory and reading only the lines added since its last
-    look. A trial costs a few appends (about 4 ms of storage a trial, against 16 ms for SQLite in WAL mode
-    and 24 ms in its default mode, in Optuna's own loop); no heartbeat, which only other hosts need: a dead
-    worker of this machine is found by its process id.
+    """Optuna's journal file: every change one appended line, every process holding the study in memory and
+    reading only the lines added since its last look. A trial costs a few appends (about 4 ms of storage a
+    trial, against 16 ms for SQLite in WAL mode and 24 ms in its default mode, in Optuna's own loop); no
+    heartbeat, which only other hosts need: a dead worker of this machine is found by its process id.
 
-    The lines are not fsynced one by one (Optuna's backend waits for the disk at each of a trial's eight or
-    so appends, 1-2 ms each): a killed process loses nothing, a power cut at most the last trials, and a
-    line cut short at the end is skipped when the journal is read."""
+    An append is one write under an exclusive ``flock`` of the journal, on a descriptor each process opens
+    once: the kernel queues the workers of this machine and wakes the next at once. (Optuna's own lock makes
+    and renames a symbolic link at each of a trial's eight appends, ~0.1 ms each, and a worker that finds it
+    taken sleeps 1, 2, 4 ms...: 3 % of a --jobs 1 run, more with two workers.) Only gobot's appends use this
+    lock: a study is not shared at the same moment with a program appending under Optuna's symbolic link.
+
+    The lines are not fsynced one by one (Optuna's backend waits for the disk at each append, 1-2 ms each): a
+    killed process loses nothing, a power cut at most the last trials, and a line cut short at the end is
+    skipped when the journal is read."""
+    import fcntl
+
     from optuna.storages import journal
 
     class Journal(journal.JournalFileBackend):
+        _handle, _pid = None, None
+
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
             text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode("utf-8")
-            self._lock.acquire()
+            if self._pid != os.getpid():  # this process's own descriptor: a flock is shared across a fork
+                self._handle, self._pid = open(self._file_path, "ab", buffering=0), os.getpid()
+            fcntl.flock(self._handle, fcntl.LOCK_EX)
             try:
-                with open(self._file_path, "ab") as handle:
-                    handle.write(text)
+                written = 0
+                while written < len(text):  # an unbuffered write may take part of it
+                    written += self._handle.write(text[written:])
             finally:
-                self._lock.release()
+                fcntl.flock(self._handle, fcntl.LOCK_UN)
 
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)  # <state_dir>/optimizer/, at a study's first start
