@@ -11,10 +11,12 @@ the state folder, the report): trials/s is trials / wall time, with ``--jobs 1``
 figure, the baselines' too, is the fastest of ``--repeat`` runs (the ``--jobs`` values take turns). Its
 trial phase alone (first trial's start to the last one's end, from the study's stored timestamps) is
 printed beside it, and as rows: how ``--jobs 2`` scales the trial phase, and the serial rest of a
-``--jobs 1`` run (start-up, report), which no number of jobs shortens. The
-baselines run in this process, in the same run: Optuna's TPE over a numpy SMA cross (the same
-signals, next-open fills, fee, per-bar returns, Sharpe per fold in and out of sample), its study in
-memory and on Optuna's SQLite storage.
+``--jobs 1`` run (start-up, report), which no number of jobs shortens. And this machine's own
+ceiling for ``--jobs 2``: two ``--jobs 1`` processes started together, each on a study of its own,
+against one alone (two processes share the memory bus and the last-level cache; however its work is
+split, ``--jobs 2`` cannot scale further than two independent runs). The baselines run in this process,
+in the same run: Optuna's TPE over a numpy SMA cross (the same signals, next-open fills, fee, per-bar
+returns, Sharpe per fold in and out of sample), its study in memory and on Optuna's SQLite storage.
 
     .venv/bin/python bench/optimizer.py [--trials 200] [--rows 525600] [--repeat 3] [--json FILE]
 """
@@ -163,6 +165,22 @@ def gobot_optimize(config: Path, trials: int, jobs: int, study: str) -> dict:
             "trial_phase_per_s": count / trial_phase_seconds(config.parent / "state", study)}
 
 
+def independent_pair(config: Path, trials: int, study: str) -> float:
+    """Two ``gobot optimize --jobs 1`` processes started together on studies of their own: the wall time until
+    both ended. Twice one's trials in that time, against one alone, is how far this machine lets two processes
+    scale (memory and caches the two cores share): an upper bound of ``--jobs 2``'s scaling in the same run."""
+    command = [GOBOT, "optimize", "--config", str(config), "--no-progress", "--json", "--max-iterations", str(trials),
+               "--jobs", "1", "--seed", str(SEED), "--stop-loss", "none", "--take-profit", "none", "--study"]
+    started = time.perf_counter()
+    pair = [subprocess.Popen(command + [f"{study}-{n}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for n in (1, 2)]
+    for process in pair:
+        _, errors = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"{' '.join(command)} failed:\n{errors[-3000:]}")
+    return time.perf_counter() - started
+
+
 def trial_phase_seconds(state: Path, study: str) -> float:
     import optuna
 
@@ -204,9 +222,12 @@ def main() -> None:
     sqlite = max(peer_trials_per_s(candles, args.trials, f"sqlite:///{folder / f'peer-{n}.db'}")[0]
                  for n in range(args.repeat))
     tries: dict[int, list[dict]] = {jobs: [] for jobs in args.jobs}
+    pairs: list[float] = []
     for n in range(args.repeat):  # interleaved: a machine that slows for a minute slows every --jobs value alike
         for jobs in args.jobs:
             tries[jobs].append(gobot_optimize(config, args.trials, jobs, f"bench-jobs-{jobs}-{n}"))
+        if 2 in args.jobs:
+            pairs.append(independent_pair(config, args.trials, f"bench-pair-{n}"))
     runs = {jobs: max(found, key=lambda run: run["per_s"]) for jobs, found in tries.items()}
     print(f"\n{'run':<44} {'trials':>6} {'seconds':>8} {'trials/s':>9} {'x Optuna SQLite':>16} {'trial phase/s':>14} "
           f"{'CPU ms/trial':>13}")
@@ -218,6 +239,9 @@ def main() -> None:
         print(f"{f'gobot optimize --jobs {jobs} (whole process)':<44} {run['trials']:>6} {run['seconds']:>8.2f} "
               f"{run['per_s']:>9.2f} {run['per_s'] / sqlite:>16.2f} {run['trial_phase_per_s']:>14.2f} "
               f"{run['cpu_ms']:>13.1f}")
+    if pairs:
+        print(f"{'two gobot optimize --jobs 1 at once':<44} {2 * args.trials:>6} {min(pairs):>8.2f} "
+              f"{2 * args.trials / min(pairs):>9.2f} {2 * args.trials / min(pairs) / sqlite:>16.2f}")
     print("(CPU ms/trial: the process and its workers together; the same with --jobs 2 means the workers share the "
           "work without doing it twice, so --jobs 2 scales as far as a second core is free)")
     rows = []
@@ -237,6 +261,12 @@ def main() -> None:
                          "baseline": "gobot optimize --jobs 1", "baseline_value": round(one, 2),
                          "ratio": round(scale, 2), "goal": f">= {GOAL_JOBS_2:g}x --jobs 1" if jobs == 2 else "",
                          "met": scale >= GOAL_JOBS_2 if jobs == 2 else True})
+            if jobs == 2 and pairs:
+                ceiling = 2 * args.trials / min(pairs) / one
+                rows.append({"measure": "two `gobot optimize --jobs 1` at once (this machine's ceiling for --jobs 2)",
+                             "value": round(ceiling, 2), "unit": "x", "baseline": "gobot optimize --jobs 1 alone",
+                             "baseline_value": round(one, 2), "ratio": round(ceiling, 2),
+                             "goal": "no goal: --jobs 2 cannot scale further", "met": True})
             phase = runs[jobs]["trial_phase_per_s"] / runs[1]["trial_phase_per_s"]
             rows.append({"measure": f"`gobot optimize --jobs {jobs}`, trial phase only", "value": round(phase, 2),
                          "unit": "x", "baseline": "the trial phase of --jobs 1",
