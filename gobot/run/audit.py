@@ -43,6 +43,10 @@ def event_id(kind: str, value: BaseModel, fields: tuple[str, ...]) -> str:
     return f"{kind}-{digest}"
 
 
+#: ``json.dumps(record, default=str)`` without building a new encoder for every line (``dumps`` only reuses its
+#: own when every option is the default): the same text
+_LINE_ENCODER = json.JSONEncoder(default=str)
+
 FILL_ID_FIELDS = ("order_id", "client_order_id", "symbol", "side", "purpose", "amount", "price", "time")
 TRADE_ID_FIELDS = ("symbol", "direction", "amount", "entry_price", "exit_price", "opened_at", "closed_at",
                    "client_order_id", "exit_reason")
@@ -136,7 +140,7 @@ class AuditLog:
             **({"event_id": event_id} if event_id is not None else {}),
             **{k: _json_ready(v) for k, v in data.items()},
         }
-        text = json.dumps(record, default=str)
+        text = _LINE_ENCODER.encode(record)
         if may_hold_secrets(text):  # rare: mask value by value (a numeric secret can't break the JSON)
             record.update({k: _plain(v, secret_values()) for k, v in data.items()})
             text = json.dumps(record, default=lambda v: redact(str(v)))
