@@ -41,7 +41,7 @@ export GOBOT_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/t
 ## test: the linter (ruff, configured in pyproject.toml), then every test, with everything it needs installed first.
 test: $(VENV)/.dev /usr/bin/chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25  # the slowest 25: what to look at when the 20-minute budget tightens
 
 ## bench: performance figures (not part of the tests): vision and the rate limiter, then one table of issues 19 and
 ## 20's rows (bench/table.py runs cli_startup, backtest_vs_peers, optimizer, replay, archiver and charts; each row
