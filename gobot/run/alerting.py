@@ -60,13 +60,14 @@ async def drain(bot: RunningBot) -> None:
     5. the cycle's end, after ``gobot_on_cycle_end`` (the state is saved by then);
     6. shutdown, and the end of an operator session (``Bot.close_session``).
     """
-    ctx, channels = bot.ctx, bot.plugin_set.implementers(SEND_HOOK)
+    ctx, channels = bot.ctx, None  # the channels are looked up once there is an alert (not at every drain)
     while ctx.pending_execution_errors:
         await execution_error(bot, ctx.pending_execution_errors.pop(0))
     while ctx.pending_drift:  # ctx.record_drift: a trade measured against its paper twin
         await bot.hooks.notify("gobot_on_drift", ctx=ctx, measurement=ctx.pending_drift.pop(0))
     while ctx.pending_alerts:
         alert = ctx.pending_alerts.pop(0)
+        channels = bot.plugin_set.implementers(SEND_HOOK) if channels is None else channels
         bot.audit("alert", alert=alert)
         failed = [f.plugin for f in await deliver(bot.hooks, ctx, alert)]  # the same code as `gobot alerts test`
         bot.counters.alert_delivered(channels, failed)

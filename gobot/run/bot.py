@@ -433,7 +433,8 @@ class Bot:
         return trade
 
     async def _ideas(self, phase: PhaseRecord, snapshots: list[MarketSnapshot]) -> list[Signal]:
-        earlier = [item for item in self.state.learnings if item.iteration < self.ctx.iteration]
+        iteration = self.ctx.iteration
+        earlier = [item for item in self.state.learnings if item.iteration < iteration]
         learnings = earlier[-LEARNINGS_HANDED_OVER:]
         handed = ", ".join(item.id for item in learnings) or "-"
         phase.records.append(f"{len(learnings)} learnings handed over: {handed}")
