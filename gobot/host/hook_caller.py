@@ -69,16 +69,14 @@ class HookCaller:
         # pluggy calls the last-registered (and tryfirst) implementation first.
         return getattr(self.pm.hook, hook).get_hookimpls()[::-1]
 
-    async def _call(self, impl: pluggy.HookImpl, kwargs: dict[str, Any], hook: str) -> Any:
+    def _answer(self, impl: pluggy.HookImpl, kwargs: dict[str, Any], hook: str) -> Any:
+        """The implementation's answer, or what to await for it (``_awaitable``): the call styles await only
+        what needs it, so a plain implementation costs no coroutine of the caller's."""
         if self.trace:
-            return await self._traced(impl, kwargs, hook)
+            return self._traced(impl, kwargs, hook)
         if impl.wrapper or impl.hookwrapper:
             _refuse_wrapper(impl, hook)
-        result = impl.function(*[kwargs[name] for name in impl.argnames])
-        # most answers are None: never awaitable; a coroutine is known by its type without the ABC check
-        if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
-            result = await result
-        return result
+        return impl.function(*[kwargs[name] for name in impl.argnames])
 
     async def _traced(self, impl: pluggy.HookImpl, kwargs: dict[str, Any], hook: str) -> Any:
         """``_call`` with its line on stderr (``GOBOT_TRACE_HOOKS=1``)."""
@@ -104,7 +102,9 @@ class HookCaller:
         answers = []
         for impl in self._impls(hook):
             try:
-                result = await self._call(impl, kwargs, hook)
+                result = self._answer(impl, kwargs, hook)
+                if _awaitable(result):
+                    result = await result
             except Exception as exc:
                 self._fail(impl, hook, exc)
                 continue
@@ -127,7 +127,9 @@ class HookCaller:
             if plugins is not None and impl.plugin_name not in plugins:
                 continue
             try:
-                await self._call(impl, kwargs, hook)
+                result = self._answer(impl, kwargs, hook)
+                if _awaitable(result):
+                    await result
             except Exception as exc:
                 failures.append(self._fail(impl, hook, exc))
         return failures
@@ -136,7 +138,9 @@ class HookCaller:
         """The first non-None answer as ``(plugin_name, result)``; an exception names its plugin."""
         for impl in self._impls(hook):
             try:
-                result = await self._call(impl, kwargs, hook)
+                result = self._answer(impl, kwargs, hook)
+                if _awaitable(result):
+                    result = await result
             except Exception as exc:
                 raise PluginError(impl.plugin_name, f"{type(exc).__name__}: {exc}", hook=hook) from exc
             if result is not None:
@@ -151,7 +155,9 @@ class HookCaller:
         tag = {"symbol": intent.symbol, "intent_id": intent.id}
         for impl in self._impls("gobot_risk_check"):
             try:
-                verdict = await self._call(impl, kwargs, "gobot_risk_check")
+                verdict = self._answer(impl, kwargs, "gobot_risk_check")
+                if _awaitable(verdict):
+                    verdict = await verdict
                 if verdict is None:
                     continue
                 if not isinstance(verdict, RiskVerdict):
@@ -196,6 +202,12 @@ class HookCaller:
             if self.trace:
                 _trace(hook, impl.plugin_name, started, outcome)
         return result
+
+
+def _awaitable(result: Any) -> bool:
+    """Whether an implementation's answer is to be awaited: most are None or plain values, a coroutine is known
+    by its type (``inspect.isawaitable`` asks the ``Awaitable`` ABC only of the rest)."""
+    return result is not None and (type(result) is CoroutineType or inspect.isawaitable(result))
 
 
 def _refuse_wrapper(impl: pluggy.HookImpl, hook: str) -> None:

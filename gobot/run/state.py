@@ -401,16 +401,20 @@ class StateText:
         self._kept[name] = (list(items), texts, joined)
         return f'"{name}": [\n  {joined}\n ]' if texts else f'"{name}": []'
 
-    def _nested(self, name: str, items: list) -> str:
-        """``"name": [...]`` as the dump of the whole state writes it (items at depth 2), from the kept texts."""
-        kept, now, texts = self._pieces[name], {}, []
+    def _nested(self, name: str, items: list) -> str | None:
+        """``"name": [...]`` as the dump of the whole state writes it (items at depth 2), from the kept texts;
+        None when an item is not of the field's class."""
+        kept, now, texts, cls = self._pieces[name], {}, [], self.NESTED[name]
         for item in items:
-            entry = kept.get(id(item))
+            if type(item) is not cls:
+                return None
+            key = id(item)
+            entry = kept.get(key)
             if entry is None or entry[0] is not item or entry[1] != item.__dict__:
                 # the item's own dump at depth 0, its lines moved to depth 2 (JSON strings hold no raw newline)
                 text = redact(item.model_dump_json(indent=1)).replace("\n", "\n  ")
                 entry = (item, copy.deepcopy(item.__dict__), text)
-            now[id(item)] = entry
+            now[key] = entry
             texts.append(entry[2])
         self._pieces[name] = now  # held: the ids of the kept items are not reused meanwhile
         return f'"{name}": [\n  ' + ",\n  ".join(texts) + "\n ]" if texts else f'"{name}": []'
@@ -419,14 +423,15 @@ class StateText:
         """The state but the ``LISTS``, as ``{...}`` with ``indent=1``, redacted."""
         if secrets_redactor() is not self._redactor:  # other secrets: no kept text is vouched for
             self._redactor, self._pieces = secrets_redactor(), {name: {} for name in self.NESTED}
-        if not all(type(item) is cls for name, cls in self.NESTED.items() for item in getattr(state, name)):
+        nested = {name: self._nested(name, getattr(state, name)) for name in self.NESTED}
+        if None in nested.values():  # a subclass item: the whole dump writes it as the field declares it
             return redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))
         head = redact(state.model_dump_json(indent=1, exclude={*self.LISTS, *self.NESTED}))
-        for name in self.NESTED:
+        for name, text in nested.items():
             at = head.find(f'\n "{self._anchors[name]}": ') + 1  # a top-level key: the only ones at depth 1
             if at == 0:
                 return redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))
-            head = f"{head[:at]} {self._nested(name, getattr(state, name))},\n{head[at:]}"
+            head = f"{head[:at]} {text},\n{head[at:]}"
         return head
 
     def text(self, state: BotState) -> str:
