@@ -92,11 +92,10 @@ class Paper:
             if not candles.timestamp:
                 continue
             since = last_ts.get(snap.symbol)
-            for i, ts in enumerate(candles.timestamp):
-                if since is not None and ts <= since:
-                    continue
-                if since is None:  # first look at this symbol: start from its newest candle
-                    break
+            # first look at this symbol (since None): start from its newest candle, nothing to replay
+            new = [] if since is None else [i for i, ts in enumerate(candles.timestamp) if ts > since]
+            for i in new:
+                ts = candles.timestamp[i]
                 made.extend(self._fill_pending(pending, watch, snap.symbol, ts, candles.open[i], config))
                 fill = self._check_stops(watch, snap.symbol, ts, candles.open[i], candles.high[i], candles.low[i],
                                          config)
