@@ -3,7 +3,8 @@
 candles, signals (with and without their own stops and targets), fills at the next open or at the
 close, shorts, stop and target percentages, fees, slippage, the three sizings, market steps and
 minimums and windows, both give the same trades, the same equity curve bit for bit, and the same
-decisions and vetoes (the chain hands a vetoed entry to the event loop)."""
+decisions and vetoes (the chain books vetoes itself, and hands an entry of percent or fixed sizing below a
+market minimum to the event loop)."""
 
 from __future__ import annotations
 
@@ -68,17 +69,20 @@ def test_one_series_walked_as_a_chain_trades_exactly_as_the_event_loop(case):
     assert np.array_equal(chain.timeline, events.timeline) and np.array_equal(chain.equity, events.equity)
 
 
-def test_the_chain_hands_a_vetoed_entry_to_the_event_loop():
+def test_the_chain_books_an_all_in_entry_below_a_market_minimum_and_hands_a_percent_one_to_the_event_loop():
     ts = T0 + np.arange(6) * MINUTE
     flat = np.full(6, 100.0)
     data = Series("BTC/USDT", "1m", ts, flat, flat + 1, flat - 1, flat, np.ones(6),
                   market=MarketRules(min_notional=5e3))
     signals = Signals(np.array([0, 1, 0, -1, 1, 0], dtype=np.int8), np.full(6, 0.7))
-    execution = ExecutionSettings(fee_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
-                                  allow_short=False)
-    assert engine._one_series(data, signals, execution, execution.sizing, "s", None, None, None) is None
-    result = simulate([data], [signals], execution, SimpleGate(execution.sizing))
-    assert result.trades == [] and result.vetoes["notional below the market's minimum 5000"] == 2
+    for sizing, chained in ((Sizing("all_in"), True), (Sizing("percent", 50.0), False)):
+        execution = ExecutionSettings(fee_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
+                                      allow_short=False, sizing=sizing)
+        walked = engine._one_series(data, signals, execution, sizing, "s", None, None, None)
+        assert (walked is not None) is chained
+        result = simulate([data], [signals], execution, SimpleGate(sizing))
+        assert result.trades == [] and result.vetoes == {"notional below the market's minimum 5000": 2}
+        assert result.decisions == 2
 
 
 def test_once_a_short_spends_all_the_cash_the_chain_vetoes_every_later_entry_as_the_event_loop_does():
@@ -98,25 +102,25 @@ def test_once_a_short_spends_all_the_cash_the_chain_vetoes_every_later_entry_as_
         assert np.array_equal(chain.equity, events.equity) and chain.end_equity == events.end_equity
 
 
-def test_cash_that_buys_no_amount_step_vetoes_the_later_entries_in_the_chain_unless_a_price_allows_one():
-    """All-in with too little cash for one amount step: when no later entry price allows one, the chain
-    books every later decision as vetoed itself (as the event loop does); when one does, it hands over."""
+def test_cash_that_buys_no_amount_step_vetoes_the_later_entries_in_the_chain_until_a_price_allows_one():
+    """All-in with too little cash for one amount step: the chain books the later decisions as vetoed (as the
+    event loop does) and, where a lower entry price lets the cash buy a step again, trades on from there."""
     ts = T0 + np.arange(10) * MINUTE
     action = np.array([0, 1, -1, 0, 1, -1, 1, -1, 0, 0], dtype=np.int8)
     execution = ExecutionSettings(fee_percent=0.0, stop_loss_percent=None, take_profit_percent=None,
                                   start_equity=150.0, allow_short=False)
-    for later_price, chained in ((100.0, True), (50.0, False)):
+    for later_price, trades in ((100.0, 1), (50.0, 2)):
         open_ = np.array([100, 100, 100, 40, 100, 100, 100, later_price, 100, 100], dtype=np.float64)
         close = np.append(open_[1:], 100.0)
         data = Series("BTC/USDT", "1m", ts, open_, np.maximum(open_, close), np.minimum(open_, close), close,
                       np.ones(10), market=MarketRules(amount_step=1.0))
         signals = Signals(action, np.full(10, 0.7))
         walked = engine._one_series(data, signals, execution, execution.sizing, "s", None, None, None)
-        assert (walked is not None) is chained
-        result = simulate([data], [signals], execution, SimpleGate(execution.sizing))
-        events = engine._Simulator([data], [signals], execution, SimpleGate(execution.sizing), "", None, None,
+        events = engine._Simulator([data], [signals], execution, SimpleGate(execution.sizing), "s", None, None,
                                    None).run()
-        assert [t.as_dict() for t in result.trades] == [t.as_dict() for t in events.trades]
-        assert (result.cash, result.vetoes, result.decisions) == (events.cash, events.vetoes, events.decisions)
-        assert len(result.trades) == (1 if chained else 2)
-        assert result.vetoes["no margin available for a position"] == (2 if chained else 1)
+        assert walked is not None
+        assert [t.as_dict() for t in walked.trades] == [t.as_dict() for t in events.trades]
+        assert (walked.cash, walked.vetoes, walked.decisions) == (events.cash, events.vetoes, events.decisions)
+        assert np.array_equal(walked.equity, events.equity)
+        assert len(walked.trades) == trades
+        assert walked.vetoes["no margin available for a position"] == (2 if trades == 1 else 1)

@@ -548,31 +548,18 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
     """The event loop's simulation of one series with ``SimpleGate``, walked as one chain: with one
     series each event schedules the next (decision, entry, exit, decision, ...), so no queue is
     needed, and prices, fees and the curve are computed per column with the same float operations
-    (``gobot_hookspecs.fills`` on arrays). Once the cash is spent every later entry is vetoed; None
-    when an entry would be vetoed otherwise (a market minimum): the event loop then runs, with its
-    rules for what follows a veto.
+    (``gobot_hookspecs.fills`` on arrays), vetoes included (``_sized_chain``); None when an entry of
+    percent or fixed sizing is below a market minimum: the event loop then runs, with its rules for
+    what follows such a veto.
     ``tests/test_backtest_chain.py`` holds the two to identical trades and curves."""
     at_close = settings.fill == "close"
     lo = 0 if start_ms is None else int(np.searchsorted(s.timestamp, start_ms, "left"))
     hi = len(s) if end_ms is None else int(np.searchsorted(s.timestamp, end_ms, "left"))
-    decisions, exits, levels, touches = _walk_chain(s, sig, settings, lo, hi)
-    d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits, touches)
-    sized = _amounts(entry_price, exit_price, direction, s.close[d], settings, sizing, s.market)
-    if sized is None:
+    chain = _sized_chain(s, sig, settings, sizing, lo, hi)
+    if chain is None:
         return None
-    amount, cash, spent = sized
-    vetoes: Counter = Counter()
-    if spent is not None:  # no margin left, the book flat: every later decision is vetoed alike
-        last = hi - (0 if at_close else 1)
-        candidates = np.flatnonzero(sig.action != 0 if settings.allow_short else sig.action > 0)
-        later = candidates[np.searchsorted(candidates, decisions[spent]):np.searchsorted(candidates, last)]
-        if cash > 0 and _any_amount(s, sig, settings, later, cash):
-            return None  # the cash left buys no amount step at one price but does at a later one
-        vetoes[_market_veto(s.market, 0.0, 1.0) if sizing.kind == "all_in" else NO_EQUITY] = len(later)
-        decisions, exits, levels = decisions[:spent], exits[:spent], levels[:spent]
-        touches = {i: hit for i, hit in touches.items() if i < spent}
-        d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits,
-                                                                              touches)
+    decisions, exits, levels, touches, amount, cash, vetoes = chain
+    d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits, touches)
     m, closed = len(decisions), len(exits)
     entry_fee = fill_fee(amount, entry_price, settings.fee_percent)
     exit_fee = fill_fee(amount[:closed], exit_price, settings.fee_percent)
@@ -612,6 +599,74 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
                       m + sum(vetoes.values()), pnl=pnl, notional=entry_price[:closed] * amount[:closed])
 
 
+def _sized_chain(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Sizing, lo: int, hi: int):
+    """The chain's trades with their amounts: decisions, exits, levels, touches, amounts, the cash at the end and
+    the vetoes; None when the event loop must decide (an entry percent or fixed sizing makes too small for the
+    market). An entry the cash cannot pay for is vetoed with the event loop's reason, and so is every later
+    decision while the book is flat: then the cash no longer changes, so each later decision's amount is known
+    at once. With all-in sizing the chain goes on from the first one whose price lets the cash buy an amount
+    the market takes (an account worn down to dust by fees buys a step again where the price is lower)."""
+    last = hi - (0 if settings.fill == "close" else 1)  # a decision needs a bar to fill on
+    walk, candidates = _chain_walker(s, sig, settings, hi), None
+    cash, start, limit, vetoes = settings.start_equity, lo, None, Counter()
+    decisions: list[int] = []
+    exits: list[int] = []
+    levels: list[tuple[float | None, float | None]] = []
+    touches: dict[int, Exit] = {}
+    amounts: list[np.ndarray] = []
+    while True:
+        found, closes, marks, hits, resume = walk(start, limit)
+        d, _, direction, _, entry_price, exit_price, _ = _fills(s, sig, settings, found, closes, hits)
+        sized = _amounts(entry_price, exit_price, direction, s.close[d], settings, sizing, s.market, cash)
+        if sized is None:
+            return None
+        amount, cash, spent = sized
+        kept = len(found) if spent is None else spent
+        touches.update((len(exits) + i, hit) for i, hit in hits.items() if i < kept)
+        decisions += found[:kept]
+        exits += closes[:kept]
+        levels += marks[:kept]
+        amounts.append(amount[:kept])
+        if spent is None:
+            if resume is None:
+                break
+            start, limit = resume, limit * 4  # walked in growing stretches after a veto: the next may come soon
+            continue
+        if candidates is None:
+            candidates = np.flatnonzero(sig.action != 0 if settings.allow_short else sig.action > 0)
+        later = candidates[np.searchsorted(candidates, found[spent]):np.searchsorted(candidates, last)]
+        if sizing.kind != "all_in":  # no equity left for percent sizing: the cash cannot change again
+            if len(later):
+                vetoes[NO_EQUITY] += len(later)
+            break
+        start, limit = _next_affordable(s, sig, settings, later, cash, vetoes), 8
+        if start is None:
+            break
+    return decisions, exits, levels, touches, np.concatenate(amounts), cash, vetoes
+
+
+def _next_affordable(s: Series, sig: Signals, settings: ExecutionSettings, later: np.ndarray, cash: float,
+                     vetoes: Counter) -> int | None:
+    """The first of ``later`` (decision bars, the book flat) whose all-in entry the market takes with ``cash``
+    (the float steps of ``_all_in``), counting the vetoes of those before it (all of them: None)."""
+    market = s.market
+    direction = sig.action[later].astype(np.int64)
+    price = market_price(s.close[later] if settings.fill == "close" else s.open[later + 1], direction,
+                         settings.slippage_percent)
+    amount = cash / (price * (1.0 + settings.fee_percent / 100.0))
+    if market.amount_step > 0:
+        amount = np.floor(amount / market.amount_step) * market.amount_step
+    broke = amount <= 0
+    vetoed = broke | (amount < (market.min_amount or 0.0)) | (amount * price < (market.min_notional or 0.0))
+    takes = np.flatnonzero(~vetoed)
+    first = int(takes[0]) if len(takes) else len(later)
+    if broke[:first].any():
+        vetoes[_market_veto(market, 0.0, 1.0)] += int(np.count_nonzero(broke[:first]))
+    for i in np.flatnonzero(vetoed[:first] & ~broke[:first]).tolist():  # below a market minimum
+        vetoes[_market_veto(market, float(amount[i]), float(price[i]))] += 1
+    return int(later[first]) if len(takes) else None
+
+
 def _fills(s: Series, sig: Signals, settings: ExecutionSettings, decisions: list[int], exits: list[int],
            touches: dict[int, Exit]):
     """The chain's bars as arrays, each trade's direction, entry bar, entry and exit prices, exit reasons."""
@@ -627,9 +682,11 @@ def _fills(s: Series, sig: Signals, settings: ExecutionSettings, decisions: list
     return d, x, direction, entry_bar, entry_price, exit_price, reasons
 
 
-def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, hi: int):
-    """The chain's bars: decisions, exits (one per closed trade, in order), each trade's (stop, target),
-    and the exits a stop or target made (trade index -> ``Exit``), as the event loop schedules them."""
+def _chain_walker(s: Series, sig: Signals, settings: ExecutionSettings, hi: int):
+    """``walk(lo, limit)``: the chain's bars from the first decision at or after ``lo`` — decisions, exits (one
+    per closed trade, in order), each trade's (stop, target), the exits a stop or target made (trade index ->
+    ``Exit``), as the event loop schedules them — and, when ``limit`` decisions were walked before the chain
+    ended, the bar of the next decision (the chain from there is the rest: it follows only from that bar)."""
     at_close = settings.fill == "close"
     signalled = np.flatnonzero(sig.action != 0)  # 10x faster than on the int8 column itself
     side = sig.action[signalled]
@@ -638,7 +695,7 @@ def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, h
                or sig.stop_loss is not None or sig.take_profit is not None)
     last = hi - (0 if at_close else 1)  # a decision needs a bar to fill on
     if not protect and not settings.allow_short:
-        return _long_chain(longs, shorts, lo, last, hi, at_close)
+        return lambda lo, limit=None: _long_chain(longs, shorts, lo, last, hi, at_close, limit)
     opens = signalled if settings.allow_short else longs
     sides = side.astype(np.int64) if settings.allow_short else np.ones(len(longs), np.int64)
     # Each candidate's first opposite signal after it, the exit that fills on it, and the candidate
@@ -651,39 +708,46 @@ def _walk_chain(s: Series, sig: Signals, settings: ExecutionSettings, lo: int, h
     exit_bar[exit_bar >= hi] = -1
     follow = np.searchsorted(opens, opposite + 1).tolist()
     bars, exit_bars, sides = opens.tolist(), exit_bar.tolist(), sides.tolist()
-    decisions: list[int] = []
-    exits: list[int] = []
-    levels: list[tuple[float | None, float | None]] = []
-    touches: dict[int, Exit] = {}
-    j, count = bisect.bisect_left(bars, lo), len(bars)
-    while j < count and bars[j] < last:
-        d, direction, out = bars[j], sides[j], exit_bars[j]
-        decisions.append(d)
-        touched = -1
-        if protect:
-            stop, target = protective_levels(direction, float(s.close[d]), _level(sig.stop_loss, d),
-                                             _level(sig.take_profit, d), settings.stop_loss_percent,
-                                             settings.take_profit_percent)
-            levels.append((stop, target))
-            if stop is not None or target is not None:
-                scan_to = (out + 1 if at_close else out) if out >= 0 else hi
-                touched = _first_touch(s.low, s.high, d + 1, scan_to, direction, stop, target)
-        if touched >= 0:
-            touches[len(exits)] = _touch(s, touched, direction, stop, target, settings.slippage_percent)
-            exits.append(touched)
-            j = bisect.bisect_left(bars, touched, j + 1)
-        elif out >= 0:
-            exits.append(out)
-            j = follow[j]
-        else:
-            break  # open to the end
-    return decisions, exits, levels if protect else [(None, None)] * len(decisions), touches
+
+    def walk(lo: int, limit: int | None = None):
+        decisions: list[int] = []
+        exits: list[int] = []
+        levels: list[tuple[float | None, float | None]] = []
+        touches: dict[int, Exit] = {}
+        j, count = bisect.bisect_left(bars, lo), len(bars)
+        while j < count and bars[j] < last:
+            if len(decisions) == limit:
+                return decisions, exits, levels if protect else [(None, None)] * limit, touches, bars[j]
+            d, direction, out = bars[j], sides[j], exit_bars[j]
+            decisions.append(d)
+            touched = -1
+            if protect:
+                stop, target = protective_levels(direction, float(s.close[d]), _level(sig.stop_loss, d),
+                                                 _level(sig.take_profit, d), settings.stop_loss_percent,
+                                                 settings.take_profit_percent)
+                levels.append((stop, target))
+                if stop is not None or target is not None:
+                    scan_to = (out + 1 if at_close else out) if out >= 0 else hi
+                    touched = _first_touch(s.low, s.high, d + 1, scan_to, direction, stop, target)
+            if touched >= 0:
+                touches[len(exits)] = _touch(s, touched, direction, stop, target, settings.slippage_percent)
+                exits.append(touched)
+                j = bisect.bisect_left(bars, touched, j + 1)
+            elif out >= 0:
+                exits.append(out)
+                j = follow[j]
+            else:
+                break  # open to the end
+        return decisions, exits, levels if protect else [(None, None)] * len(decisions), touches, None
+
+    return walk
 
 
-def _long_chain(longs: np.ndarray, shorts: np.ndarray, lo: int, last: int, hi: int, at_close: bool):
-    """``_walk_chain`` long only without stops or targets, per column: the longs between two shorts
-    share their exit, so the chain is the first long of each such group, up to the first without an exit."""
-    candidates = longs[(longs >= lo) & (longs < last)]
+def _long_chain(longs: np.ndarray, shorts: np.ndarray, lo: int, last: int, hi: int, at_close: bool,
+                limit: int | None = None):
+    """The chain long only without stops or targets, per column: the longs between two shorts share their
+    exit, so the chain is the first long of each such group, up to the first without an exit."""
+    candidates = longs[np.searchsorted(longs, lo):np.searchsorted(longs, last)]
     group = np.searchsorted(shorts, candidates + 1)  # the short each would exit on
     first = np.ones(len(candidates), dtype=bool)
     first[1:] = group[1:] != group[:-1]
@@ -691,8 +755,11 @@ def _long_chain(longs: np.ndarray, shorts: np.ndarray, lo: int, last: int, hi: i
     exits = np.append(shorts, hi)[group[first]] + (0 if at_close else 1)
     beyond = np.flatnonzero(exits >= hi)  # no exit inside the window: open to the end, the chain stops
     closed = int(beyond[0]) if len(beyond) else len(decisions)
+    if limit is not None and limit < min(closed + 1, len(decisions)):
+        return (decisions[:limit].tolist(), exits[:limit].tolist(), [(None, None)] * limit, {},
+                int(decisions[limit]))
     decisions = decisions[: closed + 1].tolist()
-    return decisions, exits[:closed].tolist(), [(None, None)] * len(decisions), {}
+    return decisions, exits[:closed].tolist(), [(None, None)] * len(decisions), {}, None
 
 
 def _touch(s: Series, bar: int, direction: int, stop: float | None, target: float | None, slippage: float) -> Exit:
@@ -708,11 +775,13 @@ def _level(column: np.ndarray | None, bar: int) -> float | None:
 
 
 def _amounts(entry_price: np.ndarray, exit_price: np.ndarray, direction: np.ndarray, decision_close: np.ndarray,
-             settings: ExecutionSettings, sizing: Sizing, market: MarketRules) -> tuple[np.ndarray, float] | None:
-    """Each entry's amount and the cash at the end, in the book's order of float steps (the amount of
-    all-in and percent sizing depends on the cash the trades before left), and the index of the first
-entry the spent cash vetoes (None: none); None if an entry would be vetoed otherwise."""
-    fee_percent, kind, cash = settings.fee_percent, sizing.kind, settings.start_equity
+             settings: ExecutionSettings, sizing: Sizing, market: MarketRules,
+             cash: float) -> tuple[np.ndarray, float, int | None] | None:
+    """Each entry's amount and the cash at the end, from ``cash``, in the book's order of float steps (the amount
+    of all-in and percent sizing depends on the cash the trades before left), and the index of the first entry
+    the cash left vetoes (None: none; all-in: too little for one amount step or the market's minimums); None if
+    an entry of percent or fixed sizing would be vetoed otherwise."""
+    fee_percent, kind = settings.fee_percent, sizing.kind
     amounts: list[float] = []
     exits = exit_price.tolist() + [math.nan] * (len(entry_price) - len(exit_price))
     if kind == "all_in":
@@ -720,6 +789,8 @@ entry the spent cash vetoes (None: none); None if an entry would be vetoed other
     else:
         cash, spent = _sized(amounts, entry_price, direction, decision_close, exits, cash, fee_percent, sizing, market)
     amount = np.asarray(amounts, dtype=np.float64)
+    if kind == "all_in":
+        return amount, cash, spent
     if market.min_amount or market.min_notional:
         if any(_market_veto(market, a, p) for a, p in zip(amounts, entry_price.tolist())):
             return None
@@ -734,31 +805,20 @@ def _all_in(amounts: list[float], prices: list[float], sides: list[int], exits: 
     ``MarketRules.round_amount`` and ``gobot_hookspecs.fills.fee`` written out (their calls were half
     its time; tests/test_backtest_chain.py holds it to the event loop's trades, which call them)."""
     step, grow, keep, floor = market.amount_step, 1.0 + fee_percent / 100.0, amounts.append, math.floor
+    least, smallest = market.min_amount or 0.0, market.min_notional or 0.0
     for price, side, out in zip(prices, sides, exits):
         if cash <= 0:
             return cash, len(amounts)  # no margin: the cash cannot change again
         amount = cash / (price * grow)
         if step > 0 and amount > 0:
             amount = floor(amount / step) * step
-        if amount <= 0:
-            return cash, len(amounts)  # the cash left buys no amount step at this price
+        if amount <= 0 or amount < least or amount * price < smallest:
+            return cash, len(amounts)  # the cash left buys no amount (step) the market takes at this price
         keep(amount)
         cash -= amount * price * fee_percent / 100.0
         if out == out:  # closed (an open position's exit price is NaN)
             cash += side * (out - price) * amount - amount * out * fee_percent / 100.0
     return cash, None
-
-
-def _any_amount(s: Series, sig: Signals, settings: ExecutionSettings, decisions: np.ndarray, cash: float) -> bool:
-    """Whether all-in sizing with ``cash`` buys at least one amount step on any of these decisions' entries
-    (the float steps of ``_all_in``)."""
-    direction = sig.action[decisions].astype(np.int64)
-    price = s.close[decisions] if settings.fill == "close" else s.open[decisions + 1]
-    amount = cash / (market_price(price, direction, settings.slippage_percent) * (1.0 + settings.fee_percent / 100.0))
-    step = s.market.amount_step
-    if step > 0:
-        amount = np.floor(amount / step) * step
-    return bool((amount > 0).any())
 
 
 def _sized(amounts: list[float], entry_price: np.ndarray, direction: np.ndarray, decision_close: np.ndarray,
