@@ -649,6 +649,12 @@ def _next_affordable(s: Series, sig: Signals, settings: ExecutionSettings, later
                      vetoes: Counter) -> int | None:
     """The first of ``later`` (decision bars, the book flat) whose all-in entry the market takes with ``cash``
     (the float steps of ``_all_in``), counting the vetoes of those before it (all of them: None)."""
+    for size in (256, 4096):  # the first stretches: one that buys comes soon after a veto where any does
+        if len(later) > 2 * size:
+            start = _next_affordable(s, sig, settings, later[:size], cash, vetoes)
+            if start is not None:
+                return start
+            later = later[size:]
     market = s.market
     direction = sig.action[later].astype(np.int64)
     price = market_price(s.close[later] if settings.fill == "close" else s.open[later + 1], direction,
@@ -748,6 +754,10 @@ def _long_chain(longs: np.ndarray, shorts: np.ndarray, lo: int, last: int, hi: i
     """The chain long only without stops or targets, per column: the longs between two shorts share their
     exit, so the chain is the first long of each such group, up to the first without an exit."""
     candidates = longs[np.searchsorted(longs, lo):np.searchsorted(longs, last)]
+    if limit is not None and len(candidates) > 64 * limit:  # the first groups of a prefix are the chain's first
+        prefix = _long_chain(candidates[: 64 * limit], shorts, lo, last, hi, at_close, limit)
+        if prefix[-1] is not None:
+            return prefix
     group = np.searchsorted(shorts, candidates + 1)  # the short each would exit on
     first = np.ones(len(candidates), dtype=bool)
     first[1:] = group[1:] != group[:-1]
