@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from gobot_hookspecs import Candles, MarketSnapshot, PluginConfig, hookimpl
-from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir
+from gobot_hookspecs.candles import COLUMNS, TIMEFRAMES, bundled_data_dir, csv_file_name, resample, sources_for
 from gobot_hookspecs.sentiment import Recorded, readings_as_of
 
 from .data import find_candles, find_sentiment
@@ -113,11 +113,23 @@ class Replay:
             candles = self.other_timeframes[key]
         else:
             try:
-                candles = find_candles(self.data_dir, symbol, timeframe)
+                candles = self._find(symbol, timeframe)
             except FileNotFoundError:
                 return None
             self.other_timeframes[key] = candles
         return _closed_window(candles, ctx.now(), timeframe, limit)
+
+    def _find(self, symbol: str, timeframe: str) -> Candles:
+        """``find_candles``, except that the file loaded at start (the configured timeframe's) is not read and
+        parsed again mid-run when it is the one ``find_candles`` would resample: its candles are resampled."""
+        loaded = self.candles.get(symbol)
+        if loaded is not None:
+            for tf in sources_for(timeframe):
+                if (self.data_dir / csv_file_name(symbol, tf)).exists():
+                    if tf == self.config.timeframe:
+                        return resample(loaded, timeframe)
+                    break
+        return find_candles(self.data_dir, symbol, timeframe)
 
     @hookimpl
     def gobot_scan_market(self, ctx):
