@@ -24,7 +24,6 @@ killed process are removed when a bot starts (``remove_stale_temporaries``). A f
 
 from __future__ import annotations
 
-import copy
 import errno
 import fcntl
 import json
@@ -44,7 +43,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, Field, ValidationError
 
 from gobot.errors import GobotError
-from gobot.secrets import redact, secrets_redactor
+from gobot.secrets import redact
 from gobot_hookspecs import Learning, Order, OrderIntent, Position, StrategyProposal, StrategyVersion, Trade
 from gobot_hookspecs.files import DISK_ERRNOS, is_disk_error, write_private  # noqa: F401 - re-exported for the core
 
@@ -359,28 +358,13 @@ class StateText:
     each is serialised and redacted once and kept, and a save serialises and redacts the rest of the
     state only. While a list only grew since the last save (the same objects first), its kept text is
     extended by the new items; otherwise (a list trimmed or replaced) an item's text is reused while it
-    is the same object.
-
-    The lists of models inside the rest (``NESTED``: versions, proposals, learnings) are appended to,
-    trimmed or replaced, not changed in place; their items' texts are kept too, each reused while the
-    item is the same object with the same fields as when it was serialised (compared with a copy at every
-    save: an item changed in place after all is serialised again), and spliced in where the one dump of
-    the rest would have put them. An item of another class than the field's (a subclass) is serialised
-    with the whole dump, as before."""
+    is the same object."""
 
     LISTS = ("vetoes", "trades", "cycles")  # append-only, items never changed in place
-    NESTED = {"strategy_history": StrategyVersion, "proposals": StrategyProposal, "learnings": Learning}
 
     def __init__(self) -> None:
         # per list: (the items serialised, their texts, the texts joined)
         self._kept: dict[str, tuple[list, list[str], str]] = {name: ([], [], "") for name in self.LISTS}
-        # per nested list: id(item) -> (the item, a copy of its fields, its text), for the items of the last save
-        self._pieces: dict[str, dict[int, tuple[BaseModel, dict, str]]] = {name: {} for name in self.NESTED}
-        fields = [name for name in BotState.model_fields if name not in self.LISTS]
-        #: the field the dump of the rest has after each nested list: its text goes before that key
-        self._anchors = {name: next(f for f in fields[fields.index(name) + 1:] if f not in self.NESTED)
-                         for name in self.NESTED}
-        self._redactor: Any = None  # the secrets the kept nested texts were redacted with
 
     @staticmethod
     def _text(item: Any) -> str:
@@ -401,41 +385,8 @@ class StateText:
         self._kept[name] = (list(items), texts, joined)
         return f'"{name}": [\n  {joined}\n ]' if texts else f'"{name}": []'
 
-    def _nested(self, name: str, items: list) -> str | None:
-        """``"name": [...]`` as the dump of the whole state writes it (items at depth 2), from the kept texts;
-        None when an item is not of the field's class."""
-        kept, now, texts, cls = self._pieces[name], {}, [], self.NESTED[name]
-        for item in items:
-            if type(item) is not cls:
-                return None
-            key = id(item)
-            entry = kept.get(key)
-            if entry is None or entry[0] is not item or entry[1] != item.__dict__:
-                # the item's own dump at depth 0, its lines moved to depth 2 (JSON strings hold no raw newline)
-                text = redact(item.model_dump_json(indent=1)).replace("\n", "\n  ")
-                entry = (item, copy.deepcopy(item.__dict__), text)
-            now[key] = entry
-            texts.append(entry[2])
-        self._pieces[name] = now  # held: the ids of the kept items are not reused meanwhile
-        return f'"{name}": [\n  ' + ",\n  ".join(texts) + "\n ]" if texts else f'"{name}": []'
-
-    def _head(self, state: BotState) -> str:
-        """The state but the ``LISTS``, as ``{...}`` with ``indent=1``, redacted."""
-        if secrets_redactor() is not self._redactor:  # other secrets: no kept text is vouched for
-            self._redactor, self._pieces = secrets_redactor(), {name: {} for name in self.NESTED}
-        nested = {name: self._nested(name, getattr(state, name)) for name in self.NESTED}
-        if None in nested.values():  # a subclass item: the whole dump writes it as the field declares it
-            return redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))
-        head = redact(state.model_dump_json(indent=1, exclude={*self.LISTS, *self.NESTED}))
-        for name, text in nested.items():
-            at = head.find(f'\n "{self._anchors[name]}": ') + 1  # a top-level key: the only ones at depth 1
-            if at == 0:
-                return redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))
-            head = f"{head[:at]} {text},\n{head[at:]}"
-        return head
-
     def text(self, state: BotState) -> str:
-        head = self._head(state)
+        head = redact(state.model_dump_json(indent=1, exclude=set(self.LISTS)))
         tail = ",\n ".join(self._items(name, getattr(state, name)) for name in self.LISTS)
         return f"{head[:-2]},\n {tail}\n}}"
 
