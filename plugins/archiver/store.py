@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
-from operator import itemgetter
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Batches at least this long go to PostgreSQL through COPY (much faster than INSERT ... VALUES).
 COPY_THRESHOLD = 500
+
+#: The settings of every SQLite connection, after WAL (bench/archiver.py's raw baseline takes the same).
+#: synchronous=NORMAL: a commit is not fsynced, the WAL keeps the file consistent (a checkpoint syncs).
+SQLITE_PRAGMAS = ("synchronous=NORMAL",)
 
 #: How each kind of outbox entry is written: table, unique key, and what a duplicate does.
 #: "ignore": the first write wins (an event emitted again by a re-run cycle is the same event);
@@ -104,7 +108,8 @@ class ArchiveStore:
                 cursor = dbapi_connection.cursor()
                 # WAL: the dashboard (or `gobot report`) reads while the bot writes, without blocking.
                 use_wal(cursor, self.write_timeout)
-                cursor.execute("PRAGMA synchronous=NORMAL")
+                for pragma in SQLITE_PRAGMAS:
+                    cursor.execute(f"PRAGMA {pragma}")
                 cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
                 cursor.close()
 
@@ -247,9 +252,14 @@ class ArchiveStore:
             return 0
         updates = [c for c in (updates or columns) if c not in keys]
         if self.dialect == "sqlite":
-            values = _tuples(table, columns, rows, _sqlite_time)
-            connection.exec_driver_sql(_sql(table.name, columns, keys, on_conflict, updates, "?"), values)
-            return len(values)
+            order, values = _sqlite_values(table, columns, rows)
+            try:
+                _executemany(connection, _sql(table.name, order, keys, on_conflict, updates, "?"), values)
+            except KeyError:  # a row with an unknown column in place of a known one
+                for _ in _iter_tuples(table, columns, rows, _sqlite_time):
+                    pass  # raises the PoisonEntry that names it
+                raise
+            return len(rows)
         if self.dialect == "postgresql" and len(rows) >= COPY_THRESHOLD and _is_psycopg(connection):
             if on_conflict == "ignore":
                 rows = _dedupe(rows, keys, keep="first")
@@ -461,6 +471,68 @@ def _iter_tuples(table: Any, columns: list[str], rows: list[dict[str, Any]], tim
             if values[i] is not None:
                 values[i] = time(values[i])
         yield tuple(values)
+
+
+def _sqlite_values(table: Any, columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str], Iterable[tuple]]:
+    """The rows of ``_iter_tuples(table, columns, rows, _sqlite_time)`` for SQLite's executemany, and the
+    columns in the order of their values. Made row by row in Python, 100,000 rows cost a quarter of SQLite's
+    own time to store them, most of it the times. The usual batch (every row with every column and nothing
+    else) is made without a Python step per row: the times a column at a time (``_sqlite_texts``), the
+    other values of a row by one ``itemgetter``, the times after them (last in the statement too). A row
+    with another key in place of a column raises ``KeyError`` while SQLite takes the rows (``insert`` turns
+    it into the ``PoisonEntry`` of the row-by-row path)."""
+    width = len(columns)
+    times = [c for c in columns if isinstance(table.c[c].type, UTCDateTime)]
+    plain = [c for c in columns if c not in times]
+    if len(plain) < 2 or not all(map(width.__eq__, map(len, rows))):
+        return columns, _iter_tuples(table, columns, rows, _sqlite_time)
+    if not times:
+        return columns, map(itemgetter(*columns), rows)
+    try:
+        texts = [_sqlite_texts(list(map(itemgetter(c), rows))) for c in times]
+    except KeyError:
+        return columns, _iter_tuples(table, columns, rows, _sqlite_time)
+    return plain + times, map(add, map(itemgetter(*plain), rows), zip(*texts))
+
+
+def _sqlite_texts(values: list[Any]) -> list[Any]:
+    """``[_sqlite_time(v) for v in values]`` (None kept). A column of ISO UTC times all of one shape, with
+    or without microseconds (the outbox's), is reshaped as one string: joined, its fixed places checked,
+    ``T`` and ``+00:00`` replaced, split again."""
+    n = len(values)
+    try:
+        joined = "\n".join(values)
+    except TypeError:  # None, a datetime
+        joined = ""
+    for size, fraction in ((25, ".000000"), (32, "")):
+        step = size + 1
+        if (n and len(joined) == step * n - 1 and joined.count("\n") == n - 1 and joined[size::step] == "\n" * (n - 1)
+                and joined.count("T") == n and joined[10::step] == "T" * n and joined.count("+") == n
+                and all(joined[size - 6 + i::step] == char * n for i, char in enumerate("+00:00"))
+                and (size == 25 or joined[19::step] == "." * n)):
+            # each value: size long, its one T at 10, its one + in its +00:00 suffix (and "." at 19)
+            return joined.replace("T", " ").replace("+00:00", fraction).split("\n")
+    return [None if v is None else _sqlite_time(v) for v in values]
+
+
+def _executemany(connection: Connection, sql: str, values: Iterable[tuple]) -> None:
+    """``executemany`` on the driver's own cursor, which takes the rows from an iterator one at a time
+    (``exec_driver_sql`` wants them all in a list: 100,000 rows alive at once made a bulk insert a tenth
+    slower). Its errors are raised as SQLAlchemy raises them (``OperationalError`` ...: ``is_transient``)."""
+    raw = connection.connection.driver_connection
+    error = connection.dialect.loaded_dbapi.Error
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(sql, values)
+        finally:
+            cursor.close()
+    except error as exc:
+        invalidated = connection.dialect.is_disconnect(exc, raw, None)
+        if invalidated:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, error, connection_invalidated=invalidated,
+                                  dialect=connection.dialect) from exc
 
 
 def _sql(table: str, columns: list[str], keys: Sequence[str], on_conflict: str | None, updates: Sequence[str],

@@ -441,3 +441,63 @@ def test_a_bulk_write_of_trades_round_trips_exactly_and_a_resent_batch_adds_noth
         assert row["opened_at"].utcoffset() == timedelta(0)
         assert [type(row[k]) for k in ("iteration", "amount", "strategy_version")] == [
             int, float, type(sent["strategy_version"])]
+
+
+def test_a_bulk_insert_on_sqlite_stores_the_same_text_as_row_by_row(tmp_path):
+    """SQLite's bulk path reshapes a column of outbox times at once: the stored text is exactly what the
+    row-by-row conversion gives, for the usual shapes (with and without microseconds) and for any other
+    value in the column (None, a datetime, another offset, a naive time, text with a T or + elsewhere)."""
+    from datetime import timedelta
+
+    from gobot_plugins.archiver.store import _sqlite_texts, _sqlite_time
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    seconds = [(start + timedelta(minutes=i)).isoformat() for i in range(5)]
+    micros = [(start + timedelta(minutes=i, microseconds=7 * i + 1)).isoformat() for i in range(5)]
+    columns = [seconds, micros, seconds + micros, [*seconds, None], [*seconds, start], [], [seconds[0]],
+               [*seconds, "2026-01-01T00:00:00+02:00"], [*seconds, "2026-01-01T00:00:00"],
+               [*micros, "2026-01-01T00:00:00+00:00"], [*seconds, "2026-01-01TT0:00:00+00:00"],
+               [*seconds, "2026-01-01T0+:00:00+00:00"], [*micros, "2026-01-01T00:00:00,000001+00:00"]]
+    for values in columns:
+        expected = [None if v is None else _sqlite_time(v) for v in values]
+        assert _sqlite_texts(values) == expected, values
+    assert _sqlite_texts(seconds)[1] == "2026-01-01 00:01:00.000000"
+    assert _sqlite_texts(micros)[1] == "2026-01-01 00:01:00.000008"
+    with pytest.raises(ValueError):
+        _sqlite_texts([*seconds, "2026-01-01T00:00:00+0x:00"])  # as row by row: not a time
+
+    store = ArchiveStore(f"sqlite:///{tmp_path / 'archive.db'}")
+    store.migrate()
+    rows = [{"fill_key": f"k{i}", "run_id": "r", "iteration": i, "order_id": "o", "client_order_id": f"c{i}",
+             "symbol": "BTC/USDT", "side": "buy", "purpose": "open", "amount": 1.0, "price": 100.0 + i, "fee": 0.0,
+             "time": value, "reason": None, "commissions": None} for i, value in enumerate(seconds + micros)]
+    with store.engine.begin() as connection:
+        assert store.insert(connection, "fills", rows, ("fill_key",), "ignore") == 10
+    with store.engine.connect() as connection:
+        stored = [r[0] for r in connection.exec_driver_sql("SELECT time FROM fills ORDER BY id")]
+    assert stored == [_sqlite_time(v) for v in seconds + micros]
+    store.close()
+
+
+def test_a_bulk_insert_refuses_a_row_with_an_unknown_column_and_fills_missing_ones(open_store):
+    """A row that lacks optional columns stores them as NULL; a row with a column the table does not
+    have, beside or in place of a known one, is a PoisonEntry that names it, and nothing is stored."""
+    from gobot_plugins.archiver.store import PoisonEntry
+
+    store = open_store()
+    row = {"fill_key": "k", "run_id": "r", "iteration": 1, "order_id": "o", "client_order_id": "c",
+           "symbol": "BTC/USDT", "side": "buy", "purpose": "open", "amount": 1.0, "price": 100.0, "fee": 0.0,
+           "time": "2026-01-01T00:00:00+00:00", "reason": None, "commissions": None}
+    rows = [{**row, "fill_key": f"k{i}"} for i in range(600)]
+    renamed = {("bogus" if k == "reason" else k): v for k, v in {**row, "fill_key": "x"}.items()}
+    for bad in (renamed, {**row, "fill_key": "y", "bogus": 1}):
+        with pytest.raises(PoisonEntry, match=r"fills: unknown columns \['bogus'\]"):
+            with store.engine.begin() as connection:
+                store.insert(connection, "fills", [*rows, bad], ("fill_key",), "ignore")
+        assert store.count("fills") == 0
+    short = {k: v for k, v in row.items() if k not in ("reason", "commissions", "time")}
+    with store.engine.begin() as connection:
+        store.insert(connection, "fills", [*rows, short], ("fill_key",), "ignore")
+    stored = store.rows("fills", ["r"])
+    assert len(stored) == 601 and stored[-1]["time"] is None and stored[-1]["reason"] is None
+    assert stored[0]["time"] == datetime(2026, 1, 1, tzinfo=timezone.utc)
