@@ -96,17 +96,29 @@ def drop_schema(schema: str, admin) -> None:
 # -- 1. bulk insert -------------------------------------------------------------------------------
 
 
-def raw_sqlite_executemany(rows: list[dict], folder: Path) -> float:
-    columns = list(rows[0])
-    connection = sqlite3.connect(folder / "raw.db")
+def raw_sqlite_executemany(rows: list[dict], folder: Path, table: str = "trades") -> float:
+    """The floor of a bulk insert on SQLite: the same rows, as the archiver stores them (the tuples made
+    before the clock starts), into the same table (made by the archive's own migrations: same columns,
+    types, constraints and indexes), on a connection with the archive's pragmas, by one plain
+    ``sqlite3`` executemany and its commit."""
+    from gobot_plugins.archiver.schema import TABLES
+    from gobot_plugins.archiver.store import SQLITE_PRAGMAS, ArchiveStore, _sqlite_time, _tuples
+
+    path = folder / f"raw-{table}-{uuid.uuid4().hex[:6]}.db"
+    store = ArchiveStore(f"sqlite:///{path}")
+    store.migrate()
+    store.close()
+    model = TABLES[table].__table__
+    columns = [c.name for c in model.columns if c.name != "id"]
+    values = _tuples(model, columns, rows, _sqlite_time)
+    connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(f"CREATE TABLE trades (id INTEGER PRIMARY KEY, {', '.join(columns)}, UNIQUE (trade_key))")
-    values = [tuple(row[c] for c in columns) for row in rows]
+    for pragma in SQLITE_PRAGMAS:
+        connection.execute(f"PRAGMA {pragma}")
+    names = ", ".join(f'"{c}"' for c in columns)
     started = time.perf_counter()
     with connection:
-        connection.executemany(f"INSERT INTO trades ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                               values)
+        connection.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", values)
     seconds = time.perf_counter() - started
     connection.close()
     return seconds
@@ -141,8 +153,12 @@ def fill_rows(n: int, run_id: str = "r-bench") -> list[dict]:
 
 
 def archiver_bulk(rows: list[dict], url: str, table: str = "trades", key: str = "trade_key") -> float:
+    """Seconds of the archiver's bulk insert of ``rows`` (duplicates ignored) in one transaction, into an
+    empty table of a new database at ``url`` (a SQLite URL is made unique per call)."""
     from gobot_plugins.archiver.store import ArchiveStore
 
+    if url.startswith("sqlite:///"):
+        url = f"{url.removesuffix('.db')}-{uuid.uuid4().hex[:6]}.db"
     store = ArchiveStore(url)
     store.migrate()
     started = time.perf_counter()
@@ -351,41 +367,66 @@ def report_times(url: str, n: int) -> tuple[float, float, float]:
     return baseline, build, html
 
 
+def sqlite_bulk_cases(rows: list[dict], fills: list[dict], folder: Path, repeats: int) -> dict[str, float]:
+    """Seconds of each SQLite bulk case: the best of ``repeats`` interleaved rounds, each into a new
+    database (the machine's speed varies from one second to the next; a ratio from one run of each is
+    as much noise as measure)."""
+    cases = {
+        "base trades": lambda: raw_sqlite_executemany(rows, folder, "trades"),
+        "archiver trades": lambda: archiver_bulk(rows, f"sqlite:///{folder / 'bulk.db'}"),
+        "base fills": lambda: raw_sqlite_executemany(fills, folder, "fills"),
+        "archiver fills": lambda: archiver_bulk(fills, f"sqlite:///{folder / 'bulk-fills.db'}", "fills", "fill_key"),
+    }
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for name, case in cases.items():
+            best[name] = min(best.get(name, float("inf")), case())
+    return best
+
+
 def bulk_section(args, folder: Path, pg_url: str | None, pg_why: str) -> list[dict]:
     """Table 1 (bulk inserts); returns its rows for ``--json``."""
     rows = trade_rows(args.rows)
     fills = fill_rows(args.rows)
     orm_rows = rows[: max(1000, args.rows // 10)]
-    print(f"1. Bulk insert, {args.rows:,} rows in one transaction (target >= {TARGET_ROWS_PER_SECOND:,} rows/s)")
-    baseline = raw_sqlite_executemany(rows, folder)
-    base_rate = len(rows) / baseline
-    cases = [("raw sqlite3 executemany (baseline)", len(rows), baseline)]
-    cases.append(("sqlmodel ORM add_all, SQLite", len(orm_rows), sqlmodel_orm(orm_rows, folder)))
-    cases.append(("archiver bulk insert, SQLite, trades", len(rows),
-                  archiver_bulk(rows, f"sqlite:///{folder / 'bulk.db'}")))
-    cases.append(("archiver bulk insert, SQLite, fills", len(fills),
-                  archiver_bulk(fills, f"sqlite:///{folder / 'bulk-fills.db'}", "fills", "fill_key")))
+    repeats = 3 if args.quick else 5
+    print(f"1. Bulk insert, {args.rows:,} rows in one transaction (target >= {TARGET_ROWS_PER_SECOND:,} rows/s); "
+          f"SQLite: best of {repeats} interleaved runs")
+    best = sqlite_bulk_cases(rows, fills, folder, repeats)
+    trades_base, fills_base = len(rows) / best["base trades"], len(fills) / best["base fills"]
+    cases = [("raw sqlite3 executemany, trades (baseline)", len(rows), best["base trades"], trades_base),
+             ("archiver bulk insert, SQLite, trades", len(rows), best["archiver trades"], trades_base),
+             ("raw sqlite3 executemany, fills (baseline)", len(fills), best["base fills"], fills_base),
+             ("archiver bulk insert, SQLite, fills", len(fills), best["archiver fills"], fills_base),
+             ("sqlmodel ORM add_all, SQLite, trades", len(orm_rows), sqlmodel_orm(orm_rows, folder), trades_base)]
     if pg_url:
         cases.append(("archiver bulk insert, PostgreSQL, fills", len(fills),
-                      archiver_bulk(fills, pg_url, "fills", "fill_key")))
-    cases.append(("outbox -> SQLite drain (writer thread)", len(rows),
-                  outbox_drain(len(rows), f"sqlite:///{folder / 'drain.db'}", folder)))
-    print(f"{'case':<42} {'rows':>8} {'seconds':>8} {'rows/s':>10} {'x baseline':>11}  verdict")
-    for name, count, seconds in cases:
+                      archiver_bulk(fills, pg_url, "fills", "fill_key"), fills_base))
+    cases.append(("outbox -> SQLite drain (writer thread), trades", len(rows),
+                  outbox_drain(len(rows), f"sqlite:///{folder / 'drain.db'}", folder), trades_base))
+    print(f"{'case':<46} {'rows':>8} {'seconds':>8} {'rows/s':>10} {'x baseline':>11}  verdict")
+    for name, count, seconds, base_rate in cases:
         rate = count / seconds
         verdict = "" if "baseline" in name or "ORM" in name or "drain" in name else (
             "OK" if rate >= TARGET_ROWS_PER_SECOND else "UNDER TARGET")
-        print(f"{name:<42} {count:>8} {seconds:>8.3f} {rate:>10,.0f} {rate / base_rate:>11.3f}  {verdict}")
-    print("(trades: 22 columns, 3 indexes; fills: 13 columns, 2 indexes; the drain includes JSON parsing and batching)")
-    sqlite_rate = len(rows) / cases[2][2]
-    out = [row("archiver bulk insert on SQLite, trades", sqlite_rate, "raw sqlite3 executemany, same run", base_rate,
-               f">= {TARGET_ROWS_PER_SECOND // 1000}k rows/s", sqlite_rate >= TARGET_ROWS_PER_SECOND)]
+        print(f"{name:<46} {count:>8} {seconds:>8.3f} {rate:>10,.0f} {rate / base_rate:>11.3f}  {verdict}")
+    print("(trades: 23 columns, fills: 14, each with a unique key and one more index. A baseline inserts the same "
+          "rows as stored, made before its clock starts, into the same table with the archive's pragmas; "
+          "the drain includes batching, commits and checkpoints every batch, and freeing the parsed entries)")
+    sqlite_rate = len(rows) / best["archiver trades"]
+    out = [row("archiver bulk insert on SQLite, trades", sqlite_rate, "raw sqlite3 executemany, same table and run",
+               trades_base, f">= {TARGET_ROWS_PER_SECOND // 1000}k rows/s", sqlite_rate >= TARGET_ROWS_PER_SECOND)]
     pg_row = row("archiver bulk insert on PostgreSQL, trades", None, "previous path (key lookup, then COPY), same run",
-                  None, f">= {TARGET_POSTGRES_ROWS_PER_SECOND // 1000}k rows/s (COPY)", False)
+                 None, f">= {TARGET_POSTGRES_ROWS_PER_SECOND // 1000}k rows/s (COPY)", False)
     if not pg_url:
         print(f"\nPostgreSQL skipped: {pg_why}")
         return [*out, {**pg_row, "note": pg_why}]
-    rates = pg_bulk_rates(rows, pg_url, repeats=3 if args.quick else 5)
+    return [*out, postgres_bulk_table(rows, pg_url, repeats, pg_row)]
+
+
+def postgres_bulk_table(rows: list[dict], pg_url: str, repeats: int, pg_row: dict) -> dict:
+    """Table 1's PostgreSQL part (COPY against the previous path and the server's floor); its ``make bench`` row."""
+    rates = pg_bulk_rates(rows, pg_url, repeats=repeats)
     print(f"\nPostgreSQL, trades, {len(rows):,} rows, best of interleaved runs into an empty table "
           f"(target >= {TARGET_POSTGRES_ROWS_PER_SECOND:,} rows/s)")
     print(f"{'path':<52} {'rows/s':>10} {'x previous':>11}  verdict")
@@ -398,9 +439,8 @@ def bulk_section(args, folder: Path, pg_url: str | None, pg_why: str) -> list[di
         print(f"{label:<52} {rates[name]:>10,.0f} {rates[name] / rates['previous']:>11.2f}  {verdict}")
     print(f"(the archiver's COPY at {rates['copy'] / rates['floor']:.0%} of the floor's rate: below 100 %, "
           "Python making the rows costs that much; both move with the machine's load)")
-    return [*out, {**pg_row, "value": rates["copy"], "baseline_value": rates["previous"],
-                   "ratio": rates["copy"] / rates["previous"],
-                   "met": rates["copy"] >= TARGET_POSTGRES_ROWS_PER_SECOND}]
+    return {**pg_row, "value": rates["copy"], "baseline_value": rates["previous"],
+            "ratio": rates["copy"] / rates["previous"], "met": rates["copy"] >= TARGET_POSTGRES_ROWS_PER_SECOND}
 
 
 def row(measure: str, value, baseline: str, baseline_value, goal: str, met: bool, unit: str = "rows/s") -> dict:
