@@ -413,7 +413,8 @@ class ArchiveWriter:
                 self._wake.wait(CHECKPOINT_RETRY_SECONDS if self._unsynced else None)
                 self._wake.clear()
             while len(self.outbox) and not self._stop:
-                if (rest := self._batch_at + BATCH_GAP_SECONDS - time.monotonic()) > 0:
+                rest = self._batch_at + BATCH_GAP_SECONDS - time.monotonic()
+                if rest > 0 and len(self.outbox) < MAX_BATCH:  # a full batch (a backlog) has nothing to wait for
                     time.sleep(rest)  # the entries of the cycles meanwhile join the batch
                 self._batch_at = time.monotonic()
                 if not self._drain_once():

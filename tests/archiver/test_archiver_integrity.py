@@ -145,3 +145,27 @@ def test_a_batch_is_acked_only_once_it_is_in_the_sqlite_file(tmp_path):
     reader.close()
     assert writer.wait_idle(5.0) and len(outbox) == 0
     assert writer.close(2.0) == 0 and writer.health.stored >= 1 and not writer.health.failing
+
+
+def test_a_backlog_is_drained_without_waiting_between_full_batches(tmp_path, monkeypatch):
+    """The pause between batches lets a cycle's entries join the next one; a backlog that fills whole
+    batches has nothing to wait for, so only the last, partial batch may wait."""
+    from gobot_plugins.archiver import writer as writer_module
+    from gobot_plugins.archiver.store import ArchiveStore
+    from gobot_plugins.archiver.writer import ArchiveWriter
+
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    store = ArchiveStore(url)
+    store.migrate()
+    outbox = Outbox(tmp_path / "archive_outbox.jsonl", fsync=False)
+    for seq in range(1, 8):
+        outbox.add("order", order(seq, "r-backlog")["data"])
+    monkeypatch.setattr(writer_module, "MAX_BATCH", 2)
+    waits: list[float] = []
+    monkeypatch.setattr(writer_module.time, "sleep", waits.append)
+    writer = ArchiveWriter(lambda: ArchiveStore(url), outbox)
+    writer.store = store
+    writer.start()
+    assert writer.wait_idle(30)
+    writer.close(1)
+    assert ArchiveStore(url).count("orders") == 7 and len(waits) <= 1
