@@ -40,11 +40,7 @@ from gobot_hookspecs.files import is_disk_error, write_private
 
 log = logging.getLogger(__name__)
 
-#: Most entries in one batch (one transaction). Each batch costs a commit, a checkpoint and the acked mark,
-#: and rewrites every page of a random-keyed index it touches: a backlog of 100,000 trades drains at ~32k
-#: rows/s in batches of 5,000, ~43k in batches of 20,000 (SQLite, bench/archiver.py). A batch that fails is
-#: written entry by entry to find a bad one (seconds for 20,000, a rare path).
-MAX_BATCH = 20_000
+MAX_BATCH = 5000
 FIRST_RETRY_SECONDS = 0.25
 #: Least time between two batches. A replay wakes the writer hundreds of times a second; each batch costs
 #: the disk a commit, a checkpoint and the acked mark, fsyncs the loop's own save of the state queues behind.
