@@ -558,8 +558,8 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
     chain = _sized_chain(s, sig, settings, sizing, lo, hi)
     if chain is None:
         return None
-    decisions, exits, levels, touches, amount, cash, vetoes = chain
-    d, x, direction, entry_bar, entry_price, exit_price, reasons = _fills(s, sig, settings, decisions, exits, touches)
+    decisions, exits, levels, touches, fills, amount, cash, vetoes = chain
+    d, x, direction, entry_bar, entry_price, exit_price, reasons = fills
     m, closed = len(decisions), len(exits)
     entry_fee = fill_fee(amount, entry_price, settings.fee_percent)
     exit_fee = fill_fee(amount[:closed], exit_price, settings.fee_percent)
@@ -600,12 +600,13 @@ def _one_series(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Si
 
 
 def _sized_chain(s: Series, sig: Signals, settings: ExecutionSettings, sizing: Sizing, lo: int, hi: int):
-    """The chain's trades with their amounts: decisions, exits, levels, touches, amounts, the cash at the end and
-    the vetoes; None when the event loop must decide (an entry percent or fixed sizing makes too small for the
-    market). An entry the cash cannot pay for is vetoed with the event loop's reason, and so is every later
-    decision while the book is flat: then the cash no longer changes, so each later decision's amount is known
-    at once. With all-in sizing the chain goes on from the first one whose price lets the cash buy an amount
-    the market takes (an account worn down to dust by fees buys a step again where the price is lower)."""
+    """The chain's trades with their amounts: decisions, exits, levels, touches, their ``_fills``, amounts,
+    the cash at the end and the vetoes; None when the event loop must decide (an entry percent or fixed sizing
+    makes too small for the market). An entry the cash cannot pay for is vetoed with the event loop's reason,
+    and so is every later decision while the book is flat: then the cash no longer changes, so each later
+    decision's amount is known at once. With all-in sizing the chain goes on from the first one whose price
+    lets the cash buy an amount the market takes (an account worn down to dust by fees buys a step again where
+    the price is lower)."""
     last = hi - (0 if settings.fill == "close" else 1)  # a decision needs a bar to fill on
     walk, candidates = _chain_walker(s, sig, settings, hi), None
     cash, start, limit, vetoes = settings.start_equity, lo, None, Counter()
@@ -616,7 +617,8 @@ def _sized_chain(s: Series, sig: Signals, settings: ExecutionSettings, sizing: S
     amounts: list[np.ndarray] = []
     while True:
         found, closes, marks, hits, resume = walk(start, limit)
-        d, _, direction, _, entry_price, exit_price, _ = _fills(s, sig, settings, found, closes, hits)
+        fills = _fills(s, sig, settings, found, closes, hits)
+        d, _, direction, _, entry_price, exit_price, _ = fills
         sized = _amounts(entry_price, exit_price, direction, s.close[d], settings, sizing, s.market, cash)
         if sized is None:
             return None
@@ -629,6 +631,8 @@ def _sized_chain(s: Series, sig: Signals, settings: ExecutionSettings, sizing: S
         amounts.append(amount[:kept])
         if spent is None:
             if resume is None:
+                if len(decisions) == len(found):  # one stretch, whole (the usual run): its fills are the chain's
+                    return decisions, exits, levels, touches, fills, amount, cash, vetoes
                 break
             start, limit = resume, limit * 4  # walked in growing stretches after a veto: the next may come soon
             continue
@@ -642,7 +646,8 @@ def _sized_chain(s: Series, sig: Signals, settings: ExecutionSettings, sizing: S
         start, limit = _next_affordable(s, sig, settings, later, cash, vetoes), 8
         if start is None:
             break
-    return decisions, exits, levels, touches, np.concatenate(amounts), cash, vetoes
+    fills = _fills(s, sig, settings, decisions, exits, touches)
+    return decisions, exits, levels, touches, fills, np.concatenate(amounts), cash, vetoes
 
 
 def _next_affordable(s: Series, sig: Signals, settings: ExecutionSettings, later: np.ndarray, cash: float,
