@@ -14,7 +14,6 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
 from gobot.config import Settings, load_plugin_configs
@@ -142,7 +141,6 @@ class Bot:
         self.cycle_approved: list[OrderIntent] = []  # open intents approved in this cycle (ctx.pending_intents)
         self.cycle_number = self.state.iteration + 1
         self.session_plugins: set[str] | None = None  # the plugins an operator session started (None: all)
-        self._kill_switch: tuple[tuple, Path] | None = None  # (the settings it comes from, the kill switch file)
         for name in self.strategies:
             self.state.strategies.setdefault(name, self.versions.initial(name))
 
@@ -618,18 +616,7 @@ class Bot:
             self.state.intents.pop(intent.client_order_id, None)
 
     def kill_switch_on(self) -> bool:
-        """Whether the kill switch file exists (asked up to five times a cycle: its path is worked out once per
-        setting, not resolved from the config at every call)."""
-        orchestrator = self.settings.orchestrator
-        return orchestrator.kill_switch_enabled and self.kill_switch_file().exists()
-
-    def kill_switch_file(self) -> Path:
-        """``settings.kill_switch_path``, kept while the settings it comes from stay the same."""
-        settings = self.settings
-        key = (settings.orchestrator.kill_switch_file, settings.state_dir, settings.base_dir)
-        if self._kill_switch is None or self._kill_switch[0] != key:
-            self._kill_switch = (key, settings.kill_switch_path)
-        return self._kill_switch[1]
+        return self.settings.orchestrator.kill_switch_enabled and self.settings.kill_switch_path.exists()
 
     # -- operator commands on a stopped bot (gobot kill --close-positions, gobot risk reset|status) --
 

@@ -57,7 +57,6 @@ class Context:
         self.new_learnings: list[Learning] = []
         self.rate_limiter: RateLimitPolicy | None = None  # set by the bot once plugins are loaded
         self._backtests: Any = None  # the BacktestSetup of ctx.backtest, made by its first call
-        self._currency: tuple[tuple, str] | None = None  # (the settings it comes from, the portfolio currency)
 
     @property
     def config(self) -> Any:
@@ -65,13 +64,8 @@ class Context:
 
     @property
     def currency(self) -> str:
-        """The portfolio currency (``[trading] currency``, else the symbols' one quote): worked out again only
-        when those settings change (plugins ask for it several times a cycle)."""
-        trading = self._bot.settings.trading
-        key = (trading.currency, *trading.symbols)
-        if self._currency is None or self._currency[0] != key:
-            self._currency = (key, trading.portfolio_currency)
-        return self._currency[1]
+        """The portfolio currency (``[trading] currency``, else the symbols' one quote)."""
+        return self._bot.settings.trading.portfolio_currency
 
     @property
     def simulated(self) -> bool:

@@ -38,7 +38,6 @@ class OperatorRequests:
     def __init__(self, bot: RunningBot):
         self.bot = bot
         self._reset_applied = False  # RISK_RESET applied in the cycle running now, not yet persisted
-        self._optimized: tuple[tuple[str, str], Path] | None = None  # ((state_dir, base_dir), its OPTIMIZED.json)
 
     def close_out_pending(self) -> bool:
         """A close-out was asked for (``CLOSE_POSITIONS``) and a position or its close is still open.
@@ -96,24 +95,16 @@ class OperatorRequests:
             statuses.append(RiskStatus(plugin=failure.plugin, allows_trading=False, reason=reason))
         return statuses
 
-    def _request_file(self) -> Path:
-        """``<state_dir>/OPTIMIZED.json``, worked out once per ``state_dir`` (asked at every cycle)."""
-        settings = self.bot.settings
-        key = (settings.state_dir, settings.base_dir)
-        if self._optimized is None or self._optimized[0] != key:
-            from gobot.host.strategy_params import REQUEST_FILE
-
-            self._optimized = (key, settings.state_path / REQUEST_FILE)
-        return self._optimized[1]
-
     def apply_optimizer(self, phase: PhaseRecord, proposals: dict[str, StrategyProposal]) -> None:
         """Parameters ``gobot optimize`` accepted (``<state_dir>/OPTIMIZED.json``) become a proposal.
 
         Which request was applied is kept in the persisted state (``plugin_state["optimizer"]``), so a
         cycle abandoned before it is persisted applies it again; the validate phase judges the proposal.
         """
+        from gobot.host.strategy_params import REQUEST_FILE
+
         bot = self.bot
-        path = self._request_file()
+        path = bot.settings.state_path / REQUEST_FILE
         if not path.exists():
             return
         marker = bot.state.plugin_state.setdefault("optimizer", {})
