@@ -5,8 +5,10 @@ the disk refuse writes at the end of cycle ``FULL_AT`` and gives the room back a
 ``FREE_AT`` — deterministically, on the bot's own cycle numbers, with no timing involved:
 
 - **ENOSPC**, the case that matters: the state folder is on a small tmpfs mounted for the test and
-  the plugin fills it with a ballast file until the kernel answers ENOSPC, then deletes it. Mounting
-  needs root (CAP_SYS_ADMIN); without it the test is skipped and says so.
+  the plugin fills it with a ballast file until the kernel answers ENOSPC, then deletes it. A full disk
+  still takes writes that need no new block (the state file is rewritten in place), so the plugin
+  also grows the state during the outage, by more than files trimmed meanwhile free. Mounting needs
+  root (CAP_SYS_ADMIN); without it the test is skipped and says so.
 - **EFBIG**, portable (no root): the plugin lowers the process's own ``RLIMIT_FSIZE`` below the
   size of ``state.json`` and ``audit.jsonl`` (Python ignores SIGXFSZ, so the kernel answers EFBIG)
   and raises it back.
@@ -53,6 +55,7 @@ FREE_AT = int(os.environ["DISK_CHAOS_FREE_AT"])
 MODE = os.environ["DISK_CHAOS_MODE"]  # "enospc": fill the file system; "efbig": lower the file size limit
 BALLAST = Path(os.environ.get("DISK_CHAOS_BALLAST", "/nonexistent"))
 HARD = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+GROWTH = 32 * 1024
 
 
 def fill():
@@ -90,6 +93,11 @@ def gobot_on_cycle_end(ctx, report):
         fill()
     elif ctx.iteration == FREE_AT:
         free()
+    # While the disk is full the state grows by GROWTH bytes a cycle: a full disk still takes writes
+    # that need no new space (the state is rewritten in place), and files trimmed meanwhile (the
+    # archiver's outbox) free a few KB; so every save of the outage needs more room than there is.
+    blob = ctx.plugin_state("disk_chaos")
+    blob["growth"] = "x" * (GROWTH * (ctx.iteration - FULL_AT + 1)) if FULL_AT <= ctx.iteration < FREE_AT else ""
 '''
 
 
@@ -218,10 +226,10 @@ def test_a_file_size_limit_efbig_stops_new_positions_protects_open_ones_and_resu
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A 4 MiB tmpfs at ``tmp_path / "disk"``; skipped where mounting is not permitted."""
+    """An 8 MiB tmpfs at ``tmp_path / "disk"``; skipped where mounting is not permitted."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"mounting a tmpfs needs root (CAP_SYS_ADMIN), which this run lacks: {done.stderr.strip()} — "

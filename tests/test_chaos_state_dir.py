@@ -4,8 +4,9 @@
   persist, halfway through the state write, between a fill and its archive write): the restart
   re-runs the cycle and meets its fill again, yet every fill and closed trade is in the audit log
   once, and none is missing (compared with the same run uninterrupted).
-- Temporary files a killed process left (``.<name>.<random>.tmp``: a state write cut by SIGKILL,
-  Telegram's outbox, the archiver's) are removed when the next bot starts.
+- A state write cut by SIGKILL goes into the spare file (``StateStore.save``) and the next start resumes;
+  temporary files a killed process left (``.<name>.<random>.tmp``: Telegram's outbox, the archiver's)
+  are removed when the next bot starts.
 - The kill switch and pause files are owner-only (0600), like every other file of the state.
 """
 
@@ -30,14 +31,18 @@ def crashed(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_a_state_write_cut_by_sigkill_leaves_a_temporary_that_the_next_start_removes(crashed, tmp_path):
+def test_a_state_write_cut_by_sigkill_goes_into_the_spare_and_the_next_start_resumes(crashed, tmp_path):
     folder = copy_of(crashed, tmp_path)
     state_dir = folder / "state"
     cut = gobot(folder, "start", "--max-iterations", "10", "--quiet", kill_point="mid_state_write:5")
     assert cut.returncode == -signal.SIGKILL
-    [left] = state_dir.glob(".state.json.*.tmp")  # the half-written temporary
-    assert gobot(folder, "start", "--max-iterations", "6", "--quiet").returncode == 0
-    assert not left.exists() and not list(state_dir.glob(".*.tmp"))
+    assert not list(state_dir.glob(".*.tmp"))  # the half write went into the spare, no temporary is left
+    spare = state_dir / ".state.json.spare"
+    assert spare.stat().st_nlink == 1 and stat.S_IMODE(spare.stat().st_mode) == 0o600
+    assert json.loads((state_dir / "state.json").read_text())["iteration"] == 4
+    resumed = gobot(folder, "start", "--max-iterations", "6", "--quiet")
+    assert resumed.returncode == 0 and "after cycle 4" in resumed.stdout
+    assert json.loads((state_dir / "state.json").read_text())["iteration"] == 6
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ and the atomic write (``files``) — and the core and the plugins agreeing becau
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -336,19 +337,20 @@ def test_every_built_in_plugin_config_is_a_plugin_config():
 # -- the atomic write and the contract's weight ---------------------------------------------------
 
 
-def test_a_write_cut_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+def test_a_write_cut_before_its_rename_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "state.json"
     write_private(path, "old")
 
-    def crash() -> None:
-        raise KeyboardInterrupt
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt  # the new content is written, not yet durable nor renamed
 
-    with pytest.raises(KeyboardInterrupt):
-        write_private(path, "new content", midway=crash)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            write_private(path, "new content")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["state.json"]
-    kept = []
-    write_private(path, "new", before_replace=lambda: kept.append(path.read_text()))
-    assert kept == ["old"] and path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o600
+    write_private(path, "new")
+    assert path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_contracts_helpers_import_without_numpy():

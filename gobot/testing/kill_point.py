@@ -2,7 +2,7 @@
 
 ``GOBOT_TEST_KILL_POINT=<point>:<n>`` makes the process SIGKILL itself when it reaches that point:
 ``before_persist:N``, ``after_cycle:N``, ``before_archive_fill:N`` (``gobot.run.bot``),
-``mid_state_write:N`` (``gobot.run.state.atomic_write``, half a state file written) and
+``mid_state_write:N`` (``gobot.run.state.StateStore.save``, half a state file written) and
 ``optimizer_trial:N`` (``gobot.research.optimizer``). Standard library only: the core imports it in
 production, where pytest is not installed. No plugin has a crash point of its own (plugins cannot
 import gobot; one that needed a crash point would read the same variable).

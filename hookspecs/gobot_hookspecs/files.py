@@ -10,7 +10,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: "No room to write": a full disk or quota, a file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored),
 #: an I/O error, a file system remounted read-only after errors. A running bot survives these.
@@ -21,17 +21,13 @@ def is_disk_error(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
-def write_private(path: Path, data: str | bytes, *, before_replace: Callable[[], None] | None = None,
-                  midway: Callable[[], None] | None = None, durable: bool = True) -> None:
+def write_private(path: Path, data: str | bytes, *, durable: bool = True) -> None:
     """Write atomically and owner-only: temporary file, fsync, rename; a crash leaves the old file or the new one.
 
     ``durable=False`` skips the fsync, for a file derived from others (a summary, a heartbeat): a
     killed process still leaves the old file or the new one, a power cut may leave it empty.
 
-    A disk error (``is_disk_error``) leaves the old file as it was, and is raised. ``before_replace()``
-    runs once the new content is safely on disk, just before the rename (to keep the previous
-    generation, say). ``midway()`` runs once half the data is written and flushed: crash tests kill
-    the process there.
+    A disk error (``is_disk_error``) leaves the old file as it was, and is raised.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,19 +35,12 @@ def write_private(path: Path, data: str | bytes, *, before_replace: Callable[[],
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            if midway is not None:
-                handle.write(content[: len(content) // 2])
-                handle.flush()
-                midway()
-                content = content[len(content) // 2 :]
             handle.write(content)
             handle.flush()
             if os.fstat(handle.fileno()).st_mode & 0o7777 != 0o600:  # mkstemp's is; a chmod is a journalled write
                 os.fchmod(handle.fileno(), 0o600)
             if durable:
                 os.fsync(handle.fileno())
-        if before_replace is not None:
-            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
