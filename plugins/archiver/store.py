@@ -56,6 +56,24 @@ WRITES: dict[str, tuple[str, tuple[str, ...], str, tuple[str, ...] | None]] = {
 }
 
 
+def _statements() -> tuple[tuple[Any, Any], Any, Any, Any]:
+    """The batch's deletes and updates, built once (building one costs SQLAlchemy more than running it)."""
+    signals, verdicts, cycles, versions, patterns = (
+        TABLES[name].__table__ for name in ("signals", "risk_verdicts", "cycles", "strategy_versions", "patterns"))
+    children = tuple(delete(t).where(t.c.run_id == bindparam("r"), t.c.iteration == bindparam("i"))
+                     for t in (signals, verdicts))
+    timings = (update(cycles).where(cycles.c.run_id == bindparam("r"), cycles.c.iteration == bindparam("i"))
+               .values(report_ms=bindparam("report_ms"), total_ms=bindparam("total_ms")))
+    metrics = (update(versions).where(versions.c.run_id == bindparam("r"), versions.c.name == bindparam("n"),
+                                      versions.c.version == bindparam("v"))
+               .values(trades=bindparam("trades"), metrics=bindparam("metrics"), archived_at=bindparam("archived_at")))
+    return children, timings, metrics, delete(patterns).where(patterns.c.run_id == bindparam("r"))
+
+
+#: the signals and verdicts of re-written cycles; cycles' report_ms and total_ms; a version's metrics; patterns
+_DELETE_CHILDREN, _UPDATE_TIMINGS, _UPDATE_METRICS, _DELETE_PATTERNS = _statements()
+
+
 class SchemaTooNew(Exception):
     """The database was migrated by a newer gobot: this one must not write to it."""
 
@@ -194,11 +212,8 @@ class ArchiveStore:
         if plan.cycles:
             cycles = list(plan.cycles.values())
             replaced = [{"r": c["run_id"], "i": c["iteration"]} for c in cycles]
-            for table in ("signals", "risk_verdicts"):  # a re-run cycle replaces its children
-                model = TABLES[table].__table__
-                connection.execute(
-                    delete(model).where(model.c.run_id == bindparam("r"), model.c.iteration == bindparam("i")), replaced
-                )
+            for statement in _DELETE_CHILDREN:  # a re-run cycle replaces its children
+                connection.execute(statement, replaced)
             self.insert(connection, "cycles", cycles, ("run_id", "iteration"), "update")
             if plan.signals:
                 self.insert(connection, "signals", plan.signals, ("run_id", "iteration", "seq"), "ignore")
@@ -207,27 +222,19 @@ class ArchiveStore:
             if plan.learnings:
                 self.insert(connection, "learnings", plan.learnings, ("run_id", "learning_id"), "ignore")
         if plan.timings:
-            model = TABLES["cycles"].__table__
             connection.execute(
-                update(model)
-                .where(model.c.run_id == bindparam("r"), model.c.iteration == bindparam("i"))
-                .values(report_ms=bindparam("report_ms"), total_ms=bindparam("total_ms")),
+                _UPDATE_TIMINGS,
                 [{"r": t["run_id"], "i": t["iteration"], "report_ms": t["report_ms"], "total_ms": t["total_ms"]}
                  for t in plan.timings],
             )
         if plan.metrics:
-            model = TABLES["strategy_versions"].__table__
             connection.execute(
-                update(model)
-                .where(model.c.run_id == bindparam("r"), model.c.name == bindparam("n"),
-                       model.c.version == bindparam("v"))
-                .values(trades=bindparam("trades"), metrics=bindparam("metrics"), archived_at=bindparam("archived_at")),
+                _UPDATE_METRICS,
                 [{"r": m["run_id"], "n": m["name"], "v": m["version"], "trades": m["trades"], "metrics": m["metrics"],
                   "archived_at": _utc(m.get("archived_at"))} for m in plan.metrics],
             )
         for run_id, patterns in plan.patterns.items():
-            model = TABLES["patterns"].__table__
-            connection.execute(delete(model).where(model.c.run_id == run_id))
+            connection.execute(_DELETE_PATTERNS, {"r": run_id})
             if patterns:
                 self.insert(connection, "patterns", patterns, ("run_id", "dimension", "label", "kind"), "ignore")
 

@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,7 +72,9 @@ class Outbox:
         self._escaped = any(json.dumps(v)[1:-1] != v for v in getattr(redact, "values", ()))
         self._lock = threading.Lock()
         self._mark_lock = threading.Lock()  # orders the writes of the acked mark
-        self.entries: list[dict[str, Any]] = []
+        # (seq, line) of the entries not yet stored, oldest first: the writer parses the lines it takes
+        # (``peek``), so what it stores is exactly what is on disk, and the loop's append parses nothing
+        self.pending: list[tuple[int, str]] = []
         self.held: list[tuple[int, str]] = []  # (seq, line) not yet appended: the disk was full
         self.unsynced: dict[int, str] = {}  # seq -> line of the entries appended but not fsynced, until stored
         self.torn_lines = 0
@@ -79,7 +82,7 @@ class Outbox:
         self._acked = self._read_acked()
         self._dead = 0  # lines in the file that are already stored
         self._load()
-        self._seq = max([self._acked, *(e["seq"] for e in self.entries)])
+        self._seq = max([self._acked, *(seq for seq, _ in self.pending)])
 
     def _read_acked(self) -> int:
         try:
@@ -110,12 +113,11 @@ class Outbox:
             if entry["seq"] <= self._acked:
                 self._dead += 1
                 continue
-            self.entries.append(entry)
+            self.pending.append((entry["seq"], chunk.decode("utf-8")))
         if unreadable:
             self._quarantine(unreadable)
         if rewrite:  # the file again holds whole, readable lines only: the pending entries
-            write_private(self.path,
-                          "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+            write_private(self.path, "".join(line + "\n" for _, line in self.pending))
             self._dead = 0
 
     def _quarantine(self, lines: list[tuple[int, bytes, str]]) -> None:
@@ -131,20 +133,22 @@ class Outbox:
         self._append(self.rejected_path, "".join(records), True)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.pending)
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """The entries not yet stored, parsed, oldest first."""
+        return self.peek(len(self.pending))
 
     def add(self, kind: str, data: dict[str, Any]) -> int:
         """Append an entry durably; returns its sequence number. Secrets are masked first."""
         with self._lock:
             self._seq += 1
-            entry = {"seq": self._seq, "kind": kind, "data": data}
-            line = json.dumps(entry, default=str, separators=(",", ":"))
-            entry = json.loads(line)  # what the writer stores is exactly what is on disk
+            line = json.dumps({"seq": self._seq, "kind": kind, "data": data}, default=str, separators=(",", ":"))
             if self.redact is not None and (self._escaped or self.redact.hits(line)):
                 # Mask string values only: a secret that looks like JSON syntax never breaks the line.
-                entry = self.redact.data(entry)
-                line = json.dumps(entry, separators=(",", ":"))
-            self.entries.append(entry)
+                line = json.dumps(self.redact.data(json.loads(line)), separators=(",", ":"))
+            self.pending.append((self._seq, line))
             self.held.append((self._seq, line + "\n"))
             if self.fsync:
                 self.unsynced[self._seq] = line
@@ -173,7 +177,7 @@ class Outbox:
         """Put back entries a power cut took off the file: the ``unsynced_lines`` the last durable state
         held, less those the file still has or the database stored. Returns how many came back."""
         with self._lock:
-            known = {e["seq"] for e in self.entries}
+            known = {seq for seq, _ in self.pending}
             back = []
             for line in lines:
                 entry, _ = _parse(line.encode("utf-8"))
@@ -187,7 +191,7 @@ class Outbox:
                         raise
                     self.held.extend((e["seq"], line + "\n") for e, line in back)  # written once there is room
                     self.unsynced.update((e["seq"], line) for e, line in back)
-                self.entries = sorted([*self.entries, *(e for e, _ in back)], key=lambda e: e["seq"])
+                self.pending = sorted([*self.pending, *((e["seq"], line) for e, line in back)], key=itemgetter(0))
                 self._seq = max(self._seq, *(e["seq"] for e, _ in back))
             return len(back)
 
@@ -213,8 +217,12 @@ class Outbox:
     @staticmethod
     def _append(path: Path, text: str, sync: bool) -> None:
         """One ``write`` of whole lines; one that fails (a full disk) is cut back off the file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:  # its folder is gone (removed under the bot): made again
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
         try:
             size = os.fstat(fd).st_size
             try:
@@ -230,8 +238,10 @@ class Outbox:
             os.close(fd)
 
     def peek(self, limit: int = MAX_BATCH) -> list[dict[str, Any]]:
+        """The oldest ``limit`` entries not yet stored, parsed (outside the lock: appends never wait for it)."""
         with self._lock:
-            return list(self.entries[:limit])
+            lines = self.pending[:limit]
+        return [json.loads(line) for _, line in lines]
 
     def ack(self, seqs: set[int]) -> None:
         """Forget stored entries; record durably that they are stored (the fsync outside the lock, so
@@ -257,26 +267,25 @@ class Outbox:
         self.held = [(seq, line) for seq, line in self.held if seq not in seqs]
         for seq in seqs:
             self.unsynced.pop(seq, None)
-        before = len(self.entries)
+        before = len(self.pending)
         head = len(seqs)
-        if all(e["seq"] in seqs for e in self.entries[:head]):  # the usual case: a batch from the front
-            del self.entries[:head]
+        if all(seq in seqs for seq, _ in self.pending[:head]):  # the usual case: a batch from the front
+            del self.pending[:head]
         else:
-            self.entries = [e for e in self.entries if e["seq"] not in seqs]
-        self._dead += before - len(self.entries)
+            self.pending = [(seq, line) for seq, line in self.pending if seq not in seqs]
+        self._dead += before - len(self.pending)
         # Everything below the oldest pending entry is done (batches are taken from the front).
-        acked = self.entries[0]["seq"] - 1 if self.entries else self._seq
-        if not self.entries:
+        acked = self.pending[0][0] - 1 if self.pending else self._seq
+        if not self.pending:
             if self._dead and not self.held:
                 # All stored: empty the file. No fsync: lines that come back after a power cut are
                 # below the acked mark, skipped on load.
                 os.truncate(self.path, 0)
             self._dead = 0
-        elif self._dead > self.COMPACT_AFTER and len(self.entries) * 10 < self.COMPACT_AFTER and not self.held:
+        elif self._dead > self.COMPACT_AFTER and len(self.pending) * 10 < self.COMPACT_AFTER and not self.held:
             # Compact only when few entries are pending: draining a backlog empties the file at the end.
             try:
-                write_private(self.path,
-                              "".join(json.dumps(e, default=str, separators=(",", ":")) + "\n" for e in self.entries))
+                write_private(self.path, "".join(line + "\n" for _, line in self.pending))
                 self._dead = 0
             except OSError as exc:
                 if not is_disk_error(exc):
