@@ -48,8 +48,12 @@ def maskable(value: str) -> bool:
 
 
 def has_credentials(text: str) -> bool:
-    """Whether ``text`` may hold a credential in a known place (a quick test before masking)."""
-    return "://" in text or "signature=" in text or "apikey" in text.lower()
+    """Whether ``text`` may hold a credential in a known place (a quick test before masking).
+
+    A URL password needs an ``@`` and a signature an ``=``: one-character searches (memchr) that rule
+    out most documents before the slower searches for ``://`` and ``signature=`` (a state file's head
+    of 85 KB: 78 against 160 us)."""
+    return ("@" in text and "://" in text) or ("=" in text and "signature=" in text) or "apikey" in text.lower()
 
 
 def mask_credentials(text: str) -> str:
