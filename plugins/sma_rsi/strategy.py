@@ -80,17 +80,21 @@ class SmaRsiStrategy:
             return {"action": action, "confidence": confidence}
         bars = np.arange(first, n)
 
-        def window_sum(values: np.ndarray, k: int, ends: np.ndarray) -> np.ndarray:
-            total = np.zeros(len(ends))
-            for j in range(k):  # left to right, like the per-bar sum
-                total += values[ends - k + 1 + j]
+        def window_sum(values: np.ndarray, k: int) -> np.ndarray:
+            """The sum of the ``k`` values ending at each of ``bars``, added left to right like the per-bar sum.
+            The j-th addend of every bar is one slice of ``values`` (the bars are consecutive), not a gather."""
+            total = np.zeros(len(bars))
+            for j in range(k):
+                start = first - k + 1 + j
+                # a window reaching before the first candle (fast above first) wraps, as an index array does
+                total += values[start:n - k + 1 + j] if start >= 0 else values[bars - k + 1 + j]
             return total
 
-        fast_now = window_sum(close, fast, bars) / fast
-        slow_now = window_sum(close, slow, bars) / slow
+        fast_now = window_sum(close, fast) / fast
+        slow_now = window_sum(close, slow) / slow
         change = np.concatenate(([0.0], np.diff(close)))
-        gains = window_sum(np.where(change > 0, change, 0.0), period, bars)
-        losses = window_sum(np.where(change > 0, 0.0, -change), period, bars)
+        gains = window_sum(np.where(change > 0, change, 0.0), period)
+        losses = window_sum(np.where(change > 0, 0.0, -change), period)
         with np.errstate(divide="ignore", invalid="ignore"):
             strength = np.where(gains + losses == 0, 50.0, 100.0 * gains / (gains + losses))
             gap_pct = np.abs(fast_now - slow_now) / slow_now * 100.0
