@@ -69,8 +69,13 @@ def _plain(value: Any, secrets: list[str]) -> Any:
     return value
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
 def _json_ready(value: Any) -> Any:
     """``value`` for ``json.dumps``: models dumped as JSON, times as ISO text (masking comes after, on the line)."""
+    if type(value) in _JSON_SCALARS:  # most values: asked first (``BaseModel``'s isinstance is an ABC check)
+        return value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, datetime):
@@ -138,8 +143,9 @@ class AuditLog:
             "iteration": iteration,
             "event": event,
             **({"event_id": event_id} if event_id is not None else {}),
-            **{k: _json_ready(v) for k, v in data.items()},
         }
+        for key, value in data.items():
+            record[key] = _json_ready(value)
         text = _LINE_ENCODER.encode(record)
         if may_hold_secrets(text):  # rare: mask value by value (a numeric secret can't break the JSON)
             record.update({k: _plain(v, secret_values()) for k, v in data.items()})
