@@ -43,13 +43,15 @@ def test_three_files_take_turns_and_each_save_keeps_the_previous_generation(tmp_
 
 def test_a_save_cut_between_its_renames_is_repaired_by_the_next(tmp_path):
     """A kill after the backup took state.json's file and before the spare replaced it leaves
-    state.json and its backup one file, and the old backup's file under a temporary name."""
+    state.json and its backup one file, and the old backup's file under a temporary name (and an
+    earlier cut, a temporary link of the backup)."""
     store = StateStore(tmp_path / "state")
     for n in range(1, 4):
         saved(store, n)
     os.link(store.backup_file, store.dir / ".state.json.spare.tmp")
     os.replace(store.backup_file, store.dir / "gone")
     os.link(store.state_file, store.backup_file)  # the backup is state.json's file now
+    (store.dir / ".state.json.bak.tmp").write_text("left by an earlier cut")
     saved(store, 4)
     saved(store, 5)
     assert iteration(store.state_file) == 5 and iteration(store.backup_file) == 4

@@ -330,6 +330,15 @@ def write_control_file(path: Path, text: str) -> None:
         os.close(fd)
 
 
+def _link(source: Path, target: Path) -> None:
+    """A hard link ``target`` to ``source``; one left there by a save cut short is replaced."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        os.unlink(target)
+        os.link(source, target)
+
+
 class DiskTolerantFileHandler(logging.FileHandler):
     """``gobot.log``: on a full disk a log line is dropped (and counted) instead of a traceback per
     line on stderr; the terminal's handler still shows warnings. Lines flow again once there is room."""
@@ -398,6 +407,7 @@ class StateStore:
         self.lock_file = state_dir / ".run.lock"
         self.backup_file = state_dir / f"state.json{BACKUP_SUFFIX}"
         self.spare_file = state_dir / ".state.json.spare"
+        self._backup_tmp, self._next_spare = state_dir / ".state.json.bak.tmp", state_dir / ".state.json.spare.tmp"
         self._lock_fd: int | None = None
         # (inode, size, mtime) of the state.json this store read or wrote
         self._known: tuple[int, int, int] | None = None
@@ -546,15 +556,13 @@ class StateStore:
             backup = None
         if backup is not None and backup.st_ino == stat.st_ino:
             return None  # already the backup (a save cut short between its renames)
-        tmp, next_spare = self.dir / f".{self.backup_file.name}.tmp", self.dir / f"{self.spare_file.name}.tmp"
+        tmp, next_spare = self._backup_tmp, self._next_spare
         try:
-            for path in (tmp, next_spare):
-                path.unlink(missing_ok=True)  # left by a save cut short: a link must not find its name taken
             reuse = backup is not None and backup.st_nlink == 1 and S_ISREG(backup.st_mode)
             try:
                 if reuse:
-                    os.link(self.backup_file, next_spare)
-                os.link(self.state_file, tmp)  # no copy: the old file's inode lives on as the backup
+                    _link(self.backup_file, next_spare)
+                _link(self.state_file, tmp)  # no copy: the old file's inode lives on as the backup
             except OSError as exc:
                 if is_disk_error(exc):
                     raise
