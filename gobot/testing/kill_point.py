@@ -15,11 +15,13 @@ import signal
 from typing import Callable
 
 KILL_POINT_ENV = "GOBOT_TEST_KILL_POINT"
+#: read once: the crash tests set it in the environment of the process they start
+ARMED = os.environ.get(KILL_POINT_ENV)
 
 
 def armed(name: str) -> bool:
     """True if a test asked for a crash at ``name`` (a writer then splits its write to crash halfway)."""
-    return os.environ.get(KILL_POINT_ENV) == name
+    return ARMED == name
 
 
 def kill_point(name: str, before: Callable[[], None] | None = None) -> None:
