@@ -501,3 +501,24 @@ def test_a_bulk_insert_refuses_a_row_with_an_unknown_column_and_fills_missing_on
     stored = store.rows("fills", ["r"])
     assert len(stored) == 601 and stored[-1]["time"] is None and stored[-1]["reason"] is None
     assert stored[0]["time"] == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def test_the_writer_takes_exactly_the_lines_on_disk_and_an_append_makes_a_removed_folder_again(tmp_path):
+    """The outbox keeps its lines and the writer parses them (``peek``): a tuple, a datetime or a number as
+    a key come out as the file has them; an append to a folder removed under the bot makes it again."""
+    import shutil
+
+    from gobot_plugins.archiver.writer import Outbox
+
+    path = tmp_path / "state" / "archive_outbox.jsonl"
+    outbox = Outbox(path)
+    outbox.add("fill", {"pair": ("a", 1), "at": datetime(2026, 1, 1, tzinfo=timezone.utc), "by": {7: "x"}})
+    outbox.add("order", {"n": 2})
+    on_disk = [json.loads(line) for line in path.read_text().splitlines()]
+    assert outbox.peek() == on_disk == outbox.entries
+    assert on_disk[0]["data"] == {"pair": ["a", 1], "at": "2026-01-01 00:00:00+00:00", "by": {"7": "x"}}
+    assert outbox.unsynced_lines() == path.read_text().splitlines()
+    shutil.rmtree(path.parent)
+    assert outbox.add("fill", {"n": 3}) == 3
+    assert [json.loads(line)["seq"] for line in path.read_text().splitlines()] == [3]
+    assert [e["seq"] for e in outbox.peek()] == [1, 2, 3]
