@@ -81,3 +81,30 @@ def test_a_state_json_changed_by_someone_else_is_not_kept_as_the_backup(tmp_path
     saved(store, 3)
     assert iteration(store.state_file) == 3 and iteration(store.backup_file) == 1
     assert "changed outside this process" in caplog.text
+
+
+def _save_many(folder, first: int, last: int) -> None:
+    store = StateStore(folder)
+    store.load()
+    for n in range(first, last + 1):
+        state = BotState(run_id="r1", iteration=n, cash=100.0, initial_capital=100.0)
+        state.plugin_state["ballast"] = {"text": "x" * (400_000 + 37 * n)}  # generations of different lengths
+        store.save(state)
+
+
+def test_reading_while_a_bot_saves_never_meets_a_torn_file(tmp_path):
+    """A reader (``gobot status``) beside a bot saving as fast as it can: the file it reads may be written
+    in place two saves later (the spare), so a read that spans two saves is read again, never refused."""
+    import multiprocessing
+
+    folder = tmp_path / "state"
+    _save_many(folder, 1, 3)
+    writer = multiprocessing.get_context("fork").Process(target=_save_many, args=(folder, 4, 400))
+    writer.start()
+    reader, seen = StateStore(folder), []
+    try:
+        while writer.is_alive():
+            seen.append(reader.load().iteration)  # raises StateError on a torn read
+    finally:
+        writer.join()
+    assert writer.exitcode == 0 and len(seen) > 5 and seen == sorted(seen)

@@ -55,6 +55,7 @@ STATE_VERSION = 1
 MAX_LEARNINGS = 50
 MAX_PROPOSALS = 200  # rejected ones are what stop a re-proposal: keep enough of them
 MAX_CYCLE_ROWS = 2000
+READ_ATTEMPTS = 3  # reads of a state file that a running bot's saves changed under the reader
 BACKUP_SUFFIX = ".bak"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # it names files: runs/<run_id>.json
 
@@ -288,9 +289,22 @@ def check_state(state: BotState) -> list[tuple[str, str]]:
     return problems
 
 
+def read_whole(path: Path) -> tuple[bytes, os.stat_result]:
+    """``path``'s bytes and the stat of the file they came from. A running bot writes in place the file that
+    was ``state.json`` two saves before (``StateStore.save``): one that changed while it was read is read again."""
+    for _ in range(READ_ATTEMPTS):
+        with open(path, "rb") as handle:
+            before = os.fstat(handle.fileno())
+            raw = handle.read()
+            stat = os.fstat(handle.fileno())
+        if (before.st_mtime_ns, before.st_size) == (stat.st_mtime_ns, stat.st_size):
+            break
+    return raw, stat
+
+
 def read_state(path: Path) -> BotState:
     """Read and check a state file; ``StateDamage`` if it is damaged (``OSError`` if unreadable)."""
-    return parse_state(path.read_bytes())
+    return parse_state(read_whole(path)[0])
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -453,20 +467,29 @@ class StateStore:
 
         Fails closed: a damaged file raises ``StateError`` naming the file, the key and the fix
         (``gobot state restore`` when the backup is good), and nothing of it is used."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                raw, stat = read_whole(self.state_file)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise StateError(self.state_file, [("", f"cannot be read: {exc.strerror or exc}")],
+                                 "check the file's permissions and the disk") from None
+            try:
+                state = parse_state(raw)
+            except StateDamage as exc:
+                if attempt < READ_ATTEMPTS and self._saved_since(stat):
+                    continue  # a running bot saved meanwhile: what was read may be two generations cut together
+                raise StateError(self.state_file, exc.problems, self.recovery_hint()) from None
+            self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            return state
+
+    def _saved_since(self, stat: os.stat_result) -> bool:
+        """Whether ``state.json`` is another file than the one ``stat`` describes (a save replaced it)."""
         try:
-            raw = self.state_file.read_bytes()
-            stat = os.stat(self.state_file)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StateError(self.state_file, [("", f"cannot be read: {exc.strerror or exc}")],
-                             "check the file's permissions and the disk") from None
-        try:
-            state = parse_state(raw)
-        except StateDamage as exc:
-            raise StateError(self.state_file, exc.problems, self.recovery_hint()) from None
-        self._known = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        return state
+            return os.stat(self.state_file).st_ino != stat.st_ino
+        except OSError:
+            return False
 
     def read_backup(self) -> BotState:
         """The backup generation, checked: ``FileNotFoundError`` if there is none, ``StateDamage`` if damaged."""
