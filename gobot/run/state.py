@@ -18,8 +18,9 @@ Files in ``state_dir`` (created owner-only):
   wall-clock second) and every ``[watchdog] heartbeat_interval`` (30 s), with ``stopped`` once the
   run ended in order; ``gobot watchdog`` alerts when it goes stale.
 
-Temporary files (``.<name>.<random>.tmp``) exist only during an atomic write; ones left by a
-killed process are removed when a bot starts (``remove_stale_temporaries``). A full disk
+Temporary files (``.<name>.<random>.tmp``, and the save's turn's ``.state.json.bak.tmp`` and
+``.state.json.spare.tmp`` links) exist only during a write; ones left by a killed process are removed
+when a bot starts (``remove_stale_temporaries``). A full disk
 (``is_disk_error``) is the caller's to handle: the bot keeps running without writing (see
 ``Bot.persist_cycle``).
 """
