@@ -658,3 +658,25 @@ def test_optuna_is_imported_without_tqdm_whose_bars_are_the_real_tqdm_once_made(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["|", "3", "False", "5", "True", "True", "True", "0", "1"]
     assert "2/2" in done.stderr  # the progress bar Optuna made drew its two trials
+
+
+def test_the_program_imports_and_prepares_without_the_collector_and_runs_its_trials_with_it(tmp_path):
+    config = make_config(tmp_path)
+    code = textwrap.dedent(f"""\
+        import atexit, gc, sys
+        passes = {{"preparing": 0, "trials": 0}}
+
+        def count(phase, info):
+            if phase == "start" and "gobot.cli.optimize" in sys.modules:
+                passes["trials" if gc.get_freeze_count() and "optuna" in sys.modules else "preparing"] += 1
+
+        gc.callbacks.append(count)
+        atexit.register(lambda: print(passes["preparing"], passes["trials"] > 0, gc.isenabled()))
+        import gobot.cli
+        sys.argv = ["gobot", "optimize", "--config", {str(config)!r}, "--no-progress", "--max-iterations", "6"]
+        gobot.cli.run()
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    # no collector pass while numpy, Optuna and the candles load; frozen, then on for the trials
+    assert done.stdout.split()[-3:] == ["0", "True", "True"]

@@ -73,7 +73,8 @@ class LazyGroup(click.Group):
         try:
             return self._command(ctx, name)
         finally:
-            _imported()
+            if name not in PREPARED_UNCOLLECTED:
+                imported()
 
     def _command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
@@ -152,11 +153,19 @@ def exit_status(error: GobotError) -> int:
 
 #: ``main`` keeps the cyclic collector off while the command's modules import (they allocate much and
 #: free no cycles: ~75 collector passes, ~13 ms, of a first ``gobot backtest``), then freezes what was
-#: imported (later passes skip it) and collects again (``_imported``).
+#: imported (later passes skip it) and collects again (``imported``).
 _importing = {"collector_off": False}
 
+#: Commands that import and prepare much in their own body (``gobot optimize``: numpy, Optuna, the candles,
+#: ~120 collector passes, 13-18 ms of its serial start): the collector stays off until they call ``imported``
+#: before their long phase. Frozen before the optimizer forks its workers, those objects are not written to by
+#: the workers' collections either (the pattern ``gc.freeze``'s documentation gives for fork without exec).
+PREPARED_UNCOLLECTED = frozenset({"optimize"})
 
-def _imported() -> None:
+
+def imported() -> None:
+    """The command's modules are imported: freeze what exists and turn the collector back on (when ``main``
+    turned it off; run inside another program, nothing changes)."""
     if _importing["collector_off"]:
         _importing["collector_off"] = False
         gc.freeze()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gobot.cli import imported
 from gobot.cli.common import config_option, percent_or_none
 
 
@@ -107,6 +108,7 @@ def optimize(config_path, strategy, data, timeframe, start, end, assignments, en
 
     optimization = Optimization(component, series, execution, gate_factory, options, baseline_params=baseline,
                                 storage_url=options.storage, state_path=settings.state_path, ideas=ideas, say=say)
+    imported()  # the collector back on for the trials (gobot.cli.PREPARED_UNCOLLECTED)
     if history:
         report = _stored_report(optimization, optimization.storage_url)
     else:
