@@ -157,7 +157,7 @@ def exit_status(error: GobotError) -> int:
 _importing = {"collector_off": False}
 
 #: Commands that import and prepare much in their own body (``gobot optimize``: numpy, Optuna, the candles,
-#: ~120 collector passes, 13-18 ms of its serial start): the collector stays off until they call ``imported``
+#: ~45 collector passes, ~7 ms of its serial start): the collector stays off until they call ``imported``
 #: before their long phase. Frozen before the optimizer forks its workers, those objects are not written to by
 #: the workers' collections either (the pattern ``gc.freeze``'s documentation gives for fork without exec).
 PREPARED_UNCOLLECTED = frozenset({"optimize"})
